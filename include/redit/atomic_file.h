@@ -1,0 +1,30 @@
+/* redit — atomic file writing (core layer): write to a temporary file beside the target,
+ * fsync, then rename over it, so readers see the old file or the whole new one, never a
+ * partial one. */
+#ifndef REDIT_ATOMIC_FILE_H
+#define REDIT_ATOMIC_FILE_H
+
+#include <stdio.h>
+
+#include "redit/error.h"
+
+typedef struct rd_atomic_file {
+    FILE *fp;           /* buffered stream on the temporary file */
+    char *path;         /* target path (owned) */
+    char *tmp_path;     /* temporary path (owned) */
+} rd_atomic_file;
+
+/* Creates a temporary file "<path>.tmp-XXXXXX" in the target's directory. */
+int rd_atomic_file_open(rd_atomic_file *f, const char *path, rd_error *err);
+
+/* Appends n bytes; returns 0 or -1 (errno set). */
+int rd_atomic_file_write(rd_atomic_file *f, const void *data, size_t n);
+
+/* Flushes, fsyncs and renames the temporary file over the target; on failure removes the
+ * temporary file. Frees f's resources either way. */
+int rd_atomic_file_commit(rd_atomic_file *f, rd_error *err);
+
+/* Removes the temporary file and frees f's resources (the target is untouched). */
+void rd_atomic_file_abort(rd_atomic_file *f);
+
+#endif

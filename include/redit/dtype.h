@@ -1,0 +1,48 @@
+/* redit — element types of frozen weights (core layer).
+ *
+ * A type is one row of a table (rd_dtype_info) plus its conversion functions, so a new
+ * quantisation is one enum value, one table row and a dequantize function. Edit vectors,
+ * activations and gradients are always f32. */
+#ifndef REDIT_DTYPE_H
+#define REDIT_DTYPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum rd_dtype {
+    RD_DTYPE_F32 = 0,
+    RD_DTYPE_F16,
+    RD_DTYPE_BF16,
+    RD_DTYPE_Q8_0, /* blocks of 32: f16 scale d, 32 × int8 q; x = d·q (llama.cpp layout) */
+    RD_DTYPE_COUNT
+} rd_dtype;
+
+typedef struct rd_dtype_info {
+    const char *name;   /* "F32", "F16", "BF16", "Q8_0" */
+    size_t block_elems; /* elements per block: 1 for plain types, 32 for Q8_0 */
+    size_t block_bytes; /* bytes per block */
+    /* Widens n elements (n a multiple of block_elems) at src into dst (n floats). */
+    void (*to_f32)(const void *src, float *dst, size_t n);
+    /* Narrows n floats (n a multiple of block_elems) into this type at dst, rounding as
+     * the reference implementation does (round-to-nearest-even for f16/bf16, llama.cpp's
+     * quantize_row_*_ref for quantised types). */
+    void (*from_f32)(const float *src, void *dst, size_t n);
+} rd_dtype_info;
+
+/* Table row for t, or NULL when t is not a valid rd_dtype. Static storage. */
+const rd_dtype_info *rd_dtype_info_of(rd_dtype t);
+
+/* Looks a type up by its name ("F16", case-sensitive). Returns -1 if unknown. */
+int rd_dtype_from_name(const char *name, rd_dtype *out);
+
+/* Bytes taken by n elements of type t. Returns -1 when n is not a whole number of
+ * blocks or the size overflows 64 bits, else 0 with *bytes set. */
+int rd_dtype_bytes(rd_dtype t, uint64_t n, uint64_t *bytes);
+
+/* Scalar conversions (exact for every finite value, inf and NaN preserved). */
+float rd_f16_to_f32(uint16_t h);
+uint16_t rd_f32_to_f16(float f);
+float rd_bf16_to_f32(uint16_t h);
+uint16_t rd_f32_to_bf16(float f);
+
+#endif

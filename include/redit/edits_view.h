@@ -1,0 +1,21 @@
+/* redit — the view of RED edit vectors the forward pass reads (model layer).
+ *
+ * RED edits a sub-layer's output h before its residual add: h' = s ⊙ h + b. At strength
+ * α the applied vectors are s' = 1 + α(s − 1) and b' = α·b (α = 1: the trained edit,
+ * α = 0: the base model). The owning edit-set object (training issue) hands out this view;
+ * the forward pass only borrows it. */
+#ifndef REDIT_EDITS_VIEW_H
+#define REDIT_EDITS_VIEW_H
+
+typedef struct rd_site_edit {
+    const float *scale; /* (dim) or NULL: s = 1 */
+    const float *bias;  /* (dim) or NULL: b = 0 */
+} rd_site_edit;
+
+typedef struct rd_edits_view {
+    const rd_site_edit *attn; /* (n_layers): o_proj output; NULL = site not edited */
+    const rd_site_edit *ffn;  /* (n_layers): down_proj output; NULL = site not edited */
+    float strength;           /* α */
+} rd_edits_view;
+
+#endif

@@ -1,0 +1,46 @@
+/* redit — forward pass: batched prefill and KV-cache decode (model layer).
+ *
+ * An rd_ctx is the run state of one model: a KV cache for up to max_batch sequences of up
+ * to max_seq positions, and scratch buffers. All sequences of a batch advance together:
+ * rd_forward appends T tokens per sequence at position rd_ctx_pos(). Decode is rd_forward
+ * with T = 1 (matrix-vector products that read each weight once). */
+#ifndef REDIT_FORWARD_H
+#define REDIT_FORWARD_H
+
+#include "redit/edits_view.h"
+#include "redit/error.h"
+#include "redit/model.h"
+
+typedef struct rd_ctx rd_ctx;
+
+/* Creates a run state for m (borrowed: must outlive the ctx). max_seq is capped at the
+ * model's seq_len. Returns NULL with *err set (e.g. the KV cache does not fit). */
+rd_ctx *rd_ctx_new(const rd_model *m, int max_batch, int max_seq, rd_error *err);
+void rd_ctx_free(rd_ctx *c); /* NULL-safe */
+
+/* Forgets the cached positions (next rd_forward starts at position 0). */
+void rd_ctx_reset(rd_ctx *c);
+int rd_ctx_pos(const rd_ctx *c);
+int rd_ctx_max_seq(const rd_ctx *c);
+int rd_ctx_max_batch(const rd_ctx *c);
+
+/* The model c runs (borrowed). */
+const rd_model *rd_ctx_model(const rd_ctx *c);
+
+/* Bytes of the KV cache and scratch held by c. */
+size_t rd_ctx_bytes(const rd_ctx *c);
+
+typedef enum rd_logits_mode {
+    RD_LOGITS_NONE = 0, /* only fill the cache */
+    RD_LOGITS_LAST,     /* logits (B, V) of each sequence's last new position */
+    RD_LOGITS_ALL       /* logits (B, T, V) of every new position */
+} rd_logits_mode;
+
+/* Runs tokens (B, T) row-major at positions pos..pos+T-1 of sequences 0..B-1 and appends
+ * them to the cache. edits == NULL runs the base model at no extra cost. logits receives
+ * what `mode` asks for (caller-allocated). Fails (nothing appended) on B > max_batch,
+ * pos + T > max_seq or a token outside the vocabulary. */
+int rd_forward(rd_ctx *c, const rd_edits_view *edits, const int *tokens, int B, int T,
+               rd_logits_mode mode, float *logits, rd_error *err);
+
+#endif

@@ -1,0 +1,44 @@
+/* redit — numeric kernels (core layer). f32 activations; weights in any rd_dtype.
+ * Shapes are given in comments as (rows, cols), row-major. Nothing here allocates except
+ * where stated, and nothing fails: callers validate shapes. */
+#ifndef REDIT_KERNELS_H
+#define REDIT_KERNELS_H
+
+#include <stddef.h>
+
+#include "redit/weights.h"
+
+/* out (n, W.rows) = x (n, W.cols) · Wᵀ. For f32 weights one sgemm (or sgemv when n == 1);
+ * other types are widened into `scratch` (at least rd_matmul_scratch_floats(W, n) floats)
+ * in row panels, or streamed row by row for small n. */
+void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scratch);
+size_t rd_matmul_scratch_floats(const rd_matrix *W, int n);
+
+/* Reference matmul (naive triple loop on widened rows) for tests. */
+void rd_matmul_naive(float *out, const float *x, const rd_matrix *W, int n);
+
+/* out (n, d) = x / sqrt(mean(x²) + eps) ⊙ w, per row. out may equal x. */
+void rd_rmsnorm(float *out, const float *x, const float *w, int n, int d, float eps);
+
+/* Rotary embedding in place on x (n_heads, head_dim) at position pos. */
+void rd_rope(float *x, int n_heads, int head_dim, int pos, float theta, rd_rope_layout layout);
+
+/* Softmax in place over n values (max-subtracted). */
+void rd_softmax(float *x, int n);
+
+/* SwiGLU in place: gate (n) = silu(gate) ⊙ up. */
+void rd_swiglu(float *gate, const float *up, size_t n);
+
+/* Grouped-query causal attention for one sequence.
+ * q   (T, n_heads·hs)         queries of the new positions pos0..pos0+T-1 (RoPE applied)
+ * k,v (pos0+T, kv_dim) rows   cached keys/values, row stride kv_stride floats
+ * out (T, n_heads·hs)
+ * att scratch of at least T·(pos0+T) floats. Head h reads kv head h / (n_heads/n_kv). */
+void rd_attention(float *out, const float *q, const float *k, const float *v, int T, int pos0,
+                  int n_heads, int n_kv_heads, int hs, size_t kv_stride, float *att);
+
+static inline float rd_silu(float x) {
+    return x / (1.0f + __builtin_expf(-x));
+}
+
+#endif

@@ -1,0 +1,59 @@
+/* redit — model file formats (io layer).
+ *
+ * Every loader treats its file as untrusted: sizes are checked against the file before
+ * anything is allocated or read; a bad file gives one message naming the file and what is
+ * wrong, and leaves nothing allocated. */
+#ifndef REDIT_MODEL_FILE_H
+#define REDIT_MODEL_FILE_H
+
+#include "redit/error.h"
+#include "redit/tokenizer.h"
+#include "redit/weights.h"
+
+typedef enum rd_file_format {
+    RD_FORMAT_UNKNOWN = 0,
+    RD_FORMAT_LLAMA2C,     /* llama2.c legacy .bin checkpoint */
+    RD_FORMAT_GGUF,        /* GGUF v2/v3 */
+    RD_FORMAT_SAFETENSORS, /* Hugging Face folder (later issue) */
+} rd_file_format;
+
+const char *rd_file_format_name(rd_file_format f); /* "llama2.c", "GGUF", ... */
+
+/* Detects the format from the file's content (magic bytes, header plausibility), never its
+ * name. Returns RD_FORMAT_UNKNOWN with *err set when unreadable or unrecognised. */
+rd_file_format rd_detect_format(const char *path, rd_error *err);
+
+/* What a loader produces. Zero-initialise before loading; release with
+ * rd_model_file_release. */
+typedef struct rd_model_file {
+    rd_config cfg;
+    rd_weights w;
+    rd_tokenizer *tokenizer; /* NULL when the file has none */
+    rd_file_format format;
+    char name[128];          /* general.name or the file's base name */
+    unsigned gguf_version;   /* GGUF only */
+} rd_model_file;
+
+void rd_model_file_release(rd_model_file *f); /* safe on zeroed/half-built */
+
+/* llama2.c .bin: header of 7 int32 (dim, hidden, layers, heads, kv_heads, vocab — negative
+ * for an untied classifier —, seq_len), then f32 weights, memory-mapped. tokenizer_path may
+ * be NULL: then "tokenizer.bin" beside the model is used if it exists, else the model
+ * loads without a tokenizer. */
+int rd_llama2c_load(const char *path, const char *tokenizer_path, rd_model_file *out,
+                    rd_error *err);
+
+/* Writes w/cfg as a llama2.c .bin (f32, legacy v0 layout); every matrix is widened to f32.
+ * Written atomically (temp file + rename). */
+int rd_llama2c_write(const char *path, const rd_config *cfg, const rd_weights *w,
+                     rd_error *err);
+
+/* GGUF v2/v3, architecture "llama", with the tokenizer from tokenizer.ggml.* metadata. */
+int rd_gguf_load(const char *path, rd_model_file *out, rd_error *err);
+
+/* Writes f as GGUF v3 (architecture "llama"): the tokenizer (when f has one) as
+ * tokenizer.ggml.* metadata, norms as F32 and every matrix converted to `type` (F32, F16,
+ * BF16 or Q8_0). Written atomically (temp file + rename). */
+int rd_gguf_write(const char *path, const rd_model_file *f, rd_dtype type, rd_error *err);
+
+#endif

@@ -1,0 +1,65 @@
+#include "redit/atomic_file.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int rd_atomic_file_open(rd_atomic_file *f, const char *path, rd_error *err) {
+    memset(f, 0, sizeof *f);
+    size_t n = strlen(path);
+    f->path = malloc(n + 1);
+    f->tmp_path = malloc(n + 16);
+    if (!f->path || !f->tmp_path) {
+        rd_atomic_file_abort(f);
+        return rd_error_set(err, "%s: out of memory", path);
+    }
+    memcpy(f->path, path, n + 1);
+    snprintf(f->tmp_path, n + 16, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(f->tmp_path);
+    if (fd < 0) {
+        int e = errno;
+        free(f->tmp_path);
+        f->tmp_path = NULL;
+        rd_atomic_file_abort(f);
+        return rd_error_set(err, "%s: cannot create a temporary file beside it: %s", path,
+                            strerror(e));
+    }
+    f->fp = fdopen(fd, "wb");
+    if (!f->fp) {
+        close(fd);
+        rd_atomic_file_abort(f);
+        return rd_error_set(err, "%s: cannot open a stream: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+int rd_atomic_file_write(rd_atomic_file *f, const void *data, size_t n) {
+    if (n == 0) return 0;
+    return fwrite(data, 1, n, f->fp) == n ? 0 : -1;
+}
+
+int rd_atomic_file_commit(rd_atomic_file *f, rd_error *err) {
+    int bad = fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0;
+    int e = errno;
+    bad |= fclose(f->fp) != 0;
+    f->fp = NULL;
+    if (!bad && rename(f->tmp_path, f->path) == 0) {
+        free(f->tmp_path);
+        f->tmp_path = NULL;
+        rd_atomic_file_abort(f);
+        return 0;
+    }
+    if (!bad) e = errno;
+    rd_error_set(err, "%s: cannot write: %s", f->path, strerror(e));
+    rd_atomic_file_abort(f);
+    return -1;
+}
+
+void rd_atomic_file_abort(rd_atomic_file *f) {
+    if (f->fp) fclose(f->fp);
+    if (f->tmp_path) unlink(f->tmp_path);
+    free(f->tmp_path);
+    free(f->path);
+    memset(f, 0, sizeof *f);
+}

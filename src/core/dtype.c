@@ -1,0 +1,156 @@
+/* Element types of frozen weights: the type table and the conversions. */
+#include "redit/dtype.h"
+
+#include <math.h>
+#include <string.h>
+
+float rd_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t man = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400u));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+uint16_t rd_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t exp = (x >> 23) & 0xffu;
+    uint32_t man = x & 0x7fffffu;
+    if (exp == 0xff) /* inf / nan (keep a quiet nan) */
+        return (uint16_t)(sign | 0x7c00u | (man ? 0x200u | (man >> 13) : 0));
+    int32_t e = (int32_t)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u); /* overflow → inf */
+    if (e <= 0) {                                    /* subnormal or zero */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000u;
+        uint32_t shift = (uint32_t)(14 - e);
+        uint32_t half = man >> shift;
+        uint32_t rem = man & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | ((uint32_t)e << 10) | (man >> 13);
+    uint32_t rem = man & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (half & 1))) half++; /* may carry into exp: ok */
+    return (uint16_t)half;
+}
+
+float rd_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+uint16_t rd_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet nan */
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+static void f32_to_f32(const void *src, float *dst, size_t n) { memcpy(dst, src, n * sizeof(float)); }
+
+static void f16_to_f32(const void *src, float *dst, size_t n) {
+    const uint16_t *s = src;
+    for (size_t i = 0; i < n; i++) dst[i] = rd_f16_to_f32(s[i]);
+}
+
+static void bf16_to_f32(const void *src, float *dst, size_t n) {
+    const uint16_t *s = src;
+    for (size_t i = 0; i < n; i++) dst[i] = rd_bf16_to_f32(s[i]);
+}
+
+static void f32_from_f32(const float *src, void *dst, size_t n) { memcpy(dst, src, n * sizeof(float)); }
+
+static void f16_from_f32(const float *src, void *dst, size_t n) {
+    uint16_t *d = dst;
+    for (size_t i = 0; i < n; i++) d[i] = rd_f32_to_f16(src[i]);
+}
+
+static void bf16_from_f32(const float *src, void *dst, size_t n) {
+    uint16_t *d = dst;
+    for (size_t i = 0; i < n; i++) d[i] = rd_f32_to_bf16(src[i]);
+}
+
+/* Q8_0: per block of 32, uint16 f16 scale d then 32 int8 q; x = d·q. */
+#define Q8_0_BLOCK 32
+#define Q8_0_BYTES (2 + Q8_0_BLOCK)
+
+static void q8_0_to_f32(const void *src, float *dst, size_t n) {
+    const uint8_t *b = src;
+    for (size_t i = 0; i < n; i += Q8_0_BLOCK, b += Q8_0_BYTES) {
+        uint16_t dh;
+        memcpy(&dh, b, 2);
+        float d = rd_f16_to_f32(dh);
+        const int8_t *q = (const int8_t *)(b + 2);
+        for (int j = 0; j < Q8_0_BLOCK; j++) dst[i + j] = d * (float)q[j];
+    }
+}
+
+static void q8_0_from_f32(const float *src, void *dst, size_t n) {
+    uint8_t *b = dst;
+    for (size_t i = 0; i < n; i += Q8_0_BLOCK, b += Q8_0_BYTES) {
+        float amax = 0.0f;
+        for (int j = 0; j < Q8_0_BLOCK; j++) amax = fmaxf(amax, fabsf(src[i + j]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t dh = rd_f32_to_f16(d);
+        memcpy(b, &dh, 2);
+        int8_t *q = (int8_t *)(b + 2);
+        for (int j = 0; j < Q8_0_BLOCK; j++) q[j] = (int8_t)roundf(src[i + j] * id);
+    }
+}
+
+static const rd_dtype_info TYPES[RD_DTYPE_COUNT] = {
+    [RD_DTYPE_F32] = {"F32", 1, 4, f32_to_f32, f32_from_f32},
+    [RD_DTYPE_F16] = {"F16", 1, 2, f16_to_f32, f16_from_f32},
+    [RD_DTYPE_BF16] = {"BF16", 1, 2, bf16_to_f32, bf16_from_f32},
+    [RD_DTYPE_Q8_0] = {"Q8_0", Q8_0_BLOCK, Q8_0_BYTES, q8_0_to_f32, q8_0_from_f32},
+};
+
+const rd_dtype_info *rd_dtype_info_of(rd_dtype t) {
+    if ((unsigned)t >= RD_DTYPE_COUNT) return NULL;
+    return &TYPES[t];
+}
+
+int rd_dtype_from_name(const char *name, rd_dtype *out) {
+    for (int t = 0; t < RD_DTYPE_COUNT; t++) {
+        if (strcmp(TYPES[t].name, name) == 0) {
+            *out = (rd_dtype)t;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int rd_dtype_bytes(rd_dtype t, uint64_t n, uint64_t *bytes) {
+    const rd_dtype_info *info = rd_dtype_info_of(t);
+    if (!info || n % info->block_elems) return -1;
+    uint64_t blocks = n / info->block_elems;
+    if (blocks > UINT64_MAX / info->block_bytes) return -1;
+    *bytes = blocks * info->block_bytes;
+    return 0;
+}

@@ -1,0 +1,204 @@
+/* llama2.c legacy (v0) checkpoints: a 7-int32 header, then f32 weights in a fixed order,
+ * memory-mapped. A negative vocab size in the header means an untied classifier. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "redit/model_file.h"
+#include "redit/atomic_file.h"
+#include "io_internal.h"
+
+typedef struct llama2c_header {
+    int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+} llama2c_header;
+
+#define HEADER_BYTES ((uint64_t)sizeof(llama2c_header))
+
+static void header_to_config(const llama2c_header *h, rd_config *c) {
+    c->dim = h->dim;
+    c->hidden_dim = h->hidden_dim;
+    c->n_layers = h->n_layers;
+    c->n_heads = h->n_heads;
+    c->n_kv_heads = h->n_kv_heads;
+    c->vocab_size = h->vocab_size < 0 ? -h->vocab_size : h->vocab_size;
+    c->seq_len = h->seq_len;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    c->rope_layout = RD_ROPE_ADJACENT;
+}
+
+/* Floats after the header: the weights, the legacy freq_cis tables, the classifier. */
+static uint64_t expected_floats(const rd_config *c, int tied) {
+    uint64_t hs = (uint64_t)rd_config_head_dim(c);
+    uint64_t freq = 2 * (uint64_t)c->seq_len * (hs / 2);
+    return rd_config_param_count(c, tied) + freq;
+}
+
+int rd_llama2c_probe(const void *data, size_t size) {
+    if (size < HEADER_BYTES) return 0;
+    llama2c_header h;
+    memcpy(&h, data, sizeof h);
+    rd_config c;
+    if (h.vocab_size == INT32_MIN) return 0;
+    header_to_config(&h, &c);
+    return rd_config_validate(&c, "", NULL) == 0;
+}
+
+static int map_matrices(rd_matrix *dst, size_t stride, int n, const float **cursor, int64_t rows,
+                        int64_t cols) {
+    for (int i = 0; i < n; i++) {
+        rd_matrix *m = (rd_matrix *)((char *)dst + (size_t)i * stride);
+        if (rd_matrix_init(m, RD_DTYPE_F32, *cursor, rows, cols, NULL)) return -1;
+        *cursor += (size_t)(rows * cols);
+    }
+    return 0;
+}
+
+static void map_vectors(const float **dst, size_t stride, int n, const float **cursor, int d) {
+    for (int i = 0; i < n; i++) {
+        *(const float **)((char *)dst + (size_t)i * stride) = *cursor;
+        *cursor += d;
+    }
+}
+
+static int load_tokenizer(const char *model_path, const char *tokenizer_path, rd_model_file *out,
+                          rd_error *err) {
+    char beside[4096];
+    if (!tokenizer_path) {
+        const char *slash = strrchr(model_path, '/');
+        int dir_len = slash ? (int)(slash - model_path + 1) : 0;
+        if (snprintf(beside, sizeof beside, "%.*stokenizer.bin", dir_len, model_path) >=
+            (int)sizeof beside)
+            return 0;
+        if (access(beside, R_OK) != 0) return 0; /* no tokenizer: work in token ids */
+        tokenizer_path = beside;
+    }
+    out->tokenizer = rd_tokenizer_load_llama2c(tokenizer_path, out->cfg.vocab_size, err);
+    return out->tokenizer ? 0 : -1;
+}
+
+int rd_llama2c_load(const char *path, const char *tokenizer_path, rd_model_file *out,
+                    rd_error *err) {
+    memset(out, 0, sizeof *out);
+    out->format = RD_FORMAT_LLAMA2C;
+    if (rd_weights_map_file(&out->w, path, err)) return -1;
+    if (out->w.map_size < HEADER_BYTES) {
+        rd_error_set(err, "%s: truncated llama2.c checkpoint: %zu bytes, the header alone is %d",
+                     path, out->w.map_size, (int)HEADER_BYTES);
+        goto fail;
+    }
+    llama2c_header h;
+    memcpy(&h, out->w.map, sizeof h);
+    if (h.vocab_size == INT32_MIN) {
+        rd_error_set(err, "%s: vocab size %d is out of range", path, h.vocab_size);
+        goto fail;
+    }
+    header_to_config(&h, &out->cfg);
+    if (rd_config_validate(&out->cfg, path, err)) goto fail;
+    const rd_config *c = &out->cfg;
+    const int tied = h.vocab_size > 0;
+    const uint64_t need = HEADER_BYTES + 4 * expected_floats(c, tied);
+    if (out->w.map_size != need) {
+        rd_error_set(err,
+                     "%s: llama2.c header (dim %d, hidden %d, %d layers, %d heads, %d kv heads, "
+                     "vocab %d%s, seq_len %d) implies %llu bytes but the file has %zu%s",
+                     path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                     c->vocab_size, tied ? "" : " untied", c->seq_len,
+                     (unsigned long long)need, out->w.map_size,
+                     out->w.map_size < need ? " (truncated)" : " (trailing data)");
+        goto fail;
+    }
+    rd_weights *w = &out->w;
+    w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
+    if (!w->layers) {
+        rd_error_set(err, "%s: out of memory", path);
+        goto fail;
+    }
+    const int L = c->n_layers, d = c->dim, hd = c->hidden_dim, kv = rd_config_kv_dim(c);
+    const size_t st = sizeof(rd_layer_weights);
+    rd_layer_weights *ly = w->layers;
+    const float *p = (const float *)((const char *)w->map + HEADER_BYTES);
+    if (rd_matrix_init(&w->tok_embeddings, RD_DTYPE_F32, p, c->vocab_size, d, err)) goto fail;
+    p += (size_t)c->vocab_size * d;
+    map_vectors(&ly->attn_norm, st, L, &p, d);
+    if (map_matrices(&ly->wq, st, L, &p, d, d) || map_matrices(&ly->wk, st, L, &p, kv, d) ||
+        map_matrices(&ly->wv, st, L, &p, kv, d) || map_matrices(&ly->wo, st, L, &p, d, d))
+        goto fail;
+    map_vectors(&ly->ffn_norm, st, L, &p, d);
+    if (map_matrices(&ly->w1, st, L, &p, hd, d) || map_matrices(&ly->w2, st, L, &p, d, hd) ||
+        map_matrices(&ly->w3, st, L, &p, hd, d))
+        goto fail;
+    w->final_norm = p;
+    p += d;
+    p += (size_t)c->seq_len * (size_t)rd_config_head_dim(c); /* legacy freq_cis real + imag */
+    w->tied_classifier = tied;
+    if (tied) {
+        w->classifier = w->tok_embeddings;
+    } else if (rd_matrix_init(&w->classifier, RD_DTYPE_F32, p, c->vocab_size, d, err)) {
+        goto fail;
+    }
+    const char *base = strrchr(path, '/');
+    snprintf(out->name, sizeof out->name, "%s", base ? base + 1 : path);
+    if (load_tokenizer(path, tokenizer_path, out, err)) goto fail;
+    return 0;
+fail:
+    rd_model_file_release(out);
+    return -1;
+}
+
+/* Writes n floats of row-major matrix m, widened to f32 row by row. */
+static int write_matrix(rd_atomic_file *f, const rd_matrix *m, float *row) {
+    for (int64_t r = 0; r < m->rows; r++) {
+        rd_matrix_row_f32(m, r, row);
+        if (rd_atomic_file_write(f, row, (size_t)m->cols * sizeof(float))) return -1;
+    }
+    return 0;
+}
+
+int rd_llama2c_write(const char *path, const rd_config *c, const rd_weights *w, rd_error *err) {
+    if (rd_config_validate(c, path, err)) return -1;
+    llama2c_header h = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                        w->tied_classifier ? c->vocab_size : -c->vocab_size, c->seq_len};
+    const int hs = rd_config_head_dim(c);
+    size_t row_floats = (size_t)(c->hidden_dim > c->dim ? c->hidden_dim : c->dim);
+    if ((size_t)c->seq_len * (size_t)(hs / 2) > row_floats) row_floats = (size_t)c->seq_len * (size_t)(hs / 2);
+    float *row = malloc(row_floats * sizeof(float));
+    if (!row) return rd_error_set(err, "%s: out of memory", path);
+    rd_atomic_file f;
+    if (rd_atomic_file_open(&f, path, err)) {
+        free(row);
+        return -1;
+    }
+    int bad = rd_atomic_file_write(&f, &h, sizeof h) || write_matrix(&f, &w->tok_embeddings, row);
+    const int L = c->n_layers, d = c->dim;
+    for (int l = 0; l < L && !bad; l++) bad = rd_atomic_file_write(&f, w->layers[l].attn_norm, (size_t)d * 4);
+    for (int l = 0; l < L && !bad; l++) bad = write_matrix(&f, &w->layers[l].wq, row);
+    for (int l = 0; l < L && !bad; l++) bad = write_matrix(&f, &w->layers[l].wk, row);
+    for (int l = 0; l < L && !bad; l++) bad = write_matrix(&f, &w->layers[l].wv, row);
+    for (int l = 0; l < L && !bad; l++) bad = write_matrix(&f, &w->layers[l].wo, row);
+    for (int l = 0; l < L && !bad; l++) bad = rd_atomic_file_write(&f, w->layers[l].ffn_norm, (size_t)d * 4);
+    for (int l = 0; l < L && !bad; l++) bad = write_matrix(&f, &w->layers[l].w1, row);
+    for (int l = 0; l < L && !bad; l++) bad = write_matrix(&f, &w->layers[l].w2, row);
+    for (int l = 0; l < L && !bad; l++) bad = write_matrix(&f, &w->layers[l].w3, row);
+    if (!bad) bad = rd_atomic_file_write(&f, w->final_norm, (size_t)d * 4);
+    /* legacy freq_cis tables (cos then sin), ignored on load but part of the layout */
+    for (int part = 0; part < 2 && !bad; part++) {
+        size_t k = 0;
+        for (int pos = 0; pos < c->seq_len; pos++)
+            for (int i = 0; i < hs / 2; i++) {
+                float angle = (float)pos / powf(c->rope_theta, (float)(2 * i) / (float)hs);
+                row[k++] = part == 0 ? cosf(angle) : sinf(angle);
+            }
+        bad = rd_atomic_file_write(&f, row, k * sizeof(float));
+    }
+    if (!bad && !w->tied_classifier) bad = write_matrix(&f, &w->classifier, row);
+    free(row);
+    if (bad) {
+        rd_atomic_file_abort(&f);
+        return rd_error_set(err, "%s: write failed: %s", path, strerror(errno));
+    }
+    return rd_atomic_file_commit(&f, err);
+}

@@ -1,0 +1,57 @@
+/* Model file formats: detection from content, and releasing what a loader produced. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "io_internal.h"
+#include "redit/model_file.h"
+
+const char *rd_file_format_name(rd_file_format f) {
+    switch (f) {
+    case RD_FORMAT_LLAMA2C: return "llama2.c";
+    case RD_FORMAT_GGUF: return "GGUF";
+    case RD_FORMAT_SAFETENSORS: return "safetensors";
+    default: return "unknown";
+    }
+}
+
+rd_file_format rd_detect_format(const char *path, rd_error *err) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        rd_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return RD_FORMAT_UNKNOWN;
+    }
+    unsigned char head[64];
+    size_t n = fread(head, 1, sizeof head, fp);
+    fclose(fp);
+    if (n == 0) {
+        rd_error_set(err, "%s: the file is empty", path);
+        return RD_FORMAT_UNKNOWN;
+    }
+    if (n >= 4 && memcmp(head, "GGUF", 4) == 0) return RD_FORMAT_GGUF;
+    if (n >= 9 && head[8] == '{') {
+        uint64_t len = 0;
+        for (int i = 7; i >= 0; i--) len = len << 8 | head[i];
+        if (len > 1 && len < (1ull << 32)) return RD_FORMAT_SAFETENSORS;
+    }
+    if (n >= 4 && memcmp(head, "ak42", 4) == 0) {
+        rd_error_set(err,
+                     "%s: llama2.c 'ak42' (version 1/2) export; redit reads the legacy v0 "
+                     "layout (export.py --version 0)",
+                     path);
+        return RD_FORMAT_UNKNOWN;
+    }
+    if (rd_llama2c_probe(head, n)) return RD_FORMAT_LLAMA2C;
+    rd_error_set(err,
+                 "%s: not a model file redit knows (no GGUF magic, no safetensors header, no "
+                 "plausible llama2.c header)",
+                 path);
+    return RD_FORMAT_UNKNOWN;
+}
+
+void rd_model_file_release(rd_model_file *f) {
+    if (!f) return;
+    rd_weights_release(&f->w);
+    rd_tokenizer_free(f->tokenizer);
+    memset(f, 0, sizeof *f);
+}

@@ -1,0 +1,238 @@
+/* The forward pass: batched prefill over (B, T) tokens and single-token decode, both over
+ * a KV cache, with RED edits applied to sub-layer outputs before their residual adds.
+ *
+ * Long inputs run in chunks of at most `chunk` positions per sequence, so scratch memory
+ * is bounded by max_batch · chunk rows whatever the context length. */
+#include "redit/forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redit/kernels.h"
+
+#define CHUNK_POSITIONS 256
+
+struct rd_ctx {
+    const rd_model *m;
+    int max_batch, max_seq, chunk, pos;
+    float *key_cache;   /* (n_layers, max_batch, max_seq, kv_dim) */
+    float *value_cache; /* (n_layers, max_batch, max_seq, kv_dim) */
+    /* scratch, rows = max_batch · chunk */
+    float *x;       /* (rows, dim) residual stream */
+    float *xb;      /* (rows, dim) normed input / sub-layer output */
+    float *xb2;     /* (rows, dim) attention output before o_proj */
+    float *q;       /* (rows, dim) */
+    float *k, *v;   /* (rows, kv_dim) */
+    float *hb, *hb2; /* (rows, hidden_dim) */
+    float *att;     /* (chunk, max_seq) attention probabilities of one head */
+    float *last;    /* (max_batch, dim) final hidden state of each sequence's last position */
+    float *wscratch; /* widened weight panels for non-f32 matrices */
+    size_t bytes;
+};
+
+static size_t matrix_scratch(const rd_model *m, int rows) {
+    const rd_weights *w = &m->file.w;
+    size_t best = rd_matmul_scratch_floats(&w->classifier, rows);
+    for (int l = 0; l < m->file.cfg.n_layers; l++) {
+        const rd_layer_weights *L = &w->layers[l];
+        const rd_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+            size_t s = rd_matmul_scratch_floats(all[i], rows);
+            if (s > best) best = s;
+        }
+    }
+    return best;
+}
+
+/* Allocates n floats, adding to *total; NULL on failure. */
+static float *alloc_floats(size_t n, size_t *total) {
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    *total += bytes;
+    return calloc(1, bytes);
+}
+
+rd_ctx *rd_ctx_new(const rd_model *m, int max_batch, int max_seq, rd_error *err) {
+    const rd_config *c = &m->file.cfg;
+    if (max_batch < 1 || max_batch > 4096) {
+        rd_error_set(err, "batch size %d is out of range [1, 4096]", max_batch);
+        return NULL;
+    }
+    if (max_seq < 1) {
+        rd_error_set(err, "context length %d must be at least 1", max_seq);
+        return NULL;
+    }
+    if (max_seq > c->seq_len) max_seq = c->seq_len;
+    rd_ctx *x = calloc(1, sizeof *x);
+    if (!x) {
+        rd_error_set(err, "out of memory");
+        return NULL;
+    }
+    x->m = m;
+    x->max_batch = max_batch;
+    x->max_seq = max_seq;
+    x->chunk = max_seq < CHUNK_POSITIONS ? max_seq : CHUNK_POSITIONS;
+    const size_t kv = (size_t)rd_config_kv_dim(c);
+    const size_t cache = (size_t)c->n_layers * (size_t)max_batch * (size_t)max_seq * kv;
+    const size_t rows = (size_t)max_batch * (size_t)x->chunk;
+    const size_t d = (size_t)c->dim, h = (size_t)c->hidden_dim;
+    size_t *t = &x->bytes;
+    x->key_cache = alloc_floats(cache, t);
+    x->value_cache = alloc_floats(cache, t);
+    x->x = alloc_floats(rows * d, t);
+    x->xb = alloc_floats(rows * d, t);
+    x->xb2 = alloc_floats(rows * d, t);
+    x->q = alloc_floats(rows * d, t);
+    x->k = alloc_floats(rows * kv, t);
+    x->v = alloc_floats(rows * kv, t);
+    x->hb = alloc_floats(rows * h, t);
+    x->hb2 = alloc_floats(rows * h, t);
+    x->att = alloc_floats((size_t)x->chunk * (size_t)max_seq, t);
+    x->last = alloc_floats((size_t)max_batch * d, t);
+    x->wscratch = alloc_floats(matrix_scratch(m, (int)rows), t);
+    if (!x->key_cache || !x->value_cache || !x->x || !x->xb || !x->xb2 || !x->q || !x->k ||
+        !x->v || !x->hb || !x->hb2 || !x->att || !x->last || !x->wscratch) {
+        rd_error_set(err, "out of memory allocating %.1f MB for the KV cache and scratch "
+                          "(batch %d, context %d)",
+                     (double)x->bytes / 1e6, max_batch, max_seq);
+        rd_ctx_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+void rd_ctx_free(rd_ctx *c) {
+    if (!c) return;
+    float *bufs[] = {c->key_cache, c->value_cache, c->x, c->xb, c->xb2, c->q, c->k,
+                     c->v, c->hb, c->hb2, c->att, c->last, c->wscratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    free(c);
+}
+
+void rd_ctx_reset(rd_ctx *c) { c->pos = 0; }
+int rd_ctx_pos(const rd_ctx *c) { return c->pos; }
+int rd_ctx_max_seq(const rd_ctx *c) { return c->max_seq; }
+int rd_ctx_max_batch(const rd_ctx *c) { return c->max_batch; }
+const rd_model *rd_ctx_model(const rd_ctx *c) { return c->m; }
+size_t rd_ctx_bytes(const rd_ctx *c) { return c->bytes; }
+
+/* h (n, d) ← s' ⊙ h + b' with s' = 1 + α(s − 1), b' = α·b; α = 1 uses s and b as they are
+ * (so training and inference agree bit for bit), α = 0 leaves h untouched. */
+static void apply_edit(float *h, int n, int d, const rd_site_edit *e, float alpha) {
+    if (alpha == 0.0f || (!e->scale && !e->bias)) return;
+    for (int i = 0; i < n; i++) {
+        float *row = h + (size_t)i * d;
+        if (e->scale) {
+            if (alpha == 1.0f)
+                for (int j = 0; j < d; j++) row[j] *= e->scale[j];
+            else
+                for (int j = 0; j < d; j++) row[j] *= 1.0f + alpha * (e->scale[j] - 1.0f);
+        }
+        if (e->bias) {
+            if (alpha == 1.0f)
+                for (int j = 0; j < d; j++) row[j] += e->bias[j];
+            else
+                for (int j = 0; j < d; j++) row[j] += alpha * e->bias[j];
+        }
+    }
+}
+
+static void add_into(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* One transformer block over the chunk's rows = B·T (sequence-major), new positions
+ * pos..pos+T-1. Reads and updates c->x. */
+static void layer_forward(rd_ctx *c, int l, const rd_edits_view *edits, int B, int T) {
+    const rd_config *cfg = &c->m->file.cfg;
+    const rd_layer_weights *W = &c->m->file.w.layers[l];
+    const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
+    const int n = B * T;
+
+    /* attention sub-layer */
+    rd_rmsnorm(c->xb, c->x, W->attn_norm, n, d, cfg->norm_eps);
+    rd_matmul(c->q, c->xb, &W->wq, n, c->wscratch);
+    rd_matmul(c->k, c->xb, &W->wk, n, c->wscratch);
+    rd_matmul(c->v, c->xb, &W->wv, n, c->wscratch);
+    const size_t seq_stride = (size_t)c->max_seq * kv;
+    float *kc = c->key_cache + (size_t)l * c->max_batch * seq_stride;
+    float *vc = c->value_cache + (size_t)l * c->max_batch * seq_stride;
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            const size_t row = (size_t)b * T + t;
+            const int pos = c->pos + t;
+            rd_rope(c->q + row * d, cfg->n_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
+            rd_rope(c->k + row * kv, cfg->n_kv_heads, hs, pos, cfg->rope_theta,
+                    cfg->rope_layout);
+            memcpy(kc + b * seq_stride + (size_t)pos * kv, c->k + row * kv, kv * sizeof(float));
+            memcpy(vc + b * seq_stride + (size_t)pos * kv, c->v + row * kv, kv * sizeof(float));
+        }
+        rd_attention(c->xb2 + (size_t)b * T * d, c->q + (size_t)b * T * d, kc + b * seq_stride,
+                     vc + b * seq_stride, T, c->pos, cfg->n_heads, cfg->n_kv_heads, hs,
+                     (size_t)kv, c->att);
+    }
+    rd_matmul(c->xb, c->xb2, &W->wo, n, c->wscratch);
+    if (edits && edits->attn) apply_edit(c->xb, n, d, &edits->attn[l], edits->strength);
+    add_into(c->x, c->xb, (size_t)n * d);
+
+    /* FFN sub-layer (SwiGLU) */
+    rd_rmsnorm(c->xb, c->x, W->ffn_norm, n, d, cfg->norm_eps);
+    rd_matmul(c->hb, c->xb, &W->w1, n, c->wscratch);
+    rd_matmul(c->hb2, c->xb, &W->w3, n, c->wscratch);
+    rd_swiglu(c->hb, c->hb2, (size_t)n * cfg->hidden_dim);
+    rd_matmul(c->xb, c->hb, &W->w2, n, c->wscratch);
+    if (edits && edits->ffn) apply_edit(c->xb, n, d, &edits->ffn[l], edits->strength);
+    add_into(c->x, c->xb, (size_t)n * d);
+}
+
+/* Runs one chunk: tokens (B, T) with row stride `stride` (the caller's full T). */
+static void chunk_forward(rd_ctx *c, const rd_edits_view *edits, const int *tokens,
+                          size_t stride, int B, int T) {
+    const rd_model *m = c->m;
+    const int d = m->file.cfg.dim;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            rd_matrix_row_f32(&m->file.w.tok_embeddings, tokens[(size_t)b * stride + t],
+                              c->x + ((size_t)b * T + t) * d);
+    for (int l = 0; l < m->file.cfg.n_layers; l++) layer_forward(c, l, edits, B, T);
+}
+
+int rd_forward(rd_ctx *c, const rd_edits_view *edits, const int *tokens, int B, int T,
+               rd_logits_mode mode, float *logits, rd_error *err) {
+    const rd_model *m = c->m;
+    const rd_config *cfg = &m->file.cfg;
+    if (B < 1 || B > c->max_batch)
+        return rd_error_set(err, "batch of %d sequences, the context holds 1 to %d", B,
+                            c->max_batch);
+    if (T < 1 || T > c->max_seq - c->pos)
+        return rd_error_set(err, "%d new positions after %d do not fit the context of %d", T,
+                            c->pos, c->max_seq);
+    for (size_t i = 0; i < (size_t)B * T; i++)
+        if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
+            return rd_error_set(err, "token id %d at index %zu is outside the vocabulary [0, %d)",
+                                tokens[i], i, cfg->vocab_size);
+    const int d = cfg->dim, V = cfg->vocab_size;
+    const rd_matrix *cls = &m->file.w.classifier;
+    for (int t0 = 0; t0 < T; t0 += c->chunk) {
+        const int tc = T - t0 < c->chunk ? T - t0 : c->chunk;
+        chunk_forward(c, edits, tokens + t0, (size_t)T, B, tc);
+        if (mode == RD_LOGITS_ALL) {
+            rd_rmsnorm(c->x, c->x, m->file.w.final_norm, B * tc, d, cfg->norm_eps);
+            if (tc == T) {
+                rd_matmul(logits, c->x, cls, B * T, c->wscratch);
+            } else {
+                for (int b = 0; b < B; b++)
+                    rd_matmul(logits + ((size_t)b * T + t0) * V, c->x + (size_t)b * tc * d, cls,
+                              tc, c->wscratch);
+            }
+        } else if (mode == RD_LOGITS_LAST && t0 + tc == T) {
+            for (int b = 0; b < B; b++)
+                memcpy(c->last + (size_t)b * d, c->x + ((size_t)b * tc + tc - 1) * d,
+                       (size_t)d * sizeof(float));
+            rd_rmsnorm(c->last, c->last, m->file.w.final_norm, B, d, cfg->norm_eps);
+            rd_matmul(logits, c->last, cls, B, c->wscratch);
+        }
+        c->pos += tc;
+    }
+    return 0;
+}

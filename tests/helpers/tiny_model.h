@@ -1,0 +1,28 @@
+/* Test helpers: tiny random-weight models built in memory, to be written in each format. */
+#ifndef TINY_MODEL_H
+#define TINY_MODEL_H
+
+#include <stdint.h>
+
+#include "redit/model_file.h"
+
+/* A small GQA config: dim 64, hidden 172, 3 layers, 8 heads, 4 kv heads, vocab 300,
+ * seq_len 64, eps 1e-5, theta 10000, adjacent RoPE. */
+rd_config tiny_config(void);
+
+/* Fills out (zero it first) with cfg and random f32 weights (owned by out->w), no
+ * tokenizer. Same seed → same weights. Matrices ~ N(0, 1/fan_in), norms ~ 1 + 0.1 N(0,1),
+ * embeddings ~ N(0, 0.3²). Returns 0 or -1. */
+int tiny_model_init(rd_model_file *out, const rd_config *cfg, int tied, uint64_t seed);
+
+/* Makes a temporary directory (mkdtemp under $TMPDIR or /tmp) and returns it in buf. */
+int tiny_tempdir(char *buf, size_t cap);
+
+/* Removes a directory made by tiny_tempdir and every file in it. */
+void tiny_rmdir(const char *dir);
+
+/* Path of a file in ../shared/fixtures, relative to the repository root (tests run from
+ * there); NULL when the shared folder is missing. Static buffer. */
+const char *shared_fixture(const char *rel);
+
+#endif
