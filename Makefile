@@ -8,7 +8,7 @@
 BUILD    ?= build
 CC       ?= cc
 PKGS      = openblas lua5.4 ncursesw readline cmocka libcjson
-OPT      ?= -O2 -march=native
+OPT      ?= -O3 -march=native
 CFLAGS_BASE = -std=c17 -Wall -Wextra -Wshadow -Wno-unused-parameter -g $(OPT) -Iinclude -pthread
 ifeq ($(CI),true)
 CFLAGS_BASE += -Werror

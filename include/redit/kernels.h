@@ -8,10 +8,15 @@
 
 #include "redit/weights.h"
 
-/* out (n, W.rows) = x (n, W.cols) · Wᵀ. For f32 weights one sgemm (or sgemv when n == 1);
- * other types are widened into `scratch` (at least rd_matmul_scratch_floats(W, n) floats)
- * in row panels, or streamed row by row for small n. */
-void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scratch);
+/* out (n, W.rows) = x (n, W.cols) · Wᵀ.
+ * n ≤ RD_MATVEC_MAX_ROWS (decode): each weight row is read once, widened in registers and
+ * dotted with every x row; rows are spread over `pool` (may be NULL).
+ * Larger n (prefill): one OpenBLAS sgemm for f32 weights; other types are widened into
+ * `scratch` (at least rd_matmul_scratch_floats(W, n) floats) panel by panel. */
+#define RD_MATVEC_MAX_ROWS 4
+struct rd_pool;
+void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scratch,
+               struct rd_pool *pool);
 size_t rd_matmul_scratch_floats(const rd_matrix *W, int n);
 
 /* Reference matmul (naive triple loop on widened rows) for tests. */

@@ -28,4 +28,15 @@ static inline const rd_config *rd_model_config(const rd_model *m) { return &m->f
 /* Total weights of the model (what RED's parameter ratio is measured against). */
 uint64_t rd_model_param_count(const rd_model *m);
 
+/* Fills out (zeroed by the call) with cfg and random f32 weights owned by out->w, no
+ * tokenizer: matrices ~ N(0, 1/fan_in), norm weights ~ 1 + 0.1·N(0,1), embeddings
+ * ~ N(0, 0.3²) (the initialisation of llama2.c's make_ckpt.py). The same seed gives the same
+ * weights on every machine. For tests, benchmarks and pretraining from scratch. */
+int rd_model_file_random(rd_model_file *out, const rd_config *cfg, int tied, uint64_t seed,
+                         rd_error *err);
+
+/* Wraps an rd_model_file built in memory (moved into the model: *f is zeroed) as a model.
+ * path may be NULL. Returns NULL with *err on failure (f is released then). */
+rd_model *rd_model_from_file(rd_model_file *f, const char *path, rd_error *err);
+
 #endif

@@ -62,8 +62,9 @@ int rd_tokenizer_adds_dummy_prefix(const rd_tokenizer *t);
 const char *rd_tokenizer_piece(const rd_tokenizer *t, int id, size_t *len);
 
 /* Encodes len bytes of text. add_bos/add_eos prepend/append those ids when they exist.
- * On success *ids is a malloc'ed array of *n ids that the caller frees. Invalid UTF-8 is
- * encoded byte by byte through byte pieces, as SentencePiece does. */
+ * On success *ids is a malloc'ed array of *n ids that the caller frees. As in SentencePiece,
+ * each byte that does not start a well-formed UTF-8 character is read as U+FFFD (then
+ * encoded like any other character: its piece, else its byte pieces). */
 int rd_tokenizer_encode(const rd_tokenizer *t, const char *text, size_t len, int add_bos,
                         int add_eos, int **ids, size_t *n, rd_error *err);
 

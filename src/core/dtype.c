@@ -110,6 +110,17 @@ static void q8_0_to_f32(const void *src, float *dst, size_t n) {
     }
 }
 
+/* roundf(v) as int8, as quantize_row_q8_0_ref does for finite v (|v| ≤ 127 there); NaN
+ * (from an inf or NaN weight) gives 0 and out-of-range values clamp, instead of the
+ * undefined float → int8 conversion. */
+static int8_t q8_round(float v) {
+    if (isnan(v)) return 0;
+    float r = roundf(v);
+    if (r > 127.0f) return 127;
+    if (r < -128.0f) return -128;
+    return (int8_t)r;
+}
+
 static void q8_0_from_f32(const float *src, void *dst, size_t n) {
     uint8_t *b = dst;
     for (size_t i = 0; i < n; i += Q8_0_BLOCK, b += Q8_0_BYTES) {
@@ -120,7 +131,7 @@ static void q8_0_from_f32(const float *src, void *dst, size_t n) {
         uint16_t dh = rd_f32_to_f16(d);
         memcpy(b, &dh, 2);
         int8_t *q = (int8_t *)(b + 2);
-        for (int j = 0; j < Q8_0_BLOCK; j++) q[j] = (int8_t)roundf(src[i + j] * id);
+        for (int j = 0; j < Q8_0_BLOCK; j++) q[j] = q8_round(src[i + j] * id);
     }
 }
 

@@ -6,6 +6,12 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "redit/pool.h"
+
 /* Rows of a non-f32 weight widened at once: about 1 MiB of f32 per panel. */
 static int64_t panel_rows(const rd_matrix *W) {
     int64_t rows = (int64_t)((1u << 18) / (size_t)W->cols);
@@ -13,21 +19,153 @@ static int64_t panel_rows(const rd_matrix *W) {
     return rows < W->rows ? rows : W->rows;
 }
 
-size_t rd_matmul_scratch_floats(const rd_matrix *W, int n) {
-    (void)n;
-    if (W->type == RD_DTYPE_F32) return 0;
-    return (size_t)panel_rows(W) * (size_t)W->cols;
+/* ---- matrix-vector products for decode: weights streamed once, widened in registers ---- */
+
+typedef float v16f __attribute__((vector_size(64)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
+typedef uint16_t v16h __attribute__((vector_size(32)));
+
+static inline v16f load_f32(const float *p) {
+    v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scratch) {
+static inline v16f load_bf16(const uint16_t *p) {
+    v16h h;
+    memcpy(&h, p, sizeof h);
+    v16u u = __builtin_convertvector(h, v16u) << 16;
+    v16f f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline v16f load_f16(const uint16_t *p) {
+#if defined(__AVX512F__)
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return (v16f)_mm512_cvtph_ps(h);
+#else
+    v16f f;
+    for (int i = 0; i < 16; i++) f[i] = rd_f16_to_f32(p[i]);
+    return f;
+#endif
+}
+
+static inline float hsum(v16f v) {
+#if defined(__AVX512F__)
+    return _mm512_reduce_add_ps((__m512)v);
+#else
+    float s = 0.0f;
+    for (int i = 0; i < 16; i++) s += v[i];
+    return s;
+#endif
+}
+
+/* acc + a·b, fused where the CPU has FMA (ISO C mode does not contract a*b+c itself). */
+static inline v16f fma16(v16f acc, v16f a, v16f b) {
+#if defined(__AVX512F__)
+    return (v16f)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)acc);
+#else
+    return acc + a * b;
+#endif
+}
+
+typedef struct matvec_job {
+    float *out;        /* (n, rows) */
+    const float *x;    /* (n, cols) */
+    const rd_matrix *W;
+    int n;
+    int64_t rows_per_task;
+    float *widen;      /* (tasks, cols) scratch for types without a register path */
+} matvec_job;
+
+/* One weight row against one input row x (cols a multiple of 16), two accumulators.
+ * One copy per storage type, so the widening is inlined into the loop. */
+#define DEFINE_DOT(NAME, ELEM, LOAD)                                                        \
+    static float NAME(const void *wrow, const float *x, int64_t cols) {                    \
+        const ELEM *w = wrow;                                                               \
+        v16f a0 = {0}, a1 = {0};                                                            \
+        int64_t c = 0;                                                                      \
+        for (; c + 32 <= cols; c += 32) {                                                   \
+            a0 = fma16(a0, LOAD(w + c), load_f32(x + c));                                   \
+            a1 = fma16(a1, LOAD(w + c + 16), load_f32(x + c + 16));                         \
+        }                                                                                   \
+        if (c < cols) a0 = fma16(a0, LOAD(w + c), load_f32(x + c));                         \
+        return hsum(a0 + a1);                                                               \
+    }
+DEFINE_DOT(dot_f32, float, load_f32)
+DEFINE_DOT(dot_f16, uint16_t, load_f16)
+DEFINE_DOT(dot_bf16, uint16_t, load_bf16)
+
+/* One weight row r against the n input rows through the type's widening function. */
+static void dot_widened(const matvec_job *j, int64_t r, float *tmp) {
+    const rd_matrix *W = j->W;
+    rd_dtype_info_of(W->type)->to_f32((const char *)W->data + (size_t)r * W->row_bytes, tmp,
+                                      (size_t)W->cols);
+    for (int i = 0; i < j->n; i++) {
+        const float *x = j->x + (size_t)i * W->cols;
+        float s = 0.0f;
+        for (int64_t k = 0; k < W->cols; k++) s += tmp[k] * x[k];
+        j->out[(size_t)i * W->rows + r] = s;
+    }
+}
+
+static int has_register_path(const rd_matrix *W) {
+    return (W->type == RD_DTYPE_F32 || W->type == RD_DTYPE_F16 || W->type == RD_DTYPE_BF16) &&
+           W->cols % 16 == 0;
+}
+
+static void matvec_range(const matvec_job *j, int64_t r0, int64_t r1, float *tmp) {
+    int64_t r = r0;
+    if (has_register_path(j->W)) {
+        const rd_matrix *W = j->W;
+        float (*dot)(const void *, const float *, int64_t) =
+            W->type == RD_DTYPE_F32 ? dot_f32 : W->type == RD_DTYPE_F16 ? dot_f16 : dot_bf16;
+        for (; r < r1; r++) {
+            const char *row = (const char *)W->data + (size_t)r * W->row_bytes;
+            for (int i = 0; i < j->n; i++)
+                j->out[(size_t)i * W->rows + r] = dot(row, j->x + (size_t)i * W->cols, W->cols);
+        }
+    }
+    for (; r < r1; r++) dot_widened(j, r, tmp);
+}
+
+static void matvec_task(void *arg, int task) {
+    const matvec_job *j = arg;
+    const int64_t r0 = (int64_t)task * j->rows_per_task;
+    const int64_t r1 = r0 + j->rows_per_task < j->W->rows ? r0 + j->rows_per_task : j->W->rows;
+    matvec_range(j, r0, r1, j->widen + (size_t)task * (size_t)j->W->cols);
+}
+
+/* Tasks of at least 16 rows, about 8 per thread, so threads that start late still help. */
+static int matvec_tasks(const rd_matrix *W, int threads, int64_t *rows_per_task) {
+    int64_t per = (W->rows + 8 * threads - 1) / (8 * threads);
+    if (per < 16) per = 16;
+    *rows_per_task = per;
+    return (int)((W->rows + per - 1) / per);
+}
+
+size_t rd_matmul_scratch_floats(const rd_matrix *W, int n) {
+    size_t panel = W->type == RD_DTYPE_F32 ? 0 : (size_t)panel_rows(W) * (size_t)W->cols;
+    /* the matvec path needs one widened row per task */
+    int64_t per;
+    size_t widen = (size_t)matvec_tasks(W, 64, &per) * (size_t)W->cols;
+    (void)n;
+    return panel > widen ? panel : widen;
+}
+
+void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scratch,
+               struct rd_pool *pool) {
     const int rows = (int)W->rows, cols = (int)W->cols;
+    if (n <= RD_MATVEC_MAX_ROWS) {
+        matvec_job j = {out, x, W, n, 0, scratch};
+        int tasks = matvec_tasks(W, rd_pool_threads(pool), &j.rows_per_task);
+        rd_pool_run(pool, matvec_task, &j, tasks);
+        return;
+    }
     if (W->type == RD_DTYPE_F32) {
-        const float *w = W->data;
-        if (n == 1)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, w, cols, x, 1, 0.0f, out, 1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, cols, 1.0f, x, cols, w,
-                        cols, 0.0f, out, rows);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, cols, 1.0f, x, cols,
+                    W->data, cols, 0.0f, out, rows);
         return;
     }
     const rd_dtype_info *info = rd_dtype_info_of(W->type);
@@ -36,12 +174,8 @@ void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scr
         const int64_t pr = W->rows - r0 < P ? W->rows - r0 : P;
         info->to_f32((const char *)W->data + (size_t)r0 * W->row_bytes, scratch,
                      (size_t)(pr * W->cols));
-        if (n == 1)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)pr, cols, 1.0f, scratch, cols, x, 1,
-                        0.0f, out + r0, 1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)pr, cols, 1.0f, x, cols,
-                        scratch, cols, 0.0f, out + r0, rows);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)pr, cols, 1.0f, x, cols,
+                    scratch, cols, 0.0f, out + r0, rows);
     }
 }
 
@@ -114,8 +248,43 @@ void rd_swiglu(float *gate, const float *up, size_t n) {
     for (size_t i = 0; i < n; i++) gate[i] = rd_silu(gate[i]) * up[i];
 }
 
+/* Attention of few new positions (decode): plain loops, no OpenBLAS call, so OpenBLAS's
+ * threads stay asleep between decode steps. */
+static void attention_small(float *out, const float *q, const float *k, const float *v, int T,
+                            int pos0, int n_heads, int n_kv_heads, int hs, size_t kv_stride,
+                            float *att) {
+    const int group = n_heads / n_kv_heads;
+    const int qd = n_heads * hs;
+    const float scale = 1.0f / sqrtf((float)hs);
+    for (int t = 0; t < T; t++) {
+        const int visible = pos0 + t + 1;
+        for (int h = 0; h < n_heads; h++) {
+            const float *qh = q + (size_t)t * qd + (size_t)h * hs;
+            const size_t kv_off = (size_t)(h / group) * hs;
+            for (int p = 0; p < visible; p++) {
+                const float *kp = k + (size_t)p * kv_stride + kv_off;
+                float s = 0.0f;
+                for (int i = 0; i < hs; i++) s += qh[i] * kp[i];
+                att[p] = s * scale;
+            }
+            rd_softmax(att, visible);
+            float *oh = out + (size_t)t * qd + (size_t)h * hs;
+            memset(oh, 0, (size_t)hs * sizeof(float));
+            for (int p = 0; p < visible; p++) {
+                const float *vp = v + (size_t)p * kv_stride + kv_off;
+                const float a = att[p];
+                for (int i = 0; i < hs; i++) oh[i] += a * vp[i];
+            }
+        }
+    }
+}
+
 void rd_attention(float *out, const float *q, const float *k, const float *v, int T, int pos0,
                   int n_heads, int n_kv_heads, int hs, size_t kv_stride, float *att) {
+    if (T <= RD_MATVEC_MAX_ROWS) {
+        attention_small(out, q, k, v, T, pos0, n_heads, n_kv_heads, hs, kv_stride, att);
+        return;
+    }
     const int L = pos0 + T; /* keys visible to the last new position */
     const int group = n_heads / n_kv_heads;
     const int qd = n_heads * hs;

@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "redit/kernels.h"
+#include "redit/pool.h"
 
 #define CHUNK_POSITIONS 256
 
@@ -28,6 +31,7 @@ struct rd_ctx {
     float *att;     /* (chunk, max_seq) attention probabilities of one head */
     float *last;    /* (max_batch, dim) final hidden state of each sequence's last position */
     float *wscratch; /* widened weight panels for non-f32 matrices */
+    rd_pool *pool;   /* threads for the matrix-vector path; as many as OpenBLAS uses */
     size_t bytes;
 };
 
@@ -90,6 +94,12 @@ rd_ctx *rd_ctx_new(const rd_model *m, int max_batch, int max_seq, rd_error *err)
     x->att = alloc_floats((size_t)x->chunk * (size_t)max_seq, t);
     x->last = alloc_floats((size_t)max_batch * d, t);
     x->wscratch = alloc_floats(matrix_scratch(m, (int)rows), t);
+    int threads = openblas_get_num_threads();
+    x->pool = rd_pool_new(threads < 64 ? threads : 64, err);
+    if (!x->pool) {
+        rd_ctx_free(x);
+        return NULL;
+    }
     if (!x->key_cache || !x->value_cache || !x->x || !x->xb || !x->xb2 || !x->q || !x->k ||
         !x->v || !x->hb || !x->hb2 || !x->att || !x->last || !x->wscratch) {
         rd_error_set(err, "out of memory allocating %.1f MB for the KV cache and scratch "
@@ -106,6 +116,7 @@ void rd_ctx_free(rd_ctx *c) {
     float *bufs[] = {c->key_cache, c->value_cache, c->x, c->xb, c->xb2, c->q, c->k,
                      c->v, c->hb, c->hb2, c->att, c->last, c->wscratch};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    rd_pool_free(c->pool);
     free(c);
 }
 
@@ -151,9 +162,9 @@ static void layer_forward(rd_ctx *c, int l, const rd_edits_view *edits, int B, i
 
     /* attention sub-layer */
     rd_rmsnorm(c->xb, c->x, W->attn_norm, n, d, cfg->norm_eps);
-    rd_matmul(c->q, c->xb, &W->wq, n, c->wscratch);
-    rd_matmul(c->k, c->xb, &W->wk, n, c->wscratch);
-    rd_matmul(c->v, c->xb, &W->wv, n, c->wscratch);
+    rd_matmul(c->q, c->xb, &W->wq, n, c->wscratch, c->pool);
+    rd_matmul(c->k, c->xb, &W->wk, n, c->wscratch, c->pool);
+    rd_matmul(c->v, c->xb, &W->wv, n, c->wscratch, c->pool);
     const size_t seq_stride = (size_t)c->max_seq * kv;
     float *kc = c->key_cache + (size_t)l * c->max_batch * seq_stride;
     float *vc = c->value_cache + (size_t)l * c->max_batch * seq_stride;
@@ -171,16 +182,16 @@ static void layer_forward(rd_ctx *c, int l, const rd_edits_view *edits, int B, i
                      vc + b * seq_stride, T, c->pos, cfg->n_heads, cfg->n_kv_heads, hs,
                      (size_t)kv, c->att);
     }
-    rd_matmul(c->xb, c->xb2, &W->wo, n, c->wscratch);
+    rd_matmul(c->xb, c->xb2, &W->wo, n, c->wscratch, c->pool);
     if (edits && edits->attn) apply_edit(c->xb, n, d, &edits->attn[l], edits->strength);
     add_into(c->x, c->xb, (size_t)n * d);
 
     /* FFN sub-layer (SwiGLU) */
     rd_rmsnorm(c->xb, c->x, W->ffn_norm, n, d, cfg->norm_eps);
-    rd_matmul(c->hb, c->xb, &W->w1, n, c->wscratch);
-    rd_matmul(c->hb2, c->xb, &W->w3, n, c->wscratch);
+    rd_matmul(c->hb, c->xb, &W->w1, n, c->wscratch, c->pool);
+    rd_matmul(c->hb2, c->xb, &W->w3, n, c->wscratch, c->pool);
     rd_swiglu(c->hb, c->hb2, (size_t)n * cfg->hidden_dim);
-    rd_matmul(c->xb, c->hb, &W->w2, n, c->wscratch);
+    rd_matmul(c->xb, c->hb, &W->w2, n, c->wscratch, c->pool);
     if (edits && edits->ffn) apply_edit(c->xb, n, d, &edits->ffn[l], edits->strength);
     add_into(c->x, c->xb, (size_t)n * d);
 }
@@ -219,18 +230,18 @@ int rd_forward(rd_ctx *c, const rd_edits_view *edits, const int *tokens, int B, 
         if (mode == RD_LOGITS_ALL) {
             rd_rmsnorm(c->x, c->x, m->file.w.final_norm, B * tc, d, cfg->norm_eps);
             if (tc == T) {
-                rd_matmul(logits, c->x, cls, B * T, c->wscratch);
+                rd_matmul(logits, c->x, cls, B * T, c->wscratch, c->pool);
             } else {
                 for (int b = 0; b < B; b++)
                     rd_matmul(logits + ((size_t)b * T + t0) * V, c->x + (size_t)b * tc * d, cls,
-                              tc, c->wscratch);
+                              tc, c->wscratch, c->pool);
             }
         } else if (mode == RD_LOGITS_LAST && t0 + tc == T) {
             for (int b = 0; b < B; b++)
                 memcpy(c->last + (size_t)b * d, c->x + ((size_t)b * tc + tc - 1) * d,
                        (size_t)d * sizeof(float));
             rd_rmsnorm(c->last, c->last, m->file.w.final_norm, B, d, cfg->norm_eps);
-            rd_matmul(logits, c->last, cls, B, c->wscratch);
+            rd_matmul(logits, c->last, cls, B, c->wscratch, c->pool);
         }
         c->pos += tc;
     }

@@ -38,6 +38,19 @@ rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *er
     return m;
 }
 
+rd_model *rd_model_from_file(rd_model_file *f, const char *path, rd_error *err) {
+    rd_model *m = calloc(1, sizeof *m);
+    if (!m || (path && !(m->path = strdup(path)))) {
+        free(m);
+        rd_model_file_release(f);
+        rd_error_set(err, "out of memory");
+        return NULL;
+    }
+    m->file = *f;
+    memset(f, 0, sizeof *f);
+    return m;
+}
+
 void rd_model_free(rd_model *m) {
     if (!m) return;
     rd_model_file_release(&m->file);

@@ -10,7 +10,7 @@
  * seq_len 64, eps 1e-5, theta 10000, adjacent RoPE. */
 rd_config tiny_config(void);
 
-/* Fills out (zero it first) with cfg and random f32 weights (owned by out->w), no
+/* rd_model_file_random with a test seed: fills out with cfg and random f32 weights, no
  * tokenizer. Same seed → same weights. Matrices ~ N(0, 1/fan_in), norms ~ 1 + 0.1 N(0,1),
  * embeddings ~ N(0, 0.3²). Returns 0 or -1. */
 int tiny_model_init(rd_model_file *out, const rd_config *cfg, int tied, uint64_t seed);

@@ -1,0 +1,34 @@
+/* redit command line: shared helpers of the sub-commands (cli layer; may print). */
+#ifndef REDIT_CLI_H
+#define REDIT_CLI_H
+
+#include <stddef.h>
+
+#include "redit/model.h"
+
+/* Sub-commands: argv[0] is the command's name. Return the process exit code. */
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Loads a model, printing "redit: <message>" on failure. */
+rd_model *cli_load_model(const char *path, const char *tokenizer_path);
+
+/* Parses space- or comma-separated integers into a malloc'ed array; NULL with a printed
+ * message on bad input. */
+int *cli_parse_ids(const char *text, size_t *n);
+
+/* Parses a number option strictly; prints "redit CMD: bad value for --opt" and returns -1. */
+int cli_int(const char *cmd, const char *opt, const char *text, long lo, long hi, int *out);
+int cli_float(const char *cmd, const char *opt, const char *text, double lo, double hi, float *out);
+
+/* Sets the number of compute threads (OpenBLAS). n <= 0: number of cores. */
+void cli_set_threads(int n);
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+#endif

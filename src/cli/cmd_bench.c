@@ -1,0 +1,312 @@
+/* redit bench: decode and prefill throughput on random-weight models of the llama2.c
+ * "stories" shapes, with an OpenBLAS sgemm figure and (when torch is installed) the
+ * PyTorch reference measured in the same run. Each measurement runs in a child process so
+ * its peak RSS is its own. A benchmark, not a test: nothing here asserts a time. */
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "redit/forward.h"
+
+typedef struct shape {
+    const char *name;
+    rd_config cfg;
+    int decode_tokens;
+} shape;
+
+static const shape SHAPES[] = {
+    {"stories15M", {288, 768, 6, 6, 6, 32000, 256, 1e-5f, 10000.0f, RD_ROPE_ADJACENT}, 200},
+    {"stories110M", {768, 2048, 12, 12, 12, 32000, 1024, 1e-5f, 10000.0f, RD_ROPE_ADJACENT}, 64},
+};
+
+/* Matmul weights per token, classifier counted once (BENCHMARKS.md's Nmm). */
+static double nmm(const rd_config *c) {
+    double d = c->dim, h = c->hidden_dim, kv = rd_config_kv_dim(c);
+    return c->n_layers * (2 * d * d + 2 * d * kv + 3 * d * h) + (double)c->vocab_size * d;
+}
+
+static double fwd_flops_per_token(const rd_config *c, int T) {
+    return 2 * nmm(c) + 2.0 * c->n_layers * T * c->dim;
+}
+
+static long peak_rss_kb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* Runs fn in a child process, passing its one-line result back through a pipe. */
+static int in_child(void (*fn)(const void *arg, char *out, size_t cap), const void *arg,
+                    char *out, size_t cap) {
+    int fds[2];
+    if (pipe(fds)) return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        char buf[1024] = {0};
+        fn(arg, buf, sizeof buf);
+        ssize_t w = write(fds[1], buf, strlen(buf) + 1);
+        _exit(w > 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = read(fds[0], out + got, cap - 1 - got)) > 0) got += (size_t)r;
+    out[got] = 0;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 && got > 0 ? 0 : -1;
+}
+
+typedef struct sgemm_arg {
+    int threads, M, K, N;
+} sgemm_arg;
+
+static void run_sgemm(const void *p, char *out, size_t cap) {
+    const sgemm_arg *a = p;
+    openblas_set_num_threads(a->threads);
+    float *A = calloc((size_t)a->M * a->K, 4), *B = calloc((size_t)a->N * a->K, 4),
+          *C = calloc((size_t)a->M * a->N, 4);
+    for (size_t i = 0; i < (size_t)a->M * a->K; i++) A[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)a->N * a->K; i++) B[i] = (float)(i % 5) * 0.1f;
+    double best = 1e30;
+    for (int it = 0; it < 6; it++) {
+        double t0 = cli_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->M, a->N, a->K, 1.0f, A, a->K, B,
+                    a->K, 0.0f, C, a->N);
+        double t = cli_now() - t0;
+        if (it > 0 && t < best) best = t;
+    }
+    snprintf(out, cap, "%.1f", 2.0 * a->M * a->N * a->K / best / 1e9);
+    free(A);
+    free(B);
+    free(C);
+}
+
+typedef struct model_arg {
+    const char *path;
+    const shape *s;
+    int threads, B, T;
+    long file_bytes;
+} model_arg;
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Decode at B = 1: greedy chain of decode_tokens positions after an 8-token warm-up. */
+static void run_decode(const void *p, char *out, size_t cap) {
+    const model_arg *a = p;
+    openblas_set_num_threads(a->threads);
+    rd_error err = {0};
+    rd_model *m = rd_model_load(a->path, NULL, &err);
+    int n = a->s->decode_tokens;
+    rd_ctx *ctx = m ? rd_ctx_new(m, 1, n + 8, &err) : NULL;
+    if (!ctx) {
+        snprintf(out, cap, "error %s", err.msg);
+        return;
+    }
+    const int V = rd_model_config(m)->vocab_size;
+    float *logits = malloc(sizeof(float) * V);
+    int tok = 1;
+    double t0 = 0;
+    for (int i = 0; i < n + 8; i++) {
+        if (i == 8) t0 = cli_now();
+        rd_forward(ctx, NULL, &tok, 1, 1, RD_LOGITS_LAST, logits, &err);
+        tok = argmax(logits, V);
+    }
+    double t = cli_now() - t0;
+    snprintf(out, cap, "%.1f %ld %zu", n / t, peak_rss_kb(), rd_ctx_bytes(ctx));
+    free(logits);
+    rd_ctx_free(ctx);
+    rd_model_free(m);
+}
+
+/* Prefill (B, T) with logits of every position; best of 3 after a warm-up. */
+static void run_prefill(const void *p, char *out, size_t cap) {
+    const model_arg *a = p;
+    openblas_set_num_threads(a->threads);
+    rd_error err = {0};
+    rd_model *m = rd_model_load(a->path, NULL, &err);
+    rd_ctx *ctx = m ? rd_ctx_new(m, a->B, a->T, &err) : NULL;
+    if (!ctx) {
+        snprintf(out, cap, "error %s", err.msg);
+        return;
+    }
+    const int V = rd_model_config(m)->vocab_size;
+    size_t n = (size_t)a->B * a->T;
+    float *logits = malloc(sizeof(float) * n * V);
+    int *tokens = malloc(sizeof(int) * n);
+    for (size_t i = 0; i < n; i++) tokens[i] = (int)((i * 2654435761u) % (unsigned)V);
+    double best = 1e30;
+    for (int it = 0; it < 4; it++) {
+        rd_ctx_reset(ctx);
+        double t0 = cli_now();
+        rd_forward(ctx, NULL, tokens, a->B, a->T, RD_LOGITS_ALL, logits, &err);
+        double t = cli_now() - t0;
+        if (it > 0 && t < best) best = t;
+    }
+    snprintf(out, cap, "%.1f %ld %zu", (double)n / best, peak_rss_kb(), rd_ctx_bytes(ctx));
+    free(tokens);
+    free(logits);
+    rd_ctx_free(ctx);
+    rd_model_free(m);
+}
+
+/* PyTorch forward on the same checkpoint (2 threads, same B, T). */
+static int torch_fwd(const char *script, const char *model, int B, int T, int threads,
+                     double *tok_s) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 '%s' '%s' --mode fwd --threads %d --B %d --T %d --iters 3 "
+             "2>/dev/null", script, model, threads, B, T);
+    FILE *fp = popen(cmd, "r");
+    if (!fp) return -1;
+    char line[8192], last[8192] = {0};
+    while (fgets(line, sizeof line, fp)) memcpy(last, line, sizeof last);
+    if (pclose(fp) != 0) return -1;
+    cJSON *j = cJSON_Parse(last);
+    cJSON *v = j ? cJSON_GetObjectItem(j, "tok_s") : NULL;
+    int ok = cJSON_IsNumber(v);
+    if (ok) *tok_s = v->valuedouble;
+    cJSON_Delete(j);
+    return ok ? 0 : -1;
+}
+
+static int ensure_model(const char *path, const shape *s) {
+    struct stat st;
+    if (stat(path, &st) == 0) return 0;
+    fprintf(stderr, "writing %s (random weights, f32)...\n", path);
+    rd_error err = {0};
+    rd_model_file f;
+    if (rd_model_file_random(&f, &s->cfg, 1, 1234, &err) ||
+        rd_llama2c_write(path, &f.cfg, &f.w, &err)) {
+        fprintf(stderr, "redit bench: %s\n", err.msg);
+        rd_model_file_release(&f);
+        return -1;
+    }
+    rd_model_file_release(&f);
+    return 0;
+}
+
+static void print_machine(void) {
+    char line[512], cpu[256] = "unknown CPU";
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    while (fp && fgets(line, sizeof line, fp))
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) snprintf(cpu, sizeof cpu, "%s", c + 2);
+            cpu[strcspn(cpu, "\n")] = 0;
+            break;
+        }
+    if (fp) fclose(fp);
+    printf("machine: %s, %ld cores; OpenBLAS %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+           openblas_get_config());
+}
+
+int cmd_bench(int argc, char **argv) {
+    static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
+                                         {"torch-ref", required_argument, 0, 'r'},
+                                         {"no-torch", no_argument, 0, 'n'},
+                                         {"only", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *dir = "build/bench", *script = "../shared/tools/torch_ref/llama_red_ref.py";
+    const char *only = NULL;
+    int use_torch = 1, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'r': script = optarg; break;
+        case 'n': use_torch = 0; break;
+        case 'o': only = optarg; break;
+        case 'h':
+            printf("usage: redit bench [--dir DIR] [--only SHAPE] [--no-torch] [--torch-ref "
+                   "SCRIPT]\n\nWrites random-weight models of the stories15M and stories110M "
+                   "shapes into DIR\n(kept for later runs) and measures decode (B=1) and prefill "
+                   "(B=8, T=256, all\nlogits) tokens/s with 1 and 2 threads, GFLOP/s against "
+                   "OpenBLAS sgemm measured\nin the same run, and peak RSS. With torch installed, "
+                   "PyTorch's forward on\nthe same checkpoint runs too, for a same-run ratio.\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    mkdir(dir, 0755);
+    if (use_torch && access(script, R_OK) != 0) use_torch = 0;
+    if (use_torch && system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+        printf("(PyTorch not installed: no same-run torch ratio; apt-get install python3-torch)\n");
+        use_torch = 0;
+    }
+    print_machine();
+    const int threads[] = {1, 2};
+    double gemm[2] = {0};
+    char out[1024];
+    for (int ti = 0; ti < 2; ti++) {
+        sgemm_arg a = {threads[ti], 2048, 768, 2048};
+        if (in_child(run_sgemm, &a, out, sizeof out) == 0) gemm[ti] = atof(out);
+        printf("OpenBLAS sgemm 2048×768 · 768×2048, %d thread%s: %.1f GFLOP/s\n", threads[ti],
+               ti ? "s" : "", gemm[ti]);
+    }
+    for (size_t si = 0; si < sizeof SHAPES / sizeof *SHAPES; si++) {
+        const shape *s = &SHAPES[si];
+        if (only && strcmp(only, s->name)) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.bin", dir, s->name);
+        if (ensure_model(path, s)) return 1;
+        struct stat st;
+        stat(path, &st);
+        printf("\n%s (dim %d, hidden %d, %d layers, %d heads, vocab %d): f32 file %.1f MB\n",
+               s->name, s->cfg.dim, s->cfg.hidden_dim, s->cfg.n_layers, s->cfg.n_heads,
+               s->cfg.vocab_size, (double)st.st_size / 1e6);
+        printf("  %-34s %8s %9s %11s %10s\n", "job", "threads", "tok/s", "GFLOP/s", "peak RSS");
+        for (int ti = 0; ti < 2; ti++) {
+            model_arg a = {path, s, threads[ti], 1, 1, (long)st.st_size};
+            if (in_child(run_decode, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
+                printf("  decode failed: %s\n", out);
+                continue;
+            }
+            double tok_s = atof(out);
+            long rss = 0;
+            size_t ctxb = 0;
+            sscanf(out, "%*f %ld %zu", &rss, &ctxb);
+            printf("  %-34s %8d %9.1f %11.1f %8.0f MB\n", "decode B=1 (greedy)", threads[ti], tok_s,
+                   tok_s * fwd_flops_per_token(&s->cfg, s->decode_tokens / 2) / 1e9, rss / 1024.0);
+        }
+        for (int ti = 0; ti < 2; ti++) {
+            model_arg a = {path, s, threads[ti], 8, 256, (long)st.st_size};
+            if (in_child(run_prefill, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
+                printf("  prefill failed: %s\n", out);
+                continue;
+            }
+            double tok_s = atof(out), gf = tok_s * fwd_flops_per_token(&s->cfg, 256) / 1e9;
+            long rss = 0;
+            sscanf(out, "%*f %ld", &rss);
+            printf("  %-34s %8d %9.1f %7.1f (%2.0f%%) %6.0f MB\n", "prefill B=8 T=256, all logits",
+                   threads[ti], tok_s, gf, 100 * gf / gemm[ti], rss / 1024.0);
+            if (use_torch && threads[ti] == 2) {
+                double t_tok;
+                if (torch_fwd(script, path, 8, 256, 2, &t_tok) == 0)
+                    printf("  %-34s %8d %9.1f %11s   → redit/torch = %.2f×\n",
+                           "PyTorch forward (same run)", 2, t_tok, "", tok_s / t_tok);
+                else
+                    printf("  PyTorch forward failed to run\n");
+            }
+        }
+    }
+    printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token.\n");
+    return 0;
+}

@@ -1,0 +1,138 @@
+/* redit generate: stream a continuation of a prompt to stdout. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "redit/generate.h"
+#include "redit/tokenizer.h"
+
+static void usage(FILE *out) {
+    rd_sampling d = rd_sampling_defaults();
+    fprintf(out,
+            "usage: redit generate -m MODEL -p PROMPT [options]\n\n"
+            "Streams the model's continuation of PROMPT to stdout; tokens/s go to stderr.\n\n"
+            "  -m, --model FILE          model file (GGUF, llama2.c .bin)\n"
+            "  -p, --prompt TEXT         the prompt (BOS is added)\n"
+            "      --ids LIST            prompt as token ids instead (models without tokenizer:\n"
+            "                            the generated ids are printed)\n"
+            "  -n, --max-tokens N        tokens to generate (default 256)\n"
+            "  -t, --temperature T       0 = greedy (default %g)\n"
+            "      --top-k K             keep the K most likely tokens, 0 = off (default %d)\n"
+            "      --top-p P             nucleus sampling mass, 1 = off (default %g)\n"
+            "      --repeat-penalty R    penalise tokens of the last 64, 1 = off (default %g)\n"
+            "      --no-repeat-ngram N   never repeat an N-gram, 0 = off (default %d)\n"
+            "      --seed S              random seed (default %llu)\n"
+            "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
+            "      --threads N           compute threads (default: all cores)\n"
+            "  -h, --help                this text\n\n"
+            "The RED paper's Llama-2 setup: --repeat-penalty 1.1 --no-repeat-ngram 5.\n",
+            (double)d.temperature, d.top_k, (double)d.top_p, (double)d.repeat_penalty,
+            d.no_repeat_ngram, (unsigned long long)d.seed);
+}
+
+typedef struct stream_state {
+    int print_ids;
+} stream_state;
+
+static int on_token(void *user, int token, const char *text, size_t len) {
+    const stream_state *s = user;
+    if (s->print_ids)
+        printf("%d ", token);
+    else
+        fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},      {"prompt", required_argument, 0, 'p'},
+        {"ids", required_argument, 0, 'i'},        {"max-tokens", required_argument, 0, 'n'},
+        {"temperature", required_argument, 0, 't'}, {"top-k", required_argument, 0, 'K'},
+        {"top-p", required_argument, 0, 'P'},      {"repeat-penalty", required_argument, 0, 'R'},
+        {"no-repeat-ngram", required_argument, 0, 'N'}, {"seed", required_argument, 0, 'S'},
+        {"tokenizer", required_argument, 0, 'k'},  {"threads", required_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    const char *model = NULL, *prompt = NULL, *ids_text = NULL, *tok = NULL;
+    rd_gen_opts g = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1};
+    int threads = 0, c, seed;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'i': ids_text = optarg; break;
+        case 'k': tok = optarg; break;
+        case 'n': bad = cli_int("generate", "--max-tokens", optarg, 1, 1 << 24, &g.max_tokens); break;
+        case 't': bad = cli_float("generate", "--temperature", optarg, 0, 100, &g.sampling.temperature); break;
+        case 'K': bad = cli_int("generate", "--top-k", optarg, 0, 1 << 24, &g.sampling.top_k); break;
+        case 'P': bad = cli_float("generate", "--top-p", optarg, 1e-6, 1, &g.sampling.top_p); break;
+        case 'R': bad = cli_float("generate", "--repeat-penalty", optarg, 1e-3, 100, &g.sampling.repeat_penalty); break;
+        case 'N': bad = cli_int("generate", "--no-repeat-ngram", optarg, 0, 1 << 16, &g.sampling.no_repeat_ngram); break;
+        case 'S':
+            bad = cli_int("generate", "--seed", optarg, 0, 0x7fffffff, &seed);
+            g.sampling.seed = (uint64_t)seed;
+            break;
+        case 'j': bad = cli_int("generate", "--threads", optarg, 0, 1024, &threads); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (bad) return 2;
+    }
+    if (!model || (!prompt == !ids_text) || optind != argc) {
+        fprintf(stderr, "redit generate: give -m MODEL and exactly one of -p PROMPT or --ids\n");
+        usage(stderr);
+        return 2;
+    }
+    cli_set_threads(threads);
+    rd_model *m = cli_load_model(model, tok);
+    if (!m) return 1;
+    const rd_tokenizer *t = m->file.tokenizer;
+    rd_error err = {0};
+    int *ids = NULL, *out_ids = NULL;
+    size_t n = 0;
+    int rc = 1;
+    rd_ctx *ctx = NULL;
+    if (prompt) {
+        if (!t) {
+            fprintf(stderr, "redit generate: %s has no tokenizer; text needs one (give "
+                            "--tokenizer FILE, or the prompt as --ids)\n", model);
+            goto done;
+        }
+        if (rd_tokenizer_encode(t, prompt, strlen(prompt), 1, 0, &ids, &n, &err)) {
+            fprintf(stderr, "redit generate: %s\n", err.msg);
+            goto done;
+        }
+    } else if (!(ids = cli_parse_ids(ids_text, &n)) || n == 0) {
+        fprintf(stderr, "redit generate: --ids needs at least one id\n");
+        goto done;
+    }
+    if (!(ctx = rd_ctx_new(m, 1, rd_model_config(m)->seq_len, &err)) ||
+        !(out_ids = malloc(sizeof(int) * (size_t)g.max_tokens))) {
+        fprintf(stderr, "redit generate: %s\n", ctx ? "out of memory" : err.msg);
+        goto done;
+    }
+    stream_state s = {.print_ids = !t || !prompt};
+    if (prompt) fputs(prompt, stdout);
+    rd_gen_stats st = {0};
+    if (rd_generate(ctx, NULL, ids, n, &g, on_token, &s, out_ids, &st, &err)) {
+        fprintf(stderr, "\nredit generate: %s\n", err.msg);
+        goto done;
+    }
+    printf("\n");
+    static const char *why[] = {"token limit", "end of text", "stopped", "context full"};
+    fprintf(stderr, "prompt %d tokens: %.1f tok/s · generated %d tokens: %.1f tok/s (%s)\n",
+            st.n_prompt, st.prefill_seconds > 0 ? st.n_prompt / st.prefill_seconds : 0.0,
+            st.n_generated, st.decode_seconds > 0 ? st.n_generated / st.decode_seconds : 0.0,
+            why[st.stopped_by >= 0 && st.stopped_by < 4 ? st.stopped_by : 0]);
+    rc = 0;
+done:
+    free(out_ids);
+    free(ids);
+    rd_ctx_free(ctx);
+    rd_model_free(m);
+    return rc;
+}

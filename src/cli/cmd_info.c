@@ -1,0 +1,94 @@
+/* redit info -m MODEL: what a model file holds. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "redit/tokenizer.h"
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: redit info -m MODEL [--tokenizer FILE]\n\n"
+                 "Prints the file format, tensor types, model config, parameter count and a\n"
+                 "tokenizer summary.\n\n"
+                 "  -m, --model FILE      GGUF or llama2.c .bin (detected from the content)\n"
+                 "      --tokenizer FILE  llama2.c tokenizer.bin (default: beside the model)\n"
+                 "  -h, --help            this text\n");
+}
+
+/* Counts the matrices of each storage type. */
+static void type_summary(const rd_weights *w, int n_layers, char *buf, size_t cap) {
+    int count[RD_DTYPE_COUNT] = {0};
+    count[w->tok_embeddings.type]++;
+    if (!w->tied_classifier) count[w->classifier.type]++;
+    for (int l = 0; l < n_layers; l++) {
+        const rd_layer_weights *L = &w->layers[l];
+        const rd_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (size_t i = 0; i < 7; i++) count[all[i]->type]++;
+    }
+    size_t used = 0;
+    buf[0] = 0;
+    for (int t = 0; t < RD_DTYPE_COUNT; t++)
+        if (count[t] && used < cap)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s ×%d", used ? ", " : "",
+                                     rd_dtype_info_of((rd_dtype)t)->name, count[t]);
+}
+
+int cmd_info(int argc, char **argv) {
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"tokenizer", required_argument, 0, 'k'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *model = NULL, *tok = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'k': tok = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!model || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    rd_model *m = cli_load_model(model, tok);
+    if (!m) return 1;
+    const rd_config *cfg = rd_model_config(m);
+    const rd_model_file *f = &m->file;
+    char types[256];
+    type_summary(&f->w, cfg->n_layers, types, sizeof types);
+    printf("file        %s\n", model);
+    printf("format      %s", rd_file_format_name(f->format));
+    if (f->format == RD_FORMAT_GGUF) printf(" v%u", f->gguf_version);
+    printf("\nname        %s\n", f->name);
+    printf("matrices    %s (norms F32)\n", types);
+    printf("dim %d · hidden %d · layers %d · heads %d · kv heads %d%s · head dim %d\n", cfg->dim,
+           cfg->hidden_dim, cfg->n_layers, cfg->n_heads, cfg->n_kv_heads,
+           cfg->n_kv_heads < cfg->n_heads ? " (grouped-query)" : "", rd_config_head_dim(cfg));
+    printf("vocab %d · context %d · norm eps %g · rope theta %g (%s pairs)\n", cfg->vocab_size,
+           cfg->seq_len, (double)cfg->norm_eps, (double)cfg->rope_theta,
+           cfg->rope_layout == RD_ROPE_ADJACENT ? "adjacent" : "half-split");
+    printf("parameters  %llu (%s classifier)\n", (unsigned long long)rd_model_param_count(m),
+           f->w.tied_classifier ? "tied" : "untied");
+    printf("mapped      %.1f MB of the file, %d heap buffers\n", (double)f->w.map_size / 1e6,
+           f->w.n_owned);
+    if (f->tokenizer) {
+        const rd_tokenizer *t = f->tokenizer;
+        int bytes = 0, control = 0;
+        for (int i = 0; i < rd_tokenizer_vocab_size(t); i++) {
+            bytes += rd_tokenizer_type(t, i) == RD_TOKEN_BYTE;
+            control += rd_tokenizer_type(t, i) == RD_TOKEN_CONTROL;
+        }
+        printf("tokenizer   SentencePiece BPE, %d pieces (%d byte, %d control) · BOS %d · EOS %d "
+               "· UNK %d · dummy prefix %s\n",
+               rd_tokenizer_vocab_size(t), bytes, control, rd_tokenizer_bos(t),
+               rd_tokenizer_eos(t), rd_tokenizer_unk(t),
+               rd_tokenizer_adds_dummy_prefix(t) ? "on" : "off");
+    } else {
+        printf("tokenizer   none (work in token ids; give --tokenizer FILE for text)\n");
+    }
+    rd_model_free(m);
+    return 0;
+}

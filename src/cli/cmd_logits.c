@@ -1,0 +1,89 @@
+/* redit logits: float32 logits per input position, for checking numerics. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "redit/atomic_file.h"
+#include "redit/forward.h"
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: redit logits -m MODEL --ids \"1 461 461\" -o FILE\n\n"
+                 "Runs the ids through the model (teacher forcing) and writes raw little-endian\n"
+                 "float32 logits, one row of vocab_size values per input position.\n\n"
+                 "  -m, --model FILE      model file\n"
+                 "      --ids LIST        token ids, separated by spaces or commas\n"
+                 "  -o, --output FILE     where to write (atomically)\n"
+                 "      --tokenizer FILE  llama2.c tokenizer.bin (not needed for ids)\n"
+                 "      --threads N       compute threads (default: all cores)\n"
+                 "  -h, --help            this text\n");
+}
+
+int cmd_logits(int argc, char **argv) {
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"ids", required_argument, 0, 'i'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"tokenizer", required_argument, 0, 'k'},
+                                         {"threads", required_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *model = NULL, *ids_text = NULL, *out = NULL, *tok = NULL;
+    int threads = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'i': ids_text = optarg; break;
+        case 'o': out = optarg; break;
+        case 'k': tok = optarg; break;
+        case 'j':
+            if (cli_int("logits", "--threads", optarg, 0, 1024, &threads)) return 2;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!model || !ids_text || !out || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    cli_set_threads(threads);
+    size_t n;
+    int *ids = cli_parse_ids(ids_text, &n);
+    if (!ids) return 2;
+    if (n == 0) {
+        fprintf(stderr, "redit logits: --ids is empty\n");
+        free(ids);
+        return 2;
+    }
+    rd_model *m = cli_load_model(model, tok);
+    if (!m) {
+        free(ids);
+        return 1;
+    }
+    int rc = 1;
+    rd_error err = {0};
+    const int V = rd_model_config(m)->vocab_size;
+    rd_ctx *ctx = rd_ctx_new(m, 1, (int)(n < 0x7fffffff ? n : 0x7fffffff), &err);
+    float *logits = ctx ? malloc(n * (size_t)V * sizeof(float)) : NULL;
+    rd_atomic_file f;
+    if (!ctx || !logits) {
+        fprintf(stderr, "redit logits: %s\n", ctx ? "out of memory" : err.msg);
+    } else if (rd_forward(ctx, NULL, ids, 1, (int)n, RD_LOGITS_ALL, logits, &err) ||
+               rd_atomic_file_open(&f, out, &err)) {
+        fprintf(stderr, "redit logits: %s\n", err.msg);
+    } else if (rd_atomic_file_write(&f, logits, n * (size_t)V * sizeof(float))) {
+        rd_atomic_file_abort(&f);
+        fprintf(stderr, "redit logits: %s: write failed\n", out);
+    } else if (rd_atomic_file_commit(&f, &err)) {
+        fprintf(stderr, "redit logits: %s\n", err.msg);
+    } else {
+        fprintf(stderr, "wrote %zu × %d float32 logits to %s\n", n, V, out);
+        rc = 0;
+    }
+    free(logits);
+    rd_ctx_free(ctx);
+    rd_model_free(m);
+    free(ids);
+    return rc;
+}

@@ -1,0 +1,159 @@
+/* redit tokenize: text on stdin → token ids on stdout. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "redit/tokenizer.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: redit tokenize -m MODEL_OR_TOKENIZER [--jsonl] [--bos]\n\n"
+            "Reads text on stdin and prints its token ids separated by spaces. The whole of\n"
+            "stdin is one text, byte for byte (a trailing newline is part of it).\n\n"
+            "  -m, --model FILE   a model with a tokenizer (GGUF; llama2.c .bin with its\n"
+            "                     tokenizer.bin beside it) or a llama2.c tokenizer.bin\n"
+            "      --tokenizer F  llama2.c tokenizer.bin for a .bin model\n"
+            "      --jsonl        read lines {\"text\": ...}, write {\"text\": ..., \"ids\": [...]}\n"
+            "      --bos          add the BOS id in front (off by default, like SentencePiece's\n"
+            "                     encode)\n"
+            "  -h, --help         this text\n");
+}
+
+/* A tokenizer from a model file, or from a bare tokenizer.bin. *model keeps the model
+ * alive when one was loaded. */
+static const rd_tokenizer *open_tokenizer(const char *path, const char *tok_path, rd_model **model,
+                                          rd_tokenizer **owned) {
+    rd_error err = {0};
+    if (rd_detect_format(path, &err) != RD_FORMAT_UNKNOWN) {
+        if (!(*model = cli_load_model(path, tok_path))) return NULL;
+        if (!(*model)->file.tokenizer)
+            fprintf(stderr, "redit tokenize: %s has no tokenizer (give --tokenizer FILE)\n", path);
+        return (*model)->file.tokenizer;
+    }
+    rd_error err2 = {0};
+    *owned = rd_tokenizer_load_llama2c(path, 0, &err2);
+    if (!*owned)
+        fprintf(stderr, "redit tokenize: %s\n  (as a model: %s)\n", err2.msg, err.msg);
+    return *owned;
+}
+
+static char *read_all(FILE *fp, size_t *n) {
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - len, fp);
+        if (len < cap) break;
+        char *g = realloc(buf, cap * 2);
+        if (!g) {
+            free(buf);
+            return NULL;
+        }
+        buf = g;
+        cap *= 2;
+    }
+    *n = len;
+    return buf;
+}
+
+static int print_ids(const rd_tokenizer *t, const char *text, size_t len, int bos) {
+    int *ids;
+    size_t n;
+    rd_error err = {0};
+    if (rd_tokenizer_encode(t, text, len, bos, 0, &ids, &n, &err)) {
+        fprintf(stderr, "redit tokenize: %s\n", err.msg);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+    printf("\n");
+    free(ids);
+    return 0;
+}
+
+static int jsonl(const rd_tokenizer *t, int bos) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
+        if (len == 0 || line[0] == '\n') continue;
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+        cJSON *text = j ? cJSON_GetObjectItemCaseSensitive(j, "text") : NULL;
+        if (!cJSON_IsString(text)) {
+            fprintf(stderr, "redit tokenize: stdin line %ld: expected a JSON object with a string "
+                            "\"text\"\n", lineno);
+            cJSON_Delete(j);
+            rc = 1;
+            break;
+        }
+        int *ids;
+        size_t n;
+        rd_error err = {0};
+        if (rd_tokenizer_encode(t, text->valuestring, strlen(text->valuestring), bos, 0, &ids, &n,
+                                &err)) {
+            fprintf(stderr, "redit tokenize: line %ld: %s\n", lineno, err.msg);
+            cJSON_Delete(j);
+            rc = 1;
+            break;
+        }
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "text", text->valuestring);
+        cJSON *arr = cJSON_AddArrayToObject(out, "ids");
+        for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
+        char *s = cJSON_PrintUnformatted(out);
+        if (s) puts(s);
+        free(s);
+        cJSON_Delete(out);
+        cJSON_Delete(j);
+        free(ids);
+    }
+    free(line);
+    return rc;
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"tokenizer", required_argument, 0, 'k'},
+                                         {"jsonl", no_argument, 0, 'J'},
+                                         {"bos", no_argument, 0, 'B'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *path = NULL, *tok_path = NULL;
+    int use_jsonl = 0, bos = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': path = optarg; break;
+        case 'k': tok_path = optarg; break;
+        case 'J': use_jsonl = 1; break;
+        case 'B': bos = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    rd_model *model = NULL;
+    rd_tokenizer *owned = NULL;
+    const rd_tokenizer *t = open_tokenizer(path, tok_path, &model, &owned);
+    int rc = 1;
+    if (t) {
+        if (use_jsonl) {
+            rc = jsonl(t, bos);
+        } else {
+            size_t n;
+            char *text = read_all(stdin, &n);
+            rc = text && print_ids(t, text, n, bos) == 0 ? 0 : 1;
+            free(text);
+        }
+    }
+    rd_tokenizer_free(owned);
+    rd_model_free(model);
+    return rc;
+}

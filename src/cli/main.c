@@ -1,0 +1,45 @@
+/* redit — entry point: dispatches to the sub-commands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} COMMANDS[] = {
+    {"info", cmd_info, "show a model file's format, tensor types, config and tokenizer"},
+    {"generate", cmd_generate, "generate text from a prompt, streamed to stdout"},
+    {"tokenize", cmd_tokenize, "text on stdin to token ids (or JSONL with --jsonl)"},
+    {"logits", cmd_logits, "write float32 logits for a token sequence (teacher forcing)"},
+    {"demo", cmd_demo, "write a small random model and generate from it (make run)"},
+    {"bench", cmd_bench, "measure decode and prefill throughput (make bench)"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "redit — a workbench for RED (representation editing) fine-tuning of Llama-2-family "
+            "models\n\nusage: redit COMMAND [options]    (redit COMMAND --help for its "
+            "options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(out, "\nModel files: GGUF v2/v3 (F32, F16, BF16, Q8_0) and llama2.c .bin "
+                 "checkpoints; the format is detected from the file's content.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "redit: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

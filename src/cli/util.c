@@ -1,0 +1,88 @@
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+rd_model *cli_load_model(const char *path, const char *tokenizer_path) {
+    rd_error err = {0};
+    rd_load_opts opts = {.tokenizer_path = tokenizer_path};
+    rd_model *m = rd_model_load(path, &opts, &err);
+    if (!m) fprintf(stderr, "redit: %s\n", err.msg);
+    return m;
+}
+
+int *cli_parse_ids(const char *text, size_t *n) {
+    size_t cap = 16, len = 0;
+    int *ids = malloc(cap * sizeof *ids);
+    const char *p = text;
+    while (ids) {
+        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > 0x7fffffff) {
+            fprintf(stderr, "redit: bad token id near \"%.20s\"\n", p);
+            free(ids);
+            return NULL;
+        }
+        if (len == cap) {
+            int *g = realloc(ids, 2 * cap * sizeof *ids);
+            if (!g) break;
+            ids = g;
+            cap *= 2;
+        }
+        ids[len++] = (int)v;
+        p = end;
+    }
+    if (!ids) {
+        fprintf(stderr, "redit: out of memory\n");
+        return NULL;
+    }
+    *n = len;
+    return ids;
+}
+
+int cli_int(const char *cmd, const char *opt, const char *text, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "redit %s: bad value for %s: \"%s\" (expected an integer in [%ld, %ld])\n",
+                cmd, opt, text, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int cli_float(const char *cmd, const char *opt, const char *text, double lo, double hi, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end || errno || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "redit %s: bad value for %s: \"%s\" (expected a number in [%g, %g])\n",
+                cmd, opt, text, lo, hi);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+void cli_set_threads(int n) {
+    if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    openblas_set_num_threads(n);
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,144 @@
+/* Lookup structures of the tokenizer: piece hash map, user-defined trie, UTF-8 check. */
+#include "tokenizer_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t rd_piece_hash(const char *s, size_t len) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+int rd_piece_map_init(rd_piece_map *m, int n) {
+    size_t cap = 16;
+    while (cap < 2 * (size_t)(n > 0 ? n : 1)) cap *= 2;
+    m->ids = malloc(cap * sizeof *m->ids);
+    m->hashes = malloc(cap * sizeof *m->hashes);
+    m->mask = cap - 1;
+    if (!m->ids || !m->hashes) {
+        rd_piece_map_free(m);
+        return -1;
+    }
+    for (size_t i = 0; i < cap; i++) m->ids[i] = -1;
+    return 0;
+}
+
+void rd_piece_map_free(rd_piece_map *m) {
+    free(m->ids);
+    free(m->hashes);
+    m->ids = NULL;
+    m->hashes = NULL;
+}
+
+/* Slot holding s[0..len), or the empty slot where it would go. */
+static size_t map_slot(const rd_piece_map *m, const rd_tokenizer *t, const char *s,
+                       size_t len) {
+    uint64_t h = rd_piece_hash(s, len);
+    size_t i = (size_t)h & m->mask;
+    for (;; i = (i + 1) & m->mask) {
+        int32_t id = m->ids[i];
+        if (id < 0) return i;
+        size_t plen = t->off[id + 1] - t->off[id];
+        if (m->hashes[i] == (uint32_t)h && plen == len &&
+            memcmp(t->arena + t->off[id], s, len) == 0)
+            return i;
+    }
+}
+
+int rd_piece_map_insert(rd_piece_map *m, const rd_tokenizer *t, int id) {
+    const char *s = t->arena + t->off[id];
+    size_t len = t->off[id + 1] - t->off[id];
+    size_t i = map_slot(m, t, s, len);
+    if (m->ids[i] >= 0) return m->ids[i];
+    m->ids[i] = id;
+    m->hashes[i] = (uint32_t)rd_piece_hash(s, len);
+    return -1;
+}
+
+int rd_piece_map_find(const rd_piece_map *m, const rd_tokenizer *t, const char *s,
+                      size_t len) {
+    return m->ids[map_slot(m, t, s, len)];
+}
+
+static int32_t trie_new_node(rd_trie *tr, uint8_t byte) {
+    if (tr->n == tr->cap) {
+        int32_t cap = tr->cap ? tr->cap * 2 : 64;
+        rd_trie_node *nodes = realloc(tr->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes) return -1;
+        tr->nodes = nodes;
+        tr->cap = cap;
+    }
+    tr->nodes[tr->n] = (rd_trie_node){.child = -1, .sibling = -1, .is_end = 0, .byte = byte};
+    return tr->n++;
+}
+
+/* Child of node with edge byte b, or -1. */
+static int32_t trie_child(const rd_trie *tr, int32_t node, uint8_t b) {
+    for (int32_t c = tr->nodes[node].child; c >= 0; c = tr->nodes[c].sibling)
+        if (tr->nodes[c].byte == b) return c;
+    return -1;
+}
+
+int rd_trie_add(rd_trie *tr, const char *s, size_t len) {
+    if (tr->n == 0 && trie_new_node(tr, 0) < 0) return -1;
+    int32_t node = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = (uint8_t)s[i];
+        int32_t c = trie_child(tr, node, b);
+        if (c < 0) {
+            if ((c = trie_new_node(tr, b)) < 0) return -1;
+            tr->nodes[c].sibling = tr->nodes[node].child;
+            tr->nodes[node].child = c;
+        }
+        node = c;
+    }
+    tr->nodes[node].is_end = 1;
+    return 0;
+}
+
+void rd_trie_free(rd_trie *tr) {
+    free(tr->nodes);
+    tr->nodes = NULL;
+    tr->n = tr->cap = 0;
+}
+
+size_t rd_trie_longest(const rd_trie *tr, const char *s, size_t len) {
+    if (tr->n == 0) return 0;
+    size_t best = 0;
+    int32_t node = 0;
+    for (size_t i = 0; i < len; i++) {
+        node = trie_child(tr, node, (uint8_t)s[i]);
+        if (node < 0) break;
+        if (tr->nodes[node].is_end) best = i + 1;
+    }
+    return best;
+}
+
+static int is_trail(unsigned char c) { return (c & 0xC0) == 0x80; }
+
+static int valid_codepoint(uint32_t c) { return c < 0xD800 || (c >= 0xE000 && c <= 0x10FFFF); }
+
+size_t rd_utf8_char_len(const unsigned char *s, size_t len) {
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    if (len >= 2 && (c & 0xE0) == 0xC0 && is_trail(s[1])) {
+        uint32_t cp = ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
+        return cp >= 0x80 ? 2 : 0;
+    }
+    if (len >= 3 && (c & 0xF0) == 0xE0 && is_trail(s[1]) && is_trail(s[2])) {
+        uint32_t cp = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) |
+                      (s[2] & 0x3F);
+        return cp >= 0x800 && valid_codepoint(cp) ? 3 : 0;
+    }
+    if (len >= 4 && (c & 0xF8) == 0xF0 && is_trail(s[1]) && is_trail(s[2]) &&
+        is_trail(s[3])) {
+        uint32_t cp = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+                      ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+        return cp >= 0x10000 && valid_codepoint(cp) ? 4 : 0;
+    }
+    return 0;
+}
