@@ -44,6 +44,8 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/obj/tests/%.o: EXTRA_CFLAGS += -Itests/helpers
+
 $(BUILD)/libredit.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

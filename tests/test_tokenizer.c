@@ -724,7 +724,19 @@ static void test_llama2c_bad_files(void **state) {
     bin_token(&b, 0, " x");
     expect_bad_file(dir, "dup.bin", b.data, b.n, 5, "same text");
 
-    expect_bad_file(dir, "zero_vocab.bin", good.data, good.n, 0, "vocab_size");
+    expect_bad_file(dir, "negative_vocab.bin", good.data, good.n, -1, "vocab_size");
+    /* vocab_size 0 counts the tokens of a bare tokenizer.bin; a bad one still fails */
+    expect_bad_file(dir, "counted_truncated.bin", good.data, good.n - 1, 0, "token 6");
+    {
+        char counted[700];
+        snprintf(counted, sizeof counted, "%s/counted.bin", dir);
+        assert_int_equal(write_file(counted, good.data, good.n), 0);
+        rd_error cerr = {{0}};
+        rd_tokenizer *ct = rd_tokenizer_load_llama2c(counted, 0, &cerr);
+        assert_non_null(ct);
+        assert_int_equal(rd_tokenizer_vocab_size(ct), 7);
+        rd_tokenizer_free(ct);
+    }
 
     char missing[700];
     snprintf(missing, sizeof missing, "%s/missing.bin", dir);

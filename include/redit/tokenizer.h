@@ -43,7 +43,8 @@ rd_tokenizer *rd_tokenizer_new(const rd_vocab_spec *spec, const char *what, rd_e
 
 /* Loads llama2.c's tokenizer.bin (int32 max_token_length; then per token: float score,
  * int32 length, bytes). vocab_size comes from the model header (the file does not store
- * it); the file must hold exactly that many tokens. BOS=1, EOS=2, UNK=0 as in Llama-2. */
+ * it); the file must hold exactly that many tokens. vocab_size 0: as many as the file
+ * holds (a bare tokenizer.bin). BOS=1, EOS=2, UNK=0 as in Llama-2. */
 rd_tokenizer *rd_tokenizer_load_llama2c(const char *path, int vocab_size, rd_error *err);
 
 void rd_tokenizer_free(rd_tokenizer *t); /* NULL-safe */

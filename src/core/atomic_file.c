@@ -1,8 +1,10 @@
 #include "redit/atomic_file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int rd_atomic_file_open(rd_atomic_file *f, const char *path, rd_error *err) {
@@ -25,6 +27,7 @@ int rd_atomic_file_open(rd_atomic_file *f, const char *path, rd_error *err) {
         return rd_error_set(err, "%s: cannot create a temporary file beside it: %s", path,
                             strerror(e));
     }
+    fchmod(fd, 0644); /* mkstemp creates 0600; a model or edit file is meant to be shared */
     f->fp = fdopen(fd, "wb");
     if (!f->fp) {
         close(fd);
@@ -39,12 +42,26 @@ int rd_atomic_file_write(rd_atomic_file *f, const void *data, size_t n) {
     return fwrite(data, 1, n, f->fp) == n ? 0 : -1;
 }
 
+/* fsyncs the directory holding path so the rename survives a crash (best effort). */
+static void sync_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash == path ? strdup("/") : slash ? strndup(path, (size_t)(slash - path))
+                                                    : strdup(".");
+    int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
 int rd_atomic_file_commit(rd_atomic_file *f, rd_error *err) {
     int bad = fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0;
     int e = errno;
     bad |= fclose(f->fp) != 0;
     f->fp = NULL;
     if (!bad && rename(f->tmp_path, f->path) == 0) {
+        sync_dir(f->path);
         free(f->tmp_path);
         f->tmp_path = NULL;
         rd_atomic_file_abort(f);

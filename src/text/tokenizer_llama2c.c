@@ -160,15 +160,40 @@ static rd_tokenizer *build(const bin_vocab *v, int vocab_size, const char *path,
     return t;
 }
 
+/* Counts the tokens of the file by walking their lengths (for a bare tokenizer.bin, whose
+ * vocabulary size is otherwise the model header's), then rewinds. */
+#define RD_TOKENIZER_MAX_PIECES (1 << 22)
+
+static int count_tokens(bin_reader *r, int *count, rd_error *err) {
+    unsigned char head[8];
+    long pos = 4;
+    int n = 0;
+    while (pos < r->size) {
+        if (r->size - pos < 8 || fseek(r->f, pos, SEEK_SET) != 0 || fread(head, 1, 8, r->f) != 8)
+            return rd_error_set(err, "%s: the file ends inside token %d", r->path, n);
+        int32_t len = as_i32(le32(head + 4));
+        if (len < 0 || len > r->size - pos - 8)
+            return rd_error_set(err, "%s: token %d has length %d, beyond the end of the file",
+                                r->path, n, (int)len);
+        pos += 8 + len;
+        if (++n > RD_TOKENIZER_MAX_PIECES)
+            return rd_error_set(err, "%s: more than %d tokens", r->path, RD_TOKENIZER_MAX_PIECES);
+    }
+    if (fseek(r->f, 0, SEEK_SET) != 0) return rd_error_set(err, "%s: cannot rewind", r->path);
+    *count = n;
+    return 0;
+}
+
 rd_tokenizer *rd_tokenizer_load_llama2c(const char *path, int vocab_size, rd_error *err) {
-    if (vocab_size <= 0) {
+    if (vocab_size < 0) {
         rd_error_set(err, "%s: vocab_size %d must be positive", path, vocab_size);
         return NULL;
     }
     bin_reader r = {0};
     bin_vocab v = {0};
     rd_tokenizer *t = NULL;
-    if (open_reader(&r, path, err) == 0 && read_vocab(&r, &v, vocab_size, err) == 0)
+    if (open_reader(&r, path, err) == 0 && (vocab_size > 0 || count_tokens(&r, &vocab_size, err) == 0) &&
+        vocab_size > 0 && read_vocab(&r, &v, vocab_size, err) == 0)
         t = build(&v, vocab_size, path, err);
     if (r.f) fclose(r.f);
     free(v.arena);

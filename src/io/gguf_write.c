@@ -1,0 +1,373 @@
+/* rd_gguf_write: an rd_model_file → GGUF v3, architecture "llama", written atomically
+ * (temp file in the same directory, fsync, rename). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gguf.h"
+#include "redit/atomic_file.h"
+#include "redit/model_file.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "norms are written as host floats: a little-endian host is required"
+#endif
+
+#define ALIGNMENT 32u
+
+/* ---- a growable little-endian byte buffer for the header --------------------------- */
+
+typedef struct wbuf {
+    uint8_t *p;
+    size_t len, cap;
+    int oom;
+} wbuf;
+
+static void put(wbuf *b, const void *src, size_t n) {
+    if (b->oom) return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap *= 2;
+        uint8_t *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void put_le(wbuf *b, uint64_t v, int bytes) {
+    uint8_t tmp[8];
+    for (int i = 0; i < bytes; i++) tmp[i] = (uint8_t)(v >> (8 * i));
+    put(b, tmp, (size_t)bytes);
+}
+
+static void put_u32(wbuf *b, uint32_t v) { put_le(b, v, 4); }
+static void put_u64(wbuf *b, uint64_t v) { put_le(b, v, 8); }
+
+static void put_f32(wbuf *b, float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    put_u32(b, u);
+}
+
+static void put_str(wbuf *b, const char *s, size_t n) {
+    put_u64(b, n);
+    put(b, s, n);
+}
+
+static void put_key(wbuf *b, const char *key, rd_gguf_vtype type) {
+    put_str(b, key, strlen(key));
+    put_u32(b, (uint32_t)type);
+}
+
+static void kv_u32(wbuf *b, const char *key, uint32_t v) {
+    put_key(b, key, RD_GGUF_UINT32);
+    put_u32(b, v);
+}
+
+static void kv_f32(wbuf *b, const char *key, float v) {
+    put_key(b, key, RD_GGUF_FLOAT32);
+    put_f32(b, v);
+}
+
+static void kv_str(wbuf *b, const char *key, const char *s) {
+    put_key(b, key, RD_GGUF_STRING);
+    put_str(b, s, strlen(s));
+}
+
+static void kv_bool(wbuf *b, const char *key, int v) {
+    put_key(b, key, RD_GGUF_BOOL);
+    uint8_t x = v ? 1 : 0;
+    put(b, &x, 1);
+}
+
+static void put_array_head(wbuf *b, const char *key, rd_gguf_vtype elem, uint64_t n) {
+    put_key(b, key, RD_GGUF_ARRAY);
+    put_u32(b, (uint32_t)elem);
+    put_u64(b, n);
+}
+
+/* ---- the tensors to write ---------------------------------------------------------- */
+
+typedef struct out_tensor {
+    char name[RD_GGUF_MAX_NAME + 1];
+    const rd_matrix *m;       /* a matrix, or NULL for a norm vector */
+    const float *vec;         /* (n_vec) */
+    int64_t n_vec;
+    int permute_heads;        /* > 0: HF rotate_half rows → adjacent pairs, per head */
+    const rd_gguf_type *type; /* the file type */
+    uint64_t bytes, offset;   /* offset from the start of the tensor data */
+} out_tensor;
+
+typedef struct writer {
+    const char *path;
+    rd_error *err;
+    const rd_model_file *f;
+    const rd_gguf_type *mtype; /* file type of the matrices */
+    out_tensor *t;
+    int n;
+} writer;
+
+static int add_matrix(writer *w, const char *name, const rd_matrix *m, int64_t rows,
+                      int64_t cols, int permute_heads) {
+    if (!m->data || !rd_dtype_info_of(m->type))
+        return rd_error_set(w->err, "%s: cannot write %s: the matrix is missing", w->path, name);
+    if (m->rows != rows || m->cols != cols)
+        return rd_error_set(w->err, "%s: cannot write %s: the matrix is %" PRId64 " x %" PRId64
+                                    " but the config needs %" PRId64 " x %" PRId64,
+                            w->path, name, m->rows, m->cols, rows, cols);
+    if (cols % w->mtype->block_elems)
+        return rd_error_set(w->err, "%s: cannot write %s as %s: its %" PRId64 " columns are "
+                                    "not a multiple of the block size %u",
+                            w->path, name, w->mtype->name, cols, w->mtype->block_elems);
+    out_tensor *t = &w->t[w->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->m = m;
+    t->permute_heads = permute_heads;
+    t->type = w->mtype;
+    t->bytes = (uint64_t)rows * (uint64_t)(cols / w->mtype->block_elems) * w->mtype->block_bytes;
+    return 0;
+}
+
+static int add_vector(writer *w, const char *name, const float *v, int64_t n) {
+    if (!v)
+        return rd_error_set(w->err, "%s: cannot write %s: the vector is missing", w->path, name);
+    out_tensor *t = &w->t[w->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->vec = v;
+    t->n_vec = n;
+    t->type = rd_gguf_type_for_dtype(RD_DTYPE_F32);
+    t->bytes = (uint64_t)n * sizeof(float);
+    return 0;
+}
+
+/* Lists every tensor in file order with its size and offset, checking shapes. */
+static int plan_tensors(writer *w) {
+    const rd_config *c = &w->f->cfg;
+    const rd_weights *wt = &w->f->w;
+    int64_t d = c->dim, h = c->hidden_dim, kv = rd_config_kv_dim(c);
+    int half = c->rope_layout == RD_ROPE_HALF;
+    if (!wt->layers)
+        return rd_error_set(w->err, "%s: cannot write: the model has no layers", w->path);
+    w->t = calloc((size_t)c->n_layers * 9 + 3, sizeof *w->t);
+    if (!w->t) return rd_error_set(w->err, "%s: out of memory", w->path);
+    if (add_matrix(w, "token_embd.weight", &wt->tok_embeddings, c->vocab_size, d, 0)) return -1;
+    char n[RD_GGUF_MAX_NAME + 1];
+    for (int l = 0; l < c->n_layers; l++) {
+        const rd_layer_weights *L = &wt->layers[l];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d." s ".weight", l), n)
+        if (add_vector(w, NAME("attn_norm"), L->attn_norm, d) ||
+            add_matrix(w, NAME("attn_q"), &L->wq, d, d, half ? c->n_heads : 0) ||
+            add_matrix(w, NAME("attn_k"), &L->wk, kv, d, half ? c->n_kv_heads : 0) ||
+            add_matrix(w, NAME("attn_v"), &L->wv, kv, d, 0) ||
+            add_matrix(w, NAME("attn_output"), &L->wo, d, d, 0) ||
+            add_vector(w, NAME("ffn_norm"), L->ffn_norm, d) ||
+            add_matrix(w, NAME("ffn_gate"), &L->w1, h, d, 0) ||
+            add_matrix(w, NAME("ffn_down"), &L->w2, d, h, 0) ||
+            add_matrix(w, NAME("ffn_up"), &L->w3, h, d, 0))
+            return -1;
+#undef NAME
+    }
+    if (add_vector(w, "output_norm.weight", wt->final_norm, d)) return -1;
+    if (!wt->tied_classifier &&
+        add_matrix(w, "output.weight", &wt->classifier, c->vocab_size, d, 0))
+        return -1;
+    uint64_t off = 0;
+    for (int i = 0; i < w->n; i++) {
+        w->t[i].offset = off;
+        off += (w->t[i].bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+    }
+    return 0;
+}
+
+/* ---- header ------------------------------------------------------------------------ */
+
+/* llama.cpp's general.file_type (LLAMA_FTYPE_*) for a model whose matrices are `t`. */
+static uint32_t file_type(rd_dtype t) {
+    switch (t) {
+    case RD_DTYPE_F16: return 1;
+    case RD_DTYPE_Q8_0: return 7;
+    case RD_DTYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+static int n_tokenizer_kvs(const rd_tokenizer *tok) {
+    if (!tok) return 0;
+    return 5 + (rd_tokenizer_bos(tok) >= 0) + (rd_tokenizer_eos(tok) >= 0) +
+           (rd_tokenizer_unk(tok) >= 0);
+}
+
+static void put_tokenizer(wbuf *b, const rd_tokenizer *tok) {
+    int n = rd_tokenizer_vocab_size(tok);
+    kv_str(b, "tokenizer.ggml.model", "llama");
+    put_array_head(b, "tokenizer.ggml.tokens", RD_GGUF_STRING, (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        size_t len = 0;
+        const char *p = rd_tokenizer_piece(tok, i, &len);
+        put_str(b, p ? p : "", p ? len : 0);
+    }
+    put_array_head(b, "tokenizer.ggml.scores", RD_GGUF_FLOAT32, (uint64_t)n);
+    for (int i = 0; i < n; i++) put_f32(b, rd_tokenizer_score(tok, i));
+    put_array_head(b, "tokenizer.ggml.token_type", RD_GGUF_INT32, (uint64_t)n);
+    for (int i = 0; i < n; i++) put_u32(b, (uint32_t)rd_tokenizer_type(tok, i));
+    if (rd_tokenizer_bos(tok) >= 0)
+        kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)rd_tokenizer_bos(tok));
+    if (rd_tokenizer_eos(tok) >= 0)
+        kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)rd_tokenizer_eos(tok));
+    if (rd_tokenizer_unk(tok) >= 0)
+        kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)rd_tokenizer_unk(tok));
+    kv_bool(b, "tokenizer.ggml.add_space_prefix", rd_tokenizer_adds_dummy_prefix(tok));
+}
+
+static void put_tensor_info(wbuf *b, const out_tensor *t) {
+    put_str(b, t->name, strlen(t->name));
+    if (t->m) {
+        put_u32(b, 2);
+        put_u64(b, (uint64_t)t->m->cols);
+        put_u64(b, (uint64_t)t->m->rows);
+    } else {
+        put_u32(b, 1);
+        put_u64(b, (uint64_t)t->n_vec);
+    }
+    put_u32(b, t->type->id);
+    put_u64(b, t->offset);
+}
+
+/* Everything before the tensor data, padded to the alignment. */
+static int build_header(writer *w, wbuf *b) {
+    const rd_config *c = &w->f->cfg;
+    const rd_tokenizer *tok = w->f->tokenizer;
+    int named = w->f->name[0] != '\0';
+    put(b, "GGUF", 4);
+    put_u32(b, 3);
+    put_u64(b, (uint64_t)w->n);
+    put_u64(b, (uint64_t)(13 + named + n_tokenizer_kvs(tok)));
+    kv_str(b, "general.architecture", "llama");
+    if (named) kv_str(b, "general.name", w->f->name);
+    kv_u32(b, "general.alignment", ALIGNMENT);
+    kv_u32(b, "general.file_type", file_type(w->mtype->dtype));
+    kv_u32(b, "llama.vocab_size", (uint32_t)c->vocab_size);
+    kv_u32(b, "llama.context_length", (uint32_t)c->seq_len);
+    kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
+    kv_u32(b, "llama.block_count", (uint32_t)c->n_layers);
+    kv_u32(b, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    kv_u32(b, "llama.rope.dimension_count", (uint32_t)rd_config_head_dim(c));
+    kv_u32(b, "llama.attention.head_count", (uint32_t)c->n_heads);
+    kv_u32(b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    kv_f32(b, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    kv_f32(b, "llama.rope.freq_base", c->rope_theta);
+    if (tok) put_tokenizer(b, tok);
+    for (int i = 0; i < w->n; i++) put_tensor_info(b, &w->t[i]);
+    static const uint8_t zeros[ALIGNMENT];
+    put(b, zeros, (ALIGNMENT - b->len % ALIGNMENT) % ALIGNMENT);
+    if (b->oom) return rd_error_set(w->err, "%s: out of memory building the GGUF header", w->path);
+    return 0;
+}
+
+/* ---- data -------------------------------------------------------------------------- */
+
+/* Row of the source matrix that lands at row r of the file: the identity, or, for a
+ * rotate_half (Hugging Face) Q/K matrix, llama.cpp's permutation to adjacent pairs
+ * (file row h·hs + 2i + j ← source row h·hs + j·hs/2 + i). */
+static int64_t source_row(const out_tensor *t, int64_t r) {
+    if (!t->permute_heads) return r;
+    int64_t hs = t->m->rows / t->permute_heads;
+    int64_t h = r / hs, k = r % hs;
+    return h * hs + (k % 2) * (hs / 2) + k / 2;
+}
+
+static int write_bytes(writer *w, FILE *fp, const void *p, size_t n) {
+    if (n && fwrite(p, 1, n, fp) != n)
+        return rd_error_set(w->err, "%s: write failed: %s", w->path, strerror(errno));
+    return 0;
+}
+
+/* Writes matrix t row by row in the file type: a row already in that type is copied as it
+ * is (so re-writing a quantised model does not quantise it twice), any other is widened
+ * with rd_matrix_row_f32 and narrowed with the type's from_f32. */
+static int write_matrix(writer *w, FILE *fp, const out_tensor *t, float *row, void *conv) {
+    const rd_matrix *m = t->m;
+    rd_dtype type = (rd_dtype)t->type->dtype;
+    const rd_dtype_info *info = rd_dtype_info_of(type);
+    size_t row_bytes = (size_t)(t->bytes / (uint64_t)m->rows);
+    for (int64_t r = 0; r < m->rows; r++) {
+        int64_t src = source_row(t, r);
+        const void *bytes = conv;
+        if (m->type == type) {
+            bytes = (const char *)m->data + (size_t)src * m->row_bytes;
+        } else {
+            rd_matrix_row_f32(m, src, row);
+            info->from_f32(row, conv, (size_t)m->cols);
+        }
+        if (write_bytes(w, fp, bytes, row_bytes)) return -1;
+    }
+    return 0;
+}
+
+static int write_tensor(writer *w, FILE *fp, const out_tensor *t, float *row, void *conv) {
+    static const uint8_t zeros[ALIGNMENT];
+    if (t->m ? write_matrix(w, fp, t, row, conv) : write_bytes(w, fp, t->vec, (size_t)t->bytes))
+        return -1;
+    return write_bytes(w, fp, zeros, (size_t)((ALIGNMENT - t->bytes % ALIGNMENT) % ALIGNMENT));
+}
+
+static int write_all(writer *w, FILE *fp, const wbuf *header) {
+    int64_t max_cols = 0;
+    for (int i = 0; i < w->n; i++)
+        if (w->t[i].m && w->t[i].m->cols > max_cols) max_cols = w->t[i].m->cols;
+    float *row = malloc((size_t)max_cols * sizeof *row + 1);
+    void *conv = malloc((size_t)max_cols * sizeof(float) + 1); /* ≥ any type's row */
+    int rc = (!row || !conv) ? rd_error_set(w->err, "%s: out of memory", w->path)
+                             : write_bytes(w, fp, header->p, header->len);
+    for (int i = 0; i < w->n && !rc; i++) rc = write_tensor(w, fp, &w->t[i], row, conv);
+    free(row);
+    free(conv);
+    return rc;
+}
+
+/* Writes header + data to a temp file beside path, then renames it over path. */
+static int write_file(writer *w, const wbuf *header) {
+    rd_atomic_file af;
+    if (rd_atomic_file_open(&af, w->path, w->err)) return -1;
+    if (write_all(w, af.fp, header)) {
+        rd_atomic_file_abort(&af);
+        return -1;
+    }
+    return rd_atomic_file_commit(&af, w->err);
+}
+
+static int check_model(writer *w, rd_dtype type) {
+    const rd_model_file *f = w->f;
+    w->mtype = rd_dtype_info_of(type) ? rd_gguf_type_for_dtype(type) : NULL;
+    if (!w->mtype)
+        return rd_error_set(w->err, "%s: cannot write matrices of element type %d as GGUF",
+                            w->path, (int)type);
+    if (rd_config_validate(&f->cfg, w->path, w->err)) return -1;
+    if (f->tokenizer && rd_tokenizer_vocab_size(f->tokenizer) != f->cfg.vocab_size)
+        return rd_error_set(w->err, "%s: cannot write: the tokenizer has %d tokens but the "
+                                    "model's vocabulary is %d",
+                            w->path, rd_tokenizer_vocab_size(f->tokenizer), f->cfg.vocab_size);
+    return 0;
+}
+
+int rd_gguf_write(const char *path, const rd_model_file *f, rd_dtype type, rd_error *err) {
+    writer w = {.path = path, .err = err, .f = f};
+    wbuf header = {0};
+    int rc = -1;
+    if (!check_model(&w, type) && !plan_tensors(&w) && !build_header(&w, &header))
+        rc = write_file(&w, &header);
+    free(header.p);
+    free(w.t);
+    return rc;
+}
