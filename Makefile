@@ -9,7 +9,7 @@ BUILD    ?= build
 CC       ?= cc
 PKGS      = openblas lua5.4 ncursesw readline cmocka libcjson
 OPT      ?= -O3 -march=native
-CFLAGS_BASE = -std=c17 -Wall -Wextra -Wshadow -Wno-unused-parameter -g $(OPT) -Iinclude -pthread
+CFLAGS_BASE = -std=c17 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-psabi -g $(OPT) -Iinclude -pthread
 ifeq ($(CI),true)
 CFLAGS_BASE += -Werror
 endif

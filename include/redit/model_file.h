@@ -43,7 +43,10 @@ void rd_model_file_release(rd_model_file *f); /* safe on zeroed/half-built */
 int rd_llama2c_load(const char *path, const char *tokenizer_path, rd_model_file *out,
                     rd_error *err);
 
-/* Writes w/cfg as a llama2.c .bin (f32, legacy v0 layout); every matrix is widened to f32.
+/* Writes w/cfg as a llama2.c .bin (f32, legacy v0 layout); every matrix is widened to f32,
+ * and Q/K rows of a half-split (Hugging Face) RoPE model are permuted to the adjacent
+ * layout the format implies. Refuses settings the format cannot store (norm eps other than
+ * 1e-5, rope theta other than 10000: use GGUF) and matrices whose shapes disagree with cfg.
  * Written atomically (temp file + rename). */
 int rd_llama2c_write(const char *path, const rd_config *cfg, const rd_weights *w,
                      rd_error *err);

@@ -217,6 +217,26 @@ static void print_machine(void) {
            openblas_get_config());
 }
 
+static int known_shape(const char *name) {
+    for (size_t i = 0; i < sizeof SHAPES / sizeof *SHAPES; i++)
+        if (!strcmp(SHAPES[i].name, name)) return 1;
+    return 0;
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: redit bench [--dir DIR] [--only SHAPE] [--no-torch] [--torch-ref "
+                 "SCRIPT]\n\nWrites random-weight models of the stories15M and stories110M "
+                 "shapes into DIR\n(kept for later runs) and measures decode (B=1) and prefill "
+                 "(B=8, T=256, all\nlogits) tokens/s with 1 and 2 threads, GFLOP/s against "
+                 "OpenBLAS sgemm measured\nin the same run, and peak RSS. With torch installed, "
+                 "PyTorch's forward on\nthe same checkpoint runs too, for a same-run ratio.\n\n"
+                 "  -d, --dir DIR        models and results (default build/bench)\n"
+                 "      --only SHAPE     stories15M or stories110M only\n"
+                 "      --no-torch       skip the PyTorch reference\n"
+                 "      --torch-ref FILE the PyTorch reference script\n"
+                 "  -h, --help           this text\n");
+}
+
 int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
                                          {"torch-ref", required_argument, 0, 'r'},
@@ -234,16 +254,18 @@ int cmd_bench(int argc, char **argv) {
         case 'r': script = optarg; break;
         case 'n': use_torch = 0; break;
         case 'o': only = optarg; break;
-        case 'h':
-            printf("usage: redit bench [--dir DIR] [--only SHAPE] [--no-torch] [--torch-ref "
-                   "SCRIPT]\n\nWrites random-weight models of the stories15M and stories110M "
-                   "shapes into DIR\n(kept for later runs) and measures decode (B=1) and prefill "
-                   "(B=8, T=256, all\nlogits) tokens/s with 1 and 2 threads, GFLOP/s against "
-                   "OpenBLAS sgemm measured\nin the same run, and peak RSS. With torch installed, "
-                   "PyTorch's forward on\nthe same checkpoint runs too, for a same-run ratio.\n");
-            return 0;
-        default: return 2;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (only && !known_shape(only)) {
+        fprintf(stderr, "redit bench: unknown shape for --only: \"%s\" (stories15M or "
+                        "stories110M)\n", only);
+        return 2;
     }
     mkdir(dir, 0755);
     if (use_torch && access(script, R_OK) != 0) use_torch = 0;

@@ -44,6 +44,16 @@ static rd_tokenizer *demo_tokenizer(rd_error *err) {
     return rd_tokenizer_new(&spec, "demo vocabulary", err);
 }
 
+static void usage(FILE *out) {
+    fprintf(out, "usage: redit demo [--dir DIR] [--prompt TEXT]\n\n"
+                 "Writes a small random-weight Llama model (GGUF, F16) into DIR and streams a\n"
+                 "generation from it. The text is noise: the weights are random. The bundled,\n"
+                 "trained model comes in a later release.\n\n"
+                 "  -d, --dir DIR       where to write random-demo.gguf (default build/demo)\n"
+                 "  -p, --prompt TEXT   the prompt (default \"Once upon a time\")\n"
+                 "  -h, --help          this text\n");
+}
+
 int cmd_demo(int argc, char **argv) {
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
                                          {"prompt", required_argument, 0, 'p'},
@@ -56,14 +66,13 @@ int cmd_demo(int argc, char **argv) {
         switch (c) {
         case 'd': dir = optarg; break;
         case 'p': prompt = optarg; break;
-        case 'h':
-            printf("usage: redit demo [--dir DIR] [--prompt TEXT]\n\nWrites a small random-weight "
-                   "Llama model (GGUF, F16) into DIR and streams a\ngeneration from it. The text "
-                   "is noise: the weights are random. The bundled,\ntrained model comes in a "
-                   "later release.\n");
-            return 0;
-        default: return 2;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
     }
     mkdir(dir, 0755);
     char path[4096];

@@ -106,7 +106,9 @@ int cmd_generate(int argc, char **argv) {
             fprintf(stderr, "redit generate: %s\n", err.msg);
             goto done;
         }
-    } else if (!(ids = cli_parse_ids(ids_text, &n)) || n == 0) {
+    } else if (!(ids = cli_parse_ids(ids_text, &n))) {
+        goto done; /* cli_parse_ids said why */
+    } else if (n == 0) {
         fprintf(stderr, "redit generate: --ids needs at least one id\n");
         goto done;
     }
@@ -119,7 +121,7 @@ int cmd_generate(int argc, char **argv) {
     if (prompt) fputs(prompt, stdout);
     rd_gen_stats st = {0};
     if (rd_generate(ctx, NULL, ids, n, &g, on_token, &s, out_ids, &st, &err)) {
-        fprintf(stderr, "\nredit generate: %s\n", err.msg);
+        fprintf(stderr, "\nredit %s\n", err.msg); /* rd_generate's messages start "generate: " */
         goto done;
     }
     printf("\n");

@@ -38,7 +38,13 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], COMMANDS[i].name)) {
+            /* getopt names argv[0] in its messages: "redit info: unrecognized option" */
+            char name[32];
+            snprintf(name, sizeof name, "redit %s", COMMANDS[i].name);
+            argv[1] = name;
+            return COMMANDS[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "redit: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -17,37 +18,48 @@
  * step, far shorter than a human-visible delay. */
 #define SPIN_ROUNDS 20000
 
+/* A loop is published as a 64-bit ticket: the loop's generation in the high 32 bits and
+ * the next unclaimed task in the low 32. Claiming a task is a compare-and-swap on the
+ * ticket, so a worker still finishing an earlier loop can never claim a task of the next
+ * one (its generation no longer matches). */
 struct rd_pool {
     int n_threads;
     pthread_t *workers;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    /* the current loop */
-    rd_task_fn fn;
-    void *arg;
-    int n_tasks;
-    atomic_int next_task;  /* next task index to claim */
-    atomic_int done_tasks; /* tasks finished */
-    atomic_uint generation; /* bumped for each loop; workers wait for a change */
+    _Atomic(rd_task_fn) fn; /* the current loop */
+    _Atomic(void *) arg;
+    atomic_int n_tasks;
+    atomic_uint_fast64_t ticket; /* generation << 32 | next task */
+    atomic_int done_tasks;       /* tasks of the current loop finished */
     atomic_int stop;
     int sleepers; /* workers waiting on `wake` (under lock) */
 };
 
-static void work(rd_pool *p) {
-    int t;
-    while ((t = atomic_fetch_add_explicit(&p->next_task, 1, memory_order_acq_rel)) < p->n_tasks) {
-        p->fn(p->arg, t);
+static uint32_t generation_of(uint64_t ticket) { return (uint32_t)(ticket >> 32); }
+
+/* Claims and runs tasks of loop `gen` until none is left (or a newer loop started). */
+static void work(rd_pool *p, uint32_t gen, rd_task_fn fn, void *arg, int n_tasks) {
+    uint64_t v = atomic_load_explicit(&p->ticket, memory_order_acquire);
+    for (;;) {
+        if (generation_of(v) != gen || (int)(uint32_t)v >= n_tasks) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->ticket, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue; /* v was reloaded */
+        fn(arg, (int)(uint32_t)v);
         atomic_fetch_add_explicit(&p->done_tasks, 1, memory_order_acq_rel);
+        v = atomic_load_explicit(&p->ticket, memory_order_acquire);
     }
 }
 
 static void *worker_main(void *arg) {
     rd_pool *p = arg;
-    unsigned seen = atomic_load(&p->generation);
+    uint32_t seen = generation_of(atomic_load(&p->ticket));
     for (;;) {
-        unsigned g;
+        uint32_t g;
         int spins = 0;
-        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
+        while ((g = generation_of(atomic_load_explicit(&p->ticket, memory_order_acquire))) ==
+                   seen &&
                !atomic_load(&p->stop)) {
             if (++spins < SPIN_ROUNDS) {
                 CPU_RELAX();
@@ -55,7 +67,7 @@ static void *worker_main(void *arg) {
             }
             pthread_mutex_lock(&p->lock);
             p->sleepers++;
-            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
+            while (generation_of(atomic_load(&p->ticket)) == seen && !atomic_load(&p->stop))
                 pthread_cond_wait(&p->wake, &p->lock);
             p->sleepers--;
             pthread_mutex_unlock(&p->lock);
@@ -63,7 +75,9 @@ static void *worker_main(void *arg) {
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = g;
-        work(p);
+        work(p, g, atomic_load_explicit(&p->fn, memory_order_relaxed),
+             atomic_load_explicit(&p->arg, memory_order_relaxed),
+             atomic_load_explicit(&p->n_tasks, memory_order_relaxed));
     }
 }
 
@@ -120,15 +134,16 @@ void rd_pool_run(rd_pool *p, rd_task_fn fn, void *arg, int n_tasks) {
         for (int t = 0; t < n_tasks; t++) fn(arg, t);
         return;
     }
-    p->fn = fn;
-    p->arg = arg;
-    p->n_tasks = n_tasks;
-    atomic_store(&p->done_tasks, 0);
-    atomic_store(&p->next_task, 0);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&p->done_tasks, 0, memory_order_relaxed);
+    const uint32_t gen = generation_of(atomic_load(&p->ticket)) + 1;
+    /* release: the loop's fields above are visible to whoever sees the new generation */
+    atomic_store_explicit(&p->ticket, (uint64_t)gen << 32, memory_order_release);
     pthread_mutex_lock(&p->lock);
     if (p->sleepers) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    work(p);
+    work(p, gen, fn, arg, n_tasks);
     while (atomic_load_explicit(&p->done_tasks, memory_order_acquire) < n_tasks) CPU_RELAX();
 }

@@ -4,8 +4,12 @@
 
 #include <stddef.h>
 
-/* 1 when the first `size` bytes of a file look like a llama2.c v0 header (every field in
- * range and consistent), else 0. */
-int rd_llama2c_probe(const void *data, size_t size);
+#include "redit/error.h"
+
+/* Checks the first `size` bytes of the file `path` as a llama2.c header: 1 when they are a
+ * valid v0 header (every field in range and consistent); -1 when they are recognisably a
+ * llama2.c header that is broken (a field out of range, an 'ak42' v1/v2 export), with *err
+ * naming path and the problem; 0 when they do not look like llama2.c at all (err untouched). */
+int rd_llama2c_probe(const void *data, size_t size, const char *path, rd_error *err);
 
 #endif

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io_internal.h"
 #include "redit/model_file.h"
@@ -21,9 +22,20 @@ rd_file_format rd_detect_format(const char *path, rd_error *err) {
         rd_error_set(err, "%s: cannot open: %s", path, strerror(errno));
         return RD_FORMAT_UNKNOWN;
     }
+    struct stat st;
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(fp);
+        rd_error_set(err, "%s: is a directory, not a model file", path);
+        return RD_FORMAT_UNKNOWN;
+    }
     unsigned char head[64];
     size_t n = fread(head, 1, sizeof head, fp);
+    int read_error = ferror(fp) ? errno : 0;
     fclose(fp);
+    if (read_error) {
+        rd_error_set(err, "%s: cannot read: %s", path, strerror(read_error));
+        return RD_FORMAT_UNKNOWN;
+    }
     if (n == 0) {
         rd_error_set(err, "%s: the file is empty", path);
         return RD_FORMAT_UNKNOWN;
@@ -34,18 +46,16 @@ rd_file_format rd_detect_format(const char *path, rd_error *err) {
         for (int i = 7; i >= 0; i--) len = len << 8 | head[i];
         if (len > 1 && len < (1ull << 32)) return RD_FORMAT_SAFETENSORS;
     }
-    if (n >= 4 && memcmp(head, "ak42", 4) == 0) {
-        rd_error_set(err,
-                     "%s: llama2.c 'ak42' (version 1/2) export; redit reads the legacy v0 "
-                     "layout (export.py --version 0)",
+    int l2c = rd_llama2c_probe(head, n, path, err);
+    if (l2c > 0) return RD_FORMAT_LLAMA2C;
+    if (l2c < 0) return RD_FORMAT_UNKNOWN; /* a broken llama2.c header: *err says why */
+    if (n < 28)
+        rd_error_set(err, "%s: truncated: %zu bytes, too short for the header of any model file",
+                     path, n);
+    else
+        rd_error_set(err, "%s: not a model file redit knows (no GGUF magic, no safetensors "
+                          "header, no plausible llama2.c header)",
                      path);
-        return RD_FORMAT_UNKNOWN;
-    }
-    if (rd_llama2c_probe(head, n)) return RD_FORMAT_LLAMA2C;
-    rd_error_set(err,
-                 "%s: not a model file redit knows (no GGUF magic, no safetensors header, no "
-                 "plausible llama2.c header)",
-                 path);
     return RD_FORMAT_UNKNOWN;
 }
 

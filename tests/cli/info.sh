@@ -1,0 +1,45 @@
+#!/bin/sh
+# redit info on the stories260K checkpoint, and on bad files: empty, random bytes,
+# truncated copies of stories260K.bin, a missing file and a folder.
+set -eu
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT INT TERM
+. tests/cli/common.inc
+
+MODEL="$FIX/stories260K/stories260K.bin"
+need_fixture "$MODEL"
+
+expect_ok "info on stories260K" "$REDIT" info -m "$MODEL"
+expect_grep "format" "$TMP/out" '^format +llama2\.c$'
+expect_grep "width" "$TMP/out" '(^| )dim 64 '
+expect_grep "kv heads" "$TMP/out" 'kv heads 4 \(grouped-query\)'
+expect_grep "heads and layers" "$TMP/out" 'layers 5 · heads 8 '
+expect_grep "vocabulary" "$TMP/out" 'vocab 512 '
+expect_grep "parameter count" "$TMP/out" '^parameters +260032 \(tied classifier\)'
+expect_grep "no tokenizer" "$TMP/out" '^tokenizer +none'
+
+# Bad files: non-zero exit and a message naming the file.
+: >"$TMP/empty.bin"
+"$PY" -c '
+import random, sys
+random.seed(20261128)
+sys.stdout.buffer.write(bytes(random.getrandbits(8) for _ in range(4096)))
+' >"$TMP/random.bin"
+head -c 20 "$MODEL" >"$TMP/cut-header.bin"
+head -c 1000 "$MODEL" >"$TMP/cut-1000.bin"
+size=$(wc -c <"$MODEL")
+head -c $((size / 2)) "$MODEL" >"$TMP/cut-half.bin"
+head -c $((size - 1)) "$MODEL" >"$TMP/cut-one-byte.bin"
+for f in empty random cut-header cut-1000 cut-half cut-one-byte; do
+    expect_fail "info on $f.bin" "$TMP/$f.bin" "$REDIT" info -m "$TMP/$f.bin"
+done
+expect_fail "empty file" "empty" "$REDIT" info -m "$TMP/empty.bin"
+for f in cut-1000 cut-half cut-one-byte; do
+    expect_fail "$f.bin is reported as truncated" "$TMP/$f.bin: .*truncated" "$REDIT" info -m "$TMP/$f.bin"
+done
+expect_fail "missing file" "$TMP/missing.bin: cannot open" "$REDIT" info -m "$TMP/missing.bin"
+expect_fail "a folder" "$TMP: is a directory" "$REDIT" info -m "$TMP"
+# The other commands load through the same path.
+expect_fail "generate on a truncated file" "$TMP/cut-half.bin" "$REDIT" generate -m "$TMP/cut-half.bin" --ids 1 -n 1
+expect_fail "logits on random bytes" "$TMP/random.bin" "$REDIT" logits -m "$TMP/random.bin" --ids 1 -o "$TMP/l"
+echo "tests/cli/info.sh: ok"

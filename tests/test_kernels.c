@@ -1,0 +1,608 @@
+/* Numeric kernels (src/core/kernels.c) and the thread pool (src/core/pool.c), each kernel
+ * against an independent double-precision formula written here.
+ *
+ * Tolerances (stated once, used below):
+ *   matmul     |out − ref| ≤ MATMUL_TOL · Σ_k |w_k · x_k| per output, where w is the weight
+ *              widened by the type's own to_f32 (so quantisation error is not counted, only
+ *              the f32 accumulation of the kernel) and ref is the same sum in double.
+ *   rmsnorm    |out − ref| ≤ 1e-5 · (|ref| + 1e-6)
+ *   rope       |out − ref| ≤ 1e-6 + 2.4e-7 · (pos + 1) · max|x| (angle pos·freq is an f32)
+ *   softmax    |out − ref| ≤ 1e-6 · ref + 1e-7; Σ out within 1e-5 of 1
+ *   swiglu     |out − ref| ≤ 1e-6 · |ref| + 1e-30
+ *   attention  |out − ref| ≤ 2e-5 · (1 + max|v|)
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redit/dtype.h"
+#include "redit/kernels.h"
+#include "redit/pool.h"
+#include "redit/weights.h"
+
+#define MATMUL_TOL 1e-5
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [-1, 1). */
+static float rng_uniform(uint64_t *s) {
+    return (float)((double)(rng_next(s) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+}
+
+static float *random_floats(size_t n, float scale, uint64_t *s) {
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++) x[i] = scale * rng_uniform(s);
+    return x;
+}
+
+static float max_abs(const float *x, size_t n) {
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(x[i]) > m) m = fabsf(x[i]);
+    return m;
+}
+
+/* A matrix of type t built from random f32 through the type's from_f32, plus its widened
+ * f32 copy (the values rd_matmul really multiplies). */
+typedef struct test_matrix {
+    rd_matrix m;
+    void *data;     /* (rows, row_bytes) in type t */
+    float *widened; /* (rows, cols) */
+} test_matrix;
+
+static void test_matrix_make(test_matrix *tm, rd_dtype t, int64_t rows, int64_t cols,
+                             uint64_t *seed) {
+    const rd_dtype_info *info = rd_dtype_info_of(t);
+    assert_non_null(info);
+    assert_int_equal(cols % (int64_t)info->block_elems, 0);
+    const size_t row_bytes = (size_t)cols / info->block_elems * info->block_bytes;
+    float *src = random_floats((size_t)(rows * cols), 1.0f, seed);
+    tm->data = malloc((size_t)rows * row_bytes);
+    tm->widened = malloc((size_t)(rows * cols) * sizeof(float));
+    assert_non_null(tm->data);
+    assert_non_null(tm->widened);
+    for (int64_t r = 0; r < rows; r++) {
+        char *dst = (char *)tm->data + (size_t)r * row_bytes;
+        info->from_f32(src + r * cols, dst, (size_t)cols);
+        info->to_f32(dst, tm->widened + r * cols, (size_t)cols);
+    }
+    free(src);
+    rd_error err = {0};
+    assert_int_equal(rd_matrix_init(&tm->m, t, tm->data, rows, cols, &err), 0);
+    assert_int_equal(tm->m.row_bytes, row_bytes);
+}
+
+static void test_matrix_free(test_matrix *tm) {
+    free(tm->data);
+    free(tm->widened);
+}
+
+/* ---- matmul ------------------------------------------------------------------------ */
+
+#define GUARD 4
+#define GUARD_VALUE 12345.0f
+
+/* rd_matmul and rd_matmul_naive against a double sum over the widened weights. The output
+ * buffer has guard values behind it and the scratch is exactly rd_matmul_scratch_floats
+ * long (ASan sees an overrun). */
+static void check_matmul(rd_dtype t, int64_t rows, int64_t cols, int n, rd_pool *pool,
+                         uint64_t seed) {
+    test_matrix tm;
+    test_matrix_make(&tm, t, rows, cols, &seed);
+    float *x = random_floats((size_t)n * (size_t)cols, 1.0f, &seed);
+    const size_t out_n = (size_t)n * (size_t)rows;
+    float *out = malloc((out_n + GUARD) * sizeof *out);
+    float *naive = malloc(out_n * sizeof *naive);
+    const size_t scratch_n = rd_matmul_scratch_floats(&tm.m, n);
+    float *scratch = malloc((scratch_n ? scratch_n : 1) * sizeof *scratch);
+    assert_non_null(out);
+    assert_non_null(naive);
+    assert_non_null(scratch);
+    for (size_t i = 0; i < out_n; i++) out[i] = NAN;
+    for (size_t i = 0; i < GUARD; i++) out[out_n + i] = GUARD_VALUE;
+
+    rd_matmul(out, x, &tm.m, n, scratch, pool);
+    rd_matmul_naive(naive, x, &tm.m, n);
+
+    for (int i = 0; i < n; i++) {
+        for (int64_t r = 0; r < rows; r++) {
+            double ref = 0.0, mag = 0.0;
+            for (int64_t c = 0; c < cols; c++) {
+                const double p = (double)tm.widened[r * cols + c] * x[(size_t)i * cols + c];
+                ref += p;
+                mag += fabs(p);
+            }
+            const double tol = MATMUL_TOL * mag + 1e-30;
+            const size_t o = (size_t)i * (size_t)rows + (size_t)r;
+            if (!(fabs(out[o] - ref) <= tol) || !(fabs(naive[o] - ref) <= tol))
+                fail_msg("%s rows %lld cols %lld n %d pool %d threads: out[%d][%lld] = %.9g, "
+                         "naive %.9g, reference %.9g (tolerance %.3g)",
+                         rd_dtype_info_of(t)->name, (long long)rows, (long long)cols, n,
+                         rd_pool_threads(pool), i, (long long)r, (double)out[o],
+                         (double)naive[o], ref, tol);
+        }
+    }
+    for (size_t i = 0; i < GUARD; i++) assert_true(out[out_n + i] == GUARD_VALUE);
+    free(scratch);
+    free(naive);
+    free(out);
+    free(x);
+    test_matrix_free(&tm);
+}
+
+static const int MATMUL_NS[] = {1, 2, 3, 4, 5, 17, 64};
+static const int64_t MATMUL_ROWS[] = {1, 37, 130};
+
+/* Runs every n and row count for one type and column count, with and without a pool. */
+static void matmul_sweep(rd_dtype t, int64_t cols, rd_pool *pool2) {
+    for (size_t ni = 0; ni < sizeof MATMUL_NS / sizeof *MATMUL_NS; ni++)
+        for (size_t ri = 0; ri < sizeof MATMUL_ROWS / sizeof *MATMUL_ROWS; ri++) {
+            const uint64_t seed = 1000u * (uint64_t)t + 31u * (uint64_t)cols + ni * 7 + ri;
+            check_matmul(t, MATMUL_ROWS[ri], cols, MATMUL_NS[ni], NULL, seed);
+            check_matmul(t, MATMUL_ROWS[ri], cols, MATMUL_NS[ni], pool2, seed);
+        }
+}
+
+static void test_matmul_plain_types(void **state) {
+    (void)state;
+    rd_error err = {0};
+    rd_pool *pool = rd_pool_new(2, &err);
+    assert_non_null(pool);
+    assert_int_equal(rd_pool_threads(pool), 2);
+    const rd_dtype types[] = {RD_DTYPE_F32, RD_DTYPE_F16, RD_DTYPE_BF16};
+    /* 64, 48: multiples of 16 (register path; 48 leaves a 16-wide remainder after the
+     * 32-wide loop); 40, 8: not multiples of 16 (the widened tail path). */
+    const int64_t cols[] = {64, 48, 40, 8};
+    for (size_t ti = 0; ti < 3; ti++)
+        for (size_t ci = 0; ci < 4; ci++) matmul_sweep(types[ti], cols[ci], pool);
+    rd_pool_free(pool);
+}
+
+static void test_matmul_q8_0(void **state) {
+    (void)state;
+    rd_error err = {0};
+    rd_pool *pool = rd_pool_new(2, &err);
+    assert_non_null(pool);
+    const int64_t cols[] = {32, 64, 96};
+    for (size_t ci = 0; ci < 3; ci++) matmul_sweep(RD_DTYPE_Q8_0, cols[ci], pool);
+    rd_pool_free(pool);
+}
+
+/* Wide rows: the GEMM path widens non-f32 weights panel by panel (at least 16 rows of
+ * ~2^18 floats each), so 40 rows of 16384 columns take three panels, the last partial. */
+static void test_matmul_several_panels(void **state) {
+    (void)state;
+    rd_error err = {0};
+    rd_pool *pool = rd_pool_new(2, &err);
+    assert_non_null(pool);
+    const rd_dtype types[] = {RD_DTYPE_F32, RD_DTYPE_F16, RD_DTYPE_BF16, RD_DTYPE_Q8_0};
+    for (size_t ti = 0; ti < 4; ti++) {
+        check_matmul(types[ti], 40, 16384, 5, NULL, 77 + ti);
+        check_matmul(types[ti], 40, 16384, 2, pool, 99 + ti);
+    }
+    rd_pool_free(pool);
+}
+
+/* ---- rmsnorm ----------------------------------------------------------------------- */
+
+static void test_rmsnorm(void **state) {
+    (void)state;
+    uint64_t seed = 5;
+    const int n = 3, d = 100;
+    const float eps = 1e-5f;
+    float *x = random_floats((size_t)n * d, 3.0f, &seed);
+    float *w = random_floats((size_t)d, 2.0f, &seed);
+    for (int j = 0; j < d; j++) x[2 * d + j] *= 1e-3f; /* a row where eps matters */
+    float *out = malloc((size_t)n * d * sizeof *out);
+    float *inplace = malloc((size_t)n * d * sizeof *inplace);
+    assert_non_null(out);
+    assert_non_null(inplace);
+    memcpy(inplace, x, (size_t)n * d * sizeof *x);
+    rd_rmsnorm(out, x, w, n, d, eps);
+    rd_rmsnorm(inplace, inplace, w, n, d, eps);
+    for (int i = 0; i < n; i++) {
+        double ss = 0.0;
+        for (int j = 0; j < d; j++) ss += (double)x[i * d + j] * x[i * d + j];
+        const double inv = 1.0 / sqrt(ss / d + (double)eps);
+        for (int j = 0; j < d; j++) {
+            const double ref = (double)x[i * d + j] * inv * w[j];
+            const double tol = 1e-5 * (fabs(ref) + 1e-6);
+            if (!(fabs(out[i * d + j] - ref) <= tol) || !(fabs(inplace[i * d + j] - ref) <= tol))
+                fail_msg("rmsnorm row %d col %d: %.9g / in place %.9g, reference %.9g", i, j,
+                         (double)out[i * d + j], (double)inplace[i * d + j], ref);
+        }
+    }
+    free(inplace);
+    free(out);
+    free(w);
+    free(x);
+}
+
+/* ---- rope -------------------------------------------------------------------------- */
+
+/* Reference rotation in double: pair i rotated by pos·theta^(-2i/hs). */
+static void rope_ref(double *out, const float *x, int n_heads, int hs, int pos, double theta,
+                     rd_rope_layout layout) {
+    for (int h = 0; h < n_heads; h++)
+        for (int i = 0; i < hs / 2; i++) {
+            const int a = layout == RD_ROPE_ADJACENT ? 2 * i : i;
+            const int b = layout == RD_ROPE_ADJACENT ? 2 * i + 1 : i + hs / 2;
+            const double angle = pos * pow(theta, -2.0 * i / hs);
+            const double x0 = x[h * hs + a], x1 = x[h * hs + b];
+            out[h * hs + a] = x0 * cos(angle) - x1 * sin(angle);
+            out[h * hs + b] = x0 * sin(angle) + x1 * cos(angle);
+        }
+}
+
+static void test_rope_matches_formula(void **state) {
+    (void)state;
+    const int n_heads = 3;
+    const int hss[] = {8, 16, 64};
+    const int positions[] = {0, 1, 7, 100, 511};
+    const float thetas[] = {10000.0f, 500000.0f};
+    const rd_rope_layout layouts[] = {RD_ROPE_ADJACENT, RD_ROPE_HALF};
+    uint64_t seed = 11;
+    for (size_t hi = 0; hi < 3; hi++)
+        for (size_t pi = 0; pi < 5; pi++)
+            for (size_t th = 0; th < 2; th++)
+                for (size_t li = 0; li < 2; li++) {
+                    const int hs = hss[hi], pos = positions[pi], n = n_heads * hs;
+                    float *x = random_floats((size_t)n, 2.0f, &seed);
+                    float *y = malloc((size_t)n * sizeof *y);
+                    double *ref = malloc((size_t)n * sizeof *ref);
+                    assert_non_null(y);
+                    assert_non_null(ref);
+                    memcpy(y, x, (size_t)n * sizeof *x);
+                    rd_rope(y, n_heads, hs, pos, thetas[th], layouts[li]);
+                    rope_ref(ref, x, n_heads, hs, pos, thetas[th], layouts[li]);
+                    const double tol = 1e-6 + 2.4e-7 * (pos + 1) * max_abs(x, (size_t)n);
+                    for (int j = 0; j < n; j++)
+                        if (!(fabs(y[j] - ref[j]) <= tol))
+                            fail_msg("rope %s hs %d pos %d theta %g: x[%d] = %.9g, reference "
+                                     "%.9g (tolerance %.3g)",
+                                     layouts[li] == RD_ROPE_ADJACENT ? "adjacent" : "half", hs,
+                                     pos, (double)thetas[th], j, (double)y[j], ref[j], tol);
+                    if (pos == 0) assert_memory_equal(x, y, (size_t)n * sizeof *x);
+                    free(ref);
+                    free(y);
+                    free(x);
+                }
+}
+
+/* adjacent → half layout of one head: half[i] = adj[2i], half[i + hs/2] = adj[2i + 1]. */
+static void adjacent_to_half(float *dst, const float *src, int n_heads, int hs) {
+    for (int h = 0; h < n_heads; h++)
+        for (int i = 0; i < hs / 2; i++) {
+            dst[h * hs + i] = src[h * hs + 2 * i];
+            dst[h * hs + i + hs / 2] = src[h * hs + 2 * i + 1];
+        }
+}
+
+static void half_to_adjacent(float *dst, const float *src, int n_heads, int hs) {
+    for (int h = 0; h < n_heads; h++)
+        for (int i = 0; i < hs / 2; i++) {
+            dst[h * hs + 2 * i] = src[h * hs + i];
+            dst[h * hs + 2 * i + 1] = src[h * hs + i + hs / 2];
+        }
+}
+
+/* Permuting to the half layout, rotating with HALF and permuting back is rotating with
+ * ADJACENT; and every rotation keeps the norm of each pair (hence of each head). */
+static void test_rope_layouts_agree_and_preserve_norm(void **state) {
+    (void)state;
+    const int n_heads = 4, hs = 32, n = n_heads * hs;
+    uint64_t seed = 23;
+    float adj[128], half[128], back[128], orig[128];
+    for (int pos = 0; pos < 300; pos += 13) {
+        for (int j = 0; j < n; j++) orig[j] = adj[j] = 3.0f * rng_uniform(&seed);
+        adjacent_to_half(half, adj, n_heads, hs);
+        rd_rope(adj, n_heads, hs, pos, 10000.0f, RD_ROPE_ADJACENT);
+        rd_rope(half, n_heads, hs, pos, 10000.0f, RD_ROPE_HALF);
+        half_to_adjacent(back, half, n_heads, hs);
+        for (int j = 0; j < n; j++)
+            if (!(fabsf(back[j] - adj[j]) <= 1e-6f * (1.0f + fabsf(adj[j]))))
+                fail_msg("pos %d: half layout permuted back gives x[%d] = %.9g, adjacent %.9g",
+                         pos, j, (double)back[j], (double)adj[j]);
+        for (int j = 0; j < n; j += 2) {
+            const double before = hypot(orig[j], orig[j + 1]);
+            const double after = hypot(adj[j], adj[j + 1]);
+            if (!(fabs(after - before) <= 1e-6 * (before + 1e-3)))
+                fail_msg("pos %d: pair %d norm %.9g became %.9g", pos, j / 2, before, after);
+        }
+    }
+}
+
+/* ---- softmax and swiglu ------------------------------------------------------------ */
+
+static void check_softmax(const float *in, int n) {
+    float *x = malloc((size_t)n * sizeof *x);
+    assert_non_null(x);
+    memcpy(x, in, (size_t)n * sizeof *x);
+    rd_softmax(x, n);
+    double max = in[0], denom = 0.0, sum = 0.0;
+    for (int i = 1; i < n; i++) max = in[i] > max ? in[i] : max;
+    for (int i = 0; i < n; i++) denom += exp((double)in[i] - max);
+    for (int i = 0; i < n; i++) {
+        const double ref = exp((double)in[i] - max) / denom;
+        if (!isfinite(x[i]) || !(fabs(x[i] - ref) <= 1e-6 * ref + 1e-7))
+            fail_msg("softmax of %d values: p[%d] = %.9g, reference %.9g", n, i, (double)x[i],
+                     ref);
+        sum += x[i];
+    }
+    if (!(fabs(sum - 1.0) <= 1e-5)) fail_msg("softmax of %d values sums to %.9g", n, sum);
+    free(x);
+}
+
+static void test_softmax(void **state) {
+    (void)state;
+    const float one[] = {42.0f};
+    const float large[] = {1000.0f, 1001.0f};
+    const float very_negative[] = {-1000.0f, -1001.0f, -999.5f};
+    const float mixed[] = {-80.0f, 0.0f, 80.0f, 3.0f, 80.0f};
+    check_softmax(one, 1);
+    check_softmax(large, 2);
+    check_softmax(very_negative, 3);
+    check_softmax(mixed, 5);
+    uint64_t seed = 3;
+    float *r = random_floats(1000, 10.0f, &seed);
+    check_softmax(r, 1000);
+    free(r);
+    /* [1000, 1001] is [1/(1+e), e/(1+e)] exactly as the math says, not NaN. */
+    float x[2] = {1000.0f, 1001.0f};
+    rd_softmax(x, 2);
+    assert_true(fabs(x[0] - 1.0 / (1.0 + M_E)) < 1e-6);
+    assert_true(fabs(x[1] - M_E / (1.0 + M_E)) < 1e-6);
+}
+
+static void test_swiglu(void **state) {
+    (void)state;
+    uint64_t seed = 9;
+    const size_t n = 203;
+    float *g = random_floats(n, 8.0f, &seed);
+    float *up = random_floats(n, 2.0f, &seed);
+    g[0] = 0.0f;
+    g[1] = -100.0f;
+    g[2] = 100.0f;
+    g[3] = -20.0f;
+    float *orig = malloc(n * sizeof *orig);
+    assert_non_null(orig);
+    memcpy(orig, g, n * sizeof *g);
+    rd_swiglu(g, up, n);
+    for (size_t i = 0; i < n; i++) {
+        const double s = (double)orig[i] / (1.0 + exp(-(double)orig[i]));
+        const double ref = s * up[i];
+        if (!isfinite(g[i]) || !(fabs(g[i] - ref) <= 1e-6 * fabs(ref) + 1e-30))
+            fail_msg("swiglu[%zu] of gate %.9g, up %.9g: %.9g, reference %.9g", i,
+                     (double)orig[i], (double)up[i], (double)g[i], ref);
+    }
+    assert_true(fabsf(rd_silu(1.0f) - (float)(1.0 / (1.0 + exp(-1.0)))) < 1e-7f);
+    free(orig);
+    free(up);
+    free(g);
+}
+
+/* ---- attention --------------------------------------------------------------------- */
+
+/* Naive causal attention in double, straight from the definition. */
+static void attention_ref(double *out, const float *q, const float *k, const float *v, int T,
+                          int pos0, int n_heads, int n_kv_heads, int hs, size_t kv_stride) {
+    const int group = n_heads / n_kv_heads, qd = n_heads * hs, L = pos0 + T;
+    double *score = malloc((size_t)L * sizeof *score);
+    assert_non_null(score);
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < n_heads; h++) {
+            const int kvh = h / group, visible = pos0 + t + 1;
+            double max = -INFINITY, denom = 0.0;
+            for (int p = 0; p < visible; p++) {
+                double s = 0.0;
+                for (int i = 0; i < hs; i++)
+                    s += (double)q[t * qd + h * hs + i] * k[p * kv_stride + (size_t)kvh * hs + i];
+                score[p] = s / sqrt((double)hs);
+                if (score[p] > max) max = score[p];
+            }
+            for (int p = 0; p < visible; p++) denom += (score[p] = exp(score[p] - max));
+            for (int i = 0; i < hs; i++) {
+                double acc = 0.0;
+                for (int p = 0; p < visible; p++)
+                    acc += score[p] / denom * v[p * kv_stride + (size_t)kvh * hs + i];
+                out[t * qd + h * hs + i] = acc;
+            }
+        }
+    free(score);
+}
+
+static void check_attention(int T, int pos0, int n_heads, int n_kv_heads, int hs,
+                            uint64_t seed) {
+    const int qd = n_heads * hs, kv_dim = n_kv_heads * hs, L = pos0 + T;
+    const size_t kv_stride = (size_t)kv_dim + 8; /* rows wider than kv_dim, as in a cache */
+    float *q = random_floats((size_t)T * qd, 2.0f, &seed);
+    float *k = random_floats((size_t)L * kv_stride, 2.0f, &seed);
+    float *v = random_floats((size_t)L * kv_stride, 3.0f, &seed);
+    float *out = malloc(((size_t)T * qd + GUARD) * sizeof *out);
+    float *att = malloc((size_t)T * (size_t)L * sizeof *att); /* exactly the documented size */
+    double *ref = malloc((size_t)T * qd * sizeof *ref);
+    assert_non_null(out);
+    assert_non_null(att);
+    assert_non_null(ref);
+    for (size_t i = 0; i < (size_t)T * qd; i++) out[i] = NAN;
+    for (size_t i = 0; i < GUARD; i++) out[(size_t)T * qd + i] = GUARD_VALUE;
+    rd_attention(out, q, k, v, T, pos0, n_heads, n_kv_heads, hs, kv_stride, att);
+    attention_ref(ref, q, k, v, T, pos0, n_heads, n_kv_heads, hs, kv_stride);
+    const double tol = 2e-5 * (1.0 + max_abs(v, (size_t)L * kv_stride));
+    for (size_t i = 0; i < (size_t)T * qd; i++)
+        if (!(fabs(out[i] - ref[i]) <= tol))
+            fail_msg("attention T %d pos0 %d heads %d/%d hs %d: out[t %zu][%zu] = %.9g, "
+                     "reference %.9g (tolerance %.3g)",
+                     T, pos0, n_heads, n_kv_heads, hs, i / (size_t)qd, i % (size_t)qd,
+                     (double)out[i], ref[i], tol);
+    for (size_t i = 0; i < GUARD; i++) assert_true(out[(size_t)T * qd + i] == GUARD_VALUE);
+    free(ref);
+    free(att);
+    free(out);
+    free(v);
+    free(k);
+    free(q);
+}
+
+static void test_attention_small_path(void **state) {
+    (void)state;
+    const int pos0s[] = {0, 1, 9, 30};
+    for (int T = 1; T <= RD_MATVEC_MAX_ROWS; T++)
+        for (size_t pi = 0; pi < 4; pi++) {
+            check_attention(T, pos0s[pi], 8, 2, 16, 100u + (uint64_t)T * 10 + pi); /* GQA */
+            check_attention(T, pos0s[pi], 4, 4, 32, 200u + (uint64_t)T * 10 + pi); /* MHA */
+        }
+}
+
+static void test_attention_blas_path(void **state) {
+    (void)state;
+    const int pos0s[] = {0, 3, 21};
+    for (int T = RD_MATVEC_MAX_ROWS + 1; T <= 40; T++)
+        for (size_t pi = 0; pi < 3; pi++) {
+            check_attention(T, pos0s[pi], 8, 2, 16, 300u + (uint64_t)T * 10 + pi); /* GQA */
+            check_attention(T, pos0s[pi], 4, 4, 32, 400u + (uint64_t)T * 10 + pi); /* MHA */
+        }
+}
+
+/* ---- thread pool ------------------------------------------------------------------- */
+
+#define POOL_REPEATS 2000
+
+typedef struct count_job {
+    atomic_int *counts; /* (n_tasks) calls of each task in this loop */
+} count_job;
+
+static void count_task(void *arg, int task) {
+    const count_job *j = arg;
+    atomic_fetch_add_explicit(&j->counts[task], 1, memory_order_relaxed);
+}
+
+/* Runs POOL_REPEATS loops back to back, the task counts cycling through `sizes`. Each loop
+ * counts into its own array (a late call from an earlier loop cannot hide in a later one),
+ * checked right after rd_pool_run returns (every task done) and again at the end (no task
+ * ran twice or ran late). */
+static void check_pool_loops(rd_pool *p, const int *sizes, int n_sizes) {
+    size_t total = 0;
+    for (int r = 0; r < POOL_REPEATS; r++) total += (size_t)sizes[r % n_sizes];
+    atomic_int *counts = calloc(total ? total : 1, sizeof *counts);
+    count_job *jobs = calloc(POOL_REPEATS, sizeof *jobs);
+    assert_non_null(counts);
+    assert_non_null(jobs);
+    size_t off = 0;
+    for (int r = 0; r < POOL_REPEATS; r++) {
+        const int n = sizes[r % n_sizes];
+        jobs[r].counts = counts + off;
+        rd_pool_run(p, count_task, &jobs[r], n);
+        for (int t = 0; t < n; t++) {
+            const int c = atomic_load(&jobs[r].counts[t]);
+            if (c != 1)
+                fail_msg("%d threads, loop %d of %d tasks: task %d ran %d times by the time "
+                         "rd_pool_run returned", rd_pool_threads(p), r, n, t, c);
+        }
+        off += (size_t)n;
+    }
+    off = 0;
+    for (int r = 0; r < POOL_REPEATS; r++) {
+        const int n = sizes[r % n_sizes];
+        for (int t = 0; t < n; t++)
+            if (atomic_load(&counts[off + (size_t)t]) != 1)
+                fail_msg("%d threads, loop %d of %d tasks: task %d ran %d times in all",
+                         rd_pool_threads(p), r, n, t, atomic_load(&counts[off + (size_t)t]));
+        off += (size_t)n;
+    }
+    free(jobs);
+    free(counts);
+}
+
+static void test_pool_every_task_once(void **state) {
+    (void)state;
+    const int threads[] = {1, 2, 4};
+    const int sizes[] = {0, 1, 7, 1000};
+    for (size_t ti = 0; ti < 3; ti++) {
+        rd_error err = {0};
+        rd_pool *p = rd_pool_new(threads[ti], &err);
+        if (!p) fail_msg("rd_pool_new(%d): %s", threads[ti], err.msg);
+        assert_int_equal(rd_pool_threads(p), threads[ti]);
+        for (size_t si = 0; si < 4; si++) check_pool_loops(p, &sizes[si], 1);
+        rd_pool_free(p);
+    }
+}
+
+/* Loop sizes changing from one loop to the next: a worker still leaving loop k must not
+ * pick up a task index of loop k + 1 through the shared counters. */
+static void test_pool_changing_sizes(void **state) {
+    (void)state;
+    const int threads[] = {2, 4};
+    const int sizes[] = {7, 1000, 1, 64, 0, 3, 513, 2};
+    for (size_t ti = 0; ti < 2; ti++) {
+        rd_error err = {0};
+        rd_pool *p = rd_pool_new(threads[ti], &err);
+        assert_non_null(p);
+        check_pool_loops(p, sizes, 8);
+        rd_pool_free(p);
+    }
+}
+
+typedef struct order_job {
+    int calls[16]; /* task index of each call, in call order */
+    int n_calls;
+} order_job;
+
+static void order_task(void *arg, int task) {
+    order_job *j = arg;
+    if (j->n_calls < 16) j->calls[j->n_calls] = task;
+    j->n_calls++;
+}
+
+static void test_pool_null_runs_in_order(void **state) {
+    (void)state;
+    assert_int_equal(rd_pool_threads(NULL), 1);
+    order_job j = {{0}, 0};
+    rd_pool_run(NULL, order_task, &j, 0);
+    assert_int_equal(j.n_calls, 0);
+    rd_pool_run(NULL, order_task, &j, 13);
+    assert_int_equal(j.n_calls, 13);
+    for (int i = 0; i < 13; i++) assert_int_equal(j.calls[i], i);
+    rd_pool_free(NULL); /* NULL-safe */
+
+    rd_error err = {0};
+    rd_pool *p = rd_pool_new(0, &err); /* one per core */
+    assert_non_null(p);
+    assert_true(rd_pool_threads(p) >= 1);
+    rd_pool_free(p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul_plain_types),
+        cmocka_unit_test(test_matmul_q8_0),
+        cmocka_unit_test(test_matmul_several_panels),
+        cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rope_matches_formula),
+        cmocka_unit_test(test_rope_layouts_agree_and_preserve_norm),
+        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_attention_small_path),
+        cmocka_unit_test(test_attention_blas_path),
+        cmocka_unit_test(test_pool_every_task_once),
+        cmocka_unit_test(test_pool_changing_sizes),
+        cmocka_unit_test(test_pool_null_runs_in_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
