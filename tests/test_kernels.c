@@ -493,36 +493,36 @@ static void count_task(void *arg, int task) {
     atomic_fetch_add_explicit(&j->counts[task], 1, memory_order_relaxed);
 }
 
-/* Runs POOL_REPEATS loops back to back, the task counts cycling through `sizes`. Each loop
+/* Runs n_loops loops back to back, the task counts cycling through `sizes`. Each loop
  * counts into its own array (a late call from an earlier loop cannot hide in a later one),
  * checked right after rd_pool_run returns (every task done) and again at the end (no task
  * ran twice or ran late). */
-static void check_pool_loops(rd_pool *p, const int *sizes, int n_sizes) {
+static void check_pool_loops(rd_pool *p, const int *sizes, int n_sizes, size_t n_loops) {
     size_t total = 0;
-    for (int r = 0; r < POOL_REPEATS; r++) total += (size_t)sizes[r % n_sizes];
+    for (size_t r = 0; r < n_loops; r++) total += (size_t)sizes[r % (size_t)n_sizes];
     atomic_int *counts = calloc(total ? total : 1, sizeof *counts);
-    count_job *jobs = calloc(POOL_REPEATS, sizeof *jobs);
+    count_job *jobs = calloc(n_loops, sizeof *jobs);
     assert_non_null(counts);
     assert_non_null(jobs);
     size_t off = 0;
-    for (int r = 0; r < POOL_REPEATS; r++) {
-        const int n = sizes[r % n_sizes];
+    for (size_t r = 0; r < n_loops; r++) {
+        const int n = sizes[r % (size_t)n_sizes];
         jobs[r].counts = counts + off;
         rd_pool_run(p, count_task, &jobs[r], n);
         for (int t = 0; t < n; t++) {
             const int c = atomic_load(&jobs[r].counts[t]);
             if (c != 1)
-                fail_msg("%d threads, loop %d of %d tasks: task %d ran %d times by the time "
+                fail_msg("%d threads, loop %zu of %d tasks: task %d ran %d times by the time "
                          "rd_pool_run returned", rd_pool_threads(p), r, n, t, c);
         }
         off += (size_t)n;
     }
     off = 0;
-    for (int r = 0; r < POOL_REPEATS; r++) {
-        const int n = sizes[r % n_sizes];
+    for (size_t r = 0; r < n_loops; r++) {
+        const int n = sizes[r % (size_t)n_sizes];
         for (int t = 0; t < n; t++)
             if (atomic_load(&counts[off + (size_t)t]) != 1)
-                fail_msg("%d threads, loop %d of %d tasks: task %d ran %d times in all",
+                fail_msg("%d threads, loop %zu of %d tasks: task %d ran %d times in all",
                          rd_pool_threads(p), r, n, t, atomic_load(&counts[off + (size_t)t]));
         off += (size_t)n;
     }
@@ -539,22 +539,28 @@ static void test_pool_every_task_once(void **state) {
         rd_pool *p = rd_pool_new(threads[ti], &err);
         if (!p) fail_msg("rd_pool_new(%d): %s", threads[ti], err.msg);
         assert_int_equal(rd_pool_threads(p), threads[ti]);
-        for (size_t si = 0; si < 4; si++) check_pool_loops(p, &sizes[si], 1);
+        for (size_t si = 0; si < 4; si++) check_pool_loops(p, &sizes[si], 1, POOL_REPEATS);
         rd_pool_free(p);
     }
 }
 
 /* Loop sizes changing from one loop to the next: a worker still leaving loop k must not
- * pick up a task index of loop k + 1 through the shared counters. */
+ * claim an index of loop k + 1 against loop k's bound, nor one of loop k against loop
+ * k + 1's (the task would run twice and rd_pool_run could return while it still runs).
+ * The second part makes many short hand-offs between a 2-task and a 40-task loop, with
+ * more threads than cores, so that a worker is often preempted in the middle of one. */
+#define HANDOFF_LOOPS 200000
 static void test_pool_changing_sizes(void **state) {
     (void)state;
-    const int threads[] = {2, 4};
-    const int sizes[] = {7, 1000, 1, 64, 0, 3, 513, 2};
-    for (size_t ti = 0; ti < 2; ti++) {
+    const int threads[] = {2, 4, 16};
+    const int mixed[] = {7, 1000, 1, 64, 0, 3, 513, 2};
+    const int small_large[] = {2, 40};
+    for (size_t ti = 0; ti < 3; ti++) {
         rd_error err = {0};
         rd_pool *p = rd_pool_new(threads[ti], &err);
         assert_non_null(p);
-        check_pool_loops(p, sizes, 8);
+        check_pool_loops(p, mixed, 8, POOL_REPEATS);
+        if (threads[ti] > 2) check_pool_loops(p, small_large, 2, HANDOFF_LOOPS);
         rd_pool_free(p);
     }
 }

@@ -138,7 +138,10 @@ static void matvec_task(void *arg, int task) {
 }
 
 /* Tasks of at least 16 rows, about 8 per thread, so threads that start late still help. */
+#define MATVEC_MAX_THREADS 64 /* rd_matmul_scratch_floats sizes the scratch for this many */
+
 static int matvec_tasks(const rd_matrix *W, int threads, int64_t *rows_per_task) {
+    if (threads > MATVEC_MAX_THREADS) threads = MATVEC_MAX_THREADS;
     int64_t per = (W->rows + 8 * threads - 1) / (8 * threads);
     if (per < 16) per = 16;
     *rows_per_task = per;
@@ -149,7 +152,7 @@ size_t rd_matmul_scratch_floats(const rd_matrix *W, int n) {
     size_t panel = W->type == RD_DTYPE_F32 ? 0 : (size_t)panel_rows(W) * (size_t)W->cols;
     /* the matvec path needs one widened row per task */
     int64_t per;
-    size_t widen = (size_t)matvec_tasks(W, 64, &per) * (size_t)W->cols;
+    size_t widen = (size_t)matvec_tasks(W, MATVEC_MAX_THREADS, &per) * (size_t)W->cols;
     (void)n;
     return panel > widen ? panel : widen;
 }

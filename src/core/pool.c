@@ -18,10 +18,11 @@
  * step, far shorter than a human-visible delay. */
 #define SPIN_ROUNDS 20000
 
-/* A loop is published as a 64-bit ticket: the loop's generation in the high 32 bits and
- * the next unclaimed task in the low 32. Claiming a task is a compare-and-swap on the
- * ticket, so a worker still finishing an earlier loop can never claim a task of the next
- * one (its generation no longer matches). */
+/* A loop is published as a 64-bit claim word: the loop's task count in the high 32 bits
+ * and the next unclaimed task in the low 32. A worker claims with one fetch-add and checks
+ * the index against the count it read in the same word, so a claim and its bound always
+ * belong to the same loop: a worker still leaving loop k can neither take a task of loop
+ * k + 1 against loop k's bound nor the reverse. The generation only wakes workers. */
 struct rd_pool {
     int n_threads;
     pthread_t *workers;
@@ -29,37 +30,34 @@ struct rd_pool {
     pthread_cond_t wake;
     _Atomic(rd_task_fn) fn; /* the current loop */
     _Atomic(void *) arg;
-    atomic_int n_tasks;
-    atomic_uint_fast64_t ticket; /* generation << 32 | next task */
-    atomic_int done_tasks;       /* tasks of the current loop finished */
+    atomic_uint_fast64_t claim; /* n_tasks << 32 | next task */
+    atomic_int done_tasks;      /* tasks of the current loop finished */
+    atomic_uint generation;     /* bumped for each loop; workers wait for a change */
     atomic_int stop;
     int sleepers; /* workers waiting on `wake` (under lock) */
 };
 
-static uint32_t generation_of(uint64_t ticket) { return (uint32_t)(ticket >> 32); }
-
-/* Claims and runs tasks of loop `gen` until none is left (or a newer loop started). */
-static void work(rd_pool *p, uint32_t gen, rd_task_fn fn, void *arg, int n_tasks) {
-    uint64_t v = atomic_load_explicit(&p->ticket, memory_order_acquire);
+/* Claims and runs tasks until the current loop has none left. fn and arg are read after a
+ * claim that succeeded: the caller published that claim word after storing them, and waits
+ * for the claimed task before it starts another loop, so they are the claimed task's. */
+static void work(rd_pool *p) {
     for (;;) {
-        if (generation_of(v) != gen || (int)(uint32_t)v >= n_tasks) return;
-        if (!atomic_compare_exchange_weak_explicit(&p->ticket, &v, v + 1, memory_order_acq_rel,
-                                                   memory_order_acquire))
-            continue; /* v was reloaded */
-        fn(arg, (int)(uint32_t)v);
+        const uint64_t c = atomic_fetch_add_explicit(&p->claim, 1, memory_order_acq_rel);
+        const uint32_t t = (uint32_t)c, n = (uint32_t)(c >> 32);
+        if (t >= n) return;
+        rd_task_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+        fn(atomic_load_explicit(&p->arg, memory_order_relaxed), (int)t);
         atomic_fetch_add_explicit(&p->done_tasks, 1, memory_order_acq_rel);
-        v = atomic_load_explicit(&p->ticket, memory_order_acquire);
     }
 }
 
 static void *worker_main(void *arg) {
     rd_pool *p = arg;
-    uint32_t seen = generation_of(atomic_load(&p->ticket));
+    unsigned seen = atomic_load(&p->generation);
     for (;;) {
-        uint32_t g;
+        unsigned g;
         int spins = 0;
-        while ((g = generation_of(atomic_load_explicit(&p->ticket, memory_order_acquire))) ==
-                   seen &&
+        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
                !atomic_load(&p->stop)) {
             if (++spins < SPIN_ROUNDS) {
                 CPU_RELAX();
@@ -67,7 +65,7 @@ static void *worker_main(void *arg) {
             }
             pthread_mutex_lock(&p->lock);
             p->sleepers++;
-            while (generation_of(atomic_load(&p->ticket)) == seen && !atomic_load(&p->stop))
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
                 pthread_cond_wait(&p->wake, &p->lock);
             p->sleepers--;
             pthread_mutex_unlock(&p->lock);
@@ -75,9 +73,7 @@ static void *worker_main(void *arg) {
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = g;
-        work(p, g, atomic_load_explicit(&p->fn, memory_order_relaxed),
-             atomic_load_explicit(&p->arg, memory_order_relaxed),
-             atomic_load_explicit(&p->n_tasks, memory_order_relaxed));
+        work(p);
     }
 }
 
@@ -136,14 +132,13 @@ void rd_pool_run(rd_pool *p, rd_task_fn fn, void *arg, int n_tasks) {
     }
     atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
-    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
     atomic_store_explicit(&p->done_tasks, 0, memory_order_relaxed);
-    const uint32_t gen = generation_of(atomic_load(&p->ticket)) + 1;
-    /* release: the loop's fields above are visible to whoever sees the new generation */
-    atomic_store_explicit(&p->ticket, (uint64_t)gen << 32, memory_order_release);
+    /* release: fn and arg are visible to whoever claims a task of this loop */
+    atomic_store_explicit(&p->claim, (uint64_t)(uint32_t)n_tasks << 32, memory_order_release);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
     pthread_mutex_lock(&p->lock);
     if (p->sleepers) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    work(p, gen, fn, arg, n_tasks);
+    work(p);
     while (atomic_load_explicit(&p->done_tasks, memory_order_acquire) < n_tasks) CPU_RELAX();
 }
