@@ -201,6 +201,52 @@ static void test_matmul_several_panels(void **state) {
 
 /* ---- rmsnorm ----------------------------------------------------------------------- */
 
+/* rd_matmul_many (q/k/v, gate/up in one parallel loop) gives exactly what separate
+ * rd_matmul calls give, for the decode path and the GEMM path, with mixed types and a
+ * scratch exactly the sum of the matrices' scratch sizes. */
+static void test_matmul_many_equals_separate(void **state) {
+    (void)state;
+    rd_error err = {0};
+    rd_pool *pool = rd_pool_new(2, &err);
+    assert_non_null(pool);
+    uint64_t seed = 4242;
+    const int64_t cols = 96;
+    const rd_dtype types[3] = {RD_DTYPE_F32, RD_DTYPE_F16, RD_DTYPE_Q8_0};
+    const int64_t rows[3] = {96, 37, 130};
+    test_matrix tm[3];
+    for (int i = 0; i < 3; i++) test_matrix_make(&tm[i], types[i], rows[i], cols, &seed);
+    const int ns[] = {1, 3, 4, 9};
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+        const int n = ns[k];
+        float *x = random_floats((size_t)n * cols, 1.0f, &seed);
+        size_t scratch_n = 0, single_max = 0;
+        for (int i = 0; i < 3; i++) {
+            size_t sn = rd_matmul_scratch_floats(&tm[i].m, n);
+            scratch_n += sn;
+            if (sn > single_max) single_max = sn;
+        }
+        float *scratch = malloc((scratch_n + 1) * sizeof(float));
+        float *outs[3], *refs[3];
+        const rd_matrix *Ws[3];
+        for (int i = 0; i < 3; i++) {
+            outs[i] = malloc((size_t)n * rows[i] * sizeof(float));
+            refs[i] = malloc((size_t)n * rows[i] * sizeof(float));
+            Ws[i] = &tm[i].m;
+            rd_matmul(refs[i], x, Ws[i], n, scratch, pool);
+        }
+        rd_matmul_many(outs, x, Ws, 3, n, scratch, pool);
+        for (int i = 0; i < 3; i++) {
+            assert_memory_equal(outs[i], refs[i], (size_t)n * rows[i] * sizeof(float));
+            free(outs[i]);
+            free(refs[i]);
+        }
+        free(scratch);
+        free(x);
+    }
+    for (int i = 0; i < 3; i++) test_matrix_free(&tm[i]);
+    rd_pool_free(pool);
+}
+
 static void test_rmsnorm(void **state) {
     (void)state;
     uint64_t seed = 5;
@@ -599,6 +645,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_plain_types),
         cmocka_unit_test(test_matmul_q8_0),
         cmocka_unit_test(test_matmul_several_panels),
+        cmocka_unit_test(test_matmul_many_equals_separate),
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope_matches_formula),
         cmocka_unit_test(test_rope_layouts_agree_and_preserve_norm),

@@ -19,6 +19,14 @@ void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scr
                struct rd_pool *pool);
 size_t rd_matmul_scratch_floats(const rd_matrix *W, int n);
 
+/* outs[i] (n, Ws[i]->rows) = x (n, cols) · Ws[i]ᵀ for count ≤ RD_MATMUL_MANY_MAX matrices
+ * sharing the input (q/k/v, gate/up): for small n one parallel loop over all of them, one
+ * hand-off to the pool instead of count. scratch: the sum of each matrix's
+ * rd_matmul_scratch_floats. */
+#define RD_MATMUL_MANY_MAX 4
+void rd_matmul_many(float *const *outs, const float *x, const rd_matrix *const *Ws, int count,
+                    int n, float *scratch, struct rd_pool *pool);
+
 /* Reference matmul (naive triple loop on widened rows) for tests. */
 void rd_matmul_naive(float *out, const float *x, const rd_matrix *W, int n);
 

@@ -99,6 +99,8 @@ int cmd_demo(int argc, char **argv) {
     printf("wrote %s: a random-weight Llama model (dim %d, %d layers, GQA %d/%d heads, F16)\n"
            "its text is noise; the bundled trained model arrives in a later release.\n\n",
            path, cfg.dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads);
-    char *args[] = {"generate", "-m", path, "-p", (char *)prompt, "-n", "48", "--seed", "7", NULL};
-    return cmd_generate(9, args);
+    /* the RED paper's Llama-2 sampling setup: repetition penalty 1.1, no repeated 5-grams */
+    char *args[] = {"generate", "-m", path, "-p", (char *)prompt, "-n", "48", "--seed", "7",
+                    "--repeat-penalty", "1.1", "--no-repeat-ngram", "5", NULL};
+    return cmd_generate((int)(sizeof args / sizeof *args) - 1, args);
 }

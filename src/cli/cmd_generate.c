@@ -125,6 +125,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     printf("\n");
+    fflush(stdout); /* the text before the statistics on stderr */
     static const char *why[] = {"token limit", "end of text", "stopped", "context full"};
     fprintf(stderr, "prompt %d tokens: %.1f tok/s · generated %d tokens: %.1f tok/s (%s)\n",
             st.n_prompt, st.prefill_seconds > 0 ? st.n_prompt / st.prefill_seconds : 0.0,

@@ -157,13 +157,42 @@ size_t rd_matmul_scratch_floats(const rd_matrix *W, int n) {
     return panel > widen ? panel : widen;
 }
 
+/* Several matrix-vector products in one parallel loop: task t belongs to the first job
+ * whose task range holds it. */
+typedef struct matvec_batch {
+    matvec_job jobs[RD_MATMUL_MANY_MAX];
+    int first_task[RD_MATMUL_MANY_MAX + 1];
+    int count;
+} matvec_batch;
+
+static void matvec_batch_task(void *arg, int task) {
+    const matvec_batch *b = arg;
+    int i = 0;
+    while (task >= b->first_task[i + 1]) i++;
+    matvec_task((void *)&b->jobs[i], task - b->first_task[i]);
+}
+
+void rd_matmul_many(float *const *outs, const float *x, const rd_matrix *const *Ws, int count,
+                    int n, float *scratch, struct rd_pool *pool) {
+    if (n > RD_MATVEC_MAX_ROWS) {
+        for (int i = 0; i < count; i++) rd_matmul(outs[i], x, Ws[i], n, scratch, pool);
+        return;
+    }
+    matvec_batch b = {.count = count};
+    const int threads = rd_pool_threads(pool);
+    for (int i = 0; i < count; i++) {
+        b.jobs[i] = (matvec_job){outs[i], x, Ws[i], n, 0, scratch};
+        b.first_task[i + 1] = b.first_task[i] + matvec_tasks(Ws[i], threads, &b.jobs[i].rows_per_task);
+        scratch += rd_matmul_scratch_floats(Ws[i], n);
+    }
+    rd_pool_run(pool, matvec_batch_task, &b, b.first_task[count]);
+}
+
 void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scratch,
                struct rd_pool *pool) {
     const int rows = (int)W->rows, cols = (int)W->cols;
     if (n <= RD_MATVEC_MAX_ROWS) {
-        matvec_job j = {out, x, W, n, 0, scratch};
-        int tasks = matvec_tasks(W, rd_pool_threads(pool), &j.rows_per_task);
-        rd_pool_run(pool, matvec_task, &j, tasks);
+        rd_matmul_many(&out, x, &W, 1, n, scratch, pool);
         return;
     }
     if (W->type == RD_DTYPE_F32) {

@@ -45,6 +45,14 @@ static size_t matrix_scratch(const rd_model *m, int rows) {
             size_t s = rd_matmul_scratch_floats(all[i], rows);
             if (s > best) best = s;
         }
+        /* the fused q/k/v and gate/up loops need their matrices' scratch side by side */
+        size_t qkv = rd_matmul_scratch_floats(&L->wq, rows) +
+                     rd_matmul_scratch_floats(&L->wk, rows) +
+                     rd_matmul_scratch_floats(&L->wv, rows);
+        size_t gate_up = rd_matmul_scratch_floats(&L->w1, rows) +
+                         rd_matmul_scratch_floats(&L->w3, rows);
+        if (qkv > best) best = qkv;
+        if (gate_up > best) best = gate_up;
     }
     return best;
 }
@@ -162,9 +170,9 @@ static void layer_forward(rd_ctx *c, int l, const rd_edits_view *edits, int B, i
 
     /* attention sub-layer */
     rd_rmsnorm(c->xb, c->x, W->attn_norm, n, d, cfg->norm_eps);
-    rd_matmul(c->q, c->xb, &W->wq, n, c->wscratch, c->pool);
-    rd_matmul(c->k, c->xb, &W->wk, n, c->wscratch, c->pool);
-    rd_matmul(c->v, c->xb, &W->wv, n, c->wscratch, c->pool);
+    float *const qkv_out[] = {c->q, c->k, c->v};
+    const rd_matrix *const qkv[] = {&W->wq, &W->wk, &W->wv};
+    rd_matmul_many(qkv_out, c->xb, qkv, 3, n, c->wscratch, c->pool);
     const size_t seq_stride = (size_t)c->max_seq * kv;
     float *kc = c->key_cache + (size_t)l * c->max_batch * seq_stride;
     float *vc = c->value_cache + (size_t)l * c->max_batch * seq_stride;
@@ -188,8 +196,9 @@ static void layer_forward(rd_ctx *c, int l, const rd_edits_view *edits, int B, i
 
     /* FFN sub-layer (SwiGLU) */
     rd_rmsnorm(c->xb, c->x, W->ffn_norm, n, d, cfg->norm_eps);
-    rd_matmul(c->hb, c->xb, &W->w1, n, c->wscratch, c->pool);
-    rd_matmul(c->hb2, c->xb, &W->w3, n, c->wscratch, c->pool);
+    float *const gate_up_out[] = {c->hb, c->hb2};
+    const rd_matrix *const gate_up[] = {&W->w1, &W->w3};
+    rd_matmul_many(gate_up_out, c->xb, gate_up, 2, n, c->wscratch, c->pool);
     rd_swiglu(c->hb, c->hb2, (size_t)n * cfg->hidden_dim);
     rd_matmul(c->xb, c->hb, &W->w2, n, c->wscratch, c->pool);
     if (edits && edits->ffn) apply_edit(c->xb, n, d, &edits->ffn[l], edits->strength);
