@@ -156,53 +156,116 @@ static void apply_edit(float *h, int n, int d, const rd_site_edit *e, float alph
     }
 }
 
-static void add_into(float *x, const float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
+/* Row-parallel steps between the matmuls. A job covers rows [0, n) of the chunk; each
+ * task takes `per` rows. Small chunks (decode) run on the caller alone. */
+typedef struct rows_job {
+    rd_ctx *c;
+    int n, per;
+    int l, T;                  /* layer and positions per sequence (rope step) */
+    const rd_site_edit *edit;  /* residual step: the site's edit, or NULL */
+    float alpha;
+    const float *norm;         /* residual step: the next sub-layer's norm weights */
+} rows_job;
+
+static void run_rows(rows_job *j, rd_task_fn fn) {
+    const int threads = rd_pool_threads(j->c->pool);
+    j->per = j->n < 16 ? j->n : (j->n + 4 * threads - 1) / (4 * threads);
+    rd_pool_run(j->n < 16 ? NULL : j->c->pool, fn, j, (j->n + j->per - 1) / j->per);
+}
+
+static void task_range(const rows_job *j, int task, int *r0, int *r1) {
+    *r0 = task * j->per;
+    *r1 = *r0 + j->per < j->n ? *r0 + j->per : j->n;
+}
+
+/* x += edit(h) (h = c->xb, the sub-layer output), then xb = rmsnorm(x) with the next
+ * sub-layer's weights. */
+static void residual_task(void *arg, int task) {
+    const rows_job *j = arg;
+    rd_ctx *c = j->c;
+    const rd_config *cfg = &c->m->file.cfg;
+    const int d = cfg->dim;
+    int r0, r1;
+    task_range(j, task, &r0, &r1);
+    float *h = c->xb + (size_t)r0 * d, *x = c->x + (size_t)r0 * d;
+    if (j->edit) apply_edit(h, r1 - r0, d, j->edit, j->alpha);
+    for (size_t i = 0; i < (size_t)(r1 - r0) * d; i++) x[i] += h[i];
+    rd_rmsnorm(h, x, j->norm, r1 - r0, d, cfg->norm_eps);
+}
+
+/* RoPE on q and k of each row, and k, v into the cache at the row's position. */
+static void rope_task(void *arg, int task) {
+    const rows_job *j = arg;
+    rd_ctx *c = j->c;
+    const rd_config *cfg = &c->m->file.cfg;
+    const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
+    const size_t seq_stride = (size_t)c->max_seq * kv;
+    float *kc = c->key_cache + (size_t)j->l * c->max_batch * seq_stride;
+    float *vc = c->value_cache + (size_t)j->l * c->max_batch * seq_stride;
+    int r0, r1;
+    task_range(j, task, &r0, &r1);
+    for (int row = r0; row < r1; row++) {
+        const int b = row / j->T, pos = c->pos + row % j->T;
+        rd_rope(c->q + (size_t)row * d, cfg->n_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
+        rd_rope(c->k + (size_t)row * kv, cfg->n_kv_heads, hs, pos, cfg->rope_theta,
+                cfg->rope_layout);
+        memcpy(kc + b * seq_stride + (size_t)pos * kv, c->k + (size_t)row * kv, kv * sizeof(float));
+        memcpy(vc + b * seq_stride + (size_t)pos * kv, c->v + (size_t)row * kv, kv * sizeof(float));
+    }
+}
+
+static void swiglu_task(void *arg, int task) {
+    const rows_job *j = arg;
+    const size_t h = (size_t)j->c->m->file.cfg.hidden_dim;
+    int r0, r1;
+    task_range(j, task, &r0, &r1);
+    rd_swiglu(j->c->hb + (size_t)r0 * h, j->c->hb2 + (size_t)r0 * h, (size_t)(r1 - r0) * h);
+}
+
+/* The norm that follows layer l's FFN residual: the next layer's attention norm, or the
+ * final norm after the last layer (then applied to xb only; logits read it from there). */
+static const float *next_norm(const rd_ctx *c, int l) {
+    const rd_weights *w = &c->m->file.w;
+    return l + 1 < c->m->file.cfg.n_layers ? w->layers[l + 1].attn_norm : w->final_norm;
 }
 
 /* One transformer block over the chunk's rows = B·T (sequence-major), new positions
- * pos..pos+T-1. Reads and updates c->x. */
+ * pos..pos+T-1. On entry c->xb holds rmsnorm(x) with this layer's attention norm; on exit
+ * c->x is updated and c->xb holds rmsnorm(x) with the next norm (next_norm). */
 static void layer_forward(rd_ctx *c, int l, const rd_edits_view *edits, int B, int T) {
     const rd_config *cfg = &c->m->file.cfg;
     const rd_layer_weights *W = &c->m->file.w.layers[l];
     const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
     const int n = B * T;
+    rows_job rows = {.c = c, .n = n, .l = l, .T = T};
 
     /* attention sub-layer */
-    rd_rmsnorm(c->xb, c->x, W->attn_norm, n, d, cfg->norm_eps);
     float *const qkv_out[] = {c->q, c->k, c->v};
     const rd_matrix *const qkv[] = {&W->wq, &W->wk, &W->wv};
     rd_matmul_many(qkv_out, c->xb, qkv, 3, n, c->wscratch, c->pool);
+    run_rows(&rows, rope_task);
     const size_t seq_stride = (size_t)c->max_seq * kv;
     float *kc = c->key_cache + (size_t)l * c->max_batch * seq_stride;
     float *vc = c->value_cache + (size_t)l * c->max_batch * seq_stride;
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            const size_t row = (size_t)b * T + t;
-            const int pos = c->pos + t;
-            rd_rope(c->q + row * d, cfg->n_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
-            rd_rope(c->k + row * kv, cfg->n_kv_heads, hs, pos, cfg->rope_theta,
-                    cfg->rope_layout);
-            memcpy(kc + b * seq_stride + (size_t)pos * kv, c->k + row * kv, kv * sizeof(float));
-            memcpy(vc + b * seq_stride + (size_t)pos * kv, c->v + row * kv, kv * sizeof(float));
-        }
+    for (int b = 0; b < B; b++)
         rd_attention(c->xb2 + (size_t)b * T * d, c->q + (size_t)b * T * d, kc + b * seq_stride,
                      vc + b * seq_stride, T, c->pos, cfg->n_heads, cfg->n_kv_heads, hs,
                      (size_t)kv, c->att);
-    }
     rd_matmul(c->xb, c->xb2, &W->wo, n, c->wscratch, c->pool);
-    if (edits && edits->attn) apply_edit(c->xb, n, d, &edits->attn[l], edits->strength);
-    add_into(c->x, c->xb, (size_t)n * d);
+    rows.edit = edits && edits->attn ? &edits->attn[l] : NULL;
+    rows.alpha = edits ? edits->strength : 0.0f;
+    rows.norm = W->ffn_norm;
+    run_rows(&rows, residual_task);
 
     /* FFN sub-layer (SwiGLU) */
-    rd_rmsnorm(c->xb, c->x, W->ffn_norm, n, d, cfg->norm_eps);
     float *const gate_up_out[] = {c->hb, c->hb2};
     const rd_matrix *const gate_up[] = {&W->w1, &W->w3};
     rd_matmul_many(gate_up_out, c->xb, gate_up, 2, n, c->wscratch, c->pool);
-    rd_swiglu(c->hb, c->hb2, (size_t)n * cfg->hidden_dim);
+    run_rows(&rows, swiglu_task);
     rd_matmul(c->xb, c->hb, &W->w2, n, c->wscratch, c->pool);
-    if (edits && edits->ffn) apply_edit(c->xb, n, d, &edits->ffn[l], edits->strength);
-    add_into(c->x, c->xb, (size_t)n * d);
+    rows.edit = edits && edits->ffn ? &edits->ffn[l] : NULL;
+    rows.norm = next_norm(c, l);
+    run_rows(&rows, residual_task);
 }
 
 /* Runs one chunk: tokens (B, T) with row stride `stride` (the caller's full T). */
@@ -214,7 +277,9 @@ static void chunk_forward(rd_ctx *c, const rd_edits_view *edits, const int *toke
         for (int t = 0; t < T; t++)
             rd_matrix_row_f32(&m->file.w.tok_embeddings, tokens[(size_t)b * stride + t],
                               c->x + ((size_t)b * T + t) * d);
+    rd_rmsnorm(c->xb, c->x, m->file.w.layers[0].attn_norm, B * T, d, m->file.cfg.norm_eps);
     for (int l = 0; l < m->file.cfg.n_layers; l++) layer_forward(c, l, edits, B, T);
+    /* c->xb now holds the final-normed hidden states (B·T, dim) */
 }
 
 int rd_forward(rd_ctx *c, const rd_edits_view *edits, const int *tokens, int B, int T,
@@ -237,19 +302,17 @@ int rd_forward(rd_ctx *c, const rd_edits_view *edits, const int *tokens, int B, 
         const int tc = T - t0 < c->chunk ? T - t0 : c->chunk;
         chunk_forward(c, edits, tokens + t0, (size_t)T, B, tc);
         if (mode == RD_LOGITS_ALL) {
-            rd_rmsnorm(c->x, c->x, m->file.w.final_norm, B * tc, d, cfg->norm_eps);
             if (tc == T) {
-                rd_matmul(logits, c->x, cls, B * T, c->wscratch, c->pool);
+                rd_matmul(logits, c->xb, cls, B * T, c->wscratch, c->pool);
             } else {
                 for (int b = 0; b < B; b++)
-                    rd_matmul(logits + ((size_t)b * T + t0) * V, c->x + (size_t)b * tc * d, cls,
+                    rd_matmul(logits + ((size_t)b * T + t0) * V, c->xb + (size_t)b * tc * d, cls,
                               tc, c->wscratch, c->pool);
             }
         } else if (mode == RD_LOGITS_LAST && t0 + tc == T) {
             for (int b = 0; b < B; b++)
-                memcpy(c->last + (size_t)b * d, c->x + ((size_t)b * tc + tc - 1) * d,
+                memcpy(c->last + (size_t)b * d, c->xb + ((size_t)b * tc + tc - 1) * d,
                        (size_t)d * sizeof(float));
-            rd_rmsnorm(c->last, c->last, m->file.w.final_norm, B, d, cfg->norm_eps);
             rd_matmul(logits, c->last, cls, B, c->wscratch, c->pool);
         }
         c->pos += tc;
