@@ -31,7 +31,9 @@ HELP_OBJ := $(HELP_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all run test test-asan bench clean deps check-tests
+.PHONY: all run test test-asan bench clean deps
+# keep test objects (make would delete them as intermediates)
+.SECONDARY:
 all: $(BUILD)/libredit.a $(BUILD)/redit
 
 deps: $(DEPS_STAMP)
