@@ -18,4 +18,16 @@ typedef struct rd_edits_view {
     float strength;           /* α */
 } rd_edits_view;
 
+/* Where the backward pass adds the gradients of the edit vectors: same shape as the view,
+ * pointers into a gradient buffer (NULL where the view has no vector). */
+typedef struct rd_site_grad {
+    float *dscale; /* (dim) or NULL */
+    float *dbias;  /* (dim) or NULL */
+} rd_site_grad;
+
+typedef struct rd_edits_grad {
+    const rd_site_grad *attn; /* (n_layers) or NULL */
+    const rd_site_grad *ffn;  /* (n_layers) or NULL */
+} rd_edits_grad;
+
 #endif

@@ -54,4 +54,39 @@ static inline float rd_silu(float x) {
     return x / (1.0f + __builtin_expf(-x));
 }
 
+/* ---- backward kernels (training) ------------------------------------------------------
+ * d-prefixed buffers are gradients. "accumulate" adds into the output instead of
+ * overwriting it. */
+
+/* dx (n, W.cols) (=|+=) dy (n, W.rows) · W: the activation gradient of y = x·Wᵀ. Non-f32
+ * weights are widened into scratch (rd_matmul_scratch_floats(W, n) floats) panel by panel. */
+void rd_matmul_backward(float *dx, const float *dy, const rd_matrix *W, int n, int accumulate,
+                        float *scratch);
+
+/* dW (rows, cols) += dyᵀ (rows, n) · x (n, cols): the weight gradient of y = x·Wᵀ (f32). */
+void rd_matmul_weight_grad(float *dW, const float *dy, const float *x, int n, int rows,
+                           int cols);
+
+/* y = rmsnorm(x)·w per row: dx (n, d) += ∂/∂x, and dw (d) += ∂/∂w when dw is not NULL. */
+void rd_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                         int n, int d, float eps);
+
+/* a = silu(g) ⊙ u: dg, du (n) from da (n). dg/du may not alias g/u. */
+void rd_swiglu_backward(float *dg, float *du, const float *da, const float *g, const float *u,
+                        size_t n);
+
+/* Causal self-attention of one sequence of T positions (no cache), keeping the
+ * probabilities for backward.
+ * q (T, n_heads·hs), k, v (T, kv_dim) (RoPE applied), out (T, n_heads·hs),
+ * probs (n_heads, T, T) (row t holds zeros after column t). */
+void rd_attention_train(float *out, float *probs, const float *q, const float *k, const float *v,
+                        int T, int n_heads, int n_kv_heads, int hs);
+
+/* Backward of rd_attention_train: dq (T, n_heads·hs) = ∂, dk, dv (T, kv_dim) = ∂ (heads of a
+ * kv group add up). scratch: T·T floats. */
+void rd_attention_train_backward(float *dq, float *dk, float *dv, const float *dout,
+                                 const float *probs, const float *q, const float *k,
+                                 const float *v, int T, int n_heads, int n_kv_heads, int hs,
+                                 float *scratch);
+
 #endif

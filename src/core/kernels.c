@@ -348,3 +348,117 @@ void rd_attention(float *out, const float *q, const float *k, const float *v, in
                         (int)kv_stride, 0.0f, oh, qd);
     }
 }
+
+/* ---- backward kernels -------------------------------------------------------------- */
+
+void rd_matmul_backward(float *dx, const float *dy, const rd_matrix *W, int n, int accumulate,
+                        float *scratch) {
+    const int rows = (int)W->rows, cols = (int)W->cols;
+    if (W->type == RD_DTYPE_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, rows, 1.0f, dy, rows,
+                    W->data, cols, accumulate ? 1.0f : 0.0f, dx, cols);
+        return;
+    }
+    const rd_dtype_info *info = rd_dtype_info_of(W->type);
+    const int64_t P = panel_rows(W);
+    for (int64_t r0 = 0; r0 < W->rows; r0 += P) {
+        const int64_t pr = W->rows - r0 < P ? W->rows - r0 : P;
+        info->to_f32((const char *)W->data + (size_t)r0 * W->row_bytes, scratch,
+                     (size_t)(pr * W->cols));
+        /* dx += dy[:, r0:r0+pr] · W[r0:r0+pr, :] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, (int)pr, 1.0f, dy + r0,
+                    rows, scratch, cols, (r0 == 0 && !accumulate) ? 0.0f : 1.0f, dx, cols);
+    }
+}
+
+void rd_matmul_weight_grad(float *dW, const float *dy, const float *x, int n, int rows,
+                           int cols) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, cols, n, 1.0f, dy, rows, x, cols,
+                1.0f, dW, cols);
+}
+
+void rd_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                         int n, int d, float eps) {
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * d, *dyi = dy + (size_t)i * d;
+        float *dxi = dx + (size_t)i * d;
+        float ss = 0.0f;
+        for (int j = 0; j < d; j++) ss += xi[j] * xi[j];
+        const float r = 1.0f / sqrtf(ss / (float)d + eps);
+        /* y_j = x_j·r·w_j;  dx_j = r·w_j·dy_j − x_j·r³/d · Σ_k w_k·dy_k·x_k */
+        float dot = 0.0f;
+        for (int j = 0; j < d; j++) dot += w[j] * dyi[j] * xi[j];
+        const float c = dot * r * r * r / (float)d;
+        for (int j = 0; j < d; j++) dxi[j] += r * w[j] * dyi[j] - c * xi[j];
+        if (dw)
+            for (int j = 0; j < d; j++) dw[j] += dyi[j] * xi[j] * r;
+    }
+}
+
+void rd_swiglu_backward(float *dg, float *du, const float *da, const float *g, const float *u,
+                        size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float sig = 1.0f / (1.0f + expf(-g[i]));
+        const float silu = g[i] * sig;
+        du[i] = da[i] * silu;
+        dg[i] = da[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+    }
+}
+
+void rd_attention_train(float *out, float *probs, const float *q, const float *k, const float *v,
+                        int T, int n_heads, int n_kv_heads, int hs) {
+    const int group = n_heads / n_kv_heads, qd = n_heads * hs, kvd = n_kv_heads * hs;
+    const float scale = 1.0f / sqrtf((float)hs);
+    for (int h = 0; h < n_heads; h++) {
+        const float *qh = q + (size_t)h * hs;
+        const float *kh = k + (size_t)(h / group) * hs, *vh = v + (size_t)(h / group) * hs;
+        float *P = probs + (size_t)h * T * T;
+        /* P (T, T) = scale · q_h · k_hᵀ, causal softmax per row */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, qh, qd, kh, kvd,
+                    0.0f, P, T);
+        for (int t = 0; t < T; t++) {
+            float *row = P + (size_t)t * T;
+            rd_softmax(row, t + 1);
+            if (t + 1 < T) memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+        }
+        /* out_h (T, hs) = P · v_h */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, vh, kvd,
+                    0.0f, out + (size_t)h * hs, qd);
+    }
+}
+
+void rd_attention_train_backward(float *dq, float *dk, float *dv, const float *dout,
+                                 const float *probs, const float *q, const float *k,
+                                 const float *v, int T, int n_heads, int n_kv_heads, int hs,
+                                 float *scratch) {
+    const int group = n_heads / n_kv_heads, qd = n_heads * hs, kvd = n_kv_heads * hs;
+    const float scale = 1.0f / sqrtf((float)hs);
+    memset(dk, 0, (size_t)T * kvd * sizeof(float));
+    memset(dv, 0, (size_t)T * kvd * sizeof(float));
+    float *dP = scratch; /* (T, T) */
+    for (int h = 0; h < n_heads; h++) {
+        const size_t ko = (size_t)(h / group) * hs;
+        const float *P = probs + (size_t)h * T * T;
+        const float *doh = dout + (size_t)h * hs;
+        /* dv_h (T, hs) += Pᵀ · dout_h */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, doh, qd, 1.0f,
+                    dv + ko, kvd);
+        /* dP (T, T) = dout_h · v_hᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, doh, qd, v + ko, kvd,
+                    0.0f, dP, T);
+        /* dS = P ⊙ (dP − Σ_j P·dP) · scale, causal rows */
+        for (int t = 0; t < T; t++) {
+            const float *pr = P + (size_t)t * T;
+            float *dr = dP + (size_t)t * T;
+            float s = 0.0f;
+            for (int j = 0; j <= t; j++) s += pr[j] * dr[j];
+            for (int j = 0; j <= t; j++) dr[j] = pr[j] * (dr[j] - s) * scale;
+            for (int j = t + 1; j < T; j++) dr[j] = 0.0f;
+        }
+        /* dq_h (T, hs) = dS · k_h;  dk_h (T, hs) += dSᵀ · q_h */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, dP, T, k + ko, kvd,
+                    0.0f, dq + (size_t)h * hs, qd);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, dP, T,
+                    q + (size_t)h * hs, qd, 1.0f, dk + ko, kvd);
+    }
+}

@@ -1,0 +1,375 @@
+/* The training pass: forward over fresh sequences keeping activations, chunked
+ * cross-entropy over the classifier, and backward to the RED edit vectors through the
+ * frozen weights. Shapes: N = B·T rows (sequence-major), d = dim, kv = kv_dim,
+ * hd = hidden_dim, H = n_heads. */
+#include "redit/backward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redit/kernels.h"
+
+/* Rows of the classifier processed at once: logits (CLS_ROWS, V) live in scratch. */
+#define CLS_ROWS 128
+
+/* What backward needs from one layer's forward. */
+typedef struct layer_acts {
+    float *x_in;   /* (N, d) residual stream entering the layer */
+    float *xb;     /* (N, d) rmsnorm(x_in)·attn_norm: input of wq, wk, wv */
+    float *q;      /* (N, d) after RoPE */
+    float *k, *v;  /* (N, kv) after RoPE (k) */
+    float *probs;  /* (B, H, T, T) attention probabilities */
+    float *o;      /* (N, d) attention output: input of wo */
+    float *h_attn; /* (N, d) wo output before the edit */
+    float *x_mid;  /* (N, d) residual stream after the attention sub-layer */
+    float *xb2;    /* (N, d) rmsnorm(x_mid)·ffn_norm: input of w1, w3 */
+    float *g, *u;  /* (N, hd) gate and up projections */
+    float *h_ffn;  /* (N, d) w2 output before the edit */
+} layer_acts;
+
+struct rd_train_ctx {
+    const rd_model *m;
+    int max_batch, max_len, checkpointing;
+    int n_sets;          /* activation sets: n_layers, or 1 with checkpointing */
+    layer_acts *acts;    /* (n_sets) */
+    float **x_saved;     /* checkpointing: (n_layers) layer inputs (N, d) each */
+    float *x_final;      /* (N, d) residual stream after the last layer */
+    float *xf;           /* (N, d) final-normed */
+    /* backward scratch */
+    float *dx, *dx_mid, *dh, *dxb, *dq; /* (N, d) */
+    float *dk, *dv;      /* (N, kv) */
+    float *da, *dg, *du; /* (N, hd); da also holds silu(g)·u in forward */
+    float *att_scratch;  /* (T, T) */
+    float *cls_logits;   /* (CLS_ROWS, V) */
+    float *cls_x, *cls_dx; /* (CLS_ROWS, d) */
+    int *cls_rows;       /* (N) rows with a target */
+    float *wscratch;
+    size_t bytes;
+    void **blocks;       /* every allocation, for free */
+    int n_blocks, cap_blocks;
+};
+
+static float *ctx_alloc(rd_train_ctx *c, size_t floats) {
+    if (c->n_blocks == c->cap_blocks) {
+        int cap = c->cap_blocks ? 2 * c->cap_blocks : 64;
+        void **g = realloc(c->blocks, (size_t)cap * sizeof *g);
+        if (!g) return NULL;
+        c->blocks = g;
+        c->cap_blocks = cap;
+    }
+    float *p = calloc(floats ? floats : 1, sizeof(float));
+    if (p) {
+        c->blocks[c->n_blocks++] = p;
+        c->bytes += floats * sizeof(float);
+    }
+    return p;
+}
+
+static size_t acts_floats(const rd_config *cfg, size_t N, size_t B, size_t T) {
+    const size_t d = (size_t)cfg->dim, kv = (size_t)rd_config_kv_dim(cfg), hd = (size_t)cfg->hidden_dim;
+    return N * d * 8 + N * kv * 2 + N * hd * 2 + B * (size_t)cfg->n_heads * T * T;
+}
+
+size_t rd_train_ctx_estimate(const rd_config *cfg, int max_batch, int max_len, int checkpointing) {
+    const size_t B = (size_t)max_batch, T = (size_t)max_len, N = B * T;
+    const size_t d = (size_t)cfg->dim, kv = (size_t)rd_config_kv_dim(cfg), hd = (size_t)cfg->hidden_dim;
+    const size_t L = (size_t)cfg->n_layers, V = (size_t)cfg->vocab_size;
+    size_t floats = (checkpointing ? 1 : L) * acts_floats(cfg, N, B, T);
+    if (checkpointing) floats += L * N * d;
+    floats += N * d * 7 + N * kv * 2 + N * hd * 3 + T * T + CLS_ROWS * (V + 2 * d);
+    return floats * sizeof(float);
+}
+
+static int alloc_acts(rd_train_ctx *c, layer_acts *a, size_t N, size_t B, size_t T) {
+    const rd_config *cfg = &c->m->file.cfg;
+    const size_t d = (size_t)cfg->dim, kv = (size_t)rd_config_kv_dim(cfg), hd = (size_t)cfg->hidden_dim;
+    float **nd[] = {&a->x_in, &a->xb, &a->q, &a->o, &a->h_attn, &a->x_mid, &a->xb2, &a->h_ffn};
+    for (size_t i = 0; i < sizeof nd / sizeof *nd; i++)
+        if (!(*nd[i] = ctx_alloc(c, N * d))) return -1;
+    if (!(a->k = ctx_alloc(c, N * kv)) || !(a->v = ctx_alloc(c, N * kv)) ||
+        !(a->g = ctx_alloc(c, N * hd)) || !(a->u = ctx_alloc(c, N * hd)) ||
+        !(a->probs = ctx_alloc(c, B * (size_t)cfg->n_heads * T * T)))
+        return -1;
+    return 0;
+}
+
+static size_t weight_scratch(const rd_model *m, int rows) {
+    const rd_weights *w = &m->file.w;
+    size_t best = rd_matmul_scratch_floats(&w->classifier, rows);
+    for (int l = 0; l < m->file.cfg.n_layers; l++) {
+        const rd_layer_weights *L = &w->layers[l];
+        const rd_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+            size_t s = rd_matmul_scratch_floats(all[i], rows);
+            if (s > best) best = s;
+        }
+    }
+    return best;
+}
+
+rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, int checkpointing,
+                               rd_error *err) {
+    const rd_config *cfg = &m->file.cfg;
+    if (max_batch < 1 || max_len < 2 || max_len > cfg->seq_len) {
+        rd_error_set(err, "training shape %d × %d is out of range (batch ≥ 1, 2 ≤ length ≤ %d)",
+                     max_batch, max_len, cfg->seq_len);
+        return NULL;
+    }
+    rd_train_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        rd_error_set(err, "out of memory");
+        return NULL;
+    }
+    c->m = m;
+    c->max_batch = max_batch;
+    c->max_len = max_len;
+    c->checkpointing = checkpointing;
+    const size_t B = (size_t)max_batch, T = (size_t)max_len, N = B * T;
+    const size_t d = (size_t)cfg->dim, kv = (size_t)rd_config_kv_dim(cfg), hd = (size_t)cfg->hidden_dim;
+    const int L = cfg->n_layers;
+    c->n_sets = checkpointing ? 1 : L;
+    int ok = (c->acts = calloc((size_t)c->n_sets, sizeof *c->acts)) != NULL;
+    for (int i = 0; ok && i < c->n_sets; i++) ok = alloc_acts(c, &c->acts[i], N, B, T) == 0;
+    if (ok && checkpointing) {
+        ok = (c->x_saved = calloc((size_t)L, sizeof *c->x_saved)) != NULL;
+        for (int l = 0; ok && l < L; l++) ok = (c->x_saved[l] = ctx_alloc(c, N * d)) != NULL;
+    }
+    float **nd[] = {&c->x_final, &c->xf, &c->dx, &c->dx_mid, &c->dh, &c->dxb, &c->dq};
+    for (size_t i = 0; ok && i < sizeof nd / sizeof *nd; i++) ok = (*nd[i] = ctx_alloc(c, N * d)) != NULL;
+    ok = ok && (c->dk = ctx_alloc(c, N * kv)) && (c->dv = ctx_alloc(c, N * kv)) &&
+         (c->da = ctx_alloc(c, N * hd)) && (c->dg = ctx_alloc(c, N * hd)) &&
+         (c->du = ctx_alloc(c, N * hd)) && (c->att_scratch = ctx_alloc(c, T * T)) &&
+         (c->cls_logits = ctx_alloc(c, (size_t)CLS_ROWS * (size_t)cfg->vocab_size)) &&
+         (c->cls_x = ctx_alloc(c, CLS_ROWS * d)) && (c->cls_dx = ctx_alloc(c, CLS_ROWS * d)) &&
+         (c->wscratch = ctx_alloc(c, weight_scratch(m, (int)N)));
+    if (ok) ok = (c->cls_rows = malloc(N * sizeof(int))) != NULL;
+    if (!ok) {
+        rd_error_set(err, "out of memory allocating %.1f MB of activations for %d × %d tokens%s",
+                     (double)rd_train_ctx_estimate(cfg, max_batch, max_len, checkpointing) / 1e6,
+                     max_batch, max_len, checkpointing ? "" : " (try activation checkpointing)");
+        rd_train_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void rd_train_ctx_free(rd_train_ctx *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n_blocks; i++) free(c->blocks[i]);
+    free(c->blocks);
+    free(c->acts);
+    free(c->x_saved);
+    free(c->cls_rows);
+    free(c);
+}
+
+size_t rd_train_ctx_bytes(const rd_train_ctx *c) { return c->bytes; }
+
+/* Edit of one site at strength α: out = x + s'⊙h + b' (out may alias x). */
+static void residual_edit(float *out, const float *x, const float *h, size_t n, int d,
+                          const rd_site_edit *e, float alpha) {
+    const int has_s = e && e->scale && alpha != 0.0f, has_b = e && e->bias && alpha != 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        const float *hi = h + i * d, *xi = x + i * d;
+        float *oi = out + i * d;
+        for (int j = 0; j < d; j++) {
+            float v = hi[j];
+            if (has_s) v *= alpha == 1.0f ? e->scale[j] : 1.0f + alpha * (e->scale[j] - 1.0f);
+            if (has_b) v += alpha == 1.0f ? e->bias[j] : alpha * e->bias[j];
+            oi[j] = xi[j] + v;
+        }
+    }
+}
+
+/* Edit gradients of one site and the gradient flowing into h:
+ * ds += α Σ dh'⊙h, db += α Σ dh', dh = s'⊙dh'. */
+static void edit_backward(float *dh, const float *dhp, const float *h, size_t n, int d,
+                          const rd_site_edit *e, const rd_site_grad *g, float alpha) {
+    if (g && (g->dscale || g->dbias)) {
+        for (size_t i = 0; i < n; i++) {
+            const float *a = dhp + i * d, *hi = h + i * d;
+            if (g->dscale)
+                for (int j = 0; j < d; j++) g->dscale[j] += alpha * a[j] * hi[j];
+            if (g->dbias)
+                for (int j = 0; j < d; j++) g->dbias[j] += alpha * a[j];
+        }
+    }
+    if (e && e->scale && alpha != 0.0f) {
+        for (size_t i = 0; i < n; i++)
+            for (int j = 0; j < d; j++) {
+                const float s = alpha == 1.0f ? e->scale[j] : 1.0f + alpha * (e->scale[j] - 1.0f);
+                dh[i * d + j] = dhp[i * d + j] * s;
+            }
+    } else if (dh != dhp) {
+        memcpy(dh, dhp, n * d * sizeof(float));
+    }
+}
+
+static const rd_site_edit *site(const rd_site_edit *arr, int l) { return arr ? &arr[l] : NULL; }
+static const rd_site_grad *gsite(const rd_site_grad *arr, int l) { return arr ? &arr[l] : NULL; }
+
+/* Forward of layer l from a->x_in, filling a; writes the layer's output to x_out. */
+static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_edits_view *ed,
+                                int B, int T, float *x_out) {
+    const rd_config *cfg = &c->m->file.cfg;
+    const rd_layer_weights *W = &c->m->file.w.layers[l];
+    const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
+    const int H = cfg->n_heads, hd = cfg->hidden_dim, N = B * T;
+    const float alpha = ed ? ed->strength : 0.0f;
+    rd_rmsnorm(a->xb, a->x_in, W->attn_norm, N, d, cfg->norm_eps);
+    rd_matmul(a->q, a->xb, &W->wq, N, c->wscratch, NULL);
+    rd_matmul(a->k, a->xb, &W->wk, N, c->wscratch, NULL);
+    rd_matmul(a->v, a->xb, &W->wv, N, c->wscratch, NULL);
+    for (int r = 0; r < N; r++) {
+        rd_rope(a->q + (size_t)r * d, H, hs, r % T, cfg->rope_theta, cfg->rope_layout);
+        rd_rope(a->k + (size_t)r * kv, cfg->n_kv_heads, hs, r % T, cfg->rope_theta,
+                cfg->rope_layout);
+    }
+    for (int b = 0; b < B; b++)
+        rd_attention_train(a->o + (size_t)b * T * d, a->probs + (size_t)b * H * T * T,
+                           a->q + (size_t)b * T * d, a->k + (size_t)b * T * kv,
+                           a->v + (size_t)b * T * kv, T, H, cfg->n_kv_heads, hs);
+    rd_matmul(a->h_attn, a->o, &W->wo, N, c->wscratch, NULL);
+    residual_edit(a->x_mid, a->x_in, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL, alpha);
+    rd_rmsnorm(a->xb2, a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
+    rd_matmul(a->g, a->xb2, &W->w1, N, c->wscratch, NULL);
+    rd_matmul(a->u, a->xb2, &W->w3, N, c->wscratch, NULL);
+    memcpy(c->da, a->g, (size_t)N * hd * sizeof(float));
+    rd_swiglu(c->da, a->u, (size_t)N * hd); /* da = silu(g)·u, the input of w2 */
+    rd_matmul(a->h_ffn, c->da, &W->w2, N, c->wscratch, NULL);
+    residual_edit(x_out, a->x_mid, a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL, alpha);
+}
+
+/* Backward of layer l: c->dx holds ∂/∂(layer output) on entry, ∂/∂(layer input) on exit. */
+static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd_edits_view *ed,
+                           const rd_edits_grad *gr, int B, int T) {
+    const rd_config *cfg = &c->m->file.cfg;
+    const rd_layer_weights *W = &c->m->file.w.layers[l];
+    const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
+    const int H = cfg->n_heads, hd = cfg->hidden_dim, N = B * T;
+    const float alpha = ed ? ed->strength : 0.0f;
+
+    /* FFN sub-layer: x_out = x_mid + edit(h_ffn), h_ffn = (silu(g)·u)·w2ᵀ */
+    edit_backward(c->dh, c->dx, a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL,
+                  gr ? gsite(gr->ffn, l) : NULL, alpha);
+    rd_matmul_backward(c->da, c->dh, &W->w2, N, 0, c->wscratch);
+    rd_swiglu_backward(c->dg, c->du, c->da, a->g, a->u, (size_t)N * hd);
+    rd_matmul_backward(c->dxb, c->dg, &W->w1, N, 0, c->wscratch);
+    rd_matmul_backward(c->dxb, c->du, &W->w3, N, 1, c->wscratch);
+    memcpy(c->dx_mid, c->dx, (size_t)N * d * sizeof(float));
+    rd_rmsnorm_backward(c->dx_mid, NULL, c->dxb, a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
+
+    /* attention sub-layer: x_mid = x_in + edit(h_attn), h_attn = o·woᵀ */
+    edit_backward(c->dh, c->dx_mid, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL,
+                  gr ? gsite(gr->attn, l) : NULL, alpha);
+    rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch); /* dxb = ∂/∂o */
+    for (int b = 0; b < B; b++)
+        rd_attention_train_backward(c->dq + (size_t)b * T * d, c->dk + (size_t)b * T * kv,
+                                    c->dv + (size_t)b * T * kv, c->dxb + (size_t)b * T * d,
+                                    a->probs + (size_t)b * H * T * T, a->q + (size_t)b * T * d,
+                                    a->k + (size_t)b * T * kv, a->v + (size_t)b * T * kv, T, H,
+                                    cfg->n_kv_heads, hs, c->att_scratch);
+    for (int r = 0; r < N; r++) { /* RoPE is a rotation: its backward rotates back */
+        rd_rope(c->dq + (size_t)r * d, H, hs, -(r % T), cfg->rope_theta, cfg->rope_layout);
+        rd_rope(c->dk + (size_t)r * kv, cfg->n_kv_heads, hs, -(r % T), cfg->rope_theta,
+                cfg->rope_layout);
+    }
+    rd_matmul_backward(c->dxb, c->dq, &W->wq, N, 0, c->wscratch);
+    rd_matmul_backward(c->dxb, c->dk, &W->wk, N, 1, c->wscratch);
+    rd_matmul_backward(c->dxb, c->dv, &W->wv, N, 1, c->wscratch);
+    memcpy(c->dx, c->dx_mid, (size_t)N * d * sizeof(float));
+    rd_rmsnorm_backward(c->dx, NULL, c->dxb, a->x_in, W->attn_norm, N, d, cfg->norm_eps);
+}
+
+/* Cross-entropy over the rows with a target, CLS_ROWS at a time. Fills c->dx (N, d) with
+ * ∂(loss sum)/∂xf when need_grad. */
+static void classifier_loss(rd_train_ctx *c, const int *targets, int N, int need_grad,
+                            double *loss_sum, int *n_targets) {
+    const rd_config *cfg = &c->m->file.cfg;
+    const rd_matrix *cls = &c->m->file.w.classifier;
+    const int d = cfg->dim, V = cfg->vocab_size;
+    int n = 0;
+    for (int r = 0; r < N; r++)
+        if (targets[r] >= 0) c->cls_rows[n++] = r;
+    *n_targets = n;
+    double total = 0.0;
+    if (need_grad) memset(c->dx, 0, (size_t)N * d * sizeof(float));
+    for (int r0 = 0; r0 < n; r0 += CLS_ROWS) {
+        const int R = n - r0 < CLS_ROWS ? n - r0 : CLS_ROWS;
+        for (int i = 0; i < R; i++)
+            memcpy(c->cls_x + (size_t)i * d, c->xf + (size_t)c->cls_rows[r0 + i] * d,
+                   (size_t)d * sizeof(float));
+        rd_matmul(c->cls_logits, c->cls_x, cls, R, c->wscratch, NULL);
+        for (int i = 0; i < R; i++) {
+            float *z = c->cls_logits + (size_t)i * V;
+            const int tgt = targets[c->cls_rows[r0 + i]];
+            float mx = z[0];
+            for (int v = 1; v < V; v++)
+                if (z[v] > mx) mx = z[v];
+            double sum = 0.0;
+            for (int v = 0; v < V; v++) sum += exp((double)(z[v] - mx));
+            const double lse = (double)mx + log(sum);
+            total += lse - (double)z[tgt];
+            if (need_grad) { /* dz = softmax(z) − onehot(target) */
+                for (int v = 0; v < V; v++) z[v] = (float)exp((double)z[v] - lse);
+                z[tgt] -= 1.0f;
+            }
+        }
+        if (need_grad) {
+            rd_matmul_backward(c->cls_dx, c->cls_logits, cls, R, 0, c->wscratch);
+            for (int i = 0; i < R; i++)
+                memcpy(c->dx + (size_t)c->cls_rows[r0 + i] * d, c->cls_dx + (size_t)i * d,
+                       (size_t)d * sizeof(float));
+        }
+    }
+    *loss_sum = total;
+}
+
+int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_grad *grads,
+                  const int *tokens, const int *targets, int B, int T, double *loss_sum,
+                  int *n_targets, rd_error *err) {
+    const rd_model *m = c->m;
+    const rd_config *cfg = &m->file.cfg;
+    if (B < 1 || B > c->max_batch || T < 1 || T > c->max_len)
+        return rd_error_set(err, "micro-batch %d × %d exceeds the training context %d × %d", B, T,
+                            c->max_batch, c->max_len);
+    const int N = B * T, d = cfg->dim, L = cfg->n_layers;
+    for (int i = 0; i < N; i++) {
+        if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
+            return rd_error_set(err, "token id %d at index %d is outside the vocabulary [0, %d)",
+                                tokens[i], i, cfg->vocab_size);
+        if (targets[i] < -1 || targets[i] >= cfg->vocab_size)
+            return rd_error_set(err, "target id %d at index %d is outside the vocabulary", targets[i], i);
+    }
+    /* forward */
+    float *x = c->acts[0].x_in;
+    for (int i = 0; i < N; i++)
+        rd_matrix_row_f32(&m->file.w.tok_embeddings, tokens[i], x + (size_t)i * d);
+    for (int l = 0; l < L; l++) {
+        layer_acts *a = &c->acts[c->checkpointing ? 0 : l];
+        if (c->checkpointing) memcpy(c->x_saved[l], a->x_in, (size_t)N * d * sizeof(float));
+        float *out = l + 1 < L ? c->acts[c->checkpointing ? 0 : l + 1].x_in : c->x_final;
+        if (c->checkpointing && l + 1 < L) out = c->dx; /* x_in of the one set is still in use */
+        layer_forward_train(c, l, a, edits, B, T, out);
+        if (c->checkpointing && l + 1 < L) memcpy(a->x_in, out, (size_t)N * d * sizeof(float));
+    }
+    rd_rmsnorm(c->xf, c->x_final, m->file.w.final_norm, N, d, cfg->norm_eps);
+    const int need_grad = grads != NULL;
+    classifier_loss(c, targets, N, need_grad, loss_sum, n_targets);
+    if (!need_grad || *n_targets == 0) return 0;
+    /* backward: ∂/∂x_final through the final norm, then the layers in reverse */
+    memset(c->dx_mid, 0, (size_t)N * d * sizeof(float));
+    rd_rmsnorm_backward(c->dx_mid, NULL, c->dx, c->x_final, m->file.w.final_norm, N, d,
+                        cfg->norm_eps);
+    memcpy(c->dx, c->dx_mid, (size_t)N * d * sizeof(float));
+    for (int l = L - 1; l >= 0; l--) {
+        layer_acts *a = &c->acts[c->checkpointing ? 0 : l];
+        if (c->checkpointing) { /* recompute layer l from its saved input */
+            memcpy(a->x_in, c->x_saved[l], (size_t)N * d * sizeof(float));
+            layer_forward_train(c, l, a, edits, B, T, c->dh);
+        }
+        layer_backward(c, l, a, edits, grads, B, T);
+    }
+    return 0;
+}

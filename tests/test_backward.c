@@ -1,0 +1,276 @@
+/* The training pass: loss agrees with the inference forward; edit-vector gradients agree
+ * with central finite differences (several shapes, GQA on/off, each site, scale/bias
+ * on/off, masked targets, checkpointing on/off). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redit/backward.h"
+#include "redit/forward.h"
+#include "redit/model.h"
+#include "tiny_model.h"
+
+/* Finite differences: step FD_EPS on one vector entry, in f32 arithmetic with the loss
+ * summed in double. Agreement: |fd − analytic| ≤ FD_REL·max(|fd|, |analytic|) + FD_ABS. */
+#define FD_EPS 1e-2f
+#define FD_REL 2e-2
+#define FD_ABS 2e-3
+
+static uint64_t rng = 12345;
+static double urand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+static float nrand(void) { return (float)(sqrt(-2.0 * log(urand() + 1e-300)) * cos(6.2831853 * urand())); }
+
+/* Edit vectors for every layer and both sites, with room for their gradients. */
+typedef struct edit_set {
+    int L, d;
+    float *vals;  /* (L, 2 sites, 2 kinds, d) */
+    float *grads; /* same layout */
+    rd_site_edit *attn, *ffn;
+    rd_site_grad *gattn, *gffn;
+} edit_set;
+
+static float *vec(const edit_set *e, float *base, int l, int site, int kind) {
+    return base + (((size_t)l * 2 + (size_t)site) * 2 + (size_t)kind) * (size_t)e->d;
+}
+
+/* sites: bit 1 attn, bit 2 ffn; scale/bias: which vectors exist. */
+static void edit_set_init(edit_set *e, int L, int d, int sites, int scale, int bias) {
+    e->L = L;
+    e->d = d;
+    e->vals = malloc(sizeof(float) * (size_t)L * 4 * d);
+    e->grads = calloc((size_t)L * 4 * d, sizeof(float));
+    e->attn = calloc((size_t)L, sizeof *e->attn);
+    e->ffn = calloc((size_t)L, sizeof *e->ffn);
+    e->gattn = calloc((size_t)L, sizeof *e->gattn);
+    e->gffn = calloc((size_t)L, sizeof *e->gffn);
+    for (int l = 0; l < L; l++)
+        for (int s = 0; s < 2; s++) {
+            float *sv = vec(e, e->vals, l, s, 0), *bv = vec(e, e->vals, l, s, 1);
+            for (int j = 0; j < d; j++) {
+                sv[j] = 1.0f + 0.2f * nrand();
+                bv[j] = 0.2f * nrand();
+            }
+            const int on = sites & (s == 0 ? 1 : 2);
+            rd_site_edit *se = s == 0 ? &e->attn[l] : &e->ffn[l];
+            rd_site_grad *sg = s == 0 ? &e->gattn[l] : &e->gffn[l];
+            se->scale = on && scale ? sv : NULL;
+            se->bias = on && bias ? bv : NULL;
+            sg->dscale = on && scale ? vec(e, e->grads, l, s, 0) : NULL;
+            sg->dbias = on && bias ? vec(e, e->grads, l, s, 1) : NULL;
+        }
+}
+
+static void edit_set_free(edit_set *e) {
+    free(e->vals);
+    free(e->grads);
+    free(e->attn);
+    free(e->ffn);
+    free(e->gattn);
+    free(e->gffn);
+}
+
+typedef struct fd_case {
+    const char *name;
+    int dim, hidden, layers, heads, kv_heads, vocab, tied;
+    int B, T;
+    int sites, scale, bias, masked, checkpointing;
+} fd_case;
+
+static rd_model *make_model(const fd_case *k, uint64_t seed) {
+    rd_config cfg = {.dim = k->dim, .hidden_dim = k->hidden, .n_layers = k->layers,
+                     .n_heads = k->heads, .n_kv_heads = k->kv_heads, .vocab_size = k->vocab,
+                     .seq_len = 64, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+                     .rope_layout = RD_ROPE_ADJACENT};
+    rd_model_file f;
+    rd_error err = {0};
+    assert_int_equal(rd_model_file_random(&f, &cfg, k->tied, seed, &err), 0);
+    rd_model *m = rd_model_from_file(&f, NULL, &err);
+    assert_non_null(m);
+    return m;
+}
+
+static double pass_loss(rd_train_ctx *c, const rd_edits_view *v, const int *tok, const int *tgt,
+                        int B, int T) {
+    double loss;
+    int n;
+    rd_error err = {0};
+    assert_int_equal(rd_train_pass(c, v, NULL, tok, tgt, B, T, &loss, &n, &err), 0);
+    return loss;
+}
+
+static void run_fd_case(const fd_case *k) {
+    rd_model *m = make_model(k, 7);
+    const int N = k->B * k->T;
+    int *tok = malloc(sizeof(int) * N), *tgt = malloc(sizeof(int) * N);
+    for (int i = 0; i < N; i++) {
+        tok[i] = (int)(urand() * k->vocab);
+        tgt[i] = (int)(urand() * k->vocab);
+        if (k->masked && (i % k->T < k->T / 2)) tgt[i] = -1; /* loss on the second half only */
+    }
+    edit_set e;
+    edit_set_init(&e, k->layers, k->dim, k->sites, k->scale, k->bias);
+    rd_edits_view view = {e.attn, e.ffn, 1.0f};
+    rd_edits_grad grads = {e.gattn, e.gffn};
+    rd_error err = {0};
+    rd_train_ctx *c = rd_train_ctx_new(m, k->B, k->T, k->checkpointing, &err);
+    assert_non_null(c);
+    double loss;
+    int n;
+    assert_int_equal(rd_train_pass(c, &view, &grads, tok, tgt, k->B, k->T, &loss, &n, &err), 0);
+    double worst = 0.0;
+    int checked = 0;
+    for (int l = 0; l < k->layers; l++)
+        for (int s = 0; s < 2; s++)
+            for (int kind = 0; kind < 2; kind++) {
+                const rd_site_edit *se = s == 0 ? &e.attn[l] : &e.ffn[l];
+                float *p = kind == 0 ? (float *)se->scale : (float *)se->bias;
+                float *g = vec(&e, e.grads, l, s, kind);
+                if (!p) { /* not trained: no gradient may appear */
+                    for (int j = 0; j < k->dim; j++) assert_true(g[j] == 0.0f);
+                    continue;
+                }
+                for (int probe = 0; probe < 3; probe++) {
+                    const int j = (int)(urand() * k->dim);
+                    const float old = p[j];
+                    p[j] = old + FD_EPS;
+                    const double lp = pass_loss(c, &view, tok, tgt, k->B, k->T);
+                    p[j] = old - FD_EPS;
+                    const double lm = pass_loss(c, &view, tok, tgt, k->B, k->T);
+                    p[j] = old;
+                    const double fd = (lp - lm) / (2.0 * (double)FD_EPS);
+                    const double an = g[j];
+                    const double err_abs = fabs(fd - an);
+                    const double lim = FD_REL * fmax(fabs(fd), fabs(an)) + FD_ABS;
+                    if (err_abs > lim)
+                        fail_msg("%s: layer %d %s %s[%d]: finite difference %.6g, backward %.6g",
+                                 k->name, l, s ? "ffn" : "attn", kind ? "bias" : "scale", j, fd,
+                                 an);
+                    const double rel = err_abs / fmax(fmax(fabs(fd), fabs(an)), 1e-3);
+                    if (rel > worst) worst = rel;
+                    checked++;
+                }
+            }
+    printf("%-36s %3d entries checked, worst relative difference %.2e\n", k->name, checked, worst);
+    assert_true(checked > 0);
+    rd_train_ctx_free(c);
+    edit_set_free(&e);
+    free(tok);
+    free(tgt);
+    rd_model_free(m);
+}
+
+static void test_gradients_match_finite_differences(void **state) {
+    (void)state;
+    static const fd_case cases[] = {
+        {"GQA, both sites, scale+bias", 32, 64, 2, 4, 2, 97, 1, 2, 7, 3, 1, 1, 0, 0},
+        {"GQA, both sites, checkpointing", 32, 64, 2, 4, 2, 97, 1, 2, 7, 3, 1, 1, 0, 1},
+        {"MHA untied, ffn only, masked", 48, 96, 3, 4, 4, 61, 0, 3, 6, 2, 1, 1, 1, 0},
+        {"MHA, attn only, scale only", 32, 80, 2, 2, 2, 50, 1, 2, 9, 1, 1, 0, 0, 0},
+        {"GQA 8/2, ffn, bias only, masked, ckpt", 64, 128, 2, 8, 2, 120, 0, 1, 12, 2, 0, 1, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_fd_case(&cases[i]);
+}
+
+/* Checkpointing recomputes exactly what it would have stored: identical loss and grads. */
+static void test_checkpointing_is_exact(void **state) {
+    (void)state;
+    fd_case k = {"ckpt", 48, 96, 3, 6, 3, 80, 0, 2, 10, 3, 1, 1, 1, 0};
+    rd_model *m = make_model(&k, 11);
+    const int N = k.B * k.T;
+    int tok[20], tgt[20];
+    for (int i = 0; i < N; i++) {
+        tok[i] = (i * 37 + 5) % k.vocab;
+        tgt[i] = i % 3 ? (i * 11 + 1) % k.vocab : -1;
+    }
+    float *g[2];
+    double loss[2];
+    for (int ck = 0; ck < 2; ck++) {
+        rng = 99;
+        edit_set e;
+        edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
+        rd_edits_view view = {e.attn, e.ffn, 1.0f};
+        rd_edits_grad grads = {e.gattn, e.gffn};
+        rd_error err = {0};
+        rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, ck, &err);
+        int n;
+        assert_int_equal(rd_train_pass(c, &view, &grads, tok, tgt, k.B, k.T, &loss[ck], &n, &err), 0);
+        g[ck] = malloc(sizeof(float) * (size_t)k.layers * 4 * k.dim);
+        memcpy(g[ck], e.grads, sizeof(float) * (size_t)k.layers * 4 * k.dim);
+        rd_train_ctx_free(c);
+        edit_set_free(&e);
+    }
+    assert_true(loss[0] == loss[1]);
+    assert_memory_equal(g[0], g[1], sizeof(float) * (size_t)k.layers * 4 * k.dim);
+    free(g[0]);
+    free(g[1]);
+    rd_model_free(m);
+}
+
+/* The training forward's loss equals the cross-entropy of the inference forward's logits
+ * (KV-cache path) with the same edits; strength 0 equals no edits. */
+static void test_loss_matches_inference_forward(void **state) {
+    (void)state;
+    fd_case k = {"loss", 64, 172, 3, 8, 4, 300, 1, 2, 16, 3, 1, 1, 0, 0};
+    rd_model *m = make_model(&k, 5);
+    const int N = k.B * k.T, V = k.vocab;
+    int tok[32], tgt[32];
+    for (int i = 0; i < N; i++) tok[i] = (i * 53 + 7) % V;
+    for (int b = 0; b < k.B; b++)
+        for (int t = 0; t < k.T; t++)
+            tgt[b * k.T + t] = t + 1 < k.T ? tok[b * k.T + t + 1] : -1;
+    edit_set e;
+    edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
+    rd_edits_view view = {e.attn, e.ffn, 1.0f};
+    rd_error err = {0};
+    rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
+    double loss;
+    int n;
+    assert_int_equal(rd_train_pass(c, &view, NULL, tok, tgt, k.B, k.T, &loss, &n, &err), 0);
+    assert_int_equal(n, k.B * (k.T - 1));
+    rd_ctx *ctx = rd_ctx_new(m, k.B, k.T, &err);
+    float *logits = malloc(sizeof(float) * (size_t)N * V);
+    assert_int_equal(rd_forward(ctx, &view, tok, k.B, k.T, RD_LOGITS_ALL, logits, &err), 0);
+    double ref = 0.0;
+    for (int i = 0; i < N; i++) {
+        if (tgt[i] < 0) continue;
+        const float *z = logits + (size_t)i * V;
+        double mx = z[0], s = 0.0;
+        for (int v = 1; v < V; v++) mx = fmax(mx, z[v]);
+        for (int v = 0; v < V; v++) s += exp(z[v] - mx);
+        ref += mx + log(s) - z[tgt[i]];
+    }
+    printf("training loss %.6f, inference-forward loss %.6f\n", loss, ref);
+    assert_true(fabs(loss - ref) <= 1e-5 * fabs(ref));
+    /* strength 0 = base model */
+    rd_edits_view zero = {e.attn, e.ffn, 0.0f};
+    double l0, lbase;
+    assert_int_equal(rd_train_pass(c, &zero, NULL, tok, tgt, k.B, k.T, &l0, &n, &err), 0);
+    assert_int_equal(rd_train_pass(c, NULL, NULL, tok, tgt, k.B, k.T, &lbase, &n, &err), 0);
+    assert_true(l0 == lbase);
+    free(logits);
+    rd_ctx_free(ctx);
+    rd_train_ctx_free(c);
+    edit_set_free(&e);
+    rd_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loss_matches_inference_forward),
+        cmocka_unit_test(test_checkpointing_is_exact),
+        cmocka_unit_test(test_gradients_match_finite_differences),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
