@@ -106,7 +106,7 @@ static double pass_loss(rd_train_ctx *c, const rd_edits_view *v, const int *tok,
     double loss;
     int n;
     rd_error err = {0};
-    assert_int_equal(rd_train_pass(c, v, NULL, tok, tgt, B, T, &loss, &n, &err), 0);
+    assert_int_equal(rd_train_pass(c, v, NULL, NULL, tok, tgt, B, T, &loss, &n, &err), 0);
     return loss;
 }
 
@@ -128,7 +128,7 @@ static void run_fd_case(const fd_case *k) {
     assert_non_null(c);
     double loss;
     int n;
-    assert_int_equal(rd_train_pass(c, &view, &grads, tok, tgt, k->B, k->T, &loss, &n, &err), 0);
+    assert_int_equal(rd_train_pass(c, &view, &grads, NULL, tok, tgt, k->B, k->T, &loss, &n, &err), 0);
     double worst = 0.0;
     int checked = 0;
     for (int l = 0; l < k->layers; l++)
@@ -205,7 +205,7 @@ static void test_checkpointing_is_exact(void **state) {
         rd_error err = {0};
         rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, ck, &err);
         int n;
-        assert_int_equal(rd_train_pass(c, &view, &grads, tok, tgt, k.B, k.T, &loss[ck], &n, &err), 0);
+        assert_int_equal(rd_train_pass(c, &view, &grads, NULL, tok, tgt, k.B, k.T, &loss[ck], &n, &err), 0);
         g[ck] = malloc(sizeof(float) * (size_t)k.layers * 4 * k.dim);
         memcpy(g[ck], e.grads, sizeof(float) * (size_t)k.layers * 4 * k.dim);
         rd_train_ctx_free(c);
@@ -237,7 +237,7 @@ static void test_loss_matches_inference_forward(void **state) {
     rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
     double loss;
     int n;
-    assert_int_equal(rd_train_pass(c, &view, NULL, tok, tgt, k.B, k.T, &loss, &n, &err), 0);
+    assert_int_equal(rd_train_pass(c, &view, NULL, NULL, tok, tgt, k.B, k.T, &loss, &n, &err), 0);
     assert_int_equal(n, k.B * (k.T - 1));
     rd_ctx *ctx = rd_ctx_new(m, k.B, k.T, &err);
     float *logits = malloc(sizeof(float) * (size_t)N * V);
@@ -256,8 +256,8 @@ static void test_loss_matches_inference_forward(void **state) {
     /* strength 0 = base model */
     rd_edits_view zero = {e.attn, e.ffn, 0.0f};
     double l0, lbase;
-    assert_int_equal(rd_train_pass(c, &zero, NULL, tok, tgt, k.B, k.T, &l0, &n, &err), 0);
-    assert_int_equal(rd_train_pass(c, NULL, NULL, tok, tgt, k.B, k.T, &lbase, &n, &err), 0);
+    assert_int_equal(rd_train_pass(c, &zero, NULL, NULL, tok, tgt, k.B, k.T, &l0, &n, &err), 0);
+    assert_int_equal(rd_train_pass(c, NULL, NULL, NULL, tok, tgt, k.B, k.T, &lbase, &n, &err), 0);
     assert_true(l0 == lbase);
     free(logits);
     rd_ctx_free(ctx);
@@ -266,11 +266,78 @@ static void test_loss_matches_inference_forward(void **state) {
     rd_model_free(m);
 }
 
+/* Full fine-tuning: the gradient of every kind of weight (embedding, q/k/v/o, gate/down/up,
+ * both norms, final norm, untied and tied classifier) against finite differences, with
+ * edits present at both sites. */
+static void check_full_ft(int tied) {
+    fd_case k = {"full", 32, 64, 2, 4, 2, 53, tied, 2, 6, 3, 1, 1, 0, 0};
+    rd_model *m = make_model(&k, 21);
+    rd_error err = {0};
+    assert_int_equal(rd_model_make_trainable(m, &err), 0);
+    assert_int_equal(m->n_params, (size_t)rd_model_param_count(m));
+    const int N = k.B * k.T;
+    int tok[12], tgt[12];
+    for (int i = 0; i < N; i++) {
+        tok[i] = (i * 17 + 3) % k.vocab;
+        tgt[i] = i % 4 == 0 ? -1 : (i * 29 + 11) % k.vocab;
+    }
+    edit_set e;
+    edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
+    rd_edits_view view = {e.attn, e.ffn, 1.0f};
+    float *wg = calloc(m->n_params, sizeof(float));
+    rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
+    double loss;
+    int n;
+    assert_int_equal(rd_train_pass(c, &view, NULL, wg, tok, tgt, k.B, k.T, &loss, &n, &err), 0);
+    const rd_weights *w = &m->file.w;
+    const rd_layer_weights *L1 = &w->layers[1];
+    const float *tensors[] = {w->tok_embeddings.data, w->layers[0].attn_norm, L1->wq.data,
+                              L1->wk.data, L1->wv.data, L1->wo.data, L1->ffn_norm, L1->w1.data,
+                              L1->w2.data, L1->w3.data, w->final_norm, w->classifier.data};
+    const size_t sizes[] = {(size_t)k.vocab * k.dim, (size_t)k.dim, (size_t)k.dim * k.dim,
+                            (size_t)k.dim * 16, (size_t)k.dim * 16, (size_t)k.dim * k.dim,
+                            (size_t)k.dim, (size_t)k.hidden * k.dim, (size_t)k.hidden * k.dim,
+                            (size_t)k.hidden * k.dim, (size_t)k.dim, (size_t)k.vocab * k.dim};
+    int checked = 0;
+    for (size_t ti = 0; ti < sizeof tensors / sizeof *tensors; ti++) {
+        float *p = (float *)tensors[ti];
+        for (int probe = 0; probe < 3; probe++) {
+            size_t j = (size_t)(urand() * sizes[ti]);
+            if (ti == 0 || ti == 11) j = (size_t)tok[probe] * k.dim + (size_t)(urand() * k.dim);
+            const float old = p[j];
+            p[j] = old + FD_EPS;
+            const double lp = pass_loss(c, &view, tok, tgt, k.B, k.T);
+            p[j] = old - FD_EPS;
+            const double lm = pass_loss(c, &view, tok, tgt, k.B, k.T);
+            p[j] = old;
+            const double fd = (lp - lm) / (2.0 * (double)FD_EPS);
+            const double an = wg[p + j - m->params];
+            if (fabs(fd - an) > FD_REL * fmax(fabs(fd), fabs(an)) + FD_ABS)
+                fail_msg("full FT (%s classifier): tensor %zu entry %zu: finite difference %.6g, "
+                         "backward %.6g", tied ? "tied" : "untied", ti, j, fd, an);
+            checked++;
+        }
+    }
+    printf("full fine-tuning, %s classifier: %d weight gradients agree with finite differences\n",
+           tied ? "tied" : "untied", checked);
+    free(wg);
+    rd_train_ctx_free(c);
+    edit_set_free(&e);
+    rd_model_free(m);
+}
+
+static void test_full_finetuning_gradients(void **state) {
+    (void)state;
+    check_full_ft(0);
+    check_full_ft(1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_matches_inference_forward),
         cmocka_unit_test(test_checkpointing_is_exact),
         cmocka_unit_test(test_gradients_match_finite_differences),
+        cmocka_unit_test(test_full_finetuning_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,9 +33,12 @@ size_t rd_train_ctx_estimate(const rd_config *cfg, int max_batch, int max_len, i
  * the number of such positions in *n_targets. When grads is not NULL, adds the gradient of
  * that sum with respect to every edit vector into grads (callers zero them first and divide
  * by the total count for a mean). targets (B, T): the id to predict after each position,
- * or -1. Fails on shapes beyond the context or ids outside the vocabulary. */
+ * or -1. Fails on shapes beyond the context or ids outside the vocabulary.
+ * Full fine-tuning: weight_grad (m->n_params floats, the layout of m->params; the model
+ * made trainable with rd_model_make_trainable) receives += the gradient of every weight;
+ * NULL for RED, where no weight gradient is computed. */
 int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_grad *grads,
-                  const int *tokens, const int *targets, int B, int T, double *loss_sum,
-                  int *n_targets, rd_error *err);
+                  float *weight_grad, const int *tokens, const int *targets, int B, int T,
+                  double *loss_sum, int *n_targets, rd_error *err);
 
 #endif

@@ -12,6 +12,10 @@
 typedef struct rd_model {
     rd_model_file file;      /* cfg, weights, tokenizer (may be NULL), format, name */
     char *path;              /* the path it was loaded from (owned) */
+    /* Set by rd_model_make_trainable: every weight in one f32 array (owned by file.w), in
+     * the order of rd_model_make_trainable's comment; NULL for a frozen model. */
+    float *params;
+    size_t n_params;
 } rd_model;
 
 typedef struct rd_load_opts {
@@ -27,6 +31,12 @@ static inline const rd_config *rd_model_config(const rd_model *m) { return &m->f
 
 /* Total weights of the model (what RED's parameter ratio is measured against). */
 uint64_t rd_model_param_count(const rd_model *m);
+
+/* Full fine-tuning: copies every weight into one owned f32 array (m->params, n_params) in
+ * this order — token embeddings; per layer: attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3;
+ * final_norm; the classifier when untied — repoints the weights into it and drops the
+ * mapping. The model's function is unchanged (weights are widened exactly). */
+int rd_model_make_trainable(rd_model *m, rd_error *err);
 
 /* Fills out (zeroed by the call) with cfg and random f32 weights owned by out->w, no
  * tokenizer: matrices ~ N(0, 1/fan_in), norm weights ~ 1 + 0.1·N(0,1), embeddings

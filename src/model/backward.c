@@ -44,6 +44,7 @@ struct rd_train_ctx {
     float *cls_logits;   /* (CLS_ROWS, V) */
     float *cls_x, *cls_dx; /* (CLS_ROWS, d) */
     int *cls_rows;       /* (N) rows with a target */
+    float *wgrad;        /* full fine-tuning: weight gradients (layout of m->params), else NULL */
     float *wscratch;
     size_t bytes;
     void **blocks;       /* every allocation, for free */
@@ -206,6 +207,11 @@ static void edit_backward(float *dh, const float *dhp, const float *h, size_t n,
     }
 }
 
+/* The gradient of a weight (a pointer into m->params) in c->wgrad. */
+static float *wgrad_of(const rd_train_ctx *c, const void *weight) {
+    return c->wgrad + ((const float *)weight - c->m->params);
+}
+
 static const rd_site_edit *site(const rd_site_edit *arr, int l) { return arr ? &arr[l] : NULL; }
 static const rd_site_grad *gsite(const rd_site_grad *arr, int l) { return arr ? &arr[l] : NULL; }
 
@@ -253,17 +259,28 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     /* FFN sub-layer: x_out = x_mid + edit(h_ffn), h_ffn = (silu(g)·u)·w2ᵀ */
     edit_backward(c->dh, c->dx, a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL,
                   gr ? gsite(gr->ffn, l) : NULL, alpha);
+    if (c->wgrad) { /* dW2 += dhᵀ · (silu(g)·u) */
+        memcpy(c->dg, a->g, (size_t)N * hd * sizeof(float));
+        rd_swiglu(c->dg, a->u, (size_t)N * hd);
+        rd_matmul_weight_grad(wgrad_of(c, W->w2.data), c->dh, c->dg, N, d, hd);
+    }
     rd_matmul_backward(c->da, c->dh, &W->w2, N, 0, c->wscratch);
     rd_swiglu_backward(c->dg, c->du, c->da, a->g, a->u, (size_t)N * hd);
     rd_matmul_backward(c->dxb, c->dg, &W->w1, N, 0, c->wscratch);
     rd_matmul_backward(c->dxb, c->du, &W->w3, N, 1, c->wscratch);
+    if (c->wgrad) {
+        rd_matmul_weight_grad(wgrad_of(c, W->w1.data), c->dg, a->xb2, N, hd, d);
+        rd_matmul_weight_grad(wgrad_of(c, W->w3.data), c->du, a->xb2, N, hd, d);
+    }
     memcpy(c->dx_mid, c->dx, (size_t)N * d * sizeof(float));
-    rd_rmsnorm_backward(c->dx_mid, NULL, c->dxb, a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
+    rd_rmsnorm_backward(c->dx_mid, c->wgrad ? wgrad_of(c, W->ffn_norm) : NULL, c->dxb, a->x_mid,
+                        W->ffn_norm, N, d, cfg->norm_eps);
 
     /* attention sub-layer: x_mid = x_in + edit(h_attn), h_attn = o·woᵀ */
     edit_backward(c->dh, c->dx_mid, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL,
                   gr ? gsite(gr->attn, l) : NULL, alpha);
     rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch); /* dxb = ∂/∂o */
+    if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, d, d);
     for (int b = 0; b < B; b++)
         rd_attention_train_backward(c->dq + (size_t)b * T * d, c->dk + (size_t)b * T * kv,
                                     c->dv + (size_t)b * T * kv, c->dxb + (size_t)b * T * d,
@@ -278,8 +295,14 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     rd_matmul_backward(c->dxb, c->dq, &W->wq, N, 0, c->wscratch);
     rd_matmul_backward(c->dxb, c->dk, &W->wk, N, 1, c->wscratch);
     rd_matmul_backward(c->dxb, c->dv, &W->wv, N, 1, c->wscratch);
+    if (c->wgrad) {
+        rd_matmul_weight_grad(wgrad_of(c, W->wq.data), c->dq, a->xb, N, d, d);
+        rd_matmul_weight_grad(wgrad_of(c, W->wk.data), c->dk, a->xb, N, kv, d);
+        rd_matmul_weight_grad(wgrad_of(c, W->wv.data), c->dv, a->xb, N, kv, d);
+    }
     memcpy(c->dx, c->dx_mid, (size_t)N * d * sizeof(float));
-    rd_rmsnorm_backward(c->dx, NULL, c->dxb, a->x_in, W->attn_norm, N, d, cfg->norm_eps);
+    rd_rmsnorm_backward(c->dx, c->wgrad ? wgrad_of(c, W->attn_norm) : NULL, c->dxb, a->x_in,
+                        W->attn_norm, N, d, cfg->norm_eps);
 }
 
 /* Cross-entropy over the rows with a target, CLS_ROWS at a time. Fills c->dx (N, d) with
@@ -317,6 +340,8 @@ static void classifier_loss(rd_train_ctx *c, const int *targets, int N, int need
             }
         }
         if (need_grad) {
+            if (c->wgrad) /* dWcls += dzᵀ · x (into the embedding's gradient when tied) */
+                rd_matmul_weight_grad(wgrad_of(c, cls->data), c->cls_logits, c->cls_x, R, V, d);
             rd_matmul_backward(c->cls_dx, c->cls_logits, cls, R, 0, c->wscratch);
             for (int i = 0; i < R; i++)
                 memcpy(c->dx + (size_t)c->cls_rows[r0 + i] * d, c->cls_dx + (size_t)i * d,
@@ -327,14 +352,17 @@ static void classifier_loss(rd_train_ctx *c, const int *targets, int N, int need
 }
 
 int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_grad *grads,
-                  const int *tokens, const int *targets, int B, int T, double *loss_sum,
-                  int *n_targets, rd_error *err) {
+                  float *weight_grad, const int *tokens, const int *targets, int B, int T,
+                  double *loss_sum, int *n_targets, rd_error *err) {
     const rd_model *m = c->m;
     const rd_config *cfg = &m->file.cfg;
     if (B < 1 || B > c->max_batch || T < 1 || T > c->max_len)
         return rd_error_set(err, "micro-batch %d × %d exceeds the training context %d × %d", B, T,
                             c->max_batch, c->max_len);
     const int N = B * T, d = cfg->dim, L = cfg->n_layers;
+    if (weight_grad && !m->params)
+        return rd_error_set(err, "weight gradients need a trainable model (rd_model_make_trainable)");
+    c->wgrad = weight_grad;
     for (int i = 0; i < N; i++) {
         if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
             return rd_error_set(err, "token id %d at index %d is outside the vocabulary [0, %d)",
@@ -355,13 +383,13 @@ int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_gr
         if (c->checkpointing && l + 1 < L) memcpy(a->x_in, out, (size_t)N * d * sizeof(float));
     }
     rd_rmsnorm(c->xf, c->x_final, m->file.w.final_norm, N, d, cfg->norm_eps);
-    const int need_grad = grads != NULL;
+    const int need_grad = grads != NULL || weight_grad != NULL;
     classifier_loss(c, targets, N, need_grad, loss_sum, n_targets);
     if (!need_grad || *n_targets == 0) return 0;
     /* backward: ∂/∂x_final through the final norm, then the layers in reverse */
     memset(c->dx_mid, 0, (size_t)N * d * sizeof(float));
-    rd_rmsnorm_backward(c->dx_mid, NULL, c->dx, c->x_final, m->file.w.final_norm, N, d,
-                        cfg->norm_eps);
+    rd_rmsnorm_backward(c->dx_mid, c->wgrad ? wgrad_of(c, m->file.w.final_norm) : NULL, c->dx,
+                        c->x_final, m->file.w.final_norm, N, d, cfg->norm_eps);
     memcpy(c->dx, c->dx_mid, (size_t)N * d * sizeof(float));
     for (int l = L - 1; l >= 0; l--) {
         layer_acts *a = &c->acts[c->checkpointing ? 0 : l];
@@ -370,6 +398,14 @@ int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_gr
             layer_forward_train(c, l, a, edits, B, T, c->dh);
         }
         layer_backward(c, l, a, edits, grads, B, T);
+    }
+    if (c->wgrad) { /* embedding rows: dE[token] += ∂/∂(layer-0 input) */
+        float *dE = wgrad_of(c, m->file.w.tok_embeddings.data);
+        for (int i = 0; i < N; i++) {
+            float *row = dE + (size_t)tokens[i] * d;
+            const float *g = c->dx + (size_t)i * d;
+            for (int j = 0; j < d; j++) row[j] += g[j];
+        }
     }
     return 0;
 }

@@ -1,0 +1,111 @@
+/* redit — the trainer (train layer): RED edit vectors on a frozen model with AdamW.
+ *
+ * Steps: the training set is shuffled each epoch with a seeded RNG and cut into batches of
+ * `batch` examples, each run as micro-batches of `micro_batch` (gradient accumulation: the
+ * gradient of the mean token loss over the whole batch). Then global-norm clipping, AdamW
+ * (decoupled weight decay towards the identity edit: scale towards 1, bias towards 0) at the
+ * scheduled learning rate (linear or cosine decay to 0 after a linear warm-up over
+ * warmup_ratio of the steps, or constant). Evaluation on the held-out set every epoch (or
+ * every eval_every steps) keeps the best edits, which the edit set holds when training ends
+ * (the paper selects the checkpoint with the best validation score). A stop request (flag
+ * or callback) ends training at the next step boundary; a non-finite loss or gradient stops
+ * it with a message and restores the last good edits. */
+#ifndef REDIT_TRAIN_H
+#define REDIT_TRAIN_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redit/dataset.h"
+#include "redit/edits.h"
+#include "redit/error.h"
+#include "redit/model.h"
+
+typedef enum rd_schedule { RD_SCHEDULE_LINEAR = 0, RD_SCHEDULE_COSINE, RD_SCHEDULE_CONSTANT } rd_schedule;
+int rd_schedule_from_name(const char *name, rd_schedule *out); /* "linear", "cosine", "constant" */
+const char *rd_schedule_name(rd_schedule s);
+
+typedef struct rd_train_opts {
+    double lr;            /* peak learning rate */
+    int epochs;
+    int batch;            /* examples per optimizer step */
+    int micro_batch;      /* examples per forward/backward (divides the work of a batch) */
+    int max_len;          /* positions per sequence (examples are already cut to their max_len) */
+    rd_schedule schedule;
+    double warmup_ratio;  /* fraction of the steps with linear warm-up */
+    double weight_decay;
+    double beta1, beta2, eps;
+    double clip;          /* global gradient-norm clip; 0 = off */
+    uint64_t seed;
+    int checkpointing;    /* recompute activations per layer in backward */
+    int pack;             /* pack several examples per row */
+    int eval_every;       /* evaluate every N steps; 0 = at the end of every epoch */
+    int max_steps;        /* stop after this many steps; 0 = no limit (epochs decide) */
+    atomic_int *stop;     /* optional: set to non-zero to stop at the next step boundary */
+} rd_train_opts;
+
+/* redit's defaults (the RED paper tunes per task): lr 2e-3, 1 epoch, batch 8, micro-batch
+ * 8, max_len 512, linear schedule, warm-up 0.06, no weight decay, β (0.9, 0.999), ε 1e-8,
+ * clip 1.0, seed 42, no checkpointing, no packing, evaluate every epoch. */
+rd_train_opts rd_train_opts_defaults(void);
+
+/* Checks ranges (lr > 0 finite, epochs ≥ 1, 1 ≤ micro_batch ≤ batch, ...). */
+int rd_train_opts_validate(const rd_train_opts *o, rd_error *err);
+
+/* One progress event (borrowed for the callback's duration). */
+typedef struct rd_progress {
+    int kind;             /* RD_PROGRESS_STEP or RD_PROGRESS_EVAL */
+    int step, total_steps;
+    int epoch, epochs;    /* epoch counts from 1 */
+    double loss;          /* mean token loss of this step's batch */
+    double eval_loss;     /* RD_PROGRESS_EVAL: mean held-out token loss (else NAN) */
+    int best;             /* RD_PROGRESS_EVAL: 1 when this evaluation is the best so far */
+    double lr, grad_norm; /* grad_norm before clipping */
+    double tokens_per_s;  /* loss tokens per second of training (running mean) */
+    double elapsed, eta;  /* seconds */
+} rd_progress;
+enum { RD_PROGRESS_STEP = 1, RD_PROGRESS_EVAL = 2 };
+
+/* Return non-zero to stop training at the next step boundary. */
+typedef int (*rd_progress_fn)(void *user, const rd_progress *p);
+
+typedef struct rd_train_result {
+    int steps;
+    int stopped;          /* RD_STOP_DONE, RD_STOP_REQUESTED, RD_STOP_NONFINITE */
+    double final_loss;    /* mean loss of the last step */
+    double best_eval_loss; /* NAN without an eval set */
+    int best_step;        /* step whose edits the edit set holds (with an eval set) */
+    double seconds;
+    double tokens_per_s;  /* all processed tokens (forward + backward) per second */
+    uint64_t tokens;      /* tokens processed (padding excluded) */
+    double *loss_history; /* (steps) mean loss per step, malloc'ed */
+    double *eval_history; /* (n_evals) held-out loss per evaluation, malloc'ed */
+    int *eval_steps;      /* (n_evals) */
+    int n_evals;
+    char message[256];    /* why training stopped early, if it did */
+} rd_train_result;
+enum { RD_STOP_DONE = 0, RD_STOP_REQUESTED = 1, RD_STOP_NONFINITE = 2 };
+
+void rd_train_result_release(rd_train_result *r);
+
+/* Trains e on model m with train (and eval, which may be NULL). progress may be NULL.
+ * Returns 0 when training ran (check res->stopped), -1 on an error that prevented it. */
+int rd_train(const rd_model *m, rd_edits *e, const rd_dataset *train, const rd_dataset *eval,
+             const rd_train_opts *o, rd_progress_fn progress, void *user, rd_train_result *res,
+             rd_error *err);
+
+/* Mean token loss of e (NULL: base model) on d, in micro-batches of `batch`. */
+typedef struct rd_eval_metrics {
+    double loss;          /* mean token loss */
+    double perplexity;
+    uint64_t tokens;
+    /* classification sets (n_labels > 0): label words scored after the prompt */
+    int n_examples;
+    double accuracy, mcc, f1; /* f1 of label 1 for two labels, macro-F1 otherwise */
+} rd_eval_metrics;
+
+int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
+                int batch, int max_len, rd_eval_metrics *out, rd_error *err);
+
+#endif

@@ -1,0 +1,373 @@
+/* The RED trainer: batching, gradient accumulation, clipping, AdamW, schedules, periodic
+ * evaluation keeping the best edits, progress events, stop requests, non-finite guards. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "redit/backward.h"
+#include "redit/sampler.h"
+#include "redit/train.h"
+
+int rd_schedule_from_name(const char *name, rd_schedule *out) {
+    static const char *names[] = {"linear", "cosine", "constant"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, names[i])) {
+            *out = (rd_schedule)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *rd_schedule_name(rd_schedule s) {
+    return s == RD_SCHEDULE_COSINE ? "cosine" : s == RD_SCHEDULE_CONSTANT ? "constant" : "linear";
+}
+
+rd_train_opts rd_train_opts_defaults(void) {
+    rd_train_opts o = {.lr = 2e-3, .epochs = 1, .batch = 8, .micro_batch = 8, .max_len = 512,
+                       .schedule = RD_SCHEDULE_LINEAR, .warmup_ratio = 0.06, .weight_decay = 0.0,
+                       .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .clip = 1.0, .seed = 42};
+    return o;
+}
+
+int rd_train_opts_validate(const rd_train_opts *o, rd_error *err) {
+    if (!isfinite(o->lr) || o->lr <= 0 || o->lr > 10)
+        return rd_error_set(err, "learning rate %g must be in (0, 10]", o->lr);
+    if (o->epochs < 1 || o->epochs > 100000)
+        return rd_error_set(err, "epochs %d must be at least 1", o->epochs);
+    if (o->batch < 1 || o->micro_batch < 1 || o->micro_batch > o->batch)
+        return rd_error_set(err, "batch %d and micro-batch %d: need 1 ≤ micro-batch ≤ batch",
+                            o->batch, o->micro_batch);
+    if (o->max_len < 2) return rd_error_set(err, "max length %d must be at least 2", o->max_len);
+    if (!isfinite(o->warmup_ratio) || o->warmup_ratio < 0 || o->warmup_ratio >= 1)
+        return rd_error_set(err, "warm-up ratio %g must be in [0, 1)", o->warmup_ratio);
+    if (!isfinite(o->weight_decay) || o->weight_decay < 0)
+        return rd_error_set(err, "weight decay %g must be ≥ 0", o->weight_decay);
+    if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
+        return rd_error_set(err, "Adam betas (%g, %g) must be in [0, 1)", o->beta1, o->beta2);
+    if (!(o->eps > 0) || !isfinite(o->eps)) return rd_error_set(err, "Adam epsilon %g must be > 0", o->eps);
+    if (!isfinite(o->clip) || o->clip < 0) return rd_error_set(err, "clip %g must be ≥ 0", o->clip);
+    if (o->eval_every < 0 || o->max_steps < 0)
+        return rd_error_set(err, "eval-every and max-steps must be ≥ 0");
+    return 0;
+}
+
+void rd_train_result_release(rd_train_result *r) {
+    if (!r) return;
+    free(r->loss_history);
+    free(r->eval_history);
+    free(r->eval_steps);
+    r->loss_history = r->eval_history = NULL;
+    r->eval_steps = NULL;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Learning rate at step (0-based) of total. */
+static double scheduled_lr(const rd_train_opts *o, int step, int total) {
+    const int warm = (int)(o->warmup_ratio * total);
+    if (step < warm) return o->lr * (double)(step + 1) / (double)warm;
+    if (o->schedule == RD_SCHEDULE_CONSTANT || total <= warm) return o->lr;
+    const double p = (double)(step - warm) / (double)(total - warm);
+    if (o->schedule == RD_SCHEDULE_COSINE) return o->lr * 0.5 * (1.0 + cos(M_PI * p));
+    return o->lr * (1.0 - p);
+}
+
+/* Per-site gradient views over a flat buffer laid out like the edit set's parameters. */
+typedef struct grad_views {
+    rd_site_grad *attn, *ffn; /* (n_layers) */
+    rd_edits_grad g;
+} grad_views;
+
+static int grad_views_init(grad_views *gv, rd_edits *e, float *grad) {
+    const int L = rd_edits_n_layers(e);
+    gv->attn = calloc((size_t)L, sizeof *gv->attn);
+    gv->ffn = calloc((size_t)L, sizeof *gv->ffn);
+    if (!gv->attn || !gv->ffn) return -1;
+    const float *base = rd_edits_params(e);
+    for (int l = 0; l < L; l++)
+        for (int s = 0; s < 2; s++) {
+            const int site = s ? RD_SITE_FFN : RD_SITE_ATTN;
+            rd_site_grad *sg = s ? &gv->ffn[l] : &gv->attn[l];
+            float *sc = rd_edits_vector(e, l, site, 0), *bi = rd_edits_vector(e, l, site, 1);
+            sg->dscale = sc ? grad + (sc - base) : NULL;
+            sg->dbias = bi ? grad + (bi - base) : NULL;
+        }
+    gv->g.attn = rd_edits_sites(e) & RD_SITE_ATTN ? gv->attn : NULL;
+    gv->g.ffn = rd_edits_sites(e) & RD_SITE_FFN ? gv->ffn : NULL;
+    return 0;
+}
+
+static void grad_views_free(grad_views *gv) {
+    free(gv->attn);
+    free(gv->ffn);
+}
+
+/* 1 where the parameter is a scale (decays towards 1), 0 for a bias (towards 0). */
+static unsigned char *scale_mask(rd_edits *e) {
+    const size_t n = rd_edits_param_count(e);
+    unsigned char *mask = calloc(n ? n : 1, 1);
+    if (!mask) return NULL;
+    const float *base = rd_edits_params(e);
+    const int d = rd_edits_dim(e);
+    for (int l = 0; l < rd_edits_n_layers(e); l++)
+        for (int s = 1; s <= 2; s++) {
+            const float *sc = rd_edits_vector(e, l, s, 0);
+            if (sc) memset(mask + (sc - base), 1, (size_t)d);
+        }
+    return mask;
+}
+
+typedef struct trainer {
+    const rd_model *m;
+    rd_edits *e;
+    const rd_train_opts *o;
+    rd_train_ctx *tc;
+    rd_batch batch;
+    size_t n_params;
+    float *params, *grad, *adam_m, *adam_v, *last_good, *best;
+    unsigned char *is_scale;
+    grad_views gv;
+    int pad_id;
+} trainer;
+
+/* Loss (sum) and token count of a data set, grads off. */
+static int eval_loss(trainer *t, const rd_dataset *d, double *mean, uint64_t *tokens,
+                     rd_error *err) {
+    const size_t n = rd_dataset_size(d);
+    const int mb = t->o->micro_batch;
+    size_t *idx = malloc(sizeof(size_t) * (size_t)mb);
+    if (!idx) return rd_error_set(err, "out of memory");
+    rd_edits_view view = rd_edits_view_at(t->e, 1.0f);
+    double sum = 0.0;
+    uint64_t count = 0;
+    for (size_t i0 = 0; i0 < n; i0 += (size_t)mb) {
+        size_t k = 0;
+        for (size_t i = i0; i < n && k < (size_t)mb; i++) idx[k++] = i;
+        if (rd_batch_fill(&t->batch, d, idx, k, t->o->max_len, 0, t->pad_id, err)) {
+            free(idx);
+            return -1;
+        }
+        double ls;
+        int nt;
+        if (rd_train_pass(t->tc, &view, NULL, NULL, t->batch.tokens, t->batch.targets, t->batch.B,
+                          t->batch.T, &ls, &nt, err)) {
+            free(idx);
+            return -1;
+        }
+        sum += ls;
+        count += (uint64_t)nt;
+    }
+    free(idx);
+    *mean = count ? sum / (double)count : NAN;
+    *tokens = count;
+    return 0;
+}
+
+static void adamw_step(trainer *t, double lr, int step) {
+    const rd_train_opts *o = t->o;
+    const double b1 = o->beta1, b2 = o->beta2;
+    const double c1 = 1.0 - pow(b1, step), c2 = 1.0 - pow(b2, step);
+    for (size_t i = 0; i < t->n_params; i++) {
+        const double g = t->grad[i];
+        t->adam_m[i] = (float)(b1 * t->adam_m[i] + (1.0 - b1) * g);
+        t->adam_v[i] = (float)(b2 * t->adam_v[i] + (1.0 - b2) * g * g);
+        const double mh = t->adam_m[i] / c1, vh = t->adam_v[i] / c2;
+        double p = t->params[i];
+        const double home = t->is_scale[i] ? 1.0 : 0.0; /* weight decay towards the identity */
+        p -= lr * o->weight_decay * (p - home);
+        p -= lr * mh / (sqrt(vh) + o->eps);
+        t->params[i] = (float)p;
+    }
+}
+
+static int alloc_trainer(trainer *t, rd_error *err) {
+    const size_t n = t->n_params ? t->n_params : 1;
+    t->grad = calloc(n, sizeof(float));
+    t->adam_m = calloc(n, sizeof(float));
+    t->adam_v = calloc(n, sizeof(float));
+    t->last_good = malloc(n * sizeof(float));
+    t->best = malloc(n * sizeof(float));
+    t->is_scale = scale_mask(t->e);
+    if (!t->grad || !t->adam_m || !t->adam_v || !t->last_good || !t->best || !t->is_scale ||
+        grad_views_init(&t->gv, t->e, t->grad))
+        return rd_error_set(err, "out of memory for the optimizer state");
+    return 0;
+}
+
+static void free_trainer(trainer *t) {
+    rd_train_ctx_free(t->tc);
+    rd_batch_release(&t->batch);
+    free(t->grad);
+    free(t->adam_m);
+    free(t->adam_v);
+    free(t->last_good);
+    free(t->best);
+    free(t->is_scale);
+    grad_views_free(&t->gv);
+}
+
+static int push_eval(rd_train_result *r, double loss, int step) {
+    double *h = realloc(r->eval_history, sizeof(double) * (size_t)(r->n_evals + 1));
+    if (!h) return -1;
+    r->eval_history = h;
+    int *s = realloc(r->eval_steps, sizeof(int) * (size_t)(r->n_evals + 1));
+    if (!s) return -1;
+    r->eval_steps = s;
+    r->eval_history[r->n_evals] = loss;
+    r->eval_steps[r->n_evals++] = step;
+    return 0;
+}
+
+int rd_train(const rd_model *m, rd_edits *e, const rd_dataset *train, const rd_dataset *eval,
+             const rd_train_opts *o, rd_progress_fn progress, void *user, rd_train_result *res,
+             rd_error *err) {
+    memset(res, 0, sizeof *res);
+    res->best_eval_loss = NAN;
+    if (rd_train_opts_validate(o, err)) return -1;
+    const size_t n_train = rd_dataset_size(train);
+    if (n_train == 0) return rd_error_set(err, "the training set is empty");
+    if (rd_edits_dim(e) != m->file.cfg.dim || rd_edits_n_layers(e) != m->file.cfg.n_layers)
+        return rd_error_set(err, "the edit set does not fit the model (width or layers differ)");
+    trainer t = {.m = m, .e = e, .o = o, .n_params = rd_edits_param_count(e)};
+    t.params = rd_edits_params(e);
+    const rd_tokenizer *tok = m->file.tokenizer;
+    t.pad_id = tok && rd_tokenizer_eos(tok) >= 0 ? rd_tokenizer_eos(tok) : 0;
+    int rc = -1;
+    size_t *order = malloc(sizeof(size_t) * n_train);
+    const int per_step = o->batch < (int)n_train ? o->batch : (int)n_train;
+    const int steps_per_epoch = (int)((n_train + (size_t)per_step - 1) / (size_t)per_step);
+    int total = steps_per_epoch * o->epochs;
+    if (o->max_steps && o->max_steps < total) total = o->max_steps;
+    res->loss_history = malloc(sizeof(double) * (size_t)total);
+    if (!order || !res->loss_history) {
+        rd_error_set(err, "out of memory");
+        goto done;
+    }
+    if (alloc_trainer(&t, err) ||
+        !(t.tc = rd_train_ctx_new(m, o->micro_batch, o->max_len, o->checkpointing, err)))
+        goto done;
+    memcpy(t.last_good, t.params, t.n_params * sizeof(float));
+    memcpy(t.best, t.params, t.n_params * sizeof(float));
+    uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < n_train; i++) order[i] = i;
+    const double t_start = now_seconds();
+    double train_seconds = 0.0;
+    int step = 0, stop = 0;
+    rd_edits_view view = rd_edits_view_at(e, 1.0f);
+    for (int epoch = 1; epoch <= o->epochs && !stop && step < total; epoch++) {
+        for (size_t i = n_train - 1; i > 0; i--) { /* Fisher–Yates, seeded */
+            size_t j = (size_t)(rd_rng_next(&rng) % (uint64_t)(i + 1));
+            size_t tmp = order[i];
+            order[i] = order[j];
+            order[j] = tmp;
+        }
+        for (int s = 0; s < steps_per_epoch && !stop && step < total; s++) {
+            const double t0 = now_seconds();
+            const size_t first = (size_t)s * (size_t)per_step;
+            const size_t count = n_train - first < (size_t)per_step ? n_train - first : (size_t)per_step;
+            memset(t.grad, 0, t.n_params * sizeof(float));
+            double loss_sum = 0.0;
+            int n_tok = 0;
+            for (size_t k = 0; k < count; k += (size_t)o->micro_batch) {
+                const size_t mb = count - k < (size_t)o->micro_batch ? count - k : (size_t)o->micro_batch;
+                if (rd_batch_fill(&t.batch, train, order + first + k, mb, o->max_len, o->pack,
+                                  t.pad_id, err))
+                    goto done;
+                /* packed rows can outnumber the examples: run them micro_batch rows at a time */
+                for (int r0 = 0; r0 < t.batch.B; r0 += o->micro_batch) {
+                    const int rows = t.batch.B - r0 < o->micro_batch ? t.batch.B - r0 : o->micro_batch;
+                    double ls;
+                    int nt;
+                    const size_t off = (size_t)r0 * (size_t)t.batch.T;
+                    if (rd_train_pass(t.tc, &view, &t.gv.g, NULL, t.batch.tokens + off,
+                                      t.batch.targets + off, rows, t.batch.T, &ls, &nt, err))
+                        goto done;
+                    loss_sum += ls;
+                    n_tok += nt;
+                    res->tokens += (uint64_t)rows * (uint64_t)t.batch.T;
+                }
+            }
+            step++;
+            const double loss = n_tok ? loss_sum / n_tok : 0.0;
+            double norm2 = 0.0;
+            const float inv = n_tok ? 1.0f / (float)n_tok : 0.0f;
+            for (size_t i = 0; i < t.n_params; i++) {
+                t.grad[i] *= inv;
+                norm2 += (double)t.grad[i] * t.grad[i];
+            }
+            const double gnorm = sqrt(norm2);
+            if (!isfinite(loss) || !isfinite(gnorm)) {
+                memcpy(t.params, t.last_good, t.n_params * sizeof(float));
+                res->stopped = RD_STOP_NONFINITE;
+                snprintf(res->message, sizeof res->message,
+                         "step %d: the %s is not finite (%g); training stopped and the edits "
+                         "of step %d were kept (try a lower learning rate)",
+                         step, isfinite(loss) ? "gradient norm" : "loss",
+                         isfinite(loss) ? gnorm : loss, step - 1);
+                step--;
+                break;
+            }
+            if (o->clip > 0 && gnorm > o->clip) {
+                const float c = (float)(o->clip / gnorm);
+                for (size_t i = 0; i < t.n_params; i++) t.grad[i] *= c;
+            }
+            const double lr = scheduled_lr(o, step - 1, total);
+            memcpy(t.last_good, t.params, t.n_params * sizeof(float));
+            adamw_step(&t, lr, step);
+            res->loss_history[step - 1] = loss;
+            res->final_loss = loss;
+            train_seconds += now_seconds() - t0;
+            const double elapsed = now_seconds() - t_start;
+            rd_progress p = {.kind = RD_PROGRESS_STEP, .step = step, .total_steps = total,
+                             .epoch = epoch, .epochs = o->epochs, .loss = loss, .eval_loss = NAN,
+                             .lr = lr, .grad_norm = gnorm,
+                             .tokens_per_s = train_seconds > 0 ? (double)res->tokens / train_seconds : 0,
+                             .elapsed = elapsed,
+                             .eta = elapsed / step * (total - step)};
+            if (progress && progress(user, &p)) stop = 1;
+            if (o->stop && atomic_load(o->stop)) stop = 1;
+            const int end_of_epoch = s + 1 == steps_per_epoch || step == total;
+            if (eval && ((o->eval_every && step % o->eval_every == 0) ||
+                         (!o->eval_every && end_of_epoch) || (stop && !o->eval_every))) {
+                double el = NAN;
+                uint64_t et = 0;
+                if (eval_loss(&t, eval, &el, &et, err)) goto done;
+                if (push_eval(res, el, step)) {
+                    rd_error_set(err, "out of memory");
+                    goto done;
+                }
+                const int best = isfinite(el) && !(el >= res->best_eval_loss);
+                if (best) {
+                    res->best_eval_loss = el;
+                    res->best_step = step;
+                    memcpy(t.best, t.params, t.n_params * sizeof(float));
+                }
+                p.kind = RD_PROGRESS_EVAL;
+                p.eval_loss = el;
+                p.best = best;
+                if (progress && progress(user, &p)) stop = 1;
+            }
+        }
+    }
+    if (stop && res->stopped == RD_STOP_DONE) {
+        res->stopped = RD_STOP_REQUESTED;
+        snprintf(res->message, sizeof res->message, "stopped on request after step %d", step);
+    }
+    res->steps = step;
+    if (eval && res->n_evals > 0) memcpy(t.params, t.best, t.n_params * sizeof(float));
+    else res->best_step = step;
+    res->seconds = now_seconds() - t_start;
+    res->tokens_per_s = train_seconds > 0 ? (double)res->tokens / train_seconds : 0.0;
+    rc = 0;
+done:
+    free(order);
+    free_trainer(&t);
+    if (rc) rd_train_result_release(res);
+    return rc;
+}
