@@ -95,6 +95,14 @@ int rd_train(const rd_model *m, rd_edits *e, const rd_dataset *train, const rd_d
              const rd_train_opts *o, rd_progress_fn progress, void *user, rd_train_result *res,
              rd_error *err);
 
+/* Full fine-tuning (the paper's "FT" baseline, and pretraining from scratch): every weight
+ * of m is trained with the same loop and options (weight decay towards 0 on matrices, none on
+ * norm weights). m is made trainable first (rd_model_make_trainable: f32 copies of all
+ * weights); with an eval set it holds the best weights when training ends. */
+int rd_train_full(rd_model *m, const rd_dataset *train, const rd_dataset *eval,
+                  const rd_train_opts *o, rd_progress_fn progress, void *user,
+                  rd_train_result *res, rd_error *err);
+
 /* Mean token loss of e (NULL: base model) on d, in micro-batches of `batch`. */
 typedef struct rd_eval_metrics {
     double loss;          /* mean token loss */

@@ -108,30 +108,48 @@ static void grad_views_free(grad_views *gv) {
     free(gv->ffn);
 }
 
-/* 1 where the parameter is a scale (decays towards 1), 0 for a bias (towards 0). */
-static unsigned char *scale_mask(rd_edits *e) {
+/* Weight decay of each parameter: towards 0, towards 1, or none. */
+enum { DECAY_TO_ZERO = 0, DECAY_TO_ONE = 1, DECAY_NONE = 2 };
+
+/* RED: scales decay towards 1, biases towards 0 (towards the identity edit). */
+static unsigned char *edit_decay(rd_edits *e) {
     const size_t n = rd_edits_param_count(e);
-    unsigned char *mask = calloc(n ? n : 1, 1);
-    if (!mask) return NULL;
+    unsigned char *kind = calloc(n ? n : 1, 1);
+    if (!kind) return NULL;
     const float *base = rd_edits_params(e);
     const int d = rd_edits_dim(e);
     for (int l = 0; l < rd_edits_n_layers(e); l++)
         for (int s = 1; s <= 2; s++) {
             const float *sc = rd_edits_vector(e, l, s, 0);
-            if (sc) memset(mask + (sc - base), 1, (size_t)d);
+            if (sc) memset(kind + (sc - base), DECAY_TO_ONE, (size_t)d);
         }
-    return mask;
+    return kind;
+}
+
+/* Full fine-tuning: matrices decay towards 0, norm weights do not decay. */
+static unsigned char *weight_decay_kinds(const rd_model *m) {
+    unsigned char *kind = calloc(m->n_params, 1);
+    if (!kind) return NULL;
+    const rd_weights *w = &m->file.w;
+    const int d = m->file.cfg.dim;
+    for (int l = 0; l < m->file.cfg.n_layers; l++) {
+        memset(kind + (w->layers[l].attn_norm - m->params), DECAY_NONE, (size_t)d);
+        memset(kind + (w->layers[l].ffn_norm - m->params), DECAY_NONE, (size_t)d);
+    }
+    memset(kind + (w->final_norm - m->params), DECAY_NONE, (size_t)d);
+    return kind;
 }
 
 typedef struct trainer {
     const rd_model *m;
-    rd_edits *e;
+    rd_edits *e;                /* RED: the edit set trained; NULL in full fine-tuning */
+    int full;                   /* full fine-tuning: params are the model's weights */
     const rd_train_opts *o;
     rd_train_ctx *tc;
     rd_batch batch;
     size_t n_params;
     float *params, *grad, *adam_m, *adam_v, *last_good, *best;
-    unsigned char *is_scale;
+    unsigned char *decay; /* DECAY_* per parameter */
     grad_views gv;
     int pad_id;
 } trainer;
@@ -143,7 +161,7 @@ static int eval_loss(trainer *t, const rd_dataset *d, double *mean, uint64_t *to
     const int mb = t->o->micro_batch;
     size_t *idx = malloc(sizeof(size_t) * (size_t)mb);
     if (!idx) return rd_error_set(err, "out of memory");
-    rd_edits_view view = rd_edits_view_at(t->e, 1.0f);
+    rd_edits_view view = t->e ? rd_edits_view_at(t->e, 1.0f) : (rd_edits_view){0};
     double sum = 0.0;
     uint64_t count = 0;
     for (size_t i0 = 0; i0 < n; i0 += (size_t)mb) {
@@ -155,7 +173,7 @@ static int eval_loss(trainer *t, const rd_dataset *d, double *mean, uint64_t *to
         }
         double ls;
         int nt;
-        if (rd_train_pass(t->tc, &view, NULL, NULL, t->batch.tokens, t->batch.targets, t->batch.B,
+        if (rd_train_pass(t->tc, t->e ? &view : NULL, NULL, NULL, t->batch.tokens, t->batch.targets, t->batch.B,
                           t->batch.T, &ls, &nt, err)) {
             free(idx);
             return -1;
@@ -179,8 +197,8 @@ static void adamw_step(trainer *t, double lr, int step) {
         t->adam_v[i] = (float)(b2 * t->adam_v[i] + (1.0 - b2) * g * g);
         const double mh = t->adam_m[i] / c1, vh = t->adam_v[i] / c2;
         double p = t->params[i];
-        const double home = t->is_scale[i] ? 1.0 : 0.0; /* weight decay towards the identity */
-        p -= lr * o->weight_decay * (p - home);
+        if (t->decay[i] != DECAY_NONE)
+            p -= lr * o->weight_decay * (p - (t->decay[i] == DECAY_TO_ONE ? 1.0 : 0.0));
         p -= lr * mh / (sqrt(vh) + o->eps);
         t->params[i] = (float)p;
     }
@@ -193,9 +211,9 @@ static int alloc_trainer(trainer *t, rd_error *err) {
     t->adam_v = calloc(n, sizeof(float));
     t->last_good = malloc(n * sizeof(float));
     t->best = malloc(n * sizeof(float));
-    t->is_scale = scale_mask(t->e);
-    if (!t->grad || !t->adam_m || !t->adam_v || !t->last_good || !t->best || !t->is_scale ||
-        grad_views_init(&t->gv, t->e, t->grad))
+    t->decay = t->full ? weight_decay_kinds(t->m) : edit_decay(t->e);
+    if (!t->grad || !t->adam_m || !t->adam_v || !t->last_good || !t->best || !t->decay ||
+        (!t->full && grad_views_init(&t->gv, t->e, t->grad)))
         return rd_error_set(err, "out of memory for the optimizer state");
     return 0;
 }
@@ -208,7 +226,7 @@ static void free_trainer(trainer *t) {
     free(t->adam_v);
     free(t->last_good);
     free(t->best);
-    free(t->is_scale);
+    free(t->decay);
     grad_views_free(&t->gv);
 }
 
@@ -224,18 +242,16 @@ static int push_eval(rd_train_result *r, double loss, int step) {
     return 0;
 }
 
-int rd_train(const rd_model *m, rd_edits *e, const rd_dataset *train, const rd_dataset *eval,
-             const rd_train_opts *o, rd_progress_fn progress, void *user, rd_train_result *res,
-             rd_error *err) {
+static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval,
+                      rd_progress_fn progress, void *user, rd_train_result *res, rd_error *err) {
+    const rd_model *m = t.m;
+    rd_edits *e = t.e;
+    const rd_train_opts *o = t.o;
     memset(res, 0, sizeof *res);
     res->best_eval_loss = NAN;
     if (rd_train_opts_validate(o, err)) return -1;
     const size_t n_train = rd_dataset_size(train);
     if (n_train == 0) return rd_error_set(err, "the training set is empty");
-    if (rd_edits_dim(e) != m->file.cfg.dim || rd_edits_n_layers(e) != m->file.cfg.n_layers)
-        return rd_error_set(err, "the edit set does not fit the model (width or layers differ)");
-    trainer t = {.m = m, .e = e, .o = o, .n_params = rd_edits_param_count(e)};
-    t.params = rd_edits_params(e);
     const rd_tokenizer *tok = m->file.tokenizer;
     t.pad_id = tok && rd_tokenizer_eos(tok) >= 0 ? rd_tokenizer_eos(tok) : 0;
     int rc = -1;
@@ -259,7 +275,7 @@ int rd_train(const rd_model *m, rd_edits *e, const rd_dataset *train, const rd_d
     const double t_start = now_seconds();
     double train_seconds = 0.0;
     int step = 0, stop = 0;
-    rd_edits_view view = rd_edits_view_at(e, 1.0f);
+    rd_edits_view view = e ? rd_edits_view_at(e, 1.0f) : (rd_edits_view){0};
     for (int epoch = 1; epoch <= o->epochs && !stop && step < total; epoch++) {
         for (size_t i = n_train - 1; i > 0; i--) { /* Fisher–Yates, seeded */
             size_t j = (size_t)(rd_rng_next(&rng) % (uint64_t)(i + 1));
@@ -285,7 +301,8 @@ int rd_train(const rd_model *m, rd_edits *e, const rd_dataset *train, const rd_d
                     double ls;
                     int nt;
                     const size_t off = (size_t)r0 * (size_t)t.batch.T;
-                    if (rd_train_pass(t.tc, &view, &t.gv.g, NULL, t.batch.tokens + off,
+                    if (rd_train_pass(t.tc, e ? &view : NULL, e ? &t.gv.g : NULL,
+                                      t.full ? t.grad : NULL, t.batch.tokens + off,
                                       t.batch.targets + off, rows, t.batch.T, &ls, &nt, err))
                         goto done;
                     loss_sum += ls;
@@ -370,4 +387,27 @@ done:
     free_trainer(&t);
     if (rc) rd_train_result_release(res);
     return rc;
+}
+
+int rd_train(const rd_model *m, rd_edits *e, const rd_dataset *train, const rd_dataset *eval,
+             const rd_train_opts *o, rd_progress_fn progress, void *user, rd_train_result *res,
+             rd_error *err) {
+    if (rd_edits_dim(e) != m->file.cfg.dim || rd_edits_n_layers(e) != m->file.cfg.n_layers) {
+        memset(res, 0, sizeof *res);
+        return rd_error_set(err, "the edit set does not fit the model (width or layers differ)");
+    }
+    trainer t = {.m = m, .e = e, .o = o, .n_params = rd_edits_param_count(e),
+                 .params = rd_edits_params(e)};
+    return train_loop(t, train, eval, progress, user, res, err);
+}
+
+int rd_train_full(rd_model *m, const rd_dataset *train, const rd_dataset *eval,
+                  const rd_train_opts *o, rd_progress_fn progress, void *user,
+                  rd_train_result *res, rd_error *err) {
+    if (rd_model_make_trainable(m, err)) {
+        memset(res, 0, sizeof *res);
+        return -1;
+    }
+    trainer t = {.m = m, .full = 1, .o = o, .n_params = m->n_params, .params = m->params};
+    return train_loop(t, train, eval, progress, user, res, err);
 }
