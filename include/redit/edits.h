@@ -57,6 +57,12 @@ double rd_edits_ratio(const rd_edits *e, const rd_model *m);
 /* The view the forward pass reads, at strength α. Points into e. */
 rd_edits_view rd_edits_view_at(const rd_edits *e, float strength);
 
+/* Gradient views (for rd_train_pass) over grad, an array of rd_edits_param_count floats in
+ * the parameter layout: out->attn / out->ffn are allocated per edited site; release them
+ * with rd_edits_grad_free (grad itself stays the caller's). */
+int rd_edits_grad_new(rd_edits *e, float *grad, rd_edits_grad *out, rd_error *err);
+void rd_edits_grad_free(rd_edits_grad *g);
+
 /* Vector of one layer and site (RD_SITE_ATTN or RD_SITE_FFN): scale or bias, or NULL when
  * not edited/trained. Borrowed, writable. */
 float *rd_edits_vector(rd_edits *e, int layer, int site, int want_bias);

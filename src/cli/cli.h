@@ -14,6 +14,15 @@ int cmd_logits(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_edit_grad(int argc, char **argv);
+
+struct rd_edits;
+/* Loads an edit file for m, printing "redit: <message>" on failure (force: skip only the
+ * base-model fingerprint check). */
+struct rd_edits *cli_load_edits(const char *path, const rd_model *m, int force);
+
 /* Loads a model, printing "redit: <message>" on failure. */
 rd_model *cli_load_model(const char *path, const char *tokenizer_path);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "redit/edits.h"
 #include "redit/generate.h"
 #include "redit/tokenizer.h"
 
@@ -26,6 +27,11 @@ static void usage(FILE *out) {
             "      --seed S              random seed (default %llu)\n"
             "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
             "      --threads N           compute threads (default: all cores)\n"
+            "      --edits FILE          apply RED edits (safetensors edit file)\n"
+            "      --strength A          edit strength α: s' = 1 + α(s − 1), b' = α·b (default 1)\n"
+            "      --compare             print the base model's answer, then the edited one\n"
+            "                            (same seed)\n"
+            "      --force               load edits made for another base model\n"
             "  -h, --help                this text\n\n"
             "The RED paper's Llama-2 setup: --repeat-penalty 1.1 --no-repeat-ngram 5.\n",
             (double)d.temperature, d.top_k, (double)d.top_p, (double)d.repeat_penalty,
@@ -46,6 +52,23 @@ static int on_token(void *user, int token, const char *text, size_t len) {
     return 0;
 }
 
+/* One generation, streamed, then its statistics on stderr. */
+static int run_one(rd_ctx *ctx, const rd_edits_view *edits, const int *ids, size_t n,
+                   const rd_gen_opts *g, stream_state *s, const char *prompt, int *out_ids,
+                   rd_error *err) {
+    if (prompt) fputs(prompt, stdout);
+    rd_gen_stats st = {0};
+    if (rd_generate(ctx, edits, ids, n, g, on_token, s, out_ids, &st, err)) return -1;
+    printf("\n");
+    fflush(stdout); /* the text before the statistics on stderr */
+    static const char *why[] = {"token limit", "end of text", "stopped", "context full"};
+    fprintf(stderr, "prompt %d tokens: %.1f tok/s · generated %d tokens: %.1f tok/s (%s)\n",
+            st.n_prompt, st.prefill_seconds > 0 ? st.n_prompt / st.prefill_seconds : 0.0,
+            st.n_generated, st.decode_seconds > 0 ? st.n_generated / st.decode_seconds : 0.0,
+            why[st.stopped_by >= 0 && st.stopped_by < 4 ? st.stopped_by : 0]);
+    return 0;
+}
+
 int cmd_generate(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},      {"prompt", required_argument, 0, 'p'},
@@ -54,10 +77,14 @@ int cmd_generate(int argc, char **argv) {
         {"top-p", required_argument, 0, 'P'},      {"repeat-penalty", required_argument, 0, 'R'},
         {"no-repeat-ngram", required_argument, 0, 'N'}, {"seed", required_argument, 0, 'S'},
         {"tokenizer", required_argument, 0, 'k'},  {"threads", required_argument, 0, 'j'},
+        {"edits", required_argument, 0, 'e'},     {"strength", required_argument, 0, 'a'},
+        {"force", no_argument, 0, 'f'},           {"compare", no_argument, 0, 'c'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     const char *model = NULL, *prompt = NULL, *ids_text = NULL, *tok = NULL;
     rd_gen_opts g = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1};
-    int threads = 0, c, seed;
+    int threads = 0, c, seed, force = 0, compare = 0;
+    const char *edits_path = NULL;
+    float strength = 1.0f;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
         int bad = 0;
@@ -77,10 +104,18 @@ int cmd_generate(int argc, char **argv) {
             g.sampling.seed = (uint64_t)seed;
             break;
         case 'j': bad = cli_int("generate", "--threads", optarg, 0, 1024, &threads); break;
+        case 'e': edits_path = optarg; break;
+        case 'a': bad = cli_float("generate", "--strength", optarg, -100, 100, &strength); break;
+        case 'f': force = 1; break;
+        case 'c': compare = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
         if (bad) return 2;
+    }
+    if (compare && !edits_path) {
+        fprintf(stderr, "redit generate: --compare needs --edits\n");
+        return 2;
     }
     if (!model || (!prompt == !ids_text) || optind != argc) {
         fprintf(stderr, "redit generate: give -m MODEL and exactly one of -p PROMPT or --ids\n");
@@ -96,6 +131,7 @@ int cmd_generate(int argc, char **argv) {
     size_t n = 0;
     int rc = 1;
     rd_ctx *ctx = NULL;
+    rd_edits *edits = NULL;
     if (prompt) {
         if (!t) {
             fprintf(stderr, "redit generate: %s has no tokenizer; text needs one (give "
@@ -117,22 +153,21 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "redit generate: %s\n", ctx ? "out of memory" : err.msg);
         goto done;
     }
+    if (edits_path && !(edits = cli_load_edits(edits_path, m, force))) goto done;
     stream_state s = {.print_ids = !t || !prompt};
-    if (prompt) fputs(prompt, stdout);
-    rd_gen_stats st = {0};
-    if (rd_generate(ctx, NULL, ids, n, &g, on_token, &s, out_ids, &st, &err)) {
-        fprintf(stderr, "\nredit %s\n", err.msg); /* rd_generate's messages start "generate: " */
-        goto done;
+    rd_edits_view view = edits ? rd_edits_view_at(edits, strength) : (rd_edits_view){0};
+    for (int pass = compare ? 0 : 1; pass < 2; pass++) {
+        const rd_edits_view *v = pass == 1 && edits ? &view : NULL;
+        if (compare)
+            printf("%s── %s ──\n", pass ? "\n" : "", pass ? "edited" : "base");
+        if (run_one(ctx, v, ids, n, &g, &s, prompt, out_ids, &err)) {
+            fprintf(stderr, "\nredit %s\n", err.msg); /* rd_generate's messages start "generate: " */
+            goto done;
+        }
     }
-    printf("\n");
-    fflush(stdout); /* the text before the statistics on stderr */
-    static const char *why[] = {"token limit", "end of text", "stopped", "context full"};
-    fprintf(stderr, "prompt %d tokens: %.1f tok/s · generated %d tokens: %.1f tok/s (%s)\n",
-            st.n_prompt, st.prefill_seconds > 0 ? st.n_prompt / st.prefill_seconds : 0.0,
-            st.n_generated, st.decode_seconds > 0 ? st.n_generated / st.decode_seconds : 0.0,
-            why[st.stopped_by >= 0 && st.stopped_by < 4 ? st.stopped_by : 0]);
     rc = 0;
 done:
+    rd_edits_free(edits);
     free(out_ids);
     free(ids);
     rd_ctx_free(ctx);

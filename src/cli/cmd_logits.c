@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "redit/atomic_file.h"
+#include "redit/edits.h"
 #include "redit/forward.h"
 
 static void usage(FILE *out) {
@@ -16,6 +17,9 @@ static void usage(FILE *out) {
                  "  -o, --output FILE     where to write (atomically)\n"
                  "      --tokenizer FILE  llama2.c tokenizer.bin (not needed for ids)\n"
                  "      --threads N       compute threads (default: all cores)\n"
+                 "      --edits FILE      apply RED edits (safetensors edit file)\n"
+                 "      --strength A      edit strength α: s' = 1 + α(s − 1), b' = α·b (default 1)\n"
+                 "      --force           load edits made for another base model\n"
                  "  -h, --help            this text\n");
 }
 
@@ -25,10 +29,14 @@ int cmd_logits(int argc, char **argv) {
                                          {"output", required_argument, 0, 'o'},
                                          {"tokenizer", required_argument, 0, 'k'},
                                          {"threads", required_argument, 0, 'j'},
+                                         {"edits", required_argument, 0, 'e'},
+                                         {"strength", required_argument, 0, 'a'},
+                                         {"force", no_argument, 0, 'f'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *model = NULL, *ids_text = NULL, *out = NULL, *tok = NULL;
-    int threads = 0, c;
+    const char *model = NULL, *ids_text = NULL, *out = NULL, *tok = NULL, *edits_path = NULL;
+    int threads = 0, force = 0, c;
+    float strength = 1.0f;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -39,6 +47,11 @@ int cmd_logits(int argc, char **argv) {
         case 'j':
             if (cli_int("logits", "--threads", optarg, 0, 1024, &threads)) return 2;
             break;
+        case 'e': edits_path = optarg; break;
+        case 'a':
+            if (cli_float("logits", "--strength", optarg, -100, 100, &strength)) return 2;
+            break;
+        case 'f': force = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -63,13 +76,20 @@ int cmd_logits(int argc, char **argv) {
     }
     int rc = 1;
     rd_error err = {0};
+    rd_edits *edits = NULL;
+    if (edits_path && !(edits = cli_load_edits(edits_path, m, force))) {
+        rd_model_free(m);
+        free(ids);
+        return 1;
+    }
+    rd_edits_view view = edits ? rd_edits_view_at(edits, strength) : (rd_edits_view){0};
     const int V = rd_model_config(m)->vocab_size;
     rd_ctx *ctx = rd_ctx_new(m, 1, (int)(n < 0x7fffffff ? n : 0x7fffffff), &err);
     float *logits = ctx ? malloc(n * (size_t)V * sizeof(float)) : NULL;
     rd_atomic_file f;
     if (!ctx || !logits) {
         fprintf(stderr, "redit logits: %s\n", ctx ? "out of memory" : err.msg);
-    } else if (rd_forward(ctx, NULL, ids, 1, (int)n, RD_LOGITS_ALL, logits, &err) ||
+    } else if (rd_forward(ctx, edits ? &view : NULL, ids, 1, (int)n, RD_LOGITS_ALL, logits, &err) ||
                rd_atomic_file_open(&f, out, &err)) {
         fprintf(stderr, "redit logits: %s\n", err.msg);
     } else if (rd_atomic_file_write(&f, logits, n * (size_t)V * sizeof(float))) {
@@ -82,6 +102,7 @@ int cmd_logits(int argc, char **argv) {
         rc = 0;
     }
     free(logits);
+    rd_edits_free(edits);
     rd_ctx_free(ctx);
     rd_model_free(m);
     free(ids);

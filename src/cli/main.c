@@ -13,6 +13,9 @@ static const struct {
     {"generate", cmd_generate, "generate text from a prompt, streamed to stdout"},
     {"tokenize", cmd_tokenize, "text on stdin to token ids (or JSONL with --jsonl)"},
     {"logits", cmd_logits, "write float32 logits for a token sequence (teacher forcing)"},
+    {"train", cmd_train, "train RED edit vectors (or --full fine-tuning) on a data set"},
+    {"eval", cmd_eval, "loss, perplexity and classification metrics, with or without edits"},
+    {"edit-grad", cmd_edit_grad, "write edit-vector gradients of a token sequence's loss"},
     {"demo", cmd_demo, "write a small random model and generate from it (make run)"},
     {"bench", cmd_bench, "measure decode and prefill throughput (make bench)"},
 };

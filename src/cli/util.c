@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "redit/edits.h"
 
 rd_model *cli_load_model(const char *path, const char *tokenizer_path) {
     rd_error err = {0};
@@ -15,6 +16,13 @@ rd_model *cli_load_model(const char *path, const char *tokenizer_path) {
     rd_model *m = rd_model_load(path, &opts, &err);
     if (!m) fprintf(stderr, "redit: %s\n", err.msg);
     return m;
+}
+
+rd_edits *cli_load_edits(const char *path, const rd_model *m, int force) {
+    rd_error err = {0};
+    rd_edits *e = rd_edits_load(path, m, force, NULL, &err);
+    if (!e) fprintf(stderr, "redit: %s\n", err.msg);
+    return e;
 }
 
 int *cli_parse_ids(const char *text, size_t *n) {

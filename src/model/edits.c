@@ -304,6 +304,33 @@ rd_edits_view rd_edits_view_at(const rd_edits *e, float strength) {
     return (rd_edits_view){.attn = e->attn, .ffn = e->ffn, .strength = strength};
 }
 
+int rd_edits_grad_new(rd_edits *e, float *grad, rd_edits_grad *out, rd_error *err) {
+    memset(out, 0, sizeof *out);
+    rd_site_grad *rows[2] = {NULL, NULL};
+    for (int s = 0; s < 2; s++) {
+        const int site = s ? RD_SITE_FFN : RD_SITE_ATTN;
+        if (!(e->sites & site)) continue;
+        if (!(rows[s] = calloc((size_t)e->n_layers, sizeof *rows[s]))) {
+            free(rows[0]);
+            return rd_error_set(err, "out of memory");
+        }
+        for (int l = 0; l < e->n_layers; l++) {
+            if (has_vector(e, l, site, 0)) rows[s][l].dscale = grad + vec_offset(e, l, site, 0);
+            if (has_vector(e, l, site, 1)) rows[s][l].dbias = grad + vec_offset(e, l, site, 1);
+        }
+    }
+    out->attn = rows[0];
+    out->ffn = rows[1];
+    return 0;
+}
+
+void rd_edits_grad_free(rd_edits_grad *g) {
+    if (!g) return;
+    free((void *)g->attn);
+    free((void *)g->ffn);
+    g->attn = g->ffn = NULL;
+}
+
 float *rd_edits_vector(rd_edits *e, int layer, int site, int want_bias) {
     return has_vector(e, layer, site, want_bias) ? e->params + vec_offset(e, layer, site, want_bias)
                                                  : NULL;

@@ -32,8 +32,8 @@ rd_train_opts rd_train_opts_defaults(void) {
 }
 
 int rd_train_opts_validate(const rd_train_opts *o, rd_error *err) {
-    if (!isfinite(o->lr) || o->lr <= 0 || o->lr > 10)
-        return rd_error_set(err, "learning rate %g must be in (0, 10]", o->lr);
+    if (!isfinite(o->lr) || o->lr <= 0)
+        return rd_error_set(err, "learning rate %g must be a finite number above 0", o->lr);
     if (o->epochs < 1 || o->epochs > 100000)
         return rd_error_set(err, "epochs %d must be at least 1", o->epochs);
     if (o->batch < 1 || o->micro_batch < 1 || o->micro_batch > o->batch)
@@ -78,36 +78,6 @@ static double scheduled_lr(const rd_train_opts *o, int step, int total) {
     return o->lr * (1.0 - p);
 }
 
-/* Per-site gradient views over a flat buffer laid out like the edit set's parameters. */
-typedef struct grad_views {
-    rd_site_grad *attn, *ffn; /* (n_layers) */
-    rd_edits_grad g;
-} grad_views;
-
-static int grad_views_init(grad_views *gv, rd_edits *e, float *grad) {
-    const int L = rd_edits_n_layers(e);
-    gv->attn = calloc((size_t)L, sizeof *gv->attn);
-    gv->ffn = calloc((size_t)L, sizeof *gv->ffn);
-    if (!gv->attn || !gv->ffn) return -1;
-    const float *base = rd_edits_params(e);
-    for (int l = 0; l < L; l++)
-        for (int s = 0; s < 2; s++) {
-            const int site = s ? RD_SITE_FFN : RD_SITE_ATTN;
-            rd_site_grad *sg = s ? &gv->ffn[l] : &gv->attn[l];
-            float *sc = rd_edits_vector(e, l, site, 0), *bi = rd_edits_vector(e, l, site, 1);
-            sg->dscale = sc ? grad + (sc - base) : NULL;
-            sg->dbias = bi ? grad + (bi - base) : NULL;
-        }
-    gv->g.attn = rd_edits_sites(e) & RD_SITE_ATTN ? gv->attn : NULL;
-    gv->g.ffn = rd_edits_sites(e) & RD_SITE_FFN ? gv->ffn : NULL;
-    return 0;
-}
-
-static void grad_views_free(grad_views *gv) {
-    free(gv->attn);
-    free(gv->ffn);
-}
-
 /* Weight decay of each parameter: towards 0, towards 1, or none. */
 enum { DECAY_TO_ZERO = 0, DECAY_TO_ONE = 1, DECAY_NONE = 2 };
 
@@ -150,7 +120,7 @@ typedef struct trainer {
     size_t n_params;
     float *params, *grad, *adam_m, *adam_v, *last_good, *best;
     unsigned char *decay; /* DECAY_* per parameter */
-    grad_views gv;
+    rd_edits_grad gv;
     int pad_id;
 } trainer;
 
@@ -213,7 +183,7 @@ static int alloc_trainer(trainer *t, rd_error *err) {
     t->best = malloc(n * sizeof(float));
     t->decay = t->full ? weight_decay_kinds(t->m) : edit_decay(t->e);
     if (!t->grad || !t->adam_m || !t->adam_v || !t->last_good || !t->best || !t->decay ||
-        (!t->full && grad_views_init(&t->gv, t->e, t->grad)))
+        (!t->full && rd_edits_grad_new(t->e, t->grad, &t->gv, NULL)))
         return rd_error_set(err, "out of memory for the optimizer state");
     return 0;
 }
@@ -227,7 +197,7 @@ static void free_trainer(trainer *t) {
     free(t->last_good);
     free(t->best);
     free(t->decay);
-    grad_views_free(&t->gv);
+    rd_edits_grad_free(&t->gv);
 }
 
 static int push_eval(rd_train_result *r, double loss, int step) {
@@ -301,7 +271,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                     double ls;
                     int nt;
                     const size_t off = (size_t)r0 * (size_t)t.batch.T;
-                    if (rd_train_pass(t.tc, e ? &view : NULL, e ? &t.gv.g : NULL,
+                    if (rd_train_pass(t.tc, e ? &view : NULL, e ? &t.gv : NULL,
                                       t.full ? t.grad : NULL, t.batch.tokens + off,
                                       t.batch.targets + off, rows, t.batch.T, &ls, &nt, err))
                         goto done;
@@ -328,6 +298,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                          step, isfinite(loss) ? "gradient norm" : "loss",
                          isfinite(loss) ? gnorm : loss, step - 1);
                 step--;
+                stop = 1;
                 break;
             }
             if (o->clip > 0 && gnorm > o->clip) {
@@ -337,6 +308,20 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
             const double lr = scheduled_lr(o, step - 1, total);
             memcpy(t.last_good, t.params, t.n_params * sizeof(float));
             adamw_step(&t, lr, step);
+            size_t bad_param = t.n_params;
+            for (size_t i = 0; i < t.n_params && bad_param == t.n_params; i++)
+                if (!isfinite(t.params[i])) bad_param = i;
+            if (bad_param < t.n_params) { /* the update itself overflowed */
+                memcpy(t.params, t.last_good, t.n_params * sizeof(float));
+                res->stopped = RD_STOP_NONFINITE;
+                snprintf(res->message, sizeof res->message,
+                         "step %d: the update made parameter %zu not finite; training stopped "
+                         "and the edits of step %d were kept (try a lower learning rate)",
+                         step, bad_param, step - 1);
+                step--;
+                stop = 1;
+                break;
+            }
             res->loss_history[step - 1] = loss;
             res->final_loss = loss;
             train_seconds += now_seconds() - t0;

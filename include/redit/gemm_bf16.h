@@ -1,0 +1,116 @@
+/* redit — bf16 GEMM with f32 accumulation for frozen weights (core layer).
+ *
+ * A frozen weight W (N, K) — rows are output features, as in rd_matrix — is rounded to
+ * bf16 once, at load, and packed into column panels for the multiply kernel. At each call
+ * the f32 activations A are rounded to bf16 block by block (round-to-nearest-even, exactly
+ * as rd_f32_to_bf16) and the products are summed in f32 — the arithmetic of PyTorch's bf16
+ * autocast. Two products are served:
+ *
+ *   FORWARD   C (M, N) = A (M, K) · Wᵀ      y = x · Wᵀ, the forward pass
+ *   BACKWARD  C (M, K) = A (M, N) · W       dX = dY · W, the activation gradient
+ *
+ * Kernels: AVX512-BF16 (vdpbf16ps) where the CPU has it, chosen at run time, and a
+ * portable C kernel everywhere else. Both multiply the same bf16 values and sum in f32;
+ * they differ only in the order of the f32 additions (and vdpbf16ps flushes denormal
+ * inputs and results to zero). */
+#ifndef REDIT_GEMM_BF16_H
+#define REDIT_GEMM_BF16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redit/error.h"
+#include "redit/weights.h"
+
+struct rd_pool;
+
+/* Columns of C per packed panel (two zmm registers of f32). */
+#define RD_BF16_PANEL 32
+
+/* Which packings to build (flags, may be or-ed) and which product to run. */
+typedef enum rd_bf16_mode {
+    RD_BF16_FORWARD = 1,  /* C (M, W.rows) = A (M, W.cols) · Wᵀ */
+    RD_BF16_BACKWARD = 2, /* C (M, W.cols) = A (M, W.rows) · W  */
+} rd_bf16_mode;
+
+/* One packed right-hand operand B (k, n) of C = A · B, in bf16.
+ * data (n_panels, k_pairs, RD_BF16_PANEL) 32-bit words: word [j][p][c] holds
+ * B[2p][32j + c] in its low 16 bits and B[2p + 1][32j + c] in its high 16 bits — the
+ * operand layout of vdpbf16ps. Columns past n and the odd row past k are zero, so edge
+ * tiles run the same inner loop. 64-byte aligned. */
+typedef struct rd_bf16_panels {
+    int64_t n;        /* columns of B = columns of C */
+    int64_t k;        /* rows of B = the inner (summed) dimension */
+    int64_t k_pairs;  /* ceil(k / 2) */
+    int64_t n_panels; /* ceil(n / RD_BF16_PANEL) */
+    uint32_t *data;   /* (n_panels, k_pairs, RD_BF16_PANEL); NULL when not packed */
+} rd_bf16_panels;
+
+/* A frozen weight W (rows, cols) in bf16, packed for one or both products. Read-only
+ * after rd_bf16_weight_new; safe to use from several threads at once. */
+typedef struct rd_bf16_weight {
+    int64_t rows;       /* N: output features of the forward product */
+    int64_t cols;       /* K: input features of the forward product */
+    rd_bf16_panels fwd; /* B = Wᵀ (cols, rows); data NULL unless RD_BF16_FORWARD was packed */
+    rd_bf16_panels bwd; /* B = W  (rows, cols); data NULL unless RD_BF16_BACKWARD was packed */
+} rd_bf16_weight;
+
+/* Packs W (any rd_dtype: rows are widened with rd_matrix_row_f32, then rounded with
+ * rd_f32_to_bf16) for the products in `modes` (RD_BF16_FORWARD | RD_BF16_BACKWARD, at
+ * least one). W is only read during the call: the result owns its own copy and does not
+ * borrow W's storage. pool (may be NULL) spreads the packing over its threads.
+ * Returns a new weight, freed by rd_bf16_weight_free, or NULL with *err set (empty or
+ * oversized matrix, no mode, out of memory). */
+rd_bf16_weight *rd_bf16_weight_new(const rd_matrix *W, unsigned modes, struct rd_pool *pool,
+                                   rd_error *err);
+
+/* Frees w and its panels. NULL-safe. */
+void rd_bf16_weight_free(rd_bf16_weight *w);
+
+/* Bytes held by w's packed panels (for memory reports). */
+size_t rd_bf16_weight_bytes(const rd_bf16_weight *w);
+
+/* Multiply kernels. AUTO picks AVX512BF16 when the CPU supports it, else PORTABLE. */
+typedef enum rd_gemm_kernel {
+    RD_GEMM_KERNEL_AUTO = 0,
+    RD_GEMM_KERNEL_PORTABLE,   /* plain C: widen bf16 to f32 and multiply-add */
+    RD_GEMM_KERNEL_AVX512BF16, /* vdpbf16ps; x86-64 with AVX512F/BW/BF16 only */
+} rd_gemm_kernel;
+
+/* 1 when kernel k can run on this CPU and build (AUTO and PORTABLE always can). */
+int rd_gemm_kernel_available(rd_gemm_kernel k);
+
+/* The kernel AUTO resolves to here ("avx512bf16" or "portable"); static storage. */
+const char *rd_gemm_kernel_name(rd_gemm_kernel k);
+
+/* Optional settings of one call; NULL means all defaults. */
+typedef struct rd_gemm_bf16_opts {
+    rd_gemm_kernel kernel; /* AUTO by default; tests force PORTABLE to cover the fallback */
+} rd_gemm_bf16_opts;
+
+/* Scratch needed by rd_gemm_bf16 with this pool (NULL = one thread): per-thread blocks of
+ * A rounded to bf16, independent of the matrix shapes. */
+size_t rd_gemm_bf16_scratch_bytes(const struct rd_pool *pool);
+
+/* The product selected by mode (one of RD_BF16_FORWARD, RD_BF16_BACKWARD; W must have
+ * been packed for it):
+ *   FORWARD   C (M, W.rows) = A (M, W.cols) · Wᵀ
+ *   BACKWARD  C (M, W.cols) = A (M, W.rows) · W
+ * Write K for the inner width (W.cols forward, W.rows backward) and N for C's width.
+ * A: row i at A + i·lda, K floats read; lda ≥ K. Not modified.
+ * C: row i at C + i·ldc, N floats written; ldc ≥ N. accumulate = 0 overwrites C (its old
+ *    contents are never read), accumulate ≠ 0 adds the product to it. C must not overlap A.
+ * A is rounded to bf16 (as rd_f32_to_bf16), products summed in f32.
+ * pool: threads to split the work over (NULL = the caller alone); the call returns when
+ *    all is done. Must not be called from inside a task of the same pool.
+ * scratch: at least rd_gemm_bf16_scratch_bytes(pool) bytes, any alignment, not shared
+ *    with a concurrent call; NULL makes the call allocate and free its own.
+ * M = 0 does nothing. Returns 0, or -1 with *err set when W lacks the packing for mode,
+ * the strides or sizes are invalid, the requested kernel is unavailable, or (scratch
+ * NULL) memory runs out; C is then untouched. */
+int rd_gemm_bf16(float *C, size_t ldc, const float *A, size_t lda, int64_t M,
+                 const rd_bf16_weight *W, rd_bf16_mode mode, int accumulate,
+                 struct rd_pool *pool, void *scratch, const rd_gemm_bf16_opts *opts,
+                 rd_error *err);
+
+#endif

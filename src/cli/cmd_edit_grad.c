@@ -1,0 +1,150 @@
+/* redit edit-grad: gradients of the mean next-token cross-entropy over a token sequence
+ * with respect to every edit vector, for checking numerics against other implementations
+ * (the layout of ../shared/tools/torch_ref/llama_red_ref.py --mode edit-grad). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "redit/atomic_file.h"
+#include "redit/backward.h"
+#include "redit/edits.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: redit edit-grad -m MODEL --ids \"1 5 9 ...\" -o FILE [--edits E] [--strength A]\n\n"
+            "Writes the gradient of the mean next-token cross-entropy over the sequence (position\n"
+            "t predicts ids[t+1]) with respect to every RED vector of every layer, as raw\n"
+            "little-endian float32 in this order: for each layer 0..L-1: ffn.scale, ffn.bias,\n"
+            "attn.scale, attn.bias (dim floats each) — 4·L·dim floats. Vectors the edit file\n"
+            "lacks (or all, without --edits) are taken at identity (s = 1, b = 0); their\n"
+            "gradients are written too. The loss goes to stderr.\n\n"
+            "  -m, --model FILE   model file\n"
+            "      --ids LIST     token ids (at least 2), spaces or commas\n"
+            "  -o, --output FILE  where to write (atomically)\n"
+            "      --edits FILE   edit file whose vectors the gradient is taken at\n"
+            "      --strength A   edit strength α (default 1)\n"
+            "      --force        load edits made for another base model\n"
+            "      --tokenizer F  llama2.c tokenizer.bin (not needed for ids)\n"
+            "  -h, --help         this text\n");
+}
+
+/* Copies every vector e has into full (both sites, all layers, scale and bias). */
+static void copy_vectors(rd_edits *full, rd_edits *e, int L, int d) {
+    for (int l = 0; l < L; l++)
+        for (int site = RD_SITE_ATTN; site <= RD_SITE_FFN; site++)
+            for (int kind = 0; kind < 2; kind++) {
+                const float *src = rd_edits_vector(e, l, site, kind);
+                if (src) memcpy(rd_edits_vector(full, l, site, kind), src, (size_t)d * sizeof(float));
+            }
+}
+
+int cmd_edit_grad(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"ids", required_argument, 0, 'i'},
+        {"output", required_argument, 0, 'o'}, {"edits", required_argument, 0, 'e'},
+        {"strength", required_argument, 0, 'a'}, {"force", no_argument, 0, 'f'},
+        {"tokenizer", required_argument, 0, 'k'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *model = NULL, *ids_text = NULL, *out = NULL, *edits_path = NULL, *tok = NULL;
+    float strength = 1.0f;
+    int force = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'i': ids_text = optarg; break;
+        case 'o': out = optarg; break;
+        case 'e': edits_path = optarg; break;
+        case 'a':
+            if (cli_float("edit-grad", "--strength", optarg, -100, 100, &strength)) return 2;
+            break;
+        case 'f': force = 1; break;
+        case 'k': tok = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!model || !ids_text || !out || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    size_t n;
+    int *ids = cli_parse_ids(ids_text, &n);
+    if (!ids) return 2;
+    if (n < 2) {
+        fprintf(stderr, "redit edit-grad: --ids needs at least 2 ids\n");
+        free(ids);
+        return 2;
+    }
+    rd_model *m = cli_load_model(model, tok);
+    if (!m) {
+        free(ids);
+        return 1;
+    }
+    const rd_config *cfg = rd_model_config(m);
+    const int L = cfg->n_layers, d = cfg->dim, T = (int)n - 1;
+    rd_error err = {0};
+    int rc = 1;
+    rd_edits *e = NULL, *full = NULL;
+    rd_train_ctx *tc = NULL;
+    rd_edits_grad gv = {0};
+    float *grad = NULL, *outbuf = NULL;
+    rd_edit_spec all = {.sites = RD_SITE_BOTH, .layers = "all", .scale = 1, .bias = 1};
+    if (edits_path && !(e = cli_load_edits(edits_path, m, force))) goto done;
+    if (!(full = rd_edits_new(cfg, &all, &err)) ||
+        !(tc = rd_train_ctx_new(m, 1, T < 2 ? 2 : T, 0, &err))) {
+        fprintf(stderr, "redit edit-grad: %s\n", err.msg);
+        goto done;
+    }
+    if (e) copy_vectors(full, e, L, d);
+    grad = calloc(rd_edits_param_count(full), sizeof(float));
+    outbuf = malloc((size_t)4 * L * d * sizeof(float));
+    if (!grad || !outbuf || rd_edits_grad_new(full, grad, &gv, &err)) {
+        fprintf(stderr, "redit edit-grad: out of memory\n");
+        goto done;
+    }
+    rd_edits_view view = rd_edits_view_at(full, strength);
+    double loss;
+    int nt;
+    if (rd_train_pass(tc, &view, &gv, NULL, ids, ids + 1, 1, T, &loss, &nt, &err)) {
+        fprintf(stderr, "redit edit-grad: %s\n", err.msg);
+        goto done;
+    }
+    /* the token sequence predicts ids[1..n): targets = ids + 1 */
+    size_t k = 0;
+    for (int l = 0; l < L; l++)
+        for (int site = RD_SITE_FFN; site >= RD_SITE_ATTN; site--)
+            for (int kind = 0; kind < 2; kind++) {
+                const float *g = grad + (rd_edits_vector(full, l, site, kind) - rd_edits_params(full));
+                for (int j = 0; j < d; j++) outbuf[k++] = g[j] / (float)nt;
+            }
+    rd_atomic_file f;
+    if (rd_atomic_file_open(&f, out, &err)) {
+        fprintf(stderr, "redit edit-grad: %s\n", err.msg);
+        goto done;
+    }
+    if (rd_atomic_file_write(&f, outbuf, k * sizeof(float))) {
+        rd_atomic_file_abort(&f);
+        fprintf(stderr, "redit edit-grad: %s: write failed\n", out);
+        goto done;
+    }
+    if (rd_atomic_file_commit(&f, &err)) {
+        fprintf(stderr, "redit edit-grad: %s\n", err.msg);
+        goto done;
+    }
+    fprintf(stderr, "loss %.6f over %d predictions; wrote %zu float32 gradients (%d layers × 4 × %d) to %s\n",
+            loss / nt, nt, k, L, d, out);
+    rc = 0;
+done:
+    rd_edits_grad_free(&gv);
+    free(grad);
+    free(outbuf);
+    rd_train_ctx_free(tc);
+    rd_edits_free(full);
+    rd_edits_free(e);
+    rd_model_free(m);
+    free(ids);
+    return rc;
+}

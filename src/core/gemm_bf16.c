@@ -1,0 +1,641 @@
+/* bf16 GEMM with f32 accumulation: weight packing, blocking, threading and two kernels
+ * (AVX512-BF16 and portable C). See include/redit/gemm_bf16.h for the contract.
+ *
+ * The inner dimension is cut into k blocks of at most KC_PAIRS pairs (even sizes, so
+ * K = 288 is one block, not 256 + 32). One task = a range of rows of A × a range of
+ * panels of B; pool threads claim tasks (TASKS_PER_THREAD each, so a slowed core does
+ * less). A task runs:
+ *   for each block of ≤ MC rows of A
+ *     for each group of ≤ KC_BLOCKS k blocks
+ *       round the rows × group of A to bf16 pairs into the task's scratch slot
+ *       (layout (k block, row, KC_PAIRS words): fixed row stride for the microkernel)
+ *       for each block of NC panels (C block (rows, NC·32), stays in L2)
+ *         for each k block of the group
+ *           for each panel (its (kc, 32) slice of B, ≤ 20 KiB, stays in L1)
+ *             for each tile of MR rows: C tile (MR, 32) (+)= A tile · B slice
+ * The microkernel keeps MR × 2 zmm accumulators; per pair of k it loads the two B vectors
+ * and multiplies them with each row's broadcast (a[2p], a[2p+1]) word (vdpbf16ps). The
+ * terms of one C element are added in the same order whatever the task split, so results
+ * do not depend on the number of threads. */
+#include "redit/gemm_bf16.h"
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redit/dtype.h"
+#include "redit/pool.h"
+
+/* RD_GEMM_NO_AVX512 builds the portable kernel only (to test a build for other CPUs). */
+#if defined(__x86_64__) && !defined(RD_GEMM_NO_AVX512) && \
+    (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
+#define HAVE_AVX512BF16 1
+#include <immintrin.h>
+#define TARGET_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#else
+#define HAVE_AVX512BF16 0
+#endif
+
+#define PANEL RD_BF16_PANEL
+#define MR 12        /* rows of C per microkernel tile */
+#define KC_PAIRS 160 /* most pairs of the inner dimension per block (= A's packed row stride) */
+#define KC_BLOCKS 8  /* k blocks of A packed at once */
+#define MC 120       /* most rows of A per packed block (a multiple of MR) */
+#define NC 16        /* panels per block of C kept in cache across k blocks */
+#define MIN_TASK_ROWS 96 /* fewest rows a task gets before N is split instead */
+#define TASKS_PER_THREAD 4
+#define MAX_SLOTS 64 /* scratch slots at most; threads beyond wait for a free one */
+
+/* Packed A: (KC_BLOCKS, MC, KC_PAIRS) words, bf16 pairs (low half = even k). */
+#define SLOT_WORDS ((size_t)KC_BLOCKS * MC * KC_PAIRS)
+#define SLOT_BYTES (SLOT_WORDS * sizeof(uint32_t))
+#define ALIGN 64
+
+/* ---- scalar bf16 helpers --------------------------------------------------------- */
+
+static inline uint32_t bf16_pair(float lo, float hi) {
+    return (uint32_t)rd_f32_to_bf16(lo) | (uint32_t)rd_f32_to_bf16(hi) << 16;
+}
+
+static inline float pair_lo(uint32_t w) {
+    uint32_t bits = w << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline float pair_hi(uint32_t w) {
+    uint32_t bits = w & 0xffff0000u;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* ---- scratch slots ---------------------------------------------------------------- */
+
+/* A task borrows one slot of per-thread memory for its whole run. At most as many tasks
+ * run at once as the pool has threads, and there are that many slots, so a free one always
+ * exists when a task starts. */
+typedef struct slots {
+    unsigned char *base; /* (n, slot_bytes), ALIGN-aligned */
+    size_t slot_bytes;
+    int n;
+    atomic_int busy[MAX_SLOTS];
+} slots;
+
+static void slots_init(slots *s, void *mem, size_t slot_bytes, int n) {
+    uintptr_t p = ((uintptr_t)mem + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
+    s->base = (unsigned char *)p;
+    s->slot_bytes = slot_bytes;
+    s->n = n;
+    for (int i = 0; i < MAX_SLOTS; i++) atomic_init(&s->busy[i], 0);
+}
+
+static int slot_claim(slots *s) {
+    for (;;) {
+        for (int i = 0; i < s->n; i++) {
+            int expected = 0;
+            if (atomic_compare_exchange_strong(&s->busy[i], &expected, 1)) return i;
+        }
+    }
+}
+
+static void slot_release(slots *s, int i) { atomic_store(&s->busy[i], 0); }
+
+static void *slot_mem(const slots *s, int i) { return s->base + (size_t)i * s->slot_bytes; }
+
+static int pool_slots(const struct rd_pool *pool) {
+    int t = rd_pool_threads(pool);
+    return t < 1 ? 1 : t > MAX_SLOTS ? MAX_SLOTS : t;
+}
+
+/* ---- weight packing ---------------------------------------------------------------- */
+
+static void panels_free(rd_bf16_panels *p) {
+    free(p->data);
+    p->data = NULL;
+}
+
+static int panels_alloc(rd_bf16_panels *p, int64_t k, int64_t n, rd_error *err) {
+    p->k = k;
+    p->n = n;
+    p->k_pairs = (k + 1) / 2;
+    p->n_panels = (n + PANEL - 1) / PANEL;
+    const size_t words_per_panel = (size_t)p->k_pairs * PANEL;
+    if ((size_t)p->n_panels > SIZE_MAX / sizeof(uint32_t) / words_per_panel)
+        return rd_error_set(err, "bf16 weight: %lld × %lld matrix is too large to pack",
+                            (long long)n, (long long)k);
+    size_t bytes = (size_t)p->n_panels * words_per_panel * sizeof(uint32_t);
+    p->data = aligned_alloc(ALIGN, bytes); /* bytes is a multiple of 128 */
+    if (!p->data)
+        return rd_error_set(err, "bf16 weight: out of memory packing %zu bytes", bytes);
+    memset(p->data, 0, bytes);
+    return 0;
+}
+
+typedef struct pack_job {
+    const rd_matrix *W;
+    rd_bf16_weight *w;
+    unsigned modes;
+    int64_t fwd_chunk, bwd_chunk; /* panels (forward) / pairs (backward) per task */
+    int fwd_tasks;                /* tasks [0, fwd_tasks) pack forward, the rest backward */
+    slots s;                      /* each slot: 2 rows of W in f32 */
+} pack_job;
+
+/* Forward: B = Wᵀ; panel j holds W rows 32j..32j+31 (B's columns), pairs along W's cols. */
+static void pack_forward_panels(const pack_job *job, int64_t j0, int64_t j1, float *row) {
+    const rd_bf16_panels *p = &job->w->fwd;
+    const int64_t K = job->W->cols, kp = p->k_pairs;
+    for (int64_t j = j0; j < j1; j++) {
+        uint32_t *panel = p->data + (size_t)j * (size_t)kp * PANEL;
+        for (int c = 0; c < PANEL && j * PANEL + c < p->n; c++) {
+            rd_matrix_row_f32(job->W, j * PANEL + c, row);
+            row[K] = 0.0f; /* the odd element's partner */
+            for (int64_t q = 0; q < kp; q++)
+                panel[(size_t)q * PANEL + c] = bf16_pair(row[2 * q], row[2 * q + 1]);
+        }
+    }
+}
+
+/* Backward: B = W; pair q holds W rows 2q, 2q+1, panel j W's cols 32j..32j+31. */
+static void pack_backward_pairs(const pack_job *job, int64_t q0, int64_t q1, float *rows) {
+    const rd_bf16_panels *p = &job->w->bwd;
+    const int64_t N = job->W->cols, R = job->W->rows, kp = p->k_pairs;
+    float *r0 = rows, *r1 = rows + N + 1;
+    for (int64_t q = q0; q < q1; q++) {
+        rd_matrix_row_f32(job->W, 2 * q, r0);
+        if (2 * q + 1 < R)
+            rd_matrix_row_f32(job->W, 2 * q + 1, r1);
+        else
+            memset(r1, 0, (size_t)N * sizeof *r1);
+        for (int64_t n = 0; n < N; n++)
+            p->data[((size_t)(n / PANEL) * (size_t)kp + (size_t)q) * PANEL + (size_t)(n % PANEL)] =
+                bf16_pair(r0[n], r1[n]);
+    }
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static void pack_task(void *arg, int task) {
+    pack_job *job = arg;
+    const int slot = slot_claim(&job->s);
+    float *buf = slot_mem(&job->s, slot);
+    if (task < job->fwd_tasks) {
+        int64_t j0 = (int64_t)task * job->fwd_chunk;
+        pack_forward_panels(job, j0, min64(j0 + job->fwd_chunk, job->w->fwd.n_panels), buf);
+    } else {
+        int64_t q0 = (int64_t)(task - job->fwd_tasks) * job->bwd_chunk;
+        pack_backward_pairs(job, q0, min64(q0 + job->bwd_chunk, job->w->bwd.k_pairs), buf);
+    }
+    slot_release(&job->s, slot);
+}
+
+/* Splits `units` into at most `want` chunks; returns the chunk size, *n_chunks the count. */
+static int64_t split(int64_t units, int64_t want, int *n_chunks) {
+    if (want < 1) want = 1;
+    int64_t chunk = (units + want - 1) / want;
+    if (chunk < 1) chunk = 1;
+    *n_chunks = (int)((units + chunk - 1) / chunk);
+    return chunk;
+}
+
+rd_bf16_weight *rd_bf16_weight_new(const rd_matrix *W, unsigned modes, struct rd_pool *pool,
+                                   rd_error *err) {
+    if (!W || !W->data || !rd_dtype_info_of(W->type)) {
+        rd_error_set(err, "bf16 weight: no matrix given");
+        return NULL;
+    }
+    if (W->rows < 1 || W->cols < 1 || W->rows > INT32_MAX || W->cols > INT32_MAX) {
+        rd_error_set(err, "bf16 weight: matrix shape %lld × %lld is empty or too large",
+                      (long long)W->rows, (long long)W->cols);
+        return NULL;
+    }
+    if (!modes || (modes & ~(unsigned)(RD_BF16_FORWARD | RD_BF16_BACKWARD))) {
+        rd_error_set(err, "bf16 weight: invalid packing modes 0x%x", modes);
+        return NULL;
+    }
+    rd_bf16_weight *w = calloc(1, sizeof *w);
+    if (!w) {
+        rd_error_set(err, "bf16 weight: out of memory");
+        return NULL;
+    }
+    w->rows = W->rows;
+    w->cols = W->cols;
+    if (((modes & RD_BF16_FORWARD) && panels_alloc(&w->fwd, W->cols, W->rows, err) != 0) ||
+        ((modes & RD_BF16_BACKWARD) && panels_alloc(&w->bwd, W->rows, W->cols, err) != 0)) {
+        rd_bf16_weight_free(w);
+        return NULL;
+    }
+    pack_job job = {.W = W, .w = w, .modes = modes};
+    const int n_slots = pool_slots(pool);
+    const size_t slot_bytes = ((size_t)(2 * W->cols + 2) * sizeof(float) + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    void *mem = malloc((size_t)n_slots * slot_bytes + ALIGN);
+    if (!mem) {
+        rd_bf16_weight_free(w);
+        rd_error_set(err, "bf16 weight: out of memory");
+        return NULL;
+    }
+    slots_init(&job.s, mem, slot_bytes, n_slots);
+    const int64_t want = n_slots == 1 ? 1 : (int64_t)n_slots * TASKS_PER_THREAD;
+    int n_fwd = 0, n_bwd = 0;
+    if (w->fwd.data) job.fwd_chunk = split(w->fwd.n_panels, want, &n_fwd);
+    if (w->bwd.data) job.bwd_chunk = split(w->bwd.k_pairs, want, &n_bwd);
+    job.fwd_tasks = n_fwd;
+    rd_pool_run(pool, pack_task, &job, n_fwd + n_bwd);
+    free(mem);
+    return w;
+}
+
+void rd_bf16_weight_free(rd_bf16_weight *w) {
+    if (!w) return;
+    panels_free(&w->fwd);
+    panels_free(&w->bwd);
+    free(w);
+}
+
+static size_t panels_bytes(const rd_bf16_panels *p) {
+    return p->data ? (size_t)p->n_panels * (size_t)p->k_pairs * PANEL * sizeof(uint32_t) : 0;
+}
+
+size_t rd_bf16_weight_bytes(const rd_bf16_weight *w) {
+    return w ? panels_bytes(&w->fwd) + panels_bytes(&w->bwd) : 0;
+}
+
+/* ---- one packed block of A against the task's panels -------------------------------- */
+
+/* Everything one block multiply needs. a: (rows, KC_PAIRS) packed words, kcp of each row
+ * used; the block's C rows start at c. */
+typedef struct block {
+    const uint32_t *a;
+    int rows;             /* rows of A in the block */
+    int kcp;              /* pairs in the block (≤ KC_PAIRS) */
+    const rd_bf16_panels *B;
+    int64_t kp0;          /* first pair of the block */
+    int64_t j0, j1;       /* panels [j0, j1) */
+    float *c;             /* C row of the block's first row, column 0 */
+    size_t ldc;
+    int load_c;           /* 1: C += product; 0: C = product */
+} block;
+
+/* Columns of panel j that exist in C. */
+static inline int panel_cols(const rd_bf16_panels *B, int64_t j) {
+    int64_t left = B->n - j * PANEL;
+    return left < PANEL ? (int)left : PANEL;
+}
+
+/* Rounds rows [0, rows) × pairs [kp0, kp0 + kcp) of A (row stride lda; k elements per row)
+ * into dst (rows, KC_PAIRS); the missing partner of an odd k is zero. */
+static void pack_a_portable(uint32_t *dst, const float *A, size_t lda, int rows, int64_t k,
+                            int64_t kp0, int kcp) {
+    for (int r = 0; r < rows; r++) {
+        const float *src = A + (size_t)r * lda;
+        uint32_t *d = dst + (size_t)r * KC_PAIRS;
+        for (int q = 0; q < kcp; q++) {
+            int64_t e = 2 * (kp0 + q);
+            d[q] = bf16_pair(src[e], e + 1 < k ? src[e + 1] : 0.0f);
+        }
+    }
+}
+
+/* C tile (mr, ncols) (+)= a tile (mr, kcp pairs; row stride KC_PAIRS) · b (kcp, PANEL). */
+static void tile_portable(int mr, int kcp, const uint32_t *a, const uint32_t *b, float *c,
+                          size_t ldc, int ncols, int load_c) {
+    for (int i = 0; i < mr; i++) {
+        float acc[PANEL] = {0};
+        const uint32_t *ai = a + (size_t)i * KC_PAIRS;
+        for (int q = 0; q < kcp; q++) {
+            const float a0 = pair_lo(ai[q]), a1 = pair_hi(ai[q]);
+            const uint32_t *bq = b + (size_t)q * PANEL;
+            for (int j = 0; j < PANEL; j++) acc[j] += a0 * pair_lo(bq[j]) + a1 * pair_hi(bq[j]);
+        }
+        float *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < ncols; j++) ci[j] = load_c ? ci[j] + acc[j] : acc[j];
+    }
+}
+
+static void block_portable(const block *bk) {
+    const rd_bf16_panels *B = bk->B;
+    for (int64_t j = bk->j0; j < bk->j1; j++) {
+        const uint32_t *b = B->data + ((size_t)j * (size_t)B->k_pairs + (size_t)bk->kp0) * PANEL;
+        const int nc = panel_cols(B, j);
+        for (int i = 0; i < bk->rows; i += MR) {
+            const int mr = bk->rows - i < MR ? bk->rows - i : MR;
+            tile_portable(mr, bk->kcp, bk->a + (size_t)i * KC_PAIRS, b,
+                          bk->c + (size_t)i * bk->ldc + (size_t)j * PANEL, bk->ldc, nc,
+                          bk->load_c);
+        }
+    }
+}
+
+#if HAVE_AVX512BF16
+
+/* rd_f32_to_bf16 on 16 lanes: the bf16 in each lane's low 16 bits. */
+TARGET_AVX512BF16 static inline __m512i round_bf16_avx512(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i hi = _mm512_srli_epi32(bits, 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+        _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    const __m512i bias =
+        _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(hi, _mm512_set1_epi32(1)));
+    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
+    return _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+}
+
+static inline __mmask16 tail_mask(int64_t left) {
+    return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+}
+
+/* Same contract as pack_a_portable, bit for bit. */
+TARGET_AVX512BF16 static void pack_a_avx512(uint32_t *dst, const float *A, size_t lda,
+                                            int rows, int64_t k, int64_t kp0, int kcp) {
+    const int64_t e0 = 2 * kp0, e1 = min64(k, 2 * (kp0 + kcp));
+    for (int r = 0; r < rows; r++) {
+        const float *src = A + (size_t)r * lda;
+        uint32_t *d = dst + (size_t)r * KC_PAIRS;
+        /* 32 floats → 16 words per step; dst rows hold KC_PAIRS (a multiple of 16) words */
+        for (int64_t e = e0; e < e1; e += 32) {
+            const __m512 x0 = _mm512_maskz_loadu_ps(tail_mask(e1 - e), src + e);
+            const __m512 x1 = _mm512_maskz_loadu_ps(tail_mask(e1 - e - 16), src + e + 16);
+            const __m256i h0 = _mm512_cvtepi32_epi16(round_bf16_avx512(x0));
+            const __m256i h1 = _mm512_cvtepi32_epi16(round_bf16_avx512(x1));
+            _mm512_store_si512((void *)(d + (e - e0) / 2),
+                               _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1));
+        }
+    }
+}
+
+/* C tile (mr, ncols) (+)= a (mr, kcp pairs; row stride KC_PAIRS) · b (kcp, PANEL).
+ * mr is a constant in each instantiation, so the accumulators stay in registers. */
+TARGET_AVX512BF16 __attribute__((always_inline)) static inline void
+tile_avx512(const int mr, int kcp, const uint32_t *a, const uint32_t *b, float *c, size_t ldc,
+            int ncols, int load_c) {
+    __m512 acc0[MR], acc1[MR];
+    for (int i = 0; i < mr; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    for (int q = 0; q < kcp; q++) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)(b + (size_t)q * PANEL));
+        const __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(b + (size_t)q * PANEL + 16));
+        for (int i = 0; i < mr; i++) {
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[(size_t)i * KC_PAIRS + q]);
+            acc0[i] = _mm512_dpbf16_ps(acc0[i], ai, b0);
+            acc1[i] = _mm512_dpbf16_ps(acc1[i], ai, b1);
+        }
+    }
+    const __mmask16 m0 = tail_mask(ncols), m1 = tail_mask(ncols - 16);
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        __m512 r0 = acc0[i], r1 = acc1[i];
+        if (load_c) {
+            r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, ci));
+            r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        _mm512_mask_storeu_ps(ci, m0, r0);
+        _mm512_mask_storeu_ps(ci + 16, m1, r1);
+    }
+}
+
+TARGET_AVX512BF16 static void tile_avx512_any(int mr, int kcp, const uint32_t *a,
+                                              const uint32_t *b, float *c, size_t ldc,
+                                              int ncols, int load_c) {
+    switch (mr) {
+#define CASE(n)                                                                              \
+    case n: tile_avx512(n, kcp, a, b, c, ldc, ncols, load_c); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
+#if MR > 8
+        CASE(8)
+#endif
+#if MR > 9
+        CASE(9)
+#endif
+#if MR > 10
+        CASE(10)
+#endif
+#if MR > 11
+        CASE(11)
+#endif
+#if MR > 12
+        CASE(12)
+#endif
+#if MR > 13
+        CASE(13)
+#endif
+#undef CASE
+    default: break;
+    }
+}
+
+TARGET_AVX512BF16 static void block_avx512(const block *bk) {
+    const rd_bf16_panels *B = bk->B;
+    const int full = bk->rows - bk->rows % MR;
+#ifdef PF_B
+    const int n_tiles = (bk->rows + MR - 1) / MR;
+    const int lines = bk->kcp * 2, per_tile = (lines + n_tiles - 1) / n_tiles;
+#endif
+    for (int64_t j = bk->j0; j < bk->j1; j++) {
+        const uint32_t *b = B->data + ((size_t)j * (size_t)B->k_pairs + (size_t)bk->kp0) * PANEL;
+        const int nc = panel_cols(B, j);
+        float *cj = bk->c + (size_t)j * PANEL;
+        for (int i = 0; i < full; i += MR) {
+#ifdef PF_B
+            if (j + 1 < bk->j1) {
+                const char *nb = (const char *)(b + (size_t)B->k_pairs * PANEL);
+                const int l0 = i / MR * per_tile;
+                for (int l = l0; l < l0 + per_tile && l < lines; l++)
+                    _mm_prefetch(nb + (size_t)l * 64, _MM_HINT_T1);
+            }
+#endif
+#ifdef PF_C
+            if (i + MR < bk->rows) {
+                const float *nx = cj + (size_t)(i + MR) * bk->ldc;
+                for (int r = 0; r < MR; r++) {
+                    _mm_prefetch((const char *)(nx + (size_t)r * bk->ldc), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(nx + (size_t)r * bk->ldc + 16), _MM_HINT_T0);
+                }
+            }
+#endif
+            tile_avx512(MR, bk->kcp, bk->a + (size_t)i * KC_PAIRS, b, cj + (size_t)i * bk->ldc,
+                        bk->ldc, nc, bk->load_c);
+        }
+        if (full < bk->rows)
+            tile_avx512_any(bk->rows - full, bk->kcp, bk->a + (size_t)full * KC_PAIRS, b,
+                            cj + (size_t)full * bk->ldc, bk->ldc, nc, bk->load_c);
+    }
+}
+
+static int cpu_has_avx512bf16(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512bf16");
+}
+
+#else
+
+static int cpu_has_avx512bf16(void) { return 0; }
+
+#endif
+
+/* ---- kernels, dispatch --------------------------------------------------------------- */
+
+typedef struct kernel_ops {
+    void (*pack_a)(uint32_t *dst, const float *A, size_t lda, int rows, int64_t k, int64_t kp0,
+                   int kcp);
+    void (*block)(const block *bk);
+} kernel_ops;
+
+static const kernel_ops PORTABLE_OPS = {pack_a_portable, block_portable};
+#if HAVE_AVX512BF16
+static const kernel_ops AVX512_OPS = {pack_a_avx512, block_avx512};
+#endif
+
+static rd_gemm_kernel resolve(rd_gemm_kernel k) {
+    if (k == RD_GEMM_KERNEL_AUTO)
+        return cpu_has_avx512bf16() ? RD_GEMM_KERNEL_AVX512BF16 : RD_GEMM_KERNEL_PORTABLE;
+    return k;
+}
+
+int rd_gemm_kernel_available(rd_gemm_kernel k) {
+    switch (k) {
+    case RD_GEMM_KERNEL_AUTO:
+    case RD_GEMM_KERNEL_PORTABLE: return 1;
+    case RD_GEMM_KERNEL_AVX512BF16: return cpu_has_avx512bf16();
+    }
+    return 0;
+}
+
+const char *rd_gemm_kernel_name(rd_gemm_kernel k) {
+    switch (resolve(k)) {
+    case RD_GEMM_KERNEL_PORTABLE: return "portable";
+    case RD_GEMM_KERNEL_AVX512BF16: return "avx512bf16";
+    default: return "unknown";
+    }
+}
+
+static const kernel_ops *ops_for(rd_gemm_kernel k) {
+    switch (resolve(k)) {
+    case RD_GEMM_KERNEL_PORTABLE: return &PORTABLE_OPS;
+#if HAVE_AVX512BF16
+    case RD_GEMM_KERNEL_AVX512BF16: return cpu_has_avx512bf16() ? &AVX512_OPS : NULL;
+#endif
+    default: return NULL;
+    }
+}
+
+/* ---- the multiply -------------------------------------------------------------------- */
+
+typedef struct gemm_job {
+    float *C;
+    size_t ldc;
+    const float *A;
+    size_t lda;
+    int64_t M;
+    const rd_bf16_panels *B;
+    int accumulate;
+    const kernel_ops *ops;
+    int64_t m_chunk; /* rows per task (a multiple of MR) */
+    int64_t n_chunk; /* panels per task */
+    int tn;          /* tasks along N; task t covers row chunk t / tn, panel chunk t % tn */
+    slots s;         /* each slot: one packed A block */
+} gemm_job;
+
+static void gemm_task(void *arg, int task) {
+    gemm_job *job = arg;
+    const rd_bf16_panels *B = job->B;
+    const int64_t m0 = (int64_t)(task / job->tn) * job->m_chunk;
+    const int64_t m1 = min64(m0 + job->m_chunk, job->M);
+    const int64_t j0 = (int64_t)(task % job->tn) * job->n_chunk;
+    const int64_t j1 = min64(j0 + job->n_chunk, B->n_panels);
+    if (m0 >= m1 || j0 >= j1) return;
+    /* Even blocks: of at most MC rows (each a multiple of MR), of at most KC_PAIRS pairs. */
+    const int64_t n_mblocks = (m1 - m0 + MC - 1) / MC;
+    int64_t mc = (m1 - m0 + n_mblocks - 1) / n_mblocks;
+    mc = (mc + MR - 1) / MR * MR;
+    const int64_t n_kblocks = (B->k_pairs + KC_PAIRS - 1) / KC_PAIRS;
+    const int64_t kc = (B->k_pairs + n_kblocks - 1) / n_kblocks;
+    const int slot = slot_claim(&job->s);
+    uint32_t *a = slot_mem(&job->s, slot);
+    for (int64_t mb = m0; mb < m1; mb += mc) {
+        const int rows = (int)min64(mc, m1 - mb);
+        const float *A = job->A + (size_t)mb * job->lda;
+        float *C = job->C + (size_t)mb * job->ldc;
+        for (int64_t kb0 = 0; kb0 < n_kblocks; kb0 += KC_BLOCKS) {
+            const int64_t nkb = min64(KC_BLOCKS, n_kblocks - kb0);
+            for (int64_t kb = 0; kb < nkb; kb++) {
+                const int64_t kp0 = (kb0 + kb) * kc;
+                job->ops->pack_a(a + (size_t)kb * MC * KC_PAIRS, A, job->lda, rows, B->k, kp0,
+                                 (int)min64(kc, B->k_pairs - kp0));
+            }
+            /* C block (rows, NC panels) stays in cache while the k blocks add into it. */
+            for (int64_t jb = j0; jb < j1; jb += NC) {
+                for (int64_t kb = 0; kb < nkb; kb++) {
+                    const int64_t kp0 = (kb0 + kb) * kc;
+                    const block bk = {
+                        .a = a + (size_t)kb * MC * KC_PAIRS, .rows = rows,
+                        .kcp = (int)min64(kc, B->k_pairs - kp0), .B = B, .kp0 = kp0,
+                        .j0 = jb, .j1 = min64(jb + NC, j1), .c = C, .ldc = job->ldc,
+                        .load_c = job->accumulate || kb0 + kb > 0,
+                    };
+                    job->ops->block(&bk);
+                }
+            }
+        }
+    }
+    slot_release(&job->s, slot);
+}
+
+size_t rd_gemm_bf16_scratch_bytes(const struct rd_pool *pool) {
+    return (size_t)pool_slots(pool) * SLOT_BYTES + ALIGN;
+}
+
+/* Splits M rows × n_panels panels into tasks for n_slots threads: rows first (tasks then
+ * share B and round A only once), panels when there are too few rows. */
+static int plan_tasks(gemm_job *job, int n_slots) {
+    const int64_t np = job->B->n_panels;
+    const int64_t tiles = (job->M + MR - 1) / MR;
+    if (n_slots == 1) {
+        job->m_chunk = tiles * MR;
+        job->n_chunk = np;
+        job->tn = 1;
+        return 1;
+    }
+    const int64_t want = (int64_t)n_slots * TASKS_PER_THREAD;
+    int64_t tm = min64((job->M + MIN_TASK_ROWS - 1) / MIN_TASK_ROWS, want);
+    int n_m, n_n;
+    job->m_chunk = split(tiles, tm, &n_m) * MR;
+    job->n_chunk = split(np, (want + n_m - 1) / n_m, &n_n);
+    job->tn = n_n;
+    return n_m * n_n;
+}
+
+int rd_gemm_bf16(float *C, size_t ldc, const float *A, size_t lda, int64_t M,
+                 const rd_bf16_weight *W, rd_bf16_mode mode, int accumulate,
+                 struct rd_pool *pool, void *scratch, const rd_gemm_bf16_opts *opts,
+                 rd_error *err) {
+    if (!W) return rd_error_set(err, "bf16 gemm: no weight given");
+    const rd_bf16_panels *B = mode == RD_BF16_FORWARD    ? &W->fwd
+                              : mode == RD_BF16_BACKWARD ? &W->bwd
+                                                         : NULL;
+    if (!B) return rd_error_set(err, "bf16 gemm: invalid mode %d", (int)mode);
+    if (!B->data)
+        return rd_error_set(err, "bf16 gemm: the weight was not packed for the %s product",
+                            mode == RD_BF16_FORWARD ? "forward" : "backward");
+    if (M < 0 || M > INT32_MAX) return rd_error_set(err, "bf16 gemm: invalid row count %lld", (long long)M);
+    if (lda < (size_t)B->k || ldc < (size_t)B->n)
+        return rd_error_set(err, "bf16 gemm: strides lda = %zu, ldc = %zu below widths %lld, %lld",
+                            lda, ldc, (long long)B->k, (long long)B->n);
+    const rd_gemm_kernel kernel = opts ? opts->kernel : RD_GEMM_KERNEL_AUTO;
+    const kernel_ops *ops = ops_for(kernel);
+    if (!ops) return rd_error_set(err, "bf16 gemm: kernel %d is not available on this CPU", (int)kernel);
+    if (M == 0) return 0;
+    if (!A || !C) return rd_error_set(err, "bf16 gemm: missing A or C");
+
+    gemm_job job = {.C = C, .ldc = ldc, .A = A, .lda = lda, .M = M, .B = B,
+                    .accumulate = accumulate != 0, .ops = ops};
+    const int n_slots = pool_slots(pool);
+    void *own = NULL;
+    if (!scratch && !(scratch = own = malloc(rd_gemm_bf16_scratch_bytes(pool))))
+        return rd_error_set(err, "bf16 gemm: out of memory for scratch");
+    slots_init(&job.s, scratch, SLOT_BYTES, n_slots);
+    const int n_tasks = plan_tasks(&job, n_slots);
+    rd_pool_run(n_tasks > 1 ? pool : NULL, gemm_task, &job, n_tasks);
+    free(own);
+    return 0;
+}

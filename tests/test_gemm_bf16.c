@@ -1,0 +1,457 @@
+/* bf16 GEMM (src/core/gemm_bf16.c): packing of frozen weights and both products, on both
+ * kernels, against a double-precision sum written here.
+ *
+ * The reference multiplies the SAME bf16-rounded values the kernel multiplies (A and W
+ * each rounded with rd_f32_to_bf16; W first widened by its type's to_f32), so the only
+ * error left is the kernel's f32 accumulation:
+ *   |C − ref| ≤ TOL · (Σ_k |a_k · w_k| + |C₀|) + TINY
+ * where C₀ is C's old value when accumulating (0 otherwise). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redit/dtype.h"
+#include "redit/gemm_bf16.h"
+#include "redit/pool.h"
+#include "redit/weights.h"
+
+#define TOL 1e-5
+#define TINY 1e-30
+#define GUARD_VALUE 4242.0f
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [-1, 1). */
+static float rng_uniform(uint64_t *s) {
+    return (float)((double)(rng_next(s) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+}
+
+static void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    assert_non_null(p);
+    return p;
+}
+
+static double bf16_round(float x) { return (double)rd_bf16_to_f32(rd_f32_to_bf16(x)); }
+
+/* A weight of type t from random floats: the rd_matrix view, its storage, and wr
+ * (rows, cols): the widened values rounded to bf16, in double — what the kernel must use. */
+typedef struct test_weight {
+    rd_matrix m;
+    void *data;
+    double *wr;
+} test_weight;
+
+static void test_weight_make(test_weight *tw, rd_dtype t, int64_t rows, int64_t cols,
+                             uint64_t *seed) {
+    const rd_dtype_info *info = rd_dtype_info_of(t);
+    assert_non_null(info);
+    assert_int_equal(cols % (int64_t)info->block_elems, 0);
+    const size_t row_bytes = (size_t)cols / info->block_elems * info->block_bytes;
+    float *row = xmalloc((size_t)cols * sizeof *row);
+    tw->data = xmalloc((size_t)rows * row_bytes);
+    tw->wr = xmalloc((size_t)(rows * cols) * sizeof *tw->wr);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++) row[c] = rng_uniform(seed);
+        char *dst = (char *)tw->data + (size_t)r * row_bytes;
+        info->from_f32(row, dst, (size_t)cols);
+        info->to_f32(dst, row, (size_t)cols);
+        for (int64_t c = 0; c < cols; c++) tw->wr[r * cols + c] = bf16_round(row[c]);
+    }
+    free(row);
+    rd_error err = {0};
+    assert_int_equal(rd_matrix_init(&tw->m, t, tw->data, rows, cols, &err), 0);
+}
+
+static void test_weight_free(test_weight *tw) {
+    free(tw->data);
+    free(tw->wr);
+}
+
+/* One product to check: shapes as the kernel sees them (inner K, output N). */
+typedef struct problem {
+    const test_weight *tw;
+    const rd_bf16_weight *w;
+    rd_bf16_mode mode;
+    int64_t M, K, N;
+    const float *A; /* (M, K), dense */
+    double *ref;    /* (M, N): Σ bf16(a)·w, no C₀ */
+    double *mag;    /* (M, N): Σ |bf16(a)·w| */
+} problem;
+
+static void problem_make(problem *p, const test_weight *tw, const rd_bf16_weight *w,
+                         rd_bf16_mode mode, int64_t M, uint64_t *seed) {
+    const int64_t R = tw->m.rows, Kc = tw->m.cols;
+    *p = (problem){.tw = tw, .w = w, .mode = mode, .M = M};
+    p->K = mode == RD_BF16_FORWARD ? Kc : R;
+    p->N = mode == RD_BF16_FORWARD ? R : Kc;
+    float *A = xmalloc((size_t)(M * p->K) * sizeof *A);
+    for (int64_t i = 0; i < M * p->K; i++) A[i] = rng_uniform(seed);
+    p->A = A;
+    p->ref = xmalloc((size_t)(M * p->N) * sizeof *p->ref);
+    p->mag = xmalloc((size_t)(M * p->N) * sizeof *p->mag);
+    double *ar = xmalloc((size_t)p->K * sizeof *ar);
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t k = 0; k < p->K; k++) ar[k] = bf16_round(A[i * p->K + k]);
+        for (int64_t n = 0; n < p->N; n++) {
+            double s = 0.0, m = 0.0;
+            for (int64_t k = 0; k < p->K; k++) {
+                const double wv = mode == RD_BF16_FORWARD ? tw->wr[n * Kc + k] : tw->wr[k * Kc + n];
+                s += ar[k] * wv;
+                m += fabs(ar[k] * wv);
+            }
+            p->ref[i * p->N + n] = s;
+            p->mag[i * p->N + n] = m;
+        }
+    }
+    free(ar);
+}
+
+static void problem_free(problem *p) {
+    free((void *)p->A);
+    free(p->ref);
+    free(p->mag);
+}
+
+/* How one call is made. */
+typedef struct variant {
+    rd_gemm_kernel kernel;
+    rd_pool *pool;
+    int accumulate;
+    size_t lda_pad, ldc_pad; /* extra floats per row of A and C */
+} variant;
+
+/* Runs the product with variant v and checks every element of C against the reference and
+ * every padding float of C against its guard. Returns C (M, N), dense, for comparisons. */
+static float *run_and_check(const problem *p, const variant *v, uint64_t seed) {
+    const size_t lda = (size_t)p->K + v->lda_pad, ldc = (size_t)p->N + v->ldc_pad;
+    const size_t M = (size_t)p->M, N = (size_t)p->N, K = (size_t)p->K;
+    /* A with its stride; the last row ends exactly at the end of the allocation. */
+    float *A = xmalloc(((M ? M - 1 : 0) * lda + K) * sizeof *A);
+    for (size_t i = 0; i < M; i++) memcpy(A + i * lda, p->A + i * K, K * sizeof *A);
+    float *C = xmalloc((M * ldc) * sizeof *C);
+    float *C0 = xmalloc((M * N) * sizeof *C0);
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < ldc; j++)
+            C[i * ldc + j] = j >= N ? GUARD_VALUE : v->accumulate ? rng_uniform(&seed) : NAN;
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) C0[i * N + j] = v->accumulate ? C[i * ldc + j] : 0.0f;
+    /* Scratch of exactly the documented size, deliberately misaligned. */
+    const size_t sbytes = rd_gemm_bf16_scratch_bytes(v->pool);
+    unsigned char *sbuf = xmalloc(sbytes + 3);
+    rd_gemm_bf16_opts opts = {.kernel = v->kernel};
+    rd_error err = {0};
+    int rc = rd_gemm_bf16(C, ldc, A, lda, p->M, p->w, p->mode, v->accumulate, v->pool,
+                          sbuf + 3, &opts, &err);
+    if (rc != 0) fail_msg("rd_gemm_bf16 failed: %s", err.msg);
+
+    float *out = xmalloc((M * N) * sizeof *out);
+    for (size_t i = 0; i < M; i++) {
+        for (size_t j = 0; j < N; j++) {
+            const double ref = p->ref[i * N + j] + C0[i * N + j];
+            const double tol = TOL * (p->mag[i * N + j] + fabs(C0[i * N + j])) + TINY;
+            const float got = C[i * ldc + j];
+            if (!(fabs(got - ref) <= tol))
+                fail_msg("%s %s M %zu K %zu N %zu acc %d threads %d lda %zu ldc %zu: "
+                         "C[%zu][%zu] = %.9g, reference %.9g (tolerance %.3g)",
+                         rd_gemm_kernel_name(v->kernel),
+                         p->mode == RD_BF16_FORWARD ? "forward" : "backward", M, K, N,
+                         v->accumulate, rd_pool_threads(v->pool), lda, ldc, i, j,
+                         (double)got, ref, tol);
+            out[i * N + j] = got;
+        }
+        for (size_t j = N; j < ldc; j++)
+            if (C[i * ldc + j] != GUARD_VALUE)
+                fail_msg("row %zu: padding column %zu of C was written", i, j);
+    }
+    free(sbuf);
+    free(C0);
+    free(C);
+    free(A);
+    return out;
+}
+
+static int n_kernels(rd_gemm_kernel kernels[2]) {
+    int n = 0;
+    kernels[n++] = RD_GEMM_KERNEL_PORTABLE;
+    if (rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16)) kernels[n++] = RD_GEMM_KERNEL_AVX512BF16;
+    return n;
+}
+
+/* Every variant (kernel × accumulate × pool, strides tight and padded) on one problem.
+ * Overwriting results must not depend on the pool: the split never changes the order in
+ * which one element's terms are added, so they agree bit for bit. */
+static void check_all_variants(const problem *p, rd_pool *pool2, uint64_t seed) {
+    rd_gemm_kernel kernels[2];
+    const int nk = n_kernels(kernels);
+    for (int ki = 0; ki < nk; ki++) {
+        for (int acc = 0; acc < 2; acc++) {
+            float *single = NULL;
+            for (int pi = 0; pi < 2; pi++) {
+                const variant v = {
+                    .kernel = kernels[ki], .pool = pi ? pool2 : NULL, .accumulate = acc,
+                    .lda_pad = (size_t)(acc + pi) % 2 ? 5 : 0,
+                    .ldc_pad = (size_t)(acc + pi + 1) % 2 ? 3 : 0,
+                };
+                float *out = run_and_check(p, &v, seed + (uint64_t)(ki * 4 + acc * 2 + pi));
+                if (!acc && !pi) single = out;
+                else if (!acc) {
+                    assert_memory_equal(single, out, (size_t)(p->M * p->N) * sizeof *out);
+                    free(out);
+                } else
+                    free(out);
+            }
+            free(single);
+        }
+    }
+}
+
+static const int64_t MS[] = {1, 3, 7, 64, 300};
+
+/* One weight shape: packed for both products, every M, both modes, every variant. */
+static void sweep_shape(rd_dtype t, int64_t rows, int64_t cols, rd_pool *pool2,
+                        const int64_t *ms, size_t n_ms, uint64_t seed) {
+    test_weight tw;
+    test_weight_make(&tw, t, rows, cols, &seed);
+    rd_error err = {0};
+    rd_bf16_weight *w = rd_bf16_weight_new(&tw.m, RD_BF16_FORWARD | RD_BF16_BACKWARD, pool2, &err);
+    if (!w) fail_msg("rd_bf16_weight_new: %s", err.msg);
+    for (size_t mi = 0; mi < n_ms; mi++)
+        for (int mode = RD_BF16_FORWARD; mode <= RD_BF16_BACKWARD; mode++) {
+            problem p;
+            problem_make(&p, &tw, w, (rd_bf16_mode)mode, ms[mi], &seed);
+            check_all_variants(&p, pool2, seed);
+            problem_free(&p);
+        }
+    rd_bf16_weight_free(w);
+    test_weight_free(&tw);
+}
+
+static rd_pool *pool2_new(void) {
+    rd_error err = {0};
+    rd_pool *pool = rd_pool_new(2, &err);
+    assert_non_null(pool);
+    assert_int_equal(rd_pool_threads(pool), 2);
+    return pool;
+}
+
+/* ---- tests -------------------------------------------------------------------------- */
+
+/* Widths below, at and above the 32-column panel, odd and even (odd K leaves a half pair),
+ * against every M. */
+static void test_small_shapes(void **state) {
+    (void)state;
+    rd_pool *pool = pool2_new();
+    const int64_t dims[] = {1, 2, 31, 32, 33};
+    for (size_t r = 0; r < 5; r++)
+        for (size_t c = 0; c < 5; c++)
+            sweep_shape(RD_DTYPE_F32, dims[r], dims[c], pool, MS, 5, 100 + 10 * r + c);
+    rd_pool_free(pool);
+}
+
+/* Model widths: K spans several 256-wide blocks (768) or ends in a partial one (288); N
+ * spans many panels, and M = 300 spans several row blocks and tasks. */
+static void test_model_shapes(void **state) {
+    (void)state;
+    rd_pool *pool = pool2_new();
+    const int64_t shapes[][2] = {{288, 288}, {768, 288}, {33, 768}, {768, 31}, {768, 768}};
+    for (size_t s = 0; s < 5; s++)
+        sweep_shape(RD_DTYPE_F32, shapes[s][0], shapes[s][1], pool, MS, 5, 200 + s);
+    rd_pool_free(pool);
+}
+
+/* A long inner dimension: more k blocks than one packed group of A holds, so C is added to
+ * across groups. (40, 2700) is long forward, (2700, 40) long backward. */
+static void test_long_inner(void **state) {
+    (void)state;
+    rd_pool *pool = pool2_new();
+    const int64_t ms[] = {1, 13, 130};
+    sweep_shape(RD_DTYPE_F32, 40, 2700, pool, ms, 3, 400);
+    sweep_shape(RD_DTYPE_F32, 2700, 40, pool, ms, 3, 401);
+    rd_pool_free(pool);
+}
+
+/* Weights stored as F16, BF16 and Q8_0 are widened by their type and then rounded. */
+static void test_weight_types(void **state) {
+    (void)state;
+    rd_pool *pool = pool2_new();
+    const rd_dtype types[] = {RD_DTYPE_F16, RD_DTYPE_BF16, RD_DTYPE_Q8_0};
+    const int64_t ms[] = {5, 70};
+    for (size_t t = 0; t < 3; t++) sweep_shape(types[t], 45, 96, pool, ms, 2, 300 + t);
+    rd_pool_free(pool);
+}
+
+/* The panel layout the header documents, word by word, padding included. */
+static void test_packed_layout(void **state) {
+    (void)state;
+    uint64_t seed = 7;
+    test_weight tw;
+    const int64_t R = 37, Kc = 5;
+    test_weight_make(&tw, RD_DTYPE_F32, R, Kc, &seed);
+    rd_error err = {0};
+    rd_bf16_weight *w = rd_bf16_weight_new(&tw.m, RD_BF16_FORWARD | RD_BF16_BACKWARD, NULL, &err);
+    assert_non_null(w);
+    assert_int_equal(w->rows, R);
+    assert_int_equal(w->cols, Kc);
+    const float *wf = tw.data;
+    /* B (k, n) → word [j][p][c] = (B[2p][32j+c], B[2p+1][32j+c]), zero outside B. */
+    for (int mode = RD_BF16_FORWARD; mode <= RD_BF16_BACKWARD; mode++) {
+        const rd_bf16_panels *p = mode == RD_BF16_FORWARD ? &w->fwd : &w->bwd;
+        const int64_t k = mode == RD_BF16_FORWARD ? Kc : R, n = mode == RD_BF16_FORWARD ? R : Kc;
+        assert_int_equal(p->k, k);
+        assert_int_equal(p->n, n);
+        assert_int_equal(p->k_pairs, (k + 1) / 2);
+        assert_int_equal(p->n_panels, (n + 31) / 32);
+        assert_int_equal((uintptr_t)p->data % 64, 0);
+        for (int64_t j = 0; j < p->n_panels; j++)
+            for (int64_t q = 0; q < p->k_pairs; q++)
+                for (int64_t c = 0; c < RD_BF16_PANEL; c++) {
+                    uint16_t half[2] = {0, 0};
+                    for (int h = 0; h < 2; h++) {
+                        const int64_t kk = 2 * q + h, nn = 32 * j + c;
+                        if (kk >= k || nn >= n) continue;
+                        const float b = mode == RD_BF16_FORWARD ? wf[nn * Kc + kk] : wf[kk * Kc + nn];
+                        half[h] = rd_f32_to_bf16(b);
+                    }
+                    const uint32_t want = (uint32_t)half[0] | (uint32_t)half[1] << 16;
+                    assert_int_equal(p->data[(j * p->k_pairs + q) * RD_BF16_PANEL + c], want);
+                }
+    }
+    assert_int_equal(rd_bf16_weight_bytes(w),
+                     (size_t)(2 * 3 * 32 + 1 * 19 * 32) * sizeof(uint32_t));
+    rd_bf16_weight_free(w);
+
+    /* One packing only: the other stays NULL and is refused by the multiply. */
+    w = rd_bf16_weight_new(&tw.m, RD_BF16_BACKWARD, NULL, &err);
+    assert_non_null(w);
+    assert_null(w->fwd.data);
+    assert_non_null(w->bwd.data);
+    float A[5] = {1, 2, 3, 4, 5}, C[37];
+    for (int i = 0; i < 37; i++) C[i] = GUARD_VALUE;
+    err.msg[0] = 0;
+    assert_int_equal(rd_gemm_bf16(C, 37, A, 5, 1, w, RD_BF16_FORWARD, 0, NULL, NULL, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "forward"));
+    for (int i = 0; i < 37; i++) assert_true(C[i] == GUARD_VALUE);
+    rd_bf16_weight_free(w);
+    test_weight_free(&tw);
+}
+
+/* Bad arguments are refused with a message and leave C alone; M = 0 does nothing. */
+static void test_errors(void **state) {
+    (void)state;
+    uint64_t seed = 9;
+    test_weight tw;
+    test_weight_make(&tw, RD_DTYPE_F32, 4, 6, &seed);
+    rd_error err = {0};
+    assert_null(rd_bf16_weight_new(&tw.m, 0, NULL, &err));
+    assert_non_null(strstr(err.msg, "modes"));
+    assert_null(rd_bf16_weight_new(&tw.m, 8, NULL, &err));
+    assert_null(rd_bf16_weight_new(NULL, RD_BF16_FORWARD, NULL, &err));
+    rd_matrix empty = tw.m;
+    empty.rows = 0;
+    assert_null(rd_bf16_weight_new(&empty, RD_BF16_FORWARD, NULL, &err));
+
+    rd_bf16_weight *w = rd_bf16_weight_new(&tw.m, RD_BF16_FORWARD | RD_BF16_BACKWARD, NULL, &err);
+    assert_non_null(w);
+    float A[2 * 6] = {0}, C[2 * 6];
+    for (int i = 0; i < 12; i++) C[i] = GUARD_VALUE;
+    err.msg[0] = 0;
+    /* forward: K = 6, N = 4 */
+    assert_int_equal(rd_gemm_bf16(C, 4, A, 5, 2, w, RD_BF16_FORWARD, 0, NULL, NULL, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "lda"));
+    assert_int_equal(rd_gemm_bf16(C, 3, A, 6, 2, w, RD_BF16_FORWARD, 0, NULL, NULL, NULL, &err), -1);
+    assert_int_equal(rd_gemm_bf16(C, 4, A, 6, -1, w, RD_BF16_FORWARD, 0, NULL, NULL, NULL, &err), -1);
+    assert_int_equal(rd_gemm_bf16(C, 4, A, 6, 2, w, (rd_bf16_mode)3, 0, NULL, NULL, NULL, &err), -1);
+    assert_int_equal(rd_gemm_bf16(C, 4, A, 6, 2, NULL, RD_BF16_FORWARD, 0, NULL, NULL, NULL, &err), -1);
+    /* backward: K = 4, N = 6 — ldc 4 is too small there */
+    assert_int_equal(rd_gemm_bf16(C, 4, A, 6, 2, w, RD_BF16_BACKWARD, 0, NULL, NULL, NULL, &err), -1);
+    if (!rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16)) {
+        rd_gemm_bf16_opts o = {.kernel = RD_GEMM_KERNEL_AVX512BF16};
+        assert_int_equal(rd_gemm_bf16(C, 4, A, 6, 2, w, RD_BF16_FORWARD, 0, NULL, NULL, &o, &err), -1);
+    }
+    for (int i = 0; i < 12; i++) assert_true(C[i] == GUARD_VALUE);
+    assert_int_equal(rd_gemm_bf16(NULL, 4, NULL, 6, 0, w, RD_BF16_FORWARD, 0, NULL, NULL, NULL, &err), 0);
+    rd_bf16_weight_free(w);
+    test_weight_free(&tw);
+}
+
+/* Kernel names and availability are consistent; AUTO picks the fast one where it runs. */
+static void test_kernel_choice(void **state) {
+    (void)state;
+    assert_true(rd_gemm_kernel_available(RD_GEMM_KERNEL_AUTO));
+    assert_true(rd_gemm_kernel_available(RD_GEMM_KERNEL_PORTABLE));
+    assert_string_equal(rd_gemm_kernel_name(RD_GEMM_KERNEL_PORTABLE), "portable");
+    assert_string_equal(rd_gemm_kernel_name(RD_GEMM_KERNEL_AUTO),
+                        rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16) ? "avx512bf16"
+                                                                            : "portable");
+    printf("bf16 gemm kernel here: %s\n", rd_gemm_kernel_name(RD_GEMM_KERNEL_AUTO));
+}
+
+/* Rounding of A follows rd_f32_to_bf16 exactly (ties to even, carries into the exponent),
+ * on both kernels: with W = the identity, C reproduces bf16(A). */
+static void test_rounding_of_a(void **state) {
+    (void)state;
+    const int64_t K = 40;
+    float *wv = xmalloc((size_t)(K * K) * sizeof *wv);
+    for (int64_t r = 0; r < K; r++)
+        for (int64_t c = 0; c < K; c++) wv[r * K + c] = r == c ? 1.0f : 0.0f;
+    rd_matrix m;
+    rd_error err = {0};
+    assert_int_equal(rd_matrix_init(&m, RD_DTYPE_F32, wv, K, K, &err), 0);
+    rd_bf16_weight *w = rd_bf16_weight_new(&m, RD_BF16_FORWARD, NULL, &err);
+    assert_non_null(w);
+    float A[40], C[40];
+    const uint32_t bits[] = {0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x3f807fffu, 0xbf808000u,
+                             0x477fffffu, 0x00000001u, 0x80000000u};
+    for (int i = 0; i < 40; i++) {
+        uint32_t b = bits[i % 8] + (uint32_t)(i / 8) * 0x00800000u * (i % 8 < 4);
+        memcpy(&A[i], &b, sizeof b);
+    }
+    rd_gemm_kernel kernels[2];
+    const int nk = n_kernels(kernels);
+    for (int ki = 0; ki < nk; ki++) {
+        rd_gemm_bf16_opts o = {.kernel = kernels[ki]};
+        assert_int_equal(rd_gemm_bf16(C, 40, A, 40, 1, w, RD_BF16_FORWARD, 0, NULL, NULL, &o, &err), 0);
+        for (int i = 0; i < 40; i++) {
+            const float want = rd_bf16_to_f32(rd_f32_to_bf16(A[i]));
+            /* vdpbf16ps flushes denormals */
+            if (fabsf(want) < 1e-37f) {
+                assert_true(fabsf(C[i]) < 1e-37f);
+                continue;
+            }
+            if (C[i] != want)
+                fail_msg("%s: A %a rounds to %a, expected %a", rd_gemm_kernel_name(kernels[ki]),
+                         (double)A[i], (double)C[i], (double)want);
+        }
+    }
+    rd_bf16_weight_free(w);
+    free(wv);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kernel_choice),
+        cmocka_unit_test(test_packed_layout),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_rounding_of_a),
+        cmocka_unit_test(test_weight_types),
+        cmocka_unit_test(test_small_shapes),
+        cmocka_unit_test(test_model_shapes),
+        cmocka_unit_test(test_long_inner),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

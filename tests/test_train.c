@@ -1,0 +1,261 @@
+/* The trainer end to end on a small model with the Llama-2 tokenizer: RED on ffn lowers
+ * held-out loss; saved and reloaded edits give bit-identical logits; strength 0 gives the
+ * base model exactly; gradient accumulation matches one big micro-batch; a stop request
+ * ends at a step boundary; a non-finite loss stops training and keeps finite edits; full
+ * fine-tuning lowers the loss too. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redit/edits.h"
+#include "redit/forward.h"
+#include "redit/train.h"
+#include "tiny_model.h"
+
+typedef struct fixture {
+    char dir[512];
+    rd_model *m;
+    rd_dataset *train, *eval;
+} fixture;
+
+static const char *const COLORS[] = {"red", "blue", "green", "yellow", "purple", "orange"};
+static const char *const THINGS[] = {"apple", "sky", "grass", "sun", "plum", "carrot", "rose",
+                                     "sea", "leaf", "lemon", "grape", "pumpkin"};
+
+/* "What colour is the X?" → "The X is C." with a fixed colour per thing. */
+static void write_task(const char *path, int first, int count) {
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = first; i < first + count; i++) {
+        const char *thing = THINGS[i % 12];
+        fprintf(fp, "{\"instruction\": \"What colour is the %s number %d?\", \"output\": \"The %s "
+                    "is %s.\"}\n",
+                thing, i, thing, COLORS[i % 12 % 6]);
+    }
+    fclose(fp);
+}
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    assert_int_equal(tiny_tempdir(f->dir, sizeof f->dir), 0);
+    const char *tok_path = shared_fixture("llama2-tokenizer/tokenizer.bin");
+    if (!tok_path) fail_msg("../shared/fixtures/llama2-tokenizer is missing");
+    rd_error err = {0};
+    rd_config cfg = {.dim = 64, .hidden_dim = 172, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                     .vocab_size = 32000, .seq_len = 128, .norm_eps = 1e-5f,
+                     .rope_theta = 10000.0f, .rope_layout = RD_ROPE_ADJACENT};
+    rd_model_file mf;
+    assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
+    mf.tokenizer = rd_tokenizer_load_llama2c(tok_path, 32000, &err);
+    assert_non_null(mf.tokenizer);
+    f->m = rd_model_from_file(&mf, NULL, &err);
+    assert_non_null(f->m);
+    char path[700];
+    rd_data_opts o = rd_data_opts_defaults();
+    o.max_len = 64;
+    snprintf(path, sizeof path, "%s/train.jsonl", f->dir);
+    write_task(path, 0, 96);
+    assert_non_null(f->train = rd_dataset_load(path, f->m->file.tokenizer, &o, &err));
+    snprintf(path, sizeof path, "%s/eval.jsonl", f->dir);
+    write_task(path, 1000, 24);
+    assert_non_null(f->eval = rd_dataset_load(path, f->m->file.tokenizer, &o, &err));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    rd_dataset_free(f->train);
+    rd_dataset_free(f->eval);
+    rd_model_free(f->m);
+    tiny_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static rd_edits *ffn_edits(const rd_model *m) {
+    rd_edit_spec spec = {.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
+    rd_error err = {0};
+    rd_edits *e = rd_edits_new(&m->file.cfg, &spec, &err);
+    assert_non_null(e);
+    return e;
+}
+
+static rd_train_opts quick_opts(void) {
+    rd_train_opts o = rd_train_opts_defaults();
+    o.lr = 3e-2;
+    o.epochs = 4;
+    o.batch = 8;
+    o.micro_batch = 4;
+    o.max_len = 64;
+    o.warmup_ratio = 0.1;
+    return o;
+}
+
+/* RED on ffn lowers the held-out loss clearly; the best edits are kept. */
+static void test_red_learns(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_eval_metrics before, after;
+    assert_int_equal(rd_evaluate(f->m, NULL, 1.0f, f->eval, 8, 64, &before, &err), 0);
+    rd_edits *e = ffn_edits(f->m);
+    rd_train_opts o = quick_opts();
+    rd_train_result r;
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, NULL, NULL, &r, &err), 0);
+    assert_int_equal(r.stopped, RD_STOP_DONE);
+    assert_int_equal(r.steps, 4 * 12);
+    assert_int_equal(r.n_evals, 4);
+    assert_int_equal(rd_evaluate(f->m, e, 1.0f, f->eval, 8, 64, &after, &err), 0);
+    printf("RED ffn (%zu parameters): held-out loss %.3f → %.3f (%.0f%% lower), best at step %d\n",
+           rd_edits_param_count(e), before.loss, after.loss,
+           100 * (1 - after.loss / before.loss), r.best_step);
+    assert_true(fabs(after.loss - r.best_eval_loss) < 1e-9);
+    assert_true(after.loss < 0.75 * before.loss);
+    rd_train_result_release(&r);
+
+    /* save → load: bit-identical logits; strength 0: the base model's logits exactly */
+    char path[700];
+    snprintf(path, sizeof path, "%s/edits.safetensors", f->dir);
+    assert_int_equal(rd_edits_save(e, f->m, "{\"test\": true}", path, &err), 0);
+    rd_edits *back = rd_edits_load(path, f->m, 0, NULL, &err);
+    assert_non_null(back);
+    const rd_example *ex = rd_dataset_get(f->eval, 0);
+    const int V = 32000, T = ex->n;
+    float *a = malloc(sizeof(float) * (size_t)T * V), *b = malloc(sizeof(float) * (size_t)T * V);
+    rd_ctx *ctx = rd_ctx_new(f->m, 1, 64, &err);
+    rd_edits_view va = rd_edits_view_at(e, 1.0f), vb = rd_edits_view_at(back, 1.0f);
+    assert_int_equal(rd_forward(ctx, &va, ex->ids, 1, T, RD_LOGITS_ALL, a, &err), 0);
+    rd_ctx_reset(ctx);
+    assert_int_equal(rd_forward(ctx, &vb, ex->ids, 1, T, RD_LOGITS_ALL, b, &err), 0);
+    assert_memory_equal(a, b, sizeof(float) * (size_t)T * V);
+    rd_edits_view zero = rd_edits_view_at(back, 0.0f);
+    rd_ctx_reset(ctx);
+    assert_int_equal(rd_forward(ctx, &zero, ex->ids, 1, T, RD_LOGITS_ALL, a, &err), 0);
+    rd_ctx_reset(ctx);
+    assert_int_equal(rd_forward(ctx, NULL, ex->ids, 1, T, RD_LOGITS_ALL, b, &err), 0);
+    assert_memory_equal(a, b, sizeof(float) * (size_t)T * V);
+    free(a);
+    free(b);
+    rd_ctx_free(ctx);
+    rd_edits_free(back);
+    rd_edits_free(e);
+}
+
+/* batch 8 in micro-batches of 2 and of 8: the same gradient, so the same edits after a
+ * step (up to summation order). */
+static void test_accumulation_matches(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    float *p[2];
+    const int micro[2] = {8, 2};
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) {
+        rd_edits *e = ffn_edits(f->m);
+        rd_train_opts o = quick_opts();
+        o.micro_batch = micro[i];
+        o.max_steps = 2;
+        o.warmup_ratio = 0;
+        rd_train_result r;
+        assert_int_equal(rd_train(f->m, e, f->train, NULL, &o, NULL, NULL, &r, &err), 0);
+        assert_int_equal(r.steps, 2);
+        n = rd_edits_param_count(e);
+        p[i] = malloc(sizeof(float) * n);
+        memcpy(p[i], rd_edits_params(e), sizeof(float) * n);
+        rd_train_result_release(&r);
+        rd_edits_free(e);
+    }
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(p[0][i] - p[1][i]));
+    printf("micro-batch 8 vs 2: largest parameter difference after 2 steps %.2e\n", worst);
+    assert_true(worst < 1e-4);
+    free(p[0]);
+    free(p[1]);
+}
+
+static int stop_after_three(void *user, const rd_progress *p) {
+    (void)user;
+    return p->kind == RD_PROGRESS_STEP && p->step == 3;
+}
+
+static void test_stop_request(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_edits *e = ffn_edits(f->m);
+    rd_train_opts o = quick_opts();
+    rd_train_result r;
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, stop_after_three, NULL, &r, &err), 0);
+    assert_int_equal(r.stopped, RD_STOP_REQUESTED);
+    assert_int_equal(r.steps, 3);
+    assert_int_equal(r.n_evals, 1); /* evaluated once at the stop, best edits kept */
+    rd_train_result_release(&r);
+    /* the stop flag works the same way, checked before the first step's end */
+    atomic_int flag = 1;
+    o.stop = &flag;
+    assert_int_equal(rd_train(f->m, e, f->train, NULL, &o, NULL, NULL, &r, &err), 0);
+    assert_int_equal(r.stopped, RD_STOP_REQUESTED);
+    assert_int_equal(r.steps, 1);
+    rd_train_result_release(&r);
+    rd_edits_free(e);
+}
+
+static void test_nonfinite_stops_cleanly(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_edits *e = ffn_edits(f->m);
+    rd_train_opts o = quick_opts();
+    o.lr = 1e38; /* a few updates overflow the parameters or the forward pass */
+    o.clip = 0;
+    o.warmup_ratio = 0;
+    o.schedule = RD_SCHEDULE_CONSTANT;
+    rd_train_result r;
+    assert_int_equal(rd_train(f->m, e, f->train, NULL, &o, NULL, NULL, &r, &err), 0);
+    assert_int_equal(r.stopped, RD_STOP_NONFINITE);
+    assert_non_null(strstr(r.message, "not finite"));
+    assert_true(r.steps < 48); /* it stopped: no epoch after the failure ran */
+    printf("non-finite guard: %s\n", r.message);
+    const float *p = rd_edits_params(e);
+    for (size_t i = 0; i < rd_edits_param_count(e); i++) assert_true(isfinite(p[i]));
+    rd_train_result_release(&r);
+    rd_edits_free(e);
+}
+
+static void test_full_finetuning_learns(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_model_file mf;
+    rd_config cfg = f->m->file.cfg;
+    assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
+    mf.tokenizer = NULL;
+    rd_model *m = rd_model_from_file(&mf, NULL, &err);
+    rd_eval_metrics before, after;
+    assert_int_equal(rd_evaluate(m, NULL, 1.0f, f->eval, 8, 64, &before, &err), 0);
+    rd_train_opts o = quick_opts();
+    o.lr = 3e-3;
+    o.epochs = 2;
+    rd_train_result r;
+    assert_int_equal(rd_train_full(m, f->train, f->eval, &o, NULL, NULL, &r, &err), 0);
+    assert_int_equal(rd_evaluate(m, NULL, 1.0f, f->eval, 8, 64, &after, &err), 0);
+    printf("full fine-tuning (%zu parameters): held-out loss %.3f → %.3f\n", m->n_params,
+           before.loss, after.loss);
+    assert_true(after.loss < 0.5 * before.loss);
+    rd_train_result_release(&r);
+    rd_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_red_learns),
+        cmocka_unit_test(test_accumulation_matches),
+        cmocka_unit_test(test_stop_request),
+        cmocka_unit_test(test_nonfinite_stops_cleanly),
+        cmocka_unit_test(test_full_finetuning_learns),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
