@@ -3,6 +3,7 @@
 #   make run        build, then run the program's main job
 #   make test       every cmocka suite and the command-line tests
 #   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make check-reference  logits and gradients against the PyTorch reference implementation
 #   make bench      throughput figures (decode, prefill) against a same-run sgemm reference
 
 BUILD    ?= build
@@ -31,7 +32,7 @@ HELP_OBJ := $(HELP_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all run test test-asan bench clean deps
+.PHONY: all run test test-asan bench clean deps check-reference
 # keep test objects (make would delete them as intermediates)
 .SECONDARY:
 all: $(BUILD)/libredit.a $(BUILD)/redit
@@ -71,6 +72,15 @@ test: all $(TESTS)
 test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
 	    SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+# The independent PyTorch reference (../shared/tools/torch_ref): logits and edit-vector
+# gradients against redit's. Installs Debian's python3-torch when it is missing.
+check-reference: all
+	@/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || { \
+	    echo "redit: installing python3-torch and python3-numpy for the reference check" >&2; \
+	    if [ "$$(id -u)" -eq 0 ]; then S=""; else S=sudo; fi; \
+	    DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq python3-torch python3-numpy >&2; }
+	BUILD=$(BUILD) sh tests/reference/check.sh
 
 bench: all
 	$(BUILD)/redit bench --dir $(BUILD)/bench

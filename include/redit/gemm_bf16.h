@@ -80,7 +80,8 @@ typedef enum rd_gemm_kernel {
 /* 1 when kernel k can run on this CPU and build (AUTO and PORTABLE always can). */
 int rd_gemm_kernel_available(rd_gemm_kernel k);
 
-/* The kernel AUTO resolves to here ("avx512bf16" or "portable"); static storage. */
+/* Name of kernel k ("avx512bf16" or "portable"), AUTO resolved for this CPU; static
+ * storage. */
 const char *rd_gemm_kernel_name(rd_gemm_kernel k);
 
 /* Optional settings of one call; NULL means all defaults. */
@@ -89,7 +90,7 @@ typedef struct rd_gemm_bf16_opts {
 } rd_gemm_bf16_opts;
 
 /* Scratch needed by rd_gemm_bf16 with this pool (NULL = one thread): per-thread blocks of
- * A rounded to bf16, independent of the matrix shapes. */
+ * A rounded to bf16, independent of the matrix shapes (about 600 KiB per thread). */
 size_t rd_gemm_bf16_scratch_bytes(const struct rd_pool *pool);
 
 /* The product selected by mode (one of RD_BF16_FORWARD, RD_BF16_BACKWARD; W must have
@@ -105,6 +106,8 @@ size_t rd_gemm_bf16_scratch_bytes(const struct rd_pool *pool);
  *    all is done. Must not be called from inside a task of the same pool.
  * scratch: at least rd_gemm_bf16_scratch_bytes(pool) bytes, any alignment, not shared
  *    with a concurrent call; NULL makes the call allocate and free its own.
+ * The result does not depend on the pool: each element's terms are added in the same
+ * order however the work is split.
  * M = 0 does nothing. Returns 0, or -1 with *err set when W lacks the packing for mode,
  * the strides or sizes are invalid, the requested kernel is unavailable, or (scratch
  * NULL) memory runs out; C is then untouched. */

@@ -19,7 +19,9 @@ static void usage(FILE *out) {
             "little-endian float32 in this order: for each layer 0..L-1: ffn.scale, ffn.bias,\n"
             "attn.scale, attn.bias (dim floats each) — 4·L·dim floats. Vectors the edit file\n"
             "lacks (or all, without --edits) are taken at identity (s = 1, b = 0); their\n"
-            "gradients are written too. The loss goes to stderr.\n\n"
+            "gradients are written too. At strength α the gradient is taken with respect to the\n"
+            "applied vectors s' = 1 + α(s − 1), b' = α·b (as the PyTorch reference does). The\n"
+            "loss goes to stderr.\n\n"
             "  -m, --model FILE   model file\n"
             "      --ids LIST     token ids (at least 2), spaces or commas\n"
             "  -o, --output FILE  where to write (atomically)\n"
@@ -30,13 +32,18 @@ static void usage(FILE *out) {
             "  -h, --help         this text\n");
 }
 
-/* Copies every vector e has into full (both sites, all layers, scale and bias). */
-static void copy_vectors(rd_edits *full, rd_edits *e, int L, int d) {
+/* Copies every vector e has into full (both sites, all layers, scale and bias) as applied
+ * at strength α: s' = 1 + α(s − 1), b' = α·b. */
+static void copy_vectors(rd_edits *full, rd_edits *e, int L, int d, float alpha) {
     for (int l = 0; l < L; l++)
         for (int site = RD_SITE_ATTN; site <= RD_SITE_FFN; site++)
             for (int kind = 0; kind < 2; kind++) {
                 const float *src = rd_edits_vector(e, l, site, kind);
-                if (src) memcpy(rd_edits_vector(full, l, site, kind), src, (size_t)d * sizeof(float));
+                float *dst = rd_edits_vector(full, l, site, kind);
+                if (!src) continue;
+                for (int j = 0; j < d; j++)
+                    dst[j] = alpha == 1.0f ? src[j]
+                             : kind ? alpha * src[j] : 1.0f + alpha * (src[j] - 1.0f);
             }
 }
 
@@ -98,14 +105,14 @@ int cmd_edit_grad(int argc, char **argv) {
         fprintf(stderr, "redit edit-grad: %s\n", err.msg);
         goto done;
     }
-    if (e) copy_vectors(full, e, L, d);
+    if (e) copy_vectors(full, e, L, d, strength);
     grad = calloc(rd_edits_param_count(full), sizeof(float));
     outbuf = malloc((size_t)4 * L * d * sizeof(float));
     if (!grad || !outbuf || rd_edits_grad_new(full, grad, &gv, &err)) {
         fprintf(stderr, "redit edit-grad: out of memory\n");
         goto done;
     }
-    rd_edits_view view = rd_edits_view_at(full, strength);
+    rd_edits_view view = rd_edits_view_at(full, 1.0f); /* α is in the vectors */
     double loss;
     int nt;
     if (rd_train_pass(tc, &view, &gv, NULL, ids, ids + 1, 1, T, &loss, &nt, &err)) {

@@ -166,6 +166,7 @@ int cmd_train(int argc, char **argv) {
     rd_train_opts o = rd_train_opts_defaults();
     rd_data_opts dopt = rd_data_opts_defaults();
     int micro = 0, threads = 0, scale = 1, bias = 1, full_loss = 0, seed = 42, full = 0, c;
+    int max_len_given = 0;
     float split = 0.0f, f;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:d:o:h", opts, NULL)) != -1) {
@@ -185,7 +186,10 @@ int cmd_train(int argc, char **argv) {
             break;
         case O_TEMPLATE: dopt.template_name = optarg; break;
         case O_SYSTEM: dopt.system = optarg; break;
-        case O_MAXLEN: bad = cli_int("train", "--max-len", optarg, 2, 1 << 20, &o.max_len); break;
+        case O_MAXLEN:
+            bad = cli_int("train", "--max-len", optarg, 2, 1 << 20, &o.max_len);
+            max_len_given = 1;
+            break;
         case O_FULLLOSS: full_loss = 1; break;
         case O_SKIP: dopt.skip_bad_lines = 1; break;
         case O_PACK: o.pack = 1; break;
@@ -234,7 +238,6 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     o.micro_batch = micro ? micro : o.batch;
-    dopt.max_len = o.max_len;
     dopt.mask_prompt = !full_loss;
     cli_set_threads(threads);
     rd_error err = {0};
@@ -250,11 +253,14 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "redit train: %s has no tokenizer; training data needs one (--tokenizer)\n", model);
         goto done;
     }
+    if (!max_len_given && o.max_len > rd_model_config(m)->seq_len)
+        o.max_len = rd_model_config(m)->seq_len; /* the default, capped at the context */
     if (o.max_len > rd_model_config(m)->seq_len) {
         fprintf(stderr, "redit train: --max-len %d exceeds the model's context of %d\n", o.max_len,
                 rd_model_config(m)->seq_len);
         goto done;
     }
+    dopt.max_len = o.max_len;
     if (!(all = rd_dataset_load(data, m->file.tokenizer, &dopt, &err))) {
         fprintf(stderr, "redit train: %s\n", err.msg);
         goto done;

@@ -137,7 +137,6 @@ static int panels_alloc(rd_bf16_panels *p, int64_t k, int64_t n, rd_error *err) 
 typedef struct pack_job {
     const rd_matrix *W;
     rd_bf16_weight *w;
-    unsigned modes;
     int64_t fwd_chunk, bwd_chunk; /* panels (forward) / pairs (backward) per task */
     int fwd_tasks;                /* tasks [0, fwd_tasks) pack forward, the rest backward */
     slots s;                      /* each slot: 2 rows of W in f32 */
@@ -208,7 +207,7 @@ rd_bf16_weight *rd_bf16_weight_new(const rd_matrix *W, unsigned modes, struct rd
     }
     if (W->rows < 1 || W->cols < 1 || W->rows > INT32_MAX || W->cols > INT32_MAX) {
         rd_error_set(err, "bf16 weight: matrix shape %lld × %lld is empty or too large",
-                      (long long)W->rows, (long long)W->cols);
+                     (long long)W->rows, (long long)W->cols);
         return NULL;
     }
     if (!modes || (modes & ~(unsigned)(RD_BF16_FORWARD | RD_BF16_BACKWARD))) {
@@ -227,9 +226,10 @@ rd_bf16_weight *rd_bf16_weight_new(const rd_matrix *W, unsigned modes, struct rd
         rd_bf16_weight_free(w);
         return NULL;
     }
-    pack_job job = {.W = W, .w = w, .modes = modes};
+    pack_job job = {.W = W, .w = w};
     const int n_slots = pool_slots(pool);
-    const size_t slot_bytes = ((size_t)(2 * W->cols + 2) * sizeof(float) + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    const size_t slot_bytes =
+        ((size_t)(2 * W->cols + 2) * sizeof(float) + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     void *mem = malloc((size_t)n_slots * slot_bytes + ALIGN);
     if (!mem) {
         rd_bf16_weight_free(w);
@@ -427,32 +427,30 @@ TARGET_AVX512BF16 static void tile_avx512_any(int mr, int kcp, const uint32_t *a
 TARGET_AVX512BF16 static void block_avx512(const block *bk) {
     const rd_bf16_panels *B = bk->B;
     const int full = bk->rows - bk->rows % MR;
-#ifdef PF_B
+    /* Prefetch: the next panel's B slice spread over this panel's tiles (into L2: a new
+     * slice comes from L3 or DRAM, with a jump the hardware prefetcher does not follow),
+     * and the next tile's C rows (a wide C, e.g. logits, is not in cache). */
     const int n_tiles = (bk->rows + MR - 1) / MR;
     const int lines = bk->kcp * 2, per_tile = (lines + n_tiles - 1) / n_tiles;
-#endif
     for (int64_t j = bk->j0; j < bk->j1; j++) {
         const uint32_t *b = B->data + ((size_t)j * (size_t)B->k_pairs + (size_t)bk->kp0) * PANEL;
         const int nc = panel_cols(B, j);
         float *cj = bk->c + (size_t)j * PANEL;
         for (int i = 0; i < full; i += MR) {
-#ifdef PF_B
             if (j + 1 < bk->j1) {
                 const char *nb = (const char *)(b + (size_t)B->k_pairs * PANEL);
                 const int l0 = i / MR * per_tile;
                 for (int l = l0; l < l0 + per_tile && l < lines; l++)
                     _mm_prefetch(nb + (size_t)l * 64, _MM_HINT_T1);
             }
-#endif
-#ifdef PF_C
             if (i + MR < bk->rows) {
                 const float *nx = cj + (size_t)(i + MR) * bk->ldc;
-                for (int r = 0; r < MR; r++) {
+                const int nr = bk->rows - (i + MR) < MR ? bk->rows - (i + MR) : MR;
+                for (int r = 0; r < nr; r++) {
                     _mm_prefetch((const char *)(nx + (size_t)r * bk->ldc), _MM_HINT_T0);
                     _mm_prefetch((const char *)(nx + (size_t)r * bk->ldc + 16), _MM_HINT_T0);
                 }
             }
-#endif
             tile_avx512(MR, bk->kcp, bk->a + (size_t)i * KC_PAIRS, b, cj + (size_t)i * bk->ldc,
                         bk->ldc, nc, bk->load_c);
         }
@@ -617,13 +615,16 @@ int rd_gemm_bf16(float *C, size_t ldc, const float *A, size_t lda, int64_t M,
     if (!B->data)
         return rd_error_set(err, "bf16 gemm: the weight was not packed for the %s product",
                             mode == RD_BF16_FORWARD ? "forward" : "backward");
-    if (M < 0 || M > INT32_MAX) return rd_error_set(err, "bf16 gemm: invalid row count %lld", (long long)M);
+    if (M < 0 || M > INT32_MAX)
+        return rd_error_set(err, "bf16 gemm: invalid row count %lld", (long long)M);
     if (lda < (size_t)B->k || ldc < (size_t)B->n)
         return rd_error_set(err, "bf16 gemm: strides lda = %zu, ldc = %zu below widths %lld, %lld",
                             lda, ldc, (long long)B->k, (long long)B->n);
     const rd_gemm_kernel kernel = opts ? opts->kernel : RD_GEMM_KERNEL_AUTO;
     const kernel_ops *ops = ops_for(kernel);
-    if (!ops) return rd_error_set(err, "bf16 gemm: kernel %d is not available on this CPU", (int)kernel);
+    if (!ops)
+        return rd_error_set(err, "bf16 gemm: kernel %d is not available on this CPU",
+                            (int)kernel);
     if (M == 0) return 0;
     if (!A || !C) return rd_error_set(err, "bf16 gemm: missing A or C");
 

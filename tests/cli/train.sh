@@ -1,0 +1,84 @@
+#!/bin/sh
+# redit train / eval / generate --edits / logits --edits end to end on the demo model (a
+# random GGUF with its own tokenizer): training writes an edit file and a CSV log, lowers
+# the training loss, Ctrl-C stops at a step and still writes edits, strength 0 gives the
+# base model's logits, bad options are refused.
+set -eu
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+. tests/cli/common.inc
+
+expect_ok "demo model" "$REDIT" demo --dir "$TMP"
+M="$TMP/random-demo.gguf"
+i=0
+: >"$TMP/train.jsonl"
+while [ $i -lt 48 ]; do
+    echo "{\"instruction\": \"Name item $i.\", \"output\": \"It is the cat.\"}" >>"$TMP/train.jsonl"
+    i=$((i + 1))
+done
+head -n 8 "$TMP/train.jsonl" >"$TMP/eval.jsonl"
+
+expect_ok "train" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" --eval "$TMP/eval.jsonl" \
+    -o "$TMP/e.safetensors" --log "$TMP/loss.csv" --epochs 3 --batch 8 --micro-batch 4 \
+    --lr 0.05 --max-len 128 --template plain --sites both --layers 0-2
+[ -s "$TMP/e.safetensors" ] || fail "no edit file written"
+grep -q "trainable" "$TMP/err" || fail "train did not report the trainable parameters"
+head -n 1 "$TMP/loss.csv" | grep -q "^step,epoch,loss" || fail "the CSV log has no header"
+steps=$(grep -c '^[0-9]*,[0-9]*,[0-9.]' "$TMP/loss.csv")
+[ "$steps" -eq 18 ] || fail "expected 18 logged steps, found $steps"
+first=$(sed -n 2p "$TMP/loss.csv" | cut -d, -f3)
+last=$(grep '^[0-9]*,[0-9]*,[0-9.]' "$TMP/loss.csv" | tail -n 1 | cut -d, -f3)
+$PY -c "import sys; sys.exit(0 if $last < 0.8 * $first else 1)" ||
+    fail "training loss did not fall enough: $first -> $last"
+
+expect_ok "eval base" "$REDIT" eval -m "$M" -d "$TMP/eval.jsonl" --max-len 128 --template plain
+base=$(awk '/^loss/ {print $2}' "$TMP/out")
+expect_ok "eval edited" "$REDIT" eval -m "$M" -d "$TMP/eval.jsonl" --max-len 128 --template plain --edits "$TMP/e.safetensors"
+edited=$(awk '/^loss/ {print $2}' "$TMP/out")
+$PY -c "import sys; sys.exit(0 if $edited < $base else 1)" || fail "edits did not lower the held-out loss ($base -> $edited)"
+
+expect_ok "generate --compare" "$REDIT" generate -m "$M" -p "Name item 3." -n 8 -t 0 \
+    --edits "$TMP/e.safetensors" --compare
+grep -q "── base ──" "$TMP/out" && grep -q "── edited ──" "$TMP/out" || fail "--compare did not print both answers"
+
+expect_ok "logits base" "$REDIT" logits -m "$M" --ids "1 50 60 70" -o "$TMP/base.f32"
+expect_ok "logits α=0" "$REDIT" logits -m "$M" --ids "1 50 60 70" -o "$TMP/zero.f32" \
+    --edits "$TMP/e.safetensors" --strength 0
+cmp -s "$TMP/base.f32" "$TMP/zero.f32" || fail "strength 0 did not give the base logits exactly"
+expect_ok "logits α=1" "$REDIT" logits -m "$M" --ids "1 50 60 70" -o "$TMP/one.f32" \
+    --edits "$TMP/e.safetensors"
+cmp -s "$TMP/base.f32" "$TMP/one.f32" && fail "the edits did not change the logits"
+
+expect_ok "edit-grad" "$REDIT" edit-grad -m "$M" --ids "1 50 60 70 80" -o "$TMP/g.f32" --edits "$TMP/e.safetensors"
+size=$(wc -c <"$TMP/g.f32")
+[ "$size" -eq $((4 * 4 * 4 * 128)) ] || fail "edit-grad wrote $size bytes, expected 4 layers × 4 vectors × 128 floats"
+
+# Ctrl-C: the run stops at the next step and still writes the edits
+i=0
+: >"$TMP/big.jsonl"
+while [ $i -lt 400 ]; do
+    echo "{\"prompt\": \"Say something about number $i please.\", \"completion\": \"Number $i is a fine number.\"}" >>"$TMP/big.jsonl"
+    i=$((i + 1))
+done
+"$REDIT" train -m "$M" -d "$TMP/big.jsonl" -o "$TMP/stopped.safetensors" --epochs 50 --batch 4 \
+    --max-len 128 --template plain >"$TMP/out" 2>"$TMP/err" &
+pid=$!
+n=0
+until grep -q "step" "$TMP/err" 2>/dev/null; do
+    n=$((n + 1))
+    [ $n -lt 300 ] || { kill $pid; fail "training printed no progress"; }
+    sleep 0.1
+done
+kill -INT $pid
+wait $pid || fail "interrupted training exited non-zero: $(tail -c 400 "$TMP/err")"
+grep -q "stopped on request" "$TMP/err" || fail "no stop message: $(tail -c 400 "$TMP/err")"
+[ -s "$TMP/stopped.safetensors" ] || fail "interrupted training wrote no edits"
+
+expect_fail "bad sites" "sites" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --sites mlp
+expect_fail "bad layers" "layer" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --layers 7-99
+expect_fail "missing data" "train.missing" "$REDIT" train -m "$M" -d "$TMP/train.missing" -o "$TMP/x"
+printf '{"instruction": "x", "output": 3}\n' >"$TMP/bad.jsonl"
+expect_fail "bad line" "bad.jsonl:1" "$REDIT" train -m "$M" -d "$TMP/bad.jsonl" -o "$TMP/x"
+expect_fail "edits for another width" "width|dim" "$REDIT" logits -m "$FIX/stories260K/stories260K.bin" \
+    --ids "1 2" -o "$TMP/x" --edits "$TMP/e.safetensors"
+echo "tests/cli/train.sh: ok"
