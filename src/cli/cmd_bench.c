@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "redit/backward.h"
+#include "redit/edits.h"
 #include "redit/forward.h"
 #include "redit/pool.h"
 
@@ -215,12 +217,60 @@ static void run_prefill(const void *p, char *out, size_t cap) {
 }
 
 /* PyTorch forward on the same checkpoint (2 threads, same B, T). */
-static int torch_fwd(const char *script, const char *model, int B, int T, int threads,
-                     double *tok_s) {
+/* RED training step (forward, cross-entropy, backward to ffn edit vectors on all layers)
+ * at (B, T); best of 3 after a warm-up. The optimizer update of the edit vectors is
+ * negligible (2·L·d numbers) and is not included. */
+static void run_train(const void *p, char *out, size_t cap) {
+    const model_arg *a = p;
+    openblas_set_num_threads(a->threads);
+    rd_error err = {0};
+    rd_model *m = rd_model_load(a->path, NULL, &err);
+    rd_edit_spec spec = {.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
+    rd_edits *e = m ? rd_edits_new(rd_model_config(m), &spec, &err) : NULL;
+    rd_train_ctx *tc = e ? rd_train_ctx_new(m, a->B, a->T, 0, &err) : NULL;
+    float *grad = tc ? calloc(rd_edits_param_count(e), sizeof(float)) : NULL;
+    rd_edits_grad gv = {0};
+    if (!grad || rd_edits_grad_new(e, grad, &gv, &err)) {
+        snprintf(out, cap, "error %s", err.msg);
+        return;
+    }
+    const int V = rd_model_config(m)->vocab_size;
+    const size_t n = (size_t)a->B * a->T;
+    int *tokens = malloc(sizeof(int) * n), *targets = malloc(sizeof(int) * n);
+    for (size_t i = 0; i < n; i++) {
+        tokens[i] = (int)((i * 2654435761u) % (unsigned)V);
+        targets[i] = (int)((i * 40503u + 7) % (unsigned)V);
+    }
+    rd_edits_view view = rd_edits_view_at(e, 1.0f);
+    double best = 1e30, loss;
+    int nt;
+    for (int it = 0; it < 4; it++) {
+        double t0 = cli_now();
+        rd_train_pass(tc, &view, &gv, NULL, tokens, targets, a->B, a->T, &loss, &nt, &err);
+        double t = cli_now() - t0;
+        if (it > 0 && t < best) best = t;
+    }
+    snprintf(out, cap, "%.1f %ld %zu", (double)n / best, peak_rss_kb(), rd_train_ctx_bytes(tc));
+    free(tokens);
+    free(targets);
+    rd_edits_grad_free(&gv);
+    free(grad);
+    rd_train_ctx_free(tc);
+    rd_edits_free(e);
+    rd_model_free(m);
+}
+
+static double train_flops_per_token(const rd_config *c, int T) {
+    return 4 * nmm(c) + 6.0 * c->n_layers * T * c->dim;
+}
+
+/* PyTorch on the same checkpoint (mode "fwd" or "train"): tokens/s and peak RSS (MB). */
+static int torch_run(const char *script, const char *model, const char *mode, int B, int T,
+                     int threads, double *tok_s, double *rss_mb) {
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 '%s' '%s' --mode fwd --threads %d --B %d --T %d --iters 3 "
-             "2>/dev/null", script, model, threads, B, T);
+             "/usr/bin/python3 '%s' '%s' --mode %s --threads %d --B %d --T %d --iters 3 "
+             "2>/dev/null", script, model, mode, threads, B, T);
     FILE *fp = popen(cmd, "r");
     if (!fp) return -1;
     char line[8192], last[8192] = {0};
@@ -228,8 +278,10 @@ static int torch_fwd(const char *script, const char *model, int B, int T, int th
     if (pclose(fp) != 0) return -1;
     cJSON *j = cJSON_Parse(last);
     cJSON *v = j ? cJSON_GetObjectItem(j, "tok_s") : NULL;
+    cJSON *r = j ? cJSON_GetObjectItem(j, "peak_rss_mb") : NULL;
     int ok = cJSON_IsNumber(v);
     if (ok) *tok_s = v->valuedouble;
+    *rss_mb = cJSON_IsNumber(r) ? r->valuedouble : 0.0;
     cJSON_Delete(j);
     return ok ? 0 : -1;
 }
@@ -378,15 +430,38 @@ int cmd_bench(int argc, char **argv) {
             printf("  %-34s %8d %9.1f %7.1f (%2.0f%%) %6.0f MB\n", "prefill B=8 T=256, all logits",
                    threads[ti], tok_s, gf, 100 * gf / gemm[ti], rss / 1024.0);
             if (use_torch && threads[ti] == 2) {
-                double t_tok;
-                if (torch_fwd(script, path, 8, 256, 2, &t_tok) == 0)
+                double t_tok, t_rss;
+                if (torch_run(script, path, "fwd", 8, 256, 2, &t_tok, &t_rss) == 0)
                     printf("  %-34s %8d %9.1f %11s   → redit/torch = %.2f×\n",
                            "PyTorch forward (same run)", 2, t_tok, "", tok_s / t_tok);
                 else
                     printf("  PyTorch forward failed to run\n");
             }
         }
+        for (int ti = 0; ti < 2; ti++) {
+            model_arg a = {path, s, threads[ti], 8, 256, (long)st.st_size};
+            if (in_child(run_train, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
+                printf("  training failed: %s\n", out);
+                continue;
+            }
+            double tok_s = atof(out), gf = tok_s * train_flops_per_token(&s->cfg, 256) / 1e9;
+            long rss = 0;
+            sscanf(out, "%*f %ld", &rss);
+            printf("  %-34s %8d %9.1f %7.1f (%2.0f%%) %6.0f MB\n", "RED train step B=8 T=256 (ffn)",
+                   threads[ti], tok_s, gf, 100 * gf / gemm[ti], rss / 1024.0);
+            if (use_torch && threads[ti] == 2) {
+                double t_tok, t_rss;
+                if (torch_run(script, path, "train", 8, 256, 2, &t_tok, &t_rss) == 0)
+                    printf("  %-34s %8d %9.1f %11s %6.0f MB → redit/torch = %.2f× speed, %.2f× "
+                           "memory\n", "PyTorch RED train step (same run)", 2, t_tok, "", t_rss,
+                           tok_s / t_tok, rss / 1024.0 / t_rss);
+                else
+                    printf("  PyTorch training failed to run\n");
+            }
+        }
     }
-    printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token.\n");
+    printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token "
+           "(forward)\nand 4·Nmm + 6·L·T·d (RED training: activation gradients only), as "
+           "BENCHMARKS.md does.\n");
     return 0;
 }

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "redit/kernels.h"
+#include "redit/pool.h"
 
 /* Rows of the classifier processed at once: logits (CLS_ROWS, V) live in scratch. */
 #define CLS_ROWS 128
@@ -46,6 +49,7 @@ struct rd_train_ctx {
     int *cls_rows;       /* (N) rows with a target */
     float *wgrad;        /* full fine-tuning: weight gradients (layout of m->params), else NULL */
     float *wscratch;
+    rd_pool *pool;       /* threads for the row-wise work between GEMMs */
     size_t bytes;
     void **blocks;       /* every allocation, for free */
     int n_blocks, cap_blocks;
@@ -145,6 +149,10 @@ rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, in
          (c->cls_x = ctx_alloc(c, CLS_ROWS * d)) && (c->cls_dx = ctx_alloc(c, CLS_ROWS * d)) &&
          (c->wscratch = ctx_alloc(c, weight_scratch(m, (int)N)));
     if (ok) ok = (c->cls_rows = malloc(N * sizeof(int))) != NULL;
+    if (ok) {
+        const int threads = openblas_get_num_threads();
+        ok = (c->pool = rd_pool_new(threads < 64 ? threads : 64, err)) != NULL;
+    }
     if (!ok) {
         rd_error_set(err, "out of memory allocating %.1f MB of activations for %d × %d tokens%s",
                      (double)rd_train_ctx_estimate(cfg, max_batch, max_len, checkpointing) / 1e6,
@@ -162,10 +170,88 @@ void rd_train_ctx_free(rd_train_ctx *c) {
     free(c->acts);
     free(c->x_saved);
     free(c->cls_rows);
+    rd_pool_free(c->pool);
     free(c);
 }
 
 size_t rd_train_ctx_bytes(const rd_train_ctx *c) { return c->bytes; }
+
+/* ---- row-parallel helpers: the element-wise work between GEMMs, spread over the pool ---- */
+
+typedef struct rows_call {
+    void (*fn)(const struct rows_call *r, int r0, int r1);
+    int n, per;
+    /* arguments of the wrapped kernels */
+    float *out, *out2, *dw;
+    const float *a, *b, *w;
+    int d;
+    float eps;
+} rows_call;
+
+static void rows_task(void *arg, int task) {
+    const rows_call *r = arg;
+    const int r0 = task * r->per, r1 = r0 + r->per < r->n ? r0 + r->per : r->n;
+    if (r0 < r1) r->fn(r, r0, r1);
+}
+
+static void run_rows(rd_pool *pool, rows_call *r) {
+    const int threads = rd_pool_threads(pool);
+    r->per = (r->n + 4 * threads - 1) / (4 * threads);
+    if (r->per < 1) r->per = 1;
+    rd_pool_run(pool, rows_task, r, (r->n + r->per - 1) / r->per);
+}
+
+static void rmsnorm_rows(const rows_call *r, int r0, int r1) {
+    rd_rmsnorm(r->out + (size_t)r0 * r->d, r->a + (size_t)r0 * r->d, r->w, r1 - r0, r->d, r->eps);
+}
+
+/* out (n, d) = rmsnorm(x)·w, rows in parallel. */
+static void par_rmsnorm(rd_train_ctx *c, float *out, const float *x, const float *w, int n, int d,
+                        float eps) {
+    rows_call r = {.fn = rmsnorm_rows, .n = n, .out = out, .a = x, .w = w, .d = d, .eps = eps};
+    run_rows(c->pool, &r);
+}
+
+static void rmsnorm_bwd_rows(const rows_call *r, int r0, int r1) {
+    const size_t o = (size_t)r0 * r->d;
+    rd_rmsnorm_backward(r->out + o, NULL, r->b + o, r->a + o, r->w, r1 - r0, r->d, r->eps);
+}
+
+/* dx (n, d) += rmsnorm backward; dw (norm weight gradient) accumulates serially. */
+static void par_rmsnorm_backward(rd_train_ctx *c, float *dx, float *dw, const float *dy,
+                                 const float *x, const float *w, int n, int d, float eps) {
+    if (dw) {
+        rd_rmsnorm_backward(dx, dw, dy, x, w, n, d, eps);
+        return;
+    }
+    rows_call r = {.fn = rmsnorm_bwd_rows, .n = n, .out = dx, .a = x, .b = dy, .w = w, .d = d,
+                   .eps = eps};
+    run_rows(c->pool, &r);
+}
+
+static void swiglu_rows(const rows_call *r, int r0, int r1) {
+    const size_t o = (size_t)r0 * r->d;
+    rd_swiglu(r->out + o, r->a + o, (size_t)(r1 - r0) * r->d);
+}
+
+/* gate (n, hd) = silu(gate)·up, rows in parallel. */
+static void par_swiglu(rd_train_ctx *c, float *gate, const float *up, int n, int hd) {
+    rows_call r = {.fn = swiglu_rows, .n = n, .out = gate, .a = up, .d = hd};
+    run_rows(c->pool, &r);
+}
+
+static void swiglu_bwd_rows(const rows_call *r, int r0, int r1) {
+    const size_t o = (size_t)r0 * r->d;
+    rd_swiglu_backward(r->out + o, r->out2 + o, r->b + o, r->a + o, r->w + o,
+                       (size_t)(r1 - r0) * r->d);
+}
+
+static void par_swiglu_backward(rd_train_ctx *c, float *dg, float *du, const float *da,
+                                const float *g, const float *u, int n, int hd) {
+    rows_call r = {.fn = swiglu_bwd_rows, .n = n, .out = dg, .out2 = du, .b = da, .a = g, .w = u,
+                   .d = hd};
+    run_rows(c->pool, &r);
+}
 
 /* Edit of one site at strength α: out = x + s'⊙h + b' (out may alias x). */
 static void residual_edit(float *out, const float *x, const float *h, size_t n, int d,
@@ -223,7 +309,7 @@ static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_
     const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
     const int H = cfg->n_heads, hd = cfg->hidden_dim, N = B * T;
     const float alpha = ed ? ed->strength : 0.0f;
-    rd_rmsnorm(a->xb, a->x_in, W->attn_norm, N, d, cfg->norm_eps);
+    par_rmsnorm(c, a->xb, a->x_in, W->attn_norm, N, d, cfg->norm_eps);
     rd_matmul(a->q, a->xb, &W->wq, N, c->wscratch, NULL);
     rd_matmul(a->k, a->xb, &W->wk, N, c->wscratch, NULL);
     rd_matmul(a->v, a->xb, &W->wv, N, c->wscratch, NULL);
@@ -238,11 +324,11 @@ static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_
                            a->v + (size_t)b * T * kv, T, H, cfg->n_kv_heads, hs);
     rd_matmul(a->h_attn, a->o, &W->wo, N, c->wscratch, NULL);
     residual_edit(a->x_mid, a->x_in, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL, alpha);
-    rd_rmsnorm(a->xb2, a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
+    par_rmsnorm(c, a->xb2, a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
     rd_matmul(a->g, a->xb2, &W->w1, N, c->wscratch, NULL);
     rd_matmul(a->u, a->xb2, &W->w3, N, c->wscratch, NULL);
     memcpy(c->da, a->g, (size_t)N * hd * sizeof(float));
-    rd_swiglu(c->da, a->u, (size_t)N * hd); /* da = silu(g)·u, the input of w2 */
+    par_swiglu(c, c->da, a->u, N, hd); /* da = silu(g)·u, the input of w2 */
     rd_matmul(a->h_ffn, c->da, &W->w2, N, c->wscratch, NULL);
     residual_edit(x_out, a->x_mid, a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL, alpha);
 }
@@ -261,11 +347,11 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
                   gr ? gsite(gr->ffn, l) : NULL, alpha);
     if (c->wgrad) { /* dW2 += dhᵀ · (silu(g)·u) */
         memcpy(c->dg, a->g, (size_t)N * hd * sizeof(float));
-        rd_swiglu(c->dg, a->u, (size_t)N * hd);
+        par_swiglu(c, c->dg, a->u, N, hd);
         rd_matmul_weight_grad(wgrad_of(c, W->w2.data), c->dh, c->dg, N, d, hd);
     }
     rd_matmul_backward(c->da, c->dh, &W->w2, N, 0, c->wscratch);
-    rd_swiglu_backward(c->dg, c->du, c->da, a->g, a->u, (size_t)N * hd);
+    par_swiglu_backward(c, c->dg, c->du, c->da, a->g, a->u, N, hd);
     rd_matmul_backward(c->dxb, c->dg, &W->w1, N, 0, c->wscratch);
     rd_matmul_backward(c->dxb, c->du, &W->w3, N, 1, c->wscratch);
     if (c->wgrad) {
@@ -273,8 +359,8 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
         rd_matmul_weight_grad(wgrad_of(c, W->w3.data), c->du, a->xb2, N, hd, d);
     }
     memcpy(c->dx_mid, c->dx, (size_t)N * d * sizeof(float));
-    rd_rmsnorm_backward(c->dx_mid, c->wgrad ? wgrad_of(c, W->ffn_norm) : NULL, c->dxb, a->x_mid,
-                        W->ffn_norm, N, d, cfg->norm_eps);
+    par_rmsnorm_backward(c, c->dx_mid, c->wgrad ? wgrad_of(c, W->ffn_norm) : NULL, c->dxb,
+                         a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
 
     /* attention sub-layer: x_mid = x_in + edit(h_attn), h_attn = o·woᵀ */
     edit_backward(c->dh, c->dx_mid, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL,
@@ -301,8 +387,43 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
         rd_matmul_weight_grad(wgrad_of(c, W->wv.data), c->dv, a->xb, N, kv, d);
     }
     memcpy(c->dx, c->dx_mid, (size_t)N * d * sizeof(float));
-    rd_rmsnorm_backward(c->dx, c->wgrad ? wgrad_of(c, W->attn_norm) : NULL, c->dxb, a->x_in,
-                        W->attn_norm, N, d, cfg->norm_eps);
+    par_rmsnorm_backward(c, c->dx, c->wgrad ? wgrad_of(c, W->attn_norm) : NULL, c->dxb, a->x_in,
+                         W->attn_norm, N, d, cfg->norm_eps);
+}
+
+/* Softmax cross-entropy of one chunk's rows, in parallel: each task takes rows of
+ * c->cls_logits (R, V); loss per row into row_loss; with need_grad the logits become
+ * dz = softmax(z) − onehot(target). */
+typedef struct ce_job {
+    rd_train_ctx *c;
+    const int *targets; /* (R) */
+    int R, V, need_grad, per;
+    double *row_loss;   /* (R) */
+} ce_job;
+
+static void ce_task(void *arg, int task) {
+    const ce_job *j = arg;
+    const int r0 = task * j->per, r1 = r0 + j->per < j->R ? r0 + j->per : j->R;
+    for (int i = r0; i < r1; i++) {
+        float *z = j->c->cls_logits + (size_t)i * j->V;
+        const int tgt = j->targets[i];
+        float mx = z[0];
+        for (int v = 1; v < j->V; v++) mx = z[v] > mx ? z[v] : mx;
+        const float z_tgt = z[tgt];
+        double sum = 0.0;
+        if (j->need_grad) {
+            for (int v = 0; v < j->V; v++) {
+                z[v] = expf(z[v] - mx);
+                sum += z[v];
+            }
+            const float inv = (float)(1.0 / sum);
+            for (int v = 0; v < j->V; v++) z[v] *= inv;
+            z[tgt] -= 1.0f;
+        } else {
+            for (int v = 0; v < j->V; v++) sum += expf(z[v] - mx);
+        }
+        j->row_loss[i] = (double)mx + log(sum) - (double)z_tgt;
+    }
 }
 
 /* Cross-entropy over the rows with a target, CLS_ROWS at a time. Fills c->dx (N, d) with
@@ -316,29 +437,21 @@ static void classifier_loss(rd_train_ctx *c, const int *targets, int N, int need
     for (int r = 0; r < N; r++)
         if (targets[r] >= 0) c->cls_rows[n++] = r;
     *n_targets = n;
-    double total = 0.0;
+    double total = 0.0, row_loss[CLS_ROWS];
+    int row_tgt[CLS_ROWS];
     if (need_grad) memset(c->dx, 0, (size_t)N * d * sizeof(float));
+    const int threads = rd_pool_threads(c->pool);
     for (int r0 = 0; r0 < n; r0 += CLS_ROWS) {
         const int R = n - r0 < CLS_ROWS ? n - r0 : CLS_ROWS;
-        for (int i = 0; i < R; i++)
+        for (int i = 0; i < R; i++) {
             memcpy(c->cls_x + (size_t)i * d, c->xf + (size_t)c->cls_rows[r0 + i] * d,
                    (size_t)d * sizeof(float));
-        rd_matmul(c->cls_logits, c->cls_x, cls, R, c->wscratch, NULL);
-        for (int i = 0; i < R; i++) {
-            float *z = c->cls_logits + (size_t)i * V;
-            const int tgt = targets[c->cls_rows[r0 + i]];
-            float mx = z[0];
-            for (int v = 1; v < V; v++)
-                if (z[v] > mx) mx = z[v];
-            double sum = 0.0;
-            for (int v = 0; v < V; v++) sum += exp((double)(z[v] - mx));
-            const double lse = (double)mx + log(sum);
-            total += lse - (double)z[tgt];
-            if (need_grad) { /* dz = softmax(z) − onehot(target) */
-                for (int v = 0; v < V; v++) z[v] = (float)exp((double)z[v] - lse);
-                z[tgt] -= 1.0f;
-            }
+            row_tgt[i] = targets[c->cls_rows[r0 + i]];
         }
+        rd_matmul(c->cls_logits, c->cls_x, cls, R, c->wscratch, NULL);
+        ce_job job = {c, row_tgt, R, V, need_grad, (R + 4 * threads - 1) / (4 * threads), row_loss};
+        rd_pool_run(c->pool, ce_task, &job, (R + job.per - 1) / job.per);
+        for (int i = 0; i < R; i++) total += row_loss[i];
         if (need_grad) {
             if (c->wgrad) /* dWcls += dzᵀ · x (into the embedding's gradient when tied) */
                 rd_matmul_weight_grad(wgrad_of(c, cls->data), c->cls_logits, c->cls_x, R, V, d);
@@ -382,7 +495,7 @@ int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_gr
         layer_forward_train(c, l, a, edits, B, T, out);
         if (c->checkpointing && l + 1 < L) memcpy(a->x_in, out, (size_t)N * d * sizeof(float));
     }
-    rd_rmsnorm(c->xf, c->x_final, m->file.w.final_norm, N, d, cfg->norm_eps);
+    par_rmsnorm(c, c->xf, c->x_final, m->file.w.final_norm, N, d, cfg->norm_eps);
     const int need_grad = grads != NULL || weight_grad != NULL;
     classifier_loss(c, targets, N, need_grad, loss_sum, n_targets);
     if (!need_grad || *n_targets == 0) return 0;
