@@ -332,12 +332,65 @@ static void test_full_finetuning_gradients(void **state) {
     check_full_ft(1);
 }
 
+/* bf16 compute (packed bf16 weights, activations rounded per product, f32 accumulation):
+ * the loss stays within 1% and the edit gradients point the same way as in f32. Skipped,
+ * saying so, on CPUs without AVX512-BF16. */
+static void test_bf16_compute_close_to_f32(void **state) {
+    (void)state;
+    fd_case k = {"bf16", 64, 192, 2, 8, 4, 300, 1, 2, 32, 3, 1, 1, 0, 0};
+    rd_model *m = make_model(&k, 9);
+    rd_error err = {0};
+    if (rd_model_set_compute(m, RD_COMPUTE_BF16, 1, &err) != 0) {
+        printf("SKIPPED test_bf16_compute_close_to_f32: %s\n", err.msg);
+        rd_model_free(m);
+        skip();
+    }
+    assert_int_equal(rd_model_compute(m), RD_COMPUTE_BF16);
+    const int N = k.B * k.T;
+    int tok[64], tgt[64];
+    for (int i = 0; i < N; i++) {
+        tok[i] = (i * 37 + 11) % k.vocab;
+        tgt[i] = (i * 53 + 2) % k.vocab;
+    }
+    double loss[2];
+    float *g[2];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) assert_int_equal(rd_model_set_compute(m, RD_COMPUTE_F32, 0, &err), 0);
+        rng = 5;
+        edit_set e;
+        edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
+        rd_edits_view view = {e.attn, e.ffn, 1.0f};
+        rd_edits_grad grads = {e.gattn, e.gffn};
+        rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
+        int n;
+        assert_int_equal(rd_train_pass(c, &view, &grads, NULL, tok, tgt, k.B, k.T, &loss[pass], &n, &err), 0);
+        g[pass] = malloc(sizeof(float) * (size_t)k.layers * 4 * k.dim);
+        memcpy(g[pass], e.grads, sizeof(float) * (size_t)k.layers * 4 * k.dim);
+        rd_train_ctx_free(c);
+        edit_set_free(&e);
+    }
+    double dot = 0, n0 = 0, n1 = 0;
+    for (int i = 0; i < k.layers * 4 * k.dim; i++) {
+        dot += (double)g[0][i] * g[1][i];
+        n0 += (double)g[0][i] * g[0][i];
+        n1 += (double)g[1][i] * g[1][i];
+    }
+    const double cosine = dot / sqrt(n0 * n1);
+    printf("bf16 vs f32: loss %.5f vs %.5f, gradient cosine %.5f\n", loss[0], loss[1], cosine);
+    assert_true(fabs(loss[0] - loss[1]) <= 0.01 * fabs(loss[1]));
+    assert_true(cosine > 0.99);
+    free(g[0]);
+    free(g[1]);
+    rd_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_matches_inference_forward),
         cmocka_unit_test(test_checkpointing_is_exact),
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_full_finetuning_gradients),
+        cmocka_unit_test(test_bf16_compute_close_to_f32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

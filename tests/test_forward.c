@@ -258,6 +258,58 @@ static void test_edit_sites(void **state) {
     rd_model_free(m);
 }
 
+/* bf16 compute on stories260K: logits within 6% of the logit range of the f32 reference (8-bit
+ * mantissas through 5 layers) and the greedy token the same wherever the reference's top-2
+ * gap is clear (> 1 logit). Skipped,
+ * saying so, on CPUs without AVX512-BF16. */
+static void test_bf16_prefill_close(void **state) {
+    (void)state;
+    rd_model *m = load_260k();
+    rd_error err = {0};
+    if (rd_model_set_compute(m, RD_COMPUTE_BF16, 0, &err) != 0) {
+        printf("SKIPPED test_bf16_prefill_close: %s\n", err.msg);
+        rd_model_free(m);
+        skip();
+    }
+    int greedy[REF_ROWS], tokens[REF_ROWS];
+    load_greedy(greedy);
+    tokens[0] = 1;
+    for (int i = 1; i < REF_ROWS; i++) tokens[i] = greedy[i - 1];
+    float *ref = malloc(sizeof(float) * REF_ROWS * REF_VOCAB);
+    FILE *fp = fopen(shared_fixture("stories260K/logits_64x512.f32"), "rb");
+    assert_int_equal(fread(ref, sizeof(float), REF_ROWS * REF_VOCAB, fp), REF_ROWS * REF_VOCAB);
+    fclose(fp);
+    rd_ctx *ctx = rd_ctx_new(m, 1, 512, &err);
+    float *logits = malloc(sizeof(float) * REF_ROWS * REF_VOCAB);
+    assert_int_equal(rd_forward(ctx, NULL, tokens, 1, REF_ROWS, RD_LOGITS_ALL, logits, &err), 0);
+    float worst = 0.0f;
+    int clear = 0, agree = 0;
+    for (int r = 0; r < REF_ROWS; r++) {
+        const float *z = ref + r * REF_VOCAB;
+        float lo = z[0], hi = z[0];
+        for (int v = 1; v < REF_VOCAB; v++) lo = fminf(lo, z[v]), hi = fmaxf(hi, z[v]);
+        for (int v = 0; v < REF_VOCAB; v++)
+            worst = fmaxf(worst, fabsf(logits[r * REF_VOCAB + v] - z[v]) / (hi - lo));
+        int a = argmax(z, REF_VOCAB);
+        float second = -INFINITY;
+        for (int v = 0; v < REF_VOCAB; v++)
+            if (v != a) second = fmaxf(second, z[v]);
+        if (z[a] - second > 1.0f) {
+            clear++;
+            agree += argmax(logits + r * REF_VOCAB, REF_VOCAB) == a;
+        }
+    }
+    printf("bf16 prefill on stories260K: worst |Δ| %.3g of the logit range; greedy agrees on "
+           "%d of %d clear rows\n", worst, agree, clear);
+    assert_true(worst < 0.06f);
+    assert_true(clear > REF_ROWS / 4);
+    assert_int_equal(agree, clear);
+    free(logits);
+    free(ref);
+    rd_ctx_free(ctx);
+    rd_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260k_matches_reference),
@@ -265,6 +317,7 @@ int main(void) {
         cmocka_unit_test(test_batch_and_chunks_agree),
         cmocka_unit_test(test_forward_rejects_bad_requests),
         cmocka_unit_test(test_edit_sites),
+        cmocka_unit_test(test_bf16_prefill_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

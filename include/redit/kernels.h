@@ -11,13 +11,16 @@
 /* out (n, W.rows) = x (n, W.cols) · Wᵀ.
  * n ≤ RD_MATVEC_MAX_ROWS (decode): each weight row is read once, widened in registers and
  * dotted with every x row; rows are spread over `pool` (may be NULL).
- * Larger n (prefill): one OpenBLAS sgemm for f32 weights; other types are widened into
- * `scratch` (at least rd_matmul_scratch_floats(W, n) floats) panel by panel. */
+ * Larger n (prefill): W's packed bf16 copy through rd_gemm_bf16 on `pool` when W has one
+ * (W->bf16), else one OpenBLAS sgemm for f32 weights, other types widened into `scratch`
+ * panel by panel. scratch: at least rd_matmul_scratch_floats(W, n) floats, and
+ * rd_matmul_gemm_scratch_floats(pool) when W has a bf16 copy. */
 #define RD_MATVEC_MAX_ROWS 4
 struct rd_pool;
 void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scratch,
                struct rd_pool *pool);
 size_t rd_matmul_scratch_floats(const rd_matrix *W, int n);
+size_t rd_matmul_gemm_scratch_floats(const struct rd_pool *pool);
 
 /* outs[i] (n, Ws[i]->rows) = x (n, cols) · Ws[i]ᵀ for count ≤ RD_MATMUL_MANY_MAX matrices
  * sharing the input (q/k/v, gate/up): for small n one parallel loop over all of them, one
@@ -58,10 +61,11 @@ static inline float rd_silu(float x) {
  * d-prefixed buffers are gradients. "accumulate" adds into the output instead of
  * overwriting it. */
 
-/* dx (n, W.cols) (=|+=) dy (n, W.rows) · W: the activation gradient of y = x·Wᵀ. Non-f32
- * weights are widened into scratch (rd_matmul_scratch_floats(W, n) floats) panel by panel. */
+/* dx (n, W.cols) (=|+=) dy (n, W.rows) · W: the activation gradient of y = x·Wᵀ. Uses W's
+ * packed bf16 copy on `pool` when it has a backward packing; else OpenBLAS, non-f32 weights
+ * widened into scratch panel by panel (scratch as for rd_matmul). */
 void rd_matmul_backward(float *dx, const float *dy, const rd_matrix *W, int n, int accumulate,
-                        float *scratch);
+                        float *scratch, struct rd_pool *pool);
 
 /* dW (rows, cols) += dyᵀ (rows, n) · x (n, cols): the weight gradient of y = x·Wᵀ (f32). */
 void rd_matmul_weight_grad(float *dW, const float *dy, const float *x, int n, int rows,

@@ -16,6 +16,10 @@ typedef struct rd_model {
      * the order of rd_model_make_trainable's comment; NULL for a frozen model. */
     float *params;
     size_t n_params;
+    /* Set by rd_model_set_compute(RD_COMPUTE_BF16): the packed bf16 copies the matrices
+     * point to (rd_matrix.bf16), owned here. */
+    struct rd_bf16_weight **packed;
+    int n_packed;
 } rd_model;
 
 typedef struct rd_load_opts {
@@ -31,6 +35,20 @@ static inline const rd_config *rd_model_config(const rd_model *m) { return &m->f
 
 /* Total weights of the model (what RED's parameter ratio is measured against). */
 uint64_t rd_model_param_count(const rd_model *m);
+
+/* How matrix products over many rows (prefill, training) compute:
+ * F32  — OpenBLAS sgemm on f32 (widened) weights: the reference numerics;
+ * BF16 — weights packed once into bf16 panels and activations rounded to bf16 per product,
+ *        f32 accumulation (AVX512-BF16: about twice the f32 GEMM rate). Edit vectors, norms,
+ *        attention, softmax and the loss stay f32; decode (few rows) is unaffected.
+ * `backward` also packs the transposed layout that training's activation gradients use.
+ * BF16 is refused on CPUs without AVX512-BF16 (the portable kernel is slower than sgemm)
+ * and on a trainable (full fine-tuning) model, whose weights change. Costs one bf16 copy of
+ * the matrices per layout (rd_model_compute_bytes). */
+typedef enum rd_compute { RD_COMPUTE_F32 = 0, RD_COMPUTE_BF16 = 1 } rd_compute;
+int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error *err);
+rd_compute rd_model_compute(const rd_model *m);
+size_t rd_model_compute_bytes(const rd_model *m);
 
 /* Full fine-tuning: copies every weight into one owned f32 array (m->params, n_params) in
  * this order — token embeddings; per layer: attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3;

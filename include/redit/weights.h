@@ -44,12 +44,17 @@ uint64_t rd_config_param_count(const rd_config *c, int tied_classifier);
 
 /* A row-major matrix in its storage type: rows × cols, row r starts at
  * (const char *)data + r * row_bytes. Borrowed: owned by the rd_weights it belongs to. */
+struct rd_bf16_weight;
+
 typedef struct rd_matrix {
     rd_dtype type;
     const void *data;
     int64_t rows; /* output features */
     int64_t cols; /* input features; a multiple of the type's block size */
     size_t row_bytes;
+    /* A bf16 copy packed for GEMMs (rd_model_set_compute), or NULL: then matrix products over
+     * many rows use it (activations rounded to bf16, f32 accumulation). Owned by the model. */
+    const struct rd_bf16_weight *bf16;
 } rd_matrix;
 
 typedef struct rd_layer_weights {

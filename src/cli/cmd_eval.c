@@ -28,12 +28,13 @@ static void usage(FILE *out) {
             "      --batch N        sequences per pass (default 8)\n"
             "      --tokenizer F    llama2.c tokenizer.bin for a .bin model\n"
             "      --threads N      compute threads (default: all cores)\n"
+            "      --compute C      f32 (default) or bf16 matrix products\n"
             "  -h, --help           this text\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     enum { O_EDITS = 256, O_STRENGTH, O_FORCE, O_FORMAT, O_TEMPLATE, O_SYSTEM, O_MAXLEN,
-           O_FULLLOSS, O_BATCH, O_TOK, O_THREADS };
+           O_FULLLOSS, O_BATCH, O_TOK, O_THREADS, O_COMPUTE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"edits", required_argument, 0, O_EDITS}, {"strength", required_argument, 0, O_STRENGTH},
@@ -41,9 +42,10 @@ int cmd_eval(int argc, char **argv) {
         {"template", required_argument, 0, O_TEMPLATE}, {"system", required_argument, 0, O_SYSTEM},
         {"max-len", required_argument, 0, O_MAXLEN}, {"full-loss", no_argument, 0, O_FULLLOSS},
         {"batch", required_argument, 0, O_BATCH}, {"tokenizer", required_argument, 0, O_TOK},
-        {"threads", required_argument, 0, O_THREADS}, {"help", no_argument, 0, 'h'},
+        {"threads", required_argument, 0, O_THREADS}, {"compute", required_argument, 0, O_COMPUTE},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *model = NULL, *data = NULL, *edits_path = NULL, *tok = NULL;
+    const char *model = NULL, *data = NULL, *edits_path = NULL, *tok = NULL, *compute = NULL;
     rd_data_opts dopt = rd_data_opts_defaults();
     float strength = 1.0f;
     int force = 0, batch = 8, threads = 0, c;
@@ -67,6 +69,7 @@ int cmd_eval(int argc, char **argv) {
         case O_BATCH: bad = cli_int("eval", "--batch", optarg, 1, 4096, &batch); break;
         case O_TOK: tok = optarg; break;
         case O_THREADS: bad = cli_int("eval", "--threads", optarg, 0, 1024, &threads); break;
+        case O_COMPUTE: compute = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -88,6 +91,7 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "redit eval: %s has no tokenizer; data sets need one (--tokenizer)\n", model);
         goto done;
     }
+    if (cli_set_compute("eval", m, compute, 0)) goto done;
     if (dopt.max_len > rd_model_config(m)->seq_len) dopt.max_len = rd_model_config(m)->seq_len;
     if (edits_path && !(e = cli_load_edits(edits_path, m, force))) goto done;
     if (!(d = rd_dataset_load(data, m->file.tokenizer, &dopt, &err)) ||

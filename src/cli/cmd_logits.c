@@ -20,6 +20,7 @@ static void usage(FILE *out) {
                  "      --edits FILE      apply RED edits (safetensors edit file)\n"
                  "      --strength A      edit strength α: s' = 1 + α(s − 1), b' = α·b (default 1)\n"
                  "      --force           load edits made for another base model\n"
+                 "      --compute C       f32 (default) or bf16 matrix products\n"
                  "  -h, --help            this text\n");
 }
 
@@ -32,9 +33,11 @@ int cmd_logits(int argc, char **argv) {
                                          {"edits", required_argument, 0, 'e'},
                                          {"strength", required_argument, 0, 'a'},
                                          {"force", no_argument, 0, 'f'},
+                                         {"compute", required_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *model = NULL, *ids_text = NULL, *out = NULL, *tok = NULL, *edits_path = NULL;
+    const char *compute = NULL;
     int threads = 0, force = 0, c;
     float strength = 1.0f;
     optind = 1;
@@ -52,6 +55,7 @@ int cmd_logits(int argc, char **argv) {
             if (cli_float("logits", "--strength", optarg, -100, 100, &strength)) return 2;
             break;
         case 'f': force = 1; break;
+        case 'c': compute = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -77,7 +81,8 @@ int cmd_logits(int argc, char **argv) {
     int rc = 1;
     rd_error err = {0};
     rd_edits *edits = NULL;
-    if (edits_path && !(edits = cli_load_edits(edits_path, m, force))) {
+    if (cli_set_compute("logits", m, compute, 0) ||
+        (edits_path && !(edits = cli_load_edits(edits_path, m, force)))) {
         rd_model_free(m);
         free(ids);
         return 1;

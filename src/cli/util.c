@@ -25,6 +25,20 @@ rd_edits *cli_load_edits(const char *path, const rd_model *m, int force) {
     return e;
 }
 
+int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward) {
+    if (!name || !strcmp(name, "f32")) return 0;
+    if (strcmp(name, "bf16")) {
+        fprintf(stderr, "redit %s: --compute must be f32 or bf16\n", cmd);
+        return -1;
+    }
+    rd_error err = {0};
+    if (rd_model_set_compute(m, RD_COMPUTE_BF16, backward, &err)) {
+        fprintf(stderr, "redit %s: %s\n", cmd, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int *cli_parse_ids(const char *text, size_t *n) {
     size_t cap = 16, len = 0;
     int *ids = malloc(cap * sizeof *ids);

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #endif
 
+#include "redit/gemm_bf16.h"
 #include "redit/pool.h"
 
 /* Rows of a non-f32 weight widened at once: about 1 MiB of f32 per panel. */
@@ -195,6 +196,10 @@ void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scr
         rd_matmul_many(&out, x, &W, 1, n, scratch, pool);
         return;
     }
+    if (W->bf16 && W->bf16->fwd.data &&
+        rd_gemm_bf16(out, (size_t)rows, x, (size_t)cols, n, W->bf16, RD_BF16_FORWARD, 0, pool,
+                     scratch, NULL, NULL) == 0)
+        return;
     if (W->type == RD_DTYPE_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, cols, 1.0f, x, cols,
                     W->data, cols, 0.0f, out, rows);
@@ -351,9 +356,17 @@ void rd_attention(float *out, const float *q, const float *k, const float *v, in
 
 /* ---- backward kernels -------------------------------------------------------------- */
 
+size_t rd_matmul_gemm_scratch_floats(const struct rd_pool *pool) {
+    return (rd_gemm_bf16_scratch_bytes(pool) + sizeof(float) - 1) / sizeof(float);
+}
+
 void rd_matmul_backward(float *dx, const float *dy, const rd_matrix *W, int n, int accumulate,
-                        float *scratch) {
+                        float *scratch, struct rd_pool *pool) {
     const int rows = (int)W->rows, cols = (int)W->cols;
+    if (W->bf16 && W->bf16->bwd.data &&
+        rd_gemm_bf16(dx, (size_t)cols, dy, (size_t)rows, n, W->bf16, RD_BF16_BACKWARD,
+                     accumulate, pool, scratch, NULL, NULL) == 0)
+        return;
     if (W->type == RD_DTYPE_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, rows, 1.0f, dy, rows,
                     W->data, cols, accumulate ? 1.0f : 0.0f, dx, cols);

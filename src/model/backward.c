@@ -146,12 +146,15 @@ rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, in
          (c->da = ctx_alloc(c, N * hd)) && (c->dg = ctx_alloc(c, N * hd)) &&
          (c->du = ctx_alloc(c, N * hd)) && (c->att_scratch = ctx_alloc(c, T * T)) &&
          (c->cls_logits = ctx_alloc(c, (size_t)CLS_ROWS * (size_t)cfg->vocab_size)) &&
-         (c->cls_x = ctx_alloc(c, CLS_ROWS * d)) && (c->cls_dx = ctx_alloc(c, CLS_ROWS * d)) &&
-         (c->wscratch = ctx_alloc(c, weight_scratch(m, (int)N)));
+         (c->cls_x = ctx_alloc(c, CLS_ROWS * d)) && (c->cls_dx = ctx_alloc(c, CLS_ROWS * d));
     if (ok) ok = (c->cls_rows = malloc(N * sizeof(int))) != NULL;
     if (ok) {
         const int threads = openblas_get_num_threads();
         ok = (c->pool = rd_pool_new(threads < 64 ? threads : 64, err)) != NULL;
+    }
+    if (ok) { /* always room for the bf16 GEMM too: the compute mode may change later */
+        size_t ws = weight_scratch(m, (int)N), gs = rd_matmul_gemm_scratch_floats(c->pool);
+        ok = (c->wscratch = ctx_alloc(c, ws > gs ? ws : gs)) != NULL;
     }
     if (!ok) {
         rd_error_set(err, "out of memory allocating %.1f MB of activations for %d × %d tokens%s",
@@ -310,9 +313,9 @@ static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_
     const int H = cfg->n_heads, hd = cfg->hidden_dim, N = B * T;
     const float alpha = ed ? ed->strength : 0.0f;
     par_rmsnorm(c, a->xb, a->x_in, W->attn_norm, N, d, cfg->norm_eps);
-    rd_matmul(a->q, a->xb, &W->wq, N, c->wscratch, NULL);
-    rd_matmul(a->k, a->xb, &W->wk, N, c->wscratch, NULL);
-    rd_matmul(a->v, a->xb, &W->wv, N, c->wscratch, NULL);
+    rd_matmul(a->q, a->xb, &W->wq, N, c->wscratch, c->pool);
+    rd_matmul(a->k, a->xb, &W->wk, N, c->wscratch, c->pool);
+    rd_matmul(a->v, a->xb, &W->wv, N, c->wscratch, c->pool);
     for (int r = 0; r < N; r++) {
         rd_rope(a->q + (size_t)r * d, H, hs, r % T, cfg->rope_theta, cfg->rope_layout);
         rd_rope(a->k + (size_t)r * kv, cfg->n_kv_heads, hs, r % T, cfg->rope_theta,
@@ -322,14 +325,14 @@ static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_
         rd_attention_train(a->o + (size_t)b * T * d, a->probs + (size_t)b * H * T * T,
                            a->q + (size_t)b * T * d, a->k + (size_t)b * T * kv,
                            a->v + (size_t)b * T * kv, T, H, cfg->n_kv_heads, hs);
-    rd_matmul(a->h_attn, a->o, &W->wo, N, c->wscratch, NULL);
+    rd_matmul(a->h_attn, a->o, &W->wo, N, c->wscratch, c->pool);
     residual_edit(a->x_mid, a->x_in, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL, alpha);
     par_rmsnorm(c, a->xb2, a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
-    rd_matmul(a->g, a->xb2, &W->w1, N, c->wscratch, NULL);
-    rd_matmul(a->u, a->xb2, &W->w3, N, c->wscratch, NULL);
+    rd_matmul(a->g, a->xb2, &W->w1, N, c->wscratch, c->pool);
+    rd_matmul(a->u, a->xb2, &W->w3, N, c->wscratch, c->pool);
     memcpy(c->da, a->g, (size_t)N * hd * sizeof(float));
     par_swiglu(c, c->da, a->u, N, hd); /* da = silu(g)·u, the input of w2 */
-    rd_matmul(a->h_ffn, c->da, &W->w2, N, c->wscratch, NULL);
+    rd_matmul(a->h_ffn, c->da, &W->w2, N, c->wscratch, c->pool);
     residual_edit(x_out, a->x_mid, a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL, alpha);
 }
 
@@ -350,10 +353,10 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
         par_swiglu(c, c->dg, a->u, N, hd);
         rd_matmul_weight_grad(wgrad_of(c, W->w2.data), c->dh, c->dg, N, d, hd);
     }
-    rd_matmul_backward(c->da, c->dh, &W->w2, N, 0, c->wscratch);
+    rd_matmul_backward(c->da, c->dh, &W->w2, N, 0, c->wscratch, c->pool);
     par_swiglu_backward(c, c->dg, c->du, c->da, a->g, a->u, N, hd);
-    rd_matmul_backward(c->dxb, c->dg, &W->w1, N, 0, c->wscratch);
-    rd_matmul_backward(c->dxb, c->du, &W->w3, N, 1, c->wscratch);
+    rd_matmul_backward(c->dxb, c->dg, &W->w1, N, 0, c->wscratch, c->pool);
+    rd_matmul_backward(c->dxb, c->du, &W->w3, N, 1, c->wscratch, c->pool);
     if (c->wgrad) {
         rd_matmul_weight_grad(wgrad_of(c, W->w1.data), c->dg, a->xb2, N, hd, d);
         rd_matmul_weight_grad(wgrad_of(c, W->w3.data), c->du, a->xb2, N, hd, d);
@@ -365,7 +368,7 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     /* attention sub-layer: x_mid = x_in + edit(h_attn), h_attn = o·woᵀ */
     edit_backward(c->dh, c->dx_mid, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL,
                   gr ? gsite(gr->attn, l) : NULL, alpha);
-    rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch); /* dxb = ∂/∂o */
+    rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch, c->pool); /* dxb = ∂/∂o */
     if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, d, d);
     for (int b = 0; b < B; b++)
         rd_attention_train_backward(c->dq + (size_t)b * T * d, c->dk + (size_t)b * T * kv,
@@ -378,9 +381,9 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
         rd_rope(c->dk + (size_t)r * kv, cfg->n_kv_heads, hs, -(r % T), cfg->rope_theta,
                 cfg->rope_layout);
     }
-    rd_matmul_backward(c->dxb, c->dq, &W->wq, N, 0, c->wscratch);
-    rd_matmul_backward(c->dxb, c->dk, &W->wk, N, 1, c->wscratch);
-    rd_matmul_backward(c->dxb, c->dv, &W->wv, N, 1, c->wscratch);
+    rd_matmul_backward(c->dxb, c->dq, &W->wq, N, 0, c->wscratch, c->pool);
+    rd_matmul_backward(c->dxb, c->dk, &W->wk, N, 1, c->wscratch, c->pool);
+    rd_matmul_backward(c->dxb, c->dv, &W->wv, N, 1, c->wscratch, c->pool);
     if (c->wgrad) {
         rd_matmul_weight_grad(wgrad_of(c, W->wq.data), c->dq, a->xb, N, d, d);
         rd_matmul_weight_grad(wgrad_of(c, W->wk.data), c->dk, a->xb, N, kv, d);
@@ -448,14 +451,14 @@ static void classifier_loss(rd_train_ctx *c, const int *targets, int N, int need
                    (size_t)d * sizeof(float));
             row_tgt[i] = targets[c->cls_rows[r0 + i]];
         }
-        rd_matmul(c->cls_logits, c->cls_x, cls, R, c->wscratch, NULL);
+        rd_matmul(c->cls_logits, c->cls_x, cls, R, c->wscratch, c->pool);
         ce_job job = {c, row_tgt, R, V, need_grad, (R + 4 * threads - 1) / (4 * threads), row_loss};
         rd_pool_run(c->pool, ce_task, &job, (R + job.per - 1) / job.per);
         for (int i = 0; i < R; i++) total += row_loss[i];
         if (need_grad) {
             if (c->wgrad) /* dWcls += dzᵀ · x (into the embedding's gradient when tied) */
                 rd_matmul_weight_grad(wgrad_of(c, cls->data), c->cls_logits, c->cls_x, R, V, d);
-            rd_matmul_backward(c->cls_dx, c->cls_logits, cls, R, 0, c->wscratch);
+            rd_matmul_backward(c->cls_dx, c->cls_logits, cls, R, 0, c->wscratch, c->pool);
             for (int i = 0; i < R; i++)
                 memcpy(c->dx + (size_t)c->cls_rows[r0 + i] * d, c->cls_dx + (size_t)i * d,
                        (size_t)d * sizeof(float));

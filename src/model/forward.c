@@ -101,13 +101,14 @@ rd_ctx *rd_ctx_new(const rd_model *m, int max_batch, int max_seq, rd_error *err)
     x->hb2 = alloc_floats(rows * h, t);
     x->att = alloc_floats((size_t)x->chunk * (size_t)max_seq, t);
     x->last = alloc_floats((size_t)max_batch * d, t);
-    x->wscratch = alloc_floats(matrix_scratch(m, (int)rows), t);
     int threads = openblas_get_num_threads();
-    x->pool = rd_pool_new(threads < 64 ? threads : 64, err);
-    if (!x->pool) {
+    if (!(x->pool = rd_pool_new(threads < 64 ? threads : 64, err))) {
         rd_ctx_free(x);
         return NULL;
     }
+    /* always room for the bf16 GEMM too: the model's compute mode may change later */
+    size_t ws = matrix_scratch(m, (int)rows), gs = rd_matmul_gemm_scratch_floats(x->pool);
+    x->wscratch = alloc_floats(ws > gs ? ws : gs, t);
     if (!x->key_cache || !x->value_cache || !x->x || !x->xb || !x->xb2 || !x->q || !x->k ||
         !x->v || !x->hb || !x->hb2 || !x->att || !x->last || !x->wscratch) {
         rd_error_set(err, "out of memory allocating %.1f MB for the KV cache and scratch "

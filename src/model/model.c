@@ -1,6 +1,8 @@
 /* Loading a frozen model from any supported file. */
 #include "redit/model.h"
 
+#include "redit/gemm_bf16.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,8 +53,74 @@ rd_model *rd_model_from_file(rd_model_file *f, const char *path, rd_error *err) 
     return m;
 }
 
+/* Drops the packed bf16 copies and unhooks them from the matrices. */
+static void drop_packed(rd_model *m) {
+    rd_weights *w = &m->file.w;
+    w->tok_embeddings.bf16 = NULL;
+    w->classifier.bf16 = NULL;
+    for (int l = 0; w->layers && l < m->file.cfg.n_layers; l++) {
+        rd_layer_weights *L = &w->layers[l];
+        L->wq.bf16 = L->wk.bf16 = L->wv.bf16 = L->wo.bf16 = NULL;
+        L->w1.bf16 = L->w2.bf16 = L->w3.bf16 = NULL;
+    }
+    for (int i = 0; i < m->n_packed; i++) rd_bf16_weight_free(m->packed[i]);
+    free(m->packed);
+    m->packed = NULL;
+    m->n_packed = 0;
+}
+
+int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error *err) {
+    drop_packed(m);
+    if (compute == RD_COMPUTE_F32) return 0;
+    if (compute != RD_COMPUTE_BF16) return rd_error_set(err, "unknown compute mode %d", (int)compute);
+    if (!rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16))
+        return rd_error_set(err, "bf16 compute needs a CPU with AVX512-BF16; this one has none "
+                                 "(use f32)");
+    if (m->params)
+        return rd_error_set(err, "bf16 compute packs frozen weights; a model being fully "
+                                 "fine-tuned changes them (use f32)");
+    rd_weights *w = &m->file.w;
+    const int L = m->file.cfg.n_layers;
+    rd_matrix **all = malloc(sizeof *all * ((size_t)L * 7 + 1));
+    if (!all) return rd_error_set(err, "out of memory");
+    int n = 0;
+    for (int l = 0; l < L; l++) {
+        rd_layer_weights *Lw = &w->layers[l];
+        rd_matrix *mats[] = {&Lw->wq, &Lw->wk, &Lw->wv, &Lw->wo, &Lw->w1, &Lw->w2, &Lw->w3};
+        for (int i = 0; i < 7; i++) all[n++] = mats[i];
+    }
+    all[n++] = &w->classifier;
+    if (!(m->packed = calloc((size_t)n, sizeof *m->packed))) {
+        free(all);
+        return rd_error_set(err, "out of memory");
+    }
+    const unsigned modes = RD_BF16_FORWARD | (backward ? RD_BF16_BACKWARD : 0);
+    for (int i = 0; i < n; i++) {
+        if (!(m->packed[i] = rd_bf16_weight_new(all[i], modes, NULL, err))) {
+            free(all);
+            drop_packed(m);
+            return rd_error_prefix(err, "%s: packing weights in bf16", m->file.name);
+        }
+        m->n_packed = i + 1;
+        all[i]->bf16 = m->packed[i];
+    }
+    free(all);
+    return 0;
+}
+
+rd_compute rd_model_compute(const rd_model *m) {
+    return m->n_packed ? RD_COMPUTE_BF16 : RD_COMPUTE_F32;
+}
+
+size_t rd_model_compute_bytes(const rd_model *m) {
+    size_t b = 0;
+    for (int i = 0; i < m->n_packed; i++) b += rd_bf16_weight_bytes(m->packed[i]);
+    return b;
+}
+
 void rd_model_free(rd_model *m) {
     if (!m) return;
+    drop_packed(m);
     rd_model_file_release(&m->file);
     free(m->path);
     free(m);
@@ -78,6 +146,7 @@ static void move_vector(const float **vec, int d, float **cursor) {
 
 int rd_model_make_trainable(rd_model *m, rd_error *err) {
     if (m->params) return 0;
+    drop_packed(m); /* packed copies of frozen weights would go stale */
     const rd_config *c = &m->file.cfg;
     rd_weights *w = &m->file.w;
     const size_t n = (size_t)rd_config_param_count(c, w->tied_classifier);
