@@ -249,6 +249,78 @@ static void test_full_finetuning_learns(void **state) {
     rd_model_free(m);
 }
 
+/* Metrics from known confusion matrices (values computed by hand / as scikit-learn gives). */
+static void test_classification_metrics(void **state) {
+    (void)state;
+    rd_eval_metrics m;
+    /* binary: TN 50, FP 10, FN 5, TP 35 */
+    const long bin[4] = {50, 10, 5, 35};
+    rd_classification_metrics(bin, 2, &m);
+    assert_int_equal(m.n_examples, 100);
+    assert_float_equal(m.accuracy, 0.85, 1e-12);
+    assert_float_equal(m.f1, 70.0 / 85.0, 1e-12); /* 2·35 / (2·35 + 10 + 5) */
+    const double mcc = (35.0 * 50 - 10.0 * 5) / sqrt(45.0 * 40 * 60 * 55);
+    assert_float_equal(m.mcc, mcc, 1e-12);
+    /* three classes: the multi-class MCC as scikit-learn's matthews_corrcoef defines it
+     * (computed independently in Python from its formula), macro-F1 by hand */
+    const long tri[9] = {5, 1, 0, 2, 3, 1, 0, 0, 4};
+    rd_classification_metrics(tri, 3, &m);
+    assert_float_equal(m.accuracy, 12.0 / 16.0, 1e-12);
+    const double f1a = 2.0 * 5 / (2.0 * 5 + 2 + 1), f1b = 2.0 * 3 / (2.0 * 3 + 1 + 3),
+                 f1c = 2.0 * 4 / (2.0 * 4 + 1 + 0);
+    assert_float_equal(m.f1, (f1a + f1b + f1c) / 3, 1e-12);
+    assert_float_equal(m.mcc, 0.6347419188140273, 1e-9);
+    /* a constant predictor: MCC 0 */
+    const long flat[4] = {30, 0, 20, 0};
+    rd_classification_metrics(flat, 2, &m);
+    assert_float_equal(m.mcc, 0.0, 1e-12);
+}
+
+/* A classification set: the label word is scored after the prompt; RED on ffn learns a
+ * keyword rule the random base model cannot know. */
+static void test_classification_eval_learns(void **state) {
+    fixture *f = *state;
+    char train_path[700], eval_path[700];
+    snprintf(train_path, sizeof train_path, "%s/cls_train.jsonl", f->dir);
+    snprintf(eval_path, sizeof eval_path, "%s/cls_eval.jsonl", f->dir);
+    for (int part = 0; part < 2; part++) {
+        FILE *fp = fopen(part ? eval_path : train_path, "w");
+        for (int i = part * 1000; i < part * 1000 + (part ? 40 : 120); i++)
+            fprintf(fp, "{\"text\": \"message %d about %s\", \"label\": \"%s\"}\n", i,
+                    i % 2 ? "money and prizes" : "the weekly meeting", i % 2 ? "spam" : "ham");
+        fclose(fp);
+    }
+    rd_error err = {0};
+    rd_data_opts o = rd_data_opts_defaults();
+    o.max_len = 64;
+    rd_dataset *tr = rd_dataset_load(train_path, f->m->file.tokenizer, &o, &err);
+    rd_dataset *ev = rd_dataset_load(eval_path, f->m->file.tokenizer, &o, &err);
+    assert_non_null(tr);
+    assert_non_null(ev);
+    assert_int_equal(rd_dataset_n_labels(ev), 2);
+    rd_eval_metrics before, after;
+    assert_int_equal(rd_evaluate(f->m, NULL, 1.0f, ev, 8, 64, &before, &err), 0);
+    assert_int_equal(before.n_examples, 40);
+    rd_edit_spec spec = {.sites = RD_SITE_BOTH, .layers = "all", .scale = 1, .bias = 1};
+    rd_edits *e = rd_edits_new(&f->m->file.cfg, &spec, &err);
+    assert_non_null(e);
+    rd_train_opts t = quick_opts();
+    t.epochs = 8;
+    t.lr = 5e-2;
+    rd_train_result r;
+    assert_int_equal(rd_train(f->m, e, tr, NULL, &t, NULL, NULL, &r, &err), 0);
+    assert_int_equal(rd_evaluate(f->m, e, 1.0f, ev, 8, 64, &after, &err), 0);
+    printf("classification (ham/spam by keyword): accuracy %.3f → %.3f, MCC %.3f → %.3f, "
+           "F1 %.3f → %.3f\n", before.accuracy, after.accuracy, before.mcc, after.mcc, before.f1,
+           after.f1);
+    assert_true(after.accuracy >= 0.9);
+    assert_true(after.mcc > 0.8);
+    rd_train_result_release(&r);
+    rd_edits_free(e);
+    rd_dataset_free(tr);
+    rd_dataset_free(ev);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_red_learns),
@@ -256,6 +328,8 @@ int main(void) {
         cmocka_unit_test(test_stop_request),
         cmocka_unit_test(test_nonfinite_stops_cleanly),
         cmocka_unit_test(test_full_finetuning_learns),
+        cmocka_unit_test(test_classification_metrics),
+        cmocka_unit_test(test_classification_eval_learns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -113,6 +113,11 @@ typedef struct rd_eval_metrics {
     double accuracy, mcc, f1; /* f1 of label 1 for two labels, macro-F1 otherwise */
 } rd_eval_metrics;
 
+/* Accuracy, Matthews correlation (Gorodkin's R_K for K > 2) and F1 (of label 1 for two
+ * labels, macro-F1 otherwise) from a K × K confusion matrix confusion[true · K + predicted];
+ * fills those fields and n_examples of out. */
+void rd_classification_metrics(const long *confusion, int K, rd_eval_metrics *out);
+
 int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
                 int batch, int max_len, rd_eval_metrics *out, rd_error *err);
 

@@ -40,6 +40,22 @@ static double f1_of(const long *conf, int K, int k) {
     return tp ? 2.0 * tp / (2.0 * tp + fp + fn) : 0.0;
 }
 
+void rd_classification_metrics(const long *confusion, int K, rd_eval_metrics *out) {
+    long n = 0, correct = 0;
+    for (int i = 0; i < K * K; i++) n += confusion[i];
+    for (int k = 0; k < K; k++) correct += confusion[k * K + k];
+    out->n_examples = (int)n;
+    out->accuracy = n ? (double)correct / (double)n : NAN;
+    out->mcc = matthews(confusion, K, n);
+    if (K == 2) {
+        out->f1 = f1_of(confusion, K, 1);
+    } else {
+        double s = 0;
+        for (int k = 0; k < K; k++) s += f1_of(confusion, K, k);
+        out->f1 = K ? s / K : NAN;
+    }
+}
+
 static int classify(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *d,
                     int max_len, rd_eval_metrics *out, rd_error *err) {
     const int K = rd_dataset_n_labels(d);
@@ -51,7 +67,6 @@ static int classify(rd_train_ctx *tc, const rd_edits_view *view, const rd_datase
         return rd_error_set(err, "out of memory");
     }
     int rc = 0;
-    long scored = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const rd_example *ex = rd_dataset_get(d, i);
         if (ex->label < 0) continue;
@@ -76,25 +91,9 @@ static int classify(rd_train_ctx *tc, const rd_edits_view *view, const rd_datase
                 best = k;
             }
         }
-        if (best >= 0) {
-            conf[ex->label * K + best]++;
-            scored++;
-        }
+        if (best >= 0) conf[ex->label * K + best]++;
     }
-    if (rc == 0) {
-        long correct = 0;
-        for (int k = 0; k < K; k++) correct += conf[k * K + k];
-        out->n_examples = (int)scored;
-        out->accuracy = scored ? (double)correct / (double)scored : NAN;
-        out->mcc = matthews(conf, K, scored);
-        if (K == 2) {
-            out->f1 = f1_of(conf, K, 1);
-        } else {
-            double s = 0;
-            for (int k = 0; k < K; k++) s += f1_of(conf, K, k);
-            out->f1 = K ? s / K : NAN;
-        }
-    }
+    if (rc == 0) rd_classification_metrics(conf, K, out);
     free(conf);
     free(tok);
     free(tgt);
