@@ -79,6 +79,7 @@ check-reference: all
 	@/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || { \
 	    echo "redit: installing python3-torch and python3-numpy for the reference check" >&2; \
 	    if [ "$$(id -u)" -eq 0 ]; then S=""; else S=sudo; fi; \
+	    $$S apt-get update -qq >&2; \
 	    DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq python3-torch python3-numpy >&2; }
 	BUILD=$(BUILD) sh tests/reference/check.sh
 
