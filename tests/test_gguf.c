@@ -18,6 +18,7 @@
 #include "../src/io/gguf.h"
 #include "helpers/bytebuf.h"
 #include "helpers/tiny_model.h"
+#include "checks.h"
 #include "redit/kernels.h"
 #include "redit/model_file.h"
 #include "redit/tokenizer.h"
@@ -44,31 +45,9 @@ static int teardown(void **state) {
     return 0;
 }
 
-static int count_dir_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
 
 /* ---- checks on loaded models ---------------------------------------------------------- */
 
-static void assert_config_equal(const rd_config *a, const rd_config *b) {
-    assert_int_equal(a->dim, b->dim);
-    assert_int_equal(a->hidden_dim, b->hidden_dim);
-    assert_int_equal(a->n_layers, b->n_layers);
-    assert_int_equal(a->n_heads, b->n_heads);
-    assert_int_equal(a->n_kv_heads, b->n_kv_heads);
-    assert_int_equal(a->vocab_size, b->vocab_size);
-    assert_int_equal(a->seq_len, b->seq_len);
-    assert_true(a->norm_eps == b->norm_eps);
-    assert_true(a->rope_theta == b->rope_theta);
-    assert_int_equal(a->rope_layout, b->rope_layout);
-}
 
 static void assert_in_mapping(const rd_weights *w, const void *p) {
     const char *m = w->map;
@@ -148,7 +127,7 @@ static void roundtrip(fixture *fx, const rd_config *cfg, rd_dtype type, int tied
     rd_error err = {{0}};
     assert_int_equal(tiny_model_init(&orig, cfg, tied, 7 + (uint64_t)type), 0);
     if (rd_gguf_write(fx->path, &orig, type, &err)) fail_msg("write: %s", err.msg);
-    assert_int_equal(count_dir_entries(fx->dir), 1); /* no temporary file left behind */
+    assert_int_equal(tiny_count_entries(fx->dir), 1); /* no temporary file left behind */
     if (rd_gguf_load(fx->path, &got, &err)) fail_msg("load: %s", err.msg);
     assert_int_equal(got.format, RD_FORMAT_GGUF);
     assert_int_equal(got.gguf_version, 3);
@@ -406,7 +385,7 @@ static void test_write_refuses_and_leaves_nothing(void **state) {
     assert_non_null(strstr(err.msg, fx->path));
     assert_non_null(strstr(err.msg, "ffn_down"));
     assert_non_null(strstr(err.msg, "multiple of"));
-    assert_int_equal(count_dir_entries(fx->dir), 1);
+    assert_int_equal(tiny_count_entries(fx->dir), 1);
     assert_int_equal(stat(fx->path, &st), 0);
     assert_int_equal(st.st_size, size);
     assert_int_equal(rd_gguf_load(fx->path, &got, &err), 0);
@@ -438,7 +417,7 @@ static void test_write_refuses_and_leaves_nothing(void **state) {
     m.tokenizer = make_tokenizer(280, 1);
     assert_int_equal(rd_gguf_write(other, &m, RD_DTYPE_F32, &err), -1);
     assert_non_null(strstr(err.msg, "tokenizer"));
-    assert_int_equal(count_dir_entries(fx->dir), 1);
+    assert_int_equal(tiny_count_entries(fx->dir), 1);
     rd_model_file_release(&m);
 }
 
@@ -1035,7 +1014,7 @@ static void expect_fail_v(const char *path, const char *needle, va_list ap) {
     memset(&f, 0, sizeof f);
     memset(&zero, 0, sizeof zero);
     rd_error err = {{0}};
-    int fds = count_dir_entries("/proc/self/fd");
+    int fds = tiny_count_entries("/proc/self/fd");
     int rc = rd_gguf_load(path, &f, &err);
     if (rc != -1) {
         rd_model_file_release(&f);
@@ -1043,7 +1022,7 @@ static void expect_fail_v(const char *path, const char *needle, va_list ap) {
     }
     assert_memory_equal(&f, &zero, sizeof f);
     assert_int_equal(count_mappings_of(path), 0);
-    assert_int_equal(count_dir_entries("/proc/self/fd"), fds);
+    assert_int_equal(tiny_count_entries("/proc/self/fd"), fds);
     if (!strstr(err.msg, path)) fail_msg("message does not name the file: %s", err.msg);
     for (const char *n = needle; n; n = va_arg(ap, const char *))
         if (!strstr(err.msg, n)) fail_msg("message lacks '%s': %s", n, err.msg);

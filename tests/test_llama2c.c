@@ -19,6 +19,7 @@
 
 #include "helpers/bytebuf.h"
 #include "helpers/tiny_model.h"
+#include "checks.h"
 #include "redit/forward.h"
 #include "redit/model.h"
 #include "redit/model_file.h"
@@ -60,16 +61,6 @@ static void path_in(const fixture *fx, const char *name, char *buf, size_t cap) 
     snprintf(buf, cap, "%s/%s", fx->dir, name);
 }
 
-static int count_dir_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
 
 static long file_size(const char *path) {
     struct stat st;
@@ -123,18 +114,6 @@ static rd_model *load_ok(const char *path, const rd_load_opts *opts) {
 
 /* ---- checks on loaded models ---------------------------------------------------------- */
 
-static void assert_config_equal(const rd_config *a, const rd_config *b) {
-    assert_int_equal(a->dim, b->dim);
-    assert_int_equal(a->hidden_dim, b->hidden_dim);
-    assert_int_equal(a->n_layers, b->n_layers);
-    assert_int_equal(a->n_heads, b->n_heads);
-    assert_int_equal(a->n_kv_heads, b->n_kv_heads);
-    assert_int_equal(a->vocab_size, b->vocab_size);
-    assert_int_equal(a->seq_len, b->seq_len);
-    assert_true(a->norm_eps == b->norm_eps);
-    assert_true(a->rope_theta == b->rope_theta);
-    assert_int_equal(a->rope_layout, b->rope_layout);
-}
 
 static void assert_in_map(const rd_weights *w, const void *p, size_t bytes) {
     const char *m = w->map, *q = p;
@@ -332,7 +311,7 @@ static void roundtrip(fixture *fx, const rd_config *c, int tied, const char *nam
     rd_model_file orig;
     make_random(&orig, c, tied, 42 + (uint64_t)tied);
     write_bin(path, &orig);
-    assert_int_equal(count_dir_entries(fx->dir), 1); /* no temporary file left behind */
+    assert_int_equal(tiny_count_entries(fx->dir), 1); /* no temporary file left behind */
     uint64_t floats = rd_config_param_count(c, tied) +
                       (uint64_t)c->seq_len * (uint64_t)rd_config_head_dim(c);
     assert_int_equal(file_size(path), HEADER_BYTES + 4 * floats);
@@ -431,7 +410,7 @@ static void test_write_refusals_and_half_rope(void **state) {
     assert_int_equal(rd_llama2c_write(fx->bin, &f.cfg, &f.w, &err), -1);
     assert_non_null(strstr(err.msg, "w2"));
     f.w.layers[1].w2.cols = c.hidden_dim;
-    assert_int_equal(count_dir_entries(fx->dir), 0);
+    assert_int_equal(tiny_count_entries(fx->dir), 0);
 
     /* rotate_half: the written (adjacent) model gives the same logits as the original. */
     f.cfg.rope_layout = RD_ROPE_HALF;

@@ -39,16 +39,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static int count_dir_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
 
 static int count_mappings_of(const char *path) {
     FILE *fp = fopen("/proc/self/maps", "r");
@@ -75,14 +65,14 @@ static void write_raw(const char *path, const char *json, const void *data, size
 /* Expects rd_st_open(path) to fail naming the file and containing every needle. */
 static void expect_fail(const char *path, const char *needle, ...) {
     rd_error err = {{0}};
-    int fds = count_dir_entries("/proc/self/fd");
+    int fds = tiny_count_entries("/proc/self/fd");
     rd_st_file *f = rd_st_open(path, &err);
     if (f) {
         rd_st_close(f);
         fail_msg("%s opened, expected an error mentioning '%s'", path, needle);
     }
     assert_int_equal(count_mappings_of(path), 0);
-    assert_int_equal(count_dir_entries("/proc/self/fd"), fds);
+    assert_int_equal(tiny_count_entries("/proc/self/fd"), fds);
     if (!strstr(err.msg, path)) fail_msg("message does not name the file: %s", err.msg);
     va_list ap;
     va_start(ap, needle);
@@ -124,7 +114,7 @@ static void test_roundtrip(void **state) {
     assert_int_equal(rd_st_writer_meta(w, "note", "{\"json\": [1, 2]}\n", &err), 0);
     if (rd_st_writer_commit(w, fx->path, &err)) fail_msg("commit: %s", err.msg);
     rd_st_writer_free(w);
-    assert_int_equal(count_dir_entries(fx->dir), 1); /* no temporary file left */
+    assert_int_equal(tiny_count_entries(fx->dir), 1); /* no temporary file left */
 
     bytebuf b;
     bb_init(&b);
@@ -449,7 +439,7 @@ static void test_writer_errors(void **state) {
     /* the failed calls left the writer usable */
     assert_int_equal(rd_st_writer_commit(w, fx->path, &err), 0);
     rd_st_writer_free(w);
-    assert_int_equal(count_dir_entries(fx->dir), 1);
+    assert_int_equal(tiny_count_entries(fx->dir), 1);
     rd_st_file *f = rd_st_open(fx->path, &err);
     if (!f) fail_msg("open: %s", err.msg);
     assert_int_equal(rd_st_count(f), 1);

@@ -33,6 +33,10 @@ void rd_model_free(rd_model *m); /* NULL-safe */
 
 static inline const rd_config *rd_model_config(const rd_model *m) { return &m->file.cfg; }
 
+/* Scratch floats rd_matmul / rd_matmul_many / rd_matmul_backward need for any of m's
+ * matrices over `rows` rows (the fused q/k/v and gate/up loops included). */
+size_t rd_model_matmul_scratch_floats(const rd_model *m, int rows);
+
 /* Total weights of the model (what RED's parameter ratio is measured against). */
 uint64_t rd_model_param_count(const rd_model *m);
 

@@ -99,20 +99,6 @@ static int alloc_acts(rd_train_ctx *c, layer_acts *a, size_t N, size_t B, size_t
     return 0;
 }
 
-static size_t weight_scratch(const rd_model *m, int rows) {
-    const rd_weights *w = &m->file.w;
-    size_t best = rd_matmul_scratch_floats(&w->classifier, rows);
-    for (int l = 0; l < m->file.cfg.n_layers; l++) {
-        const rd_layer_weights *L = &w->layers[l];
-        const rd_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
-        for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
-            size_t s = rd_matmul_scratch_floats(all[i], rows);
-            if (s > best) best = s;
-        }
-    }
-    return best;
-}
-
 rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, int checkpointing,
                                rd_error *err) {
     const rd_config *cfg = &m->file.cfg;
@@ -153,7 +139,7 @@ rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, in
         ok = (c->pool = rd_pool_new(threads < 64 ? threads : 64, err)) != NULL;
     }
     if (ok) { /* always room for the bf16 GEMM too: the compute mode may change later */
-        size_t ws = weight_scratch(m, (int)N), gs = rd_matmul_gemm_scratch_floats(c->pool);
+        size_t ws = rd_model_matmul_scratch_floats(m, (int)N), gs = rd_matmul_gemm_scratch_floats(c->pool);
         ok = (c->wscratch = ctx_alloc(c, ws > gs ? ws : gs)) != NULL;
     }
     if (!ok) {

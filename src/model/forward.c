@@ -35,28 +35,6 @@ struct rd_ctx {
     size_t bytes;
 };
 
-static size_t matrix_scratch(const rd_model *m, int rows) {
-    const rd_weights *w = &m->file.w;
-    size_t best = rd_matmul_scratch_floats(&w->classifier, rows);
-    for (int l = 0; l < m->file.cfg.n_layers; l++) {
-        const rd_layer_weights *L = &w->layers[l];
-        const rd_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
-        for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
-            size_t s = rd_matmul_scratch_floats(all[i], rows);
-            if (s > best) best = s;
-        }
-        /* the fused q/k/v and gate/up loops need their matrices' scratch side by side */
-        size_t qkv = rd_matmul_scratch_floats(&L->wq, rows) +
-                     rd_matmul_scratch_floats(&L->wk, rows) +
-                     rd_matmul_scratch_floats(&L->wv, rows);
-        size_t gate_up = rd_matmul_scratch_floats(&L->w1, rows) +
-                         rd_matmul_scratch_floats(&L->w3, rows);
-        if (qkv > best) best = qkv;
-        if (gate_up > best) best = gate_up;
-    }
-    return best;
-}
-
 /* Allocates n floats, adding to *total; NULL on failure. */
 static float *alloc_floats(size_t n, size_t *total) {
     size_t bytes = (n ? n : 1) * sizeof(float);
@@ -107,7 +85,7 @@ rd_ctx *rd_ctx_new(const rd_model *m, int max_batch, int max_seq, rd_error *err)
         return NULL;
     }
     /* always room for the bf16 GEMM too: the model's compute mode may change later */
-    size_t ws = matrix_scratch(m, (int)rows), gs = rd_matmul_gemm_scratch_floats(x->pool);
+    size_t ws = rd_model_matmul_scratch_floats(m, (int)rows), gs = rd_matmul_gemm_scratch_floats(x->pool);
     x->wscratch = alloc_floats(ws > gs ? ws : gs, t);
     if (!x->key_cache || !x->value_cache || !x->x || !x->xb || !x->xb2 || !x->q || !x->k ||
         !x->v || !x->hb || !x->hb2 || !x->att || !x->last || !x->wscratch) {

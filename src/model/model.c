@@ -2,6 +2,7 @@
 #include "redit/model.h"
 
 #include "redit/gemm_bf16.h"
+#include "redit/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -187,4 +188,26 @@ int rd_model_make_trainable(rd_model *m, rd_error *err) {
     m->params = arena;
     m->n_params = n;
     return 0;
+}
+
+size_t rd_model_matmul_scratch_floats(const rd_model *m, int rows) {
+    const rd_weights *w = &m->file.w;
+    size_t best = rd_matmul_scratch_floats(&w->classifier, rows);
+    for (int l = 0; l < m->file.cfg.n_layers; l++) {
+        const rd_layer_weights *L = &w->layers[l];
+        const rd_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+            size_t s = rd_matmul_scratch_floats(all[i], rows);
+            if (s > best) best = s;
+        }
+        /* the fused q/k/v and gate/up loops need their matrices' scratch side by side */
+        size_t qkv = rd_matmul_scratch_floats(&L->wq, rows) +
+                     rd_matmul_scratch_floats(&L->wk, rows) +
+                     rd_matmul_scratch_floats(&L->wv, rows);
+        size_t gate_up = rd_matmul_scratch_floats(&L->w1, rows) +
+                         rd_matmul_scratch_floats(&L->w3, rows);
+        if (qkv > best) best = qkv;
+        if (gate_up > best) best = gate_up;
+    }
+    return best;
 }

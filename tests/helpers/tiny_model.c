@@ -27,6 +27,17 @@ int tiny_tempdir(char *buf, size_t cap) {
     return mkdtemp(buf) ? 0 : -1;
 }
 
+int tiny_count_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
 void tiny_rmdir(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;

@@ -18,6 +18,10 @@ int tiny_model_init(rd_model_file *out, const rd_config *cfg, int tied, uint64_t
 /* Makes a temporary directory (mkdtemp under $TMPDIR or /tmp) and returns it in buf. */
 int tiny_tempdir(char *buf, size_t cap);
 
+/* Entries of a directory other than . and .. (e.g. to see that no temporary file was left
+ * behind, or /proc/self/fd to count open descriptors); -1 when it cannot be read. */
+int tiny_count_entries(const char *dir);
+
 /* Removes a directory made by tiny_tempdir and every file in it. */
 void tiny_rmdir(const char *dir);
 
