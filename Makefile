@@ -21,8 +21,10 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS   = $(CFLAGS_BASE) $(SAN_FLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS   = $(PKG_LIBS) -lm -lpthread
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/text/*.c src/io/*.c src/model/*.c src/gen/*.c src/data/*.c src/train/*.c))
-CLI_SRC  := $(sort $(wildcard src/cli/*.c src/lua/*.c src/tui/*.c))
+# The engine and the Lua binding (tests drive the `red` module through it) form the library;
+# the command line and the TUI link it.
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/text/*.c src/io/*.c src/model/*.c src/gen/*.c src/data/*.c src/train/*.c src/lua/*.c))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c src/tui/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 HELP_SRC := $(sort $(wildcard tests/helpers/*.c))
 
