@@ -300,8 +300,13 @@ static void attention_small(float *out, const float *q, const float *k, const fl
             const size_t kv_off = (size_t)(h / group) * hs;
             for (int p = 0; p < visible; p++) {
                 const float *kp = k + (size_t)p * kv_stride + kv_off;
-                float s = 0.0f;
-                for (int i = 0; i < hs; i++) s += qh[i] * kp[i];
+                float s;
+                if (hs % 16 == 0) {
+                    s = dot_f32(kp, qh, hs);
+                } else {
+                    s = 0.0f;
+                    for (int i = 0; i < hs; i++) s += qh[i] * kp[i];
+                }
                 att[p] = s * scale;
             }
             rd_softmax(att, visible);
