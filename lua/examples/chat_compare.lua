@@ -1,0 +1,31 @@
+--- Trains RED edits on a small instruction task, then shows the base and the edited answers
+--- to the same prompts side by side (one loaded model; the edits applied or not), and at
+--- half strength.
+---
+---   build/redit run lua/examples/chat_compare.lua MODEL.gguf [--out DIR] [--quick]
+---
+--- Time on a 2-core machine: about a minute for a 15M-parameter model.
+local compare = require("red.compare")
+local grid = require("red.grid")
+local task = require("red.task")
+local a = task.args(arg, "usage: chat_compare.lua MODEL [--out DIR] [--quick]")
+
+local train_path, eval_path = task.colours(96, 24)
+local model = red.load(a.model)
+local opts = task.train_opts(a)
+local train = red.dataset(train_path, {template = opts.template, max_len = opts.max_len})
+local e = model:edits{sites = "ffn", layers = "all"}
+local o = {model = model, edits = e, data = train, seed = 1}
+for k, x in pairs(opts) do if o[k] == nil and k ~= "template" then o[k] = x end end
+red.train(o)
+
+local prompts = {"What colour is the sky?", "What colour is the lemon?", "What colour is the rose?"}
+local gen = {max_tokens = a.quick and 8 or 24, temperature = 0, template = "plain"}
+local rows = compare.prompts(model, e, prompts, gen)
+compare.print(rows)
+gen.strength = 0.5
+local half = compare.prompts(model, e, prompts, gen)
+print("\nat strength 0.5:")
+compare.print(half)
+grid.write(a.out .. "/chat_compare.md", compare.markdown(rows))
+os.remove(train_path); os.remove(eval_path)
