@@ -13,8 +13,8 @@ local a = task.args(arg, "usage: ablation_sites.lua MODEL [--seeds N] [--out DIR
 local train_path, eval_path = task.colours(96, 24)
 local model = red.load(a.model)
 local opts = task.train_opts(a)
-local train = red.dataset(train_path, {template = opts.template, max_len = opts.max_len})
-local eval = red.dataset(eval_path, {template = opts.template, max_len = opts.max_len})
+local train = red.dataset(train_path, {model = model, template = opts.template, max_len = opts.max_len})
+local eval = red.dataset(eval_path, {model = model, template = opts.template, max_len = opts.max_len})
 
 local seeds = {}
 for s = 1, a.seeds do seeds[s] = s end

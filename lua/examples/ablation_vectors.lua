@@ -13,8 +13,8 @@ local a = task.args(arg, "usage: ablation_vectors.lua MODEL [--seeds N] [--out D
 local train_path, eval_path = task.colours(96, 24)
 local model = red.load(a.model)
 local opts = task.train_opts(a)
-local train = red.dataset(train_path, {template = opts.template, max_len = opts.max_len})
-local eval = red.dataset(eval_path, {template = opts.template, max_len = opts.max_len})
+local train = red.dataset(train_path, {model = model, template = opts.template, max_len = opts.max_len})
+local eval = red.dataset(eval_path, {model = model, template = opts.template, max_len = opts.max_len})
 local base = red.eval(model, nil, eval)
 
 local seeds = {}

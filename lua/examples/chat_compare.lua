@@ -13,7 +13,7 @@ local a = task.args(arg, "usage: chat_compare.lua MODEL [--out DIR] [--quick]")
 local train_path, eval_path = task.colours(96, 24)
 local model = red.load(a.model)
 local opts = task.train_opts(a)
-local train = red.dataset(train_path, {template = opts.template, max_len = opts.max_len})
+local train = red.dataset(train_path, {model = model, template = opts.template, max_len = opts.max_len})
 local e = model:edits{sites = "ffn", layers = "all"}
 local o = {model = model, edits = e, data = train, seed = 1}
 for k, x in pairs(opts) do if o[k] == nil and k ~= "template" then o[k] = x end end

@@ -12,8 +12,8 @@ local a = task.args(arg, "usage: red_vs_ft.lua MODEL [--out DIR] [--quick]")
 local train_path, eval_path = task.colours(96, 24)
 local opts = task.train_opts(a)
 local function data(model)
-  return red.dataset(train_path, {template = opts.template, max_len = opts.max_len}),
-         red.dataset(eval_path, {template = opts.template, max_len = opts.max_len})
+  return red.dataset(train_path, {model = model, template = opts.template, max_len = opts.max_len}),
+         red.dataset(eval_path, {model = model, template = opts.template, max_len = opts.max_len})
 end
 
 local results = grid.run{

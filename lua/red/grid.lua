@@ -61,6 +61,7 @@ end
 
 local function fmt(x)
   if x ~= x then return "n/a" end
+  if x == math.floor(x) and math.abs(x) < 1e15 then return string.format("%d", x) end
   if math.abs(x) >= 1000 or (x ~= 0 and math.abs(x) < 1e-3) then return string.format("%.3g", x) end
   return string.format("%.4f", x)
 end
