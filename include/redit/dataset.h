@@ -85,6 +85,17 @@ typedef struct rd_data_opts {
     const char *system;        /* optional system text for templates that have one */
 } rd_data_opts;
 
+/* The prompt part of one turn for generation: template_name (a built-in name or a custom
+ * string as in rd_data_opts; NULL: "alpaca") rendered with system (may be NULL) and prompt up
+ * to {answer}, exactly as training tokenizes the prompt: when tok adds a dummy prefix and the
+ * template puts exactly one space before {answer}, that space is left out (the answer's first
+ * piece "▁…" stands for it; dataset.h's rule). So [BOS] + enc(result) are the ids a
+ * training example has before its answer; e.g. "red" gives "Human: {prompt}\n\nAssistant:".
+ * tok may be NULL (the text is returned whole). Returns a malloc'ed string the caller frees,
+ * or NULL with *err (a bad custom template, out of memory). */
+char *rd_data_render_prompt(const char *template_name, const char *system, const char *prompt,
+                            const rd_tokenizer *tok, rd_error *err);
+
 /* Defaults: auto format, default template, max_len 512, mask_prompt 1, strict. */
 rd_data_opts rd_data_opts_defaults(void);
 

@@ -17,6 +17,9 @@ int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_edit_grad(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_lua(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 struct rd_edits;
 /* Loads an edit file for m, printing "redit: <message>" on failure (force: skip only the

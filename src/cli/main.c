@@ -16,6 +16,9 @@ static const struct {
     {"train", cmd_train, "train RED edit vectors (or --full fine-tuning) on a data set"},
     {"eval", cmd_eval, "loss, perplexity and classification metrics, with or without edits"},
     {"edit-grad", cmd_edit_grad, "write edit-vector gradients of a token sequence's loss"},
+    {"chat", cmd_chat, "multi-turn chat in the terminal (--compare: base and edited)"},
+    {"lua", cmd_lua, "interactive Lua prompt with the red module (-m: a model preloaded)"},
+    {"run", cmd_run, "run a Lua script with the red module (redit run SCRIPT.lua [args])"},
     {"demo", cmd_demo, "write a small random model and generate from it (make run)"},
     {"bench", cmd_bench, "measure decode and prefill throughput (make bench)"},
 };

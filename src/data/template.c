@@ -205,3 +205,24 @@ int rd_data_template_render(const rd_template *t, const char *system, const char
     }
     return 0;
 }
+
+/* ---- the prompt part alone, for generation --------------------------------------- */
+
+char *rd_data_render_prompt(const char *template_name, const char *system, const char *prompt,
+                            const rd_tokenizer *tok, rd_error *err) {
+    rd_template t;
+    if (rd_data_template_init(&t, template_name, RD_DATA_ALPACA, err) < 0) return NULL;
+    rd_rendered r;
+    int rc = rd_data_template_render(&t, system, prompt ? prompt : "", NULL, "", &r, err);
+    rd_data_template_free(&t);
+    if (rc < 0) return NULL;
+    /* the rule of encode.c's space_rule: one space (not two) before {answer} */
+    size_t pl = strlen(r.P), cl = strlen(r.ctx);
+    if (tok && rd_tokenizer_adds_dummy_prefix(tok) && cl >= 1 && r.ctx[cl - 1] == ' ' &&
+        (cl < 2 || r.ctx[cl - 2] != ' ') && pl >= 1)
+        r.P[pl - 1] = '\0';
+    char *out = r.P;
+    r.P = NULL;
+    rd_data_rendered_free(&r);
+    return out;
+}

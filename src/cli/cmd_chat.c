@@ -1,0 +1,422 @@
+/* redit chat: a line-mode multi-turn chat on readline. Each turn renders the whole
+ * conversation with the chat template (chat_format.h: the ids training uses) and streams
+ * the reply; with --compare the base and the edited model answer in turn, each continuing
+ * its own conversation. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include "cli.h"
+#include "line_input.h"
+#include "redit/chat_format.h"
+#include "redit/edits.h"
+#include "redit/generate.h"
+#include "redit/tokenizer.h"
+
+static void usage(FILE *out) {
+    rd_sampling d = rd_sampling_defaults();
+    fprintf(out,
+            "usage: redit chat -m MODEL [--edits FILE [--compare]] [options]\n\n"
+            "A multi-turn chat in the terminal. Each turn renders the conversation so far with\n"
+            "the chat template and streams the model's reply; the reply ends at the end of\n"
+            "text or where the template's next turn would begin. Ctrl-C stops a reply.\n"
+            "Commands: /reset (forget the conversation), /help, /quit (or Ctrl-D).\n\n"
+            "  -m, --model FILE          model file (GGUF, llama2.c .bin) with a tokenizer\n"
+            "      --template T          llama2-chat (default; or the edit file's training\n"
+            "                            template), red, plain, alpaca, or a custom string\n"
+            "                            with {prompt} and {answer}\n"
+            "      --system TEXT         system prompt (first turn)\n"
+            "      --edits FILE          apply RED edits (safetensors edit file)\n"
+            "      --strength A          edit strength α (default 1)\n"
+            "      --compare             each turn: the base model's answer, then the edited one\n"
+            "      --force               load edits made for another base model\n"
+            "  -n, --max-tokens N        tokens per reply at most (default 256)\n"
+            "  -t, --temperature T       0 = greedy (default %g)\n"
+            "      --top-k K             (default %d)\n"
+            "      --top-p P             (default %g)\n"
+            "      --repeat-penalty R    (default %g)\n"
+            "      --no-repeat-ngram N   (default %d)\n"
+            "      --seed S              random seed of the first turn; turn k uses S + k\n"
+            "                            (default %llu)\n"
+            "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
+            "      --threads N           compute threads (default: all cores)\n"
+            "  -h, --help                this text\n",
+            (double)d.temperature, d.top_k, (double)d.top_p, (double)d.repeat_penalty,
+            d.no_repeat_ngram, (unsigned long long)d.seed);
+}
+
+static const char HELP[] =
+    "/reset   forget the conversation (both of them with --compare)\n"
+    "/help    this text\n"
+    "/quit    leave (Ctrl-D too)\n"
+    "Ctrl-C stops a reply. Start a message with // to send a text beginning with /.\n";
+
+/* One conversation: the finished exchanges (strings owned). */
+typedef struct convo {
+    rd_chat_exchange *ex; /* (cap) n used */
+    size_t n, cap;
+} convo;
+
+static void convo_drop_first(convo *c) {
+    if (c->n == 0) return;
+    free((char *)c->ex[0].user);
+    free((char *)c->ex[0].assistant);
+    memmove(c->ex, c->ex + 1, (c->n - 1) * sizeof *c->ex);
+    c->n--;
+}
+
+static void convo_clear(convo *c) {
+    while (c->n) convo_drop_first(c);
+}
+
+static void convo_free(convo *c) {
+    convo_clear(c);
+    free(c->ex);
+    c->ex = NULL;
+    c->cap = 0;
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+static int convo_add(convo *c, const char *user, const char *assistant) {
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 8;
+        rd_chat_exchange *ex = realloc(c->ex, cap * sizeof *ex);
+        if (!ex) return -1;
+        c->ex = ex;
+        c->cap = cap;
+    }
+    char *u = dup_str(user), *a = dup_str(assistant);
+    if (!u || !a) {
+        free(u);
+        free(a);
+        return -1;
+    }
+    c->ex[c->n++] = (rd_chat_exchange){u, a};
+    return 0;
+}
+
+/* Everything a chat session uses. */
+typedef struct chat {
+    rd_model *model;
+    rd_ctx *ctx;
+    rd_edits *edits;
+    rd_edits_view view;
+    const char *tmpl;   /* template name or text */
+    char *tmpl_owned;   /* the edit file's template, when taken from there */
+    const char *system;
+    rd_gen_opts gen;
+    uint64_t seed;
+    int compare;
+    int turn;           /* exchanges so far (the seed of a turn is seed + turn) */
+    convo side[2];      /* [0] base, [1] edited */
+    rd_chat_filter *filter;
+} chat;
+
+static int on_token(void *user, int token, const char *text, size_t len) {
+    (void)token;
+    rd_chat_filter *f = user;
+    const char *show;
+    size_t n;
+    int rc = rd_chat_filter_push(f, text, len, &show, &n);
+    if (n) {
+        fwrite(show, 1, n, stdout);
+        fflush(stdout);
+    }
+    return rc != 0 || cli_input_interrupted();
+}
+
+/* The prompt ids for `user` after conversation c, leaving the oldest exchanges out while
+ * the prompt and `room` tokens for the reply do not fit the context. A message that does not
+ * fit even alone is refused and the conversation kept. */
+static int fit_prompt(chat *ch, convo *c, const char *user, int **ids, size_t *n) {
+    const rd_tokenizer *tok = ch->model->file.tokenizer;
+    size_t max_seq = (size_t)rd_ctx_max_seq(ch->ctx);
+    size_t room = (size_t)ch->gen.max_tokens < max_seq / 2 ? (size_t)ch->gen.max_tokens : max_seq / 2;
+    rd_error err = {0};
+    for (size_t skip = 0;; skip++) {
+        if (rd_chat_prompt_ids(tok, ch->tmpl, ch->system, c->ex + skip, c->n - skip, user, ids,
+                               n, &err)) {
+            fprintf(stderr, "redit %s\n", err.msg);
+            return -1;
+        }
+        if (*n + room <= max_seq || (skip == c->n && *n < max_seq)) {
+            for (size_t i = 0; i < skip; i++) convo_drop_first(c);
+            if (skip)
+                fprintf(stderr, "(the conversation outgrew the context of %zu tokens: its %zu "
+                                "oldest exchange%s left out)\n",
+                        max_seq, skip, skip == 1 ? " is" : "s are");
+            return 0;
+        }
+        free(*ids);
+        *ids = NULL;
+        if (skip == c->n) {
+            fprintf(stderr, "redit chat: the message takes %zu tokens; the context holds %zu\n",
+                    *n, max_seq);
+            return -1;
+        }
+    }
+}
+
+/* One reply to `user` in conversation `which` (0 base, 1 edited), streamed, then added to
+ * the conversation. Returns 0, or -1 when the turn could not run (the message is dropped). */
+static int reply(chat *ch, int which, const char *user) {
+    convo *c = &ch->side[which];
+    int *ids = NULL;
+    size_t n = 0;
+    if (fit_prompt(ch, c, user, &ids, &n)) return -1;
+    rd_gen_opts g = ch->gen;
+    g.sampling.seed = ch->seed + (uint64_t)ch->turn;
+    rd_chat_filter_reset(ch->filter);
+    cli_input_clear_interrupt();
+    rd_error err = {0};
+    rd_gen_stats st = {0};
+    int rc = rd_generate(ch->ctx, which ? &ch->view : NULL, ids, n, &g, on_token, ch->filter,
+                         NULL, &st, &err);
+    free(ids);
+    const char *show;
+    size_t len;
+    rd_chat_filter_finish(ch->filter, &show, &len);
+    fwrite(show, 1, len, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (rc) {
+        fprintf(stderr, "redit %s\n", err.msg);
+        return -1;
+    }
+    if (cli_input_interrupted() && !rd_chat_filter_stopped(ch->filter))
+        fprintf(stderr, "(reply stopped)\n");
+    else if (st.stopped_by == 0 || st.stopped_by == 3)
+        fprintf(stderr, "(reply cut at %d tokens: %s)\n", st.n_generated,
+                st.stopped_by ? "the context is full" : "--max-tokens");
+    cli_input_clear_interrupt();
+    if (convo_add(c, user, rd_chat_filter_reply(ch->filter))) {
+        fprintf(stderr, "redit chat: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* A user message: one reply, or with --compare the base then the edited one. */
+static void turn(chat *ch, const char *user) {
+    if (!ch->compare) {
+        reply(ch, ch->edits ? 1 : 0, user);
+    } else {
+        for (int which = 0; which < 2; which++) {
+            printf("%s── %s ──\n", which ? "\n" : "", which ? "edited" : "base");
+            fflush(stdout);
+            if (reply(ch, which, user)) break;
+        }
+    }
+    ch->turn++;
+}
+
+/* Handles a line starting with '/'. Returns 1 to quit. */
+static int command(chat *ch, const char *line) {
+    char name[16];
+    size_t k = 0;
+    while (line[k] && line[k] != ' ' && k + 1 < sizeof name) {
+        name[k] = line[k];
+        k++;
+    }
+    name[k] = '\0';
+    if (!strcmp(name, "/quit") || !strcmp(name, "/exit") || !strcmp(name, "/q")) return 1;
+    if (!strcmp(name, "/help") || !strcmp(name, "/?")) {
+        fputs(HELP, stdout);
+    } else if (!strcmp(name, "/reset")) {
+        convo_clear(&ch->side[0]);
+        convo_clear(&ch->side[1]);
+        ch->turn = 0;
+        printf("(conversation cleared)\n");
+    } else {
+        printf("unknown command %s: /help lists the commands\n", name);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+/* Without/with surrounding whitespace: the message text in line (modified). */
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Tab completes the /commands and nothing else (no file names). */
+static char *command_names(const char *text, int state) {
+    static const char *const names[] = {"/help", "/quit", "/reset"};
+    static size_t next;
+    if (!state) next = 0;
+    while (next < sizeof names / sizeof *names) {
+        const char *n = names[next++];
+        if (!strncmp(n, text, strlen(text))) return dup_str(n);
+    }
+    return NULL;
+}
+
+static char **complete(const char *text, int start, int end) {
+    (void)end;
+    rl_attempted_completion_over = 1;
+    return start == 0 && text[0] == '/' ? rl_completion_matches(text, command_names) : NULL;
+}
+
+static void loop(chat *ch) {
+    if (cli_input_is_tty())
+        fprintf(stderr, "chat with %s%s — /help for the commands, Ctrl-D to leave\n",
+                ch->model->file.name[0] ? ch->model->file.name : ch->model->path,
+                ch->compare ? " (base, then edited)" : ch->edits ? " (edited)" : "");
+    rl_attempted_completion_function = complete;
+    for (;;) {
+        char *line = NULL;
+        cli_in_status st = cli_input_read("you> ", &line);
+        if (st == CLI_IN_EOF) break;
+        if (st == CLI_IN_INTERRUPTED) continue;
+        char *msg = trim(line);
+        int quit = 0;
+        if (*msg) {
+            if (cli_input_is_tty()) add_history(msg);
+            if (msg[0] == '/' && msg[1] != '/') quit = command(ch, msg);
+            else turn(ch, msg[0] == '/' ? msg + 1 : msg);
+        }
+        free(line);
+        if (quit) break;
+    }
+}
+
+/* The template the edit file was trained with (its training options), or NULL. */
+static char *edits_template(const char *json) {
+    cJSON *j = json ? cJSON_Parse(json) : NULL;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "template");
+    char *s = cJSON_IsString(t) && t->valuestring[0] ? dup_str(t->valuestring) : NULL;
+    cJSON_Delete(j);
+    return s;
+}
+
+static int load_edits(chat *ch, const char *path, int force, float strength, int tmpl_given) {
+    rd_error err = {0};
+    char *json = NULL;
+    ch->edits = rd_edits_load(path, ch->model, force, &json, &err);
+    if (!ch->edits) {
+        fprintf(stderr, "redit: %s\n", err.msg);
+        return -1;
+    }
+    ch->view = rd_edits_view_at(ch->edits, strength);
+    if (!tmpl_given && (ch->tmpl_owned = edits_template(json))) {
+        ch->tmpl = ch->tmpl_owned;
+        fprintf(stderr, "(template \"%s\", as the edits were trained with)\n", ch->tmpl);
+    }
+    free(json);
+    return 0;
+}
+
+static void chat_release(chat *ch) {
+    convo_free(&ch->side[0]);
+    convo_free(&ch->side[1]);
+    rd_chat_filter_free(ch->filter);
+    rd_edits_free(ch->edits);
+    free(ch->tmpl_owned);
+    rd_ctx_free(ch->ctx);
+    rd_model_free(ch->model);
+}
+
+/* Model, context, edits and reply filter; the template checked. */
+static int chat_setup(chat *ch, const char *model, const char *tok, const char *edits_path,
+                      int force, float strength, int tmpl_given) {
+    rd_error err = {0};
+    if (!(ch->model = cli_load_model(model, tok))) return -1;
+    if (!ch->model->file.tokenizer) {
+        fprintf(stderr, "redit chat: %s has no tokenizer; chat needs one (give --tokenizer "
+                        "FILE)\n", model);
+        return -1;
+    }
+    if (edits_path && load_edits(ch, edits_path, force, strength, tmpl_given)) return -1;
+    char *stop = rd_chat_turn_start(ch->tmpl, &err);
+    if (!stop) {
+        fprintf(stderr, "redit %s\n", err.msg);
+        return -1;
+    }
+    ch->filter = rd_chat_filter_new(stop);
+    free(stop);
+    ch->ctx = rd_ctx_new(ch->model, 1, rd_model_config(ch->model)->seq_len, &err);
+    if (!ch->filter || !ch->ctx) {
+        fprintf(stderr, "redit chat: %s\n", ch->ctx ? "out of memory" : err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_chat(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},       {"max-tokens", required_argument, 0, 'n'},
+        {"temperature", required_argument, 0, 't'}, {"top-k", required_argument, 0, 'K'},
+        {"top-p", required_argument, 0, 'P'},       {"repeat-penalty", required_argument, 0, 'R'},
+        {"no-repeat-ngram", required_argument, 0, 'N'}, {"seed", required_argument, 0, 'S'},
+        {"tokenizer", required_argument, 0, 'k'},   {"threads", required_argument, 0, 'j'},
+        {"edits", required_argument, 0, 'e'},      {"strength", required_argument, 0, 'a'},
+        {"force", no_argument, 0, 'f'},            {"compare", no_argument, 0, 'c'},
+        {"template", required_argument, 0, 'T'},   {"system", required_argument, 0, 's'},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    chat ch = {.gen = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1}};
+    const char *model = NULL, *tok = NULL, *edits_path = NULL;
+    int threads = 0, c, seed = (int)ch.gen.sampling.seed, force = 0;
+    float strength = 1.0f;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:n:t:h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'k': tok = optarg; break;
+        case 'n': bad = cli_int("chat", "--max-tokens", optarg, 1, 1 << 24, &ch.gen.max_tokens); break;
+        case 't': bad = cli_float("chat", "--temperature", optarg, 0, 100, &ch.gen.sampling.temperature); break;
+        case 'K': bad = cli_int("chat", "--top-k", optarg, 0, 1 << 24, &ch.gen.sampling.top_k); break;
+        case 'P': bad = cli_float("chat", "--top-p", optarg, 1e-6, 1, &ch.gen.sampling.top_p); break;
+        case 'R': bad = cli_float("chat", "--repeat-penalty", optarg, 1e-3, 100, &ch.gen.sampling.repeat_penalty); break;
+        case 'N': bad = cli_int("chat", "--no-repeat-ngram", optarg, 0, 1 << 16, &ch.gen.sampling.no_repeat_ngram); break;
+        case 'S': bad = cli_int("chat", "--seed", optarg, 0, 0x7fffffff, &seed); break;
+        case 'j': bad = cli_int("chat", "--threads", optarg, 0, 1024, &threads); break;
+        case 'e': edits_path = optarg; break;
+        case 'a': bad = cli_float("chat", "--strength", optarg, -100, 100, &strength); break;
+        case 'f': force = 1; break;
+        case 'c': ch.compare = 1; break;
+        case 'T': ch.tmpl = optarg; break;
+        case 's': ch.system = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (bad) return 2;
+    }
+    if (!model || optind != argc) {
+        fprintf(stderr, "redit chat: give -m MODEL (and no other arguments)\n");
+        usage(stderr);
+        return 2;
+    }
+    if (ch.compare && !edits_path) {
+        fprintf(stderr, "redit chat: --compare needs --edits\n");
+        return 2;
+    }
+    ch.seed = (uint64_t)seed;
+    int tmpl_given = ch.tmpl != NULL;
+    if (!ch.tmpl) ch.tmpl = "llama2-chat";
+    cli_set_threads(threads);
+    int rc = 1;
+    if (chat_setup(&ch, model, tok, edits_path, force, strength, tmpl_given) == 0) {
+        cli_input_begin("redit-chat");
+        loop(&ch);
+        cli_input_end();
+        rc = 0;
+    }
+    chat_release(&ch);
+    return rc;
+}

@@ -1,0 +1,457 @@
+/* red.model: loading, info, tokenization, generation, and the constructors of edit sets and
+ * data sets for a model (reference: the comment at the top of red.c). */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "red_internal.h"
+#include "redit/generate.h"
+#include "redit/tokenizer.h"
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
+static int red_load(lua_State *L) {
+    const char *path = rdl_check_string(L, 1, NULL);
+    static const char *const known[] = {"tokenizer", NULL};
+    rdl_opts_check(L, 2, known);
+    const char *tok = rdl_opt_string(L, 2, "tokenizer", NULL);
+    rdl_model *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->m = NULL;
+    u->busy = 0;
+    luaL_setmetatable(L, RDL_MODEL);
+    rd_error err = {0};
+    rd_load_opts o = {.tokenizer_path = tok};
+    if (!(u->m = rd_model_load(path, &o, &err))) return rdl_raise(L, &err);
+    return 1;
+}
+
+static int model_gc(lua_State *L) {
+    rdl_model *u = luaL_checkudata(L, 1, RDL_MODEL);
+    rd_model_free(u->m);
+    u->m = NULL;
+    return 0;
+}
+
+static int model_close(lua_State *L) {
+    rdl_model *u = luaL_checkudata(L, 1, RDL_MODEL);
+    if (u->busy) return luaL_error(L, "cannot close a red.model while it is in use");
+    return model_gc(L);
+}
+
+/* "15.2M" */
+static void fmt_count(char *buf, size_t cap, double n) {
+    if (n < 1e4) snprintf(buf, cap, "%.0f", n);
+    else if (n < 1e6) snprintf(buf, cap, "%.1fK", n / 1e3);
+    else if (n < 1e9) snprintf(buf, cap, "%.1fM", n / 1e6);
+    else snprintf(buf, cap, "%.2fB", n / 1e9);
+}
+
+static int model_tostring(lua_State *L) {
+    rdl_model *u = luaL_checkudata(L, 1, RDL_MODEL);
+    if (!u->m) {
+        lua_pushliteral(L, "red.model(closed)");
+        return 1;
+    }
+    char n[32];
+    fmt_count(n, sizeof n, (double)rd_model_param_count(u->m));
+    lua_pushfstring(L, "red.model(%s, %s params)", u->m->file.name, n);
+    return 1;
+}
+
+/* ---- info, tokens ----------------------------------------------------------------- */
+
+static void count_types(const rd_model *m, int count[RD_DTYPE_COUNT]) {
+    const rd_weights *w = &m->file.w;
+    memset(count, 0, sizeof(int) * RD_DTYPE_COUNT);
+    count[w->tok_embeddings.type]++;
+    if (!w->tied_classifier) count[w->classifier.type]++;
+    for (int l = 0; l < m->file.cfg.n_layers; l++) {
+        const rd_layer_weights *Lw = &w->layers[l];
+        const rd_matrix *all[] = {&Lw->wq, &Lw->wk, &Lw->wv, &Lw->wo, &Lw->w1, &Lw->w2, &Lw->w3};
+        for (size_t i = 0; i < 7; i++) count[all[i]->type]++;
+    }
+}
+
+static int model_info(lua_State *L) {
+    const rd_model *m = rdl_check_model(L, 1)->m;
+    const rd_config *c = rd_model_config(m);
+    lua_createtable(L, 0, 24);
+    rdl_set_str(L, "format", rd_file_format_name(m->file.format));
+    rdl_set_str(L, "name", m->file.name);
+    if (m->path) rdl_set_str(L, "path", m->path);
+    int count[RD_DTYPE_COUNT];
+    count_types(m, count);
+    luaL_Buffer b;
+    lua_createtable(L, 0, RD_DTYPE_COUNT); /* types */
+    luaL_buffinit(L, &b);
+    int n = 0;
+    for (int t = 0; t < RD_DTYPE_COUNT; t++) {
+        if (!count[t]) continue;
+        const char *name = rd_dtype_info_of((rd_dtype)t)->name;
+        if (n++) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, name);
+    }
+    luaL_pushresult(&b);        /* types, "F32" */
+    lua_setfield(L, -3, "type"); /* info.type */
+    for (int t = 0; t < RD_DTYPE_COUNT; t++)
+        if (count[t]) rdl_set_int(L, rd_dtype_info_of((rd_dtype)t)->name, count[t]);
+    lua_setfield(L, -2, "types");
+    rdl_set_int(L, "dim", c->dim);
+    rdl_set_int(L, "hidden_dim", c->hidden_dim);
+    rdl_set_int(L, "layers", c->n_layers);
+    rdl_set_int(L, "heads", c->n_heads);
+    rdl_set_int(L, "kv_heads", c->n_kv_heads);
+    rdl_set_int(L, "head_dim", rd_config_head_dim(c));
+    rdl_set_int(L, "vocab", c->vocab_size);
+    rdl_set_int(L, "context", c->seq_len);
+    char eps[32]; /* the float's shortest decimal: 1e-05, not 9.9999997e-06 */
+    snprintf(eps, sizeof eps, "%g", (double)c->norm_eps);
+    rdl_set_num(L, "norm_eps", strtod(eps, NULL));
+    rdl_set_num(L, "rope_theta", (double)c->rope_theta);
+    rdl_set_bool(L, "tied", m->file.w.tied_classifier);
+    rdl_set_int(L, "params", (lua_Integer)rd_model_param_count(m));
+    rdl_set_bool(L, "tokenizer", m->file.tokenizer != NULL);
+    if (m->file.tokenizer) {
+        rdl_set_int(L, "bos", rd_tokenizer_bos(m->file.tokenizer));
+        rdl_set_int(L, "eos", rd_tokenizer_eos(m->file.tokenizer));
+    }
+    rdl_set_str(L, "compute", rd_model_compute(m) == RD_COMPUTE_BF16 ? "bf16" : "f32");
+    return 1;
+}
+
+static const rd_tokenizer *need_tokenizer(lua_State *L, const rd_model *m) {
+    if (!m->file.tokenizer)
+        luaL_error(L, "%s has no tokenizer (load it with {tokenizer = \"tokenizer.bin\"})",
+                   m->file.name);
+    return m->file.tokenizer;
+}
+
+static int model_tokenize(lua_State *L) {
+    const rd_model *m = rdl_check_model(L, 1)->m;
+    size_t len;
+    const char *s = rdl_check_string(L, 2, &len);
+    static const char *const known[] = {"bos", "eos", NULL};
+    rdl_opts_check(L, 3, known);
+    int bos = rdl_opt_bool(L, 3, "bos", 0), eos = rdl_opt_bool(L, 3, "eos", 0);
+    const rd_tokenizer *t = need_tokenizer(L, m);
+    rdl_scratch *sc = rdl_scratch_new(L);
+    int *ids = NULL;
+    size_t n = 0;
+    rd_error err = {0};
+    if (rd_tokenizer_encode(t, s, len, bos, eos, &ids, &n, &err)) return rdl_raise(L, &err);
+    rdl_scratch_set(sc, 0, ids, free);
+    rdl_push_int_array(L, ids, n);
+    rdl_scratch_release(sc);
+    return 1;
+}
+
+static int model_detokenize(lua_State *L) {
+    const rd_model *m = rdl_check_model(L, 1)->m;
+    const rd_tokenizer *t = need_tokenizer(L, m);
+    size_t n;
+    const int *ids = rdl_check_int_array(L, 2, 0, rd_tokenizer_vocab_size(t) - 1, &n);
+    rdl_scratch *sc = rdl_scratch_new(L);
+    rd_error err = {0};
+    char *text = rd_tokenizer_decode(t, ids, n, &err);
+    if (!text) return rdl_raise(L, &err);
+    rdl_scratch_set(sc, 0, text, free);
+    lua_pushstring(L, text);
+    rdl_scratch_release(sc);
+    return 1;
+}
+
+/* ---- generation ------------------------------------------------------------------- */
+
+enum { SC_IDS, SC_RENDERED, SC_CTX, SC_OUT, SC_TEXT };
+
+static void free_ctx(void *c) { rd_ctx_free(c); }
+
+typedef struct gen_state {
+    lua_State *L;
+    int fn;        /* stack index of on_token, or 0 */
+    int err_slot;  /* stack index that receives a callback's error */
+    atomic_int *stop;
+    int failed, interrupted, by_callback, oom;
+    rdl_scratch *sc;
+    char *text; /* (cap) the text so far, owned by sc slot SC_TEXT */
+    size_t len, cap;
+    int token; /* the token being reported (for the trampoline) */
+    const char *piece;
+    size_t piece_len;
+} gen_state;
+
+/* Protected: on_token(text, id) → its first result. Arguments: the function, the state. */
+static int token_trampoline(lua_State *L) {
+    const gen_state *g = lua_touserdata(L, 2);
+    lua_pushvalue(L, 1);
+    lua_pushlstring(L, g->piece, g->piece_len);
+    lua_pushinteger(L, g->token);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+static int append_text(gen_state *g, const char *s, size_t n) {
+    if (g->len + n + 1 > g->cap) {
+        size_t cap = g->cap ? g->cap : 256;
+        while (cap < g->len + n + 1) cap *= 2;
+        char *t = realloc(g->text, cap);
+        if (!t) return -1;
+        g->text = t;
+        g->cap = cap;
+        rdl_scratch_set(g->sc, SC_TEXT, t, free);
+    }
+    memcpy(g->text + g->len, s, n);
+    g->len += n;
+    g->text[g->len] = '\0';
+    return 0;
+}
+
+static int gen_on_token(void *user, int token, const char *text, size_t len) {
+    gen_state *g = user;
+    if (append_text(g, text, len)) {
+        g->oom = 1;
+        return 1;
+    }
+    if (atomic_load(g->stop)) {
+        g->interrupted = 1;
+        return 1;
+    }
+    if (!g->fn) return 0;
+    lua_State *L = g->L;
+    g->token = token;
+    g->piece = text;
+    g->piece_len = len;
+    lua_pushcfunction(L, token_trampoline);
+    lua_pushvalue(L, g->fn);
+    lua_pushlightuserdata(L, g);
+    if (rdl_pcall(L, 2, 1) != LUA_OK) {
+        lua_replace(L, g->err_slot);
+        g->failed = 1;
+        return 1;
+    }
+    int stop = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (stop) g->by_callback = 1;
+    return stop;
+}
+
+static rd_sampling read_sampling(lua_State *L, int arg) {
+    rd_sampling s = rd_sampling_defaults();
+    s.temperature = (float)rdl_opt_number(L, arg, "temperature", s.temperature);
+    s.top_k = (int)rdl_opt_integer(L, arg, "top_k", 0, 1 << 24, s.top_k);
+    s.top_p = (float)rdl_opt_number(L, arg, "top_p", s.top_p);
+    s.repeat_penalty = (float)rdl_opt_number(L, arg, "repeat_penalty", s.repeat_penalty);
+    s.repeat_last_n = (int)rdl_opt_integer(L, arg, "repeat_last_n", 0, 1 << 24, s.repeat_last_n);
+    s.no_repeat_ngram = (int)rdl_opt_integer(L, arg, "no_repeat_ngram", 0, 1 << 16,
+                                             s.no_repeat_ngram);
+    s.seed = (uint64_t)rdl_opt_integer(L, arg, "seed", 0, LUA_MAXINTEGER, (long long)s.seed);
+    rd_error err = {0};
+    if (rd_sampling_validate(&s, &err)) luaL_argerror(L, arg, err.msg);
+    return s;
+}
+
+/* The edit set of option `edits`, or NULL; the value (or nil) is left on the stack, which
+ * keeps it alive even if a callback changes the options table. */
+static rdl_edits *opt_edits(lua_State *L, int arg, const rd_model *m) {
+    rdl_opt_push(L, arg, "edits");
+    if (lua_isnil(L, -1)) return NULL;
+    rdl_edits *e = luaL_testudata(L, -1, RDL_EDITS);
+    if (!e) rdl_opt_error(L, arg, "edits", lua_pushfstring(L, "red.edits expected, got %s",
+                                                           luaL_typename(L, -1)));
+    if (!e->e) luaL_error(L, "attempt to use a closed red.edits");
+    rdl_edits_check_fit(L, e->e, m);
+    return e;
+}
+
+/* Prompt ids into scratch slot SC_IDS: text (rendered by the template, BOS added) or ids. */
+static int *prompt_ids(lua_State *L, const rd_model *m, int arg, rdl_scratch *sc, size_t *n) {
+    const int V = rd_model_config(m)->vocab_size;
+    const char *tmpl = rdl_opt_string(L, 3, "template", NULL);
+    const char *sys = rdl_opt_string(L, 3, "system", NULL);
+    if (lua_type(L, arg) == LUA_TTABLE) {
+        if (tmpl) luaL_argerror(L, 3, "option 'template' needs a text prompt, not ids");
+        int *ids = rdl_check_int_array(L, arg, 0, V - 1, n); /* stays on the stack */
+        luaL_argcheck(L, *n > 0, arg, "the prompt needs at least one id");
+        return ids;
+    }
+    size_t len;
+    const char *text = rdl_check_string(L, arg, &len);
+    const rd_tokenizer *t = need_tokenizer(L, m);
+    rd_error err = {0};
+    if (tmpl) {
+        char *r = rd_data_render_prompt(tmpl, sys, text, t, &err);
+        if (!r) return rdl_raise(L, &err), NULL;
+        rdl_scratch_set(sc, SC_RENDERED, r, free);
+        text = r;
+        len = strlen(r);
+    }
+    int *ids = NULL;
+    if (rd_tokenizer_encode(t, text, len, 1, 0, &ids, n, &err)) return rdl_raise(L, &err), NULL;
+    rdl_scratch_set(sc, SC_IDS, ids, free);
+    if (*n == 0) luaL_argerror(L, arg, "the prompt gives no tokens");
+    return ids;
+}
+
+static void push_gen_stats(lua_State *L, const rd_gen_stats *st, const int *out_ids, int by_cb) {
+    static const char *const why[] = {"length", "eos", "callback", "context"};
+    lua_createtable(L, 0, 8);
+    rdl_set_int(L, "prompt_tokens", st->n_prompt);
+    rdl_set_int(L, "tokens", st->n_generated);
+    rdl_push_int_array(L, out_ids, (size_t)st->n_generated);
+    lua_setfield(L, -2, "ids");
+    int k = st->stopped_by >= 0 && st->stopped_by < 4 ? st->stopped_by : 0;
+    rdl_set_str(L, "stopped", by_cb ? "callback" : why[k]);
+    rdl_set_num(L, "prefill_seconds", st->prefill_seconds);
+    rdl_set_num(L, "decode_seconds", st->decode_seconds);
+}
+
+static int model_generate(lua_State *L) {
+    rdl_model *um = rdl_check_model(L, 1);
+    const rd_model *m = um->m;
+    static const char *const known[] = {
+        "max_tokens", "temperature", "top_k", "top_p", "repeat_penalty", "repeat_last_n",
+        "no_repeat_ngram", "seed", "stop_at_eos", "template", "system", "edits", "strength",
+        "on_token", NULL};
+    if (lua_type(L, 2) != LUA_TTABLE && lua_type(L, 2) != LUA_TSTRING)
+        luaL_typeerror(L, 2, "string or array of ids");
+    rdl_opts_check(L, 3, known);
+    lua_settop(L, 3);
+    const int seq = rd_model_config(m)->seq_len;
+    rd_gen_opts go = {.sampling = read_sampling(L, 3), .stop_at_eos = rdl_opt_bool(L, 3, "stop_at_eos", 1)};
+    go.max_tokens = (int)rdl_opt_integer(L, 3, "max_tokens", 1, 1 << 24, 256);
+    if (go.max_tokens > seq) go.max_tokens = seq;
+    float strength = (float)rdl_opt_number(L, 3, "strength", 1.0);
+    rdl_edits *ue = opt_edits(L, 3, m); /* slot 4 */
+    rdl_opt_push(L, 3, "on_token");       /* slot 5 */
+    if (!lua_isnil(L, 5) && !lua_isfunction(L, 5))
+        rdl_opt_error(L, 3, "on_token", lua_pushfstring(L, "function expected, got %s",
+                                                        luaL_typename(L, 5)));
+    lua_pushnil(L); /* slot 6: a callback's error */
+    gen_state g = {.L = L, .fn = lua_isnil(L, 5) ? 0 : 5, .err_slot = 6, .stop = rdl_stop_flag(L)};
+    g.sc = rdl_scratch_new(L); /* slot 7 */
+    size_t n = 0;
+    const int *ids = prompt_ids(L, m, 2, g.sc, &n);
+    if ((int)n >= seq) return luaL_error(L, "the prompt's %d tokens fill the context of %d", (int)n, seq);
+    rd_error err = {0};
+    int max_seq = (int)n + go.max_tokens < seq ? (int)n + go.max_tokens : seq;
+    rd_ctx *ctx = rd_ctx_new(m, 1, max_seq, &err);
+    if (!ctx) return rdl_raise(L, &err);
+    rdl_scratch_set(g.sc, SC_CTX, ctx, free_ctx);
+    int *out = malloc(sizeof(int) * (size_t)go.max_tokens);
+    if (!out) return luaL_error(L, "out of memory");
+    rdl_scratch_set(g.sc, SC_OUT, out, free);
+    if (append_text(&g, "", 0)) return luaL_error(L, "out of memory");
+    rd_edits_view view = ue ? rd_edits_view_at(ue->e, strength) : (rd_edits_view){0};
+    rd_gen_stats st = {0};
+    luaL_checkstack(L, 8, "generate");
+    um->busy++;
+    if (ue) ue->busy++;
+    int rc = rd_generate(ctx, ue ? &view : NULL, ids, n, &go, gen_on_token, &g, out, &st, &err);
+    um->busy--;
+    if (ue) ue->busy--;
+    if (g.failed || g.interrupted || g.oom || rc) {
+        rdl_scratch_release(g.sc);
+        if (g.failed) {
+            lua_pushvalue(L, g.err_slot);
+            return lua_error(L);
+        }
+        if (g.interrupted) return luaL_error(L, "interrupted");
+        if (g.oom) return luaL_error(L, "out of memory");
+        return rdl_raise(L, &err);
+    }
+    lua_pushlstring(L, g.text, g.len);
+    push_gen_stats(L, &st, out, g.by_callback);
+    rdl_scratch_release(g.sc);
+    return 2;
+}
+
+/* ---- constructors ----------------------------------------------------------------- */
+
+/* The layers option as text: a string as it is, an array of numbers as "0,3,5". */
+static const char *layers_text(lua_State *L, int arg) {
+    rdl_opt_push(L, arg, "layers");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return "all";
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, -1);
+        lua_pop(L, 1); /* anchored in the options table */
+        return s;
+    }
+    if (lua_type(L, -1) != LUA_TTABLE)
+        rdl_opt_error(L, arg, "layers", lua_pushfstring(L, "\"all\", a list text or an array "
+                                                           "expected, got %s", luaL_typename(L, -1)));
+    int tbl = lua_gettop(L);
+    lua_Integer len = luaL_len(L, tbl);
+    if (len < 1) rdl_opt_error(L, arg, "layers", "the array is empty");
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (lua_Integer i = 1; i <= len; i++) {
+        lua_geti(L, tbl, i);
+        int ok;
+        lua_Integer v = lua_tointegerx(L, -1, &ok);
+        lua_pop(L, 1);
+        if (!ok || v < 0 || v > 1 << 20)
+            rdl_opt_error(L, arg, "layers", lua_pushfstring(L, "element %I is not a layer number", i));
+        if (i > 1) luaL_addchar(&b, ',');
+        lua_pushfstring(L, "%I", v);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_replace(L, tbl); /* keep the text anchored on the stack */
+    return lua_tostring(L, tbl);
+}
+
+static int model_edits(lua_State *L) {
+    const rd_model *m = rdl_check_model(L, 1)->m;
+    static const char *const known[] = {"sites", "layers", "scale", "bias", NULL};
+    rdl_opts_check(L, 2, known);
+    lua_settop(L, 2);
+    const char *sites_name = rdl_opt_string(L, 2, "sites", "ffn");
+    rd_edit_spec spec = {.layers = layers_text(L, 2), .scale = rdl_opt_bool(L, 2, "scale", 1),
+                         .bias = rdl_opt_bool(L, 2, "bias", 1)};
+    if (rd_sites_from_name(sites_name, &spec.sites))
+        rdl_opt_error(L, 2, "sites", "must be \"ffn\", \"attn\" or \"both\"");
+    rdl_edits *u = rdl_edits_push_empty(L, 1);
+    rd_error err = {0};
+    if (!(u->e = rd_edits_new(rd_model_config(m), &spec, &err))) return rdl_raise(L, &err);
+    return 1;
+}
+
+static int model_dataset(lua_State *L) {
+    rdl_check_model(L, 1);
+    return rdl_dataset_load(L, 2, 1, 3);
+}
+
+static int model_compute(lua_State *L) {
+    rdl_model *u = rdl_check_model(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        static const char *const modes[] = {"f32", "bf16", NULL};
+        int mode = luaL_checkoption(L, 2, NULL, modes);
+        if (u->busy) return luaL_error(L, "cannot change the compute mode of a red.model in use");
+        rd_error err = {0};
+        if (rd_model_set_compute(u->m, mode ? RD_COMPUTE_BF16 : RD_COMPUTE_F32, 0, &err))
+            return rdl_raise(L, &err);
+    }
+    lua_pushstring(L, rd_model_compute(u->m) == RD_COMPUTE_BF16 ? "bf16" : "f32");
+    return 1;
+}
+
+void rdl_open_model(lua_State *L) {
+    static const luaL_Reg methods[] = {
+        {"info", model_info},           {"tokenize", model_tokenize},
+        {"detokenize", model_detokenize}, {"generate", model_generate},
+        {"edits", model_edits},         {"dataset", model_dataset},
+        {"compute", model_compute},     {"close", model_close},
+        {NULL, NULL}};
+    static const luaL_Reg meta[] = {
+        {"__gc", model_gc}, {"__close", model_close}, {"__tostring", model_tostring}, {NULL, NULL}};
+    rdl_new_type(L, RDL_MODEL, methods, meta);
+    lua_pushcfunction(L, red_load);
+    lua_setfield(L, -2, "load");
+}
