@@ -4,7 +4,7 @@
 ---
 ---   build/redit run lua/examples/chat_compare.lua MODEL.gguf [--out DIR] [--quick]
 ---
---- Time on a 2-core machine: about a minute for a 15M-parameter model.
+--- Measured on the 2-core machine with a stories15M-shaped model: 3.3 s.
 local compare = require("red.compare")
 local grid = require("red.grid")
 local task = require("red.task")

@@ -3,8 +3,8 @@
 ---
 ---   build/redit run lua/examples/red_vs_ft.lua MODEL.gguf [--out DIR] [--quick]
 ---
---- Full fine-tuning changes the weights, so it runs on a second copy of the model. Time on a
---- 2-core machine: about 1 minute for RED and 3 for full fine-tuning on a 15M model.
+--- Full fine-tuning changes the weights, so it runs on a second copy of the model. Measured on
+--- the 2-core machine with a stories15M-shaped model: 12 s in all (RED 3.4 s, full 8.3 s).
 local grid = require("red.grid")
 local task = require("red.task")
 local a = task.args(arg, "usage: red_vs_ft.lua MODEL [--out DIR] [--quick]")
