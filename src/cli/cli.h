@@ -30,6 +30,17 @@ struct rd_edits *cli_load_edits(const char *path, const rd_model *m, int force);
  * when training needs it. Prints "redit CMD: …" and returns -1 on failure. */
 int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward);
 
+/* The generation options `generate` and `chat` share: their getopt_long entries (short
+ * codes n t K P R N S) and one handler. cli_gen_option returns 1 when c was one of them (and
+ * stored into g), 0 when it was not, -1 on a bad value (already printed). */
+#define CLI_GEN_LONG_OPTIONS                                                                   \
+    {"max-tokens", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 't'},     \
+        {"top-k", required_argument, 0, 'K'}, {"top-p", required_argument, 0, 'P'},           \
+        {"repeat-penalty", required_argument, 0, 'R'},                                         \
+        {"no-repeat-ngram", required_argument, 0, 'N'}, {"seed", required_argument, 0, 'S'}
+struct rd_gen_opts;
+int cli_gen_option(const char *cmd, int c, const char *arg, struct rd_gen_opts *g);
+
 /* Loads a model, printing "redit: <message>" on failure. */
 rd_model *cli_load_model(const char *path, const char *tokenizer_path);
 

@@ -359,10 +359,7 @@ static int chat_setup(chat *ch, const char *model, const char *tok, const char *
 
 int cmd_chat(int argc, char **argv) {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},       {"max-tokens", required_argument, 0, 'n'},
-        {"temperature", required_argument, 0, 't'}, {"top-k", required_argument, 0, 'K'},
-        {"top-p", required_argument, 0, 'P'},       {"repeat-penalty", required_argument, 0, 'R'},
-        {"no-repeat-ngram", required_argument, 0, 'N'}, {"seed", required_argument, 0, 'S'},
+        {"model", required_argument, 0, 'm'},       CLI_GEN_LONG_OPTIONS,
         {"tokenizer", required_argument, 0, 'k'},   {"threads", required_argument, 0, 'j'},
         {"edits", required_argument, 0, 'e'},      {"strength", required_argument, 0, 'a'},
         {"force", no_argument, 0, 'f'},            {"compare", no_argument, 0, 'c'},
@@ -370,21 +367,18 @@ int cmd_chat(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     chat ch = {.gen = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1}};
     const char *model = NULL, *tok = NULL, *edits_path = NULL;
-    int threads = 0, c, seed = (int)ch.gen.sampling.seed, force = 0;
+    int threads = 0, c, force = 0;
     float strength = 1.0f;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:n:t:h", opts, NULL)) != -1) {
-        int bad = 0;
+        int bad = cli_gen_option("chat", c, optarg, &ch.gen);
+        if (bad) { /* a generation option: stored, or a bad value */
+            if (bad < 0) return 2;
+            continue;
+        }
         switch (c) {
         case 'm': model = optarg; break;
         case 'k': tok = optarg; break;
-        case 'n': bad = cli_int("chat", "--max-tokens", optarg, 1, 1 << 24, &ch.gen.max_tokens); break;
-        case 't': bad = cli_float("chat", "--temperature", optarg, 0, 100, &ch.gen.sampling.temperature); break;
-        case 'K': bad = cli_int("chat", "--top-k", optarg, 0, 1 << 24, &ch.gen.sampling.top_k); break;
-        case 'P': bad = cli_float("chat", "--top-p", optarg, 1e-6, 1, &ch.gen.sampling.top_p); break;
-        case 'R': bad = cli_float("chat", "--repeat-penalty", optarg, 1e-3, 100, &ch.gen.sampling.repeat_penalty); break;
-        case 'N': bad = cli_int("chat", "--no-repeat-ngram", optarg, 0, 1 << 16, &ch.gen.sampling.no_repeat_ngram); break;
-        case 'S': bad = cli_int("chat", "--seed", optarg, 0, 0x7fffffff, &seed); break;
         case 'j': bad = cli_int("chat", "--threads", optarg, 0, 1024, &threads); break;
         case 'e': edits_path = optarg; break;
         case 'a': bad = cli_float("chat", "--strength", optarg, -100, 100, &strength); break;
@@ -406,7 +400,7 @@ int cmd_chat(int argc, char **argv) {
         fprintf(stderr, "redit chat: --compare needs --edits\n");
         return 2;
     }
-    ch.seed = (uint64_t)seed;
+    ch.seed = ch.gen.sampling.seed;
     int tmpl_given = ch.tmpl != NULL;
     if (!ch.tmpl) ch.tmpl = "llama2-chat";
     cli_set_threads(threads);

@@ -72,37 +72,28 @@ static int run_one(rd_ctx *ctx, const rd_edits_view *edits, const int *ids, size
 int cmd_generate(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},      {"prompt", required_argument, 0, 'p'},
-        {"ids", required_argument, 0, 'i'},        {"max-tokens", required_argument, 0, 'n'},
-        {"temperature", required_argument, 0, 't'}, {"top-k", required_argument, 0, 'K'},
-        {"top-p", required_argument, 0, 'P'},      {"repeat-penalty", required_argument, 0, 'R'},
-        {"no-repeat-ngram", required_argument, 0, 'N'}, {"seed", required_argument, 0, 'S'},
+        {"ids", required_argument, 0, 'i'},        CLI_GEN_LONG_OPTIONS,
         {"tokenizer", required_argument, 0, 'k'},  {"threads", required_argument, 0, 'j'},
         {"edits", required_argument, 0, 'e'},     {"strength", required_argument, 0, 'a'},
         {"force", no_argument, 0, 'f'},           {"compare", no_argument, 0, 'c'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     const char *model = NULL, *prompt = NULL, *ids_text = NULL, *tok = NULL;
     rd_gen_opts g = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1};
-    int threads = 0, c, seed, force = 0, compare = 0;
+    int threads = 0, c, force = 0, compare = 0;
     const char *edits_path = NULL;
     float strength = 1.0f;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
-        int bad = 0;
+        int bad = cli_gen_option("generate", c, optarg, &g);
+        if (bad) { /* a generation option: stored, or a bad value */
+            if (bad < 0) return 2;
+            continue;
+        }
         switch (c) {
         case 'm': model = optarg; break;
         case 'p': prompt = optarg; break;
         case 'i': ids_text = optarg; break;
         case 'k': tok = optarg; break;
-        case 'n': bad = cli_int("generate", "--max-tokens", optarg, 1, 1 << 24, &g.max_tokens); break;
-        case 't': bad = cli_float("generate", "--temperature", optarg, 0, 100, &g.sampling.temperature); break;
-        case 'K': bad = cli_int("generate", "--top-k", optarg, 0, 1 << 24, &g.sampling.top_k); break;
-        case 'P': bad = cli_float("generate", "--top-p", optarg, 1e-6, 1, &g.sampling.top_p); break;
-        case 'R': bad = cli_float("generate", "--repeat-penalty", optarg, 1e-3, 100, &g.sampling.repeat_penalty); break;
-        case 'N': bad = cli_int("generate", "--no-repeat-ngram", optarg, 0, 1 << 16, &g.sampling.no_repeat_ngram); break;
-        case 'S':
-            bad = cli_int("generate", "--seed", optarg, 0, 0x7fffffff, &seed);
-            g.sampling.seed = (uint64_t)seed;
-            break;
         case 'j': bad = cli_int("generate", "--threads", optarg, 0, 1024, &threads); break;
         case 'e': edits_path = optarg; break;
         case 'a': bad = cli_float("generate", "--strength", optarg, -100, 100, &strength); break;
