@@ -258,7 +258,9 @@ static void test_q8_0_error_bound_and_nonfinite(void **state) {
 
 static void test_dtype_table(void **state) {
     (void)state;
-    const char *names[RD_DTYPE_COUNT] = {"F32", "F16", "BF16", "Q8_0"};
+    const char *names[RD_DTYPE_COUNT] = {"F32",  "F16",  "BF16", "Q8_0", "Q4_0",
+                                         "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K",
+                                         "Q4_K", "Q5_K", "Q6_K"};
     for (int t = 0; t < RD_DTYPE_COUNT; t++) {
         const rd_dtype_info *info = rd_dtype_info_of((rd_dtype)t);
         assert_non_null(info);
@@ -269,7 +271,7 @@ static void test_dtype_table(void **state) {
     }
     rd_dtype d;
     assert_int_equal(rd_dtype_from_name("f16", &d), -1);
-    assert_int_equal(rd_dtype_from_name("Q4_K", &d), -1);
+    assert_int_equal(rd_dtype_from_name("Q8_K", &d), -1);
     assert_null(rd_dtype_info_of(RD_DTYPE_COUNT));
     assert_null(rd_dtype_info_of((rd_dtype)-1));
     uint64_t bytes;

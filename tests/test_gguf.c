@@ -1096,9 +1096,10 @@ static void test_bad_tensor_types(void **state) {
     expect_spec_fails(fx, g, "blk.1.attn_v.weight", "type", "99", NULL);
     gs_retype(g, "blk.1.attn_v.weight", 4); /* a removed type id */
     expect_spec_fails(fx, g, "blk.1.attn_v.weight", "type id 4", NULL);
-    gs_retype(g, "blk.1.attn_v.weight", 2); /* Q4_0: known, not readable yet */
-    expect_spec_fails(fx, g, "blk.1.attn_v.weight", "Q4_0", "type 2", "F32, F16, Q8_0, BF16",
-                      NULL);
+    gs_retype(g, "blk.1.attn_v.weight", 20); /* IQ4_NL: known, not readable yet */
+    expect_spec_fails(fx, g, "blk.1.attn_v.weight", "IQ4_NL", "type 20",
+                      "F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, "
+                      "BF16", NULL);
     gs_retype(g, "blk.1.attn_v.weight", 0);
     gs_retype(g, "output_norm.weight", 12); /* Q4_K: 32 columns is not a block of 256 */
     expect_spec_fails(fx, g, "output_norm.weight", "Q4_K", "block size 256", NULL);

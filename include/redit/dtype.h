@@ -14,18 +14,31 @@ typedef enum rd_dtype {
     RD_DTYPE_F16,
     RD_DTYPE_BF16,
     RD_DTYPE_Q8_0, /* blocks of 32: f16 scale d, 32 × int8 q; x = d·q (llama.cpp layout) */
+    /* llama.cpp's block quantisations, widened bit-exactly as its dequantize_row_*
+     * (layouts in src/core/quants.h): blocks of 32 ... */
+    RD_DTYPE_Q4_0,
+    RD_DTYPE_Q4_1,
+    RD_DTYPE_Q5_0,
+    RD_DTYPE_Q5_1,
+    /* ... and the K-quants, super-blocks of 256 */
+    RD_DTYPE_Q2_K,
+    RD_DTYPE_Q3_K,
+    RD_DTYPE_Q4_K,
+    RD_DTYPE_Q5_K,
+    RD_DTYPE_Q6_K,
     RD_DTYPE_COUNT
 } rd_dtype;
 
 typedef struct rd_dtype_info {
-    const char *name;   /* "F32", "F16", "BF16", "Q8_0" */
-    size_t block_elems; /* elements per block: 1 for plain types, 32 for Q8_0 */
+    const char *name;   /* "F32", "F16", "BF16", "Q8_0", "Q4_K", ... (the GGML names) */
+    size_t block_elems; /* elements per block: 1 for plain types, 32 or 256 for quants */
     size_t block_bytes; /* bytes per block */
     /* Widens n elements (n a multiple of block_elems) at src into dst (n floats). */
     void (*to_f32)(const void *src, float *dst, size_t n);
     /* Narrows n floats (n a multiple of block_elems) into this type at dst, rounding as
      * the reference implementation does (round-to-nearest-even for f16/bf16, llama.cpp's
-     * quantize_row_*_ref for quantised types). */
+     * quantize_row_*_ref for Q4_0..Q8_0); the K-quants use a simpler min/max quantiser
+     * that writes valid blocks but not llama.cpp's (see src/core/quants.h). */
     void (*from_f32)(const float *src, void *dst, size_t n);
 } rd_dtype_info;
 

@@ -47,6 +47,20 @@ rd_tokenizer *rd_tokenizer_new(const rd_vocab_spec *spec, const char *what, rd_e
  * holds (a bare tokenizer.bin). BOS=1, EOS=2, UNK=0 as in Llama-2. */
 rd_tokenizer *rd_tokenizer_load_llama2c(const char *path, int vocab_size, rd_error *err);
 
+/* Loads a Hugging Face tokenizer.json of the SentencePiece-BPE kind (Llama-2, Mistral,
+ * TinyLlama: model.type "BPE" with byte_fallback; spaces become "▁" through a Prepend/Replace
+ * normalizer or a Metaspace pre-tokenizer; the Prepend gives the dummy prefix). Other kinds
+ * (byte-level BPE, WordPiece, Unigram, ...) are refused with a message naming the kind.
+ * Merge ranks become piece scores so that encoding follows SentencePiece, which differs
+ * from Hugging Face's fast tokenizers on some runs of spaces (see README). Pieces from
+ * model.vocab and added_tokens (special → CONTROL, others USER_DEFINED), <0xNN> → BYTE.
+ * BOS/EOS/UNK come from tokenizer_config_json (bos_token/eos_token/unk_token, a string or
+ * {"content": ...}) when it is not NULL and has them, else from the pieces <s>, </s> and
+ * model.unk_token / <unk>. Returns NULL with *err naming the file and field. Free with
+ * rd_tokenizer_free; nothing of the files is kept. */
+rd_tokenizer *rd_tokenizer_load_hf(const char *tokenizer_json,
+                                   const char *tokenizer_config_json_or_NULL, rd_error *err);
+
 void rd_tokenizer_free(rd_tokenizer *t); /* NULL-safe */
 
 int rd_tokenizer_vocab_size(const rd_tokenizer *t);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "redit/tokenizer.h"
@@ -14,7 +15,9 @@ static void usage(FILE *out) {
             "Reads text on stdin and prints its token ids separated by spaces. The whole of\n"
             "stdin is one text, byte for byte (a trailing newline is part of it).\n\n"
             "  -m, --model FILE   a model with a tokenizer (GGUF; llama2.c .bin with its\n"
-            "                     tokenizer.bin beside it) or a llama2.c tokenizer.bin\n"
+            "                     tokenizer.bin beside it), a llama2.c tokenizer.bin or a\n"
+            "                     Hugging Face tokenizer.json (its tokenizer_config.json\n"
+            "                     beside it is read when present)\n"
             "      --tokenizer F  llama2.c tokenizer.bin for a .bin model\n"
             "      --jsonl        read lines {\"text\": ...}, write {\"text\": ..., \"ids\": [...]}\n"
             "      --bos          add the BOS id in front (off by default, like SentencePiece's\n"
@@ -22,10 +25,39 @@ static void usage(FILE *out) {
             "  -h, --help         this text\n");
 }
 
-/* A tokenizer from a model file, or from a bare tokenizer.bin. *model keeps the model
- * alive when one was loaded. */
+/* 1 when the file's first non-space byte is '{' (a JSON object: tokenizer.json). */
+static int is_json_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    int c;
+    while ((c = fgetc(f)) == ' ' || c == '\t' || c == '\n' || c == '\r') {}
+    fclose(f);
+    return c == '{';
+}
+
+/* A Hugging Face tokenizer.json, with the tokenizer_config.json of its folder if any. */
+static rd_tokenizer *open_hf_tokenizer(const char *path) {
+    const char *slash = strrchr(path, '/');
+    int dir_len = slash ? (int)(slash - path) + 1 : 0;
+    size_t cap = (size_t)dir_len + sizeof "tokenizer_config.json";
+    char *config = malloc(cap);
+    if (!config) {
+        fprintf(stderr, "redit tokenize: out of memory\n");
+        return NULL;
+    }
+    snprintf(config, cap, "%.*stokenizer_config.json", dir_len, path);
+    rd_error err = {0};
+    rd_tokenizer *t = rd_tokenizer_load_hf(path, access(config, R_OK) == 0 ? config : NULL, &err);
+    if (!t) fprintf(stderr, "redit tokenize: %s\n", err.msg);
+    free(config);
+    return t;
+}
+
+/* A tokenizer from a model file, a tokenizer.json or a bare tokenizer.bin. *model keeps
+ * the model alive when one was loaded. */
 static const rd_tokenizer *open_tokenizer(const char *path, const char *tok_path, rd_model **model,
                                           rd_tokenizer **owned) {
+    if (is_json_file(path)) return *owned = open_hf_tokenizer(path);
     rd_error err = {0};
     if (rd_detect_format(path, &err) != RD_FORMAT_UNKNOWN) {
         if (!(*model = cli_load_model(path, tok_path))) return NULL;

@@ -1,6 +1,8 @@
 /* Element types of frozen weights: the type table and the conversions. */
 #include "redit/dtype.h"
 
+#include "quants.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -140,6 +142,15 @@ static const rd_dtype_info TYPES[RD_DTYPE_COUNT] = {
     [RD_DTYPE_F16] = {"F16", 1, 2, f16_to_f32, f16_from_f32},
     [RD_DTYPE_BF16] = {"BF16", 1, 2, bf16_to_f32, bf16_from_f32},
     [RD_DTYPE_Q8_0] = {"Q8_0", Q8_0_BLOCK, Q8_0_BYTES, q8_0_to_f32, q8_0_from_f32},
+    [RD_DTYPE_Q4_0] = {"Q4_0", RD_QK, RD_Q4_0_BYTES, rd_q4_0_to_f32, rd_q4_0_from_f32},
+    [RD_DTYPE_Q4_1] = {"Q4_1", RD_QK, RD_Q4_1_BYTES, rd_q4_1_to_f32, rd_q4_1_from_f32},
+    [RD_DTYPE_Q5_0] = {"Q5_0", RD_QK, RD_Q5_0_BYTES, rd_q5_0_to_f32, rd_q5_0_from_f32},
+    [RD_DTYPE_Q5_1] = {"Q5_1", RD_QK, RD_Q5_1_BYTES, rd_q5_1_to_f32, rd_q5_1_from_f32},
+    [RD_DTYPE_Q2_K] = {"Q2_K", RD_QK_K, RD_Q2_K_BYTES, rd_q2_k_to_f32, rd_q2_k_from_f32},
+    [RD_DTYPE_Q3_K] = {"Q3_K", RD_QK_K, RD_Q3_K_BYTES, rd_q3_k_to_f32, rd_q3_k_from_f32},
+    [RD_DTYPE_Q4_K] = {"Q4_K", RD_QK_K, RD_Q4_K_BYTES, rd_q4_k_to_f32, rd_q4_k_from_f32},
+    [RD_DTYPE_Q5_K] = {"Q5_K", RD_QK_K, RD_Q5_K_BYTES, rd_q5_k_to_f32, rd_q5_k_from_f32},
+    [RD_DTYPE_Q6_K] = {"Q6_K", RD_QK_K, RD_Q6_K_BYTES, rd_q6_k_to_f32, rd_q6_k_from_f32},
 };
 
 const rd_dtype_info *rd_dtype_info_of(rd_dtype t) {

@@ -196,7 +196,16 @@ static int plan_tensors(writer *w) {
 static uint32_t file_type(rd_dtype t) {
     switch (t) {
     case RD_DTYPE_F16: return 1;
+    case RD_DTYPE_Q4_0: return 2;
+    case RD_DTYPE_Q4_1: return 3;
     case RD_DTYPE_Q8_0: return 7;
+    case RD_DTYPE_Q5_0: return 8;
+    case RD_DTYPE_Q5_1: return 9;
+    case RD_DTYPE_Q2_K: return 10;
+    case RD_DTYPE_Q3_K: return 11; /* the _S ("small") mixes: every matrix in one type */
+    case RD_DTYPE_Q4_K: return 14;
+    case RD_DTYPE_Q5_K: return 16;
+    case RD_DTYPE_Q6_K: return 18;
     case RD_DTYPE_BF16: return 32;
     default: return 0;
     }

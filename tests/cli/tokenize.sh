@@ -46,6 +46,20 @@ if bad:
     sys.exit("%d of %d texts tokenized differently" % (bad, len(want)))
 ' "$EXPECTED" "$TMP/out" || fail "--jsonl output differs from $EXPECTED (see above)"
 
+# Hugging Face tokenizer.json (detected by its content): the same ids as tokenizer.bin for
+# every fixture text; Mistral's with its tokenizer_config.json beside it; other kinds refused.
+cp "$TMP/out" "$TMP/out_bin"
+expect_ok "tokenize --jsonl with tokenizer.json" \
+    "$REDIT" tokenize -m "$FIX/llama2-tokenizer/tokenizer.json" --jsonl <"$TMP/texts.jsonl"
+cmp -s "$TMP/out" "$TMP/out_bin" || fail "tokenizer.json and tokenizer.bin tokenize the fixture texts differently"
+need_fixture "$FIX/mistral-tokenizer/tokenizer.json"
+expect_ok "tokenize with Mistral's tokenizer.json" \
+    "$REDIT" tokenize -m "$FIX/mistral-tokenizer/tokenizer.json" --bos <"$TMP/in"
+[ "$(cat "$TMP/out")" = "1 22557 1526" ] || fail "Mistral 'Hello world' gave '$(cat "$TMP/out")', expected '1 22557 1526'"
+printf '  {"model": {"type": "WordPiece", "vocab": {"a": 0}}}' >"$TMP/wordpiece.json"
+expect_fail "tokenize with a WordPiece tokenizer.json" "WordPiece tokenizer.*not supported" \
+    "$REDIT" tokenize -m "$TMP/wordpiece.json" <"$TMP/in"
+
 # Bad input and a model without a tokenizer.
 printf '{"txt": "no text field"}\n' >"$TMP/bad.jsonl"
 expect_fail "--jsonl line without text" 'line 1: expected a JSON object with a string "text"' \

@@ -1,0 +1,466 @@
+/* Hugging Face tokenizer.json of the SentencePiece-BPE kind (Llama-2, Mistral, TinyLlama):
+ * model.type "BPE" with byte_fallback, spaces turned into "▁" by a Prepend/Replace
+ * normalizer or a Metaspace pre-tokenizer. The result encodes with SentencePiece's rules
+ * (bpe_encode.c), so the merge list becomes per-piece scores:
+ *
+ *   score(piece) = -(rank of the first merge producing it)
+ *
+ * which orders pieces as SentencePiece's scores do, because converted merge lists are
+ * sorted by the merged piece's score (or id). One exception: pieces made only of "▁"
+ * (two or more) all get RD_HF_SPACE_RUN_SCORE, below every merge — the score Llama-2's
+ * and Mistral's SentencePiece models give their whitespace-run pieces, which some merge
+ * lists (those ordered by piece id) rank first. Pieces no merge produces (single
+ * characters, specials) score RD_HF_NO_MERGE_SCORE; a longer one among them still merges,
+ * last, as SentencePiece would merge a piece of its vocabulary (Hugging Face never would;
+ * converted Llama-2/Mistral files have none).
+ *
+ * The files are untrusted: the file size, every count and every id is checked before it
+ * is used; each error names the file and the JSON field. */
+#include "tokenizer_internal.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RD_HF_MAX_FILE_BYTES (1L << 30) /* tokenizer.json files are tens of MB */
+#define RD_HF_MAX_PIECES (1 << 22)
+#define RD_HF_MAX_MERGES (1 << 24) /* ranks stay exact in a float */
+#define RD_HF_SPACE_RUN_SCORE (-1e9f)
+#define RD_HF_NO_MERGE_SCORE (-2e9f)
+
+/* Pieces by id as gathered from model.vocab and added_tokens; strings borrowed from the
+ * cJSON tree. */
+typedef struct hf_vocab {
+    int n;               /* pieces */
+    int n_vocab;         /* entries of model.vocab */
+    const char **pieces; /* (n) NULL for an id not (yet) given */
+    int *types;          /* (n) rd_token_type */
+    int bos, eos, unk;   /* -1 when absent */
+    int add_dummy_prefix;
+} hf_vocab;
+
+static void hf_vocab_free(hf_vocab *v) {
+    free(v->pieces);
+    free(v->types);
+}
+
+/* ---- reading JSON ---------------------------------------------------------------- */
+
+static char *read_whole_file(const char *path, size_t *len, rd_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        rd_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    char *buf = NULL;
+    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        rd_error_set(err, "%s: cannot determine the file size: %s", path, strerror(errno));
+    } else if (size > RD_HF_MAX_FILE_BYTES) {
+        rd_error_set(err, "%s: %ld bytes, larger than the %ld a tokenizer file may have", path,
+                     size, RD_HF_MAX_FILE_BYTES);
+    } else if (!(buf = malloc((size_t)size + 1))) {
+        rd_error_set(err, "%s: out of memory for %ld bytes", path, size);
+    } else if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        rd_error_set(err, "%s: read error: %s", path,
+                     ferror(f) ? strerror(errno) : "the file shrank while being read");
+        free(buf);
+        buf = NULL;
+    } else {
+        buf[size] = '\0';
+        *len = (size_t)size;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Parses a file whose top level must be a JSON object. Free with cJSON_Delete. */
+static cJSON *parse_json_object(const char *path, rd_error *err) {
+    size_t len = 0;
+    char *text = read_whole_file(path, &len, err);
+    if (!text) return NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+        rd_error_set(err, "%s: not valid JSON (parse error near byte %zu)", path, at);
+    } else if (!cJSON_IsObject(root)) {
+        rd_error_set(err, "%s: the top level is not a JSON object", path);
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    free(text);
+    return root;
+}
+
+static const cJSON *field(const cJSON *obj, const char *name) {
+    return cJSON_GetObjectItemCaseSensitive(obj, name);
+}
+
+/* obj.name as a string, or NULL when absent or not a string. */
+static const char *field_str(const cJSON *obj, const char *name) {
+    const cJSON *f = field(obj, name);
+    return cJSON_IsString(f) ? f->valuestring : NULL;
+}
+
+static int str_is(const char *s, const char *lit) { return s && strcmp(s, lit) == 0; }
+
+/* A JSON number that is an integer in [0, limit). */
+static int json_id(const cJSON *item, int limit, int *id) {
+    if (!cJSON_IsNumber(item)) return -1;
+    double d = item->valuedouble;
+    if (!(d >= 0 && d < (double)limit) || floor(d) != d) return -1;
+    *id = (int)d;
+    return 0;
+}
+
+/* ---- the kind of tokenizer -------------------------------------------------------- */
+
+/* 1 when c (a pre-tokenizer, decoder or normalizer) is or contains type ByteLevel. */
+static int has_byte_level(const cJSON *c, int depth) {
+    if (!cJSON_IsObject(c) || depth > 8) return 0;
+    if (str_is(field_str(c, "type"), "ByteLevel")) return 1;
+    static const char *const lists[] = {"pretokenizers", "decoders", "normalizers"};
+    for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, field(c, lists[k])) if (has_byte_level(e, depth + 1)) return 1;
+    }
+    return 0;
+}
+
+static int check_kind(const cJSON *root, const char *path, rd_error *err) {
+    const cJSON *model = field(root, "model");
+    if (!cJSON_IsObject(model))
+        return rd_error_set(err, "%s: no \"model\" object (not a Hugging Face tokenizer.json?)",
+                            path);
+    const char *type = field_str(model, "type");
+    if (!type) return rd_error_set(err, "%s: model.type is missing or not a string", path);
+    if (!str_is(type, "BPE"))
+        return rd_error_set(err, "%s: a %s tokenizer (model.type \"%.40s\") is not supported; "
+                            "only the SentencePiece-style BPE of Llama-2/Mistral is", path, type,
+                            type);
+    if (has_byte_level(field(root, "pre_tokenizer"), 0) ||
+        has_byte_level(field(root, "decoder"), 0))
+        return rd_error_set(err, "%s: a byte-level BPE tokenizer (ByteLevel pre-tokenizer, GPT-2 "
+                            "style) is not supported; only the SentencePiece-style BPE of "
+                            "Llama-2/Mistral is", path);
+    if (!cJSON_IsTrue(field(model, "byte_fallback")))
+        return rd_error_set(err, "%s: model.byte_fallback is not true: a BPE tokenizer without "
+                            "byte fallback is not the SentencePiece kind redit supports", path);
+    return 0;
+}
+
+/* One normalizer of the accepted kinds: Prepend "▁" (sets *prepend) or Replace " " → "▁"
+ * (sets *replace). */
+static int read_normalizer_step(const cJSON *n, const char *path, int *prepend, int *replace,
+                                rd_error *err) {
+    const char *type = field_str(n, "type");
+    if (str_is(type, "Prepend")) {
+        if (!str_is(field_str(n, "prepend"), RD_SPACE_MARK))
+            return rd_error_set(err, "%s: normalizer Prepend must prepend \"\xE2\x96\x81\"", path);
+        *prepend = 1;
+        return 0;
+    }
+    if (str_is(type, "Replace")) {
+        const cJSON *pat = field(n, "pattern");
+        if (!str_is(field_str(pat, "String"), " ") ||
+            !str_is(field_str(n, "content"), RD_SPACE_MARK))
+            return rd_error_set(err, "%s: normalizer Replace must replace the string \" \" with "
+                                "\"\xE2\x96\x81\"", path);
+        *replace = 1;
+        return 0;
+    }
+    return rd_error_set(err, "%s: normalizer type \"%.40s\" is not supported (expected "
+                        "Llama's Prepend \"\xE2\x96\x81\" + Replace \" \" \xE2\x86\x92 "
+                        "\"\xE2\x96\x81\")", path, type ? type : "(none)");
+}
+
+static int read_normalizer(const cJSON *norm, const char *path, int *prepend, int *replace,
+                           rd_error *err) {
+    if (!norm || cJSON_IsNull(norm)) return 0;
+    if (!cJSON_IsObject(norm)) return rd_error_set(err, "%s: normalizer is not an object", path);
+    if (!str_is(field_str(norm, "type"), "Sequence"))
+        return read_normalizer_step(norm, path, prepend, replace, err);
+    const cJSON *list = field(norm, "normalizers");
+    if (!cJSON_IsArray(list))
+        return rd_error_set(err, "%s: normalizer.normalizers is not an array", path);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, list) if (read_normalizer_step(e, path, prepend, replace, err)) return -1;
+    return 0;
+}
+
+/* Metaspace pre-tokenizer ("▁" replacement; prepend_scheme or the older add_prefix_space). */
+static int read_pre_tokenizer(const cJSON *pre, const char *path, int *prepend, int *replace,
+                              rd_error *err) {
+    if (!pre || cJSON_IsNull(pre)) return 0;
+    const char *type = field_str(pre, "type");
+    if (!str_is(type, "Metaspace"))
+        return rd_error_set(err, "%s: pre_tokenizer type \"%.40s\" is not supported (expected "
+                            "none or Metaspace)", path, type ? type : "(none)");
+    if (!str_is(field_str(pre, "replacement"), RD_SPACE_MARK))
+        return rd_error_set(err, "%s: pre_tokenizer Metaspace must use the replacement "
+                            "\"\xE2\x96\x81\"", path);
+    *replace = 1;
+    const char *scheme = field_str(pre, "prepend_scheme");
+    const cJSON *aps = field(pre, "add_prefix_space");
+    if (scheme) {
+        if (!str_is(scheme, "never")) *prepend = 1;
+    } else if (!cJSON_IsFalse(aps)) {
+        *prepend = 1;
+    }
+    return 0;
+}
+
+static int read_normalization(const cJSON *root, const char *path, hf_vocab *v, rd_error *err) {
+    int prepend = 0, replace = 0;
+    if (read_normalizer(field(root, "normalizer"), path, &prepend, &replace, err) ||
+        read_pre_tokenizer(field(root, "pre_tokenizer"), path, &prepend, &replace, err))
+        return -1;
+    if (!replace)
+        return rd_error_set(err, "%s: neither the normalizer (Replace \" \" \xE2\x86\x92 "
+                            "\"\xE2\x96\x81\") nor a Metaspace pre_tokenizer turns spaces into "
+                            "\"\xE2\x96\x81\": not the SentencePiece kind", path);
+    v->add_dummy_prefix = prepend;
+    return 0;
+}
+
+/* ---- pieces ----------------------------------------------------------------------- */
+
+/* model.vocab: piece → id, ids a permutation of 0 .. n_vocab - 1. */
+static int read_vocab(const cJSON *model, const char *path, hf_vocab *v, int n_added,
+                      rd_error *err) {
+    const cJSON *vocab = field(model, "vocab");
+    if (!cJSON_IsObject(vocab))
+        return rd_error_set(err, "%s: model.vocab is %s, not an object (piece \xE2\x86\x92 id)",
+                            path, vocab ? "of another JSON type" : "missing");
+    int n_vocab = cJSON_GetArraySize(vocab);
+    if (n_vocab <= 0 || n_vocab > RD_HF_MAX_PIECES)
+        return rd_error_set(err, "%s: model.vocab has %d entries (1 to %d allowed)", path, n_vocab,
+                            RD_HF_MAX_PIECES);
+    v->n_vocab = n_vocab;
+    v->n = n_vocab + n_added; /* upper bound until the added tokens are read */
+    v->pieces = calloc((size_t)v->n, sizeof *v->pieces);
+    v->types = malloc((size_t)v->n * sizeof *v->types);
+    if (!v->pieces || !v->types) return rd_error_set(err, "%s: out of memory", path);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, vocab) {
+        int id;
+        if (json_id(e, n_vocab, &id))
+            return rd_error_set(err, "%s: model.vocab[\"%.40s\"] is not an id in 0..%d", path,
+                                e->string, n_vocab - 1);
+        if (v->pieces[id])
+            return rd_error_set(err, "%s: model.vocab: pieces \"%.40s\" and \"%.40s\" have the "
+                                "same id %d", path, v->pieces[id], e->string, id);
+        v->pieces[id] = e->string;
+        v->types[id] = RD_TOKEN_NORMAL;
+    }
+    return 0;
+}
+
+/* added_tokens: [{id, content, special}]; ids inside the vocabulary must repeat its piece,
+ * ids beyond it extend it. special → CONTROL, otherwise USER_DEFINED (matched in text
+ * before BPE, as Hugging Face does with added tokens). */
+static int read_added(const cJSON *added, const char *path, hf_vocab *v, rd_error *err) {
+    int n_max = v->n_vocab;
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, added) {
+        int id;
+        const char *content = field_str(e, "content");
+        if (!cJSON_IsObject(e) || !content)
+            return rd_error_set(err, "%s: added_tokens[%d] has no string \"content\"", path, i);
+        if (json_id(field(e, "id"), v->n, &id))
+            return rd_error_set(err, "%s: added_tokens[%d].id is not an id in 0..%d", path, i,
+                                v->n - 1);
+        if (v->pieces[id] && (id >= v->n_vocab || strcmp(v->pieces[id], content) != 0))
+            return rd_error_set(err, "%s: added_tokens[%d] \"%.40s\" has id %d, already \"%.40s\"",
+                                path, i, content, id, v->pieces[id]);
+        v->pieces[id] = content;
+        v->types[id] = cJSON_IsTrue(field(e, "special")) ? RD_TOKEN_CONTROL : RD_TOKEN_USER_DEFINED;
+        if (id + 1 > n_max) n_max = id + 1;
+        i++;
+    }
+    v->n = n_max;
+    for (int k = v->n_vocab; k < v->n; k++)
+        if (!v->pieces[k])
+            return rd_error_set(err, "%s: no piece has id %d (model.vocab has %d, added_tokens "
+                                "go up to %d)", path, k, v->n_vocab, v->n - 1);
+    return 0;
+}
+
+static int find_piece(const hf_vocab *v, const char *s) {
+    for (int i = 0; i < v->n; i++)
+        if (strcmp(v->pieces[i], s) == 0) return i;
+    return -1;
+}
+
+static int is_byte_piece(const char *s) {
+    return strlen(s) == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>' &&
+           strchr("0123456789ABCDEF", s[3]) && strchr("0123456789ABCDEF", s[4]);
+}
+
+/* A special token from tokenizer_config.json (a string, {"content": string} or null), else
+ * from the fallback piece. *id = -1 when neither names one. */
+static int read_special(const cJSON *config, const char *config_path, const char *name,
+                        const char *fallback, const hf_vocab *v, int *id, rd_error *err) {
+    const cJSON *f = config ? field(config, name) : NULL;
+    if (!f) {
+        *id = fallback ? find_piece(v, fallback) : -1;
+        return 0;
+    }
+    if (cJSON_IsNull(f)) {
+        *id = -1;
+        return 0;
+    }
+    const char *s = cJSON_IsString(f) ? f->valuestring : field_str(f, "content");
+    if (!s)
+        return rd_error_set(err, "%s: %s is neither a string nor an object with a string "
+                            "\"content\"", config_path, name);
+    if ((*id = find_piece(v, s)) < 0)
+        return rd_error_set(err, "%s: %s \"%.40s\" is not a piece of the tokenizer", config_path,
+                            name, s);
+    return 0;
+}
+
+/* BOS/EOS/UNK ids and the final piece types (specials CONTROL/UNKNOWN, <0xNN> BYTE). */
+static int read_specials(const cJSON *model, const cJSON *config, const char *config_path,
+                         hf_vocab *v, rd_error *err) {
+    const char *unk = field_str(model, "unk_token");
+    if (read_special(config, config_path, "bos_token", "<s>", v, &v->bos, err) ||
+        read_special(config, config_path, "eos_token", "</s>", v, &v->eos, err) ||
+        read_special(config, config_path, "unk_token", unk ? unk : "<unk>", v, &v->unk, err))
+        return -1;
+    for (int i = 0; i < v->n; i++)
+        if (v->types[i] == RD_TOKEN_NORMAL && is_byte_piece(v->pieces[i]))
+            v->types[i] = RD_TOKEN_BYTE;
+    if (v->bos >= 0) v->types[v->bos] = RD_TOKEN_CONTROL;
+    if (v->eos >= 0) v->types[v->eos] = RD_TOKEN_CONTROL;
+    if (v->unk >= 0) v->types[v->unk] = RD_TOKEN_UNKNOWN;
+    return 0;
+}
+
+static rd_tokenizer *build(const hf_vocab *v, const char *path, rd_error *err) {
+    rd_vocab_spec spec = {.n_pieces = v->n, .pieces = v->pieces, .lens = NULL,
+                          .scores = NULL, .types = v->types, .bos_id = v->bos,
+                          .eos_id = v->eos, .unk_id = v->unk,
+                          .add_dummy_prefix = v->add_dummy_prefix};
+    return rd_tokenizer_new(&spec, path, err);
+}
+
+/* ---- merges → scores ------------------------------------------------------------- */
+
+/* The two halves of merge e: "a b" (split at the one space) or ["a", "b"]. */
+static int merge_halves(const cJSON *e, const char **a, size_t *la, const char **b, size_t *lb) {
+    if (cJSON_IsString(e)) {
+        const char *s = e->valuestring, *sp = strchr(s, ' ');
+        if (!sp || strchr(sp + 1, ' ')) return -1;
+        *a = s;
+        *la = (size_t)(sp - s);
+        *b = sp + 1;
+        *lb = strlen(sp + 1);
+        return 0;
+    }
+    if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2) {
+        const cJSON *x = cJSON_GetArrayItem(e, 0), *y = cJSON_GetArrayItem(e, 1);
+        if (!cJSON_IsString(x) || !cJSON_IsString(y)) return -1;
+        *a = x->valuestring;
+        *la = strlen(*a);
+        *b = y->valuestring;
+        *lb = strlen(*b);
+        return 0;
+    }
+    return -1;
+}
+
+static int is_space_run(const char *s, size_t len) {
+    if (len < 2 * RD_SPACE_MARK_LEN || len % RD_SPACE_MARK_LEN) return 0;
+    for (size_t i = 0; i < len; i += RD_SPACE_MARK_LEN)
+        if (memcmp(s + i, RD_SPACE_MARK, RD_SPACE_MARK_LEN) != 0) return 0;
+    return 1;
+}
+
+/* Sets t->scores from model.merges (see the top of the file). buf holds a concatenation. */
+static int merge_scores(rd_tokenizer *t, const cJSON *model, const char *path, char *buf,
+                        rd_error *err) {
+    const cJSON *merges = field(model, "merges");
+    if (!cJSON_IsArray(merges))
+        return rd_error_set(err, "%s: model.merges is %s, not an array", path,
+                            merges ? "of another JSON type" : "missing");
+    if (cJSON_GetArraySize(merges) > RD_HF_MAX_MERGES)
+        return rd_error_set(err, "%s: model.merges has more than %d entries", path,
+                            RD_HF_MAX_MERGES);
+    for (int i = 0; i < t->n; i++) t->scores[i] = RD_HF_NO_MERGE_SCORE;
+    int rank = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, merges) {
+        const char *a, *b;
+        size_t la, lb;
+        if (merge_halves(e, &a, &la, &b, &lb))
+            return rd_error_set(err, "%s: model.merges[%d] is neither \"a b\" nor [\"a\", \"b\"]",
+                                path, rank);
+        int id = -1;
+        if (la + lb <= t->max_merge_len && la && lb) {
+            memcpy(buf, a, la);
+            memcpy(buf + la, b, lb);
+            id = rd_piece_map_find(&t->merge, t, buf, la + lb);
+        }
+        if (id < 0 || rd_piece_map_find(&t->merge, t, a, la) < 0 ||
+            rd_piece_map_find(&t->merge, t, b, lb) < 0)
+            return rd_error_set(err, "%s: model.merges[%d] (\"%.*s\" + \"%.*s\") names a piece "
+                                "that is not in model.vocab", path, rank, (int)(la > 40 ? 40 : la),
+                                a, (int)(lb > 40 ? 40 : lb), b);
+        if (t->scores[id] == RD_HF_NO_MERGE_SCORE)
+            t->scores[id] = is_space_run(buf, la + lb) ? RD_HF_SPACE_RUN_SCORE : -(float)rank;
+        rank++;
+    }
+    return 0;
+}
+
+/* ---- entry point ------------------------------------------------------------------ */
+
+static rd_tokenizer *load(const cJSON *root, const cJSON *config, const char *path,
+                          const char *config_path, rd_error *err) {
+    hf_vocab v = {.bos = -1, .eos = -1, .unk = -1};
+    const cJSON *model = field(root, "model");
+    const cJSON *added = field(root, "added_tokens");
+    rd_tokenizer *t = NULL;
+    char *buf = NULL;
+    if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added)) {
+        rd_error_set(err, "%s: added_tokens is not an array", path);
+    } else if (cJSON_GetArraySize(added) > RD_HF_MAX_PIECES) {
+        rd_error_set(err, "%s: added_tokens has more than %d entries", path, RD_HF_MAX_PIECES);
+    } else if (read_normalization(root, path, &v, err) == 0 &&
+               read_vocab(model, path, &v, cJSON_GetArraySize(added), err) == 0 &&
+               read_added(added, path, &v, err) == 0 &&
+               read_specials(model, config, config_path, &v, err) == 0 &&
+               (t = build(&v, path, err)) != NULL) {
+        buf = malloc(t->max_merge_len + 1);
+        if (!buf) rd_error_set(err, "%s: out of memory", path);
+        if (!buf || merge_scores(t, model, path, buf, err)) {
+            rd_tokenizer_free(t);
+            t = NULL;
+        }
+    }
+    free(buf);
+    hf_vocab_free(&v);
+    return t;
+}
+
+rd_tokenizer *rd_tokenizer_load_hf(const char *tokenizer_json, const char *config_json,
+                                   rd_error *err) {
+    cJSON *root = parse_json_object(tokenizer_json, err);
+    if (!root) return NULL;
+    cJSON *config = NULL;
+    rd_tokenizer *t = NULL;
+    if (check_kind(root, tokenizer_json, err) == 0 &&
+        (!config_json || (config = parse_json_object(config_json, err)) != NULL))
+        t = load(root, config, tokenizer_json, config_json, err);
+    cJSON_Delete(config);
+    cJSON_Delete(root);
+    return t;
+}

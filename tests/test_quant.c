@@ -1,0 +1,561 @@
+/* llama.cpp block quantisations (src/core/quants.c): Q4_0, Q4_1, Q5_0, Q5_1 and the
+ * K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
+ *
+ * - Layouts: hand-built blocks (chosen f16 scales, chosen 4/6-bit sub-scales packed here
+ *   bit by bit, random quant bytes) widened by to_f32 must equal, bit for bit, the value of
+ *   each element computed here from the documented per-element formula, evaluated with
+ *   the float operations of llama.cpp's dequantize_row_* in the same order; plus literal
+ *   values worked out by hand.
+ * - Round trips: Gaussian data → from_f32 → to_f32 within a relative RMS error per type;
+ *   zeros stay zeros; non-finite input gives well-formed blocks (no UB under UBSan).
+ * - rd_matmul (n = 1: matvec; n = 9: widened panels + sgemm) against rd_matmul_naive.
+ * - GGUF: a dim-256 / hidden-512 model written in each type, loaded, and run by rd_forward
+ *   gives logits bit-identical to the F32 model holding the dequantised weights. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers/tiny_model.h"
+#include "redit/dtype.h"
+#include "redit/forward.h"
+#include "redit/kernels.h"
+#include "redit/model.h"
+#include "redit/model_file.h"
+#include "redit/pool.h"
+
+static const rd_dtype QTYPES[] = {RD_DTYPE_Q4_0, RD_DTYPE_Q4_1, RD_DTYPE_Q5_0,
+                                  RD_DTYPE_Q5_1, RD_DTYPE_Q2_K, RD_DTYPE_Q3_K,
+                                  RD_DTYPE_Q4_K, RD_DTYPE_Q5_K, RD_DTYPE_Q6_K};
+#define N_QTYPES (sizeof QTYPES / sizeof QTYPES[0])
+
+/* ---- deterministic random numbers -------------------------------------------------------- */
+
+static uint64_t next_u64(uint64_t *s) { /* splitmix64 */
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float uniform(uint64_t *s) { return (float)((next_u64(s) >> 40) + 0.5) / 16777216.0f; }
+
+static float gaussian(uint64_t *s) {
+    return sqrtf(-2.0f * logf(uniform(s))) * cosf(6.2831853f * uniform(s));
+}
+
+static void random_bytes(uint8_t *p, size_t n, uint64_t *s) {
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)next_u64(s);
+}
+
+/* f16 scales the tests put into blocks: normal, subnormal, negative, 1, 0. */
+static const uint16_t F16S[] = {0x3C00, 0x3555, 0xB800, 0x2E66, 0x0201, 0x0000, 0x4A10};
+
+static uint16_t pick_f16(uint64_t *s) { return F16S[next_u64(s) % (sizeof F16S / 2)]; }
+
+static void put16(uint8_t *p, uint16_t h) {
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+
+static float h2f(uint16_t h) { return rd_f16_to_f32(h); }
+
+static void widen(rd_dtype t, const uint8_t *blk, float *y, size_t n) {
+    rd_dtype_info_of(t)->to_f32(blk, y, n);
+}
+
+static void assert_bits_equal(const float *got, const float *want, int n, const char *what) {
+    for (int e = 0; e < n; e++)
+        if (memcmp(&got[e], &want[e], sizeof(float)) != 0)
+            fail_msg("%s: element %d is %.9g, expected %.9g", what, e, (double)got[e],
+                     (double)want[e]);
+}
+
+/* ---- layouts: 32-element blocks ------------------------------------------------------------ */
+
+/* nibble of element e (0..31) of a 32-block: low nibbles hold 0..15, high ones 16..31 */
+static int nib32(const uint8_t *qs, int e) { return e < 16 ? qs[e] & 0xF : qs[e - 16] >> 4; }
+
+/* bit e of the little-endian 32-bit qh */
+static int qh_bit(const uint8_t *qh, int e) { return (qh[e / 8] >> (e % 8)) & 1; }
+
+static void test_layout_q4_q5(void **state) {
+    (void)state;
+    uint64_t s = 11;
+    uint8_t blk[24];
+    float got[32], want[32];
+    for (int trial = 0; trial < 200; trial++) {
+        const uint16_t d = pick_f16(&s), m = pick_f16(&s);
+        /* Q4_0: d, qs[16]; x = (nibble - 8)·d */
+        random_bytes(blk, sizeof blk, &s);
+        put16(blk, d);
+        widen(RD_DTYPE_Q4_0, blk, got, 32);
+        for (int e = 0; e < 32; e++) want[e] = (float)(nib32(blk + 2, e) - 8) * h2f(d);
+        assert_bits_equal(got, want, 32, "Q4_0");
+        /* Q4_1: d, m, qs[16]; x = nibble·d + m */
+        put16(blk + 2, m);
+        widen(RD_DTYPE_Q4_1, blk, got, 32);
+        for (int e = 0; e < 32; e++) want[e] = (float)nib32(blk + 4, e) * h2f(d) + h2f(m);
+        assert_bits_equal(got, want, 32, "Q4_1");
+        /* Q5_0: d, qh[4], qs[16]; x = (nibble + 16·bit e of qh - 16)·d */
+        random_bytes(blk + 2, 22, &s);
+        widen(RD_DTYPE_Q5_0, blk, got, 32);
+        for (int e = 0; e < 32; e++)
+            want[e] = (float)((nib32(blk + 6, e) | qh_bit(blk + 2, e) << 4) - 16) * h2f(d);
+        assert_bits_equal(got, want, 32, "Q5_0");
+        /* Q5_1: d, m, qh[4], qs[16]; x = (nibble + 16·bit e of qh)·d + m */
+        put16(blk + 2, m);
+        widen(RD_DTYPE_Q5_1, blk, got, 32);
+        for (int e = 0; e < 32; e++)
+            want[e] = (float)(nib32(blk + 8, e) | qh_bit(blk + 4, e) << 4) * h2f(d) + h2f(m);
+        assert_bits_equal(got, want, 32, "Q5_1");
+    }
+}
+
+/* Literal values worked out by hand. */
+static void test_layout_literals_32(void **state) {
+    (void)state;
+    uint8_t blk[24] = {0};
+    float y[32];
+    put16(blk, 0x3800); /* d = 0.5 */
+    blk[2] = 0x3A;      /* Q4_0: element 0 = (10-8)·0.5, element 16 = (3-8)·0.5 */
+    widen(RD_DTYPE_Q4_0, blk, y, 32);
+    assert_true(y[0] == 1.0f && y[16] == -2.5f && y[1] == -4.0f);
+    memset(blk, 0, sizeof blk);
+    put16(blk, 0x4000);  /* Q4_1: d = 2 */
+    put16(blk + 2, 0xBC00); /* m = -1 */
+    blk[4 + 5] = 0xF7;   /* element 5 = 7·2 - 1, element 21 = 15·2 - 1 */
+    widen(RD_DTYPE_Q4_1, blk, y, 32);
+    assert_true(y[5] == 13.0f && y[21] == 29.0f && y[0] == -1.0f);
+    memset(blk, 0, sizeof blk);
+    put16(blk, 0x3C00);              /* Q5_0: d = 1 */
+    blk[2] = 0x01;                   /* qh bit 0: element 0 gets +16 */
+    blk[5] = 0x80;                   /* qh bit 31: element 31 gets +16 */
+    blk[6] = 0x21;                   /* element 0: 1 + 16 - 16 = 1; element 16: 2 - 16 */
+    blk[6 + 15] = 0xF0;              /* element 31: 15 + 16 - 16 = 15 */
+    widen(RD_DTYPE_Q5_0, blk, y, 32);
+    assert_true(y[0] == 1.0f && y[16] == -14.0f && y[31] == 15.0f && y[1] == -16.0f);
+}
+
+/* ---- layouts: K-quants ------------------------------------------------------------------- */
+
+/* Q2_K: scales[16] (low nibble scale, high nibble min), qs[64], d, dmin. Element e is in
+ * sub-block e/16; its 2 bits are bits 2·((e%128)/32) of qs[32·(e/128) + e%32]. */
+static void check_q2_k(uint64_t *s) {
+    uint8_t b[84];
+    float got[256], want[256];
+    random_bytes(b, sizeof b, s);
+    const uint16_t d = pick_f16(s), dmin = pick_f16(s);
+    put16(b + 80, d);
+    put16(b + 82, dmin);
+    widen(RD_DTYPE_Q2_K, b, got, 256);
+    for (int e = 0; e < 256; e++) {
+        const int sc = b[e / 16], q = (b[16 + 32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+        const float dl = h2f(d) * (float)(sc & 0xF), ml = h2f(dmin) * (float)(sc >> 4);
+        want[e] = dl * (float)q - ml;
+    }
+    assert_bits_equal(got, want, 256, "Q2_K");
+}
+
+/* Q3_K: hmask[32], qs[64], scales[12], d. The 6-bit scales are packed here from chosen
+ * values: low 4 bits of scale k in nibble k/8 of scales[k%8], high 2 bits at bit 2·(k/4)
+ * of scales[8 + k%4]; a quant is its 2 bits (as Q2_K) minus 4 unless bit e/32 of
+ * hmask[e%32] is set. */
+static void check_q3_k(uint64_t *s) {
+    uint8_t b[110];
+    int scale[16];
+    float got[256], want[256];
+    random_bytes(b, sizeof b, s);
+    memset(b + 96, 0, 12);
+    for (int k = 0; k < 16; k++) {
+        scale[k] = (int)(next_u64(s) % 64);
+        b[96 + k % 8] |= (uint8_t)((scale[k] & 0xF) << (4 * (k / 8)));
+        b[96 + 8 + k % 4] |= (uint8_t)((scale[k] >> 4) << (2 * (k / 4)));
+    }
+    const uint16_t d = pick_f16(s);
+    put16(b + 108, d);
+    widen(RD_DTYPE_Q3_K, b, got, 256);
+    for (int e = 0; e < 256; e++) {
+        const int lo = (b[32 + 32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+        const int hi = (b[e % 32] >> (e / 32)) & 1;
+        const float dl = h2f(d) * (float)(scale[e / 16] - 32);
+        want[e] = dl * (float)(lo - (hi ? 0 : 4));
+    }
+    assert_bits_equal(got, want, 256, "Q3_K");
+}
+
+/* Q4_K / Q5_K: d, dmin, scales[12] (8 × 6-bit scale and min: for j < 4 the low 6 bits of
+ * bytes j and j+4; for j ≥ 4 the nibbles of byte j+4 plus the top 2 bits of bytes j-4 and
+ * j), [Q5_K: qh[32]], qs[128]. Element e is in sub-block e/32; its nibble is the low
+ * (e%64 < 32) or high nibble of qs[32·(e/64) + e%32]; Q5_K's fifth bit is bit e/32 of
+ * qh[e%32]. */
+static void check_q45_k(rd_dtype t, uint64_t *s) {
+    const int five = t == RD_DTYPE_Q5_K;
+    uint8_t b[176];
+    int ls[8], lm[8];
+    float got[256], want[256];
+    random_bytes(b, sizeof b, s);
+    const uint16_t d = pick_f16(s), dmin = pick_f16(s);
+    put16(b, d);
+    put16(b + 2, dmin);
+    uint8_t *sc = b + 4;
+    memset(sc, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        ls[j] = (int)(next_u64(s) % 64);
+        lm[j] = (int)(next_u64(s) % 64);
+        if (j < 4) {
+            sc[j] |= (uint8_t)ls[j];
+            sc[j + 4] |= (uint8_t)lm[j];
+        } else {
+            sc[j + 4] = (uint8_t)((ls[j] & 0xF) | (lm[j] & 0xF) << 4);
+            sc[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            sc[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+    const uint8_t *qh = b + 16, *qs = five ? b + 48 : b + 16;
+    widen(t, b, got, 256);
+    for (int e = 0; e < 256; e++) {
+        const int byte = qs[32 * (e / 64) + e % 32];
+        int q = e % 64 < 32 ? byte & 0xF : byte >> 4;
+        if (five) q += ((qh[e % 32] >> (e / 32)) & 1) * 16;
+        const float d1 = h2f(d) * (float)ls[e / 32], m1 = h2f(dmin) * (float)lm[e / 32];
+        want[e] = d1 * (float)q - m1;
+    }
+    assert_bits_equal(got, want, 256, five ? "Q5_K" : "Q4_K");
+}
+
+/* Q6_K: ql[128], qh[64], int8 scales[16], d. Element e = 128·h + 32·g + l (g = 0..3): low
+ * nibble bits in the low (g < 2) or high nibble of ql[64·h + 32·(g%2) + l], high 2 bits at
+ * bit 2·g of qh[32·h + l]; quant − 32, scale of sub-block e/16. */
+static void check_q6_k(uint64_t *s) {
+    uint8_t b[210];
+    float got[256], want[256];
+    random_bytes(b, sizeof b, s);
+    const uint16_t d = pick_f16(s);
+    put16(b + 208, d);
+    widen(RD_DTYPE_Q6_K, b, got, 256);
+    for (int e = 0; e < 256; e++) {
+        const int h = e / 128, g = (e % 128) / 32, l = e % 32;
+        const int lo = (b[64 * h + 32 * (g % 2) + l] >> (4 * (g / 2))) & 0xF;
+        const int hi = (b[128 + 32 * h + l] >> (2 * g)) & 3;
+        const int8_t sc = (int8_t)b[192 + e / 16];
+        want[e] = h2f(d) * (float)sc * (float)((lo | hi << 4) - 32);
+    }
+    assert_bits_equal(got, want, 256, "Q6_K");
+}
+
+static void test_layout_k_quants(void **state) {
+    (void)state;
+    uint64_t s = 23;
+    for (int trial = 0; trial < 100; trial++) {
+        check_q2_k(&s);
+        check_q3_k(&s);
+        check_q45_k(RD_DTYPE_Q4_K, &s);
+        check_q45_k(RD_DTYPE_Q5_K, &s);
+        check_q6_k(&s);
+    }
+}
+
+/* Literal K-quant values worked out by hand. */
+static void test_layout_literals_k(void **state) {
+    (void)state;
+    uint8_t b[210];
+    float y[256];
+    /* Q2_K: d = 1, dmin = 0.5; sub-block 0: scale 3, min 2; qs[0] = 0b11100100 puts
+     * 0, 1, 2, 3 in elements 0, 32, 64, 96 (sub-blocks 0, 2, 4, 6). */
+    memset(b, 0, sizeof b);
+    b[0] = 0x23;
+    b[2] = 0x01; /* sub-block 2: scale 1, min 0 */
+    b[16] = 0xE4;
+    put16(b + 80, 0x3C00);
+    put16(b + 82, 0x3800);
+    widen(RD_DTYPE_Q2_K, b, y, 256);
+    assert_true(y[0] == -1.0f && y[1] == -1.0f && y[32] == 1.0f && y[64] == 0.0f);
+    /* Q3_K: d = 0.25; scale 0 = 40 (→ 8), element 0 has bits 3 and no hmask bit: 3 - 4 */
+    memset(b, 0, sizeof b);
+    b[96] = 40 & 0xF;
+    b[104] = 40 >> 4;
+    b[32] = 0x03;
+    b[0] = 0x02; /* hmask bit 0 of byte 0 → element 0 none; bit 1 → element 32 */
+    put16(b + 108, 0x3400);
+    widen(RD_DTYPE_Q3_K, b, y, 256);
+    assert_true(y[0] == 2.0f * -1.0f);
+    assert_true(y[1] == 2.0f * -4.0f);
+    /* Q4_K: d = 1, dmin = 0.5, sub-block 0 scale 2 min 3, sub-block 1 scale 5 min 0:
+     * qs[0] = 0x21 → element 0 = 2·1 - 1.5, element 32 = 5·2 */
+    memset(b, 0, sizeof b);
+    put16(b, 0x3C00);
+    put16(b + 2, 0x3800);
+    b[4] = 2;
+    b[8] = 3;
+    b[5] = 5;
+    b[16] = 0x21;
+    widen(RD_DTYPE_Q4_K, b, y, 256);
+    assert_true(y[0] == 0.5f && y[32] == 10.0f && y[1] == -1.5f);
+    /* Q6_K: d = 0.5, scale 0 = -3: element 0 with ql nibble 1 and qh bits 2 → 33 - 32 = 1 */
+    memset(b, 0, sizeof b);
+    b[0] = 0x01;
+    b[128] = 0x02;
+    b[192] = (uint8_t)(int8_t)-3;
+    put16(b + 208, 0x3800);
+    widen(RD_DTYPE_Q6_K, b, y, 256);
+    assert_true(y[0] == -1.5f && y[1] == 0.5f * -3.0f * -32.0f);
+}
+
+/* ---- round trips ------------------------------------------------------------------------- */
+
+/* Relative RMS error bound per type on N(0,1) data; measured (seed 5): Q4_0 0.086, Q4_1
+ * 0.079, Q5_0 0.043, Q5_1 0.037, Q2_K 0.32, Q3_K 0.15, Q4_K 0.079, Q5_K 0.038, Q6_K 0.019. */
+static double rms_bound(rd_dtype t) {
+    switch (t) {
+    case RD_DTYPE_Q4_0: return 0.14;
+    case RD_DTYPE_Q4_1: return 0.12;
+    case RD_DTYPE_Q5_0: return 0.07;
+    case RD_DTYPE_Q5_1: return 0.06;
+    case RD_DTYPE_Q2_K: return 0.45;
+    case RD_DTYPE_Q3_K: return 0.25;
+    case RD_DTYPE_Q4_K: return 0.12;
+    case RD_DTYPE_Q5_K: return 0.06;
+    case RD_DTYPE_Q6_K: return 0.04;
+    default: return 0.0;
+    }
+}
+
+static void test_roundtrip(void **state) {
+    (void)state;
+    enum { N = 8192 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    uint8_t *q = malloc(N * 2);
+    assert_true(x && y && q);
+    uint64_t s = 5;
+    for (int i = 0; i < N; i++) x[i] = gaussian(&s) * (i % 512 < 256 ? 1.0f : 0.01f);
+    for (size_t k = 0; k < N_QTYPES; k++) {
+        const rd_dtype_info *info = rd_dtype_info_of(QTYPES[k]);
+        info->from_f32(x, q, N);
+        info->to_f32(q, y, N);
+        double err = 0.0, ref = 0.0;
+        for (int i = 0; i < N; i++) {
+            err += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
+            ref += (double)x[i] * x[i];
+        }
+        const double rel = sqrt(err / ref);
+        print_message("%s: relative RMS error %.4f (bound %.2f)\n", info->name, rel,
+                      rms_bound(QTYPES[k]));
+        if (!(rel < rms_bound(QTYPES[k]))) fail_msg("%s: relative RMS error %g", info->name, rel);
+        /* zeros stay exactly zero */
+        float z[256] = {0}, zy[256];
+        info->from_f32(z, q, 256);
+        info->to_f32(q, zy, 256);
+        for (int i = 0; i < 256; i++) assert_true(zy[i] == 0.0f);
+        /* non-finite input: no undefined behaviour, finite elsewhere is not required */
+        float bad[256];
+        memcpy(bad, x, sizeof bad);
+        bad[3] = INFINITY;
+        bad[40] = NAN;
+        bad[100] = -INFINITY;
+        info->from_f32(bad, q, 256);
+        info->to_f32(q, zy, 256);
+    }
+    free(x);
+    free(y);
+    free(q);
+}
+
+/* The 32-element quantisers follow quantize_row_*_ref: on a block whose values lie on the
+ * grid they reproduce it exactly. */
+static void test_quantize_exact_grid(void **state) {
+    (void)state;
+    float x[32], y[32];
+    uint8_t q[24];
+    for (int j = 0; j < 32; j++) x[j] = (float)(j % 16 - 8) * 0.25f; /* -8..7 × 0.25 */
+    rd_dtype_info_of(RD_DTYPE_Q4_0)->from_f32(x, q, 32);
+    rd_dtype_info_of(RD_DTYPE_Q4_0)->to_f32(q, y, 32);
+    assert_memory_equal(x, y, sizeof x);
+    assert_int_equal(q[0] | q[1] << 8, 0x3400); /* d = max / -8 = 0.25 */
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16) * 0.5f; /* -16..15 × 0.5 */
+    rd_dtype_info_of(RD_DTYPE_Q5_0)->from_f32(x, q, 32);
+    rd_dtype_info_of(RD_DTYPE_Q5_0)->to_f32(q, y, 32);
+    assert_memory_equal(x, y, sizeof x);
+    for (int j = 0; j < 32; j++) x[j] = 1.0f + (float)(j % 16); /* 1..16: d = 1, m = 1 */
+    rd_dtype_info_of(RD_DTYPE_Q4_1)->from_f32(x, q, 32);
+    rd_dtype_info_of(RD_DTYPE_Q4_1)->to_f32(q, y, 32);
+    assert_memory_equal(x, y, sizeof x);
+    for (int j = 0; j < 32; j++) x[j] = (float)j - 3.0f; /* d = 1, m = -3 */
+    rd_dtype_info_of(RD_DTYPE_Q5_1)->from_f32(x, q, 32);
+    rd_dtype_info_of(RD_DTYPE_Q5_1)->to_f32(q, y, 32);
+    assert_memory_equal(x, y, sizeof x);
+}
+
+/* ---- matmul ------------------------------------------------------------------------------ */
+
+static void check_matmul(rd_dtype t, int n, rd_pool *pool, uint64_t seed) {
+    const rd_dtype_info *info = rd_dtype_info_of(t);
+    const int64_t rows = 40, cols = 512;
+    const size_t row_bytes = (size_t)cols / info->block_elems * info->block_bytes;
+    float *w = malloc((size_t)(rows * cols) * sizeof *w), *x = malloc((size_t)n * cols * 4);
+    uint8_t *data = malloc((size_t)rows * row_bytes);
+    float *out = malloc((size_t)n * rows * 4), *naive = malloc((size_t)n * rows * 4);
+    float *wide = malloc((size_t)(rows * cols) * sizeof *wide);
+    assert_true(w && x && data && out && naive && wide);
+    for (int64_t i = 0; i < rows * cols; i++) w[i] = gaussian(&seed) * 0.05f;
+    for (int64_t i = 0; i < n * cols; i++) x[i] = gaussian(&seed);
+    info->from_f32(w, data, (size_t)(rows * cols));
+    info->to_f32(data, wide, (size_t)(rows * cols));
+    rd_matrix m;
+    rd_error err = {{0}};
+    assert_int_equal(rd_matrix_init(&m, t, data, rows, cols, &err), 0);
+    float *scratch = malloc(rd_matmul_scratch_floats(&m, n) * sizeof *scratch + 4);
+    assert_non_null(scratch);
+    rd_matmul(out, x, &m, n, scratch, pool);
+    rd_matmul_naive(naive, x, &m, n);
+    for (int i = 0; i < n; i++)
+        for (int64_t r = 0; r < rows; r++) {
+            double mag = 0.0;
+            for (int64_t c = 0; c < cols; c++) mag += fabs((double)wide[r * cols + c] * x[i * cols + c]);
+            const double diff = fabs((double)out[i * rows + r] - naive[i * rows + r]);
+            if (!(diff <= 1e-5 * mag + 1e-30))
+                fail_msg("%s n=%d row %lld: %g vs naive %g", info->name, n, (long long)r,
+                         (double)out[i * rows + r], (double)naive[i * rows + r]);
+        }
+    free(w);
+    free(x);
+    free(data);
+    free(out);
+    free(naive);
+    free(wide);
+    free(scratch);
+}
+
+static void test_matmul(void **state) {
+    (void)state;
+    rd_error err = {{0}};
+    rd_pool *pool = rd_pool_new(2, &err);
+    assert_non_null(pool);
+    for (size_t k = 0; k < N_QTYPES; k++) {
+        check_matmul(QTYPES[k], 1, pool, 100 + k);
+        check_matmul(QTYPES[k], 9, pool, 200 + k);
+        check_matmul(QTYPES[k], 1, NULL, 300 + k);
+    }
+    rd_pool_free(pool);
+}
+
+/* ---- GGUF round trip and forward ------------------------------------------------------------ */
+
+static rd_config k_config(void) {
+    rd_config c = tiny_config();
+    c.dim = 256;
+    c.hidden_dim = 512;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.vocab_size = 64;
+    c.seq_len = 32;
+    return c;
+}
+
+/* Logits (T, vocab) of `tokens` run by the model in path: all at once (prefill) when
+ * step == 0, one token at a time (decode) otherwise. */
+static float *run_logits(const char *path, const int *tokens, int T, int step) {
+    rd_error err = {{0}};
+    rd_model *m = rd_model_load(path, NULL, &err);
+    if (!m) fail_msg("%s", err.msg);
+    const int V = rd_model_config(m)->vocab_size;
+    rd_ctx *c = rd_ctx_new(m, 1, T, &err);
+    if (!c) fail_msg("%s", err.msg);
+    float *logits = malloc((size_t)T * V * sizeof *logits);
+    assert_non_null(logits);
+    if (!step) {
+        if (rd_forward(c, NULL, tokens, 1, T, RD_LOGITS_ALL, logits, &err)) fail_msg("%s", err.msg);
+    } else {
+        for (int t = 0; t < T; t++)
+            if (rd_forward(c, NULL, tokens + t, 1, 1, RD_LOGITS_LAST, logits + (size_t)t * V, &err))
+                fail_msg("%s", err.msg);
+    }
+    rd_ctx_free(c);
+    rd_model_free(m);
+    return logits;
+}
+
+static void test_gguf_forward(void **state) {
+    (void)state;
+    char dir[512], qpath[600], fpath[600];
+    assert_int_equal(tiny_tempdir(dir, sizeof dir), 0);
+    snprintf(qpath, sizeof qpath, "%s/q.gguf", dir);
+    snprintf(fpath, sizeof fpath, "%s/f32.gguf", dir);
+    const rd_config cfg = k_config();
+    rd_model_file orig = {0};
+    assert_int_equal(tiny_model_init(&orig, &cfg, 0, 99), 0);
+    enum { T = 12 };
+    int tokens[T];
+    for (int t = 0; t < T; t++) tokens[t] = (t * 37 + 5) % cfg.vocab_size;
+    for (size_t k = 0; k < N_QTYPES; k++) {
+        rd_error err = {{0}};
+        const rd_dtype t = QTYPES[k];
+        if (rd_gguf_write(qpath, &orig, t, &err)) fail_msg("write %d: %s", (int)t, err.msg);
+        rd_model_file q = {0};
+        if (rd_gguf_load(qpath, &q, &err)) fail_msg("load: %s", err.msg);
+        assert_int_equal(q.w.layers[1].w2.type, t);
+        assert_int_equal(q.w.classifier.type, t);
+        /* the stored blocks are the quantiser's output for the original rows */
+        const rd_matrix *w1 = &q.w.layers[0].w1;
+        uint8_t *blk = malloc(w1->row_bytes);
+        float *row = malloc((size_t)w1->cols * sizeof *row);
+        assert_true(blk && row);
+        rd_matrix_row_f32(&orig.w.layers[0].w1, 3, row);
+        rd_dtype_info_of(t)->from_f32(row, blk, (size_t)w1->cols);
+        assert_memory_equal(blk, (const char *)w1->data + 3 * w1->row_bytes, w1->row_bytes);
+        free(blk);
+        free(row);
+        /* the same model in F32: every matrix widened by to_f32 */
+        if (rd_gguf_write(fpath, &q, RD_DTYPE_F32, &err)) fail_msg("write f32: %s", err.msg);
+        rd_model_file_release(&q);
+        for (int step = 0; step <= 1; step++) {
+            float *lq = run_logits(qpath, tokens, T, step), *lf = run_logits(fpath, tokens, T, step);
+            if (memcmp(lq, lf, (size_t)T * cfg.vocab_size * sizeof *lq) != 0)
+                fail_msg("%s (%s): logits differ from the dequantised F32 model",
+                         rd_dtype_info_of(t)->name, step ? "decode" : "prefill");
+            for (int i = 0; i < T * cfg.vocab_size; i++) assert_true(isfinite(lq[i]));
+            free(lq);
+            free(lf);
+        }
+    }
+    rd_model_file_release(&orig);
+    tiny_rmdir(dir);
+}
+
+/* A K-quant needs whole 256-element blocks: the writer refuses a dim-64 model. */
+static void test_gguf_refuses_partial_blocks(void **state) {
+    (void)state;
+    char dir[512], path[600];
+    assert_int_equal(tiny_tempdir(dir, sizeof dir), 0);
+    snprintf(path, sizeof path, "%s/q.gguf", dir);
+    const rd_config cfg = tiny_config();
+    rd_model_file orig = {0};
+    assert_int_equal(tiny_model_init(&orig, &cfg, 0, 1), 0);
+    rd_error err = {{0}};
+    assert_int_equal(rd_gguf_write(path, &orig, RD_DTYPE_Q4_K, &err), -1);
+    assert_non_null(strstr(err.msg, "Q4_K"));
+    rd_model_file_release(&orig);
+    tiny_rmdir(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layout_q4_q5),
+        cmocka_unit_test(test_layout_literals_32),
+        cmocka_unit_test(test_layout_k_quants),
+        cmocka_unit_test(test_layout_literals_k),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_quantize_exact_grid),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_gguf_forward),
+        cmocka_unit_test(test_gguf_refuses_partial_blocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
