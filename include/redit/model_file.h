@@ -51,6 +51,12 @@ int rd_llama2c_load(const char *path, const char *tokenizer_path, rd_model_file 
 int rd_llama2c_write(const char *path, const rd_config *cfg, const rd_weights *w,
                      rd_error *err);
 
+/* A Hugging Face model folder: config.json (model_type llama or mistral; no rope_scaling),
+ * model.safetensors or shards listed in model.safetensors.index.json (F32/F16/BF16 tensors,
+ * copied into owned buffers in their type), tokenizer.json (+ tokenizer_config.json) when
+ * present. The RoPE layout is RD_ROPE_HALF (rotate_half), Q/K rows as stored. */
+int rd_hf_load(const char *dir, rd_model_file *out, rd_error *err);
+
 /* GGUF v2/v3, architecture "llama", with the tokenizer from tokenizer.ggml.* metadata. */
 int rd_gguf_load(const char *path, rd_model_file *out, rd_error *err);
 

@@ -99,6 +99,19 @@ void rd_weights_release(rd_weights *w);
 int rd_matrix_init(rd_matrix *m, rd_dtype type, const void *data, int64_t rows, int64_t cols,
                    rd_error *err);
 
+/* The RoPE layout change of a Q or K matrix with n_heads heads of rows_per_head rows:
+ * the half-split (Hugging Face) row that becomes adjacent-pair row r, as llama.cpp's
+ * converter permutes (adjacent row h·hs + 2i + j ← half-split row h·hs + j·hs/2 + i). Its
+ * inverse, for writing half-split files from adjacent ones, is rd_rope_adjacent_row. */
+static inline int64_t rd_rope_half_row(int64_t r, int64_t rows_per_head) {
+    const int64_t h = r / rows_per_head, k = r % rows_per_head;
+    return h * rows_per_head + (k % 2) * (rows_per_head / 2) + k / 2;
+}
+static inline int64_t rd_rope_adjacent_row(int64_t r, int64_t rows_per_head) {
+    const int64_t h = r / rows_per_head, k = r % rows_per_head, half = rows_per_head / 2;
+    return h * rows_per_head + 2 * (k % half) + k / half;
+}
+
 /* Widens row r of m into dst (m->cols floats). */
 void rd_matrix_row_f32(const rd_matrix *m, int64_t r, float *dst);
 

@@ -290,10 +290,7 @@ static int build_header(writer *w, wbuf *b) {
  * rotate_half (Hugging Face) Q/K matrix, llama.cpp's permutation to adjacent pairs
  * (file row h·hs + 2i + j ← source row h·hs + j·hs/2 + i). */
 static int64_t source_row(const out_tensor *t, int64_t r) {
-    if (!t->permute_heads) return r;
-    int64_t hs = t->m->rows / t->permute_heads;
-    int64_t h = r / hs, k = r % hs;
-    return h * hs + (k % 2) * (hs / 2) + k / 2;
+    return t->permute_heads ? rd_rope_half_row(r, t->m->rows / t->permute_heads) : r;
 }
 
 static int write_bytes(writer *w, FILE *fp, const void *p, size_t n) {

@@ -195,10 +195,7 @@ fail:
  * Face) Q/K matrix of permute_heads heads, the permutation to llama2.c's adjacent pairs
  * (file row h·hs + 2i + j ← source row h·hs + j·hs/2 + i), as llama.cpp's converter does. */
 static int64_t source_row(const rd_matrix *m, int permute_heads, int64_t r) {
-    if (!permute_heads) return r;
-    int64_t hs = m->rows / permute_heads;
-    int64_t h = r / hs, k = r % hs;
-    return h * hs + (k % 2) * (hs / 2) + k / 2;
+    return permute_heads ? rd_rope_half_row(r, m->rows / permute_heads) : r;
 }
 
 /* Writes row-major matrix m (any type) widened to f32 row by row; row holds m->cols floats. */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "io_internal.h"
 #include "redit/model_file.h"
@@ -17,15 +18,18 @@ const char *rd_file_format_name(rd_file_format f) {
 }
 
 rd_file_format rd_detect_format(const char *path, rd_error *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) { /* a Hugging Face folder */
+        char cfg[4096];
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+        if (access(cfg, R_OK) == 0) return RD_FORMAT_SAFETENSORS;
+        rd_error_set(err, "%s: is a directory, not a model file (nor a Hugging Face model "
+                          "folder: it has no config.json)", path);
+        return RD_FORMAT_UNKNOWN;
+    }
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         rd_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-        return RD_FORMAT_UNKNOWN;
-    }
-    struct stat st;
-    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(fp);
-        rd_error_set(err, "%s: is a directory, not a model file", path);
         return RD_FORMAT_UNKNOWN;
     }
     unsigned char head[64];

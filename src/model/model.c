@@ -4,7 +4,9 @@
 #include "redit/gemm_bf16.h"
 #include "redit/kernels.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *err) {
@@ -30,6 +32,18 @@ rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *er
         }
         rc = rd_gguf_load(path, &m->file, err);
         break;
+    case RD_FORMAT_SAFETENSORS: { /* a folder, or a .safetensors file in one */
+        struct stat st;
+        char dir[4096];
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(dir, sizeof dir, "%s", path);
+        } else {
+            const char *slash = strrchr(path, '/');
+            snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        }
+        rc = rd_hf_load(dir, &m->file, err);
+        break;
+    }
     default:
         rd_error_set(err, "%s: %s models are not supported yet", path, rd_file_format_name(fmt));
         rc = -1;
