@@ -30,7 +30,8 @@ static void usage(FILE *out) {
             "options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(out, "\nModel files: GGUF v2/v3 (F32, F16, BF16, Q8_0, Q4_0–Q5_1, Q2_K–Q6_K) and llama2.c .bin "
+    fprintf(out, "\nModel files: GGUF v2/v3 (F32, F16, BF16, Q8_0, Q4_0–Q5_1, Q2_K–Q6_K), Hugging Face "
+                 "folders (config.json + safetensors) and llama2.c .bin "
                  "checkpoints; the format is detected from the file's content.\n");
 }
 
