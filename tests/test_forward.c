@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/backward.h"
 #include "redit/forward.h"
 #include "redit/model.h"
 #include "tiny_model.h"
@@ -310,6 +311,29 @@ static void test_bf16_prefill_close(void **state) {
     rd_model_free(m);
 }
 
+/* A context or training state the machine cannot hold is refused before anything is
+ * allocated, with the memory it needs and what is available. */
+static void test_memory_checked_before_allocating(void **state) {
+    (void)state;
+    rd_error err = {0};
+    assert_int_equal(rd_memory_check(1024, "a kilobyte", &err), 0);
+    assert_int_equal(rd_memory_check(SIZE_MAX / 2, "an exabyte", &err), -1);
+    assert_non_null(strstr(err.msg, "an exabyte needs"));
+    assert_non_null(strstr(err.msg, "available"));
+    rd_config cfg = tiny_config();
+    cfg.seq_len = 1 << 22;
+    rd_model_file f;
+    assert_int_equal(rd_model_file_random(&f, &cfg, 1, 1, &err), 0);
+    rd_model *m = rd_model_from_file(&f, NULL, &err);
+    assert_non_null(m);
+    assert_null(rd_ctx_new(m, 512, 1 << 22, &err));
+    assert_non_null(strstr(err.msg, "KV cache"));
+    assert_non_null(strstr(err.msg, "available"));
+    assert_null(rd_train_ctx_new(m, 512, 1 << 20, 0, &err));
+    assert_non_null(strstr(err.msg, "training activations"));
+    rd_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260k_matches_reference),
@@ -318,6 +342,7 @@ int main(void) {
         cmocka_unit_test(test_forward_rejects_bad_requests),
         cmocka_unit_test(test_edit_sites),
         cmocka_unit_test(test_bf16_prefill_close),
+        cmocka_unit_test(test_memory_checked_before_allocating),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,6 +83,14 @@ typedef struct rd_weights {
     int n_owned, cap_owned;
 } rd_weights;
 
+/* Memory this process can still take: MemAvailable of /proc/meminfo (bytes), or SIZE_MAX
+ * when it cannot be read. */
+size_t rd_memory_available(void);
+
+/* Refuses an allocation of `bytes` for `what` that the machine does not have: returns -1
+ * with "<what> needs X GB of memory but Y GB are available" in *err, else 0. */
+int rd_memory_check(size_t bytes, const char *what, rd_error *err);
+
 /* Allocates `bytes` (64-byte aligned, zeroed) owned by w; freed by rd_weights_release.
  * Returns NULL with *err set when out of memory. */
 void *rd_weights_alloc(rd_weights *w, size_t bytes, rd_error *err);

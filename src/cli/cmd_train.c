@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "redit/atomic_file.h"
+#include "redit/backward.h"
 #include "redit/dataset.h"
 #include "redit/edits.h"
 #include "redit/model_file.h"
@@ -308,6 +309,11 @@ int cmd_train(int argc, char **argv) {
             rd_dataset_skipped(train) ? " · bad lines skipped" : "");
     if (eval) fprintf(stderr, " · %zu held out", rd_dataset_size(eval));
     fprintf(stderr, "\n");
+    fprintf(stderr, "memory: %.0f MB of activations for %d × %d tokens%s, %.0f MB available\n",
+            (double)rd_train_ctx_estimate(rd_model_config(m), o.micro_batch, o.max_len,
+                                          o.checkpointing) / 1e6,
+            o.micro_batch, o.max_len, o.checkpointing ? " (checkpointing)" : "",
+            (double)rd_memory_available() / 1e6);
     if (log_path) {
         snprintf(log_tmp, sizeof log_tmp, "%s.partial", log_path);
         if (!(logf = fopen(log_tmp, "w"))) {

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -60,6 +62,24 @@ uint64_t rd_config_param_count(const rd_config *c, int tied_classifier) {
                          + 2 * d * kv   /* wk, wv */
                          + 3 * d * h;   /* w1, w2, w3 */
     return V * d + (uint64_t)c->n_layers * per_layer + d + (tied_classifier ? 0 : V * d);
+}
+
+size_t rd_memory_available(void) {
+    FILE *fp = fopen("/proc/meminfo", "r");
+    if (!fp) return SIZE_MAX;
+    char line[256];
+    size_t kb = 0;
+    int found = 0;
+    while (!found && fgets(line, sizeof line, fp)) found = sscanf(line, "MemAvailable: %zu kB", &kb) == 1;
+    fclose(fp);
+    return found ? kb * 1024 : SIZE_MAX;
+}
+
+int rd_memory_check(size_t bytes, const char *what, rd_error *err) {
+    const size_t avail = rd_memory_available();
+    if (bytes <= avail) return 0;
+    return rd_error_set(err, "%s needs %.2f GB of memory but %.2f GB are available", what,
+                        (double)bytes / 1e9, (double)avail / 1e9);
 }
 
 void *rd_weights_alloc(rd_weights *w, size_t bytes, rd_error *err) {

@@ -292,6 +292,15 @@ int rd_hf_load(const char *dir, rd_model_file *out, rd_error *err) {
     if (read_config(path, &out->cfg, &tied, err)) return -1;
     shards s = {.n = 0};
     if (open_shards(dir, &s, err)) return -1;
+    size_t need = 0; /* the tensors are copied: that much memory, checked first */
+    for (int i = 0; i < s.n; i++)
+        for (int t = 0; t < rd_st_count(s.files[i]); t++) need += rd_st_at(s.files[i], t)->n_bytes;
+    char what[4200];
+    snprintf(what, sizeof what, "%s: loading %.2f GB of weights", dir, (double)need / 1e9);
+    if (rd_memory_check(need, what, err)) {
+        shards_close(&s);
+        return -1;
+    }
     int rc = load_weights(&s, dir, &out->cfg, tied, &out->w, err);
     shards_close(&s);
     if (rc == 0) {

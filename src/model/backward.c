@@ -5,6 +5,7 @@
 #include "redit/backward.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,13 @@ rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, in
         rd_error_set(err, "training shape %d × %d is out of range (batch ≥ 1, 2 ≤ length ≤ %d)",
                      max_batch, max_len, cfg->seq_len);
         return NULL;
+    }
+    {
+        char what[160];
+        const size_t need = rd_train_ctx_estimate(cfg, max_batch, max_len, checkpointing);
+        snprintf(what, sizeof what, "training activations for %d × %d tokens%s", max_batch,
+                 max_len, checkpointing ? "" : " (without --checkpointing)");
+        if (rd_memory_check(need, what, err)) return NULL;
     }
     rd_train_ctx *c = calloc(1, sizeof *c);
     if (!c) {

@@ -6,6 +6,7 @@
 #include "redit/forward.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,15 @@ rd_ctx *rd_ctx_new(const rd_model *m, int max_batch, int max_seq, rd_error *err)
         return NULL;
     }
     if (max_seq > c->seq_len) max_seq = c->seq_len;
+    {
+        const size_t kv = (size_t)rd_config_kv_dim(c), L = (size_t)c->n_layers;
+        const size_t rows = (size_t)max_batch * (size_t)(max_seq < CHUNK_POSITIONS ? max_seq : CHUNK_POSITIONS);
+        const size_t need = sizeof(float) * (2 * L * (size_t)max_batch * (size_t)max_seq * kv +
+                                             rows * (5 * (size_t)c->dim + 2 * kv + 2 * (size_t)c->hidden_dim));
+        char what[128];
+        snprintf(what, sizeof what, "a KV cache and scratch for %d × %d positions", max_batch, max_seq);
+        if (rd_memory_check(need, what, err)) return NULL;
+    }
     rd_ctx *x = calloc(1, sizeof *x);
     if (!x) {
         rd_error_set(err, "out of memory");

@@ -165,6 +165,10 @@ int rd_model_make_trainable(rd_model *m, rd_error *err) {
     const rd_config *c = &m->file.cfg;
     rd_weights *w = &m->file.w;
     const size_t n = (size_t)rd_config_param_count(c, w->tied_classifier);
+    char what[200];
+    snprintf(what, sizeof what, "%s: full fine-tuning (f32 weights, gradients and Adam state)",
+             m->file.name);
+    if (rd_memory_check(n * sizeof(float) * 4, what, err)) return -1;
     rd_weights fresh = {0};
     float *arena = rd_weights_alloc(&fresh, n * sizeof(float), err);
     if (!arena) return rd_error_prefix(err, "making %s trainable (%.1f MB of f32 weights)",
