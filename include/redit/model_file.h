@@ -61,9 +61,10 @@ int rd_hf_load(const char *dir, rd_model_file *out, rd_error *err);
 int rd_gguf_load(const char *path, rd_model_file *out, rd_error *err);
 
 /* Writes f as GGUF v3 (architecture "llama"): the tokenizer (when f has one) as
- * tokenizer.ggml.* metadata, norms as F32 and every matrix converted to `type` (any
- * rd_dtype; a quantised type needs every matrix's columns to be a whole number of its
- * blocks). Written atomically (temp file + rename). */
+ * tokenizer.ggml.* metadata, norms (and output biases, when present) as F32 and every matrix
+ * converted to `type` (any rd_dtype; a quantised type needs every matrix's columns to be a
+ * whole number of its blocks), or, with type RD_DTYPE_COUNT, each matrix kept in its own
+ * type. Written atomically (temp file + rename). */
 int rd_gguf_write(const char *path, const rd_model_file *f, rd_dtype type, rd_error *err);
 
 #endif

@@ -67,6 +67,10 @@ typedef struct rd_layer_weights {
     rd_matrix w1;           /* gate_proj (hidden_dim, dim) */
     rd_matrix w2;           /* down_proj (dim, hidden_dim) */
     rd_matrix w3;           /* up_proj   (hidden_dim, dim) */
+    /* Output biases added after the wo / w2 products (before any RED edit), as in GGUF
+     * blk.N.attn_output.bias / blk.N.ffn_down.bias (a merged RED export); NULL when absent. */
+    const float *wo_bias;   /* (dim) or NULL */
+    const float *w2_bias;   /* (dim) or NULL */
 } rd_layer_weights;
 
 typedef struct rd_weights {

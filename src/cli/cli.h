@@ -20,6 +20,7 @@ int cmd_edit_grad(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_lua(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 struct rd_edits;
 /* Loads an edit file for m, printing "redit: <message>" on failure (force: skip only the

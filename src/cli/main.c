@@ -18,6 +18,7 @@ static const struct {
     {"edit-grad", cmd_edit_grad, "write edit-vector gradients of a token sequence's loss"},
     {"chat", cmd_chat, "multi-turn chat in the terminal (--compare: base and edited)"},
     {"lua", cmd_lua, "interactive Lua prompt with the red module (-m: a model preloaded)"},
+    {"export", cmd_export, "export RED edits: llama.cpp control vector, merged GGUF, safetensors"},
     {"run", cmd_run, "run a Lua script with the red module (redit run SCRIPT.lua [args])"},
     {"demo", cmd_demo, "write a small random model and generate from it (make run)"},
     {"bench", cmd_bench, "measure decode and prefill throughput (make bench)"},

@@ -275,6 +275,22 @@ static int load_vector(loader *ld, const char *name, int64_t n, const float **ou
     return 0;
 }
 
+/* An optional output bias (n floats, any readable type): absent leaves *out NULL; present,
+ * it is widened into a buffer owned by the weights (never left in the mapping, so it
+ * survives rd_model_make_trainable). */
+static int load_bias(loader *ld, const char *name, int64_t n, const float **out) {
+    *out = NULL;
+    if (!rd_gguf_tensor_get(ld->g, name)) return 0;
+    const rd_gguf_tensor *t = find_tensor(ld, name, 0, n);
+    if (!t) return -1;
+    const void *src = aligned_data(ld, t);
+    float *v = src ? rd_weights_alloc(&ld->f->w, (size_t)n * sizeof(float), ld->err) : NULL;
+    if (!v) return src ? rd_error_prefix(ld->err, "%s", ld->path) : -1;
+    rd_dtype_info_of((rd_dtype)t->type->dtype)->to_f32(src, v, (size_t)n);
+    *out = v;
+    return 0;
+}
+
 static int load_layer(loader *ld, int l, rd_layer_weights *L) {
     const rd_config *c = &ld->f->cfg;
     int64_t d = c->dim, h = c->hidden_dim, kv = rd_config_kv_dim(c);
@@ -290,6 +306,11 @@ static int load_layer(loader *ld, int l, rd_layer_weights *L) {
         load_matrix(ld, NAME("ffn_gate"), h, d, &L->w1) ||
         load_matrix(ld, NAME("ffn_down"), d, h, &L->w2) ||
         load_matrix(ld, NAME("ffn_up"), h, d, &L->w3))
+        return -1;
+#undef NAME
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d." s ".bias", l), n)
+    if (load_bias(ld, NAME("attn_output"), d, &L->wo_bias) ||
+        load_bias(ld, NAME("ffn_down"), d, &L->w2_bias))
         return -1;
 #undef NAME
     return 0;

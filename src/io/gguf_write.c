@@ -113,7 +113,7 @@ typedef struct writer {
     const char *path;
     rd_error *err;
     const rd_model_file *f;
-    const rd_gguf_type *mtype; /* file type of the matrices */
+    const rd_gguf_type *mtype; /* file type of the matrices; NULL: each keeps its own */
     out_tensor *t;
     int n;
 } writer;
@@ -126,16 +126,20 @@ static int add_matrix(writer *w, const char *name, const rd_matrix *m, int64_t r
         return rd_error_set(w->err, "%s: cannot write %s: the matrix is %" PRId64 " x %" PRId64
                                     " but the config needs %" PRId64 " x %" PRId64,
                             w->path, name, m->rows, m->cols, rows, cols);
-    if (cols % w->mtype->block_elems)
+    const rd_gguf_type *type = w->mtype ? w->mtype : rd_gguf_type_for_dtype(m->type);
+    if (!type)
+        return rd_error_set(w->err, "%s: cannot write %s: its element type has no GGUF type",
+                            w->path, name);
+    if (cols % type->block_elems)
         return rd_error_set(w->err, "%s: cannot write %s as %s: its %" PRId64 " columns are "
                                     "not a multiple of the block size %u",
-                            w->path, name, w->mtype->name, cols, w->mtype->block_elems);
+                            w->path, name, type->name, cols, type->block_elems);
     out_tensor *t = &w->t[w->n++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->m = m;
     t->permute_heads = permute_heads;
-    t->type = w->mtype;
-    t->bytes = (uint64_t)rows * (uint64_t)(cols / w->mtype->block_elems) * w->mtype->block_bytes;
+    t->type = type;
+    t->bytes = (uint64_t)rows * (uint64_t)(cols / type->block_elems) * type->block_bytes;
     return 0;
 }
 
@@ -159,7 +163,7 @@ static int plan_tensors(writer *w) {
     int half = c->rope_layout == RD_ROPE_HALF;
     if (!wt->layers)
         return rd_error_set(w->err, "%s: cannot write: the model has no layers", w->path);
-    w->t = calloc((size_t)c->n_layers * 9 + 3, sizeof *w->t);
+    w->t = calloc((size_t)c->n_layers * 11 + 3, sizeof *w->t);
     if (!w->t) return rd_error_set(w->err, "%s: out of memory", w->path);
     if (add_matrix(w, "token_embd.weight", &wt->tok_embeddings, c->vocab_size, d, 0)) return -1;
     char n[RD_GGUF_MAX_NAME + 1];
@@ -175,6 +179,11 @@ static int plan_tensors(writer *w) {
             add_matrix(w, NAME("ffn_gate"), &L->w1, h, d, 0) ||
             add_matrix(w, NAME("ffn_down"), &L->w2, d, h, 0) ||
             add_matrix(w, NAME("ffn_up"), &L->w3, h, d, 0))
+            return -1;
+#undef NAME
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d." s ".bias", l), n)
+        if ((L->wo_bias && add_vector(w, NAME("attn_output"), L->wo_bias, d)) ||
+            (L->w2_bias && add_vector(w, NAME("ffn_down"), L->w2_bias, d)))
             return -1;
 #undef NAME
     }
@@ -265,7 +274,8 @@ static int build_header(writer *w, wbuf *b) {
     kv_str(b, "general.architecture", "llama");
     if (named) kv_str(b, "general.name", w->f->name);
     kv_u32(b, "general.alignment", ALIGNMENT);
-    kv_u32(b, "general.file_type", file_type(w->mtype->dtype));
+    kv_u32(b, "general.file_type",
+           file_type(w->mtype ? (rd_dtype)w->mtype->dtype : w->f->w.layers[0].wq.type));
     kv_u32(b, "llama.vocab_size", (uint32_t)c->vocab_size);
     kv_u32(b, "llama.context_length", (uint32_t)c->seq_len);
     kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
@@ -356,7 +366,7 @@ static int write_file(writer *w, const wbuf *header) {
 static int check_model(writer *w, rd_dtype type) {
     const rd_model_file *f = w->f;
     w->mtype = rd_dtype_info_of(type) ? rd_gguf_type_for_dtype(type) : NULL;
-    if (!w->mtype)
+    if (!w->mtype && type != RD_DTYPE_COUNT)
         return rd_error_set(w->err, "%s: cannot write matrices of element type %d as GGUF",
                             w->path, (int)type);
     if (rd_config_validate(&f->cfg, w->path, w->err)) return -1;

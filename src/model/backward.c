@@ -298,6 +298,14 @@ static float *wgrad_of(const rd_train_ctx *c, const void *weight) {
 static const rd_site_edit *site(const rd_site_edit *arr, int l) { return arr ? &arr[l] : NULL; }
 static const rd_site_grad *gsite(const rd_site_grad *arr, int l) { return arr ? &arr[l] : NULL; }
 
+/* h (n, d) += bias for every row: a merged model's output bias (frozen: it has no gradient
+ * and does not change the activation gradients); bias NULL leaves h as it is. */
+static void add_bias(float *h, const float *bias, int n, int d) {
+    if (!bias) return;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < d; k++) h[(size_t)i * d + k] += bias[k];
+}
+
 /* Forward of layer l from a->x_in, filling a; writes the layer's output to x_out. */
 static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_edits_view *ed,
                                 int B, int T, float *x_out) {
@@ -320,6 +328,7 @@ static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_
                            a->q + (size_t)b * T * d, a->k + (size_t)b * T * kv,
                            a->v + (size_t)b * T * kv, T, H, cfg->n_kv_heads, hs);
     rd_matmul(a->h_attn, a->o, &W->wo, N, c->wscratch, c->pool);
+    add_bias(a->h_attn, W->wo_bias, N, d);
     residual_edit(a->x_mid, a->x_in, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL, alpha);
     par_rmsnorm(c, a->xb2, a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
     rd_matmul(a->g, a->xb2, &W->w1, N, c->wscratch, c->pool);
@@ -327,6 +336,7 @@ static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_
     memcpy(c->da, a->g, (size_t)N * hd * sizeof(float));
     par_swiglu(c, c->da, a->u, N, hd); /* da = silu(g)·u, the input of w2 */
     rd_matmul(a->h_ffn, c->da, &W->w2, N, c->wscratch, c->pool);
+    add_bias(a->h_ffn, W->w2_bias, N, d);
     residual_edit(x_out, a->x_mid, a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL, alpha);
 }
 

@@ -407,6 +407,10 @@ uint64_t rd_model_fingerprint(const rd_model *m) {
         const rd_matrix *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
         for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) h = fnv_matrix(h, mats[i]);
         h = fnv_sampled(h, L->ffn_norm, norm_bytes);
+        /* biases of merged models (redit export --format merged): a base with edits folded
+         * in is another model */
+        if (L->wo_bias) h = fnv_sampled(h, L->wo_bias, norm_bytes);
+        if (L->w2_bias) h = fnv_sampled(h, L->w2_bias, norm_bytes);
     }
     h = fnv_sampled(h, w->final_norm, norm_bytes);
     if (!w->tied_classifier) h = fnv_matrix(h, &w->classifier);

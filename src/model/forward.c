@@ -151,6 +151,7 @@ typedef struct rows_job {
     rd_ctx *c;
     int n, per;
     int l, T;                  /* layer and positions per sequence (rope step) */
+    const float *bias;         /* residual step: the sub-layer's output bias (dim), or NULL */
     const rd_site_edit *edit;  /* residual step: the site's edit, or NULL */
     float alpha;
     const float *norm;         /* residual step: the next sub-layer's norm weights */
@@ -167,8 +168,8 @@ static void task_range(const rows_job *j, int task, int *r0, int *r1) {
     *r1 = *r0 + j->per < j->n ? *r0 + j->per : j->n;
 }
 
-/* x += edit(h) (h = c->xb, the sub-layer output), then xb = rmsnorm(x) with the next
- * sub-layer's weights. */
+/* x += edit(h + bias) (h = c->xb, the sub-layer output; bias only in merged models), then
+ * xb = rmsnorm(x) with the next sub-layer's weights. */
 static void residual_task(void *arg, int task) {
     const rows_job *j = arg;
     rd_ctx *c = j->c;
@@ -177,6 +178,9 @@ static void residual_task(void *arg, int task) {
     int r0, r1;
     task_range(j, task, &r0, &r1);
     float *h = c->xb + (size_t)r0 * d, *x = c->x + (size_t)r0 * d;
+    if (j->bias)
+        for (int i = 0; i < r1 - r0; i++)
+            for (int k = 0; k < d; k++) h[(size_t)i * d + k] += j->bias[k];
     if (j->edit) apply_edit(h, r1 - r0, d, j->edit, j->alpha);
     for (size_t i = 0; i < (size_t)(r1 - r0) * d; i++) x[i] += h[i];
     rd_rmsnorm(h, x, j->norm, r1 - r0, d, cfg->norm_eps);
@@ -241,6 +245,7 @@ static void layer_forward(rd_ctx *c, int l, const rd_edits_view *edits, int B, i
                      vc + b * seq_stride, T, c->pos, cfg->n_heads, cfg->n_kv_heads, hs,
                      (size_t)kv, c->att);
     rd_matmul(c->xb, c->xb2, &W->wo, n, c->wscratch, c->pool);
+    rows.bias = W->wo_bias;
     rows.edit = edits && edits->attn ? &edits->attn[l] : NULL;
     rows.alpha = edits ? edits->strength : 0.0f;
     rows.norm = W->ffn_norm;
@@ -252,6 +257,7 @@ static void layer_forward(rd_ctx *c, int l, const rd_edits_view *edits, int B, i
     rd_matmul_many(gate_up_out, c->xb, gate_up, 2, n, c->wscratch, c->pool);
     run_rows(&rows, swiglu_task);
     rd_matmul(c->xb, c->hb, &W->w2, n, c->wscratch, c->pool);
+    rows.bias = W->w2_bias;
     rows.edit = edits && edits->ffn ? &edits->ffn[l] : NULL;
     rows.norm = next_norm(c, l);
     run_rows(&rows, residual_task);

@@ -159,6 +159,28 @@ static void move_vector(const float **vec, int d, float **cursor) {
     *cursor += d;
 }
 
+/* Copies the layers' output biases (frozen, not parameters) into one buffer owned by fresh
+ * and repoints them there, so they outlive the old storage. */
+static int keep_biases(rd_weights *fresh, rd_layer_weights *layers, int n_layers, int d,
+                       rd_error *err) {
+    size_t count = 0;
+    for (int l = 0; l < n_layers; l++)
+        count += (layers[l].wo_bias != NULL) + (layers[l].w2_bias != NULL);
+    if (!count) return 0;
+    float *dst = rd_weights_alloc(fresh, count * (size_t)d * sizeof(float), err);
+    if (!dst) return -1;
+    for (int l = 0; l < n_layers; l++) {
+        const float **b[2] = {&layers[l].wo_bias, &layers[l].w2_bias};
+        for (int i = 0; i < 2; i++) {
+            if (!*b[i]) continue;
+            memcpy(dst, *b[i], (size_t)d * sizeof(float));
+            *b[i] = dst;
+            dst += d;
+        }
+    }
+    return 0;
+}
+
 int rd_model_make_trainable(rd_model *m, rd_error *err) {
     if (m->params) return 0;
     drop_packed(m); /* packed copies of frozen weights would go stale */
@@ -173,6 +195,10 @@ int rd_model_make_trainable(rd_model *m, rd_error *err) {
     float *arena = rd_weights_alloc(&fresh, n * sizeof(float), err);
     if (!arena) return rd_error_prefix(err, "making %s trainable (%.1f MB of f32 weights)",
                                        m->file.name, (double)n * 4 / 1e6);
+    if (keep_biases(&fresh, w->layers, c->n_layers, c->dim, err)) {
+        rd_weights_release(&fresh);
+        return rd_error_prefix(err, "making %s trainable", m->file.name);
+    }
     float *cur = arena;
     move_matrix(&w->tok_embeddings, &cur);
     for (int l = 0; l < c->n_layers; l++) {

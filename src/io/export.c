@@ -1,0 +1,281 @@
+/* Exporting RED edits: llama.cpp control vectors (a minimal GGUF writer: string/int32 KVs
+ * and 1-D F32 tensors) and safetensors named after the Hugging Face projections. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "redit/atomic_file.h"
+#include "redit/model_file.h"
+#include "redit/export.h"
+#include "redit/safetensors.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "vectors are written as host floats: a little-endian host is required"
+#endif
+
+#define CVEC_ALIGNMENT 32u
+
+/* ---- a minimal GGUF v3 writer: header into a growable buffer ------------------------ */
+
+typedef struct hbuf {
+    uint8_t *p;
+    size_t len, cap;
+    int oom;
+} hbuf;
+
+static void hput(hbuf *b, const void *src, size_t n) {
+    if (b->oom || !n) return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n) cap *= 2;
+        uint8_t *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void hput_le(hbuf *b, uint64_t v, int bytes) {
+    uint8_t tmp[8];
+    for (int i = 0; i < bytes; i++) tmp[i] = (uint8_t)(v >> (8 * i));
+    hput(b, tmp, (size_t)bytes);
+}
+
+static void hput_str(hbuf *b, const char *s) {
+    hput_le(b, strlen(s), 8);
+    hput(b, s, strlen(s));
+}
+
+static void kv_string(hbuf *b, const char *key, const char *value) {
+    hput_str(b, key);
+    hput_le(b, RD_GGUF_STRING, 4);
+    hput_str(b, value);
+}
+
+static void kv_int32(hbuf *b, const char *key, int32_t value) {
+    hput_str(b, key);
+    hput_le(b, RD_GGUF_INT32, 4);
+    hput_le(b, (uint32_t)value, 4);
+}
+
+/* The ffn bias of layer l, or NULL when not edited. */
+static const float *ffn_bias(rd_edits *e, int l) {
+    return rd_edits_layer_on(e, l) ? rd_edits_vector(e, l, RD_SITE_FFN, 1) : NULL;
+}
+
+static void count_report(rd_edits *e, rd_cvec_report *r) {
+    memset(r, 0, sizeof *r);
+    for (int l = 0; l < rd_edits_n_layers(e); l++) {
+        if (!rd_edits_layer_on(e, l)) continue;
+        r->n_scale_dropped += (rd_edits_vector(e, l, RD_SITE_FFN, 0) != NULL) +
+                              (rd_edits_vector(e, l, RD_SITE_ATTN, 0) != NULL);
+        r->n_attn_bias_dropped += rd_edits_vector(e, l, RD_SITE_ATTN, 1) != NULL;
+        if (ffn_bias(e, l)) {
+            if (l == 0) r->layer0_ffn_bias = 1;
+            else r->n_written++;
+        }
+    }
+}
+
+/* Header: magic, version, counts, KVs, tensor infos (offsets in writing order), padding. */
+static int cvec_header(rd_edits *e, int n_tensors, hbuf *b, const char *path, rd_error *err) {
+    const int dim = rd_edits_dim(e);
+    const uint64_t padded = ((uint64_t)dim * 4 + CVEC_ALIGNMENT - 1) / CVEC_ALIGNMENT *
+                            CVEC_ALIGNMENT;
+    hput(b, "GGUF", 4);
+    hput_le(b, 3, 4);
+    hput_le(b, (uint64_t)n_tensors, 8);
+    hput_le(b, 4, 8);
+    kv_string(b, "general.architecture", "controlvector");
+    kv_int32(b, "general.alignment", (int32_t)CVEC_ALIGNMENT);
+    kv_string(b, "controlvector.model_hint", "llama");
+    kv_int32(b, "controlvector.layer_count", rd_edits_n_layers(e));
+    uint64_t off = 0;
+    for (int l = 1; l < rd_edits_n_layers(e); l++) {
+        if (!ffn_bias(e, l)) continue;
+        char name[RD_GGUF_MAX_NAME + 1];
+        snprintf(name, sizeof name, "direction.%d", l);
+        hput_str(b, name);
+        hput_le(b, 1, 4);
+        hput_le(b, (uint64_t)dim, 8);
+        hput_le(b, rd_gguf_type_for_dtype(RD_DTYPE_F32)->id, 4);
+        hput_le(b, off, 8);
+        off += padded;
+    }
+    static const uint8_t zeros[CVEC_ALIGNMENT];
+    hput(b, zeros, (CVEC_ALIGNMENT - b->len % CVEC_ALIGNMENT) % CVEC_ALIGNMENT);
+    if (b->oom) return rd_error_set(err, "%s: out of memory building the GGUF header", path);
+    return 0;
+}
+
+static int cvec_data(rd_edits *e, FILE *fp) {
+    static const uint8_t zeros[CVEC_ALIGNMENT];
+    const size_t bytes = (size_t)rd_edits_dim(e) * sizeof(float);
+    const size_t pad = (CVEC_ALIGNMENT - bytes % CVEC_ALIGNMENT) % CVEC_ALIGNMENT;
+    for (int l = 1; l < rd_edits_n_layers(e); l++) {
+        const float *b = ffn_bias(e, l);
+        if (!b) continue;
+        if (fwrite(b, 1, bytes, fp) != bytes || (pad && fwrite(zeros, 1, pad, fp) != pad))
+            return -1;
+    }
+    return 0;
+}
+
+int rd_export_cvec(rd_edits *e, const char *path, rd_cvec_report *rep, rd_error *err) {
+    rd_cvec_report r;
+    count_report(e, &r);
+    if (rep) *rep = r;
+    if (r.n_written == 0)
+        return rd_error_set(err, "%s: nothing to export as a control vector: the edits have no "
+                                 "ffn bias on a layer above 0 (control vectors carry only "
+                                 "ffn biases of layers 1..%d)",
+                            path, rd_edits_n_layers(e) - 1);
+    hbuf h = {0};
+    if (cvec_header(e, r.n_written, &h, path, err)) {
+        free(h.p);
+        return -1;
+    }
+    rd_atomic_file af;
+    if (rd_atomic_file_open(&af, path, err)) {
+        free(h.p);
+        return -1;
+    }
+    int bad = rd_atomic_file_write(&af, h.p, h.len) || cvec_data(e, af.fp);
+    free(h.p);
+    if (bad) {
+        int saved = errno;
+        rd_atomic_file_abort(&af);
+        return rd_error_set(err, "%s: write failed: %s", path, strerror(saved));
+    }
+    return rd_atomic_file_commit(&af, err);
+}
+
+/* ---- safetensors named after the Hugging Face projections -------------------------- */
+
+static int add_site(rd_st_writer *w, rd_edits *e, int l, int site, rd_error *err) {
+    const char *proj = site == RD_SITE_FFN ? "mlp.down_proj" : "self_attn.o_proj";
+    const int64_t shape[1] = {rd_edits_dim(e)};
+    for (int want_bias = 0; want_bias <= 1; want_bias++) {
+        const float *v = rd_edits_vector(e, l, site, want_bias);
+        if (!v) continue;
+        char name[96]; /* copied by the writer */
+        snprintf(name, sizeof name, "model.layers.%d.%s.%s", l, proj,
+                 want_bias ? "red_bias" : "red_scale");
+        if (rd_st_writer_add(w, name, RD_DTYPE_F32, shape, 1, v, err)) return -1;
+    }
+    return 0;
+}
+
+static int st_metadata(rd_st_writer *w, rd_edits *e, const rd_model *m, rd_error *err) {
+    char num[32];
+    if (rd_st_writer_meta(w, "format", "redit-red-hf", err) ||
+        rd_st_writer_meta(w, "formula", "out' = red_scale * out + red_bias", err) ||
+        (m && rd_st_writer_meta(w, "base_model", m->file.name, err)) ||
+        rd_st_writer_meta(w, "sites", rd_sites_name(rd_edits_sites(e)), err) ||
+        rd_st_writer_meta(w, "layers", rd_edits_layers_text(e), err))
+        return -1;
+    snprintf(num, sizeof num, "%d", rd_edits_dim(e));
+    if (rd_st_writer_meta(w, "dim", num, err)) return -1;
+    snprintf(num, sizeof num, "%d", rd_edits_n_layers(e));
+    return rd_st_writer_meta(w, "n_layers", num, err);
+}
+
+int rd_export_safetensors(rd_edits *e, const rd_model *m, const char *path, rd_error *err) {
+    rd_st_writer *w = rd_st_writer_new(err);
+    if (!w) return -1;
+    int rc = st_metadata(w, e, m, err);
+    for (int l = 0; l < rd_edits_n_layers(e) && !rc; l++)
+        if (rd_edits_layer_on(e, l))
+            rc = add_site(w, e, l, RD_SITE_ATTN, err) || add_site(w, e, l, RD_SITE_FFN, err);
+    if (!rc) rc = rd_st_writer_commit(w, path, err);
+    rd_st_writer_free(w);
+    return rc ? -1 : 0;
+}
+
+/* ---- merged: the edit folded into the model's weights ------------------------------ */
+
+/* The type a scaled matrix is written in: the model's when it is F32/F16/BF16 (widen,
+ * scale, narrow), else F32. */
+static rd_dtype scaled_type(rd_dtype t) {
+    return t == RD_DTYPE_F16 || t == RD_DTYPE_BF16 ? t : RD_DTYPE_F32;
+}
+
+/* *dst ← rows of src scaled by s (row r by s[r]), in a buffer owned by store. */
+static int scale_rows(rd_weights *store, const rd_matrix *src, const float *s, rd_matrix *dst,
+                      float *row, rd_error *err) {
+    const rd_dtype type = scaled_type(src->type);
+    const rd_dtype_info *info = rd_dtype_info_of(type);
+    const size_t row_bytes = (size_t)src->cols * info->block_bytes / info->block_elems;
+    char *data = rd_weights_alloc(store, row_bytes * (size_t)src->rows, err);
+    if (!data) return -1;
+    for (int64_t r = 0; r < src->rows; r++) {
+        rd_matrix_row_f32(src, r, row);
+        for (int64_t k = 0; k < src->cols; k++) row[k] *= s[r];
+        info->from_f32(row, data + (size_t)r * row_bytes, (size_t)src->cols);
+    }
+    const int64_t rows = src->rows, cols = src->cols; /* src may be dst */
+    memset(dst, 0, sizeof *dst);
+    return rd_matrix_init(dst, type, data, rows, cols, err);
+}
+
+/* *bias ← s ⊙ old + b (old: the model's own output bias, or none), in a buffer owned by
+ * store; left as it is when the site has neither an old bias nor an edit bias. */
+static int merge_bias(rd_weights *store, const float **bias, const float *s, const float *b,
+                      int d, rd_error *err) {
+    const float *old = *bias;
+    if (!old && !b) return 0;
+    float *v = rd_weights_alloc(store, (size_t)d * sizeof(float), err);
+    if (!v) return -1;
+    for (int j = 0; j < d; j++)
+        v[j] = (old ? (s ? s[j] * old[j] : old[j]) : 0.0f) + (b ? b[j] : 0.0f);
+    *bias = v;
+    return 0;
+}
+
+/* Folds the edits of layer l, site `site` into the matrix and bias of L. */
+static int merge_site(rd_weights *store, rd_edits *e, int l, int site, rd_layer_weights *L,
+                      float *row, rd_error *err) {
+    const float *s = rd_edits_vector(e, l, site, 0), *b = rd_edits_vector(e, l, site, 1);
+    rd_matrix *m = site == RD_SITE_FFN ? &L->w2 : &L->wo;
+    const float **bias = site == RD_SITE_FFN ? &L->w2_bias : &L->wo_bias;
+    if (s && scale_rows(store, m, s, m, row, err)) return -1;
+    return merge_bias(store, bias, s, b, rd_edits_dim(e), err);
+}
+
+int rd_export_merged(rd_edits *e, const rd_model *m, const char *path, rd_error *err) {
+    const rd_config *c = rd_model_config(m);
+    if (rd_edits_dim(e) != c->dim || rd_edits_n_layers(e) != c->n_layers)
+        return rd_error_set(err, "%s: the edits (width %d, %d layers) do not fit the model "
+                                 "(width %d, %d layers)",
+                            path, rd_edits_dim(e), rd_edits_n_layers(e), c->dim, c->n_layers);
+    rd_model_file out = m->file; /* shallow: borrows the model's weights and tokenizer */
+    rd_weights store = {0};      /* owns what merging creates */
+    rd_layer_weights *layers = malloc((size_t)c->n_layers * sizeof *layers);
+    float *row = malloc((size_t)(c->hidden_dim > c->dim ? c->hidden_dim : c->dim) * sizeof *row);
+    int rc = -1;
+    if (!layers || !row) {
+        rd_error_set(err, "%s: out of memory", path);
+    } else {
+        memcpy(layers, m->file.w.layers, (size_t)c->n_layers * sizeof *layers);
+        out.w.layers = layers;
+        rc = 0;
+        for (int l = 0; l < c->n_layers && !rc; l++)
+            if (rd_edits_layer_on(e, l))
+                rc = merge_site(&store, e, l, RD_SITE_ATTN, &layers[l], row, err) ||
+                     merge_site(&store, e, l, RD_SITE_FFN, &layers[l], row, err);
+        if (rc) rd_error_prefix(err, "%s: merging the edits", path);
+        else rc = rd_gguf_write(path, &out, RD_DTYPE_COUNT, err);
+    }
+    free(row);
+    free(layers);
+    rd_weights_release(&store);
+    return rc ? -1 : 0;
+}
