@@ -21,6 +21,7 @@ static const struct {
     {"export", cmd_export, "export RED edits: llama.cpp control vector, merged GGUF, safetensors"},
     {"run", cmd_run, "run a Lua script with the red module (redit run SCRIPT.lua [args])"},
     {"demo", cmd_demo, "write a small random model and generate from it (make run)"},
+    {"make-model", cmd_make_model, "write a random-weight model of a given shape and type (GGUF)"},
     {"bench", cmd_bench, "measure decode and prefill throughput (make bench)"},
 };
 
