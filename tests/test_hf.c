@@ -293,6 +293,48 @@ static void test_hf_bad_folders(void **state) {
     assert_null(rd_model_load(dir, NULL, &err));
     assert_non_null(strstr(err.msg, "directory"));
     tiny_rmdir(dir);
+
+    /* a shard index naming a file that is not there */
+    assert_int_equal(tiny_tempdir(dir, sizeof dir), 0);
+    rd_config c = cfg32000();
+    c.vocab_size = 300;
+    rd_model_file f;
+    assert_int_equal(rd_model_file_random(&f, &c, 0, 5, &err), 0);
+    hf_opts sharded = {.shards = 1};
+    write_hf(dir, &f, &sharded);
+    char path[700];
+    snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", dir);
+    assert_int_equal(unlink(path), 0);
+    assert_null(rd_model_load(dir, NULL, &err));
+    assert_non_null(strstr(err.msg, "model-00002-of-00002.safetensors"));
+    tiny_rmdir(dir);
+
+    /* a tensor of a type redit does not read (I32 embeddings) */
+    assert_int_equal(tiny_tempdir(dir, sizeof dir), 0);
+    write_config(dir, &c, &sharded);
+    rd_st_writer *w = rd_st_writer_new(&err);
+    int32_t *ints = calloc((size_t)c.vocab_size * c.dim, sizeof(int32_t));
+    int64_t dims[2] = {c.vocab_size, c.dim};
+    /* written as F32 bytes, then the dtype string patched to I32 in the header */
+    assert_int_equal(rd_st_writer_add(w, "model.embed_tokens.weight", RD_DTYPE_F32, dims, 2, ints, &err), 0);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    assert_int_equal(rd_st_writer_commit(w, path, &err), 0);
+    rd_st_writer_free(w);
+    free(ints);
+    FILE *fp = fopen(path, "r+b");
+    char head[512];
+    size_t got = fread(head, 1, sizeof head, fp);
+    char *at = NULL;
+    for (size_t i = 0; i + 5 <= got && !at; i++)
+        if (!memcmp(head + i, "\"F32\"", 5)) at = head + i;
+    assert_non_null(at);
+    fseek(fp, at - head, SEEK_SET);
+    fwrite("\"I32\"", 1, 5, fp);
+    fclose(fp);
+    assert_null(rd_model_load(dir, NULL, &err));
+    assert_non_null(strstr(err.msg, "I32"));
+    rd_model_file_release(&f);
+    tiny_rmdir(dir);
 }
 
 int main(void) {
