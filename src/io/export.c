@@ -1,5 +1,5 @@
-/* Exporting RED edits: llama.cpp control vectors (a minimal GGUF writer: string/int32 KVs
- * and 1-D F32 tensors) and safetensors named after the Hugging Face projections. */
+/* Exporting RED edits: llama.cpp control vectors (GGUF written through the shared header
+ * buffer in gguf.h) and safetensors named after the Hugging Face projections. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,55 +18,6 @@
 
 #define CVEC_ALIGNMENT 32u
 
-/* ---- a minimal GGUF v3 writer: header into a growable buffer ------------------------ */
-
-typedef struct hbuf {
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-} hbuf;
-
-static void hput(hbuf *b, const void *src, size_t n) {
-    if (b->oom || !n) return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n) cap *= 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-
-static void hput_le(hbuf *b, uint64_t v, int bytes) {
-    uint8_t tmp[8];
-    for (int i = 0; i < bytes; i++) tmp[i] = (uint8_t)(v >> (8 * i));
-    hput(b, tmp, (size_t)bytes);
-}
-
-static void hput_str(hbuf *b, const char *s) {
-    hput_le(b, strlen(s), 8);
-    hput(b, s, strlen(s));
-}
-
-static void kv_string(hbuf *b, const char *key, const char *value) {
-    hput_str(b, key);
-    hput_le(b, RD_GGUF_STRING, 4);
-    hput_str(b, value);
-}
-
-static void kv_int32(hbuf *b, const char *key, int32_t value) {
-    hput_str(b, key);
-    hput_le(b, RD_GGUF_INT32, 4);
-    hput_le(b, (uint32_t)value, 4);
-}
-
-/* The ffn bias of layer l, or NULL when not edited. */
 static const float *ffn_bias(rd_edits *e, int l) {
     return rd_edits_layer_on(e, l) ? rd_edits_vector(e, l, RD_SITE_FFN, 1) : NULL;
 }
@@ -86,32 +37,31 @@ static void count_report(rd_edits *e, rd_cvec_report *r) {
 }
 
 /* Header: magic, version, counts, KVs, tensor infos (offsets in writing order), padding. */
-static int cvec_header(rd_edits *e, int n_tensors, hbuf *b, const char *path, rd_error *err) {
+static int cvec_header(rd_edits *e, int n_tensors, rd_gguf_buf *b, const char *path, rd_error *err) {
     const int dim = rd_edits_dim(e);
     const uint64_t padded = ((uint64_t)dim * 4 + CVEC_ALIGNMENT - 1) / CVEC_ALIGNMENT *
                             CVEC_ALIGNMENT;
-    hput(b, "GGUF", 4);
-    hput_le(b, 3, 4);
-    hput_le(b, (uint64_t)n_tensors, 8);
-    hput_le(b, 4, 8);
-    kv_string(b, "general.architecture", "controlvector");
-    kv_int32(b, "general.alignment", (int32_t)CVEC_ALIGNMENT);
-    kv_string(b, "controlvector.model_hint", "llama");
-    kv_int32(b, "controlvector.layer_count", rd_edits_n_layers(e));
+    rd_gguf_put(b, "GGUF", 4);
+    rd_gguf_put_le(b, 3, 4);
+    rd_gguf_put_le(b, (uint64_t)n_tensors, 8);
+    rd_gguf_put_le(b, 4, 8);
+    rd_gguf_kv_str(b, "general.architecture", "controlvector");
+    rd_gguf_kv_i32(b, "general.alignment", (int32_t)CVEC_ALIGNMENT);
+    rd_gguf_kv_str(b, "controlvector.model_hint", "llama");
+    rd_gguf_kv_i32(b, "controlvector.layer_count", rd_edits_n_layers(e));
     uint64_t off = 0;
     for (int l = 1; l < rd_edits_n_layers(e); l++) {
         if (!ffn_bias(e, l)) continue;
         char name[RD_GGUF_MAX_NAME + 1];
         snprintf(name, sizeof name, "direction.%d", l);
-        hput_str(b, name);
-        hput_le(b, 1, 4);
-        hput_le(b, (uint64_t)dim, 8);
-        hput_le(b, rd_gguf_type_for_dtype(RD_DTYPE_F32)->id, 4);
-        hput_le(b, off, 8);
+        rd_gguf_put_str(b, name, strlen(name));
+        rd_gguf_put_le(b, 1, 4);
+        rd_gguf_put_le(b, (uint64_t)dim, 8);
+        rd_gguf_put_le(b, rd_gguf_type_for_dtype(RD_DTYPE_F32)->id, 4);
+        rd_gguf_put_le(b, off, 8);
         off += padded;
     }
-    static const uint8_t zeros[CVEC_ALIGNMENT];
-    hput(b, zeros, (CVEC_ALIGNMENT - b->len % CVEC_ALIGNMENT) % CVEC_ALIGNMENT);
+    rd_gguf_pad(b, CVEC_ALIGNMENT);
     if (b->oom) return rd_error_set(err, "%s: out of memory building the GGUF header", path);
     return 0;
 }
@@ -138,7 +88,7 @@ int rd_export_cvec(rd_edits *e, const char *path, rd_cvec_report *rep, rd_error 
                                  "ffn bias on a layer above 0 (control vectors carry only "
                                  "ffn biases of layers 1..%d)",
                             path, rd_edits_n_layers(e) - 1);
-    hbuf h = {0};
+    rd_gguf_buf h = {0};
     if (cvec_header(e, r.n_written, &h, path, err)) {
         free(h.p);
         return -1;

@@ -139,4 +139,28 @@ int rd_gguf_array_elem(const rd_gguf_value *arr, uint64_t i, rd_gguf_value *out)
  * Returns dst. */
 char *rd_gguf_printable(char *dst, size_t cap, const char *s, uint64_t n);
 
+/* ---- writing: a growable little-endian byte buffer for GGUF headers ------------------
+ * Shared by rd_gguf_write and the exporters. A failed allocation latches `oom`: later puts
+ * do nothing, and the writer checks oom once at the end. Free p when done. */
+typedef struct rd_gguf_buf {
+    uint8_t *p;
+    size_t len, cap;
+    int oom;
+} rd_gguf_buf;
+
+void rd_gguf_put(rd_gguf_buf *b, const void *src, size_t n);
+void rd_gguf_put_le(rd_gguf_buf *b, uint64_t v, int bytes); /* the low `bytes` bytes of v */
+void rd_gguf_put_str(rd_gguf_buf *b, const char *s, size_t n); /* u64 length + bytes */
+void rd_gguf_put_f32(rd_gguf_buf *b, float f);
+void rd_gguf_put_key(rd_gguf_buf *b, const char *key, rd_gguf_vtype type);
+void rd_gguf_kv_u32(rd_gguf_buf *b, const char *key, uint32_t v);
+void rd_gguf_kv_i32(rd_gguf_buf *b, const char *key, int32_t v);
+void rd_gguf_kv_f32(rd_gguf_buf *b, const char *key, float v);
+void rd_gguf_kv_str(rd_gguf_buf *b, const char *key, const char *s);
+void rd_gguf_kv_bool(rd_gguf_buf *b, const char *key, int v);
+/* An array KV's key, element type and count; the elements follow. */
+void rd_gguf_put_array_head(rd_gguf_buf *b, const char *key, rd_gguf_vtype elem, uint64_t n);
+/* Zero bytes up to the next multiple of align. */
+void rd_gguf_pad(rd_gguf_buf *b, size_t align);
+
 #endif

@@ -20,83 +20,6 @@
 
 #define ALIGNMENT 32u
 
-/* ---- a growable little-endian byte buffer for the header --------------------------- */
-
-typedef struct wbuf {
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-} wbuf;
-
-static void put(wbuf *b, const void *src, size_t n) {
-    if (b->oom) return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-
-static void put_le(wbuf *b, uint64_t v, int bytes) {
-    uint8_t tmp[8];
-    for (int i = 0; i < bytes; i++) tmp[i] = (uint8_t)(v >> (8 * i));
-    put(b, tmp, (size_t)bytes);
-}
-
-static void put_u32(wbuf *b, uint32_t v) { put_le(b, v, 4); }
-static void put_u64(wbuf *b, uint64_t v) { put_le(b, v, 8); }
-
-static void put_f32(wbuf *b, float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    put_u32(b, u);
-}
-
-static void put_str(wbuf *b, const char *s, size_t n) {
-    put_u64(b, n);
-    put(b, s, n);
-}
-
-static void put_key(wbuf *b, const char *key, rd_gguf_vtype type) {
-    put_str(b, key, strlen(key));
-    put_u32(b, (uint32_t)type);
-}
-
-static void kv_u32(wbuf *b, const char *key, uint32_t v) {
-    put_key(b, key, RD_GGUF_UINT32);
-    put_u32(b, v);
-}
-
-static void kv_f32(wbuf *b, const char *key, float v) {
-    put_key(b, key, RD_GGUF_FLOAT32);
-    put_f32(b, v);
-}
-
-static void kv_str(wbuf *b, const char *key, const char *s) {
-    put_key(b, key, RD_GGUF_STRING);
-    put_str(b, s, strlen(s));
-}
-
-static void kv_bool(wbuf *b, const char *key, int v) {
-    put_key(b, key, RD_GGUF_BOOL);
-    uint8_t x = v ? 1 : 0;
-    put(b, &x, 1);
-}
-
-static void put_array_head(wbuf *b, const char *key, rd_gguf_vtype elem, uint64_t n) {
-    put_key(b, key, RD_GGUF_ARRAY);
-    put_u32(b, (uint32_t)elem);
-    put_u64(b, n);
-}
-
 /* ---- the tensors to write ---------------------------------------------------------- */
 
 typedef struct out_tensor {
@@ -226,70 +149,69 @@ static int n_tokenizer_kvs(const rd_tokenizer *tok) {
            (rd_tokenizer_unk(tok) >= 0);
 }
 
-static void put_tokenizer(wbuf *b, const rd_tokenizer *tok) {
+static void put_tokenizer(rd_gguf_buf *b, const rd_tokenizer *tok) {
     int n = rd_tokenizer_vocab_size(tok);
-    kv_str(b, "tokenizer.ggml.model", "llama");
-    put_array_head(b, "tokenizer.ggml.tokens", RD_GGUF_STRING, (uint64_t)n);
+    rd_gguf_kv_str(b, "tokenizer.ggml.model", "llama");
+    rd_gguf_put_array_head(b, "tokenizer.ggml.tokens", RD_GGUF_STRING, (uint64_t)n);
     for (int i = 0; i < n; i++) {
         size_t len = 0;
         const char *p = rd_tokenizer_piece(tok, i, &len);
-        put_str(b, p ? p : "", p ? len : 0);
+        rd_gguf_put_str(b, p ? p : "", p ? len : 0);
     }
-    put_array_head(b, "tokenizer.ggml.scores", RD_GGUF_FLOAT32, (uint64_t)n);
-    for (int i = 0; i < n; i++) put_f32(b, rd_tokenizer_score(tok, i));
-    put_array_head(b, "tokenizer.ggml.token_type", RD_GGUF_INT32, (uint64_t)n);
-    for (int i = 0; i < n; i++) put_u32(b, (uint32_t)rd_tokenizer_type(tok, i));
+    rd_gguf_put_array_head(b, "tokenizer.ggml.scores", RD_GGUF_FLOAT32, (uint64_t)n);
+    for (int i = 0; i < n; i++) rd_gguf_put_f32(b, rd_tokenizer_score(tok, i));
+    rd_gguf_put_array_head(b, "tokenizer.ggml.token_type", RD_GGUF_INT32, (uint64_t)n);
+    for (int i = 0; i < n; i++) rd_gguf_put_le(b, (uint32_t)rd_tokenizer_type(tok, i), 4);
     if (rd_tokenizer_bos(tok) >= 0)
-        kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)rd_tokenizer_bos(tok));
+        rd_gguf_kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)rd_tokenizer_bos(tok));
     if (rd_tokenizer_eos(tok) >= 0)
-        kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)rd_tokenizer_eos(tok));
+        rd_gguf_kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)rd_tokenizer_eos(tok));
     if (rd_tokenizer_unk(tok) >= 0)
-        kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)rd_tokenizer_unk(tok));
-    kv_bool(b, "tokenizer.ggml.add_space_prefix", rd_tokenizer_adds_dummy_prefix(tok));
+        rd_gguf_kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)rd_tokenizer_unk(tok));
+    rd_gguf_kv_bool(b, "tokenizer.ggml.add_space_prefix", rd_tokenizer_adds_dummy_prefix(tok));
 }
 
-static void put_tensor_info(wbuf *b, const out_tensor *t) {
-    put_str(b, t->name, strlen(t->name));
+static void put_tensor_info(rd_gguf_buf *b, const out_tensor *t) {
+    rd_gguf_put_str(b, t->name, strlen(t->name));
     if (t->m) {
-        put_u32(b, 2);
-        put_u64(b, (uint64_t)t->m->cols);
-        put_u64(b, (uint64_t)t->m->rows);
+        rd_gguf_put_le(b, 2, 4);
+        rd_gguf_put_le(b, (uint64_t)t->m->cols, 8);
+        rd_gguf_put_le(b, (uint64_t)t->m->rows, 8);
     } else {
-        put_u32(b, 1);
-        put_u64(b, (uint64_t)t->n_vec);
+        rd_gguf_put_le(b, 1, 4);
+        rd_gguf_put_le(b, (uint64_t)t->n_vec, 8);
     }
-    put_u32(b, t->type->id);
-    put_u64(b, t->offset);
+    rd_gguf_put_le(b, t->type->id, 4);
+    rd_gguf_put_le(b, t->offset, 8);
 }
 
 /* Everything before the tensor data, padded to the alignment. */
-static int build_header(writer *w, wbuf *b) {
+static int build_header(writer *w, rd_gguf_buf *b) {
     const rd_config *c = &w->f->cfg;
     const rd_tokenizer *tok = w->f->tokenizer;
     int named = w->f->name[0] != '\0';
-    put(b, "GGUF", 4);
-    put_u32(b, 3);
-    put_u64(b, (uint64_t)w->n);
-    put_u64(b, (uint64_t)(13 + named + n_tokenizer_kvs(tok)));
-    kv_str(b, "general.architecture", "llama");
-    if (named) kv_str(b, "general.name", w->f->name);
-    kv_u32(b, "general.alignment", ALIGNMENT);
-    kv_u32(b, "general.file_type",
+    rd_gguf_put(b, "GGUF", 4);
+    rd_gguf_put_le(b, 3, 4);
+    rd_gguf_put_le(b, (uint64_t)w->n, 8);
+    rd_gguf_put_le(b, (uint64_t)(13 + named + n_tokenizer_kvs(tok)), 8);
+    rd_gguf_kv_str(b, "general.architecture", "llama");
+    if (named) rd_gguf_kv_str(b, "general.name", w->f->name);
+    rd_gguf_kv_u32(b, "general.alignment", ALIGNMENT);
+    rd_gguf_kv_u32(b, "general.file_type",
            file_type(w->mtype ? (rd_dtype)w->mtype->dtype : w->f->w.layers[0].wq.type));
-    kv_u32(b, "llama.vocab_size", (uint32_t)c->vocab_size);
-    kv_u32(b, "llama.context_length", (uint32_t)c->seq_len);
-    kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
-    kv_u32(b, "llama.block_count", (uint32_t)c->n_layers);
-    kv_u32(b, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
-    kv_u32(b, "llama.rope.dimension_count", (uint32_t)rd_config_head_dim(c));
-    kv_u32(b, "llama.attention.head_count", (uint32_t)c->n_heads);
-    kv_u32(b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-    kv_f32(b, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
-    kv_f32(b, "llama.rope.freq_base", c->rope_theta);
+    rd_gguf_kv_u32(b, "llama.vocab_size", (uint32_t)c->vocab_size);
+    rd_gguf_kv_u32(b, "llama.context_length", (uint32_t)c->seq_len);
+    rd_gguf_kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
+    rd_gguf_kv_u32(b, "llama.block_count", (uint32_t)c->n_layers);
+    rd_gguf_kv_u32(b, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    rd_gguf_kv_u32(b, "llama.rope.dimension_count", (uint32_t)rd_config_head_dim(c));
+    rd_gguf_kv_u32(b, "llama.attention.head_count", (uint32_t)c->n_heads);
+    rd_gguf_kv_u32(b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    rd_gguf_kv_f32(b, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    rd_gguf_kv_f32(b, "llama.rope.freq_base", c->rope_theta);
     if (tok) put_tokenizer(b, tok);
     for (int i = 0; i < w->n; i++) put_tensor_info(b, &w->t[i]);
-    static const uint8_t zeros[ALIGNMENT];
-    put(b, zeros, (ALIGNMENT - b->len % ALIGNMENT) % ALIGNMENT);
+    rd_gguf_pad(b, ALIGNMENT);
     if (b->oom) return rd_error_set(w->err, "%s: out of memory building the GGUF header", w->path);
     return 0;
 }
@@ -338,7 +260,7 @@ static int write_tensor(writer *w, FILE *fp, const out_tensor *t, float *row, vo
     return write_bytes(w, fp, zeros, (size_t)((ALIGNMENT - t->bytes % ALIGNMENT) % ALIGNMENT));
 }
 
-static int write_all(writer *w, FILE *fp, const wbuf *header) {
+static int write_all(writer *w, FILE *fp, const rd_gguf_buf *header) {
     int64_t max_cols = 0;
     for (int i = 0; i < w->n; i++)
         if (w->t[i].m && w->t[i].m->cols > max_cols) max_cols = w->t[i].m->cols;
@@ -353,7 +275,7 @@ static int write_all(writer *w, FILE *fp, const wbuf *header) {
 }
 
 /* Writes header + data to a temp file beside path, then renames it over path. */
-static int write_file(writer *w, const wbuf *header) {
+static int write_file(writer *w, const rd_gguf_buf *header) {
     rd_atomic_file af;
     if (rd_atomic_file_open(&af, w->path, w->err)) return -1;
     if (write_all(w, af.fp, header)) {
@@ -379,7 +301,7 @@ static int check_model(writer *w, rd_dtype type) {
 
 int rd_gguf_write(const char *path, const rd_model_file *f, rd_dtype type, rd_error *err) {
     writer w = {.path = path, .err = err, .f = f};
-    wbuf header = {0};
+    rd_gguf_buf header = {0};
     int rc = -1;
     if (!check_model(&w, type) && !plan_tensors(&w) && !build_header(&w, &header))
         rc = write_file(&w, &header);
