@@ -349,6 +349,49 @@ static void usage(FILE *out) {
                  "  -h, --help           this text\n");
 }
 
+/* The batched jobs (B=8, T=256): measured with 1 and 2 threads, in f32 and (where the CPU
+ * has it) bf16 compute, then PyTorch's same job on 2 threads for a same-run ratio. */
+typedef struct batched_job {
+    const char *label, *label_bf16;
+    void (*run)(const void *arg, char *out, size_t cap);
+    double (*flops_per_token)(const rd_config *c, int T);
+    const char *torch_mode, *torch_label;
+} batched_job;
+
+static const batched_job BATCHED[] = {
+    {"prefill B=8 T=256, all logits", "prefill B=8 T=256, bf16 compute", run_prefill,
+     fwd_flops_per_token, "fwd", "PyTorch forward (same run)"},
+    {"RED train step B=8 T=256 (ffn)", "RED train step, bf16 compute", run_train,
+     train_flops_per_token, "train", "PyTorch RED train step (same run)"},
+};
+
+static void bench_batched(const batched_job *job, const char *path, const shape *s,
+                          long file_bytes, int have_bf16, const double *gemm,
+                          const char *torch_script) {
+    static const int threads[] = {1, 2};
+    char out[1024];
+    for (int k = 0; k < 2 * (have_bf16 ? 2 : 1); k++) {
+        const int ti = k % 2, bf16 = k / 2;
+        model_arg a = {path, s, threads[ti], 8, 256, file_bytes, bf16};
+        if (in_child(job->run, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
+            printf("  %s failed: %s\n", job->label, out);
+            continue;
+        }
+        const double tok_s = atof(out), gf = tok_s * job->flops_per_token(&s->cfg, 256) / 1e9;
+        long rss = 0;
+        sscanf(out, "%*f %ld", &rss);
+        printf("  %-34s %8d %9.1f %7.1f (%2.0f%%) %6.0f MB\n", bf16 ? job->label_bf16 : job->label,
+               threads[ti], tok_s, gf, 100 * gf / gemm[ti], rss / 1024.0);
+        if (!torch_script || threads[ti] != 2 || bf16) continue;
+        double t_tok, t_rss;
+        if (torch_run(torch_script, path, job->torch_mode, 8, 256, 2, &t_tok, &t_rss) == 0)
+            printf("  %-34s %8d %9.1f %11s %6.0f MB → redit/torch = %.2f× speed, %.2f× memory\n",
+                   job->torch_label, 2, t_tok, "", t_rss, tok_s / t_tok, rss / 1024.0 / t_rss);
+        else
+            printf("  %s failed to run\n", job->torch_label);
+    }
+}
+
 int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
                                          {"torch-ref", required_argument, 0, 'r'},
@@ -432,51 +475,9 @@ int cmd_bench(int argc, char **argv) {
                    tok_s * fwd_flops_per_token(&s->cfg, s->decode_tokens / 2) / 1e9, rss / 1024.0,
                    100 * tok_s / roof, roof);
         }
-        for (int job = 0; job < 2 * (have_bf16 ? 2 : 1); job++) {
-            const int ti = job % 2, bf16 = job / 2;
-            model_arg a = {path, s, threads[ti], 8, 256, (long)st.st_size, bf16};
-            if (in_child(run_prefill, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
-                printf("  prefill failed: %s\n", out);
-                continue;
-            }
-            double tok_s = atof(out), gf = tok_s * fwd_flops_per_token(&s->cfg, 256) / 1e9;
-            long rss = 0;
-            sscanf(out, "%*f %ld", &rss);
-            printf("  %-34s %8d %9.1f %7.1f (%2.0f%%) %6.0f MB\n",
-                   bf16 ? "prefill B=8 T=256, bf16 compute" : "prefill B=8 T=256, all logits",
-                   threads[ti], tok_s, gf, 100 * gf / gemm[ti], rss / 1024.0);
-            if (use_torch && threads[ti] == 2 && !bf16) {
-                double t_tok, t_rss;
-                if (torch_run(script, path, "fwd", 8, 256, 2, &t_tok, &t_rss) == 0)
-                    printf("  %-34s %8d %9.1f %11s   → redit/torch = %.2f×\n",
-                           "PyTorch forward (same run)", 2, t_tok, "", tok_s / t_tok);
-                else
-                    printf("  PyTorch forward failed to run\n");
-            }
-        }
-        for (int job = 0; job < 2 * (have_bf16 ? 2 : 1); job++) {
-            const int ti = job % 2, bf16 = job / 2;
-            model_arg a = {path, s, threads[ti], 8, 256, (long)st.st_size, bf16};
-            if (in_child(run_train, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
-                printf("  training failed: %s\n", out);
-                continue;
-            }
-            double tok_s = atof(out), gf = tok_s * train_flops_per_token(&s->cfg, 256) / 1e9;
-            long rss = 0;
-            sscanf(out, "%*f %ld", &rss);
-            printf("  %-34s %8d %9.1f %7.1f (%2.0f%%) %6.0f MB\n",
-                   bf16 ? "RED train step, bf16 compute" : "RED train step B=8 T=256 (ffn)",
-                   threads[ti], tok_s, gf, 100 * gf / gemm[ti], rss / 1024.0);
-            if (use_torch && threads[ti] == 2 && !bf16) {
-                double t_tok, t_rss;
-                if (torch_run(script, path, "train", 8, 256, 2, &t_tok, &t_rss) == 0)
-                    printf("  %-34s %8d %9.1f %11s %6.0f MB → redit/torch = %.2f× speed, %.2f× "
-                           "memory\n", "PyTorch RED train step (same run)", 2, t_tok, "", t_rss,
-                           tok_s / t_tok, rss / 1024.0 / t_rss);
-                else
-                    printf("  PyTorch training failed to run\n");
-            }
-        }
+        for (size_t j = 0; j < sizeof BATCHED / sizeof *BATCHED; j++)
+            bench_batched(&BATCHED[j], path, s, st.st_size, have_bf16, gemm,
+                          use_torch ? script : NULL);
     }
     printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token "
            "(forward)\nand 4·Nmm + 6·L·T·d (RED training: activation gradients only), as "
