@@ -22,13 +22,15 @@ CFLAGS   = $(CFLAGS_BASE) $(SAN_FLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS   = $(PKG_LIBS) -lm -lpthread
 
 # The engine and the Lua binding (tests drive the `red` module through it) form the library;
-# the command line and the TUI link it.
+# the TUI is a second library (its pure parts are unit-tested); the command line links both.
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/text/*.c src/io/*.c src/model/*.c src/gen/*.c src/data/*.c src/train/*.c src/lua/*.c))
-CLI_SRC  := $(sort $(wildcard src/cli/*.c src/tui/*.c))
+TUI_SRC  := $(sort $(wildcard src/tui/*.c))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 HELP_SRC := $(sort $(wildcard tests/helpers/*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TUI_OBJ  := $(TUI_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 HELP_OBJ := $(HELP_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -37,7 +39,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 .PHONY: all run test test-asan bench clean deps check-reference
 # keep test objects (make would delete them as intermediates)
 .SECONDARY:
-all: $(BUILD)/libredit.a $(BUILD)/redit
+all: $(BUILD)/libredit.a $(BUILD)/libredit_tui.a $(BUILD)/redit
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): tools/install-deps.sh
@@ -49,18 +51,22 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/tests/%.o: EXTRA_CFLAGS += -Itests/helpers
+$(BUILD)/obj/tests/%.o: EXTRA_CFLAGS += -Itests/helpers -Isrc
 
 $(BUILD)/libredit.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/redit: $(CLI_OBJ) $(BUILD)/libredit.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libredit.a $(LDLIBS)
+$(BUILD)/libredit_tui.a: $(TUI_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELP_OBJ) $(BUILD)/libredit.a
+$(BUILD)/redit: $(CLI_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit.a $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELP_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(HELP_OBJ) $(BUILD)/libredit.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(HELP_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit.a $(LDLIBS)
 
 # Demo: until the bundled model exists (a later issue), write a small random-weight model
 # in GGUF with a byte-level tokenizer and stream a generation from it.
@@ -91,4 +97,4 @@ bench: all
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(HELP_OBJ:.o=.d) $(TESTS:$(BUILD)/tests/%=$(BUILD)/obj/tests/%.d)
+-include $(LIB_OBJ:.o=.d) $(TUI_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(HELP_OBJ:.o=.d) $(TESTS:$(BUILD)/tests/%=$(BUILD)/obj/tests/%.d)

@@ -33,4 +33,29 @@ int rd_generate(rd_ctx *ctx, const rd_edits_view *edits, const int *prompt, size
                 const rd_gen_opts *opts, rd_token_fn on_token, void *user, int *out_ids,
                 rd_gen_stats *stats, rd_error *err);
 
+/* The same generation one token at a time, for callers that interleave several (the TUI
+ * streams the base and the edited model's answers side by side from one thread). */
+typedef struct rd_generator rd_generator;
+
+/* Resets ctx and prefills the prompt. ctx, the vectors behind edits (NULL: base model) and
+ * the model stay the caller's and must outlive the generator; the view itself is copied.
+ * Returns NULL with *err on bad arguments or a failed prefill. */
+rd_generator *rd_generator_start(rd_ctx *ctx, const rd_edits_view *edits, const int *prompt,
+                                 size_t n_prompt, const rd_gen_opts *opts, rd_error *err);
+
+/* Samples the next token (running the forward pass of the previous one first). Returns 1
+ * with *token and its text (*text, *len: borrowed until the next call), 0 when generation
+ * is over (token limit, EOS, full context: see the stats' stopped_by), -1 with *err. */
+int rd_generator_next(rd_generator *g, int *token, const char **text, size_t *len,
+                      rd_error *err);
+
+/* Ends the generation early: later rd_generator_next calls return 0 and stopped_by
+ * becomes `stopped_by` (2 = stopped by the caller). */
+void rd_generator_stop(rd_generator *g, int stopped_by);
+
+/* Counts and timings so far (borrowed, valid while g lives). */
+const rd_gen_stats *rd_generator_stats(const rd_generator *g);
+
+void rd_generator_free(rd_generator *g); /* NULL-safe */
+
 #endif

@@ -2,8 +2,9 @@
  * then sample / stream / decode one token at a time.
  *
  * Timing: prefill_seconds is the prefill forward pass; decode_seconds is the time spent
- * sampling and running the single-token forward passes after it (callbacks excluded, so
- * a slow consumer such as a UI does not lower the reported decode speed). */
+ * sampling and running the single-token forward passes after it (callbacks and the caller's
+ * time between steps excluded, so a slow consumer such as a UI does not lower the reported
+ * decode speed). rd_generate is the step-by-step generator run to the end. */
 /* clock_gettime under -std=c17 when the build does not already ask for POSIX. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -67,107 +68,157 @@ static int check_args(const rd_ctx *ctx, const int *prompt, size_t n_prompt,
     return 0;
 }
 
-/* Everything the loop owns; released by gen_release. */
-typedef struct gen_state {
+/* A generation in progress: everything it owns, released by rd_generator_free. */
+struct rd_generator {
+    rd_ctx *ctx;
+    rd_edits_view edits;  /* copy of the caller's view (the vectors stay the caller's) */
+    int has_edits;
+    rd_gen_opts opts;
+    const rd_tokenizer *tok;
+    int eos, max_seq;
+    int pending;          /* a sampled token still needs its forward pass */
+    int done;
     rd_sampler *sampler;
-    float *logits; /* (vocab) */
-    int *history;  /* (n_prompt + max generated) prompt then generated ids */
+    float *logits;        /* (vocab) */
+    int *history;         /* (n_prompt + max generated) prompt then generated ids */
     size_t n_history;
     text_buf text;
-} gen_state;
+    rd_gen_stats stats;
+};
 
-static void gen_release(gen_state *g) {
+void rd_generator_free(rd_generator *g) {
+    if (!g) return;
     rd_sampler_free(g->sampler);
     free(g->logits);
     free(g->history);
     free(g->text.data);
+    free(g);
 }
+
+rd_generator *rd_generator_start(rd_ctx *ctx, const rd_edits_view *edits, const int *prompt,
+                                 size_t n_prompt, const rd_gen_opts *opts, rd_error *err) {
+    if (check_args(ctx, prompt, n_prompt, opts, err)) return NULL;
+    rd_generator *g = calloc(1, sizeof *g);
+    if (!g) {
+        rd_error_set(err, "generate: out of memory");
+        return NULL;
+    }
+    const rd_model *model = rd_ctx_model(ctx);
+    int n_vocab = rd_model_config(model)->vocab_size;
+    g->ctx = ctx;
+    if (edits) {
+        g->edits = *edits;
+        g->has_edits = 1;
+    }
+    g->opts = *opts;
+    g->tok = model->file.tokenizer;
+    g->eos = g->tok ? rd_tokenizer_eos(g->tok) : -1;
+    g->max_seq = rd_ctx_max_seq(ctx);
+    g->stats.n_prompt = (int)n_prompt;
+    /* The last token sampled needs no forward pass, so a full context still yields one. */
+    size_t room = (size_t)g->max_seq - n_prompt + 1;
+    size_t max_gen = (size_t)opts->max_tokens < room ? (size_t)opts->max_tokens : room;
+
+    g->sampler = rd_sampler_new(&opts->sampling, n_vocab, err);
+    if (!g->sampler) {
+        rd_error_prefix(err, "generate");
+        goto fail;
+    }
+    g->logits = malloc((size_t)n_vocab * sizeof *g->logits);
+    g->history = malloc((n_prompt + max_gen) * sizeof *g->history);
+    g->text.cap = 64;
+    g->text.data = malloc(g->text.cap);
+    if (!g->logits || !g->history || !g->text.data) {
+        rd_error_set(err, "generate: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n_prompt; i++) g->history[i] = prompt[i];
+    g->n_history = n_prompt;
+
+    rd_ctx_reset(ctx);
+    double t0 = now_seconds();
+    if (rd_forward(ctx, g->has_edits ? &g->edits : NULL, prompt, 1, (int)n_prompt,
+                   RD_LOGITS_LAST, g->logits, err)) {
+        rd_error_prefix(err, "generate: prefill of %zu tokens", n_prompt);
+        goto fail;
+    }
+    g->stats.prefill_seconds = now_seconds() - t0;
+    return g;
+fail:
+    rd_generator_free(g);
+    return NULL;
+}
+
+int rd_generator_next(rd_generator *g, int *token, const char **text, size_t *len,
+                      rd_error *err) {
+    *token = -1;
+    *text = "";
+    *len = 0;
+    if (g->done) return 0;
+    if (g->stats.n_generated >= g->opts.max_tokens) {
+        g->done = 1;
+        return 0;
+    }
+    double t0 = now_seconds();
+    if (g->pending) {
+        if (rd_ctx_pos(g->ctx) >= g->max_seq) {
+            g->stats.stopped_by = 3;
+            g->done = 1;
+            return 0;
+        }
+        int last = g->history[g->n_history - 1];
+        if (rd_forward(g->ctx, g->has_edits ? &g->edits : NULL, &last, 1, 1, RD_LOGITS_LAST,
+                       g->logits, err)) {
+            g->done = 1;
+            return rd_error_prefix(err, "generate: decode at position %d", rd_ctx_pos(g->ctx));
+        }
+        g->pending = 0;
+    }
+    int id = rd_sampler_sample(g->sampler, g->logits, g->history, g->n_history);
+    if (g->opts.stop_at_eos && g->eos >= 0 && id == g->eos) {
+        g->stats.stopped_by = 1;
+        g->done = 1;
+        g->stats.decode_seconds += now_seconds() - t0;
+        return 0;
+    }
+    int prev = g->history[g->n_history - 1];
+    g->history[g->n_history++] = id;
+    g->stats.n_generated++;
+    g->pending = 1;
+    if (piece_text(g->tok, prev, id, &g->text, text, len)) {
+        g->done = 1;
+        return rd_error_set(err, "generate: out of memory for the text of token %d", id);
+    }
+    g->stats.decode_seconds += now_seconds() - t0;
+    *token = id;
+    return 1;
+}
+
+void rd_generator_stop(rd_generator *g, int stopped_by) {
+    if (g->done) return;
+    g->done = 1;
+    g->stats.stopped_by = stopped_by;
+}
+
+const rd_gen_stats *rd_generator_stats(const rd_generator *g) { return &g->stats; }
 
 int rd_generate(rd_ctx *ctx, const rd_edits_view *edits, const int *prompt, size_t n_prompt,
                 const rd_gen_opts *opts, rd_token_fn on_token, void *user, int *out_ids,
                 rd_gen_stats *stats, rd_error *err) {
-    rd_gen_stats local;
-    if (!stats) stats = &local;
-    *stats = (rd_gen_stats){0};
-    if (check_args(ctx, prompt, n_prompt, opts, err)) return -1;
-    stats->n_prompt = (int)n_prompt;
-
-    const rd_model *model = rd_ctx_model(ctx);
-    const rd_tokenizer *tok = model->file.tokenizer;
-    int n_vocab = rd_model_config(model)->vocab_size;
-    int max_seq = rd_ctx_max_seq(ctx);
-    int eos = tok ? rd_tokenizer_eos(tok) : -1;
-    /* The last token sampled needs no forward pass, so a full context still yields one. */
-    size_t room = (size_t)max_seq - n_prompt + 1;
-    size_t max_gen = (size_t)opts->max_tokens < room ? (size_t)opts->max_tokens : room;
-
-    gen_state g = {0};
-    g.sampler = rd_sampler_new(&opts->sampling, n_vocab, err);
-    if (!g.sampler) {
-        rd_error_prefix(err, "generate");
-        goto fail;
-    }
-    g.logits = malloc((size_t)n_vocab * sizeof *g.logits);
-    g.history = malloc((n_prompt + max_gen) * sizeof *g.history);
-    g.text.cap = 64;
-    g.text.data = malloc(g.text.cap);
-    if (!g.logits || !g.history || !g.text.data) {
-        rd_error_set(err, "generate: out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < n_prompt; i++) g.history[i] = prompt[i];
-    g.n_history = n_prompt;
-
-    rd_ctx_reset(ctx);
-    double t0 = now_seconds();
-    if (rd_forward(ctx, edits, prompt, 1, (int)n_prompt, RD_LOGITS_LAST, g.logits, err)) {
-        rd_error_prefix(err, "generate: prefill of %zu tokens", n_prompt);
-        goto fail;
-    }
-    stats->prefill_seconds = now_seconds() - t0;
-
-    t0 = now_seconds();
-    int stopped_by = 0;
-    while (stats->n_generated < opts->max_tokens) {
-        int id = rd_sampler_sample(g.sampler, g.logits, g.history, g.n_history);
-        if (opts->stop_at_eos && eos >= 0 && id == eos) {
-            stopped_by = 1;
+    if (stats) *stats = (rd_gen_stats){0};
+    rd_generator *g = rd_generator_start(ctx, edits, prompt, n_prompt, opts, err);
+    if (!g) return -1;
+    int rc = 0, token;
+    const char *text;
+    size_t len;
+    while ((rc = rd_generator_next(g, &token, &text, &len, err)) == 1) {
+        if (out_ids) out_ids[g->stats.n_generated - 1] = token;
+        if (on_token && on_token(user, token, text, len)) {
+            rd_generator_stop(g, 2);
             break;
         }
-        int prev = g.history[g.n_history - 1];
-        g.history[g.n_history++] = id;
-        if (out_ids) out_ids[stats->n_generated] = id;
-        stats->n_generated++;
-        if (on_token) {
-            const char *text;
-            size_t len;
-            if (piece_text(tok, prev, id, &g.text, &text, &len)) {
-                rd_error_set(err, "generate: out of memory for the text of token %d", id);
-                goto fail;
-            }
-            stats->decode_seconds += now_seconds() - t0; /* callback time not counted */
-            int stop = on_token(user, id, text, len);
-            t0 = now_seconds();
-            if (stop) {
-                stopped_by = 2;
-                break;
-            }
-        }
-        if (stats->n_generated >= opts->max_tokens) break;
-        if (rd_ctx_pos(ctx) >= max_seq) {
-            stopped_by = 3;
-            break;
-        }
-        if (rd_forward(ctx, edits, &id, 1, 1, RD_LOGITS_LAST, g.logits, err)) {
-            rd_error_prefix(err, "generate: decode at position %d", rd_ctx_pos(ctx));
-            goto fail;
-        }
     }
-    stats->decode_seconds += now_seconds() - t0;
-    stats->stopped_by = stopped_by;
-    gen_release(&g);
-    return 0;
-fail:
-    gen_release(&g);
-    return -1;
+    if (stats) *stats = g->stats;
+    rd_generator_free(g);
+    return rc < 0 ? -1 : 0;
 }
