@@ -19,9 +19,9 @@
 #include "line_input.h"
 #include "redit/lua_complete.h"
 #include "redit/lua_red.h"
+#include "redit/lua_repl.h"
 
 #define HISTORY_MAX 1000
-#define CHUNK_NAME "=stdin"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -74,35 +74,6 @@ static void report(lua_State *L) {
     fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
     fflush(stderr);
     lua_pop(L, 1);
-}
-
-/* lua_CFunction: prints its arguments with tostring, tab-separated, as print does. */
-static int print_values(lua_State *L) {
-    int n = lua_gettop(L);
-    for (int i = 1; i <= n; i++) {
-        size_t len;
-        const char *s = luaL_tolstring(L, i, &len);
-        if (i > 1) fputc('\t', stdout);
-        fwrite(s, 1, len, stdout);
-        lua_pop(L, 1);
-    }
-    fputc('\n', stdout);
-    fflush(stdout);
-    return 0;
-}
-
-/* Prints the values on the stack (a chunk's results), if any, and clears the stack. */
-static void print_results(lua_State *L) {
-    int n = lua_gettop(L);
-    if (n == 0) return;
-    if (!lua_checkstack(L, LUA_MINSTACK)) { /* (luaL_checkstack would raise unprotected) */
-        fprintf(stderr, "too many results to print (%d)\n", n);
-        lua_settop(L, 0);
-        return;
-    }
-    lua_pushcfunction(L, print_values);
-    lua_insert(L, 1);
-    if (docall(L, n, 0) != LUA_OK) report(L);
 }
 
 /* ---- history and completion ---------------------------------------------------------- */
@@ -170,99 +141,47 @@ static void completion_end(void) {
     rl_attempted_completion_function = NULL;
 }
 
-/* ---- reading chunks ---------------------------------------------------------------- */
+/* ---- the loop ------------------------------------------------------------------- */
 
-enum { READ_EOF = -1, READ_INTERRUPTED = -2 };
-
-/* A syntax error that only says the chunk ended too early: more lines may complete it. */
-static int incomplete(lua_State *L, int status) {
-    if (status != LUA_ERRSYNTAX) return 0;
-    size_t len;
-    const char *msg = lua_tolstring(L, -1, &len);
-    static const char EOF_MARK[] = "<eof>";
-    return msg && len >= sizeof EOF_MARK - 1 &&
-           strcmp(msg + len - (sizeof EOF_MARK - 1), EOF_MARK) == 0;
+/* Results go to stdout, errors to stderr. */
+static void output(void *user, const char *text, size_t len, int is_error) {
+    FILE *f = is_error ? stderr : stdout;
+    fwrite(text, 1, len, f);
+    fflush(f);
 }
 
-/* Appends "\n" + line to *buf (malloc'ed). */
-static int append_line(char **buf, const char *line) {
-    size_t a = strlen(*buf), b = strlen(line);
-    char *p = realloc(*buf, a + b + 2);
-    if (!p) return -1;
-    p[a] = '\n';
-    memcpy(p + a + 1, line, b + 1);
-    *buf = p;
-    return 0;
-}
-
-/* Loads buf as a chunk — as "return " + buf when as_expr (an expression whose values are
- * printed). Pushes the function or the error message; returns the status. */
-static int load_chunk(lua_State *L, const char *buf, int as_expr) {
-    if (!as_expr) return luaL_loadbufferx(L, buf, strlen(buf), CHUNK_NAME, "t");
-    size_t n = strlen(buf);
-    char *code = malloc(n + 8);
-    if (!code) {
-        lua_pushliteral(L, "not enough memory");
-        return LUA_ERRMEM;
-    }
-    memcpy(code, "return ", 7);
-    memcpy(code + 7, buf, n + 1);
-    int status = luaL_loadbufferx(L, code, n + 7, CHUNK_NAME, "t");
-    free(code);
-    return status;
-}
-
-/* Compiles buf, an expression first, else statements. Pushes the function (LUA_OK) or the
- * statements' error message; *more says whether more lines could complete it (the error says
- * "<eof>" for the statements, or for the expression: "1 +" goes on to the next line). */
-static int compile(lua_State *L, const char *buf, int *more) {
-    *more = 0;
-    int status = load_chunk(L, buf, 1);
-    if (status == LUA_OK) return status;
-    int expr_more = incomplete(L, status);
-    lua_pop(L, 1);
-    status = load_chunk(L, buf, 0);
-    *more = status != LUA_OK && (incomplete(L, status) || expr_more);
-    return status;
-}
-
-/* Reads a chunk: one line, then more ("> " / ">> ") while it is incomplete. Pushes the
- * compiled function (LUA_OK) or an error message (the status), or returns READ_EOF /
- * READ_INTERRUPTED with nothing pushed. */
-static int read_chunk(lua_State *L, const char *hist) {
-    char *buf = NULL;
-    cli_in_status st = cli_input_read("> ", &buf);
-    if (st == CLI_IN_EOF) return READ_EOF;
-    if (st == CLI_IN_INTERRUPTED) return READ_INTERRUPTED;
-    int more, status;
-    while ((status = compile(L, buf, &more)) != LUA_OK && more) {
-        char *line = NULL;
-        st = cli_input_read(">> ", &line);
-        if (st == CLI_IN_EOF) break; /* the error stands */
-        lua_pop(L, 1);
-        if (st == CLI_IN_INTERRUPTED || append_line(&buf, line)) { /* the chunk is dropped */
-            free(line);
-            free(buf);
-            return READ_INTERRUPTED;
-        }
-        free(line);
-    }
-    remember(buf, hist);
-    free(buf);
-    return status;
-}
-
+/* Reads lines ("> ", then ">> " while the chunk is incomplete) and runs each chunk; a
+ * Ctrl-C while a chunk runs asks the state to stop, at a prompt it drops the pending lines. */
 static void repl(lua_State *L, const char *hist) {
-    for (;;) {
-        lua_settop(L, 0);
-        int status = read_chunk(L, hist);
-        if (status == READ_EOF) break;
-        if (status == READ_INTERRUPTED) continue;
-        if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
-        if (status == LUA_OK) print_results(L);
-        else report(L);
+    rd_lua_repl *r = rd_lua_repl_new(L, output, NULL);
+    if (!r) {
+        fprintf(stderr, "redit lua: out of memory\n");
+        return;
     }
-    lua_settop(L, 0);
+    for (;;) {
+        char *line = NULL;
+        cli_in_status st = cli_input_read(rd_lua_repl_pending(r) ? ">> " : "> ", &line);
+        if (st == CLI_IN_EOF) {
+            rd_lua_repl_finish(r);
+            break;
+        }
+        if (st == CLI_IN_INTERRUPTED) {
+            rd_lua_repl_reset(r);
+            continue;
+        }
+        char *chunk = NULL;
+        int rc = rd_lua_repl_feed(r, line, &chunk);
+        free(line);
+        if (rc == RD_LUA_REPL_NOMEM) fprintf(stderr, "redit lua: out of memory\n");
+        if (rc != RD_LUA_REPL_READY) continue;
+        remember(chunk, hist); /* before running: os.exit() must not lose it */
+        free(chunk);
+        cli_input_clear_interrupt();
+        cli_input_on_interrupt(request_stop, L);
+        rd_lua_repl_run(r);
+        cli_input_on_interrupt(NULL, NULL);
+    }
+    rd_lua_repl_free(r);
 }
 
 /* ---- setup ------------------------------------------------------------------------- */
