@@ -64,4 +64,21 @@ void rd_lua_request_stop(lua_State *L);
  * its every-1000-instructions check. On the state's own thread only. */
 void rd_lua_clear_stop(lua_State *L);
 
+/* ---- sharing the program's objects with a state (the TUI's console) ---------------- */
+
+struct rd_model;
+struct rd_edits;
+
+/* Pushes m as a red.model that the state does not own: Lua never frees it, and it can be
+ * neither closed nor switched to another compute mode (it is shared). m must outlive L. */
+void rd_lua_push_model_borrowed(lua_State *L, struct rd_model *m);
+
+/* Pushes e as a red.edits that Lua owns from now on (freed by its __gc), made for the
+ * red.model at stack index model_idx. */
+void rd_lua_push_edits(lua_State *L, struct rd_edits *e, int model_idx);
+
+/* The edit set of the red.edits at stack index idx (borrowed: valid while that object
+ * lives and is not closed), or NULL when the value is not an open red.edits. */
+struct rd_edits *rd_lua_to_edits(lua_State *L, int idx);
+
 #endif

@@ -1,6 +1,10 @@
 /* redit — entry point: dispatches to the sub-commands. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The bundled base model `redit` with no command opens (make default-model). */
+#define DEFAULT_MODEL "models/redit-base.gguf"
 
 #include "cli.h"
 
@@ -18,6 +22,7 @@ static const struct {
     {"edit-grad", cmd_edit_grad, "write edit-vector gradients of a token sequence's loss"},
     {"chat", cmd_chat, "multi-turn chat in the terminal (--compare: base and edited)"},
     {"lua", cmd_lua, "interactive Lua prompt with the red module (-m: a model preloaded)"},
+    {"tui", cmd_tui, "the workbench: edits, live loss chart, chat base vs edited, Lua console"},
     {"export", cmd_export, "export RED edits: llama.cpp control vector, merged GGUF, safetensors"},
     {"run", cmd_run, "run a Lua script with the red module (redit run SCRIPT.lua [args])"},
     {"demo", cmd_demo, "write a small random model and generate from it (make run)"},
@@ -38,7 +43,11 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
+    if (argc < 2) { /* the workbench on the bundled model, when there is one */
+        if (access(DEFAULT_MODEL, R_OK) == 0 && isatty(STDIN_FILENO)) {
+            char *tui_argv[] = {"redit tui", "-m", DEFAULT_MODEL, NULL};
+            return cmd_tui(3, tui_argv);
+        }
         usage(stderr);
         return 2;
     }

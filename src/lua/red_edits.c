@@ -24,6 +24,15 @@ rdl_edits *rdl_edits_push_empty(lua_State *L, int model_idx) {
     return u;
 }
 
+void rd_lua_push_edits(lua_State *L, rd_edits *e, int model_idx) {
+    rdl_edits_push_empty(L, model_idx)->e = e;
+}
+
+rd_edits *rd_lua_to_edits(lua_State *L, int idx) {
+    rdl_edits *u = luaL_testudata(L, idx, RDL_EDITS);
+    return u ? u->e : NULL;
+}
+
 void rdl_edits_check_fit(lua_State *L, const rd_edits *e, const rd_model *m) {
     const rd_config *c = rd_model_config(m);
     if (rd_edits_dim(e) != c->dim || rd_edits_n_layers(e) != c->n_layers)

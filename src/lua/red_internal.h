@@ -34,6 +34,7 @@
 typedef struct rdl_model {
     rd_model *m;
     int busy;
+    int borrowed; /* the program owns m (rd_lua_push_model_borrowed): never freed here */
 } rdl_model;
 
 /* User value 1: the red.model it was made for (kept alive; used by e:save). */

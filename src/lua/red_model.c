@@ -22,6 +22,7 @@ static int red_load(lua_State *L) {
     rdl_model *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->m = NULL;
     u->busy = 0;
+    u->borrowed = 0;
     luaL_setmetatable(L, RDL_MODEL);
     rd_error err = {0};
     rd_load_opts o = {.tokenizer_path = tok};
@@ -29,9 +30,17 @@ static int red_load(lua_State *L) {
     return 1;
 }
 
+void rd_lua_push_model_borrowed(lua_State *L, rd_model *m) {
+    rdl_model *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->m = m;
+    u->busy = 1; /* for good: it cannot be closed or have its compute mode changed */
+    u->borrowed = 1;
+    luaL_setmetatable(L, RDL_MODEL);
+}
+
 static int model_gc(lua_State *L) {
     rdl_model *u = luaL_checkudata(L, 1, RDL_MODEL);
-    rd_model_free(u->m);
+    if (!u->borrowed) rd_model_free(u->m);
     u->m = NULL;
     return 0;
 }

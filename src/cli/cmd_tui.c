@@ -1,0 +1,70 @@
+/* redit tui (and `redit` with no command): the ncurses workbench. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "tui/tui.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: redit tui -m MODEL [--session NAME] [options]\n\n"
+            "The workbench: configure RED edits, train with a live loss chart, chat with the\n"
+            "base and the edited model side by side, and a Lua console (F1 in it lists the\n"
+            "keys). Sessions are kept in sessions/NAME/ and restored with --session NAME.\n\n"
+            "  -m, --model FILE       model: GGUF, Hugging Face folder or llama2.c .bin\n"
+            "      --tokenizer FILE   llama2.c tokenizer.bin for a .bin model\n"
+            "  -s, --session NAME     session to open or create (default: \"default\")\n"
+            "      --sessions DIR     where sessions live (default: sessions)\n"
+            "      --train FILE       training set of a new session\n"
+            "      --eval FILE        evaluation set of a new session\n"
+            "      --threads N        compute threads (default: all cores)\n"
+            "      --stats FILE       write UI latency figures to FILE on exit\n"
+            "  -h, --help             this text\n");
+}
+
+int cmd_tui(int argc, char **argv) {
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"tokenizer", required_argument, 0, 'k'},
+                                         {"session", required_argument, 0, 's'},
+                                         {"sessions", required_argument, 0, 'R'},
+                                         {"train", required_argument, 0, 'T'},
+                                         {"eval", required_argument, 0, 'E'},
+                                         {"threads", required_argument, 0, 'j'},
+                                         {"stats", required_argument, 0, 'S'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    tui_args a = {0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': a.model_path = optarg; break;
+        case 'k': a.tokenizer_path = optarg; break;
+        case 's': a.session = optarg; break;
+        case 'R': a.sessions_root = optarg; break;
+        case 'T': a.train_path = optarg; break;
+        case 'E': a.eval_path = optarg; break;
+        case 'j':
+            if (cli_int("tui", "--threads", optarg, 1, 1024, &a.threads)) return 2;
+            break;
+        case 'S': a.stats_path = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc || !a.model_path) {
+        fprintf(stderr, "redit tui: %s\n", optind != argc ? "no arguments besides the options"
+                                                         : "give a model with -m FILE");
+        usage(stderr);
+        return 2;
+    }
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "redit tui: the workbench needs a terminal (use redit train / redit run "
+                        "for scripts)\n");
+        return 2;
+    }
+    cli_set_threads(a.threads);
+    return tui_main(&a);
+}

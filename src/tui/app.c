@@ -1,0 +1,728 @@
+/* The workbench: start-up (model, session, edits, worker, console), the main loop that polls
+ * {stdin, the worker's eventfd}, global keys, the worker's events, and the actions panes and
+ * the Lua console share. Every path out restores the terminal. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* clock_gettime, sigaction under -std=c17 */
+#endif
+#include "app.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "redit/chat_format.h"
+#include "redit/dataset.h"
+#include "redit/dtype.h"
+#include "redit/lua_red.h"
+#include "redit/model_file.h"
+#include "tui_config.h"
+
+double app_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void app_notify(tui_app *a, int is_error, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->message, sizeof a->message, fmt, ap);
+    va_end(ap);
+    a->message_is_error = is_error;
+    a->dirty = 1;
+}
+
+/* ---- signals and the terminal ----------------------------------------------------------
+ * A signal handler has no user pointer: the app being run is reachable from the handlers
+ * through this one pointer, set while tui_main runs (one workbench per process). */
+static tui_app *volatile running_app;
+
+static void restore_terminal(void) {
+    if (!isendwin()) endwin();
+}
+
+static void on_interrupt(int sig) {
+    (void)sig;
+    tui_app *a = running_app;
+    if (!a) return;
+    a->interrupted = 1;
+    if (a->console) rd_lua_request_stop(console_lua(a->console));
+}
+
+static void on_fatal(int sig) {
+    restore_terminal(); /* not async-signal-safe, but the process is going down anyway */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_signals(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    int fatal[] = {SIGTERM, SIGHUP, SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGQUIT};
+    for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++) signal(fatal[i], on_fatal);
+    atexit(restore_terminal);
+}
+
+static void start_screen(tui_app *a) {
+    set_escdelay(25);
+    initscr();
+    cbreak();
+    noecho();
+    nonl();
+    keypad(stdscr, TRUE);
+    nodelay(stdscr, TRUE);
+    curs_set(0);
+    const char *ascii = getenv("REDIT_ASCII");
+    a->utf8 = !strcmp(nl_langinfo(CODESET), "UTF-8") && !(ascii && *ascii && *ascii != '0');
+    a->colors = has_colors();
+    if (a->colors) {
+        start_color();
+        use_default_colors();
+        static const short series[SERIES_COLORS] = {COLOR_CYAN,  COLOR_YELLOW, COLOR_MAGENTA,
+                                                    COLOR_GREEN, COLOR_BLUE,   COLOR_RED};
+        for (int i = 0; i < SERIES_COLORS; i++) init_pair((short)(COLOR_SERIES_FIRST + i), series[i], -1);
+        init_pair(PAIR_TITLE, COLOR_BLACK, COLOR_CYAN);
+        init_pair(PAIR_FOCUS, COLOR_BLACK, COLOR_YELLOW);
+        init_pair(PAIR_ERROR, COLOR_RED, -1);
+        init_pair(PAIR_DIM, COLOR_BLUE, -1);
+        init_pair(PAIR_OK, COLOR_GREEN, -1);
+        init_pair(PAIR_BASE, COLOR_CYAN, -1);
+        init_pair(PAIR_EDITED, COLOR_MAGENTA, -1);
+    }
+    tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
+}
+
+/* ---- the model and the session ----------------------------------------------------------- */
+
+static void describe_model(tui_app *a) {
+    const rd_model_file *f = &a->model->file;
+    const rd_dtype_info *t = rd_dtype_info_of(f->w.layers[0].wq.type);
+    a->model_params = (double)rd_model_param_count(a->model);
+    double p = a->model_params;
+    char count[32];
+    if (p >= 1e9) snprintf(count, sizeof count, "%.2fB", p / 1e9);
+    else if (p >= 1e6) snprintf(count, sizeof count, "%.1fM", p / 1e6);
+    else snprintf(count, sizeof count, "%.1fK", p / 1e3);
+    snprintf(a->model_desc, sizeof a->model_desc, "%s · %s %s · %s params", f->name,
+             rd_file_format_name(f->format), t ? t->name : "?", count);
+}
+
+/* Fresh (identity) edits of the configured sites and layers; NULL with *err when the
+ * configuration does not fit the model. */
+static rd_edits *configured_edits(const tui_app *a, rd_error *err) {
+    rd_edit_spec spec = tui_config_edit_spec(&a->session.config);
+    return rd_edits_new(rd_model_config(a->model), &spec, err);
+}
+
+size_t app_edit_params(const tui_app *a, double *ratio) {
+    rd_error err = {0};
+    rd_edits *e = configured_edits(a, &err);
+    size_t n = e ? rd_edits_param_count(e) : 0;
+    if (ratio) *ratio = n ? a->model_params / (double)n : 0;
+    rd_edits_free(e);
+    return n;
+}
+
+/* Opens the session: restored when it exists (a damaged one gives a notice and a fresh
+ * session), else new with the command line's data sets. Then its edits. */
+static void open_session(tui_app *a) {
+    const char *root = a->args.sessions_root ? a->args.sessions_root : "sessions";
+    const char *name = a->args.session ? a->args.session : "default";
+    rd_error err = {0};
+    int restored = 0;
+    if (tui_session_exists(root, name)) {
+        if (tui_session_load(root, name, &a->session, &err) == 0) {
+            restored = 1;
+        } else {
+            app_notify(a, 1, "session %s is damaged (%s): opened a fresh one", name, err.msg);
+            tui_session_init(&a->session, root, name);
+        }
+    } else {
+        tui_session_init(&a->session, root, name);
+    }
+    tui_config *c = &a->session.config;
+    if (a->args.train_path) snprintf(c->train_path, sizeof c->train_path, "%s", a->args.train_path);
+    if (a->args.eval_path) snprintf(c->eval_path, sizeof c->eval_path, "%s", a->args.eval_path);
+    if (restored && a->session.model_path[0] && strcmp(a->session.model_path, a->args.model_path))
+        app_notify(a, 1, "session %s was made with %s; its edits need that model", name,
+                   a->session.model_path);
+    snprintf(a->session.model_path, sizeof a->session.model_path, "%s", a->args.model_path);
+    snprintf(a->session.model_fingerprint, sizeof a->session.model_fingerprint, "%016llx",
+             (unsigned long long)rd_model_fingerprint(a->model));
+
+    char path[1100];
+    tui_session_edits_path(&a->session, path, sizeof path);
+    if (restored && access(path, F_OK) == 0) {
+        rd_error e2 = {0};
+        a->edits = rd_edits_load(path, a->model, 0, NULL, &e2);
+        if (!a->edits) app_notify(a, 1, "the session's edits were not loaded: %s", e2.msg);
+    }
+    if (!a->edits) {
+        rd_error e3 = {0};
+        a->edits = configured_edits(a, &e3);
+        if (!a->edits) { /* e.g. a layer list for a deeper model: fall back to all layers */
+            snprintf(c->layers, sizeof c->layers, "all");
+            a->edits = configured_edits(a, &e3);
+        }
+    }
+    if (restored && !a->message[0])
+        app_notify(a, 0, "session %s restored: %zu run(s), %zu chat turn(s)", name,
+                   a->session.n_runs, a->session.n_chat);
+}
+
+int app_save(tui_app *a, rd_error *err) {
+    if (a->training) return rd_error_set(err, "the session is saved when training ends");
+    return tui_session_save(&a->session, a->edits, a->model, err);
+}
+
+/* ---- actions ----------------------------------------------------------------------------- */
+
+/* Fields that training reads cannot change while it runs. */
+static int training_field(const char *key) {
+    return strcmp(key, "temperature") && strcmp(key, "top_p") && strcmp(key, "max_tokens") &&
+           strcmp(key, "strength") && strcmp(key, "system");
+}
+
+int app_set_field(tui_app *a, const char *key, const char *text, rd_error *err) {
+    const tui_field *f = tui_config_find(key);
+    if (!f) return rd_error_set(err, "unknown setting \"%s\"", key);
+    if (a->training && training_field(key))
+        return rd_error_set(err, "%s cannot change while training runs (Esc stops it)", key);
+    if (tui_config_set(&a->session.config, f, text, err)) return -1;
+    a->dirty = 1;
+    return 0;
+}
+
+static int busy_error(const tui_app *a, rd_error *err) {
+    if (a->training) return rd_error_set(err, "training is running (Esc stops it)");
+    if (a->chatting) return rd_error_set(err, "an answer is being written (Esc stops it)");
+    return 0;
+}
+
+int app_train(tui_app *a, rd_error *err) {
+    if (busy_error(a, err)) return -1;
+    const tui_config *c = &a->session.config;
+    if (tui_config_validate(c, rd_model_config(a->model)->n_layers, err)) return -1;
+    rd_edits *e = configured_edits(a, err);
+    if (!e) return -1;
+    char label[160]; /* the run keeps its first 63 bytes */
+    snprintf(label, sizeof label, "#%zu %s %s%s%s lr %g", a->session.n_runs + 1, c->sites,
+             c->layers, c->scale ? " s" : "", c->bias ? " b" : "", c->lr);
+    rd_train_opts topts = tui_config_train_opts(c);
+    rd_data_opts dopts = tui_config_data_opts(c);
+    int seq = rd_model_config(a->model)->seq_len;
+    if (topts.max_len > seq) { /* the model's context is the limit */
+        topts.max_len = seq;
+        dopts.max_len = seq;
+    }
+    tui_train_job job = {.model = a->model,
+                         .edits = e,
+                         .train_path = c->train_path,
+                         .eval_path = c->eval_path,
+                         .eval_split = c->eval_split,
+                         .data = dopts,
+                         .train = topts};
+    if (tui_worker_start_train(a->worker, &job, err)) {
+        rd_edits_free(e);
+        return -1;
+    }
+    tui_run *run = tui_session_new_run(&a->session, label);
+    if (!run) { /* the job runs anyway; its curve is not recorded */
+        app_notify(a, 1, "out of memory for the loss history");
+    }
+    rd_edits_free(a->edits);
+    a->edits = e;
+    a->run = run;
+    a->training = 1;
+    a->last = (rd_progress){0};
+    a->last_eval = NAN;
+    a->n_train = a->n_eval = 0;
+    snprintf(a->train_status, sizeof a->train_status, "starting");
+    a->last_train_draw = app_now();
+    app_notify(a, 0, "training %s", label);
+    return 0;
+}
+
+int app_stop(tui_app *a) {
+    if (!a->training && !a->chatting) return 0;
+    tui_worker_stop(a->worker);
+    if (a->training) snprintf(a->train_status, sizeof a->train_status, "stopping at the next step");
+    app_notify(a, 0, "%s", a->training ? "stopping at the next step boundary (best edits kept)"
+                                       : "stopping the answers");
+    return 1;
+}
+
+/* The chat template: the configured one, else the data format's default. */
+static const char *chat_template(const tui_config *c) {
+    if (c->template_name[0]) return c->template_name;
+    if (!strcmp(c->format, "text") || !strcmp(c->format, "classification")) return "plain";
+    return "alpaca";
+}
+
+int app_chat(tui_app *a, const char *prompt, rd_error *err) {
+    if (a->training)
+        return rd_error_set(err, "training is running: chat is available when it stops (Esc "
+                                 "stops it)");
+    if (busy_error(a, err)) return -1;
+    if (!a->model->file.tokenizer) return rd_error_set(err, "the model has no tokenizer");
+    const tui_config *c = &a->session.config;
+    int *ids = NULL;
+    size_t n = 0;
+    const char *tmpl = chat_template(c);
+    if (rd_chat_prompt_ids(a->model->file.tokenizer, tmpl, c->system, NULL, 0, prompt, &ids, &n,
+                           err))
+        return -1;
+    char *stop = rd_chat_turn_start(tmpl, err);
+    if (!stop) {
+        free(ids);
+        return -1;
+    }
+    rd_gen_opts gen = {.sampling = tui_config_sampling(c),
+                       .max_tokens = c->max_tokens,
+                       .stop_at_eos = 1};
+    tui_chat_job job = {.model = a->model,
+                        .edits = a->edits,
+                        .strength = (float)c->strength,
+                        .prompt = ids,
+                        .n_prompt = n,
+                        .gen = gen,
+                        .stop_text = stop};
+    int rc = tui_worker_start_chat(a->worker, &job, err);
+    free(ids);
+    free(stop);
+    if (rc) return -1;
+    for (int i = 0; i < 2; i++) {
+        free(a->answer[i]);
+        a->answer[i] = calloc(1, 1);
+    }
+    snprintf(a->chat_prompt, sizeof a->chat_prompt, "%s", prompt);
+    a->chatting = a->edits ? 2 : 1;
+    a->chat_scroll = 0;
+    a->dirty = 1;
+    return 0;
+}
+
+int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err) {
+    if (busy_error(a, err)) return -1;
+    const rd_config *cfg = rd_model_config(a->model);
+    if (rd_edits_dim(e) != cfg->dim || rd_edits_n_layers(e) != cfg->n_layers)
+        return rd_error_set(err, "these edits are for a model of width %d with %d layers",
+                            rd_edits_dim(e), rd_edits_n_layers(e));
+    rd_edits *copy = rd_edits_clone(e, err);
+    if (!copy) return -1;
+    rd_edits_free(a->edits);
+    a->edits = copy;
+    a->dirty = 1;
+    return 0;
+}
+
+/* ---- the worker's events ------------------------------------------------------------------ */
+
+static void append_answer(tui_app *a, int side, const char *text) {
+    size_t have = a->answer[side] ? strlen(a->answer[side]) : 0, add = strlen(text);
+    char *p = realloc(a->answer[side], have + add + 1);
+    if (!p) return;
+    memcpy(p + have, text, add + 1);
+    a->answer[side] = p;
+}
+
+static void training_done(tui_app *a, const tui_event *ev) {
+    a->training = 0;
+    if (a->run) {
+        a->run->seconds = ev->seconds;
+        a->run->tokens_per_s = ev->tokens_per_s;
+        a->run->stopped = ev->stopped;
+        a->run->best_eval_loss = ev->best_eval_loss;
+    }
+    const char *how = ev->stopped == RD_STOP_REQUESTED   ? "stopped"
+                      : ev->stopped == RD_STOP_NONFINITE ? "stopped (non-finite loss)"
+                                                         : "done";
+    if (isfinite(ev->best_eval_loss))
+        snprintf(a->train_status, sizeof a->train_status,
+                 "%s: %d steps in %.1f s, %.0f tok/s, best eval %.4f", how, ev->steps,
+                 ev->seconds, ev->tokens_per_s, ev->best_eval_loss);
+    else
+        snprintf(a->train_status, sizeof a->train_status, "%s: %d steps in %.1f s, %.0f tok/s",
+                 how, ev->steps, ev->seconds, ev->tokens_per_s);
+    rd_error err = {0};
+    if (tui_session_save(&a->session, a->edits, a->model, &err))
+        app_notify(a, 1, "%s; the session was not saved: %s", a->train_status, err.msg);
+    else
+        app_notify(a, ev->stopped == RD_STOP_NONFINITE, "%s%s%s — session saved",
+                   a->train_status, ev->text[0] ? ": " : "", ev->text);
+    a->run = NULL;
+}
+
+static void chat_done(tui_app *a, const tui_event *ev) {
+    if (ev->text[0]) app_notify(a, 1, "answer failed: %s", ev->text);
+    if (--a->chatting > 0) return;
+    a->chatting = 0;
+    tui_session_add_chat(&a->session, a->chat_prompt, a->answer[0] ? a->answer[0] : "",
+                         a->edits && a->answer[1] ? a->answer[1] : "",
+                         a->session.config.strength);
+    for (int i = 0; i < 2; i++) {
+        free(a->answer[i]);
+        a->answer[i] = NULL;
+    }
+    if (ev->stopped) app_notify(a, 0, "answers stopped");
+}
+
+static void handle_event(tui_app *a, const tui_event *ev) {
+    switch (ev->kind) {
+    case TUI_EV_TRAIN_STEP:
+        a->last = ev->progress;
+        if (a->run) tui_run_add_step(a->run, ev->progress.loss);
+        snprintf(a->train_status, sizeof a->train_status, "training");
+        break;
+    case TUI_EV_TRAIN_EVAL:
+        a->last_eval = ev->progress.eval_loss;
+        if (a->run) tui_run_add_eval(a->run, ev->progress.step, ev->progress.eval_loss);
+        break;
+    case TUI_EV_TRAIN_STATUS:
+        snprintf(a->train_status, sizeof a->train_status, "%s", ev->text);
+        if (ev->n_train) {
+            a->n_train = ev->n_train;
+            a->n_eval = ev->n_eval;
+        }
+        break;
+    case TUI_EV_TRAIN_DONE: training_done(a, ev); break;
+    case TUI_EV_CHAT_TEXT: append_answer(a, ev->side, ev->text); break;
+    case TUI_EV_CHAT_DONE: chat_done(a, ev); break;
+    case TUI_EV_ERROR:
+        if (a->training) {
+            a->training = 0;
+            /* a run that never made a step leaves no curve */
+            if (a->run && a->run->n_steps == 0 && a->run == &a->session.runs[a->session.n_runs - 1]) {
+                tui_session_drop_last_run(&a->session);
+            } else if (a->run) {
+                a->run->stopped = RD_STOP_REQUESTED;
+            }
+            a->run = NULL;
+            snprintf(a->train_status, sizeof a->train_status, "failed");
+        }
+        a->chatting = 0;
+        app_notify(a, 1, "%s", ev->text);
+        break;
+    }
+    a->dirty = 1;
+}
+
+void app_handle_events(tui_app *a) {
+    tui_event evs[64];
+    size_t n;
+    while ((n = tui_worker_drain(a->worker, evs, sizeof evs / sizeof *evs)) > 0)
+        for (size_t i = 0; i < n; i++) handle_event(a, &evs[i]);
+}
+
+/* ---- drawing ------------------------------------------------------------------------------ */
+
+static void draw_screen(tui_app *a) {
+    erase();
+    if (a->layout.too_small) {
+        const char *msg = "terminal too small";
+        char need[64];
+        snprintf(need, sizeof need, "%dx%d, redit needs %dx%d", COLS, LINES, TUI_MIN_COLS,
+                 TUI_MIN_ROWS);
+        int y = LINES / 2 - 1 < 0 ? 0 : LINES / 2 - 1;
+        draw_text(y, (COLS - (int)strlen(msg)) / 2 > 0 ? (COLS - (int)strlen(msg)) / 2 : 0, COLS,
+                  msg, A_BOLD);
+        if (LINES > 1)
+            draw_text(y + 1, (COLS - (int)strlen(need)) / 2 > 0 ? (COLS - (int)strlen(need)) / 2 : 0,
+                      COLS, need, 0);
+        refresh();
+        return;
+    }
+    const tui_layout *l = &a->layout;
+    pane_status_draw(a);
+    if (l->config.h) pane_config_draw(a, l->config);
+    if (l->chart.h) pane_chart_draw(a, l->chart);
+    if (l->chat.h) pane_chat_draw(a, l->chat);
+    if (l->console.h) console_draw(a->console, l->console, a->focus == PANE_CONSOLE);
+    pane_hints_draw(a);
+    if (a->help) pane_help_draw(a);
+    /* The console and the chat input show a cursor; the other panes do not. */
+    int cursor = !a->help && ((a->focus == PANE_CONSOLE && l->console.h) ||
+                              (a->focus == PANE_CHAT && l->chat.h) ||
+                              (a->focus == PANE_CONFIG && a->cfg_editing));
+    curs_set(cursor);
+    refresh();
+}
+
+/* ---- keys ---------------------------------------------------------------------------------- */
+
+static const int ZOOM_OF[PANE_COUNT] = {TUI_ZOOM_NONE, TUI_ZOOM_CHART, TUI_ZOOM_CHAT,
+                                        TUI_ZOOM_CONSOLE};
+
+static void set_focus(tui_app *a, int pane) {
+    a->focus = (pane + PANE_COUNT) % PANE_COUNT;
+    if (a->zoom && ZOOM_OF[a->focus] != a->zoom) a->zoom = ZOOM_OF[a->focus];
+    if (a->zoom == TUI_ZOOM_NONE && a->focus == PANE_CONFIG) a->zoom = TUI_ZOOM_NONE;
+    tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
+}
+
+static void request_quit(tui_app *a) {
+    if (a->training) {
+        a->quit_asked = 1;
+        app_notify(a, 1, "training is running: quit anyway? (y/n)");
+    } else {
+        a->quit = 1;
+    }
+}
+
+static void adjust_strength(tui_app *a, double delta) {
+    tui_config *c = &a->session.config;
+    double s = round((c->strength + delta) * 100) / 100;
+    char text[32];
+    snprintf(text, sizeof text, "%g", s < 0 ? 0 : s);
+    rd_error err = {0};
+    if (app_set_field(a, "strength", text, &err)) app_notify(a, 1, "%s", err.msg);
+    else app_notify(a, 0, "edit strength α = %g", c->strength);
+}
+
+static void start_training_key(tui_app *a) {
+    rd_error err = {0};
+    if (app_train(a, &err)) app_notify(a, 1, "%s", err.msg);
+}
+
+/* Keys that work in every pane (F-keys, Esc, Shift-Tab). Returns 1 when used. */
+static int global_key(tui_app *a, tui_key k) {
+    if (!k.is_key && k.code == 27) { /* Esc */
+        if (app_stop(a)) return 1;
+        if (a->zoom) {
+            a->zoom = TUI_ZOOM_NONE;
+            tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
+            return 1;
+        }
+        return 0; /* the pane may use it (cancel an edit) */
+    }
+    if (!k.is_key) return 0;
+    switch (k.code) {
+    case KEY_F(1): a->help = 1; return 1;
+    case KEY_F(2): set_focus(a, PANE_CONFIG); return 1;
+    case KEY_F(3): set_focus(a, PANE_CHART); return 1;
+    case KEY_F(4): set_focus(a, PANE_CHAT); return 1;
+    case KEY_F(5): set_focus(a, PANE_CONSOLE); return 1;
+    case KEY_F(6): start_training_key(a); return 1;
+    case KEY_F(7): adjust_strength(a, -0.1); return 1;
+    case KEY_F(8): adjust_strength(a, +0.1); return 1;
+    case KEY_F(9): {
+        rd_error err = {0};
+        if (app_save(a, &err)) app_notify(a, 1, "not saved: %s", err.msg);
+        else app_notify(a, 0, "session %s saved", a->session.name);
+        return 1;
+    }
+    case KEY_F(10): request_quit(a); return 1;
+    case KEY_BTAB: set_focus(a, a->focus - 1); return 1;
+    }
+    return 0;
+}
+
+/* Letter keys of the panes without text input (config when not editing, chart). */
+static int command_key(tui_app *a, tui_key k) {
+    if (k.is_key) return 0;
+    switch (k.code) {
+    case '\t': set_focus(a, a->focus + 1); return 1;
+    case '?': a->help = 1; return 1;
+    case 'q': request_quit(a); return 1;
+    case 't': start_training_key(a); return 1;
+    case 'z':
+        a->zoom = a->zoom || a->focus == PANE_CONFIG ? TUI_ZOOM_NONE : ZOOM_OF[a->focus];
+        tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
+        return 1;
+    }
+    return 0;
+}
+
+static void handle_key(tui_app *a, tui_key k) {
+    a->dirty = 1;
+    if (k.is_key && k.code == KEY_RESIZE) {
+        tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
+        return;
+    }
+    if (a->help) { /* any key closes the help */
+        a->help = 0;
+        return;
+    }
+    if (a->quit_asked) {
+        a->quit_asked = 0;
+        if (!k.is_key && (k.code == 'y' || k.code == 'Y')) a->quit = 1;
+        else app_notify(a, 0, "quit cancelled");
+        return;
+    }
+    if (a->layout.too_small) {
+        if ((k.is_key && k.code == KEY_F(10)) || (!k.is_key && k.code == 'q')) request_quit(a);
+        return;
+    }
+    if (global_key(a, k)) return;
+    int used = 0;
+    switch (a->focus) {
+    case PANE_CONFIG: used = pane_config_key(a, k); break;
+    case PANE_CHART: used = pane_chart_key(a, k); break;
+    case PANE_CHAT:
+        used = pane_chat_key(a, k);
+        if (!used && !k.is_key && k.code == '\t') {
+            set_focus(a, a->focus + 1);
+            used = 1;
+        }
+        break;
+    case PANE_CONSOLE: used = console_key(a->console, k); break;
+    }
+    if (!used && (a->focus == PANE_CHART || (a->focus == PANE_CONFIG && !a->cfg_editing)))
+        command_key(a, k);
+}
+
+/* Reads every waiting key. Returns how many were read. */
+static int read_keys(tui_app *a) {
+    int n = 0;
+    wint_t wc;
+    int rc;
+    while ((rc = get_wch(&wc)) != ERR) {
+        tui_key k = {.code = (int)wc, .is_key = rc == KEY_CODE_YES};
+        handle_key(a, k);
+        n++;
+        if (a->quit) break;
+    }
+    return n;
+}
+
+/* Ctrl-C: stops a running Lua chunk (done by the handler) or drops the console line; in the
+ * other panes it stops a job or asks to quit. */
+static void handle_interrupt(tui_app *a) {
+    a->interrupted = 0;
+    a->dirty = 1;
+    if (a->focus == PANE_CONSOLE) {
+        console_interrupt(a->console);
+        return;
+    }
+    if (!app_stop(a)) request_quit(a);
+}
+
+/* ---- measurements ----------------------------------------------------------------------- */
+
+static void write_stats(const tui_app *a) {
+    if (!a->args.stats_path) return;
+    FILE *f = fopen(a->args.stats_path, "w");
+    if (!f) return;
+    fprintf(f, "keys %ld\nkey_latency_mean_ms %.3f\nkey_latency_max_ms %.3f\n"
+               "train_redraw_gap_max_ms %.1f\n",
+            a->key_count, a->key_count ? 1e3 * a->key_latency_sum / (double)a->key_count : 0,
+            1e3 * a->key_latency_max, 1e3 * a->redraw_gap_max);
+    fclose(f);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static void main_loop(tui_app *a) {
+    double last_draw = 0;
+    while (!a->quit) {
+        double now = app_now();
+        /* While training, redraw at most every 100 ms (events come at every step). */
+        if (a->dirty && (!a->training || now - last_draw >= 0.1)) {
+            draw_screen(a);
+            a->dirty = 0;
+            last_draw = app_now();
+            if (a->training && a->run && a->run->n_steps) {
+                double gap = last_draw - a->last_train_draw;
+                if (gap > a->redraw_gap_max) a->redraw_gap_max = gap;
+                a->last_train_draw = last_draw;
+            }
+        }
+        if (console_has_ready(a->console)) { /* drawn with "running…": run it now */
+            console_run_ready(a->console);
+            continue;
+        }
+        struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                                {.fd = tui_worker_fd(a->worker), .events = POLLIN}};
+        int timeout = a->dirty ? 20 : (a->training || a->chatting ? 100 : 1000);
+        int rc = poll(fds, 2, timeout);
+        if (rc < 0 && errno != EINTR) break;
+        if (rc > 0 && (fds[1].revents & POLLIN)) app_handle_events(a);
+        double t_key = app_now();
+        int keys = read_keys(a); /* also after EINTR: a resize arrives as KEY_RESIZE */
+        if (a->interrupted) handle_interrupt(a);
+        if (keys && !a->quit) {
+            draw_screen(a);
+            a->dirty = 0;
+            last_draw = app_now();
+            double lat = last_draw - t_key;
+            a->key_latency_sum += lat;
+            a->key_count += keys;
+            if (lat > a->key_latency_max) a->key_latency_max = lat;
+        }
+    }
+}
+
+static void app_release(tui_app *a) {
+    tui_worker_free(a->worker); /* stops and joins a running job first */
+    console_free(a->console);
+    for (int i = 0; i < 2; i++) free(a->answer[i]);
+    rd_edits_free(a->edits);
+    tui_session_release(&a->session);
+    rd_model_free(a->model);
+}
+
+int tui_main(const tui_args *args) {
+    setlocale(LC_ALL, "");
+    tui_app *a = calloc(1, sizeof *a);
+    if (!a) {
+        fprintf(stderr, "redit: out of memory\n");
+        return 1;
+    }
+    a->args = *args;
+    a->last_eval = NAN;
+    a->chart_smooth = 1;
+    a->chart_all_runs = 1;
+    a->focus = PANE_CONFIG;
+    rd_error err = {0};
+    rd_load_opts lo = {.tokenizer_path = args->tokenizer_path};
+    if (!(a->model = rd_model_load(args->model_path, &lo, &err))) {
+        fprintf(stderr, "redit: %s\n", err.msg);
+        free(a);
+        return 1;
+    }
+    describe_model(a);
+    open_session(a);
+    if (!(a->worker = tui_worker_new(&err))) {
+        fprintf(stderr, "redit: %s\n", err.msg);
+        app_release(a);
+        free(a);
+        return 1;
+    }
+    if (!(a->console = console_new(a, &err))) {
+        fprintf(stderr, "redit: %s\n", err.msg);
+        app_release(a);
+        free(a);
+        return 1;
+    }
+    running_app = a;
+    install_signals();
+    start_screen(a);
+    a->dirty = 1;
+    main_loop(a);
+    /* Leaving: stop a job, keep its results, save the session. */
+    if (a->training || a->chatting) {
+        tui_worker_stop(a->worker);
+        while (tui_worker_busy(a->worker)) usleep(10000);
+        app_handle_events(a);
+    }
+    int rc = tui_session_save(&a->session, a->edits, a->model, &err);
+    endwin();
+    running_app = NULL;
+    if (rc) fprintf(stderr, "redit: the session was not saved: %s\n", err.msg);
+    else printf("session saved in %s/%s\n", a->session.root, a->session.name);
+    write_stats(a);
+    app_release(a);
+    free(a);
+    return rc ? 1 : 0;
+}

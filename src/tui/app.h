@@ -1,0 +1,152 @@
+/* redit TUI — the workbench's state and the functions its panes share (UI thread only).
+ *
+ * One tui_app holds the loaded model, the session (configuration, runs, chat transcript),
+ * the current edit set, the worker thread and the Lua console. The panes (pane_*.c) draw
+ * from it and change it through the app_* functions below, which the Lua console's `wb`
+ * table calls too: everything a key does can be scripted, and the panes show what a
+ * console command changed on the next redraw. */
+#ifndef REDIT_TUI_APP_H
+#define REDIT_TUI_APP_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "layout.h"
+#include "redit/edits.h"
+#include "redit/error.h"
+#include "redit/model.h"
+#include "session.h"
+#include "tui.h"
+#include "worker.h"
+
+struct lua_State;
+typedef struct tui_console tui_console;
+
+enum { PANE_CONFIG = 0, PANE_CHART, PANE_CHAT, PANE_CONSOLE, PANE_COUNT };
+
+/* Colour pairs (1..): chart series use 1..SERIES_COLORS. */
+enum { COLOR_SERIES_FIRST = 1, SERIES_COLORS = 6, PAIR_TITLE = 8, PAIR_FOCUS, PAIR_ERROR,
+       PAIR_DIM, PAIR_OK, PAIR_BASE, PAIR_EDITED };
+
+typedef struct tui_app {
+    tui_args args;
+    /* the model */
+    rd_model *model;
+    char model_desc[256];   /* "stories15M.bin · llama2c F32 · 15.2M params" */
+    double model_params;
+    /* the session and its edits (trained by the last run; identity before the first) */
+    tui_session session;
+    rd_edits *edits;
+    /* jobs */
+    tui_worker *worker;
+    int training;           /* a training job is running */
+    int chatting;           /* a chat job is running */
+    tui_run *run;           /* the run being trained (in session.runs), or NULL */
+    rd_progress last;       /* last progress event of the run */
+    double last_eval;       /* last eval loss of the run (NAN: none yet) */
+    char train_status[256]; /* "loading …", "step 12/40", "stopped: …" */
+    size_t n_train, n_eval;
+    char *answer[2];        /* answers being streamed (base, edited); malloc'ed */
+    char chat_prompt[1024]; /* the prompt they answer */
+    /* screen */
+    tui_layout layout;
+    int utf8, colors;
+    int focus, zoom, help, quit_asked;
+    int dirty;              /* redraw needed */
+    char message[256];      /* one-line notice in the hints row (errors in red) */
+    int message_is_error;
+    /* panes' own state */
+    int cfg_sel, cfg_top, cfg_editing;
+    char cfg_buf[512];
+    size_t cfg_len;
+    char cfg_error[RD_ERROR_MAX];
+    int chart_log, chart_all_runs, chart_smooth;
+    char chat_input[1024];
+    size_t chat_len;
+    int chat_scroll;        /* lines scrolled up from the bottom */
+    tui_console *console;
+    /* measurements (REDIT_TUI_STATS): key → screen updated, gaps between chart redraws */
+    double key_latency_max, key_latency_sum;
+    long key_count;
+    double redraw_gap_max, last_train_draw;
+    volatile sig_atomic_t interrupted;
+    int quit;
+} tui_app;
+
+/* ---- actions (panes, keys and the Lua console) --------------------------------------- */
+
+/* Shows a notice in the hints row. */
+void app_notify(tui_app *a, int is_error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Sets one configuration field from text (validated as typing is); refused while training
+ * for the fields training reads. */
+int app_set_field(tui_app *a, const char *key, const char *text, rd_error *err);
+
+/* Starts a training run with the session's configuration: fresh edits of the configured
+ * sites/layers, a new run in the session (earlier runs stay for the chart). */
+int app_train(tui_app *a, rd_error *err);
+
+/* Asks the running job (training or chat) to stop. Returns 1 when one was running. */
+int app_stop(tui_app *a);
+
+/* Answers prompt with the base and the edited model side by side (refused while training). */
+int app_chat(tui_app *a, const char *prompt, rd_error *err);
+
+/* Writes the session (config, edits, loss history, chat) atomically. */
+int app_save(tui_app *a, rd_error *err);
+
+/* Replaces the session's edits by a copy of e (refused while a job runs or when e does not
+ * fit the model). */
+int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err);
+
+/* Trainable numbers of the configured edits and the ratio to the model's parameters. */
+size_t app_edit_params(const tui_app *a, double *ratio);
+
+/* Handles the worker's events (called when its fd is readable). */
+void app_handle_events(tui_app *a);
+
+/* Seconds on a monotonic clock. */
+double app_now(void);
+
+/* ---- panes (pane_*.c): draw into their rectangle, handle a key when focused --------- */
+
+typedef struct tui_key {
+    int code;      /* a curses KEY_* code when is_key, else a character */
+    int is_key;
+} tui_key;
+
+void pane_status_draw(tui_app *a);
+void pane_hints_draw(tui_app *a);
+void pane_help_draw(tui_app *a);
+void pane_config_draw(tui_app *a, tui_rect r);
+int pane_config_key(tui_app *a, tui_key k); /* 1 when the key was used */
+void pane_chart_draw(tui_app *a, tui_rect r);
+int pane_chart_key(tui_app *a, tui_key k);
+void pane_chat_draw(tui_app *a, tui_rect r);
+int pane_chat_key(tui_app *a, tui_key k);
+
+/* The console (pane_console.c): readline in the pane, the Lua state with `red` and `wb`. */
+tui_console *console_new(tui_app *a, rd_error *err);
+void console_free(tui_console *c);
+void console_draw(tui_console *c, tui_rect r, int focused);
+int console_key(tui_console *c, tui_key k);
+void console_interrupt(tui_console *c); /* Ctrl-C: stop the running chunk / drop the line */
+void console_print(tui_console *c, const char *text); /* appends text to the scrollback */
+/* A finished chunk waits until the screen shows "running…"; then the loop runs it. */
+int console_has_ready(const tui_console *c);
+void console_run_ready(tui_console *c);
+struct lua_State *console_lua(tui_console *c);
+
+/* The `wb` table of the console (wb_lua.c). */
+int wb_lua_open(struct lua_State *L, tui_app *a, rd_error *err);
+
+/* ---- drawing helpers (draw.c) ------------------------------------------------------ */
+
+/* Writes UTF-8 text at (y, x), cut to at most w columns; returns the columns used. */
+int draw_text(int y, int x, int w, const char *text, int attr);
+/* Fills w columns at (y, x) with spaces. */
+void draw_blank(int y, int x, int w, int attr);
+/* A pane's title row: " name " with keys, highlighted when focused. */
+void draw_title(tui_rect r, const char *title, const char *right, int focused);
+
+#endif

@@ -1,0 +1,150 @@
+/* The loss chart: for every run of the session (or only the latest), the smoothed training
+ * loss as a line and the evaluations as marks, the latest run's raw loss too, drawn with
+ * braille cells (ASCII when the terminal is not UTF-8); below it the run's numbers and a
+ * legend. */
+#include <curses.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "chart.h"
+
+#define SMOOTH_WEIGHT 0.9
+#define RAW_COLOR (COLOR_SERIES_FIRST + SERIES_COLORS - 1) /* the latest run's raw loss */
+
+static int run_color(size_t i) { return COLOR_SERIES_FIRST + (int)(i % (SERIES_COLORS - 1)); }
+
+/* Series data owned while drawing. */
+typedef struct chart_data {
+    tui_series series[3 * 16];
+    size_t n;
+    double *owned[3 * 16];
+    size_t n_owned;
+} chart_data;
+
+static double *own(chart_data *d, size_t n) {
+    if (d->n_owned == sizeof d->owned / sizeof *d->owned) return NULL;
+    double *p = malloc((n ? n : 1) * sizeof *p);
+    if (p) d->owned[d->n_owned++] = p;
+    return p;
+}
+
+static void add_run(chart_data *d, const tui_run *run, int color, int raw, int smooth) {
+    if (run->n_steps == 0 && run->n_evals == 0) return;
+    double *x = own(d, run->n_steps);
+    if (!x) return;
+    for (size_t i = 0; i < run->n_steps; i++) x[i] = (double)(i + 1);
+    if (raw) d->series[d->n++] = (tui_series){x, run->loss, run->n_steps, RAW_COLOR, 0};
+    if (smooth) {
+        double *y = own(d, run->n_steps);
+        if (y) {
+            tui_smooth_ema(run->loss, run->n_steps, SMOOTH_WEIGHT, y);
+            d->series[d->n++] = (tui_series){x, y, run->n_steps, color, 0};
+        }
+    }
+    if (run->n_evals) {
+        double *ex = own(d, run->n_evals);
+        if (ex) {
+            for (size_t i = 0; i < run->n_evals; i++) ex[i] = run->eval_step[i];
+            d->series[d->n++] = (tui_series){ex, run->eval_loss, run->n_evals, color, 1};
+        }
+    }
+}
+
+/* "1m05s" */
+static void fmt_time(char *buf, size_t cap, double s) {
+    if (!isfinite(s) || s < 0) snprintf(buf, cap, "-");
+    else if (s < 60) snprintf(buf, cap, "%.1fs", s);
+    else if (s < 3600) snprintf(buf, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, cap, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+/* Draws chart lines cell by cell with each cell's colour. */
+static void draw_chart_cells(const tui_chart *c, int y, int x) {
+    for (int row = 0; row < c->rows; row++) {
+        const char *p = c->lines[row];
+        for (int col = 0; col < c->cols && *p; col++) {
+            int len = 1;
+            unsigned char b = (unsigned char)*p;
+            if (b >= 0xF0) len = 4;
+            else if (b >= 0xE0) len = 3;
+            else if (b >= 0xC0) len = 2;
+            int color = c->colors[row * c->cols + col];
+            int attr = color && has_colors() ? COLOR_PAIR(color) : 0;
+            if (attr) attron(attr);
+            mvaddnstr(y + row, x + col, p, len);
+            if (attr) attroff(attr);
+            p += len;
+        }
+    }
+}
+
+static void draw_numbers(tui_app *a, tui_rect r, int y) {
+    const tui_run *run = a->run ? a->run : (a->session.n_runs ? &a->session.runs[a->session.n_runs - 1] : NULL);
+    char line[320], eta[16], el[16];
+    if (a->training && a->last.step > 0) {
+        fmt_time(el, sizeof el, a->last.elapsed);
+        fmt_time(eta, sizeof eta, a->last.eta);
+        char ev[32] = "-";
+        if (isfinite(a->last_eval)) snprintf(ev, sizeof ev, "%.4f", a->last_eval);
+        snprintf(line, sizeof line,
+                 "step %d/%d  epoch %d/%d  loss %.4f  eval %s  lr %.2e  %.0f tok/s  %s  ETA %s",
+                 a->last.step, a->last.total_steps, a->last.epoch, a->last.epochs, a->last.loss,
+                 ev, a->last.lr, a->last.tokens_per_s, el, eta);
+    } else if (a->training) {
+        snprintf(line, sizeof line, "%s", a->train_status);
+    } else if (run && run->n_steps) {
+        char best[32] = "-";
+        if (isfinite(run->best_eval_loss)) snprintf(best, sizeof best, "%.4f", run->best_eval_loss);
+        fmt_time(el, sizeof el, run->seconds);
+        snprintf(line, sizeof line, "%s: %zu steps  last loss %.4f  best eval %s  %.0f tok/s  %s",
+                 run->label, run->n_steps, run->loss[run->n_steps - 1], best, run->tokens_per_s, el);
+    } else {
+        snprintf(line, sizeof line, "no run yet: F6 (or t) trains with the configuration");
+    }
+    draw_text(y, r.x + 1, r.w - 2, line, A_BOLD);
+    /* legend: the runs shown, in their colours */
+    int x = r.x + 1, end = r.x + r.w - 1;
+    size_t first = a->chart_all_runs || a->session.n_runs == 0 ? 0 : a->session.n_runs - 1;
+    for (size_t i = first; i < a->session.n_runs && x < end; i++) {
+        int attr = has_colors() ? COLOR_PAIR(run_color(i)) : 0;
+        x += draw_text(y + 1, x, end - x, a->utf8 ? "━ " : "- ", attr);
+        x += draw_text(y + 1, x, end - x, a->session.runs[i].label, attr);
+        x += draw_text(y + 1, x, end - x, "  ", 0);
+    }
+}
+
+void pane_chart_draw(tui_app *a, tui_rect r) {
+    int focused = a->focus == PANE_CHART;
+    char right[80];
+    snprintf(right, sizeof right, "%s%s%s", a->chart_log ? "log " : "",
+             a->chart_smooth ? "smoothed " : "", a->chart_all_runs ? "all runs" : "latest run");
+    draw_title(r, "Loss (train line, eval marks)", right, focused);
+    int chart_h = r.h - 3;
+    if (chart_h < 3) return;
+    chart_data d = {0};
+    size_t first = a->chart_all_runs || a->session.n_runs == 0 ? 0 : a->session.n_runs - 1;
+    for (size_t i = first; i < a->session.n_runs && d.n + 3 <= sizeof d.series / sizeof *d.series; i++) {
+        int latest = i + 1 == a->session.n_runs;
+        add_run(&d, &a->session.runs[i], run_color(i), latest, a->chart_smooth || !latest);
+    }
+    tui_chart chart = {0};
+    tui_chart_opts o = {.log_y = a->chart_log, .braille = a->utf8};
+    if (tui_chart_render(d.series, d.n, &o, r.w - 1, chart_h, &chart) == 0)
+        draw_chart_cells(&chart, r.y + 1, r.x);
+    tui_chart_release(&chart);
+    for (size_t i = 0; i < d.n_owned; i++) free(d.owned[i]);
+    draw_numbers(a, r, r.y + 1 + chart_h);
+}
+
+int pane_chart_key(tui_app *a, tui_key k) {
+    if (k.is_key) return 0;
+    switch (k.code) {
+    case 'l': a->chart_log = !a->chart_log; return 1;
+    case 's': a->chart_smooth = !a->chart_smooth; return 1;
+    case 'a': a->chart_all_runs = !a->chart_all_runs; return 1;
+    }
+    return 0;
+}

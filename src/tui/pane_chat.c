@@ -1,0 +1,199 @@
+/* The chat pane: one prompt, two answers side by side — the base model (left) and the
+ * edited model at strength α (right) — streamed as the worker writes them; the session's
+ * transcript above, scrollable; the prompt line at the bottom. */
+#include <curses.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "textwrap.h"
+
+/* One screen row of the transcript: a full-width line (prompt, header) or two columns. */
+typedef struct vrow {
+    int kind; /* ROW_PROMPT, ROW_HEADER, ROW_ANSWERS, ROW_BLANK */
+    const char *left;
+    size_t left_len;
+    const char *right;
+    size_t right_len;
+} vrow;
+
+enum { ROW_PROMPT, ROW_HEADER, ROW_ANSWERS, ROW_BLANK };
+
+typedef struct vrows {
+    vrow *v;
+    size_t n, cap;
+    char headers[64][48]; /* header texts ("edited α=1.0") for the rows that point at them */
+    size_t n_headers;
+} vrows;
+
+static void push_row(vrows *rs, vrow r) {
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 64;
+        vrow *v = realloc(rs->v, cap * sizeof *v);
+        if (!v) return;
+        rs->v = v;
+        rs->cap = cap;
+    }
+    rs->v[rs->n++] = r;
+}
+
+/* Wraps text to cols and returns its spans (malloc'ed, *n of them). */
+static tui_span *wrap(const char *text, int cols, size_t *n) {
+    size_t len = strlen(text);
+    *n = tui_wrap(text, len, cols, NULL, 0);
+    tui_span *s = malloc((*n ? *n : 1) * sizeof *s);
+    if (s) tui_wrap(text, len, cols, s, *n);
+    else *n = 0;
+    return s;
+}
+
+static void add_turn(vrows *rs, const char *prompt, const char *base, const char *edited,
+                     double strength, int col_w, int full_w, int has_edited) {
+    size_t np;
+    tui_span *ps = wrap(prompt, full_w - 5, &np);
+    for (size_t i = 0; i < np; i++)
+        push_row(rs, (vrow){ROW_PROMPT, prompt + ps[i].start, ps[i].len, i == 0 ? "you: " : "     ", 5});
+    free(ps);
+    char *hdr = rs->headers[rs->n_headers % 64];
+    rs->n_headers++;
+    snprintf(hdr, 48, "edited  α=%.2g", strength);
+    push_row(rs, (vrow){ROW_HEADER, "base", 4, has_edited ? hdr : "", has_edited ? strlen(hdr) : 0});
+    size_t nb, ne;
+    tui_span *bs = wrap(base, col_w, &nb);
+    tui_span *es = wrap(edited, col_w, &ne);
+    size_t rows = nb > ne ? nb : ne;
+    for (size_t i = 0; i < rows; i++)
+        push_row(rs, (vrow){ROW_ANSWERS, i < nb ? base + bs[i].start : "", i < nb ? bs[i].len : 0,
+                            i < ne ? edited + es[i].start : "", i < ne ? es[i].len : 0});
+    free(bs);
+    free(es);
+    push_row(rs, (vrow){ROW_BLANK, "", 0, "", 0});
+}
+
+static void draw_span(int y, int x, int w, const char *s, size_t len, int attr) {
+    char buf[1024];
+    if (len >= sizeof buf) len = sizeof buf - 1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    draw_text(y, x, w, buf, attr);
+}
+
+void pane_chat_draw(tui_app *a, tui_rect r) {
+    int focused = a->focus == PANE_CHAT;
+    char right[80];
+    snprintf(right, sizeof right, "α=%.2g  F7/F8", a->session.config.strength);
+    draw_title(r, "Chat: base | edited", right, focused);
+    int hist_h = r.h - 2;
+    int col_w = (r.w - 3) / 2;
+    vrows rs = {0};
+    /* The transcript; its strings stay alive while the session is not changed (drawing). */
+    for (size_t i = 0; i < a->session.n_chat; i++) {
+        const tui_chat_turn *t = &a->session.chat[i];
+        add_turn(&rs, t->prompt, t->base, t->edited, t->strength, col_w, r.w, t->edited[0] != 0 || a->edits);
+    }
+    if (a->chatting)
+        add_turn(&rs, a->chat_prompt, a->answer[0] ? a->answer[0] : "",
+                 a->answer[1] ? a->answer[1] : "", a->session.config.strength, col_w, r.w, 1);
+    if (rs.n == 0 && hist_h > 2) {
+        draw_text(r.y + 2, r.x + 2, r.w - 4, "Type a prompt and press Enter: the base model answers "
+                                             "on the left, the edited model on the right.",
+                  has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
+    }
+    int max_scroll = (int)rs.n > hist_h ? (int)rs.n - hist_h : 0;
+    if (a->chat_scroll > max_scroll) a->chat_scroll = max_scroll;
+    int first = (int)rs.n - hist_h - a->chat_scroll;
+    if (first < 0) first = 0;
+    for (int i = 0; i < hist_h && first + i < (int)rs.n; i++) {
+        const vrow *v = &rs.v[first + i];
+        int y = r.y + 1 + i;
+        switch (v->kind) {
+        case ROW_PROMPT:
+            draw_text(y, r.x + 1, 5, v->right, A_BOLD);
+            draw_span(y, r.x + 6, r.w - 7, v->left, v->left_len, A_BOLD);
+            break;
+        case ROW_HEADER:
+            draw_span(y, r.x + 1, col_w, v->left, v->left_len,
+                      (has_colors() ? COLOR_PAIR(PAIR_BASE) : 0) | A_UNDERLINE);
+            draw_span(y, r.x + 2 + col_w + 1, col_w, v->right, v->right_len,
+                      (has_colors() ? COLOR_PAIR(PAIR_EDITED) : 0) | A_UNDERLINE);
+            break;
+        case ROW_ANSWERS:
+            draw_span(y, r.x + 1, col_w, v->left, v->left_len, 0);
+            draw_text(y, r.x + 1 + col_w, 1, a->utf8 ? "│" : "|", has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
+            draw_span(y, r.x + 2 + col_w + 1, col_w, v->right, v->right_len, 0);
+            break;
+        default: break;
+        }
+    }
+    free(rs.v);
+    /* the prompt line */
+    int y = r.y + r.h - 1;
+    const char *prefix = a->chatting ? "… " : "> ";
+    draw_text(y, r.x + 1, 2, prefix, A_BOLD);
+    a->chat_input[a->chat_len] = '\0';
+    const char *shown = a->chat_input;
+    int room = r.w - 4;
+    while (tui_text_width(shown, strlen(shown)) > room) { /* keep the end in view */
+        shown++;
+        while (((unsigned char)*shown & 0xC0) == 0x80) shown++;
+    }
+    int used = draw_text(y, r.x + 3, room, shown, 0);
+    if (focused) move(y, r.x + 3 + used);
+}
+
+static void send_prompt(tui_app *a) {
+    a->chat_input[a->chat_len] = '\0';
+    if (!a->chat_len) return;
+    rd_error err = {0};
+    if (app_chat(a, a->chat_input, &err)) {
+        app_notify(a, 1, "%s", err.msg);
+        return;
+    }
+    a->chat_len = 0;
+    a->chat_input[0] = '\0';
+}
+
+int pane_chat_key(tui_app *a, tui_key k) {
+    if (k.is_key) {
+        switch (k.code) {
+        case KEY_PPAGE: a->chat_scroll += 5; return 1;
+        case KEY_NPAGE: a->chat_scroll = a->chat_scroll > 5 ? a->chat_scroll - 5 : 0; return 1;
+        case KEY_UP: /* recall the last prompt */
+            if (!a->chat_len && a->session.n_chat) {
+                snprintf(a->chat_input, sizeof a->chat_input, "%s",
+                         a->session.chat[a->session.n_chat - 1].prompt);
+                a->chat_len = strlen(a->chat_input);
+            }
+            return 1;
+        case KEY_ENTER: send_prompt(a); return 1;
+        case KEY_BACKSPACE: break;
+        default: return 0;
+        }
+    }
+    if (!k.is_key && (k.code == '\r' || k.code == '\n')) {
+        send_prompt(a);
+        return 1;
+    }
+    if ((k.is_key && k.code == KEY_BACKSPACE) || (!k.is_key && (k.code == 127 || k.code == 8))) {
+        while (a->chat_len > 0) {
+            a->chat_len--;
+            if (((unsigned char)a->chat_input[a->chat_len] & 0xC0) != 0x80) break;
+        }
+        return 1;
+    }
+    if (!k.is_key && k.code == 21) { /* Ctrl-U */
+        a->chat_len = 0;
+        return 1;
+    }
+    if (!k.is_key && k.code >= 32 && k.code != 127) {
+        char mb[8];
+        int n = (int)wctomb(mb, (wchar_t)k.code);
+        if (n > 0 && a->chat_len + (size_t)n < sizeof a->chat_input - 1) {
+            memcpy(a->chat_input + a->chat_len, mb, (size_t)n);
+            a->chat_len += (size_t)n;
+        }
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,238 @@
+/* The configuration pane: every field of tui_config grouped (edits, training, data, chat),
+ * chosen with Up/Down and edited in place. Typing is validated at every key through
+ * tui_config_set on a copy, so the pane shows the error before Enter is pressed. */
+#include <curses.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "textwrap.h"
+#include "tui_config.h"
+
+#define LABEL_W 15
+
+static int field_count(void) { return (int)tui_config_field_count(); }
+
+/* Display rows: a group header before the first field of each group. Row r of the list maps
+ * to field index (or -1 for a header, with *group set). */
+static int row_field(int row, const char **group) {
+    const char *prev = NULL;
+    int r = 0;
+    for (int i = 0; i < field_count(); i++) {
+        const tui_field *f = tui_config_field((size_t)i);
+        if (!prev || strcmp(prev, f->group)) {
+            if (r == row) {
+                *group = f->group;
+                return -1;
+            }
+            r++;
+            prev = f->group;
+        }
+        if (r == row) return i;
+        r++;
+    }
+    return -2; /* past the end */
+}
+
+static int field_row(int field) {
+    const char *prev = NULL;
+    int r = 0;
+    for (int i = 0; i < field_count(); i++) {
+        const tui_field *f = tui_config_field((size_t)i);
+        if (!prev || strcmp(prev, f->group)) {
+            r++;
+            prev = f->group;
+        }
+        if (i == field) return r;
+        r++;
+    }
+    return r;
+}
+
+/* Validates the edit buffer against a copy of the configuration. */
+static void check_edit(tui_app *a) {
+    tui_config copy = a->session.config;
+    rd_error err = {0};
+    const tui_field *f = tui_config_field((size_t)a->cfg_sel);
+    a->cfg_buf[a->cfg_len] = '\0';
+    if (tui_config_set(&copy, f, a->cfg_buf, &err)) snprintf(a->cfg_error, sizeof a->cfg_error, "%s", err.msg);
+    else a->cfg_error[0] = '\0';
+}
+
+/* Draws text cut to w columns, keeping its end when it does not fit ("…/datasets/x.jsonl"). */
+static void draw_value(int y, int x, int w, const char *v, int attr, int utf8) {
+    size_t len = strlen(v);
+    int width = tui_text_width(v, len);
+    if (width <= w) {
+        draw_text(y, x, w, v, attr);
+        return;
+    }
+    const char *p = v;
+    while (*p && tui_text_width(p, strlen(p)) > w - 1) {
+        p++;
+        while (((unsigned char)*p & 0xC0) == 0x80) p++;
+    }
+    draw_text(y, x, 1, utf8 ? "…" : "<", attr);
+    draw_text(y, x + 1, w - 1, p, attr);
+}
+
+void pane_config_draw(tui_app *a, tui_rect r) {
+    int focused = a->focus == PANE_CONFIG;
+    draw_title(r, "Configuration", focused ? "F6 train" : "F2", focused);
+    int list_h = r.h - 3; /* title, list, help line, error line */
+    if (list_h < 1) return;
+    int sel_row = field_row(a->cfg_sel);
+    if (sel_row < a->cfg_top + 1) a->cfg_top = sel_row - 1 < 0 ? 0 : sel_row - 1;
+    if (sel_row >= a->cfg_top + list_h) a->cfg_top = sel_row - list_h + 1;
+    int value_x = r.x + 1 + LABEL_W, value_w = r.w - LABEL_W - 2;
+    for (int i = 0; i < list_h; i++) {
+        const char *group = NULL;
+        int f = row_field(a->cfg_top + i, &group);
+        int y = r.y + 1 + i;
+        if (f == -2) break;
+        if (f == -1) {
+            draw_text(y, r.x + 1, r.w - 2, group, A_BOLD | A_UNDERLINE);
+            continue;
+        }
+        const tui_field *fd = tui_config_field((size_t)f);
+        int sel = f == a->cfg_sel;
+        int attr = sel && focused ? A_REVERSE : 0;
+        draw_blank(y, r.x, r.w, attr);
+        draw_text(y, r.x + 2, LABEL_W - 1, fd->label, attr);
+        if (sel && a->cfg_editing) {
+            a->cfg_buf[a->cfg_len] = '\0';
+            int err_attr = a->cfg_error[0] && has_colors() ? COLOR_PAIR(PAIR_ERROR) : 0;
+            draw_blank(y, value_x, value_w, 0);
+            draw_value(y, value_x, value_w - 1, a->cfg_buf, err_attr | A_UNDERLINE, a->utf8);
+            int used = tui_text_width(a->cfg_buf, a->cfg_len);
+            move(y, value_x + (used < value_w - 1 ? used : value_w - 1));
+        } else {
+            char v[600];
+            tui_config_get(&a->session.config, fd, v, sizeof v);
+            if (fd->kind == TUI_FIELD_TEXT && !v[0]) snprintf(v, sizeof v, "-");
+            draw_value(y, value_x, value_w, v, attr, a->utf8);
+        }
+    }
+    /* help or error of the selected field */
+    const tui_field *sel = tui_config_field((size_t)a->cfg_sel);
+    int y = r.y + r.h - 2;
+    if (a->cfg_editing && a->cfg_error[0]) {
+        int attr = has_colors() ? COLOR_PAIR(PAIR_ERROR) : A_BOLD;
+        draw_text(y, r.x + 1, r.w - 2, a->cfg_error, attr);
+        draw_text(y + 1, r.x + 1, r.w - 2, "Enter keeps a valid value, Esc cancels", 0);
+    } else if (sel) {
+        draw_text(y, r.x + 1, r.w - 2, sel->help, has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
+        if (a->cfg_editing)
+            draw_text(y + 1, r.x + 1, r.w - 2, "valid: Enter keeps it, Esc cancels",
+                      has_colors() ? COLOR_PAIR(PAIR_OK) : 0);
+    }
+    if (a->cfg_editing && a->focus == PANE_CONFIG) {
+        /* put the cursor back in the edited field (drawing the help moved it) */
+        int row = field_row(a->cfg_sel) - a->cfg_top;
+        int used = tui_text_width(a->cfg_buf, a->cfg_len);
+        move(r.y + 1 + row, value_x + (used < value_w - 1 ? used : value_w - 1));
+    }
+}
+
+/* Applies text to the selected field, with the message in the hints row. */
+static int apply(tui_app *a, const char *text) {
+    const tui_field *f = tui_config_field((size_t)a->cfg_sel);
+    rd_error err = {0};
+    if (app_set_field(a, f->key, text, &err)) {
+        app_notify(a, 1, "%s", err.msg);
+        return -1;
+    }
+    char v[600];
+    tui_config_get(&a->session.config, f, v, sizeof v);
+    app_notify(a, 0, "%s = %s", f->key, v);
+    return 0;
+}
+
+/* Bools toggle; choices move by dir. */
+static int cycle(tui_app *a, int dir) {
+    const tui_field *f = tui_config_field((size_t)a->cfg_sel);
+    char v[600];
+    tui_config_get(&a->session.config, f, v, sizeof v);
+    if (f->kind == TUI_FIELD_BOOL) return apply(a, strcmp(v, "on") ? "on" : "off"), 1;
+    if (f->kind != TUI_FIELD_CHOICE) return 0;
+    int n = 0, cur = 0;
+    while (f->choices[n]) {
+        if (!strcmp(f->choices[n], v)) cur = n;
+        n++;
+    }
+    apply(a, f->choices[((cur + dir) % n + n) % n]);
+    return 1;
+}
+
+static void begin_edit(tui_app *a) {
+    const tui_field *f = tui_config_field((size_t)a->cfg_sel);
+    tui_config_get(&a->session.config, f, a->cfg_buf, sizeof a->cfg_buf);
+    a->cfg_len = strlen(a->cfg_buf);
+    a->cfg_editing = 1;
+    check_edit(a);
+}
+
+static int edit_key(tui_app *a, tui_key k) {
+    if (!k.is_key && k.code == 27) { /* Esc: cancel */
+        a->cfg_editing = 0;
+        return 1;
+    }
+    if ((!k.is_key && (k.code == '\r' || k.code == '\n')) || (k.is_key && k.code == KEY_ENTER)) {
+        a->cfg_buf[a->cfg_len] = '\0';
+        if (a->cfg_error[0]) {
+            app_notify(a, 1, "%s", a->cfg_error);
+            return 1;
+        }
+        if (apply(a, a->cfg_buf) == 0) a->cfg_editing = 0;
+        return 1;
+    }
+    if ((k.is_key && k.code == KEY_BACKSPACE) || (!k.is_key && (k.code == 127 || k.code == 8))) {
+        while (a->cfg_len > 0) { /* one UTF-8 character */
+            a->cfg_len--;
+            if (((unsigned char)a->cfg_buf[a->cfg_len] & 0xC0) != 0x80) break;
+        }
+    } else if (!k.is_key && k.code == 21) { /* Ctrl-U */
+        a->cfg_len = 0;
+    } else if (!k.is_key && k.code >= 32) {
+        char mb[8];
+        int n = (int)wctomb(mb, (wchar_t)k.code);
+        if (n > 0 && a->cfg_len + (size_t)n < sizeof a->cfg_buf - 1) {
+            memcpy(a->cfg_buf + a->cfg_len, mb, (size_t)n);
+            a->cfg_len += (size_t)n;
+        }
+    } else {
+        return 1; /* other keys do nothing while editing */
+    }
+    check_edit(a);
+    return 1;
+}
+
+int pane_config_key(tui_app *a, tui_key k) {
+    if (a->cfg_editing) return edit_key(a, k);
+    int n = field_count();
+    if (k.is_key) {
+        switch (k.code) {
+        case KEY_UP: a->cfg_sel = (a->cfg_sel + n - 1) % n; return 1;
+        case KEY_DOWN: a->cfg_sel = (a->cfg_sel + 1) % n; return 1;
+        case KEY_PPAGE: a->cfg_sel = a->cfg_sel > 8 ? a->cfg_sel - 8 : 0; return 1;
+        case KEY_NPAGE: a->cfg_sel = a->cfg_sel + 8 < n ? a->cfg_sel + 8 : n - 1; return 1;
+        case KEY_HOME: a->cfg_sel = 0; return 1;
+        case KEY_END: a->cfg_sel = n - 1; return 1;
+        case KEY_LEFT: return cycle(a, -1);
+        case KEY_RIGHT: return cycle(a, +1);
+        case KEY_ENTER: break;
+        default: return 0;
+        }
+    }
+    if (!k.is_key && k.code == 'k') return a->cfg_sel = (a->cfg_sel + n - 1) % n, 1;
+    if (!k.is_key && k.code == 'j') return a->cfg_sel = (a->cfg_sel + 1) % n, 1;
+    if (!k.is_key && k.code == ' ') return cycle(a, +1);
+    if ((k.is_key && k.code == KEY_ENTER) || (!k.is_key && (k.code == '\r' || k.code == '\n'))) {
+        const tui_field *f = tui_config_field((size_t)a->cfg_sel);
+        if (f->kind == TUI_FIELD_BOOL || f->kind == TUI_FIELD_CHOICE) return cycle(a, +1);
+        begin_edit(a);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,767 @@
+/* Workbench sessions on disk: ROOT/NAME/{session.json, loss.csv, chat.jsonl,
+ * edits.safetensors}, written atomically and read back as untrusted data. */
+#include "session.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "redit/atomic_file.h"
+
+#define SESSION_FORMAT "redit-session"
+#define SESSION_VERSION 1
+#define MAX_SESSION_FILE ((size_t)64 << 20) /* bytes: larger files are refused */
+#define LOSS_HEADER "run,step,kind,loss"
+
+/* ---- names and paths ------------------------------------------------------------------------ */
+
+int tui_session_name_ok(const char *name, rd_error *err) {
+    if (!name || !*name) {
+        rd_error_set(err, "session name: the name is empty");
+        return 0;
+    }
+    const size_t n = strlen(name);
+    if (n > 64) {
+        rd_error_set(err, "session name: %zu characters is too long (at most 64)", n);
+        return 0;
+    }
+    if (name[0] == '.') {
+        rd_error_set(err, "session name \"%s\": must not start with '.'", name);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-')) {
+            rd_error_set(err, "session name \"%s\": only letters, digits, '.', '_' and '-' are "
+                              "allowed", name);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *root_dir(const char *root) { return root && *root ? root : "."; }
+
+/* root/name[/file] into buf; -1 with *err when it does not fit. */
+static int session_path(const char *root, const char *name, const char *file, char *buf,
+                        size_t cap, rd_error *err) {
+    const int n = file ? snprintf(buf, cap, "%s/%s/%s", root_dir(root), name, file)
+                       : snprintf(buf, cap, "%s/%s", root_dir(root), name);
+    if (n < 0 || (size_t)n >= cap)
+        return rd_error_set(err, "session \"%s\": the folder path \"%s\" is too long", name,
+                            root_dir(root));
+    return 0;
+}
+
+void tui_session_edits_path(const tui_session *s, char *buf, size_t cap) {
+    if (cap == 0) return;
+    snprintf(buf, cap, "%s/%s/edits.safetensors", root_dir(s->root), s->name);
+}
+
+int tui_session_exists(const char *root, const char *name) {
+    char path[1200];
+    struct stat st;
+    if (!tui_session_name_ok(name, NULL) ||
+        session_path(root, name, "session.json", path, sizeof path, NULL))
+        return 0;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ---- runs and chat in memory ------------------------------------------------------------------ */
+
+/* The capacity an array holding n elements has (0, 16, 32, 64, ...): grown by the add
+ * functions only, so it follows from the count and needs no field of its own. */
+static size_t capacity_for(size_t n) {
+    if (n == 0) return 0;
+    size_t cap = 16;
+    while (cap < n) cap *= 2;
+    return cap;
+}
+
+/* Makes *arr (n elements of elem bytes) able to hold n + 1. -1 when out of memory. */
+static int reserve_one(void **arr, size_t n, size_t elem) {
+    if (n < capacity_for(n)) return 0;
+    const size_t cap = n == 0 ? 16 : n * 2;
+    if (cap > SIZE_MAX / elem) return -1;
+    void *grown = realloc(*arr, cap * elem);
+    if (!grown) return -1;
+    *arr = grown;
+    return 0;
+}
+
+int tui_run_add_step(tui_run *r, double loss) {
+    if (reserve_one((void **)&r->loss, r->n_steps, sizeof *r->loss)) return -1;
+    r->loss[r->n_steps++] = loss;
+    return 0;
+}
+
+int tui_run_add_eval(tui_run *r, int step, double loss) {
+    if (step < 0 || (r->n_evals > 0 && step < r->eval_step[r->n_evals - 1])) return -1;
+    if (reserve_one((void **)&r->eval_step, r->n_evals, sizeof *r->eval_step) ||
+        reserve_one((void **)&r->eval_loss, r->n_evals, sizeof *r->eval_loss))
+        return -1;
+    r->eval_step[r->n_evals] = step;
+    r->eval_loss[r->n_evals++] = loss;
+    return 0;
+}
+
+static void run_release(tui_run *r) {
+    free(r->loss);
+    free(r->eval_step);
+    free(r->eval_loss);
+    r->loss = r->eval_loss = NULL;
+    r->eval_step = NULL;
+    r->n_steps = r->n_evals = 0;
+}
+
+void tui_session_drop_last_run(tui_session *s) {
+    if (s->n_runs == 0) return;
+    run_release(&s->runs[--s->n_runs]);
+}
+
+static void chat_turn_release(tui_chat_turn *t) {
+    free(t->prompt);
+    free(t->base);
+    free(t->edited);
+    t->prompt = t->base = t->edited = NULL;
+}
+
+void tui_session_init(tui_session *s, const char *root, const char *name) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->root, sizeof s->root, "%s", root ? root : "");
+    snprintf(s->name, sizeof s->name, "%s", name ? name : "");
+    s->config = tui_config_defaults();
+}
+
+void tui_session_release(tui_session *s) {
+    if (!s) return;
+    for (size_t i = 0; i < s->n_runs; i++) run_release(&s->runs[i]);
+    for (size_t i = 0; i < s->n_chat; i++) chat_turn_release(&s->chat[i]);
+    free(s->runs);
+    free(s->chat);
+    s->runs = NULL;
+    s->chat = NULL;
+    s->n_runs = s->n_chat = 0;
+}
+
+tui_run *tui_session_new_run(tui_session *s, const char *label) {
+    if (reserve_one((void **)&s->runs, s->n_runs, sizeof *s->runs)) return NULL;
+    tui_run *r = &s->runs[s->n_runs++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->label, sizeof r->label, "%s", label ? label : "");
+    r->best_eval_loss = NAN;
+    r->stopped = -1;
+    return r;
+}
+
+static char *copy_text(const char *text) {
+    const char *t = text ? text : "";
+    const size_t n = strlen(t) + 1;
+    char *c = malloc(n);
+    if (c) memcpy(c, t, n);
+    return c;
+}
+
+int tui_session_add_chat(tui_session *s, const char *prompt, const char *base, const char *edited,
+                         double strength) {
+    tui_chat_turn t = {copy_text(prompt), copy_text(base), copy_text(edited), strength};
+    if (!t.prompt || !t.base || !t.edited ||
+        reserve_one((void **)&s->chat, s->n_chat, sizeof *s->chat)) {
+        chat_turn_release(&t);
+        return -1;
+    }
+    s->chat[s->n_chat++] = t;
+    return 0;
+}
+
+/* ---- writing ----------------------------------------------------------------------------------- */
+
+/* A growing text; oom records a failed allocation (checked once at the end). */
+typedef struct text_buf {
+    char *data; /* (cap) NUL-terminated while len < cap */
+    size_t len, cap;
+    int oom;
+} text_buf;
+
+static void tb_append(text_buf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) {
+            b->oom = 1;
+            return;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void tb_printf(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(text_buf *b, const char *fmt, ...) {
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof line) {
+        b->oom = 1; /* the lines written here are short; a longer one is a bug */
+        return;
+    }
+    tb_append(b, line, (size_t)n);
+}
+
+/* Creates dir and its missing parents (as mkdir -p). */
+static int make_dirs(const char *dir, rd_error *err) {
+    char path[1200];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return rd_error_set(err, "%s: the path is too long", dir);
+    for (char *p = path + 1;; p++) {
+        const int end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(path, 0777) != 0 && errno != EEXIST)
+                return rd_error_set(err, "%s: cannot create the folder: %s", path, strerror(errno));
+            if (end) break;
+            *p = '/';
+        }
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return rd_error_set(err, "%s: exists but is not a folder", dir);
+    return 0;
+}
+
+static int write_file_atomically(const char *path, const char *data, size_t len, rd_error *err) {
+    rd_atomic_file f;
+    if (rd_atomic_file_open(&f, path, err)) return -1;
+    if (rd_atomic_file_write(&f, data, len)) {
+        const int e = errno;
+        rd_atomic_file_abort(&f);
+        return rd_error_set(err, "%s: cannot write: %s", path, strerror(e));
+    }
+    return rd_atomic_file_commit(&f, err);
+}
+
+static char *loss_csv_text(const tui_session *s) {
+    text_buf b = {0};
+    tb_append(&b, LOSS_HEADER "\n", strlen(LOSS_HEADER) + 1);
+    for (size_t r = 0; r < s->n_runs; r++) {
+        const tui_run *run = &s->runs[r];
+        for (size_t i = 0; i < run->n_steps; i++)
+            tb_printf(&b, "%zu,%zu,train,%.9g\n", r, i + 1, run->loss[i]);
+        for (size_t i = 0; i < run->n_evals; i++)
+            tb_printf(&b, "%zu,%d,eval,%.9g\n", r, run->eval_step[i], run->eval_loss[i]);
+    }
+    if (b.oom) {
+        free(b.data);
+        return NULL;
+    }
+    return b.data;
+}
+
+static char *chat_jsonl_text(const tui_session *s) {
+    text_buf b = {0};
+    tb_append(&b, "", 0);
+    for (size_t i = 0; i < s->n_chat && !b.oom; i++) {
+        const tui_chat_turn *t = &s->chat[i];
+        cJSON *obj = cJSON_CreateObject();
+        char *line = NULL;
+        if (obj && cJSON_AddStringToObject(obj, "prompt", t->prompt ? t->prompt : "") &&
+            cJSON_AddStringToObject(obj, "base", t->base ? t->base : "") &&
+            cJSON_AddStringToObject(obj, "edited", t->edited ? t->edited : "") &&
+            cJSON_AddNumberToObject(obj, "strength", t->strength))
+            line = cJSON_PrintUnformatted(obj);
+        cJSON_Delete(obj);
+        if (!line) {
+            b.oom = 1;
+            break;
+        }
+        tb_append(&b, line, strlen(line));
+        tb_append(&b, "\n", 1);
+        cJSON_free(line);
+    }
+    if (b.oom) {
+        free(b.data);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* A JSON number in full precision (cJSON prints only ~15 digits), or null for a value JSON
+ * cannot hold (NaN, infinity). */
+static cJSON *number_or_null(double v) {
+    char num[48];
+    if (!isfinite(v)) return cJSON_CreateNull();
+    tui_format_real(v, num, sizeof num);
+    return cJSON_CreateRaw(num);
+}
+
+static cJSON *run_json(const tui_run *r) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    if (!cJSON_AddStringToObject(o, "label", r->label) ||
+        !cJSON_AddItemToObject(o, "seconds", number_or_null(r->seconds)) ||
+        !cJSON_AddItemToObject(o, "tokens_per_s", number_or_null(r->tokens_per_s)) ||
+        !cJSON_AddItemToObject(o, "best_eval_loss", number_or_null(r->best_eval_loss)) ||
+        !cJSON_AddNumberToObject(o, "stopped", r->stopped)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static char *session_json_text(const tui_session *s, const char *config_json,
+                               const char *fingerprint) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *config = cJSON_CreateRaw(config_json);
+    cJSON *runs = cJSON_CreateArray();
+    char *text = NULL;
+    if (!o || !config || !runs) goto done;
+    if (!cJSON_AddStringToObject(o, "format", SESSION_FORMAT) ||
+        !cJSON_AddNumberToObject(o, "version", SESSION_VERSION) ||
+        !cJSON_AddStringToObject(o, "name", s->name) ||
+        !cJSON_AddStringToObject(o, "model_path", s->model_path) ||
+        !cJSON_AddStringToObject(o, "model_fingerprint", fingerprint))
+        goto done;
+    if (!cJSON_AddItemToObject(o, "config", config)) goto done;
+    config = NULL;
+    for (size_t i = 0; i < s->n_runs; i++) {
+        cJSON *r = run_json(&s->runs[i]);
+        if (!r || !cJSON_AddItemToArray(runs, r)) {
+            cJSON_Delete(r);
+            goto done;
+        }
+    }
+    if (!cJSON_AddItemToObject(o, "runs", runs)) goto done;
+    runs = NULL;
+    text = cJSON_Print(o);
+done:
+    cJSON_Delete(o);
+    cJSON_Delete(config);
+    cJSON_Delete(runs);
+    return text;
+}
+
+/* Writes one of the session's text files (text NULL: out of memory building it). */
+static int write_session_file(const tui_session *s, const char *file, const char *text,
+                              rd_error *err) {
+    char path[1200];
+    if (session_path(s->root, s->name, file, path, sizeof path, err)) return -1;
+    if (!text) return rd_error_set(err, "%s: out of memory", path);
+    return write_file_atomically(path, text, strlen(text), err);
+}
+
+int tui_session_save(const tui_session *s, const rd_edits *e, const rd_model *m, rd_error *err) {
+    char dir[1200], path[1200], fingerprint[17];
+    if (!tui_session_name_ok(s->name, err)) return -1;
+    if (e && !m) return rd_error_set(err, "session \"%s\": saving the edits needs the model", s->name);
+    if (tui_config_check_fields(&s->config, err))
+        return rd_error_prefix(err, "session \"%s\": config", s->name);
+    if (session_path(s->root, s->name, NULL, dir, sizeof dir, err) || make_dirs(dir, err))
+        return -1;
+    if (m) snprintf(fingerprint, sizeof fingerprint, "%016" PRIx64, rd_model_fingerprint(m));
+    else snprintf(fingerprint, sizeof fingerprint, "%s", s->model_fingerprint);
+    char *config_json = tui_config_to_json(&s->config);
+    if (!config_json) return rd_error_set(err, "session \"%s\": out of memory", s->name);
+    int rc = -1;
+    char *csv = NULL, *jsonl = NULL, *json = NULL;
+    if (e) {
+        if (session_path(s->root, s->name, "edits.safetensors", path, sizeof path, err) ||
+            rd_edits_save(e, m, config_json, path, err))
+            goto done;
+    }
+    csv = loss_csv_text(s);
+    if (write_session_file(s, "loss.csv", csv, err)) goto done;
+    jsonl = chat_jsonl_text(s);
+    if (write_session_file(s, "chat.jsonl", jsonl, err)) goto done;
+    json = session_json_text(s, config_json, fingerprint);
+    if (write_session_file(s, "session.json", json, err)) goto done;
+    rc = 0;
+done:
+    free(csv);
+    free(jsonl);
+    cJSON_free(json);
+    cJSON_free(config_json);
+    return rc;
+}
+
+/* ---- reading ----------------------------------------------------------------------------------- */
+
+/* Reads a whole file of at most MAX_SESSION_FILE bytes into a malloc'ed, NUL-terminated
+ * buffer. A missing file gives 1 (with *data NULL) when missing_ok, else an error. */
+static int read_session_file(const char *path, int missing_ok, char **data, size_t *len,
+                             rd_error *err) {
+    *data = NULL;
+    *len = 0;
+    const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
+    if (fd < 0) {
+        if (errno == ENOENT && missing_ok) return 1;
+        return rd_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    }
+    struct stat st;
+    int rc = -1;
+    char *buf = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rd_error_set(err, "%s: not a regular file", path);
+        goto done;
+    }
+    if ((uint64_t)st.st_size > MAX_SESSION_FILE) {
+        rd_error_set(err, "%s: %lld bytes is more than a session file may hold (64 MiB)", path,
+                     (long long)st.st_size);
+        goto done;
+    }
+    const size_t size = (size_t)st.st_size;
+    buf = malloc(size + 1);
+    if (!buf) {
+        rd_error_set(err, "%s: out of memory", path);
+        goto done;
+    }
+    size_t got = 0;
+    while (got < size) {
+        const ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            rd_error_set(err, "%s: cannot read: %s", path, strerror(errno));
+            goto done;
+        }
+        if (n == 0) break; /* the file shrank: parse what is there */
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *data = buf;
+    *len = got;
+    buf = NULL;
+    rc = 0;
+done:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* Line number (from 1) of position pos in text. */
+static size_t line_of(const char *text, size_t pos) {
+    size_t line = 1;
+    for (size_t i = 0; i < pos; i++) line += text[i] == '\n';
+    return line;
+}
+
+/* Parses len bytes of JSON; NULL with *err "path line N: not valid JSON" on failure. */
+static cJSON *parse_json(const char *path, size_t line_base, const char *text, size_t len,
+                         rd_error *err) {
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    int trailing = 0;
+    if (v) {
+        /* only white space may follow the value */
+        size_t i = (size_t)(end - text);
+        while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+            i++;
+        if (i == len) return v;
+        cJSON_Delete(v);
+        end = text + i;
+        trailing = 1;
+    }
+    const size_t pos = end && end >= text && (size_t)(end - text) <= len ? (size_t)(end - text) : 0;
+    rd_error_set(err, "%s line %zu: not valid JSON%s", path, line_base + line_of(text, pos) - 1,
+                 trailing ? " (text after the value)" : "");
+    return NULL;
+}
+
+/* A member that must be a string of fewer than cap bytes, copied into out. */
+static int json_string(const cJSON *obj, const char *key, char *out, size_t cap, const char *where,
+                       rd_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return rd_error_set(err, "%s: \"%s\" must be a string", where, key);
+    if (strlen(v->valuestring) >= cap)
+        return rd_error_set(err, "%s: \"%s\" is longer than %zu bytes", where, key, cap - 1);
+    memcpy(out, v->valuestring, strlen(v->valuestring) + 1);
+    return 0;
+}
+
+/* A member that must be a number (or, with null_ok, null = NAN). */
+static int json_number(const cJSON *obj, const char *key, int null_ok, double *out,
+                       const char *where, rd_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (null_ok && cJSON_IsNull(v)) return *out = NAN, 0;
+    if (!cJSON_IsNumber(v))
+        return rd_error_set(err, "%s: \"%s\" must be a number%s", where, key, null_ok ? " or null" : "");
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int fingerprint_ok(const char *fp) {
+    const size_t n = strlen(fp);
+    if (n == 0) return 1;
+    if (n != 16) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789abcdefABCDEF", fp[i])) return 0;
+    return 1;
+}
+
+static int load_run(const cJSON *item, size_t i, tui_session *out, const char *path, rd_error *err) {
+    char where[1300];
+    snprintf(where, sizeof where, "%s: run %zu", path, i);
+    if (!cJSON_IsObject(item)) return rd_error_set(err, "%s: expected an object", where);
+    tui_run *r = tui_session_new_run(out, "");
+    if (!r) return rd_error_set(err, "%s: out of memory", where);
+    double stopped = 0;
+    if (json_string(item, "label", r->label, sizeof r->label, where, err) ||
+        json_number(item, "seconds", 1, &r->seconds, where, err) ||
+        json_number(item, "tokens_per_s", 1, &r->tokens_per_s, where, err) ||
+        json_number(item, "best_eval_loss", 1, &r->best_eval_loss, where, err) ||
+        json_number(item, "stopped", 0, &stopped, where, err))
+        return -1;
+    if (stopped != -1 && stopped != RD_STOP_DONE && stopped != RD_STOP_REQUESTED &&
+        stopped != RD_STOP_NONFINITE)
+        return rd_error_set(err, "%s: \"stopped\" %g is not -1, 0, 1 or 2", where, stopped);
+    r->stopped = (int)stopped;
+    return 0;
+}
+
+static int load_session_json(const char *path, const char *text, size_t len, tui_session *out,
+                             rd_error *err) {
+    cJSON *root = parse_json(path, 1, text, len, err);
+    if (!root) return -1;
+    int rc = -1;
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(root, "version");
+    const cJSON *config = cJSON_GetObjectItemCaseSensitive(root, "config");
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(root, "runs");
+    if (!cJSON_IsObject(root)) {
+        rd_error_set(err, "%s: expected a JSON object", path);
+        goto done;
+    }
+    if (!cJSON_IsString(format) || strcmp(format->valuestring, SESSION_FORMAT) != 0) {
+        rd_error_set(err, "%s: not a redit session (\"format\" is not \"%s\")", path, SESSION_FORMAT);
+        goto done;
+    }
+    if (!cJSON_IsNumber(version)) {
+        rd_error_set(err, "%s: \"version\" is missing or not a number", path);
+        goto done;
+    }
+    if (version->valuedouble != SESSION_VERSION) {
+        rd_error_set(err, "%s: session version %g is not supported (this redit reads version %d)",
+                     path, version->valuedouble, SESSION_VERSION);
+        goto done;
+    }
+    if (json_string(root, "model_path", out->model_path, sizeof out->model_path, path, err) ||
+        json_string(root, "model_fingerprint", out->model_fingerprint,
+                    sizeof out->model_fingerprint, path, err))
+        goto done;
+    if (!fingerprint_ok(out->model_fingerprint)) {
+        rd_error_set(err, "%s: \"model_fingerprint\" must be 16 hex digits or \"\"", path);
+        goto done;
+    }
+    if (!cJSON_IsObject(config)) {
+        rd_error_set(err, "%s: \"config\" must be an object", path);
+        goto done;
+    }
+    if (tui_config_from_cjson(config, &out->config, err)) {
+        rd_error_prefix(err, "%s", path);
+        goto done;
+    }
+    if (!cJSON_IsArray(runs)) {
+        rd_error_set(err, "%s: \"runs\" must be an array", path);
+        goto done;
+    }
+    size_t i = 0;
+    for (const cJSON *item = runs->child; item; item = item->next, i++)
+        if (load_run(item, i, out, path, err)) goto done;
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* The next line of text[*pos, len) (without "\n" or "\r\n"): start and length. 0 at the end. */
+static int next_line(const char *text, size_t len, size_t *pos, const char **line, size_t *n) {
+    if (*pos >= len) return 0;
+    const char *start = text + *pos;
+    const char *nl = memchr(start, '\n', len - *pos);
+    size_t l = nl ? (size_t)(nl - start) : len - *pos;
+    *pos += l + (nl ? 1 : 0);
+    if (l > 0 && start[l - 1] == '\r') l--;
+    *line = start;
+    *n = l;
+    return 1;
+}
+
+/* Splits a CSV row of n bytes into exactly count fields copied into fields (each < 64
+ * bytes). -1 when the count differs, a field is too long or holds a NUL byte. */
+static int split_row(const char *row, size_t n, char fields[][64], int count) {
+    int k = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && row[i] == '\0') return -1;
+        if (i == n || row[i] == ',') {
+            const size_t l = i - start;
+            if (k == count || l >= 64) return -1;
+            memcpy(fields[k], row + start, l);
+            fields[k][l] = '\0';
+            k++;
+            start = i + 1;
+        }
+    }
+    return k == count ? 0 : -1;
+}
+
+/* A non-negative decimal integer of at most 9 digits; -1 otherwise. */
+static long small_count(const char *s) {
+    const size_t n = strlen(s);
+    if (n == 0 || n > 9 || strspn(s, "0123456789") != n) return -1;
+    return strtol(s, NULL, 10);
+}
+
+static int load_loss_row(const char *path, size_t line_no, const char *row, size_t n,
+                         tui_session *out, rd_error *err) {
+    char f[4][64];
+    if (split_row(row, n, f, 4))
+        return rd_error_set(err, "%s line %zu: expected 4 fields: run,step,kind,loss", path, line_no);
+    const long run = small_count(f[0]), step = small_count(f[1]);
+    if (run < 0) return rd_error_set(err, "%s line %zu: run \"%s\" is not a run number", path, line_no, f[0]);
+    if ((size_t)run >= out->n_runs)
+        return rd_error_set(err, "%s line %zu: run %ld is unknown (session.json lists %zu runs)",
+                            path, line_no, run, out->n_runs);
+    if (step < 0) return rd_error_set(err, "%s line %zu: step \"%s\" is not a step number", path, line_no, f[1]);
+    char *end;
+    const double loss = strtod(f[3], &end);
+    if (end == f[3] || *end != '\0')
+        return rd_error_set(err, "%s line %zu: loss \"%s\" is not a number", path, line_no, f[3]);
+    tui_run *r = &out->runs[run];
+    if (!strcmp(f[2], "train")) {
+        if ((size_t)step != r->n_steps + 1)
+            return rd_error_set(err, "%s line %zu: train step %ld of run %ld is out of order "
+                                     "(expected step %zu)", path, line_no, step, run, r->n_steps + 1);
+        if (tui_run_add_step(r, loss)) return rd_error_set(err, "%s: out of memory", path);
+        return 0;
+    }
+    if (!strcmp(f[2], "eval")) {
+        if (r->n_evals > 0 && step < r->eval_step[r->n_evals - 1])
+            return rd_error_set(err, "%s line %zu: eval step %ld of run %ld is out of order "
+                                     "(after step %d)", path, line_no, step, run,
+                                r->eval_step[r->n_evals - 1]);
+        if (tui_run_add_eval(r, (int)step, loss)) return rd_error_set(err, "%s: out of memory", path);
+        return 0;
+    }
+    return rd_error_set(err, "%s line %zu: kind \"%s\" is not train or eval", path, line_no, f[2]);
+}
+
+static int load_loss_csv(const char *path, const char *text, size_t len, tui_session *out,
+                         rd_error *err) {
+    size_t pos = 0, line_no = 0, n;
+    const char *line;
+    if (!next_line(text, len, &pos, &line, &n) || n != strlen(LOSS_HEADER) ||
+        memcmp(line, LOSS_HEADER, n) != 0)
+        return rd_error_set(err, "%s line 1: expected the header \"" LOSS_HEADER "\"", path);
+    line_no = 1;
+    while (next_line(text, len, &pos, &line, &n)) {
+        line_no++;
+        if (n == 0) continue;
+        if (load_loss_row(path, line_no, line, n, out, err)) return -1;
+    }
+    return 0;
+}
+
+static int load_chat_line(const char *path, size_t line_no, const char *line, size_t n,
+                          tui_session *out, rd_error *err) {
+    cJSON *obj = parse_json(path, line_no, line, n, err);
+    if (!obj) return -1;
+    char where[1300];
+    snprintf(where, sizeof where, "%s line %zu", path, line_no);
+    int rc = -1;
+    const char *keys[3] = {"prompt", "base", "edited"};
+    const char *texts[3];
+    double strength = 0;
+    if (!cJSON_IsObject(obj)) {
+        rd_error_set(err, "%s: expected a JSON object", where);
+        goto done;
+    }
+    for (int k = 0; k < 3; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, keys[k]);
+        if (!cJSON_IsString(v) || !v->valuestring) {
+            rd_error_set(err, "%s: \"%s\" must be a string", where, keys[k]);
+            goto done;
+        }
+        texts[k] = v->valuestring;
+    }
+    if (json_number(obj, "strength", 0, &strength, where, err)) goto done;
+    if (!isfinite(strength)) {
+        rd_error_set(err, "%s: \"strength\" must be finite", where);
+        goto done;
+    }
+    if (tui_session_add_chat(out, texts[0], texts[1], texts[2], strength)) {
+        rd_error_set(err, "%s: out of memory", where);
+        goto done;
+    }
+    rc = 0;
+done:
+    cJSON_Delete(obj);
+    return rc;
+}
+
+static int load_chat_jsonl(const char *path, const char *text, size_t len, tui_session *out,
+                           rd_error *err) {
+    size_t pos = 0, line_no = 0, n;
+    const char *line;
+    while (next_line(text, len, &pos, &line, &n)) {
+        line_no++;
+        if (strspn(line, " \t") >= n) continue; /* blank line */
+        if (load_chat_line(path, line_no, line, n, out, err)) return -1;
+    }
+    return 0;
+}
+
+typedef int (*file_loader)(const char *path, const char *text, size_t len, tui_session *out,
+                           rd_error *err);
+
+/* Reads root/name/file and hands it to load; a missing optional file is empty. */
+static int load_part(const char *root, const char *name, const char *file, int optional,
+                     file_loader load, tui_session *out, rd_error *err) {
+    char path[1200];
+    char *text;
+    size_t len;
+    if (session_path(root, name, file, path, sizeof path, err)) return -1;
+    const int rc = read_session_file(path, optional, &text, &len, err);
+    if (rc < 0) return -1;
+    if (rc == 1) return 0;
+    const int bad = load(path, text, len, out, err);
+    free(text);
+    return bad ? -1 : 0;
+}
+
+int tui_session_load(const char *root, const char *name, tui_session *out, rd_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!tui_session_name_ok(name, err)) return -1;
+    if (strlen(root_dir(root)) >= sizeof out->root)
+        return rd_error_set(err, "session \"%s\": the folder path is too long", name);
+    tui_session_init(out, root, name);
+    if (!tui_session_exists(root, name)) {
+        rd_error_set(err, "%s/%s: no session there (session.json is missing)", root_dir(root), name);
+        goto fail;
+    }
+    if (load_part(root, name, "session.json", 0, load_session_json, out, err) ||
+        load_part(root, name, "loss.csv", 1, load_loss_csv, out, err) ||
+        load_part(root, name, "chat.jsonl", 1, load_chat_jsonl, out, err))
+        goto fail;
+    return 0;
+fail:
+    tui_session_release(out);
+    memset(out, 0, sizeof *out);
+    return -1;
+}

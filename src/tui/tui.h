@@ -1,0 +1,20 @@
+/* redit TUI — the workbench entry point (tui layer). */
+#ifndef REDIT_TUI_TUI_H
+#define REDIT_TUI_TUI_H
+
+typedef struct tui_args {
+    const char *model_path;     /* required */
+    const char *tokenizer_path; /* optional llama2.c tokenizer.bin */
+    const char *session;        /* session name ("default" when NULL) */
+    const char *sessions_root;  /* "sessions" when NULL */
+    const char *train_path;     /* optional: preset the training set of a new session */
+    const char *eval_path;
+    const char *stats_path;     /* optional: write UI latency figures here on exit */
+    int threads;
+} tui_args;
+
+/* Runs the workbench until the user quits. Prints errors that prevent it from starting
+ * (before the screen is taken) to stderr. Returns the process exit code. */
+int tui_main(const tui_args *args);
+
+#endif

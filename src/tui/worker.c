@@ -1,0 +1,418 @@
+/* The TUI's worker thread: one job at a time (training or a two-sided chat answer), events
+ * into a bounded queue guarded by a mutex, an eventfd to wake the UI thread's poll. When the
+ * queue is full the worker waits for the UI to drain it (never drops progress). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* eventfd, pthread_sigmask under -std=c17 */
+#endif
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "redit/chat_format.h"
+#include "redit/forward.h"
+
+#define QUEUE_CAP 1024
+
+/* A job as the worker keeps it: copies of the caller's strings and ids. */
+typedef struct job {
+    int kind; /* TUI_JOB_* */
+    tui_train_job train;
+    char *train_path, *eval_path, *template_name, *system;
+    tui_chat_job chat;
+    int *prompt;
+    char *stop_text;
+} job;
+
+struct tui_worker {
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t job_posted; /* a job or quit */
+    pthread_cond_t space;      /* room in the queue, or quit */
+    int efd;
+    int quit;
+    int busy;        /* TUI_JOB_* of the posted or running job */
+    int job_waiting; /* posted, not yet taken by the thread */
+    job job;
+    atomic_int stop;
+    tui_event queue[QUEUE_CAP];
+    size_t head, count;
+};
+
+/* ---- the event queue --------------------------------------------------------------------- */
+
+static void wake(tui_worker *w) {
+    uint64_t one = 1;
+    ssize_t n = write(w->efd, &one, sizeof one);
+    (void)n; /* the counter only saturates; the UI drains everything at once */
+}
+
+/* Queues ev (waiting for room); dropped when the worker is being shut down. */
+static void push(tui_worker *w, const tui_event *ev) {
+    pthread_mutex_lock(&w->mu);
+    while (w->count == QUEUE_CAP && !w->quit) pthread_cond_wait(&w->space, &w->mu);
+    if (!w->quit) {
+        w->queue[(w->head + w->count) % QUEUE_CAP] = *ev;
+        w->count++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    wake(w);
+}
+
+/* Copies text into an event's text field, cut to fit. */
+static void set_text(tui_event *ev, const char *text) {
+    size_t n = text ? strlen(text) : 0;
+    if (n > sizeof ev->text - 1) n = sizeof ev->text - 1;
+    if (n) memcpy(ev->text, text, n);
+    ev->text[n] = '\0';
+}
+
+static void push_text(tui_worker *w, tui_event_kind kind, int side, const char *text) {
+    tui_event ev = {.kind = kind, .side = side};
+    set_text(&ev, text);
+    push(w, &ev);
+}
+
+/* A chat piece, cut into events at UTF-8 character boundaries. */
+static void push_chat_text(tui_worker *w, int side, const char *text, size_t len) {
+    while (len > 0) {
+        tui_event ev = {.kind = TUI_EV_CHAT_TEXT, .side = side};
+        size_t n = len < sizeof ev.text - 1 ? len : sizeof ev.text - 1;
+        while (n < len && n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80) n--; /* no cut */
+        if (n == 0) n = len < sizeof ev.text - 1 ? len : sizeof ev.text - 1;
+        memcpy(ev.text, text, n);
+        ev.text[n] = '\0';
+        push(w, &ev);
+        text += n;
+        len -= n;
+    }
+}
+
+size_t tui_worker_drain(tui_worker *w, tui_event *out, size_t max) {
+    uint64_t counter;
+    ssize_t r = read(w->efd, &counter, sizeof counter); /* reset; re-armed below if needed */
+    (void)r;
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->count < max ? w->count : max;
+    for (size_t i = 0; i < n; i++) out[i] = w->queue[(w->head + i) % QUEUE_CAP];
+    w->head = (w->head + n) % QUEUE_CAP;
+    w->count -= n;
+    int more = w->count > 0;
+    pthread_cond_signal(&w->space);
+    pthread_mutex_unlock(&w->mu);
+    if (more) wake(w);
+    return n;
+}
+
+/* ---- training ---------------------------------------------------------------------------- */
+
+static int on_progress(void *user, const rd_progress *p) {
+    tui_worker *w = user;
+    tui_event ev = {.kind = p->kind == RD_PROGRESS_EVAL ? TUI_EV_TRAIN_EVAL : TUI_EV_TRAIN_STEP,
+                    .progress = *p};
+    push(w, &ev);
+    return atomic_load(&w->stop) != 0;
+}
+
+/* Loads the train set and the eval set (a file, a split of the train set, or none). */
+static int load_data(tui_worker *w, const job *j, rd_dataset **train, rd_dataset **eval,
+                     rd_error *err) {
+    const rd_tokenizer *tok = j->train.model->file.tokenizer;
+    if (!tok) return rd_error_set(err, "the model has no tokenizer: data sets cannot be read");
+    char msg[600];
+    snprintf(msg, sizeof msg, "loading %s", j->train_path);
+    push_text(w, TUI_EV_TRAIN_STATUS, 0, msg);
+    rd_dataset *all = rd_dataset_load(j->train_path, tok, &j->train.data, err);
+    if (!all) return -1;
+    if (j->eval_path[0]) {
+        *train = all;
+        *eval = rd_dataset_load(j->eval_path, tok, &j->train.data, err);
+        return *eval ? 0 : -1;
+    }
+    if (j->train.eval_split > 0) {
+        int rc = rd_dataset_split(all, j->train.eval_split, j->train.train.seed, train, eval, err);
+        rd_dataset_free(all);
+        return rc;
+    }
+    *train = all;
+    return 0;
+}
+
+static void run_train(tui_worker *w, job *j) {
+    rd_error err = {0};
+    rd_dataset *train = NULL, *eval = NULL;
+    if (load_data(w, j, &train, &eval, &err)) {
+        push_text(w, TUI_EV_ERROR, 0, err.msg);
+        rd_dataset_free(train);
+        rd_dataset_free(eval);
+        return;
+    }
+    tui_event status = {.kind = TUI_EV_TRAIN_STATUS,
+                        .n_train = rd_dataset_size(train),
+                        .n_eval = eval ? rd_dataset_size(eval) : 0};
+    snprintf(status.text, sizeof status.text, "training on %zu examples (%zu held out)",
+             status.n_train, status.n_eval);
+    push(w, &status);
+
+    rd_train_opts o = j->train.train;
+    o.stop = &w->stop;
+    rd_train_result res = {0};
+    if (rd_train(j->train.model, j->train.edits, train, eval, &o, on_progress, w, &res, &err)) {
+        push_text(w, TUI_EV_ERROR, 0, err.msg);
+    } else {
+        tui_event ev = {.kind = TUI_EV_TRAIN_DONE,
+                        .steps = res.steps,
+                        .stopped = res.stopped,
+                        .seconds = res.seconds,
+                        .tokens_per_s = res.tokens_per_s,
+                        .best_eval_loss = res.best_eval_loss,
+                        .final_loss = res.final_loss,
+                        .n_train = status.n_train,
+                        .n_eval = status.n_eval};
+        set_text(&ev, res.message);
+        push(w, &ev);
+    }
+    rd_train_result_release(&res);
+    rd_dataset_free(train);
+    rd_dataset_free(eval);
+}
+
+/* ---- chat ---------------------------------------------------------------------------- */
+
+/* One side of a chat answer. */
+typedef struct side {
+    rd_ctx *ctx;
+    rd_generator *gen;
+    rd_chat_filter *filter;
+    int done;
+} side;
+
+static void side_release(side *s) {
+    rd_generator_free(s->gen);
+    rd_ctx_free(s->ctx);
+    rd_chat_filter_free(s->filter);
+}
+
+static int side_start(side *s, const job *j, const rd_edits_view *view, rd_error *err) {
+    const tui_chat_job *c = &j->chat;
+    int seq = rd_model_config(c->model)->seq_len;
+    size_t want = c->n_prompt + (size_t)c->gen.max_tokens;
+    if (want > (size_t)seq) want = (size_t)seq;
+    if (!(s->filter = rd_chat_filter_new(j->stop_text)))
+        return rd_error_set(err, "out of memory");
+    if (!(s->ctx = rd_ctx_new(c->model, 1, (int)want, err))) return -1;
+    s->gen = rd_generator_start(s->ctx, view, j->prompt, c->n_prompt, &c->gen, err);
+    return s->gen ? 0 : -1;
+}
+
+/* Produces one token of side i and queues the text it adds; marks the side done (and
+ * queues CHAT_DONE) at its end. */
+static void side_step(tui_worker *w, side *s, int i) {
+    rd_error err = {0};
+    int token;
+    const char *text, *show;
+    size_t len, show_len;
+    int rc = rd_generator_next(s->gen, &token, &text, &len, &err);
+    if (rc == 1) {
+        int over = rd_chat_filter_push(s->filter, text, len, &show, &show_len);
+        if (over < 0) {
+            rc = -1;
+            rd_error_set(&err, "out of memory");
+        } else {
+            push_chat_text(w, i, show, show_len);
+            if (over == 0) return;
+        }
+    }
+    if (rc >= 0) {
+        rd_chat_filter_finish(s->filter, &show, &show_len);
+        push_chat_text(w, i, show, show_len);
+    }
+    tui_event ev = {.kind = TUI_EV_CHAT_DONE, .side = i, .stopped = atomic_load(&w->stop) != 0};
+    set_text(&ev, rc < 0 ? err.msg : "");
+    push(w, &ev);
+    s->done = 1;
+}
+
+static void run_chat(tui_worker *w, job *j) {
+    rd_error err = {0};
+    side sides[2] = {{0}};
+    rd_edits_view view;
+    if (j->chat.edits) view = rd_edits_view_at(j->chat.edits, j->chat.strength);
+    int n_sides = j->chat.edits ? 2 : 1;
+    for (int i = 0; i < n_sides; i++) {
+        if (side_start(&sides[i], j, i ? &view : NULL, &err)) {
+            push_text(w, TUI_EV_ERROR, 0, err.msg);
+            for (int k = 0; k <= i; k++) side_release(&sides[k]);
+            return;
+        }
+    }
+    for (;;) {
+        int active = 0;
+        for (int i = 0; i < n_sides; i++) {
+            if (sides[i].done) continue;
+            if (atomic_load(&w->stop)) rd_generator_stop(sides[i].gen, 2);
+            side_step(w, &sides[i], i);
+            active += !sides[i].done;
+        }
+        if (!active) break;
+    }
+    for (int i = 0; i < n_sides; i++) side_release(&sides[i]);
+}
+
+/* ---- the thread ---------------------------------------------------------------------- */
+
+static void job_release(job *j) {
+    free(j->train_path);
+    free(j->eval_path);
+    free(j->template_name);
+    free(j->system);
+    free(j->prompt);
+    free(j->stop_text);
+    memset(j, 0, sizeof *j);
+}
+
+static void *thread_main(void *arg) {
+    tui_worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->job_waiting && !w->quit) pthread_cond_wait(&w->job_posted, &w->mu);
+        if (w->quit) break;
+        w->job_waiting = 0;
+        job *j = &w->job;
+        pthread_mutex_unlock(&w->mu);
+        if (j->kind == TUI_JOB_TRAIN)
+            run_train(w, j);
+        else
+            run_chat(w, j);
+        pthread_mutex_lock(&w->mu);
+        job_release(j);
+        w->busy = TUI_JOB_NONE;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+tui_worker *tui_worker_new(rd_error *err) {
+    tui_worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        rd_error_set(err, "out of memory for the worker");
+        return NULL;
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->job_posted, NULL);
+    pthread_cond_init(&w->space, NULL);
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->efd < 0) {
+        rd_error_set(err, "eventfd: %s", strerror(errno));
+        tui_worker_free(w);
+        return NULL;
+    }
+    /* The thread starts with every signal blocked (it inherits this mask). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&w->thread, NULL, thread_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        rd_error_set(err, "cannot start the worker thread: %s", strerror(rc));
+        tui_worker_free(w);
+        return NULL;
+    }
+    w->thread_started = 1;
+    return w;
+}
+
+void tui_worker_free(tui_worker *w) {
+    if (!w) return;
+    if (w->thread_started) {
+        atomic_store(&w->stop, 1);
+        pthread_mutex_lock(&w->mu);
+        w->quit = 1;
+        pthread_cond_broadcast(&w->job_posted);
+        pthread_cond_broadcast(&w->space);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+    }
+    job_release(&w->job);
+    if (w->efd >= 0) close(w->efd);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->job_posted);
+    pthread_cond_destroy(&w->space);
+    free(w);
+}
+
+int tui_worker_fd(const tui_worker *w) { return w->efd; }
+
+int tui_worker_busy(const tui_worker *w) {
+    pthread_mutex_t *mu = (pthread_mutex_t *)&w->mu;
+    pthread_mutex_lock(mu);
+    int b = w->busy;
+    pthread_mutex_unlock(mu);
+    return b;
+}
+
+void tui_worker_stop(tui_worker *w) { atomic_store(&w->stop, 1); }
+
+static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+
+/* Hands j to the thread (the worker takes its memory) unless a job is running. */
+static int post(tui_worker *w, job *j, rd_error *err) {
+    pthread_mutex_lock(&w->mu);
+    if (w->busy) {
+        pthread_mutex_unlock(&w->mu);
+        job_release(j);
+        return rd_error_set(err, "%s is running", w->busy == TUI_JOB_TRAIN ? "training"
+                                                                           : "a chat answer");
+    }
+    w->job = *j;
+    w->busy = j->kind;
+    w->job_waiting = 1;
+    atomic_store(&w->stop, 0);
+    pthread_cond_signal(&w->job_posted);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+int tui_worker_start_train(tui_worker *w, const tui_train_job *t, rd_error *err) {
+    if (!t->model || !t->edits || !t->train_path || !*t->train_path)
+        return rd_error_set(err, "no model, edits or training set");
+    job j = {.kind = TUI_JOB_TRAIN, .train = *t};
+    j.train_path = dup_or_empty(t->train_path);
+    j.eval_path = dup_or_empty(t->eval_path);
+    j.template_name = t->data.template_name ? strdup(t->data.template_name) : NULL;
+    j.system = t->data.system ? strdup(t->data.system) : NULL;
+    if (!j.train_path || !j.eval_path || (t->data.template_name && !j.template_name) ||
+        (t->data.system && !j.system)) {
+        job_release(&j);
+        return rd_error_set(err, "out of memory");
+    }
+    j.train.train_path = j.train_path;
+    j.train.eval_path = j.eval_path;
+    j.train.data.template_name = j.template_name;
+    j.train.data.system = j.system;
+    return post(w, &j, err);
+}
+
+int tui_worker_start_chat(tui_worker *w, const tui_chat_job *c, rd_error *err) {
+    if (!c->model || !c->prompt || c->n_prompt == 0) return rd_error_set(err, "empty prompt");
+    job j = {.kind = TUI_JOB_CHAT, .chat = *c};
+    j.prompt = malloc(c->n_prompt * sizeof *j.prompt);
+    j.stop_text = dup_or_empty(c->stop_text);
+    if (!j.prompt || !j.stop_text) {
+        job_release(&j);
+        return rd_error_set(err, "out of memory");
+    }
+    memcpy(j.prompt, c->prompt, c->n_prompt * sizeof *j.prompt);
+    j.chat.prompt = j.prompt;
+    j.chat.stop_text = j.stop_text;
+    return post(w, &j, err);
+}

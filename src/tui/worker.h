@@ -1,0 +1,94 @@
+/* redit TUI — the worker thread (no curses here): training and chat generation run on it so
+ * the UI thread stays responsive. It runs one job at a time and reports through a locked
+ * event queue; an eventfd becomes readable whenever events are waiting, so the UI thread
+ * polls {stdin, eventfd} (STYLE.md). Only the UI thread calls these functions. */
+#ifndef REDIT_TUI_WORKER_H
+#define REDIT_TUI_WORKER_H
+
+#include <stddef.h>
+
+#include "redit/dataset.h"
+#include "redit/edits.h"
+#include "redit/error.h"
+#include "redit/generate.h"
+#include "redit/model.h"
+#include "redit/train.h"
+
+typedef enum tui_event_kind {
+    TUI_EV_TRAIN_STEP = 1, /* progress: one optimizer step */
+    TUI_EV_TRAIN_EVAL,     /* progress: an evaluation */
+    TUI_EV_TRAIN_STATUS,   /* text: what the job is doing (loading data, ...) */
+    TUI_EV_TRAIN_DONE,     /* result fields; text: why it stopped early, or "" */
+    TUI_EV_CHAT_TEXT,      /* side, text: a piece of an answer to show */
+    TUI_EV_CHAT_DONE,      /* side; text: "" or an error message */
+    TUI_EV_ERROR           /* text: a job could not run (the job is over) */
+} tui_event_kind;
+
+typedef struct tui_event {
+    tui_event_kind kind;
+    int side;             /* chat: 0 base, 1 edited */
+    rd_progress progress; /* TRAIN_STEP / TRAIN_EVAL */
+    /* TRAIN_DONE */
+    int steps, stopped;   /* RD_STOP_* */
+    double seconds, tokens_per_s, best_eval_loss, final_loss;
+    size_t n_train, n_eval; /* examples (TRAIN_STATUS after loading, TRAIN_DONE) */
+    char text[RD_ERROR_MAX]; /* NUL-terminated; chat pieces longer than this come as several */
+} tui_event;
+
+typedef struct tui_worker tui_worker;
+
+/* Starts the thread (all signals blocked in it, so SIGWINCH and SIGINT reach the UI
+ * thread). NULL with *err on failure. */
+tui_worker *tui_worker_new(rd_error *err);
+
+/* Asks the running job to stop, waits for the thread to end and frees everything. Events
+ * not drained are dropped. NULL-safe. */
+void tui_worker_free(tui_worker *w);
+
+/* The file descriptor to poll for POLLIN: readable while events are waiting. */
+int tui_worker_fd(const tui_worker *w);
+
+enum { TUI_JOB_NONE = 0, TUI_JOB_TRAIN, TUI_JOB_CHAT };
+
+/* The kind of job running now (TUI_JOB_NONE when idle: its last event has been queued). */
+int tui_worker_busy(const tui_worker *w);
+
+/* A training run. Everything is borrowed: model and edits must stay alive and untouched by
+ * the UI thread until the job's TRAIN_DONE or ERROR event has been drained; the strings are
+ * copied. The job loads train_path (and eval_path, or splits off eval_split of the train
+ * set when eval_path is "" and eval_split > 0) with the model's tokenizer on the worker. */
+typedef struct tui_train_job {
+    const rd_model *model;
+    rd_edits *edits;
+    const char *train_path, *eval_path;
+    double eval_split;
+    rd_data_opts data;    /* its strings are copied */
+    rd_train_opts train;  /* stop is set by the worker */
+} tui_train_job;
+
+/* One chat prompt answered twice, base and edited, a token of each in turn. prompt ids are
+ * copied; edits (NULL: the edited side is skipped) must stay alive and unchanged until both
+ * CHAT_DONE events have been drained. stop_text: where a reply ends (rd_chat_turn_start),
+ * copied. */
+typedef struct tui_chat_job {
+    const rd_model *model;
+    const rd_edits *edits;
+    float strength;
+    const int *prompt;
+    size_t n_prompt;
+    rd_gen_opts gen;
+    const char *stop_text;
+} tui_chat_job;
+
+/* Queue a job; -1 with *err when a job is running or the job is invalid. */
+int tui_worker_start_train(tui_worker *w, const tui_train_job *job, rd_error *err);
+int tui_worker_start_chat(tui_worker *w, const tui_chat_job *job, rd_error *err);
+
+/* Asks the running job to stop: training at the next step boundary (keeping the best
+ * edits), generation at the next token. */
+void tui_worker_stop(tui_worker *w);
+
+/* Moves up to max waiting events into out (oldest first) and returns how many. */
+size_t tui_worker_drain(tui_worker *w, tui_event *out, size_t max);
+
+#endif

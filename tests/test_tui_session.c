@@ -1,0 +1,1062 @@
+/* Workbench settings and sessions (src/tui/tui_config.c, src/tui/session.c): the field table
+ * (every key, get/set round trips, bool spellings, rejected values with their messages and
+ * the config unchanged), cross-field validation, the engine option structs, config JSON
+ * round trips and refusals, session save → load round trips with edits, the exact loss.csv
+ * text, damaged files, and session names. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../src/tui/session.h"
+#include "../src/tui/tui_config.h"
+#include "helpers/tiny_model.h"
+#include "redit/edits.h"
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static const tui_field *field(const char *key) {
+    const tui_field *f = tui_config_find(key);
+    if (!f) fail_msg("no field \"%s\"", key);
+    return f;
+}
+
+static void set_ok(tui_config *c, const char *key, const char *text) {
+    rd_error err = {{0}};
+    if (tui_config_set(c, field(key), text, &err)) fail_msg("set %s = '%s': %s", key, text, err.msg);
+}
+
+static void assert_get(const tui_config *c, const char *key, const char *want) {
+    char buf[1024];
+    int n = tui_config_get(c, field(key), buf, sizeof buf);
+    assert_int_equal(n, (int)strlen(want));
+    assert_string_equal(buf, want);
+}
+
+/* Two configs hold the same settings: every field reads back as the same text (reals in
+ * shortest round-trip form, so equal text means the same double). */
+static void assert_config_equal(const tui_config *a, const tui_config *b) {
+    char x[1024], y[1024];
+    for (size_t i = 0; i < tui_config_field_count(); i++) {
+        const tui_field *f = tui_config_field(i);
+        tui_config_get(a, f, x, sizeof x);
+        tui_config_get(b, f, y, sizeof y);
+        if (strcmp(x, y)) fail_msg("field %s: '%s' != '%s'", f->key, x, y);
+    }
+}
+
+/* Removes a folder and everything below it (test folders only). */
+static void rm_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        char sub[2048];
+        while (d && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            rm_tree(sub);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static char *read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void write_all(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static rd_model *tiny_model(uint64_t seed) {
+    rd_model_file f;
+    rd_error err = {{0}};
+    rd_config cfg = tiny_config();
+    if (tiny_model_init(&f, &cfg, 0, seed)) fail_msg("random model");
+    rd_model *m = rd_model_from_file(&f, NULL, &err);
+    if (!m) fail_msg("model: %s", err.msg);
+    return m;
+}
+
+/* Counts entries of dir whose name contains ".tmp-". */
+static int count_temp_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".tmp-")) n++;
+    closedir(d);
+    return n;
+}
+
+/* ---- the field table ---------------------------------------------------------------------- */
+
+static void test_defaults(void **state) {
+    (void)state;
+    const tui_config c = tui_config_defaults();
+    const rd_train_opts o = rd_train_opts_defaults();
+    assert_string_equal(c.sites, "ffn");
+    assert_string_equal(c.layers, "all");
+    assert_int_equal(c.scale, 1);
+    assert_int_equal(c.bias, 1);
+    assert_true(c.lr == o.lr);
+    assert_int_equal(c.epochs, o.epochs);
+    assert_int_equal(c.batch, o.batch);
+    assert_int_equal(c.micro_batch, o.micro_batch);
+    assert_int_equal(c.max_len, o.max_len);
+    assert_string_equal(c.schedule, "linear");
+    assert_true(c.warmup == o.warmup_ratio);
+    assert_true(c.weight_decay == o.weight_decay);
+    assert_true(c.seed == 42);
+    assert_int_equal(c.eval_every, 0);
+    assert_int_equal(c.max_steps, 0);
+    assert_string_equal(c.train_path, "");
+    assert_string_equal(c.eval_path, "");
+    assert_true(c.eval_split == 0.0);
+    assert_string_equal(c.format, "auto");
+    assert_string_equal(c.template_name, "");
+    assert_string_equal(c.system, "");
+    assert_true(c.temperature == 0.0);
+    assert_true(c.top_p == 0.9);
+    assert_int_equal(c.max_tokens, 64);
+    assert_true(c.strength == 1.0);
+    assert_get(&c, "lr", "0.002");
+    assert_get(&c, "warmup", "0.06");
+    assert_get(&c, "scale", "on");
+    /* the defaults pass every field check */
+    rd_error err = {{0}};
+    assert_int_equal(tui_config_check_fields(&c, &err), 0);
+}
+
+static const char *const ALL_KEYS[] = {
+    "sites",      "layers",     "scale",         "bias",        "lr",        "epochs",
+    "batch",      "micro_batch", "max_len",      "schedule",    "warmup",    "weight_decay",
+    "seed",       "eval_every", "max_steps",     "train_path",  "eval_path", "eval_split",
+    "format",     "template_name", "system",     "temperature", "top_p",     "max_tokens",
+    "strength"};
+#define N_KEYS (sizeof ALL_KEYS / sizeof ALL_KEYS[0])
+
+static void test_field_table(void **state) {
+    (void)state;
+    assert_int_equal(tui_config_field_count(), N_KEYS);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const tui_field *f = tui_config_find(ALL_KEYS[i]);
+        if (!f) fail_msg("key %s not found", ALL_KEYS[i]);
+        assert_string_equal(f->key, ALL_KEYS[i]);
+    }
+    assert_null(tui_config_find("nope"));
+    assert_null(tui_config_find(""));
+    assert_null(tui_config_find(NULL));
+    assert_null(tui_config_field(N_KEYS));
+    /* display order is grouped: edits, training, data, chat, each group in one run */
+    const char *groups[] = {"edits", "training", "data", "chat"};
+    size_t g = 0;
+    for (size_t i = 0; i < tui_config_field_count(); i++) {
+        const tui_field *f = tui_config_field(i);
+        assert_ptr_equal(tui_config_find(f->key), f);
+        assert_non_null(f->label);
+        assert_non_null(f->help);
+        assert_true(strlen(f->help) > 0);
+        while (g < 4 && strcmp(f->group, groups[g])) g++;
+        if (g == 4) fail_msg("field %s: group %s out of order", f->key, f->group);
+        if (f->kind == TUI_FIELD_CHOICE) assert_non_null(f->choices);
+        else assert_null(f->choices);
+        if (f->kind == TUI_FIELD_INT || f->kind == TUI_FIELD_REAL) assert_true(f->min <= f->max);
+    }
+    assert_string_equal(tui_config_find("micro_batch")->label, "micro-batch");
+    assert_string_equal(tui_config_find("micro_batch")->group, "training");
+    assert_int_equal(tui_config_find("scale")->kind, TUI_FIELD_BOOL);
+    assert_int_equal(tui_config_find("seed")->kind, TUI_FIELD_INT);
+    assert_int_equal(tui_config_find("lr")->kind, TUI_FIELD_REAL);
+    assert_int_equal(tui_config_find("format")->kind, TUI_FIELD_CHOICE);
+    assert_int_equal(tui_config_find("system")->kind, TUI_FIELD_TEXT);
+    /* every choice is a name the engine knows */
+    for (const char *const *c = tui_config_find("format")->choices; *c; c++) {
+        rd_data_format fmt;
+        assert_int_equal(rd_data_format_from_name(*c, &fmt), 0);
+    }
+    for (const char *const *c = tui_config_find("schedule")->choices; *c; c++) {
+        rd_schedule s;
+        assert_int_equal(rd_schedule_from_name(*c, &s), 0);
+    }
+    for (const char *const *c = tui_config_find("sites")->choices; *c; c++) {
+        int s;
+        assert_int_equal(rd_sites_from_name(*c, &s), 0);
+    }
+}
+
+/* One non-default value per field: text typed → text read back. */
+static const struct {
+    const char *key, *typed, *shown;
+} VALUES[] = {
+    {"sites", "both", "both"},
+    {"layers", "0-1, 2", "0-1, 2"},
+    {"scale", "off", "off"},
+    {"bias", "no", "off"},
+    {"lr", "1e-4", "0.0001"},
+    {"epochs", " 3 ", "3"},
+    {"batch", "16", "16"},
+    {"micro_batch", "4", "4"},
+    {"max_len", "256", "256"},
+    {"schedule", "cosine", "cosine"},
+    {"warmup", "0.1", "0.1"},
+    {"weight_decay", "0.01", "0.01"},
+    {"seed", "9007199254740991", "9007199254740991"},
+    {"eval_every", "10", "10"},
+    {"max_steps", "100", "100"},
+    {"train_path", "data/train set.jsonl", "data/train set.jsonl"},
+    {"eval_path", "data/eval.jsonl", "data/eval.jsonl"},
+    {"eval_split", "0.25", "0.25"},
+    {"format", "chat", "chat"},
+    {"template_name", "red", "red"},
+    {"system", "Be brief.\nSay \"no\" — ✓", "Be brief.\nSay \"no\" — ✓"},
+    {"temperature", "0.7", "0.7"},
+    {"top_p", "1", "1"},
+    {"max_tokens", "128", "128"},
+    {"strength", "2.5", "2.5"},
+};
+#define N_VALUES (sizeof VALUES / sizeof VALUES[0])
+
+static void test_get_set_round_trip(void **state) {
+    (void)state;
+    /* every field has a case here */
+    assert_int_equal(N_VALUES, tui_config_field_count());
+    tui_config c = tui_config_defaults();
+    for (size_t i = 0; i < N_VALUES; i++) {
+        set_ok(&c, VALUES[i].key, VALUES[i].typed);
+        assert_get(&c, VALUES[i].key, VALUES[i].shown);
+    }
+    assert_int_equal(c.scale, 0);
+    assert_true(c.lr == 1e-4);
+    assert_int_equal(c.epochs, 3);
+    assert_true(c.seed == 9007199254740991LL);
+    assert_string_equal(c.system, "Be brief.\nSay \"no\" — ✓");
+    /* get → set of every field gives back the same bytes */
+    for (size_t i = 0; i < tui_config_field_count(); i++) {
+        const tui_field *f = tui_config_field(i);
+        char text[1024];
+        tui_config copy = c;
+        tui_config_get(&c, f, text, sizeof text);
+        rd_error err = {{0}};
+        if (tui_config_set(&copy, f, text, &err)) fail_msg("%s: %s", f->key, err.msg);
+        assert_memory_equal(&copy, &c, sizeof c);
+    }
+    /* awkward reals read back exactly */
+    const char *reals[] = {"0.1", "0.3", "1e-07", "0.0020000000000000001", "3.0000000000000004"};
+    for (size_t i = 0; i < 5; i++) {
+        set_ok(&c, "lr", reals[i]);
+        const double want = strtod(reals[i], NULL);
+        char text[64];
+        tui_config_get(&c, field("lr"), text, sizeof text);
+        assert_true(strtod(text, NULL) == want);
+    }
+    set_ok(&c, "lr", "0.0020000000000000001"); /* the same double as 0.002 */
+    assert_get(&c, "lr", "0.002");
+    /* a short buffer is cut but the full length is returned */
+    char small[4];
+    assert_int_equal(tui_config_get(&c, field("train_path"), small, sizeof small), 20);
+    assert_string_equal(small, "dat");
+    /* a pointer that is not from the table */
+    tui_field fake = *field("lr");
+    rd_error err = {{0}};
+    assert_int_equal(tui_config_get(&c, &fake, small, sizeof small), -1);
+    assert_int_equal(tui_config_set(&c, &fake, "0.1", &err), -1);
+    assert_string_equal(err.msg, "config: not a field of the settings table");
+}
+
+static void test_bool_spellings(void **state) {
+    (void)state;
+    const char *on[] = {"on", "true", "yes", "1", "ON", " Yes ", "True"};
+    const char *off[] = {"off", "false", "no", "0", "OFF", "No\n"};
+    tui_config c = tui_config_defaults();
+    for (size_t i = 0; i < sizeof on / sizeof *on; i++) {
+        c.bias = 0;
+        set_ok(&c, "bias", on[i]);
+        assert_int_equal(c.bias, 1);
+    }
+    for (size_t i = 0; i < sizeof off / sizeof *off; i++) {
+        c.bias = 1;
+        set_ok(&c, "bias", off[i]);
+        assert_int_equal(c.bias, 0);
+    }
+    const char *bad[] = {"maybe", "2", "", "onn", "y"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        rd_error err = {{0}};
+        assert_int_equal(tui_config_set(&c, field("bias"), bad[i], &err), -1);
+        char want[128];
+        snprintf(want, sizeof want, "bias: '%s' is not on or off (also true/false, yes/no, 1/0)", bad[i]);
+        assert_string_equal(err.msg, want);
+    }
+}
+
+static void test_bad_values(void **state) {
+    (void)state;
+    char long_path[601];
+    memset(long_path, 'a', 600);
+    long_path[600] = '\0';
+    const struct {
+        const char *key, *text, *msg;
+    } cases[] = {
+        {"lr", "abc", "lr: 'abc' is not a number"},
+        {"lr", "", "lr: '' is not a number"},
+        {"lr", "0.1x", "lr: '0.1x' is not a number"},
+        {"lr", "inf", "lr: 'inf' is not a finite number"},
+        {"lr", "nan", "lr: 'nan' is not a finite number"},
+        {"lr", "0", "lr: 0 is below the minimum 1e-07"},
+        {"epochs", "0", "epochs: 0 is below the minimum 1"},
+        {"epochs", "1.5", "epochs: '1.5' is not a whole number"},
+        {"epochs", "100001", "epochs: 100001 is above the maximum 100000"},
+        {"max_len", "1", "max_len: 1 is below the minimum 2"},
+        {"max_tokens", "12abc", "max_tokens: '12abc' is not a number"},
+        {"seed", "-1", "seed: -1 is below the minimum 0"},
+        {"seed", "99999999999999999999",
+         "seed: 99999999999999999999 is above the maximum 9007199254740991"},
+        {"strength", "5", "strength: 5 is above the maximum 4"},
+        {"strength", "-0.5", "strength: -0.5 is below the minimum 0"},
+        {"eval_split", "0.6", "eval_split: 0.6 is above the maximum 0.5"},
+        {"top_p", "0", "top_p: 0 is below the minimum 0.01"},
+        {"warmup", "1", "warmup: 1 is above the maximum 0.99"},
+        {"sites", "mlp", "sites: 'mlp' is not one of ffn, attn, both"},
+        {"schedule", "Linear", "schedule: 'Linear' is not one of linear, cosine, constant"},
+        {"format", "csv",
+         "format: 'csv' is not one of auto, alpaca, chat, prompt-completion, ultrafeedback, "
+         "text, classification"},
+        {"scale", "maybe", "scale: 'maybe' is not on or off (also true/false, yes/no, 1/0)"},
+        {"layers", "", "layers: the list is empty (give \"all\" or e.g. 0-5,9)"},
+        {"layers", "0-", "layers: '0-': expected the end of the range 0-"},
+        {"layers", "3-1", "layers: '3-1': the range 3-1 is reversed"},
+        {"layers", "1;2", "layers: '1;2': unexpected \";\" (items are separated by commas, e.g. 0-5,9)"},
+        {"layers", "x", "layers: 'x': expected a layer number at \"x\""},
+        {"layers", "all,1", "layers: 'all,1': expected a layer number at \"all,1\""},
+        {"train_path", long_path, "train_path: the text is 600 bytes long; at most 511 fit"},
+        {"train_path", "a\nb", "train_path: the text holds a control character (byte 2)"},
+        {"system", "ok \xff", "system: the text is not valid UTF-8 (byte 4)"},
+        {"template_name", "nonsense",
+         "template_name: template \"nonsense\": not a built-in name (llama2-chat, alpaca, "},
+    };
+    tui_config c = tui_config_defaults();
+    set_ok(&c, "train_path", "data/x.jsonl");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tui_config before = c;
+        rd_error err = {{0}};
+        if (tui_config_set(&c, field(cases[i].key), cases[i].text, &err) != -1)
+            fail_msg("%s = '%s' was accepted", cases[i].key, cases[i].text);
+        if (strncmp(err.msg, cases[i].msg, strlen(cases[i].msg)))
+            fail_msg("%s = '%s': got \"%s\", want \"%s\"", cases[i].key, cases[i].text, err.msg,
+                     cases[i].msg);
+        assert_memory_equal(&before, &c, sizeof c);
+    }
+    /* a long typed value is cut in the message */
+    rd_error err = {{0}};
+    assert_int_equal(tui_config_set(&c, field("lr"), long_path, &err), -1);
+    assert_string_equal(err.msg, "lr: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' is "
+                                 "not a number");
+    /* texts that are fine */
+    set_ok(&c, "layers", " all ");
+    set_ok(&c, "layers", "0, 2-2");
+    set_ok(&c, "template_name", "");
+    set_ok(&c, "template_name", "Q: {prompt}\nA: {answer}");
+    set_ok(&c, "system", "line one\n\tline two");
+    long_path[511] = '\0';
+    set_ok(&c, "eval_path", long_path);
+    assert_int_equal(strlen(c.eval_path), 511);
+}
+
+/* ---- validation and the engine's structs --------------------------------------------------- */
+
+static void expect_invalid(const tui_config *c, int n_layers, const char *msg) {
+    rd_error err = {{0}};
+    assert_int_equal(tui_config_validate(c, n_layers, &err), -1);
+    assert_string_equal(err.msg, msg);
+}
+
+static void test_validate(void **state) {
+    (void)state;
+    tui_config c = tui_config_defaults();
+    rd_error err = {{0}};
+    expect_invalid(&c, 3, "train_path: no training file chosen");
+    set_ok(&c, "train_path", "data/train.jsonl");
+    assert_int_equal(tui_config_validate(&c, 3, &err), 0);
+
+    tui_config b = c;
+    set_ok(&b, "micro_batch", "16");
+    expect_invalid(&b, 3, "micro_batch: 16 is larger than the batch 8 (a batch runs as micro-batches)");
+    set_ok(&b, "micro_batch", "3"); /* need not divide the batch */
+    assert_int_equal(tui_config_validate(&b, 3, &err), 0);
+
+    b = c;
+    set_ok(&b, "scale", "off");
+    assert_int_equal(tui_config_validate(&b, 3, &err), 0);
+    set_ok(&b, "bias", "off");
+    expect_invalid(&b, 3, "scale and bias are both off: there is nothing to train");
+
+    b = c;
+    set_ok(&b, "layers", "0-1,5");
+    expect_invalid(&b, 3, "layers: layer 5 is beyond the model's 3 layers (0-2)");
+    assert_int_equal(tui_config_validate(&b, 6, &err), 0);
+    assert_int_equal(tui_config_validate(&b, 0, &err), 0); /* no model: no range check */
+    set_ok(&b, "layers", "2");
+    assert_int_equal(tui_config_validate(&b, 3, &err), 0);
+
+    /* values put in by code are held to the field rules */
+    b = c;
+    b.lr = -1;
+    expect_invalid(&b, 3, "lr: -1 is below the minimum 1e-07");
+    b = c;
+    b.scale = 7;
+    expect_invalid(&b, 3, "scale: 7 is not 0 or 1");
+    b = c;
+    strcpy(b.sites, "mlp");
+    expect_invalid(&b, 3, "sites: 'mlp' is not one of ffn, attn, both");
+    b = c;
+    b.top_p = NAN;
+    expect_invalid(&b, 3, "top_p: 'nan' is not a finite number");
+    b = c;
+    memset(b.layers, '1', sizeof b.layers); /* no terminating NUL */
+    expect_invalid(&b, 3, "layers: the text is not terminated within its 64 bytes");
+}
+
+static void test_engine_structs(void **state) {
+    (void)state;
+    tui_config c = tui_config_defaults();
+    for (size_t i = 0; i < N_VALUES; i++) set_ok(&c, VALUES[i].key, VALUES[i].typed);
+    const rd_train_opts o = tui_config_train_opts(&c);
+    const rd_train_opts d = rd_train_opts_defaults();
+    assert_true(o.lr == 1e-4);
+    assert_int_equal(o.epochs, 3);
+    assert_int_equal(o.batch, 16);
+    assert_int_equal(o.micro_batch, 4);
+    assert_int_equal(o.max_len, 256);
+    assert_int_equal(o.schedule, RD_SCHEDULE_COSINE);
+    assert_true(o.warmup_ratio == 0.1);
+    assert_true(o.weight_decay == 0.01);
+    assert_true(o.seed == 9007199254740991ull);
+    assert_int_equal(o.eval_every, 10);
+    assert_int_equal(o.max_steps, 100);
+    assert_null(o.stop);
+    assert_true(o.clip == d.clip && o.beta1 == d.beta1 && o.beta2 == d.beta2 && o.eps == d.eps);
+    rd_error err = {{0}};
+    assert_int_equal(rd_train_opts_validate(&o, &err), 0);
+
+    const rd_edit_spec s = tui_config_edit_spec(&c);
+    assert_int_equal(s.sites, RD_SITE_BOTH);
+    assert_ptr_equal(s.layers, c.layers);
+    assert_int_equal(s.scale, 0);
+    assert_int_equal(s.bias, 0);
+
+    const rd_data_opts dop = tui_config_data_opts(&c);
+    assert_int_equal(dop.format, RD_DATA_CHAT);
+    assert_ptr_equal(dop.template_name, c.template_name);
+    assert_ptr_equal(dop.system, c.system);
+    assert_int_equal(dop.max_len, 256);
+    assert_int_equal(dop.mask_prompt, 1);
+    const tui_config def = tui_config_defaults();
+    const rd_data_opts dd = tui_config_data_opts(&def);
+    assert_null(dd.template_name);
+    assert_null(dd.system);
+    assert_int_equal(dd.format, RD_DATA_AUTO);
+
+    const rd_sampling sp = tui_config_sampling(&c);
+    assert_true(sp.temperature == 0.7f);
+    assert_true(sp.top_p == 1.0f);
+    assert_int_equal(sp.top_k, 0);
+    assert_true(sp.seed == 9007199254740991ull);
+    assert_int_equal(rd_sampling_validate(&sp, &err), 0);
+    const rd_sampling greedy = tui_config_sampling(&def);
+    assert_true(greedy.temperature == 0.0f);
+    assert_true(greedy.top_p == 0.9f);
+
+    /* the edit spec makes an edit set for the tiny model */
+    tui_config e = tui_config_defaults();
+    set_ok(&e, "layers", "0,2");
+    set_ok(&e, "sites", "attn");
+    set_ok(&e, "bias", "off");
+    const rd_config cfg = tiny_config();
+    const rd_edit_spec es = tui_config_edit_spec(&e);
+    rd_edits *ed = rd_edits_new(&cfg, &es, &err);
+    if (!ed) fail_msg("rd_edits_new: %s", err.msg);
+    assert_int_equal(rd_edits_param_count(ed), 2 * 64);
+    assert_string_equal(rd_edits_layers_text(ed), "0,2");
+    rd_edits_free(ed);
+}
+
+/* ---- JSON -------------------------------------------------------------------------------- */
+
+static void test_json_round_trip(void **state) {
+    (void)state;
+    tui_config c = tui_config_defaults();
+    for (size_t i = 0; i < N_VALUES; i++) set_ok(&c, VALUES[i].key, VALUES[i].typed);
+    char *json = tui_config_to_json(&c);
+    assert_non_null(json);
+    cJSON *obj = cJSON_Parse(json);
+    assert_non_null(obj);
+    assert_int_equal(cJSON_GetArraySize(obj), (int)tui_config_field_count());
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(obj, "scale")));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(obj, "lr")));
+    assert_true(cJSON_GetObjectItem(obj, "lr")->valuedouble == 1e-4);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(obj, "epochs")));
+    assert_string_equal(cJSON_GetObjectItem(obj, "sites")->valuestring, "both");
+    assert_string_equal(cJSON_GetObjectItem(obj, "system")->valuestring, "Be brief.\nSay \"no\" — ✓");
+    /* table order */
+    const cJSON *item = obj->child;
+    for (size_t i = 0; i < tui_config_field_count(); i++, item = item->next)
+        assert_string_equal(item->string, tui_config_field(i)->key);
+    cJSON_Delete(obj);
+
+    tui_config back;
+    memset(&back, 0xAB, sizeof back);
+    rd_error err = {{0}};
+    if (tui_config_from_json(json, strlen(json), &back, &err)) fail_msg("from_json: %s", err.msg);
+    assert_config_equal(&back, &c);
+    free(json);
+
+    /* missing keys keep their defaults; the text need not be NUL-terminated */
+    const char part[] = "{\"epochs\": 5, \"scale\": false}XXXX";
+    assert_int_equal(tui_config_from_json(part, strlen(part) - 4, &back, &err), 0);
+    tui_config want = tui_config_defaults();
+    want.epochs = 5;
+    want.scale = 0;
+    assert_config_equal(&back, &want);
+
+    /* defaults round-trip too */
+    json = tui_config_to_json(&want);
+    assert_int_equal(tui_config_from_json(json, strlen(json), &back, &err), 0);
+    assert_config_equal(&back, &want);
+    free(json);
+}
+
+static void test_from_json_errors(void **state) {
+    (void)state;
+    const struct {
+        const char *json, *msg;
+    } cases[] = {
+        {"[1, 2]", "config: expected a JSON object, not an array"},
+        {"{\"lr\": 0.1,", "config: not valid JSON"},
+        {"", "config: not valid JSON"},
+        {"{\"bogus\": 1}", "config: unknown key \"bogus\""},
+        {"{\"lr\": \"abc\"}", "config: lr: expected a number, not a string"},
+        {"{\"scale\": 1}", "config: scale: expected true or false, not a number"},
+        {"{\"sites\": null}", "config: sites: expected a string, not null"},
+        {"{\"layers\": [0, 1]}", "config: layers: expected a string, not an array"},
+        {"{\"epochs\": 0}", "config: epochs: 0 is below the minimum 1"},
+        {"{\"epochs\": 2.5}", "config: epochs: '2.5' is not a whole number"},
+        {"{\"epochs\": 1e300}", "config: epochs: 1e+300 is above the maximum 100000"},
+        {"{\"strength\": 9}", "config: strength: 9 is above the maximum 4"},
+        {"{\"sites\": \"mlp\"}", "config: sites: 'mlp' is not one of ffn, attn, both"},
+        {"{\"layers\": \"1-\"}", "config: layers: '1-': expected the end of the range 1-"},
+        {"{\"epochs\": 2, \"max_steps\": -3}", "config: max_steps: -3 is below the minimum 0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tui_config out;
+        memset(&out, 0x5A, sizeof out);
+        tui_config before = out;
+        rd_error err = {{0}};
+        assert_int_equal(tui_config_from_json(cases[i].json, strlen(cases[i].json), &out, &err), -1);
+        if (strcmp(err.msg, cases[i].msg))
+            fail_msg("%s: got \"%s\", want \"%s\"", cases[i].json, err.msg, cases[i].msg);
+        assert_memory_equal(&out, &before, sizeof out);
+    }
+    /* a text longer than any field */
+    char big[3000];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "{\"system\": \"", 12);
+    memcpy(big + sizeof big - 3, "\"}", 3);
+    tui_config out;
+    rd_error err = {{0}};
+    assert_int_equal(tui_config_from_json(big, strlen(big), &out, &err), -1);
+    assert_string_equal(err.msg, "config: system: the text is 2985 bytes long; at most 511 fit");
+}
+
+/* ---- runs in memory -------------------------------------------------------------------------- */
+
+static void test_runs_in_memory(void **state) {
+    (void)state;
+    tui_session s;
+    tui_session_init(&s, "sessions", "grow");
+    assert_string_equal(s.root, "sessions");
+    assert_string_equal(s.name, "grow");
+    assert_null(s.runs);
+    tui_run *r = NULL;
+    for (int i = 0; i < 40; i++) {
+        char label[16];
+        snprintf(label, sizeof label, "run %d", i);
+        r = tui_session_new_run(&s, label);
+        assert_non_null(r);
+        assert_int_equal(r->stopped, -1);
+        assert_true(isnan(r->best_eval_loss));
+        assert_int_equal(r->n_steps, 0);
+    }
+    assert_int_equal(s.n_runs, 40);
+    assert_string_equal(s.runs[17].label, "run 17");
+    for (int i = 0; i < 1000; i++) assert_int_equal(tui_run_add_step(r, i * 0.5), 0);
+    assert_int_equal(r->n_steps, 1000);
+    for (int i = 0; i < 1000; i++) assert_true(r->loss[i] == i * 0.5);
+    for (int i = 0; i < 100; i++) assert_int_equal(tui_run_add_eval(r, i * 10, 1.0 / (i + 1)), 0);
+    assert_int_equal(tui_run_add_eval(r, 990, 0.5), 0); /* same step again is fine */
+    assert_int_equal(tui_run_add_eval(r, 5, 0.5), -1); /* going back is not */
+    assert_int_equal(tui_run_add_eval(r, -1, 0.5), -1);
+    assert_int_equal(r->n_evals, 101);
+    assert_int_equal(r->eval_step[50], 500);
+    assert_true(r->eval_loss[3] == 0.25);
+    char long_label[100];
+    memset(long_label, 'L', 99);
+    long_label[99] = '\0';
+    r = tui_session_new_run(&s, long_label);
+    assert_int_equal(strlen(r->label), 63);
+    assert_int_equal(tui_session_add_chat(&s, "p", NULL, "e", 0.5), 0);
+    assert_string_equal(s.chat[0].base, "");
+    tui_session_release(&s);
+    assert_null(s.runs);
+    assert_int_equal(s.n_runs, 0);
+    assert_int_equal(s.n_chat, 0);
+    tui_session_release(&s); /* twice is fine */
+    tui_session z;
+    memset(&z, 0, sizeof z);
+    tui_session_release(&z); /* zeroed is fine */
+}
+
+/* ---- sessions on disk -------------------------------------------------------------------- */
+
+typedef struct fixture {
+    char dir[512];
+    char root[600]; /* dir/work/sessions: two folders that do not exist yet */
+    rd_model *m;
+} fixture;
+
+static int setup(void **state) {
+    fixture *fx = calloc(1, sizeof *fx);
+    if (!fx || tiny_tempdir(fx->dir, sizeof fx->dir)) return -1;
+    snprintf(fx->root, sizeof fx->root, "%s/work/sessions", fx->dir);
+    fx->m = tiny_model(7);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *fx = *state;
+    rd_model_free(fx->m);
+    rm_tree(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static const char *CHAT_PROMPT = "Say \"hi\",\nthen \\ ünïcödé ✓ 日本語\ttab";
+static const char *CHAT_EDITED = "{\"not\": \"json\"}\r\nline2 </s> <s>";
+
+/* A session with two runs and two chat turns. */
+static void fill_session(tui_session *s) {
+    set_ok(&s->config, "train_path", "datasets/alpaca-mini.jsonl");
+    set_ok(&s->config, "layers", "0-1");
+    set_ok(&s->config, "lr", "0.30000000000000004"); /* 0.1 + 0.2: needs 17 digits */
+    set_ok(&s->config, "system", "You are \"helpful\".\nÜber ✓");
+    set_ok(&s->config, "eval_split", "0.1");
+    snprintf(s->model_path, sizeof s->model_path, "models/tiny model.gguf");
+    tui_run *r = tui_session_new_run(s, "ffn, lr=\"1e-3\"");
+    assert_non_null(r);
+    for (int i = 0; i < 20; i++) assert_int_equal(tui_run_add_step(r, 3.0 / (i + 1) + 0.123456789), 0);
+    for (int i = 1; i <= 4; i++) assert_int_equal(tui_run_add_eval(r, 5 * i, 2.0 - 0.1 * i), 0);
+    r->seconds = 0.1 + 0.2;
+    r->tokens_per_s = 1234.75;
+    r->best_eval_loss = 1.6;
+    r->stopped = RD_STOP_DONE;
+    r = tui_session_new_run(s, "attn");
+    for (int i = 0; i < 3; i++) assert_int_equal(tui_run_add_step(r, 4.0 - i), 0);
+    r->seconds = 0.25;
+    assert_int_equal(tui_session_add_chat(s, CHAT_PROMPT, "", CHAT_EDITED, 1.5), 0);
+    assert_int_equal(tui_session_add_chat(s, "second", "base answer", "edited answer", 0), 0);
+}
+
+static void assert_sessions_equal(const tui_session *a, const tui_session *b) {
+    assert_string_equal(a->name, b->name);
+    assert_string_equal(a->model_path, b->model_path);
+    assert_config_equal(&a->config, &b->config);
+    assert_int_equal(a->n_runs, b->n_runs);
+    for (size_t i = 0; i < a->n_runs; i++) {
+        const tui_run *x = &a->runs[i], *y = &b->runs[i];
+        assert_string_equal(x->label, y->label);
+        assert_int_equal(x->n_steps, y->n_steps);
+        for (size_t k = 0; k < x->n_steps; k++)
+            assert_true(fabs(x->loss[k] - y->loss[k]) <= 1e-8 * fabs(y->loss[k]));
+        assert_int_equal(x->n_evals, y->n_evals);
+        for (size_t k = 0; k < x->n_evals; k++) {
+            assert_int_equal(x->eval_step[k], y->eval_step[k]);
+            assert_true(fabs(x->eval_loss[k] - y->eval_loss[k]) <= 1e-8 * fabs(y->eval_loss[k]));
+        }
+        assert_true(x->seconds == y->seconds);
+        assert_true(x->tokens_per_s == y->tokens_per_s);
+        assert_true(x->best_eval_loss == y->best_eval_loss ||
+                    (isnan(x->best_eval_loss) && isnan(y->best_eval_loss)));
+        assert_int_equal(x->stopped, y->stopped);
+    }
+    assert_int_equal(a->n_chat, b->n_chat);
+    for (size_t i = 0; i < a->n_chat; i++) {
+        assert_string_equal(a->chat[i].prompt, b->chat[i].prompt);
+        assert_string_equal(a->chat[i].base, b->chat[i].base);
+        assert_string_equal(a->chat[i].edited, b->chat[i].edited);
+        assert_true(a->chat[i].strength == b->chat[i].strength);
+    }
+}
+
+static void test_session_round_trip(void **state) {
+    fixture *fx = *state;
+    rd_error err = {{0}};
+    tui_session s;
+    tui_session_init(&s, fx->root, "run-1.a_b");
+    fill_session(&s);
+    assert_int_equal(tui_session_exists(fx->root, "run-1.a_b"), 0);
+
+    rd_edit_spec spec = tui_config_edit_spec(&s.config);
+    rd_edits *e = rd_edits_new(rd_model_config(fx->m), &spec, &err);
+    if (!e) fail_msg("rd_edits_new: %s", err.msg);
+    float *p = rd_edits_params(e);
+    for (size_t i = 0; i < rd_edits_param_count(e); i++) p[i] = 0.01f * (float)(i % 97) - 0.3f;
+
+    if (tui_session_save(&s, e, fx->m, &err)) fail_msg("save: %s", err.msg);
+    assert_int_equal(tui_session_exists(fx->root, "run-1.a_b"), 1);
+    assert_int_equal(tui_session_exists(fx->root, "other"), 0);
+    assert_int_equal(tui_session_exists(fx->root, "../x"), 0);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/run-1.a_b", fx->root);
+    assert_int_equal(tiny_count_entries(dir), 4);
+    assert_int_equal(count_temp_files(dir), 0);
+
+    tui_session back;
+    if (tui_session_load(fx->root, "run-1.a_b", &back, &err)) fail_msg("load: %s", err.msg);
+    assert_sessions_equal(&back, &s);
+    assert_string_equal(back.root, fx->root);
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016" PRIx64, rd_model_fingerprint(fx->m));
+    assert_string_equal(back.model_fingerprint, fp);
+    assert_true(isnan(back.runs[1].best_eval_loss));
+    assert_int_equal(back.runs[1].stopped, -1);
+    assert_string_equal(back.chat[0].prompt, CHAT_PROMPT);
+    assert_true(back.config.lr == 0.1 + 0.2);
+    assert_true(back.runs[0].seconds == 0.1 + 0.2);
+
+    /* the edit file loads for the model, with the config as its training options */
+    char path[800];
+    tui_session_edits_path(&back, path, sizeof path);
+    char want_path[800];
+    snprintf(want_path, sizeof want_path, "%s/run-1.a_b/edits.safetensors", fx->root);
+    assert_string_equal(path, want_path);
+    char *training = NULL;
+    rd_edits *loaded = rd_edits_load(path, fx->m, 0, &training, &err);
+    if (!loaded) fail_msg("rd_edits_load: %s", err.msg);
+    assert_int_equal(rd_edits_param_count(loaded), rd_edits_param_count(e));
+    assert_memory_equal(rd_edits_params_const(loaded), rd_edits_params_const(e),
+                        rd_edits_param_count(e) * sizeof(float));
+    assert_string_equal(rd_edits_layers_text(loaded), "0-1");
+    assert_non_null(training);
+    tui_config from_edits;
+    assert_int_equal(tui_config_from_json(training, strlen(training), &from_edits, &err), 0);
+    assert_config_equal(&from_edits, &s.config);
+    free(training);
+    rd_edits_free(loaded);
+
+    /* saving again without edits keeps the edit file; the loaded copy saves the same */
+    tui_session_add_chat(&back, "third", "b", "e", 1);
+    if (tui_session_save(&back, NULL, NULL, &err)) fail_msg("save again: %s", err.msg);
+    assert_int_equal(tiny_count_entries(dir), 4);
+    assert_int_equal(count_temp_files(dir), 0);
+    tui_session again;
+    assert_int_equal(tui_session_load(fx->root, "run-1.a_b", &again, &err), 0);
+    assert_int_equal(again.n_chat, 3);
+    assert_string_equal(again.model_fingerprint, fp); /* kept from the session */
+    tui_session_release(&again);
+
+    /* edits without the model are refused */
+    assert_int_equal(tui_session_save(&s, e, NULL, &err), -1);
+    assert_string_equal(err.msg, "session \"run-1.a_b\": saving the edits needs the model");
+
+    tui_session_release(&back);
+    tui_session_release(&s);
+    rd_edits_free(e);
+}
+
+static void test_session_file_text(void **state) {
+    fixture *fx = *state;
+    rd_error err = {{0}};
+    tui_session s;
+    tui_session_init(&s, fx->root, "small");
+    tui_run *r = tui_session_new_run(&s, "first");
+    tui_run_add_step(r, 2.5);
+    tui_run_add_step(r, 0.1f);
+    tui_run_add_step(r, 1.0 / 3);
+    tui_run_add_eval(r, 2, 1.25);
+    r = tui_session_new_run(&s, "second");
+    tui_run_add_step(r, 3);
+    tui_session_add_chat(&s, "a \"b\"\nc", "", "ü", 1);
+    strcpy(s.model_fingerprint, "0123456789abcdef");
+    if (tui_session_save(&s, NULL, NULL, &err)) fail_msg("save: %s", err.msg);
+    char path[800];
+    snprintf(path, sizeof path, "%s/small/loss.csv", fx->root);
+    char *csv = read_all(path);
+    assert_string_equal(csv, "run,step,kind,loss\n"
+                             "0,1,train,2.5\n"
+                             "0,2,train,0.100000001\n"
+                             "0,3,train,0.333333333\n"
+                             "0,2,eval,1.25\n"
+                             "1,1,train,3\n");
+    free(csv);
+    snprintf(path, sizeof path, "%s/small/chat.jsonl", fx->root);
+    char *jsonl = read_all(path);
+    assert_string_equal(jsonl, "{\"prompt\":\"a \\\"b\\\"\\nc\",\"base\":\"\",\"edited\":\"ü\","
+                               "\"strength\":1}\n");
+    free(jsonl);
+    snprintf(path, sizeof path, "%s/small/session.json", fx->root);
+    char *json = read_all(path);
+    cJSON *o = cJSON_Parse(json);
+    assert_non_null(o);
+    assert_string_equal(cJSON_GetObjectItem(o, "format")->valuestring, "redit-session");
+    assert_true(cJSON_GetObjectItem(o, "version")->valuedouble == 1);
+    assert_string_equal(cJSON_GetObjectItem(o, "name")->valuestring, "small");
+    assert_string_equal(cJSON_GetObjectItem(o, "model_fingerprint")->valuestring, "0123456789abcdef");
+    assert_true(cJSON_IsObject(cJSON_GetObjectItem(o, "config")));
+    const cJSON *runs = cJSON_GetObjectItem(o, "runs");
+    assert_int_equal(cJSON_GetArraySize(runs), 2);
+    const cJSON *r0 = cJSON_GetArrayItem(runs, 0);
+    assert_string_equal(cJSON_GetObjectItem(r0, "label")->valuestring, "first");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(r0, "best_eval_loss")));
+    assert_true(cJSON_GetObjectItem(r0, "stopped")->valuedouble == -1);
+    cJSON_Delete(o);
+    free(json);
+    /* a config a struct assignment made invalid is refused before anything is written */
+    s.config.epochs = 0;
+    assert_int_equal(tui_session_save(&s, NULL, NULL, &err), -1);
+    assert_string_equal(err.msg, "session \"small\": config: epochs: 0 is below the minimum 1");
+    tui_session_release(&s);
+}
+
+static void expect_load_error(const char *root, const char *name, const char *part1,
+                              const char *part2) {
+    tui_session out;
+    rd_error err = {{0}};
+    memset(&out, 0x33, sizeof out);
+    assert_int_equal(tui_session_load(root, name, &out, &err), -1);
+    if (!strstr(err.msg, part1) || (part2 && !strstr(err.msg, part2)))
+        fail_msg("message \"%s\" lacks \"%s\" / \"%s\"", err.msg, part1, part2 ? part2 : "");
+    tui_session zero;
+    memset(&zero, 0, sizeof zero);
+    assert_memory_equal(&out, &zero, sizeof out);
+}
+
+/* Replaces file with text, expects a load error mentioning file and what, then restores it. */
+static void damage(const char *dir, const char *root, const char *file, const char *text,
+                   const char *what) {
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    char *orig = read_all(path);
+    write_all(path, text);
+    expect_load_error(root, "dmg", file, what);
+    write_all(path, orig);
+    free(orig);
+}
+
+static void test_session_damaged(void **state) {
+    fixture *fx = *state;
+    rd_error err = {{0}};
+    tui_session s;
+    tui_session_init(&s, fx->root, "dmg");
+    fill_session(&s);
+    if (tui_session_save(&s, NULL, NULL, &err)) fail_msg("save: %s", err.msg);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/dmg", fx->root);
+    char path[800];
+    snprintf(path, sizeof path, "%s/session.json", dir);
+    char *json = read_all(path);
+
+    /* session.json */
+    char *half = strdup(json);
+    half[strlen(half) / 2] = '\0';
+    damage(dir, fx->root, "session.json", half, "not valid JSON");
+    free(half);
+    damage(dir, fx->root, "session.json", "", "line 1: not valid JSON");
+    damage(dir, fx->root, "session.json", "{\"format\": \"redit-session\"} x",
+           "not valid JSON (text after the value)");
+    damage(dir, fx->root, "session.json", "[1]", "expected a JSON object");
+    damage(dir, fx->root, "session.json",
+           "{\"format\": \"other\", \"version\": 1}", "not a redit session");
+    damage(dir, fx->root, "session.json",
+           "{\"format\": \"redit-session\", \"version\": 2}",
+           "session version 2 is not supported (this redit reads version 1)");
+    damage(dir, fx->root, "session.json",
+           "{\"format\": \"redit-session\", \"version\": 1, \"model_path\": \"m\", "
+           "\"model_fingerprint\": \"\", \"config\": {\"epochs\": 0}, \"runs\": []}",
+           "session.json: config: epochs: 0 is below the minimum 1");
+    damage(dir, fx->root, "session.json",
+           "{\"format\": \"redit-session\", \"version\": 1, \"model_path\": \"m\", "
+           "\"model_fingerprint\": \"\", \"config\": {\"os.execute\": \"rm -rf /\"}, \"runs\": []}",
+           "config: unknown key \"os.execute\"");
+    damage(dir, fx->root, "session.json",
+           "{\"format\": \"redit-session\", \"version\": 1, \"model_path\": \"m\", "
+           "\"model_fingerprint\": \"xyz\", \"config\": {}, \"runs\": []}",
+           "\"model_fingerprint\" must be 16 hex digits");
+    damage(dir, fx->root, "session.json",
+           "{\"format\": \"redit-session\", \"version\": 1, \"model_path\": 5, "
+           "\"model_fingerprint\": \"\", \"config\": {}, \"runs\": []}",
+           "\"model_path\" must be a string");
+    damage(dir, fx->root, "session.json",
+           "{\"format\": \"redit-session\", \"version\": 1, \"model_path\": \"\", "
+           "\"model_fingerprint\": \"\", \"config\": {}, \"runs\": [{\"label\": \"x\", "
+           "\"seconds\": 1, \"tokens_per_s\": 1, \"best_eval_loss\": null, \"stopped\": 7}]}",
+           "run 0: \"stopped\" 7 is not -1, 0, 1 or 2");
+
+    /* loss.csv: the session has runs 0 (20 steps, evals at 5..20) and 1 (3 steps) */
+    snprintf(path, sizeof path, "%s/loss.csv", dir);
+    char *csv = read_all(path);
+    char *bad = malloc(strlen(csv) + 100);
+    sprintf(bad, "%s0,21,train,abc\n", csv);
+    damage(dir, fx->root, "loss.csv", bad, "loss \"abc\" is not a number");
+    sprintf(bad, "%s0,21,train,1.0\n5,1,train,1.0\n", csv);
+    damage(dir, fx->root, "loss.csv", bad, "line 30: run 5 is unknown (session.json lists 2 runs)");
+    sprintf(bad, "%s1,7,train,1.0\n", csv);
+    damage(dir, fx->root, "loss.csv", bad,
+           "train step 7 of run 1 is out of order (expected step 4)");
+    sprintf(bad, "%s0,3,eval,1.0\n", csv);
+    damage(dir, fx->root, "loss.csv", bad, "eval step 3 of run 0 is out of order (after step 20)");
+    sprintf(bad, "%s0,21,test,1.0\n", csv);
+    damage(dir, fx->root, "loss.csv", bad, "kind \"test\" is not train or eval");
+    sprintf(bad, "%sgarbage\n", csv);
+    damage(dir, fx->root, "loss.csv", bad, "line 29: expected 4 fields: run,step,kind,loss");
+    sprintf(bad, "%s0,-1,eval,1.0\n", csv);
+    damage(dir, fx->root, "loss.csv", bad, "step \"-1\" is not a step number");
+    damage(dir, fx->root, "loss.csv", "run,step,loss\n", "line 1: expected the header");
+    free(bad);
+
+    /* chat.jsonl */
+    damage(dir, fx->root, "chat.jsonl", "{\"prompt\":\"a\",\"base\":\"\",\"edited\":\"\",\"strength\":1}\n"
+                                        "{\"prompt\": \"x\"\n", "chat.jsonl line 2: not valid JSON");
+    damage(dir, fx->root, "chat.jsonl", "{\"prompt\":\"a\",\"base\":\"\",\"strength\":1}\n",
+           "chat.jsonl line 1: \"edited\" must be a string");
+    damage(dir, fx->root, "chat.jsonl", "\n\n[1]\n", "chat.jsonl line 3: expected a JSON object");
+    damage(dir, fx->root, "chat.jsonl",
+           "{\"prompt\":\"a\",\"base\":\"\",\"edited\":\"\",\"strength\":\"1\"}\n",
+           "\"strength\" must be a number");
+
+    /* a file over 64 MiB is refused before it is read (a sparse file costs nothing) */
+    snprintf(path, sizeof path, "%s/chat.jsonl", dir);
+    char *chat = read_all(path);
+    assert_int_equal(truncate(path, (64 << 20) + 1), 0);
+    expect_load_error(fx->root, "dmg", "chat.jsonl", "more than a session file may hold (64 MiB)");
+    write_all(path, chat);
+    free(chat);
+
+    /* blank lines and a missing final newline are fine; everything restored loads */
+    tui_session back;
+    if (tui_session_load(fx->root, "dmg", &back, &err)) fail_msg("restored: %s", err.msg);
+    assert_sessions_equal(&back, &s);
+    tui_session_release(&back);
+
+    /* loss.csv and chat.jsonl may be missing */
+    snprintf(path, sizeof path, "%s/loss.csv", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/chat.jsonl", dir);
+    unlink(path);
+    if (tui_session_load(fx->root, "dmg", &back, &err)) fail_msg("no csv: %s", err.msg);
+    assert_int_equal(back.n_runs, 2);
+    assert_int_equal(back.runs[0].n_steps, 0);
+    assert_int_equal(back.n_chat, 0);
+    tui_session_release(&back);
+
+    /* session.json is not */
+    snprintf(path, sizeof path, "%s/session.json", dir);
+    unlink(path);
+    expect_load_error(fx->root, "dmg", "session.json is missing", NULL);
+    expect_load_error(fx->root, "../dmg", "session name", NULL);
+
+    free(csv);
+    free(json);
+    tui_session_release(&s);
+}
+
+static void test_session_names(void **state) {
+    fixture *fx = *state;
+    char n64[65], n65[66];
+    memset(n64, 'a', 64);
+    n64[64] = '\0';
+    memset(n65, 'b', 65);
+    n65[65] = '\0';
+    const char *bad[] = {"../x", "", ".hidden", n65, "a/b", "a b", "..", "x\n", "ü"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        rd_error err = {{0}};
+        if (tui_session_name_ok(bad[i], &err)) fail_msg("name '%s' accepted", bad[i]);
+        assert_true(strncmp(err.msg, "session name", 12) == 0);
+    }
+    rd_error err = {{0}};
+    assert_int_equal(tui_session_name_ok(NULL, &err), 0);
+    assert_int_equal(tui_session_name_ok("", &err), 0);
+    assert_string_equal(err.msg, "session name: the name is empty");
+    assert_int_equal(tui_session_name_ok("../x", &err), 0);
+    assert_string_equal(err.msg,
+                        "session name \"../x\": must not start with '.'");
+    assert_int_equal(tui_session_name_ok("a/b", &err), 0);
+    assert_string_equal(err.msg, "session name \"a/b\": only letters, digits, '.', '_' and '-' "
+                                 "are allowed");
+    assert_int_equal(tui_session_name_ok(n65, &err), 0);
+    assert_string_equal(err.msg, "session name: 65 characters is too long (at most 64)");
+    assert_int_equal(tui_session_name_ok("run-1.a_b", NULL), 1);
+    assert_int_equal(tui_session_name_ok(n64, NULL), 1);
+    assert_int_equal(tui_session_name_ok("A..b", NULL), 1);
+
+    /* save refuses a bad name and writes nothing */
+    tui_session s;
+    tui_session_init(&s, fx->root, "x/../../escape");
+    assert_int_equal(tui_session_save(&s, NULL, NULL, &err), -1);
+    assert_true(strncmp(err.msg, "session name", 12) == 0);
+    struct stat st;
+    char path[700];
+    snprintf(path, sizeof path, "%s/work", fx->dir);
+    assert_int_equal(stat(path, &st), -1);
+    tui_session_release(&s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_field_table),
+        cmocka_unit_test(test_get_set_round_trip),
+        cmocka_unit_test(test_bool_spellings),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_engine_structs),
+        cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_from_json_errors),
+        cmocka_unit_test(test_runs_in_memory),
+        cmocka_unit_test_setup_teardown(test_session_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_file_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_names, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
