@@ -546,6 +546,9 @@ static int command_key(tui_app *a, tui_key k) {
 
 static void handle_key(tui_app *a, tui_key k) {
     a->dirty = 1;
+    if (!(k.is_key && k.code == KEY_RESIZE)) a->message[0] = '\0'; /* a notice lasts until a key */
+    /* a console chunk typed before this key runs first (keys keep their order) */
+    if (console_has_ready(a->console)) console_run_ready(a->console);
     if (k.is_key && k.code == KEY_RESIZE) {
         tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
         return;
@@ -627,12 +630,14 @@ static void main_loop(tui_app *a) {
     double last_draw = 0;
     while (!a->quit) {
         double now = app_now();
-        /* While training, redraw at most every 100 ms (events come at every step). */
+        /* While training the numbers (elapsed, ETA) move even between events: redraw at
+         * least every 250 ms, and at most every 100 ms (events come at every step). */
+        if (a->training && now - last_draw >= 0.25) a->dirty = 1;
         if (a->dirty && (!a->training || now - last_draw >= 0.1)) {
             draw_screen(a);
             a->dirty = 0;
             last_draw = app_now();
-            if (a->training && a->run && a->run->n_steps) {
+            if (a->training) { /* the longest time the screen went unchanged while training */
                 double gap = last_draw - a->last_train_draw;
                 if (gap > a->redraw_gap_max) a->redraw_gap_max = gap;
                 a->last_train_draw = last_draw;
@@ -655,6 +660,7 @@ static void main_loop(tui_app *a) {
             draw_screen(a);
             a->dirty = 0;
             last_draw = app_now();
+            if (a->training) a->last_train_draw = last_draw;
             double lat = last_draw - t_key;
             a->key_latency_sum += lat;
             a->key_count += keys;

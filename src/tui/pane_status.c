@@ -59,8 +59,8 @@ void pane_hints_draw(tui_app *a) {
         draw_text(y, 0, COLS, a->message, attr);
         return;
     }
-    static const char hints[] = "F1 help  F2 config  F3 chart  F4 chat  F5 Lua  F6 train  "
-                                "Esc stop  F7/F8 α  F9 save  F10 quit";
+    static const char hints[] = "F1 help  F2-F5 panes  F6 train  Esc stop  F7/F8 α  F9 save  "
+                                "F10 quit  Tab next pane";
     draw_text(y, 0, COLS, hints, has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
 }
 
@@ -88,7 +88,7 @@ static const char *const HELP[] = {
 
 void pane_help_draw(tui_app *a) {
     int n = (int)(sizeof HELP / sizeof *HELP);
-    int w = 78 < COLS - 2 ? 78 : COLS - 2, h = n + 2 < LINES - 2 ? n + 2 : LINES - 2;
+    int w = 84 < COLS - 2 ? 84 : COLS - 2, h = n + 2 < LINES - 2 ? n + 2 : LINES - 2;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
     int attr = has_colors() ? COLOR_PAIR(PAIR_TITLE) : A_REVERSE;
     for (int i = 0; i < h; i++) draw_blank(y0 + i, x0, w, attr);

@@ -1,0 +1,150 @@
+#!/bin/sh
+# The TUI end to end in tmux (a 100×30 terminal): change the edit sites, train and watch the
+# chart and numbers move, stop with Esc, chat and see both answers, run Lua in the console,
+# resize down to 80×24 and below, quit, restore the session (chart and chat come back), a
+# damaged session opens fresh, quitting while training asks first. Every step polls
+# capture-pane for the text it expects instead of sleeping.
+set -eu
+TMP=$(mktemp -d)
+SOCK="redit-test-$$"
+trap 'tmux -L "$SOCK" kill-server 2>/dev/null || true; rm -rf "$TMP"' EXIT
+. tests/cli/common.inc
+
+command -v tmux >/dev/null || fail "tmux is not installed (tools/install-deps.sh installs it)"
+expect_ok "demo model" "$REDIT" demo --dir "$TMP"
+M="$TMP/random-demo.gguf"
+i=0
+: >"$TMP/train.jsonl"
+while [ $i -lt 64 ]; do
+    echo "{\"instruction\": \"Name item $i.\", \"output\": \"It is the cat.\"}" >>"$TMP/train.jsonl"
+    i=$((i + 1))
+done
+head -n 8 "$TMP/train.jsonl" >"$TMP/eval.jsonl"
+ROOT="$(pwd)"
+
+# start NAME SESSION: the workbench in a detached tmux session of 100×30.
+start() {
+    tmux -L "$SOCK" new-session -d -s "$1" -x 100 -y 30 \
+        "cd '$TMP' && LANG=C.UTF-8 LC_ALL=C.UTF-8 REDIT_HISTORY='$TMP/hist' '$ROOT/$REDIT' tui -m '$M' \
+         --train '$TMP/train.jsonl' --eval '$TMP/eval.jsonl' --sessions '$TMP/sessions' \
+         --session '$2' --threads 2 --stats '$TMP/stats.$1'; echo EXITED \$?; sleep 60"
+}
+screen() { tmux -L "$SOCK" capture-pane -p -t "$1"; }
+keys() {
+    t=$1
+    shift
+    tmux -L "$SOCK" send-keys -t "$t" "$@"
+}
+# wait_for NAME ERE [SECONDS]: polls the screen every 0.1 s until it matches.
+wait_for() {
+    n=$(( ${3:-20} * 10 ))
+    while [ $n -gt 0 ]; do
+        screen "$1" >"$TMP/screen" 2>/dev/null || true
+        LC_ALL=C grep -Eq -- "$2" "$TMP/screen" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    fail "screen of $1 never showed /$2/; it shows:
+$(cat "$TMP/screen")"
+}
+# wait_exit NAME: the program has ended (the EXITED line under its last words) with status 0.
+wait_exit() {
+    wait_for "$1" "EXITED [0-9]+"
+    grep -q "EXITED 0" "$TMP/screen" || fail "$1 did not exit cleanly: $(cat "$TMP/screen")"
+}
+step_of() { screen "$1" | sed -n 's/.*TRAINING \([0-9]*\)\/.*/\1/p' | head -n 1; }
+
+# --- a session: sites, training, stop, chat, console, resize, quit --------------------------
+start a s1
+wait_for a "Configuration"
+wait_for a "ffn, layers all"
+keys a F2 Space
+wait_for a "attn, layers all"
+keys a F5 "wb.set{epochs = 40, eval_every = 4, lr = 0.02}" Enter
+wait_for a "> wb.set\\{epochs = 40"
+keys a F6
+wait_for a "TRAINING [0-9]+/[0-9]+"
+wait_for a "step [0-9]+/[0-9]+ +epoch"
+# the numbers move and the chart has braille cells
+first=$(step_of a)
+n=100
+while [ $n -gt 0 ] && [ "$(step_of a)" = "$first" ]; do sleep 0.1; n=$((n - 1)); done
+[ "$(step_of a)" != "$first" ] || fail "the step count did not move while training"
+# braille cells are U+2800..U+28FF: bytes E2 A0..A3 xx
+BRAILLE="$(printf '\342\240')|$(printf '\342\241')|$(printf '\342\242')|$(printf '\342\243')"
+wait_for a "$BRAILLE"
+# chat while training is refused politely
+keys a F4 "Name item 3." Enter
+wait_for a "chat is available when it stops"
+keys a Escape
+wait_for a "stopped: [0-9]+ steps"
+wait_for a " idle"
+keys a Enter
+wait_for a "you: Name item 3\\."
+wait_for a "edited  α=1"
+# both answers are written (the answers end: idle again, text on both sides of the rule)
+wait_for a " idle"
+screen a | grep -Eq '[^ ] *│ *[^ ]' || fail "no side-by-side answers: $(screen a)"
+keys a F5 "print(1+1)" Enter
+wait_for a "^ 2 *$"
+keys a "red.vers" Tab
+wait_for a "> red.version"
+keys a C-u
+# resizing
+tmux -L "$SOCK" resize-window -t a -x 80 -y 24
+wait_for a "F1 help"
+screen a | awk '{ if (length($0) > 80) bad = 1 } END { exit bad }' || true
+[ "$(screen a | wc -l)" -eq 24 ] || fail "the screen is not 24 rows after the resize"
+tmux -L "$SOCK" resize-window -t a -x 70 -y 20
+wait_for a "terminal too small"
+tmux -L "$SOCK" resize-window -t a -x 100 -y 30
+wait_for a "Loss \\(train line"
+keys a F10
+wait_exit a
+grep -q "session saved" "$TMP/screen" || fail "no 'session saved' on quit: $(cat "$TMP/screen")"
+S="$TMP/sessions/s1"
+for f in session.json edits.safetensors loss.csv chat.jsonl; do
+    [ -s "$S/$f" ] || fail "the session has no $f"
+done
+grep -q "Name item 3." "$S/chat.jsonl" || fail "chat.jsonl lacks the prompt"
+[ "$(grep -c ',train,' "$S/loss.csv")" -ge 2 ] || fail "loss.csv has too few steps"
+ls "$S" | grep -q tmp && fail "a temporary file was left in the session folder"
+grep -q '"sites":"attn"' "$S/session.json" || fail "the sites change was not saved"
+cp "$TMP/stats.a" "$TMP/ui-latency.txt"
+
+# --- restoring: chart, chat and settings come back ----------------------------------------
+start b s1
+wait_for b "restored: 1 run\\(s\\), 1 chat turn"
+wait_for b "#1 attn all"
+wait_for b "you: Name item 3\\."
+wait_for b "attn, layers all"
+keys b F10
+wait_exit b
+
+# --- a damaged session gives a message and a fresh session -------------------------------
+mkdir -p "$TMP/sessions/bad"
+printf '{"format": "redit-session", "version": 1, "config": {"lr": "fast"' >"$TMP/sessions/bad/session.json"
+start c bad
+wait_for c "session bad is damaged"
+wait_for c "no run yet"
+keys c F10
+wait_exit c
+
+# --- quitting while training asks first -------------------------------------------------
+start d s2
+wait_for d "Configuration"
+keys d F5 "wb.set{epochs = 200}" Enter
+wait_for d "> wb.set\\{epochs = 200\\}"
+keys d F6
+wait_for d "TRAINING [0-9]+/"
+keys d F10
+wait_for d "quit anyway\\? \\(y/n\\)"
+keys d n
+wait_for d "quit cancelled"
+wait_for d "TRAINING"
+keys d F10
+wait_for d "quit anyway"
+keys d y
+wait_exit d
+[ -s "$TMP/sessions/s2/edits.safetensors" ] || fail "quitting while training lost the edits"
+echo "tests/cli/tui.sh: ok ($(tr '\n' ' ' <"$TMP/ui-latency.txt"))"
