@@ -58,6 +58,13 @@ static void on_interrupt(int sig) {
     if (a->console) rd_lua_request_stop(console_lua(a->console));
 }
 
+/* SIGTERM / SIGHUP: leave as F10 does (stop the job at its next step, save the session). */
+static void on_terminate(int sig) {
+    (void)sig;
+    tui_app *a = running_app;
+    if (a) a->quit = 1;
+}
+
 static void on_fatal(int sig) {
     restore_terminal(); /* not async-signal-safe, but the process is going down anyway */
     signal(sig, SIG_DFL);
@@ -69,7 +76,10 @@ static void install_signals(void) {
     sa.sa_handler = on_interrupt;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
-    int fatal[] = {SIGTERM, SIGHUP, SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGQUIT};
+    sa.sa_handler = on_terminate;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    int fatal[] = {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGQUIT};
     for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++) signal(fatal[i], on_fatal);
     atexit(restore_terminal);
 }
@@ -653,6 +663,10 @@ static void main_loop(tui_app *a) {
         int rc = poll(fds, 2, timeout);
         if (rc < 0 && errno != EINTR) break;
         if (rc > 0 && (fds[1].revents & POLLIN)) app_handle_events(a);
+        if (rc > 0 && (fds[0].revents & (POLLHUP | POLLERR | POLLNVAL))) {
+            a->quit = 1; /* the terminal is gone: stop, keep the results, save */
+            break;
+        }
         double t_key = app_now();
         int keys = read_keys(a); /* also after EINTR: a resize arrives as KEY_RESIZE */
         if (a->interrupted) handle_interrupt(a);

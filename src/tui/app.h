@@ -70,7 +70,7 @@ typedef struct tui_app {
     long key_count;
     double redraw_gap_max, last_train_draw;
     volatile sig_atomic_t interrupted;
-    int quit;
+    volatile sig_atomic_t quit; /* set by F10 / q, SIGTERM, SIGHUP, or a lost terminal */
 } tui_app;
 
 /* ---- actions (panes, keys and the Lua console) --------------------------------------- */

@@ -147,4 +147,18 @@ wait_for d "quit anyway"
 keys d y
 wait_exit d
 [ -s "$TMP/sessions/s2/edits.safetensors" ] || fail "quitting while training lost the edits"
+# --- SIGTERM while training: stops at a step, saves the session --------------------------
+start e s3
+wait_for e "Configuration"
+keys e F5 "wb.set{epochs = 200}" Enter
+wait_for e "> wb.set\\{epochs = 200\\}"
+keys e F6
+wait_for e "TRAINING [0-9]+/"
+pid=$(pgrep -f -- "--stats $TMP/stats.e" | head -n 1)
+[ -n "$pid" ] || fail "cannot find the workbench process"
+kill -TERM "$pid"
+wait_exit e
+[ -s "$TMP/sessions/s3/edits.safetensors" ] || fail "SIGTERM lost the edits"
+grep -q ',train,' "$TMP/sessions/s3/loss.csv" || fail "SIGTERM lost the loss history"
+
 echo "tests/cli/tui.sh: ok ($(tr '\n' ' ' <"$TMP/ui-latency.txt"))"
