@@ -137,11 +137,12 @@ static int data_ranges(const tui_series *s, size_t n_series, int log_y, range *x
     return any;
 }
 
-/* Widens a flat linear range by ±1% of its value, or ±1 when the value is 0. */
+/* Widens a flat linear range by ±1% of its value, or ±1 when the value is 0 (a side that
+ * would overflow stays where it is). */
 static void widen_flat(range *r) {
     const double d = r->lo != 0.0 ? fabs(r->lo) * 0.01 : 1.0;
-    r->lo -= d;
-    r->hi += d;
+    if (isfinite(r->lo - d)) r->lo -= d;
+    if (isfinite(r->hi + d)) r->hi += d;
 }
 
 /* The plotted y range: data padded by 5% each side; a flat range widened by ±1% of the
@@ -172,10 +173,10 @@ static double fraction(double v, range r) {
 /* The value at fraction t of r (inverse of fraction). */
 static double value_at(double t, range r) { return r.lo + t * (r.hi * 0.5 - r.lo * 0.5) * 2.0; }
 
-/* Rounds t * (n_px - 1) to a pixel in [0, n_px). */
+/* Rounds t * (n_px - 1) to a pixel in [0, n_px) (NaN gives 0). */
 static int to_pixel(double t, int n_px) {
     double p = round(t * (double)(n_px - 1));
-    if (p < 0.0) p = 0.0;
+    if (!(p >= 0.0)) p = 0.0;
     if (p > (double)(n_px - 1)) p = (double)(n_px - 1);
     return (int)p;
 }
@@ -238,7 +239,7 @@ static const frame_chars frame_ascii = {"|", "+", "+", "-"};
 
 /* The geometry shared by the rendering steps. */
 typedef struct chart_geom {
-    int cols, rows;
+    int cols;
     int plot_rows;   /* rows of the plot area: rows - 2 */
     int label_w;     /* width of the y label column */
     int plot_x;      /* first plot column: label_w + 1 */
@@ -353,6 +354,30 @@ static int chart_alloc(tui_chart *out, int cols, int rows) {
     return 0;
 }
 
+/* Writes every line of out (allocated by chart_alloc) and the plot cells' colours: the plot
+ * rows from the canvas (NULL: no data), the x axis, and the x labels (xr NULL: none).
+ * cells is scratch space of 3 * cols + 1 bytes. */
+static void write_lines(tui_chart *out, const chart_geom *g, const frame_chars *f,
+                        const tui_canvas *cv, const range *xr, int px_w, char *cells) {
+    const size_t line_cap = 3 * (size_t)out->cols + 1;
+    for (int r = 0; r < g->plot_rows; r++) {
+        line_buf b = {out->lines[r], 0, line_cap};
+        build_plot_row(&b, g, f, cv, r, cells, line_cap);
+        if (!cv) continue;
+        int *colors = out->colors + (size_t)r * (size_t)out->cols + (size_t)g->plot_x;
+        for (int c = 0; c < g->plot_w; c++) colors[c] = tui_canvas_cell_color(cv, c, r);
+    }
+    line_buf axis = {out->lines[out->rows - 2], 0, line_cap};
+    put_repeat(&axis, " ", g->label_w);
+    put_str(&axis, f->corner);
+    put_repeat(&axis, f->rule, g->plot_w);
+    line_buf labels = {out->lines[out->rows - 1], 0, line_cap};
+    if (xr)
+        build_x_labels(&labels, g, *xr, px_w);
+    else
+        put_repeat(&labels, " ", g->cols);
+}
+
 int tui_chart_render(const tui_series *s, size_t n_series, const tui_chart_opts *o, int cols,
                      int rows, tui_chart *out) {
     memset(out, 0, sizeof *out);
@@ -361,7 +386,7 @@ int tui_chart_render(const tui_series *s, size_t n_series, const tui_chart_opts 
     const int px_w = braille ? 2 : 1, px_h = braille ? 4 : 2;
     const frame_chars *f = braille ? &frame_utf8 : &frame_ascii;
 
-    chart_geom g = {.cols = cols, .rows = rows, .plot_rows = rows - 2};
+    chart_geom g = {.cols = cols, .plot_rows = rows - 2};
     range xr = {0, 0}, yr = {0, 0};
     const int have_data = data_ranges(s, n_series, log_y, &xr, &yr);
     if (have_data) {
@@ -384,24 +409,7 @@ int tui_chart_render(const tui_series *s, size_t n_series, const tui_chart_opts 
         plot_series(cv, s, n_series, log_y, xr, yr);
     }
 
-    const size_t line_cap = 3 * (size_t)cols + 1;
-    for (int r = 0; r < g.plot_rows; r++) {
-        line_buf b = {out->lines[r], 0, line_cap};
-        build_plot_row(&b, &g, f, cv, r, cells, line_cap);
-        if (cv)
-            for (int c = 0; c < g.plot_w; c++)
-                out->colors[(size_t)r * (size_t)cols + (size_t)(g.plot_x + c)] =
-                    tui_canvas_cell_color(cv, c, r);
-    }
-    line_buf axis = {out->lines[rows - 2], 0, line_cap};
-    put_repeat(&axis, " ", g.label_w);
-    put_str(&axis, f->corner);
-    put_repeat(&axis, f->rule, g.plot_w);
-    line_buf labels = {out->lines[rows - 1], 0, line_cap};
-    if (have_data)
-        build_x_labels(&labels, &g, xr, px_w);
-    else
-        put_repeat(&labels, " ", cols);
+    write_lines(out, &g, f, cv, have_data ? &xr : NULL, px_w, cells);
 
     tui_canvas_free(cv);
     free(cells);

@@ -2,16 +2,17 @@
  * (TensorBoard-style smoothing, short axis labels). No curses: the drawing code copies
  * the lines and colours into a window.
  *
- * Layout of a cols × rows chart:
+ * Layout of a cols × rows chart (24 × 8 here):
  *
- *      2.1┤⠈⠢⡀          <- rows 0 .. rows-3: the plot area; y labels right-aligned in
- *         │  ⠈⠢⣀⡀          a column as wide as the widest label, then the axis column
- *      1.2┤     ⠉⠒⠤        ("┤" beside a label, "│" elsewhere)
- *         │
- *      0.3┤
- *         └─────────────  <- rows-2: the x axis
- *          0         30   <- rows-1: first x at the left, last x at the right, a middle
- *                            one when there is room
+ *   10.5┤⠢⡀                ⠐   rows 0 .. rows-3: the plot area. y labels (top, middle,
+ *       │ ⠈⠢⡀                  bottom) right-aligned in a column as wide as the widest
+ *       │   ⠈⠢⡀                label, then the axis column: "┤" beside a label, "│"
+ *      5┤     ⠌⠢⡀              elsewhere
+ *       │       ⠈⠢⡀
+ *   -0.5┤         ⠈⠢⠤⠤⠤⠤⠤⠤⠤⠤
+ *       └───────────────────   rows-2: the x axis
+ *        0       18.5     37   rows-1: first x under the first plot column, last x at
+ *                              the right edge, the middle x when there is room
  *
  * ASCII mode (braille = 0) uses '|' for the axis, '+' for a tick and the corner, '-' for
  * the x axis, and the canvas's ASCII cells. */

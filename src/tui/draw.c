@@ -1,16 +1,46 @@
 /* Drawing helpers over curses: UTF-8 text cut to a width in columns (never splitting a
  * character), blank runs and pane titles. */
 #include <curses.h>
+#include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
 
 #include "app.h"
 #include "textwrap.h"
 
+/* In a terminal that is not UTF-8: the symbols the panes use in their ASCII form, any other
+ * byte outside ASCII as '?'. */
+static size_t ascii_copy(const char *text, char *out, size_t cap) {
+    static const struct {
+        const char *utf8, *ascii;
+    } symbols[] = {{"│", "|"}, {"·", "-"}, {"α", "a"}, {"…", "~"}, {"━", "-"},
+                   {"─", "-"}, {"┤", "|"}, {"└", "+"}, {"−", "-"}, {"×", "x"}};
+    size_t o = 0;
+    for (const char *p = text; *p && o + 2 < cap;) {
+        size_t i = 0, n = sizeof symbols / sizeof *symbols;
+        for (; i < n; i++) {
+            size_t len = strlen(symbols[i].utf8);
+            if (!strncmp(p, symbols[i].utf8, len)) {
+                out[o++] = symbols[i].ascii[0];
+                p += len;
+                break;
+            }
+        }
+        if (i < n) continue;
+        unsigned char b = (unsigned char)*p++;
+        if (b >= 0x80) /* skip the rest of a UTF-8 character */
+            while (((unsigned char)*p & 0xC0) == 0x80) p++;
+        out[o++] = b >= 0x80 || b < 0x20 ? '?' : (char)b;
+    }
+    out[o] = '\0';
+    return o;
+}
+
 /* Copies text into out (cap bytes) with every byte that is not part of a valid, printable
  * UTF-8 character replaced by '?', so what curses draws is as wide as tui_text_width says
  * (model output can hold stray bytes). Returns the bytes written. */
 static size_t printable_copy(const char *text, char *out, size_t cap) {
+    if (MB_CUR_MAX == 1) return ascii_copy(text, out, cap);
     mbstate_t st;
     memset(&st, 0, sizeof st);
     size_t len = strlen(text), o = 0;

@@ -39,8 +39,6 @@ void pane_status_draw(tui_app *a) {
              a->model_desc, c->sites, c->layers,
              c->scale && c->bias ? ", scale+bias" : c->scale ? ", scale" : ", bias", params, ratio_text,
              a->session.name);
-    if (!a->utf8)
-        for (char *p = line; (p = strstr(p, "│")); p++) memcpy(p, "  |", 3);
     int attr = has_colors() ? COLOR_PAIR(PAIR_TITLE) : A_REVERSE;
     /* the state stays visible at the right end; the rest is cut before it */
     int sw = (int)strlen(state) + 2;

@@ -7,7 +7,8 @@
 set -eu
 TMP=$(mktemp -d)
 SOCK="redit-test-$$"
-trap 'tmux -L "$SOCK" kill-server 2>/dev/null || true; rm -rf "$TMP"' EXIT
+# (the workbenches save their sessions when tmux hangs up on them: give them a moment)
+trap 'tmux -L "$SOCK" kill-server 2>/dev/null && sleep 0.5; rm -rf "$TMP"' EXIT
 . tests/cli/common.inc
 
 command -v tmux >/dev/null || fail "tmux is not installed (tools/install-deps.sh installs it)"
@@ -25,7 +26,7 @@ ROOT="$(pwd)"
 # start NAME SESSION: the workbench in a detached tmux session of 100×30.
 start() {
     tmux -L "$SOCK" new-session -d -s "$1" -x 100 -y 30 \
-        "cd '$TMP' && LANG=C.UTF-8 LC_ALL=C.UTF-8 REDIT_HISTORY='$TMP/hist' '$ROOT/$REDIT' tui -m '$M' \
+        "cd '$TMP' && LANG=${TUI_LOCALE:-C.UTF-8} LC_ALL=${TUI_LOCALE:-C.UTF-8} REDIT_HISTORY='$TMP/hist' '$ROOT/$REDIT' tui -m '$M' \
          --train '$TMP/train.jsonl' --eval '$TMP/eval.jsonl' --sessions '$TMP/sessions' \
          --session '$2' --threads 2 --stats '$TMP/stats.$1'; echo EXITED \$?; sleep 60"
 }
@@ -116,10 +117,19 @@ cp "$TMP/stats.a" "$TMP/ui-latency.txt"
 start b s1
 wait_for b "restored: 1 run\\(s\\), 1 chat turn"
 wait_for b "#1 attn all"
+keys b F4 PPage PPage   # the transcript's top may be scrolled away
 wait_for b "you: Name item 3\\."
 wait_for b "attn, layers all"
 keys b F10
 wait_exit b
+
+# --- a terminal that is not UTF-8: the same session drawn in ASCII -----------------------
+TUI_LOCALE=C start f s1
+wait_for f "\\| attn, layers all"
+wait_for f " \\+-----"
+if screen f | LC_ALL=C grep -q "$(printf '\342')"; then fail "UTF-8 on a non-UTF-8 terminal: $(screen f)"; fi
+keys f F10
+wait_exit f
 
 # --- a damaged session gives a message and a fresh session -------------------------------
 mkdir -p "$TMP/sessions/bad"
