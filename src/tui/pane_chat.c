@@ -2,6 +2,7 @@
  * edited model at strength α (right) — streamed as the worker writes them; the session's
  * transcript above, scrollable; the prompt line at the bottom. */
 #include <curses.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ typedef struct vrow {
     size_t left_len;
     const char *right;
     size_t right_len;
+    double strength; /* ROW_HEADER: α of the edited answer; NAN when there is none */
 } vrow;
 
 enum { ROW_PROMPT, ROW_HEADER, ROW_ANSWERS, ROW_BLANK };
@@ -23,8 +25,6 @@ enum { ROW_PROMPT, ROW_HEADER, ROW_ANSWERS, ROW_BLANK };
 typedef struct vrows {
     vrow *v;
     size_t n, cap;
-    char headers[64][48]; /* header texts ("edited α=1.0") for the rows that point at them */
-    size_t n_headers;
 } vrows;
 
 static void push_row(vrows *rs, vrow r) {
@@ -53,22 +53,19 @@ static void add_turn(vrows *rs, const char *prompt, const char *base, const char
     size_t np;
     tui_span *ps = wrap(prompt, full_w - 5, &np);
     for (size_t i = 0; i < np; i++)
-        push_row(rs, (vrow){ROW_PROMPT, prompt + ps[i].start, ps[i].len, i == 0 ? "you: " : "     ", 5});
+        push_row(rs, (vrow){ROW_PROMPT, prompt + ps[i].start, ps[i].len, i == 0 ? "you: " : "     ", 5, NAN});
     free(ps);
-    char *hdr = rs->headers[rs->n_headers % 64];
-    rs->n_headers++;
-    snprintf(hdr, 48, "edited  α=%.2g", strength);
-    push_row(rs, (vrow){ROW_HEADER, "base", 4, has_edited ? hdr : "", has_edited ? strlen(hdr) : 0});
+    push_row(rs, (vrow){ROW_HEADER, "base", 4, "", 0, has_edited ? strength : NAN});
     size_t nb, ne;
     tui_span *bs = wrap(base, col_w, &nb);
     tui_span *es = wrap(edited, col_w, &ne);
     size_t rows = nb > ne ? nb : ne;
     for (size_t i = 0; i < rows; i++)
         push_row(rs, (vrow){ROW_ANSWERS, i < nb ? base + bs[i].start : "", i < nb ? bs[i].len : 0,
-                            i < ne ? edited + es[i].start : "", i < ne ? es[i].len : 0});
+                            i < ne ? edited + es[i].start : "", i < ne ? es[i].len : 0, NAN});
     free(bs);
     free(es);
-    push_row(rs, (vrow){ROW_BLANK, "", 0, "", 0});
+    push_row(rs, (vrow){ROW_BLANK, "", 0, "", 0, NAN});
 }
 
 static void draw_span(int y, int x, int w, const char *s, size_t len, int attr) {
@@ -115,8 +112,12 @@ void pane_chat_draw(tui_app *a, tui_rect r) {
         case ROW_HEADER:
             draw_span(y, r.x + 1, col_w, v->left, v->left_len,
                       (has_colors() ? COLOR_PAIR(PAIR_BASE) : 0) | A_UNDERLINE);
-            draw_span(y, r.x + 2 + col_w + 1, col_w, v->right, v->right_len,
-                      (has_colors() ? COLOR_PAIR(PAIR_EDITED) : 0) | A_UNDERLINE);
+            if (!isnan(v->strength)) {
+                char hdr[48];
+                snprintf(hdr, sizeof hdr, "edited  α=%.2g", v->strength);
+                draw_text(y, r.x + 2 + col_w + 1, col_w, hdr,
+                          (has_colors() ? COLOR_PAIR(PAIR_EDITED) : 0) | A_UNDERLINE);
+            }
             break;
         case ROW_ANSWERS:
             draw_span(y, r.x + 1, col_w, v->left, v->left_len, 0);
