@@ -20,6 +20,7 @@ typedef struct rd_model {
      * point to (rd_matrix.bf16), owned here. */
     struct rd_bf16_weight **packed;
     int n_packed;
+    int packed_backward;     /* the packs include the backward layout */
 } rd_model;
 
 typedef struct rd_load_opts {
@@ -46,12 +47,18 @@ uint64_t rd_model_param_count(const rd_model *m);
  *        f32 accumulation (AVX512-BF16: about twice the f32 GEMM rate). Edit vectors, norms,
  *        attention, softmax and the loss stay f32; decode (few rows) is unaffected.
  * `backward` also packs the transposed layout that training's activation gradients use.
- * BF16 is refused on CPUs without AVX512-BF16 (the portable kernel is slower than sgemm)
- * and on a trainable (full fine-tuning) model, whose weights change. Costs one bf16 copy of
- * the matrices per layout (rd_model_compute_bytes). */
+ * BF16 is refused on CPUs without AVX512-BF16 (the portable kernel is slower than sgemm).
+ * A trainable (full fine-tuning) model keeps its f32 master weights; its packs are redone
+ * after every update (rd_model_repack; the trainer does it). Costs one bf16 copy of the
+ * matrices per layout (rd_model_compute_bytes). */
 typedef enum rd_compute { RD_COMPUTE_F32 = 0, RD_COMPUTE_BF16 = 1 } rd_compute;
 int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error *err);
 rd_compute rd_model_compute(const rd_model *m);
+
+/* Packs the bf16 copies again from the current f32 weights (after they changed: a full
+ * fine-tuning step). No-op in f32 compute. Returns 0 or -1 with *err (out of memory; the
+ * model is then back in f32 compute). */
+int rd_model_repack(rd_model *m, rd_error *err);
 size_t rd_model_compute_bytes(const rd_model *m);
 
 /* Full fine-tuning: copies every weight into one owned f32 array (m->params, n_params) in

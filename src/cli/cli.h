@@ -23,6 +23,7 @@ int cmd_lua(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_tui(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 struct rd_edits;
 /* Loads an edit file for m, printing "redit: <message>" on failure (force: skip only the

@@ -260,10 +260,6 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "redit train: %s has no tokenizer; training data needs one (--tokenizer)\n", model);
         goto done;
     }
-    if (full && compute && strcmp(compute, "f32")) {
-        fprintf(stderr, "redit train: --full trains in f32 (bf16 compute packs frozen weights)\n");
-        goto done;
-    }
     if (cli_set_compute("train", m, compute, 1)) goto done;
     if (!max_len_given && o.max_len > rd_model_config(m)->seq_len)
         o.max_len = rd_model_config(m)->seq_len; /* the default, capped at the context */

@@ -20,6 +20,8 @@ static void usage(FILE *out) {
             "      --train FILE       training set of a new session\n"
             "      --eval FILE        evaluation set of a new session\n"
             "      --threads N        compute threads (default: all cores)\n"
+            "      --set KEY=VALUE    a setting (as in the configuration pane; wb.help() lists\n"
+            "                         the keys), e.g. --set lr=0.01 --set sites=attn; repeatable\n"
             "      --stats FILE       write UI latency figures to FILE on exit\n"
             "  -h, --help             this text\n");
 }
@@ -33,9 +35,13 @@ int cmd_tui(int argc, char **argv) {
                                          {"eval", required_argument, 0, 'E'},
                                          {"threads", required_argument, 0, 'j'},
                                          {"stats", required_argument, 0, 'S'},
+                                         {"set", required_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     tui_args a = {0};
+    enum { MAX_SETS = 64 };
+    const char *sets[MAX_SETS];
+    a.sets = sets;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:s:h", opts, NULL)) != -1) {
@@ -50,6 +56,13 @@ int cmd_tui(int argc, char **argv) {
             if (cli_int("tui", "--threads", optarg, 1, 1024, &a.threads)) return 2;
             break;
         case 'S': a.stats_path = optarg; break;
+        case 'V':
+            if (a.n_sets == MAX_SETS) {
+                fprintf(stderr, "redit tui: at most %d --set options\n", MAX_SETS);
+                return 2;
+            }
+            sets[a.n_sets++] = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

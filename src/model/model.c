@@ -91,9 +91,6 @@ int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error
     if (!rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16))
         return rd_error_set(err, "bf16 compute needs a CPU with AVX512-BF16; this one has none "
                                  "(use f32)");
-    if (m->params)
-        return rd_error_set(err, "bf16 compute packs frozen weights; a model being fully "
-                                 "fine-tuned changes them (use f32)");
     rd_weights *w = &m->file.w;
     const int L = m->file.cfg.n_layers;
     rd_matrix **all = malloc(sizeof *all * ((size_t)L * 7 + 1));
@@ -110,6 +107,7 @@ int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error
         return rd_error_set(err, "out of memory");
     }
     const unsigned modes = RD_BF16_FORWARD | (backward ? RD_BF16_BACKWARD : 0);
+    m->packed_backward = backward;
     for (int i = 0; i < n; i++) {
         if (!(m->packed[i] = rd_bf16_weight_new(all[i], modes, NULL, err))) {
             free(all);
@@ -121,6 +119,11 @@ int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error
     }
     free(all);
     return 0;
+}
+
+int rd_model_repack(rd_model *m, rd_error *err) {
+    if (!m->n_packed) return 0;
+    return rd_model_set_compute(m, RD_COMPUTE_BF16, m->packed_backward, err);
 }
 
 rd_compute rd_model_compute(const rd_model *m) {
@@ -183,7 +186,8 @@ static int keep_biases(rd_weights *fresh, rd_layer_weights *layers, int n_layers
 
 int rd_model_make_trainable(rd_model *m, rd_error *err) {
     if (m->params) return 0;
-    drop_packed(m); /* packed copies of frozen weights would go stale */
+    const int was_bf16 = m->n_packed > 0; /* packed again from the new arrays below */
+    drop_packed(m);
     const rd_config *c = &m->file.cfg;
     rd_weights *w = &m->file.w;
     const size_t n = (size_t)rd_config_param_count(c, w->tied_classifier);
@@ -231,6 +235,7 @@ int rd_model_make_trainable(rd_model *m, rd_error *err) {
     *w = fresh;
     m->params = arena;
     m->n_params = n;
+    if (was_bf16) return rd_model_set_compute(m, RD_COMPUTE_BF16, m->packed_backward, err);
     return 0;
 }
 

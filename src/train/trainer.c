@@ -112,6 +112,7 @@ static unsigned char *weight_decay_kinds(const rd_model *m) {
 
 typedef struct trainer {
     const rd_model *m;
+    rd_model *full_model;       /* full fine-tuning: the model whose weights params are */
     rd_edits *e;                /* RED: the edit set trained; NULL in full fine-tuning */
     int full;                   /* full fine-tuning: params are the model's weights */
     const rd_train_opts *o;
@@ -155,6 +156,12 @@ static int eval_loss(trainer *t, const rd_dataset *d, double *mean, uint64_t *to
     *mean = count ? sum / (double)count : NAN;
     *tokens = count;
     return 0;
+}
+
+/* After the weights changed: bf16 compute packs them again (full fine-tuning only). */
+static int weights_changed(trainer *t, rd_error *err) {
+    if (!t->full_model) return 0;
+    return rd_model_repack(t->full_model, err);
 }
 
 static void adamw_step(trainer *t, double lr, int step) {
@@ -291,6 +298,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
             const double gnorm = sqrt(norm2);
             if (!isfinite(loss) || !isfinite(gnorm)) {
                 memcpy(t.params, t.last_good, t.n_params * sizeof(float));
+                if (weights_changed(&t, err)) goto done;
                 res->stopped = RD_STOP_NONFINITE;
                 snprintf(res->message, sizeof res->message,
                          "step %d: the %s is not finite (%g); training stopped and the edits "
@@ -313,6 +321,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                 if (!isfinite(t.params[i])) bad_param = i;
             if (bad_param < t.n_params) { /* the update itself overflowed */
                 memcpy(t.params, t.last_good, t.n_params * sizeof(float));
+                if (weights_changed(&t, err)) goto done;
                 res->stopped = RD_STOP_NONFINITE;
                 snprintf(res->message, sizeof res->message,
                          "step %d: the update made parameter %zu not finite; training stopped "
@@ -322,6 +331,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                 stop = 1;
                 break;
             }
+            if (bad_param == t.n_params && weights_changed(&t, err)) goto done;
             res->loss_history[step - 1] = loss;
             res->final_loss = loss;
             train_seconds += now_seconds() - t0;
@@ -362,8 +372,12 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
         snprintf(res->message, sizeof res->message, "stopped on request after step %d", step);
     }
     res->steps = step;
-    if (eval && res->n_evals > 0) memcpy(t.params, t.best, t.n_params * sizeof(float));
-    else res->best_step = step;
+    if (eval && res->n_evals > 0) {
+        memcpy(t.params, t.best, t.n_params * sizeof(float));
+        if (weights_changed(&t, err)) goto done;
+    } else {
+        res->best_step = step;
+    }
     res->seconds = now_seconds() - t_start;
     res->tokens_per_s = train_seconds > 0 ? (double)res->tokens / train_seconds : 0.0;
     rc = 0;
@@ -393,6 +407,7 @@ int rd_train_full(rd_model *m, const rd_dataset *train, const rd_dataset *eval,
         memset(res, 0, sizeof *res);
         return -1;
     }
-    trainer t = {.m = m, .full = 1, .o = o, .n_params = m->n_params, .params = m->params};
+    trainer t = {.m = m, .full_model = m, .full = 1, .o = o, .n_params = m->n_params,
+                 .params = m->params};
     return train_loop(t, train, eval, progress, user, res, err);
 }

@@ -191,6 +191,18 @@ static void open_session(tui_app *a) {
                    a->session.n_runs, a->session.n_chat);
 }
 
+/* "key=value" from the command line. */
+static int apply_setting(tui_app *a, const char *kv, rd_error *err) {
+    const char *eq = strchr(kv, '=');
+    if (!eq) return rd_error_set(err, "expected key=value");
+    char key[64];
+    size_t n = (size_t)(eq - kv);
+    if (n >= sizeof key) return rd_error_set(err, "unknown setting");
+    memcpy(key, kv, n);
+    key[n] = '\0';
+    return app_set_field(a, key, eq + 1, err);
+}
+
 int app_save(tui_app *a, rd_error *err) {
     if (a->training) return rd_error_set(err, "the session is saved when training ends");
     return tui_session_save(&a->session, a->edits, a->model, err);
@@ -713,6 +725,14 @@ int tui_main(const tui_args *args) {
     }
     describe_model(a);
     open_session(a);
+    for (int i = 0; i < args->n_sets; i++) {
+        if (apply_setting(a, args->sets[i], &err)) {
+            fprintf(stderr, "redit tui: --set %s: %s\n", args->sets[i], err.msg);
+            app_release(a);
+            free(a);
+            return 2;
+        }
+    }
     if (!(a->worker = tui_worker_new(&err))) {
         fprintf(stderr, "redit: %s\n", err.msg);
         app_release(a);

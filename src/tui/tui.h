@@ -10,6 +10,8 @@ typedef struct tui_args {
     const char *train_path;     /* optional: preset the training set of a new session */
     const char *eval_path;
     const char *stats_path;     /* optional: write UI latency figures here on exit */
+    const char *const *sets;    /* (n_sets) "key=value" settings applied over the session's */
+    int n_sets;
     int threads;
 } tui_args;
 

@@ -28,7 +28,7 @@ start() {
     tmux -L "$SOCK" new-session -d -s "$1" -x 100 -y 30 \
         "cd '$TMP' && LANG=${TUI_LOCALE:-C.UTF-8} LC_ALL=${TUI_LOCALE:-C.UTF-8} REDIT_HISTORY='$TMP/hist' '$ROOT/$REDIT' tui -m '$M' \
          --train '$TMP/train.jsonl' --eval '$TMP/eval.jsonl' --sessions '$TMP/sessions' \
-         --session '$2' --threads 2 --stats '$TMP/stats.$1'; echo EXITED \$?; sleep 60"
+         --session '$2' --threads 2 --stats '$TMP/stats.$1' ${TUI_EXTRA:-}; echo EXITED \$?; sleep 60"
 }
 screen() { tmux -L "$SOCK" capture-pane -p -t "$1"; }
 keys() {
@@ -38,7 +38,7 @@ keys() {
 }
 # wait_for NAME ERE [SECONDS]: polls the screen every 0.1 s until it matches.
 wait_for() {
-    n=$(( ${3:-20} * 10 ))
+    n=$(( ${3:-40} * 10 ))
     while [ $n -gt 0 ]; do
         screen "$1" >"$TMP/screen" 2>/dev/null || true
         LC_ALL=C grep -Eq -- "$2" "$TMP/screen" && return 0
@@ -157,6 +157,16 @@ wait_for d "quit anyway"
 keys d y
 wait_exit d
 [ -s "$TMP/sessions/s2/edits.safetensors" ] || fail "quitting while training lost the edits"
+# --- settings from the command line ---------------------------------------------------------
+TUI_EXTRA="--set sites=both --set lr=0.05" start g s4
+wait_for g "both, layers all"
+wait_for g "learning rate +0.05"
+keys g F10
+wait_exit g
+TUI_EXTRA="--set lr=fast" start h s5
+wait_for h "--set lr=fast: lr: 'fast' is not a number"
+wait_for h "EXITED 2"
+
 # --- SIGTERM while training: stops at a step, saves the session --------------------------
 start e s3
 wait_for e "Configuration"
