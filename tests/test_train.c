@@ -19,6 +19,7 @@
 #include "redit/forward.h"
 #include "redit/model_file.h"
 #include "redit/train.h"
+#include "redit/gemm_bf16.h"
 #include "tiny_model.h"
 
 typedef struct fixture {
@@ -251,6 +252,47 @@ static void test_full_finetuning_learns(void **state) {
     rd_model_free(m);
 }
 
+/* Full fine-tuning in bf16 compute: the packed bf16 copies follow the f32 master weights
+ * after every update (a stale pack would keep computing with the initial weights), and the
+ * run learns like the f32 one. */
+static void test_full_finetuning_bf16(void **state) {
+    if (!rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16)) {
+        print_message("SKIPPED: this CPU has no AVX512-BF16 (bf16 compute is refused on it)\n");
+        skip();
+    }
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_config cfg = f->m->file.cfg;
+    rd_model *m[2];
+    rd_eval_metrics after[2];
+    for (int i = 0; i < 2; i++) {
+        rd_model_file mf;
+        assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
+        mf.tokenizer = NULL;
+        m[i] = rd_model_from_file(&mf, NULL, &err);
+        assert_non_null(m[i]);
+        if (i == 1) assert_int_equal(rd_model_set_compute(m[i], RD_COMPUTE_BF16, 1, &err), 0);
+        rd_train_opts o = quick_opts();
+        o.lr = 3e-3;
+        o.epochs = 2;
+        rd_train_result r;
+        assert_int_equal(rd_train_full(m[i], f->train, f->eval, &o, NULL, NULL, &r, &err), 0);
+        rd_train_result_release(&r);
+        assert_int_equal(rd_model_compute(m[i]), i ? RD_COMPUTE_BF16 : RD_COMPUTE_F32);
+        assert_int_equal(rd_evaluate(m[i], NULL, 1.0f, f->eval, 8, 64, &after[i], &err), 0);
+    }
+    /* The bf16 model's products use its packs: switching it to f32 (its master weights)
+     * changes the held-out loss only by bf16 rounding. */
+    rd_eval_metrics master;
+    assert_int_equal(rd_model_set_compute(m[1], RD_COMPUTE_F32, 0, &err), 0);
+    assert_int_equal(rd_evaluate(m[1], NULL, 1.0f, f->eval, 8, 64, &master, &err), 0);
+    printf("full fine-tuning: held-out loss f32 %.4f, bf16 %.4f (its f32 weights %.4f)\n",
+           after[0].loss, after[1].loss, master.loss);
+    assert_true(fabs(after[1].loss - master.loss) < 0.02 * master.loss);
+    assert_true(fabs(after[1].loss - after[0].loss) < 0.05 * after[0].loss);
+    for (int i = 0; i < 2; i++) rd_model_free(m[i]);
+}
+
 /* Metrics from known confusion matrices (values computed by hand / as scikit-learn gives). */
 static void test_classification_metrics(void **state) {
     (void)state;
@@ -373,6 +415,7 @@ int main(void) {
         cmocka_unit_test(test_stop_request),
         cmocka_unit_test(test_nonfinite_stops_cleanly),
         cmocka_unit_test(test_full_finetuning_learns),
+        cmocka_unit_test(test_full_finetuning_bf16),
         cmocka_unit_test(test_classification_metrics),
         cmocka_unit_test(test_classification_eval_learns),
         cmocka_unit_test(test_red_on_quantized_base),
