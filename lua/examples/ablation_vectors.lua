@@ -9,9 +9,9 @@
 --- 3 seeds; --quick runs 3 steps per run.
 local grid = require("red.grid")
 local task = require("red.task")
-local a = task.args(arg, "usage: ablation_vectors.lua MODEL [--seeds N] [--out DIR] [--quick]")
+local a = task.args(arg, "usage: ablation_vectors.lua MODEL [--seeds N] [--out DIR] [--quick] [--train F --eval F] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N]")
 
-local train_path, eval_path = task.colours(96, 24)
+local train_path, eval_path, cleanup = task.data(a)
 local model = red.load(a.model)
 local opts = task.train_opts(a)
 local train = red.dataset(train_path, {model = model, template = opts.template, max_len = opts.max_len})
@@ -44,4 +44,4 @@ local md = string.format("Base model held-out loss: %.4f\n\n", base.loss) .. gri
 print(md)
 grid.write(a.out .. "/ablation_vectors.md", md)
 grid.write(a.out .. "/ablation_vectors.csv", grid.csv(results))
-os.remove(train_path); os.remove(eval_path)
+cleanup()

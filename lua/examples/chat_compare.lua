@@ -8,9 +8,9 @@
 local compare = require("red.compare")
 local grid = require("red.grid")
 local task = require("red.task")
-local a = task.args(arg, "usage: chat_compare.lua MODEL [--out DIR] [--quick]")
+local a = task.args(arg, "usage: chat_compare.lua MODEL [--out DIR] [--quick] [--train F --eval F] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N]")
 
-local train_path, eval_path = task.colours(96, 24)
+local train_path, eval_path, cleanup = task.data(a)
 local model = red.load(a.model)
 local opts = task.train_opts(a)
 local train = red.dataset(train_path, {model = model, template = opts.template, max_len = opts.max_len})
@@ -19,8 +19,8 @@ local o = {model = model, edits = e, data = train, seed = 1}
 for k, x in pairs(opts) do if o[k] == nil and k ~= "template" then o[k] = x end end
 red.train(o)
 
-local prompts = {"What colour is the sky?", "What colour is the lemon?", "What colour is the rose?"}
-local gen = {max_tokens = a.quick and 8 or 24, temperature = 0, template = "plain"}
+local prompts = task.prompts(a, 4)
+local gen = {max_tokens = a.quick and 8 or 32, temperature = 0, template = opts.template}
 local rows = compare.prompts(model, e, prompts, gen)
 compare.print(rows)
 gen.strength = 0.5
@@ -28,4 +28,4 @@ local half = compare.prompts(model, e, prompts, gen)
 print("\nat strength 0.5:")
 compare.print(half)
 grid.write(a.out .. "/chat_compare.md", compare.markdown(rows))
-os.remove(train_path); os.remove(eval_path)
+cleanup()

@@ -7,9 +7,9 @@
 --- the 2-core machine with a stories15M-shaped model: 12 s in all (RED 3.4 s, full 8.3 s).
 local grid = require("red.grid")
 local task = require("red.task")
-local a = task.args(arg, "usage: red_vs_ft.lua MODEL [--out DIR] [--quick]")
+local a = task.args(arg, "usage: red_vs_ft.lua MODEL [--out DIR] [--quick] [--train F --eval F] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N]")
 
-local train_path, eval_path = task.colours(96, 24)
+local train_path, eval_path, cleanup = task.data(a)
 local opts = task.train_opts(a)
 local function data(model)
   return red.dataset(train_path, {model = model, template = opts.template, max_len = opts.max_len}),
@@ -44,4 +44,4 @@ local md = grid.markdown(results)
 print(md)
 grid.write(a.out .. "/red_vs_ft.md", md)
 grid.write(a.out .. "/red_vs_ft.csv", grid.csv(results))
-os.remove(train_path); os.remove(eval_path)
+cleanup()

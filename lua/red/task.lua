@@ -1,22 +1,32 @@
---- red.task — what the example scripts share: their command-line arguments and the small
---- synthetic tasks they build (until redit ships its own data sets).
+--- red.task — what the example scripts share: their command-line arguments, the data they
+--- train on (the bundled data sets given with --train/--eval, or a small synthetic task).
 local task = {}
 
---- Parses an example's arguments: MODEL [--quick] [--out DIR] [--seeds N].
+--- Parses an example's arguments: MODEL [--quick] [--out DIR] [--seeds N]
+--- [--train FILE --eval FILE] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N].
 --- REDIT_QUICK=1 in the environment also selects the quick mode (a few steps per run).
+local NUMBERS = {["--seeds"] = "seeds", ["--lr"] = "lr", ["--epochs"] = "epochs",
+                 ["--batch"] = "batch", ["--max-len"] = "max_len"}
+local STRINGS = {["--out"] = "out", ["--train"] = "train", ["--eval"] = "eval",
+                 ["--template"] = "template"}
 function task.args(argv, usage)
   local a = {quick = os.getenv("REDIT_QUICK") == "1", out = ".", seeds = 3}
   local i = 1
   while argv[i] do
     local v = argv[i]
     if v == "--quick" then a.quick = true
-    elseif v == "--out" then i = i + 1; a.out = argv[i]
-    elseif v == "--seeds" then i = i + 1; a.seeds = tonumber(argv[i])
+    elseif NUMBERS[v] then
+      i = i + 1
+      a[NUMBERS[v]] = tonumber(argv[i]) or error(v .. " needs a number\n" .. usage, 0)
+    elseif STRINGS[v] then
+      i = i + 1
+      a[STRINGS[v]] = argv[i] or error(v .. " needs a value\n" .. usage, 0)
     elseif v:sub(1, 1) == "-" then error("unknown option " .. v .. "\n" .. usage, 0)
     else a.model = v end
     i = i + 1
   end
   if not a.model then error("no model given\n" .. usage, 0) end
+  if (a.train == nil) ~= (a.eval == nil) then error("--train and --eval go together\n" .. usage, 0) end
   if a.quick then a.seeds = 1 end
   return a
 end
@@ -61,10 +71,37 @@ function task.keywords(n_train, n_eval)
   return write_lines(os.tmpname(), lines(0, n_train)), write_lines(os.tmpname(), lines(1000, n_eval))
 end
 
---- Training options for the examples: the full setting, or a few steps in quick mode.
+--- The data an example trains on: the files given with --train/--eval (e.g. the bundled
+--- datasets/define-words), else the synthetic colour task in temporary files. Returns the
+--- training path, the held-out path and a function that removes what was made here.
+function task.data(a)
+  if a.train then return a.train, a.eval, function() end end
+  local train_path, eval_path = task.colours(96, 24)
+  return train_path, eval_path, function() os.remove(train_path); os.remove(eval_path) end
+end
+
+--- Prompts for chat comparisons: the instructions of the first n held-out examples given with
+--- --eval (Alpaca JSONL), else questions of the colour task.
+function task.prompts(a, n)
+  if not a.eval then return {"What colour is the sky?", "What colour is the lemon?", "What colour is the rose?"} end
+  local out = {}
+  for line in io.lines(a.eval) do
+    local p = line:match('"instruction"%s*:%s*"(.-)"')
+    if p then out[#out + 1] = p end
+    if #out == n then break end
+  end
+  return out
+end
+
+--- Training options for the examples: the full setting (overridden by --lr, --epochs,
+--- --batch, --max-len, --template), or a few steps in quick mode.
 function task.train_opts(a, extra)
   local o = {lr = 2e-2, epochs = 3, batch = 8, micro_batch = 8, max_len = 96, warmup = 0.06,
              template = "plain"}
+  for _, k in ipairs({"lr", "epochs", "batch", "max_len", "template"}) do
+    if a[k] then o[k] = a[k] end
+  end
+  o.micro_batch = o.batch
   if a.quick then o.max_steps = 3; o.epochs = 1 end
   for k, v in pairs(extra or {}) do o[k] = v end
   return o
