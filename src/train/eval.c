@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "redit/backward.h"
+#include "redit/forward.h"
 #include "redit/train.h"
 
 /* Matthews correlation for K classes (Gorodkin's R_K; the usual MCC for K = 2) from a
@@ -56,47 +57,116 @@ void rd_classification_metrics(const long *confusion, int K, rd_eval_metrics *ou
     }
 }
 
-static int classify(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *d,
-                    int max_len, rd_eval_metrics *out, rd_error *err) {
-    const int K = rd_dataset_n_labels(d);
-    const size_t n = rd_dataset_size(d);
-    long *conf = calloc((size_t)K * K, sizeof *conf);
-    int *tok = malloc(sizeof(int) * (size_t)max_len), *tgt = malloc(sizeof(int) * (size_t)max_len);
-    if (!conf || !tok || !tgt) {
-        free(conf), free(tok), free(tgt);
-        return rd_error_set(err, "out of memory");
+/* One candidate answer: example i followed by label word k. */
+typedef struct candidate {
+    size_t example;
+    int label;
+} candidate;
+
+/* Log-likelihood of the candidate's label ids (positions n_prompt .. n_prompt + nl − 1 of
+ * row tok) under logits (T, V) of that row. */
+static double label_loglik(const float *logits, int V, const int *tok, int n_prompt, int nl) {
+    double lp = 0.0;
+    for (int t = n_prompt - 1; t < n_prompt + nl - 1; t++) {
+        const float *z = logits + (size_t)t * V;
+        float mx = z[0];
+        for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+        double sum = 0.0;
+        for (int v = 0; v < V; v++) sum += exp((double)(z[v] - mx));
+        lp += (double)(z[tok[t + 1]] - mx) - log(sum);
     }
+    return lp;
+}
+
+/* Scores every label word after every example's prompt, rows of candidates at a time through
+ * one batched forward pass; the label with the highest log-likelihood is the prediction. */
+static int classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
+                    int max_len, int batch, rd_eval_metrics *out, rd_error *err) {
+    const int K = rd_dataset_n_labels(d), V = m->file.cfg.vocab_size;
+    const size_t n = rd_dataset_size(d);
+    /* rows per pass: the batch, at most 32 M floats of logits */
+    int B = batch;
+    while (B > 1 && (size_t)B * (size_t)max_len * (size_t)V > ((size_t)32 << 20)) B /= 2;
+    long *conf = calloc((size_t)K * K, sizeof *conf);
+    candidate *cand = malloc(sizeof *cand * (n * (size_t)K + 1));
+    double *best_lp = malloc(sizeof *best_lp * (n + 1));
+    int *best = malloc(sizeof *best * (n + 1));
+    int *tok = malloc(sizeof *tok * (size_t)B * (size_t)max_len);
+    int *scored = malloc(sizeof *scored * ((size_t)max_len + 1)); /* prompt + label ids */
+    float *logits = malloc(sizeof *logits * (size_t)B * (size_t)max_len * (size_t)V);
+    rd_ctx *ctx = rd_ctx_new(m, B, max_len, err);
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    if (!conf || !cand || !best_lp || !best || !tok || !scored || !logits || !ctx) {
+        rc = ctx ? rd_error_set(err, "out of memory for label scoring") : -1;
+        goto done;
+    }
+    size_t nc = 0;
+    for (size_t i = 0; i < n; i++) {
         const rd_example *ex = rd_dataset_get(d, i);
-        if (ex->label < 0) continue;
-        int best = -1;
-        double best_lp = -INFINITY;
+        best[i] = -1;
+        best_lp[i] = -INFINITY;
+        if (ex->label < 0 || ex->n_prompt < 1) continue;
         for (int k = 0; k < K; k++) {
             int nl;
-            const int *lab = rd_dataset_label_ids(d, k, &nl);
-            int T = ex->n_prompt + nl - 1; /* inputs: all but the last id */
-            if (T + 1 > max_len || ex->n_prompt < 1) continue; /* the candidate does not fit */
-            for (int t = 0; t < ex->n_prompt; t++) tok[t] = ex->ids[t];
-            for (int t = 0; t < nl; t++) tok[ex->n_prompt + t] = lab[t];
-            for (int t = 0; t < T; t++) tgt[t] = t + 1 >= ex->n_prompt ? tok[t + 1] : -1;
-            double nll;
-            int nt;
-            if (rd_train_pass(tc, view, NULL, NULL, tok, tgt, 1, T, &nll, &nt, err)) {
-                rc = -1;
-                break;
-            }
-            if (-nll > best_lp) {
-                best_lp = -nll;
-                best = k;
+            rd_dataset_label_ids(d, k, &nl);
+            if (ex->n_prompt + nl <= max_len) cand[nc++] = (candidate){i, k}; /* it fits */
+        }
+    }
+    for (size_t c0 = 0; c0 < nc && rc == 0; c0 += (size_t)B) {
+        const int rows = nc - c0 < (size_t)B ? (int)(nc - c0) : B;
+        int T = 1; /* inputs: all but the last id of the longest candidate */
+        for (int r = 0; r < rows; r++) {
+            int nl;
+            rd_dataset_label_ids(d, cand[c0 + r].label, &nl);
+            int len = rd_dataset_get(d, cand[c0 + r].example)->n_prompt + nl - 1;
+            T = len > T ? len : T;
+        }
+        for (int r = 0; r < rows; r++) { /* padded on the right: causal, so it changes nothing */
+            const candidate *c = &cand[c0 + r];
+            const rd_example *ex = rd_dataset_get(d, c->example);
+            int nl;
+            const int *lab = rd_dataset_label_ids(d, c->label, &nl);
+            int *row = tok + (size_t)r * T;
+            for (int t = 0; t < T; t++) row[t] = 0;
+            for (int t = 0; t < ex->n_prompt && t < T; t++) row[t] = ex->ids[t];
+            for (int t = 0; t < nl && ex->n_prompt + t < T; t++) row[ex->n_prompt + t] = lab[t];
+        }
+        rd_ctx_reset(ctx);
+        if (rd_forward(ctx, view, tok, rows, T, RD_LOGITS_ALL, logits, err)) {
+            rc = -1;
+            break;
+        }
+        for (int r = 0; r < rows; r++) {
+            const candidate *c = &cand[c0 + r];
+            const rd_example *ex = rd_dataset_get(d, c->example);
+            int nl;
+            const int *lab = rd_dataset_label_ids(d, c->label, &nl);
+            /* the row as scored: prompt then every label id (the last one is only a target) */
+            for (int t = 0; t < ex->n_prompt; t++) scored[t] = ex->ids[t];
+            for (int t = 0; t < nl; t++) scored[ex->n_prompt + t] = lab[t];
+            double lp = label_loglik(logits + (size_t)r * T * V, V, scored, ex->n_prompt, nl);
+            if (lp > best_lp[c->example]) {
+                best_lp[c->example] = lp;
+                best[c->example] = c->label;
             }
         }
-        if (best >= 0) conf[ex->label * K + best]++;
     }
-    if (rc == 0) rd_classification_metrics(conf, K, out);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) {
+            const rd_example *ex = rd_dataset_get(d, i);
+            if (ex->label >= 0 && best[i] >= 0) conf[ex->label * K + best[i]]++;
+        }
+        rd_classification_metrics(conf, K, out);
+    }
+done:
+    rd_ctx_free(ctx);
     free(conf);
+    free(cand);
+    free(best_lp);
+    free(best);
     free(tok);
-    free(tgt);
+    free(scored);
+    free(logits);
     return rc;
 }
 
@@ -132,11 +202,7 @@ int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_d
     if (rc == 0) {
         out->loss = out->tokens ? sum / (double)out->tokens : NAN;
         out->perplexity = exp(out->loss);
-        if (rd_dataset_n_labels(d) > 0) {
-            rd_train_ctx_free(tc); /* label scoring runs one candidate at a time */
-            tc = rd_train_ctx_new(m, 1, max_len, 0, err);
-            rc = tc ? classify(tc, v, d, max_len, out, err) : -1;
-        }
+        if (rd_dataset_n_labels(d) > 0) rc = classify(m, v, d, max_len, batch, out, err);
     }
     rd_batch_release(&b);
     free(idx);

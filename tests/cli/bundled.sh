@@ -1,0 +1,58 @@
+#!/bin/sh
+# The bundled base model (models/redit-base.gguf) and data sets: the model loads through the
+# GGUF path with its tokenizer inside; that tokenizer encodes every line of the bundled
+# data sets exactly as SentencePiece does with the model's own tokenizer.model; the model
+# is trained (held-out perplexity on State of the Union text far below the vocabulary's
+# 4,096); every data set loads with it.
+set -eu
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+. tests/cli/common.inc
+
+M=models/redit-base.gguf
+SPM=models/redit-base.tokenizer.model
+[ -f "$M" ] || fail "$M is missing (make default-model builds it)"
+expect_ok "info" "$REDIT" info -m "$M"
+grep -q "redit-base" "$TMP/out" || fail "the model's name is not redit-base: $(head -5 "$TMP/out")"
+grep -qi "4096" "$TMP/out" || fail "the vocabulary is not 4,096 pieces"
+
+# SentencePiece itself against redit, on every text of the bundled sets.
+"$PY" -c 'import sentencepiece' 2>/dev/null || fail "python3-sentencepiece is missing (tools/install-deps.sh installs it)"
+"$PY" - "$TMP/texts.jsonl" "$TMP/spm.jsonl" "$SPM" <<'PY'
+import json, sys, sentencepiece as spm
+sp = spm.SentencePieceProcessor(model_file=sys.argv[3])
+texts = []
+for path in ["datasets/define-words/eval.jsonl", "datasets/spam-ham/eval.jsonl"]:
+    for line in open(path, encoding="utf-8"):
+        o = json.loads(line)
+        texts += [o[k] for k in ("instruction", "output", "text") if k in o]
+texts += [l for l in open("datasets/sotu-obama/eval.txt", encoding="utf-8").read().split("\n") if l][:50]
+with open(sys.argv[1], "w") as t, open(sys.argv[2], "w") as s:
+    for x in texts:
+        t.write(json.dumps({"text": x}) + "\n")
+        s.write(json.dumps(sp.encode(x)) + "\n")
+PY
+expect_ok "tokenize --jsonl" "$REDIT" tokenize -m "$M" --jsonl <"$TMP/texts.jsonl"
+"$PY" - "$TMP/out" "$TMP/spm.jsonl" <<'PY' || fail "redit and SentencePiece disagree on the bundled model's tokenizer"
+import json, sys
+red = [json.loads(l)["ids"] for l in open(sys.argv[1])]
+ref = [json.loads(l) for l in open(sys.argv[2])]
+assert len(red) == len(ref), (len(red), len(ref))
+bad = [i for i in range(len(ref)) if red[i] != ref[i]]
+print("bundled tokenizer: %d texts, %d tokens, %d differ" % (len(ref), sum(map(len, ref)), len(bad)))
+sys.exit(1 if bad else 0)
+PY
+
+# Trained: held-out perplexity on the adaptation set's eval split.
+expect_ok "eval" "$REDIT" eval -m "$M" -d datasets/sotu-obama/eval.txt --max-len 256 --full-loss
+ppl=$(awk '/^perplexity/ {print $2}' "$TMP/out")
+"$PY" -c "import sys; sys.exit(0 if float('$ppl') < 200 else 1)" || fail "held-out perplexity $ppl: the model is not trained"
+
+# The bundled sets load with the model's tokenizer (their first 40 lines: the whole spam set
+# would be scored label by label), none cut short at the model's context of 256.
+for f in datasets/define-words/train.jsonl datasets/spam-ham/train.jsonl; do
+    head -n 40 "$f" >"$TMP/part.jsonl"
+    expect_ok "load $f" "$REDIT" eval -m "$M" -d "$TMP/part.jsonl" --max-len 256 --template red
+    grep -qi "truncated" "$TMP/err" && fail "$f: examples were truncated: $(cat "$TMP/err")"
+done
+echo "tests/cli/bundled.sh: ok"
