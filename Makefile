@@ -72,6 +72,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELP_OBJ) $(BUILD)/libredit_tui.a $(B
 # The workbench on the bundled model, with a ready session: RED on the ffn output of every
 # layer, the bundled instruction set (define-words), settings that show a result in minutes.
 DEFAULT_MODEL := models/redit-base.gguf
+QUICKSTART_SETTINGS := --set sites=both --set lr=0.03 --set epochs=8 --set batch=32 \
+    --set micro_batch=32 --set max_len=64 --set template_name=red --set max_tokens=40
 QUICKSTART := --session quickstart --train datasets/define-words/train.jsonl \
     --eval datasets/define-words/eval.jsonl $(QUICKSTART_SETTINGS)
 run: all
@@ -94,6 +96,7 @@ default-model: all datasets
 	sh tools/default-model/check_tokenizer.sh $(DM)/corpus $(DM)/tokenizer $(BUILD)/redit
 	REDIT=$(BUILD)/redit sh tools/default-model/pretrain.sh $(DM)/corpus $(DM)/tokenizer $(DM)/model
 	$(BUILD)/redit convert -m $(DM)/model/model-f32.gguf --type F16 --name redit-base -o $(DEFAULT_MODEL)
+	cp $(DM)/tokenizer/tokenizer.model models/redit-base.tokenizer.model
 
 # Suites run one after another; the shell tests drive the redit binary end to end.
 test: all $(TESTS)

@@ -44,7 +44,7 @@ tui_rate() {
     until [ -f "$TMP/sessions/bench/session.json" ] &&
         tmux -L "$SOCK" capture-pane -p -t b | grep -q "session saved"; do sleep 0.2; done
     tmux -L "$SOCK" kill-server
-    /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["runs"][0]["tokens_per_s"])' \
+    /usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["runs"][0]["tokens_per_s"]))' \
         "$TMP/sessions/bench/session.json"
 }
 

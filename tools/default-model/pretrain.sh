@@ -79,5 +79,5 @@ echo "pretrain: $steps steps of $BATCH x $SEQ tokens (~$TOKENS tokens), lr $LR, 
         echo
     done
 } | tee "$out/eval.txt"
-echo "pretrain: done in $(( $(date +%s) - start )) s; $out/model-f32.gguf is F32" \
-    "($(wc -c < "$out/model-f32.gguf") bytes)"
+size=$(wc -c < "$out/model-f32.gguf")
+echo "pretrain: done in $(( $(date +%s) - start )) s; $out/model-f32.gguf is F32, $size bytes"
