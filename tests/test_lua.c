@@ -643,7 +643,12 @@ static void test_full_finetuning(void **state) {
               "local after = red.eval(m, nil, d).loss\n"
               "assert(after < before, before .. ' -> ' .. after)\n"
               "assert(#m:generate('Hi', {max_tokens = 2, stop_at_eos = false}) >= 0)\n"
-              "check_error(function() red.train{model = m, full = true, data = d, compute = 'bf16'} end, 'bf16')\n");
+              "-- bf16 compute (f32 master weights) trains where the CPU has AVX512-BF16, else\n"
+              "-- the engine's refusal names bf16\n"
+              "local ok, r2 = pcall(red.train, {model = m, full = true, data = d, compute = 'bf16',\n"
+              "                                 max_steps = 1, batch = 4})\n"
+              "if ok then assert(m:compute() == 'bf16' and r2.steps == 1)\n"
+              "else assert(tostring(r2):find('bf16'), r2) end\n");
 }
 
 /* ---- closing ---------------------------------------------------------------------- */
