@@ -25,9 +25,9 @@ typedef struct output_target {
     void *user;
 } output_target;
 
-/* print(...): tostring of each argument, tab-separated, then a newline, in one call. */
-static int console_print(lua_State *L) {
-    output_target *t = lua_touserdata(L, lua_upvalueindex(1));
+/* lua_CFunction: the arguments through tostring, tab-separated, and a newline, as one string (what
+ * print writes and how results are shown). */
+static int join_values(lua_State *L) {
     int n = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -38,6 +38,13 @@ static int console_print(lua_State *L) {
     }
     luaL_addchar(&b, '\n');
     luaL_pushresult(&b);
+    return 1;
+}
+
+/* print(...): its line goes to the console in one call. */
+static int console_print(lua_State *L) {
+    output_target *t = lua_touserdata(L, lua_upvalueindex(1));
+    join_values(L);
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
     t->out(t->user, s, len, 0);
@@ -134,21 +141,6 @@ static void report(rd_lua_repl *r) {
     r->out(r->user, msg, len, 1);
     r->out(r->user, "\n", 1, 1);
     lua_pop(r->L, 1);
-}
-
-/* lua_CFunction: the arguments through tostring, tab-separated, as one string. */
-static int join_values(lua_State *L) {
-    int n = lua_gettop(L);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (int i = 1; i <= n; i++) {
-        luaL_tolstring(L, i, NULL);
-        if (i > 1) luaL_addchar(&b, '\t');
-        luaL_addvalue(&b);
-    }
-    luaL_addchar(&b, '\n');
-    luaL_pushresult(&b);
-    return 1;
 }
 
 /* Prints the n values on the top of the stack (a chunk's results) and pops them. */
