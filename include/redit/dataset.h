@@ -96,6 +96,10 @@ typedef struct rd_data_opts {
 char *rd_data_render_prompt(const char *template_name, const char *system, const char *prompt,
                             const rd_tokenizer *tok, rd_error *err);
 
+/* The template a format uses when none is named: "plain" for text and classification,
+ * "alpaca" otherwise (static string). */
+const char *rd_data_default_template(rd_data_format f);
+
 /* Defaults: auto format, default template, max_len 512, mask_prompt 1, strict. */
 rd_data_opts rd_data_opts_defaults(void);
 

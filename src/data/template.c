@@ -67,9 +67,13 @@ static int check_custom(const char *s, rd_error *err) {
     return 0;
 }
 
+const char *rd_data_default_template(rd_data_format f) {
+    return f == RD_DATA_TEXT || f == RD_DATA_CLASSIFICATION ? "plain" : "alpaca";
+}
+
 int rd_data_template_init(rd_template *t, const char *name, rd_data_format f, rd_error *err) {
     memset(t, 0, sizeof *t);
-    if (!name) name = f == RD_DATA_TEXT || f == RD_DATA_CLASSIFICATION ? "plain" : "alpaca";
+    if (!name) name = rd_data_default_template(f);
     if (strcmp(name, "llama2-chat") == 0) {
         t->main = LLAMA2;
         t->with_system = LLAMA2_SYS;

@@ -135,13 +135,14 @@ static rd_edits *configured_edits(const tui_app *a, rd_error *err) {
     return rd_edits_new(rd_model_config(a->model), &spec, err);
 }
 
-size_t app_edit_params(const tui_app *a, double *ratio) {
+/* Counts the trainable numbers of the configured edits (after every settings change, not at
+ * every redraw: it builds an edit set). 0 when the configuration does not fit the model. */
+static void count_edit_params(tui_app *a) {
     rd_error err = {0};
     rd_edits *e = configured_edits(a, &err);
-    size_t n = e ? rd_edits_param_count(e) : 0;
-    if (ratio) *ratio = n ? a->model_params / (double)n : 0;
+    a->edit_params = e ? rd_edits_param_count(e) : 0;
+    a->edit_ratio = a->edit_params ? a->model_params / (double)a->edit_params : 0;
     rd_edits_free(e);
-    return n;
 }
 
 /* Opens the session: restored when it exists (a damaged one gives a notice and a fresh
@@ -222,6 +223,7 @@ int app_set_field(tui_app *a, const char *key, const char *text, rd_error *err) 
     if (a->training && training_field(key))
         return rd_error_set(err, "%s cannot change while training runs (Esc stops it)", key);
     if (tui_config_set(&a->session.config, f, text, err)) return -1;
+    count_edit_params(a);
     a->dirty = 1;
     return 0;
 }
@@ -288,8 +290,9 @@ int app_stop(tui_app *a) {
 /* The chat template: the configured one, else the data format's default. */
 static const char *chat_template(const tui_config *c) {
     if (c->template_name[0]) return c->template_name;
-    if (!strcmp(c->format, "text") || !strcmp(c->format, "classification")) return "plain";
-    return "alpaca";
+    rd_data_format f = RD_DATA_AUTO;
+    rd_data_format_from_name(c->format, &f);
+    return rd_data_default_template(f);
 }
 
 int app_chat(tui_app *a, const char *prompt, rd_error *err) {
@@ -725,6 +728,7 @@ int tui_main(const tui_args *args) {
     }
     describe_model(a);
     open_session(a);
+    count_edit_params(a);
     for (int i = 0; i < args->n_sets; i++) {
         if (apply_setting(a, args->sets[i], &err)) {
             fprintf(stderr, "redit tui: --set %s: %s\n", args->sets[i], err.msg);

@@ -34,6 +34,8 @@ typedef struct tui_app {
     rd_model *model;
     char model_desc[256];   /* "stories15M.bin · llama2c F32 · 15.2M params" */
     double model_params;
+    size_t edit_params;     /* trainable numbers of the configured edits (0: they do not fit) */
+    double edit_ratio;      /* model parameters / edit_params */
     /* the session and its edits (trained by the last run; identity before the first) */
     tui_session session;
     rd_edits *edits;
@@ -98,9 +100,6 @@ int app_save(tui_app *a, rd_error *err);
 /* Replaces the session's edits by a copy of e (refused while a job runs or when e does not
  * fit the model). */
 int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err);
-
-/* Trainable numbers of the configured edits and the ratio to the model's parameters. */
-size_t app_edit_params(const tui_app *a, double *ratio);
 
 /* Handles the worker's events (called when its fd is readable). */
 void app_handle_events(tui_app *a);

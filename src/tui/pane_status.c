@@ -22,8 +22,8 @@ static void with_commas(char *buf, size_t cap, size_t n) {
 
 void pane_status_draw(tui_app *a) {
     const tui_config *c = &a->session.config;
-    double ratio = 0;
-    size_t n = app_edit_params(a, &ratio);
+    double ratio = a->edit_ratio;
+    size_t n = a->edit_params;
     char params[32], state[96];
     with_commas(params, sizeof params, n);
     if (a->training)
