@@ -14,6 +14,7 @@
 
 #include "redit/backward.h"
 #include "redit/forward.h"
+#include "redit/gemm_bf16.h"
 #include "redit/model.h"
 #include "tiny_model.h"
 
@@ -334,6 +335,27 @@ static void test_memory_checked_before_allocating(void **state) {
     rd_model_free(m);
 }
 
+/* "auto" is bf16 exactly where the AVX512-BF16 kernel runs; other names are refused and leave
+ * the output alone. */
+static void test_compute_names(void **state) {
+    (void)state;
+    rd_compute c = RD_COMPUTE_BF16;
+    assert_int_equal(rd_compute_from_name("f32", &c), 0);
+    assert_int_equal(c, RD_COMPUTE_F32);
+    assert_int_equal(rd_compute_from_name("bf16", &c), 0);
+    assert_int_equal(c, RD_COMPUTE_BF16);
+    c = RD_COMPUTE_F32 + RD_COMPUTE_BF16 + 7;
+    assert_int_equal(rd_compute_from_name("auto", &c), 0);
+    assert_int_equal(c, rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16) ? RD_COMPUTE_BF16
+                                                                             : RD_COMPUTE_F32);
+    const char *bad[] = {"F32", "", "bf", "auto ", NULL};
+    for (int i = 0; i < 5; i++) {
+        c = RD_COMPUTE_BF16;
+        assert_int_equal(rd_compute_from_name(bad[i], &c), -1);
+        assert_int_equal(c, RD_COMPUTE_BF16);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260k_matches_reference),
@@ -343,6 +365,7 @@ int main(void) {
         cmocka_unit_test(test_edit_sites),
         cmocka_unit_test(test_bf16_prefill_close),
         cmocka_unit_test(test_memory_checked_before_allocating),
+        cmocka_unit_test(test_compute_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 #include "../src/tui/tui_config.h"
 #include "helpers/tiny_model.h"
 #include "redit/edits.h"
+#include "redit/model.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -141,6 +142,7 @@ static void test_defaults(void **state) {
     assert_true(c.seed == 42);
     assert_int_equal(c.eval_every, 0);
     assert_int_equal(c.max_steps, 0);
+    assert_string_equal(c.compute, "auto");
     assert_string_equal(c.train_path, "");
     assert_string_equal(c.eval_path, "");
     assert_true(c.eval_split == 0.0);
@@ -162,7 +164,8 @@ static void test_defaults(void **state) {
 static const char *const ALL_KEYS[] = {
     "sites",      "layers",     "scale",         "bias",        "lr",        "epochs",
     "batch",      "micro_batch", "max_len",      "schedule",    "warmup",    "weight_decay",
-    "seed",       "eval_every", "max_steps",     "train_path",  "eval_path", "eval_split",
+    "seed",       "eval_every", "max_steps",     "compute",     "train_path", "eval_path",
+    "eval_split",
     "format",     "template_name", "system",     "temperature", "top_p",     "max_tokens",
     "strength"};
 #define N_KEYS (sizeof ALL_KEYS / sizeof ALL_KEYS[0])
@@ -210,6 +213,10 @@ static void test_field_table(void **state) {
         rd_schedule s;
         assert_int_equal(rd_schedule_from_name(*c, &s), 0);
     }
+    for (const char *const *c = tui_config_find("compute")->choices; *c; c++) {
+        rd_compute mode;
+        assert_int_equal(rd_compute_from_name(*c, &mode), 0);
+    }
     for (const char *const *c = tui_config_find("sites")->choices; *c; c++) {
         int s;
         assert_int_equal(rd_sites_from_name(*c, &s), 0);
@@ -235,6 +242,7 @@ static const struct {
     {"seed", "9007199254740991", "9007199254740991"},
     {"eval_every", "10", "10"},
     {"max_steps", "100", "100"},
+    {"compute", "f32", "f32"},
     {"train_path", "data/train set.jsonl", "data/train set.jsonl"},
     {"eval_path", "data/eval.jsonl", "data/eval.jsonl"},
     {"eval_split", "0.25", "0.25"},

@@ -28,7 +28,7 @@ PY
 
 cli_rate() {
     "$REDIT" train -m "$TMP/m.gguf" -d "$TMP/data.jsonl" -o "$TMP/e.safetensors" --epochs 1 \
-        --batch 8 --micro-batch 8 --max-len 256 --threads 2 2>&1 |
+        --batch 8 --micro-batch 8 --max-len 256 --threads 2 --compute auto 2>&1 |
         sed -n 's/.* · \([0-9.]*\) tokens\/s.*/\1/p' | tail -n 1
 }
 
@@ -38,7 +38,7 @@ tui_rate() {
         "cd '$TMP' && LANG=C.UTF-8 REDIT_HISTORY= '$REDIT' tui -m m.gguf --train data.jsonl \
          --sessions sessions --session bench --threads 2; sleep 30"
     until tmux -L "$SOCK" capture-pane -p -t b | grep -q "Configuration"; do sleep 0.2; done
-    tmux -L "$SOCK" send-keys -t b F5 "wb.set{epochs = 1, batch = 8, micro_batch = 8, max_len = 256}" Enter F6
+    tmux -L "$SOCK" send-keys -t b F5 "wb.set{epochs = 1, batch = 8, micro_batch = 8, max_len = 256, compute = 'auto'}" Enter F6
     until tmux -L "$SOCK" capture-pane -p -t b | grep -q "done: "; do sleep 0.2; done
     tmux -L "$SOCK" send-keys -t b F10
     until [ -f "$TMP/sessions/bench/session.json" ] &&

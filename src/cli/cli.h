@@ -30,7 +30,7 @@ struct rd_edits;
  * base-model fingerprint check). */
 struct rd_edits *cli_load_edits(const char *path, const rd_model *m, int force);
 
-/* Applies --compute NAME ("f32" or "bf16"; NULL = f32) to m, packing the backward layout too
+/* Applies --compute NAME ("f32", "bf16" or "auto"; NULL = f32) to m, packing the backward layout too
  * when training needs it. Prints "redit CMD: …" and returns -1 on failure. */
 int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward);
 

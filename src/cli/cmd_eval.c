@@ -28,7 +28,7 @@ static void usage(FILE *out) {
             "      --batch N        sequences per pass (default 8)\n"
             "      --tokenizer F    llama2.c tokenizer.bin for a .bin model\n"
             "      --threads N      compute threads (default: all cores)\n"
-            "      --compute C      f32 (default) or bf16 matrix products\n"
+            "      --compute C      f32 (default), bf16 or auto matrix products\n"
             "  -h, --help           this text\n");
 }
 

@@ -20,7 +20,7 @@ static void usage(FILE *out) {
                  "      --edits FILE      apply RED edits (safetensors edit file)\n"
                  "      --strength A      edit strength α: s' = 1 + α(s − 1), b' = α·b (default 1)\n"
                  "      --force           load edits made for another base model\n"
-                 "      --compute C       f32 (default) or bf16 matrix products\n"
+                 "      --compute C       f32 (default), bf16 or auto matrix products\n"
                  "  -h, --help            this text\n");
 }
 

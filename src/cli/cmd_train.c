@@ -74,7 +74,8 @@ static void usage(FILE *out) {
             "      --threads N         compute threads (default: all cores)\n"
             "      --compute C         f32 (default: reference numerics) or bf16 (bf16 weights and\n"
             "                          activations in the matrix products, f32 accumulation and\n"
-            "                          f32 edit vectors; ~2× faster on CPUs with AVX512-BF16)\n"
+            "                          f32 edit vectors; ~1.5-2× faster on CPUs with AVX512-BF16)\n"
+            "                          or auto (bf16 where the CPU has AVX512-BF16, else f32)\n"
             "  -h, --help              this text\n",
             d.max_len, d.lr, d.epochs, d.batch, d.warmup_ratio, d.weight_decay, d.clip,
             (unsigned long long)d.seed);

@@ -27,13 +27,14 @@ rd_edits *cli_load_edits(const char *path, const rd_model *m, int force) {
 }
 
 int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward) {
-    if (!name || !strcmp(name, "f32")) return 0;
-    if (strcmp(name, "bf16")) {
-        fprintf(stderr, "redit %s: --compute must be f32 or bf16\n", cmd);
+    rd_compute mode = RD_COMPUTE_F32;
+    if (name && rd_compute_from_name(name, &mode)) {
+        fprintf(stderr, "redit %s: --compute must be f32, bf16 or auto\n", cmd);
         return -1;
     }
+    if (mode == RD_COMPUTE_F32) return 0;
     rd_error err = {0};
-    if (rd_model_set_compute(m, RD_COMPUTE_BF16, backward, &err)) {
+    if (rd_model_set_compute(m, mode, backward, &err)) {
         fprintf(stderr, "redit %s: %s\n", cmd, err.msg);
         return -1;
     }

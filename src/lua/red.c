@@ -31,7 +31,7 @@
  *   m:edits{sites="ffn"|"attn"|"both", layers="all"|"0-3,5"|{0,1,…}, scale=true, bias=true}
  *       → a fresh edit set (s = 1, b = 0)
  *   m:dataset(path [, opts]) → red.dataset(path, opts) with this model's tokenizer
- *   m:compute(["f32"|"bf16"]) → the compute mode (sets it when given; see model.h)
+ *   m:compute(["f32"|"bf16"|"auto"]) → the compute mode (sets it when given; see model.h)
  * red.load_edits(path, model [, {force=true}]) → edits, training options (JSON text or nil)
  *   e:params()  → trainable numbers;  e:ratio() → model parameters / e:params()
  *   e:info()    → {sites, layers, scale, bias, dim, n_layers, params}
@@ -64,7 +64,7 @@
  *   (the label word or nil), label_index (1-based or nil)}
  * red.train{model, edits, data, eval, full=false, lr, epochs, batch, micro_batch, max_len,
  *           schedule, warmup, weight_decay, clip, seed, checkpointing, pack, eval_every,
- *           max_steps, compute="f32"|"bf16", on_step=fn(t), on_eval=fn(t)} → result
+ *           max_steps, compute="f32"|"bf16"|"auto", on_step=fn(t), on_eval=fn(t)} → result
  *   edits is trained in place (with an eval set it ends holding the best edits); full = true
  *   (no edits) trains every weight of model in place. Defaults are redit's (train.h);
  *   micro_batch defaults to batch, max_len to the longest example. compute sets the model's

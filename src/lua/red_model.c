@@ -440,11 +440,12 @@ static int model_dataset(lua_State *L) {
 static int model_compute(lua_State *L) {
     rdl_model *u = rdl_check_model(L, 1);
     if (!lua_isnoneornil(L, 2)) {
-        static const char *const modes[] = {"f32", "bf16", NULL};
-        int mode = luaL_checkoption(L, 2, NULL, modes);
+        rd_compute mode;
+        if (rd_compute_from_name(luaL_checkstring(L, 2), &mode))
+            return luaL_argerror(L, 2, "must be \"f32\", \"bf16\" or \"auto\"");
         if (u->busy) return luaL_error(L, "cannot change the compute mode of a red.model in use");
         rd_error err = {0};
-        if (rd_model_set_compute(u->m, mode ? RD_COMPUTE_BF16 : RD_COMPUTE_F32, 0, &err))
+        if (rd_model_set_compute(u->m, mode, 0, &err))
             return rdl_raise(L, &err);
     }
     lua_pushstring(L, rd_model_compute(u->m) == RD_COMPUTE_BF16 ? "bf16" : "f32");

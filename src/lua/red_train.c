@@ -194,14 +194,14 @@ static int red_train(lua_State *L) {
     if (ue) rdl_edits_check_fit(L, ue->e, m);
     rd_train_opts o = read_train_opts(L, m, ud->d, uv ? uv->d : NULL);
     const char *compute = rdl_opt_string(L, S_OPTS, "compute", NULL);
-    if (compute && strcmp(compute, "f32") && strcmp(compute, "bf16"))
-        rdl_opt_error(L, S_OPTS, "compute", "must be \"f32\" or \"bf16\"");
+    rd_compute mode = RD_COMPUTE_F32;
+    if (compute && rd_compute_from_name(compute, &mode))
+        rdl_opt_error(L, S_OPTS, "compute", "must be \"f32\", \"bf16\" or \"auto\"");
     if ((compute || full) && um->busy)
         return luaL_error(L, "the red.model is in use (generation or training); it cannot be "
                              "%s now", full ? "fully fine-tuned" : "switched to another compute mode");
     rd_error err = {0};
-    if (compute && rd_model_set_compute(m, strcmp(compute, "bf16") ? RD_COMPUTE_F32 : RD_COMPUTE_BF16,
-                                        1, &err))
+    if (compute && rd_model_set_compute(m, mode, 1, &err))
         return rdl_raise(L, &err);
     rd_train_result *res = lua_newuserdatauv(L, sizeof *res, 0); /* S_RESULT */
     memset(res, 0, sizeof *res);

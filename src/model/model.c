@@ -130,6 +130,16 @@ rd_compute rd_model_compute(const rd_model *m) {
     return m->n_packed ? RD_COMPUTE_BF16 : RD_COMPUTE_F32;
 }
 
+int rd_compute_from_name(const char *name, rd_compute *out) {
+    if (!name) return -1;
+    if (!strcmp(name, "f32")) *out = RD_COMPUTE_F32;
+    else if (!strcmp(name, "bf16")) *out = RD_COMPUTE_BF16;
+    else if (!strcmp(name, "auto"))
+        *out = rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16) ? RD_COMPUTE_BF16 : RD_COMPUTE_F32;
+    else return -1;
+    return 0;
+}
+
 size_t rd_model_compute_bytes(const rd_model *m) {
     size_t b = 0;
     for (int i = 0; i < m->n_packed; i++) b += rd_bf16_weight_bytes(m->packed[i]);

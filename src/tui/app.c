@@ -234,15 +234,27 @@ static int busy_error(const tui_app *a, rd_error *err) {
     return 0;
 }
 
+/* Puts the model in the configured compute mode (with the backward layout training needs).
+ * Only while the worker is idle: it is then the model's only user. */
+static int apply_compute(tui_app *a, const char *name, rd_error *err) {
+    rd_compute mode;
+    if (rd_compute_from_name(name, &mode))
+        return rd_error_set(err, "compute: '%s' is not one of auto, f32, bf16", name);
+    if (mode == rd_model_compute(a->model)) return 0;
+    return rd_model_set_compute(a->model, mode, 1, err);
+}
+
 int app_train(tui_app *a, rd_error *err) {
     if (busy_error(a, err)) return -1;
     const tui_config *c = &a->session.config;
     if (tui_config_validate(c, rd_model_config(a->model)->n_layers, err)) return -1;
+    if (apply_compute(a, c->compute, err)) return -1;
     rd_edits *e = configured_edits(a, err);
     if (!e) return -1;
     char label[160]; /* the run keeps its first 63 bytes */
-    snprintf(label, sizeof label, "#%zu %s %s%s%s lr %g", a->session.n_runs + 1, c->sites,
-             c->layers, c->scale ? " s" : "", c->bias ? " b" : "", c->lr);
+    snprintf(label, sizeof label, "#%zu %s %s%s%s lr %g%s", a->session.n_runs + 1, c->sites,
+             c->layers, c->scale ? " s" : "", c->bias ? " b" : "", c->lr,
+             rd_model_compute(a->model) == RD_COMPUTE_BF16 ? " bf16" : "");
     rd_train_opts topts = tui_config_train_opts(c);
     rd_data_opts dopts = tui_config_data_opts(c);
     int seq = rd_model_config(a->model)->seq_len;

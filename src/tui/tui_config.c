@@ -30,6 +30,7 @@ typedef struct field_entry {
 
 static const char *const SITE_CHOICES[] = {"ffn", "attn", "both", NULL};
 static const char *const SCHEDULE_CHOICES[] = {"linear", "cosine", "constant", NULL};
+static const char *const COMPUTE_CHOICES[] = {"auto", "f32", "bf16", NULL};
 static const char *const FORMAT_CHOICES[] = {"auto",          "alpaca", "chat",
                                              "prompt-completion", "ultrafeedback", "text",
                                              "classification", NULL};
@@ -81,6 +82,9 @@ static const field_entry FIELDS[] = {
           "evaluate every N steps; 0 = at the end of every epoch"),
     INT_F(max_steps, "max steps", "training", 0, 1000000000,
           "stop after this many steps; 0 = the epochs decide"),
+    CHOICE_F(compute, "compute", "training", COMPUTE_CHOICES,
+             "matrix products in f32 (reference numerics) or bf16 (CPUs with AVX512-BF16, "
+             "~1.5x faster); auto = bf16 where the CPU has it"),
 
     TEXT_F(train_path, "train file", "data", 0, NULL,
            "training data: JSONL (alpaca, chat, prompt/completion, ...) or a text file"),
@@ -124,6 +128,7 @@ tui_config tui_config_defaults(void) {
     c.seed = (long long)o.seed;
     c.eval_every = 0;
     c.max_steps = 0;
+    strcpy(c.compute, "auto");
     c.eval_split = 0.0;
     strcpy(c.format, "auto");
     c.temperature = 0.0;

@@ -75,6 +75,10 @@ grep -q "stopped on request" "$TMP/err" || fail "no stop message: $(tail -c 400 
 [ -s "$TMP/stopped.safetensors" ] || fail "interrupted training wrote no edits"
 
 expect_fail "bad sites" "sites" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --sites mlp
+expect_fail "bad compute" "f32, bf16 or auto" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --compute fast
+expect_ok "compute auto" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/auto.safetensors" \
+    --max-steps 2 --batch 4 --template plain --compute auto
+[ -s "$TMP/auto.safetensors" ] || fail "--compute auto wrote no edit file"
 expect_fail "bad layers" "layer" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --layers 7-99
 expect_fail "missing data" "train.missing" "$REDIT" train -m "$M" -d "$TMP/train.missing" -o "$TMP/x"
 printf '{"instruction": "x", "output": 3}\n' >"$TMP/bad.jsonl"
