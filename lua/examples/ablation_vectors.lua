@@ -9,7 +9,7 @@
 --- 3 seeds; --quick runs 3 steps per run.
 local grid = require("red.grid")
 local task = require("red.task")
-local a = task.args(arg, "usage: ablation_vectors.lua MODEL [--seeds N] [--out DIR] [--quick] [--train F --eval F] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N]")
+local a = task.args(arg, "usage: ablation_vectors.lua MODEL [--seeds N] " .. task.OPTIONS)
 
 local train_path, eval_path, cleanup = task.data(a)
 local model = red.load(a.model)

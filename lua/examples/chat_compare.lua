@@ -8,7 +8,7 @@
 local compare = require("red.compare")
 local grid = require("red.grid")
 local task = require("red.task")
-local a = task.args(arg, "usage: chat_compare.lua MODEL [--out DIR] [--quick] [--train F --eval F] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N]")
+local a = task.args(arg, "usage: chat_compare.lua MODEL " .. task.OPTIONS)
 
 local train_path, eval_path, cleanup = task.data(a)
 local model = red.load(a.model)

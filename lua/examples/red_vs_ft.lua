@@ -7,7 +7,7 @@
 --- the 2-core machine with a stories15M-shaped model: 12 s in all (RED 3.4 s, full 8.3 s).
 local grid = require("red.grid")
 local task = require("red.task")
-local a = task.args(arg, "usage: red_vs_ft.lua MODEL [--out DIR] [--quick] [--train F --eval F] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N]")
+local a = task.args(arg, "usage: red_vs_ft.lua MODEL " .. task.OPTIONS)
 
 local train_path, eval_path, cleanup = task.data(a)
 local opts = task.train_opts(a)

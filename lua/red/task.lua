@@ -3,12 +3,17 @@
 local task = {}
 
 --- Parses an example's arguments: MODEL [--quick] [--out DIR] [--seeds N]
---- [--train FILE --eval FILE] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N].
+--- [--train FILE --eval FILE] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N]
+--- [--compute f32|bf16|auto].
 --- REDIT_QUICK=1 in the environment also selects the quick mode (a few steps per run).
+--- The options every example takes, for its usage line.
+task.OPTIONS = "[--out DIR] [--quick] [--train F --eval F] [--template T] [--lr X] [--epochs N] " ..
+               "[--batch N] [--max-len N] [--compute f32|bf16|auto]"
+
 local NUMBERS = {["--seeds"] = "seeds", ["--lr"] = "lr", ["--epochs"] = "epochs",
                  ["--batch"] = "batch", ["--max-len"] = "max_len"}
 local STRINGS = {["--out"] = "out", ["--train"] = "train", ["--eval"] = "eval",
-                 ["--template"] = "template"}
+                 ["--template"] = "template", ["--compute"] = "compute"}
 function task.args(argv, usage)
   local a = {quick = os.getenv("REDIT_QUICK") == "1", out = ".", seeds = 3}
   local i = 1
@@ -94,11 +99,11 @@ function task.prompts(a, n)
 end
 
 --- Training options for the examples: the full setting (overridden by --lr, --epochs,
---- --batch, --max-len, --template), or a few steps in quick mode.
+--- --batch, --max-len, --template, --compute), or a few steps in quick mode.
 function task.train_opts(a, extra)
   local o = {lr = 2e-2, epochs = 3, batch = 8, micro_batch = 8, max_len = 96, warmup = 0.06,
              template = "plain"}
-  for _, k in ipairs({"lr", "epochs", "batch", "max_len", "template"}) do
+  for _, k in ipairs({"lr", "epochs", "batch", "max_len", "template", "compute"}) do
     if a[k] then o[k] = a[k] end
   end
   o.micro_batch = o.batch
