@@ -12,16 +12,12 @@
 
 #include <lauxlib.h>
 #include <lua.h>
-#include <readline/history.h>
-#include <readline/readline.h>
 
 #include "cli.h"
 #include "line_input.h"
-#include "redit/lua_complete.h"
+#include "tui/lua_readline.h"
 #include "redit/lua_red.h"
 #include "redit/lua_repl.h"
-
-#define HISTORY_MAX 1000
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -76,71 +72,6 @@ static void report(lua_State *L) {
     lua_pop(L, 1);
 }
 
-/* ---- history and completion ---------------------------------------------------------- */
-
-/* The history file: $REDIT_HISTORY, else ~/.redit_history; NULL (no file) when neither
- * can be named or $REDIT_HISTORY is empty. Malloc'ed. */
-static char *history_path(void) {
-    const char *env = getenv("REDIT_HISTORY");
-    if (env) return *env ? strdup(env) : NULL;
-    const char *home = getenv("HOME");
-    if (!home || !*home) return NULL;
-    size_t n = strlen(home) + sizeof "/.redit_history";
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/.redit_history", home);
-    return p;
-}
-
-/* Adds an entry (unless empty or the same as the last one) and saves the file at once, so
- * that os.exit() or a closed terminal loses nothing. */
-static void remember(const char *entry, const char *path) {
-    if (!*entry) return;
-    HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
-    if (last && !strcmp(last->line, entry)) return;
-    add_history(entry);
-    if (path && write_history(path) != 0)
-        fprintf(stderr, "redit lua: cannot write the history file %s\n", path);
-}
-
-/* readline's completion has no user pointer: the state being completed (set while the REPL
- * runs) and the candidates of the word being completed live here. */
-static lua_State *g_complete_L;
-static char **g_candidates;
-
-static char *next_candidate(const char *text, int state) {
-    static size_t next;
-    if (state == 0) {
-        size_t n;
-        rd_lua_complete_free(g_candidates);
-        g_candidates = rd_lua_complete(g_complete_L, text, &n);
-        next = 0;
-    }
-    if (!g_candidates || !g_candidates[next]) return NULL;
-    return strdup(g_candidates[next++]);
-}
-
-static char **complete(const char *text, int start, int end) {
-    (void)start;
-    (void)end;
-    rl_attempted_completion_over = 1;  /* never file names */
-    rl_completion_append_character = '\0';
-    return rl_completion_matches(text, next_candidate);
-}
-
-static void completion_begin(lua_State *L) {
-    g_complete_L = L;
-    rl_attempted_completion_function = complete;
-    /* '.' and ':' belong to the word: "red.lo" and "model:gen" complete as a whole */
-    rl_completer_word_break_characters = " \t\n\"\\'`@$><=;|&{(+-*/%^~#,[])}";
-}
-
-static void completion_end(void) {
-    rd_lua_complete_free(g_candidates);
-    g_candidates = NULL;
-    g_complete_L = NULL;
-    rl_attempted_completion_function = NULL;
-}
-
 /* ---- the loop ------------------------------------------------------------------- */
 
 /* Results go to stdout, errors to stderr. */
@@ -174,7 +105,9 @@ static void repl(lua_State *L, const char *hist) {
         free(line);
         if (rc == RD_LUA_REPL_NOMEM) fprintf(stderr, "redit lua: out of memory\n");
         if (rc != RD_LUA_REPL_READY) continue;
-        remember(chunk, hist); /* before running: os.exit() must not lose it */
+        /* before running: os.exit() must not lose it */
+        if (lua_readline_history_add(chunk, hist))
+            fprintf(stderr, "redit lua: cannot write the history file %s\n", hist);
         free(chunk);
         cli_input_clear_interrupt();
         cli_input_on_interrupt(request_stop, L);
@@ -257,18 +190,12 @@ int cmd_lua(int argc, char **argv) {
     int rc = 1;
     if ((!model || preload(L, "model", "load", model, tok, 0) == 0) &&
         (!edits || preload(L, "edits", "load_edits", edits, NULL, 1) == 0)) {
-        char *hist = history_path();
-        using_history();
-        stifle_history(HISTORY_MAX);
-        /* a timestamp line before each entry keeps multi-line chunks whole in the file */
-        history_comment_char = '#';
-        history_write_timestamps = 1;
-        history_multiline_entries = 1;
-        if (hist) read_history(hist); /* a missing file is an empty history */
+        char *hist = lua_readline_history_path();
+        lua_readline_history_open(hist);
         if (cli_input_is_tty()) banner(L, model, edits);
-        completion_begin(L);
+        lua_readline_completion_begin(L);
         repl(L, hist);
-        completion_end();
+        lua_readline_completion_end();
         free(hist);
         rc = 0;
     }

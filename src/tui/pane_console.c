@@ -11,11 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <readline/history.h>
 #include <readline/readline.h>
 
 #include "app.h"
-#include "redit/lua_complete.h"
+#include "lua_readline.h"
 #include "redit/lua_red.h"
 #include "redit/lua_repl.h"
 #include "textwrap.h"
@@ -41,7 +40,6 @@ struct tui_console {
     int ready;           /* a chunk is ready to run */
     char *hist_path;
     FILE *devnull;
-    char **candidates;   /* Tab completion in progress */
 };
 
 static tui_console *active;
@@ -142,36 +140,13 @@ static void on_line(char *line) {
     if (rc == RD_LUA_REPL_NOMEM) console_output(c, "out of memory\n", 14, 1);
     if (rc == RD_LUA_REPL_READY) {
         if (*chunk) {
-            add_history(chunk);
-            if (c->hist_path) write_history(c->hist_path);
+            if (lua_readline_history_add(chunk, c->hist_path))
+                console_print(c, "cannot write the history file\n");
         }
         c->ready = 1;
     }
     free(chunk);
     set_prompt(c);
-}
-
-/* Completion: the names rd_lua_complete finds for the word before the cursor. */
-static char *next_candidate(const char *text, int state) {
-    static size_t next; /* readline's generator protocol keeps its position between calls */
-    (void)text;
-    if (!active) return NULL;
-    if (state == 0) {
-        size_t n;
-        rd_lua_complete_free(active->candidates);
-        active->candidates = rd_lua_complete(active->L, text, &n);
-        next = 0;
-    }
-    if (!active->candidates || !active->candidates[next]) return NULL;
-    return strdup(active->candidates[next++]);
-}
-
-static char **complete(const char *text, int start, int end) {
-    (void)start;
-    (void)end;
-    rl_attempted_completion_over = 1; /* never file names */
-    rl_completion_append_character = '\0';
-    return rl_completion_matches(text, next_candidate);
 }
 
 /* Matches are listed in the scrollback, not printed over the screen. */
@@ -192,17 +167,6 @@ static void show_matches(char **matches, int n, int max_len) {
 
 /* ---- the console ------------------------------------------------------------------------ */
 
-static char *history_file(void) {
-    const char *env = getenv("REDIT_HISTORY");
-    if (env) return *env ? strdup(env) : NULL;
-    const char *home = getenv("HOME");
-    if (!home || !*home) return NULL;
-    size_t n = strlen(home) + sizeof "/.redit_history";
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/.redit_history", home);
-    return p;
-}
-
 tui_console *console_new(tui_app *a, rd_error *err) {
     tui_console *c = calloc(1, sizeof *c);
     if (!c) {
@@ -217,7 +181,7 @@ tui_console *console_new(tui_app *a, rd_error *err) {
     }
     if (wb_lua_open(c->L, a, err)) goto fail;
     c->devnull = fopen("/dev/null", "w");
-    c->hist_path = history_file();
+    c->hist_path = lua_readline_history_path();
     active = c;
 
     rl_readline_name = "redit";
@@ -231,11 +195,8 @@ tui_console *console_new(tui_app *a, rd_error *err) {
     rl_redisplay_function = redisplay;
     rl_outstream = c->devnull;
     rl_completion_display_matches_hook = show_matches;
-    rl_attempted_completion_function = complete;
-    rl_completer_word_break_characters = " \t\n\"\\'`@$><=;|&{(+-*/%^~#,[])}";
-    using_history();
-    stifle_history(1000);
-    if (c->hist_path) read_history(c->hist_path);
+    lua_readline_completion_begin(c->L);
+    lua_readline_history_open(c->hist_path);
     set_prompt(c);
     console_print(c, "Lua 5.4 with the red module; `model` is the loaded model, `wb` the "
                      "workbench (wb.help()).\n");
@@ -249,6 +210,7 @@ void console_free(tui_console *c) {
     if (!c) return;
     if (active == c) {
         rl_callback_handler_remove();
+        lua_readline_completion_end();
         active = NULL;
     }
     rd_lua_repl_free(c->repl);
@@ -257,7 +219,6 @@ void console_free(tui_console *c) {
     free(c->lines);
     free(c->partial);
     free(c->hist_path);
-    rd_lua_complete_free(c->candidates);
     if (c->devnull) fclose(c->devnull);
     free(c);
 }
