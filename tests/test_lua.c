@@ -533,6 +533,7 @@ static void test_train_eval(void **state) {
            "assert(steps[5].loss == r.loss[5] and steps[1].eval_loss == nil)\n"
            "assert(#evals == 2 and evals[1].kind == 'eval' and type(evals[1].best) == 'boolean')\n"
            "assert(near(evals[2].eval_loss, r.eval[2].loss))\n"
+           "assert(evals[2].eval_accuracy == nil and r.eval[2].accuracy == nil) -- no labels\n"
            "assert(r.best_eval_loss <= r.eval[1].loss and (r.best_step == 6 or r.best_step == 12))\n"
            "local after = red.eval(M, e, ev)\n"
            "assert(near(after.loss, r.best_eval_loss, 1e-4), after.loss .. ' vs ' .. r.best_eval_loss)\n"
@@ -546,6 +547,12 @@ static void test_train_eval(void **state) {
            "local cls = data(DIR .. '/cls.jsonl')\n"
            "local m = red.eval(M, nil, cls)\n"
            "assert(m.examples == 4 and m.accuracy >= 0 and m.accuracy <= 1 and m.mcc and m.f1)\n"
+           /* training with a classification eval set reports accuracy at every evaluation */
+           "local ce = {}\n"
+           "local rc = red.train{model = M, edits = M:edits{}, data = cls, eval = cls, epochs = 2,\n"
+           "  batch = 2, on_eval = function(p) ce[#ce + 1] = p.eval_accuracy end}\n"
+           "assert(#rc.eval == 2 and #ce == 2 and rc.eval[2].accuracy == ce[2])\n"
+           "assert(ce[1] >= 0 and ce[1] <= 1 and ce[2] * 4 == math.floor(ce[2] * 4))\n"
            /* errors */
            "check_error(function() red.train{model = M, data = d} end, \"option 'edits': an edit set to train is required\")\n"
            "check_error(function() red.train{model = M, edits = e, data = d, full = true} end, \"option 'full'\")\n"

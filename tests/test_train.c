@@ -115,6 +115,7 @@ static void test_red_learns(void **state) {
     assert_int_equal(r.stopped, RD_STOP_DONE);
     assert_int_equal(r.steps, 4 * 12);
     assert_int_equal(r.n_evals, 4);
+    for (int i = 0; i < r.n_evals; i++) assert_true(isnan(r.eval_accuracy[i])); /* no labels */
     assert_int_equal(rd_evaluate(f->m, e, 1.0f, f->eval, 8, 64, &after, &err), 0);
     printf("RED ffn (%zu parameters): held-out loss %.3f → %.3f (%.0f%% lower), best at step %d\n",
            rd_edits_param_count(e), before.loss, after.loss,
@@ -320,6 +321,19 @@ static void test_classification_metrics(void **state) {
     assert_float_equal(m.mcc, 0.0, 1e-12);
 }
 
+/* What the progress callback saw of the evaluations. */
+typedef struct eval_log {
+    int n;
+    double accuracy[16];
+} eval_log;
+
+static int record_eval(void *user, const rd_progress *p) {
+    eval_log *log = user;
+    if (p->kind == RD_PROGRESS_EVAL && log->n < 16) log->accuracy[log->n++] = p->eval_accuracy;
+    if (p->kind == RD_PROGRESS_STEP && !isnan(p->eval_accuracy)) log->n = 100; /* fails below */
+    return 0;
+}
+
 /* A classification set: the label word is scored after the prompt; RED on ffn learns a
  * keyword rule the random base model cannot know. */
 static void test_classification_eval_learns(void **state) {
@@ -352,8 +366,22 @@ static void test_classification_eval_learns(void **state) {
     t.epochs = 8;
     t.lr = 5e-2;
     rd_train_result r;
-    assert_int_equal(rd_train(f->m, e, tr, NULL, &t, NULL, NULL, &r, &err), 0);
+    eval_log log = {0};
+    assert_int_equal(rd_train(f->m, e, tr, ev, &t, record_eval, &log, &r, &err), 0);
     assert_int_equal(rd_evaluate(f->m, e, 1.0f, ev, 8, 64, &after, &err), 0);
+    /* every evaluation during training scored the labels too; the edits kept are the best
+     * evaluation's, so its accuracy is what rd_evaluate measures now */
+    assert_int_equal(r.n_evals, 8);
+    assert_int_equal(log.n, 8);
+    int best = -1;
+    for (int i = 0; i < r.n_evals; i++) {
+        assert_true(r.eval_accuracy[i] >= 0 && r.eval_accuracy[i] <= 1);
+        assert_true(r.eval_accuracy[i] == log.accuracy[i]);
+        if (r.eval_steps[i] == r.best_step) best = i;
+    }
+    assert_true(best >= 0);
+    assert_true(fabs(r.eval_accuracy[best] - after.accuracy) < 1e-12);
+    assert_true(r.eval_accuracy[r.n_evals - 1] > before.accuracy);
     printf("classification (ham/spam by keyword): accuracy %.3f → %.3f, MCC %.3f → %.3f, "
            "F1 %.3f → %.3f\n", before.accuracy, after.accuracy, before.mcc, after.mcc, before.f1,
            after.f1);

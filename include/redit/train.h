@@ -60,6 +60,9 @@ typedef struct rd_progress {
     int epoch, epochs;    /* epoch counts from 1 */
     double loss;          /* mean token loss of this step's batch */
     double eval_loss;     /* RD_PROGRESS_EVAL: mean held-out token loss (else NAN) */
+    double eval_accuracy; /* RD_PROGRESS_EVAL on a classification set (labels): the share of
+                             held-out examples whose label word scores best (rd_classify);
+                             else NAN */
     int best;             /* RD_PROGRESS_EVAL: 1 when this evaluation is the best so far */
     double lr, grad_norm; /* grad_norm before clipping */
     double tokens_per_s;  /* loss tokens per second of training (running mean) */
@@ -81,6 +84,8 @@ typedef struct rd_train_result {
     uint64_t tokens;      /* tokens processed (padding excluded) */
     double *loss_history; /* (steps) mean loss per step, malloc'ed */
     double *eval_history; /* (n_evals) held-out loss per evaluation, malloc'ed */
+    double *eval_accuracy; /* (n_evals) held-out accuracy per evaluation (NAN without labels),
+                              malloc'ed */
     int *eval_steps;      /* (n_evals) */
     int n_evals;
     char message[256];    /* why training stopped early, if it did */
@@ -119,6 +124,13 @@ typedef struct rd_eval_metrics {
 void rd_classification_metrics(const long *confusion, int K, rd_eval_metrics *out);
 
 int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
+                int batch, int max_len, rd_eval_metrics *out, rd_error *err);
+
+/* The classification part of rd_evaluate: scores every label word after every example's
+ * prompt with edits `view` (NULL: none), `batch` candidates per forward pass, and fills
+ * n_examples, accuracy, mcc and f1 of *out (other fields untouched). d must have labels
+ * (rd_dataset_n_labels > 0). Returns 0, or -1 with *err (out of memory). */
+int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
                 int batch, int max_len, rd_eval_metrics *out, rd_error *err);
 
 #endif

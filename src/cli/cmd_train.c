@@ -100,7 +100,7 @@ static int on_progress(void *user, const rd_progress *p) {
     fmt_time(p->eta, eta, sizeof eta);
     if (p->kind == RD_PROGRESS_STEP) {
         if (ui->log)
-            fprintf(ui->log, "%d,%d,%.6f,%.6g,%.6g,%.1f,%.2f,\n", p->step, p->epoch, p->loss, p->lr,
+            fprintf(ui->log, "%d,%d,%.6f,%.6g,%.6g,%.1f,%.2f,,\n", p->step, p->epoch, p->loss, p->lr,
                     p->grad_norm, p->tokens_per_s, p->elapsed);
         if (ui->tty)
             fprintf(stderr, "\r\033[Kstep %d/%d · epoch %d/%d · loss %.4f · lr %.2e · |g| %.3f · "
@@ -112,9 +112,15 @@ static int on_progress(void *user, const rd_progress *p) {
                     p->step, p->total_steps, p->epoch, p->loss, p->lr, p->grad_norm,
                     p->tokens_per_s);
     } else {
-        if (ui->log) fprintf(ui->log, "%d,%d,,,,,%.2f,%.6f\n", p->step, p->epoch, p->elapsed, p->eval_loss);
-        fprintf(stderr, "%seval after step %d: loss %.4f (perplexity %.2f)%s\n", ui->tty ? "\n" : "",
-                p->step, p->eval_loss, exp(p->eval_loss), p->best ? " — best so far" : "");
+        char acc[48] = "";
+        if (isfinite(p->eval_accuracy)) snprintf(acc, sizeof acc, ", accuracy %.2f %%", 100 * p->eval_accuracy);
+        if (ui->log) {
+            fprintf(ui->log, "%d,%d,,,,,%.2f,%.6f,", p->step, p->epoch, p->elapsed, p->eval_loss);
+            if (isfinite(p->eval_accuracy)) fprintf(ui->log, "%.6f", p->eval_accuracy);
+            fputc('\n', ui->log);
+        }
+        fprintf(stderr, "%seval after step %d: loss %.4f (perplexity %.2f)%s%s\n", ui->tty ? "\n" : "",
+                p->step, p->eval_loss, exp(p->eval_loss), acc, p->best ? " — best so far" : "");
     }
     return 0;
 }
@@ -317,7 +323,7 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "redit train: cannot write %s\n", log_tmp);
             goto done;
         }
-        fprintf(logf, "step,epoch,loss,lr,grad_norm,tokens_per_s,elapsed_s,eval_loss\n");
+        fprintf(logf, "step,epoch,loss,lr,grad_norm,tokens_per_s,elapsed_s,eval_loss,eval_accuracy\n");
     }
     struct sigaction sa = {0}, old_sa;
     sa.sa_handler = on_sigint;

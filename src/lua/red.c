@@ -69,11 +69,13 @@
  *   (no edits) trains every weight of model in place. Defaults are redit's (train.h);
  *   micro_batch defaults to batch, max_len to the longest example. compute sets the model's
  *   mode for good. Callbacks get {kind = "step"|"eval", step, total_steps, epoch, epochs,
- *   loss, eval_loss, best, lr, grad_norm, tokens_per_s, elapsed, eta}; returning false stops
+ *   loss, eval_loss, eval_accuracy (classification sets), best, lr, grad_norm, tokens_per_s,
+ *   elapsed, eta}; returning false stops
  *   training cleanly (stopped = "requested"); an error in a callback stops training and is
  *   raised by red.train once everything is freed. result = {steps, stopped = "done"|
  *   "requested"|"nonfinite", message, final_loss, best_eval_loss, best_step, seconds,
- *   tokens_per_s, tokens, loss = {per step…}, eval = {{step=, loss=}…}}
+ *   tokens_per_s, tokens, loss = {per step…}, eval = {{step=, loss=, accuracy=}…}} (accuracy
+ *   on classification sets only)
  * red.eval(model, edits|nil, data [, {strength=1, batch=8, max_len}]) → {loss, perplexity,
  *   tokens, accuracy, mcc, f1, examples} (the last four for classification sets, else nil)
  * A stop request (Ctrl-C in `redit run`) raises "interrupted" in Lua code and ends training

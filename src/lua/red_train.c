@@ -42,6 +42,7 @@ static void push_progress(lua_State *L, const rd_progress *p) {
     rdl_set_num(L, "loss", p->loss);
     if (p->kind == RD_PROGRESS_EVAL) {
         rdl_set_num(L, "eval_loss", p->eval_loss);
+        if (isfinite(p->eval_accuracy)) rdl_set_num(L, "eval_accuracy", p->eval_accuracy);
         rdl_set_bool(L, "best", p->best);
     }
     rdl_set_num(L, "lr", p->lr);
@@ -157,9 +158,10 @@ static void push_result(lua_State *L, const rd_train_result *r) {
     lua_setfield(L, -2, "loss");
     lua_createtable(L, r->n_evals, 0);
     for (int i = 0; i < r->n_evals; i++) {
-        lua_createtable(L, 0, 2);
+        lua_createtable(L, 0, 3);
         rdl_set_int(L, "step", r->eval_steps[i]);
         rdl_set_num(L, "loss", r->eval_history[i]);
+        if (isfinite(r->eval_accuracy[i])) rdl_set_num(L, "accuracy", r->eval_accuracy[i]);
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "eval");

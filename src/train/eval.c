@@ -80,10 +80,12 @@ static double label_loglik(const float *logits, int V, const int *tok, int n_pro
 
 /* Scores every label word after every example's prompt, rows of candidates at a time through
  * one batched forward pass; the label with the highest log-likelihood is the prediction. */
-static int classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
-                    int max_len, int batch, rd_eval_metrics *out, rd_error *err) {
+int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *d, int batch,
+                int max_len, rd_eval_metrics *out, rd_error *err) {
     const int K = rd_dataset_n_labels(d), V = m->file.cfg.vocab_size;
     const size_t n = rd_dataset_size(d);
+    if (K < 1) return rd_error_set(err, "the data set has no labels to classify");
+    if (max_len > m->file.cfg.seq_len) max_len = m->file.cfg.seq_len;
     /* rows per pass: the batch, at most 32 M floats of logits */
     int B = batch;
     while (B > 1 && (size_t)B * (size_t)max_len * (size_t)V > ((size_t)32 << 20)) B /= 2;
@@ -202,7 +204,7 @@ int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_d
     if (rc == 0) {
         out->loss = out->tokens ? sum / (double)out->tokens : NAN;
         out->perplexity = exp(out->loss);
-        if (rd_dataset_n_labels(d) > 0) rc = classify(m, v, d, max_len, batch, out, err);
+        if (rd_dataset_n_labels(d) > 0) rc = rd_classify(m, v, d, batch, max_len, out, err);
     }
     rd_batch_release(&b);
     free(idx);

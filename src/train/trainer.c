@@ -58,6 +58,8 @@ void rd_train_result_release(rd_train_result *r) {
     free(r->loss_history);
     free(r->eval_history);
     free(r->eval_steps);
+    free(r->eval_accuracy);
+    r->eval_accuracy = NULL;
     r->loss_history = r->eval_history = NULL;
     r->eval_steps = NULL;
 }
@@ -207,10 +209,14 @@ static void free_trainer(trainer *t) {
     rd_edits_grad_free(&t->gv);
 }
 
-static int push_eval(rd_train_result *r, double loss, int step) {
+static int push_eval(rd_train_result *r, double loss, double accuracy, int step) {
     double *h = realloc(r->eval_history, sizeof(double) * (size_t)(r->n_evals + 1));
     if (!h) return -1;
     r->eval_history = h;
+    double *a = realloc(r->eval_accuracy, sizeof(double) * (size_t)(r->n_evals + 1));
+    if (!a) return -1;
+    r->eval_accuracy = a;
+    r->eval_accuracy[r->n_evals] = accuracy;
     int *s = realloc(r->eval_steps, sizeof(int) * (size_t)(r->n_evals + 1));
     if (!s) return -1;
     r->eval_steps = s;
@@ -338,6 +344,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
             const double elapsed = now_seconds() - t_start;
             rd_progress p = {.kind = RD_PROGRESS_STEP, .step = step, .total_steps = total,
                              .epoch = epoch, .epochs = o->epochs, .loss = loss, .eval_loss = NAN,
+                             .eval_accuracy = NAN,
                              .lr = lr, .grad_norm = gnorm,
                              .tokens_per_s = train_seconds > 0 ? (double)res->tokens / train_seconds : 0,
                              .elapsed = elapsed,
@@ -350,7 +357,11 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                 double el = NAN;
                 uint64_t et = 0;
                 if (eval_loss(&t, eval, &el, &et, err)) goto done;
-                if (push_eval(res, el, step)) {
+                rd_eval_metrics cls = {.accuracy = NAN};
+                if (rd_dataset_n_labels(eval) > 0 &&
+                    rd_classify(m, e ? &view : NULL, eval, o->micro_batch, o->max_len, &cls, err))
+                    goto done;
+                if (push_eval(res, el, cls.accuracy, step)) {
                     rd_error_set(err, "out of memory");
                     goto done;
                 }
@@ -362,6 +373,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                 }
                 p.kind = RD_PROGRESS_EVAL;
                 p.eval_loss = el;
+                p.eval_accuracy = cls.accuracy;
                 p.best = best;
                 if (progress && progress(user, &p)) stop = 1;
             }

@@ -282,7 +282,7 @@ int app_train(tui_app *a, rd_error *err) {
     a->run = run;
     a->training = 1;
     a->last = (rd_progress){0};
-    a->last_eval = NAN;
+    a->last_eval = a->last_eval_accuracy = NAN;
     a->n_train = a->n_eval = 0;
     snprintf(a->train_status, sizeof a->train_status, "starting");
     a->last_train_draw = app_now();
@@ -424,6 +424,7 @@ static void handle_event(tui_app *a, const tui_event *ev) {
         break;
     case TUI_EV_TRAIN_EVAL:
         a->last_eval = ev->progress.eval_loss;
+        a->last_eval_accuracy = ev->progress.eval_accuracy;
         if (a->run) tui_run_add_eval(a->run, ev->progress.step, ev->progress.eval_loss);
         break;
     case TUI_EV_TRAIN_STATUS:
@@ -727,7 +728,7 @@ int tui_main(const tui_args *args) {
         return 1;
     }
     a->args = *args;
-    a->last_eval = NAN;
+    a->last_eval = a->last_eval_accuracy = NAN;
     a->chart_smooth = 1;
     a->chart_all_runs = 1;
     a->focus = PANE_CONFIG;

@@ -46,6 +46,7 @@ typedef struct tui_app {
     tui_run *run;           /* the run being trained (in session.runs), or NULL */
     rd_progress last;       /* last progress event of the run */
     double last_eval;       /* last eval loss of the run (NAN: none yet) */
+    double last_eval_accuracy; /* its accuracy on a classification set (else NAN) */
     char train_status[256]; /* "loading …", "step 12/40", "stopped: …" */
     size_t n_train, n_eval;
     char *answer[2];        /* answers being streamed (base, edited); malloc'ed */

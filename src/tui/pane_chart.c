@@ -87,8 +87,11 @@ static void draw_numbers(tui_app *a, tui_rect r, int y) {
     if (a->training && a->last.step > 0) {
         fmt_time(el, sizeof el, a->last.elapsed);
         fmt_time(eta, sizeof eta, a->last.eta);
-        char ev[32] = "-";
-        if (isfinite(a->last_eval)) snprintf(ev, sizeof ev, "%.4f", a->last_eval);
+        char ev[48] = "-";
+        if (isfinite(a->last_eval) && isfinite(a->last_eval_accuracy))
+            snprintf(ev, sizeof ev, "%.4f (acc %.1f%%)", a->last_eval, 100 * a->last_eval_accuracy);
+        else if (isfinite(a->last_eval))
+            snprintf(ev, sizeof ev, "%.4f", a->last_eval);
         snprintf(line, sizeof line,
                  "step %d/%d  epoch %d/%d  loss %.4f  eval %s  lr %.2e  %.0f tok/s  %s  ETA %s",
                  a->last.step, a->last.total_steps, a->last.epoch, a->last.epochs, a->last.loss,
@@ -99,8 +102,12 @@ static void draw_numbers(tui_app *a, tui_rect r, int y) {
         char best[32] = "-";
         if (isfinite(run->best_eval_loss)) snprintf(best, sizeof best, "%.4f", run->best_eval_loss);
         fmt_time(el, sizeof el, run->seconds);
-        snprintf(line, sizeof line, "%s: %zu steps  last loss %.4f  best eval %s  %.0f tok/s  %s",
-                 run->label, run->n_steps, run->loss[run->n_steps - 1], best, run->tokens_per_s, el);
+        char acc[32] = ""; /* this process's last evaluation, on a classification set */
+        if (isfinite(a->last_eval_accuracy))
+            snprintf(acc, sizeof acc, "  last acc %.1f%%", 100 * a->last_eval_accuracy);
+        snprintf(line, sizeof line, "%s: %zu steps  last loss %.4f  best eval %s%s  %.0f tok/s  %s",
+                 run->label, run->n_steps, run->loss[run->n_steps - 1], best, acc,
+                 run->tokens_per_s, el);
     } else {
         snprintf(line, sizeof line, "no run yet: F6 (or t) trains with the configuration");
     }

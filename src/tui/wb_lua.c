@@ -8,7 +8,8 @@
  *   wb.set(key, value)        one setting (validated as in the pane); wb.set{key = value, ...}
  *   wb.train()                start a training run with the settings (in the background)
  *   wb.stop()                 stop training at the next step / stop the answers
- *   wb.status()               {training, chatting, step, total_steps, loss, eval_loss, runs, state}
+ *   wb.status()               {training, chatting, step, total_steps, loss, eval_loss,
+ *                             eval_accuracy (classification sets), runs, state}
  *   wb.chat(prompt)           answer with base and edited model in the chat pane
  *   wb.strength([alpha])      get / set the edit strength α
  *   wb.save()                 save the session now
@@ -146,6 +147,7 @@ static int wb_status(lua_State *L) {
     lua_setfield(L, -2, "total_steps");
     set_num(L, "loss", a->last.step ? a->last.loss : NAN);
     set_num(L, "eval_loss", a->last_eval);
+    set_num(L, "eval_accuracy", a->last_eval_accuracy);
     lua_pushinteger(L, (lua_Integer)a->session.n_runs);
     lua_setfield(L, -2, "runs");
     lua_pushstring(L, a->train_status);

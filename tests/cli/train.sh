@@ -75,6 +75,19 @@ grep -q "stopped on request" "$TMP/err" || fail "no stop message: $(tail -c 400 
 [ -s "$TMP/stopped.safetensors" ] || fail "interrupted training wrote no edits"
 
 expect_fail "bad sites" "sites" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --sites mlp
+# a classification eval set: every evaluation reports its accuracy, on stderr and in the log
+: >"$TMP/cls.jsonl"
+for i in 1 2 3 4 5 6 7 8; do
+    if [ $((i % 2)) -eq 0 ]; then t="money and prizes" l=spam; else t="the weekly meeting" l=ham; fi
+    echo "{\"text\": \"message $i about $t\", \"label\": \"$l\"}" >>"$TMP/cls.jsonl"
+done
+expect_ok "train classification" "$REDIT" train -m "$M" -d "$TMP/cls.jsonl" --eval "$TMP/cls.jsonl" \
+    -o "$TMP/cls.safetensors" --log "$TMP/cls.csv" --epochs 2 --batch 4 --lr 0.05
+[ "$(grep -c 'eval after step [0-9]*: loss [0-9.]* (perplexity [0-9.]*), accuracy [0-9.]* %' "$TMP/err")" -eq 2 ] ||
+    fail "train did not report the accuracy of both evaluations: $(grep eval "$TMP/err")"
+head -n 1 "$TMP/cls.csv" | grep -q ",eval_loss,eval_accuracy$" || fail "the CSV log has no eval_accuracy column"
+[ "$(grep -c ',[0-9.]*,0\.[0-9]*$\|,[0-9.]*,1\.0*$' "$TMP/cls.csv")" -eq 2 ] ||
+    fail "the CSV log lacks the accuracy of the evaluations: $(cat "$TMP/cls.csv")"
 expect_fail "bad compute" "f32, bf16 or auto" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --compute fast
 expect_ok "compute auto" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/auto.safetensors" \
     --max-steps 2 --batch 4 --template plain --compute auto
