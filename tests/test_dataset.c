@@ -575,6 +575,12 @@ static void test_truncation(void **state) {
     expect_ids(e->ids, 18, want, 18);
     expect_loss_range(e, 15, 18);
     assert_true(rd_dataset_get(d, 1)->n < 18);
+    char cuts[200];
+    assert_string_equal(rd_dataset_cuts_text(d, 18, cuts, sizeof cuts),
+                        "1 example dropped (no answer left within max length 18), "
+                        "1 more truncated to max length 18");
+    char tiny[12]; /* cut short, still terminated */
+    assert_string_equal(rd_dataset_cuts_text(d, 18, tiny, sizeof tiny), "1 example d");
     rd_dataset_free(d);
 
     /* without the mask the prompt-only example still has something to learn */
@@ -583,6 +589,7 @@ static void test_truncation(void **state) {
     assert_int_equal(rd_dataset_size(d), 3);
     assert_int_equal(rd_dataset_truncated(d), 2);
     assert_int_equal(rd_dataset_dropped(d), 0);
+    assert_string_equal(rd_dataset_cuts_text(d, 18, cuts, sizeof cuts), "2 truncated to max length 18");
     e = rd_dataset_get(d, 1);
     assert_int_equal(e->n, 18);
     assert_int_equal(e->n_prompt, 18);
@@ -874,6 +881,9 @@ static void test_skip_bad_lines(void **state) {
     if (!d) fail_msg("%s", err.msg);
     assert_int_equal(rd_dataset_size(d), 2);
     assert_int_equal(rd_dataset_skipped(d), 3);
+    char cuts[100];
+    assert_string_equal(rd_dataset_cuts_text(d, 512, cuts, sizeof cuts), "3 bad lines skipped");
+    assert_string_equal(rd_dataset_cuts_text(NULL, 512, cuts, sizeof cuts), "");
     assert_string_equal(rd_dataset_answer_text(d, 1), "d");
     rd_dataset_free(d);
 

@@ -130,6 +130,11 @@ size_t rd_dataset_dropped(const rd_dataset *d);   /* examples dropped: no loss l
 rd_data_format rd_dataset_format(const rd_dataset *d);
 uint64_t rd_dataset_loss_tokens(const rd_dataset *d); /* positions with loss = 1, in total */
 
+/* What loading left out or cut, for a person: e.g. "826 examples dropped (no answer left
+ * within max length 128), 40 more truncated, 3 bad lines skipped"; "" when nothing was.
+ * Writes at most cap bytes into buf (NUL included) and returns buf. */
+const char *rd_dataset_cuts_text(const rd_dataset *d, int max_len, char *buf, size_t cap);
+
 /* The source text of example i as rendered by the template: prompt part and answer part
  * (borrowed, NUL-terminated). The prompt part is the text tokenized as the prompt — for a
  * single turn [BOS] + enc(prompt text) == ids[0, n_prompt), so it lacks the space before

@@ -100,6 +100,8 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     printf("examples    %zu\n", rd_dataset_size(d));
+    char cuts[256];
+    if (*rd_dataset_cuts_text(d, dopt.max_len, cuts, sizeof cuts)) printf("left out    %s\n", cuts);
     printf("tokens      %llu\n", (unsigned long long)r.tokens);
     printf("loss        %.6f\n", r.loss);
     printf("perplexity  %.4f\n", r.perplexity);

@@ -307,11 +307,15 @@ int cmd_train(int argc, char **argv) {
                 rd_edits_layers_text(e), scale ? "scale" : "", scale && bias ? " + " : "",
                 bias ? "bias" : "", rd_edits_param_count(e), rd_edits_ratio(e, m));
     }
-    fprintf(stderr, "data: %zu training examples (%llu loss tokens)%s", rd_dataset_size(train),
-            (unsigned long long)rd_dataset_loss_tokens(train),
-            rd_dataset_skipped(train) ? " · bad lines skipped" : "");
+    fprintf(stderr, "data: %zu training examples (%llu loss tokens)", rd_dataset_size(train),
+            (unsigned long long)rd_dataset_loss_tokens(train));
     if (eval) fprintf(stderr, " · %zu held out", rd_dataset_size(eval));
     fprintf(stderr, "\n");
+    char cuts[256];
+    if (*rd_dataset_cuts_text(train, o.max_len, cuts, sizeof cuts))
+        fprintf(stderr, "training set: %s\n", cuts);
+    if (eval && *rd_dataset_cuts_text(eval, o.max_len, cuts, sizeof cuts))
+        fprintf(stderr, "held-out set: %s\n", cuts);
     fprintf(stderr, "memory: %.0f MB of activations for %d × %d tokens%s, %.0f MB available\n",
             (double)rd_train_ctx_estimate(rd_model_config(m), o.micro_batch, o.max_len,
                                           o.checkpointing) / 1e6,

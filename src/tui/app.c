@@ -429,9 +429,10 @@ static void handle_event(tui_app *a, const tui_event *ev) {
         break;
     case TUI_EV_TRAIN_STATUS:
         snprintf(a->train_status, sizeof a->train_status, "%s", ev->text);
-        if (ev->n_train) {
+        if (ev->n_train) { /* the data are loaded: also in the message row, which stays */
             a->n_train = ev->n_train;
             a->n_eval = ev->n_eval;
+            app_notify(a, 0, "%s", ev->text);
         }
         break;
     case TUI_EV_TRAIN_DONE: training_done(a, ev); break;

@@ -159,8 +159,13 @@ static void run_train(tui_worker *w, job *j) {
     tui_event status = {.kind = TUI_EV_TRAIN_STATUS,
                         .n_train = rd_dataset_size(train),
                         .n_eval = eval ? rd_dataset_size(eval) : 0};
-    snprintf(status.text, sizeof status.text, "training on %zu examples (%zu held out)",
-             status.n_train, status.n_eval);
+    char cuts_train[200], cuts_eval[200];
+    const int max_len = j->train.data.max_len;
+    rd_dataset_cuts_text(train, max_len, cuts_train, sizeof cuts_train);
+    rd_dataset_cuts_text(eval, max_len, cuts_eval, sizeof cuts_eval);
+    snprintf(status.text, sizeof status.text, "training on %zu examples (%zu held out)%s%s%s%s",
+             status.n_train, status.n_eval, *cuts_train ? "; training set: " : "", cuts_train,
+             *cuts_eval ? "; held-out set: " : "", cuts_eval);
     push(w, &status);
 
     rd_train_opts o = j->train.train;

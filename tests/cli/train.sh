@@ -88,6 +88,16 @@ expect_ok "train classification" "$REDIT" train -m "$M" -d "$TMP/cls.jsonl" --ev
 head -n 1 "$TMP/cls.csv" | grep -q ",eval_loss,eval_accuracy$" || fail "the CSV log has no eval_accuracy column"
 [ "$(grep -c ',[0-9.]*,0\.[0-9]*$\|,[0-9.]*,1\.0*$' "$TMP/cls.csv")" -eq 2 ] ||
     fail "the CSV log lacks the accuracy of the evaluations: $(cat "$TMP/cls.csv")"
+# examples whose answer does not fit --max-len are left out, and train says how many
+cp "$TMP/cls.jsonl" "$TMP/cls-long.jsonl"
+long=$(printf 'word %.0s' $(seq 1 80))
+echo "{\"text\": \"$long\", \"label\": \"ham\"}" >>"$TMP/cls-long.jsonl"
+expect_ok "train with a long example" "$REDIT" train -m "$M" -d "$TMP/cls-long.jsonl" -o "$TMP/x.safetensors" \
+    --max-len 48 --max-steps 1
+grep -q "^training set: 1 example dropped (no answer left within max length 48)" "$TMP/err" ||
+    fail "train did not report the dropped example: $(cat "$TMP/err")"
+expect_ok "eval with a long example" "$REDIT" eval -m "$M" -d "$TMP/cls-long.jsonl" --max-len 48
+grep -q "^left out    1 example dropped" "$TMP/out" || fail "eval did not report the dropped example"
 expect_fail "bad compute" "f32, bf16 or auto" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --compute fast
 expect_ok "compute auto" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/auto.safetensors" \
     --max-steps 2 --batch 4 --template plain --compute auto
