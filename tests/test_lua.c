@@ -541,7 +541,8 @@ static void test_train_eval(void **state) {
            "assert(after.loss < 0.9 * base.loss, base.loss .. ' -> ' .. after.loss)\n"
            "assert(near(red.eval(M, e, ev, {strength = 0, batch = 3}).loss, base.loss, 1e-4))\n"
            /* no eval set: best_eval_loss is nil */
-           "local r2 = red.train{model = M, edits = M:edits{}, data = d, max_steps = 2, batch = 4}\n"
+           "local r2 = red.train{model = M, edits = M:edits{}, data = d, max_steps = 2, batch = 4,\n"
+           "                     group_by_length = true}\n"
            "assert(r2.steps == 2 and r2.best_eval_loss == nil and #r2.eval == 0)\n"
            /* classification metrics */
            "local cls = data(DIR .. '/cls.jsonl')\n"

@@ -321,6 +321,61 @@ static void test_classification_metrics(void **state) {
     assert_float_equal(m.mcc, 0.0, 1e-12);
 }
 
+/* Length grouping visits every example once per epoch (micro-batch 1: no padding, the same
+ * tokens as without it), pads much less when lengths vary (micro-batch 8), and is seeded. */
+static void test_group_by_length(void **state) {
+    fixture *f = *state;
+    char path[700];
+    snprintf(path, sizeof path, "%s/lengths.jsonl", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 96; i++) { /* prompts of 1 to 24 repeated words, interleaved */
+        fprintf(fp, "{\"instruction\": \"Say");
+        for (int w = 0; w < 1 + (i * 7) % 24; w++) fprintf(fp, " word");
+        fprintf(fp, ".\", \"output\": \"Done %d.\"}\n", i % 5);
+    }
+    fclose(fp);
+    rd_error err = {0};
+    rd_data_opts dopt = rd_data_opts_defaults();
+    dopt.max_len = 64;
+    rd_dataset *d = rd_dataset_load(path, f->m->file.tokenizer, &dopt, &err);
+    if (!d) fail_msg("%s", err.msg);
+    uint64_t tokens[2][2];
+    float first[4];
+    for (int micro = 0; micro < 2; micro++)
+        for (int grouped = 0; grouped < 2; grouped++) {
+            rd_edits *e = ffn_edits(f->m);
+            rd_train_opts o = quick_opts();
+            o.epochs = 1;
+            o.batch = o.micro_batch = micro ? 8 : 1;
+            o.group_by_length = grouped;
+            rd_train_result r;
+            assert_int_equal(rd_train(f->m, e, d, NULL, &o, NULL, NULL, &r, &err), 0);
+            tokens[micro][grouped] = r.tokens;
+            if (micro) first[grouped] = rd_edits_params(e)[0];
+            if (micro && grouped) { /* the same seed: the same run again */
+                rd_edits *again = ffn_edits(f->m);
+                rd_train_result r2;
+                assert_int_equal(rd_train(f->m, again, d, NULL, &o, NULL, NULL, &r2, &err), 0);
+                assert_memory_equal(rd_edits_params(e), rd_edits_params(again),
+                                    rd_edits_param_count(e) * sizeof(float));
+                rd_train_result_release(&r2);
+                rd_edits_free(again);
+            }
+            rd_train_result_release(&r);
+            rd_edits_free(e);
+        }
+    printf("length grouping: %llu tokens with padding → %llu (without padding %llu)\n",
+           (unsigned long long)tokens[1][0], (unsigned long long)tokens[1][1],
+           (unsigned long long)tokens[0][0]);
+    assert_true(tokens[0][0] == tokens[0][1]);
+    /* the padding (tokens beyond the examples' own) shrinks to a fifth at most */
+    assert_true(tokens[1][1] >= tokens[0][0] && tokens[1][0] > tokens[0][0]);
+    assert_true(5 * (tokens[1][1] - tokens[0][0]) < tokens[1][0] - tokens[0][0]);
+    assert_true(first[0] != first[1]); /* grouping changed which examples met in a step */
+    rd_dataset_free(d);
+}
+
 /* What the progress callback saw of the evaluations. */
 typedef struct eval_log {
     int n;
@@ -446,6 +501,7 @@ int main(void) {
         cmocka_unit_test(test_full_finetuning_bf16),
         cmocka_unit_test(test_classification_metrics),
         cmocka_unit_test(test_classification_eval_learns),
+        cmocka_unit_test(test_group_by_length),
         cmocka_unit_test(test_red_on_quantized_base),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -143,6 +143,7 @@ static void test_defaults(void **state) {
     assert_int_equal(c.eval_every, 0);
     assert_int_equal(c.max_steps, 0);
     assert_string_equal(c.compute, "auto");
+    assert_int_equal(c.group_by_length, 0);
     assert_string_equal(c.train_path, "");
     assert_string_equal(c.eval_path, "");
     assert_true(c.eval_split == 0.0);
@@ -162,12 +163,12 @@ static void test_defaults(void **state) {
 }
 
 static const char *const ALL_KEYS[] = {
-    "sites",      "layers",     "scale",         "bias",        "lr",        "epochs",
-    "batch",      "micro_batch", "max_len",      "schedule",    "warmup",    "weight_decay",
-    "seed",       "eval_every", "max_steps",     "compute",     "train_path", "eval_path",
-    "eval_split",
-    "format",     "template_name", "system",     "temperature", "top_p",     "max_tokens",
-    "strength"};
+    "sites",       "layers",          "scale",     "bias",          "lr",
+    "epochs",      "batch",           "micro_batch", "max_len",     "schedule",
+    "warmup",      "weight_decay",    "seed",      "eval_every",    "max_steps",
+    "group_by_length", "compute",     "train_path", "eval_path",    "eval_split",
+    "format",      "template_name",   "system",    "temperature",   "top_p",
+    "max_tokens",  "strength"};
 #define N_KEYS (sizeof ALL_KEYS / sizeof ALL_KEYS[0])
 
 static void test_field_table(void **state) {
@@ -242,6 +243,7 @@ static const struct {
     {"seed", "9007199254740991", "9007199254740991"},
     {"eval_every", "10", "10"},
     {"max_steps", "100", "100"},
+    {"group_by_length", "on", "on"},
     {"compute", "f32", "f32"},
     {"train_path", "data/train set.jsonl", "data/train set.jsonl"},
     {"eval_path", "data/eval.jsonl", "data/eval.jsonl"},

@@ -40,6 +40,8 @@ typedef struct rd_train_opts {
     uint64_t seed;
     int checkpointing;    /* recompute activations per layer in backward */
     int pack;             /* pack several examples per row */
+    int group_by_length;  /* after each epoch's shuffle, batches of examples of similar length
+                             (less padding: faster when lengths vary; see trainer.c) */
     int eval_every;       /* evaluate every N steps; 0 = at the end of every epoch */
     int max_steps;        /* stop after this many steps; 0 = no limit (epochs decide) */
     atomic_int *stop;     /* optional: set to non-zero to stop at the next step boundary */
@@ -47,7 +49,8 @@ typedef struct rd_train_opts {
 
 /* redit's defaults (the RED paper tunes per task): lr 2e-3, 1 epoch, batch 8, micro-batch
  * 8, max_len 512, linear schedule, warm-up 0.06, no weight decay, β (0.9, 0.999), ε 1e-8,
- * clip 1.0, seed 42, no checkpointing, no packing, evaluate every epoch. */
+ * clip 1.0, seed 42, no checkpointing, no packing, no length grouping, evaluate every
+ * epoch. */
 rd_train_opts rd_train_opts_defaults(void);
 
 /* Checks ranges (lr > 0 finite, epochs ≥ 1, 1 ≤ micro_batch ≤ batch, ...). */

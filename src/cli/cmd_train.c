@@ -46,6 +46,7 @@ static void usage(FILE *out) {
             "      --full-loss         loss on the whole sequence (default: answer tokens only)\n"
             "      --skip-bad-lines    skip and count malformed lines instead of failing\n"
             "      --pack              pack several examples per row\n"
+            "      --group-by-length   batches of examples of similar length (less padding)\n"
             "edits\n"
             "      --sites S           ffn (default), attn or both\n"
             "      --layers L          all (default) or a list like 0-5,9\n"
@@ -152,7 +153,7 @@ int cmd_train(int argc, char **argv) {
     enum { O_EVAL = 256, O_SPLIT, O_FORMAT, O_TEMPLATE, O_SYSTEM, O_MAXLEN, O_FULLLOSS, O_SKIP,
            O_PACK, O_SITES, O_LAYERS, O_NOSCALE, O_NOBIAS, O_LR, O_EPOCHS, O_BATCH, O_MICRO,
            O_SCHED, O_WARMUP, O_WD, O_CLIP, O_SEED, O_EVALEVERY, O_MAXSTEPS, O_CKPT, O_LOG,
-           O_TOK, O_THREADS, O_FULL, O_COMPUTE };
+           O_TOK, O_THREADS, O_FULL, O_COMPUTE, O_GROUP };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"output", required_argument, 0, 'o'}, {"eval", required_argument, 0, O_EVAL},
@@ -160,6 +161,7 @@ int cmd_train(int argc, char **argv) {
         {"template", required_argument, 0, O_TEMPLATE}, {"system", required_argument, 0, O_SYSTEM},
         {"max-len", required_argument, 0, O_MAXLEN}, {"full-loss", no_argument, 0, O_FULLLOSS},
         {"skip-bad-lines", no_argument, 0, O_SKIP}, {"pack", no_argument, 0, O_PACK},
+        {"group-by-length", no_argument, 0, O_GROUP},
         {"sites", required_argument, 0, O_SITES}, {"layers", required_argument, 0, O_LAYERS},
         {"no-scale", no_argument, 0, O_NOSCALE}, {"no-bias", no_argument, 0, O_NOBIAS},
         {"lr", required_argument, 0, O_LR}, {"epochs", required_argument, 0, O_EPOCHS},
@@ -206,6 +208,7 @@ int cmd_train(int argc, char **argv) {
         case O_FULLLOSS: full_loss = 1; break;
         case O_SKIP: dopt.skip_bad_lines = 1; break;
         case O_PACK: o.pack = 1; break;
+        case O_GROUP: o.group_by_length = 1; break;
         case O_SITES: sites_name = optarg; break;
         case O_LAYERS: layers = optarg; break;
         case O_NOSCALE: scale = 0; break;

@@ -63,8 +63,9 @@
  *   d:sample(i) (1-based) → {ids, loss (0/1 per position), n_prompt, prompt, answer, label
  *   (the label word or nil), label_index (1-based or nil)}
  * red.train{model, edits, data, eval, full=false, lr, epochs, batch, micro_batch, max_len,
- *           schedule, warmup, weight_decay, clip, seed, checkpointing, pack, eval_every,
- *           max_steps, compute="f32"|"bf16"|"auto", on_step=fn(t), on_eval=fn(t)} → result
+ *           schedule, warmup, weight_decay, clip, seed, checkpointing, pack, group_by_length,
+ *           eval_every, max_steps, compute="f32"|"bf16"|"auto", on_step=fn(t), on_eval=fn(t)}
+ *           → result
  *   edits is trained in place (with an eval set it ends holding the best edits); full = true
  *   (no edits) trains every weight of model in place. Defaults are redit's (train.h);
  *   micro_batch defaults to batch, max_len to the longest example. compute sets the model's

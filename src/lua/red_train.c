@@ -129,6 +129,7 @@ static rd_train_opts read_train_opts(lua_State *L, const rd_model *m, const rd_d
     o.seed = (uint64_t)rdl_opt_integer(L, S_OPTS, "seed", 0, LUA_MAXINTEGER, (long long)o.seed);
     o.checkpointing = rdl_opt_bool(L, S_OPTS, "checkpointing", o.checkpointing);
     o.pack = rdl_opt_bool(L, S_OPTS, "pack", o.pack);
+    o.group_by_length = rdl_opt_bool(L, S_OPTS, "group_by_length", o.group_by_length);
     o.eval_every = (int)rdl_opt_integer(L, S_OPTS, "eval_every", 0, 1 << 30, o.eval_every);
     o.max_steps = (int)rdl_opt_integer(L, S_OPTS, "max_steps", 0, 1 << 30, o.max_steps);
     rd_error err = {0};
@@ -171,7 +172,7 @@ static int red_train(lua_State *L) {
     static const char *const known[] = {
         "model", "edits", "data", "eval", "full", "lr", "epochs", "batch", "micro_batch",
         "max_len", "schedule", "warmup", "weight_decay", "clip", "seed", "checkpointing", "pack",
-        "eval_every", "max_steps", "compute", "on_step", "on_eval", NULL};
+        "group_by_length", "eval_every", "max_steps", "compute", "on_step", "on_eval", NULL};
     luaL_checktype(L, S_OPTS, LUA_TTABLE);
     rdl_opts_check(L, S_OPTS, known);
     lua_settop(L, S_OPTS);

@@ -209,6 +209,50 @@ static void free_trainer(trainer *t) {
     rd_edits_grad_free(&t->gv);
 }
 
+/* Length grouping (as Hugging Face's group_by_length): the shuffled order is cut into runs
+ * of GROUP_BATCHES batches; each run is sorted by example length, longest first, and its
+ * batches are then put in a random order. A batch then holds examples of similar length, so
+ * little of it is padding, while which examples meet and when they come stay random. */
+#define GROUP_BATCHES 50
+
+typedef struct length_index {
+    int length;
+    size_t index;
+} length_index;
+
+static int by_length_desc(const void *a, const void *b) {
+    const length_index *x = a, *y = b;
+    if (x->length != y->length) return x->length < y->length ? 1 : -1;
+    return x->index < y->index ? -1 : x->index > y->index; /* a total order: qsort is not stable */
+}
+
+/* order (n) is permuted in place; scratch holds n length_index and n size_t. */
+static void group_by_length(size_t *order, size_t n, size_t per_step, const rd_dataset *d,
+                            uint64_t *rng, length_index *scratch, size_t *batch_order) {
+    const size_t run = per_step * GROUP_BATCHES;
+    for (size_t r0 = 0; r0 < n; r0 += run) {
+        const size_t len = n - r0 < run ? n - r0 : run;
+        for (size_t i = 0; i < len; i++)
+            scratch[i] = (length_index){rd_dataset_get(d, order[r0 + i])->n, order[r0 + i]};
+        qsort(scratch, len, sizeof *scratch, by_length_desc);
+        const size_t n_batches = (len + per_step - 1) / per_step;
+        for (size_t b = 0; b < n_batches; b++) batch_order[b] = b;
+        /* the last batch of the whole order may be short: it stays last, so every other
+         * batch stays whole */
+        const size_t shuffled = r0 + len == n && len % per_step ? n_batches - 1 : n_batches;
+        for (size_t i = shuffled; i > 1; i--) {
+            size_t j = (size_t)(rd_rng_next(rng) % (uint64_t)i);
+            size_t t = batch_order[i - 1];
+            batch_order[i - 1] = batch_order[j];
+            batch_order[j] = t;
+        }
+        size_t out = r0;
+        for (size_t b = 0; b < n_batches; b++)
+            for (size_t i = batch_order[b] * per_step; i < len && i < (batch_order[b] + 1) * per_step; i++)
+                order[out++] = scratch[i].index;
+    }
+}
+
 static int push_eval(rd_train_result *r, double loss, double accuracy, int step) {
     double *h = realloc(r->eval_history, sizeof(double) * (size_t)(r->n_evals + 1));
     if (!h) return -1;
@@ -239,12 +283,14 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     t.pad_id = tok && rd_tokenizer_eos(tok) >= 0 ? rd_tokenizer_eos(tok) : 0;
     int rc = -1;
     size_t *order = malloc(sizeof(size_t) * n_train);
+    length_index *by_length = o->group_by_length ? malloc(sizeof *by_length * n_train) : NULL;
+    size_t *batch_order = o->group_by_length ? malloc(sizeof(size_t) * n_train) : NULL;
     const int per_step = o->batch < (int)n_train ? o->batch : (int)n_train;
     const int steps_per_epoch = (int)((n_train + (size_t)per_step - 1) / (size_t)per_step);
     int total = steps_per_epoch * o->epochs;
     if (o->max_steps && o->max_steps < total) total = o->max_steps;
     res->loss_history = malloc(sizeof(double) * (size_t)total);
-    if (!order || !res->loss_history) {
+    if (!order || !res->loss_history || (o->group_by_length && (!by_length || !batch_order))) {
         rd_error_set(err, "out of memory");
         goto done;
     }
@@ -266,6 +312,8 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
             order[i] = order[j];
             order[j] = tmp;
         }
+        if (o->group_by_length)
+            group_by_length(order, n_train, (size_t)per_step, train, &rng, by_length, batch_order);
         for (int s = 0; s < steps_per_epoch && !stop && step < total; s++) {
             const double t0 = now_seconds();
             const size_t first = (size_t)s * (size_t)per_step;
@@ -395,6 +443,8 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     rc = 0;
 done:
     free(order);
+    free(by_length);
+    free(batch_order);
     free_trainer(&t);
     if (rc) rd_train_result_release(res);
     return rc;

@@ -82,6 +82,8 @@ static const field_entry FIELDS[] = {
           "evaluate every N steps; 0 = at the end of every epoch"),
     INT_F(max_steps, "max steps", "training", 0, 1000000000,
           "stop after this many steps; 0 = the epochs decide"),
+    BOOL_F(group_by_length, "group by length", "training",
+           "batches of examples of similar length: less padding, faster when lengths vary"),
     CHOICE_F(compute, "compute", "training", COMPUTE_CHOICES,
              "matrix products in f32 (reference numerics) or bf16 (CPUs with AVX512-BF16, "
              "~1.5x faster); auto = bf16 where the CPU has it"),
@@ -496,6 +498,7 @@ rd_train_opts tui_config_train_opts(const tui_config *c) {
     o.seed = (uint64_t)c->seed;
     o.eval_every = c->eval_every;
     o.max_steps = c->max_steps;
+    o.group_by_length = c->group_by_length;
     o.stop = NULL;
     return o;
 }

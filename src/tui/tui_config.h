@@ -27,6 +27,7 @@ typedef struct tui_config {
     long long seed;
     int eval_every;           /* 0 = every epoch */
     int max_steps;            /* 0 = no limit */
+    int group_by_length;      /* 0/1: rd_train_opts.group_by_length */
     char compute[8];          /* "auto" | "f32" | "bf16" (rd_compute_from_name) */
     char train_path[512];     /* data set files ("" = none chosen yet) */
     char eval_path[512];      /* "" = none (then eval_split applies) */
@@ -43,7 +44,7 @@ typedef struct tui_config {
 
 /* sites ffn, layers all, scale 1, bias 1; lr, epochs, batch, micro_batch, max_len, schedule,
  * warmup, weight_decay and seed from rd_train_opts_defaults(); eval_every 0, max_steps 0,
- * compute auto; no data files, format auto, default template, no system text, eval_split 0;
+ * no length grouping, compute auto; no data files, format auto, default template, no system text, eval_split 0;
  * chat: temperature 0 (greedy), top_p 0.9, max_tokens 64, strength 1. */
 tui_config tui_config_defaults(void);
 
