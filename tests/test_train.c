@@ -183,6 +183,25 @@ static void test_accumulation_matches(void **state) {
     free(p[1]);
 }
 
+/* eval_every that does not divide the steps: the last step is evaluated as well. */
+static void test_last_step_evaluated(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_edits *e = ffn_edits(f->m);
+    rd_train_opts o = quick_opts();
+    o.epochs = 1;
+    o.eval_every = 5; /* 12 steps: evaluations after 5, 10 and 12 */
+    rd_train_result r;
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, NULL, NULL, &r, &err), 0);
+    assert_int_equal(r.steps, 12);
+    assert_int_equal(r.n_evals, 3);
+    assert_int_equal(r.eval_steps[0], 5);
+    assert_int_equal(r.eval_steps[1], 10);
+    assert_int_equal(r.eval_steps[2], 12);
+    rd_train_result_release(&r);
+    rd_edits_free(e);
+}
+
 static int stop_after_three(void *user, const rd_progress *p) {
     (void)user;
     return p->kind == RD_PROGRESS_STEP && p->step == 3;
@@ -502,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_classification_metrics),
         cmocka_unit_test(test_classification_eval_learns),
         cmocka_unit_test(test_group_by_length),
+        cmocka_unit_test(test_last_step_evaluated),
         cmocka_unit_test(test_red_on_quantized_base),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -6,7 +6,8 @@
  * (decoupled weight decay towards the identity edit: scale towards 1, bias towards 0) at the
  * scheduled learning rate (linear or cosine decay to 0 after a linear warm-up over
  * warmup_ratio of the steps, or constant). Evaluation on the held-out set every epoch (or
- * every eval_every steps) keeps the best edits, which the edit set holds when training ends
+ * every eval_every steps), and always after the last step or a stop, keeps the best edits,
+ * which the edit set holds when training ends
  * (the paper selects the checkpoint with the best validation score). A stop request (flag
  * or callback) ends training at the next step boundary; a non-finite loss or gradient stops
  * it with a message and restores the last good edits. */
@@ -42,7 +43,8 @@ typedef struct rd_train_opts {
     int pack;             /* pack several examples per row */
     int group_by_length;  /* after each epoch's shuffle, batches of examples of similar length
                              (less padding: faster when lengths vary; see trainer.c) */
-    int eval_every;       /* evaluate every N steps; 0 = at the end of every epoch */
+    int eval_every;       /* evaluate every N steps; 0 = at the end of every epoch (the last
+                             step is evaluated either way) */
     int max_steps;        /* stop after this many steps; 0 = no limit (epochs decide) */
     atomic_int *stop;     /* optional: set to non-zero to stop at the next step boundary */
 } rd_train_opts;

@@ -400,8 +400,9 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
             if (progress && progress(user, &p)) stop = 1;
             if (o->stop && atomic_load(o->stop)) stop = 1;
             const int end_of_epoch = s + 1 == steps_per_epoch || step == total;
+            /* the last step (or a stop) is always evaluated: its edits may be the best */
             if (eval && ((o->eval_every && step % o->eval_every == 0) ||
-                         (!o->eval_every && end_of_epoch) || (stop && !o->eval_every))) {
+                         (!o->eval_every && end_of_epoch) || step == total || stop)) {
                 double el = NAN;
                 uint64_t et = 0;
                 if (eval_loss(&t, eval, &el, &et, err)) goto done;
