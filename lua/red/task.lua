@@ -4,11 +4,11 @@ local task = {}
 
 --- Parses an example's arguments: MODEL [--quick] [--out DIR] [--seeds N]
 --- [--train FILE --eval FILE] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N]
---- [--compute f32|bf16|auto].
+--- [--compute f32|bf16|auto] [--group-by-length].
 --- REDIT_QUICK=1 in the environment also selects the quick mode (a few steps per run).
 --- The options every example takes, for its usage line.
 task.OPTIONS = "[--out DIR] [--quick] [--train F --eval F] [--template T] [--lr X] [--epochs N] " ..
-               "[--batch N] [--max-len N] [--compute f32|bf16|auto]"
+               "[--batch N] [--max-len N] [--compute f32|bf16|auto] [--group-by-length]"
 
 local NUMBERS = {["--seeds"] = "seeds", ["--lr"] = "lr", ["--epochs"] = "epochs",
                  ["--batch"] = "batch", ["--max-len"] = "max_len"}
@@ -20,6 +20,7 @@ function task.args(argv, usage)
   while argv[i] do
     local v = argv[i]
     if v == "--quick" then a.quick = true
+    elseif v == "--group-by-length" then a.group_by_length = true
     elseif NUMBERS[v] then
       i = i + 1
       a[NUMBERS[v]] = tonumber(argv[i]) or error(v .. " needs a number\n" .. usage, 0)
@@ -99,11 +100,12 @@ function task.prompts(a, n)
 end
 
 --- Training options for the examples: the full setting (overridden by --lr, --epochs,
---- --batch, --max-len, --template, --compute), or a few steps in quick mode.
+--- --batch, --max-len, --template, --compute, --group-by-length), or a few steps in quick
+--- mode.
 function task.train_opts(a, extra)
   local o = {lr = 2e-2, epochs = 3, batch = 8, micro_batch = 8, max_len = 96, warmup = 0.06,
              template = "plain"}
-  for _, k in ipairs({"lr", "epochs", "batch", "max_len", "template", "compute"}) do
+  for _, k in ipairs({"lr", "epochs", "batch", "max_len", "template", "compute", "group_by_length"}) do
     if a[k] then o[k] = a[k] end
   end
   o.micro_batch = o.batch

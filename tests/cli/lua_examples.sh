@@ -38,7 +38,7 @@ grep -q "lua library ok" "$TMP/out" || fail "the library check printed nothing"
 expect_ok "demo model" "$REDIT" demo --dir "$TMP"
 for ex in ablation_vectors ablation_sites red_vs_ft chat_compare; do
     expect_ok "example $ex" env REDIT_QUICK=1 "$REDIT" run "lua/examples/$ex.lua" \
-        "$TMP/random-demo.gguf" --out "$TMP"
+        "$TMP/random-demo.gguf" --out "$TMP" --group-by-length --compute auto
     [ -s "$TMP/$ex.md" ] || fail "$ex wrote no $TMP/$ex.md"
 done
 grep -q "bias only" "$TMP/ablation_vectors.md" || fail "ablation_vectors table lacks its variants"
