@@ -7,7 +7,7 @@
 --- the 2-core machine with a stories15M-shaped model: 12 s in all (RED 3.4 s, full 8.3 s).
 local grid = require("red.grid")
 local task = require("red.task")
-local a = task.args(arg, "usage: red_vs_ft.lua MODEL " .. task.OPTIONS)
+local a = task.args(arg, "usage: red_vs_ft.lua MODEL [--ft-lr X] " .. task.OPTIONS)
 
 local train_path, eval_path, cleanup = task.data(a)
 local opts = task.train_opts(a)
@@ -28,7 +28,7 @@ local results = grid.run{
     for k, x in pairs(opts) do if o[k] == nil and k ~= "template" then o[k] = x end end
     if v.full then
       o.full = true
-      o.lr = opts.lr / 10 -- full fine-tuning needs a smaller step
+      o.lr = a.ft_lr or opts.lr / 10 -- full fine-tuning needs a smaller step
       local r = red.train(o)
       return {params = info.params, ratio = 1, eval_loss = red.eval(model, nil, eval).loss,
               seconds = r.seconds}

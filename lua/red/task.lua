@@ -11,7 +11,7 @@ task.OPTIONS = "[--out DIR] [--quick] [--train F --eval F] [--template T] [--lr 
                "[--batch N] [--max-len N] [--compute f32|bf16|auto] [--group-by-length]"
 
 local NUMBERS = {["--seeds"] = "seeds", ["--lr"] = "lr", ["--epochs"] = "epochs",
-                 ["--batch"] = "batch", ["--max-len"] = "max_len"}
+                 ["--batch"] = "batch", ["--max-len"] = "max_len", ["--ft-lr"] = "ft_lr"}
 local STRINGS = {["--out"] = "out", ["--train"] = "train", ["--eval"] = "eval",
                  ["--template"] = "template", ["--compute"] = "compute"}
 function task.args(argv, usage)
