@@ -554,6 +554,7 @@ static void test_train_eval(void **state) {
            "  batch = 2, on_eval = function(p) ce[#ce + 1] = p.eval_accuracy end}\n"
            "assert(#rc.eval == 2 and #ce == 2 and rc.eval[2].accuracy == ce[2])\n"
            "assert(ce[1] >= 0 and ce[1] <= 1 and ce[2] * 4 == math.floor(ce[2] * 4))\n"
+           "assert(rc.best_eval_accuracy == math.max(ce[1], ce[2]) and r.best_eval_accuracy == nil)\n"
            /* errors */
            "check_error(function() red.train{model = M, data = d} end, \"option 'edits': an edit set to train is required\")\n"
            "check_error(function() red.train{model = M, edits = e, data = d, full = true} end, \"option 'full'\")\n"

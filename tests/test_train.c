@@ -116,6 +116,7 @@ static void test_red_learns(void **state) {
     assert_int_equal(r.steps, 4 * 12);
     assert_int_equal(r.n_evals, 4);
     for (int i = 0; i < r.n_evals; i++) assert_true(isnan(r.eval_accuracy[i])); /* no labels */
+    assert_true(isnan(r.best_eval_accuracy));
     assert_int_equal(rd_evaluate(f->m, e, 1.0f, f->eval, 8, 64, &after, &err), 0);
     printf("RED ffn (%zu parameters): held-out loss %.3f → %.3f (%.0f%% lower), best at step %d\n",
            rd_edits_param_count(e), before.loss, after.loss,
@@ -455,6 +456,11 @@ static void test_classification_eval_learns(void **state) {
     }
     assert_true(best >= 0);
     assert_true(fabs(r.eval_accuracy[best] - after.accuracy) < 1e-12);
+    /* the best evaluation is the most accurate one */
+    double top = 0;
+    for (int i = 0; i < r.n_evals; i++) top = r.eval_accuracy[i] > top ? r.eval_accuracy[i] : top;
+    assert_true(r.best_eval_accuracy == top && r.eval_accuracy[best] == top);
+    assert_true(r.best_eval_loss == r.eval_history[best]);
     assert_true(r.eval_accuracy[r.n_evals - 1] > before.accuracy);
     printf("classification (ham/spam by keyword): accuracy %.3f → %.3f, MCC %.3f → %.3f, "
            "F1 %.3f → %.3f\n", before.accuracy, after.accuracy, before.mcc, after.mcc, before.f1,

@@ -6,8 +6,9 @@
  * (decoupled weight decay towards the identity edit: scale towards 1, bias towards 0) at the
  * scheduled learning rate (linear or cosine decay to 0 after a linear warm-up over
  * warmup_ratio of the steps, or constant). Evaluation on the held-out set every epoch (or
- * every eval_every steps), and always after the last step or a stop, keeps the best edits,
- * which the edit set holds when training ends
+ * every eval_every steps), and always after the last step or a stop, keeps the best edits
+ * (lowest loss; on a classification set highest accuracy, then lowest loss), which the edit
+ * set holds when training ends
  * (the paper selects the checkpoint with the best validation score). A stop request (flag
  * or callback) ends training at the next step boundary; a non-finite loss or gradient stops
  * it with a message and restores the last good edits. */
@@ -82,7 +83,9 @@ typedef struct rd_train_result {
     int steps;
     int stopped;          /* RD_STOP_DONE, RD_STOP_REQUESTED, RD_STOP_NONFINITE */
     double final_loss;    /* mean loss of the last step */
-    double best_eval_loss; /* NAN without an eval set */
+    double best_eval_loss; /* NAN without an eval set; the loss of the best evaluation */
+    double best_eval_accuracy; /* classification eval sets: the best evaluation's accuracy
+                                  (it decides which is best, then the loss); else NAN */
     int best_step;        /* step whose edits the edit set holds (with an eval set) */
     double seconds;
     double tokens_per_s;  /* all processed tokens (forward + backward) per second */

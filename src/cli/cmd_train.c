@@ -356,7 +356,11 @@ int cmd_train(int argc, char **argv) {
     }
     fprintf(stderr, "%d steps in %.1f s · %.0f tokens/s · last loss %.4f", res.steps, res.seconds,
             res.tokens_per_s, res.final_loss);
-    if (eval) fprintf(stderr, " · best held-out loss %.4f at step %d", res.best_eval_loss, res.best_step);
+    if (eval && isfinite(res.best_eval_accuracy))
+        fprintf(stderr, " · best held-out accuracy %.2f %% (loss %.4f) at step %d",
+                100 * res.best_eval_accuracy, res.best_eval_loss, res.best_step);
+    else if (eval)
+        fprintf(stderr, " · best held-out loss %.4f at step %d", res.best_eval_loss, res.best_step);
     fprintf(stderr, "\nwrote %s\n", out);
     rc = res.stopped == RD_STOP_NONFINITE ? 1 : 0;
 done:

@@ -74,7 +74,8 @@
  *   elapsed, eta}; returning false stops
  *   training cleanly (stopped = "requested"); an error in a callback stops training and is
  *   raised by red.train once everything is freed. result = {steps, stopped = "done"|
- *   "requested"|"nonfinite", message, final_loss, best_eval_loss, best_step, seconds,
+ *   "requested"|"nonfinite", message, final_loss, best_eval_loss, best_eval_accuracy
+ *   (classification sets: it picks the best evaluation), best_step, seconds,
  *   tokens_per_s, tokens, loss = {per step…}, eval = {{step=, loss=, accuracy=}…}} (accuracy
  *   on classification sets only)
  * red.eval(model, edits|nil, data [, {strength=1, batch=8, max_len}]) → {loss, perplexity,

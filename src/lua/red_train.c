@@ -147,6 +147,8 @@ static void push_result(lua_State *L, const rd_train_result *r) {
     lua_setfield(L, -2, "final_loss");
     rdl_push_number_or_nil(L, r->best_eval_loss);
     lua_setfield(L, -2, "best_eval_loss");
+    rdl_push_number_or_nil(L, r->best_eval_accuracy);
+    lua_setfield(L, -2, "best_eval_accuracy");
     if (r->n_evals) rdl_set_int(L, "best_step", r->best_step);
     rdl_set_num(L, "seconds", r->seconds);
     rdl_set_num(L, "tokens_per_s", r->tokens_per_s);

@@ -269,13 +269,24 @@ static int push_eval(rd_train_result *r, double loss, double accuracy, int step)
     return 0;
 }
 
+/* Whether an evaluation beats the best so far: the higher accuracy on a classification set
+ * (the paper's validation score), the lower loss on a tie or without labels. The first
+ * finite evaluation always does. */
+static int is_better(double loss, double accuracy, const rd_train_result *r) {
+    if (!isfinite(loss)) return 0;
+    if (isnan(r->best_eval_loss)) return 1;
+    if (isfinite(accuracy) && accuracy != r->best_eval_accuracy)
+        return accuracy > r->best_eval_accuracy;
+    return loss < r->best_eval_loss;
+}
+
 static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval,
                       rd_progress_fn progress, void *user, rd_train_result *res, rd_error *err) {
     const rd_model *m = t.m;
     rd_edits *e = t.e;
     const rd_train_opts *o = t.o;
     memset(res, 0, sizeof *res);
-    res->best_eval_loss = NAN;
+    res->best_eval_loss = res->best_eval_accuracy = NAN;
     if (rd_train_opts_validate(o, err)) return -1;
     const size_t n_train = rd_dataset_size(train);
     if (n_train == 0) return rd_error_set(err, "the training set is empty");
@@ -414,9 +425,10 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                     rd_error_set(err, "out of memory");
                     goto done;
                 }
-                const int best = isfinite(el) && !(el >= res->best_eval_loss);
+                const int best = is_better(el, cls.accuracy, res);
                 if (best) {
                     res->best_eval_loss = el;
+                    res->best_eval_accuracy = cls.accuracy;
                     res->best_step = step;
                     memcpy(t.best, t.params, t.n_params * sizeof(float));
                 }

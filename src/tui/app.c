@@ -385,7 +385,12 @@ static void training_done(tui_app *a, const tui_event *ev) {
     const char *how = ev->stopped == RD_STOP_REQUESTED   ? "stopped"
                       : ev->stopped == RD_STOP_NONFINITE ? "stopped (non-finite loss)"
                                                          : "done";
-    if (isfinite(ev->best_eval_loss))
+    if (isfinite(ev->best_eval_accuracy))
+        snprintf(a->train_status, sizeof a->train_status,
+                 "%s: %d steps in %.1f s, %.0f tok/s, best eval accuracy %.1f%% (loss %.4f)", how,
+                 ev->steps, ev->seconds, ev->tokens_per_s, 100 * ev->best_eval_accuracy,
+                 ev->best_eval_loss);
+    else if (isfinite(ev->best_eval_loss))
         snprintf(a->train_status, sizeof a->train_status,
                  "%s: %d steps in %.1f s, %.0f tok/s, best eval %.4f", how, ev->steps,
                  ev->seconds, ev->tokens_per_s, ev->best_eval_loss);

@@ -180,6 +180,7 @@ static void run_train(tui_worker *w, job *j) {
                         .seconds = res.seconds,
                         .tokens_per_s = res.tokens_per_s,
                         .best_eval_loss = res.best_eval_loss,
+                        .best_eval_accuracy = res.best_eval_accuracy,
                         .final_loss = res.final_loss,
                         .n_train = status.n_train,
                         .n_eval = status.n_eval};

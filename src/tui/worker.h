@@ -31,6 +31,7 @@ typedef struct tui_event {
     /* TRAIN_DONE */
     int steps, stopped;   /* RD_STOP_* */
     double seconds, tokens_per_s, best_eval_loss, final_loss;
+    double best_eval_accuracy; /* NAN unless the eval set has labels */
     size_t n_train, n_eval; /* examples (TRAIN_STATUS after loading, TRAIN_DONE) */
     char text[RD_ERROR_MAX]; /* NUL-terminated; chat pieces longer than this come as several */
 } tui_event;
