@@ -99,15 +99,17 @@ static void draw_numbers(tui_app *a, tui_rect r, int y) {
     } else if (a->training) {
         snprintf(line, sizeof line, "%s", a->train_status);
     } else if (run && run->n_steps) {
-        char best[32] = "-";
-        if (isfinite(run->best_eval_loss)) snprintf(best, sizeof best, "%.4f", run->best_eval_loss);
+        char best[48] = "-"; /* the accuracy is this process's, of the last run finished */
+        if (isfinite(run->best_eval_loss) && isfinite(a->best_eval_accuracy) &&
+            run == &a->session.runs[a->session.n_runs - 1])
+            snprintf(best, sizeof best, "%.4f (acc %.1f%%)", run->best_eval_loss,
+                     100 * a->best_eval_accuracy);
+        else if (isfinite(run->best_eval_loss))
+            snprintf(best, sizeof best, "%.4f", run->best_eval_loss);
         fmt_time(el, sizeof el, run->seconds);
-        char acc[32] = ""; /* this process's last evaluation, on a classification set */
-        if (isfinite(a->last_eval_accuracy))
-            snprintf(acc, sizeof acc, "  last acc %.1f%%", 100 * a->last_eval_accuracy);
-        snprintf(line, sizeof line, "%s: %zu steps  last loss %.4f  best eval %s%s  %.0f tok/s  %s",
-                 run->label, run->n_steps, run->loss[run->n_steps - 1], best, acc,
-                 run->tokens_per_s, el);
+        snprintf(line, sizeof line, "%s: %zu steps  best eval %s  last loss %.4f  %.0f tok/s  %s",
+                 run->label, run->n_steps, best, run->loss[run->n_steps - 1], run->tokens_per_s,
+                 el);
     } else {
         snprintf(line, sizeof line, "no run yet: F6 (or t) trains with the configuration");
     }

@@ -167,6 +167,21 @@ TUI_EXTRA="--set lr=fast" start h s5
 wait_for h "--set lr=fast: lr: 'fast' is not a number"
 wait_for h "EXITED 2"
 
+# --- a classification set: the eval accuracy on the chart line and in the result ------------
+: >"$TMP/cls.jsonl"
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
+    if [ $((i % 2)) -eq 0 ]; then t="money and prizes" l=spam; else t="the weekly meeting" l=ham; fi
+    echo "{\"text\": \"message $i about $t\", \"label\": \"$l\"}" >>"$TMP/cls.jsonl"
+done
+TUI_EXTRA="--set train_path=$TMP/cls.jsonl --set eval_path=$TMP/cls.jsonl --set epochs=3 --set batch=4 --set micro_batch=4" \
+    start k s6
+wait_for k "Configuration"
+keys k F6
+wait_for k "best eval accuracy [0-9.]+% \\(loss [0-9.]+\\)"
+wait_for k "9 steps  best eval [0-9.]+ \\(acc [0-9.]+%\\)"
+keys k F10
+wait_exit k
+
 # --- SIGTERM while training: stops at a step, saves the session --------------------------
 start e s3
 wait_for e "Configuration"
