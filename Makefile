@@ -70,10 +70,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELP_OBJ) $(BUILD)/libredit_tui.a $(B
 	$(CC) $(CFLAGS) -o $@ $< $(HELP_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit.a $(LDLIBS)
 
 # The workbench on the bundled model, with a ready session: RED on the ffn output of every
-# layer, the bundled instruction set (define-words), settings that show a result in minutes.
+# layer (3,072 numbers), the bundled instruction set (define-words), settings that show a
+# result in minutes (README: "The first five minutes").
 DEFAULT_MODEL := models/redit-base.gguf
-QUICKSTART_SETTINGS := --set sites=both --set lr=0.03 --set epochs=8 --set batch=32 \
-    --set micro_batch=32 --set max_len=64 --set template_name=red --set max_tokens=40
+QUICKSTART_SETTINGS := --set sites=ffn --set lr=0.05 --set epochs=14 --set batch=32 \
+    --set micro_batch=32 --set max_len=64 --set template_name=red --set max_tokens=40 \
+    --set group_by_length=on
 QUICKSTART := --session quickstart --train datasets/define-words/train.jsonl \
     --eval datasets/define-words/eval.jsonl $(QUICKSTART_SETTINGS)
 run: all
@@ -86,7 +88,7 @@ demo: all
 	$(BUILD)/redit demo --dir $(BUILD)/demo
 
 # The bundled data sets and base model, rebuilt from Debian and npm packages with fixed seeds
-# (tools/default-model; the pretraining takes about an hour on 2 cores).
+# (tools/default-model; the pretraining takes about two hours on 2 cores).
 DM := $(BUILD)/default-model
 datasets: all
 	sh tools/default-model/datasets.sh datasets

@@ -82,7 +82,7 @@ static const field_entry FIELDS[] = {
           "evaluate every N steps; 0 = at the end of every epoch"),
     INT_F(max_steps, "max steps", "training", 0, 1000000000,
           "stop after this many steps; 0 = the epochs decide"),
-    BOOL_F(group_by_length, "group by length", "training",
+    BOOL_F(group_by_length, "length groups", "training",
            "batches of examples of similar length: less padding, faster when lengths vary"),
     CHOICE_F(compute, "compute", "training", COMPUTE_CHOICES,
              "matrix products in f32 (reference numerics) or bf16 (CPUs with AVX512-BF16, "
