@@ -625,6 +625,7 @@ static void test_runs_in_memory(void **state) {
         assert_non_null(r);
         assert_int_equal(r->stopped, -1);
         assert_true(isnan(r->best_eval_loss));
+        assert_true(isnan(r->best_eval_accuracy));
         assert_int_equal(r->n_steps, 0);
     }
     assert_int_equal(s.n_runs, 40);
@@ -699,6 +700,7 @@ static void fill_session(tui_session *s) {
     r->seconds = 0.1 + 0.2;
     r->tokens_per_s = 1234.75;
     r->best_eval_loss = 1.6;
+    r->best_eval_accuracy = 0.875;
     r->stopped = RD_STOP_DONE;
     r = tui_session_new_run(s, "attn");
     for (int i = 0; i < 3; i++) assert_int_equal(tui_run_add_step(r, 4.0 - i), 0);
@@ -727,6 +729,8 @@ static void assert_sessions_equal(const tui_session *a, const tui_session *b) {
         assert_true(x->tokens_per_s == y->tokens_per_s);
         assert_true(x->best_eval_loss == y->best_eval_loss ||
                     (isnan(x->best_eval_loss) && isnan(y->best_eval_loss)));
+        assert_true(x->best_eval_accuracy == y->best_eval_accuracy ||
+                    (isnan(x->best_eval_accuracy) && isnan(y->best_eval_accuracy)));
         assert_int_equal(x->stopped, y->stopped);
     }
     assert_int_equal(a->n_chat, b->n_chat);
@@ -941,6 +945,12 @@ static void test_session_damaged(void **state) {
            "\"model_fingerprint\": \"\", \"config\": {}, \"runs\": [{\"label\": \"x\", "
            "\"seconds\": 1, \"tokens_per_s\": 1, \"best_eval_loss\": null, \"stopped\": 7}]}",
            "run 0: \"stopped\" 7 is not -1, 0, 1 or 2");
+    damage(dir, fx->root, "session.json",
+           "{\"format\": \"redit-session\", \"version\": 1, \"model_path\": \"\", "
+           "\"model_fingerprint\": \"\", \"config\": {}, \"runs\": [{\"label\": \"x\", "
+           "\"seconds\": 1, \"tokens_per_s\": 1, \"best_eval_loss\": null, "
+           "\"best_eval_accuracy\": \"high\", \"stopped\": 0}]}",
+           "\"best_eval_accuracy\" must be a number or null");
 
     /* loss.csv: the session has runs 0 (20 steps, evals at 5..20) and 1 (3 steps) */
     snprintf(path, sizeof path, "%s/loss.csv", dir);

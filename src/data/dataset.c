@@ -3,6 +3,8 @@
 #include "data_internal.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,29 +125,31 @@ size_t rd_dataset_dropped(const rd_dataset *d) { return d ? d->dropped : 0; }
 rd_data_format rd_dataset_format(const rd_dataset *d) { return d ? d->format : RD_DATA_AUTO; }
 uint64_t rd_dataset_loss_tokens(const rd_dataset *d) { return d ? d->loss_tokens : 0; }
 
+/* Appends printf output to buf (cap bytes, `*used` of them filled), cutting it short. */
+__attribute__((format(printf, 4, 5)))
+static void append(char *buf, size_t cap, size_t *used, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *used, cap - *used, fmt, ap);
+    va_end(ap);
+    if (w > 0) *used += (size_t)w < cap - *used ? (size_t)w : cap - *used - 1;
+}
+
 const char *rd_dataset_cuts_text(const rd_dataset *d, int max_len, char *buf, size_t cap) {
     if (!cap) return buf;
     buf[0] = '\0';
     if (!d) return buf;
     size_t used = 0;
     const size_t cut_only = d->truncated - d->dropped;
-    const char *sep = "";
-    int w;
-    if (d->dropped) {
-        w = snprintf(buf, cap, "%zu example%s dropped (no answer left within max length %d)",
-                     d->dropped, d->dropped == 1 ? "" : "s", max_len);
-        used = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;
-        sep = ", ";
-    }
-    if (cut_only) {
-        w = snprintf(buf + used, cap - used, "%s%zu %struncated to max length %d", sep, cut_only,
-                     d->dropped ? "more " : "", max_len);
-        used += w < 0 ? 0 : (size_t)w < cap - used ? (size_t)w : cap - used - 1;
-        sep = ", ";
-    }
+    if (d->dropped)
+        append(buf, cap, &used, "%zu example%s dropped (no answer left within max length %d)",
+               d->dropped, d->dropped == 1 ? "" : "s", max_len);
+    if (cut_only)
+        append(buf, cap, &used, "%s%zu %struncated to max length %d", used ? ", " : "", cut_only,
+               d->dropped ? "more " : "", max_len);
     if (d->skipped)
-        snprintf(buf + used, cap - used, "%s%zu bad line%s skipped", sep, d->skipped,
-                 d->skipped == 1 ? "" : "s");
+        append(buf, cap, &used, "%s%zu bad line%s skipped", used ? ", " : "", d->skipped,
+               d->skipped == 1 ? "" : "s");
     return buf;
 }
 

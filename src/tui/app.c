@@ -282,7 +282,7 @@ int app_train(tui_app *a, rd_error *err) {
     a->run = run;
     a->training = 1;
     a->last = (rd_progress){0};
-    a->last_eval = a->last_eval_accuracy = a->best_eval_accuracy = NAN;
+    a->last_eval = a->last_eval_accuracy = NAN;
     a->n_train = a->n_eval = 0;
     snprintf(a->train_status, sizeof a->train_status, "starting");
     a->last_train_draw = app_now();
@@ -376,8 +376,8 @@ static void append_answer(tui_app *a, int side, const char *text) {
 
 static void training_done(tui_app *a, const tui_event *ev) {
     a->training = 0;
-    a->best_eval_accuracy = ev->best_eval_accuracy;
     if (a->run) {
+        a->run->best_eval_accuracy = ev->best_eval_accuracy;
         a->run->seconds = ev->seconds;
         a->run->tokens_per_s = ev->tokens_per_s;
         a->run->stopped = ev->stopped;
@@ -735,7 +735,7 @@ int tui_main(const tui_args *args) {
         return 1;
     }
     a->args = *args;
-    a->last_eval = a->last_eval_accuracy = a->best_eval_accuracy = NAN;
+    a->last_eval = a->last_eval_accuracy = NAN;
     a->chart_smooth = 1;
     a->chart_all_runs = 1;
     a->focus = PANE_CONFIG;

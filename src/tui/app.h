@@ -47,8 +47,6 @@ typedef struct tui_app {
     rd_progress last;       /* last progress event of the run */
     double last_eval;       /* last eval loss of the run (NAN: none yet) */
     double last_eval_accuracy; /* its accuracy on a classification set (else NAN) */
-    double best_eval_accuracy; /* the last finished run's best evaluation: its accuracy on a
-                                  classification set (else NAN) */
     char train_status[256]; /* "loading …", "step 12/40", "stopped: …" */
     size_t n_train, n_eval;
     char *answer[2];        /* answers being streamed (base, edited); malloc'ed */

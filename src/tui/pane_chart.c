@@ -99,11 +99,10 @@ static void draw_numbers(tui_app *a, tui_rect r, int y) {
     } else if (a->training) {
         snprintf(line, sizeof line, "%s", a->train_status);
     } else if (run && run->n_steps) {
-        char best[48] = "-"; /* the accuracy is this process's, of the last run finished */
-        if (isfinite(run->best_eval_loss) && isfinite(a->best_eval_accuracy) &&
-            run == &a->session.runs[a->session.n_runs - 1])
+        char best[48] = "-";
+        if (isfinite(run->best_eval_loss) && isfinite(run->best_eval_accuracy))
             snprintf(best, sizeof best, "%.4f (acc %.1f%%)", run->best_eval_loss,
-                     100 * a->best_eval_accuracy);
+                     100 * run->best_eval_accuracy);
         else if (isfinite(run->best_eval_loss))
             snprintf(best, sizeof best, "%.4f", run->best_eval_loss);
         fmt_time(el, sizeof el, run->seconds);

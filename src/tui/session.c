@@ -159,7 +159,7 @@ tui_run *tui_session_new_run(tui_session *s, const char *label) {
     tui_run *r = &s->runs[s->n_runs++];
     memset(r, 0, sizeof *r);
     snprintf(r->label, sizeof r->label, "%s", label ? label : "");
-    r->best_eval_loss = NAN;
+    r->best_eval_loss = r->best_eval_accuracy = NAN;
     r->stopped = -1;
     return r;
 }
@@ -318,6 +318,7 @@ static cJSON *run_json(const tui_run *r) {
         !cJSON_AddItemToObject(o, "seconds", number_or_null(r->seconds)) ||
         !cJSON_AddItemToObject(o, "tokens_per_s", number_or_null(r->tokens_per_s)) ||
         !cJSON_AddItemToObject(o, "best_eval_loss", number_or_null(r->best_eval_loss)) ||
+        !cJSON_AddItemToObject(o, "best_eval_accuracy", number_or_null(r->best_eval_accuracy)) ||
         !cJSON_AddNumberToObject(o, "stopped", r->stopped)) {
         cJSON_Delete(o);
         return NULL;
@@ -525,6 +526,10 @@ static int load_run(const cJSON *item, size_t i, tui_session *out, const char *p
         json_number(item, "seconds", 1, &r->seconds, where, err) ||
         json_number(item, "tokens_per_s", 1, &r->tokens_per_s, where, err) ||
         json_number(item, "best_eval_loss", 1, &r->best_eval_loss, where, err) ||
+        /* absent in sessions written before it existed */
+        (cJSON_HasObjectItem(item, "best_eval_accuracy")
+             ? json_number(item, "best_eval_accuracy", 1, &r->best_eval_accuracy, where, err)
+             : (r->best_eval_accuracy = NAN, 0)) ||
         json_number(item, "stopped", 0, &stopped, where, err))
         return -1;
     if (stopped != -1 && stopped != RD_STOP_DONE && stopped != RD_STOP_REQUESTED &&

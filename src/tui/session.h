@@ -4,7 +4,8 @@
  *   session.json        {"format": "redit-session", "version": 1, "name", "model_path",
  *                        "model_fingerprint", "config": {one key per tui_config field},
  *                        "runs": [{"label", "seconds", "tokens_per_s", "best_eval_loss"
- *                        (null when unknown), "stopped"}]}
+ *                        (null when unknown), "best_eval_accuracy" (null or absent when
+ *                        unknown or not a classification set), "stopped"}]}
  *   loss.csv            "run,step,kind,loss": run = index into "runs" (from 0), kind train
  *                        (step = 1, 2, ... in order) or eval (steps non-decreasing), %.9g
  *   chat.jsonl          one {"prompt", "base", "edited", "strength"} object per line
@@ -33,6 +34,8 @@ typedef struct tui_run {
     double *eval_loss;    /* (n_evals) */
     double seconds, tokens_per_s;
     double best_eval_loss; /* NAN while unknown */
+    double best_eval_accuracy; /* the best evaluation's accuracy on a classification set;
+                                  NAN while unknown or without labels */
     int stopped;          /* RD_STOP_* from train.h, or -1 while running */
 } tui_run;
 
@@ -72,7 +75,8 @@ void tui_session_init(tui_session *s, const char *root, const char *name);
  * Safe on an initialised or zeroed session, and twice. */
 void tui_session_release(tui_session *s);
 
-/* Appends an empty run (label copied, cut to 63 bytes; stopped -1, best_eval_loss NAN).
+/* Appends an empty run (label copied, cut to 63 bytes; stopped -1, best_eval_loss and
+ * best_eval_accuracy NAN).
  * Returns a borrowed pointer valid until the next tui_session_new_run or release; NULL when
  * out of memory (s unchanged). */
 tui_run *tui_session_new_run(tui_session *s, const char *label);

@@ -53,13 +53,12 @@ start=$(date +%s)
     --kv-heads "${KV_HEADS:-8}" --vocab "${VOCAB:-4096}" --seq "$SEQ" --seed "$seed"
 cat "$corpus/pretrain-eval-sotu.txt" "$corpus/pretrain-eval-moby.txt" > "$out/pretrain-eval.txt"
 
-# Steps of BATCH packed 256-token rows, rounded to a multiple of EVAL_EVERY so that the last
-# step is evaluated (the trainer keeps the weights of the best evaluation); --max-steps sets
-# the schedule's length, so the cosine decay ends exactly at the last step (epochs is only
-# an upper bound).
-evals=$(( (TOKENS / (BATCH * SEQ) + EVAL_EVERY / 2) / EVAL_EVERY ))
-[ "$evals" -ge 1 ] || evals=1
-steps=$(( evals * EVAL_EVERY ))
+# Steps of BATCH packed SEQ-token rows (4,500 with the defaults); --max-steps sets the
+# schedule's length, so the cosine decay ends exactly at the last step (epochs is only an
+# upper bound). The trainer evaluates every EVAL_EVERY steps and after the last one, and keeps
+# the weights of the best evaluation.
+steps=$(( TOKENS / (BATCH * SEQ) ))
+[ "$steps" -ge 1 ] || steps=1
 echo "pretrain: $steps steps of $BATCH x $SEQ tokens (~$TOKENS tokens), lr $LR, seed $seed, $COMPUTE"
 # shellcheck disable=SC2086
 "$REDIT" train --full -m "$out/init.bin" --tokenizer "$tok" \
