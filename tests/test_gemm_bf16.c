@@ -454,6 +454,132 @@ static void test_rounding_of_a(void **state) {
     free(wv);
 }
 
+/* ---- the weight gradient: C (M, N) = Aᵀ · B, A (K, M), B (K, N) -------------------- */
+
+/* One call of rd_gemm_bf16_tn with padded strides, checked element by element against the
+ * double sum of the bf16-rounded operands, with C's padding guarded. Returns C (M, N),
+ * dense, for comparisons. */
+static float *tn_run_and_check(int64_t M, int64_t N, int64_t K, const float *A, const float *B,
+                               const double *ref, const double *mag, rd_gemm_kernel kernel,
+                               rd_pool *pool, int accumulate, size_t pad, uint64_t seed) {
+    const size_t lda = (size_t)M + pad, ldb = (size_t)N + 2 * pad, ldc = (size_t)N + pad;
+    float *As = xmalloc((size_t)K * lda * sizeof *As), *Bs = xmalloc((size_t)K * ldb * sizeof *Bs);
+    for (int64_t e = 0; e < K; e++) {
+        for (size_t i = 0; i < lda; i++) As[e * lda + i] = i < (size_t)M ? A[e * M + i] : NAN;
+        for (size_t j = 0; j < ldb; j++) Bs[e * ldb + j] = j < (size_t)N ? B[e * N + j] : NAN;
+    }
+    float *C = xmalloc((size_t)M * ldc * sizeof *C), *C0 = xmalloc((size_t)(M * N) * sizeof *C0);
+    for (int64_t i = 0; i < M; i++)
+        for (size_t j = 0; j < ldc; j++) {
+            C[i * ldc + j] = j >= (size_t)N ? GUARD_VALUE : accumulate ? rng_uniform(&seed) : NAN;
+            if (j < (size_t)N) C0[i * N + j] = accumulate ? C[i * ldc + j] : 0.0f;
+        }
+    const size_t sbytes = rd_gemm_bf16_tn_scratch_bytes(M, N, K);
+    unsigned char *sbuf = xmalloc(sbytes + 5);
+    rd_gemm_bf16_opts opts = {.kernel = kernel};
+    rd_error err = {0};
+    if (rd_gemm_bf16_tn(C, ldc, As, lda, Bs, ldb, M, N, K, accumulate, pool, sbuf + 5, &opts,
+                        &err) != 0)
+        fail_msg("rd_gemm_bf16_tn failed: %s", err.msg);
+    float *out = xmalloc((size_t)(M * N) * sizeof *out);
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) {
+            const double want = ref[i * N + j] + C0[i * N + j];
+            const double tol = TOL * (mag[i * N + j] + fabs(C0[i * N + j])) + TINY;
+            const float got = C[i * ldc + j];
+            if (!(fabs(got - want) <= tol))
+                fail_msg("%s tn M %lld N %lld K %lld acc %d threads %d: C[%lld][%lld] = %.9g, "
+                         "reference %.9g (tolerance %.3g)", rd_gemm_kernel_name(kernel),
+                         (long long)M, (long long)N, (long long)K, accumulate,
+                         rd_pool_threads(pool), (long long)i, (long long)j, (double)got, want, tol);
+            out[i * N + j] = got;
+        }
+        for (size_t j = (size_t)N; j < ldc; j++)
+            if (C[i * ldc + j] != GUARD_VALUE) fail_msg("tn: padding column %zu written", j);
+    }
+    free(sbuf);
+    free(C0);
+    free(C);
+    free(Bs);
+    free(As);
+    return out;
+}
+
+/* Odd and even K (a half pair at the end), K across several k blocks and packed groups
+ * (2,700 pairs > 8 blocks of 160), M and N off the tile and panel sizes, the model's
+ * weight-gradient shapes (K = tokens, M × N = 256 × 768 and 768 × 256); every kernel,
+ * overwriting and accumulating, one thread and a pool. Overwriting results agree bit for
+ * bit across the pool sizes. */
+static void test_weight_gradient_product(void **state) {
+    (void)state;
+    rd_error err = {0};
+    rd_pool *pool = rd_pool_new(3, &err);
+    assert_non_null(pool);
+    const int64_t shapes[][3] = {{1, 1, 1},     {5, 33, 7},     {13, 31, 64},  {40, 70, 5401},
+                                 {256, 768, 512}, {768, 256, 300}, {300, 40, 33}};
+    rd_gemm_kernel kernels[2];
+    const int nk = n_kernels(kernels);
+    uint64_t seed = 900;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = xmalloc((size_t)(K * M) * sizeof *A), *B = xmalloc((size_t)(K * N) * sizeof *B);
+        for (int64_t i = 0; i < K * M; i++) A[i] = rng_uniform(&seed);
+        for (int64_t i = 0; i < K * N; i++) B[i] = rng_uniform(&seed);
+        double *ref = xmalloc((size_t)(M * N) * sizeof *ref), *mag = xmalloc((size_t)(M * N) * sizeof *mag);
+        for (int64_t i = 0; i < M * N; i++) ref[i] = mag[i] = 0.0;
+        for (int64_t e = 0; e < K; e++)
+            for (int64_t i = 0; i < M; i++) {
+                const double a = bf16_round(A[e * M + i]);
+                for (int64_t j = 0; j < N; j++) {
+                    const double t = a * bf16_round(B[e * N + j]);
+                    ref[i * N + j] += t;
+                    mag[i * N + j] += fabs(t);
+                }
+            }
+        for (int ki = 0; ki < nk; ki++) {
+            float *single = NULL;
+            for (int acc = 0; acc < 2; acc++)
+                for (int pi = 0; pi < 2; pi++) {
+                    float *out = tn_run_and_check(M, N, K, A, B, ref, mag, kernels[ki],
+                                                  pi ? pool : NULL, acc, (size_t)(acc + pi) % 2 * 3,
+                                                  seed + (uint64_t)(acc * 2 + pi));
+                    if (!acc && !pi) {
+                        single = out;
+                        continue;
+                    }
+                    if (!acc) assert_memory_equal(single, out, (size_t)(M * N) * sizeof *out);
+                    free(out);
+                }
+            free(single);
+        }
+        free(mag);
+        free(ref);
+        free(B);
+        free(A);
+    }
+    rd_pool_free(pool);
+}
+
+/* K = 0 is an empty sum (zeros, or C unchanged when accumulating); bad strides and shapes
+ * are errors that leave C alone. */
+static void test_weight_gradient_edges(void **state) {
+    (void)state;
+    float C[6] = {1, 2, 3, 4, 5, 6}, A[6] = {0}, B[6] = {0};
+    rd_error err = {0};
+    assert_int_equal(rd_gemm_bf16_tn(C, 3, A, 2, B, 3, 2, 3, 0, 1, NULL, NULL, NULL, &err), 0);
+    for (int i = 0; i < 6; i++) assert_true(C[i] == (float)(i + 1));
+    assert_int_equal(rd_gemm_bf16_tn(C, 3, A, 2, B, 3, 2, 3, 0, 0, NULL, NULL, NULL, &err), 0);
+    for (int i = 0; i < 6; i++) assert_true(C[i] == 0.0f);
+    C[0] = 7.0f;
+    assert_int_equal(rd_gemm_bf16_tn(C, 3, A, 1, B, 3, 2, 3, 1, 0, NULL, NULL, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "strides"));
+    assert_int_equal(rd_gemm_bf16_tn(C, 2, A, 2, B, 3, 2, 3, 1, 0, NULL, NULL, NULL, &err), -1);
+    assert_int_equal(rd_gemm_bf16_tn(C, 3, A, 2, B, 3, -1, 3, 1, 0, NULL, NULL, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "shape"));
+    assert_true(C[0] == 7.0f);
+    assert_int_equal(rd_gemm_bf16_tn_scratch_bytes(2, -1, 4), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernel_choice),
@@ -464,6 +590,8 @@ int main(void) {
         cmocka_unit_test(test_small_shapes),
         cmocka_unit_test(test_model_shapes),
         cmocka_unit_test(test_long_inner),
+        cmocka_unit_test(test_weight_gradient_product),
+        cmocka_unit_test(test_weight_gradient_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

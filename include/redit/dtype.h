@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum rd_dtype {
     RD_DTYPE_F32 = 0,
@@ -56,6 +57,15 @@ int rd_dtype_bytes(rd_dtype t, uint64_t n, uint64_t *bytes);
 float rd_f16_to_f32(uint16_t h);
 uint16_t rd_f32_to_f16(float f);
 float rd_bf16_to_f32(uint16_t h);
-uint16_t rd_f32_to_bf16(float f);
+
+/* f32 → bf16, round to nearest even (NaN stays a quiet NaN). Inline: the packing loops of
+ * the bf16 GEMM call it for every element. */
+static inline uint16_t rd_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet nan */
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
 
 #endif

@@ -8,6 +8,8 @@
  *
  *   FORWARD   C (M, N) = A (M, K) · Wᵀ      y = x · Wᵀ, the forward pass
  *   BACKWARD  C (M, K) = A (M, N) · W       dX = dY · W, the activation gradient
+ * and, with both operands f32 activations rounded at the call (rd_gemm_bf16_tn),
+ *   C (M, N) = Aᵀ · B, A (K, M), B (K, N)   dW = dYᵀ · X, the weight gradient
  *
  * Kernels: AVX512-BF16 (vdpbf16ps) where the CPU has it, chosen at run time, and a
  * portable C kernel everywhere else. Both multiply the same bf16 values and sum in f32;
@@ -115,5 +117,26 @@ int rd_gemm_bf16(float *C, size_t ldc, const float *A, size_t lda, int64_t M,
                  const rd_bf16_weight *W, rd_bf16_mode mode, int accumulate,
                  struct rd_pool *pool, void *scratch, const rd_gemm_bf16_opts *opts,
                  rd_error *err);
+
+/* Scratch needed by rd_gemm_bf16_tn for C (m, n) and k rows of A and B: both operands
+ * rounded and packed once a call (about 2·(m + n)·k bytes). 0 for negative or oversized
+ * shapes. */
+size_t rd_gemm_bf16_tn_scratch_bytes(int64_t m, int64_t n, int64_t k);
+
+/* C (M, N) (=|+=) Aᵀ · B: A (K, M) with row e at A + e·lda (lda ≥ M), B (K, N) with row e at
+ * B + e·ldb (ldb ≥ N) — the weight gradient dW = dYᵀ · X of y = x · Wᵀ, with the K tokens
+ * as rows of both. Both A and B are rounded to bf16 (as rd_f32_to_bf16) and the products
+ * summed in f32, like rd_gemm_bf16; A and B are only read and must not overlap C.
+ * C: row i at C + i·ldc (ldc ≥ N), N floats written; accumulate = 0 overwrites (K = 0 then
+ * writes zeros), accumulate ≠ 0 adds. pool: as for rd_gemm_bf16. scratch: at least
+ * rd_gemm_bf16_tn_scratch_bytes(M, N, K) bytes, any alignment, not shared with a
+ * concurrent call; NULL makes the call allocate its own. The result does not depend on the
+ * pool: A and B are rounded before the multiply, and each element's terms are summed in the
+ * same order however the work is split. M or N = 0 does nothing. Returns 0, or -1 with *err set (invalid shape or stride,
+ * kernel unavailable, out of memory with scratch NULL); C is then untouched. */
+int rd_gemm_bf16_tn(float *C, size_t ldc, const float *A, size_t lda, const float *B,
+                    size_t ldb, int64_t M, int64_t N, int64_t K, int accumulate,
+                    struct rd_pool *pool, void *scratch, const rd_gemm_bf16_opts *opts,
+                    rd_error *err);
 
 #endif

@@ -67,9 +67,13 @@ static inline float rd_silu(float x) {
 void rd_matmul_backward(float *dx, const float *dy, const rd_matrix *W, int n, int accumulate,
                         float *scratch, struct rd_pool *pool);
 
-/* dW (rows, cols) += dyᵀ (rows, n) · x (n, cols): the weight gradient of y = x·Wᵀ (f32). */
-void rd_matmul_weight_grad(float *dW, const float *dy, const float *x, int n, int rows,
-                           int cols);
+/* dW (W.rows, W.cols) += dyᵀ (W.rows, n) · x (n, W.cols): the weight gradient of y = x·Wᵀ.
+ * When W has a packed bf16 copy (the model computes in bf16) and gscratch is given: in bf16
+ * with f32 sums on `pool` (rd_gemm_bf16_tn; gscratch of at least
+ * rd_gemm_bf16_tn_scratch_bytes(W.rows, W.cols, n) bytes, not shared with a concurrent call);
+ * else f32 OpenBLAS. W's values are not read. */
+void rd_matmul_weight_grad(float *dW, const float *dy, const float *x, int n, const rd_matrix *W,
+                           void *gscratch, struct rd_pool *pool);
 
 /* y = rmsnorm(x)·w per row: dx (n, d) += ∂/∂x, and dw (d) += ∂/∂w when dw is not NULL. */
 void rd_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,

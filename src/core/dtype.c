@@ -65,14 +65,6 @@ float rd_bf16_to_f32(uint16_t h) {
     return f;
 }
 
-uint16_t rd_f32_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet nan */
-    x += 0x7fffu + ((x >> 16) & 1u);
-    return (uint16_t)(x >> 16);
-}
-
 static void f32_to_f32(const void *src, float *dst, size_t n) { memcpy(dst, src, n * sizeof(float)); }
 
 static void f16_to_f32(const void *src, float *dst, size_t n) {

@@ -157,24 +157,81 @@ static void pack_forward_panels(const pack_job *job, int64_t j0, int64_t j1, flo
     }
 }
 
+/* Writes pair q of panels p from two f32 rows of B (the rows 2q and 2q + 1; r1 NULL when
+ * 2q + 1 is past the last row): word [j][q][c] = (r0[32j + c], r1[32j + c]), and zero in
+ * the columns past p->n of the last panel. */
+static void put_pair_rows(const rd_bf16_panels *p, int64_t q, const float *r0, const float *r1) {
+    const int64_t N = p->n, kp = p->k_pairs;
+    for (int64_t j = 0; j < p->n_panels; j++) {
+        uint32_t *d = p->data + ((size_t)j * (size_t)kp + (size_t)q) * PANEL;
+        for (int c = 0; c < PANEL; c++) {
+            const int64_t n = j * PANEL + c;
+            d[c] = n >= N ? 0u : bf16_pair(r0[n], r1 ? r1[n] : 0.0f);
+        }
+    }
+}
+
 /* Backward: B = W; pair q holds W rows 2q, 2q+1, panel j W's cols 32j..32j+31. */
 static void pack_backward_pairs(const pack_job *job, int64_t q0, int64_t q1, float *rows) {
     const rd_bf16_panels *p = &job->w->bwd;
-    const int64_t N = job->W->cols, R = job->W->rows, kp = p->k_pairs;
+    const int64_t N = job->W->cols, R = job->W->rows;
     float *r0 = rows, *r1 = rows + N + 1;
     for (int64_t q = q0; q < q1; q++) {
         rd_matrix_row_f32(job->W, 2 * q, r0);
-        if (2 * q + 1 < R)
-            rd_matrix_row_f32(job->W, 2 * q + 1, r1);
-        else
-            memset(r1, 0, (size_t)N * sizeof *r1);
-        for (int64_t n = 0; n < N; n++)
-            p->data[((size_t)(n / PANEL) * (size_t)kp + (size_t)q) * PANEL + (size_t)(n % PANEL)] =
-                bf16_pair(r0[n], r1[n]);
+        if (2 * q + 1 < R) rd_matrix_row_f32(job->W, 2 * q + 1, r1);
+        put_pair_rows(p, q, r0, 2 * q + 1 < R ? r1 : NULL);
     }
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* k blocks of a product with k_pairs pairs: *n blocks of *kc pairs (the last may be
+ * shorter), at most KC_PAIRS each and as even as possible (K = 288 is one block, not
+ * 256 + 32). */
+static void k_blocks(int64_t k_pairs, int64_t *n, int64_t *kc) {
+    *n = (k_pairs + KC_PAIRS - 1) / KC_PAIRS;
+    *kc = *n ? (k_pairs + *n - 1) / *n : 0;
+}
+
+/* ---- operands rounded once a call (C = Aᵀ · B, the weight gradient) ---------------- */
+
+/* Aᵀ rounded and laid out for the microkernel: word [kb][i][q] is pair q of k block kb of
+ * row i of Aᵀ (column i of the stored A); rows KC_PAIRS words apart. */
+typedef struct at_pack {
+    uint32_t *data; /* (n_kblocks, M, KC_PAIRS) words */
+    const float *A; /* stored (K, M), row e at A + e·lda */
+    size_t lda;
+    int64_t M, K, k_pairs, n_kblocks, kc;
+    int64_t chunk; /* rows of Aᵀ per task, a multiple of 16 */
+} at_pack;
+
+/* B (K, N) rounded into panels of pairs of its rows (the layout of rd_bf16_panels). */
+typedef struct b_pack {
+    const rd_bf16_panels *p;
+    const float *B; /* row e at B + e·ldb */
+    size_t ldb;
+    int64_t chunk; /* pairs per task */
+} b_pack;
+
+static void pack_at_portable(const at_pack *p, int64_t i0, int64_t i1) {
+    for (int64_t kb = 0; kb < p->n_kblocks; kb++) {
+        const int64_t kp0 = kb * p->kc, kcp = min64(p->kc, p->k_pairs - kp0);
+        uint32_t *dst = p->data + (size_t)kb * (size_t)p->M * KC_PAIRS;
+        for (int64_t q = 0; q < kcp; q++) {
+            const int64_t e = 2 * (kp0 + q);
+            const float *r0 = p->A + (size_t)e * p->lda, *r1 = e + 1 < p->K ? r0 + p->lda : NULL;
+            for (int64_t i = i0; i < i1; i++)
+                dst[(size_t)i * KC_PAIRS + (size_t)q] = bf16_pair(r0[i], r1 ? r1[i] : 0.0f);
+        }
+    }
+}
+
+static void pack_b_portable(const b_pack *b, int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; q++) {
+        const float *r0 = b->B + (size_t)(2 * q) * b->ldb;
+        put_pair_rows(b->p, q, r0, 2 * q + 1 < b->p->k ? r0 + b->ldb : NULL);
+    }
+}
 
 static void pack_task(void *arg, int task) {
     pack_job *job = arg;
@@ -352,6 +409,93 @@ TARGET_AVX512BF16 static void pack_a_avx512(uint32_t *dst, const float *A, size_
     }
 }
 
+/* Interleaves the 16 + 16 bf16 of v (low half: row 2q, high half: row 2q + 1) into 16
+ * pair words. */
+TARGET_AVX512BF16 static inline __m512i interleave_pairs(__m512 row0, __m512 row1) {
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                         24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                         16, 0);
+    return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(row1, row0));
+}
+
+/* Transposes the 16 × 16 words of r (r[k] = row k) in place: r[c] becomes column c. */
+TARGET_AVX512BF16 static inline void transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 8; i++) { /* (r0[4g], r1[4g], r0[4g+1], r1[4g+1]) per 128-bit lane g */
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { /* r[4i + c] lane g: column 4g + c of rows 4i..4i+3 */
+        r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) { /* lanes regrouped so that the last step joins rows */
+            t[8 * i + j] = _mm512_shuffle_i32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+            t[8 * i + 4 + j] = _mm512_shuffle_i32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_i32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_i32x4(t[j], t[8 + j], 0xdd);
+    }
+}
+
+/* Same result as pack_at_portable (denormals become zero, as vdpbf16ps makes them anyway):
+ * blocks of 16 columns of the stored A × 16 pairs, rounded and interleaved as 16 vectors
+ * (one per pair) then transposed into 16 rows of Aᵀ. The pairs past kcp up to the next
+ * multiple of 16 are written as zeros (inside the row's KC_PAIRS words, never read). */
+TARGET_AVX512BF16 static void pack_at_avx512(const at_pack *p, int64_t i0, int64_t i1) {
+    for (int64_t kb = 0; kb < p->n_kblocks; kb++) {
+        const int64_t kp0 = kb * p->kc, kcp = min64(p->kc, p->k_pairs - kp0);
+        uint32_t *dst = p->data + (size_t)kb * (size_t)p->M * KC_PAIRS;
+        for (int64_t i = i0; i < i1; i += 16) {
+            const __mmask16 m = tail_mask(i1 - i);
+            const int n_rows = (int)min64(16, i1 - i);
+            for (int64_t q0 = 0; q0 < kcp; q0 += 16) {
+                __m512i r[16];
+                for (int k = 0; k < 16; k++) {
+                    const int64_t e = 2 * (kp0 + q0 + k);
+                    if (q0 + k >= kcp) {
+                        r[k] = _mm512_setzero_si512();
+                        continue;
+                    }
+                    const float *r0 = p->A + (size_t)e * p->lda + i;
+                    const __m512 x0 = _mm512_maskz_loadu_ps(m, r0);
+                    const __m512 x1 = e + 1 < p->K ? _mm512_maskz_loadu_ps(m, r0 + p->lda)
+                                                   : _mm512_setzero_ps();
+                    r[k] = interleave_pairs(x0, x1);
+                }
+                transpose16(r);
+                for (int c = 0; c < n_rows; c++)
+                    _mm512_store_si512((void *)(dst + (size_t)(i + c) * KC_PAIRS + (size_t)q0), r[c]);
+            }
+        }
+    }
+}
+
+/* Same result as pack_b_portable (denormals become zero): 16 columns at a time, the
+ * columns past n of the last panel zero. */
+TARGET_AVX512BF16 static void pack_b_avx512(const b_pack *b, int64_t q0, int64_t q1) {
+    const rd_bf16_panels *p = b->p;
+    for (int64_t q = q0; q < q1; q++) {
+        const float *r0 = b->B + (size_t)(2 * q) * b->ldb;
+        const int has_r1 = 2 * q + 1 < p->k;
+        for (int64_t j = 0; j < p->n_panels; j++) {
+            uint32_t *d = p->data + ((size_t)j * (size_t)p->k_pairs + (size_t)q) * PANEL;
+            for (int h = 0; h < PANEL; h += 16) {
+                const int64_t n = j * PANEL + h;
+                const __mmask16 m = tail_mask(p->n - n);
+                const __m512 x0 = _mm512_maskz_loadu_ps(m, r0 + n);
+                const __m512 x1 =
+                    has_r1 ? _mm512_maskz_loadu_ps(m, r0 + b->ldb + n) : _mm512_setzero_ps();
+                _mm512_store_si512((void *)(d + h), interleave_pairs(x0, x1));
+            }
+        }
+    }
+}
+
 /* C tile (mr, ncols) (+)= a (mr, kcp pairs; row stride KC_PAIRS) · b (kcp, PANEL).
  * mr is a constant in each instantiation, so the accumulators stay in registers. */
 TARGET_AVX512BF16 __attribute__((always_inline)) static inline void
@@ -464,11 +608,15 @@ typedef struct kernel_ops {
     void (*pack_a)(uint32_t *dst, const float *A, size_t lda, int rows, int64_t k, int64_t kp0,
                    int kcp);
     void (*block)(const block *bk);
+    void (*pack_at)(const at_pack *p, int64_t i0, int64_t i1); /* rows [i0, i1) of Aᵀ */
+    void (*pack_b)(const b_pack *b, int64_t q0, int64_t q1);   /* pairs [q0, q1) of B */
 } kernel_ops;
 
-static const kernel_ops PORTABLE_OPS = {pack_a_portable, block_portable};
+static const kernel_ops PORTABLE_OPS = {pack_a_portable, block_portable, pack_at_portable,
+                                        pack_b_portable};
 #if HAVE_AVX512BF16
-static const kernel_ops AVX512_OPS = {pack_a_avx512, block_avx512};
+static const kernel_ops AVX512_OPS = {pack_a_avx512, block_avx512, pack_at_avx512,
+                                      pack_b_avx512};
 #endif
 
 static rd_gemm_kernel resolve(rd_gemm_kernel k) {
@@ -515,6 +663,8 @@ typedef struct gemm_job {
     const rd_bf16_panels *B;
     int accumulate;
     const kernel_ops *ops;
+    const uint32_t *a_packed; /* A rounded before the call ((n_kblocks, M, KC_PAIRS) words,
+                               * as at_pack), or NULL: each task rounds its rows of A */
     int64_t m_chunk; /* rows per task (a multiple of MR) */
     int64_t n_chunk; /* panels per task */
     int tn;          /* tasks along N; task t covers row chunk t / tn, panel chunk t % tn */
@@ -533,29 +683,30 @@ static void gemm_task(void *arg, int task) {
     const int64_t n_mblocks = (m1 - m0 + MC - 1) / MC;
     int64_t mc = (m1 - m0 + n_mblocks - 1) / n_mblocks;
     mc = (mc + MR - 1) / MR * MR;
-    const int64_t n_kblocks = (B->k_pairs + KC_PAIRS - 1) / KC_PAIRS;
-    const int64_t kc = (B->k_pairs + n_kblocks - 1) / n_kblocks;
-    const int slot = slot_claim(&job->s);
-    uint32_t *a = slot_mem(&job->s, slot);
+    int64_t n_kblocks, kc;
+    k_blocks(B->k_pairs, &n_kblocks, &kc);
+    const int slot = job->a_packed ? -1 : slot_claim(&job->s);
+    uint32_t *a = job->a_packed ? NULL : slot_mem(&job->s, slot);
     for (int64_t mb = m0; mb < m1; mb += mc) {
         const int rows = (int)min64(mc, m1 - mb);
-        const float *A = job->A + (size_t)mb * job->lda;
         float *C = job->C + (size_t)mb * job->ldc;
         for (int64_t kb0 = 0; kb0 < n_kblocks; kb0 += KC_BLOCKS) {
             const int64_t nkb = min64(KC_BLOCKS, n_kblocks - kb0);
-            for (int64_t kb = 0; kb < nkb; kb++) {
+            for (int64_t kb = 0; a && kb < nkb; kb++) {
                 const int64_t kp0 = (kb0 + kb) * kc;
-                job->ops->pack_a(a + (size_t)kb * MC * KC_PAIRS, A, job->lda, rows, B->k, kp0,
-                                 (int)min64(kc, B->k_pairs - kp0));
+                job->ops->pack_a(a + (size_t)kb * MC * KC_PAIRS, job->A + (size_t)mb * job->lda,
+                                 job->lda, rows, B->k, kp0, (int)min64(kc, B->k_pairs - kp0));
             }
             /* C block (rows, NC panels) stays in cache while the k blocks add into it. */
             for (int64_t jb = j0; jb < j1; jb += NC) {
                 for (int64_t kb = 0; kb < nkb; kb++) {
                     const int64_t kp0 = (kb0 + kb) * kc;
                     const block bk = {
-                        .a = a + (size_t)kb * MC * KC_PAIRS, .rows = rows,
-                        .kcp = (int)min64(kc, B->k_pairs - kp0), .B = B, .kp0 = kp0,
-                        .j0 = jb, .j1 = min64(jb + NC, j1), .c = C, .ldc = job->ldc,
+                        .a = a ? a + (size_t)kb * MC * KC_PAIRS
+                               : job->a_packed +
+                                     ((size_t)(kb0 + kb) * (size_t)job->M + (size_t)mb) * KC_PAIRS,
+                        .rows = rows, .kcp = (int)min64(kc, B->k_pairs - kp0), .B = B,
+                        .kp0 = kp0, .j0 = jb, .j1 = min64(jb + NC, j1), .c = C, .ldc = job->ldc,
                         .load_c = job->accumulate || kb0 + kb > 0,
                     };
                     job->ops->block(&bk);
@@ -563,7 +714,7 @@ static void gemm_task(void *arg, int task) {
             }
         }
     }
-    slot_release(&job->s, slot);
+    if (a) slot_release(&job->s, slot);
 }
 
 size_t rd_gemm_bf16_scratch_bytes(const struct rd_pool *pool) {
@@ -571,8 +722,8 @@ size_t rd_gemm_bf16_scratch_bytes(const struct rd_pool *pool) {
 }
 
 /* Splits M rows × n_panels panels into tasks for n_slots threads: rows first (tasks then
- * share B and round A only once), panels when there are too few rows. */
-static int plan_tasks(gemm_job *job, int n_slots) {
+ * share B and round A only once), panels when there are fewer than min_rows rows a task. */
+static int plan_tasks(gemm_job *job, int n_slots, int64_t min_rows) {
     const int64_t np = job->B->n_panels;
     const int64_t tiles = (job->M + MR - 1) / MR;
     if (n_slots == 1) {
@@ -582,7 +733,7 @@ static int plan_tasks(gemm_job *job, int n_slots) {
         return 1;
     }
     const int64_t want = (int64_t)n_slots * TASKS_PER_THREAD;
-    int64_t tm = min64((job->M + MIN_TASK_ROWS - 1) / MIN_TASK_ROWS, want);
+    int64_t tm = min64((job->M + min_rows - 1) / min_rows, want);
     int n_m, n_n;
     job->m_chunk = split(tiles, tm, &n_m) * MR;
     job->n_chunk = split(np, (want + n_m - 1) / n_m, &n_n);
@@ -622,7 +773,90 @@ int rd_gemm_bf16(float *C, size_t ldc, const float *A, size_t lda, int64_t M,
     if (!scratch && !(scratch = own = malloc(rd_gemm_bf16_scratch_bytes(pool))))
         return rd_error_set(err, "bf16 gemm: out of memory for scratch");
     slots_init(&job.s, scratch, SLOT_BYTES, n_slots);
-    const int n_tasks = plan_tasks(&job, n_slots);
+    const int n_tasks = plan_tasks(&job, n_slots, MIN_TASK_ROWS);
+    rd_pool_run(n_tasks > 1 ? pool : NULL, gemm_task, &job, n_tasks);
+    free(own);
+    return 0;
+}
+
+/* ---- the weight gradient: C = Aᵀ · B ------------------------------------------------ */
+
+static void at_pack_task(void *arg, int task) {
+    const at_pack *p = ((const void **)arg)[0];
+    const kernel_ops *ops = ((const void **)arg)[1];
+    const int64_t i0 = (int64_t)task * p->chunk;
+    ops->pack_at(p, i0, min64(i0 + p->chunk, p->M));
+}
+
+static void b_pack_task(void *arg, int task) {
+    const b_pack *b = ((const void **)arg)[0];
+    const kernel_ops *ops = ((const void **)arg)[1];
+    const int64_t q0 = (int64_t)task * b->chunk;
+    ops->pack_b(b, q0, min64(q0 + b->chunk, b->p->k_pairs));
+}
+
+/* Bytes of B's panels and of Aᵀ rounded (multiples of ALIGN). */
+static size_t tn_b_bytes(int64_t N, int64_t K) {
+    return (size_t)((N + PANEL - 1) / PANEL) * (size_t)((K + 1) / 2) * PANEL * sizeof(uint32_t);
+}
+
+static size_t tn_a_bytes(int64_t M, int64_t K) {
+    int64_t n_kblocks, kc;
+    k_blocks((K + 1) / 2, &n_kblocks, &kc);
+    return (size_t)n_kblocks * (size_t)M * KC_PAIRS * sizeof(uint32_t);
+}
+
+size_t rd_gemm_bf16_tn_scratch_bytes(int64_t M, int64_t N, int64_t K) {
+    if (M < 0 || N < 0 || K < 0 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return 0;
+    return tn_b_bytes(N, K) + tn_a_bytes(M, K) + ALIGN;
+}
+
+int rd_gemm_bf16_tn(float *C, size_t ldc, const float *A, size_t lda, const float *B,
+                    size_t ldb, int64_t M, int64_t N, int64_t K, int accumulate,
+                    struct rd_pool *pool, void *scratch, const rd_gemm_bf16_opts *opts,
+                    rd_error *err) {
+    if (M < 0 || N < 0 || K < 0 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
+        return rd_error_set(err, "bf16 weight-gradient gemm: invalid shape %lld × %lld × %lld",
+                            (long long)M, (long long)N, (long long)K);
+    if (lda < (size_t)M || ldb < (size_t)N || ldc < (size_t)N)
+        return rd_error_set(err, "bf16 weight-gradient gemm: strides lda = %zu, ldb = %zu, "
+                                 "ldc = %zu below widths %lld, %lld",
+                            lda, ldb, ldc, (long long)M, (long long)N);
+    const kernel_ops *ops = ops_for(opts ? opts->kernel : RD_GEMM_KERNEL_AUTO);
+    if (!ops) return rd_error_set(err, "bf16 gemm: the kernel is not available on this CPU");
+    if (M == 0 || N == 0) return 0;
+    if (!C || (K > 0 && (!A || !B)))
+        return rd_error_set(err, "bf16 weight-gradient gemm: missing A, B or C");
+    if (K == 0) { /* an empty sum */
+        if (!accumulate)
+            for (int64_t i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof *C);
+        return 0;
+    }
+    void *own = NULL;
+    if (!scratch && !(scratch = own = malloc(rd_gemm_bf16_tn_scratch_bytes(M, N, K))))
+        return rd_error_set(err, "bf16 weight-gradient gemm: out of memory for scratch");
+    /* scratch: B's panels, then Aᵀ rounded (both ALIGN-aligned) */
+    rd_bf16_panels panels = {.n = N, .k = K, .k_pairs = (K + 1) / 2,
+                             .n_panels = (N + PANEL - 1) / PANEL};
+    panels.data = (uint32_t *)(((uintptr_t)scratch + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
+    at_pack at = {.data = panels.data + tn_b_bytes(N, K) / sizeof(uint32_t), .A = A,
+                  .lda = lda, .M = M, .K = K, .k_pairs = panels.k_pairs};
+    k_blocks(at.k_pairs, &at.n_kblocks, &at.kc);
+    const int n_slots = pool_slots(pool);
+    const int64_t want = n_slots == 1 ? 1 : (int64_t)n_slots * TASKS_PER_THREAD;
+    b_pack bp = {.p = &panels, .B = B, .ldb = ldb};
+    int n_b = 0, n_a = 0;
+    bp.chunk = split(panels.k_pairs, want, &n_b);
+    const void *bargs[2] = {&bp, ops};
+    rd_pool_run(n_b > 1 ? pool : NULL, b_pack_task, bargs, n_b);
+    at.chunk = split((M + 15) / 16, want, &n_a) * 16;
+    n_a = (int)((M + at.chunk - 1) / at.chunk);
+    const void *aargs[2] = {&at, ops};
+    rd_pool_run(n_a > 1 ? pool : NULL, at_pack_task, aargs, n_a);
+
+    gemm_job job = {.C = C, .ldc = ldc, .M = M, .B = &panels, .accumulate = accumulate != 0,
+                    .ops = ops, .a_packed = at.data};
+    const int n_tasks = plan_tasks(&job, n_slots, MIN_TASK_ROWS);
     rd_pool_run(n_tasks > 1 ? pool : NULL, gemm_task, &job, n_tasks);
     free(own);
     return 0;

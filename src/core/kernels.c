@@ -393,8 +393,13 @@ void rd_matmul_backward(float *dx, const float *dy, const rd_matrix *W, int n, i
     }
 }
 
-void rd_matmul_weight_grad(float *dW, const float *dy, const float *x, int n, int rows,
-                           int cols) {
+void rd_matmul_weight_grad(float *dW, const float *dy, const float *x, int n, const rd_matrix *W,
+                           void *gscratch, struct rd_pool *pool) {
+    const int rows = (int)W->rows, cols = (int)W->cols;
+    if (W->bf16 && gscratch &&
+        rd_gemm_bf16_tn(dW, (size_t)cols, dy, (size_t)rows, x, (size_t)cols, rows, cols, n, 1,
+                        pool, gscratch, NULL, NULL) == 0)
+        return;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, cols, n, 1.0f, dy, rows, x, cols,
                 1.0f, dW, cols);
 }

@@ -11,6 +11,7 @@
 
 #include <cblas.h>
 
+#include "redit/gemm_bf16.h"
 #include "redit/kernels.h"
 #include "redit/pool.h"
 
@@ -50,6 +51,7 @@ struct rd_train_ctx {
     int *cls_rows;       /* (N) rows with a target */
     float *wgrad;        /* full fine-tuning: weight gradients (layout of m->params), else NULL */
     float *wscratch;
+    void *gscratch;      /* bf16 weight gradients: rd_gemm_bf16_tn's scratch */
     rd_pool *pool;       /* threads for the row-wise work between GEMMs */
     size_t bytes;
     void **blocks;       /* every allocation, for free */
@@ -149,6 +151,13 @@ rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, in
     if (ok) { /* always room for the bf16 GEMM too: the compute mode may change later */
         size_t ws = rd_model_matmul_scratch_floats(m, (int)N), gs = rd_matmul_gemm_scratch_floats(c->pool);
         ok = (c->wscratch = ctx_alloc(c, ws > gs ? ws : gs)) != NULL;
+    }
+    if (ok) { /* weight gradients: the layers' (K = N tokens) and the classifier's (≤ CLS_ROWS) */
+        const size_t V = (size_t)cfg->vocab_size, rows = hd > d ? hd : d, cols = rows;
+        const size_t layers = rd_gemm_bf16_tn_scratch_bytes((int64_t)rows, (int64_t)cols, (int64_t)N),
+                     cls = rd_gemm_bf16_tn_scratch_bytes((int64_t)V, (int64_t)d, CLS_ROWS);
+        const size_t bytes = layers > cls ? layers : cls;
+        ok = (c->gscratch = ctx_alloc(c, (bytes + sizeof(float) - 1) / sizeof(float))) != NULL;
     }
     if (!ok) {
         rd_error_set(err, "out of memory allocating %.1f MB of activations for %d × %d tokens%s",
@@ -355,15 +364,15 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     if (c->wgrad) { /* dW2 += dhᵀ · (silu(g)·u) */
         memcpy(c->dg, a->g, (size_t)N * hd * sizeof(float));
         par_swiglu(c, c->dg, a->u, N, hd);
-        rd_matmul_weight_grad(wgrad_of(c, W->w2.data), c->dh, c->dg, N, d, hd);
+        rd_matmul_weight_grad(wgrad_of(c, W->w2.data), c->dh, c->dg, N, &W->w2, c->gscratch, c->pool);
     }
     rd_matmul_backward(c->da, c->dh, &W->w2, N, 0, c->wscratch, c->pool);
     par_swiglu_backward(c, c->dg, c->du, c->da, a->g, a->u, N, hd);
     rd_matmul_backward(c->dxb, c->dg, &W->w1, N, 0, c->wscratch, c->pool);
     rd_matmul_backward(c->dxb, c->du, &W->w3, N, 1, c->wscratch, c->pool);
     if (c->wgrad) {
-        rd_matmul_weight_grad(wgrad_of(c, W->w1.data), c->dg, a->xb2, N, hd, d);
-        rd_matmul_weight_grad(wgrad_of(c, W->w3.data), c->du, a->xb2, N, hd, d);
+        rd_matmul_weight_grad(wgrad_of(c, W->w1.data), c->dg, a->xb2, N, &W->w1, c->gscratch, c->pool);
+        rd_matmul_weight_grad(wgrad_of(c, W->w3.data), c->du, a->xb2, N, &W->w3, c->gscratch, c->pool);
     }
     memcpy(c->dx_mid, c->dx, (size_t)N * d * sizeof(float));
     par_rmsnorm_backward(c, c->dx_mid, c->wgrad ? wgrad_of(c, W->ffn_norm) : NULL, c->dxb,
@@ -373,7 +382,8 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     edit_backward(c->dh, c->dx_mid, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL,
                   gr ? gsite(gr->attn, l) : NULL, alpha);
     rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch, c->pool); /* dxb = ∂/∂o */
-    if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, d, d);
+    if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, &W->wo, c->gscratch,
+                                      c->pool);
     for (int b = 0; b < B; b++)
         rd_attention_train_backward(c->dq + (size_t)b * T * d, c->dk + (size_t)b * T * kv,
                                     c->dv + (size_t)b * T * kv, c->dxb + (size_t)b * T * d,
@@ -389,9 +399,9 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     rd_matmul_backward(c->dxb, c->dk, &W->wk, N, 1, c->wscratch, c->pool);
     rd_matmul_backward(c->dxb, c->dv, &W->wv, N, 1, c->wscratch, c->pool);
     if (c->wgrad) {
-        rd_matmul_weight_grad(wgrad_of(c, W->wq.data), c->dq, a->xb, N, d, d);
-        rd_matmul_weight_grad(wgrad_of(c, W->wk.data), c->dk, a->xb, N, kv, d);
-        rd_matmul_weight_grad(wgrad_of(c, W->wv.data), c->dv, a->xb, N, kv, d);
+        rd_matmul_weight_grad(wgrad_of(c, W->wq.data), c->dq, a->xb, N, &W->wq, c->gscratch, c->pool);
+        rd_matmul_weight_grad(wgrad_of(c, W->wk.data), c->dk, a->xb, N, &W->wk, c->gscratch, c->pool);
+        rd_matmul_weight_grad(wgrad_of(c, W->wv.data), c->dv, a->xb, N, &W->wv, c->gscratch, c->pool);
     }
     memcpy(c->dx, c->dx_mid, (size_t)N * d * sizeof(float));
     par_rmsnorm_backward(c, c->dx, c->wgrad ? wgrad_of(c, W->attn_norm) : NULL, c->dxb, a->x_in,
@@ -461,7 +471,8 @@ static void classifier_loss(rd_train_ctx *c, const int *targets, int N, int need
         for (int i = 0; i < R; i++) total += row_loss[i];
         if (need_grad) {
             if (c->wgrad) /* dWcls += dzᵀ · x (into the embedding's gradient when tied) */
-                rd_matmul_weight_grad(wgrad_of(c, cls->data), c->cls_logits, c->cls_x, R, V, d);
+                rd_matmul_weight_grad(wgrad_of(c, cls->data), c->cls_logits, c->cls_x, R, cls,
+                                      c->gscratch, c->pool);
             rd_matmul_backward(c->cls_dx, c->cls_logits, cls, R, 0, c->wscratch, c->pool);
             for (int i = 0; i < R; i++)
                 memcpy(c->dx + (size_t)c->cls_rows[r0 + i] * d, c->cls_dx + (size_t)i * d,
