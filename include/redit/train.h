@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "redit/backward.h"
 #include "redit/dataset.h"
 #include "redit/edits.h"
 #include "redit/error.h"
@@ -133,6 +134,16 @@ void rd_classification_metrics(const long *confusion, int K, rd_eval_metrics *ou
 
 int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
                 int batch, int max_len, rd_eval_metrics *out, rd_error *err);
+
+/* The loss part of rd_evaluate, on a caller's training context: sums the token loss of d's
+ * loss positions (answers, or everything for text sets) with edits `view` (NULL: none),
+ * grads off, `batch` examples a pass (at most tc's batch) cut to max_len and padded with
+ * pad_id; examples run longest first, so a pass holds examples of similar length. b is the
+ * caller's batch buffer (filled and reused). *loss_sum and *tokens receive the sum and the
+ * count. Returns 0, or -1 with *err set. */
+int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *d,
+                 int batch, int max_len, int pad_id, rd_batch *b, double *loss_sum,
+                 uint64_t *tokens, rd_error *err);
 
 /* The classification part of rd_evaluate: scores every label word after every example's
  * prompt with edits `view` (NULL: none), `batch` candidates per forward pass, and fills

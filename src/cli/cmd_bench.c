@@ -228,7 +228,41 @@ static void run_prefill(const void *p, char *out, size_t cap) {
     rd_model_free(m);
 }
 
-/* PyTorch forward on the same checkpoint (2 threads, same B, T). */
+/* Tokens and next-token targets for a training pass over (n) positions, vocabulary V. */
+static void bench_tokens(int V, size_t n, int *tokens, int *targets) {
+    for (size_t i = 0; i < n; i++) {
+        tokens[i] = (int)((i * 2654435761u) % (unsigned)V);
+        targets[i] = (int)((i * 40503u + 7) % (unsigned)V);
+    }
+}
+
+/* Best time of 3 training passes after a warm-up: RED (view, gv) or full fine-tuning (wg; in
+ * bf16 compute the weights are rounded again before each pass, as after an update). Returns
+ * seconds, or a negative value with *err set. */
+static double time_train_passes(rd_train_ctx *tc, rd_model *m, const rd_edits_view *view,
+                                const rd_edits_grad *gv, float *wg, int B, int T, rd_error *err) {
+    const size_t n = (size_t)B * T;
+    int *tokens = malloc(sizeof(int) * n), *targets = malloc(sizeof(int) * n);
+    double best = 1e30, loss;
+    int nt;
+    if (!tokens || !targets) {
+        rd_error_set(err, "out of memory");
+        best = -1;
+    } else
+        bench_tokens(rd_model_config(m)->vocab_size, n, tokens, targets);
+    for (int it = 0; best > 0 && it < 4; it++) {
+        double t0 = cli_now();
+        if ((wg && rd_model_compute(m) == RD_COMPUTE_BF16 && rd_model_repack(m, err)) ||
+            rd_train_pass(tc, view, gv, wg, tokens, targets, B, T, &loss, &nt, err))
+            best = -1;
+        double t = cli_now() - t0;
+        if (best > 0 && it > 0 && t < best) best = t;
+    }
+    free(tokens);
+    free(targets);
+    return best;
+}
+
 /* RED training step (forward, cross-entropy, backward to ffn edit vectors on all layers)
  * at (B, T); best of 3 after a warm-up. The optimizer update of the edit vectors is
  * negligible (2·L·d numbers) and is not included. */
@@ -246,25 +280,13 @@ static void run_train(const void *p, char *out, size_t cap) {
         snprintf(out, cap, "error %s", err.msg);
         return;
     }
-    const int V = rd_model_config(m)->vocab_size;
-    const size_t n = (size_t)a->B * a->T;
-    int *tokens = malloc(sizeof(int) * n), *targets = malloc(sizeof(int) * n);
-    for (size_t i = 0; i < n; i++) {
-        tokens[i] = (int)((i * 2654435761u) % (unsigned)V);
-        targets[i] = (int)((i * 40503u + 7) % (unsigned)V);
-    }
     rd_edits_view view = rd_edits_view_at(e, 1.0f);
-    double best = 1e30, loss;
-    int nt;
-    for (int it = 0; it < 4; it++) {
-        double t0 = cli_now();
-        rd_train_pass(tc, &view, &gv, NULL, tokens, targets, a->B, a->T, &loss, &nt, &err);
-        double t = cli_now() - t0;
-        if (it > 0 && t < best) best = t;
-    }
-    snprintf(out, cap, "%.1f %ld %zu", (double)n / best, peak_rss_kb(), rd_train_ctx_bytes(tc));
-    free(tokens);
-    free(targets);
+    const double best = time_train_passes(tc, m, &view, &gv, NULL, a->B, a->T, &err);
+    if (best < 0)
+        snprintf(out, cap, "error %s", err.msg);
+    else
+        snprintf(out, cap, "%.1f %ld %zu", (double)a->B * a->T / best, peak_rss_kb(),
+                 rd_train_ctx_bytes(tc));
     rd_edits_grad_free(&gv);
     free(grad);
     rd_train_ctx_free(tc);
@@ -272,8 +294,35 @@ static void run_train(const void *p, char *out, size_t cap) {
     rd_model_free(m);
 }
 
+/* Full fine-tuning step (forward, cross-entropy, backward through every weight; in bf16 the
+ * weights re-rounded first) at (B, T); best of 3 after a warm-up. The AdamW update is left
+ * out, as in the PyTorch reference (tools/bench/torch_full_ft.py). */
+static void run_full_train(const void *p, char *out, size_t cap) {
+    const model_arg *a = p;
+    openblas_set_num_threads(a->threads);
+    rd_error err = {0};
+    rd_model *m = bench_model(a, 1, &err);
+    rd_train_ctx *tc = m && rd_model_make_trainable(m, &err) == 0
+                           ? rd_train_ctx_new(m, a->B, a->T, 0, &err)
+                           : NULL;
+    float *wg = tc ? calloc(m->n_params, sizeof(float)) : NULL;
+    const double best = wg ? time_train_passes(tc, m, NULL, NULL, wg, a->B, a->T, &err) : -1;
+    if (best < 0)
+        snprintf(out, cap, "error %s", wg || err.msg[0] ? err.msg : "out of memory");
+    else
+        snprintf(out, cap, "%.1f %ld %zu", (double)a->B * a->T / best, peak_rss_kb(),
+                 rd_train_ctx_bytes(tc) + m->n_params * 2 * sizeof(float));
+    free(wg);
+    rd_train_ctx_free(tc);
+    rd_model_free(m);
+}
+
 static double train_flops_per_token(const rd_config *c, int T) {
     return 4 * nmm(c) + 6.0 * c->n_layers * T * c->dim;
+}
+
+static double full_train_flops_per_token(const rd_config *c, int T) {
+    return 6 * nmm(c) + 6.0 * c->n_layers * T * c->dim;
 }
 
 /* PyTorch on the same checkpoint (mode "fwd" or "train"): tokens/s and peak RSS (MB). */
@@ -356,13 +405,21 @@ typedef struct batched_job {
     void (*run)(const void *arg, char *out, size_t cap);
     double (*flops_per_token)(const rd_config *c, int T);
     const char *torch_mode, *torch_label;
+    const char *torch_script;          /* NULL: the shared reference (--torch-ref) */
+    const char *torch_mode_bf16, *torch_label_bf16; /* NULL: no bf16 counterpart */
 } batched_job;
+
+/* redit's own PyTorch reference for full fine-tuning, relative to the repository root. */
+#define TORCH_FULL_FT "tools/bench/torch_full_ft.py"
 
 static const batched_job BATCHED[] = {
     {"prefill B=8 T=256, all logits", "prefill B=8 T=256, bf16 compute", run_prefill,
-     fwd_flops_per_token, "fwd", "PyTorch forward (same run)"},
+     fwd_flops_per_token, "fwd", "PyTorch forward (same run)", NULL, NULL, NULL},
     {"RED train step B=8 T=256 (ffn)", "RED train step, bf16 compute", run_train,
-     train_flops_per_token, "train", "PyTorch RED train step (same run)"},
+     train_flops_per_token, "train", "PyTorch RED train step (same run)", NULL, NULL, NULL},
+    {"full FT step B=8 T=256", "full FT step, bf16 compute", run_full_train,
+     full_train_flops_per_token, "full", "PyTorch full FT step (same run)", TORCH_FULL_FT,
+     "full-bf16", "PyTorch full FT step, bf16 autocast"},
 };
 
 static void bench_batched(const batched_job *job, const char *path, const shape *s,
@@ -382,13 +439,16 @@ static void bench_batched(const batched_job *job, const char *path, const shape 
         sscanf(out, "%*f %ld", &rss);
         printf("  %-34s %8d %9.1f %7.1f (%2.0f%%) %6.0f MB\n", bf16 ? job->label_bf16 : job->label,
                threads[ti], tok_s, gf, 100 * gf / gemm[ti], rss / 1024.0);
-        if (!torch_script || threads[ti] != 2 || bf16) continue;
+        const char *mode = bf16 ? job->torch_mode_bf16 : job->torch_mode;
+        const char *label = bf16 ? job->torch_label_bf16 : job->torch_label;
+        if (!torch_script || threads[ti] != 2 || !mode) continue;
         double t_tok, t_rss;
-        if (torch_run(torch_script, path, job->torch_mode, 8, 256, 2, &t_tok, &t_rss) == 0)
+        if (torch_run(job->torch_script ? job->torch_script : torch_script, path, mode, 8, 256,
+                      2, &t_tok, &t_rss) == 0)
             printf("  %-34s %8d %9.1f %11s %6.0f MB → redit/torch = %.2f× speed, %.2f× memory\n",
-                   job->torch_label, 2, t_tok, "", t_rss, tok_s / t_tok, rss / 1024.0 / t_rss);
+                   label, 2, t_tok, "", t_rss, tok_s / t_tok, rss / 1024.0 / t_rss);
         else
-            printf("  %s failed to run\n", job->torch_label);
+            printf("  %s failed to run\n", label);
     }
 }
 
@@ -480,8 +540,9 @@ int cmd_bench(int argc, char **argv) {
                           use_torch ? script : NULL);
     }
     printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token "
-           "(forward)\nand 4·Nmm + 6·L·T·d (RED training: activation gradients only), as "
-           "BENCHMARKS.md does;\nthe percentage is of the f32 sgemm rate measured above (bf16 "
-           "rows can pass 100%%).\n");
+           "(forward),\n4·Nmm + 6·L·T·d (RED training: activation gradients only), as "
+           "BENCHMARKS.md does,\nand 6·Nmm + 6·L·T·d (full fine-tuning: weight gradients "
+           "too); the percentage is of\nthe f32 sgemm rate measured above (bf16 rows can pass "
+           "100%%).\n");
     return 0;
 }

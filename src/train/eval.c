@@ -57,11 +57,21 @@ void rd_classification_metrics(const long *confusion, int K, rd_eval_metrics *ou
     }
 }
 
-/* One candidate answer: example i followed by label word k. */
+/* One row to run: example i, followed by label word k when scoring labels (else k = -1);
+ * len is the row's length. Rows run longest first, so a batch holds rows of similar length
+ * and little of it is padding. */
 typedef struct candidate {
     size_t example;
     int label;
+    int len;
 } candidate;
+
+static int by_length_desc(const void *a, const void *b) {
+    const candidate *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? 1 : -1;
+    if (x->example != y->example) return x->example < y->example ? -1 : 1;
+    return (x->label > y->label) - (x->label < y->label); /* a total order: qsort is not stable */
+}
 
 /* Log-likelihood of the candidate's label ids (positions n_prompt .. n_prompt + nl − 1 of
  * row tok) under logits (T, V) of that row. */
@@ -111,18 +121,15 @@ int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *
         for (int k = 0; k < K; k++) {
             int nl;
             rd_dataset_label_ids(d, k, &nl);
-            if (ex->n_prompt + nl <= max_len) cand[nc++] = (candidate){i, k}; /* it fits */
+            if (ex->n_prompt + nl <= max_len) /* it fits */
+                cand[nc++] = (candidate){i, k, ex->n_prompt + nl - 1};
         }
     }
+    qsort(cand, nc, sizeof *cand, by_length_desc);
     for (size_t c0 = 0; c0 < nc && rc == 0; c0 += (size_t)B) {
         const int rows = nc - c0 < (size_t)B ? (int)(nc - c0) : B;
         int T = 1; /* inputs: all but the last id of the longest candidate */
-        for (int r = 0; r < rows; r++) {
-            int nl;
-            rd_dataset_label_ids(d, cand[c0 + r].label, &nl);
-            int len = rd_dataset_get(d, cand[c0 + r].example)->n_prompt + nl - 1;
-            T = len > T ? len : T;
-        }
+        for (int r = 0; r < rows; r++) T = cand[c0 + r].len > T ? cand[c0 + r].len : T;
         for (int r = 0; r < rows; r++) { /* padded on the right: causal, so it changes nothing */
             const candidate *c = &cand[c0 + r];
             const rd_example *ex = rd_dataset_get(d, c->example);
@@ -172,6 +179,37 @@ done:
     return rc;
 }
 
+int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *d, int batch,
+                 int max_len, int pad_id, rd_batch *b, double *loss_sum, uint64_t *tokens,
+                 rd_error *err) {
+    const size_t n = rd_dataset_size(d);
+    size_t *idx = malloc(sizeof(size_t) * (size_t)batch);
+    candidate *rows = malloc(sizeof *rows * (n + 1)); /* examples, longest first */
+    int rc = idx && rows ? 0 : rd_error_set(err, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rows[i] = (candidate){i, -1, rd_dataset_get(d, i)->n};
+    if (rc == 0) qsort(rows, n, sizeof *rows, by_length_desc);
+    double sum = 0.0;
+    uint64_t count = 0;
+    for (size_t i0 = 0; i0 < n && rc == 0; i0 += (size_t)batch) {
+        size_t k = 0;
+        for (size_t i = i0; i < n && k < (size_t)batch; i++) idx[k++] = rows[i].example;
+        double ls;
+        int nt;
+        rc = rd_batch_fill(b, d, idx, k, max_len, 0, pad_id, err) ||
+             rd_train_pass(tc, view, NULL, NULL, b->tokens, b->targets, b->B, b->T, &ls, &nt, err);
+        if (rc == 0) {
+            sum += ls;
+            count += (uint64_t)nt;
+        }
+    }
+    free(idx);
+    free(rows);
+    *loss_sum = sum;
+    *tokens = count;
+    return rc ? -1 : 0;
+}
+
 int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
                 int batch, int max_len, rd_eval_metrics *out, rd_error *err) {
     memset(out, 0, sizeof *out);
@@ -185,29 +223,14 @@ int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_d
     const rd_tokenizer *tok = m->file.tokenizer;
     const int pad = tok && rd_tokenizer_eos(tok) >= 0 ? rd_tokenizer_eos(tok) : 0;
     rd_batch b = {0};
-    size_t *idx = malloc(sizeof(size_t) * (size_t)batch);
-    int rc = idx ? 0 : rd_error_set(err, "out of memory");
-    double sum = 0.0;
-    const size_t n = rd_dataset_size(d);
-    for (size_t i0 = 0; i0 < n && rc == 0; i0 += (size_t)batch) {
-        size_t k = 0;
-        for (size_t i = i0; i < n && k < (size_t)batch; i++) idx[k++] = i;
-        double ls;
-        int nt;
-        rc = rd_batch_fill(&b, d, idx, k, max_len, 0, pad, err) ||
-             rd_train_pass(tc, v, NULL, NULL, b.tokens, b.targets, b.B, b.T, &ls, &nt, err);
-        if (rc == 0) {
-            sum += ls;
-            out->tokens += (uint64_t)nt;
-        }
-    }
+    double sum;
+    int rc = rd_eval_loss(tc, v, d, batch, max_len, pad, &b, &sum, &out->tokens, err);
     if (rc == 0) {
         out->loss = out->tokens ? sum / (double)out->tokens : NAN;
         out->perplexity = exp(out->loss);
         if (rd_dataset_n_labels(d) > 0) rc = rd_classify(m, v, d, batch, max_len, out, err);
     }
     rd_batch_release(&b);
-    free(idx);
     rd_train_ctx_free(tc);
     return rc ? -1 : 0;
 }

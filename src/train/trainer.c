@@ -127,36 +127,15 @@ typedef struct trainer {
     int pad_id;
 } trainer;
 
-/* Loss (sum) and token count of a data set, grads off. */
+/* Mean answer loss and token count of a data set, grads off. */
 static int eval_loss(trainer *t, const rd_dataset *d, double *mean, uint64_t *tokens,
                      rd_error *err) {
-    const size_t n = rd_dataset_size(d);
-    const int mb = t->o->micro_batch;
-    size_t *idx = malloc(sizeof(size_t) * (size_t)mb);
-    if (!idx) return rd_error_set(err, "out of memory");
     rd_edits_view view = t->e ? rd_edits_view_at(t->e, 1.0f) : (rd_edits_view){0};
-    double sum = 0.0;
-    uint64_t count = 0;
-    for (size_t i0 = 0; i0 < n; i0 += (size_t)mb) {
-        size_t k = 0;
-        for (size_t i = i0; i < n && k < (size_t)mb; i++) idx[k++] = i;
-        if (rd_batch_fill(&t->batch, d, idx, k, t->o->max_len, 0, t->pad_id, err)) {
-            free(idx);
-            return -1;
-        }
-        double ls;
-        int nt;
-        if (rd_train_pass(t->tc, t->e ? &view : NULL, NULL, NULL, t->batch.tokens, t->batch.targets, t->batch.B,
-                          t->batch.T, &ls, &nt, err)) {
-            free(idx);
-            return -1;
-        }
-        sum += ls;
-        count += (uint64_t)nt;
-    }
-    free(idx);
-    *mean = count ? sum / (double)count : NAN;
-    *tokens = count;
+    double sum;
+    if (rd_eval_loss(t->tc, t->e ? &view : NULL, d, t->o->micro_batch, t->o->max_len,
+                     t->pad_id, &t->batch, &sum, tokens, err))
+        return -1;
+    *mean = *tokens ? sum / (double)*tokens : NAN;
     return 0;
 }
 
