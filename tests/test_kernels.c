@@ -438,6 +438,24 @@ static void test_swiglu(void **state) {
                      (double)orig[i], (double)up[i], (double)g[i], ref);
     }
     assert_true(fabsf(rd_silu(1.0f) - (float)(1.0 / (1.0 + exp(-1.0)))) < 1e-7f);
+    /* the backward: du = da·silu(g), dg = da·u·σ(g)·(1 + g·(1 − σ(g))) */
+    float *da = random_floats(n, 1.0f, &seed);
+    float *dg = malloc(n * sizeof *dg), *du = malloc(n * sizeof *du);
+    assert_non_null(dg);
+    assert_non_null(du);
+    rd_swiglu_backward(dg, du, da, orig, up, n);
+    for (size_t i = 0; i < n; i++) {
+        const double x = orig[i], sig = 1.0 / (1.0 + exp(-x));
+        const double rdu = (double)da[i] * x * sig;
+        const double rdg = (double)da[i] * up[i] * sig * (1.0 + x * (1.0 - sig));
+        if (!(fabs(du[i] - rdu) <= 1e-6 * fabs(rdu) + 1e-30) ||
+            !(fabs(dg[i] - rdg) <= 1e-5 * fabs(rdg) + 1e-30))
+            fail_msg("swiglu backward[%zu] at gate %.9g: du %.9g (reference %.9g), dg %.9g "
+                     "(reference %.9g)", i, x, (double)du[i], rdu, (double)dg[i], rdg);
+    }
+    free(da);
+    free(dg);
+    free(du);
     free(orig);
     free(up);
     free(g);

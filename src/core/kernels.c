@@ -272,21 +272,70 @@ void rd_rope(float *x, int n_heads, int head_dim, int pos, float theta, rd_rope_
     }
 }
 
+/* ---- exp, 16 lanes: softmax and SwiGLU ---------------------------------------------
+ * Cephes' expf: x = n·ln 2 + r (ln 2 in two parts), e^r by a degree-7 polynomial on
+ * |r| ≤ ln2/2, times 2^n by vscalefps; within 2 ulp of expf. Inputs are clamped to
+ * ±88.376 (e^88.376 ≈ 2.4e38 < FLT_MAX), which the callers never meet in practice. */
+#if defined(__AVX512F__)
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.3762626647949f)),
+                      _mm512_set1_ps(88.3762626647949f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline __mmask16 lanes(size_t left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+#endif
+
 void rd_softmax(float *x, int n) {
     float max = x[0];
     for (int i = 1; i < n; i++)
         if (x[i] > max) max = x[i];
     float sum = 0.0f;
+#if defined(__AVX512F__)
+    const __m512 mx = _mm512_set1_ps(max);
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = lanes((size_t)(n - i));
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mx));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        acc = _mm512_mask_add_ps(acc, m, acc, e);
+    }
+    sum = _mm512_reduce_add_ps(acc);
+#else
     for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - max);
         sum += x[i];
     }
+#endif
     const float inv = 1.0f / sum;
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
 void rd_swiglu(float *gate, const float *up, size_t n) {
+#if defined(__AVX512F__)
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = lanes(n - i);
+        const __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
+        const __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+        _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(_mm512_mul_ps(g, sig), u));
+    }
+#else
     for (size_t i = 0; i < n; i++) gate[i] = rd_silu(gate[i]) * up[i];
+#endif
 }
 
 /* Attention of few new positions (decode): plain loops, no OpenBLAS call, so OpenBLAS's
@@ -424,6 +473,20 @@ void rd_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, 
 
 void rd_swiglu_backward(float *dg, float *du, const float *da, const float *g, const float *u,
                         size_t n) {
+#if defined(__AVX512F__)
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = lanes(n - i);
+        const __m512 gi = _mm512_maskz_loadu_ps(m, g + i), ui = _mm512_maskz_loadu_ps(m, u + i);
+        const __m512 dai = _mm512_maskz_loadu_ps(m, da + i);
+        const __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gi))));
+        _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(dai, _mm512_mul_ps(gi, sig)));
+        /* da·u·σ·(1 + g·(1 − σ)) */
+        const __m512 t = _mm512_fmadd_ps(gi, _mm512_sub_ps(one, sig), one);
+        _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(dai, ui), _mm512_mul_ps(sig, t)));
+    }
+    return;
+#endif
     for (size_t i = 0; i < n; i++) {
         const float sig = 1.0f / (1.0f + expf(-g[i]));
         const float silu = g[i] * sig;
