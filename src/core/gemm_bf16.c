@@ -781,16 +781,24 @@ int rd_gemm_bf16(float *C, size_t ldc, const float *A, size_t lda, int64_t M,
 
 /* ---- the weight gradient: C = Aᵀ · B ------------------------------------------------ */
 
+/* One packing loop's arguments: the operand and the kernel whose packer runs. */
+typedef struct pack_call {
+    const void *operand; /* at_pack or b_pack */
+    const kernel_ops *ops;
+} pack_call;
+
 static void at_pack_task(void *arg, int task) {
-    const at_pack *p = ((const void **)arg)[0];
-    const kernel_ops *ops = ((const void **)arg)[1];
+    const pack_call *call = arg;
+    const at_pack *p = call->operand;
+    const kernel_ops *ops = call->ops;
     const int64_t i0 = (int64_t)task * p->chunk;
     ops->pack_at(p, i0, min64(i0 + p->chunk, p->M));
 }
 
 static void b_pack_task(void *arg, int task) {
-    const b_pack *b = ((const void **)arg)[0];
-    const kernel_ops *ops = ((const void **)arg)[1];
+    const pack_call *call = arg;
+    const b_pack *b = call->operand;
+    const kernel_ops *ops = call->ops;
     const int64_t q0 = (int64_t)task * b->chunk;
     ops->pack_b(b, q0, min64(q0 + b->chunk, b->p->k_pairs));
 }
@@ -847,12 +855,12 @@ int rd_gemm_bf16_tn(float *C, size_t ldc, const float *A, size_t lda, const floa
     b_pack bp = {.p = &panels, .B = B, .ldb = ldb};
     int n_b = 0, n_a = 0;
     bp.chunk = split(panels.k_pairs, want, &n_b);
-    const void *bargs[2] = {&bp, ops};
-    rd_pool_run(n_b > 1 ? pool : NULL, b_pack_task, bargs, n_b);
+    pack_call bcall = {&bp, ops};
+    rd_pool_run(n_b > 1 ? pool : NULL, b_pack_task, &bcall, n_b);
     at.chunk = split((M + 15) / 16, want, &n_a) * 16;
     n_a = (int)((M + at.chunk - 1) / at.chunk);
-    const void *aargs[2] = {&at, ops};
-    rd_pool_run(n_a > 1 ? pool : NULL, at_pack_task, aargs, n_a);
+    pack_call acall = {&at, ops};
+    rd_pool_run(n_a > 1 ? pool : NULL, at_pack_task, &acall, n_a);
 
     gemm_job job = {.C = C, .ldc = ldc, .M = M, .B = &panels, .accumulate = accumulate != 0,
                     .ops = ops, .a_packed = at.data};
