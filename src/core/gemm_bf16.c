@@ -722,8 +722,8 @@ size_t rd_gemm_bf16_scratch_bytes(const struct rd_pool *pool) {
 }
 
 /* Splits M rows × n_panels panels into tasks for n_slots threads: rows first (tasks then
- * share B and round A only once), panels when there are fewer than min_rows rows a task. */
-static int plan_tasks(gemm_job *job, int n_slots, int64_t min_rows) {
+ * share B and round A only once), panels when there are too few rows. */
+static int plan_tasks(gemm_job *job, int n_slots) {
     const int64_t np = job->B->n_panels;
     const int64_t tiles = (job->M + MR - 1) / MR;
     if (n_slots == 1) {
@@ -733,7 +733,7 @@ static int plan_tasks(gemm_job *job, int n_slots, int64_t min_rows) {
         return 1;
     }
     const int64_t want = (int64_t)n_slots * TASKS_PER_THREAD;
-    int64_t tm = min64((job->M + min_rows - 1) / min_rows, want);
+    int64_t tm = min64((job->M + MIN_TASK_ROWS - 1) / MIN_TASK_ROWS, want);
     int n_m, n_n;
     job->m_chunk = split(tiles, tm, &n_m) * MR;
     job->n_chunk = split(np, (want + n_m - 1) / n_m, &n_n);
@@ -773,7 +773,7 @@ int rd_gemm_bf16(float *C, size_t ldc, const float *A, size_t lda, int64_t M,
     if (!scratch && !(scratch = own = malloc(rd_gemm_bf16_scratch_bytes(pool))))
         return rd_error_set(err, "bf16 gemm: out of memory for scratch");
     slots_init(&job.s, scratch, SLOT_BYTES, n_slots);
-    const int n_tasks = plan_tasks(&job, n_slots, MIN_TASK_ROWS);
+    const int n_tasks = plan_tasks(&job, n_slots);
     rd_pool_run(n_tasks > 1 ? pool : NULL, gemm_task, &job, n_tasks);
     free(own);
     return 0;
@@ -814,8 +814,12 @@ static size_t tn_a_bytes(int64_t M, int64_t K) {
     return (size_t)n_kblocks * (size_t)M * KC_PAIRS * sizeof(uint32_t);
 }
 
+static int tn_shape_ok(int64_t M, int64_t N, int64_t K) {
+    return M >= 0 && N >= 0 && K >= 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX;
+}
+
 size_t rd_gemm_bf16_tn_scratch_bytes(int64_t M, int64_t N, int64_t K) {
-    if (M < 0 || N < 0 || K < 0 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return 0;
+    if (!tn_shape_ok(M, N, K)) return 0;
     return tn_b_bytes(N, K) + tn_a_bytes(M, K) + ALIGN;
 }
 
@@ -823,7 +827,7 @@ int rd_gemm_bf16_tn(float *C, size_t ldc, const float *A, size_t lda, const floa
                     size_t ldb, int64_t M, int64_t N, int64_t K, int accumulate,
                     struct rd_pool *pool, void *scratch, const rd_gemm_bf16_opts *opts,
                     rd_error *err) {
-    if (M < 0 || N < 0 || K < 0 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
+    if (!tn_shape_ok(M, N, K))
         return rd_error_set(err, "bf16 weight-gradient gemm: invalid shape %lld × %lld × %lld",
                             (long long)M, (long long)N, (long long)K);
     if (lda < (size_t)M || ldb < (size_t)N || ldc < (size_t)N)
@@ -857,14 +861,13 @@ int rd_gemm_bf16_tn(float *C, size_t ldc, const float *A, size_t lda, const floa
     bp.chunk = split(panels.k_pairs, want, &n_b);
     pack_call bcall = {&bp, ops};
     rd_pool_run(n_b > 1 ? pool : NULL, b_pack_task, &bcall, n_b);
-    at.chunk = split((M + 15) / 16, want, &n_a) * 16;
-    n_a = (int)((M + at.chunk - 1) / at.chunk);
+    at.chunk = split((M + 15) / 16, want, &n_a) * 16; /* n_a chunks of 16-row groups */
     pack_call acall = {&at, ops};
     rd_pool_run(n_a > 1 ? pool : NULL, at_pack_task, &acall, n_a);
 
     gemm_job job = {.C = C, .ldc = ldc, .M = M, .B = &panels, .accumulate = accumulate != 0,
                     .ops = ops, .a_packed = at.data};
-    const int n_tasks = plan_tasks(&job, n_slots, MIN_TASK_ROWS);
+    const int n_tasks = plan_tasks(&job, n_slots);
     rd_pool_run(n_tasks > 1 ? pool : NULL, gemm_task, &job, n_tasks);
     free(own);
     return 0;

@@ -294,6 +294,12 @@ static inline __m512 exp16(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+/* σ(g) = 1 / (1 + e^−g), 16 lanes. */
+static inline __m512 sigmoid16(__m512 g) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+}
+
 static inline __mmask16 lanes(size_t left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
 }
@@ -326,12 +332,10 @@ void rd_softmax(float *x, int n) {
 
 void rd_swiglu(float *gate, const float *up, size_t n) {
 #if defined(__AVX512F__)
-    const __m512 one = _mm512_set1_ps(1.0f);
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = lanes(n - i);
         const __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
-        const __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
-        _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(_mm512_mul_ps(g, sig), u));
+        _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(_mm512_mul_ps(g, sigmoid16(g)), u));
     }
 #else
     for (size_t i = 0; i < n; i++) gate[i] = rd_silu(gate[i]) * up[i];
@@ -478,21 +482,20 @@ void rd_swiglu_backward(float *dg, float *du, const float *da, const float *g, c
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = lanes(n - i);
         const __m512 gi = _mm512_maskz_loadu_ps(m, g + i), ui = _mm512_maskz_loadu_ps(m, u + i);
-        const __m512 dai = _mm512_maskz_loadu_ps(m, da + i);
-        const __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gi))));
+        const __m512 dai = _mm512_maskz_loadu_ps(m, da + i), sig = sigmoid16(gi);
         _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(dai, _mm512_mul_ps(gi, sig)));
         /* da·u·σ·(1 + g·(1 − σ)) */
         const __m512 t = _mm512_fmadd_ps(gi, _mm512_sub_ps(one, sig), one);
         _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(dai, ui), _mm512_mul_ps(sig, t)));
     }
-    return;
-#endif
+#else
     for (size_t i = 0; i < n; i++) {
         const float sig = 1.0f / (1.0f + expf(-g[i]));
         const float silu = g[i] * sig;
         du[i] = da[i] * silu;
         dg[i] = da[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
     }
+#endif
 }
 
 void rd_attention_train(float *out, float *probs, const float *q, const float *k, const float *v,

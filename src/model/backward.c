@@ -51,7 +51,8 @@ struct rd_train_ctx {
     int *cls_rows;       /* (N) rows with a target */
     float *wgrad;        /* full fine-tuning: weight gradients (layout of m->params), else NULL */
     float *wscratch;
-    void *gscratch;      /* bf16 weight gradients: rd_gemm_bf16_tn's scratch */
+    void *gscratch;      /* bf16 weight gradients: rd_gemm_bf16_tn's scratch, made by the
+                          * first full fine-tuning pass in bf16 compute (else NULL) */
     rd_pool *pool;       /* threads for the row-wise work between GEMMs */
     size_t bytes;
     void **blocks;       /* every allocation, for free */
@@ -151,13 +152,6 @@ rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, in
     if (ok) { /* always room for the bf16 GEMM too: the compute mode may change later */
         size_t ws = rd_model_matmul_scratch_floats(m, (int)N), gs = rd_matmul_gemm_scratch_floats(c->pool);
         ok = (c->wscratch = ctx_alloc(c, ws > gs ? ws : gs)) != NULL;
-    }
-    if (ok) { /* weight gradients: the layers' (K = N tokens) and the classifier's (≤ CLS_ROWS) */
-        const size_t V = (size_t)cfg->vocab_size, rows = hd > d ? hd : d, cols = rows;
-        const size_t layers = rd_gemm_bf16_tn_scratch_bytes((int64_t)rows, (int64_t)cols, (int64_t)N),
-                     cls = rd_gemm_bf16_tn_scratch_bytes((int64_t)V, (int64_t)d, CLS_ROWS);
-        const size_t bytes = layers > cls ? layers : cls;
-        ok = (c->gscratch = ctx_alloc(c, (bytes + sizeof(float) - 1) / sizeof(float))) != NULL;
     }
     if (!ok) {
         rd_error_set(err, "out of memory allocating %.1f MB of activations for %d × %d tokens%s",
@@ -297,6 +291,21 @@ static void edit_backward(float *dh, const float *dhp, const float *h, size_t n,
     } else if (dh != dhp) {
         memcpy(dh, dhp, n * d * sizeof(float));
     }
+}
+
+/* rd_gemm_bf16_tn's scratch for every weight gradient of a pass: the layers' (K = N tokens;
+ * (rows, cols) (d, d), (kv, d), (hd, d) or (d, hd)) and the classifier's (K ≤ CLS_ROWS). */
+static size_t weight_grad_scratch_floats(const rd_train_ctx *c) {
+    const rd_config *cfg = &c->m->file.cfg;
+    const int64_t d = cfg->dim, hd = cfg->hidden_dim, N = (int64_t)c->max_batch * c->max_len;
+    const size_t sizes[] = {rd_gemm_bf16_tn_scratch_bytes(d, d, N),
+                            rd_gemm_bf16_tn_scratch_bytes(hd, d, N),
+                            rd_gemm_bf16_tn_scratch_bytes(d, hd, N),
+                            rd_gemm_bf16_tn_scratch_bytes(cfg->vocab_size, d, CLS_ROWS)};
+    size_t bytes = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        if (sizes[i] > bytes) bytes = sizes[i];
+    return (bytes + sizeof(float) - 1) / sizeof(float);
 }
 
 /* The gradient of a weight (a pointer into m->params) in c->wgrad. */
@@ -493,6 +502,9 @@ int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_gr
     const int N = B * T, d = cfg->dim, L = cfg->n_layers;
     if (weight_grad && !m->params)
         return rd_error_set(err, "weight gradients need a trainable model (rd_model_make_trainable)");
+    if (weight_grad && !c->gscratch && rd_model_compute(m) == RD_COMPUTE_BF16 &&
+        !(c->gscratch = ctx_alloc(c, weight_grad_scratch_floats(c))))
+        return rd_error_set(err, "out of memory for the bf16 weight gradients");
     c->wgrad = weight_grad;
     for (int i = 0; i < N; i++) {
         if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
