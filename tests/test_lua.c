@@ -544,6 +544,14 @@ static void test_train_eval(void **state) {
            "local r2 = red.train{model = M, edits = M:edits{}, data = d, max_steps = 2, batch = 4,\n"
            "                     group_by_length = true}\n"
            "assert(r2.steps == 2 and r2.best_eval_loss == nil and #r2.eval == 0)\n"
+           /* Adam's betas: the first update is the same for any betas (bias correction),
+            * the second is not, so the third step's loss tells */
+           "local rb = {}\n"
+           "for i, b2 in ipairs{0.999, 0.5} do\n"
+           "  rb[i] = red.train{model = M, edits = M:edits{}, data = d, max_steps = 3, batch = 4,\n"
+           "                    beta2 = b2}\n"
+           "end\n"
+           "assert(rb[1].loss[2] == rb[2].loss[2] and rb[1].loss[3] ~= rb[2].loss[3], 'beta2 had no effect')\n"
            /* classification metrics */
            "local cls = data(DIR .. '/cls.jsonl')\n"
            "local m = red.eval(M, nil, cls)\n"
@@ -564,6 +572,7 @@ static void test_train_eval(void **state) {
            "check_error(function() red.train{model = M, edits = e, data = d, lr = -1} end, \"bad argument #1 to 'train'\")\n"
            "check_error(function() red.train{model = M, edits = e, data = d, epochs = 1.5} end, \"option 'epochs': integer expected\")\n"
            "check_error(function() red.train{model = M, edits = e, data = d, schedule = 'step'} end, \"option 'schedule'\")\n"
+           "check_error(function() red.train{model = M, edits = e, data = d, beta2 = 1} end, 'Adam betas')\n"
            "check_error(function() red.train{model = M, edits = e, data = d, compute = 'f16'} end, \"option 'compute'\")\n"
            "check_error(function() red.train{model = M, edits = e, data = d, on_step = 1} end, \"option 'on_step': function expected\")\n"
            "check_error(function() red.train{model = M, edits = e, data = d, epoch = 1} end, \"unknown option 'epoch'\")\n"

@@ -55,6 +55,8 @@ int *cli_parse_ids(const char *text, size_t *n);
 /* Parses a number option strictly; prints "redit CMD: bad value for --opt" and returns -1. */
 int cli_int(const char *cmd, const char *opt, const char *text, long lo, long hi, int *out);
 int cli_float(const char *cmd, const char *opt, const char *text, double lo, double hi, float *out);
+int cli_double(const char *cmd, const char *opt, const char *text, double lo, double hi,
+               double *out);
 
 /* Sets the number of compute threads (OpenBLAS). n <= 0: number of cores. */
 void cli_set_threads(int n);

@@ -105,7 +105,8 @@ int cli_int(const char *cmd, const char *opt, const char *text, long lo, long hi
     return 0;
 }
 
-int cli_float(const char *cmd, const char *opt, const char *text, double lo, double hi, float *out) {
+int cli_double(const char *cmd, const char *opt, const char *text, double lo, double hi,
+               double *out) {
     char *end;
     errno = 0;
     double v = strtod(text, &end);
@@ -114,6 +115,13 @@ int cli_float(const char *cmd, const char *opt, const char *text, double lo, dou
                 cmd, opt, text, lo, hi);
         return -1;
     }
+    *out = v;
+    return 0;
+}
+
+int cli_float(const char *cmd, const char *opt, const char *text, double lo, double hi, float *out) {
+    double v;
+    if (cli_double(cmd, opt, text, lo, hi, &v)) return -1;
     *out = (float)v;
     return 0;
 }

@@ -63,7 +63,8 @@
  *   d:sample(i) (1-based) → {ids, loss (0/1 per position), n_prompt, prompt, answer, label
  *   (the label word or nil), label_index (1-based or nil)}
  * red.train{model, edits, data, eval, full=false, lr, epochs, batch, micro_batch, max_len,
- *           schedule, warmup, weight_decay, clip, seed, checkpointing, pack, group_by_length,
+ *           schedule, warmup, weight_decay, clip, beta1, beta2, seed, checkpointing, pack,
+ *           group_by_length,
  *           eval_every, max_steps, compute="f32"|"bf16"|"auto", on_step=fn(t), on_eval=fn(t)}
  *           → result
  *   edits is trained in place (with an eval set it ends holding the best edits); full = true
