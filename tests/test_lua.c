@@ -544,14 +544,16 @@ static void test_train_eval(void **state) {
            "local r2 = red.train{model = M, edits = M:edits{}, data = d, max_steps = 2, batch = 4,\n"
            "                     group_by_length = true}\n"
            "assert(r2.steps == 2 and r2.best_eval_loss == nil and #r2.eval == 0)\n"
-           /* Adam's betas: the first update is the same for any betas (bias correction),
-            * the second is not, so the third step's loss tells */
+           /* Adam's betas: the first update is the same for any betas (bias correction; up
+            * to rounding), the second is not, so the third step's loss tells */
            "local rb = {}\n"
            "for i, b2 in ipairs{0.999, 0.5} do\n"
            "  rb[i] = red.train{model = M, edits = M:edits{}, data = d, max_steps = 3, batch = 4,\n"
            "                    beta2 = b2}\n"
            "end\n"
-           "assert(rb[1].loss[2] == rb[2].loss[2] and rb[1].loss[3] ~= rb[2].loss[3], 'beta2 had no effect')\n"
+           "local function rel(a, b) return math.abs(a - b) / math.abs(a) end\n"
+           "assert(rel(rb[1].loss[2], rb[2].loss[2]) < 1e-6, 'beta2 changed the first update')\n"
+           "assert(rel(rb[1].loss[3], rb[2].loss[3]) > 1e-5, 'beta2 had no effect')\n"
            /* classification metrics */
            "local cls = data(DIR .. '/cls.jsonl')\n"
            "local m = red.eval(M, nil, cls)\n"

@@ -98,16 +98,18 @@ grep -q "^training set: 1 example dropped (no answer left within max length 48)"
     fail "train did not report the dropped example: $(cat "$TMP/err")"
 expect_ok "eval with a long example" "$REDIT" eval -m "$M" -d "$TMP/cls-long.jsonl" --max-len 48
 grep -q "^left out    1 example dropped" "$TMP/out" || fail "eval did not report the dropped example"
-# Adam's betas: the first update is the same for any betas (bias correction), the second
-# is not, so the third step's loss tells
+# Adam's betas: the first update is the same for any betas (bias correction; up to
+# rounding), the second is not, so the third step's loss tells
 for b2 in 0.999 0.5; do
     expect_ok "train --beta2 $b2" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/b.safetensors" \
         --max-steps 3 --batch 4 --template plain --beta1 0.9 --beta2 $b2 --log "$TMP/beta-$b2.csv"
 done
-[ "$(sed -n 3p "$TMP/beta-0.999.csv" | cut -d, -f3)" = "$(sed -n 3p "$TMP/beta-0.5.csv" | cut -d, -f3)" ] ||
-    fail "--beta2 changed the first update"
-[ "$(sed -n 4p "$TMP/beta-0.999.csv" | cut -d, -f3)" != "$(sed -n 4p "$TMP/beta-0.5.csv" | cut -d, -f3)" ] ||
-    fail "--beta2 had no effect on the second update"
+$PY - "$TMP/beta-0.999.csv" "$TMP/beta-0.5.csv" <<'PY' || fail "--beta2: $(cat "$TMP/beta-0.5.csv")"
+import sys
+a, b = ([float(l.split(",")[2]) for l in open(f).read().split("\n")[1:4]] for f in sys.argv[1:])
+rel = lambda x, y: abs(x - y) / abs(x)
+sys.exit(0 if rel(a[1], b[1]) < 1e-6 and rel(a[2], b[2]) > 1e-5 else 1)
+PY
 expect_fail "bad beta2" "beta2" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --beta2 1
 expect_fail "bad compute" "f32, bf16 or auto" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --compute fast
 expect_ok "compute auto" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/auto.safetensors" \
