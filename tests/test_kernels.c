@@ -10,6 +10,8 @@
  *   softmax    |out − ref| ≤ 1e-6 · ref + 1e-7; Σ out within 1e-5 of 1
  *   swiglu     |out − ref| ≤ 1e-6 · |ref| + 1e-30
  *   attention  |out − ref| ≤ 2e-5 · (1 + max|v|)
+ *   training attention (forward and backward, B sequences) |x − ref| ≤ 3e-5 · (1 + max|ref|)
+ *              per tensor; any thread count gives the same bits
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -544,6 +546,147 @@ static void test_attention_blas_path(void **state) {
         }
 }
 
+/* ---- attention for training (B sequences, probabilities kept, backward) ------------- */
+
+typedef struct attention_train_ref {
+    double *out, *dq, *dk, *dv; /* (B·T, qd), (B·T, qd), (B·T, kvd), (B·T, kvd) */
+} attention_train_ref;
+
+/* Forward and backward in double from the definitions: P = softmax(q·kᵀ/√hs) causal,
+ * out = P·v; dP = dout·vᵀ, dS = P ⊙ (dP − Σ_j P·dP)/√hs, dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dout. */
+static attention_train_ref attention_train_reference(const float *q, const float *k,
+                                                     const float *v, const float *dout, int B,
+                                                     int T, int H, int KV, int hs) {
+    const int qd = H * hs, kvd = KV * hs, group = H / KV;
+    const size_t N = (size_t)B * T;
+    attention_train_ref r = {calloc(N * qd, sizeof(double)), calloc(N * qd, sizeof(double)),
+                             calloc(N * kvd, sizeof(double)), calloc(N * kvd, sizeof(double))};
+    double *P = malloc((size_t)T * sizeof *P), *dS = malloc((size_t)T * sizeof *dS);
+    assert_true(r.out && r.dq && r.dk && r.dv && P && dS);
+    const double scale = 1.0 / sqrt((double)hs);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                const size_t rt = (size_t)b * T + t, qo = rt * qd + (size_t)h * hs;
+                const size_t ko = (size_t)(h / group) * hs;
+                double max = -INFINITY, denom = 0.0, s = 0.0;
+                for (int j = 0; j <= t; j++) {
+                    double x = 0.0;
+                    for (int c = 0; c < hs; c++)
+                        x += (double)q[qo + c] * k[((size_t)b * T + j) * kvd + ko + c];
+                    P[j] = x * scale;
+                    if (P[j] > max) max = P[j];
+                }
+                for (int j = 0; j <= t; j++) denom += (P[j] = exp(P[j] - max));
+                for (int j = 0; j <= t; j++) {
+                    P[j] /= denom;
+                    const float *vj = v + ((size_t)b * T + j) * kvd + ko;
+                    double dp = 0.0;
+                    for (int c = 0; c < hs; c++) {
+                        r.out[qo + c] += P[j] * vj[c];
+                        dp += (double)dout[qo + c] * vj[c];
+                    }
+                    dS[j] = dp;
+                    s += P[j] * dp;
+                }
+                for (int j = 0; j <= t; j++) {
+                    const size_t jo = ((size_t)b * T + j) * kvd + ko;
+                    const double ds = P[j] * (dS[j] - s) * scale;
+                    for (int c = 0; c < hs; c++) {
+                        r.dq[qo + c] += ds * k[jo + c];
+                        r.dk[jo + c] += ds * q[qo + c];
+                        r.dv[jo + c] += P[j] * dout[qo + c];
+                    }
+                }
+            }
+    free(P);
+    free(dS);
+    return r;
+}
+
+static void expect_close_to_ref(const float *x, const double *ref, size_t n, const char *what,
+                                 int B, int T, int H, int KV, int hs) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(ref[i]));
+    const double tol = 3e-5 * (1.0 + m);
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs(x[i] - ref[i]) <= tol))
+            fail_msg("training attention B %d T %d heads %d/%d hs %d: %s[%zu] = %.9g, "
+                     "reference %.9g (tolerance %.3g)", B, T, H, KV, hs, what, i, (double)x[i],
+                     ref[i], tol);
+}
+
+/* One shape: forward and backward against the double reference with no pool, then with a
+ * 3-thread pool, which must give the same bits. dk and dv start as NaN (overwritten), the
+ * scratch is exactly the documented size with a guard after it. */
+static void check_attention_train(int B, int T, int H, int KV, int hs, uint64_t seed,
+                                  rd_pool *pool) {
+    const int qd = H * hs, kvd = KV * hs;
+    const size_t N = (size_t)B * T, np = (size_t)B * H * T * T;
+    const size_t ns = rd_attention_train_scratch_floats(B, T, KV, hs);
+    float *q = random_floats(N * qd, 2.0f, &seed), *k = random_floats(N * kvd, 2.0f, &seed);
+    float *v = random_floats(N * kvd, 3.0f, &seed), *dout = random_floats(N * qd, 1.0f, &seed);
+    attention_train_ref r = attention_train_reference(q, k, v, dout, B, T, H, KV, hs);
+    float *res[2][5]; /* [run] out, probs, dq, dk, dv */
+    const size_t sizes[5] = {N * qd, np, N * qd, N * kvd, N * kvd};
+    float *scratch = malloc((ns + GUARD) * sizeof *scratch);
+    assert_non_null(scratch);
+    for (int run = 0; run < 2; run++) {
+        for (int i = 0; i < 5; i++) {
+            assert_non_null(res[run][i] = malloc(sizes[i] * sizeof(float)));
+            for (size_t j = 0; j < sizes[i]; j++) res[run][i][j] = NAN;
+        }
+        for (size_t i = 0; i < GUARD; i++) scratch[ns + i] = GUARD_VALUE;
+        rd_pool *p = run ? pool : NULL;
+        rd_attention_train(res[run][0], res[run][1], q, k, v, B, T, H, KV, hs, scratch, p);
+        rd_attention_train_backward(res[run][2], res[run][3], res[run][4], dout, res[run][1], q,
+                                    k, v, B, T, H, KV, hs, scratch, p);
+        for (size_t i = 0; i < GUARD; i++) assert_true(scratch[ns + i] == GUARD_VALUE);
+    }
+    expect_close_to_ref(res[0][0], r.out, N * qd, "out", B, T, H, KV, hs);
+    expect_close_to_ref(res[0][2], r.dq, N * qd, "dq", B, T, H, KV, hs);
+    expect_close_to_ref(res[0][3], r.dk, N * kvd, "dk", B, T, H, KV, hs);
+    expect_close_to_ref(res[0][4], r.dv, N * kvd, "dv", B, T, H, KV, hs);
+    /* probabilities: rows sum to 1 up to t, zeros after */
+    for (size_t row = 0; row < (size_t)B * H * T; row++) {
+        const float *pr = res[0][1] + row * T;
+        const int t = (int)(row % (size_t)T);
+        double sum = 0.0;
+        for (int j = 0; j <= t; j++) sum += pr[j];
+        assert_true(fabs(sum - 1.0) < 1e-5);
+        for (int j = t + 1; j < T; j++) assert_true(pr[j] == 0.0f);
+    }
+    for (int i = 0; i < 5; i++) {
+        if (memcmp(res[0][i], res[1][i], sizes[i] * sizeof(float)) != 0)
+            fail_msg("training attention B %d T %d heads %d/%d hs %d: output %d differs between "
+                     "1 and %d threads", B, T, H, KV, hs, i, rd_pool_threads(pool));
+        free(res[0][i]);
+        free(res[1][i]);
+    }
+    free(r.out);
+    free(r.dq);
+    free(r.dk);
+    free(r.dv);
+    free(scratch);
+    free(dout);
+    free(v);
+    free(k);
+    free(q);
+}
+
+static void test_attention_train(void **state) {
+    (void)state;
+    rd_error err = {0};
+    rd_pool *pool = rd_pool_new(3, &err);
+    assert_non_null(pool);
+    check_attention_train(2, 7, 4, 2, 5, 11, pool);   /* GQA, odd sizes */
+    check_attention_train(3, 33, 8, 8, 16, 12, pool); /* MHA */
+    check_attention_train(1, 64, 6, 1, 48, 13, pool); /* MQA: one task per sequence */
+    check_attention_train(2, 1, 2, 2, 32, 14, pool);  /* one position */
+    check_attention_train(4, 20, 8, 4, 32, 15, pool);
+    rd_pool_free(pool);
+}
+
 /* ---- thread pool ------------------------------------------------------------------- */
 
 #define POOL_REPEATS 2000
@@ -671,6 +814,7 @@ int main(void) {
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_attention_small_path),
         cmocka_unit_test(test_attention_blas_path),
+        cmocka_unit_test(test_attention_train),
         cmocka_unit_test(test_pool_every_task_once),
         cmocka_unit_test(test_pool_changing_sizes),
         cmocka_unit_test(test_pool_null_runs_in_order),

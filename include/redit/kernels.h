@@ -83,18 +83,27 @@ void rd_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, 
 void rd_swiglu_backward(float *dg, float *du, const float *da, const float *g, const float *u,
                         size_t n);
 
-/* Causal self-attention of one sequence of T positions (no cache), keeping the
- * probabilities for backward.
- * q (T, n_heads·hs), k, v (T, kv_dim) (RoPE applied), out (T, n_heads·hs),
- * probs (n_heads, T, T) (row t holds zeros after column t). */
-void rd_attention_train(float *out, float *probs, const float *q, const float *k, const float *v,
-                        int T, int n_heads, int n_kv_heads, int hs);
+struct rd_pool;
 
-/* Backward of rd_attention_train: dq (T, n_heads·hs) = ∂, dk, dv (T, kv_dim) = ∂ (heads of a
- * kv group add up). scratch: T·T floats. */
+/* Causal self-attention of B sequences of T positions each (no cache), keeping the
+ * probabilities for backward.
+ * q (B·T, n_heads·hs), k, v (B·T, kv_dim) (RoPE applied), out (B·T, n_heads·hs),
+ * probs (B, n_heads, T, T) (row t holds zeros after column t).
+ * scratch: rd_attention_train_scratch_floats(B, T, n_kv_heads, hs) floats, the caller's.
+ * One task per (sequence, kv head) on pool (NULL: the calling thread). */
+void rd_attention_train(float *out, float *probs, const float *q, const float *k, const float *v,
+                        int B, int T, int n_heads, int n_kv_heads, int hs, float *scratch,
+                        struct rd_pool *pool);
+
+/* Backward of rd_attention_train: dq (B·T, n_heads·hs) = ∂, dk, dv (B·T, kv_dim) = ∂ (the
+ * heads of a kv group add up; dk and dv are overwritten). scratch and pool as there. */
 void rd_attention_train_backward(float *dq, float *dk, float *dv, const float *dout,
                                  const float *probs, const float *q, const float *k,
-                                 const float *v, int T, int n_heads, int n_kv_heads, int hs,
-                                 float *scratch);
+                                 const float *v, int B, int T, int n_heads, int n_kv_heads,
+                                 int hs, float *scratch, struct rd_pool *pool);
+
+/* Scratch floats rd_attention_train and its backward need: a transposed (hs, T) copy and a
+ * few rows of T floats per (sequence, kv head). */
+size_t rd_attention_train_scratch_floats(int B, int T, int n_kv_heads, int hs);
 
 #endif

@@ -306,11 +306,14 @@ static inline __mmask16 lanes(size_t left) {
 #endif
 
 void rd_softmax(float *x, int n) {
-    float max = x[0];
-    for (int i = 1; i < n; i++)
-        if (x[i] > max) max = x[i];
     float sum = 0.0f;
 #if defined(__AVX512F__)
+    __m512 vmax = _mm512_set1_ps(x[0]);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = lanes((size_t)(n - i));
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    const float max = _mm512_reduce_max_ps(vmax);
     const __m512 mx = _mm512_set1_ps(max);
     __m512 acc = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16) {
@@ -321,6 +324,9 @@ void rd_softmax(float *x, int n) {
     }
     sum = _mm512_reduce_add_ps(acc);
 #else
+    float max = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > max) max = x[i];
     for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - max);
         sum += x[i];
@@ -498,60 +504,262 @@ void rd_swiglu_backward(float *dg, float *du, const float *da, const float *g, c
 #endif
 }
 
-void rd_attention_train(float *out, float *probs, const float *q, const float *k, const float *v,
-                        int T, int n_heads, int n_kv_heads, int hs) {
-    const int group = n_heads / n_kv_heads, qd = n_heads * hs, kvd = n_kv_heads * hs;
-    const float scale = 1.0f / sqrtf((float)hs);
-    for (int h = 0; h < n_heads; h++) {
-        const float *qh = q + (size_t)h * hs;
-        const float *kh = k + (size_t)(h / group) * hs, *vh = v + (size_t)(h / group) * hs;
-        float *P = probs + (size_t)h * T * T;
-        /* P (T, T) = scale · q_h · k_hᵀ, causal softmax per row */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, qh, qd, kh, kvd,
-                    0.0f, P, T);
-        for (int t = 0; t < T; t++) {
-            float *row = P + (size_t)t * T;
-            rd_softmax(row, t + 1);
-            if (t + 1 < T) memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+/* ---- causal attention for training: one task per (sequence, kv head) --------------------
+ * Only the causal half of each T × T product is computed. Scores run along a transposed copy
+ * of the keys (kᵀ, (hs, T) per task), so a block of 16 keys is one contiguous load; with
+ * AVX-512 four query rows are worked at once, so each loaded block of keys, values or
+ * gradients serves four rows. The heads of one kv group share a task, so dk and dv (summed
+ * over the group) have one writer, and the result does not depend on the thread count. */
+
+#define ATT_ROWS 4
+
+typedef struct attention_args {
+    float *out, *probs, *dq, *dk, *dv, *scratch;
+    const float *q, *k, *v, *dout;
+    int T, n_heads, n_kv_heads, hs;
+} attention_args;
+
+/* Per task: the transposed (hs, T) copy, ATT_ROWS rows of T floats, one row of zeros. */
+static size_t attention_task_floats(int T, int hs) {
+    return (size_t)T * ((size_t)hs + ATT_ROWS + 1);
+}
+
+size_t rd_attention_train_scratch_floats(int B, int T, int n_kv_heads, int hs) {
+    return (size_t)B * (size_t)n_kv_heads * attention_task_floats(T, hs);
+}
+
+/* This task's (hs, T) transposed copy of kv head g of sequence b; *rows gets its ATT_ROWS
+ * rows of T floats, *zeros a row of T zeros. */
+static float *transpose_head(const attention_args *a, const float *x, int b, int g, float **rows,
+                             float **zeros) {
+    const int T = a->T, hs = a->hs, kvd = a->n_kv_heads * hs;
+    float *xt = a->scratch + ((size_t)b * a->n_kv_heads + g) * attention_task_floats(T, hs);
+    const float *src = x + (size_t)b * T * kvd + (size_t)g * hs;
+    for (int j = 0; j < T; j++)
+        for (int c = 0; c < hs; c++) xt[(size_t)c * T + j] = src[(size_t)j * kvd + c];
+    *rows = xt + (size_t)hs * T;
+    *zeros = *rows + (size_t)ATT_ROWS * T;
+    memset(*zeros, 0, (size_t)T * sizeof(float));
+    return xt;
+}
+
+#if defined(__AVX512F__)
+/* r_i[j] = scale · Σ_c x_i[c] · yt[c][j] for the ATT_ROWS rows and j < n; also writes the
+ * rest of the 16-key block that holds n − 1 (never past T). */
+static void rows_times_transposed(float *const r[ATT_ROWS], const float *const x[ATT_ROWS],
+                                  const float *yt, int n, int T, int hs, float scale) {
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        const __mmask16 m = lanes((size_t)(T - j0));
+        __m512 acc[ATT_ROWS];
+        for (int i = 0; i < ATT_ROWS; i++) acc[i] = _mm512_setzero_ps();
+        const float *y = yt + j0;
+        for (int c = 0; c < hs; c++, y += T) {
+            const __m512 yv = _mm512_maskz_loadu_ps(m, y);
+            for (int i = 0; i < ATT_ROWS; i++)
+                acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(x[i][c]), yv, acc[i]);
         }
-        /* out_h (T, hs) = P · v_h */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, vh, kvd,
-                    0.0f, out + (size_t)h * hs, qd);
+        for (int i = 0; i < ATT_ROWS; i++) _mm512_mask_storeu_ps(r[i] + j0, m, _mm512_mul_ps(acc[i], sc));
     }
+}
+
+/* o_i (hs) = Σ_{j<n} w_i[j] · y_j for the ATT_ROWS rows, y_j = y + j·stride (hs floats). */
+static void weighted_rows(float *const o[ATT_ROWS], const float *const w[ATT_ROWS],
+                          const float *y, int n, size_t stride, int hs) {
+    for (int c0 = 0; c0 < hs; c0 += 32) {
+        const __mmask16 m0 = lanes((size_t)(hs - c0));
+        const __mmask16 m1 = hs - c0 > 16 ? lanes((size_t)(hs - c0 - 16)) : 0;
+        __m512 acc[ATT_ROWS][2];
+        for (int i = 0; i < ATT_ROWS; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+        for (int j = 0; j < n; j++) {
+            const float *yj = y + (size_t)j * stride + c0;
+            const __m512 y0 = _mm512_maskz_loadu_ps(m0, yj), y1 = _mm512_maskz_loadu_ps(m1, yj + 16);
+            for (int i = 0; i < ATT_ROWS; i++) {
+                const __m512 wi = _mm512_set1_ps(w[i][j]);
+                acc[i][0] = _mm512_fmadd_ps(wi, y0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(wi, y1, acc[i][1]);
+            }
+        }
+        for (int i = 0; i < ATT_ROWS; i++) {
+            _mm512_mask_storeu_ps(o[i] + c0, m0, acc[i][0]);
+            _mm512_mask_storeu_ps(o[i] + c0 + 16, m1, acc[i][1]);
+        }
+    }
+}
+
+/* y_j += Σ_i w_i[j] · x_i for j < n (y_j = y + j·stride, hs floats): each y_j read and
+ * written once for the ATT_ROWS rows. */
+static void add_weighted_outer(float *y, size_t stride, const float *const w[ATT_ROWS],
+                               const float *const x[ATT_ROWS], int n, int hs) {
+    for (int c0 = 0; c0 < hs; c0 += 32) {
+        const __mmask16 m0 = lanes((size_t)(hs - c0));
+        const __mmask16 m1 = hs - c0 > 16 ? lanes((size_t)(hs - c0 - 16)) : 0;
+        __m512 x0[ATT_ROWS], x1[ATT_ROWS];
+        for (int i = 0; i < ATT_ROWS; i++) {
+            x0[i] = _mm512_maskz_loadu_ps(m0, x[i] + c0);
+            x1[i] = _mm512_maskz_loadu_ps(m1, x[i] + c0 + 16);
+        }
+        for (int j = 0; j < n; j++) {
+            float *yj = y + (size_t)j * stride + c0;
+            __m512 y0 = _mm512_maskz_loadu_ps(m0, yj), y1 = _mm512_maskz_loadu_ps(m1, yj + 16);
+            for (int i = 0; i < ATT_ROWS; i++) {
+                const __m512 wi = _mm512_set1_ps(w[i][j]);
+                y0 = _mm512_fmadd_ps(wi, x0[i], y0);
+                y1 = _mm512_fmadd_ps(wi, x1[i], y1);
+            }
+            _mm512_mask_storeu_ps(yj, m0, y0);
+            _mm512_mask_storeu_ps(yj + 16, m1, y1);
+        }
+    }
+}
+#else
+static void rows_times_transposed(float *const r[ATT_ROWS], const float *const x[ATT_ROWS],
+                                  const float *yt, int n, int T, int hs, float scale) {
+    for (int i = 0; i < ATT_ROWS; i++) {
+        memset(r[i], 0, (size_t)n * sizeof(float));
+        for (int c = 0; c < hs; c++) {
+            const float xc = x[i][c] * scale, *y = yt + (size_t)c * T;
+            for (int j = 0; j < n; j++) r[i][j] += xc * y[j];
+        }
+    }
+}
+
+static void weighted_rows(float *const o[ATT_ROWS], const float *const w[ATT_ROWS],
+                          const float *y, int n, size_t stride, int hs) {
+    for (int i = 0; i < ATT_ROWS; i++) {
+        memset(o[i], 0, (size_t)hs * sizeof(float));
+        for (int j = 0; j < n; j++)
+            for (int c = 0; c < hs; c++) o[i][c] += w[i][j] * y[(size_t)j * stride + c];
+    }
+}
+
+static void add_weighted_outer(float *y, size_t stride, const float *const w[ATT_ROWS],
+                               const float *const x[ATT_ROWS], int n, int hs) {
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < ATT_ROWS; i++)
+            for (int c = 0; c < hs; c++) y[(size_t)j * stride + c] += w[i][j] * x[i][c];
+}
+#endif
+
+/* Σ_{j<n} x[j]·y[j]. */
+static float dot(const float *x, const float *y, int n) {
+#if defined(__AVX512F__)
+    __m512 acc = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = lanes((size_t)(n - j));
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, y + j), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+#else
+    float s = 0.0f;
+    for (int j = 0; j < n; j++) s += x[j] * y[j];
+    return s;
+#endif
+}
+
+/* Rows t0 … t0 + ATT_ROWS − 1 of a block, clipped to T: *valid of them are real; the others
+ * repeat the last real row (their stores repeat its values; sums must skip them). */
+static int block_rows(int t0, int T, int t[ATT_ROWS]) {
+    int valid = 0;
+    for (int i = 0; i < ATT_ROWS; i++) {
+        t[i] = t0 + i < T ? t0 + i : T - 1;
+        valid += t0 + i < T;
+    }
+    return valid;
+}
+
+static void attention_task(void *arg, int task) {
+    const attention_args *a = arg;
+    const int T = a->T, hs = a->hs, H = a->n_heads, KV = a->n_kv_heads;
+    const int b = task / KV, g = task % KV, group = H / KV;
+    const size_t qd = (size_t)H * hs, kvd = (size_t)KV * hs;
+    const float scale = 1.0f / sqrtf((float)hs);
+    float *unused, *zeros;
+    const float *kt = transpose_head(a, a->k, b, g, &unused, &zeros);
+    const float *vg = a->v + (size_t)b * T * kvd + (size_t)g * hs;
+    for (int h = g * group; h < (g + 1) * group; h++)
+        for (int t0 = 0; t0 < T; t0 += ATT_ROWS) {
+            int t[ATT_ROWS];
+            const int valid = block_rows(t0, T, t), n = t[ATT_ROWS - 1] + 1;
+            float *P[ATT_ROWS], *out[ATT_ROWS];
+            const float *q[ATT_ROWS];
+            for (int i = 0; i < ATT_ROWS; i++) {
+                const size_t r = (size_t)b * T + t[i];
+                P[i] = a->probs + (((size_t)b * H + h) * T + t[i]) * T;
+                q[i] = a->q + r * qd + (size_t)h * hs;
+                out[i] = a->out + r * qd + (size_t)h * hs;
+            }
+            /* P[t, j≤t] = softmax(scale · q_t · k_j), zeros after t */
+            rows_times_transposed(P, q, kt, n, T, hs, scale);
+            for (int i = 0; i < valid; i++) {
+                rd_softmax(P[i], t[i] + 1);
+                memset(P[i] + t[i] + 1, 0, (size_t)(T - t[i] - 1) * sizeof(float));
+            }
+            /* out_t = Σ_j P[t, j] · v_j (P is 0 past t) */
+            weighted_rows(out, (const float *const *)P, vg, n, kvd, hs);
+        }
+}
+
+void rd_attention_train(float *out, float *probs, const float *q, const float *k, const float *v,
+                        int B, int T, int n_heads, int n_kv_heads, int hs, float *scratch,
+                        struct rd_pool *pool) {
+    attention_args a = {.out = out, .probs = probs, .scratch = scratch, .q = q, .k = k, .v = v,
+                         .T = T, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .hs = hs};
+    rd_pool_run(pool, attention_task, &a, B * n_kv_heads);
+}
+
+static void attention_backward_task(void *arg, int task) {
+    const attention_args *a = arg;
+    const int T = a->T, hs = a->hs, H = a->n_heads, KV = a->n_kv_heads;
+    const int b = task / KV, g = task % KV, group = H / KV;
+    const size_t qd = (size_t)H * hs, kvd = (size_t)KV * hs;
+    const float scale = 1.0f / sqrtf((float)hs);
+    float *rows, *zeros;
+    const float *vt = transpose_head(a, a->v, b, g, &rows, &zeros);
+    const size_t kv0 = (size_t)b * T * kvd + (size_t)g * hs;
+    const float *kg = a->k + kv0;
+    float *dkg = a->dk + kv0, *dvg = a->dv + kv0;
+    for (int j = 0; j < T; j++) {
+        memset(dkg + (size_t)j * kvd, 0, (size_t)hs * sizeof(float));
+        memset(dvg + (size_t)j * kvd, 0, (size_t)hs * sizeof(float));
+    }
+    for (int h = g * group; h < (g + 1) * group; h++)
+        for (int t0 = 0; t0 < T; t0 += ATT_ROWS) {
+            int t[ATT_ROWS];
+            const int valid = block_rows(t0, T, t), n = t[ATT_ROWS - 1] + 1;
+            float *dS[ATT_ROWS], *dq[ATT_ROWS];
+            const float *P[ATT_ROWS], *dO[ATT_ROWS], *q[ATT_ROWS];
+            const float *dS_sum[ATT_ROWS], *P_sum[ATT_ROWS]; /* zeros for repeated rows */
+            for (int i = 0; i < ATT_ROWS; i++) {
+                const size_t r = (size_t)b * T + t[i];
+                P[i] = a->probs + (((size_t)b * H + h) * T + t[i]) * T;
+                dO[i] = a->dout + r * qd + (size_t)h * hs;
+                q[i] = a->q + r * qd + (size_t)h * hs;
+                dq[i] = a->dq + r * qd + (size_t)h * hs;
+                dS[i] = rows + (size_t)(i < valid ? i : valid - 1) * T;
+                dS_sum[i] = i < valid ? dS[i] : zeros;
+                P_sum[i] = i < valid ? P[i] : zeros;
+            }
+            /* dP[t, j] = dout_t · v_j;  dS = P ⊙ (dP − Σ_j P·dP) · scale, 0 past t */
+            rows_times_transposed(dS, dO, vt, n, T, hs, 1.0f);
+            for (int i = 0; i < valid; i++) {
+                const float s = dot(P[i], dS[i], t[i] + 1);
+                for (int j = 0; j <= t[i]; j++) dS[i][j] = P[i][j] * (dS[i][j] - s) * scale;
+                for (int j = t[i] + 1; j < n; j++) dS[i][j] = 0.0f;
+            }
+            /* dq_t = Σ_j dS[t, j] · k_j;  dk_j += Σ_t dS[t, j] · q_t;  dv_j += Σ_t P[t, j] · dout_t */
+            weighted_rows(dq, (const float *const *)dS, kg, n, kvd, hs);
+            add_weighted_outer(dkg, kvd, dS_sum, q, n, hs);
+            add_weighted_outer(dvg, kvd, P_sum, dO, n, hs);
+        }
 }
 
 void rd_attention_train_backward(float *dq, float *dk, float *dv, const float *dout,
                                  const float *probs, const float *q, const float *k,
-                                 const float *v, int T, int n_heads, int n_kv_heads, int hs,
-                                 float *scratch) {
-    const int group = n_heads / n_kv_heads, qd = n_heads * hs, kvd = n_kv_heads * hs;
-    const float scale = 1.0f / sqrtf((float)hs);
-    memset(dk, 0, (size_t)T * kvd * sizeof(float));
-    memset(dv, 0, (size_t)T * kvd * sizeof(float));
-    float *dP = scratch; /* (T, T) */
-    for (int h = 0; h < n_heads; h++) {
-        const size_t ko = (size_t)(h / group) * hs;
-        const float *P = probs + (size_t)h * T * T;
-        const float *doh = dout + (size_t)h * hs;
-        /* dv_h (T, hs) += Pᵀ · dout_h */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, doh, qd, 1.0f,
-                    dv + ko, kvd);
-        /* dP (T, T) = dout_h · v_hᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, doh, qd, v + ko, kvd,
-                    0.0f, dP, T);
-        /* dS = P ⊙ (dP − Σ_j P·dP) · scale, causal rows */
-        for (int t = 0; t < T; t++) {
-            const float *pr = P + (size_t)t * T;
-            float *dr = dP + (size_t)t * T;
-            float s = 0.0f;
-            for (int j = 0; j <= t; j++) s += pr[j] * dr[j];
-            for (int j = 0; j <= t; j++) dr[j] = pr[j] * (dr[j] - s) * scale;
-            for (int j = t + 1; j < T; j++) dr[j] = 0.0f;
-        }
-        /* dq_h (T, hs) = dS · k_h;  dk_h (T, hs) += dSᵀ · q_h */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, dP, T, k + ko, kvd,
-                    0.0f, dq + (size_t)h * hs, qd);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, dP, T,
-                    q + (size_t)h * hs, qd, 1.0f, dk + ko, kvd);
-    }
+                                 const float *v, int B, int T, int n_heads, int n_kv_heads,
+                                 int hs, float *scratch, struct rd_pool *pool) {
+    attention_args a = {.probs = (float *)probs, .dq = dq, .dk = dk, .dv = dv,
+                        .scratch = scratch, .q = q, .k = k, .v = v, .dout = dout, .T = T,
+                        .n_heads = n_heads, .n_kv_heads = n_kv_heads, .hs = hs};
+    rd_pool_run(pool, attention_backward_task, &a, B * n_kv_heads);
 }

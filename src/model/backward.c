@@ -45,7 +45,7 @@ struct rd_train_ctx {
     float *dx, *dx_mid, *dh, *dxb, *dq; /* (N, d) */
     float *dk, *dv;      /* (N, kv) */
     float *da, *dg, *du; /* (N, hd); da also holds silu(g)·u in forward */
-    float *att_scratch;  /* (T, T) */
+    float *att_scratch;  /* rd_attention_train_scratch_floats(B, T, kv heads, head size) */
     float *cls_logits;   /* (CLS_ROWS, V) */
     float *cls_x, *cls_dx; /* (CLS_ROWS, d) */
     int *cls_rows;       /* (N) rows with a target */
@@ -139,9 +139,11 @@ rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, in
     }
     float **nd[] = {&c->x_final, &c->xf, &c->dx, &c->dx_mid, &c->dh, &c->dxb, &c->dq};
     for (size_t i = 0; ok && i < sizeof nd / sizeof *nd; i++) ok = (*nd[i] = ctx_alloc(c, N * d)) != NULL;
+    const size_t att = rd_attention_train_scratch_floats((int)B, (int)T, cfg->n_kv_heads,
+                                                         rd_config_head_dim(cfg));
     ok = ok && (c->dk = ctx_alloc(c, N * kv)) && (c->dv = ctx_alloc(c, N * kv)) &&
          (c->da = ctx_alloc(c, N * hd)) && (c->dg = ctx_alloc(c, N * hd)) &&
-         (c->du = ctx_alloc(c, N * hd)) && (c->att_scratch = ctx_alloc(c, T * T)) &&
+         (c->du = ctx_alloc(c, N * hd)) && (c->att_scratch = ctx_alloc(c, att)) &&
          (c->cls_logits = ctx_alloc(c, (size_t)CLS_ROWS * (size_t)cfg->vocab_size)) &&
          (c->cls_x = ctx_alloc(c, CLS_ROWS * d)) && (c->cls_dx = ctx_alloc(c, CLS_ROWS * d));
     if (ok) ok = (c->cls_rows = malloc(N * sizeof(int))) != NULL;
@@ -341,10 +343,8 @@ static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_
         rd_rope(a->k + (size_t)r * kv, cfg->n_kv_heads, hs, r % T, cfg->rope_theta,
                 cfg->rope_layout);
     }
-    for (int b = 0; b < B; b++)
-        rd_attention_train(a->o + (size_t)b * T * d, a->probs + (size_t)b * H * T * T,
-                           a->q + (size_t)b * T * d, a->k + (size_t)b * T * kv,
-                           a->v + (size_t)b * T * kv, T, H, cfg->n_kv_heads, hs);
+    rd_attention_train(a->o, a->probs, a->q, a->k, a->v, B, T, H, cfg->n_kv_heads, hs,
+                       c->att_scratch, c->pool);
     rd_matmul(a->h_attn, a->o, &W->wo, N, c->wscratch, c->pool);
     add_bias(a->h_attn, W->wo_bias, N, d);
     residual_edit(a->x_mid, a->x_in, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL, alpha);
@@ -393,12 +393,8 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch, c->pool); /* dxb = ∂/∂o */
     if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, &W->wo, c->gscratch,
                                       c->pool);
-    for (int b = 0; b < B; b++)
-        rd_attention_train_backward(c->dq + (size_t)b * T * d, c->dk + (size_t)b * T * kv,
-                                    c->dv + (size_t)b * T * kv, c->dxb + (size_t)b * T * d,
-                                    a->probs + (size_t)b * H * T * T, a->q + (size_t)b * T * d,
-                                    a->k + (size_t)b * T * kv, a->v + (size_t)b * T * kv, T, H,
-                                    cfg->n_kv_heads, hs, c->att_scratch);
+    rd_attention_train_backward(c->dq, c->dk, c->dv, c->dxb, a->probs, a->q, a->k, a->v, B, T,
+                                H, cfg->n_kv_heads, hs, c->att_scratch, c->pool);
     for (int r = 0; r < N; r++) { /* RoPE is a rotation: its backward rotates back */
         rd_rope(c->dq + (size_t)r * d, H, hs, -(r % T), cfg->rope_theta, cfg->rope_layout);
         rd_rope(c->dk + (size_t)r * kv, cfg->n_kv_heads, hs, -(r % T), cfg->rope_theta,
