@@ -13,9 +13,9 @@
 # Files in OUT_DIR: init.bin (the random start, llama2.c format), pretrain-eval.txt (both
 # held-out sets, the trainer's eval), model-f32.gguf (the best weights by held-out loss,
 # tokenizer inside), train.csv (loss per step), eval.txt (perplexities and samples).
-# Measured here (2 vCPUs, AVX512-BF16): 2,550 tokens/s in bf16 compute over the whole run
-# (about 2,900 with nothing else running; f32 is about 1.4x slower), so the default 18.4 M
-# tokens take about two hours (7,266 s for the committed model).
+# Measured here (2 vCPUs, AVX512-BF16): the committed model's run took 7,266 s (2,550
+# tokens/s in bf16 compute, other jobs beside it part of the time; f32 is about 1.4x slower).
+# The current build runs these steps at about 3,850 tokens/s, so about 85 minutes (estimate).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 if [ $# -lt 3 ] || [ $# -gt 4 ]; then
