@@ -528,18 +528,20 @@ size_t rd_attention_train_scratch_floats(int B, int T, int n_kv_heads, int hs) {
     return (size_t)B * (size_t)n_kv_heads * attention_task_floats(T, hs);
 }
 
-/* This task's (hs, T) transposed copy of kv head g of sequence b; *rows gets its ATT_ROWS
- * rows of T floats, *zeros a row of T zeros. */
-static float *transpose_head(const attention_args *a, const float *x, int b, int g, float **rows,
-                             float **zeros) {
+/* This task's scratch: the ATT_ROWS rows of T floats and the row of zeros follow the
+ * (hs, T) transposed copy. */
+static float *task_scratch(const attention_args *a, int b, int g) {
+    return a->scratch + ((size_t)b * a->n_kv_heads + g) * attention_task_floats(a->T, a->hs);
+}
+
+/* Writes the (hs, T) transposed copy of kv head g of sequence b of x into the task's scratch
+ * and returns it. */
+static float *transpose_head(const attention_args *a, const float *x, int b, int g) {
     const int T = a->T, hs = a->hs, kvd = a->n_kv_heads * hs;
-    float *xt = a->scratch + ((size_t)b * a->n_kv_heads + g) * attention_task_floats(T, hs);
+    float *xt = task_scratch(a, b, g);
     const float *src = x + (size_t)b * T * kvd + (size_t)g * hs;
     for (int j = 0; j < T; j++)
         for (int c = 0; c < hs; c++) xt[(size_t)c * T + j] = src[(size_t)j * kvd + c];
-    *rows = xt + (size_t)hs * T;
-    *zeros = *rows + (size_t)ATT_ROWS * T;
-    memset(*zeros, 0, (size_t)T * sizeof(float));
     return xt;
 }
 
@@ -674,8 +676,7 @@ static void attention_task(void *arg, int task) {
     const int b = task / KV, g = task % KV, group = H / KV;
     const size_t qd = (size_t)H * hs, kvd = (size_t)KV * hs;
     const float scale = 1.0f / sqrtf((float)hs);
-    float *unused, *zeros;
-    const float *kt = transpose_head(a, a->k, b, g, &unused, &zeros);
+    const float *kt = transpose_head(a, a->k, b, g);
     const float *vg = a->v + (size_t)b * T * kvd + (size_t)g * hs;
     for (int h = g * group; h < (g + 1) * group; h++)
         for (int t0 = 0; t0 < T; t0 += ATT_ROWS) {
@@ -714,8 +715,9 @@ static void attention_backward_task(void *arg, int task) {
     const int b = task / KV, g = task % KV, group = H / KV;
     const size_t qd = (size_t)H * hs, kvd = (size_t)KV * hs;
     const float scale = 1.0f / sqrtf((float)hs);
-    float *rows, *zeros;
-    const float *vt = transpose_head(a, a->v, b, g, &rows, &zeros);
+    const float *vt = transpose_head(a, a->v, b, g);
+    float *rows = task_scratch(a, b, g) + (size_t)hs * T, *zeros = rows + (size_t)ATT_ROWS * T;
+    memset(zeros, 0, (size_t)T * sizeof *zeros);
     const size_t kv0 = (size_t)b * T * kvd + (size_t)g * hs;
     const float *kg = a->k + kv0;
     float *dkg = a->dk + kv0, *dvg = a->dv + kv0;
