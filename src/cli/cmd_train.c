@@ -52,6 +52,10 @@ static void usage(FILE *out) {
             "      --layers L          all (default) or a list like 0-5,9\n"
             "      --no-scale          train the bias only\n"
             "      --no-bias           train the scale only\n"
+            "      --init EDITS        start from this edit file's vectors (its sites, layers\n"
+            "                          and kinds) instead of the identity edit: train on, or\n"
+            "                          adapt trained edits to new data (AdamW starts afresh)\n"
+            "      --force             with --init: accept edits made for another base model\n"
             "      --full              full fine-tuning instead (every weight; the paper's FT\n"
             "                          baseline): -o then writes the whole model as GGUF (F32)\n"
             "optimisation\n"
@@ -131,9 +135,10 @@ static int on_progress(void *user, const rd_progress *p) {
 
 /* The training options as JSON for the edit file's metadata (malloc'ed). */
 static char *options_json(const rd_train_opts *o, const char *data, const char *fmt,
-                          const char *tmpl, int full_loss) {
+                          const char *tmpl, int full_loss, const char *init) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "data", data);
+    if (init) cJSON_AddStringToObject(j, "init", init);
     cJSON_AddStringToObject(j, "format", fmt ? fmt : "auto");
     if (tmpl) cJSON_AddStringToObject(j, "template", tmpl);
     cJSON_AddBoolToObject(j, "loss_on_answer_only", !full_loss);
@@ -158,7 +163,7 @@ int cmd_train(int argc, char **argv) {
     enum { O_EVAL = 256, O_SPLIT, O_FORMAT, O_TEMPLATE, O_SYSTEM, O_MAXLEN, O_FULLLOSS, O_SKIP,
            O_PACK, O_SITES, O_LAYERS, O_NOSCALE, O_NOBIAS, O_LR, O_EPOCHS, O_BATCH, O_MICRO,
            O_SCHED, O_WARMUP, O_WD, O_CLIP, O_SEED, O_EVALEVERY, O_MAXSTEPS, O_CKPT, O_LOG,
-           O_TOK, O_THREADS, O_FULL, O_COMPUTE, O_GROUP, O_BETA1, O_BETA2 };
+           O_TOK, O_THREADS, O_FULL, O_COMPUTE, O_GROUP, O_BETA1, O_BETA2, O_INIT, O_FORCE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"output", required_argument, 0, 'o'}, {"eval", required_argument, 0, O_EVAL},
@@ -179,15 +184,16 @@ int cmd_train(int argc, char **argv) {
         {"threads", required_argument, 0, O_THREADS}, {"full", no_argument, 0, O_FULL},
         {"compute", required_argument, 0, O_COMPUTE},
         {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
+        {"init", required_argument, 0, O_INIT}, {"force", no_argument, 0, O_FORCE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *model = NULL, *data = NULL, *out = NULL, *eval_path = NULL, *fmt = NULL;
     const char *log_path = NULL, *tok = NULL, *sites_name = "ffn", *layers = "all";
-    const char *compute = NULL;
+    const char *compute = NULL, *init = NULL;
     rd_train_opts o = rd_train_opts_defaults();
     rd_data_opts dopt = rd_data_opts_defaults();
     int micro = 0, threads = 0, scale = 1, bias = 1, full_loss = 0, seed = 42, full = 0, c;
-    int max_len_given = 0;
+    int max_len_given = 0, edit_shape_given = 0, force = 0;
     float split = 0.0f, f;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:d:o:h", opts, NULL)) != -1) {
@@ -215,10 +221,12 @@ int cmd_train(int argc, char **argv) {
         case O_SKIP: dopt.skip_bad_lines = 1; break;
         case O_PACK: o.pack = 1; break;
         case O_GROUP: o.group_by_length = 1; break;
-        case O_SITES: sites_name = optarg; break;
-        case O_LAYERS: layers = optarg; break;
-        case O_NOSCALE: scale = 0; break;
-        case O_NOBIAS: bias = 0; break;
+        case O_SITES: sites_name = optarg; edit_shape_given = 1; break;
+        case O_LAYERS: layers = optarg; edit_shape_given = 1; break;
+        case O_NOSCALE: scale = 0; edit_shape_given = 1; break;
+        case O_NOBIAS: bias = 0; edit_shape_given = 1; break;
+        case O_INIT: init = optarg; break;
+        case O_FORCE: force = 1; break;
         case O_LR: bad = cli_float("train", "--lr", optarg, 1e-12, 10, &f); o.lr = f; break;
         case O_EPOCHS: bad = cli_int("train", "--epochs", optarg, 1, 100000, &o.epochs); break;
         case O_BATCH: bad = cli_int("train", "--batch", optarg, 1, 1 << 20, &o.batch); break;
@@ -255,6 +263,16 @@ int cmd_train(int argc, char **argv) {
     }
     if (eval_path && split > 0) {
         fprintf(stderr, "redit train: give --eval or --eval-split, not both\n");
+        return 2;
+    }
+    if (init && (full || edit_shape_given)) {
+        fprintf(stderr, "redit train: --init takes the sites, layers and kinds of its edit file; "
+                        "%s\n", full ? "it does not combine with --full"
+                                     : "give --init or --sites/--layers/--no-scale/--no-bias");
+        return 2;
+    }
+    if (force && !init) {
+        fprintf(stderr, "redit train: --force only applies to --init\n");
         return 2;
     }
     int sites;
@@ -308,15 +326,19 @@ int cmd_train(int argc, char **argv) {
     if (full) {
         fprintf(stderr, "model %s: full fine-tuning of all %llu parameters\n", m->file.name,
                 (unsigned long long)rd_model_param_count(m));
-    } else if (!(e = rd_edits_new(rd_model_config(m), &spec, &err))) {
+    } else if (!(e = init ? rd_edits_load(init, m, force, NULL, &err)
+                          : rd_edits_new(rd_model_config(m), &spec, &err))) {
         fprintf(stderr, "redit train: %s\n", err.msg);
         goto done;
     } else {
-        fprintf(stderr, "model %s: %llu parameters · edits: %s, layers %s, %s%s%s: %zu trainable "
+        scale = rd_edits_has_scale(e);
+        bias = rd_edits_has_bias(e);
+        fprintf(stderr, "model %s: %llu parameters · edits%s%s: %s, layers %s, %s%s%s: %zu trainable "
                         "(1/%.0f of the model)\n",
-                m->file.name, (unsigned long long)rd_model_param_count(m), rd_sites_name(sites),
-                rd_edits_layers_text(e), scale ? "scale" : "", scale && bias ? " + " : "",
-                bias ? "bias" : "", rd_edits_param_count(e), rd_edits_ratio(e, m));
+                m->file.name, (unsigned long long)rd_model_param_count(m), init ? " from " : "",
+                init ? init : "", rd_sites_name(rd_edits_sites(e)), rd_edits_layers_text(e),
+                scale ? "scale" : "", scale && bias ? " + " : "", bias ? "bias" : "",
+                rd_edits_param_count(e), rd_edits_ratio(e, m));
     }
     fprintf(stderr, "data: %zu training examples (%llu loss tokens)", rd_dataset_size(train),
             (unsigned long long)rd_dataset_loss_tokens(train));
@@ -356,7 +378,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     if (res.stopped != RD_STOP_DONE) fprintf(stderr, "redit train: %s\n", res.message);
-    meta = options_json(&o, data, fmt, dopt.template_name, full_loss);
+    meta = options_json(&o, data, fmt, dopt.template_name, full_loss, init);
     if (full ? rd_gguf_write(out, &m->file, RD_DTYPE_F32, &err)
              : rd_edits_save(e, m, meta, out, &err)) {
         fprintf(stderr, "redit train: %s\n", err.msg);

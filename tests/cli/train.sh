@@ -37,6 +37,27 @@ expect_ok "eval edited" "$REDIT" eval -m "$M" -d "$TMP/eval.jsonl" --max-len 128
 edited=$(awk '/^loss/ {print $2}' "$TMP/out")
 $PY -c "import sys; sys.exit(0 if $edited < $base else 1)" || fail "edits did not lower the held-out loss ($base -> $edited)"
 
+# --init: a run starts from an edit file's vectors, sites and layers (a near-zero learning
+# rate keeps them, so the new file must score as the old one, not as the base model)
+expect_ok "train --init" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/init.safetensors" \
+    --init "$TMP/e.safetensors" --max-steps 1 --batch 8 --lr 1e-9 --max-len 128 --template plain
+grep -q "edits from $TMP/e.safetensors: both, layers 0-2, scale + bias" "$TMP/err" ||
+    fail "train --init did not report the loaded edits: $(head -c 600 "$TMP/err")"
+expect_ok "eval --init edits" "$REDIT" eval -m "$M" -d "$TMP/eval.jsonl" --max-len 128 --template plain \
+    --edits "$TMP/init.safetensors"
+resumed=$(awk '/^loss/ {print $2}' "$TMP/out")
+$PY -c "import sys; sys.exit(0 if abs($resumed - $edited) < 1e-3 * abs($edited) else 1)" ||
+    fail "--init did not start from the edit file (held-out loss $resumed, its edits $edited, base $base)"
+expect_fail "--init with --sites" "--init takes" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" \
+    --init "$TMP/e.safetensors" --sites ffn
+expect_fail "--init with --full" "--full" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" \
+    --init "$TMP/e.safetensors" --full
+expect_fail "--force alone" "--force only" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --force
+printf 'not a safetensors file' >"$TMP/bad-init.safetensors"
+expect_fail "--init of a damaged file" "bad-init.safetensors" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" \
+    -o "$TMP/x" --init "$TMP/bad-init.safetensors"
+[ ! -e "$TMP/x" ] || fail "a failed --init run wrote an output file"
+
 expect_ok "generate --compare" "$REDIT" generate -m "$M" -p "Name item 3." -n 8 -t 0 \
     --edits "$TMP/e.safetensors" --compare
 grep -q "── base ──" "$TMP/out" && grep -q "── edited ──" "$TMP/out" || fail "--compare did not print both answers"
