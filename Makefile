@@ -3,6 +3,7 @@
 #   make run        build, then run the program's main job
 #   make test       every cmocka suite and the command-line tests
 #   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz       mutated input files read by the sanitizer build (tools/fuzz-loaders.py)
 #   make check-reference  logits and gradients against the PyTorch reference implementation
 #   make bench      throughput figures (decode, prefill) against a same-run sgemm reference
 
@@ -36,7 +37,7 @@ HELP_OBJ := $(HELP_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all run demo test test-asan bench clean deps check-reference default-model datasets
+.PHONY: all run demo test test-asan fuzz bench clean deps check-reference default-model datasets
 # keep test objects (make would delete them as intermediates)
 .SECONDARY:
 all: $(BUILD)/libredit.a $(BUILD)/libredit_tui.a $(BUILD)/redit
@@ -108,6 +109,14 @@ test: all $(TESTS)
 test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
 	    SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+# Mutated model, tokenizer, edit and data files read by the sanitizer build (a few minutes;
+# not part of `make test`). RUNS mutated files per kind.
+RUNS ?= 60
+fuzz:
+	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
+	    SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" build/asan/redit
+	/usr/bin/python3 tools/fuzz-loaders.py build/asan/redit --runs $(RUNS)
 
 # The independent PyTorch reference (../shared/tools/torch_ref): logits and edit-vector
 # gradients against redit's. Installs Debian's python3-torch when it is missing.

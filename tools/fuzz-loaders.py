@@ -1,0 +1,129 @@
+"""Mutation smoke-fuzzing of redit's file readers under AddressSanitizer + UBSan.
+
+usage: python3 tools/fuzz-loaders.py REDIT [--runs N] [--seed S] [--only KIND ...]
+
+REDIT is a sanitizer build of the redit command (`make fuzz` builds build/asan/redit and
+runs this). For each kind of untrusted file it writes N mutated copies of a valid file
+(random bytes, flipped bits, boundary integers such as 0xffffffff or 2^64-1 written over
+4 or 8 bytes, or a cut at a random offset) and runs the command that reads it:
+
+  gguf      a small random GGUF model with its tokenizer (`redit demo`)  -> generate
+  edits     an edit file trained on it for two steps                    -> logits --edits
+  bin       llama2.c's stories260K.bin (../shared/fixtures)               -> generate
+  tokbin    llama2.c's tokenizer.bin of Llama-2 (../shared/fixtures)      -> tokenize
+  tokjson   a Hugging Face tokenizer.json (../shared/fixtures, Mistral)   -> tokenize
+  jsonl     the head of datasets/spam-ham/eval.jsonl                      -> eval
+
+A run passes when every command ended with status 0, 1 or 2 and printed no sanitizer
+report; a failing input is kept under the work folder and named in the report. Exit status:
+0 when every run passed, 1 when any failed, 2 on a usage or setup error. Reads
+../shared/fixtures; writes only to a temporary folder (kept only when something failed).
+Standard library only.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+
+FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "fixtures")
+BOUNDARY = [0, 0xff, 0x7f, 0x80, 0x7fffffff, 0x80000000, 0xffffffff, 1 << 40, 2**64 - 1]
+TEXT = "hello world, h\u00e9llo \U0001F600 123".encode()
+
+
+def mutate(rng, data, region):
+    """A copy of data with 1-8 mutations in its first `region` bytes, or cut short."""
+    b = bytearray(data)
+    for _ in range(rng.choice([1, 1, 2, 4, 8])):
+        i = rng.randrange(min(region, len(b)))
+        r = rng.random()
+        if r < 0.5:
+            b[i] = rng.randrange(256)
+        elif r < 0.7:
+            b[i] ^= 1 << rng.randrange(8)
+        elif r < 0.85:
+            width = rng.choice([4, 8])
+            i = max(0, min(i, len(b) - width))
+            b[i:i + width] = (rng.choice(BOUNDARY) & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
+        else:
+            return bytes(b[:rng.randrange(len(b))])
+    return bytes(b)
+
+
+def setup(redit, work):
+    """Writes the valid inputs; returns {kind: (data, region, suffix, argv with {} for the file)}."""
+    subprocess.run([redit, "demo", "--dir", work], check=True, capture_output=True)
+    model = os.path.join(work, "random-demo.gguf")
+    train = os.path.join(work, "train.jsonl")
+    with open(train, "w") as f:
+        for i in range(16):
+            f.write('{"instruction": "Name %d.", "output": "a cat"}\n' % i)
+    edits = os.path.join(work, "edits.safetensors")
+    subprocess.run([redit, "train", "-m", model, "-d", train, "-o", edits, "--max-steps", "2",
+                    "--sites", "both", "--batch", "4"], check=True, capture_output=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    spam = os.path.join(here, "..", "datasets", "spam-ham", "eval.jsonl")
+    bin_tok = os.path.join(FIX, "llama2-tokenizer", "tokenizer.bin")
+    read = lambda p: open(p, "rb").read()
+    return {
+        "gguf": (read(model), 40000, ".gguf",
+                 [redit, "generate", "-m", "{}", "-p", "hello there", "-n", "2", "-t", "0"]),
+        "edits": (read(edits), 4000, ".safetensors",
+                  [redit, "logits", "-m", model, "--ids", "1 5 9", "-o", os.devnull, "--edits", "{}"]),
+        "bin": (read(os.path.join(FIX, "stories260K", "stories260K.bin")), 64, ".bin",
+                [redit, "generate", "-m", "{}", "--tokenizer", bin_tok, "-p", "hi", "-n", "2", "-t", "0"]),
+        "tokbin": (read(bin_tok), 1 << 30, ".bin", [redit, "tokenize", "-m", "{}"]),
+        "tokjson": (read(os.path.join(FIX, "mistral-tokenizer", "tokenizer.json")), 1 << 30, ".json",
+                    [redit, "tokenize", "-m", "{}"]),
+        "jsonl": (read(spam)[:4000], 4000, ".jsonl",
+                  [redit, "eval", "-m", model, "-d", "{}", "--max-len", "64", "--skip-bad-lines"]),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("redit")
+    ap.add_argument("--runs", type=int, default=60, help="mutated files per kind (default 60)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", nargs="*", help="kinds to fuzz (default: all)")
+    a = ap.parse_args()
+    for need in (a.redit, os.path.join(FIX, "stories260K", "stories260K.bin")):
+        if not os.path.exists(need):
+            print("fuzz-loaders: %s is missing" % need, file=sys.stderr)
+            return 2
+    work = tempfile.mkdtemp(prefix="redit-fuzz-")
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1",
+               OPENBLAS_NUM_THREADS="1")
+    rng = random.Random(a.seed)
+    failed = 0
+    for kind, (data, region, suffix, argv) in setup(a.redit, work).items():
+        if a.only and kind not in a.only:
+            continue
+        path = os.path.join(work, "mutated" + suffix)
+        for run in range(a.runs):
+            with open(path, "wb") as f:
+                f.write(mutate(rng, data, region))
+            cmd = [path if x == "{}" else x for x in argv]
+            p = subprocess.run(cmd, capture_output=True, env=env, timeout=120, input=TEXT)
+            err = p.stderr.decode("utf-8", "replace")
+            if p.returncode in (0, 1, 2) and "Sanitizer" not in err and "runtime error" not in err:
+                continue
+            failed += 1
+            keep = os.path.join(work, "failed-%s-%d%s" % (kind, run, suffix))
+            os.rename(path, keep)
+            print("FAIL %s run %d: status %d, input kept as %s\n%s" % (kind, run, p.returncode,
+                                                                      keep, err[-2000:]))
+        print("%-8s %d mutated files read" % (kind, a.runs))
+    if failed:
+        print("fuzz-loaders: %d failures; inputs kept in %s" % (failed, work))
+        return 1
+    shutil.rmtree(work)
+    print("fuzz-loaders: every run ended with a clean error or success, no sanitizer report")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
