@@ -9,10 +9,18 @@ runs this). For each kind of untrusted file it writes N mutated copies of a vali
 
   gguf      a small random GGUF model with its tokenizer (`redit demo`)  -> generate
   edits     an edit file trained on it for two steps                    -> logits --edits
-  bin       llama2.c's stories260K.bin (../shared/fixtures)               -> generate
+  bin       llama2.c's stories260K.bin (../shared/fixtures)               -> logits
   tokbin    llama2.c's tokenizer.bin of Llama-2 (../shared/fixtures)      -> tokenize
   tokjson   a Hugging Face tokenizer.json (../shared/fixtures, Mistral)   -> tokenize
-  jsonl     the head of datasets/spam-ham/eval.jsonl                      -> eval
+  jsonl     the head of datasets/define-words/eval.jsonl (Alpaca)          -> eval
+  jsonlskip the head of datasets/spam-ham/eval.jsonl (classification)
+                                                          -> eval --skip-bad-lines
+  hfconfig  config.json of a tiny Hugging Face folder (tokenizer.json of  -> generate
+            ../shared/fixtures' Mistral, F32 safetensors written here)
+  hfweights that folder's model.safetensors (its header)                  -> generate
+
+Every command is first run on its valid file and must succeed, so the mutations reach the
+readers' depths rather than an early refusal.
 
 A run passes when every command ended with status 0, 1 or 2 and printed no sanitizer
 report; a failing input is kept under the work folder and named in the report. Exit status:
@@ -22,9 +30,11 @@ Standard library only.
 """
 
 import argparse
+import json
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -53,6 +63,40 @@ def mutate(rng, data, region):
     return bytes(b)
 
 
+def write_hf_folder(folder, rng):
+    """A Llama-shaped Hugging Face folder: dim 16, 2 layers, 2 heads, 1 KV head, vocab 32000
+    (Mistral's tokenizer.json from the fixtures), tied classifier, F32 safetensors."""
+    os.makedirs(folder)
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 16,
+              "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "num_key_value_heads": 1, "vocab_size": 32000, "max_position_embeddings": 64,
+              "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": True,
+              "torch_dtype": "float32"}
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    shutil.copy(os.path.join(FIX, "mistral-tokenizer", "tokenizer.json"), folder)
+    shapes = {"model.embed_tokens.weight": [32000, 16], "model.norm.weight": [16]}
+    for l in range(2):
+        p = "model.layers.%d." % l
+        shapes.update({p + "input_layernorm.weight": [16], p + "post_attention_layernorm.weight": [16],
+                       p + "self_attn.q_proj.weight": [16, 16], p + "self_attn.k_proj.weight": [8, 16],
+                       p + "self_attn.v_proj.weight": [8, 16], p + "self_attn.o_proj.weight": [16, 16],
+                       p + "mlp.gate_proj.weight": [32, 16], p + "mlp.up_proj.weight": [32, 16],
+                       p + "mlp.down_proj.weight": [16, 32]})
+    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, shape in shapes.items():
+        n = shape[0] * (shape[1] if len(shape) > 1 else 1)
+        values = [1.0] * n if len(shape) == 1 else [rng.gauss(0, 0.05) for _ in range(n)]
+        blobs.append(struct.pack("<%df" % n, *values))
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + 4 * n]}
+        offset += 4 * n
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(folder, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    return 8 + len(text)
+
+
 def setup(redit, work):
     """Writes the valid inputs; returns {kind: (data, region, suffix, argv with {} for the file)}."""
     subprocess.run([redit, "demo", "--dir", work], check=True, capture_output=True)
@@ -66,20 +110,32 @@ def setup(redit, work):
                     "--sites", "both", "--batch", "4"], check=True, capture_output=True)
     here = os.path.dirname(os.path.abspath(__file__))
     spam = os.path.join(here, "..", "datasets", "spam-ham", "eval.jsonl")
+    words = os.path.join(here, "..", "datasets", "define-words", "eval.jsonl")
     bin_tok = os.path.join(FIX, "llama2-tokenizer", "tokenizer.bin")
     read = lambda p: open(p, "rb").read()
+    def head(p, n):  # the whole lines in a file's first n bytes
+        b = read(p)[:n]
+        return b[:b.rindex(b"\n") + 1]
+    hf = os.path.join(work, "hf")
+    hf_header = write_hf_folder(hf, random.Random(7))
+    hf_run = [redit, "generate", "-m", hf, "-p", "hello", "-n", "2", "-t", "0"]
     return {
         "gguf": (read(model), 40000, ".gguf",
                  [redit, "generate", "-m", "{}", "-p", "hello there", "-n", "2", "-t", "0"]),
         "edits": (read(edits), 4000, ".safetensors",
                   [redit, "logits", "-m", model, "--ids", "1 5 9", "-o", os.devnull, "--edits", "{}"]),
         "bin": (read(os.path.join(FIX, "stories260K", "stories260K.bin")), 64, ".bin",
-                [redit, "generate", "-m", "{}", "--tokenizer", bin_tok, "-p", "hi", "-n", "2", "-t", "0"]),
+                [redit, "logits", "-m", "{}", "--ids", "1 2 3", "-o", os.devnull]),
         "tokbin": (read(bin_tok), 1 << 30, ".bin", [redit, "tokenize", "-m", "{}"]),
         "tokjson": (read(os.path.join(FIX, "mistral-tokenizer", "tokenizer.json")), 1 << 30, ".json",
                     [redit, "tokenize", "-m", "{}"]),
-        "jsonl": (read(spam)[:4000], 4000, ".jsonl",
-                  [redit, "eval", "-m", model, "-d", "{}", "--max-len", "64", "--skip-bad-lines"]),
+        "jsonl": (head(words, 3000), 3000, ".jsonl", [redit, "eval", "-m", model, "-d", "{}"]),
+        "jsonlskip": (head(spam, 6000), 6000, ".jsonl",
+                      [redit, "eval", "-m", model, "-d", "{}", "--skip-bad-lines"]),
+        "hfconfig": (read(os.path.join(hf, "config.json")), 1 << 30, os.path.join(hf, "config.json"),
+                     hf_run),
+        "hfweights": (read(os.path.join(hf, "model.safetensors")), hf_header,
+                      os.path.join(hf, "model.safetensors"), hf_run),
     }
 
 
@@ -99,10 +155,20 @@ def main():
                OPENBLAS_NUM_THREADS="1")
     rng = random.Random(a.seed)
     failed = 0
-    for kind, (data, region, suffix, argv) in setup(a.redit, work).items():
+    for kind, (data, region, target, argv) in setup(a.redit, work).items():
         if a.only and kind not in a.only:
             continue
-        path = os.path.join(work, "mutated" + suffix)
+        in_place = os.path.isabs(target)  # a file inside a folder the command reads
+        path = target if in_place else os.path.join(work, "mutated" + target)
+        suffix = os.path.splitext(path)[1]
+        with open(path, "wb") as f:
+            f.write(data)
+        p = subprocess.run([path if x == "{}" else x for x in argv], capture_output=True, env=env,
+                           timeout=120, input=TEXT)
+        if p.returncode != 0:
+            print("fuzz-loaders: %s: the valid file is refused: %s" % (kind, p.stderr.decode()[-800:]))
+            return 2
+        accepted = 0
         for run in range(a.runs):
             with open(path, "wb") as f:
                 f.write(mutate(rng, data, region))
@@ -110,13 +176,18 @@ def main():
             p = subprocess.run(cmd, capture_output=True, env=env, timeout=120, input=TEXT)
             err = p.stderr.decode("utf-8", "replace")
             if p.returncode in (0, 1, 2) and "Sanitizer" not in err and "runtime error" not in err:
+                accepted += p.returncode == 0
                 continue
             failed += 1
             keep = os.path.join(work, "failed-%s-%d%s" % (kind, run, suffix))
-            os.rename(path, keep)
+            shutil.copy(path, keep)
             print("FAIL %s run %d: status %d, input kept as %s\n%s" % (kind, run, p.returncode,
                                                                       keep, err[-2000:]))
-        print("%-8s %d mutated files read" % (kind, a.runs))
+        if in_place:
+            with open(path, "wb") as f:
+                f.write(data)
+        print("%-9s %d mutated files read: %d accepted, the rest refused with an error"
+              % (kind, a.runs, accepted))
     if failed:
         print("fuzz-loaders: %d failures; inputs kept in %s" % (failed, work))
         return 1

@@ -25,6 +25,7 @@ static void usage(FILE *out) {
             "      --system TEXT    system prompt\n"
             "      --max-len N      tokens per example (default 512)\n"
             "      --full-loss      loss on whole sequences (default: answer tokens)\n"
+            "      --skip-bad-lines skip and count malformed lines instead of failing\n"
             "      --batch N        sequences per pass (default 8)\n"
             "      --tokenizer F    llama2.c tokenizer.bin for a .bin model\n"
             "      --threads N      compute threads (default: all cores)\n"
@@ -34,7 +35,7 @@ static void usage(FILE *out) {
 
 int cmd_eval(int argc, char **argv) {
     enum { O_EDITS = 256, O_STRENGTH, O_FORCE, O_FORMAT, O_TEMPLATE, O_SYSTEM, O_MAXLEN,
-           O_FULLLOSS, O_BATCH, O_TOK, O_THREADS, O_COMPUTE };
+           O_FULLLOSS, O_BATCH, O_TOK, O_THREADS, O_COMPUTE, O_SKIP };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"edits", required_argument, 0, O_EDITS}, {"strength", required_argument, 0, O_STRENGTH},
@@ -43,6 +44,7 @@ int cmd_eval(int argc, char **argv) {
         {"max-len", required_argument, 0, O_MAXLEN}, {"full-loss", no_argument, 0, O_FULLLOSS},
         {"batch", required_argument, 0, O_BATCH}, {"tokenizer", required_argument, 0, O_TOK},
         {"threads", required_argument, 0, O_THREADS}, {"compute", required_argument, 0, O_COMPUTE},
+        {"skip-bad-lines", no_argument, 0, O_SKIP},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *model = NULL, *data = NULL, *edits_path = NULL, *tok = NULL, *compute = NULL;
@@ -66,6 +68,7 @@ int cmd_eval(int argc, char **argv) {
         case O_SYSTEM: dopt.system = optarg; break;
         case O_MAXLEN: bad = cli_int("eval", "--max-len", optarg, 2, 1 << 20, &dopt.max_len); break;
         case O_FULLLOSS: dopt.mask_prompt = 0; break;
+        case O_SKIP: dopt.skip_bad_lines = 1; break;
         case O_BATCH: bad = cli_int("eval", "--batch", optarg, 1, 4096, &batch); break;
         case O_TOK: tok = optarg; break;
         case O_THREADS: bad = cli_int("eval", "--threads", optarg, 0, 1024, &threads); break;

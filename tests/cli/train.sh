@@ -140,6 +140,11 @@ expect_fail "bad layers" "layer" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o
 expect_fail "missing data" "train.missing" "$REDIT" train -m "$M" -d "$TMP/train.missing" -o "$TMP/x"
 printf '{"instruction": "x", "output": 3}\n' >"$TMP/bad.jsonl"
 expect_fail "bad line" "bad.jsonl:1" "$REDIT" train -m "$M" -d "$TMP/bad.jsonl" -o "$TMP/x"
+cat "$TMP/eval.jsonl" "$TMP/bad.jsonl" >"$TMP/eval-bad.jsonl"
+expect_fail "eval of a bad line" "eval-bad.jsonl:9" "$REDIT" eval -m "$M" -d "$TMP/eval-bad.jsonl"
+expect_ok "eval --skip-bad-lines" "$REDIT" eval -m "$M" -d "$TMP/eval-bad.jsonl" --skip-bad-lines
+grep -q "^examples    8$" "$TMP/out" && grep -q "^left out    1 bad line skipped" "$TMP/out" ||
+    fail "eval --skip-bad-lines did not skip and count the bad line: $(cat "$TMP/out")"
 expect_fail "edits for another width" "width|dim" "$REDIT" logits -m "$FIX/stories260K/stories260K.bin" \
     --ids "1 2" -o "$TMP/x" --edits "$TMP/e.safetensors"
 echo "tests/cli/train.sh: ok"
