@@ -1,6 +1,8 @@
 /* redit — atomic file writing (core layer): write to a temporary file beside the target,
  * fsync, then rename over it, so readers see the old file or the whole new one, never a
- * partial one. */
+ * partial one. A target that exists and is neither a regular file nor a folder (a device
+ * such as /dev/null or /dev/stdout, a FIFO) is written in place instead: renaming over it
+ * would replace the node itself. */
 #ifndef REDIT_ATOMIC_FILE_H
 #define REDIT_ATOMIC_FILE_H
 
@@ -11,10 +13,11 @@
 typedef struct rd_atomic_file {
     FILE *fp;           /* buffered stream on the temporary file */
     char *path;         /* target path (owned) */
-    char *tmp_path;     /* temporary path (owned) */
+    char *tmp_path;     /* temporary path (owned); NULL when writing in place */
 } rd_atomic_file;
 
-/* Creates a temporary file "<path>.tmp-XXXXXX" in the target's directory. */
+/* Creates a temporary file "<path>.tmp-XXXXXX" in the target's directory (or opens a
+ * device or FIFO target itself). */
 int rd_atomic_file_open(rd_atomic_file *f, const char *path, rd_error *err);
 
 /* Appends n bytes; returns 0 or -1 (errno set). */

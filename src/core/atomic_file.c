@@ -17,6 +17,19 @@ int rd_atomic_file_open(rd_atomic_file *f, const char *path, rd_error *err) {
         return rd_error_set(err, "%s: out of memory", path);
     }
     memcpy(f->path, path, n + 1);
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        /* a device or pipe (/dev/null, /dev/stdout, a FIFO): written in place, since a
+         * rename would replace the node itself with a regular file */
+        free(f->tmp_path);
+        f->tmp_path = NULL;
+        if (!(f->fp = fopen(path, "wb"))) {
+            int e = errno;
+            rd_atomic_file_abort(f);
+            return rd_error_set(err, "%s: cannot open for writing: %s", path, strerror(e));
+        }
+        return 0;
+    }
     snprintf(f->tmp_path, n + 16, "%s.tmp-XXXXXX", path);
     int fd = mkstemp(f->tmp_path);
     if (fd < 0) {
@@ -56,6 +69,15 @@ static void sync_dir(const char *path) {
 }
 
 int rd_atomic_file_commit(rd_atomic_file *f, rd_error *err) {
+    if (!f->tmp_path) { /* written in place (a device or pipe): nothing to rename */
+        int bad = fflush(f->fp) != 0;
+        int e = errno;
+        bad |= fclose(f->fp) != 0;
+        f->fp = NULL;
+        if (bad) rd_error_set(err, "%s: cannot write: %s", f->path, strerror(e));
+        rd_atomic_file_abort(f);
+        return bad ? -1 : 0;
+    }
     int bad = fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0;
     int e = errno;
     bad |= fclose(f->fp) != 0;

@@ -47,4 +47,13 @@ expect_fail "logits with id 512" "outside the vocabulary" \
 [ ! -e "$TMP/H" ] || fail "a failed logits run left $TMP/H behind"
 stray=$(ls -A "$TMP" | grep -Ev '^(F|G|out|err)$' || true)
 [ -z "$stray" ] || fail "temporary files left beside the output: $stray"
+# An output that is a FIFO (or a device such as /dev/null) is written in place: an atomic
+# rename over it would replace the node with a regular file.
+mkfifo "$TMP/pipe"
+cat "$TMP/pipe" >"$TMP/from-pipe" &
+reader=$!
+expect_ok "logits into a FIFO" timeout 60 "$REDIT" logits -m "$MODEL" --ids "1 461" -o "$TMP/pipe"
+[ -p "$TMP/pipe" ] || { kill $reader; fail "the FIFO was replaced by a regular file"; }
+wait $reader
+[ "$(wc -c <"$TMP/from-pipe")" -eq 4096 ] || fail "the FIFO's reader got $(wc -c <"$TMP/from-pipe") bytes, expected 4096"
 echo "tests/cli/logits.sh: ok"
