@@ -118,14 +118,15 @@ def setup(redit, work):
         return b[:b.rindex(b"\n") + 1]
     hf = os.path.join(work, "hf")
     hf_header = write_hf_folder(hf, random.Random(7))
+    logits = os.path.join(work, "logits.f32")
     hf_run = [redit, "generate", "-m", hf, "-p", "hello", "-n", "2", "-t", "0"]
     return {
         "gguf": (read(model), 40000, ".gguf",
                  [redit, "generate", "-m", "{}", "-p", "hello there", "-n", "2", "-t", "0"]),
         "edits": (read(edits), 4000, ".safetensors",
-                  [redit, "logits", "-m", model, "--ids", "1 5 9", "-o", os.path.join(work, "logits.f32"), "--edits", "{}"]),
+                  [redit, "logits", "-m", model, "--ids", "1 5 9", "-o", logits, "--edits", "{}"]),
         "bin": (read(os.path.join(FIX, "stories260K", "stories260K.bin")), 64, ".bin",
-                [redit, "logits", "-m", "{}", "--ids", "1 2 3", "-o", os.path.join(work, "logits.f32")]),
+                [redit, "logits", "-m", "{}", "--ids", "1 2 3", "-o", logits]),
         "tokbin": (read(bin_tok), 1 << 30, ".bin", [redit, "tokenize", "-m", "{}"]),
         "tokjson": (read(os.path.join(FIX, "mistral-tokenizer", "tokenizer.json")), 1 << 30, ".json",
                     [redit, "tokenize", "-m", "{}"]),
