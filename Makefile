@@ -106,16 +106,16 @@ default-model: all datasets
 test: all $(TESTS)
 	@sh tests/run-tests.sh $(BUILD)
 
+ASAN_MAKE = $(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
+    SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 test-asan:
-	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
-	    SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+	$(ASAN_MAKE) test
 
 # Mutated model, tokenizer, edit and data files read by the sanitizer build (a few minutes;
 # not part of `make test`). RUNS mutated files per kind.
 RUNS ?= 60
 fuzz:
-	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
-	    SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" build/asan/redit
+	$(ASAN_MAKE) build/asan/redit
 	/usr/bin/python3 tools/fuzz-loaders.py build/asan/redit --runs $(RUNS)
 
 # The independent PyTorch reference (../shared/tools/torch_ref): logits and edit-vector

@@ -98,7 +98,8 @@ def write_hf_folder(folder, rng):
 
 
 def setup(redit, work):
-    """Writes the valid inputs; returns {kind: (data, region, suffix, argv with {} for the file)}."""
+    """Writes the valid inputs; returns {kind: (valid bytes, mutated region, the file the
+    command reads, argv)}."""
     subprocess.run([redit, "demo", "--dir", work], check=True, capture_output=True)
     model = os.path.join(work, "random-demo.gguf")
     train = os.path.join(work, "train.jsonl")
@@ -120,19 +121,20 @@ def setup(redit, work):
     hf_header = write_hf_folder(hf, random.Random(7))
     logits = os.path.join(work, "logits.f32")
     hf_run = [redit, "generate", "-m", hf, "-p", "hello", "-n", "2", "-t", "0"]
+    m = lambda suffix: os.path.join(work, "mutated" + suffix)
     return {
-        "gguf": (read(model), 40000, ".gguf",
-                 [redit, "generate", "-m", "{}", "-p", "hello there", "-n", "2", "-t", "0"]),
-        "edits": (read(edits), 4000, ".safetensors",
-                  [redit, "logits", "-m", model, "--ids", "1 5 9", "-o", logits, "--edits", "{}"]),
-        "bin": (read(os.path.join(FIX, "stories260K", "stories260K.bin")), 64, ".bin",
-                [redit, "logits", "-m", "{}", "--ids", "1 2 3", "-o", logits]),
-        "tokbin": (read(bin_tok), 1 << 30, ".bin", [redit, "tokenize", "-m", "{}"]),
-        "tokjson": (read(os.path.join(FIX, "mistral-tokenizer", "tokenizer.json")), 1 << 30, ".json",
-                    [redit, "tokenize", "-m", "{}"]),
-        "jsonl": (head(words, 3000), 3000, ".jsonl", [redit, "eval", "-m", model, "-d", "{}"]),
-        "jsonlskip": (head(spam, 6000), 6000, ".jsonl",
-                      [redit, "eval", "-m", model, "-d", "{}", "--skip-bad-lines"]),
+        "gguf": (read(model), 40000, m(".gguf"),
+                 [redit, "generate", "-m", m(".gguf"), "-p", "hello there", "-n", "2", "-t", "0"]),
+        "edits": (read(edits), 4000, m(".safetensors"), [redit, "logits", "-m", model, "--ids",
+                  "1 5 9", "-o", logits, "--edits", m(".safetensors")]),
+        "bin": (read(os.path.join(FIX, "stories260K", "stories260K.bin")), 64, m(".bin"),
+                [redit, "logits", "-m", m(".bin"), "--ids", "1 2 3", "-o", logits]),
+        "tokbin": (read(bin_tok), 1 << 30, m(".bin"), [redit, "tokenize", "-m", m(".bin")]),
+        "tokjson": (read(os.path.join(FIX, "mistral-tokenizer", "tokenizer.json")), 1 << 30,
+                    m(".json"), [redit, "tokenize", "-m", m(".json")]),
+        "jsonl": (head(words, 3000), 3000, m(".jsonl"), [redit, "eval", "-m", model, "-d", m(".jsonl")]),
+        "jsonlskip": (head(spam, 6000), 6000, m(".jsonl"),
+                      [redit, "eval", "-m", model, "-d", m(".jsonl"), "--skip-bad-lines"]),
         "hfconfig": (read(os.path.join(hf, "config.json")), 1 << 30, os.path.join(hf, "config.json"),
                      hf_run),
         "hfweights": (read(os.path.join(hf, "model.safetensors")), hf_header,
@@ -156,37 +158,31 @@ def main():
                OPENBLAS_NUM_THREADS="1")
     rng = random.Random(a.seed)
     failed = 0
-    for kind, (data, region, target, argv) in setup(a.redit, work).items():
-        if a.only and kind not in a.only:
-            continue
-        in_place = os.path.isabs(target)  # a file inside a folder the command reads
-        path = target if in_place else os.path.join(work, "mutated" + target)
-        suffix = os.path.splitext(path)[1]
+    def run(path, argv, data):  # writes data to path, the file argv reads, and runs argv
         with open(path, "wb") as f:
             f.write(data)
-        p = subprocess.run([path if x == "{}" else x for x in argv], capture_output=True, env=env,
-                           timeout=120, input=TEXT)
-        if p.returncode != 0:
-            print("fuzz-loaders: %s: the valid file is refused: %s" % (kind, p.stderr.decode()[-800:]))
+        p = subprocess.run(argv, capture_output=True, env=env, timeout=120, input=TEXT)
+        return p.returncode, p.stderr.decode("utf-8", "replace")
+    for kind, (data, region, path, argv) in setup(a.redit, work).items():
+        if a.only and kind not in a.only:
+            continue
+        status, err = run(path, argv, data)
+        if status != 0:
+            print("fuzz-loaders: %s: the valid file is refused: %s" % (kind, err[-800:]))
             return 2
         accepted = 0
-        for run in range(a.runs):
-            with open(path, "wb") as f:
-                f.write(mutate(rng, data, region))
-            cmd = [path if x == "{}" else x for x in argv]
-            p = subprocess.run(cmd, capture_output=True, env=env, timeout=120, input=TEXT)
-            err = p.stderr.decode("utf-8", "replace")
-            if p.returncode in (0, 1, 2) and "Sanitizer" not in err and "runtime error" not in err:
-                accepted += p.returncode == 0
+        for i in range(a.runs):
+            status, err = run(path, argv, mutate(rng, data, region))
+            if status in (0, 1, 2) and "Sanitizer" not in err and "runtime error" not in err:
+                accepted += status == 0
                 continue
             failed += 1
-            keep = os.path.join(work, "failed-%s-%d%s" % (kind, run, suffix))
+            keep = os.path.join(work, "failed-%s-%d%s" % (kind, i, os.path.splitext(path)[1]))
             shutil.copy(path, keep)
-            print("FAIL %s run %d: status %d, input kept as %s\n%s" % (kind, run, p.returncode,
-                                                                      keep, err[-2000:]))
-        if in_place:
-            with open(path, "wb") as f:
-                f.write(data)
+            print("FAIL %s run %d: status %d, input kept as %s\n%s" % (kind, i, status, keep,
+                                                                      err[-2000:]))
+        with open(path, "wb") as f:  # the next kind may read it (the HF folder's files)
+            f.write(data)
         print("%-9s %d mutated files read: %d accepted, the rest refused with an error"
               % (kind, a.runs, accepted))
     if failed:

@@ -10,19 +10,18 @@
 int rd_atomic_file_open(rd_atomic_file *f, const char *path, rd_error *err) {
     memset(f, 0, sizeof *f);
     size_t n = strlen(path);
+    struct stat st;
+    /* a device or pipe (/dev/null, /dev/stdout, a FIFO) is written in place: a rename would
+     * replace the node itself with a regular file */
+    const int in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
     f->path = malloc(n + 1);
-    f->tmp_path = malloc(n + 16);
-    if (!f->path || !f->tmp_path) {
+    f->tmp_path = in_place ? NULL : malloc(n + 16);
+    if (!f->path || (!in_place && !f->tmp_path)) {
         rd_atomic_file_abort(f);
         return rd_error_set(err, "%s: out of memory", path);
     }
     memcpy(f->path, path, n + 1);
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-        /* a device or pipe (/dev/null, /dev/stdout, a FIFO): written in place, since a
-         * rename would replace the node itself with a regular file */
-        free(f->tmp_path);
-        f->tmp_path = NULL;
+    if (in_place) {
         if (!(f->fp = fopen(path, "wb"))) {
             int e = errno;
             rd_atomic_file_abort(f);
@@ -69,21 +68,13 @@ static void sync_dir(const char *path) {
 }
 
 int rd_atomic_file_commit(rd_atomic_file *f, rd_error *err) {
-    if (!f->tmp_path) { /* written in place (a device or pipe): nothing to rename */
-        int bad = fflush(f->fp) != 0;
-        int e = errno;
-        bad |= fclose(f->fp) != 0;
-        f->fp = NULL;
-        if (bad) rd_error_set(err, "%s: cannot write: %s", f->path, strerror(e));
-        rd_atomic_file_abort(f);
-        return bad ? -1 : 0;
-    }
-    int bad = fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0;
+    const int in_place = f->tmp_path == NULL; /* a device or pipe: no fsync, no rename */
+    int bad = fflush(f->fp) != 0 || (!in_place && fsync(fileno(f->fp)) != 0);
     int e = errno;
     bad |= fclose(f->fp) != 0;
     f->fp = NULL;
-    if (!bad && rename(f->tmp_path, f->path) == 0) {
-        sync_dir(f->path);
+    if (!bad && (in_place || rename(f->tmp_path, f->path) == 0)) {
+        if (!in_place) sync_dir(f->path);
         free(f->tmp_path);
         f->tmp_path = NULL;
         rd_atomic_file_abort(f);
