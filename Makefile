@@ -89,8 +89,8 @@ demo: all
 	$(BUILD)/redit demo --dir $(BUILD)/demo
 
 # The bundled data sets and base model, rebuilt from Debian and npm packages with fixed seeds
-# (tools/default-model; the pretraining took 121 minutes on 2 cores for the committed model,
-# about 85 with the current build: models/README.md).
+# (tools/default-model; the pretraining took 100 minutes on 2 cores for the committed model:
+# models/README.md).
 DM := $(BUILD)/default-model
 datasets: all
 	sh tools/default-model/datasets.sh datasets

@@ -5,17 +5,17 @@
 #
 # usage: tools/default-model/pretrain.sh CORPUS_DIR TOKENIZER_DIR OUT_DIR [SEED]
 # environment (defaults in brackets):
-#   REDIT [build/redit]  TOKENS [18432000] tokens to train on (~3.8 passes over the corpus)
-#   BATCH [16] sequences of 256  LR [3e-3]  WARMUP [0.02]  WEIGHT_DECAY [0.1]  BETA2 [0.999]
+#   REDIT [build/redit]  TOKENS [24576000] tokens to train on (~5 passes over the corpus)
+#   BATCH [16] sequences of 256  LR [3e-3]  WARMUP [0.02]  WEIGHT_DECAY [0.1]  BETA2 [0.95]
 #   EVAL_EVERY [500] steps  THREADS [all]  COMPUTE [bf16 with AVX512-BF16, else f32]
 #   Shape: DIM [256] HIDDEN [768] LAYERS [6] HEADS [8] KV_HEADS [8] VOCAB [4096] SEQ [256]
 #
 # Files in OUT_DIR: init.bin (the random start, llama2.c format), pretrain-eval.txt (both
 # held-out sets, the trainer's eval), model-f32.gguf (the best weights by held-out loss,
 # tokenizer inside), train.csv (loss per step), eval.txt (perplexities and samples).
-# Measured here (2 vCPUs, AVX512-BF16): the committed model's run took 7,266 s (2,550
-# tokens/s in bf16 compute, other jobs beside it part of the time; f32 is about 1.4x slower).
-# The current build runs these steps at about 3,850 tokens/s, so about 85 minutes (estimate).
+# Measured here (2 vCPUs, AVX512-BF16): the committed model's run took 6,023 s, 100 minutes
+# (4,113 tokens/s in bf16 compute, other jobs beside it part of the time; f32 is about 1.4x
+# slower).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 if [ $# -lt 3 ] || [ $# -gt 4 ]; then
@@ -27,12 +27,12 @@ tok=$2/tokenizer.bin
 out=$3
 seed=${4:-1234}
 REDIT=${REDIT:-build/redit}
-TOKENS=${TOKENS:-18432000}
+TOKENS=${TOKENS:-24576000}
 BATCH=${BATCH:-16}
 LR=${LR:-3e-3}
 WARMUP=${WARMUP:-0.02}
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.1}
-BETA2=${BETA2:-0.999}
+BETA2=${BETA2:-0.95}
 EVAL_EVERY=${EVAL_EVERY:-500}
 # OpenBLAS's idle threads spin for 2^28 cycles by default, taking CPU from redit's own
 # worker threads between matrix products; 2^12 is 5-10% faster here. It is read when the
@@ -54,7 +54,7 @@ start=$(date +%s)
     --kv-heads "${KV_HEADS:-8}" --vocab "${VOCAB:-4096}" --seq "$SEQ" --seed "$seed"
 cat "$corpus/pretrain-eval-sotu.txt" "$corpus/pretrain-eval-moby.txt" > "$out/pretrain-eval.txt"
 
-# Steps of BATCH packed SEQ-token rows (4,500 with the defaults); --max-steps sets the
+# Steps of BATCH packed SEQ-token rows (6,000 with the defaults); --max-steps sets the
 # schedule's length, so the cosine decay ends exactly at the last step (epochs is only an
 # upper bound). The trainer evaluates every EVAL_EVERY steps and after the last one, and keeps
 # the weights of the best evaluation.
