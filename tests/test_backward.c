@@ -1,6 +1,6 @@
 /* The training pass: loss agrees with the inference forward; edit-vector gradients agree
  * with central finite differences (several shapes, GQA on/off, each site, scale/bias
- * on/off, masked targets, checkpointing on/off). */
+ * on/off, masked targets, checkpointing on/off, dropout on/off); dropout masks. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +14,7 @@
 
 #include "redit/backward.h"
 #include "redit/forward.h"
+#include "redit/kernels.h"
 #include "redit/model.h"
 #include "tiny_model.h"
 
@@ -86,6 +87,7 @@ typedef struct fd_case {
     int dim, hidden, layers, heads, kv_heads, vocab, tied;
     int B, T;
     int sites, scale, bias, masked, checkpointing;
+    float dropout; /* of the sub-layer outputs (fixed masks: seed 77) */
 } fd_case;
 
 static rd_model *make_model(const fd_case *k, uint64_t seed) {
@@ -126,6 +128,7 @@ static void run_fd_case(const fd_case *k) {
     rd_error err = {0};
     rd_train_ctx *c = rd_train_ctx_new(m, k->B, k->T, k->checkpointing, &err);
     assert_non_null(c);
+    rd_train_ctx_set_dropout(c, k->dropout, 77);
     double loss;
     int n;
     assert_int_equal(rd_train_pass(c, &view, &grads, NULL, tok, tgt, k->B, k->T, &loss, &n, &err), 0);
@@ -174,11 +177,13 @@ static void run_fd_case(const fd_case *k) {
 static void test_gradients_match_finite_differences(void **state) {
     (void)state;
     static const fd_case cases[] = {
-        {"GQA, both sites, scale+bias", 32, 64, 2, 4, 2, 97, 1, 2, 7, 3, 1, 1, 0, 0},
-        {"GQA, both sites, checkpointing", 32, 64, 2, 4, 2, 97, 1, 2, 7, 3, 1, 1, 0, 1},
-        {"MHA untied, ffn only, masked", 48, 96, 3, 4, 4, 61, 0, 3, 6, 2, 1, 1, 1, 0},
-        {"MHA, attn only, scale only", 32, 80, 2, 2, 2, 50, 1, 2, 9, 1, 1, 0, 0, 0},
-        {"GQA 8/2, ffn, bias only, masked, ckpt", 64, 128, 2, 8, 2, 120, 0, 1, 12, 2, 0, 1, 1, 1},
+        {"GQA, both sites, scale+bias", 32, 64, 2, 4, 2, 97, 1, 2, 7, 3, 1, 1, 0, 0, 0},
+        {"GQA, both sites, checkpointing", 32, 64, 2, 4, 2, 97, 1, 2, 7, 3, 1, 1, 0, 1, 0},
+        {"MHA untied, ffn only, masked", 48, 96, 3, 4, 4, 61, 0, 3, 6, 2, 1, 1, 1, 0, 0},
+        {"MHA, attn only, scale only", 32, 80, 2, 2, 2, 50, 1, 2, 9, 1, 1, 0, 0, 0, 0},
+        {"GQA 8/2, ffn, bias only, masked, ckpt", 64, 128, 2, 8, 2, 120, 0, 1, 12, 2, 0, 1, 1, 1, 0},
+        {"GQA, both sites, dropout 0.3", 32, 64, 2, 4, 2, 97, 1, 2, 7, 3, 1, 1, 0, 0, 0.3f},
+        {"MHA, both sites, dropout 0.5, ckpt", 48, 96, 3, 4, 4, 61, 0, 3, 6, 3, 1, 1, 1, 1, 0.5f},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_fd_case(&cases[i]);
 }
@@ -186,7 +191,7 @@ static void test_gradients_match_finite_differences(void **state) {
 /* Checkpointing recomputes exactly what it would have stored: identical loss and grads. */
 static void test_checkpointing_is_exact(void **state) {
     (void)state;
-    fd_case k = {"ckpt", 48, 96, 3, 6, 3, 80, 0, 2, 10, 3, 1, 1, 1, 0};
+    fd_case k = {"ckpt", 48, 96, 3, 6, 3, 80, 0, 2, 10, 3, 1, 1, 1, 0, 0};
     rd_model *m = make_model(&k, 11);
     const int N = k.B * k.T;
     int tok[20], tgt[20];
@@ -222,7 +227,7 @@ static void test_checkpointing_is_exact(void **state) {
  * (KV-cache path) with the same edits; strength 0 equals no edits. */
 static void test_loss_matches_inference_forward(void **state) {
     (void)state;
-    fd_case k = {"loss", 64, 172, 3, 8, 4, 300, 1, 2, 16, 3, 1, 1, 0, 0};
+    fd_case k = {"loss", 64, 172, 3, 8, 4, 300, 1, 2, 16, 3, 1, 1, 0, 0, 0};
     rd_model *m = make_model(&k, 5);
     const int N = k.B * k.T, V = k.vocab;
     int tok[32], tgt[32];
@@ -269,8 +274,8 @@ static void test_loss_matches_inference_forward(void **state) {
 /* Full fine-tuning: the gradient of every kind of weight (embedding, q/k/v/o, gate/down/up,
  * both norms, final norm, untied and tied classifier) against finite differences, with
  * edits present at both sites. */
-static void check_full_ft(int tied) {
-    fd_case k = {"full", 32, 64, 2, 4, 2, 53, tied, 2, 6, 3, 1, 1, 0, 0};
+static void check_full_ft(int tied, float dropout) {
+    fd_case k = {"full", 32, 64, 2, 4, 2, 53, tied, 2, 6, 3, 1, 1, 0, 0, dropout};
     rd_model *m = make_model(&k, 21);
     rd_error err = {0};
     assert_int_equal(rd_model_make_trainable(m, &err), 0);
@@ -286,6 +291,7 @@ static void check_full_ft(int tied) {
     rd_edits_view view = {e.attn, e.ffn, 1.0f};
     float *wg = calloc(m->n_params, sizeof(float));
     rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
+    rd_train_ctx_set_dropout(c, k.dropout, 5);
     double loss;
     int n;
     assert_int_equal(rd_train_pass(c, &view, NULL, wg, tok, tgt, k.B, k.T, &loss, &n, &err), 0);
@@ -313,23 +319,103 @@ static void check_full_ft(int tied) {
             const double fd = (lp - lm) / (2.0 * (double)FD_EPS);
             const double an = wg[p + j - m->params];
             if (fabs(fd - an) > FD_REL * fmax(fabs(fd), fabs(an)) + FD_ABS)
-                fail_msg("full FT (%s classifier): tensor %zu entry %zu: finite difference %.6g, "
-                         "backward %.6g", tied ? "tied" : "untied", ti, j, fd, an);
+                fail_msg("full FT (%s classifier, dropout %g): tensor %zu entry %zu: finite "
+                         "difference %.6g, backward %.6g", tied ? "tied" : "untied", k.dropout,
+                         ti, j, fd, an);
             checked++;
         }
     }
-    printf("full fine-tuning, %s classifier: %d weight gradients agree with finite differences\n",
-           tied ? "tied" : "untied", checked);
+    printf("full fine-tuning, %s classifier, dropout %g: %d weight gradients agree with finite "
+           "differences\n", tied ? "tied" : "untied", k.dropout, checked);
     free(wg);
     rd_train_ctx_free(c);
     edit_set_free(&e);
     rd_model_free(m);
 }
 
+/* Dropout masks: the dropped share is p and the mean factor 1 (1e6 draws: 6σ bounds);
+ * seeds draw different masks; a pass is deterministic for a seed, differs for another, and
+ * p 0 gives exactly the loss of a context that never had dropout; with checkpointing the
+ * recompute uses the forward's masks (identical loss and gradients). */
+static void test_dropout(void **state) {
+    (void)state;
+    const float ps[] = {0.1f, 0.5f};
+    for (size_t pi = 0; pi < 2; pi++) {
+        const rd_dropout d = rd_dropout_make(ps[pi], 3), d2 = rd_dropout_make(ps[pi], 4);
+        const int n = 1000000;
+        int dropped = 0, differ = 0;
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float f = rd_dropout_factor(&d, (uint64_t)i);
+            assert_true(f == 0.0f || fabsf(f - 1.0f / (1.0f - ps[pi])) < 1e-6f);
+            dropped += f == 0.0f;
+            sum += f;
+            differ += (f == 0.0f) != (rd_dropout_factor(&d2, (uint64_t)i) == 0.0f);
+        }
+        const double share = (double)dropped / n, sd = sqrt(ps[pi] * (1.0 - ps[pi]) / n);
+        printf("dropout %.1f: dropped %.4f of 1e6, mean factor %.4f, %d differ between seeds\n",
+               ps[pi], share, sum / n, differ);
+        assert_true(fabs(share - ps[pi]) < 6 * sd);
+        assert_true(fabs(sum / n - 1.0) < 6 * sd / (1.0 - ps[pi]));
+        assert_true(fabs((double)differ / n - 2.0 * ps[pi] * (1.0 - ps[pi])) < 0.01);
+    }
+    const rd_dropout off = rd_dropout_make(0.0f, 3);
+    for (int i = 0; i < 1000; i++) assert_true(rd_dropout_factor(&off, (uint64_t)i) == 1.0f);
+
+    fd_case k = {"dropout", 48, 96, 3, 6, 3, 80, 0, 2, 10, 3, 1, 1, 1, 0, 0};
+    rd_model *m = make_model(&k, 13);
+    const int N = k.B * k.T;
+    int tok[20], tgt[20];
+    for (int i = 0; i < N; i++) {
+        tok[i] = (i * 31 + 2) % k.vocab;
+        tgt[i] = (i * 7 + 5) % k.vocab;
+    }
+    rng = 7;
+    edit_set e;
+    edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
+    rd_edits_view view = {e.attn, e.ffn, 1.0f};
+    rd_error err = {0};
+    rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
+    const double base = pass_loss(c, &view, tok, tgt, k.B, k.T);
+    rd_train_ctx_set_dropout(c, 0.2f, 1);
+    const double a1 = pass_loss(c, &view, tok, tgt, k.B, k.T);
+    const double a2 = pass_loss(c, &view, tok, tgt, k.B, k.T);
+    rd_train_ctx_set_dropout(c, 0.2f, 2);
+    const double b1 = pass_loss(c, &view, tok, tgt, k.B, k.T);
+    rd_train_ctx_set_dropout(c, 0.0f, 2);
+    const double off_again = pass_loss(c, &view, tok, tgt, k.B, k.T);
+    printf("loss without dropout %.6f; dropout 0.2 seed 1 %.6f, %.6f; seed 2 %.6f; off %.6f\n",
+           base, a1, a2, b1, off_again);
+    assert_true(a1 == a2 && a1 != base && b1 != a1 && off_again == base);
+    rd_train_ctx_free(c);
+
+    double loss[2];
+    float *g[2];
+    const size_t ng = (size_t)k.layers * 4 * k.dim;
+    for (int ck = 0; ck < 2; ck++) {
+        memset(e.grads, 0, ng * sizeof(float));
+        rd_edits_grad grads = {e.gattn, e.gffn};
+        c = rd_train_ctx_new(m, k.B, k.T, ck, &err);
+        rd_train_ctx_set_dropout(c, 0.3f, 9);
+        int n;
+        assert_int_equal(rd_train_pass(c, &view, &grads, NULL, tok, tgt, k.B, k.T, &loss[ck], &n, &err), 0);
+        g[ck] = malloc(ng * sizeof(float));
+        memcpy(g[ck], e.grads, ng * sizeof(float));
+        rd_train_ctx_free(c);
+    }
+    assert_true(loss[0] == loss[1]);
+    assert_memory_equal(g[0], g[1], ng * sizeof(float));
+    free(g[0]);
+    free(g[1]);
+    edit_set_free(&e);
+    rd_model_free(m);
+}
+
 static void test_full_finetuning_gradients(void **state) {
     (void)state;
-    check_full_ft(0);
-    check_full_ft(1);
+    check_full_ft(0, 0.0f);
+    check_full_ft(1, 0.0f);
+    check_full_ft(0, 0.25f);
 }
 
 /* bf16 compute (packed bf16 weights, activations rounded per product, f32 accumulation):
@@ -337,7 +423,7 @@ static void test_full_finetuning_gradients(void **state) {
  * saying so, on CPUs without AVX512-BF16. */
 static void test_bf16_compute_close_to_f32(void **state) {
     (void)state;
-    fd_case k = {"bf16", 64, 192, 2, 8, 4, 300, 1, 2, 32, 3, 1, 1, 0, 0};
+    fd_case k = {"bf16", 64, 192, 2, 8, 4, 300, 1, 2, 32, 3, 1, 1, 0, 0, 0};
     rd_model *m = make_model(&k, 9);
     rd_error err = {0};
     if (rd_model_set_compute(m, RD_COMPUTE_BF16, 1, &err) != 0) {
@@ -389,7 +475,7 @@ static void test_bf16_compute_close_to_f32(void **state) {
  * within 3 %, for an untied and a tied classifier. Skipped, saying so, on CPUs without
  * AVX512-BF16. */
 static void check_bf16_weight_gradients(int tied) {
-    fd_case k = {"bf16-full", 64, 192, 2, 8, 4, 300, tied, 2, 32, 3, 1, 1, 0, 0};
+    fd_case k = {"bf16-full", 64, 192, 2, 8, 4, 300, tied, 2, 32, 3, 1, 1, 0, 0, 0};
     const int N = k.B * k.T;
     int tok[64], tgt[64];
     for (int i = 0; i < N; i++) {
@@ -460,6 +546,7 @@ int main(void) {
         cmocka_unit_test(test_checkpointing_is_exact),
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_full_finetuning_gradients),
+        cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_bf16_compute_close_to_f32),
         cmocka_unit_test(test_bf16_weight_gradients_close_to_f32),
     };

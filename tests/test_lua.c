@@ -554,6 +554,10 @@ static void test_train_eval(void **state) {
            "local function rel(a, b) return math.abs(a - b) / math.abs(a) end\n"
            "assert(rel(rb[1].loss[2], rb[2].loss[2]) < 1e-6, 'beta2 changed the first update')\n"
            "assert(rel(rb[1].loss[3], rb[2].loss[3]) > 1e-5, 'beta2 had no effect')\n"
+           /* dropout changes the first step's training loss */
+           "local rd = red.train{model = M, edits = M:edits{}, data = d, max_steps = 1, batch = 4,\n"
+           "                     dropout = 0.3}\n"
+           "assert(rel(rb[1].loss[1], rd.loss[1]) > 1e-4, 'dropout had no effect')\n"
            /* classification metrics */
            "local cls = data(DIR .. '/cls.jsonl')\n"
            "local m = red.eval(M, nil, cls)\n"
@@ -575,6 +579,7 @@ static void test_train_eval(void **state) {
            "check_error(function() red.train{model = M, edits = e, data = d, epochs = 1.5} end, \"option 'epochs': integer expected\")\n"
            "check_error(function() red.train{model = M, edits = e, data = d, schedule = 'step'} end, \"option 'schedule'\")\n"
            "check_error(function() red.train{model = M, edits = e, data = d, beta2 = 1} end, 'Adam betas')\n"
+           "check_error(function() red.train{model = M, edits = e, data = d, dropout = 1} end, 'dropout 1 must be in')\n"
            "check_error(function() red.train{model = M, edits = e, data = d, compute = 'f16'} end, \"option 'compute'\")\n"
            "check_error(function() red.train{model = M, edits = e, data = d, on_step = 1} end, \"option 'on_step': function expected\")\n"
            "check_error(function() red.train{model = M, edits = e, data = d, epoch = 1} end, \"unknown option 'epoch'\")\n"

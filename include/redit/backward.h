@@ -10,6 +10,7 @@
 #define REDIT_BACKWARD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "redit/edits_view.h"
 #include "redit/error.h"
@@ -24,6 +25,14 @@ rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, in
                                rd_error *err);
 void rd_train_ctx_free(rd_train_ctx *c); /* NULL-safe */
 size_t rd_train_ctx_bytes(const rd_train_ctx *c);
+
+/* Dropout for the passes that follow (until changed): each element of every sub-layer's output
+ * (attention and FFN, after the edit, before the residual add) is zeroed with probability p
+ * and the rest scaled by 1/(1 − p); the masks are a pure function of seed, the layer, the
+ * sub-layer and the element's place in the (B·T, dim) output, so a pass's backward (and its
+ * checkpointing recompute) uses its forward's masks. Callers change seed between passes for
+ * fresh masks. p 0 (the default) turns dropout off: evaluation must run with it off. */
+void rd_train_ctx_set_dropout(rd_train_ctx *c, float p, uint64_t seed);
 
 /* Bytes rd_train_ctx_new would allocate (for reporting before allocating). */
 size_t rd_train_ctx_estimate(const rd_config *cfg, int max_batch, int max_len, int checkpointing);

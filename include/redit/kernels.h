@@ -5,6 +5,7 @@
 #define REDIT_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "redit/weights.h"
 
@@ -55,6 +56,31 @@ void rd_attention(float *out, const float *q, const float *k, const float *v, in
 
 static inline float rd_silu(float x) {
     return x / (1.0f + __builtin_expf(-x));
+}
+
+/* Dropout masks as a pure function of (seed, index): element `index` is dropped (factor 0)
+ * with probability p, else kept with factor 1/(1 − p), so the expectation is unchanged.
+ * Stateless, so a training pass's backward recomputes its forward's mask instead of storing
+ * it. Hash: splitmix64's finaliser of seed + index·φ, its top 32 bits against p·2³². */
+typedef struct rd_dropout {
+    uint32_t threshold; /* p · 2³²; 0 = nothing dropped */
+    float scale;        /* 1 / (1 − p) */
+    uint64_t seed;
+} rd_dropout;
+
+/* p in [0, 1); anything else gives no dropout. */
+static inline rd_dropout rd_dropout_make(float p, uint64_t seed) {
+    const int on = p > 0.0f && p < 1.0f;
+    return (rd_dropout){on ? (uint32_t)((double)p * 4294967296.0) : 0u,
+                        on ? 1.0f / (1.0f - p) : 1.0f, seed};
+}
+
+static inline float rd_dropout_factor(const rd_dropout *d, uint64_t index) {
+    uint64_t z = d->seed + index * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (uint32_t)(z >> 32) < d->threshold ? 0.0f : d->scale;
 }
 
 /* ---- backward kernels (training) ------------------------------------------------------

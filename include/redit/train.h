@@ -40,6 +40,9 @@ typedef struct rd_train_opts {
     double weight_decay;
     double beta1, beta2, eps;
     double clip;          /* global gradient-norm clip; 0 = off */
+    double dropout;       /* in [0, 1): dropout of every sub-layer output (attention and FFN,
+                             after the edit, before the residual add) in training passes,
+                             fresh masks each pass; never in evaluation. 0 = off */
     uint64_t seed;
     int checkpointing;    /* recompute activations per layer in backward */
     int pack;             /* pack several examples per row */
@@ -53,7 +56,7 @@ typedef struct rd_train_opts {
 
 /* redit's defaults (the RED paper tunes per task): lr 2e-3, 1 epoch, batch 8, micro-batch
  * 8, max_len 512, linear schedule, warm-up 0.06, no weight decay, β (0.9, 0.999), ε 1e-8,
- * clip 1.0, seed 42, no checkpointing, no packing, no length grouping, evaluate every
+ * clip 1.0, no dropout, seed 42, no checkpointing, no packing, no length grouping, evaluate every
  * epoch. */
 rd_train_opts rd_train_opts_defaults(void);
 
@@ -140,7 +143,7 @@ int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_d
  * grads off, `batch` examples a pass (at most tc's batch) cut to max_len and padded with
  * pad_id; examples run longest first, so a pass holds examples of similar length. b is the
  * caller's batch buffer (filled and reused). *loss_sum and *tokens receive the sum and the
- * count. Returns 0, or -1 with *err set. */
+ * count. Turns tc's dropout off (an evaluation never drops). Returns 0, or -1 with *err set. */
 int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *d,
                  int batch, int max_len, int pad_id, rd_batch *b, double *loss_sum,
                  uint64_t *tokens, rd_error *err);

@@ -63,7 +63,7 @@
  *   d:sample(i) (1-based) → {ids, loss (0/1 per position), n_prompt, prompt, answer, label
  *   (the label word or nil), label_index (1-based or nil)}
  * red.train{model, edits, data, eval, full=false, lr, epochs, batch, micro_batch, max_len,
- *           schedule, warmup, weight_decay, clip, beta1, beta2, seed, checkpointing, pack,
+ *           schedule, warmup, weight_decay, clip, dropout, beta1, beta2, seed, checkpointing, pack,
  *           group_by_length,
  *           eval_every, max_steps, compute="f32"|"bf16"|"auto", on_step=fn(t), on_eval=fn(t)}
  *           → result

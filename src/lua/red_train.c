@@ -126,6 +126,7 @@ static rd_train_opts read_train_opts(lua_State *L, const rd_model *m, const rd_d
     o.warmup_ratio = rdl_opt_number(L, S_OPTS, "warmup", o.warmup_ratio);
     o.weight_decay = rdl_opt_number(L, S_OPTS, "weight_decay", o.weight_decay);
     o.clip = rdl_opt_number(L, S_OPTS, "clip", o.clip);
+    o.dropout = rdl_opt_number(L, S_OPTS, "dropout", o.dropout);
     o.beta1 = rdl_opt_number(L, S_OPTS, "beta1", o.beta1);
     o.beta2 = rdl_opt_number(L, S_OPTS, "beta2", o.beta2);
     o.seed = (uint64_t)rdl_opt_integer(L, S_OPTS, "seed", 0, LUA_MAXINTEGER, (long long)o.seed);
@@ -175,7 +176,8 @@ static void push_result(lua_State *L, const rd_train_result *r) {
 static int red_train(lua_State *L) {
     static const char *const known[] = {
         "model", "edits", "data", "eval", "full", "lr", "epochs", "batch", "micro_batch",
-        "max_len", "schedule", "warmup", "weight_decay", "clip", "beta1", "beta2", "seed", "checkpointing", "pack",
+        "max_len", "schedule", "warmup", "weight_decay", "clip", "dropout", "beta1", "beta2", "seed",
+        "checkpointing", "pack",
         "group_by_length", "eval_every", "max_steps", "compute", "on_step", "on_eval", NULL};
     luaL_checktype(L, S_OPTS, LUA_TTABLE);
     rdl_opts_check(L, S_OPTS, known);

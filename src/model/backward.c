@@ -5,6 +5,7 @@
 #include "redit/backward.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,7 @@ struct rd_train_ctx {
     void *gscratch;      /* bf16 weight gradients: rd_gemm_bf16_tn's scratch, made by the
                           * first full fine-tuning pass in bf16 compute (else NULL) */
     rd_pool *pool;       /* threads for the row-wise work between GEMMs */
+    rd_dropout dropout;  /* of the sub-layer outputs in the next passes (threshold 0: off) */
     size_t bytes;
     void **blocks;       /* every allocation, for free */
     int n_blocks, cap_blocks;
@@ -188,6 +190,7 @@ typedef struct rows_call {
     const float *a, *b, *w;
     int d;
     float eps;
+    const void *extra; /* a kernel's own further arguments */
 } rows_call;
 
 static void rows_task(void *arg, int task) {
@@ -255,20 +258,73 @@ static void par_swiglu_backward(rd_train_ctx *c, float *dg, float *du, const flo
     run_rows(c->pool, &r);
 }
 
-/* Edit of one site at strength α: out = x + s'⊙h + b' (out may alias x). */
-static void residual_edit(float *out, const float *x, const float *h, size_t n, int d,
-                          const rd_site_edit *e, float alpha) {
-    const int has_s = e && e->scale && alpha != 0.0f, has_b = e && e->bias && alpha != 0.0f;
-    for (size_t i = 0; i < n; i++) {
-        const float *hi = h + i * d, *xi = x + i * d;
-        float *oi = out + i * d;
+void rd_train_ctx_set_dropout(rd_train_ctx *c, float p, uint64_t seed) {
+    c->dropout = rd_dropout_make(p, seed);
+}
+
+/* One sub-layer's dropout mask over its (n, d) output: element k's factor is the context's
+ * rd_dropout_factor at first + k, so every sub-layer of a pass draws its own elements. */
+typedef struct drop_mask {
+    rd_dropout dropout;
+    uint64_t first;
+} drop_mask;
+
+static inline float drop_factor(const drop_mask *m, uint64_t k) {
+    return rd_dropout_factor(&m->dropout, m->first + k);
+}
+
+/* The mask of layer l's sub-layer (0 attention, 1 FFN) in a pass of N rows of width d, or
+ * NULL without dropout. */
+static const drop_mask *sublayer_mask(const rd_train_ctx *c, drop_mask *m, int l, int sub,
+                                      int N, int d) {
+    if (!c->dropout.threshold) return NULL;
+    *m = (drop_mask){c->dropout, ((uint64_t)l * 2 + (uint64_t)sub) * (uint64_t)N * (uint64_t)d};
+    return m;
+}
+
+typedef struct edit_args {
+    const rd_site_edit *e;
+    float alpha;
+    const drop_mask *mask;
+} edit_args;
+
+static void residual_edit_rows(const rows_call *r, int r0, int r1) {
+    const edit_args *ea = r->extra;
+    const rd_site_edit *e = ea->e;
+    const float alpha = ea->alpha;
+    const int d = r->d, has_s = e && e->scale && alpha != 0.0f, has_b = e && e->bias && alpha != 0.0f;
+    for (size_t i = (size_t)r0; i < (size_t)r1; i++) {
+        const float *hi = r->b + i * d, *xi = r->a + i * d;
+        float *oi = r->out + i * d;
         for (int j = 0; j < d; j++) {
             float v = hi[j];
             if (has_s) v *= alpha == 1.0f ? e->scale[j] : 1.0f + alpha * (e->scale[j] - 1.0f);
             if (has_b) v += alpha == 1.0f ? e->bias[j] : alpha * e->bias[j];
+            if (ea->mask) v *= drop_factor(ea->mask, i * (size_t)d + (size_t)j);
             oi[j] = xi[j] + v;
         }
     }
+}
+
+/* Edit of one site at strength α, then dropout: out = x + mask ⊙ (s'⊙h + b') (out may
+ * alias x; mask NULL: no dropout), rows in parallel. */
+static void residual_edit(rd_train_ctx *c, float *out, const float *x, const float *h, int n,
+                          int d, const rd_site_edit *e, float alpha, const drop_mask *mask) {
+    const edit_args ea = {e, alpha, mask};
+    rows_call r = {.fn = residual_edit_rows, .n = n, .out = out, .a = x, .b = h, .d = d, .extra = &ea};
+    run_rows(c->pool, &r);
+}
+
+static void dropout_bwd_rows(const rows_call *r, int r0, int r1) {
+    for (size_t k = (size_t)r0 * r->d; k < (size_t)r1 * r->d; k++)
+        r->out[k] = r->a[k] * drop_factor(r->extra, k);
+}
+
+/* dst (n, d) = mask ⊙ src: the gradient through a sub-layer's dropout, rows in parallel. */
+static void dropout_backward(rd_train_ctx *c, float *dst, const float *src, int n, int d,
+                             const drop_mask *mask) {
+    rows_call r = {.fn = dropout_bwd_rows, .n = n, .out = dst, .a = src, .d = d, .extra = mask};
+    run_rows(c->pool, &r);
 }
 
 /* Edit gradients of one site and the gradient flowing into h:
@@ -347,7 +403,9 @@ static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_
                        c->att_scratch, c->pool);
     rd_matmul(a->h_attn, a->o, &W->wo, N, c->wscratch, c->pool);
     add_bias(a->h_attn, W->wo_bias, N, d);
-    residual_edit(a->x_mid, a->x_in, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL, alpha);
+    drop_mask dm;
+    residual_edit(c, a->x_mid, a->x_in, a->h_attn, N, d, ed ? site(ed->attn, l) : NULL, alpha,
+                  sublayer_mask(c, &dm, l, 0, N, d));
     par_rmsnorm(c, a->xb2, a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
     rd_matmul(a->g, a->xb2, &W->w1, N, c->wscratch, c->pool);
     rd_matmul(a->u, a->xb2, &W->w3, N, c->wscratch, c->pool);
@@ -355,7 +413,8 @@ static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_
     par_swiglu(c, c->da, a->u, N, hd); /* da = silu(g)·u, the input of w2 */
     rd_matmul(a->h_ffn, c->da, &W->w2, N, c->wscratch, c->pool);
     add_bias(a->h_ffn, W->w2_bias, N, d);
-    residual_edit(x_out, a->x_mid, a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL, alpha);
+    residual_edit(c, x_out, a->x_mid, a->h_ffn, N, d, ed ? site(ed->ffn, l) : NULL, alpha,
+                  sublayer_mask(c, &dm, l, 1, N, d));
 }
 
 /* Backward of layer l: c->dx holds ∂/∂(layer output) on entry, ∂/∂(layer input) on exit. */
@@ -367,8 +426,14 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     const int H = cfg->n_heads, hd = cfg->hidden_dim, N = B * T;
     const float alpha = ed ? ed->strength : 0.0f;
 
-    /* FFN sub-layer: x_out = x_mid + edit(h_ffn), h_ffn = (silu(g)·u)·w2ᵀ */
-    edit_backward(c->dh, c->dx, a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL,
+    /* FFN sub-layer: x_out = x_mid + mask ⊙ edit(h_ffn), h_ffn = (silu(g)·u)·w2ᵀ */
+    drop_mask dm;
+    const float *dedit = c->dx; /* ∂/∂ edit(h_ffn) */
+    if (sublayer_mask(c, &dm, l, 1, N, d)) {
+        dropout_backward(c, c->dh, c->dx, N, d, &dm);
+        dedit = c->dh;
+    }
+    edit_backward(c->dh, dedit, a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL,
                   gr ? gsite(gr->ffn, l) : NULL, alpha);
     if (c->wgrad) { /* dW2 += dhᵀ · (silu(g)·u) */
         memcpy(c->dg, a->g, (size_t)N * hd * sizeof(float));
@@ -387,8 +452,13 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     par_rmsnorm_backward(c, c->dx_mid, c->wgrad ? wgrad_of(c, W->ffn_norm) : NULL, c->dxb,
                          a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
 
-    /* attention sub-layer: x_mid = x_in + edit(h_attn), h_attn = o·woᵀ */
-    edit_backward(c->dh, c->dx_mid, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL,
+    /* attention sub-layer: x_mid = x_in + mask ⊙ edit(h_attn), h_attn = o·woᵀ */
+    dedit = c->dx_mid;
+    if (sublayer_mask(c, &dm, l, 0, N, d)) {
+        dropout_backward(c, c->dh, c->dx_mid, N, d, &dm);
+        dedit = c->dh;
+    }
+    edit_backward(c->dh, dedit, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL,
                   gr ? gsite(gr->attn, l) : NULL, alpha);
     rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch, c->pool); /* dxb = ∂/∂o */
     if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, &W->wo, c->gscratch,

@@ -191,6 +191,7 @@ int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *
     if (rc == 0) qsort(rows, n, sizeof *rows, by_length_desc);
     double sum = 0.0;
     uint64_t count = 0;
+    rd_train_ctx_set_dropout(tc, 0.0f, 0);
     for (size_t i0 = 0; i0 < n && rc == 0; i0 += (size_t)batch) {
         size_t k = 0;
         for (size_t i = i0; i < n && k < (size_t)batch; i++) idx[k++] = rows[i].example;

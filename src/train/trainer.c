@@ -48,6 +48,8 @@ int rd_train_opts_validate(const rd_train_opts *o, rd_error *err) {
         return rd_error_set(err, "Adam betas (%g, %g) must be in [0, 1)", o->beta1, o->beta2);
     if (!(o->eps > 0) || !isfinite(o->eps)) return rd_error_set(err, "Adam epsilon %g must be > 0", o->eps);
     if (!isfinite(o->clip) || o->clip < 0) return rd_error_set(err, "clip %g must be ≥ 0", o->clip);
+    if (!(o->dropout >= 0 && o->dropout < 1))
+        return rd_error_set(err, "dropout %g must be in [0, 1)", o->dropout);
     if (o->eval_every < 0 || o->max_steps < 0)
         return rd_error_set(err, "eval-every and max-steps must be ≥ 0");
     return 0;
@@ -290,6 +292,8 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     memcpy(t.last_good, t.params, t.n_params * sizeof(float));
     memcpy(t.best, t.params, t.n_params * sizeof(float));
     uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 1;
+    /* the dropout masks' seeds: a stream of their own, so dropout leaves the data order as it is */
+    uint64_t drop_rng = o->seed * 0xbf58476d1ce4e5b9ull + 0x632be59bd9b4e019ull;
     for (size_t i = 0; i < n_train; i++) order[i] = i;
     const double t_start = now_seconds();
     double train_seconds = 0.0;
@@ -322,6 +326,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                     double ls;
                     int nt;
                     const size_t off = (size_t)r0 * (size_t)t.batch.T;
+                    rd_train_ctx_set_dropout(t.tc, (float)o->dropout, rd_rng_next(&drop_rng));
                     if (rd_train_pass(t.tc, e ? &view : NULL, e ? &t.gv : NULL,
                                       t.full ? t.grad : NULL, t.batch.tokens + off,
                                       t.batch.targets + off, rows, t.batch.T, &ls, &nt, err))

@@ -132,6 +132,26 @@ rel = lambda x, y: abs(x - y) / abs(x)
 sys.exit(0 if rel(a[1], b[1]) < 1e-6 and rel(a[2], b[2]) > 1e-5 else 1)
 PY
 expect_fail "bad beta2" "beta2" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --beta2 1
+# Dropout: the training losses change, the evaluation does not drop (at lr 1e-9 the edits
+# stay the identity, so the held-out loss after the step is the same with and without it);
+# the options JSON records it
+for p in 0 0.3; do
+    expect_ok "train --dropout $p" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" --eval "$TMP/eval.jsonl" \
+        -o "$TMP/drop-$p.safetensors" --max-steps 2 --batch 4 --lr 1e-9 --template plain \
+        --dropout $p --log "$TMP/drop-$p.csv"
+done
+$PY - "$TMP/drop-0.csv" "$TMP/drop-0.3.csv" <<'PY' || fail "--dropout: $(cat "$TMP/drop-0.3.csv")"
+import sys
+def read(f):
+    rows = [l.split(",") for l in open(f).read().split("\n")[1:] if l]
+    return [float(r[2]) for r in rows if r[2]], [float(r[7]) for r in rows if r[7]]
+(ta, ea), (tb, eb) = read(sys.argv[1]), read(sys.argv[2])
+rel = lambda x, y: abs(x - y) / abs(x)
+print("dropout 0: train", ta, "eval", ea, "; dropout 0.3: train", tb, "eval", eb)
+sys.exit(0 if rel(ta[0], tb[0]) > 1e-4 and rel(ea[-1], eb[-1]) < 1e-6 else 1)
+PY
+grep -q 'dropout[^0-9]*0\.3' "$TMP/drop-0.3.safetensors" || fail "the edit file's options do not record the dropout"
+expect_fail "bad dropout" "dropout" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --dropout 1
 expect_fail "bad compute" "f32, bf16 or auto" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --compute fast
 expect_ok "compute auto" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/auto.safetensors" \
     --max-steps 2 --batch 4 --template plain --compute auto

@@ -7,6 +7,7 @@
 # environment (defaults in brackets):
 #   REDIT [build/redit]  TOKENS [24576000] tokens to train on (~5 passes over the corpus)
 #   BATCH [16] sequences of 256  LR [3e-3]  WARMUP [0.02]  WEIGHT_DECAY [0.1]  BETA2 [0.95]
+#   DROPOUT [0] of the sub-layer outputs
 #   EVAL_EVERY [500] steps  THREADS [all]  COMPUTE [bf16 with AVX512-BF16, else f32]
 #   Shape: DIM [256] HIDDEN [768] LAYERS [6] HEADS [8] KV_HEADS [8] VOCAB [4096] SEQ [256]
 #
@@ -33,6 +34,7 @@ LR=${LR:-3e-3}
 WARMUP=${WARMUP:-0.02}
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.1}
 BETA2=${BETA2:-0.95}
+DROPOUT=${DROPOUT:-0}
 EVAL_EVERY=${EVAL_EVERY:-500}
 # OpenBLAS's idle threads spin for 2^28 cycles by default, taking CPU from redit's own
 # worker threads between matrix products; 2^12 is 5-10% faster here. It is read when the
@@ -60,12 +62,13 @@ cat "$corpus/pretrain-eval-sotu.txt" "$corpus/pretrain-eval-moby.txt" > "$out/pr
 # the weights of the best evaluation.
 steps=$(( TOKENS / (BATCH * SEQ) ))
 [ "$steps" -ge 1 ] || steps=1
-echo "pretrain: $steps steps of $BATCH x $SEQ tokens (~$TOKENS tokens), lr $LR, beta2 $BETA2, seed $seed, $COMPUTE"
+echo "pretrain: $steps steps of $BATCH x $SEQ tokens (~$TOKENS tokens), lr $LR, beta2 $BETA2, dropout $DROPOUT, seed $seed, $COMPUTE"
 # shellcheck disable=SC2086
 "$REDIT" train --full -m "$out/init.bin" --tokenizer "$tok" \
     -d "$corpus/pretrain.jsonl" --eval "$out/pretrain-eval.txt" --eval-every "$EVAL_EVERY" \
     --max-len "$SEQ" --pack --full-loss --batch "$BATCH" --micro-batch 8 \
     --lr "$LR" --schedule cosine --warmup "$WARMUP" --weight-decay "$WEIGHT_DECAY" --beta2 "$BETA2" \
+    --dropout "$DROPOUT" \
     --clip 1 --epochs 100 --max-steps "$steps" --seed "$seed" $threads --compute "$COMPUTE" \
     --log "$out/train.csv" -o "$out/model-f32.gguf"
 
