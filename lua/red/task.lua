@@ -34,6 +34,13 @@ function task.args(argv, usage)
   if not a.model then error("no model given\n" .. usage, 0) end
   if (a.train == nil) ~= (a.eval == nil) then error("--train and --eval go together\n" .. usage, 0) end
   if a.quick then a.seeds = 1 end
+  -- the tables are written after every run has finished: a folder that cannot take them
+  -- has to fail now, not after the runs
+  local probe = a.out .. "/.red-task-probe"
+  local f, why = io.open(probe, "w")
+  if not f then error("--out " .. a.out .. ": cannot write there (" .. why .. ")\n" .. usage, 0) end
+  f:close()
+  os.remove(probe)
   return a
 end
 

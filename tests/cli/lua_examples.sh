@@ -45,4 +45,8 @@ grep -q "bias only" "$TMP/ablation_vectors.md" || fail "ablation_vectors table l
 grep -q "| both |" "$TMP/ablation_sites.md" || fail "ablation_sites table lacks 'both'"
 grep -q "full fine-tuning" "$TMP/red_vs_ft.md" || fail "red_vs_ft table lacks full fine-tuning"
 expect_fail "example without a model" "no model given" "$REDIT" run lua/examples/ablation_sites.lua
+# a results folder that cannot be written fails before any run, naming the folder
+expect_fail "example with a missing --out" "$TMP/none: cannot write there" env REDIT_QUICK=1 \
+    "$REDIT" run lua/examples/ablation_sites.lua "$TMP/random-demo.gguf" --out "$TMP/none"
+grep -q "step" "$TMP/err" && fail "the example trained before checking --out: $(cat "$TMP/err")"
 echo "tests/cli/lua_examples.sh: ok"
