@@ -370,6 +370,10 @@ static void test_dropout(void **state) {
         assert_true(fabs(sum / n - 1.0) < 6 * sd / (1.0 - ps[pi]));
         assert_true(fabs((double)differ / n - 2.0 * ps[pi] * (1.0 - ps[pi])) < 0.01);
     }
+    /* a mask moved to start at `first` is the same mask read from there */
+    const rd_dropout d = rd_dropout_make(0.3f, 11), at = rd_dropout_at(&d, 123456789);
+    for (uint64_t k = 0; k < 1000; k++)
+        assert_true(rd_dropout_factor(&at, k) == rd_dropout_factor(&d, 123456789 + k));
     const rd_dropout off = rd_dropout_make(0.0f, 3);
     for (int i = 0; i < 1000; i++) assert_true(rd_dropout_factor(&off, (uint64_t)i) == 1.0f);
 

@@ -75,6 +75,12 @@ static inline rd_dropout rd_dropout_make(float p, uint64_t seed) {
                         on ? 1.0f / (1.0f - p) : 1.0f, seed};
 }
 
+/* The same masks with index 0 moved to `first`: rd_dropout_factor(&at, k) equals
+ * rd_dropout_factor(d, first + k) (the hash's input is seed + index·φ). */
+static inline rd_dropout rd_dropout_at(const rd_dropout *d, uint64_t first) {
+    return (rd_dropout){d->threshold, d->scale, d->seed + first * 0x9e3779b97f4a7c15ull};
+}
+
 static inline float rd_dropout_factor(const rd_dropout *d, uint64_t index) {
     uint64_t z = d->seed + index * 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;

@@ -262,30 +262,20 @@ void rd_train_ctx_set_dropout(rd_train_ctx *c, float p, uint64_t seed) {
     c->dropout = rd_dropout_make(p, seed);
 }
 
-/* One sub-layer's dropout mask over its (n, d) output: element k's factor is the context's
- * rd_dropout_factor at first + k, so every sub-layer of a pass draws its own elements. */
-typedef struct drop_mask {
-    rd_dropout dropout;
-    uint64_t first;
-} drop_mask;
-
-static inline float drop_factor(const drop_mask *m, uint64_t k) {
-    return rd_dropout_factor(&m->dropout, m->first + k);
-}
-
-/* The mask of layer l's sub-layer (0 attention, 1 FFN) in a pass of N rows of width d, or
- * NULL without dropout. */
-static const drop_mask *sublayer_mask(const rd_train_ctx *c, drop_mask *m, int l, int sub,
-                                      int N, int d) {
+/* The dropout mask of layer l's sub-layer (0 attention, 1 FFN) over its (N, d) output in *m:
+ * the context's masks from element (2l + sub)·N·d on, so every sub-layer of a pass draws
+ * its own elements. NULL without dropout. */
+static const rd_dropout *sublayer_mask(const rd_train_ctx *c, rd_dropout *m, int l, int sub,
+                                       int N, int d) {
     if (!c->dropout.threshold) return NULL;
-    *m = (drop_mask){c->dropout, ((uint64_t)l * 2 + (uint64_t)sub) * (uint64_t)N * (uint64_t)d};
+    *m = rd_dropout_at(&c->dropout, ((uint64_t)l * 2 + (uint64_t)sub) * (uint64_t)N * (uint64_t)d);
     return m;
 }
 
 typedef struct edit_args {
     const rd_site_edit *e;
     float alpha;
-    const drop_mask *mask;
+    const rd_dropout *mask;
 } edit_args;
 
 static void residual_edit_rows(const rows_call *r, int r0, int r1) {
@@ -300,7 +290,7 @@ static void residual_edit_rows(const rows_call *r, int r0, int r1) {
             float v = hi[j];
             if (has_s) v *= alpha == 1.0f ? e->scale[j] : 1.0f + alpha * (e->scale[j] - 1.0f);
             if (has_b) v += alpha == 1.0f ? e->bias[j] : alpha * e->bias[j];
-            if (ea->mask) v *= drop_factor(ea->mask, i * (size_t)d + (size_t)j);
+            if (ea->mask) v *= rd_dropout_factor(ea->mask, i * (size_t)d + (size_t)j);
             oi[j] = xi[j] + v;
         }
     }
@@ -309,7 +299,7 @@ static void residual_edit_rows(const rows_call *r, int r0, int r1) {
 /* Edit of one site at strength α, then dropout: out = x + mask ⊙ (s'⊙h + b') (out may
  * alias x; mask NULL: no dropout), rows in parallel. */
 static void residual_edit(rd_train_ctx *c, float *out, const float *x, const float *h, int n,
-                          int d, const rd_site_edit *e, float alpha, const drop_mask *mask) {
+                          int d, const rd_site_edit *e, float alpha, const rd_dropout *mask) {
     const edit_args ea = {e, alpha, mask};
     rows_call r = {.fn = residual_edit_rows, .n = n, .out = out, .a = x, .b = h, .d = d, .extra = &ea};
     run_rows(c->pool, &r);
@@ -317,18 +307,22 @@ static void residual_edit(rd_train_ctx *c, float *out, const float *x, const flo
 
 static void dropout_bwd_rows(const rows_call *r, int r0, int r1) {
     for (size_t k = (size_t)r0 * r->d; k < (size_t)r1 * r->d; k++)
-        r->out[k] = r->a[k] * drop_factor(r->extra, k);
+        r->out[k] = r->a[k] * rd_dropout_factor(r->extra, k);
 }
 
-/* dst (n, d) = mask ⊙ src: the gradient through a sub-layer's dropout, rows in parallel. */
-static void dropout_backward(rd_train_ctx *c, float *dst, const float *src, int n, int d,
-                             const drop_mask *mask) {
-    rows_call r = {.fn = dropout_bwd_rows, .n = n, .out = dst, .a = src, .d = d, .extra = mask};
+/* ∂/∂ edit(h) of layer l's sub-layer from dy (N, d), the gradient of its output: dy itself
+ * without dropout, else mask ⊙ dy written to c->dh (rows in parallel). */
+static const float *dropout_backward(rd_train_ctx *c, const float *dy, int l, int sub, int N,
+                                     int d) {
+    rd_dropout m;
+    if (!sublayer_mask(c, &m, l, sub, N, d)) return dy;
+    rows_call r = {.fn = dropout_bwd_rows, .n = N, .out = c->dh, .a = dy, .d = d, .extra = &m};
     run_rows(c->pool, &r);
+    return c->dh;
 }
 
 /* Edit gradients of one site and the gradient flowing into h:
- * ds += α Σ dh'⊙h, db += α Σ dh', dh = s'⊙dh'. */
+ * ds += α Σ dh'⊙h, db += α Σ dh', dh = s'⊙dh' (dh may alias dhp). */
 static void edit_backward(float *dh, const float *dhp, const float *h, size_t n, int d,
                           const rd_site_edit *e, const rd_site_grad *g, float alpha) {
     if (g && (g->dscale || g->dbias)) {
@@ -403,7 +397,7 @@ static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_
                        c->att_scratch, c->pool);
     rd_matmul(a->h_attn, a->o, &W->wo, N, c->wscratch, c->pool);
     add_bias(a->h_attn, W->wo_bias, N, d);
-    drop_mask dm;
+    rd_dropout dm;
     residual_edit(c, a->x_mid, a->x_in, a->h_attn, N, d, ed ? site(ed->attn, l) : NULL, alpha,
                   sublayer_mask(c, &dm, l, 0, N, d));
     par_rmsnorm(c, a->xb2, a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
@@ -427,13 +421,7 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     const float alpha = ed ? ed->strength : 0.0f;
 
     /* FFN sub-layer: x_out = x_mid + mask ⊙ edit(h_ffn), h_ffn = (silu(g)·u)·w2ᵀ */
-    drop_mask dm;
-    const float *dedit = c->dx; /* ∂/∂ edit(h_ffn) */
-    if (sublayer_mask(c, &dm, l, 1, N, d)) {
-        dropout_backward(c, c->dh, c->dx, N, d, &dm);
-        dedit = c->dh;
-    }
-    edit_backward(c->dh, dedit, a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL,
+    edit_backward(c->dh, dropout_backward(c, c->dx, l, 1, N, d), a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL,
                   gr ? gsite(gr->ffn, l) : NULL, alpha);
     if (c->wgrad) { /* dW2 += dhᵀ · (silu(g)·u) */
         memcpy(c->dg, a->g, (size_t)N * hd * sizeof(float));
@@ -453,12 +441,7 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
                          a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
 
     /* attention sub-layer: x_mid = x_in + mask ⊙ edit(h_attn), h_attn = o·woᵀ */
-    dedit = c->dx_mid;
-    if (sublayer_mask(c, &dm, l, 0, N, d)) {
-        dropout_backward(c, c->dh, c->dx_mid, N, d, &dm);
-        dedit = c->dh;
-    }
-    edit_backward(c->dh, dedit, a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL,
+    edit_backward(c->dh, dropout_backward(c, c->dx_mid, l, 0, N, d), a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL,
                   gr ? gsite(gr->attn, l) : NULL, alpha);
     rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch, c->pool); /* dxb = ∂/∂o */
     if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, &W->wo, c->gscratch,
