@@ -7,16 +7,16 @@
 # environment (defaults in brackets):
 #   REDIT [build/redit]  TOKENS [24576000] tokens to train on (~5 passes over the corpus)
 #   BATCH [16] sequences of 256  LR [3e-3]  WARMUP [0.02]  WEIGHT_DECAY [0.1]  BETA2 [0.95]
-#   DROPOUT [0] of the sub-layer outputs
+#   DROPOUT [0.1] of the sub-layer outputs, in training passes only
 #   EVAL_EVERY [500] steps  THREADS [all]  COMPUTE [bf16 with AVX512-BF16, else f32]
 #   Shape: DIM [256] HIDDEN [768] LAYERS [6] HEADS [8] KV_HEADS [8] VOCAB [4096] SEQ [256]
 #
 # Files in OUT_DIR: init.bin (the random start, llama2.c format), pretrain-eval.txt (both
 # held-out sets, the trainer's eval), model-f32.gguf (the best weights by held-out loss,
 # tokenizer inside), train.csv (loss per step), eval.txt (perplexities and samples).
-# Measured here (2 vCPUs, AVX512-BF16): the committed model's run took 6,023 s, 100 minutes
-# (4,113 tokens/s in bf16 compute, other jobs beside it part of the time; f32 is about 1.4x
-# slower).
+# Measured here (2 vCPUs, AVX512-BF16): the committed model's run took 6,017 s of training,
+# 100 minutes (4,109 tokens/s in bf16 compute, other jobs beside it part of the time; f32 is
+# about 1.4x slower).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 if [ $# -lt 3 ] || [ $# -gt 4 ]; then
@@ -34,7 +34,7 @@ LR=${LR:-3e-3}
 WARMUP=${WARMUP:-0.02}
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.1}
 BETA2=${BETA2:-0.95}
-DROPOUT=${DROPOUT:-0}
+DROPOUT=${DROPOUT:-0.1}
 EVAL_EVERY=${EVAL_EVERY:-500}
 # OpenBLAS's idle threads spin for 2^28 cycles by default, taking CPU from redit's own
 # worker threads between matrix products; 2^12 is 5-10% faster here. It is read when the
