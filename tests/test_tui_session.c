@@ -139,6 +139,8 @@ static void test_defaults(void **state) {
     assert_string_equal(c.schedule, "linear");
     assert_true(c.warmup == o.warmup_ratio);
     assert_true(c.weight_decay == o.weight_decay);
+    assert_true(c.clip == o.clip && c.dropout == o.dropout);
+    assert_true(c.beta1 == o.beta1 && c.beta2 == o.beta2);
     assert_true(c.seed == 42);
     assert_int_equal(c.eval_every, 0);
     assert_int_equal(c.max_steps, 0);
@@ -165,7 +167,8 @@ static void test_defaults(void **state) {
 static const char *const ALL_KEYS[] = {
     "sites",       "layers",          "scale",     "bias",          "lr",
     "epochs",      "batch",           "micro_batch", "max_len",     "schedule",
-    "warmup",      "weight_decay",    "seed",      "eval_every",    "max_steps",
+    "warmup",      "weight_decay",    "clip",      "dropout",       "beta1",
+    "beta2",       "seed",      "eval_every",    "max_steps",
     "group_by_length", "compute",     "train_path", "eval_path",    "eval_split",
     "format",      "template_name",   "system",    "temperature",   "top_p",
     "max_tokens",  "strength"};
@@ -240,6 +243,10 @@ static const struct {
     {"schedule", "cosine", "cosine"},
     {"warmup", "0.1", "0.1"},
     {"weight_decay", "0.01", "0.01"},
+    {"clip", "0", "0"},
+    {"dropout", "0.1", "0.1"},
+    {"beta1", "0.8", "0.8"},
+    {"beta2", "0.95", "0.95"},
     {"seed", "9007199254740991", "9007199254740991"},
     {"eval_every", "10", "10"},
     {"max_steps", "100", "100"},
@@ -357,6 +364,9 @@ static void test_bad_values(void **state) {
         {"eval_split", "0.6", "eval_split: 0.6 is above the maximum 0.5"},
         {"top_p", "0", "top_p: 0 is below the minimum 0.01"},
         {"warmup", "1", "warmup: 1 is above the maximum 0.99"},
+        {"dropout", "1", "dropout: 1 is above the maximum 0.99"},
+        {"beta2", "1", "beta2: 1 is above the maximum 0.999999"},
+        {"clip", "-1", "clip: -1 is below the minimum 0"},
         {"sites", "mlp", "sites: 'mlp' is not one of ffn, attn, both"},
         {"schedule", "Linear", "schedule: 'Linear' is not one of linear, cosine, constant"},
         {"format", "csv",
@@ -475,7 +485,8 @@ static void test_engine_structs(void **state) {
     assert_int_equal(o.eval_every, 10);
     assert_int_equal(o.max_steps, 100);
     assert_null(o.stop);
-    assert_true(o.clip == d.clip && o.beta1 == d.beta1 && o.beta2 == d.beta2 && o.eps == d.eps);
+    assert_true(o.clip == 0 && o.dropout == 0.1 && o.beta1 == 0.8 && o.beta2 == 0.95);
+    assert_true(o.eps == d.eps);
     rd_error err = {{0}};
     assert_int_equal(rd_train_opts_validate(&o, &err), 0);
 

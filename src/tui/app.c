@@ -252,8 +252,10 @@ int app_train(tui_app *a, rd_error *err) {
     rd_edits *e = configured_edits(a, err);
     if (!e) return -1;
     char label[160]; /* the run keeps its first 63 bytes */
-    snprintf(label, sizeof label, "#%zu %s %s%s%s lr %g%s", a->session.n_runs + 1, c->sites,
-             c->layers, c->scale ? " s" : "", c->bias ? " b" : "", c->lr,
+    char dropout[32] = "";
+    if (c->dropout > 0) snprintf(dropout, sizeof dropout, " drop %g", c->dropout);
+    snprintf(label, sizeof label, "#%zu %s %s%s%s lr %g%s%s", a->session.n_runs + 1, c->sites,
+             c->layers, c->scale ? " s" : "", c->bias ? " b" : "", c->lr, dropout,
              rd_model_compute(a->model) == RD_COMPUTE_BF16 ? " bf16" : "");
     rd_train_opts topts = tui_config_train_opts(c);
     rd_data_opts dopts = tui_config_data_opts(c);

@@ -75,6 +75,13 @@ static const field_entry FIELDS[] = {
            "share of the steps with a linear warm-up of the learning rate"),
     REAL_F(weight_decay, "weight decay", "training", 0, 100,
            "decoupled weight decay towards the identity edit"),
+    REAL_F(clip, "clip", "training", 0, 1e6,
+           "clip the gradient's norm to this before each step; 0 = off"),
+    REAL_F(dropout, "dropout", "training", 0, 0.99,
+           "drop each sub-layer output element with this probability in training passes"),
+    REAL_F(beta1, "beta1", "training", 0, 0.999999, "AdamW's first-moment decay"),
+    REAL_F(beta2, "beta2", "training", 0, 0.999999,
+           "AdamW's second-moment decay (0.95 steadies long full fine-tuning runs)"),
     {{"seed", "seed", "training", TUI_FIELD_INT, NULL, 0, MAX_SEED,
       "seed of the shuffling and the held-out split"},
      ST_LLONG, MEMBER(seed), 0, NULL},
@@ -127,6 +134,10 @@ tui_config tui_config_defaults(void) {
     snprintf(c.schedule, sizeof c.schedule, "%s", rd_schedule_name(o.schedule));
     c.warmup = o.warmup_ratio;
     c.weight_decay = o.weight_decay;
+    c.clip = o.clip;
+    c.dropout = o.dropout;
+    c.beta1 = o.beta1;
+    c.beta2 = o.beta2;
     c.seed = (long long)o.seed;
     c.eval_every = 0;
     c.max_steps = 0;
@@ -495,6 +506,10 @@ rd_train_opts tui_config_train_opts(const tui_config *c) {
     if (rd_schedule_from_name(c->schedule, &o.schedule)) o.schedule = RD_SCHEDULE_LINEAR;
     o.warmup_ratio = c->warmup;
     o.weight_decay = c->weight_decay;
+    o.clip = c->clip;
+    o.dropout = c->dropout;
+    o.beta1 = c->beta1;
+    o.beta2 = c->beta2;
     o.seed = (uint64_t)c->seed;
     o.eval_every = c->eval_every;
     o.max_steps = c->max_steps;

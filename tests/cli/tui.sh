@@ -61,11 +61,12 @@ wait_for a "Configuration"
 wait_for a "ffn, layers all"
 keys a F2 Space
 wait_for a "attn, layers all"
-keys a F5 "wb.set{epochs = 40, eval_every = 4, lr = 0.02}" Enter
+keys a F5 "wb.set{epochs = 40, eval_every = 4, lr = 0.02, dropout = 0.1}" Enter
 wait_for a "> wb.set\\{epochs = 40"
 keys a F6
 wait_for a "TRAINING [0-9]+/[0-9]+"
 wait_for a "step [0-9]+/[0-9]+ +epoch"
+wait_for a "#1 attn all s b lr 0.02 drop 0.1"
 # the numbers move and the chart has braille cells
 first=$(step_of a)
 n=100
@@ -111,6 +112,7 @@ grep -q "Name item 3." "$S/chat.jsonl" || fail "chat.jsonl lacks the prompt"
 [ "$(grep -c ',train,' "$S/loss.csv")" -ge 2 ] || fail "loss.csv has too few steps"
 ls "$S" | grep -q tmp && fail "a temporary file was left in the session folder"
 grep -q '"sites":"attn"' "$S/session.json" || fail "the sites change was not saved"
+grep -q '"dropout":0.1' "$S/session.json" || fail "the dropout setting was not saved"
 cp "$TMP/stats.a" "$TMP/ui-latency.txt"
 
 # --- restoring: chart, chat and settings come back ----------------------------------------
