@@ -487,6 +487,46 @@ static void test_text_documents(void **state) {
     rd_dataset_free(d);
 }
 
+/* The bytes of text the scored tokens stand for: the text itself, EOS adds nothing, and
+ * max_len cuts like the batches do. */
+static void test_loss_bytes(void **state) {
+    ctx *c = *state;
+    rd_data_opts o = rd_data_opts_defaults();
+    o.max_len = 64;
+    rd_dataset *d = load_ok(c, "docs.jsonl", "{\"text\": \"Hello there!\"}\n{\"text\": \"Hi\"}\n", &o);
+    /* [BOS "▁Hello" "▁there" "!" EOS] and [BOS "▁Hi" EOS]: the dummy-prefix space after BOS
+       is not text */
+    assert_int_equal(rd_dataset_size(d), 2);
+    assert_int_equal(rd_dataset_loss_bytes(d, c->tok, 64), strlen("Hello there!") + strlen("Hi"));
+    /* positions 1 and 2 only: "Hello", " there" and "Hi", EOS */
+    assert_int_equal(rd_dataset_loss_bytes(d, c->tok, 3), strlen("Hello there") + strlen("Hi"));
+    assert_int_equal(rd_dataset_loss_bytes(d, NULL, 64), 0);
+    assert_int_equal(rd_dataset_loss_bytes(NULL, c->tok, 64), 0);
+    rd_dataset_free(d);
+
+    /* an answer: only its tokens count, not the prompt's */
+    d = load_ok(c, "a.jsonl",
+                "{\"instruction\": \"Say hi\", \"input\": \"\", \"output\": \"Hello there!\"}\n", &o);
+    assert_int_equal(rd_dataset_loss_bytes(d, c->tok, 64), strlen("Hello there!"));
+    rd_dataset_free(d);
+
+    /* text chunks: every chunk after the first starts after BOS, so the space its first
+       piece carries is not counted (one byte per such chunk) */
+    const char *text = "Once upon a time, there was a little robot. It liked to sing.";
+    o.max_len = 8;
+    d = load_ok(c, "story.txt", text, &o);
+    uint64_t spaces_lost = 0;
+    for (size_t i = 1; i < rd_dataset_size(d); i++) {
+        size_t len = 0;
+        const rd_example *e = rd_dataset_get(d, i);
+        const char *piece = rd_tokenizer_piece(c->tok, e->ids[1], &len);
+        if (len >= 3 && !memcmp(piece, "\xe2\x96\x81", 3)) spaces_lost++;
+    }
+    assert_true(spaces_lost > 0);
+    assert_int_equal(rd_dataset_loss_bytes(d, c->tok, 8), strlen(text) - spaces_lost);
+    rd_dataset_free(d);
+}
+
 /* ---- classification --------------------------------------------------------------- */
 
 static void test_classification_int_labels(void **state) {
@@ -914,6 +954,7 @@ int main(void) {
         T(test_auto_detection),
         T(test_plain_text_chunks),
         T(test_text_documents),
+    T(test_loss_bytes),
         T(test_classification_int_labels),
         T(test_classification_string_labels),
         T(test_truncation),

@@ -519,6 +519,8 @@ static void test_train_eval(void **state) {
            "local base = red.eval(M, nil, ev)\n"
            "assert(base.loss > 0 and near(base.perplexity, math.exp(base.loss)) and base.tokens > 0)\n"
            "assert(base.accuracy == nil and base.examples == nil)\n"
+           "assert(base.bytes > 0 and near(base.bits_per_byte,\n"
+           "       base.loss * base.tokens / base.bytes / math.log(2)))\n"
            "local e = M:edits{}\n"
            "local steps, evals = {}, {}\n"
            "local r = red.train{model = M, edits = e, data = d, eval = ev, lr = 0.03, epochs = 2,\n"

@@ -130,6 +130,14 @@ size_t rd_dataset_dropped(const rd_dataset *d);   /* examples dropped: no loss l
 rd_data_format rd_dataset_format(const rd_dataset *d);
 uint64_t rd_dataset_loss_tokens(const rd_dataset *d); /* positions with loss = 1, in total */
 
+/* The bytes of text that d's loss positions t < max_len stand for: the sum of each scored
+ * token's rd_tokenizer_decode_piece after the token before it (a control token such as EOS
+ * adds 0 bytes; the dummy-prefix space of a piece right after BOS is not counted). The
+ * summed loss over these bytes is the loss per byte, which, unlike perplexity, compares
+ * models whose tokenizers differ. tok is the tokenizer d was loaded with (borrowed for the
+ * call). 0 for a NULL d or tok. */
+uint64_t rd_dataset_loss_bytes(const rd_dataset *d, const rd_tokenizer *tok, int max_len);
+
 /* What loading left out or cut, for a person: e.g. "826 examples dropped (no answer left
  * within max length 128), 40 more truncated, 3 bad lines skipped"; "" when nothing was.
  * Writes at most cap bytes into buf (NUL included) and returns buf. */

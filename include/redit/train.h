@@ -125,6 +125,8 @@ typedef struct rd_eval_metrics {
     double loss;          /* mean token loss */
     double perplexity;
     uint64_t tokens;
+    uint64_t bytes;       /* text bytes of the scored tokens (rd_dataset_loss_bytes); 0 when
+                             the model has no tokenizer */
     /* classification sets (n_labels > 0): label words scored after the prompt */
     int n_examples;
     double accuracy, mcc, f1; /* f1 of label 1 for two labels, macro-F1 otherwise */
@@ -134,6 +136,9 @@ typedef struct rd_eval_metrics {
  * labels, macro-F1 otherwise) from a K × K confusion matrix confusion[true · K + predicted];
  * fills those fields and n_examples of out. */
 void rd_classification_metrics(const long *confusion, int K, rd_eval_metrics *out);
+
+/* Bits per byte of text: loss · tokens / bytes / ln 2 (NAN when bytes is 0). */
+double rd_eval_bits_per_byte(const rd_eval_metrics *r);
 
 int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
                 int batch, int max_len, rd_eval_metrics *out, rd_error *err);

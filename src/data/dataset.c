@@ -125,6 +125,18 @@ size_t rd_dataset_dropped(const rd_dataset *d) { return d ? d->dropped : 0; }
 rd_data_format rd_dataset_format(const rd_dataset *d) { return d ? d->format : RD_DATA_AUTO; }
 uint64_t rd_dataset_loss_tokens(const rd_dataset *d) { return d ? d->loss_tokens : 0; }
 
+uint64_t rd_dataset_loss_bytes(const rd_dataset *d, const rd_tokenizer *tok, int max_len) {
+    if (!d || !tok) return 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        const rd_example *ex = &d->items[i].ex;
+        const int end = ex->n < max_len ? ex->n : max_len;
+        for (int t = 1; t < end; t++)
+            if (ex->loss[t]) bytes += rd_tokenizer_decode_piece(tok, ex->ids[t - 1], ex->ids[t], NULL, 0);
+    }
+    return bytes;
+}
+
 /* Appends printf output to buf (cap bytes, `*used` of them filled), cutting it short. */
 __attribute__((format(printf, 4, 5)))
 static void append(char *buf, size_t cap, size_t *used, const char *fmt, ...) {

@@ -80,7 +80,9 @@
  *   tokens_per_s, tokens, loss = {per step…}, eval = {{step=, loss=, accuracy=}…}} (accuracy
  *   on classification sets only)
  * red.eval(model, edits|nil, data [, {strength=1, batch=8, max_len}]) → {loss, perplexity,
- *   tokens, accuracy, mcc, f1, examples} (the last four for classification sets, else nil)
+ *   tokens, bytes, bits_per_byte, accuracy, mcc, f1, examples} (bytes: the text the scored
+ *   tokens stand for, bits_per_byte nil when 0; the last four for classification sets, else
+ *   nil)
  * A stop request (Ctrl-C in `redit run`) raises "interrupted" in Lua code and ends training
  * or generation at the next step or token, which then raises "interrupted" as well.
  * ========================================================================================== */

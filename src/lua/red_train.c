@@ -268,12 +268,15 @@ static int red_eval(lua_State *L) {
     rd_eval_metrics r;
     rd_error err = {0};
     if (rd_evaluate(m, e, strength, d, batch, max_len, &r, &err)) return rdl_raise(L, &err);
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 9);
     rdl_push_number_or_nil(L, r.loss);
     lua_setfield(L, -2, "loss");
     rdl_push_number_or_nil(L, r.perplexity);
     lua_setfield(L, -2, "perplexity");
     rdl_set_int(L, "tokens", (lua_Integer)r.tokens);
+    rdl_set_int(L, "bytes", (lua_Integer)r.bytes);
+    rdl_push_number_or_nil(L, rd_eval_bits_per_byte(&r));
+    lua_setfield(L, -2, "bits_per_byte");
     if (r.n_examples > 0) {
         rdl_push_number_or_nil(L, r.accuracy);
         lua_setfield(L, -2, "accuracy");

@@ -211,6 +211,10 @@ int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *
     return rc ? -1 : 0;
 }
 
+double rd_eval_bits_per_byte(const rd_eval_metrics *r) {
+    return r->bytes ? r->loss * (double)r->tokens / (double)r->bytes / M_LN2 : NAN;
+}
+
 int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
                 int batch, int max_len, rd_eval_metrics *out, rd_error *err) {
     memset(out, 0, sizeof *out);
@@ -229,6 +233,7 @@ int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_d
     if (rc == 0) {
         out->loss = out->tokens ? sum / (double)out->tokens : NAN;
         out->perplexity = exp(out->loss);
+        out->bytes = rd_dataset_loss_bytes(d, tok, max_len);
         if (rd_dataset_n_labels(d) > 0) rc = rd_classify(m, v, d, batch, max_len, out, err);
     }
     rd_batch_release(&b);

@@ -47,6 +47,18 @@ PY
 expect_ok "eval" "$REDIT" eval -m "$M" -d datasets/sotu-obama/eval.txt --max-len 256 --full-loss
 ppl=$(awk '/^perplexity/ {print $2}' "$TMP/out")
 "$PY" -c "import sys; sys.exit(0 if float('$ppl') < 200 else 1)" || fail "held-out perplexity $ppl: the model is not trained"
+# Bits per byte: the file's bytes, less at most one space per chunk after the first (the
+# space a chunk's first piece carries after BOS), and loss · tokens / bytes / ln 2.
+"$PY" - "$TMP/out" datasets/sotu-obama/eval.txt <<'PY' || fail "bytes or bits/byte wrong: $(cat "$TMP/out")"
+import math, os, sys
+f = dict(l.split(None, 1) for l in open(sys.argv[1]) if l.strip())
+examples, tokens, loss = int(f["examples"]), int(f["tokens"]), float(f["loss"])
+nbytes = int(f["bytes"].split()[0])
+bpb = float(f["bits/byte"].split()[0])
+size = os.path.getsize(sys.argv[2])
+assert 0 <= size - nbytes < examples, (size, nbytes, examples)
+assert abs(bpb - loss * tokens / nbytes / math.log(2)) < 1e-3, bpb
+PY
 
 # The bundled sets load with the model's tokenizer (their first 40 lines: the whole spam set
 # would be scored label by label), none cut short at the model's context of 256.
