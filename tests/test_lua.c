@@ -620,6 +620,24 @@ static void test_train_stop_from_on_step(void **state) {
               "  eval_every = 2, max_steps = 9, on_step = function() return true end,\n"
               "  on_eval = function(p) return p.step < 4 end}\n"
               "assert(r2.steps == 4 and r2.stopped == 'requested' and #r2.eval == 2)\n");
+    /* state = path: a stopped run resumes where it stopped and ends as the whole run */
+    run_ok(L, "local d = data(TRAIN)\n"
+              "local path = os.tmpname()\n"
+              "os.remove(path)\n"
+              "local function run(state, on_step)\n"
+              "  local e = M:edits{}\n"
+              "  return red.train{model = M, edits = e, data = d, epochs = 2, batch = 4, lr = 0.02,\n"
+              "                   state = state, on_step = on_step}, e\n"
+              "end\n"
+              "local whole, ew = run(nil)\n"
+              "local part = run(path, function(p) if p.step == 3 then return false end end)\n"
+              "assert(part.steps == 3 and part.stopped == 'requested' and part.resumed_step == nil)\n"
+              "local rest, er = run(path)\n"
+              "os.remove(path)\n"
+              "assert(rest.resumed_step == 3 and rest.steps == whole.steps, rest.steps)\n"
+              "for i = 1, whole.steps do assert(rest.loss[i] == whole.loss[i], i) end\n"
+              "local c = ew:compare(er)\n"
+              "assert(c.max_abs_scale == 0 and c.max_abs_bias == 0)\n");
 }
 
 static void test_train_callback_errors(void **state) {

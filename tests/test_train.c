@@ -516,6 +516,145 @@ static void test_red_on_quantized_base(void **state) {
     for (int i = 1; i < 3; i++) assert_true(fabs(final_loss[i] - final_loss[0]) < 0.1 * final_loss[0]);
 }
 
+static int stop_at(void *user, const rd_progress *p) {
+    return p->kind == RD_PROGRESS_STEP && p->step == *(const int *)user;
+}
+
+static void expect_same_run(const rd_train_result *a, const rd_train_result *b) {
+    assert_int_equal(a->steps, b->steps);
+    for (int i = 0; i < a->steps; i++)
+        if (a->loss_history[i] != b->loss_history[i])
+            fail_msg("step %d: loss %.17g vs %.17g", i + 1, a->loss_history[i], b->loss_history[i]);
+    assert_int_equal(a->n_evals, b->n_evals);
+    for (int i = 0; i < a->n_evals; i++) {
+        assert_int_equal(a->eval_steps[i], b->eval_steps[i]);
+        assert_true(a->eval_history[i] == b->eval_history[i]);
+    }
+    assert_int_equal(a->best_step, b->best_step);
+    assert_true(a->best_eval_loss == b->best_eval_loss);
+    assert_true(a->final_loss == b->final_loss);
+    assert_int_equal(a->tokens, b->tokens);
+}
+
+/* A run stopped and resumed from its state file ends bit for bit where the uninterrupted run
+ * ends (edits, losses, evaluations, best step), with dropout and length grouping on,
+ * stopped inside an epoch or at its end; a finished state resumes to the same result; a
+ * state made for other options or data, or a damaged one, is refused naming the file. */
+static void test_resume_red(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_train_opts o = quick_opts();
+    o.epochs = 3; /* 12 steps an epoch */
+    o.eval_every = 5;
+    o.dropout = 0.2;
+    o.group_by_length = 1;
+    rd_edits *whole = ffn_edits(f->m);
+    rd_train_result ra;
+    assert_int_equal(rd_train(f->m, whole, f->train, f->eval, &o, NULL, NULL, &ra, &err), 0);
+    assert_int_equal(ra.steps, 36);
+    char path[700];
+    snprintf(path, sizeof path, "%s/run.state", f->dir);
+    const int stops[] = {17, 24};
+    for (int k = 0; k < 2; k++) {
+        unlink(path);
+        rd_train_opts os = o;
+        os.state_path = path;
+        rd_edits *e = ffn_edits(f->m);
+        rd_train_result rb, rc;
+        int stop = stops[k];
+        assert_int_equal(rd_train(f->m, e, f->train, f->eval, &os, stop_at, &stop, &rb, &err), 0);
+        assert_int_equal(rb.stopped, RD_STOP_REQUESTED);
+        assert_int_equal(rb.steps, stop);
+        assert_int_equal(rb.resumed_step, 0);
+        rd_train_result_release(&rb);
+        rd_edits_free(e);
+        e = ffn_edits(f->m); /* a fresh identity edit: the state supplies the numbers */
+        assert_int_equal(rd_train(f->m, e, f->train, f->eval, &os, NULL, NULL, &rc, &err), 0);
+        assert_int_equal(rc.resumed_step, stop);
+        assert_int_equal(rc.stopped, RD_STOP_DONE);
+        expect_same_run(&ra, &rc);
+        assert_memory_equal(rd_edits_params(e), rd_edits_params(whole),
+                            rd_edits_param_count(e) * sizeof(float));
+        rd_train_result_release(&rc);
+        rd_edits_free(e);
+    }
+    /* the finished state: nothing left to train, the same best edits */
+    rd_train_opts os = o;
+    os.state_path = path;
+    rd_edits *e = ffn_edits(f->m);
+    rd_train_result rd;
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &os, NULL, NULL, &rd, &err), 0);
+    assert_int_equal(rd.resumed_step, 36);
+    expect_same_run(&ra, &rd);
+    assert_memory_equal(rd_edits_params(e), rd_edits_params(whole),
+                        rd_edits_param_count(e) * sizeof(float));
+    rd_train_result_release(&rd);
+    /* other options, other data, other edits: refused with the difference */
+    os.lr = 0.02;
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &os, NULL, NULL, &rd, &err), -1);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "written for lr=0.03, this run has lr=0.02"));
+    os.lr = o.lr;
+    assert_int_equal(rd_train(f->m, e, f->eval, f->eval, &os, NULL, NULL, &rd, &err), -1);
+    assert_non_null(strstr(err.msg, "train_data="));
+    rd_edit_spec spec = {.sites = RD_SITE_BOTH, .layers = "all", .scale = 1, .bias = 1};
+    rd_edits *both = rd_edits_new(&f->m->file.cfg, &spec, &err);
+    assert_int_equal(rd_train(f->m, both, f->train, f->eval, &os, NULL, NULL, &rd, &err), -1);
+    assert_non_null(strstr(err.msg, "written for params=256, this run has params=512"));
+    printf("resume refused: %s\n", err.msg);
+    rd_edits_free(both);
+    /* a damaged state file: a clean error naming it, the edits untouched */
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    const long size = ftell(fp);
+    assert_int_equal(fseek(fp, size / 2, SEEK_SET), 0);
+    fclose(fp);
+    assert_int_equal(truncate(path, size / 2), 0);
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &os, NULL, NULL, &rd, &err), -1);
+    assert_non_null(strstr(err.msg, path));
+    printf("damaged state: %s\n", err.msg);
+    rd_edits_free(e);
+    rd_train_result_release(&ra);
+    rd_edits_free(whole);
+    unlink(path);
+}
+
+/* Full fine-tuning resumes exactly too: every weight and AdamW moment comes back. */
+static void test_resume_full(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_config cfg = f->m->file.cfg;
+    rd_model *m[3];
+    for (int i = 0; i < 3; i++) {
+        rd_model_file mf;
+        assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
+        mf.tokenizer = NULL;
+        assert_non_null(m[i] = rd_model_from_file(&mf, NULL, &err));
+    }
+    rd_train_opts o = quick_opts();
+    o.lr = 3e-3;
+    o.epochs = 2;
+    o.dropout = 0.1;
+    rd_train_result ra, rb, rc;
+    assert_int_equal(rd_train_full(m[0], f->train, f->eval, &o, NULL, NULL, &ra, &err), 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/full.state", f->dir);
+    o.state_path = path;
+    int stop = 7;
+    assert_int_equal(rd_train_full(m[1], f->train, f->eval, &o, stop_at, &stop, &rb, &err), 0);
+    assert_int_equal(rb.steps, 7);
+    assert_int_equal(rd_train_full(m[2], f->train, f->eval, &o, NULL, NULL, &rc, &err), 0);
+    assert_int_equal(rc.resumed_step, 7);
+    expect_same_run(&ra, &rc);
+    assert_memory_equal(m[2]->params, m[0]->params, m[0]->n_params * sizeof(float));
+    rd_train_result_release(&ra);
+    rd_train_result_release(&rb);
+    rd_train_result_release(&rc);
+    for (int i = 0; i < 3; i++) rd_model_free(m[i]);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_red_learns),
@@ -529,6 +668,8 @@ int main(void) {
         cmocka_unit_test(test_group_by_length),
         cmocka_unit_test(test_last_step_evaluated),
         cmocka_unit_test(test_red_on_quantized_base),
+        cmocka_unit_test(test_resume_red),
+        cmocka_unit_test(test_resume_full),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

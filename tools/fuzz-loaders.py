@@ -18,6 +18,7 @@ runs this). For each kind of untrusted file it writes N mutated copies of a vali
   hfconfig  config.json of a tiny Hugging Face folder (tokenizer.json of  -> generate
             ../shared/fixtures' Mistral, F32 safetensors written here)
   hfweights that folder's model.safetensors (its header)                  -> generate
+  state     a training state (`train --state`, two steps)                -> train --state
 
 Every command is first run on its valid file and must succeed, so the mutations reach the
 readers' depths rather than an early refusal.
@@ -109,6 +110,11 @@ def setup(redit, work):
     edits = os.path.join(work, "edits.safetensors")
     subprocess.run([redit, "train", "-m", model, "-d", train, "-o", edits, "--max-steps", "2",
                     "--sites", "both", "--batch", "4"], check=True, capture_output=True)
+    # a training state (redit train --state) and the same command, which resumes from it
+    state = os.path.join(work, "valid.state")
+    train_cmd = [redit, "train", "-m", model, "-d", train, "--max-steps", "2", "--batch", "4",
+                 "--dropout", "0.1", "-o", os.path.join(work, "state-edits.safetensors")]
+    subprocess.run(train_cmd + ["--state", state], check=True, capture_output=True)
     here = os.path.dirname(os.path.abspath(__file__))
     spam = os.path.join(here, "..", "datasets", "spam-ham", "eval.jsonl")
     words = os.path.join(here, "..", "datasets", "define-words", "eval.jsonl")
@@ -137,6 +143,8 @@ def setup(redit, work):
                       [redit, "eval", "-m", model, "-d", m(".jsonl"), "--skip-bad-lines"]),
         "hfconfig": (read(os.path.join(hf, "config.json")), 1 << 30, os.path.join(hf, "config.json"),
                      hf_run),
+        "state": (read(state), 8 + struct.unpack("<Q", read(state)[:8])[0], m(".state"),
+                  train_cmd + ["--state", m(".state")]),
         "hfweights": (read(os.path.join(hf, "model.safetensors")), hf_header,
                       os.path.join(hf, "model.safetensors"), hf_run),
     }

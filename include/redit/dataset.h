@@ -138,6 +138,11 @@ uint64_t rd_dataset_loss_tokens(const rd_dataset *d); /* positions with loss = 1
  * call). 0 for a NULL d or tok. */
 uint64_t rd_dataset_loss_bytes(const rd_dataset *d, const rd_tokenizer *tok, int max_len);
 
+/* A 64-bit FNV-1a hash of d's examples in order (lengths, ids, loss masks, labels): equal for the
+ * same data tokenized the same way, so a saved training state can tell whether it is
+ * resumed on the data it was made with. 0 for NULL. */
+uint64_t rd_dataset_fingerprint(const rd_dataset *d);
+
 /* What loading left out or cut, for a person: e.g. "826 examples dropped (no answer left
  * within max length 128), 40 more truncated, 3 bad lines skipped"; "" when nothing was.
  * Writes at most cap bytes into buf (NUL included) and returns buf. */

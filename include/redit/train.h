@@ -52,6 +52,16 @@ typedef struct rd_train_opts {
                              step is evaluated either way) */
     int max_steps;        /* stop after this many steps; 0 = no limit (epochs decide) */
     atomic_int *stop;     /* optional: set to non-zero to stop at the next step boundary */
+    const char *state_path; /* optional (borrowed): the training state — the trained numbers,
+                             AdamW's moments, the best evaluation's numbers, the data
+                             position, the random streams and the histories — is written
+                             there atomically at every evaluation point (every eval_every
+                             steps or epoch end, whether or not there is an eval set) and when
+                             training ends or is stopped on request. When the file exists at
+                             the start, training resumes from it and continues exactly as the
+                             uninterrupted run would; it must have been written for the same
+                             setup (options except checkpointing, data, model, edit layout),
+                             else training is refused with the first difference. */
 } rd_train_opts;
 
 /* redit's defaults (the RED paper tunes per task): lr 2e-3, 1 epoch, batch 8, micro-batch
@@ -100,6 +110,7 @@ typedef struct rd_train_result {
                               malloc'ed */
     int *eval_steps;      /* (n_evals) */
     int n_evals;
+    int resumed_step;     /* the step a state file resumed from (opts.state_path); 0 = none */
     char message[256];    /* why training stopped early, if it did */
 } rd_train_result;
 enum { RD_STOP_DONE = 0, RD_STOP_REQUESTED = 1, RD_STOP_NONFINITE = 2 };

@@ -80,6 +80,11 @@ static void usage(FILE *out) {
             "output\n"
             "  -o, --output FILE       edit file (safetensors) to write\n"
             "      --log FILE          loss history as CSV\n"
+            "      --state FILE        keep the training state (numbers, AdamW's moments, data\n"
+            "                          position, random streams, history) in FILE, written at\n"
+            "                          every evaluation point and on a stop; when FILE exists,\n"
+            "                          resume from it: the run continues exactly as if it had\n"
+            "                          not stopped (same data, options and model required)\n"
             "  -m, --model FILE        the frozen model\n"
             "      --tokenizer FILE    llama2.c tokenizer.bin for a .bin model\n"
             "      --threads N         compute threads (default: all cores)\n"
@@ -167,7 +172,8 @@ int cmd_train(int argc, char **argv) {
     enum { O_EVAL = 256, O_SPLIT, O_FORMAT, O_TEMPLATE, O_SYSTEM, O_MAXLEN, O_FULLLOSS, O_SKIP,
            O_PACK, O_SITES, O_LAYERS, O_NOSCALE, O_NOBIAS, O_LR, O_EPOCHS, O_BATCH, O_MICRO,
            O_SCHED, O_WARMUP, O_WD, O_CLIP, O_SEED, O_EVALEVERY, O_MAXSTEPS, O_CKPT, O_LOG,
-           O_TOK, O_THREADS, O_FULL, O_COMPUTE, O_GROUP, O_BETA1, O_BETA2, O_INIT, O_FORCE, O_DROPOUT };
+           O_TOK, O_THREADS, O_FULL, O_COMPUTE, O_GROUP, O_BETA1, O_BETA2, O_INIT, O_FORCE, O_DROPOUT,
+           O_STATE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"output", required_argument, 0, 'o'}, {"eval", required_argument, 0, O_EVAL},
@@ -189,7 +195,7 @@ int cmd_train(int argc, char **argv) {
         {"compute", required_argument, 0, O_COMPUTE},
         {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
         {"init", required_argument, 0, O_INIT}, {"force", no_argument, 0, O_FORCE},
-        {"dropout", required_argument, 0, O_DROPOUT},
+        {"dropout", required_argument, 0, O_DROPOUT}, {"state", required_argument, 0, O_STATE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *model = NULL, *data = NULL, *out = NULL, *eval_path = NULL, *fmt = NULL;
@@ -253,6 +259,7 @@ int cmd_train(int argc, char **argv) {
         case O_MAXSTEPS: bad = cli_int("train", "--max-steps", optarg, 0, 1 << 30, &o.max_steps); break;
         case O_CKPT: o.checkpointing = 1; break;
         case O_LOG: log_path = optarg; break;
+        case O_STATE: o.state_path = optarg; break;
         case O_TOK: tok = optarg; break;
         case O_THREADS: bad = cli_int("train", "--threads", optarg, 0, 1024, &threads); break;
         case O_FULL: full = 1; break;
@@ -374,6 +381,9 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old_sa);
     atomic_store(&g_stop, 0);
     o.stop = &g_stop;
+    if (o.state_path)
+        fprintf(stderr, access(o.state_path, F_OK) == 0 ? "state: resuming from %s\n"
+                                                        : "state: kept in %s\n", o.state_path);
     train_ui ui = {.tty = isatty(STDERR_FILENO), .log = logf};
     int trc = full ? rd_train_full(m, train, eval, &o, on_progress, &ui, &res, &err)
                    : rd_train(m, e, train, eval, &o, on_progress, &ui, &res, &err);
@@ -390,8 +400,10 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "redit train: %s\n", err.msg);
         goto done;
     }
-    fprintf(stderr, "%d steps in %.1f s · %.0f tokens/s · last loss %.4f", res.steps, res.seconds,
-            res.tokens_per_s, res.final_loss);
+    fprintf(stderr, "%d steps", res.steps);
+    if (res.resumed_step) fprintf(stderr, " (resumed after step %d)", res.resumed_step);
+    fprintf(stderr, " in %.1f s · %.0f tokens/s · last loss %.4f", res.seconds, res.tokens_per_s,
+            res.final_loss);
     if (eval && isfinite(res.best_eval_accuracy))
         fprintf(stderr, " · best held-out accuracy %.2f %% (loss %.4f) at step %d",
                 100 * res.best_eval_accuracy, res.best_eval_loss, res.best_step);

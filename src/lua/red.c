@@ -64,9 +64,10 @@
  *   (the label word or nil), label_index (1-based or nil)}
  * red.train{model, edits, data, eval, full=false, lr, epochs, batch, micro_batch, max_len,
  *           schedule, warmup, weight_decay, clip, dropout, beta1, beta2, seed, checkpointing, pack,
- *           group_by_length,
- *           eval_every, max_steps, compute="f32"|"bf16"|"auto", on_step=fn(t), on_eval=fn(t)}
- *           → result
+ *           group_by_length, eval_every, max_steps, compute="f32"|"bf16"|"auto", state=path,
+ *           on_step=fn(t), on_eval=fn(t)}
+ *           → result (state: a training state file, kept and resumed as rd_train_opts.state_path;
+ *           result.resumed_step then says where a resume began)
  *   edits is trained in place (with an eval set it ends holding the best edits); full = true
  *   (no edits) trains every weight of model in place. Defaults are redit's (train.h);
  *   micro_batch defaults to batch, max_len to the longest example. compute sets the model's

@@ -135,6 +135,8 @@ static rd_train_opts read_train_opts(lua_State *L, const rd_model *m, const rd_d
     o.group_by_length = rdl_opt_bool(L, S_OPTS, "group_by_length", o.group_by_length);
     o.eval_every = (int)rdl_opt_integer(L, S_OPTS, "eval_every", 0, 1 << 30, o.eval_every);
     o.max_steps = (int)rdl_opt_integer(L, S_OPTS, "max_steps", 0, 1 << 30, o.max_steps);
+    /* borrowed from the options table, which stays on the stack while training runs */
+    o.state_path = rdl_opt_string(L, S_OPTS, "state", NULL);
     rd_error err = {0};
     if (rd_train_opts_validate(&o, &err)) luaL_argerror(L, S_OPTS, err.msg);
     return o;
@@ -142,8 +144,9 @@ static rd_train_opts read_train_opts(lua_State *L, const rd_model *m, const rd_d
 
 static void push_result(lua_State *L, const rd_train_result *r) {
     static const char *const why[] = {"done", "requested", "nonfinite"};
-    lua_createtable(L, 0, 12);
+    lua_createtable(L, 0, 13);
     rdl_set_int(L, "steps", r->steps);
+    if (r->resumed_step) rdl_set_int(L, "resumed_step", r->resumed_step);
     rdl_set_str(L, "stopped", why[r->stopped >= 0 && r->stopped < 3 ? r->stopped : 0]);
     rdl_set_str(L, "message", r->message);
     rdl_push_number_or_nil(L, r->steps ? r->final_loss : NAN);
@@ -178,7 +181,8 @@ static int red_train(lua_State *L) {
         "model", "edits", "data", "eval", "full", "lr", "epochs", "batch", "micro_batch",
         "max_len", "schedule", "warmup", "weight_decay", "clip", "dropout", "beta1", "beta2", "seed",
         "checkpointing", "pack",
-        "group_by_length", "eval_every", "max_steps", "compute", "on_step", "on_eval", NULL};
+        "group_by_length", "eval_every", "max_steps", "compute", "state", "on_step", "on_eval",
+        NULL};
     luaL_checktype(L, S_OPTS, LUA_TTABLE);
     rdl_opts_check(L, S_OPTS, known);
     lua_settop(L, S_OPTS);

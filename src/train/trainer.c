@@ -1,14 +1,17 @@
 /* The RED trainer: batching, gradient accumulation, clipping, AdamW, schedules, periodic
  * evaluation keeping the best edits, progress events, stop requests, non-finite guards. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "redit/backward.h"
 #include "redit/sampler.h"
 #include "redit/train.h"
+#include "train_state.h"
 
 int rd_schedule_from_name(const char *name, rd_schedule *out) {
     static const char *names[] = {"linear", "cosine", "constant"};
@@ -261,6 +264,54 @@ static int is_better(double loss, double accuracy, const rd_train_result *r) {
     return loss < r->best_eval_loss;
 }
 
+/* The shortest text that reads back as v ("0.05", not "0.050000000000000003"). */
+static const char *exact_real(double v, char *buf, size_t cap) {
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
+/* What the run's trajectory depends on, as "key=value;…" (train_state.h): what is trained,
+ * the model, the compute mode, the data and every option but checkpointing (which changes
+ * no number) and the stop flag. */
+static void describe_setup(const trainer *t, const rd_dataset *train, const rd_dataset *eval,
+                           char *buf, size_t cap) {
+    const rd_train_opts *o = t->o;
+    char what[256], r[11][32];
+    if (t->full)
+        snprintf(what, sizeof what, "kind=full;params=%zu", t->n_params);
+    else
+        snprintf(what, sizeof what, "kind=red;params=%zu;sites=%s;layers=%s;scale=%d;bias=%d",
+                 t->n_params, rd_sites_name(rd_edits_sites(t->e)), rd_edits_layers_text(t->e),
+                 rd_edits_has_scale(t->e), rd_edits_has_bias(t->e));
+    snprintf(buf, cap,
+             "%s;model=%016" PRIx64 ";compute=%s;train_data=%016" PRIx64 ";eval_data=%016" PRIx64
+             ";lr=%s;schedule=%s;warmup=%s;epochs=%d;batch=%d;micro_batch=%d;max_len=%d"
+             ";weight_decay=%s;beta1=%s;beta2=%s;eps=%s;clip=%s;dropout=%s;seed=%" PRIu64
+             ";pack=%d;group_by_length=%d;eval_every=%d;max_steps=%d",
+             what, rd_model_fingerprint(t->m),
+             rd_model_compute(t->m) == RD_COMPUTE_BF16 ? "bf16" : "f32",
+             rd_dataset_fingerprint(train), rd_dataset_fingerprint(eval),
+             exact_real(o->lr, r[0], 32), rd_schedule_name(o->schedule),
+             exact_real(o->warmup_ratio, r[1], 32), o->epochs, o->batch, o->micro_batch,
+             o->max_len, exact_real(o->weight_decay, r[2], 32), exact_real(o->beta1, r[3], 32),
+             exact_real(o->beta2, r[4], 32), exact_real(o->eps, r[5], 32),
+             exact_real(o->clip, r[6], 32), exact_real(o->dropout, r[7], 32), o->seed, o->pack,
+             o->group_by_length, o->eval_every, o->max_steps);
+}
+
+static train_arrays arrays_of(const trainer *t) {
+    return (train_arrays){t->n_params, t->params, t->adam_m, t->adam_v, t->best};
+}
+
+static int save_state(const trainer *t, const char *setup, const train_position *pos,
+                      const rd_train_result *res, rd_error *err) {
+    const train_arrays a = arrays_of(t);
+    return train_state_save(t->o->state_path, setup, &a, pos, res, err);
+}
+
 static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval,
                       rd_progress_fn progress, void *user, rd_train_result *res, rd_error *err) {
     const rd_model *m = t.m;
@@ -289,15 +340,30 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     if (alloc_trainer(&t, err) ||
         !(t.tc = rd_train_ctx_new(m, o->micro_batch, o->max_len, o->checkpointing, err)))
         goto done;
-    memcpy(t.last_good, t.params, t.n_params * sizeof(float));
     memcpy(t.best, t.params, t.n_params * sizeof(float));
     uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 1;
     /* the dropout masks' seeds: a stream of their own, so dropout leaves the data order as it is */
     uint64_t drop_rng = o->seed * 0xbf58476d1ce4e5b9ull + 0x632be59bd9b4e019ull;
+    /* resuming: the state replaces the numbers, the histories and the position; the epochs
+     * before its position are replayed only for their shuffles */
+    char setup[1024] = "";
+    train_position resume = {0};
+    struct stat st;
+    const int resumed = o->state_path && stat(o->state_path, &st) == 0;
+    if (o->state_path) describe_setup(&t, train, eval, setup, sizeof setup);
+    if (resumed) {
+        train_arrays a = arrays_of(&t);
+        if (train_state_load(o->state_path, setup, total, &a, &resume, res, err) ||
+            weights_changed(&t, err))
+            goto done;
+        res->resumed_step = resume.step;
+        drop_rng = resume.drop_rng;
+    }
+    memcpy(t.last_good, t.params, t.n_params * sizeof(float));
     for (size_t i = 0; i < n_train; i++) order[i] = i;
     const double t_start = now_seconds();
-    double train_seconds = 0.0;
-    int step = 0, stop = 0;
+    double train_seconds = resume.train_seconds;
+    int step = resume.step, stop = 0;
     rd_edits_view view = e ? rd_edits_view_at(e, 1.0f) : (rd_edits_view){0};
     for (int epoch = 1; epoch <= o->epochs && !stop && step < total; epoch++) {
         for (size_t i = n_train - 1; i > 0; i--) { /* Fisher–Yates, seeded */
@@ -308,7 +374,17 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
         }
         if (o->group_by_length)
             group_by_length(order, n_train, (size_t)per_step, train, &rng, by_length, batch_order);
-        for (int s = 0; s < steps_per_epoch && !stop && step < total; s++) {
+        int first_s = 0;
+        if (resumed && epoch < resume.epoch) continue;
+        if (resumed && epoch == resume.epoch) {
+            if (rng != resume.data_rng) {
+                rd_error_set(err, "%s: the data order replayed for epoch %d differs from the "
+                                  "one the state was written in", o->state_path, epoch);
+                goto done;
+            }
+            first_s = resume.step_in_epoch;
+        }
+        for (int s = first_s; s < steps_per_epoch && !stop && step < total; s++) {
             const double t0 = now_seconds();
             const size_t first = (size_t)s * (size_t)per_step;
             const size_t count = n_train - first < (size_t)per_step ? n_train - first : (size_t)per_step;
@@ -391,13 +467,19 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                              .lr = lr, .grad_norm = gnorm,
                              .tokens_per_s = train_seconds > 0 ? (double)res->tokens / train_seconds : 0,
                              .elapsed = elapsed,
-                             .eta = elapsed / step * (total - step)};
+                             .eta = elapsed / (step - res->resumed_step) * (total - step)};
             if (progress && progress(user, &p)) stop = 1;
             if (o->stop && atomic_load(o->stop)) stop = 1;
             const int end_of_epoch = s + 1 == steps_per_epoch || step == total;
             /* the last step (or a stop) is always evaluated: its edits may be the best */
-            if (eval && ((o->eval_every && step % o->eval_every == 0) ||
-                         (!o->eval_every && end_of_epoch) || step == total || stop)) {
+            const int regular = (o->eval_every && step % o->eval_every == 0) ||
+                                (!o->eval_every && end_of_epoch) || step == total;
+            const train_position pos = {step, epoch, s + 1, rng, drop_rng, train_seconds};
+            /* a stop between evaluation points: the state is saved before the stop's own
+             * evaluation, which the uninterrupted run would not have made */
+            if (o->state_path && stop && !regular && save_state(&t, setup, &pos, res, err))
+                goto done;
+            if (eval && (regular || stop)) {
                 double el = NAN;
                 uint64_t et = 0;
                 if (eval_loss(&t, eval, &el, &et, err)) goto done;
@@ -422,6 +504,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                 p.best = best;
                 if (progress && progress(user, &p)) stop = 1;
             }
+            if (o->state_path && regular && save_state(&t, setup, &pos, res, err)) goto done;
         }
     }
     if (stop && res->stopped == RD_STOP_DONE) {

@@ -95,6 +95,47 @@ wait $pid || fail "interrupted training exited non-zero: $(tail -c 400 "$TMP/err
 grep -q "stopped on request" "$TMP/err" || fail "no stop message: $(tail -c 400 "$TMP/err")"
 [ -s "$TMP/stopped.safetensors" ] || fail "interrupted training wrote no edits"
 
+# --state: a run stopped by Ctrl-C and resumed from its state file ends with the same edit
+# vectors, bit for bit, as the run that was never stopped; other options are refused
+C="-m $M -d $TMP/train.jsonl --eval $TMP/eval.jsonl --epochs 8 --batch 4 --eval-every 5 --lr 0.05
+   --max-len 128 --template plain --dropout 0.1"
+# shellcheck disable=SC2086
+expect_ok "train uninterrupted" "$REDIT" train $C -o "$TMP/whole.safetensors"
+# shellcheck disable=SC2086
+"$REDIT" train $C -o "$TMP/part.safetensors" --state "$TMP/run.state" >"$TMP/out" 2>"$TMP/err" &
+pid=$!
+n=0
+until grep -q "^step" "$TMP/err" 2>/dev/null; do
+    n=$((n + 1))
+    [ $n -lt 300 ] || { kill $pid; fail "training with --state printed no progress"; }
+    sleep 0.05
+done
+kill -INT $pid
+wait $pid || fail "interrupted training exited non-zero: $(tail -c 400 "$TMP/err")"
+grep -q "stopped on request" "$TMP/err" || fail "the run ended before the stop: $(tail -c 300 "$TMP/err")"
+[ -s "$TMP/run.state" ] || fail "no state file after the stop"
+# shellcheck disable=SC2086
+expect_ok "train resumed" "$REDIT" train $C -o "$TMP/part.safetensors" --state "$TMP/run.state"
+grep -q "state: resuming from $TMP/run.state" "$TMP/err" || fail "no resume message: $(head -c 400 "$TMP/err")"
+grep -q "^96 steps (resumed after step [0-9]*)" "$TMP/err" || fail "not resumed: $(tail -c 300 "$TMP/err")"
+"$PY" - "$TMP/whole.safetensors" "$TMP/part.safetensors" <<'PY' || fail "the resumed run's edits differ"
+import json, struct, sys
+def tensors(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    h.pop("__metadata__", None)
+    return {k: b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in h.items()}
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+sys.exit(0 if a == b and len(a) > 0 else 1)
+PY
+# shellcheck disable=SC2086
+expect_fail "resume with another lr" "written for lr=0\.05[0-9]*, this run has lr=0\.0(2|19)[0-9]*" \
+    "$REDIT" train $C --lr 0.02 -o "$TMP/x" --state "$TMP/run.state"
+printf 'not a state' >"$TMP/bad.state"
+# shellcheck disable=SC2086
+expect_fail "damaged state" "$TMP/bad.state" "$REDIT" train $C -o "$TMP/x" --state "$TMP/bad.state"
+
 expect_fail "bad sites" "sites" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/x" --sites mlp
 # a classification eval set: every evaluation reports its accuracy, on stderr and in the log
 : >"$TMP/cls.jsonl"

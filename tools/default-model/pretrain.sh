@@ -13,7 +13,10 @@
 #
 # Files in OUT_DIR: init.bin (the random start, llama2.c format), pretrain-eval.txt (both
 # held-out sets, the trainer's eval), model-f32.gguf (the best weights by held-out loss,
-# tokenizer inside), train.csv (loss per step), eval.txt (perplexities and samples).
+# tokenizer inside), train.csv (loss per step), eval.txt (perplexities and samples),
+# train.state (the training state, written at every evaluation: run the script again after an
+# interruption and the training resumes from the last evaluation exactly; train.csv then
+# holds the steps after the resume; remove OUT_DIR to start afresh).
 # Measured here (2 vCPUs, AVX512-BF16): the committed model's run took 6,017 s of training,
 # 100 minutes (4,109 tokens/s in bf16 compute, other jobs beside it part of the time; f32 is
 # about 1.4x slower).
@@ -70,14 +73,14 @@ echo "pretrain: $steps steps of $BATCH x $SEQ tokens (~$TOKENS tokens), lr $LR, 
     --lr "$LR" --schedule cosine --warmup "$WARMUP" --weight-decay "$WEIGHT_DECAY" --beta2 "$BETA2" \
     --dropout "$DROPOUT" \
     --clip 1 --epochs 100 --max-steps "$steps" --seed "$seed" $threads --compute "$COMPUTE" \
-    --log "$out/train.csv" -o "$out/model-f32.gguf"
+    --log "$out/train.csv" --state "$out/train.state" -o "$out/model-f32.gguf"
 
 # shellcheck disable=SC2086 # $threads is empty or two words
 {
     for set in sotu moby; do
         echo "held-out $set:"
         "$REDIT" eval -m "$out/model-f32.gguf" -d "$corpus/pretrain-eval-$set.txt" \
-            --max-len "$SEQ" --full-loss $threads 2>&1 | grep -E 'tokens|loss|perplexity'
+            --max-len "$SEQ" --full-loss $threads 2>&1 | grep -E 'tokens|loss|perplexity|bytes|bits'
     done
     for prompt in "The President said that" "Call me Ishmael." "In the beginning" \
         "A harbor is"; do
