@@ -81,18 +81,23 @@ while [ $i -lt 400 ]; do
     echo "{\"prompt\": \"Say something about number $i please.\", \"completion\": \"Number $i is a fine number.\"}" >>"$TMP/big.jsonl"
     i=$((i + 1))
 done
-"$REDIT" train -m "$M" -d "$TMP/big.jsonl" -o "$TMP/stopped.safetensors" --epochs 50 --batch 4 \
-    --max-len 128 --template plain >"$TMP/out" 2>"$TMP/err" &
-pid=$!
-n=0
-until grep -q "step" "$TMP/err" 2>/dev/null; do
-    n=$((n + 1))
-    [ $n -lt 300 ] || { kill $pid; fail "training printed no progress"; }
-    sleep 0.1
-done
-kill -INT $pid
-wait $pid || fail "interrupted training exited non-zero: $(tail -c 400 "$TMP/err")"
-grep -q "stopped on request" "$TMP/err" || fail "no stop message: $(tail -c 400 "$TMP/err")"
+# interrupt_train ARGS...: runs `redit train ARGS`, sends Ctrl-C (SIGINT) after its first
+# progress line, and expects a clean stop (exit 0, "stopped on request")
+interrupt_train() {
+    "$REDIT" train "$@" >"$TMP/out" 2>"$TMP/err" &
+    pid=$!
+    n=0
+    until grep -q "^step" "$TMP/err" 2>/dev/null; do
+        n=$((n + 1))
+        [ $n -lt 300 ] || { kill $pid; fail "training printed no progress"; }
+        sleep 0.05
+    done
+    kill -INT $pid
+    wait $pid || fail "interrupted training exited non-zero: $(tail -c 400 "$TMP/err")"
+    grep -q "stopped on request" "$TMP/err" || fail "no stop message: $(tail -c 400 "$TMP/err")"
+}
+interrupt_train -m "$M" -d "$TMP/big.jsonl" -o "$TMP/stopped.safetensors" --epochs 50 --batch 4 \
+    --max-len 128 --template plain
 [ -s "$TMP/stopped.safetensors" ] || fail "interrupted training wrote no edits"
 
 # --state: a run stopped by Ctrl-C and resumed from its state file ends with the same edit
@@ -102,17 +107,7 @@ C="-m $M -d $TMP/train.jsonl --eval $TMP/eval.jsonl --epochs 8 --batch 4 --eval-
 # shellcheck disable=SC2086
 expect_ok "train uninterrupted" "$REDIT" train $C -o "$TMP/whole.safetensors"
 # shellcheck disable=SC2086
-"$REDIT" train $C -o "$TMP/part.safetensors" --state "$TMP/run.state" >"$TMP/out" 2>"$TMP/err" &
-pid=$!
-n=0
-until grep -q "^step" "$TMP/err" 2>/dev/null; do
-    n=$((n + 1))
-    [ $n -lt 300 ] || { kill $pid; fail "training with --state printed no progress"; }
-    sleep 0.05
-done
-kill -INT $pid
-wait $pid || fail "interrupted training exited non-zero: $(tail -c 400 "$TMP/err")"
-grep -q "stopped on request" "$TMP/err" || fail "the run ended before the stop: $(tail -c 300 "$TMP/err")"
+interrupt_train $C -o "$TMP/part.safetensors" --state "$TMP/run.state"
 [ -s "$TMP/run.state" ] || fail "no state file after the stop"
 # shellcheck disable=SC2086
 expect_ok "train resumed" "$REDIT" train $C -o "$TMP/part.safetensors" --state "$TMP/run.state"
