@@ -279,7 +279,7 @@ static const char *exact_real(double v, char *buf, size_t cap) {
 static void describe_setup(const trainer *t, const rd_dataset *train, const rd_dataset *eval,
                            char *buf, size_t cap) {
     const rd_train_opts *o = t->o;
-    char what[256], r[11][32];
+    char what[256], r[8][32];
     if (t->full)
         snprintf(what, sizeof what, "kind=full;params=%zu", t->n_params);
     else
