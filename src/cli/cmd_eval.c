@@ -13,7 +13,9 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: redit eval -m MODEL -d DATA [--edits E] [options]\n\n"
-            "Prints the mean token loss and perplexity on DATA; for classification sets also\n"
+            "Prints the mean token loss and perplexity on DATA, and the bytes of text the\n"
+            "scored tokens stand for with the loss in bits per byte (which, unlike perplexity,\n"
+            "compares models with different tokenizers); for classification sets also\n"
             "accuracy, Matthews correlation and F1 (label words scored after the prompt).\n\n"
             "  -m, --model FILE     the model\n"
             "  -d, --data FILE      data set (formats as in redit train)\n"
