@@ -107,13 +107,11 @@ def setup(redit, work):
     with open(train, "w") as f:
         for i in range(16):
             f.write('{"instruction": "Name %d.", "output": "a cat"}\n' % i)
+    # an edit file and a training state from one run; the same command resumes from a state
     edits = os.path.join(work, "edits.safetensors")
-    subprocess.run([redit, "train", "-m", model, "-d", train, "-o", edits, "--max-steps", "2",
-                    "--sites", "both", "--batch", "4"], check=True, capture_output=True)
-    # a training state (redit train --state) and the same command, which resumes from it
     state = os.path.join(work, "valid.state")
-    train_cmd = [redit, "train", "-m", model, "-d", train, "--max-steps", "2", "--batch", "4",
-                 "--dropout", "0.1", "-o", os.path.join(work, "state-edits.safetensors")]
+    train_cmd = [redit, "train", "-m", model, "-d", train, "-o", edits, "--max-steps", "2",
+                 "--sites", "both", "--batch", "4", "--dropout", "0.1"]
     subprocess.run(train_cmd + ["--state", state], check=True, capture_output=True)
     here = os.path.dirname(os.path.abspath(__file__))
     spam = os.path.join(here, "..", "datasets", "spam-ham", "eval.jsonl")

@@ -111,10 +111,11 @@ int cmd_eval(int argc, char **argv) {
     printf("loss        %.6f\n", r.loss);
     printf("perplexity  %.4f\n", r.perplexity);
     if (r.bytes) {
+        const double bpb = rd_eval_bits_per_byte(&r);
         printf("bytes       %llu (%.3f a token)\n", (unsigned long long)r.bytes,
                (double)r.bytes / (double)r.tokens);
-        printf("bits/byte   %.4f (%.4f nats a byte: compares across tokenizers)\n",
-               rd_eval_bits_per_byte(&r), rd_eval_bits_per_byte(&r) * M_LN2);
+        printf("bits/byte   %.4f (%.4f nats a byte: compares across tokenizers)\n", bpb,
+               bpb * M_LN2);
     }
     if (rd_dataset_n_labels(d) > 0) {
         printf("labels      %d (", rd_dataset_n_labels(d));

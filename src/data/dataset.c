@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "redit/sampler.h"
+#include "redit/util.h"
 
 /* ---- names and defaults ----------------------------------------------------------- */
 
@@ -125,21 +126,15 @@ size_t rd_dataset_dropped(const rd_dataset *d) { return d ? d->dropped : 0; }
 rd_data_format rd_dataset_format(const rd_dataset *d) { return d ? d->format : RD_DATA_AUTO; }
 uint64_t rd_dataset_loss_tokens(const rd_dataset *d) { return d ? d->loss_tokens : 0; }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 uint64_t rd_dataset_fingerprint(const rd_dataset *d) {
     if (!d) return 0;
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = RD_FNV1A_INIT;
     for (size_t i = 0; i < d->n; i++) {
         const rd_example *ex = &d->items[i].ex;
-        h = fnv1a(h, &ex->n, sizeof ex->n);
-        h = fnv1a(h, ex->ids, sizeof *ex->ids * (size_t)ex->n);
-        h = fnv1a(h, ex->loss, (size_t)ex->n);
-        h = fnv1a(h, &ex->label, sizeof ex->label);
+        h = rd_fnv1a(h, &ex->n, sizeof ex->n);
+        h = rd_fnv1a(h, ex->ids, sizeof *ex->ids * (size_t)ex->n);
+        h = rd_fnv1a(h, ex->loss, (size_t)ex->n);
+        h = rd_fnv1a(h, &ex->label, sizeof ex->label);
     }
     return h;
 }

@@ -421,8 +421,8 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
     const float alpha = ed ? ed->strength : 0.0f;
 
     /* FFN sub-layer: x_out = x_mid + mask ⊙ edit(h_ffn), h_ffn = (silu(g)·u)·w2ᵀ */
-    edit_backward(c->dh, dropout_backward(c, c->dx, l, 1, N, d), a->h_ffn, (size_t)N, d, ed ? site(ed->ffn, l) : NULL,
-                  gr ? gsite(gr->ffn, l) : NULL, alpha);
+    edit_backward(c->dh, dropout_backward(c, c->dx, l, 1, N, d), a->h_ffn, (size_t)N, d,
+                  ed ? site(ed->ffn, l) : NULL, gr ? gsite(gr->ffn, l) : NULL, alpha);
     if (c->wgrad) { /* dW2 += dhᵀ · (silu(g)·u) */
         memcpy(c->dg, a->g, (size_t)N * hd * sizeof(float));
         par_swiglu(c, c->dg, a->u, N, hd);
@@ -441,8 +441,8 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
                          a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
 
     /* attention sub-layer: x_mid = x_in + mask ⊙ edit(h_attn), h_attn = o·woᵀ */
-    edit_backward(c->dh, dropout_backward(c, c->dx_mid, l, 0, N, d), a->h_attn, (size_t)N, d, ed ? site(ed->attn, l) : NULL,
-                  gr ? gsite(gr->attn, l) : NULL, alpha);
+    edit_backward(c->dh, dropout_backward(c, c->dx_mid, l, 0, N, d), a->h_attn, (size_t)N, d,
+                  ed ? site(ed->attn, l) : NULL, gr ? gsite(gr->attn, l) : NULL, alpha);
     rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch, c->pool); /* dxb = ∂/∂o */
     if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, &W->wo, c->gscratch,
                                       c->pool);

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "redit/safetensors.h"
+#include "redit/util.h"
 
 #define EDITS_FORMAT "redit-red"
 #define EDITS_VERSION 1
@@ -345,31 +346,23 @@ float *rd_edits_vector(rd_edits *e, int layer, int site, int want_bias) {
  * it costs milliseconds on a mapped model. Any real change of weights (fine-tuning moves
  * nearly every weight, a conversion changes types or sizes) is very likely to change the
  * fingerprint; a change confined to bytes between the windows is not detected. */
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
 #define FP_FULL 4096u
 #define FP_WINDOWS 32u
 #define FP_WINDOW 128u
 
-static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * FNV_PRIME;
-    return h;
-}
-
 static uint64_t fnv_u64(uint64_t h, uint64_t v) {
     unsigned char b[8];
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-    return fnv_bytes(h, b, 8);
+    return rd_fnv1a(h, b, 8);
 }
 
 static uint64_t fnv_sampled(uint64_t h, const void *p, size_t n) {
     h = fnv_u64(h, n);
     if (!p) return h;
-    if (n <= FP_FULL) return fnv_bytes(h, p, n);
+    if (n <= FP_FULL) return rd_fnv1a(h, p, n);
     for (uint64_t k = 0; k < FP_WINDOWS; k++) {
         uint64_t off = k * (uint64_t)(n - FP_WINDOW) / (FP_WINDOWS - 1);
-        h = fnv_bytes(h, (const unsigned char *)p + off, FP_WINDOW);
+        h = rd_fnv1a(h, (const unsigned char *)p + off, FP_WINDOW);
     }
     return h;
 }
@@ -399,7 +392,7 @@ uint64_t rd_model_fingerprint(const rd_model *m) {
     const rd_config *c = &m->file.cfg;
     const rd_weights *w = &m->file.w;
     const size_t norm_bytes = (size_t)c->dim * sizeof(float);
-    uint64_t h = fnv_config(FNV_OFFSET, c, w->tied_classifier);
+    uint64_t h = fnv_config(RD_FNV1A_INIT, c, w->tied_classifier);
     h = fnv_matrix(h, &w->tok_embeddings);
     for (int l = 0; w->layers && l < c->n_layers; l++) {
         const rd_layer_weights *L = &w->layers[l];

@@ -4,14 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t rd_piece_hash(const char *s, size_t len) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
+#include "redit/util.h"
+
+uint64_t rd_piece_hash(const char *s, size_t len) { return rd_fnv1a(RD_FNV1A_INIT, s, len); }
 
 int rd_piece_map_init(rd_piece_map *m, int n) {
     size_t cap = 16;

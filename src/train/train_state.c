@@ -100,42 +100,42 @@ done:
 
 /* ---- reading -------------------------------------------------------------------------- */
 
-/* The first ';'-separated item of `want` that `have` lacks, for the message. */
-static void first_difference(const char *have, const char *want, char *out, size_t cap) {
-    const char *p = want;
-    while (*p) {
-        const char *end = strchr(p, ';');
-        const size_t len = end ? (size_t)(end - p) : strlen(p);
-        int found = 0;
-        for (const char *q = have; *q;) {
-            const char *qe = strchr(q, ';');
-            const size_t ql = qe ? (size_t)(qe - q) : strlen(q);
-            if (ql == len && !memcmp(q, p, len)) found = 1;
-            q += ql + (qe ? 1 : 0);
+/* The setup texts are "key=value;key=value;…". The item of `setup` that equals s[0, n)
+ * (whole = 1) or starts with it (whole = 0, s a "key="), with its length in *len; NULL when
+ * there is none. */
+static const char *find_item(const char *setup, const char *s, size_t n, int whole,
+                             size_t *len) {
+    for (const char *q = setup; *q;) {
+        const char *end = strchr(q, ';');
+        const size_t ql = end ? (size_t)(end - q) : strlen(q);
+        if ((whole ? ql == n : ql >= n) && !memcmp(q, s, n)) {
+            *len = ql;
+            return q;
         }
-        if (!found) {
-            snprintf(out, cap, "%.*s", (int)len, p);
-            return;
-        }
-        p += len + (end ? 1 : 0);
+        q += ql + (end ? 1 : 0);
     }
-    snprintf(out, cap, "(the items' order)");
+    return NULL;
 }
 
-/* What the file's setup says for the key of `item` ("key=value"), for the message. */
-static void value_in(const char *setup, const char *item, char *out, size_t cap) {
-    const char *eq = strchr(item, '=');
-    const size_t klen = eq ? (size_t)(eq - item) + 1 : strlen(item);
-    for (const char *q = setup; *q;) {
-        const char *qe = strchr(q, ';');
-        const size_t ql = qe ? (size_t)(qe - q) : strlen(q);
-        if (ql >= klen && !memcmp(q, item, klen)) {
-            snprintf(out, cap, "%.*s", (int)ql, q);
-            return;
-        }
-        q += ql + (qe ? 1 : 0);
+/* For the refusal: the first item of `want` that `have` lacks ("lr=0.02") and what `have`
+ * says for its key ("lr=0.05", or "no lr"). */
+static void first_difference(const char *have, const char *want, char *want_item,
+                             char *have_item, size_t cap) {
+    snprintf(want_item, cap, "(the items' order)");
+    snprintf(have_item, cap, "(the same items)");
+    size_t len, hl;
+    for (const char *p = want; *p; p += len + (p[len] ? 1 : 0)) {
+        const char *end = strchr(p, ';');
+        len = end ? (size_t)(end - p) : strlen(p);
+        if (find_item(have, p, len, 1, &hl)) continue;
+        snprintf(want_item, cap, "%.*s", (int)len, p);
+        const char *eq = memchr(p, '=', len);
+        const size_t klen = eq ? (size_t)(eq - p) + 1 : len;
+        const char *h = find_item(have, p, klen, 0, &hl);
+        if (h) snprintf(have_item, cap, "%.*s", (int)hl, h);
+        else snprintf(have_item, cap, "no %.*s", (int)(eq ? klen - 1 : klen), p);
+        return;
     }
-    snprintf(out, cap, "no %.*s", (int)(klen ? klen - 1 : 0), item);
 }
 
 static int get_int(const cJSON *o, const char *key, int lo, int hi, int *out, const char *path,
@@ -242,8 +242,7 @@ int train_state_load(const char *path, const char *setup, int total, train_array
     }
     if (strcmp(s->valuestring, setup)) {
         char want[160], have[160];
-        first_difference(s->valuestring, setup, want, sizeof want);
-        value_in(s->valuestring, want, have, sizeof have);
+        first_difference(s->valuestring, setup, want, have, sizeof want);
         rd_error_set(err, "%s: the training state was written for %s, this run has %s: resume "
                           "with the same data, options and model, or remove the file to start "
                           "afresh", path, have, want);

@@ -11,6 +11,7 @@
 #include "redit/backward.h"
 #include "redit/sampler.h"
 #include "redit/train.h"
+#include "redit/util.h"
 #include "train_state.h"
 
 int rd_schedule_from_name(const char *name, rd_schedule *out) {
@@ -264,15 +265,6 @@ static int is_better(double loss, double accuracy, const rd_train_result *r) {
     return loss < r->best_eval_loss;
 }
 
-/* The shortest text that reads back as v ("0.05", not "0.050000000000000003"). */
-static const char *exact_real(double v, char *buf, size_t cap) {
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    return buf;
-}
-
 /* What the run's trajectory depends on, as "key=value;…" (train_state.h): what is trained,
  * the model, the compute mode, the data and every option but checkpointing (which changes
  * no number) and the stop flag. */
@@ -294,11 +286,11 @@ static void describe_setup(const trainer *t, const rd_dataset *train, const rd_d
              what, rd_model_fingerprint(t->m),
              rd_model_compute(t->m) == RD_COMPUTE_BF16 ? "bf16" : "f32",
              rd_dataset_fingerprint(train), rd_dataset_fingerprint(eval),
-             exact_real(o->lr, r[0], 32), rd_schedule_name(o->schedule),
-             exact_real(o->warmup_ratio, r[1], 32), o->epochs, o->batch, o->micro_batch,
-             o->max_len, exact_real(o->weight_decay, r[2], 32), exact_real(o->beta1, r[3], 32),
-             exact_real(o->beta2, r[4], 32), exact_real(o->eps, r[5], 32),
-             exact_real(o->clip, r[6], 32), exact_real(o->dropout, r[7], 32), o->seed, o->pack,
+             rd_format_double(o->lr, r[0], 32), rd_schedule_name(o->schedule),
+             rd_format_double(o->warmup_ratio, r[1], 32), o->epochs, o->batch, o->micro_batch,
+             o->max_len, rd_format_double(o->weight_decay, r[2], 32), rd_format_double(o->beta1, r[3], 32),
+             rd_format_double(o->beta2, r[4], 32), rd_format_double(o->eps, r[5], 32),
+             rd_format_double(o->clip, r[6], 32), rd_format_double(o->dropout, r[7], 32), o->seed, o->pack,
              o->group_by_length, o->eval_every, o->max_steps);
 }
 

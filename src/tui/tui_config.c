@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "redit/util.h"
+
 /* How a field's value is stored in tui_config. */
 typedef enum storage { ST_FLAG, ST_INT, ST_LLONG, ST_REAL, ST_TEXT } storage;
 
@@ -177,11 +179,7 @@ int tui_format_real(double v, char *buf, size_t cap) {
         snprintf(tmp, sizeof tmp, "%.0f", v);
         if (strtod(tmp, NULL) == v) return snprintf(buf, cap, "%s", tmp);
     }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v) break;
-    }
-    return snprintf(buf, cap, "%s", tmp);
+    return snprintf(buf, cap, "%s", rd_format_double(v, tmp, sizeof tmp));
 }
 
 /* Length of the UTF-8 sequence starting at s (1–4), or 0 when it is malformed. */

@@ -46,9 +46,10 @@ typedef struct tui_config {
 } tui_config;
 
 /* sites ffn, layers all, scale 1, bias 1; lr, epochs, batch, micro_batch, max_len, schedule,
- * warmup, weight_decay, clip, dropout, beta1, beta2 and seed from rd_train_opts_defaults(); eval_every 0, max_steps 0,
- * no length grouping, compute auto; no data files, format auto, default template, no system text, eval_split 0;
- * chat: temperature 0 (greedy), top_p 0.9, max_tokens 64, strength 1. */
+ * warmup, weight_decay, clip, dropout, beta1, beta2 and seed from rd_train_opts_defaults();
+ * eval_every 0, max_steps 0, no length grouping, compute auto; no data files, format auto,
+ * default template, no system text, eval_split 0; chat: temperature 0 (greedy), top_p 0.9,
+ * max_tokens 64, strength 1. */
 tui_config tui_config_defaults(void);
 
 typedef enum tui_field_kind {

@@ -1,0 +1,23 @@
+/* redit — small helpers shared across layers (core layer): FNV-1a hashing and the exact
+ * decimal text of a double. */
+#ifndef REDIT_UTIL_H
+#define REDIT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 64-bit FNV-1a: start from RD_FNV1A_INIT and fold in byte runs in order. */
+#define RD_FNV1A_INIT 0xcbf29ce484222325ull
+
+static inline uint64_t rd_fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The shortest "%g" text of v that reads back (strtod) as exactly v: "0.05", not
+ * "0.050000000000000003". Writes at most cap bytes (NUL included) into buf, which must hold
+ * 32; returns buf. */
+const char *rd_format_double(double v, char *buf, size_t cap);
+
+#endif
