@@ -16,6 +16,10 @@
 
 enum { RD_SITE_ATTN = 1, RD_SITE_FFN = 2, RD_SITE_BOTH = 3 };
 
+/* Limits of an edit set's shape (and of what an edit file may declare). */
+#define RD_EDITS_MAX_DIM (1 << 20)
+#define RD_EDITS_MAX_LAYERS (1 << 16)
+
 /* Parses "ffn", "attn", "both" into RD_SITE_*; -1 if unknown. */
 int rd_sites_from_name(const char *name, int *out);
 const char *rd_sites_name(int sites);
@@ -66,10 +70,7 @@ void rd_edits_grad_free(rd_edits_grad *g);
 /* Vector of one layer and site (RD_SITE_ATTN or RD_SITE_FFN): scale or bias, or NULL when
  * not edited/trained. Borrowed, writable. */
 float *rd_edits_vector(rd_edits *e, int layer, int site, int want_bias);
-
-/* A fingerprint of a model's weights (64-bit FNV-1a over config and a strided sample of
- * every tensor's bytes) written with edit files to recognise the base model. */
-uint64_t rd_model_fingerprint(const rd_model *m);
+const float *rd_edits_vector_const(const rd_edits *e, int layer, int site, int want_bias);
 
 /* Edit files: safetensors with one F32 tensor (dim) per vector, named
  * "layers.{l}.{attn|ffn}.{scale|bias}", and metadata: format "redit-red", version, base

@@ -41,6 +41,11 @@ size_t rd_model_matmul_scratch_floats(const rd_model *m, int rows);
 /* Total weights of the model (what RED's parameter ratio is measured against). */
 uint64_t rd_model_param_count(const rd_model *m);
 
+/* A fingerprint of a model's weights (64-bit FNV-1a over config and a strided sample of
+ * every tensor's bytes) written with edit files and training states to recognise the base
+ * model. */
+uint64_t rd_model_fingerprint(const rd_model *m);
+
 /* How matrix products over many rows (prefill, training) compute:
  * F32  — OpenBLAS sgemm on f32 (widened) weights: the reference numerics;
  * BF16 — weights packed once into bf16 panels and activations rounded to bf16 per product,
