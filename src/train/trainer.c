@@ -304,219 +304,304 @@ static int save_state(const trainer *t, const char *setup, const train_position 
     return train_state_save(t->o->state_path, setup, &a, pos, res, err);
 }
 
+/* The loop's plan and position: what the steps cover, where the run stands, its random
+ * streams and clocks. */
+typedef struct loop {
+    const rd_dataset *train, *eval;
+    size_t n_train;
+    size_t *order;             /* (n_train) this epoch's example order */
+    length_index *by_length;   /* (n_train) group_by_length's scratch, or NULL */
+    size_t *batch_order;       /* (n_train) group_by_length's scratch, or NULL */
+    int per_step, steps_per_epoch, total;
+    int step, epoch, stop;
+    uint64_t rng;              /* the data order's stream */
+    uint64_t drop_rng;         /* the dropout masks' seeds: a stream of their own, so dropout
+                                  leaves the data order as it is */
+    double t_start, train_seconds;
+    rd_edits_view view;        /* the trained edits at strength 1 (RED) */
+    char setup[1024];          /* describe_setup, when a state file is kept */
+    rd_progress_fn progress;
+    void *user;
+} loop;
+
+/* Forward and backward over one step's examples (order[0..count)), micro_batch rows at a time,
+ * accumulating gradients into t->grad (zeroed first). *loss_sum and *n_tok: summed token loss
+ * and number of loss tokens. */
+static int accumulate_step(trainer *t, loop *lp, const size_t *order, size_t count,
+                           double *loss_sum, int *n_tok, rd_train_result *res, rd_error *err) {
+    const rd_train_opts *o = t->o;
+    const size_t micro = (size_t)o->micro_batch;
+    memset(t->grad, 0, t->n_params * sizeof(float));
+    *loss_sum = 0.0;
+    *n_tok = 0;
+    for (size_t k = 0; k < count; k += micro) {
+        const size_t mb = count - k < micro ? count - k : micro;
+        if (rd_batch_fill(&t->batch, lp->train, order + k, mb, o->max_len, o->pack, t->pad_id, err))
+            return -1;
+        /* packed rows can outnumber the examples: run them micro_batch rows at a time */
+        for (int r0 = 0; r0 < t->batch.B; r0 += o->micro_batch) {
+            const int rows = t->batch.B - r0 < o->micro_batch ? t->batch.B - r0 : o->micro_batch;
+            const size_t off = (size_t)r0 * (size_t)t->batch.T;
+            double ls;
+            int nt;
+            rd_train_ctx_set_dropout(t->tc, (float)o->dropout, rd_rng_next(&lp->drop_rng));
+            if (rd_train_pass(t->tc, t->e ? &lp->view : NULL, t->e ? &t->gv : NULL,
+                              t->full ? t->grad : NULL, t->batch.tokens + off,
+                              t->batch.targets + off, rows, t->batch.T, &ls, &nt, err))
+                return -1;
+            *loss_sum += ls;
+            *n_tok += nt;
+            res->tokens += (uint64_t)rows * (uint64_t)t->batch.T;
+        }
+    }
+    return 0;
+}
+
+/* Divides the summed gradient by the loss tokens; returns its norm. */
+static double mean_gradient(trainer *t, int n_tok) {
+    double norm2 = 0.0;
+    const float inv = n_tok ? 1.0f / (float)n_tok : 0.0f;
+    for (size_t i = 0; i < t->n_params; i++) {
+        t->grad[i] *= inv;
+        norm2 += (double)t->grad[i] * t->grad[i];
+    }
+    return sqrt(norm2);
+}
+
+/* The non-finite guard: puts back the numbers of the previous step and records why training
+ * stops (cause: what was not finite). */
+static int keep_last_good(trainer *t, int step, const char *cause, rd_train_result *res,
+                          rd_error *err) {
+    memcpy(t->params, t->last_good, t->n_params * sizeof(float));
+    if (weights_changed(t, err)) return -1;
+    res->stopped = RD_STOP_NONFINITE;
+    snprintf(res->message, sizeof res->message,
+             "step %d: %s; training stopped and the edits of step %d were kept (try a lower "
+             "learning rate)", step, cause, step - 1);
+    return 0;
+}
+
+/* One optimizer step over order[0..count): gradients, the non-finite guards, clipping, AdamW.
+ * Returns 0 when the step was taken (lp->step advanced; *loss, *gnorm, *lr set), 1 when a
+ * non-finite loss, gradient or update stopped training (the previous numbers kept), -1 on
+ * error. */
+static int optimizer_step(trainer *t, loop *lp, const size_t *order, size_t count, double *loss,
+                          double *gnorm, double *lr, rd_train_result *res, rd_error *err) {
+    const rd_train_opts *o = t->o;
+    double loss_sum;
+    int n_tok;
+    if (accumulate_step(t, lp, order, count, &loss_sum, &n_tok, res, err)) return -1;
+    const int step = lp->step + 1;
+    *loss = n_tok ? loss_sum / n_tok : 0.0;
+    *gnorm = mean_gradient(t, n_tok);
+    char cause[96];
+    if (!isfinite(*loss) || !isfinite(*gnorm)) {
+        snprintf(cause, sizeof cause, "the %s is not finite (%g)",
+                 isfinite(*loss) ? "gradient norm" : "loss", isfinite(*loss) ? *gnorm : *loss);
+        return keep_last_good(t, step, cause, res, err) ? -1 : 1;
+    }
+    if (o->clip > 0 && *gnorm > o->clip) {
+        const float c = (float)(o->clip / *gnorm);
+        for (size_t i = 0; i < t->n_params; i++) t->grad[i] *= c;
+    }
+    *lr = scheduled_lr(o, step - 1, lp->total);
+    memcpy(t->last_good, t->params, t->n_params * sizeof(float));
+    adamw_step(t, *lr, step);
+    for (size_t i = 0; i < t->n_params; i++)
+        if (!isfinite(t->params[i])) { /* the update itself overflowed */
+            snprintf(cause, sizeof cause, "the update made parameter %zu not finite", i);
+            return keep_last_good(t, step, cause, res, err) ? -1 : 1;
+        }
+    if (weights_changed(t, err)) return -1;
+    lp->step = step;
+    res->loss_history[step - 1] = *loss;
+    res->final_loss = *loss;
+    return 0;
+}
+
+/* Evaluates the held-out set after lp->step, records it in res and keeps the numbers when
+ * they are the best so far; fills p's evaluation fields. */
+static int evaluate_point(trainer *t, loop *lp, rd_progress *p, rd_train_result *res,
+                          rd_error *err) {
+    double el = NAN;
+    uint64_t et = 0;
+    if (eval_loss(t, lp->eval, &el, &et, err)) return -1;
+    rd_eval_metrics cls = {.accuracy = NAN};
+    if (rd_dataset_n_labels(lp->eval) > 0 &&
+        rd_classify(t->m, t->e ? &lp->view : NULL, lp->eval, t->o->micro_batch, t->o->max_len,
+                    &cls, err))
+        return -1;
+    if (push_eval(res, el, cls.accuracy, lp->step)) return rd_error_set(err, "out of memory");
+    const int best = is_better(el, cls.accuracy, res);
+    if (best) {
+        res->best_eval_loss = el;
+        res->best_eval_accuracy = cls.accuracy;
+        res->best_step = lp->step;
+        memcpy(t->best, t->params, t->n_params * sizeof(float));
+    }
+    p->kind = RD_PROGRESS_EVAL;
+    p->eval_loss = el;
+    p->eval_accuracy = cls.accuracy;
+    p->best = best;
+    return 0;
+}
+
+/* After a step: the progress event, the stop request, the evaluation and the state file. s is
+ * the step's index in its epoch. */
+static int after_step(trainer *t, loop *lp, int s, double loss, double gnorm, double lr,
+                      rd_train_result *res, rd_error *err) {
+    const rd_train_opts *o = t->o;
+    const int step = lp->step;
+    const double elapsed = now_seconds() - lp->t_start;
+    rd_progress p = {.kind = RD_PROGRESS_STEP, .step = step, .total_steps = lp->total,
+                     .epoch = lp->epoch, .epochs = o->epochs, .loss = loss, .eval_loss = NAN,
+                     .eval_accuracy = NAN, .lr = lr, .grad_norm = gnorm,
+                     .tokens_per_s = lp->train_seconds > 0 ? (double)res->tokens / lp->train_seconds : 0,
+                     .elapsed = elapsed,
+                     .eta = elapsed / (step - res->resumed_step) * (lp->total - step)};
+    if (lp->progress && lp->progress(lp->user, &p)) lp->stop = 1;
+    if (o->stop && atomic_load(o->stop)) lp->stop = 1;
+    const int end_of_epoch = s + 1 == lp->steps_per_epoch || step == lp->total;
+    /* the last step (or a stop) is always evaluated: its edits may be the best */
+    const int regular = (o->eval_every && step % o->eval_every == 0) ||
+                        (!o->eval_every && end_of_epoch) || step == lp->total;
+    const train_position pos = {step, lp->epoch, s + 1, lp->rng, lp->drop_rng, lp->train_seconds};
+    /* a stop between evaluation points: the state is saved before the stop's own evaluation,
+     * which the uninterrupted run would not have made */
+    if (o->state_path && lp->stop && !regular && save_state(t, lp->setup, &pos, res, err))
+        return -1;
+    if (lp->eval && (regular || lp->stop)) {
+        if (evaluate_point(t, lp, &p, res, err)) return -1;
+        if (lp->progress && lp->progress(lp->user, &p)) lp->stop = 1;
+    }
+    if (o->state_path && regular && save_state(t, lp->setup, &pos, res, err)) return -1;
+    return 0;
+}
+
+/* Shuffles lp->order for the next epoch (seeded Fisher–Yates, then length grouping). */
+static void shuffle_epoch(const trainer *t, loop *lp) {
+    size_t *order = lp->order;
+    for (size_t i = lp->n_train - 1; i > 0; i--) {
+        size_t j = (size_t)(rd_rng_next(&lp->rng) % (uint64_t)(i + 1));
+        size_t tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+    if (t->o->group_by_length)
+        group_by_length(order, lp->n_train, (size_t)lp->per_step, lp->train, &lp->rng,
+                        lp->by_length, lp->batch_order);
+}
+
+/* Resuming from the state file: it replaces the numbers, the histories and the position. */
+static int resume_state(trainer *t, loop *lp, train_position *resume, rd_train_result *res,
+                        rd_error *err) {
+    train_arrays a = arrays_of(t);
+    if (train_state_load(t->o->state_path, lp->setup, lp->total, &a, resume, res, err) ||
+        weights_changed(t, err))
+        return -1;
+    res->resumed_step = resume->step;
+    lp->drop_rng = resume->drop_rng;
+    lp->step = resume->step;
+    lp->train_seconds = resume->train_seconds;
+    return 0;
+}
+
+/* The epochs and steps; the epochs before a resumed position are replayed only for their
+ * shuffles. */
+static int run_epochs(trainer *t, loop *lp, const train_position *resume, int resumed,
+                      rd_train_result *res, rd_error *err) {
+    const rd_train_opts *o = t->o;
+    for (lp->epoch = 1; lp->epoch <= o->epochs && !lp->stop && lp->step < lp->total; lp->epoch++) {
+        shuffle_epoch(t, lp);
+        int first_s = 0;
+        if (resumed && lp->epoch < resume->epoch) continue;
+        if (resumed && lp->epoch == resume->epoch) {
+            if (lp->rng != resume->data_rng)
+                return rd_error_set(err, "%s: the data order replayed for epoch %d differs from "
+                                         "the one the state was written in", o->state_path,
+                                    lp->epoch);
+            first_s = resume->step_in_epoch;
+        }
+        for (int s = first_s; s < lp->steps_per_epoch && !lp->stop && lp->step < lp->total; s++) {
+            const double t0 = now_seconds();
+            const size_t first = (size_t)s * (size_t)lp->per_step;
+            const size_t count = lp->n_train - first < (size_t)lp->per_step ? lp->n_train - first
+                                                                            : (size_t)lp->per_step;
+            double loss, gnorm, lr;
+            const int rc = optimizer_step(t, lp, lp->order + first, count, &loss, &gnorm, &lr,
+                                          res, err);
+            if (rc < 0) return -1;
+            if (rc > 0) {
+                lp->stop = 1;
+                break;
+            }
+            lp->train_seconds += now_seconds() - t0;
+            if (after_step(t, lp, s, loss, gnorm, lr, res, err)) return -1;
+        }
+    }
+    return 0;
+}
+
 static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval,
                       rd_progress_fn progress, void *user, rd_train_result *res, rd_error *err) {
-    const rd_model *m = t.m;
-    rd_edits *e = t.e;
     const rd_train_opts *o = t.o;
     memset(res, 0, sizeof *res);
     res->best_eval_loss = res->best_eval_accuracy = NAN;
     if (rd_train_opts_validate(o, err)) return -1;
-    const size_t n_train = rd_dataset_size(train);
-    if (n_train == 0) return rd_error_set(err, "the training set is empty");
-    const rd_tokenizer *tok = m->file.tokenizer;
+    loop lp = {.train = train, .eval = eval, .n_train = rd_dataset_size(train),
+               .progress = progress, .user = user,
+               .rng = o->seed * 0x9e3779b97f4a7c15ull + 1,
+               .drop_rng = o->seed * 0xbf58476d1ce4e5b9ull + 0x632be59bd9b4e019ull,
+               .view = t.e ? rd_edits_view_at(t.e, 1.0f) : (rd_edits_view){0}};
+    if (lp.n_train == 0) return rd_error_set(err, "the training set is empty");
+    const rd_tokenizer *tok = t.m->file.tokenizer;
     t.pad_id = tok && rd_tokenizer_eos(tok) >= 0 ? rd_tokenizer_eos(tok) : 0;
     int rc = -1;
-    size_t *order = malloc(sizeof(size_t) * n_train);
-    length_index *by_length = o->group_by_length ? malloc(sizeof *by_length * n_train) : NULL;
-    size_t *batch_order = o->group_by_length ? malloc(sizeof(size_t) * n_train) : NULL;
-    const int per_step = o->batch < (int)n_train ? o->batch : (int)n_train;
-    const int steps_per_epoch = (int)((n_train + (size_t)per_step - 1) / (size_t)per_step);
-    int total = steps_per_epoch * o->epochs;
-    if (o->max_steps && o->max_steps < total) total = o->max_steps;
-    res->loss_history = malloc(sizeof(double) * (size_t)total);
-    if (!order || !res->loss_history || (o->group_by_length && (!by_length || !batch_order))) {
+    lp.order = malloc(sizeof(size_t) * lp.n_train);
+    if (o->group_by_length) {
+        lp.by_length = malloc(sizeof *lp.by_length * lp.n_train);
+        lp.batch_order = malloc(sizeof(size_t) * lp.n_train);
+    }
+    lp.per_step = o->batch < (int)lp.n_train ? o->batch : (int)lp.n_train;
+    lp.steps_per_epoch = (int)((lp.n_train + (size_t)lp.per_step - 1) / (size_t)lp.per_step);
+    lp.total = lp.steps_per_epoch * o->epochs;
+    if (o->max_steps && o->max_steps < lp.total) lp.total = o->max_steps;
+    res->loss_history = malloc(sizeof(double) * (size_t)lp.total);
+    if (!lp.order || !res->loss_history || (o->group_by_length && (!lp.by_length || !lp.batch_order))) {
         rd_error_set(err, "out of memory");
         goto done;
     }
     if (alloc_trainer(&t, err) ||
-        !(t.tc = rd_train_ctx_new(m, o->micro_batch, o->max_len, o->checkpointing, err)))
+        !(t.tc = rd_train_ctx_new(t.m, o->micro_batch, o->max_len, o->checkpointing, err)))
         goto done;
     memcpy(t.best, t.params, t.n_params * sizeof(float));
-    uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 1;
-    /* the dropout masks' seeds: a stream of their own, so dropout leaves the data order as it is */
-    uint64_t drop_rng = o->seed * 0xbf58476d1ce4e5b9ull + 0x632be59bd9b4e019ull;
-    /* resuming: the state replaces the numbers, the histories and the position; the epochs
-     * before its position are replayed only for their shuffles */
-    char setup[1024] = "";
     train_position resume = {0};
     struct stat st;
     const int resumed = o->state_path && stat(o->state_path, &st) == 0;
-    if (o->state_path) describe_setup(&t, train, eval, setup, sizeof setup);
-    if (resumed) {
-        train_arrays a = arrays_of(&t);
-        if (train_state_load(o->state_path, setup, total, &a, &resume, res, err) ||
-            weights_changed(&t, err))
-            goto done;
-        res->resumed_step = resume.step;
-        drop_rng = resume.drop_rng;
-    }
+    if (o->state_path) describe_setup(&t, train, eval, lp.setup, sizeof lp.setup);
+    if (resumed && resume_state(&t, &lp, &resume, res, err)) goto done;
     memcpy(t.last_good, t.params, t.n_params * sizeof(float));
-    for (size_t i = 0; i < n_train; i++) order[i] = i;
-    const double t_start = now_seconds();
-    double train_seconds = resume.train_seconds;
-    int step = resume.step, stop = 0;
-    rd_edits_view view = e ? rd_edits_view_at(e, 1.0f) : (rd_edits_view){0};
-    for (int epoch = 1; epoch <= o->epochs && !stop && step < total; epoch++) {
-        for (size_t i = n_train - 1; i > 0; i--) { /* Fisher–Yates, seeded */
-            size_t j = (size_t)(rd_rng_next(&rng) % (uint64_t)(i + 1));
-            size_t tmp = order[i];
-            order[i] = order[j];
-            order[j] = tmp;
-        }
-        if (o->group_by_length)
-            group_by_length(order, n_train, (size_t)per_step, train, &rng, by_length, batch_order);
-        int first_s = 0;
-        if (resumed && epoch < resume.epoch) continue;
-        if (resumed && epoch == resume.epoch) {
-            if (rng != resume.data_rng) {
-                rd_error_set(err, "%s: the data order replayed for epoch %d differs from the "
-                                  "one the state was written in", o->state_path, epoch);
-                goto done;
-            }
-            first_s = resume.step_in_epoch;
-        }
-        for (int s = first_s; s < steps_per_epoch && !stop && step < total; s++) {
-            const double t0 = now_seconds();
-            const size_t first = (size_t)s * (size_t)per_step;
-            const size_t count = n_train - first < (size_t)per_step ? n_train - first : (size_t)per_step;
-            memset(t.grad, 0, t.n_params * sizeof(float));
-            double loss_sum = 0.0;
-            int n_tok = 0;
-            for (size_t k = 0; k < count; k += (size_t)o->micro_batch) {
-                const size_t mb = count - k < (size_t)o->micro_batch ? count - k : (size_t)o->micro_batch;
-                if (rd_batch_fill(&t.batch, train, order + first + k, mb, o->max_len, o->pack,
-                                  t.pad_id, err))
-                    goto done;
-                /* packed rows can outnumber the examples: run them micro_batch rows at a time */
-                for (int r0 = 0; r0 < t.batch.B; r0 += o->micro_batch) {
-                    const int rows = t.batch.B - r0 < o->micro_batch ? t.batch.B - r0 : o->micro_batch;
-                    double ls;
-                    int nt;
-                    const size_t off = (size_t)r0 * (size_t)t.batch.T;
-                    rd_train_ctx_set_dropout(t.tc, (float)o->dropout, rd_rng_next(&drop_rng));
-                    if (rd_train_pass(t.tc, e ? &view : NULL, e ? &t.gv : NULL,
-                                      t.full ? t.grad : NULL, t.batch.tokens + off,
-                                      t.batch.targets + off, rows, t.batch.T, &ls, &nt, err))
-                        goto done;
-                    loss_sum += ls;
-                    n_tok += nt;
-                    res->tokens += (uint64_t)rows * (uint64_t)t.batch.T;
-                }
-            }
-            step++;
-            const double loss = n_tok ? loss_sum / n_tok : 0.0;
-            double norm2 = 0.0;
-            const float inv = n_tok ? 1.0f / (float)n_tok : 0.0f;
-            for (size_t i = 0; i < t.n_params; i++) {
-                t.grad[i] *= inv;
-                norm2 += (double)t.grad[i] * t.grad[i];
-            }
-            const double gnorm = sqrt(norm2);
-            if (!isfinite(loss) || !isfinite(gnorm)) {
-                memcpy(t.params, t.last_good, t.n_params * sizeof(float));
-                if (weights_changed(&t, err)) goto done;
-                res->stopped = RD_STOP_NONFINITE;
-                snprintf(res->message, sizeof res->message,
-                         "step %d: the %s is not finite (%g); training stopped and the edits "
-                         "of step %d were kept (try a lower learning rate)",
-                         step, isfinite(loss) ? "gradient norm" : "loss",
-                         isfinite(loss) ? gnorm : loss, step - 1);
-                step--;
-                stop = 1;
-                break;
-            }
-            if (o->clip > 0 && gnorm > o->clip) {
-                const float c = (float)(o->clip / gnorm);
-                for (size_t i = 0; i < t.n_params; i++) t.grad[i] *= c;
-            }
-            const double lr = scheduled_lr(o, step - 1, total);
-            memcpy(t.last_good, t.params, t.n_params * sizeof(float));
-            adamw_step(&t, lr, step);
-            size_t bad_param = t.n_params;
-            for (size_t i = 0; i < t.n_params && bad_param == t.n_params; i++)
-                if (!isfinite(t.params[i])) bad_param = i;
-            if (bad_param < t.n_params) { /* the update itself overflowed */
-                memcpy(t.params, t.last_good, t.n_params * sizeof(float));
-                if (weights_changed(&t, err)) goto done;
-                res->stopped = RD_STOP_NONFINITE;
-                snprintf(res->message, sizeof res->message,
-                         "step %d: the update made parameter %zu not finite; training stopped "
-                         "and the edits of step %d were kept (try a lower learning rate)",
-                         step, bad_param, step - 1);
-                step--;
-                stop = 1;
-                break;
-            }
-            if (bad_param == t.n_params && weights_changed(&t, err)) goto done;
-            res->loss_history[step - 1] = loss;
-            res->final_loss = loss;
-            train_seconds += now_seconds() - t0;
-            const double elapsed = now_seconds() - t_start;
-            rd_progress p = {.kind = RD_PROGRESS_STEP, .step = step, .total_steps = total,
-                             .epoch = epoch, .epochs = o->epochs, .loss = loss, .eval_loss = NAN,
-                             .eval_accuracy = NAN,
-                             .lr = lr, .grad_norm = gnorm,
-                             .tokens_per_s = train_seconds > 0 ? (double)res->tokens / train_seconds : 0,
-                             .elapsed = elapsed,
-                             .eta = elapsed / (step - res->resumed_step) * (total - step)};
-            if (progress && progress(user, &p)) stop = 1;
-            if (o->stop && atomic_load(o->stop)) stop = 1;
-            const int end_of_epoch = s + 1 == steps_per_epoch || step == total;
-            /* the last step (or a stop) is always evaluated: its edits may be the best */
-            const int regular = (o->eval_every && step % o->eval_every == 0) ||
-                                (!o->eval_every && end_of_epoch) || step == total;
-            const train_position pos = {step, epoch, s + 1, rng, drop_rng, train_seconds};
-            /* a stop between evaluation points: the state is saved before the stop's own
-             * evaluation, which the uninterrupted run would not have made */
-            if (o->state_path && stop && !regular && save_state(&t, setup, &pos, res, err))
-                goto done;
-            if (eval && (regular || stop)) {
-                double el = NAN;
-                uint64_t et = 0;
-                if (eval_loss(&t, eval, &el, &et, err)) goto done;
-                rd_eval_metrics cls = {.accuracy = NAN};
-                if (rd_dataset_n_labels(eval) > 0 &&
-                    rd_classify(m, e ? &view : NULL, eval, o->micro_batch, o->max_len, &cls, err))
-                    goto done;
-                if (push_eval(res, el, cls.accuracy, step)) {
-                    rd_error_set(err, "out of memory");
-                    goto done;
-                }
-                const int best = is_better(el, cls.accuracy, res);
-                if (best) {
-                    res->best_eval_loss = el;
-                    res->best_eval_accuracy = cls.accuracy;
-                    res->best_step = step;
-                    memcpy(t.best, t.params, t.n_params * sizeof(float));
-                }
-                p.kind = RD_PROGRESS_EVAL;
-                p.eval_loss = el;
-                p.eval_accuracy = cls.accuracy;
-                p.best = best;
-                if (progress && progress(user, &p)) stop = 1;
-            }
-            if (o->state_path && regular && save_state(&t, setup, &pos, res, err)) goto done;
-        }
-    }
-    if (stop && res->stopped == RD_STOP_DONE) {
+    for (size_t i = 0; i < lp.n_train; i++) lp.order[i] = i;
+    lp.t_start = now_seconds();
+    if (run_epochs(&t, &lp, &resume, resumed, res, err)) goto done;
+    if (lp.stop && res->stopped == RD_STOP_DONE) {
         res->stopped = RD_STOP_REQUESTED;
-        snprintf(res->message, sizeof res->message, "stopped on request after step %d", step);
+        snprintf(res->message, sizeof res->message, "stopped on request after step %d", lp.step);
     }
-    res->steps = step;
+    res->steps = lp.step;
     if (eval && res->n_evals > 0) {
         memcpy(t.params, t.best, t.n_params * sizeof(float));
         if (weights_changed(&t, err)) goto done;
     } else {
-        res->best_step = step;
+        res->best_step = lp.step;
     }
-    res->seconds = now_seconds() - t_start;
-    res->tokens_per_s = train_seconds > 0 ? (double)res->tokens / train_seconds : 0.0;
+    res->seconds = now_seconds() - lp.t_start;
+    res->tokens_per_s = lp.train_seconds > 0 ? (double)res->tokens / lp.train_seconds : 0.0;
     rc = 0;
 done:
-    free(order);
-    free(by_length);
-    free(batch_order);
+    free(lp.order);
+    free(lp.by_length);
+    free(lp.batch_order);
     free_trainer(&t);
     if (rc) rd_train_result_release(res);
     return rc;
