@@ -12,6 +12,7 @@
 #include <readline/readline.h>
 
 #include "cli.h"
+#include "options.h"
 #include "line_input.h"
 #include "redit/chat_format.h"
 #include "redit/edits.h"
@@ -45,6 +46,7 @@ static void usage(FILE *out) {
             "                            (default %llu)\n"
             "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
             "      --threads N           compute threads (default: all cores)\n"
+            "      --compute C           f32 (default), bf16 or auto matrix products (prompt)\n"
             "  -h, --help                this text\n",
             (double)d.temperature, d.top_k, (double)d.top_p, (double)d.repeat_penalty,
             d.no_repeat_ngram, (unsigned long long)d.seed);
@@ -332,16 +334,16 @@ static void chat_release(chat *ch) {
 }
 
 /* Model, context, edits and reply filter; the template checked. */
-static int chat_setup(chat *ch, const char *model, const char *tok, const char *edits_path,
-                      int force, float strength, int tmpl_given) {
+static int chat_setup(chat *ch, const cli_model_args *ma, const cli_edits_args *ea,
+                      int tmpl_given) {
     rd_error err = {0};
-    if (!(ch->model = cli_load_model(model, tok))) return -1;
+    if (!(ch->model = cli_open_model("chat", ma, 0))) return -1;
     if (!ch->model->file.tokenizer) {
         fprintf(stderr, "redit chat: %s has no tokenizer; chat needs one (give --tokenizer "
-                        "FILE)\n", model);
+                        "FILE)\n", ma->path);
         return -1;
     }
-    if (edits_path && load_edits(ch, edits_path, force, strength, tmpl_given)) return -1;
+    if (ea->path && load_edits(ch, ea->path, ea->force, ea->strength, tmpl_given)) return -1;
     char *stop = rd_chat_turn_start(ch->tmpl, &err);
     if (!stop) {
         fprintf(stderr, "redit %s\n", err.msg);
@@ -358,54 +360,45 @@ static int chat_setup(chat *ch, const char *model, const char *tok, const char *
 }
 
 int cmd_chat(int argc, char **argv) {
+    enum { O_COMPARE = CLI_O_FIRST_FREE };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},       CLI_GEN_LONG_OPTIONS,
-        {"tokenizer", required_argument, 0, 'k'},   {"threads", required_argument, 0, 'j'},
-        {"edits", required_argument, 0, 'e'},      {"strength", required_argument, 0, 'a'},
-        {"force", no_argument, 0, 'f'},            {"compare", no_argument, 0, 'c'},
+        CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS, CLI_GEN_LONG_OPTIONS,
+        {"compare", no_argument, 0, O_COMPARE},
         {"template", required_argument, 0, 'T'},   {"system", required_argument, 0, 's'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     chat ch = {.gen = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1}};
-    const char *model = NULL, *tok = NULL, *edits_path = NULL;
-    int threads = 0, c, force = 0;
-    float strength = 1.0f;
+    cli_model_args ma = {0};
+    cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:n:t:h", opts, NULL)) != -1) {
-        int bad = cli_gen_option("chat", c, optarg, &ch.gen);
-        if (bad) { /* a generation option: stored, or a bad value */
-            if (bad < 0) return 2;
-            continue;
-        }
+        int got = cli_gen_option("chat", c, optarg, &ch.gen);
+        if (!got) got = cli_model_option("chat", c, optarg, &ma);
+        if (!got) got = cli_edits_option("chat", c, optarg, &ea);
+        if (got < 0) return 2;
+        if (got) continue;
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'k': tok = optarg; break;
-        case 'j': bad = cli_int("chat", "--threads", optarg, 0, 1024, &threads); break;
-        case 'e': edits_path = optarg; break;
-        case 'a': bad = cli_float("chat", "--strength", optarg, -100, 100, &strength); break;
-        case 'f': force = 1; break;
-        case 'c': ch.compare = 1; break;
+        case O_COMPARE: ch.compare = 1; break;
         case 'T': ch.tmpl = optarg; break;
         case 's': ch.system = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
-        if (bad) return 2;
     }
-    if (!model || optind != argc) {
+    if (!ma.path || optind != argc) {
         fprintf(stderr, "redit chat: give -m MODEL (and no other arguments)\n");
         usage(stderr);
         return 2;
     }
-    if (ch.compare && !edits_path) {
+    if (ch.compare && !ea.path) {
         fprintf(stderr, "redit chat: --compare needs --edits\n");
         return 2;
     }
     ch.seed = ch.gen.sampling.seed;
     int tmpl_given = ch.tmpl != NULL;
     if (!ch.tmpl) ch.tmpl = "llama2-chat";
-    cli_set_threads(threads);
     int rc = 1;
-    if (chat_setup(&ch, model, tok, edits_path, force, strength, tmpl_given) == 0) {
+    if (chat_setup(&ch, &ma, &ea, tmpl_given) == 0) {
         cli_input_begin("redit-chat");
         loop(&ch);
         cli_input_end();

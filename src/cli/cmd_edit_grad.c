@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/atomic_file.h"
 #include "redit/backward.h"
 #include "redit/edits.h"
@@ -29,6 +30,8 @@ static void usage(FILE *out) {
             "      --strength A   edit strength α (default 1)\n"
             "      --force        load edits made for another base model\n"
             "      --tokenizer F  llama2.c tokenizer.bin (not needed for ids)\n"
+            "      --threads N    compute threads (default: all cores)\n"
+            "      --compute C    f32 (default: the reference numerics), bf16 or auto\n"
             "  -h, --help         this text\n");
 }
 
@@ -48,32 +51,29 @@ static void copy_vectors(rd_edits *full, rd_edits *e, int L, int d, float alpha)
 }
 
 int cmd_edit_grad(int argc, char **argv) {
+    enum { O_IDS = CLI_O_FIRST_FREE };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"ids", required_argument, 0, 'i'},
-        {"output", required_argument, 0, 'o'}, {"edits", required_argument, 0, 'e'},
-        {"strength", required_argument, 0, 'a'}, {"force", no_argument, 0, 'f'},
-        {"tokenizer", required_argument, 0, 'k'}, {"help", no_argument, 0, 'h'},
+        CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS, {"ids", required_argument, 0, O_IDS},
+        {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *model = NULL, *ids_text = NULL, *out = NULL, *edits_path = NULL, *tok = NULL;
-    float strength = 1.0f;
-    int force = 0, c;
+    cli_model_args ma = {0};
+    cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
+    const char *ids_text = NULL, *out = NULL;
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:h", opts, NULL)) != -1) {
+        int got = cli_model_option("edit-grad", c, optarg, &ma);
+        if (!got) got = cli_edits_option("edit-grad", c, optarg, &ea);
+        if (got < 0) return 2;
+        if (got) continue;
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'i': ids_text = optarg; break;
+        case O_IDS: ids_text = optarg; break;
         case 'o': out = optarg; break;
-        case 'e': edits_path = optarg; break;
-        case 'a':
-            if (cli_float("edit-grad", "--strength", optarg, -100, 100, &strength)) return 2;
-            break;
-        case 'f': force = 1; break;
-        case 'k': tok = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!model || !ids_text || !out || optind != argc) {
+    if (!ma.path || !ids_text || !out || optind != argc) {
         usage(stderr);
         return 2;
     }
@@ -85,7 +85,7 @@ int cmd_edit_grad(int argc, char **argv) {
         free(ids);
         return 2;
     }
-    rd_model *m = cli_load_model(model, tok);
+    rd_model *m = cli_open_model("edit-grad", &ma, 1);
     if (!m) {
         free(ids);
         return 1;
@@ -99,13 +99,13 @@ int cmd_edit_grad(int argc, char **argv) {
     rd_edits_grad gv = {0};
     float *grad = NULL, *outbuf = NULL;
     rd_edit_spec all = {.sites = RD_SITE_BOTH, .layers = "all", .scale = 1, .bias = 1};
-    if (edits_path && !(e = cli_load_edits(edits_path, m, force))) goto done;
+    if (cli_open_edits(&ea, m, &e)) goto done;
     if (!(full = rd_edits_new(cfg, &all, &err)) ||
         !(tc = rd_train_ctx_new(m, 1, T < 2 ? 2 : T, 0, &err))) {
         fprintf(stderr, "redit edit-grad: %s\n", err.msg);
         goto done;
     }
-    if (e) copy_vectors(full, e, L, d, strength);
+    if (e) copy_vectors(full, e, L, d, ea.strength);
     grad = calloc(rd_edits_param_count(full), sizeof(float));
     outbuf = malloc((size_t)4 * L * d * sizeof(float));
     if (!grad || !outbuf || rd_edits_grad_new(full, grad, &gv, &err)) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/dataset.h"
 #include "redit/edits.h"
 #include "redit/train.h"
@@ -36,77 +37,59 @@ static void usage(FILE *out) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    enum { O_EDITS = 256, O_STRENGTH, O_FORCE, O_FORMAT, O_TEMPLATE, O_SYSTEM, O_MAXLEN,
-           O_FULLLOSS, O_BATCH, O_TOK, O_THREADS, O_COMPUTE, O_SKIP };
+    enum { O_BATCH = CLI_O_FIRST_FREE };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
-        {"edits", required_argument, 0, O_EDITS}, {"strength", required_argument, 0, O_STRENGTH},
-        {"force", no_argument, 0, O_FORCE}, {"format", required_argument, 0, O_FORMAT},
-        {"template", required_argument, 0, O_TEMPLATE}, {"system", required_argument, 0, O_SYSTEM},
-        {"max-len", required_argument, 0, O_MAXLEN}, {"full-loss", no_argument, 0, O_FULLLOSS},
-        {"batch", required_argument, 0, O_BATCH}, {"tokenizer", required_argument, 0, O_TOK},
-        {"threads", required_argument, 0, O_THREADS}, {"compute", required_argument, 0, O_COMPUTE},
-        {"skip-bad-lines", no_argument, 0, O_SKIP},
+        CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS, CLI_DATA_LONG_OPTIONS,
+        {"data", required_argument, 0, 'd'}, {"batch", required_argument, 0, O_BATCH},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *model = NULL, *data = NULL, *edits_path = NULL, *tok = NULL, *compute = NULL;
-    rd_data_opts dopt = rd_data_opts_defaults();
-    float strength = 1.0f;
-    int force = 0, batch = 8, threads = 0, c;
+    cli_model_args ma = {0};
+    cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
+    cli_data_args da = CLI_DATA_ARGS_DEFAULT;
+    const char *data = NULL;
+    int batch = 8, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:d:h", opts, NULL)) != -1) {
-        int bad = 0;
+        int got = cli_model_option("eval", c, optarg, &ma);
+        if (!got) got = cli_edits_option("eval", c, optarg, &ea);
+        if (!got) got = cli_data_option("eval", c, optarg, &da);
+        if (got < 0) return 2;
+        if (got) continue;
         switch (c) {
-        case 'm': model = optarg; break;
         case 'd': data = optarg; break;
-        case O_EDITS: edits_path = optarg; break;
-        case O_STRENGTH: bad = cli_float("eval", "--strength", optarg, -100, 100, &strength); break;
-        case O_FORCE: force = 1; break;
-        case O_FORMAT:
-            if ((bad = rd_data_format_from_name(optarg, &dopt.format) != 0))
-                fprintf(stderr, "redit eval: unknown --format \"%s\"\n", optarg);
+        case O_BATCH:
+            if (cli_int("eval", "--batch", optarg, 1, 4096, &batch)) return 2;
             break;
-        case O_TEMPLATE: dopt.template_name = optarg; break;
-        case O_SYSTEM: dopt.system = optarg; break;
-        case O_MAXLEN: bad = cli_int("eval", "--max-len", optarg, 2, 1 << 20, &dopt.max_len); break;
-        case O_FULLLOSS: dopt.mask_prompt = 0; break;
-        case O_SKIP: dopt.skip_bad_lines = 1; break;
-        case O_BATCH: bad = cli_int("eval", "--batch", optarg, 1, 4096, &batch); break;
-        case O_TOK: tok = optarg; break;
-        case O_THREADS: bad = cli_int("eval", "--threads", optarg, 0, 1024, &threads); break;
-        case O_COMPUTE: compute = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
-        if (bad) return 2;
     }
-    if (!model || !data || optind != argc) {
+    if (!ma.path || !data || optind != argc) {
         usage(stderr);
         return 2;
     }
-    cli_set_threads(threads);
-    rd_model *m = cli_load_model(model, tok);
+    rd_model *m = cli_open_model("eval", &ma, 0);
     if (!m) return 1;
     int rc = 1;
     rd_error err = {0};
     rd_edits *e = NULL;
     rd_dataset *d = NULL;
     rd_eval_metrics r;
+    const rd_data_opts *dopt = &da.opts;
     if (!m->file.tokenizer) {
-        fprintf(stderr, "redit eval: %s has no tokenizer; data sets need one (--tokenizer)\n", model);
+        fprintf(stderr, "redit eval: %s has no tokenizer; data sets need one (--tokenizer)\n",
+                ma.path);
         goto done;
     }
-    if (cli_set_compute("eval", m, compute, 0)) goto done;
-    if (dopt.max_len > rd_model_config(m)->seq_len) dopt.max_len = rd_model_config(m)->seq_len;
-    if (edits_path && !(e = cli_load_edits(edits_path, m, force))) goto done;
-    if (!(d = rd_dataset_load(data, m->file.tokenizer, &dopt, &err)) ||
-        rd_evaluate(m, e, strength, d, batch, dopt.max_len, &r, &err)) {
+    if (cli_data_fit_context("eval", &da, m) || cli_open_edits(&ea, m, &e)) goto done;
+    if (!(d = rd_dataset_load(data, m->file.tokenizer, dopt, &err)) ||
+        rd_evaluate(m, e, ea.strength, d, batch, dopt->max_len, &r, &err)) {
         fprintf(stderr, "redit eval: %s\n", err.msg);
         goto done;
     }
     printf("examples    %zu\n", rd_dataset_size(d));
     char cuts[256];
-    if (*rd_dataset_cuts_text(d, dopt.max_len, cuts, sizeof cuts)) printf("left out    %s\n", cuts);
+    if (*rd_dataset_cuts_text(d, dopt->max_len, cuts, sizeof cuts)) printf("left out    %s\n", cuts);
     printf("tokens      %llu\n", (unsigned long long)r.tokens);
     printf("loss        %.6f\n", r.loss);
     printf("perplexity  %.4f\n", r.perplexity);

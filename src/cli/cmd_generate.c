@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/edits.h"
 #include "redit/generate.h"
 #include "redit/tokenizer.h"
@@ -27,6 +28,7 @@ static void usage(FILE *out) {
             "      --seed S              random seed (default %llu)\n"
             "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
             "      --threads N           compute threads (default: all cores)\n"
+            "      --compute C           f32 (default), bf16 or auto matrix products (prompt)\n"
             "      --edits FILE          apply RED edits (safetensors edit file)\n"
             "      --strength A          edit strength α: s' = 1 + α(s − 1), b' = α·b (default 1)\n"
             "      --compare             print the base model's answer, then the edited one\n"
@@ -70,51 +72,42 @@ static int run_one(rd_ctx *ctx, const rd_edits_view *edits, const int *ids, size
 }
 
 int cmd_generate(int argc, char **argv) {
+    enum { O_IDS = CLI_O_FIRST_FREE, O_COMPARE };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},      {"prompt", required_argument, 0, 'p'},
-        {"ids", required_argument, 0, 'i'},        CLI_GEN_LONG_OPTIONS,
-        {"tokenizer", required_argument, 0, 'k'},  {"threads", required_argument, 0, 'j'},
-        {"edits", required_argument, 0, 'e'},     {"strength", required_argument, 0, 'a'},
-        {"force", no_argument, 0, 'f'},           {"compare", no_argument, 0, 'c'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
-    const char *model = NULL, *prompt = NULL, *ids_text = NULL, *tok = NULL;
+        CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS, CLI_GEN_LONG_OPTIONS,
+        {"prompt", required_argument, 0, 'p'},  {"ids", required_argument, 0, O_IDS},
+        {"compare", no_argument, 0, O_COMPARE}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    cli_model_args ma = {0};
+    cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
+    const char *prompt = NULL, *ids_text = NULL;
     rd_gen_opts g = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1};
-    int threads = 0, c, force = 0, compare = 0;
-    const char *edits_path = NULL;
-    float strength = 1.0f;
+    int c, compare = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
-        int bad = cli_gen_option("generate", c, optarg, &g);
-        if (bad) { /* a generation option: stored, or a bad value */
-            if (bad < 0) return 2;
-            continue;
-        }
+        int got = cli_gen_option("generate", c, optarg, &g);
+        if (!got) got = cli_model_option("generate", c, optarg, &ma);
+        if (!got) got = cli_edits_option("generate", c, optarg, &ea);
+        if (got < 0) return 2;
+        if (got) continue;
         switch (c) {
-        case 'm': model = optarg; break;
         case 'p': prompt = optarg; break;
-        case 'i': ids_text = optarg; break;
-        case 'k': tok = optarg; break;
-        case 'j': bad = cli_int("generate", "--threads", optarg, 0, 1024, &threads); break;
-        case 'e': edits_path = optarg; break;
-        case 'a': bad = cli_float("generate", "--strength", optarg, -100, 100, &strength); break;
-        case 'f': force = 1; break;
-        case 'c': compare = 1; break;
+        case O_IDS: ids_text = optarg; break;
+        case O_COMPARE: compare = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
-        if (bad) return 2;
     }
-    if (compare && !edits_path) {
+    if (compare && !ea.path) {
         fprintf(stderr, "redit generate: --compare needs --edits\n");
         return 2;
     }
-    if (!model || (!prompt == !ids_text) || optind != argc) {
+    if (!ma.path || (!prompt == !ids_text) || optind != argc) {
         fprintf(stderr, "redit generate: give -m MODEL and exactly one of -p PROMPT or --ids\n");
         usage(stderr);
         return 2;
     }
-    cli_set_threads(threads);
-    rd_model *m = cli_load_model(model, tok);
+    rd_model *m = cli_open_model("generate", &ma, 0);
     if (!m) return 1;
     const rd_tokenizer *t = m->file.tokenizer;
     rd_error err = {0};
@@ -126,7 +119,7 @@ int cmd_generate(int argc, char **argv) {
     if (prompt) {
         if (!t) {
             fprintf(stderr, "redit generate: %s has no tokenizer; text needs one (give "
-                            "--tokenizer FILE, or the prompt as --ids)\n", model);
+                            "--tokenizer FILE, or the prompt as --ids)\n", ma.path);
             goto done;
         }
         if (rd_tokenizer_encode(t, prompt, strlen(prompt), 1, 0, &ids, &n, &err)) {
@@ -144,9 +137,9 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "redit generate: %s\n", ctx ? "out of memory" : err.msg);
         goto done;
     }
-    if (edits_path && !(edits = cli_load_edits(edits_path, m, force))) goto done;
+    if (cli_open_edits(&ea, m, &edits)) goto done;
     stream_state s = {.print_ids = !t || !prompt};
-    rd_edits_view view = edits ? rd_edits_view_at(edits, strength) : (rd_edits_view){0};
+    rd_edits_view view = cli_edits_view(&ea, edits);
     for (int pass = compare ? 0 : 1; pass < 2; pass++) {
         const rd_edits_view *v = pass == 1 && edits ? &view : NULL;
         if (compare)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/atomic_file.h"
 #include "redit/edits.h"
 #include "redit/forward.h"
@@ -25,46 +26,33 @@ static void usage(FILE *out) {
 }
 
 int cmd_logits(int argc, char **argv) {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"ids", required_argument, 0, 'i'},
+    enum { O_IDS = CLI_O_FIRST_FREE };
+    static const struct option opts[] = {CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS,
+                                         {"ids", required_argument, 0, O_IDS},
                                          {"output", required_argument, 0, 'o'},
-                                         {"tokenizer", required_argument, 0, 'k'},
-                                         {"threads", required_argument, 0, 'j'},
-                                         {"edits", required_argument, 0, 'e'},
-                                         {"strength", required_argument, 0, 'a'},
-                                         {"force", no_argument, 0, 'f'},
-                                         {"compute", required_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *model = NULL, *ids_text = NULL, *out = NULL, *tok = NULL, *edits_path = NULL;
-    const char *compute = NULL;
-    int threads = 0, force = 0, c;
-    float strength = 1.0f;
+    cli_model_args ma = {0};
+    cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
+    const char *ids_text = NULL, *out = NULL;
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:h", opts, NULL)) != -1) {
+        int got = cli_model_option("logits", c, optarg, &ma);
+        if (!got) got = cli_edits_option("logits", c, optarg, &ea);
+        if (got < 0) return 2;
+        if (got) continue;
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'i': ids_text = optarg; break;
+        case O_IDS: ids_text = optarg; break;
         case 'o': out = optarg; break;
-        case 'k': tok = optarg; break;
-        case 'j':
-            if (cli_int("logits", "--threads", optarg, 0, 1024, &threads)) return 2;
-            break;
-        case 'e': edits_path = optarg; break;
-        case 'a':
-            if (cli_float("logits", "--strength", optarg, -100, 100, &strength)) return 2;
-            break;
-        case 'f': force = 1; break;
-        case 'c': compute = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!model || !ids_text || !out || optind != argc) {
+    if (!ma.path || !ids_text || !out || optind != argc) {
         usage(stderr);
         return 2;
     }
-    cli_set_threads(threads);
     size_t n;
     int *ids = cli_parse_ids(ids_text, &n);
     if (!ids) return 2;
@@ -73,21 +61,16 @@ int cmd_logits(int argc, char **argv) {
         free(ids);
         return 2;
     }
-    rd_model *m = cli_load_model(model, tok);
-    if (!m) {
-        free(ids);
-        return 1;
-    }
     int rc = 1;
     rd_error err = {0};
     rd_edits *edits = NULL;
-    if (cli_set_compute("logits", m, compute, 0) ||
-        (edits_path && !(edits = cli_load_edits(edits_path, m, force)))) {
+    rd_model *m = cli_open_model("logits", &ma, 0);
+    if (!m || cli_open_edits(&ea, m, &edits)) {
         rd_model_free(m);
         free(ids);
         return 1;
     }
-    rd_edits_view view = edits ? rd_edits_view_at(edits, strength) : (rd_edits_view){0};
+    rd_edits_view view = cli_edits_view(&ea, edits);
     const int V = rd_model_config(m)->vocab_size;
     rd_ctx *ctx = rd_ctx_new(m, 1, (int)(n < 0x7fffffff ? n : 0x7fffffff), &err);
     float *logits = ctx ? malloc(n * (size_t)V * sizeof(float)) : NULL;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/atomic_file.h"
 #include "redit/backward.h"
 #include "redit/dataset.h"
@@ -141,15 +142,30 @@ static int on_progress(void *user, const rd_progress *p) {
     return 0;
 }
 
+/* Everything the command line says. */
+typedef struct train_args {
+    cli_model_args model;
+    cli_data_args data;
+    rd_train_opts opts;
+    const char *train_path, *eval_path, *out, *log_path, *init, *sites_name, *layers;
+    float split;      /* --eval-split fraction, 0 = none */
+    int scale, bias;  /* which vectors to train */
+    int full;         /* full fine-tuning */
+    int force;        /* --init: accept another base model's edits */
+    int edit_shape_given; /* --sites, --layers, --no-scale or --no-bias */
+    int sites;        /* RD_SITE_* from sites_name */
+} train_args;
+
 /* The training options as JSON for the edit file's metadata (malloc'ed). */
-static char *options_json(const rd_train_opts *o, const char *data, const char *fmt,
-                          const char *tmpl, int full_loss, const char *init) {
+static char *options_json(const train_args *a) {
+    const rd_train_opts *o = &a->opts;
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "data", data);
-    if (init) cJSON_AddStringToObject(j, "init", init);
-    cJSON_AddStringToObject(j, "format", fmt ? fmt : "auto");
-    if (tmpl) cJSON_AddStringToObject(j, "template", tmpl);
-    cJSON_AddBoolToObject(j, "loss_on_answer_only", !full_loss);
+    cJSON_AddStringToObject(j, "data", a->train_path);
+    if (a->init) cJSON_AddStringToObject(j, "init", a->init);
+    cJSON_AddStringToObject(j, "format", a->data.format_name ? a->data.format_name : "auto");
+    if (a->data.opts.template_name)
+        cJSON_AddStringToObject(j, "template", a->data.opts.template_name);
+    cJSON_AddBoolToObject(j, "loss_on_answer_only", a->data.opts.mask_prompt);
     cJSON_AddNumberToObject(j, "lr", o->lr);
     cJSON_AddNumberToObject(j, "epochs", o->epochs);
     cJSON_AddNumberToObject(j, "batch", o->batch);
@@ -168,19 +184,67 @@ static char *options_json(const rd_train_opts *o, const char *data, const char *
     return s;
 }
 
-int cmd_train(int argc, char **argv) {
-    enum { O_EVAL = 256, O_SPLIT, O_FORMAT, O_TEMPLATE, O_SYSTEM, O_MAXLEN, O_FULLLOSS, O_SKIP,
-           O_PACK, O_SITES, O_LAYERS, O_NOSCALE, O_NOBIAS, O_LR, O_EPOCHS, O_BATCH, O_MICRO,
-           O_SCHED, O_WARMUP, O_WD, O_CLIP, O_SEED, O_EVALEVERY, O_MAXSTEPS, O_CKPT, O_LOG,
-           O_TOK, O_THREADS, O_FULL, O_COMPUTE, O_GROUP, O_BETA1, O_BETA2, O_INIT, O_FORCE, O_DROPOUT,
-           O_STATE };
+enum { O_EVAL = CLI_O_FIRST_FREE, O_SPLIT, O_PACK, O_SITES, O_LAYERS, O_NOSCALE, O_NOBIAS, O_LR,
+       O_EPOCHS, O_BATCH, O_MICRO, O_SCHED, O_WARMUP, O_WD, O_CLIP, O_SEED, O_EVALEVERY,
+       O_MAXSTEPS, O_CKPT, O_LOG, O_FULL, O_GROUP, O_BETA1, O_BETA2, O_INIT, O_FORCE, O_DROPOUT,
+       O_STATE };
+
+/* One option of train's own (not of a shared group). Returns 0, 1 for --help (printed),
+ * or 2 on a bad value or unknown option (printed). */
+static int train_option(train_args *a, int c, const char *arg, int *micro) {
+    rd_train_opts *o = &a->opts;
+    float f;
+    int bad = 0, seed;
+    switch (c) {
+    case 'd': a->train_path = arg; break;
+    case 'o': a->out = arg; break;
+    case O_EVAL: a->eval_path = arg; break;
+    case O_SPLIT: bad = cli_float("train", "--eval-split", arg, 1e-6, 0.99, &a->split); break;
+    case O_PACK: o->pack = 1; break;
+    case O_GROUP: o->group_by_length = 1; break;
+    case O_SITES: a->sites_name = arg; a->edit_shape_given = 1; break;
+    case O_LAYERS: a->layers = arg; a->edit_shape_given = 1; break;
+    case O_NOSCALE: a->scale = 0; a->edit_shape_given = 1; break;
+    case O_NOBIAS: a->bias = 0; a->edit_shape_given = 1; break;
+    case O_INIT: a->init = arg; break;
+    case O_FORCE: a->force = 1; break;
+    case O_LR: bad = cli_float("train", "--lr", arg, 1e-12, 10, &f); o->lr = f; break;
+    case O_EPOCHS: bad = cli_int("train", "--epochs", arg, 1, 100000, &o->epochs); break;
+    case O_BATCH: bad = cli_int("train", "--batch", arg, 1, 1 << 20, &o->batch); break;
+    case O_MICRO: bad = cli_int("train", "--micro-batch", arg, 1, 1 << 20, micro); break;
+    case O_SCHED:
+        if (rd_schedule_from_name(arg, &o->schedule)) {
+            fprintf(stderr, "redit train: --schedule must be linear, cosine or constant\n");
+            bad = 1;
+        }
+        break;
+    case O_WARMUP: bad = cli_float("train", "--warmup", arg, 0, 0.99, &f); o->warmup_ratio = f; break;
+    case O_WD: bad = cli_float("train", "--weight-decay", arg, 0, 100, &f); o->weight_decay = f; break;
+    case O_CLIP: bad = cli_float("train", "--clip", arg, 0, 1e6, &f); o->clip = f; break;
+    case O_BETA1: bad = cli_double("train", "--beta1", arg, 0, 0.999999, &o->beta1); break;
+    case O_BETA2: bad = cli_double("train", "--beta2", arg, 0, 0.999999, &o->beta2); break;
+    case O_DROPOUT: bad = cli_double("train", "--dropout", arg, 0, 0.99, &o->dropout); break;
+    case O_SEED: bad = cli_int("train", "--seed", arg, 0, 0x7fffffff, &seed); o->seed = (uint64_t)seed; break;
+    case O_EVALEVERY: bad = cli_int("train", "--eval-every", arg, 0, 1 << 30, &o->eval_every); break;
+    case O_MAXSTEPS: bad = cli_int("train", "--max-steps", arg, 0, 1 << 30, &o->max_steps); break;
+    case O_CKPT: o->checkpointing = 1; break;
+    case O_LOG: a->log_path = arg; break;
+    case O_STATE: o->state_path = arg; break;
+    case O_FULL: a->full = 1; break;
+    case 'h': usage(stdout); return 1;
+    default: usage(stderr); return 2;
+    }
+    return bad ? 2 : 0;
+}
+
+/* Parses and checks the command line into *a. Returns 0 to go on, or -1 with *exit_code set
+ * (0 after --help, 2 on a usage error; the message is printed). */
+static int parse_train_args(int argc, char **argv, train_args *a, int *exit_code) {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
+        CLI_MODEL_LONG_OPTIONS, CLI_DATA_LONG_OPTIONS,
+        {"data", required_argument, 0, 'd'},
         {"output", required_argument, 0, 'o'}, {"eval", required_argument, 0, O_EVAL},
-        {"eval-split", required_argument, 0, O_SPLIT}, {"format", required_argument, 0, O_FORMAT},
-        {"template", required_argument, 0, O_TEMPLATE}, {"system", required_argument, 0, O_SYSTEM},
-        {"max-len", required_argument, 0, O_MAXLEN}, {"full-loss", no_argument, 0, O_FULLLOSS},
-        {"skip-bad-lines", no_argument, 0, O_SKIP}, {"pack", no_argument, 0, O_PACK},
+        {"eval-split", required_argument, 0, O_SPLIT}, {"pack", no_argument, 0, O_PACK},
         {"group-by-length", no_argument, 0, O_GROUP},
         {"sites", required_argument, 0, O_SITES}, {"layers", required_argument, 0, O_LAYERS},
         {"no-scale", no_argument, 0, O_NOSCALE}, {"no-bias", no_argument, 0, O_NOBIAS},
@@ -190,238 +254,222 @@ int cmd_train(int argc, char **argv) {
         {"weight-decay", required_argument, 0, O_WD}, {"clip", required_argument, 0, O_CLIP},
         {"seed", required_argument, 0, O_SEED}, {"eval-every", required_argument, 0, O_EVALEVERY},
         {"max-steps", required_argument, 0, O_MAXSTEPS}, {"checkpointing", no_argument, 0, O_CKPT},
-        {"log", required_argument, 0, O_LOG}, {"tokenizer", required_argument, 0, O_TOK},
-        {"threads", required_argument, 0, O_THREADS}, {"full", no_argument, 0, O_FULL},
-        {"compute", required_argument, 0, O_COMPUTE},
+        {"log", required_argument, 0, O_LOG}, {"full", no_argument, 0, O_FULL},
         {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
         {"init", required_argument, 0, O_INIT}, {"force", no_argument, 0, O_FORCE},
         {"dropout", required_argument, 0, O_DROPOUT}, {"state", required_argument, 0, O_STATE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *model = NULL, *data = NULL, *out = NULL, *eval_path = NULL, *fmt = NULL;
-    const char *log_path = NULL, *tok = NULL, *sites_name = "ffn", *layers = "all";
-    const char *compute = NULL, *init = NULL;
-    rd_train_opts o = rd_train_opts_defaults();
-    rd_data_opts dopt = rd_data_opts_defaults();
-    int micro = 0, threads = 0, scale = 1, bias = 1, full_loss = 0, seed = 42, full = 0, c;
-    int max_len_given = 0, edit_shape_given = 0, force = 0;
-    float split = 0.0f, f;
+    *a = (train_args){.data = CLI_DATA_ARGS_DEFAULT, .opts = rd_train_opts_defaults(),
+                      .sites_name = "ffn", .layers = "all", .scale = 1, .bias = 1};
+    int micro = 0, c;
+    *exit_code = 2;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:d:o:h", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'm': model = optarg; break;
-        case 'd': data = optarg; break;
-        case 'o': out = optarg; break;
-        case O_EVAL: eval_path = optarg; break;
-        case O_SPLIT: bad = cli_float("train", "--eval-split", optarg, 1e-6, 0.99, &split); break;
-        case O_FORMAT:
-            fmt = optarg;
-            if (rd_data_format_from_name(optarg, &dopt.format)) {
-                fprintf(stderr, "redit train: unknown --format \"%s\"\n", optarg);
-                bad = 1;
-            }
-            break;
-        case O_TEMPLATE: dopt.template_name = optarg; break;
-        case O_SYSTEM: dopt.system = optarg; break;
-        case O_MAXLEN:
-            bad = cli_int("train", "--max-len", optarg, 2, 1 << 20, &o.max_len);
-            max_len_given = 1;
-            break;
-        case O_FULLLOSS: full_loss = 1; break;
-        case O_SKIP: dopt.skip_bad_lines = 1; break;
-        case O_PACK: o.pack = 1; break;
-        case O_GROUP: o.group_by_length = 1; break;
-        case O_SITES: sites_name = optarg; edit_shape_given = 1; break;
-        case O_LAYERS: layers = optarg; edit_shape_given = 1; break;
-        case O_NOSCALE: scale = 0; edit_shape_given = 1; break;
-        case O_NOBIAS: bias = 0; edit_shape_given = 1; break;
-        case O_INIT: init = optarg; break;
-        case O_FORCE: force = 1; break;
-        case O_LR: bad = cli_float("train", "--lr", optarg, 1e-12, 10, &f); o.lr = f; break;
-        case O_EPOCHS: bad = cli_int("train", "--epochs", optarg, 1, 100000, &o.epochs); break;
-        case O_BATCH: bad = cli_int("train", "--batch", optarg, 1, 1 << 20, &o.batch); break;
-        case O_MICRO: bad = cli_int("train", "--micro-batch", optarg, 1, 1 << 20, &micro); break;
-        case O_SCHED:
-            if (rd_schedule_from_name(optarg, &o.schedule)) {
-                fprintf(stderr, "redit train: --schedule must be linear, cosine or constant\n");
-                bad = 1;
-            }
-            break;
-        case O_WARMUP: bad = cli_float("train", "--warmup", optarg, 0, 0.99, &f); o.warmup_ratio = f; break;
-        case O_WD: bad = cli_float("train", "--weight-decay", optarg, 0, 100, &f); o.weight_decay = f; break;
-        case O_CLIP: bad = cli_float("train", "--clip", optarg, 0, 1e6, &f); o.clip = f; break;
-        case O_BETA1: bad = cli_double("train", "--beta1", optarg, 0, 0.999999, &o.beta1); break;
-        case O_BETA2: bad = cli_double("train", "--beta2", optarg, 0, 0.999999, &o.beta2); break;
-        case O_DROPOUT: bad = cli_double("train", "--dropout", optarg, 0, 0.99, &o.dropout); break;
-        case O_SEED: bad = cli_int("train", "--seed", optarg, 0, 0x7fffffff, &seed); o.seed = (uint64_t)seed; break;
-        case O_EVALEVERY: bad = cli_int("train", "--eval-every", optarg, 0, 1 << 30, &o.eval_every); break;
-        case O_MAXSTEPS: bad = cli_int("train", "--max-steps", optarg, 0, 1 << 30, &o.max_steps); break;
-        case O_CKPT: o.checkpointing = 1; break;
-        case O_LOG: log_path = optarg; break;
-        case O_STATE: o.state_path = optarg; break;
-        case O_TOK: tok = optarg; break;
-        case O_THREADS: bad = cli_int("train", "--threads", optarg, 0, 1024, &threads); break;
-        case O_FULL: full = 1; break;
-        case O_COMPUTE: compute = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-        if (bad) return 2;
+        int got = cli_model_option("train", c, optarg, &a->model);
+        if (!got) got = cli_data_option("train", c, optarg, &a->data);
+        if (got < 0) return -1;
+        if (got) continue;
+        const int rc = train_option(a, c, optarg, &micro);
+        if (rc == 1) *exit_code = 0;
+        if (rc) return -1;
     }
-    if (!model || !data || !out || optind != argc) {
+    if (!a->model.path || !a->train_path || !a->out || optind != argc) {
         fprintf(stderr, "redit train: -m MODEL, -d DATA and -o EDITS are required\n");
         usage(stderr);
-        return 2;
+        return -1;
     }
-    if (eval_path && split > 0) {
+    if (a->eval_path && a->split > 0) {
         fprintf(stderr, "redit train: give --eval or --eval-split, not both\n");
-        return 2;
+        return -1;
     }
-    if (init && (full || edit_shape_given)) {
+    if (a->init && (a->full || a->edit_shape_given)) {
         fprintf(stderr, "redit train: --init takes the sites, layers and kinds of its edit file; "
-                        "%s\n", full ? "it does not combine with --full"
-                                     : "give --init or --sites/--layers/--no-scale/--no-bias");
-        return 2;
+                        "%s\n", a->full ? "it does not combine with --full"
+                                        : "give --init or --sites/--layers/--no-scale/--no-bias");
+        return -1;
     }
-    if (force && !init) {
+    if (a->force && !a->init) {
         fprintf(stderr, "redit train: --force only applies to --init\n");
-        return 2;
+        return -1;
     }
-    int sites;
-    if (rd_sites_from_name(sites_name, &sites)) {
+    if (rd_sites_from_name(a->sites_name, &a->sites)) {
         fprintf(stderr, "redit train: --sites must be ffn, attn or both\n");
-        return 2;
+        return -1;
     }
-    o.micro_batch = micro ? micro : o.batch;
-    dopt.mask_prompt = !full_loss;
-    cli_set_threads(threads);
+    a->opts.micro_batch = micro ? micro : a->opts.batch;
+    a->opts.max_len = a->data.max_len_given ? a->data.opts.max_len : a->opts.max_len;
+    return 0;
+}
+
+/* What a run needs besides the arguments; released by release_run. */
+typedef struct train_run {
+    rd_model *m;
+    rd_dataset *train, *eval;
+    rd_edits *e; /* RED; NULL in full fine-tuning */
+} train_run;
+
+static void release_run(train_run *r) {
+    rd_edits_free(r->e);
+    rd_dataset_free(r->train);
+    rd_dataset_free(r->eval);
+    rd_model_free(r->m);
+}
+
+/* The training and held-out sets (split off the training file with --eval-split). */
+static int load_data(train_args *a, train_run *r, rd_error *err) {
+    const rd_tokenizer *tok = r->m->file.tokenizer;
+    rd_dataset *all = rd_dataset_load(a->train_path, tok, &a->data.opts, err);
+    if (!all) return -1;
+    if (a->split > 0) {
+        const int rc = rd_dataset_split(all, a->split, a->opts.seed, &r->train, &r->eval, err);
+        rd_dataset_free(all);
+        return rc;
+    }
+    r->train = all;
+    if (a->eval_path && !(r->eval = rd_dataset_load(a->eval_path, tok, &a->data.opts, err)))
+        return -1;
+    return 0;
+}
+
+/* Model (with its compute mode), data, and the edit set to train (fresh or --init). Prints
+ * what went wrong. */
+static int setup_run(train_args *a, train_run *r) {
     rd_error err = {0};
-    int rc = 1;
-    rd_model *m = cli_load_model(model, tok);
-    rd_dataset *train = NULL, *eval = NULL, *all = NULL;
-    rd_edits *e = NULL;
-    FILE *logf = NULL;
-    char *meta = NULL, log_tmp[4096] = "";
-    rd_train_result res = {0};
-    if (!m) return 1;
-    if (!m->file.tokenizer) {
-        fprintf(stderr, "redit train: %s has no tokenizer; training data needs one (--tokenizer)\n", model);
-        goto done;
+    if (!(r->m = cli_open_model("train", &a->model, 1))) return -1;
+    if (!r->m->file.tokenizer) {
+        fprintf(stderr, "redit train: %s has no tokenizer; training data needs one (--tokenizer)\n",
+                a->model.path);
+        return -1;
     }
-    if (cli_set_compute("train", m, compute, 1)) goto done;
-    if (!max_len_given && o.max_len > rd_model_config(m)->seq_len)
-        o.max_len = rd_model_config(m)->seq_len; /* the default, capped at the context */
-    if (o.max_len > rd_model_config(m)->seq_len) {
-        fprintf(stderr, "redit train: --max-len %d exceeds the model's context of %d\n", o.max_len,
-                rd_model_config(m)->seq_len);
-        goto done;
-    }
-    dopt.max_len = o.max_len;
-    if (!(all = rd_dataset_load(data, m->file.tokenizer, &dopt, &err))) {
+    a->data.opts.max_len = a->opts.max_len;
+    if (cli_data_fit_context("train", &a->data, r->m)) return -1;
+    a->opts.max_len = a->data.opts.max_len;
+    if (load_data(a, r, &err)) {
         fprintf(stderr, "redit train: %s\n", err.msg);
-        goto done;
+        return -1;
     }
-    if (split > 0) {
-        if (rd_dataset_split(all, split, o.seed, &train, &eval, &err)) {
-            fprintf(stderr, "redit train: %s\n", err.msg);
-            goto done;
-        }
-    } else {
-        train = all;
-        all = NULL;
-        if (eval_path && !(eval = rd_dataset_load(eval_path, m->file.tokenizer, &dopt, &err))) {
-            fprintf(stderr, "redit train: %s\n", err.msg);
-            goto done;
-        }
+    if (a->full) return 0;
+    const rd_edit_spec spec = {.sites = a->sites, .layers = a->layers, .scale = a->scale,
+                               .bias = a->bias};
+    r->e = a->init ? rd_edits_load(a->init, r->m, a->force, NULL, &err)
+                   : rd_edits_new(rd_model_config(r->m), &spec, &err);
+    if (!r->e) {
+        fprintf(stderr, "redit train: %s\n", err.msg);
+        return -1;
     }
-    rd_edit_spec spec = {.sites = sites, .layers = layers, .scale = scale, .bias = bias};
-    if (full) {
+    return 0;
+}
+
+/* What will be trained, on what, and in how much memory. */
+static void print_setup(const train_args *a, const train_run *r) {
+    const rd_train_opts *o = &a->opts;
+    const rd_model *m = r->m;
+    if (a->full) {
         fprintf(stderr, "model %s: full fine-tuning of all %llu parameters\n", m->file.name,
                 (unsigned long long)rd_model_param_count(m));
-    } else if (!(e = init ? rd_edits_load(init, m, force, NULL, &err)
-                          : rd_edits_new(rd_model_config(m), &spec, &err))) {
-        fprintf(stderr, "redit train: %s\n", err.msg);
-        goto done;
     } else {
-        scale = rd_edits_has_scale(e);
-        bias = rd_edits_has_bias(e);
+        const int scale = rd_edits_has_scale(r->e), bias = rd_edits_has_bias(r->e);
         fprintf(stderr, "model %s: %llu parameters · edits%s%s: %s, layers %s, %s%s%s: %zu trainable "
                         "(1/%.0f of the model)\n",
-                m->file.name, (unsigned long long)rd_model_param_count(m), init ? " from " : "",
-                init ? init : "", rd_sites_name(rd_edits_sites(e)), rd_edits_layers_text(e),
-                scale ? "scale" : "", scale && bias ? " + " : "", bias ? "bias" : "",
-                rd_edits_param_count(e), rd_edits_ratio(e, m));
+                m->file.name, (unsigned long long)rd_model_param_count(m), a->init ? " from " : "",
+                a->init ? a->init : "", rd_sites_name(rd_edits_sites(r->e)),
+                rd_edits_layers_text(r->e), scale ? "scale" : "", scale && bias ? " + " : "",
+                bias ? "bias" : "", rd_edits_param_count(r->e), rd_edits_ratio(r->e, m));
     }
-    fprintf(stderr, "data: %zu training examples (%llu loss tokens)", rd_dataset_size(train),
-            (unsigned long long)rd_dataset_loss_tokens(train));
-    if (eval) fprintf(stderr, " · %zu held out", rd_dataset_size(eval));
+    fprintf(stderr, "data: %zu training examples (%llu loss tokens)", rd_dataset_size(r->train),
+            (unsigned long long)rd_dataset_loss_tokens(r->train));
+    if (r->eval) fprintf(stderr, " · %zu held out", rd_dataset_size(r->eval));
     fprintf(stderr, "\n");
     char cuts[256];
-    if (*rd_dataset_cuts_text(train, o.max_len, cuts, sizeof cuts))
+    if (*rd_dataset_cuts_text(r->train, o->max_len, cuts, sizeof cuts))
         fprintf(stderr, "training set: %s\n", cuts);
-    if (eval && *rd_dataset_cuts_text(eval, o.max_len, cuts, sizeof cuts))
+    if (r->eval && *rd_dataset_cuts_text(r->eval, o->max_len, cuts, sizeof cuts))
         fprintf(stderr, "held-out set: %s\n", cuts);
     fprintf(stderr, "memory: %.0f MB of activations for %d × %d tokens%s, %.0f MB available\n",
-            (double)rd_train_ctx_estimate(rd_model_config(m), o.micro_batch, o.max_len,
-                                          o.checkpointing) / 1e6,
-            o.micro_batch, o.max_len, o.checkpointing ? " (checkpointing)" : "",
+            (double)rd_train_ctx_estimate(rd_model_config(m), o->micro_batch, o->max_len,
+                                          o->checkpointing) / 1e6,
+            o->micro_batch, o->max_len, o->checkpointing ? " (checkpointing)" : "",
             (double)rd_memory_available() / 1e6);
-    if (log_path) {
-        snprintf(log_tmp, sizeof log_tmp, "%s.partial", log_path);
+    if (o->state_path)
+        fprintf(stderr, access(o->state_path, F_OK) == 0 ? "state: resuming from %s\n"
+                                                         : "state: kept in %s\n", o->state_path);
+}
+
+/* Trains with Ctrl-C as a stop request and the progress line (and CSV log) on. */
+static int run_training(train_args *a, train_run *r, FILE *logf, rd_train_result *res,
+                        rd_error *err) {
+    struct sigaction sa = {0}, old_sa;
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
+    atomic_store(&g_stop, 0);
+    a->opts.stop = &g_stop;
+    train_ui ui = {.tty = isatty(STDERR_FILENO), .log = logf};
+    const int rc = a->full ? rd_train_full(r->m, r->train, r->eval, &a->opts, on_progress, &ui, res, err)
+                           : rd_train(r->m, r->e, r->train, r->eval, &a->opts, on_progress, &ui, res, err);
+    sigaction(SIGINT, &old_sa, NULL);
+    if (ui.tty) fprintf(stderr, "\n");
+    return rc;
+}
+
+/* Writes the edits (or, in full fine-tuning, the model) and says how the run went. */
+static int write_result(const train_args *a, const train_run *r, const rd_train_result *res) {
+    rd_error err = {0};
+    char *meta = options_json(a);
+    const int bad = a->full ? rd_gguf_write(a->out, &r->m->file, RD_DTYPE_F32, &err)
+                            : rd_edits_save(r->e, r->m, meta, a->out, &err);
+    free(meta);
+    if (bad) {
+        fprintf(stderr, "redit train: %s\n", err.msg);
+        return -1;
+    }
+    fprintf(stderr, "%d steps", res->steps);
+    if (res->resumed_step) fprintf(stderr, " (resumed after step %d)", res->resumed_step);
+    fprintf(stderr, " in %.1f s · %.0f tokens/s · last loss %.4f", res->seconds, res->tokens_per_s,
+            res->final_loss);
+    if (r->eval && isfinite(res->best_eval_accuracy))
+        fprintf(stderr, " · best held-out accuracy %.2f %% (loss %.4f) at step %d",
+                100 * res->best_eval_accuracy, res->best_eval_loss, res->best_step);
+    else if (r->eval)
+        fprintf(stderr, " · best held-out loss %.4f at step %d", res->best_eval_loss, res->best_step);
+    fprintf(stderr, "\nwrote %s\n", a->out);
+    return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_args a;
+    int exit_code;
+    if (parse_train_args(argc, argv, &a, &exit_code)) return exit_code;
+    int rc = 1;
+    train_run r = {0};
+    FILE *logf = NULL;
+    char log_tmp[4096] = "";
+    rd_train_result res = {0};
+    rd_error err = {0};
+    if (setup_run(&a, &r)) goto done;
+    print_setup(&a, &r);
+    if (a.log_path) {
+        snprintf(log_tmp, sizeof log_tmp, "%s.partial", a.log_path);
         if (!(logf = fopen(log_tmp, "w"))) {
             fprintf(stderr, "redit train: cannot write %s\n", log_tmp);
             goto done;
         }
         fprintf(logf, "step,epoch,loss,lr,grad_norm,tokens_per_s,elapsed_s,eval_loss,eval_accuracy\n");
     }
-    struct sigaction sa = {0}, old_sa;
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_sa);
-    atomic_store(&g_stop, 0);
-    o.stop = &g_stop;
-    if (o.state_path)
-        fprintf(stderr, access(o.state_path, F_OK) == 0 ? "state: resuming from %s\n"
-                                                        : "state: kept in %s\n", o.state_path);
-    train_ui ui = {.tty = isatty(STDERR_FILENO), .log = logf};
-    int trc = full ? rd_train_full(m, train, eval, &o, on_progress, &ui, &res, &err)
-                   : rd_train(m, e, train, eval, &o, on_progress, &ui, &res, &err);
-    sigaction(SIGINT, &old_sa, NULL);
-    if (ui.tty) fprintf(stderr, "\n");
-    if (trc) {
+    if (run_training(&a, &r, logf, &res, &err)) {
         fprintf(stderr, "redit train: %s\n", err.msg);
         goto done;
     }
     if (res.stopped != RD_STOP_DONE) fprintf(stderr, "redit train: %s\n", res.message);
-    meta = options_json(&o, data, fmt, dopt.template_name, full_loss, init);
-    if (full ? rd_gguf_write(out, &m->file, RD_DTYPE_F32, &err)
-             : rd_edits_save(e, m, meta, out, &err)) {
-        fprintf(stderr, "redit train: %s\n", err.msg);
-        goto done;
-    }
-    fprintf(stderr, "%d steps", res.steps);
-    if (res.resumed_step) fprintf(stderr, " (resumed after step %d)", res.resumed_step);
-    fprintf(stderr, " in %.1f s · %.0f tokens/s · last loss %.4f", res.seconds, res.tokens_per_s,
-            res.final_loss);
-    if (eval && isfinite(res.best_eval_accuracy))
-        fprintf(stderr, " · best held-out accuracy %.2f %% (loss %.4f) at step %d",
-                100 * res.best_eval_accuracy, res.best_eval_loss, res.best_step);
-    else if (eval)
-        fprintf(stderr, " · best held-out loss %.4f at step %d", res.best_eval_loss, res.best_step);
-    fprintf(stderr, "\nwrote %s\n", out);
+    if (write_result(&a, &r, &res)) goto done;
     rc = res.stopped == RD_STOP_NONFINITE ? 1 : 0;
 done:
     if (logf) {
-        int bad = fclose(logf) != 0 || rename(log_tmp, log_path) != 0;
-        if (bad) fprintf(stderr, "redit train: cannot write %s\n", log_path);
+        int bad = fclose(logf) != 0 || rename(log_tmp, a.log_path) != 0;
+        if (bad) fprintf(stderr, "redit train: cannot write %s\n", a.log_path);
     }
-    free(meta);
     rd_train_result_release(&res);
-    rd_edits_free(e);
-    rd_dataset_free(all);
-    rd_dataset_free(train);
-    rd_dataset_free(eval);
-    rd_model_free(m);
+    release_run(&r);
     return rc;
 }
