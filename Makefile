@@ -53,7 +53,6 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/tests/%.o: EXTRA_CFLAGS += -Itests/helpers -Isrc
-$(BUILD)/obj/src/cli/%.o: EXTRA_CFLAGS += -Isrc
 
 $(BUILD)/libredit.a: $(LIB_OBJ)
 	@rm -f $@

@@ -15,7 +15,7 @@
 
 #include "cli.h"
 #include "line_input.h"
-#include "tui/lua_readline.h"
+#include "redit/lua_readline.h"
 #include "redit/lua_red.h"
 #include "redit/lua_repl.h"
 
@@ -106,7 +106,7 @@ static void repl(lua_State *L, const char *hist) {
         if (rc == RD_LUA_REPL_NOMEM) fprintf(stderr, "redit lua: out of memory\n");
         if (rc != RD_LUA_REPL_READY) continue;
         /* before running: os.exit() must not lose it */
-        if (lua_readline_history_add(chunk, hist))
+        if (rd_lua_readline_history_add(chunk, hist))
             fprintf(stderr, "redit lua: cannot write the history file %s\n", hist);
         free(chunk);
         cli_input_clear_interrupt();
@@ -190,12 +190,12 @@ int cmd_lua(int argc, char **argv) {
     int rc = 1;
     if ((!model || preload(L, "model", "load", model, tok, 0) == 0) &&
         (!edits || preload(L, "edits", "load_edits", edits, NULL, 1) == 0)) {
-        char *hist = lua_readline_history_path();
-        lua_readline_history_open(hist);
+        char *hist = rd_lua_readline_history_path();
+        rd_lua_readline_history_open(hist);
         if (cli_input_is_tty()) banner(L, model, edits);
-        lua_readline_completion_begin(L);
+        rd_lua_readline_completion_begin(L);
         repl(L, hist);
-        lua_readline_completion_end();
+        rd_lua_readline_completion_end();
         free(hist);
         rc = 0;
     }

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "tui/tui.h"
+#include "redit/workbench.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -38,7 +38,7 @@ int cmd_tui(int argc, char **argv) {
                                          {"set", required_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    tui_args a = {0};
+    rd_workbench_args a = {0};
     enum { MAX_SETS = 64 };
     const char *sets[MAX_SETS];
     a.sets = sets;
@@ -79,5 +79,5 @@ int cmd_tui(int argc, char **argv) {
         return 2;
     }
     cli_set_threads(a.threads);
-    return tui_main(&a);
+    return rd_workbench_run(&a);
 }

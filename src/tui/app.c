@@ -43,7 +43,7 @@ void app_notify(tui_app *a, int is_error, const char *fmt, ...) {
 
 /* ---- signals and the terminal ----------------------------------------------------------
  * A signal handler has no user pointer: the app being run is reachable from the handlers
- * through this one pointer, set while tui_main runs (one workbench per process). */
+ * through this one pointer, set while rd_workbench_run runs (one workbench per process). */
 static tui_app *volatile running_app;
 
 static void restore_terminal(void) {
@@ -729,7 +729,7 @@ static void app_release(tui_app *a) {
     rd_model_free(a->model);
 }
 
-int tui_main(const tui_args *args) {
+int rd_workbench_run(const rd_workbench_args *args) {
     setlocale(LC_ALL, "");
     tui_app *a = calloc(1, sizeof *a);
     if (!a) {

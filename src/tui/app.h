@@ -16,7 +16,7 @@
 #include "redit/error.h"
 #include "redit/model.h"
 #include "session.h"
-#include "tui.h"
+#include "redit/workbench.h"
 #include "worker.h"
 
 struct lua_State;
@@ -29,7 +29,7 @@ enum { COLOR_SERIES_FIRST = 1, SERIES_COLORS = 6, PAIR_TITLE = 8, PAIR_FOCUS, PA
        PAIR_DIM, PAIR_OK, PAIR_BASE, PAIR_EDITED };
 
 typedef struct tui_app {
-    tui_args args;
+    rd_workbench_args args;
     /* the model */
     rd_model *model;
     char model_desc[256];   /* "stories15M.bin · llama2c F32 · 15.2M params" */

@@ -1,4 +1,4 @@
-#include "lua_readline.h"
+#include "redit/lua_readline.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 
 #define HISTORY_MAX 1000
 
-char *lua_readline_history_path(void) {
+char *rd_lua_readline_history_path(void) {
     const char *env = getenv("REDIT_HISTORY");
     if (env) return *env ? strdup(env) : NULL;
     const char *home = getenv("HOME");
@@ -22,7 +22,7 @@ char *lua_readline_history_path(void) {
     return p;
 }
 
-void lua_readline_history_open(const char *path) {
+void rd_lua_readline_history_open(const char *path) {
     using_history();
     stifle_history(HISTORY_MAX);
     history_comment_char = '#';
@@ -31,7 +31,7 @@ void lua_readline_history_open(const char *path) {
     if (path) read_history(path); /* a missing file is an empty history */
 }
 
-int lua_readline_history_add(const char *entry, const char *path) {
+int rd_lua_readline_history_add(const char *entry, const char *path) {
     if (!*entry) return 0;
     HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
     if (last && !strcmp(last->line, entry)) return 0;
@@ -65,13 +65,13 @@ static char **complete(const char *text, int start, int end) {
     return rl_completion_matches(text, next_candidate);
 }
 
-void lua_readline_completion_begin(struct lua_State *L) {
+void rd_lua_readline_completion_begin(struct lua_State *L) {
     complete_L = L;
     rl_attempted_completion_function = complete;
     rl_completer_word_break_characters = " \t\n\"\\'`@$><=;|&{(+-*/%^~#,[])}";
 }
 
-void lua_readline_completion_end(void) {
+void rd_lua_readline_completion_end(void) {
     rd_lua_complete_free(candidates);
     candidates = NULL;
     complete_L = NULL;

@@ -14,7 +14,7 @@
 #include <readline/readline.h>
 
 #include "app.h"
-#include "lua_readline.h"
+#include "redit/lua_readline.h"
 #include "redit/lua_red.h"
 #include "redit/lua_repl.h"
 #include "textwrap.h"
@@ -140,7 +140,7 @@ static void on_line(char *line) {
     if (rc == RD_LUA_REPL_NOMEM) console_output(c, "out of memory\n", 14, 1);
     if (rc == RD_LUA_REPL_READY) {
         if (*chunk) {
-            if (lua_readline_history_add(chunk, c->hist_path))
+            if (rd_lua_readline_history_add(chunk, c->hist_path))
                 console_print(c, "cannot write the history file\n");
         }
         c->ready = 1;
@@ -181,7 +181,7 @@ tui_console *console_new(tui_app *a, rd_error *err) {
     }
     if (wb_lua_open(c->L, a, err)) goto fail;
     c->devnull = fopen("/dev/null", "w");
-    c->hist_path = lua_readline_history_path();
+    c->hist_path = rd_lua_readline_history_path();
     active = c;
 
     rl_readline_name = "redit";
@@ -195,8 +195,8 @@ tui_console *console_new(tui_app *a, rd_error *err) {
     rl_redisplay_function = redisplay;
     rl_outstream = c->devnull;
     rl_completion_display_matches_hook = show_matches;
-    lua_readline_completion_begin(c->L);
-    lua_readline_history_open(c->hist_path);
+    rd_lua_readline_completion_begin(c->L);
+    rd_lua_readline_history_open(c->hist_path);
     set_prompt(c);
     console_print(c, "Lua 5.4 with the red module; `model` is the loaded model, `wb` the "
                      "workbench (wb.help()).\n");
@@ -210,7 +210,7 @@ void console_free(tui_console *c) {
     if (!c) return;
     if (active == c) {
         rl_callback_handler_remove();
-        lua_readline_completion_end();
+        rd_lua_readline_completion_end();
         active = NULL;
     }
     rd_lua_repl_free(c->repl);

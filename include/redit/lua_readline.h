@@ -4,29 +4,29 @@
  *
  * readline keeps its state in process globals and its completion callbacks take no user
  * pointer, so the state being completed is process-wide too: one REPL at a time. */
-#ifndef REDIT_TUI_LUA_READLINE_H
-#define REDIT_TUI_LUA_READLINE_H
+#ifndef REDIT_LUA_READLINE_H
+#define REDIT_LUA_READLINE_H
 
 struct lua_State;
 
 /* The history file: $REDIT_HISTORY, else ~/.redit_history; NULL (no file) when neither can
  * be named or $REDIT_HISTORY is empty. Malloc'ed; the caller frees it. */
-char *lua_readline_history_path(void);
+char *rd_lua_readline_history_path(void);
 
 /* Starts readline's history for a REPL: at most 1,000 entries, a timestamp line before each
  * (so multi-line chunks stay whole in the file), then the entries of `path` (NULL or a
  * missing file: none). */
-void lua_readline_history_open(const char *path);
+void rd_lua_readline_history_open(const char *path);
 
 /* Adds `entry` (unless empty or the same as the last one) and writes the file at once, so
  * os.exit() or a closed terminal loses nothing. Returns 0, or -1 when `path` could not be
  * written (the entry is in the history anyway). path NULL: memory only. */
-int lua_readline_history_add(const char *entry, const char *path);
+int rd_lua_readline_history_add(const char *entry, const char *path);
 
 /* From now on Tab completes the names of L: readline's attempted-completion function, never
  * file names, and '.' and ':' inside the word ("red.lo", "model:gen"). L must stay open until
- * lua_readline_completion_end, which also frees the last candidates. */
-void lua_readline_completion_begin(struct lua_State *L);
-void lua_readline_completion_end(void);
+ * rd_lua_readline_completion_end, which also frees the last candidates. */
+void rd_lua_readline_completion_begin(struct lua_State *L);
+void rd_lua_readline_completion_end(void);
 
 #endif

@@ -1,8 +1,8 @@
-/* redit TUI — the workbench entry point (tui layer). */
-#ifndef REDIT_TUI_TUI_H
-#define REDIT_TUI_TUI_H
+/* redit — the workbench's entry point (tui layer): what `redit tui` and `make run` start. */
+#ifndef REDIT_WORKBENCH_H
+#define REDIT_WORKBENCH_H
 
-typedef struct tui_args {
+typedef struct rd_workbench_args {
     const char *model_path;     /* required */
     const char *tokenizer_path; /* optional llama2.c tokenizer.bin */
     const char *session;        /* session name ("default" when NULL) */
@@ -13,10 +13,10 @@ typedef struct tui_args {
     const char *const *sets;    /* (n_sets) "key=value" settings applied over the session's */
     int n_sets;
     int threads;
-} tui_args;
+} rd_workbench_args;
 
 /* Runs the workbench until the user quits. Prints errors that prevent it from starting
  * (before the screen is taken) to stderr. Returns the process exit code. */
-int tui_main(const tui_args *args);
+int rd_workbench_run(const rd_workbench_args *args);
 
 #endif
