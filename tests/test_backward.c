@@ -377,10 +377,9 @@ static void test_training_logits_match_inference(void **state) {
     const float strengths[] = {0.0f, 0.5f, 1.0f, 1.7f};
     const char *site_names[] = {"", "attn", "ffn", "both"};
     const char *kind_names[] = {"", "bias", "scale", "scale+bias"};
-    float *train = malloc(sizeof(float) * (size_t)N * V), *infer = malloc(sizeof(float) * (size_t)N * V);
-    float *tmp = malloc(sizeof(float) * (size_t)N * V);
-    float *base_train = malloc(sizeof(float) * (size_t)N * V);
-    float *base_infer = malloc(sizeof(float) * (size_t)N * V);
+    const size_t bytes = sizeof(float) * (size_t)N * V;
+    float *train = malloc(bytes), *infer = malloc(bytes), *tmp = malloc(bytes);
+    float *base_train = malloc(bytes), *base_infer = malloc(bytes);
     int cases = 0;
     double worst = 0.0, worst_infer = 0.0;
     for (int merged = 0; merged < 2; merged++) {
@@ -409,8 +408,8 @@ static void test_training_logits_match_inference(void **state) {
                              site_names[sites], kind_names[kind], strengths[si]);
                     const rd_edits_view view = {e.attn, e.ffn, strengths[si]};
                     assert_int_equal(rd_train_logits(c, &view, tok, B, T, train, &err), 0);
-                    worst_infer = fmax(worst_infer,
-                                       inference_logits(ctx, &view, tok, B, T, V, infer, tmp, what));
+                    const double wi = inference_logits(ctx, &view, tok, B, T, V, infer, tmp, what);
+                    worst_infer = fmax(worst_infer, wi);
                     w = worst_rel(train, infer, (size_t)N * V);
                     if (w > PATHS_TOL)
                         fail_msg("%s: training vs inference logits differ by %.3g (tolerance %g)",

@@ -290,8 +290,10 @@ static void test_site_apply(void **state) {
             assert_true(out[i] == x[i] + want); /* bit for bit */
         }
         rd_site_apply(out, x, h, n, d, &scale_only, al, NULL, 0);
-        for (int i = 0; i < n * d; i++)
-            assert_true(out[i] == x[i] + h[i] * (al == 0.0f ? 1.0f : rd_edit_scale_at(s[i % d], al)));
+        for (int i = 0; i < n * d; i++) {
+            const float s_at = al == 0.0f ? 1.0f : 1.0f + al * (s[i % d] - 1.0f);
+            assert_true(out[i] == x[i] + h[i] * (al == 1.0f ? s[i % d] : s_at));
+        }
     }
     assert_memory_equal(h, h_copy, sizeof h);
     rd_site_apply(out, x, h, n, d, NULL, 1.0f, NULL, 0);

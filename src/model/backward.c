@@ -1,7 +1,7 @@
 /* The training pass: forward over fresh sequences keeping activations (layer.c's layer,
  * shared with inference, on one activation set per layer), chunked cross-entropy over the
- * classifier, and backward to the RED edit vectors through the frozen weights. Shapes: N = B·T rows (sequence-major), d = dim, kv = kv_dim,
- * hd = hidden_dim, H = n_heads. */
+ * classifier, and backward to the RED edit vectors through the frozen weights.
+ * Shapes: N = B·T rows (sequence-major), d = dim, kv = kv_dim, hd = hidden_dim, H = n_heads. */
 #include "redit/backward.h"
 
 #include <math.h>
@@ -273,7 +273,8 @@ static void edit_backward(float *dh, const float *dhp, const float *h, size_t n,
     }
     if (e && e->scale && alpha != 0.0f) {
         for (size_t i = 0; i < n; i++)
-            for (int j = 0; j < d; j++) dh[i * d + j] = dhp[i * d + j] * rd_edit_scale_at(e->scale[j], alpha);
+            for (int j = 0; j < d; j++)
+                dh[i * d + j] = dhp[i * d + j] * rd_edit_scale_at(e->scale[j], alpha);
     } else if (dh != dhp) {
         memcpy(dh, dhp, n * d * sizeof(float));
     }
@@ -465,7 +466,8 @@ static int check_ids(const rd_train_ctx *c, const int *tokens, const int *target
             return rd_error_set(err, "token id %d at index %d is outside the vocabulary [0, %d)",
                                 tokens[i], i, V);
         if (targets && (targets[i] < -1 || targets[i] >= V))
-            return rd_error_set(err, "target id %d at index %d is outside the vocabulary", targets[i], i);
+            return rd_error_set(err, "target id %d at index %d is outside the vocabulary",
+                                targets[i], i);
     }
     return 0;
 }

@@ -7,7 +7,6 @@
  * is bounded by max_batch · chunk rows whatever the context length. */
 #include "redit/forward.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -134,7 +134,8 @@ static void swiglu_task(void *arg, int task) {
     rd_swiglu(act, j->v->u + r0 * hd, (size_t)(r1 - r0) * hd);
 }
 
-/* h += the sub-layer's output bias (merged models), out = rd_site_apply(x, h), then
+/* h += the sub-layer's output bias (merged models; frozen, so it has no gradient and leaves
+ * the activation gradients as they are), out = rd_site_apply(x, h), then
  * normed = rmsnorm(out)·norm when normed is set (normed may alias h: each row of h is used
  * before its normed row is written). Per-row edit sets would pick the edit per sequence
  * block here. */
