@@ -1,4 +1,5 @@
-/* The training pass: loss agrees with the inference forward; edit-vector gradients agree
+/* The training pass: loss and logits agree with the inference forward (every edit kind,
+ * site and strength, plain and merged models); edit-vector gradients agree
  * with central finite differences (several shapes, GQA on/off, each site, scale/bias
  * on/off, masked targets, checkpointing on/off, dropout on/off); dropout masks. */
 #include <stdarg.h>
@@ -283,6 +284,162 @@ static void test_loss_matches_inference_forward(void **state) {
     rd_model_free(m);
 }
 
+/* The training forward's logits against the inference forward's (rd_forward, KV cache): the
+ * two paths share one layer (src/model/layer.c) and may differ only in attention's arithmetic
+ * order (rd_attention over the cache, whose loops depend on T and the start position, vs
+ * rd_attention_train) and, for decode, in the matrix-vector products' summation order (rows
+ * ≤ RD_MATVEC_MAX_ROWS) against the GEMM's. Those are float rounding differences:
+ * |Δ| ≤ PATHS_TOL·max(1, |logit|) (measured on this model: 0 for one-call prefill, ≤ 3.1e-6
+ * for two-part prefill and decode). An edit ignored or applied at the wrong strength in either
+ * path moves logits by ≥ 1e-2 (checked below as each case's distance from the base model),
+ * far above it. */
+#define PATHS_TOL 2e-5
+
+/* A merged model: output biases on every layer's attention and FFN projections. */
+static rd_model *make_biased_model(const fd_case *k, uint64_t seed) {
+    rd_config cfg = {.dim = k->dim, .hidden_dim = k->hidden, .n_layers = k->layers,
+                     .n_heads = k->heads, .n_kv_heads = k->kv_heads, .vocab_size = k->vocab,
+                     .seq_len = 64, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+                     .rope_layout = RD_ROPE_ADJACENT};
+    rd_model_file f;
+    rd_error err = {0};
+    assert_int_equal(rd_model_file_random(&f, &cfg, k->tied, seed, &err), 0);
+    for (int l = 0; l < k->layers; l++) {
+        float *b = rd_weights_alloc(&f.w, sizeof(float) * 2 * (size_t)k->dim, &err);
+        assert_non_null(b);
+        for (int j = 0; j < 2 * k->dim; j++) b[j] = 0.3f * nrand();
+        f.w.layers[l].wo_bias = b;
+        f.w.layers[l].w2_bias = b + k->dim;
+    }
+    rd_model *m = rd_model_from_file(&f, NULL, &err);
+    assert_non_null(m);
+    return m;
+}
+
+/* Largest |a − b| / max(1, |b|) over n logits. */
+static double worst_rel(const float *a, const float *b, size_t n) {
+    double w = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double r = fabs((double)a[i] - b[i]) / fmax(1.0, fabs((double)b[i]));
+        if (r > w) w = r;
+    }
+    return w;
+}
+
+/* The logits of tokens (B, T) through the inference path three ways into ref (B, T, V):
+ * prefill at once (returned), then two-part prefill (positions 0..4, then 5..T-1) and
+ * token-by-token decode of all B sequences together, each checked against the prefill.
+ * Returns the larger of those two differences. */
+static double inference_logits(rd_ctx *ctx, const rd_edits_view *v, const int *tok, int B, int T,
+                             int V, float *ref, float *tmp, const char *what) {
+    rd_error err = {0};
+    rd_ctx_reset(ctx);
+    assert_int_equal(rd_forward(ctx, v, tok, B, T, RD_LOGITS_ALL, ref, &err), 0);
+    /* two parts: each call's tokens and logits are (B, part) */
+    int part_tok[64];
+    float *part = malloc(sizeof(float) * (size_t)B * T * V);
+    rd_ctx_reset(ctx);
+    for (int t0 = 0, len = 5; t0 < T; t0 += len, len = T - 5) {
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < len; t++) part_tok[b * len + t] = tok[b * T + t0 + t];
+        assert_int_equal(rd_forward(ctx, v, part_tok, B, len, RD_LOGITS_ALL, part, &err), 0);
+        for (int b = 0; b < B; b++)
+            memcpy(tmp + ((size_t)b * T + t0) * V, part + (size_t)b * len * V,
+                   sizeof(float) * (size_t)len * V);
+    }
+    double two = worst_rel(tmp, ref, (size_t)B * T * V);
+    rd_ctx_reset(ctx);
+    for (int t = 0; t < T; t++) {
+        for (int b = 0; b < B; b++) part_tok[b] = tok[b * T + t];
+        assert_int_equal(rd_forward(ctx, v, part_tok, B, 1, RD_LOGITS_ALL, part, &err), 0);
+        for (int b = 0; b < B; b++)
+            memcpy(tmp + ((size_t)b * T + t) * V, part + (size_t)b * V, sizeof(float) * V);
+    }
+    double dec = worst_rel(tmp, ref, (size_t)B * T * V);
+    free(part);
+    if (two > PATHS_TOL || dec > PATHS_TOL)
+        fail_msg("%s: inference prefill vs two-part prefill %.3g, vs decode %.3g (tolerance %g)",
+                 what, two, dec, PATHS_TOL);
+    return fmax(two, dec);
+}
+
+/* Every edit kind (scale, bias, both) at every site choice (attention, FFN, both) and
+ * strength {0, 0.5, 1, 1.7}, and no edits, on a plain and a merged (output biases) model:
+ * the training forward's logits equal the inference forward's (prefill, two-part prefill,
+ * decode) within PATHS_TOL; strength 0 and no edits give the base model's logits exactly
+ * on each path; every other case moves the logits well beyond the tolerance. */
+static void test_training_logits_match_inference(void **state) {
+    (void)state;
+    fd_case k = {"paths", 64, 172, 3, 8, 4, 300, 0, 2, 16, 0, 0, 0, 0, 0, 0};
+    const int B = k.B, T = k.T, V = k.vocab, N = B * T;
+    int tok[32];
+    for (int i = 0; i < N; i++) tok[i] = (i * 53 + 7) % V;
+    const float strengths[] = {0.0f, 0.5f, 1.0f, 1.7f};
+    const char *site_names[] = {"", "attn", "ffn", "both"};
+    const char *kind_names[] = {"", "bias", "scale", "scale+bias"};
+    const size_t bytes = sizeof(float) * (size_t)N * V;
+    float *train = malloc(bytes), *infer = malloc(bytes), *tmp = malloc(bytes);
+    float *base_train = malloc(bytes), *base_infer = malloc(bytes);
+    int cases = 0;
+    double worst = 0.0, worst_infer = 0.0;
+    for (int merged = 0; merged < 2; merged++) {
+        rd_model *m = merged ? make_biased_model(&k, 9) : make_model(&k, 9);
+        rd_error err = {0};
+        rd_train_ctx *c = rd_train_ctx_new(m, B, T, 0, &err);
+        rd_ctx *ctx = rd_ctx_new(m, B, T, &err);
+        assert_non_null(c);
+        assert_non_null(ctx);
+        const char *model_name = merged ? "merged model" : "plain model";
+        /* no edits: the base model on both paths */
+        assert_int_equal(rd_train_logits(c, NULL, tok, B, T, base_train, &err), 0);
+        worst_infer = fmax(worst_infer, inference_logits(ctx, NULL, tok, B, T, V, base_infer, tmp,
+                                                         model_name));
+        double w = worst_rel(base_train, base_infer, (size_t)N * V);
+        if (w > PATHS_TOL) fail_msg("%s, no edits: training vs inference %.3g", model_name, w);
+        worst = fmax(worst, w);
+        cases++;
+        for (int sites = 1; sites <= 3; sites++)
+            for (int kind = 1; kind <= 3; kind++) {
+                edit_set e;
+                edit_set_init(&e, k.layers, k.dim, sites, kind & 2, kind & 1);
+                for (size_t si = 0; si < sizeof strengths / sizeof *strengths; si++) {
+                    char what[128];
+                    snprintf(what, sizeof what, "%s, %s site(s), %s, strength %g", model_name,
+                             site_names[sites], kind_names[kind], strengths[si]);
+                    const rd_edits_view view = {e.attn, e.ffn, strengths[si]};
+                    assert_int_equal(rd_train_logits(c, &view, tok, B, T, train, &err), 0);
+                    const double wi = inference_logits(ctx, &view, tok, B, T, V, infer, tmp, what);
+                    worst_infer = fmax(worst_infer, wi);
+                    w = worst_rel(train, infer, (size_t)N * V);
+                    if (w > PATHS_TOL)
+                        fail_msg("%s: training vs inference logits differ by %.3g (tolerance %g)",
+                                 what, w, PATHS_TOL);
+                    worst = fmax(worst, w);
+                    if (strengths[si] == 0.0f) { /* the base model, bit for bit, on each path */
+                        assert_memory_equal(train, base_train, sizeof(float) * (size_t)N * V);
+                        assert_memory_equal(infer, base_infer, sizeof(float) * (size_t)N * V);
+                    } else if (worst_rel(train, base_train, (size_t)N * V) < 1e-2 ||
+                               worst_rel(infer, base_infer, (size_t)N * V) < 1e-2) {
+                        fail_msg("%s: the edit barely changes the logits", what);
+                    }
+                    cases++;
+                }
+                edit_set_free(&e);
+            }
+        rd_ctx_free(ctx);
+        rd_train_ctx_free(c);
+        rd_model_free(m);
+    }
+    printf("training and inference logits agree in %d cases: worst relative difference %.3g "
+           "(prefill), %.3g (two-part prefill, decode); tolerance %g\n", cases, worst, worst_infer,
+           PATHS_TOL);
+    free(train);
+    free(infer);
+    free(tmp);
+    free(base_train);
+    free(base_infer);
+}
+
 /* Full fine-tuning: the gradient of every kind of weight (embedding, q/k/v/o, gate/down/up,
  * both norms, final norm, untied and tied classifier) against finite differences, with
  * edits present at both sites. */
@@ -536,6 +693,7 @@ static void test_bf16_weight_gradients_close_to_f32(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_matches_inference_forward),
+        cmocka_unit_test(test_training_logits_match_inference),
         cmocka_unit_test(test_checkpointing_is_exact),
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_full_finetuning_gradients),

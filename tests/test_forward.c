@@ -1,5 +1,5 @@
 /* Forward pass: against llama2.c's reference logits on stories260K (GQA), prefill vs
- * decode, batching, chunking, edit strength. */
+ * decode, batching, chunking, edit strength; rd_site_apply, where every edit is applied. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +17,7 @@
 #include "redit/gemm_bf16.h"
 #include "redit/model.h"
 #include "tiny_model.h"
+#include "../src/model/layer.h"
 
 #define REF_ROWS 64
 #define REF_VOCAB 512
@@ -260,6 +261,59 @@ static void test_edit_sites(void **state) {
     rd_model_free(m);
 }
 
+/* rd_site_apply, the one place an edit is applied: α = 1 uses s and b as they are, α = 0 and
+ * no edit give x + h exactly, other strengths use s' = 1 + α(s − 1), b' = α·b; the dropout
+ * mask numbers elements from `first`; h is left unchanged and out may alias x. */
+static void test_site_apply(void **state) {
+    (void)state;
+    enum { n = 3, d = 5 };
+    float x[n * d], h[n * d], s[d], b[d], out[n * d], h_copy[n * d];
+    for (int i = 0; i < n * d; i++) {
+        x[i] = 0.25f * (float)(i % 7) - 0.7f;
+        h[i] = 0.3f * (float)((i * 5) % 11) - 1.1f;
+    }
+    for (int j = 0; j < d; j++) {
+        s[j] = 1.0f + 0.13f * (float)(j - 2);
+        b[j] = 0.07f * (float)(j + 1);
+    }
+    memcpy(h_copy, h, sizeof h);
+    const rd_site_edit both = {s, b}, scale_only = {s, NULL}, none = {NULL, NULL};
+    const float alphas[] = {0.0f, 0.5f, 1.0f, 1.7f};
+    for (size_t a = 0; a < sizeof alphas / sizeof *alphas; a++) {
+        const float al = alphas[a];
+        rd_site_apply(out, x, h, n, d, &both, al, NULL, 0);
+        for (int i = 0; i < n * d; i++) {
+            const int j = i % d;
+            float want = h[i];
+            if (al == 1.0f) want = want * s[j] + b[j];
+            else if (al != 0.0f) want = want * (1.0f + al * (s[j] - 1.0f)) + al * b[j];
+            assert_true(out[i] == x[i] + want); /* bit for bit */
+        }
+        rd_site_apply(out, x, h, n, d, &scale_only, al, NULL, 0);
+        for (int i = 0; i < n * d; i++) {
+            const float s_at = al == 0.0f ? 1.0f : 1.0f + al * (s[i % d] - 1.0f);
+            assert_true(out[i] == x[i] + h[i] * (al == 1.0f ? s[i % d] : s_at));
+        }
+    }
+    assert_memory_equal(h, h_copy, sizeof h);
+    rd_site_apply(out, x, h, n, d, NULL, 1.0f, NULL, 0);
+    for (int i = 0; i < n * d; i++) assert_true(out[i] == x[i] + h[i]);
+    rd_site_apply(out, x, h, n, d, &none, 1.0f, NULL, 0);
+    for (int i = 0; i < n * d; i++) assert_true(out[i] == x[i] + h[i]);
+    /* dropout: element i of rows [0, n) uses factor(first + i) */
+    const rd_dropout mask = rd_dropout_make(0.5f, 11);
+    float y[n * d];
+    memcpy(y, x, sizeof x);
+    rd_site_apply(y, y, h, n, d, &both, 1.0f, &mask, 40); /* in place */
+    int dropped = 0;
+    for (int i = 0; i < n * d; i++) {
+        const float f = rd_dropout_factor(&mask, 40 + (uint64_t)i);
+        dropped += f == 0.0f;
+        assert_true(y[i] == x[i] + (h[i] * s[i % d] + b[i % d]) * f);
+    }
+    assert_true(dropped > 0 && dropped < n * d);
+}
+
 /* bf16 compute on stories260K: logits within 6% of the logit range of the f32 reference (8-bit
  * mantissas through 5 layers) and the greedy token the same wherever the reference's top-2
  * gap is clear (> 1 logit). Skipped,
@@ -363,6 +417,7 @@ int main(void) {
         cmocka_unit_test(test_batch_and_chunks_agree),
         cmocka_unit_test(test_forward_rejects_bad_requests),
         cmocka_unit_test(test_edit_sites),
+        cmocka_unit_test(test_site_apply),
         cmocka_unit_test(test_bf16_prefill_close),
         cmocka_unit_test(test_memory_checked_before_allocating),
         cmocka_unit_test(test_compute_names),

@@ -50,4 +50,12 @@ int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_gr
                   float *weight_grad, const int *tokens, const int *targets, int B, int T,
                   double *loss_sum, int *n_targets, rd_error *err);
 
+/* The logits (B, T, V) of the training forward (the layers exactly as rd_train_pass runs
+ * them, with the context's dropout: set p 0 for the model's own logits) for tokens (B, T),
+ * into the caller's logits. For comparing the training path with the inference path
+ * (rd_forward) in tests; loss and gradients come from rd_train_pass. Fails on shapes beyond
+ * the context or ids outside the vocabulary (nothing written then). */
+int rd_train_logits(rd_train_ctx *c, const rd_edits_view *edits, const int *tokens, int B, int T,
+                    float *logits, rd_error *err);
+
 #endif

@@ -18,6 +18,14 @@ typedef struct rd_edits_view {
     float strength;           /* α */
 } rd_edits_view;
 
+/* The applied vectors at strength α, the one formula every path uses (forward, backward,
+ * exports of gradients): s' = 1 + α(s − 1), b' = α·b. α = 1 returns s and b exactly, so the
+ * trained numbers are used as they are. */
+static inline float rd_edit_scale_at(float s, float alpha) {
+    return alpha == 1.0f ? s : 1.0f + alpha * (s - 1.0f);
+}
+static inline float rd_edit_bias_at(float b, float alpha) { return alpha == 1.0f ? b : alpha * b; }
+
 /* Where the backward pass adds the gradients of the edit vectors: same shape as the view,
  * pointers into a gradient buffer (NULL where the view has no vector). */
 typedef struct rd_site_grad {

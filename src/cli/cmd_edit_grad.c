@@ -45,8 +45,8 @@ static void copy_vectors(rd_edits *full, rd_edits *e, int L, int d, float alpha)
                 float *dst = rd_edits_vector(full, l, site, kind);
                 if (!src) continue;
                 for (int j = 0; j < d; j++)
-                    dst[j] = alpha == 1.0f ? src[j]
-                             : kind ? alpha * src[j] : 1.0f + alpha * (src[j] - 1.0f);
+                    dst[j] = kind ? rd_edit_bias_at(src[j], alpha)
+                                  : rd_edit_scale_at(src[j], alpha);
             }
 }
 

@@ -1,7 +1,7 @@
-/* The training pass: forward over fresh sequences keeping activations, chunked
- * cross-entropy over the classifier, and backward to the RED edit vectors through the
- * frozen weights. Shapes: N = B·T rows (sequence-major), d = dim, kv = kv_dim,
- * hd = hidden_dim, H = n_heads. */
+/* The training pass: forward over fresh sequences keeping activations (layer.c's layer,
+ * shared with inference, on one activation set per layer), chunked cross-entropy over the
+ * classifier, and backward to the RED edit vectors through the frozen weights.
+ * Shapes: N = B·T rows (sequence-major), d = dim, kv = kv_dim, hd = hidden_dim, H = n_heads. */
 #include "redit/backward.h"
 
 #include <math.h>
@@ -16,29 +16,17 @@
 #include "redit/kernels.h"
 #include "redit/pool.h"
 
+#include "layer.h"
+
 /* Rows of the classifier processed at once: logits (CLS_ROWS, V) live in scratch. */
 #define CLS_ROWS 128
-
-/* What backward needs from one layer's forward. */
-typedef struct layer_acts {
-    float *x_in;   /* (N, d) residual stream entering the layer */
-    float *xb;     /* (N, d) rmsnorm(x_in)·attn_norm: input of wq, wk, wv */
-    float *q;      /* (N, d) after RoPE */
-    float *k, *v;  /* (N, kv) after RoPE (k) */
-    float *probs;  /* (B, H, T, T) attention probabilities */
-    float *o;      /* (N, d) attention output: input of wo */
-    float *h_attn; /* (N, d) wo output before the edit */
-    float *x_mid;  /* (N, d) residual stream after the attention sub-layer */
-    float *xb2;    /* (N, d) rmsnorm(x_mid)·ffn_norm: input of w1, w3 */
-    float *g, *u;  /* (N, hd) gate and up projections */
-    float *h_ffn;  /* (N, d) w2 output before the edit */
-} layer_acts;
 
 struct rd_train_ctx {
     const rd_model *m;
     int max_batch, max_len, checkpointing;
     int n_sets;          /* activation sets: n_layers, or 1 with checkpointing */
-    layer_acts *acts;    /* (n_sets) */
+    rd_layer_view *acts; /* (n_sets) what backward needs from each layer's forward: every
+                          * activation in its own buffer (act is da, the shared scratch) */
     float **x_saved;     /* checkpointing: (n_layers) layer inputs (N, d) each */
     float *x_final;      /* (N, d) residual stream after the last layer */
     float *xf;           /* (N, d) final-normed */
@@ -92,7 +80,9 @@ size_t rd_train_ctx_estimate(const rd_config *cfg, int max_batch, int max_len, i
     return floats * sizeof(float);
 }
 
-static int alloc_acts(rd_train_ctx *c, layer_acts *a, size_t N, size_t B, size_t T) {
+/* An activation set: x_in, xb, q, o, h_attn, x_mid, xb2, h_ffn (N, d); k, v (N, kv); g, u
+ * (N, hd); probs (B, H, T, T). The layer's output (x_out) and act are set per pass. */
+static int alloc_acts(rd_train_ctx *c, rd_layer_view *a, size_t N, size_t B, size_t T) {
     const rd_config *cfg = &c->m->file.cfg;
     const size_t d = (size_t)cfg->dim, kv = (size_t)rd_config_kv_dim(cfg), hd = (size_t)cfg->hidden_dim;
     float **nd[] = {&a->x_in, &a->xb, &a->q, &a->o, &a->h_attn, &a->x_mid, &a->xb2, &a->h_ffn};
@@ -102,6 +92,7 @@ static int alloc_acts(rd_train_ctx *c, layer_acts *a, size_t N, size_t B, size_t
         !(a->g = ctx_alloc(c, N * hd)) || !(a->u = ctx_alloc(c, N * hd)) ||
         !(a->probs = ctx_alloc(c, B * (size_t)cfg->n_heads * T * T)))
         return -1;
+    a->norm_in = 1;
     return 0;
 }
 
@@ -206,17 +197,6 @@ static void run_rows(rd_pool *pool, rows_call *r) {
     rd_pool_run(pool, rows_task, r, (r->n + r->per - 1) / r->per);
 }
 
-static void rmsnorm_rows(const rows_call *r, int r0, int r1) {
-    rd_rmsnorm(r->out + (size_t)r0 * r->d, r->a + (size_t)r0 * r->d, r->w, r1 - r0, r->d, r->eps);
-}
-
-/* out (n, d) = rmsnorm(x)·w, rows in parallel. */
-static void par_rmsnorm(rd_train_ctx *c, float *out, const float *x, const float *w, int n, int d,
-                        float eps) {
-    rows_call r = {.fn = rmsnorm_rows, .n = n, .out = out, .a = x, .w = w, .d = d, .eps = eps};
-    run_rows(c->pool, &r);
-}
-
 static void rmsnorm_bwd_rows(const rows_call *r, int r0, int r1) {
     const size_t o = (size_t)r0 * r->d;
     rd_rmsnorm_backward(r->out + o, NULL, r->b + o, r->a + o, r->w, r1 - r0, r->d, r->eps);
@@ -262,49 +242,6 @@ void rd_train_ctx_set_dropout(rd_train_ctx *c, float p, uint64_t seed) {
     c->dropout = rd_dropout_make(p, seed);
 }
 
-/* The dropout mask of layer l's sub-layer (0 attention, 1 FFN) over its (N, d) output in *m:
- * the context's masks from element (2l + sub)·N·d on, so every sub-layer of a pass draws
- * its own elements. NULL without dropout. */
-static const rd_dropout *sublayer_mask(const rd_train_ctx *c, rd_dropout *m, int l, int sub,
-                                       int N, int d) {
-    if (!c->dropout.threshold) return NULL;
-    *m = rd_dropout_at(&c->dropout, ((uint64_t)l * 2 + (uint64_t)sub) * (uint64_t)N * (uint64_t)d);
-    return m;
-}
-
-typedef struct edit_args {
-    const rd_site_edit *e;
-    float alpha;
-    const rd_dropout *mask;
-} edit_args;
-
-static void residual_edit_rows(const rows_call *r, int r0, int r1) {
-    const edit_args *ea = r->extra;
-    const rd_site_edit *e = ea->e;
-    const float alpha = ea->alpha;
-    const int d = r->d, has_s = e && e->scale && alpha != 0.0f, has_b = e && e->bias && alpha != 0.0f;
-    for (size_t i = (size_t)r0; i < (size_t)r1; i++) {
-        const float *hi = r->b + i * d, *xi = r->a + i * d;
-        float *oi = r->out + i * d;
-        for (int j = 0; j < d; j++) {
-            float v = hi[j];
-            if (has_s) v *= alpha == 1.0f ? e->scale[j] : 1.0f + alpha * (e->scale[j] - 1.0f);
-            if (has_b) v += alpha == 1.0f ? e->bias[j] : alpha * e->bias[j];
-            if (ea->mask) v *= rd_dropout_factor(ea->mask, i * (size_t)d + (size_t)j);
-            oi[j] = xi[j] + v;
-        }
-    }
-}
-
-/* Edit of one site at strength α, then dropout: out = x + mask ⊙ (s'⊙h + b') (out may
- * alias x; mask NULL: no dropout), rows in parallel. */
-static void residual_edit(rd_train_ctx *c, float *out, const float *x, const float *h, int n,
-                          int d, const rd_site_edit *e, float alpha, const rd_dropout *mask) {
-    const edit_args ea = {e, alpha, mask};
-    rows_call r = {.fn = residual_edit_rows, .n = n, .out = out, .a = x, .b = h, .d = d, .extra = &ea};
-    run_rows(c->pool, &r);
-}
-
 static void dropout_bwd_rows(const rows_call *r, int r0, int r1) {
     for (size_t k = (size_t)r0 * r->d; k < (size_t)r1 * r->d; k++)
         r->out[k] = r->a[k] * rd_dropout_factor(r->extra, k);
@@ -314,15 +251,15 @@ static void dropout_bwd_rows(const rows_call *r, int r0, int r1) {
  * without dropout, else mask ⊙ dy written to c->dh (rows in parallel). */
 static const float *dropout_backward(rd_train_ctx *c, const float *dy, int l, int sub, int N,
                                      int d) {
-    rd_dropout m;
-    if (!sublayer_mask(c, &m, l, sub, N, d)) return dy;
+    if (!c->dropout.threshold) return dy;
+    const rd_dropout m = rd_layer_dropout_mask(&c->dropout, l, sub, N, d);
     rows_call r = {.fn = dropout_bwd_rows, .n = N, .out = c->dh, .a = dy, .d = d, .extra = &m};
     run_rows(c->pool, &r);
     return c->dh;
 }
 
-/* Edit gradients of one site and the gradient flowing into h:
- * ds += α Σ dh'⊙h, db += α Σ dh', dh = s'⊙dh' (dh may alias dhp). */
+/* Edit gradients of one site (the backward of rd_site_apply's edit) and the gradient flowing
+ * into h: ds += α Σ dh'⊙h, db += α Σ dh', dh = s'⊙dh' (dh may alias dhp). */
 static void edit_backward(float *dh, const float *dhp, const float *h, size_t n, int d,
                           const rd_site_edit *e, const rd_site_grad *g, float alpha) {
     if (g && (g->dscale || g->dbias)) {
@@ -336,10 +273,8 @@ static void edit_backward(float *dh, const float *dhp, const float *h, size_t n,
     }
     if (e && e->scale && alpha != 0.0f) {
         for (size_t i = 0; i < n; i++)
-            for (int j = 0; j < d; j++) {
-                const float s = alpha == 1.0f ? e->scale[j] : 1.0f + alpha * (e->scale[j] - 1.0f);
-                dh[i * d + j] = dhp[i * d + j] * s;
-            }
+            for (int j = 0; j < d; j++)
+                dh[i * d + j] = dhp[i * d + j] * rd_edit_scale_at(e->scale[j], alpha);
     } else if (dh != dhp) {
         memcpy(dh, dhp, n * d * sizeof(float));
     }
@@ -365,54 +300,29 @@ static float *wgrad_of(const rd_train_ctx *c, const void *weight) {
     return c->wgrad + ((const float *)weight - c->m->params);
 }
 
-static const rd_site_edit *site(const rd_site_edit *arr, int l) { return arr ? &arr[l] : NULL; }
 static const rd_site_grad *gsite(const rd_site_grad *arr, int l) { return arr ? &arr[l] : NULL; }
 
-/* h (n, d) += bias for every row: a merged model's output bias (frozen: it has no gradient
- * and does not change the activation gradients); bias NULL leaves h as it is. */
-static void add_bias(float *h, const float *bias, int n, int d) {
-    if (!bias) return;
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < d; k++) h[(size_t)i * d + k] += bias[k];
+/* What every layer of a training forward shares: fresh sequences, the context's dropout. */
+static rd_layer_pass train_layer_pass(rd_train_ctx *c, const rd_edits_view *ed, int B, int T) {
+    return (rd_layer_pass){.m = c->m, .B = B, .T = T, .mode = RD_ATTN_TRAIN, .edits = ed,
+                           .dropout = &c->dropout, .pool = c->pool, .wscratch = c->wscratch,
+                           .att = c->att_scratch};
 }
 
-/* Forward of layer l from a->x_in, filling a; writes the layer's output to x_out. */
-static void layer_forward_train(rd_train_ctx *c, int l, layer_acts *a, const rd_edits_view *ed,
-                                int B, int T, float *x_out) {
-    const rd_config *cfg = &c->m->file.cfg;
-    const rd_layer_weights *W = &c->m->file.w.layers[l];
-    const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
-    const int H = cfg->n_heads, hd = cfg->hidden_dim, N = B * T;
-    const float alpha = ed ? ed->strength : 0.0f;
-    par_rmsnorm(c, a->xb, a->x_in, W->attn_norm, N, d, cfg->norm_eps);
-    rd_matmul(a->q, a->xb, &W->wq, N, c->wscratch, c->pool);
-    rd_matmul(a->k, a->xb, &W->wk, N, c->wscratch, c->pool);
-    rd_matmul(a->v, a->xb, &W->wv, N, c->wscratch, c->pool);
-    for (int r = 0; r < N; r++) {
-        rd_rope(a->q + (size_t)r * d, H, hs, r % T, cfg->rope_theta, cfg->rope_layout);
-        rd_rope(a->k + (size_t)r * kv, cfg->n_kv_heads, hs, r % T, cfg->rope_theta,
-                cfg->rope_layout);
-    }
-    rd_attention_train(a->o, a->probs, a->q, a->k, a->v, B, T, H, cfg->n_kv_heads, hs,
-                       c->att_scratch, c->pool);
-    rd_matmul(a->h_attn, a->o, &W->wo, N, c->wscratch, c->pool);
-    add_bias(a->h_attn, W->wo_bias, N, d);
-    rd_dropout dm;
-    residual_edit(c, a->x_mid, a->x_in, a->h_attn, N, d, ed ? site(ed->attn, l) : NULL, alpha,
-                  sublayer_mask(c, &dm, l, 0, N, d));
-    par_rmsnorm(c, a->xb2, a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
-    rd_matmul(a->g, a->xb2, &W->w1, N, c->wscratch, c->pool);
-    rd_matmul(a->u, a->xb2, &W->w3, N, c->wscratch, c->pool);
-    memcpy(c->da, a->g, (size_t)N * hd * sizeof(float));
-    par_swiglu(c, c->da, a->u, N, hd); /* da = silu(g)·u, the input of w2 */
-    rd_matmul(a->h_ffn, c->da, &W->w2, N, c->wscratch, c->pool);
-    add_bias(a->h_ffn, W->w2_bias, N, d);
-    residual_edit(c, x_out, a->x_mid, a->h_ffn, N, d, ed ? site(ed->ffn, l) : NULL, alpha,
-                  sublayer_mask(c, &dm, l, 1, N, d));
+/* Forward of layer l from a->x_in, filling a; writes the layer's output to x_out and, when
+ * out_norm is set, rmsnorm(x_out)·out_norm to c->xf. */
+static void layer_forward_train(rd_train_ctx *c, const rd_layer_pass *p, int l,
+                                const rd_layer_view *a, float *x_out, const float *out_norm) {
+    rd_layer_view v = *a;
+    v.act = c->da; /* silu(g)·u, the input of w2: backward recomputes it where needed */
+    v.x_out = x_out;
+    v.out_norm = out_norm;
+    v.x_out_normed = c->xf;
+    rd_layer_forward(p, l, &v);
 }
 
 /* Backward of layer l: c->dx holds ∂/∂(layer output) on entry, ∂/∂(layer input) on exit. */
-static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd_edits_view *ed,
+static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const rd_edits_view *ed,
                            const rd_edits_grad *gr, int B, int T) {
     const rd_config *cfg = &c->m->file.cfg;
     const rd_layer_weights *W = &c->m->file.w.layers[l];
@@ -422,7 +332,7 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
 
     /* FFN sub-layer: x_out = x_mid + mask ⊙ edit(h_ffn), h_ffn = (silu(g)·u)·w2ᵀ */
     edit_backward(c->dh, dropout_backward(c, c->dx, l, 1, N, d), a->h_ffn, (size_t)N, d,
-                  ed ? site(ed->ffn, l) : NULL, gr ? gsite(gr->ffn, l) : NULL, alpha);
+                  rd_layer_site_edit(ed, l, 1), gr ? gsite(gr->ffn, l) : NULL, alpha);
     if (c->wgrad) { /* dW2 += dhᵀ · (silu(g)·u) */
         memcpy(c->dg, a->g, (size_t)N * hd * sizeof(float));
         par_swiglu(c, c->dg, a->u, N, hd);
@@ -442,7 +352,7 @@ static void layer_backward(rd_train_ctx *c, int l, const layer_acts *a, const rd
 
     /* attention sub-layer: x_mid = x_in + mask ⊙ edit(h_attn), h_attn = o·woᵀ */
     edit_backward(c->dh, dropout_backward(c, c->dx_mid, l, 0, N, d), a->h_attn, (size_t)N, d,
-                  ed ? site(ed->attn, l) : NULL, gr ? gsite(gr->attn, l) : NULL, alpha);
+                  rd_layer_site_edit(ed, l, 0), gr ? gsite(gr->attn, l) : NULL, alpha);
     rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch, c->pool); /* dxb = ∂/∂o */
     if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, &W->wo, c->gscratch,
                                       c->pool);
@@ -540,14 +450,62 @@ static void classifier_loss(rd_train_ctx *c, const int *targets, int N, int need
     *loss_sum = total;
 }
 
+static int check_shape(const rd_train_ctx *c, int B, int T, rd_error *err) {
+    if (B < 1 || B > c->max_batch || T < 1 || T > c->max_len)
+        return rd_error_set(err, "micro-batch %d × %d exceeds the training context %d × %d", B, T,
+                            c->max_batch, c->max_len);
+    return 0;
+}
+
+/* Token ids (N) and, when not NULL, target ids (N) in the vocabulary (targets may be -1). */
+static int check_ids(const rd_train_ctx *c, const int *tokens, const int *targets, int N,
+                     rd_error *err) {
+    const int V = c->m->file.cfg.vocab_size;
+    for (int i = 0; i < N; i++) {
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return rd_error_set(err, "token id %d at index %d is outside the vocabulary [0, %d)",
+                                tokens[i], i, V);
+        if (targets && (targets[i] < -1 || targets[i] >= V))
+            return rd_error_set(err, "target id %d at index %d is outside the vocabulary",
+                                targets[i], i);
+    }
+    return 0;
+}
+
+/* The training forward of tokens (p->B, p->T): each layer's activations into its set (with
+ * checkpointing: each layer's input into x_saved, the one set holding the last layer's),
+ * the last layer's output into x_final and its final-normed rows into xf. */
+static void train_forward(rd_train_ctx *c, const rd_layer_pass *p, const int *tokens) {
+    const rd_model *m = c->m;
+    const int N = p->B * p->T, d = m->file.cfg.dim, L = m->file.cfg.n_layers;
+    float *x = c->acts[0].x_in;
+    for (int i = 0; i < N; i++)
+        rd_matrix_row_f32(&m->file.w.tok_embeddings, tokens[i], x + (size_t)i * d);
+    for (int l = 0; l < L; l++) {
+        rd_layer_view *a = &c->acts[c->checkpointing ? 0 : l];
+        if (c->checkpointing) memcpy(c->x_saved[l], a->x_in, (size_t)N * d * sizeof(float));
+        float *out = l + 1 < L ? c->acts[c->checkpointing ? 0 : l + 1].x_in : c->x_final;
+        if (c->checkpointing && l + 1 < L) out = c->dx; /* x_in of the one set is still in use */
+        layer_forward_train(c, p, l, a, out, l + 1 < L ? NULL : m->file.w.final_norm);
+        if (c->checkpointing && l + 1 < L) memcpy(a->x_in, out, (size_t)N * d * sizeof(float));
+    }
+}
+
+int rd_train_logits(rd_train_ctx *c, const rd_edits_view *edits, const int *tokens, int B, int T,
+                    float *logits, rd_error *err) {
+    if (check_shape(c, B, T, err) || check_ids(c, tokens, NULL, B * T, err)) return -1;
+    const rd_layer_pass p = train_layer_pass(c, edits, B, T);
+    train_forward(c, &p, tokens);
+    rd_matmul(logits, c->xf, &c->m->file.w.classifier, B * T, c->wscratch, c->pool);
+    return 0;
+}
+
 int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_grad *grads,
                   float *weight_grad, const int *tokens, const int *targets, int B, int T,
                   double *loss_sum, int *n_targets, rd_error *err) {
     const rd_model *m = c->m;
     const rd_config *cfg = &m->file.cfg;
-    if (B < 1 || B > c->max_batch || T < 1 || T > c->max_len)
-        return rd_error_set(err, "micro-batch %d × %d exceeds the training context %d × %d", B, T,
-                            c->max_batch, c->max_len);
+    if (check_shape(c, B, T, err)) return -1;
     const int N = B * T, d = cfg->dim, L = cfg->n_layers;
     if (weight_grad && !m->params)
         return rd_error_set(err, "weight gradients need a trainable model (rd_model_make_trainable)");
@@ -555,26 +513,9 @@ int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_gr
         !(c->gscratch = ctx_alloc(c, weight_grad_scratch_floats(c))))
         return rd_error_set(err, "out of memory for the bf16 weight gradients");
     c->wgrad = weight_grad;
-    for (int i = 0; i < N; i++) {
-        if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
-            return rd_error_set(err, "token id %d at index %d is outside the vocabulary [0, %d)",
-                                tokens[i], i, cfg->vocab_size);
-        if (targets[i] < -1 || targets[i] >= cfg->vocab_size)
-            return rd_error_set(err, "target id %d at index %d is outside the vocabulary", targets[i], i);
-    }
-    /* forward */
-    float *x = c->acts[0].x_in;
-    for (int i = 0; i < N; i++)
-        rd_matrix_row_f32(&m->file.w.tok_embeddings, tokens[i], x + (size_t)i * d);
-    for (int l = 0; l < L; l++) {
-        layer_acts *a = &c->acts[c->checkpointing ? 0 : l];
-        if (c->checkpointing) memcpy(c->x_saved[l], a->x_in, (size_t)N * d * sizeof(float));
-        float *out = l + 1 < L ? c->acts[c->checkpointing ? 0 : l + 1].x_in : c->x_final;
-        if (c->checkpointing && l + 1 < L) out = c->dx; /* x_in of the one set is still in use */
-        layer_forward_train(c, l, a, edits, B, T, out);
-        if (c->checkpointing && l + 1 < L) memcpy(a->x_in, out, (size_t)N * d * sizeof(float));
-    }
-    par_rmsnorm(c, c->xf, c->x_final, m->file.w.final_norm, N, d, cfg->norm_eps);
+    if (check_ids(c, tokens, targets, N, err)) return -1;
+    const rd_layer_pass p = train_layer_pass(c, edits, B, T);
+    train_forward(c, &p, tokens);
     const int need_grad = grads != NULL || weight_grad != NULL;
     classifier_loss(c, targets, N, need_grad, loss_sum, n_targets);
     if (!need_grad || *n_targets == 0) return 0;
@@ -584,10 +525,10 @@ int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_gr
                         c->x_final, m->file.w.final_norm, N, d, cfg->norm_eps);
     memcpy(c->dx, c->dx_mid, (size_t)N * d * sizeof(float));
     for (int l = L - 1; l >= 0; l--) {
-        layer_acts *a = &c->acts[c->checkpointing ? 0 : l];
+        rd_layer_view *a = &c->acts[c->checkpointing ? 0 : l];
         if (c->checkpointing) { /* recompute layer l from its saved input */
             memcpy(a->x_in, c->x_saved[l], (size_t)N * d * sizeof(float));
-            layer_forward_train(c, l, a, edits, B, T, c->dh);
+            layer_forward_train(c, &p, l, a, c->dh, NULL);
         }
         layer_backward(c, l, a, edits, grads, B, T);
     }

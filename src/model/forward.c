@@ -1,11 +1,12 @@
 /* The forward pass: batched prefill over (B, T) tokens and single-token decode, both over
- * a KV cache, with RED edits applied to sub-layer outputs before their residual adds.
+ * a KV cache, with RED edits applied to sub-layer outputs before their residual adds. The
+ * layer itself is layer.c's, shared with the training pass; this file holds the run state
+ * (KV cache, scratch), the chunking and the logits.
  *
  * Long inputs run in chunks of at most `chunk` positions per sequence, so scratch memory
  * is bounded by max_batch · chunk rows whatever the context length. */
 #include "redit/forward.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 
 #include "redit/kernels.h"
 #include "redit/pool.h"
+
+#include "layer.h"
 
 #define CHUNK_POSITIONS 256
 
@@ -124,146 +127,18 @@ int rd_ctx_max_batch(const rd_ctx *c) { return c->max_batch; }
 const rd_model *rd_ctx_model(const rd_ctx *c) { return c->m; }
 size_t rd_ctx_bytes(const rd_ctx *c) { return c->bytes; }
 
-/* h (n, d) ← s' ⊙ h + b' with s' = 1 + α(s − 1), b' = α·b; α = 1 uses s and b as they are
- * (so training and inference agree bit for bit), α = 0 leaves h untouched. */
-static void apply_edit(float *h, int n, int d, const rd_site_edit *e, float alpha) {
-    if (alpha == 0.0f || (!e->scale && !e->bias)) return;
-    for (int i = 0; i < n; i++) {
-        float *row = h + (size_t)i * d;
-        if (e->scale) {
-            if (alpha == 1.0f)
-                for (int j = 0; j < d; j++) row[j] *= e->scale[j];
-            else
-                for (int j = 0; j < d; j++) row[j] *= 1.0f + alpha * (e->scale[j] - 1.0f);
-        }
-        if (e->bias) {
-            if (alpha == 1.0f)
-                for (int j = 0; j < d; j++) row[j] += e->bias[j];
-            else
-                for (int j = 0; j < d; j++) row[j] += alpha * e->bias[j];
-        }
-    }
-}
-
-/* Row-parallel steps between the matmuls. A job covers rows [0, n) of the chunk; each
- * task takes `per` rows. Small chunks (decode) run on the caller alone. */
-typedef struct rows_job {
-    rd_ctx *c;
-    int n, per;
-    int l, T;                  /* layer and positions per sequence (rope step) */
-    const float *bias;         /* residual step: the sub-layer's output bias (dim), or NULL */
-    const rd_site_edit *edit;  /* residual step: the site's edit, or NULL */
-    float alpha;
-    const float *norm;         /* residual step: the next sub-layer's norm weights */
-} rows_job;
-
-static void run_rows(rows_job *j, rd_task_fn fn) {
-    const int threads = rd_pool_threads(j->c->pool);
-    j->per = j->n < 16 ? j->n : (j->n + 4 * threads - 1) / (4 * threads);
-    rd_pool_run(j->n < 16 ? NULL : j->c->pool, fn, j, (j->n + j->per - 1) / j->per);
-}
-
-static void task_range(const rows_job *j, int task, int *r0, int *r1) {
-    *r0 = task * j->per;
-    *r1 = *r0 + j->per < j->n ? *r0 + j->per : j->n;
-}
-
-/* x += edit(h + bias) (h = c->xb, the sub-layer output; bias only in merged models), then
- * xb = rmsnorm(x) with the next sub-layer's weights. */
-static void residual_task(void *arg, int task) {
-    const rows_job *j = arg;
-    rd_ctx *c = j->c;
-    const rd_config *cfg = &c->m->file.cfg;
-    const int d = cfg->dim;
-    int r0, r1;
-    task_range(j, task, &r0, &r1);
-    float *h = c->xb + (size_t)r0 * d, *x = c->x + (size_t)r0 * d;
-    if (j->bias)
-        for (int i = 0; i < r1 - r0; i++)
-            for (int k = 0; k < d; k++) h[(size_t)i * d + k] += j->bias[k];
-    if (j->edit) apply_edit(h, r1 - r0, d, j->edit, j->alpha);
-    for (size_t i = 0; i < (size_t)(r1 - r0) * d; i++) x[i] += h[i];
-    rd_rmsnorm(h, x, j->norm, r1 - r0, d, cfg->norm_eps);
-}
-
-/* RoPE on q and k of each row, and k, v into the cache at the row's position. */
-static void rope_task(void *arg, int task) {
-    const rows_job *j = arg;
-    rd_ctx *c = j->c;
-    const rd_config *cfg = &c->m->file.cfg;
-    const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
-    const size_t seq_stride = (size_t)c->max_seq * kv;
-    float *kc = c->key_cache + (size_t)j->l * c->max_batch * seq_stride;
-    float *vc = c->value_cache + (size_t)j->l * c->max_batch * seq_stride;
-    int r0, r1;
-    task_range(j, task, &r0, &r1);
-    for (int row = r0; row < r1; row++) {
-        const int b = row / j->T, pos = c->pos + row % j->T;
-        rd_rope(c->q + (size_t)row * d, cfg->n_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
-        rd_rope(c->k + (size_t)row * kv, cfg->n_kv_heads, hs, pos, cfg->rope_theta,
-                cfg->rope_layout);
-        memcpy(kc + b * seq_stride + (size_t)pos * kv, c->k + (size_t)row * kv, kv * sizeof(float));
-        memcpy(vc + b * seq_stride + (size_t)pos * kv, c->v + (size_t)row * kv, kv * sizeof(float));
-    }
-}
-
-static void swiglu_task(void *arg, int task) {
-    const rows_job *j = arg;
-    const size_t h = (size_t)j->c->m->file.cfg.hidden_dim;
-    int r0, r1;
-    task_range(j, task, &r0, &r1);
-    rd_swiglu(j->c->hb + (size_t)r0 * h, j->c->hb2 + (size_t)r0 * h, (size_t)(r1 - r0) * h);
-}
-
 /* The norm that follows layer l's FFN residual: the next layer's attention norm, or the
- * final norm after the last layer (then applied to xb only; logits read it from there). */
+ * final norm after the last layer (logits read its output from c->xb). */
 static const float *next_norm(const rd_ctx *c, int l) {
     const rd_weights *w = &c->m->file.w;
     return l + 1 < c->m->file.cfg.n_layers ? w->layers[l + 1].attn_norm : w->final_norm;
 }
 
-/* One transformer block over the chunk's rows = B·T (sequence-major), new positions
- * pos..pos+T-1. On entry c->xb holds rmsnorm(x) with this layer's attention norm; on exit
- * c->x is updated and c->xb holds rmsnorm(x) with the next norm (next_norm). */
-static void layer_forward(rd_ctx *c, int l, const rd_edits_view *edits, int B, int T) {
-    const rd_config *cfg = &c->m->file.cfg;
-    const rd_layer_weights *W = &c->m->file.w.layers[l];
-    const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
-    const int n = B * T;
-    rows_job rows = {.c = c, .n = n, .l = l, .T = T};
-
-    /* attention sub-layer */
-    float *const qkv_out[] = {c->q, c->k, c->v};
-    const rd_matrix *const qkv[] = {&W->wq, &W->wk, &W->wv};
-    rd_matmul_many(qkv_out, c->xb, qkv, 3, n, c->wscratch, c->pool);
-    run_rows(&rows, rope_task);
-    const size_t seq_stride = (size_t)c->max_seq * kv;
-    float *kc = c->key_cache + (size_t)l * c->max_batch * seq_stride;
-    float *vc = c->value_cache + (size_t)l * c->max_batch * seq_stride;
-    for (int b = 0; b < B; b++)
-        rd_attention(c->xb2 + (size_t)b * T * d, c->q + (size_t)b * T * d, kc + b * seq_stride,
-                     vc + b * seq_stride, T, c->pos, cfg->n_heads, cfg->n_kv_heads, hs,
-                     (size_t)kv, c->att);
-    rd_matmul(c->xb, c->xb2, &W->wo, n, c->wscratch, c->pool);
-    rows.bias = W->wo_bias;
-    rows.edit = edits && edits->attn ? &edits->attn[l] : NULL;
-    rows.alpha = edits ? edits->strength : 0.0f;
-    rows.norm = W->ffn_norm;
-    run_rows(&rows, residual_task);
-
-    /* FFN sub-layer (SwiGLU) */
-    float *const gate_up_out[] = {c->hb, c->hb2};
-    const rd_matrix *const gate_up[] = {&W->w1, &W->w3};
-    rd_matmul_many(gate_up_out, c->xb, gate_up, 2, n, c->wscratch, c->pool);
-    run_rows(&rows, swiglu_task);
-    rd_matmul(c->xb, c->hb, &W->w2, n, c->wscratch, c->pool);
-    rows.bias = W->w2_bias;
-    rows.edit = edits && edits->ffn ? &edits->ffn[l] : NULL;
-    rows.norm = next_norm(c, l);
-    run_rows(&rows, residual_task);
-}
-
-/* Runs one chunk: tokens (B, T) with row stride `stride` (the caller's full T). */
+/* Runs one chunk: tokens (B, T) with row stride `stride` (the caller's full T), new
+ * positions c->pos..c->pos+T-1. Every layer runs on the one scratch set: the residual stream
+ * is updated in place in c->x, and c->xb carries each sub-layer's normed input, then its
+ * output, then the next norm (layer.h's allowed aliases). On return c->xb holds the
+ * final-normed hidden states (B·T, dim). */
 static void chunk_forward(rd_ctx *c, const rd_edits_view *edits, const int *tokens,
                           size_t stride, int B, int T) {
     const rd_model *m = c->m;
@@ -272,9 +147,20 @@ static void chunk_forward(rd_ctx *c, const rd_edits_view *edits, const int *toke
         for (int t = 0; t < T; t++)
             rd_matrix_row_f32(&m->file.w.tok_embeddings, tokens[(size_t)b * stride + t],
                               c->x + ((size_t)b * T + t) * d);
-    rd_rmsnorm(c->xb, c->x, m->file.w.layers[0].attn_norm, B * T, d, m->file.cfg.norm_eps);
-    for (int l = 0; l < m->file.cfg.n_layers; l++) layer_forward(c, l, edits, B, T);
-    /* c->xb now holds the final-normed hidden states (B·T, dim) */
+    const size_t seq_stride = (size_t)c->max_seq * (size_t)rd_config_kv_dim(&m->file.cfg);
+    const rd_layer_pass pass = {.m = m, .B = B, .T = T, .mode = RD_ATTN_CACHE, .pos0 = c->pos,
+                                .edits = edits, .pool = c->pool, .wscratch = c->wscratch,
+                                .att = c->att, .seq_stride = seq_stride};
+    for (int l = 0; l < m->file.cfg.n_layers; l++) {
+        const size_t layer_cache = (size_t)l * (size_t)c->max_batch * seq_stride;
+        const rd_layer_view v = {
+            .x_in = c->x, .xb = c->xb, .q = c->q, .k = c->k, .v = c->v, .o = c->xb2,
+            .h_attn = c->xb, .x_mid = c->x, .xb2 = c->xb, .g = c->hb, .u = c->hb2,
+            .act = c->hb, .h_ffn = c->xb, .x_out = c->x, .x_out_normed = c->xb,
+            .out_norm = next_norm(c, l), .norm_in = l == 0,
+            .key_cache = c->key_cache + layer_cache, .value_cache = c->value_cache + layer_cache};
+        rd_layer_forward(&pass, l, &v);
+    }
 }
 
 int rd_forward(rd_ctx *c, const rd_edits_view *edits, const int *tokens, int B, int T,

@@ -1,0 +1,221 @@
+/* One transformer layer forward for inference and training (see layer.h for the steps,
+ * the buffer views and the hook points). Row-wise steps run on the pass's pool in tasks of
+ * whole rows; every row's arithmetic is the same whatever the split, so results do not
+ * depend on the thread count. */
+#include "layer.h"
+
+#include <string.h>
+
+#include "redit/pool.h"
+
+/* ---- the site edit ---------------------------------------------------------------------- */
+
+void rd_site_apply(float *out, const float *x, const float *h, int n, int d,
+                   const rd_site_edit *e, float alpha, const rd_dropout *mask, uint64_t first) {
+    const float *s = e && alpha != 0.0f ? e->scale : NULL;
+    const float *b = e && alpha != 0.0f ? e->bias : NULL;
+    for (size_t i = 0; i < (size_t)n; i++) {
+        const float *hi = h + i * d, *xi = x + i * d;
+        float *oi = out + i * d;
+        for (int j = 0; j < d; j++) {
+            float y = hi[j];
+            if (s) y *= rd_edit_scale_at(s[j], alpha);
+            if (b) y += rd_edit_bias_at(b[j], alpha);
+            if (mask) y *= rd_dropout_factor(mask, first + i * (uint64_t)d + (uint64_t)j);
+            oi[j] = xi[j] + y;
+        }
+    }
+}
+
+rd_dropout rd_layer_dropout_mask(const rd_dropout *base, int l, int sub, int N, int d) {
+    return rd_dropout_at(base, ((uint64_t)l * 2 + (uint64_t)sub) * (uint64_t)N * (uint64_t)d);
+}
+
+const rd_site_edit *rd_layer_site_edit(const rd_edits_view *edits, int l, int sub) {
+    if (!edits) return NULL;
+    const rd_site_edit *arr = sub == 0 ? edits->attn : edits->ffn;
+    return arr ? &arr[l] : NULL;
+}
+
+/* ---- projections: the hook for adapters on a projection's output (LoRA, IA3's k and v) -- */
+
+typedef enum rd_layer_proj {
+    RD_PROJ_Q, RD_PROJ_K, RD_PROJ_V, RD_PROJ_O, RD_PROJ_GATE, RD_PROJ_UP, RD_PROJ_DOWN
+} rd_layer_proj;
+
+static const rd_matrix *proj_matrix(const rd_layer_weights *W, rd_layer_proj id) {
+    switch (id) {
+    case RD_PROJ_Q: return &W->wq;
+    case RD_PROJ_K: return &W->wk;
+    case RD_PROJ_V: return &W->wv;
+    case RD_PROJ_O: return &W->wo;
+    case RD_PROJ_GATE: return &W->w1;
+    case RD_PROJ_UP: return &W->w3;
+    case RD_PROJ_DOWN: return &W->w2;
+    }
+    return NULL;
+}
+
+/* outs[i] (N, rows of its matrix) = x · Wᵀ for the count projections ids of layer l, in one
+ * parallel loop where the products are matrix-vector (decode). */
+static void project(const rd_layer_pass *p, int l, const rd_layer_proj *ids, float *const *outs,
+                    int count, const float *x) {
+    const rd_layer_weights *W = &p->m->file.w.layers[l];
+    const rd_matrix *Ws[RD_MATMUL_MANY_MAX];
+    for (int i = 0; i < count; i++) Ws[i] = proj_matrix(W, ids[i]);
+    rd_matmul_many(outs, x, Ws, count, p->B * p->T, p->wscratch, p->pool);
+}
+
+/* ---- row-wise steps --------------------------------------------------------------------- */
+
+typedef struct rows_job {
+    const rd_layer_pass *p;
+    const rd_layer_view *v;
+    int l, n, per;
+    /* residual step of sub-layer `sub` (0 attention, 1 FFN) */
+    int sub;
+    const float *x, *bias, *norm;
+    float *h, *out, *normed;
+    const rd_dropout *mask;
+} rows_job;
+
+/* Runs fn over rows [0, n) in tasks of `per` rows; fewer than 16 rows (decode) run on the
+ * caller alone. */
+static void run_rows(rows_job *j, rd_task_fn fn) {
+    const int threads = rd_pool_threads(j->p->pool);
+    j->per = j->n < 16 ? j->n : (j->n + 4 * threads - 1) / (4 * threads);
+    rd_pool_run(j->n < 16 ? NULL : j->p->pool, fn, j, (j->n + j->per - 1) / j->per);
+}
+
+static void task_range(const rows_job *j, int task, int *r0, int *r1) {
+    *r0 = task * j->per;
+    *r1 = *r0 + j->per < j->n ? *r0 + j->per : j->n;
+}
+
+static void norm_task(void *arg, int task) {
+    const rows_job *j = arg;
+    const rd_config *cfg = &j->p->m->file.cfg;
+    const size_t d = (size_t)cfg->dim;
+    int r0, r1;
+    task_range(j, task, &r0, &r1);
+    rd_rmsnorm(j->out + r0 * d, j->x + r0 * d, j->norm, r1 - r0, (int)d, cfg->norm_eps);
+}
+
+/* RoPE on q and k of each row at position pos0 + t; CACHE: k, v into the cache there. */
+static void rope_task(void *arg, int task) {
+    const rows_job *j = arg;
+    const rd_layer_pass *p = j->p;
+    const rd_layer_view *v = j->v;
+    const rd_config *cfg = &p->m->file.cfg;
+    const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
+    int r0, r1;
+    task_range(j, task, &r0, &r1);
+    for (int row = r0; row < r1; row++) {
+        const int b = row / p->T, pos = p->pos0 + row % p->T;
+        float *k = v->k + (size_t)row * kv;
+        rd_rope(v->q + (size_t)row * d, cfg->n_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
+        rd_rope(k, cfg->n_kv_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
+        if (p->mode == RD_ATTN_CACHE) {
+            const size_t at = b * p->seq_stride + (size_t)pos * kv;
+            memcpy(v->key_cache + at, k, (size_t)kv * sizeof(float));
+            memcpy(v->value_cache + at, v->v + (size_t)row * kv, (size_t)kv * sizeof(float));
+        }
+    }
+}
+
+/* act = silu(g)·u (in place when act aliases g). IA3's FFN scale would apply to act here. */
+static void swiglu_task(void *arg, int task) {
+    const rows_job *j = arg;
+    const size_t hd = (size_t)j->p->m->file.cfg.hidden_dim;
+    int r0, r1;
+    task_range(j, task, &r0, &r1);
+    float *act = j->v->act + r0 * hd;
+    if (act != j->v->g) memcpy(act, j->v->g + r0 * hd, (size_t)(r1 - r0) * hd * sizeof(float));
+    rd_swiglu(act, j->v->u + r0 * hd, (size_t)(r1 - r0) * hd);
+}
+
+/* h += the sub-layer's output bias (merged models; frozen, so it has no gradient and leaves
+ * the activation gradients as they are), out = rd_site_apply(x, h), then
+ * normed = rmsnorm(out)·norm when normed is set (normed may alias h: each row of h is used
+ * before its normed row is written). Per-row edit sets would pick the edit per sequence
+ * block here. */
+static void residual_task(void *arg, int task) {
+    const rows_job *j = arg;
+    const rd_config *cfg = &j->p->m->file.cfg;
+    const int d = cfg->dim;
+    int r0, r1;
+    task_range(j, task, &r0, &r1);
+    const size_t o = (size_t)r0 * d;
+    float *h = j->h + o;
+    if (j->bias)
+        for (int i = 0; i < r1 - r0; i++)
+            for (int k = 0; k < d; k++) h[(size_t)i * d + k] += j->bias[k];
+    const rd_edits_view *ed = j->p->edits;
+    rd_site_apply(j->out + o, j->x + o, h, r1 - r0, d, rd_layer_site_edit(ed, j->l, j->sub),
+                  ed ? ed->strength : 0.0f, j->mask, o);
+    if (j->normed) rd_rmsnorm(j->normed + o, j->out + o, j->norm, r1 - r0, d, cfg->norm_eps);
+}
+
+/* The residual step of sub-layer sub: out = x + site(h + bias), then the next norm. */
+static void residual(rows_job *j, int sub, float *out, const float *x, float *h,
+                     const float *bias, float *normed, const float *norm) {
+    const rd_layer_pass *p = j->p;
+    const int N = p->B * p->T, d = p->m->file.cfg.dim;
+    const int dropout = p->dropout && p->dropout->threshold;
+    const rd_dropout mask = dropout ? rd_layer_dropout_mask(p->dropout, j->l, sub, N, d)
+                                    : (rd_dropout){0};
+    j->mask = dropout ? &mask : NULL;
+    j->sub = sub;
+    j->out = out;
+    j->x = x;
+    j->h = h;
+    j->bias = bias;
+    j->normed = normed;
+    j->norm = norm;
+    run_rows(j, residual_task);
+    j->mask = NULL;
+}
+
+/* ---- the layer -------------------------------------------------------------------------- */
+
+void rd_layer_forward(const rd_layer_pass *p, int l, const rd_layer_view *v) {
+    const rd_config *cfg = &p->m->file.cfg;
+    const rd_layer_weights *W = &p->m->file.w.layers[l];
+    const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
+    const int B = p->B, T = p->T;
+    rows_job rows = {.p = p, .v = v, .l = l, .n = B * T};
+
+    /* attention sub-layer */
+    if (v->norm_in) {
+        rows.out = v->xb;
+        rows.x = v->x_in;
+        rows.norm = W->attn_norm;
+        run_rows(&rows, norm_task);
+    }
+    static const rd_layer_proj qkv[] = {RD_PROJ_Q, RD_PROJ_K, RD_PROJ_V};
+    float *const qkv_out[] = {v->q, v->k, v->v};
+    project(p, l, qkv, qkv_out, 3, v->xb);
+    run_rows(&rows, rope_task);
+    if (p->mode == RD_ATTN_CACHE) {
+        for (int b = 0; b < B; b++)
+            rd_attention(v->o + (size_t)b * T * d, v->q + (size_t)b * T * d,
+                         v->key_cache + b * p->seq_stride, v->value_cache + b * p->seq_stride, T,
+                         p->pos0, cfg->n_heads, cfg->n_kv_heads, hs, (size_t)kv, p->att);
+    } else {
+        rd_attention_train(v->o, v->probs, v->q, v->k, v->v, B, T, cfg->n_heads,
+                           cfg->n_kv_heads, hs, p->att, p->pool);
+    }
+    static const rd_layer_proj o_proj[] = {RD_PROJ_O};
+    project(p, l, o_proj, &v->h_attn, 1, v->o);
+    residual(&rows, 0, v->x_mid, v->x_in, v->h_attn, W->wo_bias, v->xb2, W->ffn_norm);
+
+    /* FFN sub-layer (SwiGLU) */
+    static const rd_layer_proj gate_up[] = {RD_PROJ_GATE, RD_PROJ_UP};
+    float *const gate_up_out[] = {v->g, v->u};
+    project(p, l, gate_up, gate_up_out, 2, v->xb2);
+    run_rows(&rows, swiglu_task);
+    static const rd_layer_proj down[] = {RD_PROJ_DOWN};
+    project(p, l, down, &v->h_ffn, 1, v->act);
+    residual(&rows, 1, v->x_out, v->x_mid, v->h_ffn, W->w2_bias,
+             v->out_norm ? v->x_out_normed : NULL, v->out_norm);
+}
