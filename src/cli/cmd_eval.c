@@ -92,14 +92,14 @@ int cmd_eval(int argc, char **argv) {
     rd_edits *e = NULL;
     rd_dataset *d = NULL;
     rd_eval_metrics r;
-    if (!m->file.tokenizer) {
+    if (!rd_model_tokenizer(m)) {
         fprintf(stderr, "redit eval: %s has no tokenizer; data sets need one (--tokenizer)\n", model);
         goto done;
     }
     if (cli_set_compute("eval", m, compute, 0)) goto done;
     if (dopt.max_len > rd_model_config(m)->seq_len) dopt.max_len = rd_model_config(m)->seq_len;
     if (edits_path && !(e = cli_load_edits(edits_path, m, force))) goto done;
-    if (!(d = rd_dataset_load(data, m->file.tokenizer, &dopt, &err)) ||
+    if (!(d = rd_dataset_load(data, rd_model_tokenizer(m), &dopt, &err)) ||
         rd_evaluate(m, e, strength, d, batch, dopt.max_len, &r, &err)) {
         fprintf(stderr, "redit eval: %s\n", err.msg);
         goto done;

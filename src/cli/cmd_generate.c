@@ -116,7 +116,7 @@ int cmd_generate(int argc, char **argv) {
     cli_set_threads(threads);
     rd_model *m = cli_load_model(model, tok);
     if (!m) return 1;
-    const rd_tokenizer *t = m->file.tokenizer;
+    const rd_tokenizer *t = rd_model_tokenizer(m);
     rd_error err = {0};
     int *ids = NULL, *out_ids = NULL;
     size_t n = 0;

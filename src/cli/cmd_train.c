@@ -305,7 +305,7 @@ int cmd_train(int argc, char **argv) {
     char *meta = NULL, log_tmp[4096] = "";
     rd_train_result res = {0};
     if (!m) return 1;
-    if (!m->file.tokenizer) {
+    if (!rd_model_tokenizer(m)) {
         fprintf(stderr, "redit train: %s has no tokenizer; training data needs one (--tokenizer)\n", model);
         goto done;
     }
@@ -318,7 +318,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     dopt.max_len = o.max_len;
-    if (!(all = rd_dataset_load(data, m->file.tokenizer, &dopt, &err))) {
+    if (!(all = rd_dataset_load(data, rd_model_tokenizer(m), &dopt, &err))) {
         fprintf(stderr, "redit train: %s\n", err.msg);
         goto done;
     }
@@ -330,7 +330,7 @@ int cmd_train(int argc, char **argv) {
     } else {
         train = all;
         all = NULL;
-        if (eval_path && !(eval = rd_dataset_load(eval_path, m->file.tokenizer, &dopt, &err))) {
+        if (eval_path && !(eval = rd_dataset_load(eval_path, rd_model_tokenizer(m), &dopt, &err))) {
             fprintf(stderr, "redit train: %s\n", err.msg);
             goto done;
         }

@@ -314,7 +314,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     if (rd_train_opts_validate(o, err)) return -1;
     const size_t n_train = rd_dataset_size(train);
     if (n_train == 0) return rd_error_set(err, "the training set is empty");
-    const rd_tokenizer *tok = m->file.tokenizer;
+    const rd_tokenizer *tok = rd_model_tokenizer(m);
     t.pad_id = tok && rd_tokenizer_eos(tok) >= 0 ? rd_tokenizer_eos(tok) : 0;
     int rc = -1;
     size_t *order = malloc(sizeof(size_t) * n_train);
