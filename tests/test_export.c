@@ -1,4 +1,4 @@
-/* Exporting RED edits (src/io/export.c): the llama.cpp control vector (parsed back with the
+/* Exporting RED edits (src/model/edits_export.c): the llama.cpp control vector (parsed back with the
  * project's GGUF reader: KVs, tensor names, shapes, types and exact values, and the report
  * of what was dropped), refusal when there is nothing to export, no temporary file left
  * behind, the safetensors export for Python (names, shapes, exact values, metadata), and the

@@ -1,7 +1,7 @@
 /* Hugging Face tokenizer.json of the SentencePiece-BPE kind (Llama-2, Mistral, TinyLlama):
  * model.type "BPE" with byte_fallback, spaces turned into "▁" by a Prepend/Replace
  * normalizer or a Metaspace pre-tokenizer. The result encodes with SentencePiece's rules
- * (bpe_encode.c), so the merge list becomes per-piece scores:
+ * (src/text/bpe_encode.c), so the merge list becomes per-piece scores:
  *
  *   score(piece) = -(rank of the first merge producing it)
  *
