@@ -257,6 +257,18 @@ static void test_gguf_roundtrip(void **state) {
     assert_int_equal(inferred.types[299], RD_TOKEN_NORMAL);
     rd_vocab_release(&given);
     rd_vocab_release(&inferred);
+    /* A vocabulary broken by hand is refused before anything is written. */
+    rd_model_file bad = {0};
+    rd_error err = {{0}};
+    assert_int_equal(tiny_model_init(&bad, &c, 1, 3), 0);
+    make_vocab(&bad.vocab, c.vocab_size, 1, 1);
+    bad.vocab.types[5] = 0;
+    snprintf(path, sizeof path, "%s/bad.gguf", dir);
+    assert_int_equal(rd_gguf_write(path, &bad, RD_DTYPE_F32, &err), -1);
+    assert_non_null(strstr(err.msg, "bad.gguf: cannot write the vocabulary: piece 5 has unknown "
+                                    "type 0"));
+    assert_int_equal(tiny_count_entries(dir), 1); /* m.gguf only */
+    rd_model_file_release(&bad);
     tiny_rmdir(dir);
 }
 

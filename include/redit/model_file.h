@@ -65,7 +65,8 @@ int rd_gguf_load(const char *path, rd_model_file *out, rd_error *err);
  * tokenizer.ggml.* metadata, norms (and output biases, when present) as F32 and every matrix
  * converted to `type` (any rd_dtype; a quantised type needs every matrix's columns to be a
  * whole number of its blocks), or, with type RD_DTYPE_COUNT, each matrix kept in its own
- * type. Written atomically (temp file + rename). */
+ * type. A vocabulary that fails rd_vocab_check is refused. Written atomically (temp file +
+ * rename). */
 int rd_gguf_write(const char *path, const rd_model_file *f, rd_dtype type, rd_error *err);
 
 #endif

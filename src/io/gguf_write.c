@@ -154,7 +154,7 @@ static void put_vocab(rd_gguf_buf *b, const rd_vocab *v) {
     rd_gguf_put_array_head(b, "tokenizer.ggml.tokens", RD_GGUF_STRING, (uint64_t)n);
     for (int i = 0; i < n; i++) {
         size_t len = 0;
-        const char *p = rd_vocab_piece(v, i, &len);
+        const char *p = rd_vocab_piece(v, i, &len); /* not NULL: rd_vocab_check */
         rd_gguf_put_str(b, p, len);
     }
     rd_gguf_put_array_head(b, "tokenizer.ggml.scores", RD_GGUF_FLOAT32, (uint64_t)n);
@@ -293,7 +293,9 @@ static int check_model(writer *w, rd_dtype type) {
         return rd_error_set(w->err, "%s: cannot write: the tokenizer has %d tokens but the "
                                     "model's vocabulary is %d",
                             w->path, f->vocab.n, f->cfg.vocab_size);
-    return 0;
+    char what[RD_ERROR_MAX];
+    snprintf(what, sizeof what, "%s: cannot write the vocabulary", w->path);
+    return f->vocab.n ? rd_vocab_check(&f->vocab, what, w->err) : 0;
 }
 
 int rd_gguf_write(const char *path, const rd_model_file *f, rd_dtype type, rd_error *err) {

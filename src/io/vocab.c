@@ -59,7 +59,7 @@ static int utf8_valid(const char *s, size_t len) {
 }
 
 const char *rd_vocab_piece(const rd_vocab *v, int id, size_t *len) {
-    if (!v || id < 0 || id >= v->n) return NULL;
+    if (!v || !v->bytes || !v->off || id < 0 || id >= v->n) return NULL;
     if (len) *len = v->off[id + 1] - v->off[id];
     return v->bytes + v->off[id];
 }
