@@ -163,7 +163,7 @@ static int build(const bin_vocab *v, int vocab_size, const char *path, rd_vocab 
 
 /* Counts the tokens of the file by walking their lengths (for a bare tokenizer.bin, whose
  * vocabulary size is otherwise the model header's), then rewinds. */
-#define RD_TOKENIZER_MAX_PIECES (1 << 22)
+#define RD_LLAMA2C_MAX_PIECES (1 << 22)
 
 static int count_tokens(bin_reader *r, int *count, rd_error *err) {
     unsigned char head[8];
@@ -177,8 +177,8 @@ static int count_tokens(bin_reader *r, int *count, rd_error *err) {
             return rd_error_set(err, "%s: token %d has length %d, beyond the end of the file",
                                 r->path, n, (int)len);
         pos += 8 + len;
-        if (++n > RD_TOKENIZER_MAX_PIECES)
-            return rd_error_set(err, "%s: more than %d tokens", r->path, RD_TOKENIZER_MAX_PIECES);
+        if (++n > RD_LLAMA2C_MAX_PIECES)
+            return rd_error_set(err, "%s: more than %d tokens", r->path, RD_LLAMA2C_MAX_PIECES);
     }
     if (fseek(r->f, 0, SEEK_SET) != 0) return rd_error_set(err, "%s: cannot rewind", r->path);
     *count = n;

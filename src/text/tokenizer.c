@@ -1,7 +1,6 @@
 /* Tokenizer construction, accessors and decoding (encoding is in bpe_encode.c). */
 #include "tokenizer_internal.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
