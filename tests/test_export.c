@@ -1,10 +1,11 @@
-/* Exporting RED edits (src/io/export.c): the llama.cpp control vector (parsed back with the
- * project's GGUF reader: KVs, tensor names, shapes, types and exact values, and the report
- * of what was dropped), refusal when there is nothing to export, no temporary file left
- * behind, the safetensors export for Python (names, shapes, exact values, metadata), and the
- * merged GGUF: its logits (inference) and loss (training forward) equal the base model's
- * with the edits within f32 rounding, RED on a merged model equals merging twice, the
- * matrices that are not scaled keep their type (a Q8_0 base), and the biases load back. */
+/* Exporting RED edits (src/model/edits_export.c): the llama.cpp control vector (parsed
+ * back with the project's GGUF reader: KVs, tensor names, shapes, types and exact values,
+ * and the report of what was dropped), refusal when there is nothing to export, no
+ * temporary file left behind, the safetensors export for Python (names, shapes, exact
+ * values, metadata), and the merged GGUF: its logits (inference) and loss (training
+ * forward) equal the base model's with the edits within f32 rounding, RED on a merged
+ * model equals merging twice, the matrices that are not scaled keep their type (a Q8_0
+ * base), and the biases load back. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -132,7 +132,7 @@ static void roundtrip(fixture *fx, const rd_config *cfg, rd_dtype type, int tied
     assert_int_equal(got.format, RD_FORMAT_GGUF);
     assert_int_equal(got.gguf_version, 3);
     assert_string_equal(got.name, orig.name);
-    assert_null(got.tokenizer);
+    assert_int_equal(got.vocab.n, 0);
     assert_config_equal(&got.cfg, cfg);
     assert_weights_converted(&got, &orig, type);
     /* Writing the loaded model again in its own type changes no byte of any matrix. */
@@ -254,7 +254,7 @@ static void test_metadata_roundtrip(void **state) {
 }
 
 /* A vocabulary of n pieces: <unk> <s> </s>, the 256 byte pieces, then words. */
-static rd_tokenizer *make_tokenizer(int n, int add_prefix) {
+static rd_vocab make_vocab(int n, int add_prefix) {
     const char **pieces = calloc((size_t)n, sizeof *pieces);
     char (*store)[16] = calloc((size_t)n, sizeof *store);
     float *scores = calloc((size_t)n, sizeof *scores);
@@ -278,12 +278,19 @@ static rd_tokenizer *make_tokenizer(int n, int add_prefix) {
     rd_vocab_spec spec = {.n_pieces = n, .pieces = pieces, .scores = scores, .types = types,
                           .bos_id = 1, .eos_id = 2, .unk_id = 0, .add_dummy_prefix = add_prefix};
     rd_error err = {{0}};
-    rd_tokenizer *t = rd_tokenizer_new(&spec, "test vocab", &err);
-    if (!t) fail_msg("%s", err.msg);
+    rd_vocab v;
+    if (rd_vocab_from_spec(&v, &spec, "test vocab", &err)) fail_msg("%s", err.msg);
     free(pieces);
     free(store);
     free(scores);
     free(types);
+    return v;
+}
+
+static rd_tokenizer *tokenizer_of(const rd_vocab *v) {
+    rd_error err = {{0}};
+    rd_tokenizer *t = rd_tokenizer_from_vocab(v, "test vocab", &err);
+    if (!t) fail_msg("%s", err.msg);
     return t;
 }
 
@@ -310,22 +317,25 @@ static void test_tokenizer_roundtrip(void **state) {
         rd_model_file orig = {0}, got = {0};
         rd_error err = {{0}};
         assert_int_equal(tiny_model_init(&orig, &c, 1, 11), 0);
-        orig.tokenizer = make_tokenizer(c.vocab_size, prefix);
+        orig.vocab = make_vocab(c.vocab_size, prefix);
         if (rd_gguf_write(fx->path, &orig, RD_DTYPE_BF16, &err)) fail_msg("%s", err.msg);
         if (rd_gguf_load(fx->path, &got, &err)) fail_msg("%s", err.msg);
-        assert_non_null(got.tokenizer);
-        assert_tokenizers_equal(got.tokenizer, orig.tokenizer);
+        assert_int_equal(got.vocab.n, c.vocab_size);
+        rd_tokenizer *ta = tokenizer_of(&orig.vocab), *tb = tokenizer_of(&got.vocab);
+        assert_tokenizers_equal(tb, ta);
         /* Both encode text the same way. */
         const char *text = "wa wb <s> \xc3\xa9 wz";
         int *ia = NULL, *ib = NULL;
         size_t na = 0, nb = 0;
         size_t tl = strlen(text);
-        assert_int_equal(rd_tokenizer_encode(orig.tokenizer, text, tl, 1, 0, &ia, &na, &err), 0);
-        assert_int_equal(rd_tokenizer_encode(got.tokenizer, text, tl, 1, 0, &ib, &nb, &err), 0);
+        assert_int_equal(rd_tokenizer_encode(ta, text, tl, 1, 0, &ia, &na, &err), 0);
+        assert_int_equal(rd_tokenizer_encode(tb, text, tl, 1, 0, &ib, &nb, &err), 0);
         assert_int_equal(na, nb);
         assert_memory_equal(ia, ib, na * sizeof *ia);
         free(ia);
         free(ib);
+        rd_tokenizer_free(ta);
+        rd_tokenizer_free(tb);
         rd_model_file_release(&got);
         rd_model_file_release(&orig);
     }
@@ -414,7 +424,7 @@ static void test_write_refuses_and_leaves_nothing(void **state) {
     assert_non_null(strstr(err.msg, "output_norm.weight"));
     m.w.final_norm = norm;
     /* A tokenizer whose size disagrees with the model. */
-    m.tokenizer = make_tokenizer(280, 1);
+    m.vocab = make_vocab(280, 1);
     assert_int_equal(rd_gguf_write(other, &m, RD_DTYPE_F32, &err), -1);
     assert_non_null(strstr(err.msg, "tokenizer"));
     assert_int_equal(tiny_count_entries(fx->dir), 1);
@@ -837,17 +847,23 @@ static void test_handmade_v2(void **state) {
     assert_true(f.cfg.rope_theta == 10000.0f);    /* default */
     assert_true(f.cfg.norm_eps == 1e-5f);
     assert_mini_loaded(g, &f);
-    assert_non_null(f.tokenizer);
-    assert_int_equal(rd_tokenizer_vocab_size(f.tokenizer), M_VOCAB);
-    assert_int_equal(rd_tokenizer_bos(f.tokenizer), 1);
-    assert_int_equal(rd_tokenizer_eos(f.tokenizer), 2);
-    assert_int_equal(rd_tokenizer_unk(f.tokenizer), 0);
-    assert_int_equal(rd_tokenizer_adds_dummy_prefix(f.tokenizer), 1); /* default */
-    assert_int_equal(rd_tokenizer_type(f.tokenizer, 1), RD_TOKEN_CONTROL);
-    assert_true(rd_tokenizer_score(f.tokenizer, 5) == -5.0f);
+    assert_int_equal(f.vocab.n, M_VOCAB);
+    assert_int_equal(f.vocab.bos_id, 1);
+    assert_int_equal(f.vocab.eos_id, 2);
+    assert_int_equal(f.vocab.unk_id, 0);
+    assert_int_equal(f.vocab.add_dummy_prefix, 1); /* default */
+    rd_tokenizer *t = tokenizer_of(&f.vocab);
+    assert_int_equal(rd_tokenizer_vocab_size(t), M_VOCAB);
+    assert_int_equal(rd_tokenizer_bos(t), 1);
+    assert_int_equal(rd_tokenizer_eos(t), 2);
+    assert_int_equal(rd_tokenizer_unk(t), 0);
+    assert_int_equal(rd_tokenizer_adds_dummy_prefix(t), 1); /* default */
+    assert_int_equal(rd_tokenizer_type(t, 1), RD_TOKEN_CONTROL);
+    assert_true(rd_tokenizer_score(t, 5) == -5.0f);
     size_t len;
-    const char *p = rd_tokenizer_piece(f.tokenizer, 4, &len);
+    const char *p = rd_tokenizer_piece(t, 4, &len);
     assert_true(len == 4 && !memcmp(p, "\xe2\x96\x81" "b", 4));
+    rd_tokenizer_free(t);
     rd_model_file_release(&f);
 
     /* The generic reader sees every value. */
@@ -911,7 +927,7 @@ static void test_handmade_tied_no_tokenizer(void **state) {
     rd_model_file f = {0};
     rd_error err = {{0}};
     if (rd_gguf_load(fx->path, &f, &err)) fail_msg("%s", err.msg);
-    assert_null(f.tokenizer);
+    assert_int_equal(f.vocab.n, 0);
     assert_int_equal(f.w.tied_classifier, 1);
     assert_ptr_equal(f.w.classifier.data, f.w.tok_embeddings.data);
     assert_string_equal(f.name, "model.gguf");
@@ -1433,7 +1449,10 @@ static void test_bad_tokenizer(void **state) {
     rd_model_file f = {0};
     rd_error err = {{0}};
     if (rd_gguf_load(fx->path, &f, &err)) fail_msg("%s", err.msg);
-    assert_int_equal(rd_tokenizer_adds_dummy_prefix(f.tokenizer), 0);
+    assert_int_equal(f.vocab.add_dummy_prefix, 0);
+    rd_tokenizer *t = tokenizer_of(&f.vocab);
+    assert_int_equal(rd_tokenizer_adds_dummy_prefix(t), 0);
+    rd_tokenizer_free(t);
     rd_model_file_release(&f);
     gs_free(g);
 }

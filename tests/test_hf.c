@@ -243,10 +243,11 @@ static void test_hf_tokenizer(void **state) {
     assert_int_equal(system(cmd), 0);
     rd_model *m = rd_model_load(dir, NULL, &err);
     if (!m) fail_msg("%s", err.msg);
-    assert_non_null(m->file.tokenizer);
+    const rd_tokenizer *t = rd_model_tokenizer(m);
+    assert_non_null(t);
     int *ids;
     size_t n;
-    assert_int_equal(rd_tokenizer_encode(m->file.tokenizer, "Hello world", 11, 0, 0, &ids, &n, &err), 0);
+    assert_int_equal(rd_tokenizer_encode(t, "Hello world", 11, 0, 0, &ids, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_int_equal(ids[0], 15043);
     assert_int_equal(ids[1], 3186);

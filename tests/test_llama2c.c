@@ -322,7 +322,7 @@ static void roundtrip(fixture *fx, const rd_config *c, int tied, const char *nam
     assert_int_equal(m->file.format, RD_FORMAT_LLAMA2C);
     assert_string_equal(m->path, path);
     assert_string_equal(m->file.name, name);
-    assert_null(m->file.tokenizer);
+    assert_null(rd_model_tokenizer(m));
     assert_config_equal(rd_model_config(m), c);
     assert_weights_equal(&m->file, &orig);
     assert_int_equal(m->file.w.map_size, (size_t)file_size(path));
@@ -626,7 +626,7 @@ static void test_stories260k_as_gguf(void **state) {
     assert_int_equal(f.cfg.n_kv_heads, 4);
     assert_int_equal(f.cfg.vocab_size, 512);
     assert_int_equal(f.w.tied_classifier, 1);
-    assert_null(f.tokenizer); /* no tokenizer.bin beside it */
+    assert_int_equal(f.vocab.n, 0); /* no tokenizer.bin beside it */
     write_gguf(fx->gguf, &f, RD_DTYPE_F32);
     rd_model *bin = load_ok(src, NULL), *gguf = load_ok(fx->gguf, NULL);
     assert_config_equal(rd_model_config(gguf), &f.cfg);
@@ -669,14 +669,14 @@ static void test_tokenizer_beside_model(void **state) {
     write_bin(other, &orig);
 
     rd_model *m = load_ok(fx->bin, NULL);
-    assert_null(m->file.tokenizer); /* none yet: works in token ids */
+    assert_null(rd_model_tokenizer(m)); /* none yet: works in token ids */
     rd_model_free(m);
 
     write_tokenizer(fx->tok, c.vocab_size);
     const char *paths[2] = {fx->bin, other};
     for (int i = 0; i < 2; i++) {
         m = load_ok(paths[i], NULL);
-        const rd_tokenizer *t = m->file.tokenizer;
+        const rd_tokenizer *t = rd_model_tokenizer(m);
         assert_non_null(t);
         assert_int_equal(rd_tokenizer_vocab_size(t), c.vocab_size);
         assert_int_equal(rd_tokenizer_bos(t), 1);
@@ -690,7 +690,7 @@ static void test_tokenizer_beside_model(void **state) {
     rd_model_file f;
     rd_error err = {{0}};
     if (rd_llama2c_load(fx->bin, NULL, &f, &err)) fail_msg("%s", err.msg);
-    assert_non_null(f.tokenizer);
+    assert_int_equal(f.vocab.n, c.vocab_size);
     rd_model_file_release(&f);
     /* A tokenizer.bin is not a model. */
     assert_int_equal(rd_detect_format(fx->tok, &err), RD_FORMAT_UNKNOWN);
@@ -708,13 +708,13 @@ static void test_tokenizer_explicit_path(void **state) {
     write_tokenizer(tok, c.vocab_size);
     rd_load_opts opts = {.tokenizer_path = tok};
     rd_model *m = load_ok(fx->bin, &opts);
-    assert_non_null(m->file.tokenizer);
-    assert_piece(m->file.tokenizer, 260, "tok260");
+    assert_non_null(rd_model_tokenizer(m));
+    assert_piece(rd_model_tokenizer(m), 260, "tok260");
     rd_model_free(m);
     /* The explicit path wins over a (mismatched) tokenizer.bin beside the model. */
     write_tokenizer(fx->tok, c.vocab_size + 5);
     m = load_ok(fx->bin, &opts);
-    assert_int_equal(rd_tokenizer_vocab_size(m->file.tokenizer), c.vocab_size);
+    assert_int_equal(rd_tokenizer_vocab_size(rd_model_tokenizer(m)), c.vocab_size);
     rd_model_free(m);
     /* An explicit path that does not exist. */
     char none[700];
@@ -747,7 +747,7 @@ static void test_tokenizer_llama2_fixture(void **state) {
     make_random(&orig, &c, 1, 11);
     write_bin(fx->bin, &orig);
     rd_model *m = load_ok(fx->bin, NULL);
-    const rd_tokenizer *t = m->file.tokenizer;
+    const rd_tokenizer *t = rd_model_tokenizer(m);
     assert_non_null(t);
     assert_int_equal(rd_tokenizer_vocab_size(t), 32000);
     int *ids = NULL;

@@ -66,7 +66,7 @@ static void write_model(const char *name, int dim, int with_tokenizer) {
     if (with_tokenizer) {
         const char *tok = shared_fixture("llama2-tokenizer/tokenizer.bin");
         if (!tok) fail_msg("../shared/fixtures/llama2-tokenizer is missing");
-        assert_non_null(mf.tokenizer = rd_tokenizer_load_llama2c(tok, 32000, &err));
+        assert_int_equal(rd_vocab_load_llama2c(tok, 32000, &mf.vocab, &err), 0);
         g_params = (unsigned long long)rd_config_param_count(&cfg, 1);
     }
     snprintf(mf.name, sizeof mf.name, "tiny%d", dim);

@@ -544,10 +544,10 @@ static rd_tokenizer *json_vocab(const cJSON *obj) {
     assert_true(cJSON_IsArray(P) && cJSON_IsArray(S) && cJSON_IsArray(T) && cJSON_IsNumber(D));
     int n = cJSON_GetArraySize(P);
     assert_true(n > 0 && cJSON_GetArraySize(S) == n && cJSON_GetArraySize(T) == n);
-    const size_t count = n > 0 ? (size_t)n : 1; /* (gcc's range check does not see the assert) */
-    const char **pieces = calloc(count, sizeof *pieces);
-    float *scores = calloc(count, sizeof *scores);
-    int *types = calloc(count, sizeof *types);
+    const size_t un = n > 0 ? (size_t)n : 1; /* n > 0 (asserted): for gcc's size analysis */
+    const char **pieces = calloc(un, sizeof *pieces);
+    float *scores = calloc(un, sizeof *scores);
+    int *types = calloc(un, sizeof *types);
     assert_true(pieces && scores && types);
     const cJSON *p = P->child, *s = S->child, *k = T->child;
     for (int i = 0; i < n; i++, p = p->next, s = s->next, k = k->next) {

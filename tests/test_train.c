@@ -56,8 +56,7 @@ static int setup(void **state) {
                      .rope_theta = 10000.0f, .rope_layout = RD_ROPE_ADJACENT};
     rd_model_file mf;
     assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
-    mf.tokenizer = rd_tokenizer_load_llama2c(tok_path, 32000, &err);
-    assert_non_null(mf.tokenizer);
+    assert_int_equal(rd_vocab_load_llama2c(tok_path, 32000, &mf.vocab, &err), 0);
     f->m = rd_model_from_file(&mf, NULL, &err);
     assert_non_null(f->m);
     char path[700];
@@ -65,10 +64,10 @@ static int setup(void **state) {
     o.max_len = 64;
     snprintf(path, sizeof path, "%s/train.jsonl", f->dir);
     write_task(path, 0, 96);
-    assert_non_null(f->train = rd_dataset_load(path, f->m->file.tokenizer, &o, &err));
+    assert_non_null(f->train = rd_dataset_load(path, rd_model_tokenizer(f->m), &o, &err));
     snprintf(path, sizeof path, "%s/eval.jsonl", f->dir);
     write_task(path, 1000, 24);
-    assert_non_null(f->eval = rd_dataset_load(path, f->m->file.tokenizer, &o, &err));
+    assert_non_null(f->eval = rd_dataset_load(path, rd_model_tokenizer(f->m), &o, &err));
     *state = f;
     return 0;
 }
@@ -256,7 +255,6 @@ static void test_full_finetuning_learns(void **state) {
     rd_model_file mf;
     rd_config cfg = f->m->file.cfg;
     assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
-    mf.tokenizer = NULL;
     rd_model *m = rd_model_from_file(&mf, NULL, &err);
     rd_eval_metrics before, after;
     assert_int_equal(rd_evaluate(m, NULL, 1.0f, f->eval, 8, 64, &before, &err), 0);
@@ -289,7 +287,6 @@ static void test_full_finetuning_bf16(void **state) {
     for (int i = 0; i < 2; i++) {
         rd_model_file mf;
         assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
-        mf.tokenizer = NULL;
         m[i] = rd_model_from_file(&mf, NULL, &err);
         assert_non_null(m[i]);
         if (i == 1) assert_int_equal(rd_model_set_compute(m[i], RD_COMPUTE_BF16, 1, &err), 0);
@@ -358,7 +355,7 @@ static void test_group_by_length(void **state) {
     rd_error err = {0};
     rd_data_opts dopt = rd_data_opts_defaults();
     dopt.max_len = 64;
-    rd_dataset *d = rd_dataset_load(path, f->m->file.tokenizer, &dopt, &err);
+    rd_dataset *d = rd_dataset_load(path, rd_model_tokenizer(f->m), &dopt, &err);
     if (!d) fail_msg("%s", err.msg);
     uint64_t tokens[2][2];
     float first[4];
@@ -426,8 +423,8 @@ static void test_classification_eval_learns(void **state) {
     rd_error err = {0};
     rd_data_opts o = rd_data_opts_defaults();
     o.max_len = 64;
-    rd_dataset *tr = rd_dataset_load(train_path, f->m->file.tokenizer, &o, &err);
-    rd_dataset *ev = rd_dataset_load(eval_path, f->m->file.tokenizer, &o, &err);
+    rd_dataset *tr = rd_dataset_load(train_path, rd_model_tokenizer(f->m), &o, &err);
+    rd_dataset *ev = rd_dataset_load(eval_path, rd_model_tokenizer(f->m), &o, &err);
     assert_non_null(tr);
     assert_non_null(ev);
     assert_int_equal(rd_dataset_n_labels(ev), 2);
@@ -629,7 +626,6 @@ static void test_resume_full(void **state) {
     for (int i = 0; i < 3; i++) {
         rd_model_file mf;
         assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
-        mf.tokenizer = NULL;
         assert_non_null(m[i] = rd_model_from_file(&mf, NULL, &err));
     }
     rd_train_opts o = quick_opts();

@@ -1,4 +1,5 @@
-/* redit — exporting RED edits to other tools (io layer).
+/* redit — exporting RED edits to other tools (model layer, on io's GGUF and safetensors
+ * writers).
  *
  * merged:      a full GGUF of the model with the edits folded into ffn_down / attn_output
  *              (rows scaled) and their output biases (rd_export_merged).

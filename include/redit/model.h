@@ -1,16 +1,19 @@
 /* redit — the loaded frozen model (model layer).
  *
  * One struct for the frozen model: config, weights (in their file types, mapped where
- * possible), tokenizer. Created by rd_model_load, freed by rd_model_free; the creator owns
- * it. A model is read-only after loading and may be shared by several rd_ctx. */
+ * possible), vocabulary (io's plain data) and the tokenizer built from it. Created by
+ * rd_model_load or rd_model_from_file, freed by rd_model_free; the creator owns it. A model
+ * is read-only after loading and may be shared by several rd_ctx. */
 #ifndef REDIT_MODEL_H
 #define REDIT_MODEL_H
 
 #include "redit/error.h"
 #include "redit/model_file.h"
+#include "redit/tokenizer.h"
 
 typedef struct rd_model {
-    rd_model_file file;      /* cfg, weights, tokenizer (may be NULL), format, name */
+    rd_model_file file;      /* cfg, weights, vocabulary (may be empty), format, name */
+    rd_tokenizer *tokenizer; /* built from file.vocab (owned); NULL when it is empty */
     char *path;              /* the path it was loaded from (owned) */
     /* Set by rd_model_make_trainable: every weight in one f32 array (owned by file.w), in
      * the order of rd_model_make_trainable's comment; NULL for a frozen model. */
@@ -33,6 +36,10 @@ rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *er
 void rd_model_free(rd_model *m); /* NULL-safe */
 
 static inline const rd_config *rd_model_config(const rd_model *m) { return &m->file.cfg; }
+
+/* The model's tokenizer, NULL when its file has no vocabulary. Borrowed: valid while m
+ * lives. */
+static inline const rd_tokenizer *rd_model_tokenizer(const rd_model *m) { return m->tokenizer; }
 
 /* Scratch floats rd_matmul / rd_matmul_many / rd_matmul_backward need for any of m's
  * matrices over `rows` rows (the fused q/k/v and gate/up loops included). */
@@ -83,8 +90,9 @@ int rd_model_make_trainable(rd_model *m, rd_error *err);
 int rd_model_file_random(rd_model_file *out, const rd_config *cfg, int tied, uint64_t seed,
                          rd_error *err);
 
-/* Wraps an rd_model_file built in memory (moved into the model: *f is zeroed) as a model.
- * path may be NULL. Returns NULL with *err on failure (f is released then). */
+/* Wraps an rd_model_file built in memory (moved into the model: *f is zeroed) as a model,
+ * building the tokenizer from f->vocab when it has one (checked: rd_vocab_check). path may
+ * be NULL. Returns NULL with *err on failure (f is released then). */
 rd_model *rd_model_from_file(rd_model_file *f, const char *path, rd_error *err);
 
 #endif

@@ -7,7 +7,7 @@
 #define REDIT_MODEL_FILE_H
 
 #include "redit/error.h"
-#include "redit/tokenizer.h"
+#include "redit/vocab.h"
 #include "redit/weights.h"
 
 typedef enum rd_file_format {
@@ -28,7 +28,7 @@ rd_file_format rd_detect_format(const char *path, rd_error *err);
 typedef struct rd_model_file {
     rd_config cfg;
     rd_weights w;
-    rd_tokenizer *tokenizer; /* NULL when the file has none */
+    rd_vocab vocab;          /* the tokenizer's vocabulary; vocab.n == 0 when the file has none */
     rd_file_format format;
     char name[128];          /* general.name or the file's base name */
     unsigned gguf_version;   /* GGUF only */
@@ -39,7 +39,7 @@ void rd_model_file_release(rd_model_file *f); /* safe on zeroed/half-built */
 /* llama2.c .bin: header of 7 int32 (dim, hidden, layers, heads, kv_heads, vocab — negative
  * for an untied classifier —, seq_len), then f32 weights, memory-mapped. tokenizer_path may
  * be NULL: then "tokenizer.bin" beside the model is used if it exists, else the model
- * loads without a tokenizer. */
+ * loads without a vocabulary. */
 int rd_llama2c_load(const char *path, const char *tokenizer_path, rd_model_file *out,
                     rd_error *err);
 
@@ -53,18 +53,20 @@ int rd_llama2c_write(const char *path, const rd_config *cfg, const rd_weights *w
 
 /* A Hugging Face model folder: config.json (model_type llama or mistral; no rope_scaling),
  * model.safetensors or shards listed in model.safetensors.index.json (F32/F16/BF16 tensors,
- * copied into owned buffers in their type), tokenizer.json (+ tokenizer_config.json) when
- * present. The RoPE layout is RD_ROPE_HALF (rotate_half), Q/K rows as stored. */
+ * copied into owned buffers in their type), the vocabulary of tokenizer.json
+ * (+ tokenizer_config.json; rd_vocab_load_hf) when present. The RoPE layout is RD_ROPE_HALF
+ * (rotate_half), Q/K rows as stored. */
 int rd_hf_load(const char *dir, rd_model_file *out, rd_error *err);
 
-/* GGUF v2/v3, architecture "llama", with the tokenizer from tokenizer.ggml.* metadata. */
+/* GGUF v2/v3, architecture "llama", with the vocabulary from tokenizer.ggml.* metadata. */
 int rd_gguf_load(const char *path, rd_model_file *out, rd_error *err);
 
-/* Writes f as GGUF v3 (architecture "llama"): the tokenizer (when f has one) as
+/* Writes f as GGUF v3 (architecture "llama"): the vocabulary (when f has one) as
  * tokenizer.ggml.* metadata, norms (and output biases, when present) as F32 and every matrix
  * converted to `type` (any rd_dtype; a quantised type needs every matrix's columns to be a
  * whole number of its blocks), or, with type RD_DTYPE_COUNT, each matrix kept in its own
- * type. Written atomically (temp file + rename). */
+ * type. A vocabulary that fails rd_vocab_check is refused. Written atomically (temp file +
+ * rename). */
 int rd_gguf_write(const char *path, const rd_model_file *f, rd_dtype type, rd_error *err);
 
 #endif

@@ -11,53 +11,35 @@
 #include <stddef.h>
 
 #include "redit/error.h"
+#include "redit/vocab.h"
 
 typedef struct rd_tokenizer rd_tokenizer;
 
-/* Piece types; the numbers are those of SentencePiece and GGUF's tokenizer.ggml.token_type. */
-typedef enum rd_token_type {
-    RD_TOKEN_NORMAL = 1,
-    RD_TOKEN_UNKNOWN = 2,
-    RD_TOKEN_CONTROL = 3,
-    RD_TOKEN_USER_DEFINED = 4,
-    RD_TOKEN_UNUSED = 5,
-    RD_TOKEN_BYTE = 6
-} rd_token_type;
+/* Builds a tokenizer from a vocabulary (copied: v may be released afterwards). v is checked
+ * with rd_vocab_check first (`what` names its source in messages); its unk_id is used as it
+ * is (rd_vocab_from_spec has already resolved -1 to the first UNKNOWN piece). Returns NULL
+ * with *err set. Free with rd_tokenizer_free. */
+rd_tokenizer *rd_tokenizer_from_vocab(const rd_vocab *v, const char *what, rd_error *err);
 
-/* A vocabulary as loaders find it. Everything is copied by rd_tokenizer_new. */
-typedef struct rd_vocab_spec {
-    int n_pieces;
-    const char *const *pieces; /* n_pieces UTF-8 strings */
-    const size_t *lens;        /* n_pieces byte lengths, or NULL for NUL-terminated pieces */
-    const float *scores;       /* n_pieces scores, or NULL for all 0 */
-    const int *types;          /* n_pieces rd_token_type values, or NULL: inferred
-                                  (<0xNN> byte, <unk> unknown, <s> </s> control, else normal) */
-    int bos_id, eos_id, unk_id; /* -1 when absent */
-    int add_dummy_prefix;       /* 1 for Llama-2: prepend "▁" to the text */
-} rd_vocab_spec;
-
-/* Builds a tokenizer. `what` names the source (file) in error messages. Fails on an empty
+/* rd_vocab_from_spec, then rd_tokenizer_from_vocab: builds a tokenizer from a vocabulary
+ * written by hand. `what` names the source (file) in error messages. Fails on an empty
  * vocabulary, out-of-range special ids, invalid UTF-8 pieces or duplicate pieces that
  * would make encoding ambiguous. Returns NULL with *err set. Free with rd_tokenizer_free. */
 rd_tokenizer *rd_tokenizer_new(const rd_vocab_spec *spec, const char *what, rd_error *err);
 
-/* Loads llama2.c's tokenizer.bin (int32 max_token_length; then per token: float score,
- * int32 length, bytes). vocab_size comes from the model header (the file does not store
- * it); the file must hold exactly that many tokens. vocab_size 0: as many as the file
- * holds (a bare tokenizer.bin). BOS=1, EOS=2, UNK=0 as in Llama-2. */
+/* Exports t's vocabulary as plain data into *out (overwritten; release with
+ * rd_vocab_release): the pieces, scores, types, special ids and dummy-prefix flag, so that
+ * rd_tokenizer_from_vocab(out) gives back the same tokenizer. Returns 0 or -1 with *err
+ * (out of memory). */
+int rd_tokenizer_export_vocab(const rd_tokenizer *t, rd_vocab *out, rd_error *err);
+
+/* Loaders: parse the file with the io layer's rd_vocab_load_llama2c / rd_vocab_load_hf
+ * (redit/vocab.h, which documents the formats and the errors), then build the tokenizer. */
+/* llama2.c's tokenizer.bin; vocab_size 0: as many pieces as the file holds. */
 rd_tokenizer *rd_tokenizer_load_llama2c(const char *path, int vocab_size, rd_error *err);
 
-/* Loads a Hugging Face tokenizer.json of the SentencePiece-BPE kind (Llama-2, Mistral,
- * TinyLlama: model.type "BPE" with byte_fallback; spaces become "▁" through a Prepend/Replace
- * normalizer or a Metaspace pre-tokenizer; the Prepend gives the dummy prefix). Other kinds
- * (byte-level BPE, WordPiece, Unigram, ...) are refused with a message naming the kind.
- * Merge ranks become piece scores so that encoding follows SentencePiece, which differs
- * from Hugging Face's fast tokenizers on some runs of spaces (see README). Pieces from
- * model.vocab and added_tokens (special → CONTROL, others USER_DEFINED), <0xNN> → BYTE.
- * BOS/EOS/UNK come from tokenizer_config_json (bos_token/eos_token/unk_token, a string or
- * {"content": ...}) when it is not NULL and has them, else from the pieces <s>, </s> and
- * model.unk_token / <unk>. Returns NULL with *err naming the file and field. Free with
- * rd_tokenizer_free; nothing of the files is kept. */
+/* A Hugging Face tokenizer.json of the SentencePiece-BPE kind, with its
+ * tokenizer_config.json (for BOS/EOS/UNK) when not NULL. */
 rd_tokenizer *rd_tokenizer_load_hf(const char *tokenizer_json,
                                    const char *tokenizer_config_json_or_NULL, rd_error *err);
 

@@ -142,7 +142,7 @@ static int on_token(void *user, int token, const char *text, size_t len) {
  * the prompt and `room` tokens for the reply do not fit the context. A message that does not
  * fit even alone is refused and the conversation kept. */
 static int fit_prompt(chat *ch, convo *c, const char *user, int **ids, size_t *n) {
-    const rd_tokenizer *tok = ch->model->file.tokenizer;
+    const rd_tokenizer *tok = rd_model_tokenizer(ch->model);
     size_t max_seq = (size_t)rd_ctx_max_seq(ch->ctx);
     size_t room = (size_t)ch->gen.max_tokens < max_seq / 2 ? (size_t)ch->gen.max_tokens : max_seq / 2;
     rd_error err = {0};
@@ -338,7 +338,7 @@ static int chat_setup(chat *ch, const cli_model_args *ma, const cli_edits_args *
                       int tmpl_given) {
     rd_error err = {0};
     if (!(ch->model = cli_open_model("chat", ma, 0))) return -1;
-    if (!ch->model->file.tokenizer) {
+    if (!rd_model_tokenizer(ch->model)) {
         fprintf(stderr, "redit chat: %s has no tokenizer; chat needs one (give --tokenizer "
                         "FILE)\n", ma->path);
         return -1;

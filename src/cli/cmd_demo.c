@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "redit/forward.h"
 #include "redit/generate.h"
-#include "redit/tokenizer.h"
+#include "redit/vocab.h"
 
 static const char *const WORDS[] = {
     "the", "and", "of", "to", "a", "in", "was", "he", "she", "it", "that", "with", "for", "on",
@@ -19,7 +19,7 @@ static const char *const WORDS[] = {
     "wanted", "sun", "tree", "friend", "very", "dog", "cat", "park", "home", "mom", "ball"};
 
 /* A demo vocabulary: <unk> <s> </s>, 256 byte pieces, "▁", printable ASCII, then "▁word" pieces. */
-static rd_tokenizer *demo_tokenizer(rd_error *err) {
+static int demo_vocab(rd_vocab *out, rd_error *err) {
     enum { MAX = 3 + 256 + 1 + 94 + 64 };
     static char storage[MAX][16];
     const char *pieces[MAX];
@@ -41,7 +41,7 @@ static rd_tokenizer *demo_tokenizer(rd_error *err) {
     }
     rd_vocab_spec spec = {.n_pieces = n, .pieces = pieces, .scores = scores, .bos_id = 1,
                           .eos_id = 2, .unk_id = 0, .add_dummy_prefix = 1};
-    return rd_tokenizer_new(&spec, "demo vocabulary", err);
+    return rd_vocab_from_spec(out, &spec, "demo vocabulary", err);
 }
 
 static void usage(FILE *out) {
@@ -79,16 +79,17 @@ int cmd_demo(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/random-demo.gguf", dir);
     rd_error err = {0};
     rd_model_file f;
-    rd_tokenizer *tok = demo_tokenizer(&err);
+    rd_vocab vocab;
+    int bad = demo_vocab(&vocab, &err);
     rd_config cfg = {.dim = 128, .hidden_dim = 344, .n_layers = 4, .n_heads = 8, .n_kv_heads = 4,
-                     .vocab_size = tok ? rd_tokenizer_vocab_size(tok) : 0, .seq_len = 256,
+                     .vocab_size = vocab.n, .seq_len = 256,
                      .norm_eps = 1e-5f, .rope_theta = 10000.0f, .rope_layout = RD_ROPE_ADJACENT};
-    if (!tok || rd_model_file_random(&f, &cfg, 1, 1, &err)) {
+    if (bad || rd_model_file_random(&f, &cfg, 1, 1, &err)) {
         fprintf(stderr, "redit demo: %s\n", err.msg);
-        rd_tokenizer_free(tok);
+        rd_vocab_release(&vocab);
         return 1;
     }
-    f.tokenizer = tok;
+    f.vocab = vocab; /* moved: released with f */
     snprintf(f.name, sizeof f.name, "redit random demo");
     int rc = rd_gguf_write(path, &f, RD_DTYPE_F16, &err);
     rd_model_file_release(&f);

@@ -76,13 +76,13 @@ int cmd_eval(int argc, char **argv) {
     rd_dataset *d = NULL;
     rd_eval_metrics r;
     const rd_data_opts *dopt = &da.opts;
-    if (!m->file.tokenizer) {
+    if (!rd_model_tokenizer(m)) {
         fprintf(stderr, "redit eval: %s has no tokenizer; data sets need one (--tokenizer)\n",
                 ma.path);
         goto done;
     }
     if (cli_data_fit_context("eval", &da, m) || cli_open_edits(&ea, m, &e)) goto done;
-    if (!(d = rd_dataset_load(data, m->file.tokenizer, dopt, &err)) ||
+    if (!(d = rd_dataset_load(data, rd_model_tokenizer(m), dopt, &err)) ||
         rd_evaluate(m, e, ea.strength, d, batch, dopt->max_len, &r, &err)) {
         fprintf(stderr, "redit eval: %s\n", err.msg);
         goto done;

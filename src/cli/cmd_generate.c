@@ -109,7 +109,7 @@ int cmd_generate(int argc, char **argv) {
     }
     rd_model *m = cli_open_model("generate", &ma, 0);
     if (!m) return 1;
-    const rd_tokenizer *t = m->file.tokenizer;
+    const rd_tokenizer *t = rd_model_tokenizer(m);
     rd_error err = {0};
     int *ids = NULL, *out_ids = NULL;
     size_t n = 0;

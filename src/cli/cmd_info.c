@@ -74,8 +74,8 @@ int cmd_info(int argc, char **argv) {
            f->w.tied_classifier ? "tied" : "untied");
     printf("mapped      %.1f MB of the file, %d heap buffers\n", (double)f->w.map_size / 1e6,
            f->w.n_owned);
-    if (f->tokenizer) {
-        const rd_tokenizer *t = f->tokenizer;
+    const rd_tokenizer *t = rd_model_tokenizer(m);
+    if (t) {
         int bytes = 0, control = 0;
         for (int i = 0; i < rd_tokenizer_vocab_size(t); i++) {
             bytes += rd_tokenizer_type(t, i) == RD_TOKEN_BYTE;

@@ -9,7 +9,7 @@
 
 #include "cli.h"
 #include "redit/model_file.h"
-#include "redit/tokenizer.h"
+#include "redit/vocab.h"
 
 typedef struct shape {
     const char *name;
@@ -139,7 +139,7 @@ int cmd_make_model(int argc, char **argv) {
     snprintf(f.name, sizeof f.name, "random %s %s", sh->name, rd_dtype_info_of(type)->name);
     double t0 = cli_now();
     int rc = 1;
-    if (tok && !(f.tokenizer = rd_tokenizer_load_llama2c(tok, sh->cfg.vocab_size, &err))) {
+    if (tok && rd_vocab_load_llama2c(tok, sh->cfg.vocab_size, &f.vocab, &err)) {
         fprintf(stderr, "redit make-model: %s\n", err.msg);
     } else if (build(&f, &sh->cfg, type, (uint64_t)seed, &err) ||
                rd_gguf_write(out, &f, RD_DTYPE_COUNT, &err)) {

@@ -61,9 +61,9 @@ static const rd_tokenizer *open_tokenizer(const char *path, const char *tok_path
     rd_error err = {0};
     if (rd_detect_format(path, &err) != RD_FORMAT_UNKNOWN) {
         if (!(*model = cli_load_model(path, tok_path))) return NULL;
-        if (!(*model)->file.tokenizer)
+        if (!rd_model_tokenizer(*model))
             fprintf(stderr, "redit tokenize: %s has no tokenizer (give --tokenizer FILE)\n", path);
-        return (*model)->file.tokenizer;
+        return rd_model_tokenizer(*model);
     }
     rd_error err2 = {0};
     *owned = rd_tokenizer_load_llama2c(path, 0, &err2);

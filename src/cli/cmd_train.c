@@ -318,7 +318,7 @@ static void release_run(train_run *r) {
 
 /* The training and held-out sets (split off the training file with --eval-split). */
 static int load_data(train_args *a, train_run *r, rd_error *err) {
-    const rd_tokenizer *tok = r->m->file.tokenizer;
+    const rd_tokenizer *tok = rd_model_tokenizer(r->m);
     rd_dataset *all = rd_dataset_load(a->train_path, tok, &a->data.opts, err);
     if (!all) return -1;
     if (a->split > 0) {
@@ -337,7 +337,7 @@ static int load_data(train_args *a, train_run *r, rd_error *err) {
 static int setup_run(train_args *a, train_run *r) {
     rd_error err = {0};
     if (!(r->m = cli_open_model("train", &a->model, 1))) return -1;
-    if (!r->m->file.tokenizer) {
+    if (!rd_model_tokenizer(r->m)) {
         fprintf(stderr, "redit train: %s has no tokenizer; training data needs one (--tokenizer)\n",
                 a->model.path);
         return -1;

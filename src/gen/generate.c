@@ -111,7 +111,7 @@ rd_generator *rd_generator_start(rd_ctx *ctx, const rd_edits_view *edits, const 
         g->has_edits = 1;
     }
     g->opts = *opts;
-    g->tok = model->file.tokenizer;
+    g->tok = rd_model_tokenizer(model);
     g->eos = g->tok ? rd_tokenizer_eos(g->tok) : -1;
     g->max_seq = rd_ctx_max_seq(ctx);
     g->stats.n_prompt = (int)n_prompt;

@@ -1,5 +1,5 @@
 /* rd_gguf_load: a GGUF file of architecture "llama" → rd_model_file (config from llama.*
- * keys, memory-mapped weights in their file types, tokenizer from tokenizer.ggml.*). */
+ * keys, memory-mapped weights in their file types, vocabulary from tokenizer.ggml.*). */
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -334,7 +334,7 @@ static int load_weights(loader *ld) {
     return load_matrix(ld, "output.weight", c->vocab_size, c->dim, &w->classifier);
 }
 
-/* ---- tokenizer --------------------------------------------------------------------- */
+/* ---- vocabulary -------------------------------------------------------------------- */
 
 /* The array key `key` of n elements (absent → NULL when !required). */
 static int key_array(loader *ld, const char *key, int required, uint64_t n,
@@ -451,7 +451,7 @@ static int fill_vocab(loader *ld, int n, const rd_gguf_value *tokens,
     return 0;
 }
 
-static int load_tokenizer(loader *ld) {
+static int load_vocab(loader *ld) {
     int kind = tokenizer_kind(ld);
     if (kind <= 0) return kind;
     const rd_gguf_value *tokens, *scores, *types;
@@ -488,9 +488,9 @@ static int load_tokenizer(loader *ld) {
     spec.scores = a.scores;
     spec.types = a.types;
     spec.add_dummy_prefix = prefix;
-    ld->f->tokenizer = rd_tokenizer_new(&spec, ld->path, ld->err);
+    int rc = rd_vocab_from_spec(&ld->f->vocab, &spec, ld->path, ld->err);
     vocab_arrays_free(&a);
-    return ld->f->tokenizer ? 0 : -1;
+    return rc;
 }
 
 /* ---- entry point ------------------------------------------------------------------- */
@@ -503,7 +503,7 @@ int rd_gguf_load(const char *path, rd_model_file *out, rd_error *err) {
     if (rd_gguf_parse(f.w.map, f.w.map_size, path, &g, err)) goto fail;
     loader ld = {.path = path, .err = err, .g = g, .f = &f};
     if (check_architecture(&ld) || read_config(&ld, &f.cfg) || load_weights(&ld) ||
-        load_tokenizer(&ld) || read_name(&ld))
+        load_vocab(&ld) || read_name(&ld))
         goto fail;
     f.format = RD_FORMAT_GGUF;
     f.gguf_version = g->version;
@@ -512,7 +512,7 @@ int rd_gguf_load(const char *path, rd_model_file *out, rd_error *err) {
     return 0;
 fail:
     rd_gguf_free(g);
-    rd_tokenizer_free(f.tokenizer);
+    rd_vocab_release(&f.vocab);
     rd_weights_release(&f.w);
     return -1;
 }

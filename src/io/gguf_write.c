@@ -143,32 +143,29 @@ static uint32_t file_type(rd_dtype t) {
     }
 }
 
-static int n_tokenizer_kvs(const rd_tokenizer *tok) {
-    if (!tok) return 0;
-    return 5 + (rd_tokenizer_bos(tok) >= 0) + (rd_tokenizer_eos(tok) >= 0) +
-           (rd_tokenizer_unk(tok) >= 0);
+static int n_vocab_kvs(const rd_vocab *v) {
+    if (v->n == 0) return 0;
+    return 5 + (v->bos_id >= 0) + (v->eos_id >= 0) + (v->unk_id >= 0);
 }
 
-static void put_tokenizer(rd_gguf_buf *b, const rd_tokenizer *tok) {
-    int n = rd_tokenizer_vocab_size(tok);
+static void put_vocab(rd_gguf_buf *b, const rd_vocab *v) {
+    int n = v->n;
     rd_gguf_kv_str(b, "tokenizer.ggml.model", "llama");
     rd_gguf_put_array_head(b, "tokenizer.ggml.tokens", RD_GGUF_STRING, (uint64_t)n);
     for (int i = 0; i < n; i++) {
         size_t len = 0;
-        const char *p = rd_tokenizer_piece(tok, i, &len);
-        rd_gguf_put_str(b, p ? p : "", p ? len : 0);
+        const char *p = rd_vocab_piece(v, i, &len); /* not NULL: rd_vocab_check */
+        rd_gguf_put_str(b, p, len);
     }
     rd_gguf_put_array_head(b, "tokenizer.ggml.scores", RD_GGUF_FLOAT32, (uint64_t)n);
-    for (int i = 0; i < n; i++) rd_gguf_put_f32(b, rd_tokenizer_score(tok, i));
+    for (int i = 0; i < n; i++) rd_gguf_put_f32(b, v->scores[i]);
     rd_gguf_put_array_head(b, "tokenizer.ggml.token_type", RD_GGUF_INT32, (uint64_t)n);
-    for (int i = 0; i < n; i++) rd_gguf_put_le(b, (uint32_t)rd_tokenizer_type(tok, i), 4);
-    if (rd_tokenizer_bos(tok) >= 0)
-        rd_gguf_kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)rd_tokenizer_bos(tok));
-    if (rd_tokenizer_eos(tok) >= 0)
-        rd_gguf_kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)rd_tokenizer_eos(tok));
-    if (rd_tokenizer_unk(tok) >= 0)
-        rd_gguf_kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)rd_tokenizer_unk(tok));
-    rd_gguf_kv_bool(b, "tokenizer.ggml.add_space_prefix", rd_tokenizer_adds_dummy_prefix(tok));
+    for (int i = 0; i < n; i++) rd_gguf_put_le(b, (uint32_t)v->types[i], 4);
+    if (v->bos_id >= 0) rd_gguf_kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos_id);
+    if (v->eos_id >= 0) rd_gguf_kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos_id);
+    if (v->unk_id >= 0)
+        rd_gguf_kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk_id);
+    rd_gguf_kv_bool(b, "tokenizer.ggml.add_space_prefix", v->add_dummy_prefix);
 }
 
 static void put_tensor_info(rd_gguf_buf *b, const out_tensor *t) {
@@ -188,12 +185,12 @@ static void put_tensor_info(rd_gguf_buf *b, const out_tensor *t) {
 /* Everything before the tensor data, padded to the alignment. */
 static int build_header(writer *w, rd_gguf_buf *b) {
     const rd_config *c = &w->f->cfg;
-    const rd_tokenizer *tok = w->f->tokenizer;
+    const rd_vocab *vocab = &w->f->vocab;
     int named = w->f->name[0] != '\0';
     rd_gguf_put(b, "GGUF", 4);
     rd_gguf_put_le(b, 3, 4);
     rd_gguf_put_le(b, (uint64_t)w->n, 8);
-    rd_gguf_put_le(b, (uint64_t)(13 + named + n_tokenizer_kvs(tok)), 8);
+    rd_gguf_put_le(b, (uint64_t)(13 + named + n_vocab_kvs(vocab)), 8);
     rd_gguf_kv_str(b, "general.architecture", "llama");
     if (named) rd_gguf_kv_str(b, "general.name", w->f->name);
     rd_gguf_kv_u32(b, "general.alignment", ALIGNMENT);
@@ -209,7 +206,7 @@ static int build_header(writer *w, rd_gguf_buf *b) {
     rd_gguf_kv_u32(b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
     rd_gguf_kv_f32(b, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
     rd_gguf_kv_f32(b, "llama.rope.freq_base", c->rope_theta);
-    if (tok) put_tokenizer(b, tok);
+    if (vocab->n) put_vocab(b, vocab);
     for (int i = 0; i < w->n; i++) put_tensor_info(b, &w->t[i]);
     rd_gguf_pad(b, ALIGNMENT);
     if (b->oom) return rd_error_set(w->err, "%s: out of memory building the GGUF header", w->path);
@@ -292,11 +289,13 @@ static int check_model(writer *w, rd_dtype type) {
         return rd_error_set(w->err, "%s: cannot write matrices of element type %d as GGUF",
                             w->path, (int)type);
     if (rd_config_validate(&f->cfg, w->path, w->err)) return -1;
-    if (f->tokenizer && rd_tokenizer_vocab_size(f->tokenizer) != f->cfg.vocab_size)
+    if (f->vocab.n && f->vocab.n != f->cfg.vocab_size)
         return rd_error_set(w->err, "%s: cannot write: the tokenizer has %d tokens but the "
                                     "model's vocabulary is %d",
-                            w->path, rd_tokenizer_vocab_size(f->tokenizer), f->cfg.vocab_size);
-    return 0;
+                            w->path, f->vocab.n, f->cfg.vocab_size);
+    char what[RD_ERROR_MAX];
+    snprintf(what, sizeof what, "%s: cannot write the vocabulary", w->path);
+    return f->vocab.n ? rd_vocab_check(&f->vocab, what, w->err) : 0;
 }
 
 int rd_gguf_write(const char *path, const rd_model_file *f, rd_dtype type, rd_error *err) {

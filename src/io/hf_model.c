@@ -308,11 +308,11 @@ int rd_hf_load(const char *dir, rd_model_file *out, rd_error *err) {
         snprintf(tok_cfg, sizeof tok_cfg, "%s/tokenizer_config.json", dir);
         struct stat st;
         if (stat(path, &st) == 0) {
-            out->tokenizer = rd_tokenizer_load_hf(path, stat(tok_cfg, &st) == 0 ? tok_cfg : NULL, err);
-            if (!out->tokenizer) rc = -1;
-            else if (rd_tokenizer_vocab_size(out->tokenizer) > out->cfg.vocab_size)
+            if (rd_vocab_load_hf(path, stat(tok_cfg, &st) == 0 ? tok_cfg : NULL, &out->vocab, err))
+                rc = -1;
+            else if (out->vocab.n > out->cfg.vocab_size)
                 rc = rd_error_set(err, "%s: %d pieces, more than the model's vocabulary of %d",
-                                  path, rd_tokenizer_vocab_size(out->tokenizer), out->cfg.vocab_size);
+                                  path, out->vocab.n, out->cfg.vocab_size);
         }
     }
     if (rc) {

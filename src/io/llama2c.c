@@ -115,8 +115,8 @@ static void map_vectors(const float **dst, size_t stride, int n, const float **c
     }
 }
 
-static int load_tokenizer(const char *model_path, const char *tokenizer_path, rd_model_file *out,
-                          rd_error *err) {
+static int load_vocab(const char *model_path, const char *tokenizer_path, rd_model_file *out,
+                      rd_error *err) {
     char beside[4096];
     if (!tokenizer_path) {
         const char *slash = strrchr(model_path, '/');
@@ -127,8 +127,7 @@ static int load_tokenizer(const char *model_path, const char *tokenizer_path, rd
         if (access(beside, R_OK) != 0) return 0; /* no tokenizer: work in token ids */
         tokenizer_path = beside;
     }
-    out->tokenizer = rd_tokenizer_load_llama2c(tokenizer_path, out->cfg.vocab_size, err);
-    if (!out->tokenizer)
+    if (rd_vocab_load_llama2c(tokenizer_path, out->cfg.vocab_size, &out->vocab, err))
         return rd_error_prefix(err, "%s (vocab %d)", model_path, out->cfg.vocab_size);
     return 0;
 }
@@ -184,7 +183,7 @@ int rd_llama2c_load(const char *path, const char *tokenizer_path, rd_model_file 
     }
     const char *base = strrchr(path, '/');
     snprintf(out->name, sizeof out->name, "%s", base ? base + 1 : path);
-    if (load_tokenizer(path, tokenizer_path, out, err)) goto fail;
+    if (load_vocab(path, tokenizer_path, out, err)) goto fail;
     return 0;
 fail:
     rd_model_file_release(out);

@@ -66,6 +66,6 @@ rd_file_format rd_detect_format(const char *path, rd_error *err) {
 void rd_model_file_release(rd_model_file *f) {
     if (!f) return;
     rd_weights_release(&f->w);
-    rd_tokenizer_free(f->tokenizer);
+    rd_vocab_release(&f->vocab);
     memset(f, 0, sizeof *f);
 }

@@ -30,7 +30,7 @@ int rdl_dataset_load(lua_State *L, int path_idx, int model_idx, int opts_idx) {
     const char *path = rdl_check_string(L, path_idx, NULL);
     rdl_opts_check(L, opts_idx, known);
     const rd_model *m = rdl_check_model(L, model_idx)->m;
-    if (!m->file.tokenizer)
+    if (!rd_model_tokenizer(m))
         return luaL_error(L, "%s has no tokenizer; data sets need one", m->file.name);
     rd_data_opts o = rd_data_opts_defaults();
     const char *fmt = rdl_opt_string(L, opts_idx, "format", NULL);
@@ -46,7 +46,8 @@ int rdl_dataset_load(lua_State *L, int path_idx, int model_idx, int opts_idx) {
     o.skip_bad_lines = rdl_opt_bool(L, opts_idx, "skip_bad_lines", o.skip_bad_lines);
     rdl_dataset *u = push_empty(L);
     rd_error err = {0};
-    if (!(u->d = rd_dataset_load(path, m->file.tokenizer, &o, &err))) return rdl_raise(L, &err);
+    if (!(u->d = rd_dataset_load(path, rd_model_tokenizer(m), &o, &err)))
+        return rdl_raise(L, &err);
     return 1;
 }
 

@@ -123,20 +123,21 @@ static int model_info(lua_State *L) {
     rdl_set_num(L, "rope_theta", (double)c->rope_theta);
     rdl_set_bool(L, "tied", m->file.w.tied_classifier);
     rdl_set_int(L, "params", (lua_Integer)rd_model_param_count(m));
-    rdl_set_bool(L, "tokenizer", m->file.tokenizer != NULL);
-    if (m->file.tokenizer) {
-        rdl_set_int(L, "bos", rd_tokenizer_bos(m->file.tokenizer));
-        rdl_set_int(L, "eos", rd_tokenizer_eos(m->file.tokenizer));
+    const rd_tokenizer *tok = rd_model_tokenizer(m);
+    rdl_set_bool(L, "tokenizer", tok != NULL);
+    if (tok) {
+        rdl_set_int(L, "bos", rd_tokenizer_bos(tok));
+        rdl_set_int(L, "eos", rd_tokenizer_eos(tok));
     }
     rdl_set_str(L, "compute", rd_model_compute(m) == RD_COMPUTE_BF16 ? "bf16" : "f32");
     return 1;
 }
 
 static const rd_tokenizer *need_tokenizer(lua_State *L, const rd_model *m) {
-    if (!m->file.tokenizer)
+    if (!rd_model_tokenizer(m))
         luaL_error(L, "%s has no tokenizer (load it with {tokenizer = \"tokenizer.bin\"})",
                    m->file.name);
-    return m->file.tokenizer;
+    return rd_model_tokenizer(m);
 }
 
 static int model_tokenize(lua_State *L) {

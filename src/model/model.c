@@ -9,6 +9,13 @@
 #include <sys/stat.h>
 #include <string.h>
 
+/* The tokenizer from the file's vocabulary (none when the file has none). */
+static int build_tokenizer(rd_model *m, const char *what, rd_error *err) {
+    if (m->file.vocab.n == 0) return 0;
+    m->tokenizer = rd_tokenizer_from_vocab(&m->file.vocab, what ? what : m->file.name, err);
+    return m->tokenizer ? 0 : -1;
+}
+
 rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *err) {
     rd_file_format fmt = rd_detect_format(path, err);
     if (fmt == RD_FORMAT_UNKNOWN) return NULL;
@@ -48,7 +55,7 @@ rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *er
         rd_error_set(err, "%s: %s models are not supported yet", path, rd_file_format_name(fmt));
         rc = -1;
     }
-    if (rc) {
+    if (rc || build_tokenizer(m, path, err)) {
         rd_model_free(m);
         return NULL;
     }
@@ -65,6 +72,10 @@ rd_model *rd_model_from_file(rd_model_file *f, const char *path, rd_error *err) 
     }
     m->file = *f;
     memset(f, 0, sizeof *f);
+    if (build_tokenizer(m, path, err)) {
+        rd_model_free(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -149,6 +160,7 @@ size_t rd_model_compute_bytes(const rd_model *m) {
 void rd_model_free(rd_model *m) {
     if (!m) return;
     drop_packed(m);
+    rd_tokenizer_free(m->tokenizer);
     rd_model_file_release(&m->file);
     free(m->path);
     free(m);

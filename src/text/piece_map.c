@@ -1,4 +1,4 @@
-/* Lookup structures of the tokenizer: piece hash map, user-defined trie, UTF-8 check. */
+/* Lookup structures of the tokenizer: piece hash map and user-defined trie. */
 #include "tokenizer_internal.h"
 
 #include <stdlib.h>
@@ -111,29 +111,4 @@ size_t rd_trie_longest(const rd_trie *tr, const char *s, size_t len) {
         if (tr->nodes[node].is_end) best = i + 1;
     }
     return best;
-}
-
-static int is_trail(unsigned char c) { return (c & 0xC0) == 0x80; }
-
-static int valid_codepoint(uint32_t c) { return c < 0xD800 || (c >= 0xE000 && c <= 0x10FFFF); }
-
-size_t rd_utf8_char_len(const unsigned char *s, size_t len) {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    if (len >= 2 && (c & 0xE0) == 0xC0 && is_trail(s[1])) {
-        uint32_t cp = ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
-        return cp >= 0x80 ? 2 : 0;
-    }
-    if (len >= 3 && (c & 0xF0) == 0xE0 && is_trail(s[1]) && is_trail(s[2])) {
-        uint32_t cp = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) |
-                      (s[2] & 0x3F);
-        return cp >= 0x800 && valid_codepoint(cp) ? 3 : 0;
-    }
-    if (len >= 4 && (c & 0xF8) == 0xF0 && is_trail(s[1]) && is_trail(s[2]) &&
-        is_trail(s[3])) {
-        uint32_t cp = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-                      ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-        return cp >= 0x10000 && valid_codepoint(cp) ? 4 : 0;
-    }
-    return 0;
 }

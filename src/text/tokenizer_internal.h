@@ -12,10 +12,6 @@
 
 #include "redit/tokenizer.h"
 
-/* UTF-8 of U+2581 "▁", SentencePiece's visible space. */
-#define RD_SPACE_MARK "\xE2\x96\x81"
-#define RD_SPACE_MARK_LEN 3
-
 /* Open-addressing hash map piece bytes → id; the keys are the pieces of the arena. */
 typedef struct rd_piece_map {
     int32_t *ids;     /* (cap) id in the slot, -1 when empty */
@@ -74,10 +70,5 @@ void rd_trie_free(rd_trie *tr);
 
 /* Byte length of the longest trie entry that prefixes s[0..len), 0 when none. */
 size_t rd_trie_longest(const rd_trie *tr, const char *s, size_t len);
-
-/* SentencePiece's DecodeUTF8 validity: byte length (1..4) of the well-formed character
- * at s[0..len) (no overlong forms, no surrogates, nothing above U+10FFFF), or 0 when the
- * bytes there are not one. len > 0. */
-size_t rd_utf8_char_len(const unsigned char *s, size_t len);
 
 #endif

@@ -225,7 +225,7 @@ int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_d
     if (!tc) return -1;
     rd_edits_view view = e ? rd_edits_view_at(e, strength) : (rd_edits_view){0};
     const rd_edits_view *v = e ? &view : NULL;
-    const rd_tokenizer *tok = m->file.tokenizer;
+    const rd_tokenizer *tok = rd_model_tokenizer(m);
     const int pad = tok && rd_tokenizer_eos(tok) >= 0 ? rd_tokenizer_eos(tok) : 0;
     rd_batch b = {0};
     double sum;

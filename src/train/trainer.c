@@ -554,7 +554,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
                .drop_rng = o->seed * 0xbf58476d1ce4e5b9ull + 0x632be59bd9b4e019ull,
                .view = t.e ? rd_edits_view_at(t.e, 1.0f) : (rd_edits_view){0}};
     if (lp.n_train == 0) return rd_error_set(err, "the training set is empty");
-    const rd_tokenizer *tok = t.m->file.tokenizer;
+    const rd_tokenizer *tok = rd_model_tokenizer(t.m);
     t.pad_id = tok && rd_tokenizer_eos(tok) >= 0 ? rd_tokenizer_eos(tok) : 0;
     int rc = -1;
     lp.order = malloc(sizeof(size_t) * lp.n_train);

@@ -314,13 +314,13 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
         return rd_error_set(err, "training is running: chat is available when it stops (Esc "
                                  "stops it)");
     if (busy_error(a, err)) return -1;
-    if (!a->model->file.tokenizer) return rd_error_set(err, "the model has no tokenizer");
+    if (!rd_model_tokenizer(a->model)) return rd_error_set(err, "the model has no tokenizer");
     const tui_config *c = &a->session.config;
     int *ids = NULL;
     size_t n = 0;
     const char *tmpl = chat_template(c);
-    if (rd_chat_prompt_ids(a->model->file.tokenizer, tmpl, c->system, NULL, 0, prompt, &ids, &n,
-                           err))
+    if (rd_chat_prompt_ids(rd_model_tokenizer(a->model), tmpl, c->system, NULL, 0, prompt, &ids,
+                           &n, err))
         return -1;
     char *stop = rd_chat_turn_start(tmpl, err);
     if (!stop) {

@@ -126,7 +126,7 @@ static int on_progress(void *user, const rd_progress *p) {
 /* Loads the train set and the eval set (a file, a split of the train set, or none). */
 static int load_data(tui_worker *w, const job *j, rd_dataset **train, rd_dataset **eval,
                      rd_error *err) {
-    const rd_tokenizer *tok = j->train.model->file.tokenizer;
+    const rd_tokenizer *tok = rd_model_tokenizer(j->train.model);
     if (!tok) return rd_error_set(err, "the model has no tokenizer: data sets cannot be read");
     char msg[600];
     snprintf(msg, sizeof msg, "loading %s", j->train_path);

@@ -1,22 +1,17 @@
-/* Exporting RED edits: llama.cpp control vectors (GGUF written through the shared header
- * buffer in gguf.h) and safetensors named after the Hugging Face projections. */
-#include <errno.h>
+/* Exporting RED edits (model layer): llama.cpp control vectors through io's generic GGUF
+ * writer, safetensors named after the Hugging Face projections through io's safetensors
+ * writer, and a merged model through rd_gguf_write. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
-#include "redit/atomic_file.h"
-#include "redit/model_file.h"
 #include "redit/export.h"
+#include "redit/gguf_writer.h"
+#include "redit/model_file.h"
 #include "redit/safetensors.h"
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "vectors are written as host floats: a little-endian host is required"
-#endif
-
-#define CVEC_ALIGNMENT 32u
+#define CVEC_ALIGNMENT RD_GGUF_WRITER_ALIGNMENT
 
 static const float *ffn_bias(rd_edits *e, int l) {
     return rd_edits_layer_on(e, l) ? rd_edits_vector(e, l, RD_SITE_FFN, 1) : NULL;
@@ -36,45 +31,20 @@ static void count_report(rd_edits *e, rd_cvec_report *r) {
     }
 }
 
-/* Header: magic, version, counts, KVs, tensor infos (offsets in writing order), padding. */
-static int cvec_header(rd_edits *e, int n_tensors, rd_gguf_buf *b, const char *path, rd_error *err) {
-    const int dim = rd_edits_dim(e);
-    const uint64_t padded = ((uint64_t)dim * 4 + CVEC_ALIGNMENT - 1) / CVEC_ALIGNMENT *
-                            CVEC_ALIGNMENT;
-    rd_gguf_put(b, "GGUF", 4);
-    rd_gguf_put_le(b, 3, 4);
-    rd_gguf_put_le(b, (uint64_t)n_tensors, 8);
-    rd_gguf_put_le(b, 4, 8);
-    rd_gguf_kv_str(b, "general.architecture", "controlvector");
-    rd_gguf_kv_i32(b, "general.alignment", (int32_t)CVEC_ALIGNMENT);
-    rd_gguf_kv_str(b, "controlvector.model_hint", "llama");
-    rd_gguf_kv_i32(b, "controlvector.layer_count", rd_edits_n_layers(e));
-    uint64_t off = 0;
-    for (int l = 1; l < rd_edits_n_layers(e); l++) {
-        if (!ffn_bias(e, l)) continue;
-        char name[RD_GGUF_MAX_NAME + 1];
-        snprintf(name, sizeof name, "direction.%d", l);
-        rd_gguf_put_str(b, name, strlen(name));
-        rd_gguf_put_le(b, 1, 4);
-        rd_gguf_put_le(b, (uint64_t)dim, 8);
-        rd_gguf_put_le(b, rd_gguf_type_for_dtype(RD_DTYPE_F32)->id, 4);
-        rd_gguf_put_le(b, off, 8);
-        off += padded;
-    }
-    rd_gguf_pad(b, CVEC_ALIGNMENT);
-    if (b->oom) return rd_error_set(err, "%s: out of memory building the GGUF header", path);
-    return 0;
-}
-
-static int cvec_data(rd_edits *e, FILE *fp) {
-    static const uint8_t zeros[CVEC_ALIGNMENT];
-    const size_t bytes = (size_t)rd_edits_dim(e) * sizeof(float);
-    const size_t pad = (CVEC_ALIGNMENT - bytes % CVEC_ALIGNMENT) % CVEC_ALIGNMENT;
+/* The control vector's key/values and tensors direction.N (F32, dim) for the edited
+ * layers N >= 1, ascending. */
+static int cvec_fill(rd_gguf_writer *w, rd_edits *e, rd_error *err) {
+    const int64_t shape[1] = {rd_edits_dim(e)};
+    rd_gguf_writer_kv_str(w, "general.architecture", "controlvector");
+    rd_gguf_writer_kv_i32(w, "general.alignment", (int32_t)CVEC_ALIGNMENT);
+    rd_gguf_writer_kv_str(w, "controlvector.model_hint", "llama");
+    rd_gguf_writer_kv_i32(w, "controlvector.layer_count", rd_edits_n_layers(e));
     for (int l = 1; l < rd_edits_n_layers(e); l++) {
         const float *b = ffn_bias(e, l);
         if (!b) continue;
-        if (fwrite(b, 1, bytes, fp) != bytes || (pad && fwrite(zeros, 1, pad, fp) != pad))
-            return -1;
+        char name[32];
+        snprintf(name, sizeof name, "direction.%d", l);
+        if (rd_gguf_writer_add(w, name, RD_DTYPE_F32, shape, 1, b, err)) return -1;
     }
     return 0;
 }
@@ -88,24 +58,14 @@ int rd_export_cvec(rd_edits *e, const char *path, rd_cvec_report *rep, rd_error 
                                  "ffn bias on a layer above 0 (control vectors carry only "
                                  "ffn biases of layers 1..%d)",
                             path, rd_edits_n_layers(e) - 1);
-    rd_gguf_buf h = {0};
-    if (cvec_header(e, r.n_written, &h, path, err)) {
-        free(h.p);
-        return -1;
-    }
-    rd_atomic_file af;
-    if (rd_atomic_file_open(&af, path, err)) {
-        free(h.p);
-        return -1;
-    }
-    int bad = rd_atomic_file_write(&af, h.p, h.len) || cvec_data(e, af.fp);
-    free(h.p);
-    if (bad) {
-        int saved = errno;
-        rd_atomic_file_abort(&af);
-        return rd_error_set(err, "%s: write failed: %s", path, strerror(saved));
-    }
-    return rd_atomic_file_commit(&af, err);
+    rd_gguf_writer *w = rd_gguf_writer_new(err);
+    int rc = -1;
+    if (!w || cvec_fill(w, e, err))
+        rd_error_prefix(err, "%s", path);
+    else
+        rc = rd_gguf_writer_commit(w, path, err);
+    rd_gguf_writer_free(w);
+    return rc;
 }
 
 /* ---- safetensors named after the Hugging Face projections -------------------------- */
@@ -206,7 +166,7 @@ int rd_export_merged(rd_edits *e, const rd_model *m, const char *path, rd_error 
         return rd_error_set(err, "%s: the edits (width %d, %d layers) do not fit the model "
                                  "(width %d, %d layers)",
                             path, rd_edits_dim(e), rd_edits_n_layers(e), c->dim, c->n_layers);
-    rd_model_file out = m->file; /* shallow: borrows the model's weights and tokenizer */
+    rd_model_file out = m->file; /* shallow: borrows the model's weights and vocabulary */
     rd_weights store = {0};      /* owns what merging creates */
     rd_layer_weights *layers = malloc((size_t)c->n_layers * sizeof *layers);
     float *row = malloc((size_t)(c->hidden_dim > c->dim ? c->hidden_dim : c->dim) * sizeof *row);

@@ -3,13 +3,13 @@
  * SentencePiece has "▁" and spelled BOS/EOS "\n<s>\n" / "\n</s>\n"; both are undone here
  * so the pieces are SentencePiece's again. The file is untrusted: every length is checked
  * against what is left of the file before anything is allocated or read. */
-#include "tokenizer_internal.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "redit/vocab.h"
 
 typedef struct bin_reader {
     const char *path;
@@ -137,10 +137,11 @@ static int read_vocab(bin_reader *r, bin_vocab *v, int vocab_size, rd_error *err
     return 0;
 }
 
-static rd_tokenizer *build(const bin_vocab *v, int vocab_size, const char *path, rd_error *err) {
+static int build(const bin_vocab *v, int vocab_size, const char *path, rd_vocab *out,
+                 rd_error *err) {
     const char **pieces = malloc((size_t)vocab_size * sizeof *pieces);
     size_t *lens = malloc((size_t)vocab_size * sizeof *lens);
-    rd_tokenizer *t = NULL;
+    int rc = -1;
     if (!pieces || !lens) {
         rd_error_set(err, "%s: out of memory", path);
     } else {
@@ -153,16 +154,16 @@ static rd_tokenizer *build(const bin_vocab *v, int vocab_size, const char *path,
                               .bos_id = vocab_size > 1 ? 1 : -1,
                               .eos_id = vocab_size > 2 ? 2 : -1, .unk_id = 0,
                               .add_dummy_prefix = 1};
-        t = rd_tokenizer_new(&spec, path, err);
+        rc = rd_vocab_from_spec(out, &spec, path, err);
     }
     free(pieces);
     free(lens);
-    return t;
+    return rc;
 }
 
 /* Counts the tokens of the file by walking their lengths (for a bare tokenizer.bin, whose
  * vocabulary size is otherwise the model header's), then rewinds. */
-#define RD_TOKENIZER_MAX_PIECES (1 << 22)
+#define RD_LLAMA2C_MAX_PIECES (1 << 22)
 
 static int count_tokens(bin_reader *r, int *count, rd_error *err) {
     unsigned char head[8];
@@ -176,29 +177,32 @@ static int count_tokens(bin_reader *r, int *count, rd_error *err) {
             return rd_error_set(err, "%s: token %d has length %d, beyond the end of the file",
                                 r->path, n, (int)len);
         pos += 8 + len;
-        if (++n > RD_TOKENIZER_MAX_PIECES)
-            return rd_error_set(err, "%s: more than %d tokens", r->path, RD_TOKENIZER_MAX_PIECES);
+        if (++n > RD_LLAMA2C_MAX_PIECES)
+            return rd_error_set(err, "%s: more than %d tokens", r->path, RD_LLAMA2C_MAX_PIECES);
     }
     if (fseek(r->f, 0, SEEK_SET) != 0) return rd_error_set(err, "%s: cannot rewind", r->path);
     *count = n;
     return 0;
 }
 
-rd_tokenizer *rd_tokenizer_load_llama2c(const char *path, int vocab_size, rd_error *err) {
-    if (vocab_size < 0) {
-        rd_error_set(err, "%s: vocab_size %d must be positive", path, vocab_size);
-        return NULL;
-    }
+int rd_vocab_load_llama2c(const char *path, int vocab_size, rd_vocab *out, rd_error *err) {
+    memset(out, 0, sizeof *out);
+    if (vocab_size < 0)
+        return rd_error_set(err, "%s: vocab_size %d must be positive", path, vocab_size);
     bin_reader r = {0};
     bin_vocab v = {0};
-    rd_tokenizer *t = NULL;
-    if (open_reader(&r, path, err) == 0 && (vocab_size > 0 || count_tokens(&r, &vocab_size, err) == 0) &&
-        vocab_size > 0 && read_vocab(&r, &v, vocab_size, err) == 0)
-        t = build(&v, vocab_size, path, err);
+    int rc = -1;
+    if (open_reader(&r, path, err) == 0 &&
+        (vocab_size > 0 || count_tokens(&r, &vocab_size, err) == 0)) {
+        if (vocab_size == 0) /* a bare file with no token */
+            rd_error_set(err, "%s: the vocabulary is empty", path);
+        else if (read_vocab(&r, &v, vocab_size, err) == 0)
+            rc = build(&v, vocab_size, path, out, err);
+    }
     if (r.f) fclose(r.f);
     free(v.arena);
     free(v.off);
     free(v.scores);
     free(v.scratch);
-    return t;
+    return rc;
 }

@@ -1,7 +1,7 @@
 /* Hugging Face tokenizer.json of the SentencePiece-BPE kind (Llama-2, Mistral, TinyLlama):
  * model.type "BPE" with byte_fallback, spaces turned into "▁" by a Prepend/Replace
  * normalizer or a Metaspace pre-tokenizer. The result encodes with SentencePiece's rules
- * (bpe_encode.c), so the merge list becomes per-piece scores:
+ * (src/text/bpe_encode.c), so the merge list becomes per-piece scores:
  *
  *   score(piece) = -(rank of the first merge producing it)
  *
@@ -16,8 +16,6 @@
  *
  * The files are untrusted: the file size, every count and every id is checked before it
  * is used; each error names the file and the JSON field. */
-#include "tokenizer_internal.h"
-
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -25,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "io_internal.h"
+#include "redit/vocab.h"
 
 #define RD_HF_MAX_FILE_BYTES (1L << 30) /* tokenizer.json files are tens of MB */
 #define RD_HF_MAX_PIECES (1 << 22)
@@ -299,10 +300,7 @@ static int find_piece(const hf_vocab *v, const char *s) {
     return -1;
 }
 
-static int is_byte_piece(const char *s) {
-    return strlen(s) == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>' &&
-           strchr("0123456789ABCDEF", s[3]) && strchr("0123456789ABCDEF", s[4]);
-}
+static int is_byte_piece(const char *s) { return rd_vocab_byte_piece(s, strlen(s), 1) >= 0; }
 
 /* A special token from tokenizer_config.json (a string, {"content": string} or null), else
  * from the fallback piece. *id = -1 when neither names one. */
@@ -344,12 +342,12 @@ static int read_specials(const cJSON *model, const cJSON *config, const char *co
     return 0;
 }
 
-static rd_tokenizer *build(const hf_vocab *v, const char *path, rd_error *err) {
+static int build(const hf_vocab *v, const char *path, rd_vocab *out, rd_error *err) {
     rd_vocab_spec spec = {.n_pieces = v->n, .pieces = v->pieces, .lens = NULL,
                           .scores = NULL, .types = v->types, .bos_id = v->bos,
                           .eos_id = v->eos, .unk_id = v->unk,
                           .add_dummy_prefix = v->add_dummy_prefix};
-    return rd_tokenizer_new(&spec, path, err);
+    return rd_vocab_from_spec(out, &spec, path, err);
 }
 
 /* ---- merges → scores ------------------------------------------------------------- */
@@ -384,9 +382,10 @@ static int is_space_run(const char *s, size_t len) {
     return 1;
 }
 
-/* Sets t->scores from model.merges (see the top of the file). buf holds a concatenation. */
-static int merge_scores(rd_tokenizer *t, const cJSON *model, const char *path, char *buf,
-                        rd_error *err) {
+/* Sets v->scores from model.merges (see the top of the file), looking pieces up in ix (the
+ * index of v). buf holds a concatenation (ix->max_len + 1 bytes). */
+static int merge_scores(rd_vocab *v, const rd_vocab_index *ix, const cJSON *model,
+                        const char *path, char *buf, rd_error *err) {
     const cJSON *merges = field(model, "merges");
     if (!cJSON_IsArray(merges))
         return rd_error_set(err, "%s: model.merges is %s, not an array", path,
@@ -394,7 +393,7 @@ static int merge_scores(rd_tokenizer *t, const cJSON *model, const char *path, c
     if (cJSON_GetArraySize(merges) > RD_HF_MAX_MERGES)
         return rd_error_set(err, "%s: model.merges has more than %d entries", path,
                             RD_HF_MAX_MERGES);
-    for (int i = 0; i < t->n; i++) t->scores[i] = RD_HF_NO_MERGE_SCORE;
+    for (int i = 0; i < v->n; i++) v->scores[i] = RD_HF_NO_MERGE_SCORE;
     int rank = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, merges) {
@@ -404,18 +403,17 @@ static int merge_scores(rd_tokenizer *t, const cJSON *model, const char *path, c
             return rd_error_set(err, "%s: model.merges[%d] is neither \"a b\" nor [\"a\", \"b\"]",
                                 path, rank);
         int id = -1;
-        if (la + lb <= t->max_merge_len && la && lb) {
+        if (la + lb <= ix->max_len && la && lb) {
             memcpy(buf, a, la);
             memcpy(buf + la, b, lb);
-            id = rd_piece_map_find(&t->merge, t, buf, la + lb);
+            id = rd_vocab_index_find(ix, buf, la + lb);
         }
-        if (id < 0 || rd_piece_map_find(&t->merge, t, a, la) < 0 ||
-            rd_piece_map_find(&t->merge, t, b, lb) < 0)
+        if (id < 0 || rd_vocab_index_find(ix, a, la) < 0 || rd_vocab_index_find(ix, b, lb) < 0)
             return rd_error_set(err, "%s: model.merges[%d] (\"%.*s\" + \"%.*s\") names a piece "
                                 "that is not in model.vocab", path, rank, (int)(la > 40 ? 40 : la),
                                 a, (int)(lb > 40 ? 40 : lb), b);
-        if (t->scores[id] == RD_HF_NO_MERGE_SCORE)
-            t->scores[id] = is_space_run(buf, la + lb) ? RD_HF_SPACE_RUN_SCORE : -(float)rank;
+        if (v->scores[id] == RD_HF_NO_MERGE_SCORE)
+            v->scores[id] = is_space_run(buf, la + lb) ? RD_HF_SPACE_RUN_SCORE : -(float)rank;
         rank++;
     }
     return 0;
@@ -423,13 +421,14 @@ static int merge_scores(rd_tokenizer *t, const cJSON *model, const char *path, c
 
 /* ---- entry point ------------------------------------------------------------------ */
 
-static rd_tokenizer *load(const cJSON *root, const cJSON *config, const char *path,
-                          const char *config_path, rd_error *err) {
+static int load(const cJSON *root, const cJSON *config, const char *path,
+                const char *config_path, rd_vocab *out, rd_error *err) {
     hf_vocab v = {.bos = -1, .eos = -1, .unk = -1};
     const cJSON *model = field(root, "model");
     const cJSON *added = field(root, "added_tokens");
-    rd_tokenizer *t = NULL;
+    rd_vocab_index ix = {0};
     char *buf = NULL;
+    int rc = -1;
     if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added)) {
         rd_error_set(err, "%s: added_tokens is not an array", path);
     } else if (cJSON_GetArraySize(added) > RD_HF_MAX_PIECES) {
@@ -438,29 +437,30 @@ static rd_tokenizer *load(const cJSON *root, const cJSON *config, const char *pa
                read_vocab(model, path, &v, cJSON_GetArraySize(added), err) == 0 &&
                read_added(added, path, &v, err) == 0 &&
                read_specials(model, config, config_path, &v, err) == 0 &&
-               (t = build(&v, path, err)) != NULL) {
-        buf = malloc(t->max_merge_len + 1);
-        if (!buf) rd_error_set(err, "%s: out of memory", path);
-        if (!buf || merge_scores(t, model, path, buf, err)) {
-            rd_tokenizer_free(t);
-            t = NULL;
-        }
+               build(&v, path, out, err) == 0) {
+        if (rd_vocab_index_init(&ix, out) || !(buf = malloc(ix.max_len + 1)))
+            rd_error_set(err, "%s: out of memory", path);
+        else
+            rc = merge_scores(out, &ix, model, path, buf, err);
+        if (rc) rd_vocab_release(out);
     }
     free(buf);
+    rd_vocab_index_free(&ix);
     hf_vocab_free(&v);
-    return t;
+    return rc;
 }
 
-rd_tokenizer *rd_tokenizer_load_hf(const char *tokenizer_json, const char *config_json,
-                                   rd_error *err) {
+int rd_vocab_load_hf(const char *tokenizer_json, const char *config_json, rd_vocab *out,
+                     rd_error *err) {
+    memset(out, 0, sizeof *out);
     cJSON *root = parse_json_object(tokenizer_json, err);
-    if (!root) return NULL;
+    if (!root) return -1;
     cJSON *config = NULL;
-    rd_tokenizer *t = NULL;
+    int rc = -1;
     if (check_kind(root, tokenizer_json, err) == 0 &&
         (!config_json || (config = parse_json_object(config_json, err)) != NULL))
-        t = load(root, config, tokenizer_json, config_json, err);
+        rc = load(root, config, tokenizer_json, config_json, out, err);
     cJSON_Delete(config);
     cJSON_Delete(root);
-    return t;
+    return rc;
 }
