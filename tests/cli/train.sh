@@ -84,6 +84,9 @@ done
 # interrupt_train ARGS...: runs `redit train ARGS`, sends Ctrl-C (SIGINT) after its first
 # progress line, and expects a clean stop (exit 0, "stopped on request")
 interrupt_train() {
+    # empty the file first: the background job's own redirection may come after the first
+    # grep below, which would then see the previous command's progress lines
+    : >"$TMP/err"
     "$REDIT" train "$@" >"$TMP/out" 2>"$TMP/err" &
     pid=$!
     n=0
