@@ -1,5 +1,5 @@
-/* Numeric kernels (src/core/kernels.c) and the thread pool (src/core/pool.c), each kernel
- * against an independent double-precision formula written here.
+/* Numeric kernels (src/core/kernels.c), each against an independent double-precision
+ * formula written here (the thread pool's own tests: test_pool.c).
  *
  * Tolerances (stated once, used below):
  *   matmul     |out − ref| ≤ MATMUL_TOL · Σ_k |w_k · x_k| per output, where w is the weight
@@ -20,7 +20,6 @@
 #include <cmocka.h>
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -687,120 +686,6 @@ static void test_attention_train(void **state) {
     rd_pool_free(pool);
 }
 
-/* ---- thread pool ------------------------------------------------------------------- */
-
-#define POOL_REPEATS 2000
-
-typedef struct count_job {
-    atomic_int *counts; /* (n_tasks) calls of each task in this loop */
-} count_job;
-
-static void count_task(void *arg, int task) {
-    const count_job *j = arg;
-    atomic_fetch_add_explicit(&j->counts[task], 1, memory_order_relaxed);
-}
-
-/* Runs n_loops loops back to back, the task counts cycling through `sizes`. Each loop
- * counts into its own array (a late call from an earlier loop cannot hide in a later one),
- * checked right after rd_pool_run returns (every task done) and again at the end (no task
- * ran twice or ran late). */
-static void check_pool_loops(rd_pool *p, const int *sizes, int n_sizes, size_t n_loops) {
-    size_t total = 0;
-    for (size_t r = 0; r < n_loops; r++) total += (size_t)sizes[r % (size_t)n_sizes];
-    atomic_int *counts = calloc(total ? total : 1, sizeof *counts);
-    count_job *jobs = calloc(n_loops, sizeof *jobs);
-    assert_non_null(counts);
-    assert_non_null(jobs);
-    size_t off = 0;
-    for (size_t r = 0; r < n_loops; r++) {
-        const int n = sizes[r % (size_t)n_sizes];
-        jobs[r].counts = counts + off;
-        rd_pool_run(p, count_task, &jobs[r], n);
-        for (int t = 0; t < n; t++) {
-            const int c = atomic_load(&jobs[r].counts[t]);
-            if (c != 1)
-                fail_msg("%d threads, loop %zu of %d tasks: task %d ran %d times by the time "
-                         "rd_pool_run returned", rd_pool_threads(p), r, n, t, c);
-        }
-        off += (size_t)n;
-    }
-    off = 0;
-    for (size_t r = 0; r < n_loops; r++) {
-        const int n = sizes[r % (size_t)n_sizes];
-        for (int t = 0; t < n; t++)
-            if (atomic_load(&counts[off + (size_t)t]) != 1)
-                fail_msg("%d threads, loop %zu of %d tasks: task %d ran %d times in all",
-                         rd_pool_threads(p), r, n, t, atomic_load(&counts[off + (size_t)t]));
-        off += (size_t)n;
-    }
-    free(jobs);
-    free(counts);
-}
-
-static void test_pool_every_task_once(void **state) {
-    (void)state;
-    const int threads[] = {1, 2, 4};
-    const int sizes[] = {0, 1, 7, 1000};
-    for (size_t ti = 0; ti < 3; ti++) {
-        rd_error err = {0};
-        rd_pool *p = rd_pool_new(threads[ti], &err);
-        if (!p) fail_msg("rd_pool_new(%d): %s", threads[ti], err.msg);
-        assert_int_equal(rd_pool_threads(p), threads[ti]);
-        for (size_t si = 0; si < 4; si++) check_pool_loops(p, &sizes[si], 1, POOL_REPEATS);
-        rd_pool_free(p);
-    }
-}
-
-/* Loop sizes changing from one loop to the next: a worker still leaving loop k must not
- * claim an index of loop k + 1 against loop k's bound, nor one of loop k against loop
- * k + 1's (the task would run twice and rd_pool_run could return while it still runs).
- * The second part makes many short hand-offs between a 2-task and a 40-task loop, with
- * more threads than cores, so that a worker is often preempted in the middle of one. */
-#define HANDOFF_LOOPS 200000
-static void test_pool_changing_sizes(void **state) {
-    (void)state;
-    const int threads[] = {2, 4, 16};
-    const int mixed[] = {7, 1000, 1, 64, 0, 3, 513, 2};
-    const int small_large[] = {2, 40};
-    for (size_t ti = 0; ti < 3; ti++) {
-        rd_error err = {0};
-        rd_pool *p = rd_pool_new(threads[ti], &err);
-        assert_non_null(p);
-        check_pool_loops(p, mixed, 8, POOL_REPEATS);
-        if (threads[ti] > 2) check_pool_loops(p, small_large, 2, HANDOFF_LOOPS);
-        rd_pool_free(p);
-    }
-}
-
-typedef struct order_job {
-    int calls[16]; /* task index of each call, in call order */
-    int n_calls;
-} order_job;
-
-static void order_task(void *arg, int task) {
-    order_job *j = arg;
-    if (j->n_calls < 16) j->calls[j->n_calls] = task;
-    j->n_calls++;
-}
-
-static void test_pool_null_runs_in_order(void **state) {
-    (void)state;
-    assert_int_equal(rd_pool_threads(NULL), 1);
-    order_job j = {{0}, 0};
-    rd_pool_run(NULL, order_task, &j, 0);
-    assert_int_equal(j.n_calls, 0);
-    rd_pool_run(NULL, order_task, &j, 13);
-    assert_int_equal(j.n_calls, 13);
-    for (int i = 0; i < 13; i++) assert_int_equal(j.calls[i], i);
-    rd_pool_free(NULL); /* NULL-safe */
-
-    rd_error err = {0};
-    rd_pool *p = rd_pool_new(0, &err); /* one per core */
-    assert_non_null(p);
-    assert_true(rd_pool_threads(p) >= 1);
-    rd_pool_free(p);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_plain_types),
@@ -815,9 +700,6 @@ int main(void) {
         cmocka_unit_test(test_attention_small_path),
         cmocka_unit_test(test_attention_blas_path),
         cmocka_unit_test(test_attention_train),
-        cmocka_unit_test(test_pool_every_task_once),
-        cmocka_unit_test(test_pool_changing_sizes),
-        cmocka_unit_test(test_pool_null_runs_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

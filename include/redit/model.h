@@ -2,10 +2,24 @@
  *
  * One struct for the frozen model: config, weights (in their file types, mapped where
  * possible), vocabulary (io's plain data) and the tokenizer built from it. Created by
- * rd_model_load or rd_model_from_file, freed by rd_model_free; the creator owns it. A model
- * is read-only after loading and may be shared by several rd_ctx. */
+ * rd_model_load or rd_model_from_file, freed by rd_model_free; the creator owns it. Once
+ * loaded it is shared read-only by every context made on it (rd_ctx, rd_train_ctx,
+ * generators, evaluations), on any number of threads.
+ *
+ * Changing a loaded model. Only these change it after loading:
+ *   rd_model_set_compute, rd_model_repack  the bf16 packs its matrices point to;
+ *   rd_model_make_trainable                moves every weight into one f32 array;
+ *   rd_train_full (train.h)                writes the weights at every step (and repacks).
+ * The owner calls them only while no pass on the model is in flight on any thread: no
+ * forward, training pass, generation or evaluation running. Contexts may stay alive across
+ * a change (their scratch has room for either compute mode). Enforced for jobs on other
+ * threads: code that hands the model to another thread marks it in use for the job's whole
+ * run (rd_model_use_begin ... rd_model_use_end, e.g. the workbench's worker); while it is,
+ * the first three refuse with an error and change nothing. */
 #ifndef REDIT_MODEL_H
 #define REDIT_MODEL_H
+
+#include <stdatomic.h>
 
 #include "redit/error.h"
 #include "redit/model_file.h"
@@ -24,6 +38,9 @@ typedef struct rd_model {
     struct rd_bf16_weight **packed;
     int n_packed;
     int packed_backward;     /* the packs include the backward layout */
+    /* Jobs on other threads using the model (rd_model_use_begin/end). Not part of its
+     * value: counted through const pointers, so a job that only reads can hold it. */
+    atomic_int users;
 } rd_model;
 
 typedef struct rd_load_opts {
@@ -40,6 +57,14 @@ static inline const rd_config *rd_model_config(const rd_model *m) { return &m->f
 /* The model's tokenizer, NULL when its file has no vocabulary. Borrowed: valid while m
  * lives. */
 static inline const rd_tokenizer *rd_model_tokenizer(const rd_model *m) { return m->tokenizer; }
+
+/* Marks m in use by a job on another thread, from before the job is handed over until
+ * after its last pass; nests (a count). While in use, rd_model_set_compute,
+ * rd_model_repack and rd_model_make_trainable fail with an error naming the model. Every
+ * begin needs one end, before rd_model_free. */
+void rd_model_use_begin(const rd_model *m);
+void rd_model_use_end(const rd_model *m);
+int rd_model_in_use(const rd_model *m); /* 1 while a begin has no end yet */
 
 /* Scratch floats rd_matmul / rd_matmul_many / rd_matmul_backward need for any of m's
  * matrices over `rows` rows (the fused q/k/v and gate/up loops included). */

@@ -120,11 +120,13 @@ static void read_task(void *arg, int task) {
     j->sums[task % 64] += a0[0] + a1[1];
 }
 
-/* Streaming read bandwidth over a buffer larger than the caches, with our own pool (the
- * decode path's threads): the roofline of a bandwidth-bound decode step. */
+/* Streaming read bandwidth over a buffer larger than the caches, with the process's pool
+ * (the decode path's threads, as many as OpenBLAS's): the roofline of a bandwidth-bound
+ * decode step. */
 static void run_bandwidth(const void *p, char *out, size_t cap) {
     const bandwidth_arg *a = p;
-    rd_pool *pool = rd_pool_new(a->threads, NULL);
+    openblas_set_num_threads(a->threads);
+    rd_pool *pool = rd_pool_shared(NULL);
     float *buf = aligned_alloc(64, a->bytes);
     if (!pool || !buf) {
         snprintf(out, cap, "0");
@@ -141,7 +143,6 @@ static void run_bandwidth(const void *p, char *out, size_t cap) {
     }
     snprintf(out, cap, "%.2f", (double)a->bytes / best / 1e9);
     free(buf);
-    rd_pool_free(pool);
 }
 
 typedef struct model_arg {

@@ -42,7 +42,7 @@ struct rd_train_ctx {
     float *wscratch;
     void *gscratch;      /* bf16 weight gradients: rd_gemm_bf16_tn's scratch, made by the
                           * first full fine-tuning pass in bf16 compute (else NULL) */
-    rd_pool *pool;       /* threads for the row-wise work between GEMMs */
+    rd_pool *pool;       /* the process's pool (borrowed): the row-wise work between GEMMs */
     rd_dropout dropout;  /* of the sub-layer outputs in the next passes (threshold 0: off) */
     size_t bytes;
     void **blocks;       /* every allocation, for free */
@@ -140,10 +140,7 @@ rd_train_ctx *rd_train_ctx_new(const rd_model *m, int max_batch, int max_len, in
          (c->cls_logits = ctx_alloc(c, (size_t)CLS_ROWS * (size_t)cfg->vocab_size)) &&
          (c->cls_x = ctx_alloc(c, CLS_ROWS * d)) && (c->cls_dx = ctx_alloc(c, CLS_ROWS * d));
     if (ok) ok = (c->cls_rows = malloc(N * sizeof(int))) != NULL;
-    if (ok) {
-        const int threads = openblas_get_num_threads();
-        ok = (c->pool = rd_pool_new(threads < 64 ? threads : 64, err)) != NULL;
-    }
+    if (ok) ok = (c->pool = rd_pool_shared(err)) != NULL;
     if (ok) { /* always room for the bf16 GEMM too: the compute mode may change later */
         size_t ws = rd_model_matmul_scratch_floats(m, (int)N), gs = rd_matmul_gemm_scratch_floats(c->pool);
         ok = (c->wscratch = ctx_alloc(c, ws > gs ? ws : gs)) != NULL;
@@ -165,7 +162,6 @@ void rd_train_ctx_free(rd_train_ctx *c) {
     free(c->acts);
     free(c->x_saved);
     free(c->cls_rows);
-    rd_pool_free(c->pool);
     free(c);
 }
 

@@ -35,7 +35,7 @@ struct rd_ctx {
     float *att;     /* (chunk, max_seq) attention probabilities of one head */
     float *last;    /* (max_batch, dim) final hidden state of each sequence's last position */
     float *wscratch; /* widened weight panels for non-f32 matrices */
-    rd_pool *pool;   /* threads for the matrix-vector path; as many as OpenBLAS uses */
+    rd_pool *pool;   /* the process's pool (borrowed): threads for the matrix-vector path */
     size_t bytes;
 };
 
@@ -92,8 +92,7 @@ rd_ctx *rd_ctx_new(const rd_model *m, int max_batch, int max_seq, rd_error *err)
     x->hb2 = alloc_floats(rows * h, t);
     x->att = alloc_floats((size_t)x->chunk * (size_t)max_seq, t);
     x->last = alloc_floats((size_t)max_batch * d, t);
-    int threads = openblas_get_num_threads();
-    if (!(x->pool = rd_pool_new(threads < 64 ? threads : 64, err))) {
+    if (!(x->pool = rd_pool_shared(err))) {
         rd_ctx_free(x);
         return NULL;
     }
@@ -116,7 +115,6 @@ void rd_ctx_free(rd_ctx *c) {
     float *bufs[] = {c->key_cache, c->value_cache, c->x, c->xb, c->xb2, c->q, c->k,
                      c->v, c->hb, c->hb2, c->att, c->last, c->wscratch};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
-    rd_pool_free(c->pool);
     free(c);
 }
 

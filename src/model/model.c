@@ -95,7 +95,32 @@ static void drop_packed(rd_model *m) {
     m->n_packed = 0;
 }
 
+/* ---- changes while jobs run: the use count ------------------------------------------ */
+
+/* The count is the one field a job holding a const pointer may change (see model.h): the
+ * casts drop the const of a pointer to a model that was allocated writable. */
+void rd_model_use_begin(const rd_model *m) {
+    atomic_fetch_add_explicit((atomic_int *)&m->users, 1, memory_order_acq_rel);
+}
+
+void rd_model_use_end(const rd_model *m) {
+    atomic_fetch_sub_explicit((atomic_int *)&m->users, 1, memory_order_acq_rel);
+}
+
+int rd_model_in_use(const rd_model *m) {
+    return atomic_load_explicit(&m->users, memory_order_acquire) > 0;
+}
+
+/* -1 with *err when a job on another thread uses m (what = the refused change). */
+static int refuse_in_use(const rd_model *m, const char *what, rd_error *err) {
+    if (!rd_model_in_use(m)) return 0;
+    return rd_error_set(err, "%s: cannot %s while a job (training or generation) uses the "
+                             "model; wait until it has ended",
+                        m->file.name[0] ? m->file.name : "the model", what);
+}
+
 int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error *err) {
+    if (refuse_in_use(m, "change the compute mode", err)) return -1;
     drop_packed(m);
     if (compute == RD_COMPUTE_F32) return 0;
     if (compute != RD_COMPUTE_BF16) return rd_error_set(err, "unknown compute mode %d", (int)compute);
@@ -133,6 +158,7 @@ int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error
 }
 
 int rd_model_repack(rd_model *m, rd_error *err) {
+    if (refuse_in_use(m, "pack the weights again", err)) return -1;
     if (!m->n_packed) return 0;
     return rd_model_set_compute(m, RD_COMPUTE_BF16, m->packed_backward, err);
 }
@@ -207,6 +233,7 @@ static int keep_biases(rd_weights *fresh, rd_layer_weights *layers, int n_layers
 }
 
 int rd_model_make_trainable(rd_model *m, rd_error *err) {
+    if (refuse_in_use(m, "be made trainable", err)) return -1;
     if (m->params) return 0;
     const int was_bf16 = m->n_packed > 0; /* packed again from the new arrays below */
     drop_packed(m);

@@ -228,14 +228,19 @@ int app_set_field(tui_app *a, const char *key, const char *text, rd_error *err) 
     return 0;
 }
 
+/* Refuses while a job runs: the UI's flags first (they give the message), then the
+ * worker's own state (its last event may be handled before it has let go of the model). */
 static int busy_error(const tui_app *a, rd_error *err) {
     if (a->training) return rd_error_set(err, "training is running (Esc stops it)");
     if (a->chatting) return rd_error_set(err, "an answer is being written (Esc stops it)");
+    if (tui_worker_busy(a->worker))
+        return rd_error_set(err, "the last job is still ending; try again in a moment");
     return 0;
 }
 
 /* Puts the model in the configured compute mode (with the backward layout training needs).
- * Only while the worker is idle: it is then the model's only user. */
+ * Only while the worker is idle (busy_error checked it): the UI thread is then the model's
+ * only user, and stays so until it posts the next job. */
 static int apply_compute(tui_app *a, const char *name, rd_error *err) {
     rd_compute mode;
     if (rd_compute_from_name(name, &mode))
@@ -470,6 +475,21 @@ void app_handle_events(tui_app *a) {
     size_t n;
     while ((n = tui_worker_drain(a->worker, evs, sizeof evs / sizeof *evs)) > 0)
         for (size_t i = 0; i < n; i++) handle_event(a, &evs[i]);
+}
+
+void app_finish_jobs(tui_app *a) {
+    if (!tui_worker_busy(a->worker)) {
+        app_handle_events(a);
+        return;
+    }
+    tui_worker_stop(a->worker);
+    /* The worker waits when the queue is full: keep draining until it is idle. */
+    struct pollfd fd = {.fd = tui_worker_fd(a->worker), .events = POLLIN};
+    while (tui_worker_busy(a->worker)) {
+        poll(&fd, 1, 10);
+        app_handle_events(a);
+    }
+    app_handle_events(a);
 }
 
 /* ---- drawing ------------------------------------------------------------------------------ */
@@ -759,7 +779,11 @@ int rd_workbench_run(const rd_workbench_args *args) {
             return 2;
         }
     }
-    if (!(a->worker = tui_worker_new(&err))) {
+    /* REDIT_TUI_QUEUE: events the worker may queue before it waits for the UI (tests make
+     * it small to fill it fast). */
+    const char *queue = getenv("REDIT_TUI_QUEUE");
+    long queue_cap = queue ? strtol(queue, NULL, 10) : 0;
+    if (!(a->worker = tui_worker_new(queue_cap > 0 ? (size_t)queue_cap : 0, &err))) {
         fprintf(stderr, "redit: %s\n", err.msg);
         app_release(a);
         free(a);
@@ -777,11 +801,7 @@ int rd_workbench_run(const rd_workbench_args *args) {
     a->dirty = 1;
     main_loop(a);
     /* Leaving: stop a job, keep its results, save the session. */
-    if (a->training || a->chatting) {
-        tui_worker_stop(a->worker);
-        while (tui_worker_busy(a->worker)) usleep(10000);
-        app_handle_events(a);
-    }
+    app_finish_jobs(a);
     int rc = tui_session_save(&a->session, a->edits, a->model, &err);
     endwin();
     running_app = NULL;

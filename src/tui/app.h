@@ -105,6 +105,11 @@ int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err);
 /* Handles the worker's events (called when its fd is readable). */
 void app_handle_events(tui_app *a);
 
+/* Stops a running job and waits until the worker is idle, handling its events meanwhile
+ * (the worker waits while its queue is full, so waiting without draining could hang);
+ * the job's results are kept as when it ends by itself. For quitting. */
+void app_finish_jobs(tui_app *a);
+
 /* Seconds on a monotonic clock. */
 double app_now(void);
 

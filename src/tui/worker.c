@@ -20,8 +20,6 @@
 #include "redit/chat_format.h"
 #include "redit/forward.h"
 
-#define QUEUE_CAP 1024
-
 /* A job as the worker keeps it: copies of the caller's strings and ids. */
 typedef struct job {
     int kind; /* TUI_JOB_* */
@@ -44,8 +42,8 @@ struct tui_worker {
     int job_waiting; /* posted, not yet taken by the thread */
     job job;
     atomic_int stop;
-    tui_event queue[QUEUE_CAP];
-    size_t head, count;
+    tui_event *queue; /* (cap) ring */
+    size_t cap, head, count;
 };
 
 /* ---- the event queue --------------------------------------------------------------------- */
@@ -59,9 +57,9 @@ static void wake(tui_worker *w) {
 /* Queues ev (waiting for room); dropped when the worker is being shut down. */
 static void push(tui_worker *w, const tui_event *ev) {
     pthread_mutex_lock(&w->mu);
-    while (w->count == QUEUE_CAP && !w->quit) pthread_cond_wait(&w->space, &w->mu);
+    while (w->count == w->cap && !w->quit) pthread_cond_wait(&w->space, &w->mu);
     if (!w->quit) {
-        w->queue[(w->head + w->count) % QUEUE_CAP] = *ev;
+        w->queue[(w->head + w->count) % w->cap] = *ev;
         w->count++;
     }
     pthread_mutex_unlock(&w->mu);
@@ -103,8 +101,8 @@ size_t tui_worker_drain(tui_worker *w, tui_event *out, size_t max) {
     (void)r;
     pthread_mutex_lock(&w->mu);
     size_t n = w->count < max ? w->count : max;
-    for (size_t i = 0; i < n; i++) out[i] = w->queue[(w->head + i) % QUEUE_CAP];
-    w->head = (w->head + n) % QUEUE_CAP;
+    for (size_t i = 0; i < n; i++) out[i] = w->queue[(w->head + i) % w->cap];
+    w->head = (w->head + n) % w->cap;
     w->count -= n;
     int more = w->count > 0;
     pthread_cond_signal(&w->space);
@@ -276,6 +274,11 @@ static void run_chat(tui_worker *w, job *j) {
 
 /* ---- the thread ---------------------------------------------------------------------- */
 
+/* The model a job uses (held in use from post() until the job has ended). */
+static const rd_model *job_model(const job *j) {
+    return j->kind == TUI_JOB_TRAIN ? j->train.model : j->chat.model;
+}
+
 static void job_release(job *j) {
     free(j->train_path);
     free(j->eval_path);
@@ -300,6 +303,7 @@ static void *thread_main(void *arg) {
         else
             run_chat(w, j);
         pthread_mutex_lock(&w->mu);
+        rd_model_use_end(job_model(j)); /* its last pass is over */
         job_release(j);
         w->busy = TUI_JOB_NONE;
     }
@@ -307,12 +311,15 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
-tui_worker *tui_worker_new(rd_error *err) {
+tui_worker *tui_worker_new(size_t queue_cap, rd_error *err) {
+    if (!queue_cap) queue_cap = TUI_QUEUE_DEFAULT;
     tui_worker *w = calloc(1, sizeof *w);
-    if (!w) {
+    if (!w || !(w->queue = calloc(queue_cap, sizeof *w->queue))) {
+        free(w);
         rd_error_set(err, "out of memory for the worker");
         return NULL;
     }
+    w->cap = queue_cap;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->job_posted, NULL);
     pthread_cond_init(&w->space, NULL);
@@ -348,11 +355,13 @@ void tui_worker_free(tui_worker *w) {
         pthread_mutex_unlock(&w->mu);
         pthread_join(w->thread, NULL);
     }
+    if (w->job_waiting) rd_model_use_end(job_model(&w->job)); /* posted, never started */
     job_release(&w->job);
     if (w->efd >= 0) close(w->efd);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->job_posted);
     pthread_cond_destroy(&w->space);
+    free(w->queue);
     free(w);
 }
 
@@ -364,6 +373,14 @@ int tui_worker_busy(const tui_worker *w) {
     int b = w->busy;
     pthread_mutex_unlock(mu);
     return b;
+}
+
+size_t tui_worker_queued(const tui_worker *w) {
+    pthread_mutex_t *mu = (pthread_mutex_t *)&w->mu;
+    pthread_mutex_lock(mu);
+    size_t n = w->count;
+    pthread_mutex_unlock(mu);
+    return n;
 }
 
 void tui_worker_stop(tui_worker *w) { atomic_store(&w->stop, 1); }
@@ -379,6 +396,7 @@ static int post(tui_worker *w, job *j, rd_error *err) {
         return rd_error_set(err, "%s is running", w->busy == TUI_JOB_TRAIN ? "training"
                                                                            : "a chat answer");
     }
+    rd_model_use_begin(job_model(j)); /* until the thread has ended the job */
     w->job = *j;
     w->busy = j->kind;
     w->job_waiting = 1;

@@ -38,9 +38,13 @@ typedef struct tui_event {
 
 typedef struct tui_worker tui_worker;
 
+/* Events the queue holds by default; the worker waits for the UI when it is full. */
+#define TUI_QUEUE_DEFAULT 1024
+
 /* Starts the thread (all signals blocked in it, so SIGWINCH and SIGINT reach the UI
- * thread). NULL with *err on failure. */
-tui_worker *tui_worker_new(rd_error *err);
+ * thread) with room for queue_cap events (0: TUI_QUEUE_DEFAULT). NULL with *err on
+ * failure. */
+tui_worker *tui_worker_new(size_t queue_cap, rd_error *err);
 
 /* Asks the running job to stop, waits for the thread to end and frees everything. Events
  * not drained are dropped. NULL-safe. */
@@ -51,8 +55,15 @@ int tui_worker_fd(const tui_worker *w);
 
 enum { TUI_JOB_NONE = 0, TUI_JOB_TRAIN, TUI_JOB_CHAT };
 
-/* The kind of job running now (TUI_JOB_NONE when idle: its last event has been queued). */
+/* The kind of job posted or running now (TUI_JOB_NONE when idle: its last event has been
+ * queued and it no longer uses the model). Only the UI thread posts jobs, so an idle
+ * worker stays idle until the UI thread starts one: then the UI thread is the model's only
+ * user and may change it (model.h). While a job is posted or running the worker holds its
+ * model in use (rd_model_use_begin), so the model's mutators refuse. */
 int tui_worker_busy(const tui_worker *w);
+
+/* Events waiting in the queue (for tests: the worker waits when it is full). */
+size_t tui_worker_queued(const tui_worker *w);
 
 /* A training run. Everything is borrowed: model and edits must stay alive and untouched by
  * the UI thread until the job's TRAIN_DONE or ERROR event has been drained; the strings are

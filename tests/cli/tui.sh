@@ -2,7 +2,8 @@
 # The TUI end to end in tmux (a 100×30 terminal): change the edit sites, train and watch the
 # chart and numbers move, stop with Esc, chat and see both answers, run Lua in the console,
 # resize down to 80×24 and below, quit, restore the session (chart and chat come back), a
-# damaged session opens fresh, quitting while training asks first. Every step polls
+# damaged session opens fresh, quitting while training asks first, SIGTERM (also while the UI
+# is busy and the worker's event queue is full) stops and saves. Every step polls
 # capture-pane for the text it expects instead of sleeping.
 set -eu
 TMP=$(mktemp -d)
@@ -26,7 +27,7 @@ ROOT="$(pwd)"
 # start NAME SESSION: the workbench in a detached tmux session of 100×30.
 start() {
     tmux -L "$SOCK" new-session -d -s "$1" -x 100 -y 30 \
-        "cd '$TMP' && LANG=${TUI_LOCALE:-C.UTF-8} LC_ALL=${TUI_LOCALE:-C.UTF-8} REDIT_HISTORY='$TMP/hist' '$ROOT/$REDIT' tui -m '$M' \
+        "cd '$TMP' && LANG=${TUI_LOCALE:-C.UTF-8} LC_ALL=${TUI_LOCALE:-C.UTF-8} REDIT_HISTORY='$TMP/hist' ${TUI_ENV:-} '$ROOT/$REDIT' tui -m '$M' \
          --train '$TMP/train.jsonl' --eval '$TMP/eval.jsonl' --sessions '$TMP/sessions' \
          --session '$2' --threads 2 --stats '$TMP/stats.$1' ${TUI_EXTRA:-}; echo EXITED \$?; sleep 60"
 }
@@ -197,5 +198,27 @@ kill -TERM "$pid"
 wait_exit e
 [ -s "$TMP/sessions/s3/edits.safetensors" ] || fail "SIGTERM lost the edits"
 grep -q ',train,' "$TMP/sessions/s3/loss.csv" || fail "SIGTERM lost the loss history"
+
+# --- SIGTERM while a console chunk keeps the UI busy and the worker's queue (4 events here)
+# is full: quitting drains the queue while it waits for the job to stop at a step (waiting
+# alone hung: the worker waits for room before it looks at the stop flag) -----------------
+TUI_ENV="REDIT_TUI_QUEUE=4" start q s7
+wait_for q "Configuration"
+keys q F5 "wb.set{epochs = 200}" Enter
+wait_for q "> wb.set\\{epochs = 200\\}"
+keys q F6
+wait_for q "TRAINING [0-9]+/"
+[ "$(tmux -L "$SOCK" display -p -t q '#{alternate_on}')" = 1 ] || fail "the workbench is not on the alternate screen"
+keys q "local t = os.time() + 3 while os.time() < t do end" Enter
+wait_for q "running"
+pid=$(pgrep -f -- "--stats $TMP/stats.q" | head -n 1)
+[ -n "$pid" ] || fail "cannot find the workbench process"
+kill -TERM "$pid"
+wait_for q "EXITED [0-9]+" 20
+grep -q "EXITED 0" "$TMP/screen" || fail "SIGTERM with a full queue: $(cat "$TMP/screen")"
+grep -q "session saved" "$TMP/screen" || fail "SIGTERM with a full queue: no 'session saved'"
+[ "$(tmux -L "$SOCK" display -p -t q '#{alternate_on}')" = 0 ] || fail "the terminal was not restored"
+[ -s "$TMP/sessions/s7/edits.safetensors" ] || fail "SIGTERM with a full queue lost the edits"
+grep -q ',train,' "$TMP/sessions/s7/loss.csv" || fail "SIGTERM with a full queue lost the loss history"
 
 echo "tests/cli/tui.sh: ok ($(tr '\n' ' ' <"$TMP/ui-latency.txt"))"

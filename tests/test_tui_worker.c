@@ -1,0 +1,192 @@
+/* The model's use count and the workbench's worker (src/model/model.c, src/tui/worker.c,
+ * src/tui/app.c): a model in use refuses every change and changes nothing; the worker
+ * holds its job's model from post to end, so the Lua console or a key cannot change the
+ * compute mode under a running job; the workbench checks the worker itself, not only its
+ * own flags, before it changes the model; quitting drains the worker's queue while it waits
+ * (a worker blocked on a full queue would otherwise never end). On the bundled model. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../src/tui/app.h"
+#include "../src/tui/tui_config.h"
+#include "helpers/tiny_model.h"
+#include "redit/dataset.h"
+#include "redit/edits.h"
+#include "redit/model.h"
+
+#define MODEL "models/redit-base.gguf"
+
+typedef struct fixture {
+    char dir[300];
+    char train_path[400];
+    rd_model *m;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(tiny_tempdir(f->dir, sizeof f->dir), 0);
+    rd_error err = {0};
+    if (!(f->m = rd_model_load(MODEL, NULL, &err))) fail_msg("%s", err.msg);
+    snprintf(f->train_path, sizeof f->train_path, "%s/train.jsonl", f->dir);
+    FILE *fp = fopen(f->train_path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 64; i++)
+        fprintf(fp, "{\"instruction\": \"Name item %d.\", \"output\": \"It is the cat.\"}\n", i);
+    fclose(fp);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    rd_model_free(f->m);
+    tiny_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void assert_refused(int rc, const rd_error *err) {
+    assert_int_equal(rc, -1);
+    if (!strstr(err->msg, "uses the model")) fail_msg("unexpected message: %s", err->msg);
+}
+
+/* While a begin has no end, set_compute, repack and make_trainable fail and change
+ * nothing; the count nests; after the last end they work. */
+static void test_model_in_use_refuses_changes(void **state) {
+    fixture *f = *state;
+    rd_model *m = f->m;
+    rd_error err = {0};
+    assert_false(rd_model_in_use(m));
+    rd_model_use_begin(m);
+    rd_model_use_begin(m);
+    assert_true(rd_model_in_use(m));
+    const rd_compute before = rd_model_compute(m);
+    assert_refused(rd_model_set_compute(m, RD_COMPUTE_F32, 1, &err), &err);
+    assert_refused(rd_model_repack(m, &err), &err);
+    assert_refused(rd_model_make_trainable(m, &err), &err);
+    assert_null(m->params);
+    assert_int_equal(rd_model_compute(m), before);
+    rd_model_use_end(m);
+    assert_true(rd_model_in_use(m));
+    assert_refused(rd_model_set_compute(m, RD_COMPUTE_F32, 1, &err), &err);
+    rd_model_use_end(m);
+    assert_false(rd_model_in_use(m));
+    assert_int_equal(rd_model_set_compute(m, RD_COMPUTE_F32, 1, &err), 0);
+}
+
+/* Polls until cond() or a few seconds passed. */
+static int wait_until(int (*cond)(const tui_worker *), const tui_worker *w) {
+    for (int i = 0; i < 3000; i++) {
+        if (cond(w)) return 1;
+        struct timespec ms = {0, 10000000};
+        nanosleep(&ms, NULL);
+    }
+    return cond(w);
+}
+
+#define QUEUE 4
+static int queue_full(const tui_worker *w) { return tui_worker_queued(w) == QUEUE; }
+
+/* A training job whose events nobody drains: the worker fills its small queue and waits.
+ * Meanwhile the model is in use (the console's model:compute would be refused), and the
+ * workbench, whose own flags say idle, refuses to start training (which would change the
+ * compute mode first). app_finish_jobs then ends it: it must drain while it waits. */
+static void test_worker_holds_model_and_quit_drains(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    tui_app *a = calloc(1, sizeof *a);
+    assert_non_null(a);
+    a->model = f->m;
+    tui_session_init(&a->session, f->dir, "worker");
+    tui_config *c = &a->session.config;
+    snprintf(c->train_path, sizeof c->train_path, "%s", f->train_path);
+    if (!(a->worker = tui_worker_new(QUEUE, &err))) fail_msg("%s", err.msg);
+    rd_edit_spec spec = tui_config_edit_spec(c);
+    rd_edits *e = rd_edits_new(rd_model_config(f->m), &spec, &err);
+    assert_non_null(e);
+    rd_train_opts topts = tui_config_train_opts(c);
+    rd_data_opts dopts = tui_config_data_opts(c);
+    topts.epochs = 50;
+    topts.batch = topts.micro_batch = 1;
+    topts.max_len = dopts.max_len = 128;
+    tui_train_job job = {.model = f->m, .edits = e, .train_path = f->train_path, .eval_path = "",
+                         .data = dopts, .train = topts};
+    assert_int_equal(tui_worker_start_train(a->worker, &job, &err), 0);
+    a->edits = e; /* as app_train does: the session's edits are the ones being trained */
+    assert_true(rd_model_in_use(f->m)); /* from the post on */
+    if (!wait_until(queue_full, a->worker)) fail_msg("the worker did not fill its queue");
+    assert_int_equal(tui_worker_busy(a->worker), TUI_JOB_TRAIN);
+    assert_true(rd_model_in_use(f->m));
+    assert_refused(rd_model_set_compute(f->m, RD_COMPUTE_F32, 1, &err), &err);
+
+    /* the UI's flags say idle; the worker is not */
+    assert_int_equal(a->training, 0);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(app_train(a, &err), -1);
+    if (!strstr(err.msg, "still ending")) fail_msg("app_train: %s", err.msg);
+    assert_int_equal(tui_worker_busy(a->worker), TUI_JOB_TRAIN);
+    assert_int_equal(a->session.n_runs, 0);
+
+    /* quitting: a hang here is killed by the alarm and fails the suite */
+    a->training = 1;
+    alarm(60);
+    app_finish_jobs(a);
+    alarm(0);
+    assert_int_equal(tui_worker_busy(a->worker), TUI_JOB_NONE);
+    assert_false(rd_model_in_use(f->m));
+    assert_int_equal(a->training, 0); /* its TRAIN_DONE was handled */
+    assert_int_equal(tui_worker_queued(a->worker), 0);
+    assert_int_equal(rd_model_set_compute(f->m, RD_COMPUTE_F32, 1, &err), 0);
+
+    tui_worker_free(a->worker);
+    rd_edits_free(a->edits);
+    tui_session_release(&a->session);
+    free(a);
+}
+
+/* A chat job holds the model too, from the post until the worker has let go of it. */
+static void test_chat_job_holds_model(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    tui_worker *w = tui_worker_new(QUEUE, &err);
+    assert_non_null(w);
+    int prompt[3] = {1, 100, 200};
+    tui_chat_job job = {.model = f->m, .prompt = prompt, .n_prompt = 3,
+                        .gen = {.max_tokens = 100}, .stop_text = ""};
+    assert_int_equal(tui_worker_start_chat(w, &job, &err), 0);
+    assert_true(rd_model_in_use(f->m));
+    assert_refused(rd_model_set_compute(f->m, RD_COMPUTE_F32, 0, &err), &err);
+    tui_event evs[16];
+    int done = 0;
+    for (int i = 0; i < 30000 && tui_worker_busy(w); i++) {
+        for (size_t n = tui_worker_drain(w, evs, 16), k = 0; k < n; k++)
+            done += evs[k].kind == TUI_EV_CHAT_DONE || evs[k].kind == TUI_EV_ERROR;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    assert_int_equal(tui_worker_busy(w), TUI_JOB_NONE);
+    for (size_t n = tui_worker_drain(w, evs, 16), k = 0; k < n; k++)
+        done += evs[k].kind == TUI_EV_CHAT_DONE || evs[k].kind == TUI_EV_ERROR;
+    assert_int_equal(done, 1);
+    assert_false(rd_model_in_use(f->m));
+    tui_worker_free(w);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_in_use_refuses_changes),
+        cmocka_unit_test(test_worker_holds_model_and_quit_drains),
+        cmocka_unit_test(test_chat_job_holds_model),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
