@@ -98,7 +98,7 @@ static rd_model *make_model(const fd_case *k, uint64_t seed) {
                      .rope_layout = RD_ROPE_ADJACENT};
     rd_model_file f;
     rd_error err = {0};
-    assert_int_equal(rd_model_file_random(&f, &cfg, k->tied, seed, &err), 0);
+    assert_int_equal(rd_model_file_random(&f, &cfg, k->tied, seed, RD_DTYPE_F32, &err), 0);
     rd_model *m = rd_model_from_file(&f, NULL, &err);
     assert_non_null(m);
     return m;
@@ -303,7 +303,7 @@ static rd_model *make_biased_model(const fd_case *k, uint64_t seed) {
                      .rope_layout = RD_ROPE_ADJACENT};
     rd_model_file f;
     rd_error err = {0};
-    assert_int_equal(rd_model_file_random(&f, &cfg, k->tied, seed, &err), 0);
+    assert_int_equal(rd_model_file_random(&f, &cfg, k->tied, seed, RD_DTYPE_F32, &err), 0);
     for (int l = 0; l < k->layers; l++) {
         float *b = rd_weights_alloc(&f.w, sizeof(float) * 2 * (size_t)k->dim, &err);
         assert_non_null(b);

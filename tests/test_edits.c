@@ -34,7 +34,7 @@ typedef struct fixture {
 static rd_model *tiny_model(const rd_config *cfg, uint64_t seed) {
     rd_model_file f;
     rd_error err = {{0}};
-    if (rd_model_file_random(&f, cfg, 0, seed, &err)) fail_msg("random model: %s", err.msg);
+    if (rd_model_file_random(&f, cfg, 0, seed, RD_DTYPE_F32, &err)) fail_msg("random model: %s", err.msg);
     rd_model *m = rd_model_from_file(&f, NULL, &err);
     if (!m) fail_msg("model: %s", err.msg);
     return m;

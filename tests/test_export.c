@@ -39,7 +39,7 @@ static int setup(void **state) {
     rd_config cfg = tiny_config();
     rd_model_file f;
     rd_error err = {{0}};
-    if (rd_model_file_random(&f, &cfg, 0, 5, &err)) return -1;
+    if (rd_model_file_random(&f, &cfg, 0, 5, RD_DTYPE_F32, &err)) return -1;
     snprintf(f.name, sizeof f.name, "tiny-export");
     fx->m = rd_model_from_file(&f, NULL, &err);
     *state = fx;
@@ -369,7 +369,7 @@ static void test_merged_quantized(void **state) {
     cfg.hidden_dim = 192; /* whole Q8_0 blocks */
     rd_model_file f;
     rd_error err = {{0}};
-    if (rd_model_file_random(&f, &cfg, 0, 9, &err)) fail_msg("random: %s", err.msg);
+    if (rd_model_file_random(&f, &cfg, 0, 9, RD_DTYPE_F32, &err)) fail_msg("random: %s", err.msg);
     char q8[700];
     snprintf(q8, sizeof q8, "%s/q8.gguf", fx->dir);
     if (rd_gguf_write(q8, &f, RD_DTYPE_Q8_0, &err)) fail_msg("write q8: %s", err.msg);

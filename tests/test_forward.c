@@ -378,7 +378,7 @@ static void test_memory_checked_before_allocating(void **state) {
     rd_config cfg = tiny_config();
     cfg.seq_len = 1 << 22;
     rd_model_file f;
-    assert_int_equal(rd_model_file_random(&f, &cfg, 1, 1, &err), 0);
+    assert_int_equal(rd_model_file_random(&f, &cfg, 1, 1, RD_DTYPE_F32, &err), 0);
     rd_model *m = rd_model_from_file(&f, NULL, &err);
     assert_non_null(m);
     assert_null(rd_ctx_new(m, 512, 1 << 22, &err));

@@ -183,7 +183,7 @@ static void check_roundtrip(const hf_opts *o, float tol) {
     rd_config c = cfg32000();
     rd_model_file f;
     rd_error err = {0};
-    assert_int_equal(rd_model_file_random(&f, &c, o->tied, 11, &err), 0);
+    assert_int_equal(rd_model_file_random(&f, &c, o->tied, 11, RD_DTYPE_F32, &err), 0);
     write_hf(dir, &f, o);
     rd_model *orig;
     if (o->bf16) { /* the reference: the same weights rounded to bf16, through GGUF */
@@ -235,7 +235,7 @@ static void test_hf_tokenizer(void **state) {
     rd_config c = cfg32000();
     rd_model_file f;
     rd_error err = {0};
-    assert_int_equal(rd_model_file_random(&f, &c, 1, 3, &err), 0);
+    assert_int_equal(rd_model_file_random(&f, &c, 1, 3, RD_DTYPE_F32, &err), 0);
     hf_opts o = {.tied = 1};
     write_hf(dir, &f, &o);
     rd_model_file_release(&f);
@@ -268,7 +268,7 @@ static void expect_bad(const hf_opts *o, const char *words) {
     c.vocab_size = 300;
     rd_model_file f;
     rd_error err = {0};
-    assert_int_equal(rd_model_file_random(&f, &c, o->tied, 5, &err), 0);
+    assert_int_equal(rd_model_file_random(&f, &c, o->tied, 5, RD_DTYPE_F32, &err), 0);
     write_hf(dir, &f, o);
     rd_model_file_release(&f);
     rd_model *m = rd_model_load(dir, NULL, &err);
@@ -300,7 +300,7 @@ static void test_hf_bad_folders(void **state) {
     rd_config c = cfg32000();
     c.vocab_size = 300;
     rd_model_file f;
-    assert_int_equal(rd_model_file_random(&f, &c, 0, 5, &err), 0);
+    assert_int_equal(rd_model_file_random(&f, &c, 0, 5, RD_DTYPE_F32, &err), 0);
     hf_opts sharded = {.shards = 1};
     write_hf(dir, &f, &sharded);
     char path[700];

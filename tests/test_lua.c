@@ -62,7 +62,7 @@ static void write_model(const char *name, int dim, int with_tokenizer) {
                      .vocab_size = 32000, .seq_len = 128, .norm_eps = 1e-5f,
                      .rope_theta = 10000.0f, .rope_layout = RD_ROPE_ADJACENT};
     rd_model_file mf;
-    assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 7, &err), 0);
+    assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 7, RD_DTYPE_F32, &err), 0);
     if (with_tokenizer) {
         const char *tok = shared_fixture("llama2-tokenizer/tokenizer.bin");
         if (!tok) fail_msg("../shared/fixtures/llama2-tokenizer is missing");

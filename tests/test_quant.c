@@ -545,6 +545,45 @@ static void test_gguf_refuses_partial_blocks(void **state) {
     tiny_rmdir(dir);
 }
 
+/* rd_model_file_random in a quantised type draws the same numbers as in F32 (then stores them
+ * quantised): every matrix has the type, its rows dequantise to the F32 model's within Q8_0's
+ * step, and the norms are the same F32 numbers. A row whose width is not whole blocks is
+ * refused. */
+static void test_random_model_types(void **state) {
+    (void)state;
+    rd_config cfg = {.dim = 64, .hidden_dim = 128, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                     .vocab_size = 96, .seq_len = 32, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
+    rd_model_file f32, q8;
+    rd_error err = {0};
+    assert_int_equal(rd_model_file_random(&f32, &cfg, 0, 5, RD_DTYPE_F32, &err), 0);
+    assert_int_equal(rd_model_file_random(&q8, &cfg, 0, 5, RD_DTYPE_Q8_0, &err), 0);
+    float a[128], b[128];
+    const rd_matrix *pairs[][2] = {{&f32.w.tok_embeddings, &q8.w.tok_embeddings},
+                                   {&f32.w.layers[1].wk, &q8.w.layers[1].wk},
+                                   {&f32.w.layers[1].w2, &q8.w.layers[1].w2},
+                                   {&f32.w.classifier, &q8.w.classifier}};
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        assert_int_equal(pairs[i][0]->type, RD_DTYPE_F32);
+        assert_int_equal(pairs[i][1]->type, RD_DTYPE_Q8_0);
+        for (int64_t r = 0; r < pairs[i][0]->rows; r += 7) {
+            rd_matrix_row_f32(pairs[i][0], (int)r, a);
+            rd_matrix_row_f32(pairs[i][1], (int)r, b);
+            float amax = 0;
+            for (int64_t c = 0; c < pairs[i][0]->cols; c++) amax = fmaxf(amax, fabsf(a[c]));
+            for (int64_t c = 0; c < pairs[i][0]->cols; c++)
+                assert_true(fabsf(a[c] - b[c]) <= amax / 127.0f * 0.6f); /* half a step, f16 scale */
+        }
+    }
+    assert_memory_equal(f32.w.layers[1].ffn_norm, q8.w.layers[1].ffn_norm, 64 * sizeof(float));
+    assert_memory_equal(f32.w.final_norm, q8.w.final_norm, 64 * sizeof(float));
+    rd_model_file_release(&f32);
+    rd_model_file_release(&q8);
+    cfg.dim = 48; /* 48 is not a whole number of Q4_K's 256-wide blocks */
+    cfg.n_heads = 4;
+    assert_int_equal(rd_model_file_random(&q8, &cfg, 1, 5, RD_DTYPE_Q4_K, &err), -1);
+    assert_non_null(strstr(err.msg, "not a whole number of Q4_K blocks"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_q4_q5),
@@ -556,6 +595,7 @@ int main(void) {
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_gguf_forward),
         cmocka_unit_test(test_gguf_refuses_partial_blocks),
+        cmocka_unit_test(test_random_model_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

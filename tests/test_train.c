@@ -55,7 +55,7 @@ static int setup(void **state) {
                      .vocab_size = 32000, .seq_len = 128, .norm_eps = 1e-5f,
                      .rope_theta = 10000.0f, .rope_layout = RD_ROPE_ADJACENT};
     rd_model_file mf;
-    assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
+    assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, RD_DTYPE_F32, &err), 0);
     assert_int_equal(rd_vocab_load_llama2c(tok_path, 32000, &mf.vocab, &err), 0);
     f->m = rd_model_from_file(&mf, NULL, &err);
     assert_non_null(f->m);
@@ -254,7 +254,7 @@ static void test_full_finetuning_learns(void **state) {
     rd_error err = {0};
     rd_model_file mf;
     rd_config cfg = f->m->file.cfg;
-    assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
+    assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, RD_DTYPE_F32, &err), 0);
     rd_model *m = rd_model_from_file(&mf, NULL, &err);
     rd_eval_metrics before, after;
     assert_int_equal(rd_evaluate(m, NULL, 1.0f, f->eval, 8, 64, &before, &err), 0);
@@ -286,7 +286,7 @@ static void test_full_finetuning_bf16(void **state) {
     rd_eval_metrics after[2];
     for (int i = 0; i < 2; i++) {
         rd_model_file mf;
-        assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
+        assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, RD_DTYPE_F32, &err), 0);
         m[i] = rd_model_from_file(&mf, NULL, &err);
         assert_non_null(m[i]);
         if (i == 1) assert_int_equal(rd_model_set_compute(m[i], RD_COMPUTE_BF16, 1, &err), 0);
@@ -483,7 +483,7 @@ static void test_red_on_quantized_base(void **state) {
     double base_loss[3], final_loss[3];
     for (int i = 0; i < 3; i++) {
         rd_model_file mf;
-        assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 21, &err), 0);
+        assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 21, RD_DTYPE_F32, &err), 0);
         char path[700];
         snprintf(path, sizeof path, "%s/quant-%d.gguf", f->dir, i);
         if (rd_gguf_write(path, &mf, types[i], &err)) fail_msg("%s", err.msg);
@@ -625,7 +625,7 @@ static void test_resume_full(void **state) {
     rd_model *m[3];
     for (int i = 0; i < 3; i++) {
         rd_model_file mf;
-        assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, &err), 0);
+        assert_int_equal(rd_model_file_random(&mf, &cfg, 1, 3, RD_DTYPE_F32, &err), 0);
         assert_non_null(m[i] = rd_model_from_file(&mf, NULL, &err));
     }
     rd_train_opts o = quick_opts();

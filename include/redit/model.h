@@ -73,6 +73,24 @@ size_t rd_model_matmul_scratch_floats(const rd_model *m, int rows);
 /* Total weights of the model (what RED's parameter ratio is measured against). */
 uint64_t rd_model_param_count(const rd_model *m);
 
+/* What a model is made of, for display (info, the workbench's status line, Lua's
+ * model:info()). */
+typedef struct rd_model_info {
+    const char *name;           /* general.name or the file's base name; borrowed from m */
+    rd_file_format format;
+    unsigned gguf_version;      /* GGUF only */
+    int count[RD_DTYPE_COUNT];  /* matrices by storage type: embeddings, the classifier when
+                                   untied, and the 7 of every layer (norms are always F32) */
+    rd_dtype layer_type;        /* the type most of the layers' matrices have (Q4_K for a
+                                   Q4_K_M file); the lowest such type on a tie */
+    int tied_classifier;        /* the classifier is the embedding matrix */
+    size_t mapped_bytes;        /* bytes of the file memory-mapped */
+    int heap_buffers;           /* weight buffers on the heap (converted or copied) */
+} rd_model_info;
+
+/* Fills *out for m (valid while m lives and is not changed). */
+void rd_model_describe(const rd_model *m, rd_model_info *out);
+
 /* A fingerprint of a model's weights (64-bit FNV-1a over config and a strided sample of
  * every tensor's bytes) written with edit files and training states to recognise the base
  * model. */
@@ -108,12 +126,14 @@ size_t rd_model_compute_bytes(const rd_model *m);
  * mapping. The model's function is unchanged (weights are widened exactly). */
 int rd_model_make_trainable(rd_model *m, rd_error *err);
 
-/* Fills out (zeroed by the call) with cfg and random f32 weights owned by out->w, no
- * tokenizer: matrices ~ N(0, 1/fan_in), norm weights ~ 1 + 0.1·N(0,1), embeddings
- * ~ N(0, 0.3²) (the initialisation of llama2.c's make_ckpt.py). The same seed gives the same
- * weights on every machine. For tests, benchmarks and pretraining from scratch. */
+/* Fills out (zeroed by the call) with cfg and random weights owned by out->w, no vocabulary:
+ * matrices ~ N(0, 1/fan_in), norm weights ~ 1 + 0.1·N(0,1), embeddings ~ N(0, 0.3²) (the
+ * initialisation of llama2.c's make_ckpt.py), every matrix stored in `type` (drawn in f32 row
+ * by row and converted, so a quantised model needs only its own size; a quantised type needs
+ * whole blocks per row), norms in F32. The same seed gives the same weights on every machine.
+ * For tests, benchmarks (`redit make-model`) and pretraining from scratch. */
 int rd_model_file_random(rd_model_file *out, const rd_config *cfg, int tied, uint64_t seed,
-                         rd_error *err);
+                         rd_dtype type, rd_error *err);
 
 /* Wraps an rd_model_file built in memory (moved into the model: *f is zeroed) as a model,
  * building the tokenizer from f->vocab when it has one (checked: rd_vocab_check). path may

@@ -354,7 +354,7 @@ static int ensure_model(const char *path, const shape *s) {
     fprintf(stderr, "writing %s (random weights, f32)...\n", path);
     rd_error err = {0};
     rd_model_file f;
-    if (rd_model_file_random(&f, &s->cfg, 1, 1234, &err) ||
+    if (rd_model_file_random(&f, &s->cfg, 1, 1234, RD_DTYPE_F32, &err) ||
         rd_llama2c_write(path, &f.cfg, &f.w, &err)) {
         fprintf(stderr, "redit bench: %s\n", err.msg);
         rd_model_file_release(&f);

@@ -84,7 +84,7 @@ int cmd_demo(int argc, char **argv) {
     rd_config cfg = {.dim = 128, .hidden_dim = 344, .n_layers = 4, .n_heads = 8, .n_kv_heads = 4,
                      .vocab_size = vocab.n, .seq_len = 256,
                      .norm_eps = 1e-5f, .rope_theta = 10000.0f, .rope_layout = RD_ROPE_ADJACENT};
-    if (bad || rd_model_file_random(&f, &cfg, 1, 1, &err)) {
+    if (bad || rd_model_file_random(&f, &cfg, 1, 1, RD_DTYPE_F32, &err)) {
         fprintf(stderr, "redit demo: %s\n", err.msg);
         rd_vocab_release(&vocab);
         return 1;

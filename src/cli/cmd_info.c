@@ -15,22 +15,14 @@ static void usage(FILE *out) {
                  "  -h, --help            this text\n");
 }
 
-/* Counts the matrices of each storage type. */
-static void type_summary(const rd_weights *w, int n_layers, char *buf, size_t cap) {
-    int count[RD_DTYPE_COUNT] = {0};
-    count[w->tok_embeddings.type]++;
-    if (!w->tied_classifier) count[w->classifier.type]++;
-    for (int l = 0; l < n_layers; l++) {
-        const rd_layer_weights *L = &w->layers[l];
-        const rd_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
-        for (size_t i = 0; i < 7; i++) count[all[i]->type]++;
-    }
+/* The matrices of each storage type, as "F16 ×43, Q8_0 ×1". */
+static void type_summary(const rd_model_info *info, char *buf, size_t cap) {
     size_t used = 0;
     buf[0] = 0;
     for (int t = 0; t < RD_DTYPE_COUNT; t++)
-        if (count[t] && used < cap)
+        if (info->count[t] && used < cap)
             used += (size_t)snprintf(buf + used, cap - used, "%s%s ×%d", used ? ", " : "",
-                                     rd_dtype_info_of((rd_dtype)t)->name, count[t]);
+                                     rd_dtype_info_of((rd_dtype)t)->name, info->count[t]);
 }
 
 int cmd_info(int argc, char **argv) {
@@ -56,13 +48,14 @@ int cmd_info(int argc, char **argv) {
     rd_model *m = cli_load_model(model, tok);
     if (!m) return 1;
     const rd_config *cfg = rd_model_config(m);
-    const rd_model_file *f = &m->file;
+    rd_model_info info;
+    rd_model_describe(m, &info);
     char types[256];
-    type_summary(&f->w, cfg->n_layers, types, sizeof types);
+    type_summary(&info, types, sizeof types);
     printf("file        %s\n", model);
-    printf("format      %s", rd_file_format_name(f->format));
-    if (f->format == RD_FORMAT_GGUF) printf(" v%u", f->gguf_version);
-    printf("\nname        %s\n", f->name);
+    printf("format      %s", rd_file_format_name(info.format));
+    if (info.format == RD_FORMAT_GGUF) printf(" v%u", info.gguf_version);
+    printf("\nname        %s\n", info.name);
     printf("matrices    %s (norms F32)\n", types);
     printf("dim %d · hidden %d · layers %d · heads %d · kv heads %d%s · head dim %d\n", cfg->dim,
            cfg->hidden_dim, cfg->n_layers, cfg->n_heads, cfg->n_kv_heads,
@@ -71,9 +64,9 @@ int cmd_info(int argc, char **argv) {
            cfg->seq_len, (double)cfg->norm_eps, (double)cfg->rope_theta,
            cfg->rope_layout == RD_ROPE_ADJACENT ? "adjacent" : "half-split");
     printf("parameters  %llu (%s classifier)\n", (unsigned long long)rd_model_param_count(m),
-           f->w.tied_classifier ? "tied" : "untied");
-    printf("mapped      %.1f MB of the file, %d heap buffers\n", (double)f->w.map_size / 1e6,
-           f->w.n_owned);
+           info.tied_classifier ? "tied" : "untied");
+    printf("mapped      %.1f MB of the file, %d heap buffers\n", (double)info.mapped_bytes / 1e6,
+           info.heap_buffers);
     const rd_tokenizer *t = rd_model_tokenizer(m);
     if (t) {
         int bytes = 0, control = 0;

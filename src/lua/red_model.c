@@ -73,27 +73,16 @@ static int model_tostring(lua_State *L) {
 
 /* ---- info, tokens ----------------------------------------------------------------- */
 
-static void count_types(const rd_model *m, int count[RD_DTYPE_COUNT]) {
-    const rd_weights *w = &m->file.w;
-    memset(count, 0, sizeof(int) * RD_DTYPE_COUNT);
-    count[w->tok_embeddings.type]++;
-    if (!w->tied_classifier) count[w->classifier.type]++;
-    for (int l = 0; l < m->file.cfg.n_layers; l++) {
-        const rd_layer_weights *Lw = &w->layers[l];
-        const rd_matrix *all[] = {&Lw->wq, &Lw->wk, &Lw->wv, &Lw->wo, &Lw->w1, &Lw->w2, &Lw->w3};
-        for (size_t i = 0; i < 7; i++) count[all[i]->type]++;
-    }
-}
-
 static int model_info(lua_State *L) {
     const rd_model *m = rdl_check_model(L, 1)->m;
     const rd_config *c = rd_model_config(m);
     lua_createtable(L, 0, 24);
-    rdl_set_str(L, "format", rd_file_format_name(m->file.format));
-    rdl_set_str(L, "name", m->file.name);
+    rd_model_info info;
+    rd_model_describe(m, &info);
+    const int *count = info.count;
+    rdl_set_str(L, "format", rd_file_format_name(info.format));
+    rdl_set_str(L, "name", info.name);
     if (m->path) rdl_set_str(L, "path", m->path);
-    int count[RD_DTYPE_COUNT];
-    count_types(m, count);
     luaL_Buffer b;
     lua_createtable(L, 0, RD_DTYPE_COUNT); /* types */
     luaL_buffinit(L, &b);
@@ -121,7 +110,7 @@ static int model_info(lua_State *L) {
     snprintf(eps, sizeof eps, "%g", (double)c->norm_eps);
     rdl_set_num(L, "norm_eps", strtod(eps, NULL));
     rdl_set_num(L, "rope_theta", (double)c->rope_theta);
-    rdl_set_bool(L, "tied", m->file.w.tied_classifier);
+    rdl_set_bool(L, "tied", info.tied_classifier);
     rdl_set_int(L, "params", (lua_Integer)rd_model_param_count(m));
     const rd_tokenizer *tok = rd_model_tokenizer(m);
     rdl_set_bool(L, "tokenizer", tok != NULL);

@@ -28,45 +28,74 @@ static float *random_block(rd_weights *w, size_t n, float mean, float std, uint6
     return p;
 }
 
-static int random_matrix(rd_weights *w, rd_matrix *m, int64_t rows, int64_t cols, uint64_t *s,
-                         rd_error *err) {
-    float *p = random_block(w, (size_t)(rows * cols), 0.0f, 1.0f / sqrtf((float)cols), s, err);
-    return p ? rd_matrix_init(m, RD_DTYPE_F32, p, rows, cols, err) : -1;
+/* A (rows, cols) matrix of N(0, std²) values stored in `type`: drawn row by row into row
+ * (cols floats) and converted, so a quantised model needs only its own size in memory. */
+static int random_matrix(rd_weights *w, rd_matrix *m, rd_dtype type, int64_t rows, int64_t cols,
+                         float std, uint64_t *s, float *row, rd_error *err) {
+    uint64_t row_bytes;
+    if (rd_dtype_bytes(type, (uint64_t)cols, &row_bytes))
+        return rd_error_set(err, "a %lld-wide row is not a whole number of %s blocks",
+                            (long long)cols, rd_dtype_info_of(type)->name);
+    char *data = rd_weights_alloc(w, (size_t)(row_bytes * (uint64_t)rows), err);
+    if (!data) return -1;
+    const rd_dtype_info *info = rd_dtype_info_of(type);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++) row[c] = 0.0f + std * gauss(s);
+        info->from_f32(row, data + (size_t)r * row_bytes, (size_t)cols);
+    }
+    return rd_matrix_init(m, type, data, rows, cols, err);
+}
+
+static int random_layer(rd_weights *w, rd_layer_weights *L, const rd_config *cfg, rd_dtype type,
+                        uint64_t *s, float *row, rd_error *err) {
+    const int d = cfg->dim, h = cfg->hidden_dim, kv = rd_config_kv_dim(cfg);
+    const float sd = 1.0f / sqrtf((float)d), sh = 1.0f / sqrtf((float)h);
+    if (!(L->attn_norm = random_block(w, (size_t)d, 1.0f, 0.1f, s, err)) ||
+        !(L->ffn_norm = random_block(w, (size_t)d, 1.0f, 0.1f, s, err)))
+        return -1;
+    return random_matrix(w, &L->wq, type, d, d, sd, s, row, err) ||
+                   random_matrix(w, &L->wk, type, kv, d, sd, s, row, err) ||
+                   random_matrix(w, &L->wv, type, kv, d, sd, s, row, err) ||
+                   random_matrix(w, &L->wo, type, d, d, sd, s, row, err) ||
+                   random_matrix(w, &L->w1, type, h, d, sd, s, row, err) ||
+                   random_matrix(w, &L->w2, type, d, h, sh, s, row, err) ||
+                   random_matrix(w, &L->w3, type, h, d, sd, s, row, err)
+               ? -1
+               : 0;
 }
 
 int rd_model_file_random(rd_model_file *out, const rd_config *cfg, int tied, uint64_t seed,
-                         rd_error *err) {
+                         rd_dtype type, rd_error *err) {
     memset(out, 0, sizeof *out);
     if (rd_config_validate(cfg, "random model", err)) return -1;
+    if ((unsigned)type >= RD_DTYPE_COUNT) return rd_error_set(err, "unknown storage type %d", (int)type);
     uint64_t s = seed * 0x2545f4914f6cdd1dull + 17;
     out->cfg = *cfg;
     snprintf(out->name, sizeof out->name, "random-%llu", (unsigned long long)seed);
     rd_weights *w = &out->w;
-    const int d = cfg->dim, h = cfg->hidden_dim, kv = rd_config_kv_dim(cfg), V = cfg->vocab_size;
-    float *emb = random_block(w, (size_t)V * d, 0.0f, 0.3f, &s, err);
-    if (!emb || rd_matrix_init(&w->tok_embeddings, RD_DTYPE_F32, emb, V, d, err)) goto fail;
+    const int d = cfg->dim, h = cfg->hidden_dim, V = cfg->vocab_size;
+    float *row = malloc(sizeof(float) * (size_t)(h > d ? h : d));
+    if (!row) {
+        rd_error_set(err, "out of memory");
+        goto fail;
+    }
+    if (random_matrix(w, &w->tok_embeddings, type, V, d, 0.3f, &s, row, err)) goto fail;
     if (!(w->layers = calloc((size_t)cfg->n_layers, sizeof *w->layers))) {
         rd_error_set(err, "out of memory");
         goto fail;
     }
-    for (int l = 0; l < cfg->n_layers; l++) {
-        rd_layer_weights *L = &w->layers[l];
-        if (!(L->attn_norm = random_block(w, (size_t)d, 1.0f, 0.1f, &s, err))) goto fail;
-        if (!(L->ffn_norm = random_block(w, (size_t)d, 1.0f, 0.1f, &s, err))) goto fail;
-        if (random_matrix(w, &L->wq, d, d, &s, err) || random_matrix(w, &L->wk, kv, d, &s, err) ||
-            random_matrix(w, &L->wv, kv, d, &s, err) || random_matrix(w, &L->wo, d, d, &s, err) ||
-            random_matrix(w, &L->w1, h, d, &s, err) || random_matrix(w, &L->w2, d, h, &s, err) ||
-            random_matrix(w, &L->w3, h, d, &s, err))
-            goto fail;
-    }
+    for (int l = 0; l < cfg->n_layers; l++)
+        if (random_layer(w, &w->layers[l], cfg, type, &s, row, err)) goto fail;
     if (!(w->final_norm = random_block(w, (size_t)d, 1.0f, 0.1f, &s, err))) goto fail;
     w->tied_classifier = tied;
     if (tied)
         w->classifier = w->tok_embeddings;
-    else if (random_matrix(w, &w->classifier, V, d, &s, err))
+    else if (random_matrix(w, &w->classifier, type, V, d, 1.0f / sqrtf((float)d), &s, row, err))
         goto fail;
+    free(row);
     return 0;
 fail:
+    free(row);
     rd_model_file_release(out);
     return -1;
 }

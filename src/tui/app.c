@@ -116,16 +116,17 @@ static void start_screen(tui_app *a) {
 /* ---- the model and the session ----------------------------------------------------------- */
 
 static void describe_model(tui_app *a) {
-    const rd_model_file *f = &a->model->file;
-    const rd_dtype_info *t = rd_dtype_info_of(f->w.layers[0].wq.type);
+    rd_model_info info;
+    rd_model_describe(a->model, &info);
+    const rd_dtype_info *t = rd_dtype_info_of(info.layer_type);
     a->model_params = (double)rd_model_param_count(a->model);
     double p = a->model_params;
     char count[32];
     if (p >= 1e9) snprintf(count, sizeof count, "%.2fB", p / 1e9);
     else if (p >= 1e6) snprintf(count, sizeof count, "%.1fM", p / 1e6);
     else snprintf(count, sizeof count, "%.1fK", p / 1e3);
-    snprintf(a->model_desc, sizeof a->model_desc, "%s · %s %s · %s params", f->name,
-             rd_file_format_name(f->format), t ? t->name : "?", count);
+    snprintf(a->model_desc, sizeof a->model_desc, "%s · %s %s · %s params", info.name,
+             rd_file_format_name(info.format), t ? t->name : "?", count);
 }
 
 /* Fresh (identity) edits of the configured sites and layers; NULL with *err when the

@@ -17,7 +17,7 @@ rd_config tiny_config(void) {
 }
 
 int tiny_model_init(rd_model_file *out, const rd_config *cfg, int tied, uint64_t seed) {
-    return rd_model_file_random(out, cfg, tied, seed, NULL);
+    return rd_model_file_random(out, cfg, tied, seed, RD_DTYPE_F32, NULL);
 }
 
 int tiny_tempdir(char *buf, size_t cap) {
