@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "redit/model_file.h"
+#include "redit/rng.h"
 #include "redit/tokenizer.h"
 
 typedef struct shape {
@@ -25,12 +26,7 @@ static const shape SHAPES[] = {
 /* xorshift64* + Box–Muller: a fixed stream per seed. */
 static float gauss(uint64_t *s) {
     double u[2];
-    for (int i = 0; i < 2; i++) {
-        *s ^= *s >> 12;
-        *s ^= *s << 25;
-        *s ^= *s >> 27;
-        u[i] = (double)((*s * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
-    }
+    for (int i = 0; i < 2; i++) u[i] = (double)(rd_rng_next(s) >> 11) / 9007199254740992.0;
     return (float)(sqrt(-2.0 * log(u[0] + 1e-300)) * cos(6.283185307179586 * u[1]));
 }
 
@@ -61,7 +57,7 @@ static float *norm_vector(rd_weights *w, int d, uint64_t *s, rd_error *err) {
 static int build(rd_model_file *f, const rd_config *c, rd_dtype type, uint64_t seed, rd_error *err) {
     rd_weights *w = &f->w;
     const int d = c->dim, kv = rd_config_kv_dim(c), h = c->hidden_dim;
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    uint64_t s = seed * RD_RNG_GOLDEN + 1;
     float *row = malloc(sizeof(float) * (size_t)(h > d ? h : d));
     if (!row) return rd_error_set(err, "out of memory");
     int rc = random_matrix(w, &w->tok_embeddings, type, c->vocab_size, d, 0.3f, &s, row, err);

@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "redit/backward.h"
-#include "redit/sampler.h"
+#include "redit/rng.h"
 #include "redit/train.h"
 #include "redit/util.h"
 #include "train_state.h"
@@ -333,7 +333,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
         !(t.tc = rd_train_ctx_new(m, o->micro_batch, o->max_len, o->checkpointing, err)))
         goto done;
     memcpy(t.best, t.params, t.n_params * sizeof(float));
-    uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 1;
+    uint64_t rng = o->seed * RD_RNG_GOLDEN + 1;
     /* the dropout masks' seeds: a stream of their own, so dropout leaves the data order as it is */
     uint64_t drop_rng = o->seed * 0xbf58476d1ce4e5b9ull + 0x632be59bd9b4e019ull;
     /* resuming: the state replaces the numbers, the histories and the position; the epochs
