@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/buf.h"
 #include "redit/rng.h"
 #include "redit/util.h"
 
@@ -67,15 +68,9 @@ char *rd_data_strdup(const char *s) {
 
 /* Appends *it (taken over) to d; frees it on failure. */
 static int push_item(rd_dataset *d, rd_item *it, rd_error *err) {
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 64;
-        rd_item *p = realloc(d->items, cap * sizeof *p);
-        if (!p) {
-            item_free(it);
-            return rd_error_set(err, "out of memory");
-        }
-        d->items = p;
-        d->cap = cap;
+    if (rd_array_reserve(&d->items, &d->cap, d->n + 1, sizeof *d->items)) {
+        item_free(it);
+        return rd_error_set(err, "out of memory");
     }
     d->items[d->n++] = *it;
     for (int t = 0; t < it->ex.n; t++) d->loss_tokens += it->ex.loss[t];

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/buf.h"
+
 void rd_seq_free(rd_seq *s) {
     free(s->ids);
     free(s->ans);
@@ -15,15 +17,12 @@ static int seq_reserve(rd_seq *s, size_t extra, rd_error *err) {
     if ((size_t)s->n + extra <= (size_t)s->cap) return 0;
     if ((size_t)s->n + extra > (size_t)INT32_MAX / 2)
         return rd_error_set(err, "example of %zu tokens is too long", (size_t)s->n + extra);
-    int cap = s->cap ? s->cap : 64;
-    while ((size_t)cap < (size_t)s->n + extra) cap *= 2;
-    int *ids = realloc(s->ids, (size_t)cap * sizeof *ids);
-    if (!ids) return rd_error_set(err, "out of memory");
-    s->ids = ids;
-    unsigned char *ans = realloc(s->ans, (size_t)cap);
-    if (!ans) return rd_error_set(err, "out of memory");
-    s->ans = ans;
-    s->cap = cap;
+    /* both arrays grow alike from cap; a failure between them leaves cap a lower bound */
+    size_t cap_ids = (size_t)s->cap, cap_ans = (size_t)s->cap;
+    if (rd_array_reserve(&s->ids, &cap_ids, (size_t)s->n + extra, sizeof *s->ids) ||
+        rd_array_reserve(&s->ans, &cap_ans, (size_t)s->n + extra, 1))
+        return rd_error_set(err, "out of memory");
+    s->cap = (int)(cap_ids < cap_ans ? cap_ids : cap_ans);
     return 0;
 }
 

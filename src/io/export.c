@@ -90,16 +90,16 @@ int rd_export_cvec(rd_edits *e, const char *path, rd_cvec_report *rep, rd_error 
                             path, rd_edits_n_layers(e) - 1);
     rd_gguf_buf h = {0};
     if (cvec_header(e, r.n_written, &h, path, err)) {
-        free(h.p);
+        rd_buf_free(&h);
         return -1;
     }
     rd_atomic_file af;
     if (rd_atomic_file_open(&af, path, err)) {
-        free(h.p);
+        rd_buf_free(&h);
         return -1;
     }
-    int bad = rd_atomic_file_write(&af, h.p, h.len) || cvec_data(e, af.fp);
-    free(h.p);
+    int bad = rd_atomic_file_write(&af, h.data, h.len) || cvec_data(e, af.fp);
+    rd_buf_free(&h);
     if (bad) {
         int saved = errno;
         rd_atomic_file_abort(&af);
