@@ -81,6 +81,13 @@ static void run_sgemm(const void *p, char *out, size_t cap) {
     openblas_set_num_threads(a->threads);
     float *A = calloc((size_t)a->M * a->K, 4), *B = calloc((size_t)a->N * a->K, 4),
           *C = calloc((size_t)a->M * a->N, 4);
+    if (!A || !B || !C) {
+        snprintf(out, cap, "out of memory");
+        free(A);
+        free(B);
+        free(C);
+        return;
+    }
     for (size_t i = 0; i < (size_t)a->M * a->K; i++) A[i] = (float)(i % 7) * 0.1f;
     for (size_t i = 0; i < (size_t)a->N * a->K; i++) B[i] = (float)(i % 5) * 0.1f;
     double best = 1e30;
@@ -340,9 +347,9 @@ static int torch_run(const char *script, const char *model, const char *mode, in
     cJSON *j = cJSON_Parse(last);
     cJSON *v = j ? cJSON_GetObjectItem(j, "tok_s") : NULL;
     cJSON *r = j ? cJSON_GetObjectItem(j, "peak_rss_mb") : NULL;
-    int ok = cJSON_IsNumber(v);
+    int ok = v && cJSON_IsNumber(v);
     if (ok) *tok_s = v->valuedouble;
-    *rss_mb = cJSON_IsNumber(r) ? r->valuedouble : 0.0;
+    *rss_mb = r && cJSON_IsNumber(r) ? r->valuedouble : 0.0;
     cJSON_Delete(j);
     return ok ? 0 : -1;
 }
@@ -475,7 +482,7 @@ int cmd_bench(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || !dir || !script) { /* (getopt gives -d and -r their argument) */
         usage(stderr);
         return 2;
     }

@@ -25,9 +25,9 @@ static const shape SHAPES[] = {
 
 /* xorshift64* + Box–Muller: a fixed stream per seed. */
 static float gauss(uint64_t *s) {
-    double u[2];
-    for (int i = 0; i < 2; i++) u[i] = (double)(rd_rng_next(s) >> 11) / 9007199254740992.0;
-    return (float)(sqrt(-2.0 * log(u[0] + 1e-300)) * cos(6.283185307179586 * u[1]));
+    const double u0 = (double)(rd_rng_next(s) >> 11) / 9007199254740992.0;
+    const double u1 = (double)(rd_rng_next(s) >> 11) / 9007199254740992.0;
+    return (float)(sqrt(-2.0 * log(u0 + 1e-300)) * cos(6.283185307179586 * u1));
 }
 
 /* A (rows, cols) matrix of N(0, std²) values stored in `type`, quantized row by row. */

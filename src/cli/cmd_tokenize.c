@@ -110,7 +110,7 @@ static int jsonl(const rd_tokenizer *t, int bos) {
         if (len == 0 || line[0] == '\n') continue;
         cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
         cJSON *text = j ? cJSON_GetObjectItemCaseSensitive(j, "text") : NULL;
-        if (!cJSON_IsString(text)) {
+        if (!text || !cJSON_IsString(text)) {
             fprintf(stderr, "redit tokenize: stdin line %ld: expected a JSON object with a string "
                             "\"text\"\n", lineno);
             cJSON_Delete(j);

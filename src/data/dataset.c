@@ -203,7 +203,7 @@ static rd_dataset *copy_shell(const rd_dataset *d, rd_error *err) {
     rd_dataset *c = calloc(1, sizeof *c);
     if (!c) goto oom;
     c->format = d->format;
-    if (d->n_labels) {
+    if (d->n_labels > 0) {
         size_t n = (size_t)d->n_labels;
         c->labels = calloc(n, sizeof *c->labels);
         c->label_ids = calloc(n, sizeof *c->label_ids);

@@ -14,7 +14,8 @@ void rd_seq_free(rd_seq *s) {
 }
 
 static int seq_reserve(rd_seq *s, size_t extra, rd_error *err) {
-    if ((size_t)s->n + extra <= (size_t)s->cap) return 0;
+    /* (the arrays exist whenever cap > 0; said for clang's analyser, which cannot know it) */
+    if (s->ids && s->ans && (size_t)s->n + extra <= (size_t)s->cap) return 0;
     if ((size_t)s->n + extra > (size_t)INT32_MAX / 2)
         return rd_error_set(err, "example of %zu tokens is too long", (size_t)s->n + extra);
     /* both arrays grow alike from cap; a failure between them leaves cap a lower bound */
@@ -27,6 +28,7 @@ static int seq_reserve(rd_seq *s, size_t extra, rd_error *err) {
 }
 
 static int seq_push(rd_seq *s, const int *ids, size_t n, int ans, rd_error *err) {
+    if (n == 0) return 0; /* (s->ids may still be NULL: no memcpy from or to NULL) */
     if (seq_reserve(s, n, err) < 0) return -1;
     memcpy(s->ids + s->n, ids, n * sizeof *ids);
     memset(s->ans + s->n, ans, n);
@@ -132,7 +134,7 @@ int rd_data_answer_ids(const rd_tokenizer *tok, const char *ctx, const char *A, 
         rd_seq_free(&s);
         return rd_error_set(err, "out of memory");
     }
-    memcpy(*ids, s.ids + s.n_prompt, (size_t)*n * sizeof **ids);
+    if (*n) memcpy(*ids, s.ids + s.n_prompt, (size_t)*n * sizeof **ids);
     rd_seq_free(&s);
     return 0;
 }

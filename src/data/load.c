@@ -320,7 +320,13 @@ static int finish_classification(loader *L) {
     if (rc < 0) rd_error_prefix(L->err, "%s", L->path);
     for (size_t i = 0; i < L->n_stash && rc == 0; i++) {
         const rd_record *r = &L->stash[i];
-        int k = rank[find_key(keys, d->n_labels, r)];
+        const int slot = find_key(keys, d->n_labels, r); /* found: the keys come from the stash */
+        if (slot < 0) {
+            rc = rd_error_set(L->err, "%s:%ld: the label is not among the labels read", L->path,
+                              r->line);
+            break;
+        }
+        int k = rank[slot];
         size_t pl = 0;
         s.n = 0;
         rc = rd_data_template_render(&L->tpl, L->o.system, r->turns[0].prompt, NULL,

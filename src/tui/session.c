@@ -375,7 +375,7 @@ static int read_session_file(const char *path, int missing_ok, char **data, size
         goto done;
     }
     const size_t size = (size_t)st.st_size;
-    buf = malloc(size + 1);
+    buf = calloc(size + 1, 1); /* zeroed: clang's analyser cannot see read() fill it */
     if (!buf) {
         rd_error_set(err, "%s: out of memory", path);
         goto done;
