@@ -29,7 +29,8 @@ typedef struct rd_buf {
  * -1 (oom latched) when out of memory or len + extra + 1 overflows. */
 int rd_buf_reserve(rd_buf *b, size_t extra);
 
-/* Appends n bytes of src (which may hold NULs; src may be NULL when n is 0). 0 or -1. */
+/* Appends n bytes of src (which may hold NULs; src may be NULL when n is 0, and must not
+ * point into b's own data, which growing may move). 0 or -1. */
 int rd_buf_append(rd_buf *b, const void *src, size_t n);
 
 /* Appends the C string s (without its NUL). 0 or -1. */
