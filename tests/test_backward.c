@@ -15,7 +15,7 @@
 
 #include "redit/backward.h"
 #include "redit/forward.h"
-#include "redit/kernels.h"
+#include "core/kernels.h"
 #include "redit/model.h"
 #include "tiny_model.h"
 

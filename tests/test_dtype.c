@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "redit/dtype.h"
+#include "redit/rng.h"
 
 static float bits_f32(uint32_t u) {
     float f;
@@ -21,13 +22,6 @@ static uint32_t f32_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     return u;
-}
-
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 /* ---- f16 ---------------------------------------------------------------------------- */
@@ -130,9 +124,9 @@ static void test_f16_matches_reference(void **state) {
     (void)state;
     uint64_t s = 1;
     for (int i = 0; i < 300000; i++) {
-        uint32_t u = (uint32_t)rng_next(&s);
+        uint32_t u = (uint32_t)rd_splitmix64(&s);
         /* Bias towards the f16 range: exponents 100..150 half of the time. */
-        if (i % 2) u = (u & 0x807FFFFFu) | ((uint32_t)(100 + rng_next(&s) % 51) << 23);
+        if (i % 2) u = (u & 0x807FFFFFu) | ((uint32_t)(100 + rd_splitmix64(&s) % 51) << 23);
         float x = bits_f32(u);
         if (isnan(x)) continue;
         uint16_t got = rd_f32_to_f16(x), want = ref_f32_to_f16(x);
@@ -142,8 +136,8 @@ static void test_f16_matches_reference(void **state) {
     /* The compiler's own conversion, where it has one. */
     s = 2;
     for (int i = 0; i < 300000; i++) {
-        uint32_t u = (uint32_t)rng_next(&s);
-        if (i % 2) u = (u & 0x807FFFFFu) | ((uint32_t)(100 + rng_next(&s) % 51) << 23);
+        uint32_t u = (uint32_t)rd_splitmix64(&s);
+        if (i % 2) u = (u & 0x807FFFFFu) | ((uint32_t)(100 + rd_splitmix64(&s) % 51) << 23);
         float x = bits_f32(u);
         if (isnan(x)) continue;
         _Float16 h = (_Float16)x;
@@ -191,7 +185,7 @@ static void test_bf16(void **state) {
     }
     uint64_t s = 3;
     for (int i = 0; i < 300000; i++) {
-        uint32_t u = (uint32_t)rng_next(&s);
+        uint32_t u = (uint32_t)rd_splitmix64(&s);
         float x = bits_f32(u);
         if (isnan(x)) continue;
         uint16_t got = rd_f32_to_bf16(x), want = ref_f32_to_bf16(x);
@@ -236,7 +230,7 @@ static void test_q8_0_error_bound_and_nonfinite(void **state) {
     uint64_t s = 9;
     float x[64], y[64];
     uint8_t blk[68];
-    for (int j = 0; j < 64; j++) x[j] = (float)((int64_t)(rng_next(&s) % 20001) - 10000) / 997.0f;
+    for (int j = 0; j < 64; j++) x[j] = (float)((int64_t)(rd_splitmix64(&s) % 20001) - 10000) / 997.0f;
     q->from_f32(x, blk, 64);
     q->to_f32(blk, y, 64);
     for (int b = 0; b < 2; b++) {

@@ -14,7 +14,7 @@
 
 #include "redit/backward.h"
 #include "redit/forward.h"
-#include "redit/gemm_bf16.h"
+#include "core/gemm_bf16.h"
 #include "redit/model.h"
 #include "tiny_model.h"
 #include "../src/model/layer.h"

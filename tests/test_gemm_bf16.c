@@ -18,9 +18,10 @@
 #include <string.h>
 
 #include "redit/dtype.h"
-#include "redit/gemm_bf16.h"
-#include "redit/pool.h"
+#include "core/gemm_bf16.h"
+#include "core/pool.h"
 #include "redit/weights.h"
+#include "redit/rng.h"
 
 #define TOL 1e-5
 #define TINY 1e-30
@@ -28,16 +29,9 @@
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [-1, 1). */
 static float rng_uniform(uint64_t *s) {
-    return (float)((double)(rng_next(s) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+    return (float)((double)(rd_splitmix64(s) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
 }
 
 static void *xmalloc(size_t bytes) {

@@ -14,6 +14,7 @@
 #include "redit/forward.h"
 #include "redit/generate.h"
 #include "redit/model.h"
+#include "redit/rng.h"
 #include "tiny_model.h"
 
 typedef struct fixture {

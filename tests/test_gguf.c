@@ -19,7 +19,7 @@
 #include "helpers/bytebuf.h"
 #include "helpers/tiny_model.h"
 #include "checks.h"
-#include "redit/kernels.h"
+#include "core/kernels.h"
 #include "redit/model_file.h"
 #include "redit/tokenizer.h"
 

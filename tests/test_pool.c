@@ -23,9 +23,9 @@
 #include "redit/backward.h"
 #include "redit/dtype.h"
 #include "redit/forward.h"
-#include "redit/kernels.h"
+#include "core/kernels.h"
 #include "redit/model.h"
-#include "redit/pool.h"
+#include "core/pool.h"
 #include "redit/weights.h"
 
 /* ---- every task once -------------------------------------------------------- */

@@ -25,10 +25,11 @@
 #include "helpers/tiny_model.h"
 #include "redit/dtype.h"
 #include "redit/forward.h"
-#include "redit/kernels.h"
+#include "core/kernels.h"
 #include "redit/model.h"
 #include "redit/model_file.h"
-#include "redit/pool.h"
+#include "core/pool.h"
+#include "redit/rng.h"
 
 static const rd_dtype QTYPES[] = {RD_DTYPE_Q4_0, RD_DTYPE_Q4_1, RD_DTYPE_Q5_0,
                                   RD_DTYPE_Q5_1, RD_DTYPE_Q2_K, RD_DTYPE_Q3_K,
@@ -37,27 +38,20 @@ static const rd_dtype QTYPES[] = {RD_DTYPE_Q4_0, RD_DTYPE_Q4_1, RD_DTYPE_Q5_0,
 
 /* ---- deterministic random numbers -------------------------------------------------------- */
 
-static uint64_t next_u64(uint64_t *s) { /* splitmix64 */
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static float uniform(uint64_t *s) { return (float)((next_u64(s) >> 40) + 0.5) / 16777216.0f; }
+static float uniform(uint64_t *s) { return (float)((rd_splitmix64(s) >> 40) + 0.5) / 16777216.0f; }
 
 static float gaussian(uint64_t *s) {
     return sqrtf(-2.0f * logf(uniform(s))) * cosf(6.2831853f * uniform(s));
 }
 
 static void random_bytes(uint8_t *p, size_t n, uint64_t *s) {
-    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)next_u64(s);
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)rd_splitmix64(s);
 }
 
 /* f16 scales the tests put into blocks: normal, subnormal, negative, 1, 0. */
 static const uint16_t F16S[] = {0x3C00, 0x3555, 0xB800, 0x2E66, 0x0201, 0x0000, 0x4A10};
 
-static uint16_t pick_f16(uint64_t *s) { return F16S[next_u64(s) % (sizeof F16S / 2)]; }
+static uint16_t pick_f16(uint64_t *s) { return F16S[rd_splitmix64(s) % (sizeof F16S / 2)]; }
 
 static void put16(uint8_t *p, uint16_t h) {
     p[0] = (uint8_t)h;
@@ -174,7 +168,7 @@ static void check_q3_k(uint64_t *s) {
     random_bytes(b, sizeof b, s);
     memset(b + 96, 0, 12);
     for (int k = 0; k < 16; k++) {
-        scale[k] = (int)(next_u64(s) % 64);
+        scale[k] = (int)(rd_splitmix64(s) % 64);
         b[96 + k % 8] |= (uint8_t)((scale[k] & 0xF) << (4 * (k / 8)));
         b[96 + 8 + k % 4] |= (uint8_t)((scale[k] >> 4) << (2 * (k / 4)));
     }
@@ -207,8 +201,8 @@ static void check_q45_k(rd_dtype t, uint64_t *s) {
     uint8_t *sc = b + 4;
     memset(sc, 0, 12);
     for (int j = 0; j < 8; j++) {
-        ls[j] = (int)(next_u64(s) % 64);
-        lm[j] = (int)(next_u64(s) % 64);
+        ls[j] = (int)(rd_splitmix64(s) % 64);
+        lm[j] = (int)(rd_splitmix64(s) % 64);
         if (j < 4) {
             sc[j] |= (uint8_t)ls[j];
             sc[j + 4] |= (uint8_t)lm[j];

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/rng.h"
 #include "redit/sampler.h"
 
 /* Draws in the distribution tests and the largest |empirical - expected| allowed: the

@@ -19,7 +19,7 @@
 #include "redit/forward.h"
 #include "redit/model_file.h"
 #include "redit/train.h"
-#include "redit/gemm_bf16.h"
+#include "core/gemm_bf16.h"
 #include "tiny_model.h"
 
 typedef struct fixture {

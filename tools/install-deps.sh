@@ -1,8 +1,11 @@
 #!/bin/sh
 # Installs the Debian 12 packages redit builds and tests with, when they are missing.
 # Called by the Makefile before the first compile; prints what it installs.
+# `install-deps.sh analyze` (make analyze) adds clang's static analyser, which the default
+# build and CI do not need.
 set -e
 PKGS="build-essential pkg-config libopenblas-dev liblua5.4-dev libncurses-dev libreadline-dev libcmocka-dev libcjson-dev python3 python3-sentencepiece tmux"
+[ "${1:-}" = analyze ] && PKGS="$PKGS clang clang-tools"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

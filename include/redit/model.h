@@ -110,6 +110,9 @@ typedef enum rd_compute { RD_COMPUTE_F32 = 0, RD_COMPUTE_BF16 = 1 } rd_compute;
 int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error *err);
 rd_compute rd_model_compute(const rd_model *m);
 
+/* 1 when this CPU runs compute mode c (F32 always; BF16 needs AVX512-BF16), else 0. */
+int rd_compute_available(rd_compute c);
+
 /* A compute mode by name: "f32", "bf16", or "auto" (bf16 where the CPU has AVX512-BF16,
  * else f32). Returns 0 with *out set, or -1 for any other name (*out untouched). */
 int rd_compute_from_name(const char *name, rd_compute *out);

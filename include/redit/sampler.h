@@ -7,7 +7,7 @@
  *      history get -inf;
  *   3. temperature == 0: argmax (greedy; ties → lowest id);
  *   4. else logits / temperature, top-k, softmax, top-p (nucleus: the smallest set of
- *      most-probable tokens whose mass reaches p), then a draw from the seeded RNG. */
+ *      most-probable tokens whose mass reaches p), then a draw from the seeded RNG (redit/rng.h). */
 #ifndef REDIT_SAMPLER_H
 #define REDIT_SAMPLER_H
 
@@ -43,9 +43,5 @@ void rd_sampler_free(rd_sampler *s); /* NULL-safe */
 /* Picks the next token from logits (n_vocab floats; modified in place) given the tokens
  * so far (prompt + generated). Deterministic for a given seed and call sequence. */
 int rd_sampler_sample(rd_sampler *s, float *logits, const int *history, size_t n_history);
-
-/* xorshift64* generator used by the sampler; exposed for tests and data shuffling. */
-uint64_t rd_rng_next(uint64_t *state);
-float rd_rng_uniform(uint64_t *state); /* [0, 1) */
 
 #endif

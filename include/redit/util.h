@@ -1,10 +1,12 @@
-/* redit — small helpers shared across layers (core layer): FNV-1a hashing and the exact
- * decimal text of a double. */
+/* redit — small helpers shared across layers (core layer): FNV-1a hashing, the exact
+ * decimal text of a double, the memory read bandwidth. */
 #ifndef REDIT_UTIL_H
 #define REDIT_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "redit/error.h"
 
 /* 64-bit FNV-1a: start from RD_FNV1A_INIT and fold in byte runs in order. */
 #define RD_FNV1A_INIT 0xcbf29ce484222325ull
@@ -19,5 +21,11 @@ static inline uint64_t rd_fnv1a(uint64_t h, const void *p, size_t n) {
  * "0.050000000000000003". Writes at most cap bytes (NUL included) into buf, which must hold
  * 32; returns buf. */
 const char *rd_format_double(double v, char *buf, size_t cap);
+
+/* Streaming read bandwidth in GB/s over a buffer of `bytes` (make it larger than the caches),
+ * read by the process's thread pool (the decode path's threads): the roofline of a
+ * bandwidth-bound decode step. The best of `rounds` reads after one warm-up. 0 with *err when
+ * the buffer or the pool cannot be had. */
+double rd_read_bandwidth(size_t bytes, int rounds, rd_error *err);
 
 #endif

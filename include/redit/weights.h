@@ -84,7 +84,8 @@ typedef struct rd_weights {
     void *map;
     size_t map_size;
     void **owned;
-    int n_owned, cap_owned;
+    int n_owned;
+    size_t cap_owned;
 } rd_weights;
 
 /* Memory this process can still take: MemAvailable of /proc/meminfo (bytes), or SIZE_MAX

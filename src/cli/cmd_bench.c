@@ -17,8 +17,7 @@
 #include "redit/backward.h"
 #include "redit/edits.h"
 #include "redit/forward.h"
-#include "redit/gemm_bf16.h"
-#include "redit/pool.h"
+#include "redit/util.h"
 
 typedef struct shape {
     const char *name;
@@ -81,6 +80,13 @@ static void run_sgemm(const void *p, char *out, size_t cap) {
     openblas_set_num_threads(a->threads);
     float *A = calloc((size_t)a->M * a->K, 4), *B = calloc((size_t)a->N * a->K, 4),
           *C = calloc((size_t)a->M * a->N, 4);
+    if (!A || !B || !C) {
+        snprintf(out, cap, "out of memory");
+        free(A);
+        free(B);
+        free(C);
+        return;
+    }
     for (size_t i = 0; i < (size_t)a->M * a->K; i++) A[i] = (float)(i % 7) * 0.1f;
     for (size_t i = 0; i < (size_t)a->N * a->K; i++) B[i] = (float)(i % 5) * 0.1f;
     double best = 1e30;
@@ -102,47 +108,13 @@ typedef struct bandwidth_arg {
     size_t bytes;
 } bandwidth_arg;
 
-typedef struct read_job {
-    const float *data;
-    size_t floats_per_task;
-    float sums[64];
-} read_job;
-
-static void read_task(void *arg, int task) {
-    read_job *j = arg;
-    typedef float v16f __attribute__((vector_size(64)));
-    const v16f *p = (const v16f *)(j->data + (size_t)task * j->floats_per_task);
-    v16f a0 = {0}, a1 = {0};
-    for (size_t i = 0; i + 1 < j->floats_per_task / 16; i += 2) {
-        a0 += p[i];
-        a1 += p[i + 1];
-    }
-    j->sums[task % 64] += a0[0] + a1[1];
-}
-
 /* Streaming read bandwidth over a buffer larger than the caches, with the process's pool
  * (the decode path's threads, as many as OpenBLAS's): the roofline of a bandwidth-bound
  * decode step. */
 static void run_bandwidth(const void *p, char *out, size_t cap) {
     const bandwidth_arg *a = p;
     openblas_set_num_threads(a->threads);
-    rd_pool *pool = rd_pool_shared(NULL);
-    float *buf = aligned_alloc(64, a->bytes);
-    if (!pool || !buf) {
-        snprintf(out, cap, "0");
-        return;
-    }
-    memset(buf, 1, a->bytes);
-    read_job j = {.data = buf, .floats_per_task = a->bytes / sizeof(float) / 64};
-    double best = 1e30;
-    for (int it = 0; it < 8; it++) {
-        double t0 = cli_now();
-        rd_pool_run(pool, read_task, &j, 64);
-        double t = cli_now() - t0;
-        if (it > 0 && t < best) best = t;
-    }
-    snprintf(out, cap, "%.2f", (double)a->bytes / best / 1e9);
-    free(buf);
+    snprintf(out, cap, "%.2f", rd_read_bandwidth(a->bytes, 7, NULL));
 }
 
 typedef struct model_arg {
@@ -341,9 +313,9 @@ static int torch_run(const char *script, const char *model, const char *mode, in
     cJSON *j = cJSON_Parse(last);
     cJSON *v = j ? cJSON_GetObjectItem(j, "tok_s") : NULL;
     cJSON *r = j ? cJSON_GetObjectItem(j, "peak_rss_mb") : NULL;
-    int ok = cJSON_IsNumber(v);
+    int ok = v && cJSON_IsNumber(v);
     if (ok) *tok_s = v->valuedouble;
-    *rss_mb = cJSON_IsNumber(r) ? r->valuedouble : 0.0;
+    *rss_mb = r && cJSON_IsNumber(r) ? r->valuedouble : 0.0;
     cJSON_Delete(j);
     return ok ? 0 : -1;
 }
@@ -476,7 +448,7 @@ int cmd_bench(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || !dir || !script) { /* (getopt gives -d and -r their argument) */
         usage(stderr);
         return 2;
     }
@@ -492,7 +464,7 @@ int cmd_bench(int argc, char **argv) {
         use_torch = 0;
     }
     print_machine();
-    const int have_bf16 = rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16);
+    const int have_bf16 = rd_compute_available(RD_COMPUTE_BF16);
     if (!have_bf16) printf("(no AVX512-BF16 on this CPU: bf16 compute rows are skipped)\n");
     const int threads[] = {1, 2};
     double gemm[2] = {0};

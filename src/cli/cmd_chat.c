@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "options.h"
 #include "line_input.h"
+#include "redit/buf.h"
 #include "redit/chat_format.h"
 #include "redit/edits.h"
 #include "redit/generate.h"
@@ -91,13 +92,7 @@ static char *dup_str(const char *s) {
 }
 
 static int convo_add(convo *c, const char *user, const char *assistant) {
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 8;
-        rd_chat_exchange *ex = realloc(c->ex, cap * sizeof *ex);
-        if (!ex) return -1;
-        c->ex = ex;
-        c->cap = cap;
-    }
+    if (rd_array_reserve(&c->ex, &c->cap, c->n + 1, sizeof *c->ex)) return -1;
     char *u = dup_str(user), *a = dup_str(assistant);
     if (!u || !a) {
         free(u);

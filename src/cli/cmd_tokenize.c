@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "redit/buf.h"
 #include "redit/tokenizer.h"
 
 static void usage(FILE *out) {
@@ -72,22 +73,16 @@ static const rd_tokenizer *open_tokenizer(const char *path, const char *tok_path
     return *owned;
 }
 
+/* All of fp; NULL (after a message) when it cannot be read or held. */
 static char *read_all(FILE *fp, size_t *n) {
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        len += fread(buf + len, 1, cap - len, fp);
-        if (len < cap) break;
-        char *g = realloc(buf, cap * 2);
-        if (!g) {
-            free(buf);
-            return NULL;
-        }
-        buf = g;
-        cap *= 2;
+    rd_buf b = {0};
+    if (rd_buf_read(&b, fp)) {
+        fprintf(stderr, "redit tokenize: %s\n", b.oom ? "out of memory reading stdin" : "cannot read stdin");
+        rd_buf_free(&b);
+        return NULL;
     }
-    *n = len;
-    return buf;
+    *n = b.len;
+    return rd_buf_take(&b);
 }
 
 static int print_ids(const rd_tokenizer *t, const char *text, size_t len, int bos) {
@@ -115,7 +110,7 @@ static int jsonl(const rd_tokenizer *t, int bos) {
         if (len == 0 || line[0] == '\n') continue;
         cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
         cJSON *text = j ? cJSON_GetObjectItemCaseSensitive(j, "text") : NULL;
-        if (!cJSON_IsString(text)) {
+        if (!text || !cJSON_IsString(text)) {
             fprintf(stderr, "redit tokenize: stdin line %ld: expected a JSON object with a string "
                             "\"text\"\n", lineno);
             cJSON_Delete(j);

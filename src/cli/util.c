@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "redit/buf.h"
 #include "redit/edits.h"
 #include "redit/generate.h"
 
@@ -61,10 +62,12 @@ int cli_gen_option(const char *cmd, int c, const char *arg, rd_gen_opts *g) {
 }
 
 int *cli_parse_ids(const char *text, size_t *n) {
-    size_t cap = 16, len = 0;
-    int *ids = malloc(cap * sizeof *ids);
+    size_t cap = 0, len = 0;
+    int *ids = NULL;
     const char *p = text;
-    while (ids) {
+    /* an empty list is still an array (of room for 16) */
+    int oom = rd_array_reserve(&ids, &cap, 16, sizeof *ids);
+    while (!oom) {
         while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
         if (!*p) break;
         char *end;
@@ -75,16 +78,12 @@ int *cli_parse_ids(const char *text, size_t *n) {
             free(ids);
             return NULL;
         }
-        if (len == cap) {
-            int *g = realloc(ids, 2 * cap * sizeof *ids);
-            if (!g) break;
-            ids = g;
-            cap *= 2;
-        }
+        if ((oom = rd_array_reserve(&ids, &cap, len + 1, sizeof *ids))) break;
         ids[len++] = (int)v;
         p = end;
     }
-    if (!ids) {
+    if (oom) {
+        free(ids);
         fprintf(stderr, "redit: out of memory\n");
         return NULL;
     }

@@ -17,7 +17,7 @@
  * and multiplies them with each row's broadcast (a[2p], a[2p+1]) word (vdpbf16ps). The
  * terms of one C element are added in the same order whatever the task split, so results
  * do not depend on the number of threads. */
-#include "redit/gemm_bf16.h"
+#include "gemm_bf16.h"
 
 #include <limits.h>
 #include <stdatomic.h>
@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "redit/dtype.h"
-#include "redit/pool.h"
+#include "pool.h"
 
 /* RD_GEMM_NO_AVX512 builds the portable kernel only (to test a build for other CPUs). */
 #if defined(__x86_64__) && !defined(RD_GEMM_NO_AVX512) && \
@@ -219,9 +219,12 @@ static void pack_at_portable(const at_pack *p, int64_t i0, int64_t i1) {
         uint32_t *dst = p->data + (size_t)kb * (size_t)p->M * KC_PAIRS;
         for (int64_t q = 0; q < kcp; q++) {
             const int64_t e = 2 * (kp0 + q);
-            const float *r0 = p->A + (size_t)e * p->lda, *r1 = e + 1 < p->K ? r0 + p->lda : NULL;
+            /* the second row, or none past the last: a flag, not a NULL row pointer (clang's
+             * analyser took r0 + lda == NULL to mean r0 == NULL) */
+            const int has_r1 = e + 1 < p->K;
+            const float *r0 = p->A + (size_t)e * p->lda, *r1 = has_r1 ? r0 + p->lda : r0;
             for (int64_t i = i0; i < i1; i++)
-                dst[(size_t)i * KC_PAIRS + (size_t)q] = bf16_pair(r0[i], r1 ? r1[i] : 0.0f);
+                dst[(size_t)i * KC_PAIRS + (size_t)q] = bf16_pair(r0[i], has_r1 ? r1[i] : 0.0f);
         }
     }
 }

@@ -1,6 +1,6 @@
 /* Numeric kernels on OpenBLAS: matmul over weights of any storage type, RMSNorm, RoPE,
  * softmax, SwiGLU and grouped-query causal attention. */
-#include "redit/kernels.h"
+#include "kernels.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -10,8 +10,8 @@
 #include <immintrin.h>
 #endif
 
-#include "redit/gemm_bf16.h"
-#include "redit/pool.h"
+#include "gemm_bf16.h"
+#include "pool.h"
 
 /* Rows of a non-f32 weight widened at once: about 1 MiB of f32 per panel. */
 static int64_t panel_rows(const rd_matrix *W) {

@@ -1,4 +1,4 @@
-#include "redit/pool.h"
+#include "pool.h"
 
 #include <cblas.h>
 #include <pthread.h>

@@ -2,6 +2,7 @@
 #include "redit/weights.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
@@ -11,6 +12,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "redit/buf.h"
 
 /* Upper bounds well above any Llama-2-family model, low enough that products of them
  * cannot overflow 64-bit sizes. */
@@ -83,15 +86,10 @@ int rd_memory_check(size_t bytes, const char *what, rd_error *err) {
 }
 
 void *rd_weights_alloc(rd_weights *w, size_t bytes, rd_error *err) {
-    if (w->n_owned == w->cap_owned) {
-        int cap = w->cap_owned ? 2 * w->cap_owned : 16;
-        void **grown = realloc(w->owned, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            rd_error_set(err, "out of memory");
-            return NULL;
-        }
-        w->owned = grown;
-        w->cap_owned = cap;
+    if (w->n_owned == INT_MAX ||
+        rd_array_reserve(&w->owned, &w->cap_owned, (size_t)w->n_owned + 1, sizeof *w->owned)) {
+        rd_error_set(err, "out of memory");
+        return NULL;
     }
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded < bytes) {

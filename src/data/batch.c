@@ -65,6 +65,7 @@ int rd_batch_fill(rd_batch *out, const rd_dataset *d, const size_t *idx, size_t 
         for (size_t i = 0; i < count; i++)
             if ((size_t)d->items[idx[i]].ex.n > longest) longest = (size_t)d->items[idx[i]].ex.n;
         if (longest < T) T = longest;
+        if (T == 0) return rd_error_set(err, "batch: every example is empty");
     }
     if (B > (size_t)INT32_MAX / T) {
         free(start);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "data_internal.h"
+#include "redit/buf.h"
 
 #define DEFAULT_TEMPLATE "llama2-chat"
 
@@ -127,23 +128,11 @@ void rd_chat_filter_reset(rd_chat_filter *f) {
     f->stopped = 0;
 }
 
-/* Grows *buf (capacity *cap) to hold need bytes. */
-static int reserve(char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    char *p = realloc(*buf, c);
-    if (!p) return -1;
-    *buf = p;
-    *cap = c;
-    return 0;
-}
-
 /* Hands out raw[shown, end): appended to the reply text. */
 static int show_upto(rd_chat_filter *f, size_t end, const char **show, size_t *show_len) {
     *show = f->raw ? f->raw + f->shown : "";
     *show_len = end - f->shown;
-    if (reserve(&f->reply, &f->cap_reply, end + 1) < 0) {
+    if (rd_array_reserve(&f->reply, &f->cap_reply, end + 1, 1) < 0) {
         *show_len = 0;
         return -1;
     }
@@ -186,7 +175,7 @@ int rd_chat_filter_push(rd_chat_filter *f, const char *text, size_t len, const c
     if (f->n_raw == 0)
         while (len > 0 && is_space(*text)) text++, len--;
     if (len == 0) return 0;
-    if (reserve(&f->raw, &f->cap_raw, f->n_raw + len) < 0) return -1;
+    if (rd_array_reserve(&f->raw, &f->cap_raw, f->n_raw + len, 1) < 0) return -1;
     memcpy(f->raw + f->n_raw, text, len);
     f->n_raw += len;
     /* The shown part never holds the start of a stop text: any match starts after it. */

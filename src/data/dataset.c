@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redit/sampler.h"
+#include "redit/buf.h"
+#include "redit/rng.h"
 #include "redit/util.h"
 
 /* ---- names and defaults ----------------------------------------------------------- */
@@ -67,15 +68,9 @@ char *rd_data_strdup(const char *s) {
 
 /* Appends *it (taken over) to d; frees it on failure. */
 static int push_item(rd_dataset *d, rd_item *it, rd_error *err) {
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 64;
-        rd_item *p = realloc(d->items, cap * sizeof *p);
-        if (!p) {
-            item_free(it);
-            return rd_error_set(err, "out of memory");
-        }
-        d->items = p;
-        d->cap = cap;
+    if (rd_array_reserve(&d->items, &d->cap, d->n + 1, sizeof *d->items)) {
+        item_free(it);
+        return rd_error_set(err, "out of memory");
     }
     d->items[d->n++] = *it;
     for (int t = 0; t < it->ex.n; t++) d->loss_tokens += it->ex.loss[t];
@@ -208,7 +203,7 @@ static rd_dataset *copy_shell(const rd_dataset *d, rd_error *err) {
     rd_dataset *c = calloc(1, sizeof *c);
     if (!c) goto oom;
     c->format = d->format;
-    if (d->n_labels) {
+    if (d->n_labels > 0) {
         size_t n = (size_t)d->n_labels;
         c->labels = calloc(n, sizeof *c->labels);
         c->label_ids = calloc(n, sizeof *c->label_ids);
@@ -246,14 +241,6 @@ static int copy_item(rd_dataset *c, const rd_item *src, rd_error *err) {
     return push_item(c, &it, err);
 }
 
-/* splitmix64: spreads small seeds over the generator's state space. */
-static uint64_t mix_seed(uint64_t seed) {
-    uint64_t z = seed + 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 int rd_dataset_split(const rd_dataset *d, double frac, uint64_t seed, rd_dataset **train,
                      rd_dataset **held_out, rd_error *err) {
     *train = *held_out = NULL;
@@ -268,7 +255,7 @@ int rd_dataset_split(const rd_dataset *d, double frac, uint64_t seed, rd_dataset
     rd_dataset *tr = copy_shell(d, err), *ho = tr ? copy_shell(d, err) : NULL;
     int rc = perm && held && tr && ho ? 0 : rd_error_set(err, "split: out of memory");
     if (rc == 0) {
-        uint64_t state = mix_seed(seed);
+        uint64_t state = rd_rng_seed(seed);
         for (size_t i = 0; i < n; i++) perm[i] = i;
         for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
             size_t j = (size_t)(rd_rng_next(&state) % (uint64_t)(i + 1));

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/buf.h"
+
 void rd_seq_free(rd_seq *s) {
     free(s->ids);
     free(s->ans);
@@ -12,22 +14,21 @@ void rd_seq_free(rd_seq *s) {
 }
 
 static int seq_reserve(rd_seq *s, size_t extra, rd_error *err) {
-    if ((size_t)s->n + extra <= (size_t)s->cap) return 0;
+    /* (the arrays exist whenever cap > 0; said for clang's analyser, which cannot know it) */
+    if (s->ids && s->ans && (size_t)s->n + extra <= (size_t)s->cap) return 0;
     if ((size_t)s->n + extra > (size_t)INT32_MAX / 2)
         return rd_error_set(err, "example of %zu tokens is too long", (size_t)s->n + extra);
-    int cap = s->cap ? s->cap : 64;
-    while ((size_t)cap < (size_t)s->n + extra) cap *= 2;
-    int *ids = realloc(s->ids, (size_t)cap * sizeof *ids);
-    if (!ids) return rd_error_set(err, "out of memory");
-    s->ids = ids;
-    unsigned char *ans = realloc(s->ans, (size_t)cap);
-    if (!ans) return rd_error_set(err, "out of memory");
-    s->ans = ans;
-    s->cap = cap;
+    /* both arrays grow alike from cap; a failure between them leaves cap a lower bound */
+    size_t cap_ids = (size_t)s->cap, cap_ans = (size_t)s->cap;
+    if (rd_array_reserve(&s->ids, &cap_ids, (size_t)s->n + extra, sizeof *s->ids) ||
+        rd_array_reserve(&s->ans, &cap_ans, (size_t)s->n + extra, 1))
+        return rd_error_set(err, "out of memory");
+    s->cap = (int)(cap_ids < cap_ans ? cap_ids : cap_ans);
     return 0;
 }
 
 static int seq_push(rd_seq *s, const int *ids, size_t n, int ans, rd_error *err) {
+    if (n == 0) return 0; /* (s->ids may still be NULL: no memcpy from or to NULL) */
     if (seq_reserve(s, n, err) < 0) return -1;
     memcpy(s->ids + s->n, ids, n * sizeof *ids);
     memset(s->ans + s->n, ans, n);
@@ -133,7 +134,7 @@ int rd_data_answer_ids(const rd_tokenizer *tok, const char *ctx, const char *A, 
         rd_seq_free(&s);
         return rd_error_set(err, "out of memory");
     }
-    memcpy(*ids, s.ids + s.n_prompt, (size_t)*n * sizeof **ids);
+    if (*n) memcpy(*ids, s.ids + s.n_prompt, (size_t)*n * sizeof **ids);
     rd_seq_free(&s);
     return 0;
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/buf.h"
+
 #define RD_LINE_CHUNK ((size_t)1 << 16)
 
 /* ---- UTF-8 ------------------------------------------------------------------------ */
@@ -70,14 +72,8 @@ static int line_append(rd_line_reader *r, const char *p, size_t n, rd_error *err
         r->too_long = 1;
         return 0;
     }
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap;
-        while (cap < r->len + n + 1) cap *= 2;
-        char *b = realloc(r->buf, cap);
-        if (!b) return rd_error_set(err, "out of memory reading a line of %zu bytes", r->len + n);
-        r->buf = b;
-        r->cap = cap;
-    }
+    if (rd_array_reserve(&r->buf, &r->cap, r->len + n + 1, 1))
+        return rd_error_set(err, "out of memory reading a line of %zu bytes", r->len + n);
     memcpy(r->buf + r->len, p, n);
     r->len += n;
     return 0;

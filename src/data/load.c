@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/buf.h"
+
 typedef struct loader {
     const char *path;
     const rd_tokenizer *tok;
@@ -47,24 +49,13 @@ static int set_format(loader *L, rd_data_format f) {
     return L->have_tpl ? 0 : -1;
 }
 
-/* Appends s to *buf (a growing string); -1 on out of memory. */
-static int str_append(char **buf, size_t *len, const char *s, size_t n) {
-    char *p = realloc(*buf, *len + n + 1);
-    if (!p) return -1;
-    memcpy(p + *len, s, n);
-    *len += n;
-    p[*len] = '\0';
-    *buf = p;
-    return 0;
-}
-
 /* Renders and tokenizes an instruction/chat record into one example. */
 static int add_record(loader *L, const rd_record *r) {
     const char *sys = r->system ? r->system : L->o.system;
     rd_seq s = {0};
-    char *ptext = NULL, *atext = NULL;
-    size_t plen = 0;
-    int rc = str_append(&ptext, &plen, "", 0) < 0 ? rd_error_set(L->err, "out of memory") : 0;
+    rd_buf ptext = {0}; /* the prompt's text; a failure latches in ptext.oom */
+    char *atext = NULL;
+    int rc = rd_buf_reserve(&ptext, 0) ? rd_error_set(L->err, "out of memory") : 0;
     for (int i = 0; i < r->n_turns && rc == 0; i++) {
         rd_rendered rr;
         rc = rd_data_template_render(&L->tpl, i == 0 ? sys : NULL, r->turns[i].prompt,
@@ -73,21 +64,20 @@ static int add_record(loader *L, const rd_record *r) {
         size_t pl = 0;
         rc = rd_seq_add_turn(&s, L->tok, &rr, &pl, L->err);
         if (rc == 0 && i + 1 < r->n_turns) { /* earlier turns: the whole text, <s> </s> marks */
-            if (str_append(&ptext, &plen, rr.P, strlen(rr.P)) < 0 ||
-                str_append(&ptext, &plen, rr.A, strlen(rr.A)) < 0 ||
-                str_append(&ptext, &plen, "</s><s>", 7) < 0)
-                rc = rd_error_set(L->err, "out of memory");
+            rd_buf_puts(&ptext, rr.P);
+            rd_buf_puts(&ptext, rr.A);
+            if (rd_buf_puts(&ptext, "</s><s>") < 0) rc = rd_error_set(L->err, "out of memory");
         } else if (rc == 0) {
-            if (str_append(&ptext, &plen, rr.P, pl) < 0) rc = rd_error_set(L->err, "out of memory");
+            if (rd_buf_append(&ptext, rr.P, pl) < 0) rc = rd_error_set(L->err, "out of memory");
             atext = rr.A;
             rr.A = NULL;
         }
         rd_data_rendered_free(&rr);
     }
     if (rc == 0)
-        rc = rd_data_add_example(L->d, &s, L->o.max_len, L->o.mask_prompt, -1, ptext, atext,
+        rc = rd_data_add_example(L->d, &s, L->o.max_len, L->o.mask_prompt, -1, ptext.data, atext,
                                  L->err);
-    free(ptext);
+    rd_buf_free(&ptext);
     free(atext);
     rd_seq_free(&s);
     if (rc < 0) rd_error_prefix(L->err, "%s:%ld", L->path, r->line);
@@ -103,15 +93,9 @@ static int stash_record(loader *L, rd_record *r) {
                                               : "\"label\" is a string but earlier labels are integers");
     }
     L->label_kind = kind;
-    if (L->n_stash == L->cap_stash) {
-        size_t cap = L->cap_stash ? L->cap_stash * 2 : 64;
-        rd_record *p = realloc(L->stash, cap * sizeof *p);
-        if (!p) {
-            rd_data_record_clear(r);
-            return rd_error_set(L->err, "%s: out of memory", L->path);
-        }
-        L->stash = p;
-        L->cap_stash = cap;
+    if (rd_array_reserve(&L->stash, &L->cap_stash, L->n_stash + 1, sizeof *L->stash)) {
+        rd_data_record_clear(r);
+        return rd_error_set(L->err, "%s: out of memory", L->path);
     }
     L->stash[L->n_stash++] = *r;
     memset(r, 0, sizeof *r);
@@ -199,32 +183,14 @@ static int process_line(loader *L, rd_line_reader *rd) {
 
 /* Whole file into a NUL-terminated buffer. */
 static char *read_all(FILE *f, size_t *len, rd_error *err) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        char *p = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-        if (!p) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = p;
-        cap *= 2;
-    }
-    if (!buf) {
-        rd_error_set(err, "out of memory reading the file");
+    rd_buf b = {0};
+    if (rd_buf_read(&b, f) < 0) {
+        rd_error_set(err, b.oom ? "out of memory reading the file" : "read error");
+        rd_buf_free(&b);
         return NULL;
     }
-    if (ferror(f)) {
-        free(buf);
-        rd_error_set(err, "read error");
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    *len = b.len;
+    return rd_buf_take(&b);
 }
 
 /* A plain-text file: one document, its lines checked for UTF-8 (bad ones skipped when
@@ -354,7 +320,13 @@ static int finish_classification(loader *L) {
     if (rc < 0) rd_error_prefix(L->err, "%s", L->path);
     for (size_t i = 0; i < L->n_stash && rc == 0; i++) {
         const rd_record *r = &L->stash[i];
-        int k = rank[find_key(keys, d->n_labels, r)];
+        const int slot = find_key(keys, d->n_labels, r); /* found: the keys come from the stash */
+        if (slot < 0) {
+            rc = rd_error_set(L->err, "%s:%ld: the label is not among the labels read", L->path,
+                              r->line);
+            break;
+        }
+        int k = rank[slot];
         size_t pl = 0;
         s.n = 0;
         rc = rd_data_template_render(&L->tpl, L->o.system, r->turns[0].prompt, NULL,

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/buf.h"
+
 #define MAX_TEMPLATE_LEN ((size_t)64 << 10)
 #define EOS_TEXT "</s>"
 
@@ -107,43 +109,6 @@ void rd_data_template_free(rd_template *t) {
 
 /* ---- rendering -------------------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *p, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *p) { sb_add(b, p, strlen(p)); }
-
-/* A NUL-terminated string even when nothing was added; NULL on out of memory. */
-static char *sb_take(sbuf *b) {
-    sb_add(b, "", 0);
-    if (b->oom) {
-        free(b->s);
-        b->s = NULL;
-    }
-    if (b->s && b->len == 0) b->s[0] = '\0';
-    return b->s;
-}
-
 void rd_data_rendered_free(rd_rendered *r) {
     free(r->P);
     free(r->A);
@@ -160,29 +125,29 @@ int rd_data_template_render(const rd_template *t, const char *system, const char
     if (has_sys && t->with_system) s = t->with_system;
     if (has_in && t->with_input) s = t->with_input;
 
-    sbuf pr = {0}; /* the prompt with what the template has no slot for folded in */
+    rd_buf pr = {0}; /* the prompt with what the template has no slot for folded in */
     if (has_sys && !has_placeholder(s, PH_SYSTEM)) {
-        sb_str(&pr, system);
-        sb_str(&pr, "\n\n");
+        rd_buf_puts(&pr, system);
+        rd_buf_puts(&pr, "\n\n");
     }
-    sb_str(&pr, prompt);
+    rd_buf_puts(&pr, prompt);
     if (has_in && !has_placeholder(s, PH_INPUT)) {
-        sb_str(&pr, "\n\n");
-        sb_str(&pr, input);
+        rd_buf_puts(&pr, "\n\n");
+        rd_buf_puts(&pr, input);
     }
-    char *full_prompt = sb_take(&pr);
+    char *full_prompt = rd_buf_take(&pr);
     if (!full_prompt) return rd_error_set(err, "out of memory");
 
-    sbuf P = {0}, A = {0};
+    rd_buf P = {0}, A = {0}; /* failures latch in .oom: rd_buf_take gives NULL */
     const char *lit = s; /* start of the literal text before the next placeholder */
     const char *p = s;
     size_t n = 0;
     for (; *p; p++) {
         int k = placeholder_at(p, &n);
         if (k == PH_NONE) continue;
-        sb_add(&P, lit, (size_t)(p - lit));
+        rd_buf_append(&P, lit, (size_t)(p - lit));
         if (k == PH_ANSWER) break;
-        sb_str(&P, k == PH_SYSTEM ? (has_sys ? system : "")
+        rd_buf_puts(&P, k == PH_SYSTEM ? (has_sys ? system : "")
                    : k == PH_PROMPT ? full_prompt
                                     : (has_in ? input : ""));
         lit = p + n;
@@ -198,11 +163,11 @@ int rd_data_template_render(const rd_template *t, const char *system, const char
     size_t eos_len = strlen(EOS_TEXT);
     if (after_len >= eos_len && strcmp(after + after_len - eos_len, EOS_TEXT) == 0)
         after_len -= eos_len;
-    sb_str(&A, answer);
-    sb_add(&A, after, after_len);
+    rd_buf_puts(&A, answer);
+    rd_buf_append(&A, after, after_len);
     free(full_prompt);
-    out->P = sb_take(&P);
-    out->A = sb_take(&A);
+    out->P = rd_buf_take(&P);
+    out->A = rd_buf_take(&A);
     if (!out->P || !out->A || !out->ctx) {
         rd_data_rendered_free(out);
         return rd_error_set(err, "out of memory");

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "redit/buf.h"
 #include "redit/tokenizer.h"
 
 static double now_seconds(void) {
@@ -24,25 +25,17 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Growable text buffer for streamed pieces. */
-typedef struct text_buf {
-    char *data;
-    size_t cap;
-} text_buf;
-
-/* The text `id` adds after `prev` through tok (empty without a tokenizer). Sets *text and
- * *len; returns 0, or -1 when out of memory. */
-static int piece_text(const rd_tokenizer *tok, int prev, int id, text_buf *b,
+/* The text `id` adds after `prev` through tok (empty without a tokenizer), decoded into b
+ * (a scratch buffer: its len stays 0). Sets *text and *len; returns 0, or -1 when out of
+ * memory. */
+static int piece_text(const rd_tokenizer *tok, int prev, int id, rd_buf *b,
                       const char **text, size_t *len) {
     *text = "";
     *len = 0;
     if (!tok) return 0;
     size_t n = rd_tokenizer_decode_piece(tok, prev, id, b->data, b->cap);
     if (n > b->cap) {
-        char *grown = realloc(b->data, n);
-        if (!grown) return -1;
-        b->data = grown;
-        b->cap = n;
+        if (rd_buf_reserve(b, n)) return -1;
         n = rd_tokenizer_decode_piece(tok, prev, id, b->data, b->cap);
     }
     *text = n ? b->data : "";
@@ -82,7 +75,7 @@ struct rd_generator {
     float *logits;        /* (vocab) */
     int *history;         /* (n_prompt + max generated) prompt then generated ids */
     size_t n_history;
-    text_buf text;
+    rd_buf text;          /* scratch for the text of the last token */
     rd_gen_stats stats;
 };
 
@@ -91,7 +84,7 @@ void rd_generator_free(rd_generator *g) {
     rd_sampler_free(g->sampler);
     free(g->logits);
     free(g->history);
-    free(g->text.data);
+    rd_buf_free(&g->text);
     free(g);
 }
 
@@ -126,9 +119,7 @@ rd_generator *rd_generator_start(rd_ctx *ctx, const rd_edits_view *edits, const 
     }
     g->logits = malloc((size_t)n_vocab * sizeof *g->logits);
     g->history = malloc((n_prompt + max_gen) * sizeof *g->history);
-    g->text.cap = 64;
-    g->text.data = malloc(g->text.cap);
-    if (!g->logits || !g->history || !g->text.data) {
+    if (!g->logits || !g->history || rd_buf_reserve(&g->text, 63)) {
         rd_error_set(err, "generate: out of memory");
         goto fail;
     }

@@ -8,6 +8,7 @@
  * (1 - p) / (V - 1) probability, popped until the nucleus is complete (the order of
  * the rest is never worked out). */
 #include "redit/sampler.h"
+#include "redit/rng.h"
 
 #include <float.h>
 #include <math.h>
@@ -28,35 +29,6 @@ struct rd_sampler {
     cand *cands;          /* (n_vocab) candidate scratch */
     unsigned char *mark;  /* (n_vocab) all 0 between calls: tokens already penalised */
 };
-
-/* ---- random numbers ---------------------------------------------------------------- */
-
-/* Any non-zero constant works; xorshift never leaves 0, so 0 must be avoided. */
-#define RNG_ZERO_SUBSTITUTE 0x9E3779B97F4A7C15ULL
-
-uint64_t rd_rng_next(uint64_t *state) {
-    uint64_t x = *state ? *state : RNG_ZERO_SUBSTITUTE;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-float rd_rng_uniform(uint64_t *state) {
-    /* 24 high bits: every value k / 2^24 is exact in a float, so the result is < 1. */
-    return (float)(rd_rng_next(state) >> 40) * (1.0f / 16777216.0f);
-}
-
-/* splitmix64 finaliser: spreads small seeds (0, 1, 2, ...) over the state space; it is a
- * bijection, so different seeds give different streams. */
-static uint64_t seed_state(uint64_t seed) {
-    uint64_t z = seed + 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    z ^= z >> 31;
-    return z ? z : RNG_ZERO_SUBSTITUTE;
-}
 
 /* ---- settings ---------------------------------------------------------------------- */
 
@@ -108,7 +80,7 @@ rd_sampler *rd_sampler_new(const rd_sampling *s, int n_vocab, rd_error *err) {
     if (!sp) goto oom;
     sp->cfg = *s;
     sp->n_vocab = n_vocab;
-    sp->rng = seed_state(s->seed);
+    sp->rng = rd_rng_seed(s->seed);
     sp->probs = malloc((size_t)n_vocab * sizeof *sp->probs);
     sp->cands = malloc((size_t)n_vocab * sizeof *sp->cands);
     sp->mark = calloc((size_t)n_vocab, 1);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "redit/buf.h"
 #include "redit/dtype.h"
 #include "redit/error.h"
 
@@ -139,14 +140,11 @@ int rd_gguf_array_elem(const rd_gguf_value *arr, uint64_t i, rd_gguf_value *out)
  * Returns dst. */
 char *rd_gguf_printable(char *dst, size_t cap, const char *s, uint64_t n);
 
-/* ---- writing: a growable little-endian byte buffer for GGUF headers ------------------
- * Shared by rd_gguf_write and the exporters. A failed allocation latches `oom`: later puts
- * do nothing, and the writer checks oom once at the end. Free p when done. */
-typedef struct rd_gguf_buf {
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-} rd_gguf_buf;
+/* ---- writing: little-endian GGUF header fields into a growable buffer -----------------
+ * Shared by rd_gguf_write and the exporters. The buffer is core's rd_buf: a failed
+ * allocation latches `oom`, later puts do nothing, and the writer checks oom once at the
+ * end. rd_buf_free (or free(data)) when done. */
+typedef rd_buf rd_gguf_buf;
 
 void rd_gguf_put(rd_gguf_buf *b, const void *src, size_t n);
 void rd_gguf_put_le(rd_gguf_buf *b, uint64_t v, int bytes); /* the low `bytes` bytes of v */

@@ -1,24 +1,10 @@
 /* The GGUF writers' header buffer (see gguf.h). */
-#include <stdlib.h>
 #include <string.h>
 
 #include "gguf.h"
 
 void rd_gguf_put(rd_gguf_buf *b, const void *src, size_t n) {
-    if (b->oom || !n) return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
+    rd_buf_append(b, src, n); /* a failure is latched in b->oom */
 }
 
 void rd_gguf_put_le(rd_gguf_buf *b, uint64_t v, int bytes) {

@@ -264,7 +264,7 @@ static int write_all(writer *w, FILE *fp, const rd_gguf_buf *header) {
     float *row = malloc((size_t)max_cols * sizeof *row + 1);
     void *conv = malloc((size_t)max_cols * sizeof(float) + 1); /* ≥ any type's row */
     int rc = (!row || !conv) ? rd_error_set(w->err, "%s: out of memory", w->path)
-                             : write_bytes(w, fp, header->p, header->len);
+                             : write_bytes(w, fp, header->data, header->len);
     for (int i = 0; i < w->n && !rc; i++) rc = write_tensor(w, fp, &w->t[i], row, conv);
     free(row);
     free(conv);
@@ -304,7 +304,7 @@ int rd_gguf_write(const char *path, const rd_model_file *f, rd_dtype type, rd_er
     int rc = -1;
     if (!check_model(&w, type) && !plan_tensors(&w) && !build_header(&w, &header))
         rc = write_file(&w, &header);
-    free(header.p);
+    rd_buf_free(&header);
     free(w.t);
     return rc;
 }

@@ -29,7 +29,7 @@ struct rd_gguf_writer {
     rd_gguf_buf kv; /* the key/values, as they go into the file */
     uint64_t n_kv;
     tensor *t;      /* (n, cap) */
-    int n, cap;
+    size_t n, cap;
     int oom;        /* a tensor could not be added: reported by the commit */
 };
 
@@ -41,7 +41,7 @@ rd_gguf_writer *rd_gguf_writer_new(rd_error *err) {
 
 void rd_gguf_writer_free(rd_gguf_writer *w) {
     if (!w) return;
-    free(w->kv.p);
+    rd_buf_free(&w->kv);
     free(w->t);
     free(w);
 }
@@ -79,15 +79,9 @@ int rd_gguf_writer_add(rd_gguf_writer *w, const char *name, rd_dtype type,
         return rd_error_set(err, "GGUF writer: tensor %s: %llu columns are not a whole number "
                                  "of %s blocks", name, (unsigned long long)t.ne[0], gt->name);
     t.bytes = elems / gt->block_elems * gt->block_bytes;
-    if (w->n == w->cap) {
-        int cap = w->cap ? 2 * w->cap : 16;
-        tensor *grown = realloc(w->t, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            w->oom = 1;
-            return 0;
-        }
-        w->t = grown;
-        w->cap = cap;
+    if (rd_array_reserve(&w->t, &w->cap, w->n + 1, sizeof *w->t)) {
+        w->oom = 1;
+        return 0;
     }
     w->t[w->n++] = t;
     return 0;
@@ -101,9 +95,9 @@ static void build_header(const rd_gguf_writer *w, rd_gguf_buf *b) {
     rd_gguf_put_le(b, 3, 4);
     rd_gguf_put_le(b, (uint64_t)w->n, 8);
     rd_gguf_put_le(b, w->n_kv, 8);
-    rd_gguf_put(b, w->kv.p, w->kv.len);
+    rd_gguf_put(b, w->kv.data, w->kv.len);
     uint64_t off = 0;
-    for (int i = 0; i < w->n; i++) {
+    for (size_t i = 0; i < w->n; i++) {
         const tensor *t = &w->t[i];
         rd_gguf_put_str(b, t->name, strlen(t->name));
         rd_gguf_put_le(b, t->n_dims, 4);
@@ -117,7 +111,7 @@ static void build_header(const rd_gguf_writer *w, rd_gguf_buf *b) {
 
 static int write_data(const rd_gguf_writer *w, rd_atomic_file *af) {
     static const uint8_t zeros[ALIGN];
-    for (int i = 0; i < w->n; i++) {
+    for (size_t i = 0; i < w->n; i++) {
         const tensor *t = &w->t[i];
         size_t pad = (size_t)(padded(t->bytes) - t->bytes);
         if (rd_atomic_file_write(af, t->data, (size_t)t->bytes) ||
@@ -131,16 +125,16 @@ int rd_gguf_writer_commit(rd_gguf_writer *w, const char *path, rd_error *err) {
     rd_gguf_buf h = {0};
     build_header(w, &h);
     if (h.oom || w->kv.oom || w->oom) {
-        free(h.p);
+        rd_buf_free(&h);
         return rd_error_set(err, "%s: out of memory building the GGUF header", path);
     }
     rd_atomic_file af;
     if (rd_atomic_file_open(&af, path, err)) {
-        free(h.p);
+        rd_buf_free(&h);
         return -1;
     }
-    int bad = rd_atomic_file_write(&af, h.p, h.len) || write_data(w, &af);
-    free(h.p);
+    int bad = rd_atomic_file_write(&af, h.data, h.len) || write_data(w, &af);
+    rd_buf_free(&h);
     if (bad) {
         int saved = errno;
         rd_atomic_file_abort(&af);

@@ -236,7 +236,7 @@ static int read_normalization(const cJSON *root, const char *path, hf_vocab *v, 
 static int read_vocab(const cJSON *model, const char *path, hf_vocab *v, int n_added,
                       rd_error *err) {
     const cJSON *vocab = field(model, "vocab");
-    if (!cJSON_IsObject(vocab))
+    if (!vocab || !cJSON_IsObject(vocab))
         return rd_error_set(err, "%s: model.vocab is %s, not an object (piece \xE2\x86\x92 id)",
                             path, vocab ? "of another JSON type" : "missing");
     int n_vocab = cJSON_GetArraySize(vocab);
@@ -246,7 +246,7 @@ static int read_vocab(const cJSON *model, const char *path, hf_vocab *v, int n_a
     v->n_vocab = n_vocab;
     v->n = n_vocab + n_added; /* upper bound until the added tokens are read */
     v->pieces = calloc((size_t)v->n, sizeof *v->pieces);
-    v->types = malloc((size_t)v->n * sizeof *v->types);
+    v->types = calloc((size_t)v->n, sizeof *v->types); /* (zeroed: see find_piece) */
     if (!v->pieces || !v->types) return rd_error_set(err, "%s: out of memory", path);
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
@@ -294,9 +294,12 @@ static int read_added(const cJSON *added, const char *path, hf_vocab *v, rd_erro
     return 0;
 }
 
+/* Every id below v->n has a piece once read_vocab and read_added succeeded (model.vocab's
+ * n distinct ids in 0..n-1, then the check of the added ids); the NULL test and the zeroed
+ * types are for clang's analyser, which cannot count cJSON's entries. */
 static int find_piece(const hf_vocab *v, const char *s) {
     for (int i = 0; i < v->n; i++)
-        if (strcmp(v->pieces[i], s) == 0) return i;
+        if (v->pieces[i] && strcmp(v->pieces[i], s) == 0) return i;
     return -1;
 }
 

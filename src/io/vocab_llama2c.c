@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/buf.h"
 #include "redit/vocab.h"
 
 typedef struct bin_reader {
@@ -57,17 +58,6 @@ static int open_reader(bin_reader *r, const char *path, rd_error *err) {
     return 0;
 }
 
-static int grow(char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need) c *= 2;
-    char *p = realloc(*buf, c);
-    if (!p) return -1;
-    *buf = p;
-    *cap = c;
-    return 0;
-}
-
 /* Appends token i's bytes (len of them) with each ' ' turned back into "▁". */
 static void store_piece(bin_vocab *v, int i, size_t len) {
     static const char *const special[][2] = {{"\n<s>\n", "<s>"}, {"\n</s>\n", "</s>"}};
@@ -106,8 +96,8 @@ static int read_token(bin_reader *r, bin_vocab *v, int i, int vocab_size, rd_err
     if (len > r->size - r->pos)
         return rd_error_set(err, "%s: token %d has length %d but only %ld bytes are left in "
                             "the file", r->path, i, (int)len, r->size - r->pos);
-    if (grow(&v->scratch, &v->scratch_cap, (size_t)len + 1) < 0 ||
-        grow(&v->arena, &v->cap, v->off[i] + 3 * (size_t)len + 1) < 0)
+    if (rd_array_reserve(&v->scratch, &v->scratch_cap, (size_t)len + 1, 1) < 0 ||
+        rd_array_reserve(&v->arena, &v->cap, v->off[i] + 3 * (size_t)len + 1, 1) < 0)
         return rd_error_set(err, "%s: out of memory reading token %d", r->path, i);
     if (read_exact(r, v->scratch, (size_t)len, err) < 0) return -1;
     store_piece(v, i, (size_t)len);

@@ -214,7 +214,8 @@ void rdl_new_type(lua_State *L, const char *name, const luaL_Reg *methods, const
 }
 
 int rdl_raise(lua_State *L, const rd_error *err) {
-    return luaL_error(L, "%s", err->msg[0] ? err->msg : "unknown error");
+    luaL_error(L, "%s", err->msg[0] ? err->msg : "unknown error");
+    __builtin_unreachable(); /* luaL_error longjmps */
 }
 
 const char *rdl_check_string(lua_State *L, int idx, size_t *len) {
@@ -245,7 +246,8 @@ rdl_dataset *rdl_check_dataset(lua_State *L, int idx) {
 }
 
 int rdl_opt_error(lua_State *L, int arg, const char *key, const char *what) {
-    return luaL_argerror(L, arg, lua_pushfstring(L, "option '%s': %s", key, what));
+    luaL_argerror(L, arg, lua_pushfstring(L, "option '%s': %s", key, what));
+    __builtin_unreachable(); /* luaL_argerror longjmps */
 }
 
 void rdl_opts_check(lua_State *L, int arg, const char *const *known) {

@@ -65,8 +65,9 @@ void rdl_new_type(lua_State *L, const char *name, const luaL_Reg *methods, const
  * string ("bad argument #1 to 'load' (string expected, got number)"). */
 const char *rdl_check_string(lua_State *L, int idx, size_t *len);
 
-/* Raises the engine's message as a Lua error (never returns). */
-int rdl_raise(lua_State *L, const rd_error *err);
+/* Raises the engine's message as a Lua error (never returns: noreturn tells the analysers
+ * that code after it runs only when it was not called). */
+__attribute__((noreturn)) int rdl_raise(lua_State *L, const rd_error *err);
 
 /* Checked accessors: raise "bad argument" for a wrong type and "attempt to use a closed
  * red.x" for a closed object. */
@@ -86,8 +87,8 @@ int rdl_opt_bool(lua_State *L, int arg, const char *key, int def);
 const char *rdl_opt_string(lua_State *L, int arg, const char *key, const char *def);
 /* Pushes the option's value (nil when absent or arg is not a table). */
 void rdl_opt_push(lua_State *L, int arg, const char *key);
-/* Raises the "option 'k': …" bad-argument error. */
-int rdl_opt_error(lua_State *L, int arg, const char *key, const char *what);
+/* Raises the "option 'k': …" bad-argument error (never returns). */
+__attribute__((noreturn)) int rdl_opt_error(lua_State *L, int arg, const char *key, const char *what);
 
 /* A scratch userdata owning up to RDL_SCRATCH_SLOTS C pointers with their free functions;
  * its __gc (or rdl_scratch_release) frees them. Pushed on the stack. */

@@ -9,6 +9,7 @@
 #include <lua.h>
 
 #include "red_internal.h"
+#include "redit/buf.h"
 #include "redit/generate.h"
 #include "redit/tokenizer.h"
 
@@ -176,8 +177,7 @@ typedef struct gen_state {
     atomic_int *stop;
     int failed, interrupted, by_callback, oom;
     rdl_scratch *sc;
-    char *text; /* (cap) the text so far, owned by sc slot SC_TEXT */
-    size_t len, cap;
+    rd_buf text; /* the text so far; its data is owned by sc slot SC_TEXT */
     int token; /* the token being reported (for the trampoline) */
     const char *piece;
     size_t piece_len;
@@ -194,18 +194,9 @@ static int token_trampoline(lua_State *L) {
 }
 
 static int append_text(gen_state *g, const char *s, size_t n) {
-    if (g->len + n + 1 > g->cap) {
-        size_t cap = g->cap ? g->cap : 256;
-        while (cap < g->len + n + 1) cap *= 2;
-        char *t = realloc(g->text, cap);
-        if (!t) return -1;
-        g->text = t;
-        g->cap = cap;
-        rdl_scratch_set(g->sc, SC_TEXT, t, free);
-    }
-    memcpy(g->text + g->len, s, n);
-    g->len += n;
-    g->text[g->len] = '\0';
+    const size_t cap = g->text.cap;
+    if (rd_buf_append(&g->text, s, n)) return -1;
+    if (g->text.cap != cap) rdl_scratch_set(g->sc, SC_TEXT, g->text.data, free); /* moved */
     return 0;
 }
 
@@ -362,7 +353,7 @@ static int model_generate(lua_State *L) {
         if (g.oom) return luaL_error(L, "out of memory");
         return rdl_raise(L, &err);
     }
-    lua_pushlstring(L, g.text, g.len);
+    lua_pushlstring(L, g.text.data, g.text.len);
     push_gen_stats(L, &st, out, g.by_callback);
     rdl_scratch_release(g.sc);
     return 2;

@@ -3,6 +3,7 @@
  * classifier, and backward to the RED edit vectors through the frozen weights.
  * Shapes: N = B·T rows (sequence-major), d = dim, kv = kv_dim, hd = hidden_dim, H = n_heads. */
 #include "redit/backward.h"
+#include "redit/buf.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -12,9 +13,9 @@
 
 #include <cblas.h>
 
-#include "redit/gemm_bf16.h"
-#include "redit/kernels.h"
-#include "redit/pool.h"
+#include "core/gemm_bf16.h"
+#include "core/kernels.h"
+#include "core/pool.h"
 
 #include "layer.h"
 
@@ -46,17 +47,13 @@ struct rd_train_ctx {
     rd_dropout dropout;  /* of the sub-layer outputs in the next passes (threshold 0: off) */
     size_t bytes;
     void **blocks;       /* every allocation, for free */
-    int n_blocks, cap_blocks;
+    int n_blocks;
+    size_t cap_blocks;
 };
 
 static float *ctx_alloc(rd_train_ctx *c, size_t floats) {
-    if (c->n_blocks == c->cap_blocks) {
-        int cap = c->cap_blocks ? 2 * c->cap_blocks : 64;
-        void **g = realloc(c->blocks, (size_t)cap * sizeof *g);
-        if (!g) return NULL;
-        c->blocks = g;
-        c->cap_blocks = cap;
-    }
+    if (rd_array_reserve(&c->blocks, &c->cap_blocks, (size_t)c->n_blocks + 1, sizeof *c->blocks))
+        return NULL;
     float *p = calloc(floats ? floats : 1, sizeof(float));
     if (p) {
         c->blocks[c->n_blocks++] = p;

@@ -13,8 +13,8 @@
 
 #include <cblas.h>
 
-#include "redit/kernels.h"
-#include "redit/pool.h"
+#include "core/kernels.h"
+#include "core/pool.h"
 
 #include "layer.h"
 

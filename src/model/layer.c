@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "redit/pool.h"
+#include "core/pool.h"
 
 /* ---- the site edit ---------------------------------------------------------------------- */
 

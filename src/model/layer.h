@@ -43,7 +43,7 @@
 #include <stdint.h>
 
 #include "redit/edits_view.h"
-#include "redit/kernels.h"
+#include "core/kernels.h"
 #include "redit/model.h"
 
 struct rd_pool;

@@ -1,8 +1,8 @@
 /* Loading a frozen model from any supported file. */
 #include "redit/model.h"
 
-#include "redit/gemm_bf16.h"
-#include "redit/kernels.h"
+#include "core/gemm_bf16.h"
+#include "core/kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,12 +167,17 @@ rd_compute rd_model_compute(const rd_model *m) {
     return m->n_packed ? RD_COMPUTE_BF16 : RD_COMPUTE_F32;
 }
 
+int rd_compute_available(rd_compute c) {
+    return c == RD_COMPUTE_F32 ||
+           (c == RD_COMPUTE_BF16 && rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16));
+}
+
 int rd_compute_from_name(const char *name, rd_compute *out) {
     if (!name) return -1;
     if (!strcmp(name, "f32")) *out = RD_COMPUTE_F32;
     else if (!strcmp(name, "bf16")) *out = RD_COMPUTE_BF16;
     else if (!strcmp(name, "auto"))
-        *out = rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16) ? RD_COMPUTE_BF16 : RD_COMPUTE_F32;
+        *out = rd_compute_available(RD_COMPUTE_BF16) ? RD_COMPUTE_BF16 : RD_COMPUTE_F32;
     else return -1;
     return 0;
 }

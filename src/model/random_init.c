@@ -5,18 +5,13 @@
 #include <string.h>
 
 #include "redit/model.h"
+#include "redit/rng.h"
 
-/* splitmix64: a fixed, portable stream so a seed means the same weights everywhere. */
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float gauss(uint64_t *s) { /* Box–Muller */
-    double u1 = ((splitmix(s) >> 11) + 1.0) / 9007199254740993.0;
-    double u2 = (double)(splitmix(s) >> 11) / 9007199254740992.0;
+/* Box–Muller over splitmix64: a fixed, portable stream so a seed means the same weights
+ * everywhere. */
+static float gauss(uint64_t *s) {
+    double u1 = ((rd_splitmix64(s) >> 11) + 1.0) / 9007199254740993.0;
+    double u2 = (double)(rd_splitmix64(s) >> 11) / 9007199254740992.0;
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 

@@ -225,9 +225,12 @@ static int work_alloc(bpe_work *w, size_t len, rd_error *err) {
     return 0;
 }
 
-/* Symbols and output (norm_len + 2 ids: every id covers at least one byte). */
+/* Symbols and output (norm_len + 2 ids: every id covers at least one byte). The symbols and
+ * the heap are zeroed (one pass, cheap beside the merging): clang's analyser loses track of
+ * n_sym and heap_n across the calls and would otherwise report reads of entries that are
+ * always written first. */
 static int work_alloc_symbols(bpe_work *w, rd_error *err) {
-    w->sym = malloc((w->norm_len + 1) * sizeof *w->sym);
+    w->sym = calloc(w->norm_len + 1, sizeof *w->sym);
     w->ids = malloc((w->norm_len + 2) * sizeof *w->ids);
     if (!w->sym || !w->ids)
         return rd_error_set(err, "encode: out of memory for %zu symbols", w->norm_len);
@@ -236,7 +239,7 @@ static int work_alloc_symbols(bpe_work *w, rd_error *err) {
 
 /* Merge candidates: n_sym - 1 at first, at most two more per merge. */
 static int work_alloc_heap(bpe_work *w, rd_error *err) {
-    w->heap = malloc((3 * (size_t)w->n_sym + 1) * sizeof *w->heap);
+    w->heap = calloc(3 * (size_t)w->n_sym + 1, sizeof *w->heap);
     if (!w->heap) return rd_error_set(err, "encode: out of memory for %d symbols", w->n_sym);
     return 0;
 }

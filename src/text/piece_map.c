@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/buf.h"
 #include "redit/util.h"
 
 uint64_t rd_piece_hash(const char *s, size_t len) { return rd_fnv1a(RD_FNV1A_INIT, s, len); }
@@ -60,13 +61,9 @@ int rd_piece_map_find(const rd_piece_map *m, const rd_tokenizer *t, const char *
 }
 
 static int32_t trie_new_node(rd_trie *tr, uint8_t byte) {
-    if (tr->n == tr->cap) {
-        int32_t cap = tr->cap ? tr->cap * 2 : 64;
-        rd_trie_node *nodes = realloc(tr->nodes, (size_t)cap * sizeof *nodes);
-        if (!nodes) return -1;
-        tr->nodes = nodes;
-        tr->cap = cap;
-    }
+    if (tr->n == INT32_MAX ||
+        rd_array_reserve(&tr->nodes, &tr->cap, (size_t)tr->n + 1, sizeof *tr->nodes))
+        return -1;
     tr->nodes[tr->n] = (rd_trie_node){.child = -1, .sibling = -1, .is_end = 0, .byte = byte};
     return tr->n++;
 }

@@ -29,7 +29,8 @@ typedef struct rd_trie_node {
 
 typedef struct rd_trie {
     rd_trie_node *nodes; /* (n) node 0 is the root */
-    int32_t n, cap;
+    int32_t n;
+    size_t cap;
 } rd_trie;
 
 struct rd_tokenizer {

@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "redit/backward.h"
-#include "redit/sampler.h"
+#include "redit/rng.h"
 #include "redit/train.h"
 #include "redit/util.h"
 #include "train_state.h"
@@ -550,7 +550,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     if (rd_train_opts_validate(o, err)) return -1;
     loop lp = {.train = train, .eval = eval, .n_train = rd_dataset_size(train),
                .progress = progress, .user = user,
-               .rng = o->seed * 0x9e3779b97f4a7c15ull + 1,
+               .rng = o->seed * RD_RNG_GOLDEN + 1,
                .drop_rng = o->seed * 0xbf58476d1ce4e5b9ull + 0x632be59bd9b4e019ull,
                .view = t.e ? rd_edits_view_at(t.e, 1.0f) : (rd_edits_view){0}};
     if (lp.n_train == 0) return rd_error_set(err, "the training set is empty");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "redit/buf.h"
 #include "textwrap.h"
 
 /* One screen row of the transcript: a full-width line (prompt, header) or two columns. */
@@ -28,13 +29,7 @@ typedef struct vrows {
 } vrows;
 
 static void push_row(vrows *rs, vrow r) {
-    if (rs->n == rs->cap) {
-        size_t cap = rs->cap ? rs->cap * 2 : 64;
-        vrow *v = realloc(rs->v, cap * sizeof *v);
-        if (!v) return;
-        rs->v = v;
-        rs->cap = cap;
-    }
+    if (rd_array_reserve(&rs->v, &rs->cap, rs->n + 1, sizeof *rs->v)) return;
     rs->v[rs->n++] = r;
 }
 

@@ -161,6 +161,7 @@ static int cycle(tui_app *a, int dir) {
         if (!strcmp(f->choices[n], v)) cur = n;
         n++;
     }
+    if (n == 0) return 0; /* (a choice field always has choices) */
     apply(a, f->choices[((cur + dir) % n + n) % n]);
     return 1;
 }

@@ -14,6 +14,7 @@
 #include <readline/readline.h>
 
 #include "app.h"
+#include "redit/buf.h"
 #include "redit/lua_readline.h"
 #include "redit/lua_red.h"
 #include "redit/lua_repl.h"
@@ -32,7 +33,7 @@ struct tui_console {
     rd_lua_repl *repl;
     console_line *lines; /* (n_lines) oldest first */
     size_t n_lines, cap;
-    char *partial;       /* output after the last newline */
+    rd_buf partial;      /* output after the last newline (len 0: none) */
     int partial_error;
     int scroll;          /* rows scrolled up from the bottom */
     unsigned char feed[32]; /* bytes waiting for readline */
@@ -46,19 +47,20 @@ static tui_console *active;
 
 /* ---- scrollback ------------------------------------------------------------------------- */
 
+/* GCC 12's analyser reports the text stored into c->lines as leaked (here and where
+ * console_output calls add_line): it loses track of a store through an array that
+ * rd_array_reserve (another file) returned. console_free frees it. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak"
+#endif
 static void add_line(tui_console *c, const char *text, size_t len, int is_error) {
     if (c->n_lines == SCROLLBACK_MAX) { /* drop the oldest */
         free(c->lines[0].text);
         memmove(c->lines, c->lines + 1, (c->n_lines - 1) * sizeof *c->lines);
         c->n_lines--;
     }
-    if (c->n_lines == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 128;
-        console_line *p = realloc(c->lines, cap * sizeof *p);
-        if (!p) return;
-        c->lines = p;
-        c->cap = cap;
-    }
+    if (rd_array_reserve(&c->lines, &c->cap, c->n_lines + 1, sizeof *c->lines)) return;
     char *t = malloc(len + 1);
     if (!t) return;
     memcpy(t, text, len);
@@ -74,17 +76,15 @@ static void console_output(void *user, const char *text, size_t len, int is_erro
     while (len > 0) {
         const char *nl = memchr(text, '\n', len);
         size_t n = nl ? (size_t)(nl - text) : len;
-        size_t have = c->partial ? strlen(c->partial) : 0;
-        char *p = realloc(c->partial, have + n + 1);
-        if (!p) return;
-        memcpy(p + have, text, n);
-        p[have + n] = '\0';
-        c->partial = p;
+        if (rd_buf_append(&c->partial, text, n)) { /* out of memory: the line is dropped */
+            rd_buf_free(&c->partial);
+            c->partial_error = 0;
+            return;
+        }
         c->partial_error |= is_error;
         if (!nl) break;
-        add_line(c, c->partial, strlen(c->partial), c->partial_error);
-        free(c->partial);
-        c->partial = NULL;
+        add_line(c, c->partial.data, c->partial.len, c->partial_error);
+        rd_buf_clear(&c->partial);
         c->partial_error = 0;
         text += n + 1;
         len -= n + 1;
@@ -92,6 +92,9 @@ static void console_output(void *user, const char *text, size_t len, int is_erro
     c->scroll = 0;
     c->app->dirty = 1;
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 void console_print(tui_console *c, const char *text) { console_output(c, text, strlen(text), 0); }
 
@@ -217,7 +220,7 @@ void console_free(tui_console *c) {
     rd_lua_close(c->L);
     for (size_t i = 0; i < c->n_lines; i++) free(c->lines[i].text);
     free(c->lines);
-    free(c->partial);
+    rd_buf_free(&c->partial);
     free(c->hist_path);
     if (c->devnull) fclose(c->devnull);
     free(c);
@@ -229,7 +232,7 @@ void console_run_ready(tui_console *c) {
     if (!c->ready) return;
     c->ready = 0;
     rd_lua_repl_run(c->repl);
-    if (c->partial) console_output(c, "\n", 1, c->partial_error); /* io.write without newline */
+    if (c->partial.len) console_output(c, "\n", 1, c->partial_error); /* io.write without newline */
     c->app->dirty = 1;
 }
 

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "redit/atomic_file.h"
+#include "redit/buf.h"
 
 #define SESSION_FORMAT "redit-session"
 #define SESSION_VERSION 1
@@ -88,27 +88,23 @@ static size_t capacity_for(size_t n) {
     return cap;
 }
 
-/* Makes *arr (n elements of elem bytes) able to hold n + 1. -1 when out of memory. */
-static int reserve_one(void **arr, size_t n, size_t elem) {
-    if (n < capacity_for(n)) return 0;
-    const size_t cap = n == 0 ? 16 : n * 2;
-    if (cap > SIZE_MAX / elem) return -1;
-    void *grown = realloc(*arr, cap * elem);
-    if (!grown) return -1;
-    *arr = grown;
-    return 0;
+/* Makes the array *arrp (T **; n elements of elem bytes) able to hold n + 1. -1 when out of
+ * memory. */
+static int reserve_one(void *arrp, size_t n, size_t elem) {
+    size_t cap = capacity_for(n);
+    return rd_array_reserve(arrp, &cap, n + 1, elem);
 }
 
 int tui_run_add_step(tui_run *r, double loss) {
-    if (reserve_one((void **)&r->loss, r->n_steps, sizeof *r->loss)) return -1;
+    if (reserve_one(&r->loss, r->n_steps, sizeof *r->loss)) return -1;
     r->loss[r->n_steps++] = loss;
     return 0;
 }
 
 int tui_run_add_eval(tui_run *r, int step, double loss) {
     if (step < 0 || (r->n_evals > 0 && step < r->eval_step[r->n_evals - 1])) return -1;
-    if (reserve_one((void **)&r->eval_step, r->n_evals, sizeof *r->eval_step) ||
-        reserve_one((void **)&r->eval_loss, r->n_evals, sizeof *r->eval_loss))
+    if (reserve_one(&r->eval_step, r->n_evals, sizeof *r->eval_step) ||
+        reserve_one(&r->eval_loss, r->n_evals, sizeof *r->eval_loss))
         return -1;
     r->eval_step[r->n_evals] = step;
     r->eval_loss[r->n_evals++] = loss;
@@ -155,7 +151,7 @@ void tui_session_release(tui_session *s) {
 }
 
 tui_run *tui_session_new_run(tui_session *s, const char *label) {
-    if (reserve_one((void **)&s->runs, s->n_runs, sizeof *s->runs)) return NULL;
+    if (reserve_one(&s->runs, s->n_runs, sizeof *s->runs)) return NULL;
     tui_run *r = &s->runs[s->n_runs++];
     memset(r, 0, sizeof *r);
     snprintf(r->label, sizeof r->label, "%s", label ? label : "");
@@ -176,7 +172,7 @@ int tui_session_add_chat(tui_session *s, const char *prompt, const char *base, c
                          double strength) {
     tui_chat_turn t = {copy_text(prompt), copy_text(base), copy_text(edited), strength};
     if (!t.prompt || !t.base || !t.edited ||
-        reserve_one((void **)&s->chat, s->n_chat, sizeof *s->chat)) {
+        reserve_one(&s->chat, s->n_chat, sizeof *s->chat)) {
         chat_turn_release(&t);
         return -1;
     }
@@ -185,45 +181,6 @@ int tui_session_add_chat(tui_session *s, const char *prompt, const char *base, c
 }
 
 /* ---- writing ----------------------------------------------------------------------------------- */
-
-/* A growing text; oom records a failed allocation (checked once at the end). */
-typedef struct text_buf {
-    char *data; /* (cap) NUL-terminated while len < cap */
-    size_t len, cap;
-    int oom;
-} text_buf;
-
-static void tb_append(text_buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown) {
-            b->oom = 1;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void tb_printf(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_printf(text_buf *b, const char *fmt, ...) {
-    char line[256];
-    va_list ap;
-    va_start(ap, fmt);
-    const int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof line) {
-        b->oom = 1; /* the lines written here are short; a longer one is a bug */
-        return;
-    }
-    tb_append(b, line, (size_t)n);
-}
 
 /* Creates dir and its missing parents (as mkdir -p). */
 static int make_dirs(const char *dir, rd_error *err) {
@@ -258,25 +215,20 @@ static int write_file_atomically(const char *path, const char *data, size_t len,
 }
 
 static char *loss_csv_text(const tui_session *s) {
-    text_buf b = {0};
-    tb_append(&b, LOSS_HEADER "\n", strlen(LOSS_HEADER) + 1);
+    rd_buf b = {0}; /* a failure is latched in b.oom: rd_buf_take gives NULL */
+    rd_buf_puts(&b, LOSS_HEADER "\n");
     for (size_t r = 0; r < s->n_runs; r++) {
         const tui_run *run = &s->runs[r];
         for (size_t i = 0; i < run->n_steps; i++)
-            tb_printf(&b, "%zu,%zu,train,%.9g\n", r, i + 1, run->loss[i]);
+            rd_buf_printf(&b, "%zu,%zu,train,%.9g\n", r, i + 1, run->loss[i]);
         for (size_t i = 0; i < run->n_evals; i++)
-            tb_printf(&b, "%zu,%d,eval,%.9g\n", r, run->eval_step[i], run->eval_loss[i]);
+            rd_buf_printf(&b, "%zu,%d,eval,%.9g\n", r, run->eval_step[i], run->eval_loss[i]);
     }
-    if (b.oom) {
-        free(b.data);
-        return NULL;
-    }
-    return b.data;
+    return rd_buf_take(&b);
 }
 
 static char *chat_jsonl_text(const tui_session *s) {
-    text_buf b = {0};
-    tb_append(&b, "", 0);
+    rd_buf b = {0};
     for (size_t i = 0; i < s->n_chat && !b.oom; i++) {
         const tui_chat_turn *t = &s->chat[i];
         cJSON *obj = cJSON_CreateObject();
@@ -291,15 +243,11 @@ static char *chat_jsonl_text(const tui_session *s) {
             b.oom = 1;
             break;
         }
-        tb_append(&b, line, strlen(line));
-        tb_append(&b, "\n", 1);
+        rd_buf_puts(&b, line);
+        rd_buf_putc(&b, '\n');
         cJSON_free(line);
     }
-    if (b.oom) {
-        free(b.data);
-        return NULL;
-    }
-    return b.data;
+    return rd_buf_take(&b);
 }
 
 /* A JSON number in full precision (cJSON prints only ~15 digits), or null for a value JSON
@@ -427,7 +375,7 @@ static int read_session_file(const char *path, int missing_ok, char **data, size
         goto done;
     }
     const size_t size = (size_t)st.st_size;
-    buf = malloc(size + 1);
+    buf = calloc(size + 1, 1); /* zeroed: clang's analyser cannot see read() fill it */
     if (!buf) {
         rd_error_set(err, "%s: out of memory", path);
         goto done;

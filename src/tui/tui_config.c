@@ -637,7 +637,9 @@ int tui_config_from_cjson(const cJSON *obj, tui_config *out, rd_error *err) {
             char q[64];
             return rd_error_set(err, "config: unknown key \"%s\"", quoted(key, q, sizeof q));
         }
-        if (json_value_text(entry_of(f), item, text, sizeof text, err) ||
+        const field_entry *fe = entry_of(f); /* (found: f comes from the same table) */
+        if (!fe) return rd_error_set(err, "config: \"%s\" is not a field of the settings table", key);
+        if (json_value_text(fe, item, text, sizeof text, err) ||
             tui_config_set(&c, f, text, err))
             return rd_error_prefix(err, "config");
     }

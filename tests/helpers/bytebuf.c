@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redit/buf.h"
+
 void bb_init(bytebuf *b) { memset(b, 0, sizeof *b); }
 
 void bb_free(bytebuf *b) {
@@ -14,16 +16,10 @@ void bb_free(bytebuf *b) {
 void bb_reset(bytebuf *b) { b->len = 0; }
 
 static void reserve(bytebuf *b, size_t n) {
-    if (b->len + n <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n) cap *= 2;
-    uint8_t *p = realloc(b->data, cap);
-    if (!p) {
+    if (n > SIZE_MAX - b->len || rd_array_reserve(&b->data, &b->cap, b->len + n, 1)) {
         fprintf(stderr, "bytebuf: out of memory\n");
         abort();
     }
-    b->data = p;
-    b->cap = cap;
 }
 
 void bb_bytes(bytebuf *b, const void *p, size_t n) {

@@ -2,7 +2,7 @@
  * cblas_sgemm (f32) on the model's GEMM shapes, 1 and 2 threads. Not part of `make test`.
  *
  * Build (after `make`):
- *   cc -std=c17 -O3 -march=native -Iinclude $(pkg-config --cflags openblas) \
+ *   cc -std=c17 -O3 -march=native -Iinclude -Isrc $(pkg-config --cflags openblas) \
  *      tests/tools/bench_gemm_bf16.c build/libredit.a $(pkg-config --libs openblas) \
  *      -lm -lpthread -o build/bench_gemm_bf16
  * Run: ./build/bench_gemm_bf16 [rounds] [M] [shape]
@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "redit/gemm_bf16.h"
-#include "redit/pool.h"
+#include "core/gemm_bf16.h"
+#include "core/pool.h"
 #include "redit/weights.h"
 
 void openblas_set_num_threads(int);

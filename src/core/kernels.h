@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "redit/rng.h"
 #include "redit/weights.h"
 
 /* out (n, W.rows) = x (n, W.cols) · Wᵀ.
@@ -78,14 +79,11 @@ static inline rd_dropout rd_dropout_make(float p, uint64_t seed) {
 /* The same masks with index 0 moved to `first`: rd_dropout_factor(&at, k) equals
  * rd_dropout_factor(d, first + k) (the hash's input is seed + index·φ). */
 static inline rd_dropout rd_dropout_at(const rd_dropout *d, uint64_t first) {
-    return (rd_dropout){d->threshold, d->scale, d->seed + first * 0x9e3779b97f4a7c15ull};
+    return (rd_dropout){d->threshold, d->scale, d->seed + first * RD_RNG_GOLDEN};
 }
 
 static inline float rd_dropout_factor(const rd_dropout *d, uint64_t index) {
-    uint64_t z = d->seed + index * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    const uint64_t z = rd_mix64(d->seed + index * RD_RNG_GOLDEN);
     return (uint32_t)(z >> 32) < d->threshold ? 0.0f : d->scale;
 }
 
