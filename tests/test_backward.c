@@ -91,7 +91,9 @@ typedef struct fd_case {
     float dropout; /* of the sub-layer outputs (fixed masks: seed 77) */
 } fd_case;
 
-static rd_model *make_model(const fd_case *k, uint64_t seed) {
+/* A random model of k's shape; output_biases: a merged model's biases on every layer's
+ * attention and FFN projections (0.3·N(0,1) from nrand). */
+static rd_model *make_model_with(const fd_case *k, uint64_t seed, int output_biases) {
     rd_config cfg = {.dim = k->dim, .hidden_dim = k->hidden, .n_layers = k->layers,
                      .n_heads = k->heads, .n_kv_heads = k->kv_heads, .vocab_size = k->vocab,
                      .seq_len = 64, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
@@ -99,10 +101,19 @@ static rd_model *make_model(const fd_case *k, uint64_t seed) {
     rd_model_file f;
     rd_error err = {0};
     assert_int_equal(rd_model_file_random(&f, &cfg, k->tied, seed, RD_DTYPE_F32, &err), 0);
+    for (int l = 0; output_biases && l < k->layers; l++) {
+        float *b = rd_weights_alloc(&f.w, sizeof(float) * 2 * (size_t)k->dim, &err);
+        assert_non_null(b);
+        for (int j = 0; j < 2 * k->dim; j++) b[j] = 0.3f * nrand();
+        f.w.layers[l].wo_bias = b;
+        f.w.layers[l].w2_bias = b + k->dim;
+    }
     rd_model *m = rd_model_from_file(&f, NULL, &err);
     assert_non_null(m);
     return m;
 }
+
+static rd_model *make_model(const fd_case *k, uint64_t seed) { return make_model_with(k, seed, 0); }
 
 static double pass_loss(rd_train_ctx *c, const rd_edits_view *v, const int *tok, const int *tgt,
                         int B, int T) {
@@ -295,27 +306,6 @@ static void test_loss_matches_inference_forward(void **state) {
  * far above it. */
 #define PATHS_TOL 2e-5
 
-/* A merged model: output biases on every layer's attention and FFN projections. */
-static rd_model *make_biased_model(const fd_case *k, uint64_t seed) {
-    rd_config cfg = {.dim = k->dim, .hidden_dim = k->hidden, .n_layers = k->layers,
-                     .n_heads = k->heads, .n_kv_heads = k->kv_heads, .vocab_size = k->vocab,
-                     .seq_len = 64, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-                     .rope_layout = RD_ROPE_ADJACENT};
-    rd_model_file f;
-    rd_error err = {0};
-    assert_int_equal(rd_model_file_random(&f, &cfg, k->tied, seed, RD_DTYPE_F32, &err), 0);
-    for (int l = 0; l < k->layers; l++) {
-        float *b = rd_weights_alloc(&f.w, sizeof(float) * 2 * (size_t)k->dim, &err);
-        assert_non_null(b);
-        for (int j = 0; j < 2 * k->dim; j++) b[j] = 0.3f * nrand();
-        f.w.layers[l].wo_bias = b;
-        f.w.layers[l].w2_bias = b + k->dim;
-    }
-    rd_model *m = rd_model_from_file(&f, NULL, &err);
-    assert_non_null(m);
-    return m;
-}
-
 /* Largest |a − b| / max(1, |b|) over n logits. */
 static double worst_rel(const float *a, const float *b, size_t n) {
     double w = 0.0;
@@ -383,7 +373,7 @@ static void test_training_logits_match_inference(void **state) {
     int cases = 0;
     double worst = 0.0, worst_infer = 0.0;
     for (int merged = 0; merged < 2; merged++) {
-        rd_model *m = merged ? make_biased_model(&k, 9) : make_model(&k, 9);
+        rd_model *m = make_model_with(&k, 9, merged);
         rd_error err = {0};
         rd_train_ctx *c = rd_train_ctx_new(m, B, T, 0, &err);
         rd_ctx *ctx = rd_ctx_new(m, B, T, &err);

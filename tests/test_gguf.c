@@ -253,37 +253,10 @@ static void test_metadata_roundtrip(void **state) {
     rd_model_file_release(&orig);
 }
 
-/* A vocabulary of n pieces: <unk> <s> </s>, the 256 byte pieces, then words. */
 static rd_vocab make_vocab(int n, int add_prefix) {
-    const char **pieces = calloc((size_t)n, sizeof *pieces);
-    char (*store)[16] = calloc((size_t)n, sizeof *store);
-    float *scores = calloc((size_t)n, sizeof *scores);
-    int *types = calloc((size_t)n, sizeof *types);
-    assert_true(pieces && store && scores && types && n > 259);
-    for (int i = 0; i < n; i++) {
-        if (i == 0) snprintf(store[i], 16, "<unk>");
-        else if (i == 1) snprintf(store[i], 16, "<s>");
-        else if (i == 2) snprintf(store[i], 16, "</s>");
-        else if (i < 259) snprintf(store[i], 16, "<0x%02X>", i - 3);
-        else snprintf(store[i], 16, "\xe2\x96\x81w%c%c", 'a' + (i - 259) % 26,
-                      'a' + (i - 259) / 26);
-        pieces[i] = store[i];
-        types[i] = i == 0       ? RD_TOKEN_UNKNOWN
-                   : i < 3      ? RD_TOKEN_CONTROL
-                   : i < 259    ? RD_TOKEN_BYTE
-                   : i == n - 1 ? RD_TOKEN_USER_DEFINED
-                                : RD_TOKEN_NORMAL;
-        scores[i] = i < 259 ? 0.0f : -(float)i * 0.25f;
-    }
-    rd_vocab_spec spec = {.n_pieces = n, .pieces = pieces, .scores = scores, .types = types,
-                          .bos_id = 1, .eos_id = 2, .unk_id = 0, .add_dummy_prefix = add_prefix};
     rd_error err = {{0}};
     rd_vocab v;
-    if (rd_vocab_from_spec(&v, &spec, "test vocab", &err)) fail_msg("%s", err.msg);
-    free(pieces);
-    free(store);
-    free(scores);
-    free(types);
+    if (tiny_vocab(&v, n, add_prefix, 1, &err)) fail_msg("%s", err.msg);
     return v;
 }
 
