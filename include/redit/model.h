@@ -97,8 +97,8 @@ void rd_model_describe(const rd_model *m, rd_model_info *out);
 /* The model's fingerprint, written with edit files, training states and sessions to
  * recognise the base model whatever its path: XXH3-64 over the config and every byte of every
  * tensor (type, shape and bytes as loaded; two spellings, copies or hard links of one file
- * agree, any changed weight byte differs). Reads every weight once (about 0.1 s per GB from
- * memory), so for a model rd_model_load read (file_key != 0) that is not trainable
+ * agree, any changed weight byte differs). Reads every weight once (19 ms for the 14.5 MB bundled
+ * model, first touch of its mapping included), so for a model rd_model_load read (file_key != 0) that is not trainable
  * (params == NULL) the value is cached in $XDG_CACHE_HOME/redit/fingerprints (else
  * ~/.cache/redit/; written atomically, at most 256 entries, keyed by the file's device, inode,
  * size, mtime and ctime — every file's, for a folder); a damaged or unreadable cache is ignored
