@@ -10,7 +10,7 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS      = openblas lua5.4 ncursesw readline cmocka libcjson
+PKGS      = openblas lua5.4 ncursesw readline cmocka libcjson libxxhash
 OPT      ?= -O3 -march=native
 CFLAGS_BASE = -std=c17 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-psabi -g $(OPT) -Iinclude -pthread
 ifeq ($(CI),true)

@@ -2,6 +2,11 @@
 # Runs every cmocka suite (build/tests/test_*) and every command-line test
 # (tests/cli/*.sh) and prints a closing "N passed, N failed" line (suites and scripts).
 BUILD=${1:-build}
+# Model fingerprints are cached under $XDG_CACHE_HOME/redit (rd_model_fingerprint): the tests
+# use a folder of their own, removed at the end.
+XDG_CACHE_HOME=$(mktemp -d "${TMPDIR:-/tmp}/redit-test-cache.XXXXXX") || exit 1
+export XDG_CACHE_HOME
+trap 'rm -rf "$XDG_CACHE_HOME"' EXIT
 passed=0
 failed=0
 failed_names=""

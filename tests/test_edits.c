@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers/bytebuf.h"
 #include "helpers/tiny_model.h"
 #include "redit/edits.h"
 #include "redit/forward.h"
+#include "redit/model_file.h"
 #include "redit/safetensors.h"
 
 #define PYTHON "/usr/bin/python3"
@@ -364,6 +367,146 @@ static void test_fingerprint(void **state) {
     rd_model_free(other);
 }
 
+/* Every weight byte counts: a change between the sampled windows of earlier versions (which
+ * rd_model_fingerprint_sampled still computes, and misses it) changes the fingerprint. */
+static void test_fingerprint_every_byte(void **state) {
+    fixture *fx = *state;
+    rd_config cfg = tiny_config();
+    rd_model *same = tiny_model(&cfg, 11);
+    const uint64_t fp = rd_model_fingerprint(fx->m), old = rd_model_fingerprint_sampled(fx->m);
+    assert_true(fp != old);
+    /* w2 is 64 × 172 f32 = 44,032 bytes: windows of 128 bytes every ~1,416; float 200 (byte
+     * 800) lies between the first two */
+    float *w2 = (float *)same->file.w.layers[1].w2.data;
+    w2[200] += 1e-3f;
+    assert_true(rd_model_fingerprint_sampled(same) == old); /* the old fingerprint is blind */
+    assert_true(rd_model_fingerprint(same) != fp);
+    char hex[32];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fp);
+    assert_int_equal(rd_model_fingerprint_match(fx->m, hex, 0), RD_FP_SAME);
+    assert_int_equal(rd_model_fingerprint_match(same, hex, 1), RD_FP_OTHER);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)old);
+    assert_int_equal(rd_model_fingerprint_match(fx->m, hex, 1), RD_FP_SAME_SAMPLED);
+    assert_int_equal(rd_model_fingerprint_match(fx->m, hex, 0), RD_FP_OTHER);
+    assert_int_equal(rd_model_fingerprint_match(same, hex, 1), RD_FP_SAME_SAMPLED);
+    assert_int_equal(rd_model_fingerprint_match(fx->m, "0123", 1), RD_FP_OTHER);
+    assert_int_equal(rd_model_fingerprint_match(fx->m, NULL, 1), RD_FP_OTHER);
+    /* the last byte of the classifier, a bias present or not */
+    w2[200] -= 1e-3f;
+    assert_true(rd_model_fingerprint(same) == fp);
+    unsigned char *cls = (unsigned char *)same->file.w.classifier.data;
+    const size_t cls_bytes = (size_t)same->file.w.classifier.rows * same->file.w.classifier.row_bytes;
+    cls[cls_bytes - 1] ^= 1;
+    assert_true(rd_model_fingerprint(same) != fp);
+    cls[cls_bytes - 1] ^= 1;
+    float bias[64] = {0};
+    same->file.w.layers[0].w2_bias = bias;
+    assert_true(rd_model_fingerprint(same) != fp);
+    same->file.w.layers[0].w2_bias = NULL;
+    same->file.w.layers[0].wo_bias = bias;
+    const uint64_t with_wo = rd_model_fingerprint(same);
+    assert_true(with_wo != fp);
+    same->file.w.layers[0].wo_bias = NULL;
+    same->file.w.layers[1].wo_bias = bias; /* the same bias on another layer */
+    assert_true(rd_model_fingerprint(same) != with_wo);
+    same->file.w.layers[1].wo_bias = NULL;
+    rd_model_free(same);
+}
+
+/* The fingerprint cache: a model loaded from a file is hashed once per file version. The
+ * cache is seen to be used by planting another value in it. */
+static void read_text(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot read %s", path);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static uint64_t load_fingerprint(const char *path, uint64_t *key) {
+    rd_error err = {{0}};
+    rd_model *m = rd_model_load(path, NULL, &err);
+    if (!m) fail_msg("load %s: %s", path, err.msg);
+    const uint64_t fp = rd_model_fingerprint(m);
+    if (key) *key = m->file_key;
+    rd_model_free(m);
+    return fp;
+}
+
+static void test_fingerprint_cache(void **state) {
+    fixture *fx = *state;
+    char model[700], cache_home[700], cache[800], text[4096], planted[200];
+    snprintf(model, sizeof model, "%s/model.gguf", fx->dir);
+    snprintf(cache_home, sizeof cache_home, "%s/cache", fx->dir);
+    snprintf(cache, sizeof cache, "%s/redit/fingerprints", cache_home);
+    const char *saved = getenv("XDG_CACHE_HOME");
+    char *old_home = saved ? strdup(saved) : NULL;
+    setenv("XDG_CACHE_HOME", cache_home, 1);
+    unsetenv("REDIT_FINGERPRINT_CACHE");
+    rd_error err = {{0}};
+    if (rd_gguf_write(model, &fx->m->file, RD_DTYPE_F16, &err)) fail_msg("write: %s", err.msg);
+
+    uint64_t key;
+    const uint64_t fp = load_fingerprint(model, &key);
+    assert_true(key != 0);
+    read_text(cache, text, sizeof text); /* written by the first computation */
+    char line[64];
+    snprintf(line, sizeof line, "%016llx %016llx\n", (unsigned long long)key, (unsigned long long)fp);
+    assert_non_null(strstr(text, line));
+    /* a second load reads the cache: a planted value comes back */
+    snprintf(planted, sizeof planted, "redit-fingerprint-cache 1\n%016llx 00000000000000aa\n",
+             (unsigned long long)key);
+    write_text(cache, planted);
+    assert_true(load_fingerprint(model, NULL) == 0xaa);
+    /* the same model under another spelling of its path: the same key */
+    char spelled[800];
+    snprintf(spelled, sizeof spelled, "%s/./model.gguf", fx->dir);
+    assert_true(load_fingerprint(spelled, NULL) == 0xaa);
+    /* a trainable model (f32 weights that training changes) is always hashed */
+    rd_model *m = rd_model_load(model, NULL, &err);
+    assert_non_null(m);
+    assert_int_equal(rd_model_make_trainable(m, &err), 0);
+    assert_true(rd_model_fingerprint(m) != 0xaa);
+    rd_model_free(m);
+    /* a changed file (its mtime here; size or replacement alike) is hashed again */
+    struct timespec times[2] = {{0, UTIME_OMIT}, {1234567, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, model, times, 0), 0);
+    uint64_t key2;
+    assert_true(load_fingerprint(model, &key2) == fp);
+    assert_true(key2 != key);
+    /* a damaged cache is ignored (and replaced) */
+    write_text(cache, "redit-fingerprint-cache 1\nzz garbage\n\x01\x02");
+    assert_true(load_fingerprint(model, NULL) == fp);
+    write_text(cache, "something else\n");
+    assert_true(load_fingerprint(model, NULL) == fp);
+    read_text(cache, text, sizeof text);
+    assert_int_equal(strncmp(text, "redit-fingerprint-cache 1\n", 26), 0);
+    /* an unwritable cache folder: still the right value */
+    setenv("XDG_CACHE_HOME", "/proc/no-such-folder", 1);
+    assert_true(load_fingerprint(model, NULL) == fp);
+    /* the cache turned off: planted values are not read */
+    setenv("XDG_CACHE_HOME", cache_home, 1);
+    snprintf(planted, sizeof planted, "redit-fingerprint-cache 1\n%016llx 00000000000000bb\n",
+             (unsigned long long)key2);
+    write_text(cache, planted);
+    assert_true(load_fingerprint(model, NULL) == 0xbb);
+    setenv("REDIT_FINGERPRINT_CACHE", "off", 1);
+    assert_true(load_fingerprint(model, NULL) == fp);
+    unsetenv("REDIT_FINGERPRINT_CACHE");
+    /* a model built in memory has no key and is not cached */
+    assert_true(fx->m->file_key == 0);
+    if (old_home) setenv("XDG_CACHE_HOME", old_home, 1);
+    else unsetenv("XDG_CACHE_HOME");
+    free(old_home);
+}
+
 /* ---- save / load -------------------------------------------------------------------- */
 
 static void save_ok(const rd_edits *e, const rd_model *m, const char *training, const char *path) {
@@ -473,7 +616,7 @@ static void test_metadata_written(void **state) {
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)rd_model_fingerprint(fx->m));
     const char *want[][2] = {{"format", "redit-red"}, {"version", "1"},
                              {"base_model", fx->m->file.name}, {"base_fingerprint", fp},
-                             {"sites", "both"}, {"layers", "0,2"}, {"dim", "64"},
+                             {"base_fingerprint_kind", "xxh3-64"}, {"sites", "both"}, {"layers", "0,2"}, {"dim", "64"},
                              {"n_layers", "3"}, {"scale", "true"}, {"bias", "false"},
                              {"training", "{\"seed\": 42}"}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -596,6 +739,59 @@ static void rewrite_header(const char *src, const char *dst, const char *from, c
     bb_free(&out);
 }
 
+/* Edit files of earlier versions carry the sampled fingerprint and no kind: still loaded,
+ * and the caller is told; with the kind written now, a sampled match is not enough. */
+static void test_old_edit_file_loads(void **state) {
+    fixture *fx = *state;
+    rd_edits *e = new_edits(rd_model_config(fx->m), RD_SITE_FFN, "all", 1, 1);
+    randomize(e, 5);
+    save_ok(e, fx->m, NULL, fx->path);
+    char now[64], old[64];
+    snprintf(now, sizeof now, "\"base_fingerprint\":\"%016llx\"",
+             (unsigned long long)rd_model_fingerprint(fx->m));
+    snprintf(old, sizeof old, "\"base_fingerprint\":\"%016llx\"",
+             (unsigned long long)rd_model_fingerprint_sampled(fx->m));
+    rd_error err = {{0}};
+    rd_fp_match match = RD_FP_OTHER;
+    rd_edits *l = rd_edits_load_match(fx->path, fx->m, 0, NULL, &match, &err);
+    if (!l) fail_msg("load: %s", err.msg);
+    assert_int_equal(match, RD_FP_SAME);
+    rd_edits_free(l);
+    /* an old file: sampled fingerprint, no kind */
+    char mid[700];
+    snprintf(mid, sizeof mid, "%s/mid.safetensors", fx->dir);
+    rewrite_header(fx->path, mid, now, old);
+    rewrite_header(mid, fx->other, "\"base_fingerprint_kind\":\"xxh3-64\",", "");
+    l = rd_edits_load_match(fx->other, fx->m, 0, NULL, &match, &err);
+    if (!l) fail_msg("old file: %s", err.msg);
+    assert_int_equal(match, RD_FP_SAME_SAMPLED);
+    assert_same_edits(e, l);
+    rd_edits_free(l);
+    l = load_ok(fx->other, fx->m, 0, NULL); /* rd_edits_load too */
+    rd_edits_free(l);
+    /* an old file for a model that differs only between the windows: still accepted (all
+     * an old file can say), but a new file is not */
+    rd_config cfg = tiny_config();
+    rd_model *near = tiny_model(&cfg, 11);
+    ((float *)near->file.w.layers[1].w2.data)[200] += 1e-3f;
+    l = rd_edits_load_match(fx->other, near, 0, NULL, &match, &err);
+    assert_non_null(l);
+    assert_int_equal(match, RD_FP_SAME_SAMPLED);
+    rd_edits_free(l);
+    expect_load_fails(fx->path, near, 0, "another model", NULL);
+    l = rd_edits_load_match(fx->path, near, 1, NULL, &match, &err); /* forced */
+    assert_non_null(l);
+    assert_int_equal(match, RD_FP_OTHER);
+    rd_edits_free(l);
+    rd_model_free(near);
+    /* the new kind with a sampled value: refused; an unknown kind: refused */
+    rewrite_header(fx->path, fx->other, now, old);
+    expect_load_fails(fx->other, fx->m, 0, "another model", NULL);
+    rewrite_header(fx->path, fx->other, "\"xxh3-64\"", "\"sha-9\"");
+    expect_load_fails(fx->other, fx->m, 0, "kind \"sha-9\"", "--force", NULL);
+    rd_edits_free(e);
+}
+
 static void test_refuse_bad_tensors(void **state) {
     fixture *fx = *state;
     rd_edits *e = new_edits(rd_model_config(fx->m), RD_SITE_FFN, "all", 1, 1);
@@ -642,7 +838,7 @@ static void test_refuse_bad_tensors(void **state) {
 static void copy_edit_file(const char *src, const char *dst, rd_dtype type, const char *skip,
                            const char *extra, int shape_2d) {
     static const char *const KEYS[] = {"format", "version", "base_model", "base_fingerprint",
-                                       "sites", "layers", "dim", "n_layers", "scale", "bias",
+                                       "base_fingerprint_kind", "sites", "layers", "dim", "n_layers", "scale", "bias",
                                        "training"};
     rd_error err = {{0}};
     rd_st_file *f = rd_st_open(src, &err);
@@ -904,7 +1100,7 @@ static void test_python_reads_file(void **state) {
     assert_int_equal(status, 0);
     assert_true(end);
     assert_int_equal(tensors, 8);
-    assert_int_equal(metas, 11);
+    assert_int_equal(metas, 12);
     rd_edits_free(e);
 }
 
@@ -920,6 +1116,9 @@ int main(void) {
         cmocka_unit_test(test_layout_one_site_one_kind),
         cmocka_unit_test(test_clone),
         cmocka_unit_test_setup_teardown(test_fingerprint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fingerprint_every_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fingerprint_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_edit_file_loads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_load_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata_written, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_refuses_other_model, setup, teardown),

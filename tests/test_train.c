@@ -651,6 +651,79 @@ static void test_resume_full(void **state) {
     unlink(path);
 }
 
+/* Replaces the first `from` in the file by `to` (same length) in place. */
+static void patch_file(const char *path, const char *from, const char *to) {
+    assert_int_equal(strlen(from), strlen(to));
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    const long size = ftell(fp);
+    char *buf = malloc((size_t)size);
+    assert_non_null(buf);
+    rewind(fp);
+    assert_int_equal(fread(buf, 1, (size_t)size, fp), (size_t)size);
+    char *at = NULL;
+    for (long i = 0; !at && i + (long)strlen(from) <= size; i++)
+        if (!memcmp(buf + i, from, strlen(from))) at = buf + i;
+    if (!at) fail_msg("'%s' not in %s", from, path);
+    assert_int_equal(fseek(fp, at - buf, SEEK_SET), 0);
+    assert_int_equal(fwrite(to, 1, strlen(to), fp), strlen(to));
+    fclose(fp);
+    free(buf);
+}
+
+/* A state written by an earlier redit names the model by its sampled fingerprint: it still
+ * resumes (bit for bit), and the result says so; any other fingerprint is refused. */
+static void test_resume_old_state(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_train_opts o = quick_opts();
+    rd_edits *whole = ffn_edits(f->m);
+    rd_train_result ra, rb, rc;
+    assert_int_equal(rd_train(f->m, whole, f->train, f->eval, &o, NULL, NULL, &ra, &err), 0);
+    char path[700], now[40], old[40];
+    snprintf(path, sizeof path, "%s/old.state", f->dir);
+    unlink(path);
+    o.state_path = path;
+    rd_edits *e = ffn_edits(f->m);
+    int stop = 5;
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, stop_at, &stop, &rb, &err), 0);
+    assert_int_equal(rb.resumed_sampled, 0);
+    rd_train_result_release(&rb);
+    rd_edits_free(e);
+    snprintf(now, sizeof now, "model=%016llx", (unsigned long long)rd_model_fingerprint(f->m));
+    snprintf(old, sizeof old, "model=%016llx", (unsigned long long)rd_model_fingerprint_sampled(f->m));
+    patch_file(path, now, old);
+    enum { CAP = 1 << 20 };
+    char *saved = malloc(CAP);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(saved);
+    assert_non_null(fp);
+    const size_t n = fread(saved, 1, CAP, fp);
+    fclose(fp);
+    assert_true(n < CAP);
+    e = ffn_edits(f->m);
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, NULL, NULL, &rc, &err), 0);
+    assert_int_equal(rc.resumed_step, 5);
+    assert_int_equal(rc.resumed_sampled, 1);
+    expect_same_run(&ra, &rc);
+    assert_memory_equal(rd_edits_params(e), rd_edits_params(whole),
+                        rd_edits_param_count(e) * sizeof(float));
+    rd_train_result_release(&rc);
+    /* another model's fingerprint: refused, naming it */
+    fp = fopen(path, "wb");
+    assert_int_equal(fwrite(saved, 1, n, fp), n);
+    fclose(fp);
+    patch_file(path, old, "model=00000000000000aa");
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, NULL, NULL, &rc, &err), -1);
+    assert_non_null(strstr(err.msg, "model=00000000000000aa"));
+    free(saved);
+    rd_edits_free(e);
+    rd_edits_free(whole);
+    rd_train_result_release(&ra);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_red_learns),
@@ -666,6 +739,7 @@ int main(void) {
         cmocka_unit_test(test_red_on_quantized_base),
         cmocka_unit_test(test_resume_red),
         cmocka_unit_test(test_resume_full),
+        cmocka_unit_test(test_resume_old_state),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

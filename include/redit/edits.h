@@ -74,7 +74,7 @@ const float *rd_edits_vector_const(const rd_edits *e, int layer, int site, int w
 
 /* Edit files: safetensors with one F32 tensor (dim) per vector, named
  * "layers.{l}.{attn|ffn}.{scale|bias}", and metadata: format "redit-red", version, base
- * model name and fingerprint (hex), sites, layers, dim, n_layers, scale, bias, and the
+ * model name and fingerprint (hex, rd_model_fingerprint) with its kind ("xxh3-64"), sites, layers, dim, n_layers, scale, bias, and the
  * caller's training options (a JSON string, may be NULL). Written atomically. */
 int rd_edits_save(const rd_edits *e, const rd_model *m, const char *training_json,
                   const char *path, rd_error *err);
@@ -86,5 +86,12 @@ int rd_edits_save(const rd_edits *e, const rd_model *m, const char *training_jso
  * NULL. */
 rd_edits *rd_edits_load(const char *path, const rd_model *m, int force, char **training_json,
                         rd_error *err);
+
+/* rd_edits_load, also telling how the file's base-model fingerprint matched m (match may be
+ * NULL): RD_FP_SAME; RD_FP_SAME_SAMPLED for a file of an earlier redit whose sampled
+ * fingerprint matched (the caller should note that only a sample of the weights was
+ * compared); RD_FP_OTHER when force skipped the check. */
+rd_edits *rd_edits_load_match(const char *path, const rd_model *m, int force,
+                              char **training_json, rd_fp_match *match, rd_error *err);
 
 #endif

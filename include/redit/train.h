@@ -111,6 +111,9 @@ typedef struct rd_train_result {
     int *eval_steps;      /* (n_evals) */
     int n_evals;
     int resumed_step;     /* the step a state file resumed from (opts.state_path); 0 = none */
+    int resumed_sampled;  /* 1 when that state was written by an earlier redit, which named
+                             the model by its sampled fingerprint (rd_model_fingerprint_sampled):
+                             only a sample of the weights was compared */
     char message[256];    /* why training stopped early, if it did */
 } rd_train_result;
 enum { RD_STOP_DONE = 0, RD_STOP_REQUESTED = 1, RD_STOP_NONFINITE = 2 };

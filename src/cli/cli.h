@@ -30,6 +30,10 @@ struct rd_edits;
  * base-model fingerprint check). */
 struct rd_edits *cli_load_edits(const char *path, const rd_model *m, int force);
 
+/* Prints a note on stderr when an edit file's model fingerprint matched only as the sampled
+ * one of earlier versions (rd_edits_load_match); nothing otherwise. */
+void cli_fingerprint_note(const char *path, rd_fp_match match);
+
 /* Applies --compute NAME ("f32", "bf16" or "auto"; NULL = f32) to m, packing the backward layout too
  * when training needs it. Prints "redit CMD: …" and returns -1 on failure. */
 int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward);

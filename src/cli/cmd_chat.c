@@ -304,11 +304,13 @@ static char *edits_template(const char *json) {
 static int load_edits(chat *ch, const char *path, int force, float strength, int tmpl_given) {
     rd_error err = {0};
     char *json = NULL;
-    ch->edits = rd_edits_load(path, ch->model, force, &json, &err);
+    rd_fp_match match;
+    ch->edits = rd_edits_load_match(path, ch->model, force, &json, &match, &err);
     if (!ch->edits) {
         fprintf(stderr, "redit: %s\n", err.msg);
         return -1;
     }
+    cli_fingerprint_note(path, match);
     ch->view = rd_edits_view_at(ch->edits, strength);
     if (!tmpl_given && (ch->tmpl_owned = edits_template(json))) {
         ch->tmpl = ch->tmpl_owned;

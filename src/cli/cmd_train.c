@@ -352,12 +352,14 @@ static int setup_run(train_args *a, train_run *r) {
     if (a->full) return 0;
     const rd_edit_spec spec = {.sites = a->sites, .layers = a->layers, .scale = a->scale,
                                .bias = a->bias};
-    r->e = a->init ? rd_edits_load(a->init, r->m, a->force, NULL, &err)
+    rd_fp_match match = RD_FP_SAME;
+    r->e = a->init ? rd_edits_load_match(a->init, r->m, a->force, NULL, &match, &err)
                    : rd_edits_new(rd_model_config(r->m), &spec, &err);
     if (!r->e) {
         fprintf(stderr, "redit train: %s\n", err.msg);
         return -1;
     }
+    if (a->init) cli_fingerprint_note(a->init, match);
     return 0;
 }
 
@@ -426,6 +428,9 @@ static int write_result(const train_args *a, const train_run *r, const rd_train_
     }
     fprintf(stderr, "%d steps", res->steps);
     if (res->resumed_step) fprintf(stderr, " (resumed after step %d)", res->resumed_step);
+    if (res->resumed_sampled)
+        fprintf(stderr, " (the state was written by an earlier redit: only a sample of the "
+                        "model's weights could be compared)");
     fprintf(stderr, " in %.1f s · %.0f tokens/s · last loss %.4f", res->seconds, res->tokens_per_s,
             res->final_loss);
     if (r->eval && isfinite(res->best_eval_accuracy))

@@ -22,9 +22,18 @@ rd_model *cli_load_model(const char *path, const char *tokenizer_path) {
 
 rd_edits *cli_load_edits(const char *path, const rd_model *m, int force) {
     rd_error err = {0};
-    rd_edits *e = rd_edits_load(path, m, force, NULL, &err);
+    rd_fp_match match;
+    rd_edits *e = rd_edits_load_match(path, m, force, NULL, &match, &err);
     if (!e) fprintf(stderr, "redit: %s\n", err.msg);
+    else cli_fingerprint_note(path, match);
     return e;
+}
+
+void cli_fingerprint_note(const char *path, rd_fp_match match) {
+    if (match == RD_FP_SAME_SAMPLED)
+        fprintf(stderr, "redit: note: %s was written by an earlier redit, whose model fingerprint "
+                        "samples the weights; it matches this model's sample (save the edits again "
+                        "to record the full fingerprint)\n", path);
 }
 
 int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward) {

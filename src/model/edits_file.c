@@ -6,7 +6,9 @@
  * and a kind word, as ../shared/tools/torch_ref/llama_red_ref.py's loader expects — and
  * these string metadata:
  *   format "redit-red", version "1", base_model (the model's name), base_fingerprint
- *   (rd_model_fingerprint as 16 lower-case hex digits), sites ("attn"/"ffn"/"both"),
+ *   (rd_model_fingerprint as 16 lower-case hex digits), base_fingerprint_kind ("xxh3-64":
+ *   the full fingerprint; files without it were written by earlier versions with the
+ *   sampled one, rd_model_fingerprint_sampled, still accepted), sites ("attn"/"ffn"/"both"),
  *   layers (canonical list), dim, n_layers, scale and bias ("true"/"false"), training (the
  *   caller's JSON, only when given).
  * The loader refuses a file that does not fit the model (width, layer count, fingerprint
@@ -25,6 +27,7 @@
 
 #define EDITS_FORMAT "redit-red"
 #define EDITS_VERSION 1
+#define FINGERPRINT_KIND "xxh3-64" /* base_fingerprint is rd_model_fingerprint */
 
 /* ---- saving ----------------------------------------------------------------------- */
 
@@ -72,6 +75,7 @@ static int save_metadata(rd_st_writer *w, const rd_edits *e, const rd_model *m,
     const char *kv[][2] = {
         {"format", EDITS_FORMAT},    {"version", ver},
         {"base_model", m->file.name}, {"base_fingerprint", fp},
+        {"base_fingerprint_kind", FINGERPRINT_KIND},
         {"sites", rd_sites_name(rd_edits_sites(e))}, {"layers", rd_edits_layers_text(e)},
         {"dim", dim},                {"n_layers", nl},
         {"scale", rd_edits_has_scale(e) ? "true" : "false"}, {"bias", rd_edits_has_bias(e) ? "true" : "false"},
@@ -158,13 +162,21 @@ static int check_header(const rd_st_file *f, const char *path, const rd_config *
     return 0;
 }
 
+/* Files with base_fingerprint_kind carry the full fingerprint; files without it (earlier
+ * versions) the sampled one, or the full one: both are accepted, *match says which. */
 static int check_fingerprint(const rd_st_file *f, const char *path, const rd_model *m,
-                             rd_error *err) {
+                             rd_fp_match *match, rd_error *err) {
+    const char *theirs = rd_st_metadata(f, "base_fingerprint");
+    const char *kind = rd_st_metadata(f, "base_fingerprint_kind");
+    const char *base = rd_st_metadata(f, "base_model");
+    if (kind && strcmp(kind, FINGERPRINT_KIND))
+        return rd_error_set(err, "%s: the edits' base-model fingerprint is of kind \"%.20s\", "
+                                 "which this redit does not know (it writes \"%s\"); --force "
+                                 "skips this check", path, kind, FINGERPRINT_KIND);
+    *match = rd_model_fingerprint_match(m, theirs, kind == NULL);
+    if (*match != RD_FP_OTHER) return 0;
     char mine[32];
     snprintf(mine, sizeof mine, "%016" PRIx64, rd_model_fingerprint(m));
-    const char *theirs = rd_st_metadata(f, "base_fingerprint");
-    const char *base = rd_st_metadata(f, "base_model");
-    if (theirs && strcmp(theirs, mine) == 0) return 0;
     return rd_error_set(err, "%s: the edits were made for another model (base model \"%.60s\", "
                              "fingerprint %.20s) but this model (\"%.60s\") has fingerprint %s; "
                              "--force skips this check", path, base ? base : "?",
@@ -259,14 +271,14 @@ static int check_no_extra(const rd_edits *e, const rd_st_file *f, const char *pa
 }
 
 static rd_edits *load_from(const rd_st_file *f, const char *path, const rd_model *m, int force,
-                           rd_error *err) {
+                           rd_fp_match *match, rd_error *err) {
     const rd_config *cfg = rd_model_config(m);
     if (check_header(f, path, cfg, err)) return NULL;
     rd_edits *e = edits_from_metadata(f, path, cfg, err);
     if (!e) return NULL;
     load_ctx c = {e, f, path, malloc((size_t)rd_edits_dim(e) * sizeof(float)), err};
     int rc = c.tmp ? 0 : rd_error_set(err, "%s: out of memory", path);
-    if (!rc && !force) rc = check_fingerprint(f, path, m, err);
+    if (!rc && !force) rc = check_fingerprint(f, path, m, match, err);
     if (!rc) rc = check_no_extra(e, f, path, err);
     if (!rc) rc = each_vector(e, load_vector, &c);
     free(c.tmp);
@@ -279,10 +291,18 @@ static rd_edits *load_from(const rd_st_file *f, const char *path, const rd_model
 
 rd_edits *rd_edits_load(const char *path, const rd_model *m, int force, char **training_json,
                         rd_error *err) {
+    return rd_edits_load_match(path, m, force, training_json, NULL, err);
+}
+
+rd_edits *rd_edits_load_match(const char *path, const rd_model *m, int force,
+                              char **training_json, rd_fp_match *match, rd_error *err) {
+    rd_fp_match how = RD_FP_OTHER; /* stays so when forced */
+    if (match) *match = RD_FP_OTHER;
     if (training_json) *training_json = NULL;
     rd_st_file *f = rd_st_open(path, err);
     if (!f) return NULL;
-    rd_edits *e = load_from(f, path, m, force, err);
+    rd_edits *e = load_from(f, path, m, force, &how, err);
+    if (e && match) *match = how;
     const char *training = e ? rd_st_metadata(f, "training") : NULL;
     if (e && training && training_json && !(*training_json = strdup(training))) {
         rd_edits_free(e);

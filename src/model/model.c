@@ -26,6 +26,9 @@ rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *er
         return NULL;
     }
     int rc;
+    char dir[4096]; /* what a safetensors model is read from: its folder */
+    const char *source = path;
+    if (fmt != RD_FORMAT_SAFETENSORS) m->file_key = rd_model_file_key(source);
     switch (fmt) {
     case RD_FORMAT_LLAMA2C:
         rc = rd_llama2c_load(path, opts ? opts->tokenizer_path : NULL, &m->file, err);
@@ -41,13 +44,14 @@ rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *er
         break;
     case RD_FORMAT_SAFETENSORS: { /* a folder, or a .safetensors file in one */
         struct stat st;
-        char dir[4096];
         if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
             snprintf(dir, sizeof dir, "%s", path);
         } else {
             const char *slash = strrchr(path, '/');
             snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
         }
+        source = dir;
+        m->file_key = rd_model_file_key(source);
         rc = rd_hf_load(dir, &m->file, err);
         break;
     }
@@ -59,6 +63,8 @@ rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *er
         rd_model_free(m);
         return NULL;
     }
+    /* a file changed while it was read has no trustworthy key: no cached fingerprint */
+    if (m->file_key != rd_model_file_key(source)) m->file_key = 0;
     return m;
 }
 

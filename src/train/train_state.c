@@ -213,8 +213,9 @@ static int read_history(const cJSON *o, int step, rd_train_result *res, const ch
     return get_u64(o, "tokens", 10, &res->tokens, path, err);
 }
 
-int train_state_load(const char *path, const char *setup, int total, train_arrays *a,
-                     train_position *pos, rd_train_result *res, rd_error *err) {
+int train_state_load(const char *path, const char *setup, const char *old_setup, int total,
+                     train_arrays *a, train_position *pos, rd_train_result *res,
+                     rd_error *err) {
     rd_st_file *f = rd_st_open(path, err);
     if (!f) return -1;
     int rc = -1;
@@ -240,7 +241,9 @@ int train_state_load(const char *path, const char *setup, int total, train_array
         rd_error_set(err, "%s: training state field \"setup\" is missing", path);
         goto done;
     }
-    if (strcmp(s->valuestring, setup)) {
+    res->resumed_sampled = strcmp(s->valuestring, setup) != 0 && old_setup &&
+                           strcmp(s->valuestring, old_setup) == 0;
+    if (strcmp(s->valuestring, setup) && !res->resumed_sampled) {
         char want[160], have[160];
         first_difference(s->valuestring, setup, want, have, sizeof want);
         rd_error_set(err, "%s: the training state was written for %s, this run has %s: resume "

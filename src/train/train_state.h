@@ -39,13 +39,16 @@ typedef struct train_arrays {
 int train_state_save(const char *path, const char *setup, const train_arrays *a,
                      const train_position *pos, const rd_train_result *res, rd_error *err);
 
-/* Reads a state written by train_state_save for the same setup and total step count into
+/* Reads a state written by train_state_save for the same setup (or old_setup, may be NULL:
+ * the setup as an earlier redit wrote it, with the model's sampled fingerprint; then
+ * res->resumed_sampled is set) and total step count into
  * a (whose n must match the file), *pos and res: loss_history (room for `total` entries)
  * receives the first pos->step losses, the evaluations are appended to res's (empty)
  * history, and the best evaluation, best step and token count are set. A file written for
  * another setup is refused with the first item that differs. Returns 0, or -1 with *err
  * naming the file and the problem; a and res may then be partly filled. */
-int train_state_load(const char *path, const char *setup, int total, train_arrays *a,
-                     train_position *pos, rd_train_result *res, rd_error *err);
+int train_state_load(const char *path, const char *setup, const char *old_setup, int total,
+                     train_arrays *a, train_position *pos, rd_train_result *res,
+                     rd_error *err);
 
 #endif

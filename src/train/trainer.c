@@ -269,7 +269,7 @@ static int is_better(double loss, double accuracy, const rd_train_result *r) {
  * the model, the compute mode, the data and every option but checkpointing (which changes
  * no number) and the stop flag. */
 static void describe_setup(const trainer *t, const rd_dataset *train, const rd_dataset *eval,
-                           char *buf, size_t cap) {
+                           uint64_t model_fp, char *buf, size_t cap) {
     const rd_train_opts *o = t->o;
     char what[256], r[8][32];
     if (t->full)
@@ -283,7 +283,7 @@ static void describe_setup(const trainer *t, const rd_dataset *train, const rd_d
              ";lr=%s;schedule=%s;warmup=%s;epochs=%d;batch=%d;micro_batch=%d;max_len=%d"
              ";weight_decay=%s;beta1=%s;beta2=%s;eps=%s;clip=%s;dropout=%s;seed=%" PRIu64
              ";pack=%d;group_by_length=%d;eval_every=%d;max_steps=%d",
-             what, rd_model_fingerprint(t->m),
+             what, model_fp,
              rd_model_compute(t->m) == RD_COMPUTE_BF16 ? "bf16" : "f32",
              rd_dataset_fingerprint(train), rd_dataset_fingerprint(eval),
              rd_format_double(o->lr, r[0], 32), rd_schedule_name(o->schedule),
@@ -496,7 +496,12 @@ static void shuffle_epoch(const trainer *t, loop *lp) {
 static int resume_state(trainer *t, loop *lp, train_position *resume, rd_train_result *res,
                         rd_error *err) {
     train_arrays a = arrays_of(t);
-    if (train_state_load(t->o->state_path, lp->setup, lp->total, &a, resume, res, err) ||
+    /* a state of an earlier redit names the model by its sampled fingerprint */
+    char old_setup[sizeof lp->setup];
+    describe_setup(t, lp->train, lp->eval, rd_model_fingerprint_sampled(t->m), old_setup,
+                   sizeof old_setup);
+    if (train_state_load(t->o->state_path, lp->setup, old_setup, lp->total, &a, resume, res,
+                         err) ||
         weights_changed(t, err))
         return -1;
     res->resumed_step = resume->step;
@@ -578,7 +583,8 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     train_position resume = {0};
     struct stat st;
     const int resumed = o->state_path && stat(o->state_path, &st) == 0;
-    if (o->state_path) describe_setup(&t, train, eval, lp.setup, sizeof lp.setup);
+    if (o->state_path)
+        describe_setup(&t, train, eval, rd_model_fingerprint(t.m), lp.setup, sizeof lp.setup);
     if (resumed && resume_state(&t, &lp, &resume, res, err)) goto done;
     memcpy(t.last_good, t.params, t.n_params * sizeof(float));
     for (size_t i = 0; i < lp.n_train; i++) lp.order[i] = i;
