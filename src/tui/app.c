@@ -146,8 +146,10 @@ static void count_edit_params(tui_app *a) {
     rd_edits_free(e);
 }
 
-/* Opens the session: restored when it exists (a damaged one gives a notice and a fresh
- * session), else new with the command line's data sets. Then its edits. */
+/* Opens the session: restored when it exists (files of killed saves are tidied away), else
+ * new with the command line's data sets. A damaged one is never written over: its folder
+ * is moved aside (the user is told where) and a fresh session takes the name; when it
+ * cannot be moved, the fresh session gets another name. Then its edits. */
 static void open_session(tui_app *a) {
     const char *root = a->args.sessions_root ? a->args.sessions_root : "sessions";
     const char *name = a->args.session ? a->args.session : "default";
@@ -156,9 +158,21 @@ static void open_session(tui_app *a) {
     if (tui_session_exists(root, name)) {
         if (tui_session_load(root, name, &a->session, &err) == 0) {
             restored = 1;
+            tui_session_tidy(&a->session);
         } else {
-            app_notify(a, 1, "session %s is damaged (%s): opened a fresh one", name, err.msg);
-            tui_session_init(&a->session, root, name);
+            char moved[1300];
+            rd_error e2 = {0};
+            if (tui_session_move_aside(root, name, moved, sizeof moved, &e2) == 0) {
+                app_notify(a, 1, "session %s is damaged: moved aside to %s, untouched; this is a "
+                                 "fresh one (%s)", name, moved, err.msg);
+                tui_session_init(&a->session, root, name);
+            } else {
+                char fresh[65];
+                snprintf(fresh, sizeof fresh, "%.40s-new-%ld", name, (long)time(NULL));
+                app_notify(a, 1, "session %s is damaged and stays as it is: new work is saved "
+                                 "as session %s (%s; %s)", name, fresh, err.msg, e2.msg);
+                tui_session_init(&a->session, root, fresh);
+            }
         }
     } else {
         tui_session_init(&a->session, root, name);
@@ -175,7 +189,7 @@ static void open_session(tui_app *a) {
 
     char path[1100];
     tui_session_edits_path(&a->session, path, sizeof path);
-    if (restored && access(path, F_OK) == 0) {
+    if (restored && path[0]) {
         rd_error e2 = {0};
         a->edits = rd_edits_load(path, a->model, 0, NULL, &e2);
         if (!a->edits) app_notify(a, 1, "the session's edits were not loaded: %s", e2.msg);
@@ -368,6 +382,7 @@ int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err) {
     if (!copy) return -1;
     rd_edits_free(a->edits);
     a->edits = copy;
+    a->session.current_run = 0; /* edits of no run: saved as the session's current edits */
     a->dirty = 1;
     return 0;
 }
@@ -382,8 +397,20 @@ static void append_answer(tui_app *a, int side, const char *text) {
     a->answer[side] = p;
 }
 
+/* The run just trained keeps its edits (saved as runs/ID/ at the next save) and they become
+ * the current run's. */
+static void keep_run_edits(tui_app *a) {
+    rd_error err = {0};
+    if (!a->run || !a->edits) return;
+    if (tui_run_keep_edits(a->run, a->edits, &err))
+        app_notify(a, 1, "the run's edits are only the current ones: %s", err.msg);
+    else
+        a->session.current_run = a->run->id;
+}
+
 static void training_done(tui_app *a, const tui_event *ev) {
     a->training = 0;
+    keep_run_edits(a);
     if (a->run) {
         a->run->best_eval_accuracy = ev->best_eval_accuracy;
         a->run->seconds = ev->seconds;
@@ -460,6 +487,7 @@ static void handle_event(tui_app *a, const tui_event *ev) {
                 tui_session_drop_last_run(&a->session);
             } else if (a->run) {
                 a->run->stopped = RD_STOP_REQUESTED;
+                keep_run_edits(a);
             }
             a->run = NULL;
             snprintf(a->train_status, sizeof a->train_status, "failed");
