@@ -274,7 +274,7 @@ int app_train(tui_app *a, rd_error *err) {
     char label[160]; /* the run keeps its first 63 bytes */
     char dropout[32] = "";
     if (c->dropout > 0) snprintf(dropout, sizeof dropout, " drop %g", c->dropout);
-    snprintf(label, sizeof label, "#%zu %s %s%s%s lr %g%s%s", a->session.n_runs + 1, c->sites,
+    snprintf(label, sizeof label, "#%d %s %s%s%s lr %g%s%s", a->session.next_run_id, c->sites,
              c->layers, c->scale ? " s" : "", c->bias ? " b" : "", c->lr, dropout,
              rd_model_compute(a->model) == RD_COMPUTE_BF16 ? " bf16" : "");
     rd_train_opts topts = tui_config_train_opts(c);
@@ -383,6 +383,41 @@ int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err) {
     rd_edits_free(a->edits);
     a->edits = copy;
     a->session.current_run = 0; /* edits of no run: saved as the session's current edits */
+    a->dirty = 1;
+    return 0;
+}
+
+rd_edits *app_run_edits(tui_app *a, int id, rd_error *err) {
+    tui_run *r = tui_session_find_run(&a->session, id);
+    if (!r) {
+        rd_error_set(err, "there is no run #%d (wb.runs() lists them)", id);
+        return NULL;
+    }
+    if (r->edits) return rd_edits_clone(r->edits, err);
+    char path[1200];
+    tui_session_run_edits_path(&a->session, r, path, sizeof path);
+    if (!path[0]) {
+        rd_error_set(err, "run #%d has no saved edits", id);
+        return NULL;
+    }
+    return rd_edits_load(path, a->model, 0, NULL, err);
+}
+
+int app_use_run(tui_app *a, int id, rd_error *err) {
+    if (busy_error(a, err)) return -1;
+    rd_edits *e = app_run_edits(a, id, err);
+    if (!e) return -1;
+    rd_edits_free(a->edits);
+    a->edits = e;
+    a->session.current_run = id;
+    a->dirty = 1;
+    return 0;
+}
+
+int app_delete_run(tui_app *a, int id, rd_error *err) {
+    if (busy_error(a, err)) return -1;
+    if (tui_session_delete_run(&a->session, id))
+        return rd_error_set(err, "there is no run #%d (wb.runs() lists them)", id);
     a->dirty = 1;
     return 0;
 }

@@ -195,6 +195,41 @@ TUI_EXTRA="--set lr=fast" start h s5
 wait_for h "--set lr=fast: lr: 'fast' is not a number"
 wait_for h "EXITED 2"
 
+# --- every run's edits are kept: two runs, reopened, both come back as trained; run 1 is
+# used, exported after run 2, and run 2 deleted ------------------------------------------
+start r s8
+wait_for r "Configuration"
+keys r F5 "wb.set{epochs = 2}; wb.train()" Enter
+wait_for r "#1 ffn all"
+wait_for r " idle"
+keys r "wb.edits():save('$TMP/e1.safetensors'); print('saved' .. 1)" Enter
+wait_for r "^ saved1 *$"
+keys r "wb.set{sites = 'both'}; wb.train()" Enter
+wait_for r "#2 both all"
+wait_for r " idle"
+keys r "wb.edits():save('$TMP/e2.safetensors'); print('saved' .. 2)" Enter
+wait_for r "^ saved2 *$"
+keys r F10
+wait_exit r
+S8="$TMP/sessions/s8"
+[ -s "$S8/runs/1/edits.safetensors" ] && [ -s "$S8/runs/2/edits.safetensors" ] ||
+    fail "the two runs' edits were not both kept: $(ls -R "$S8")"
+start r2 s8
+wait_for r2 "restored: 2 run\\(s\\)"
+keys r2 F5 "local a = wb.run_edits(1):compare(red.load_edits('$TMP/e1.safetensors', model)) local b = wb.run_edits(2):compare(red.load_edits('$TMP/e2.safetensors', model)) print('same' .. tostring(a.max_abs_scale + a.max_abs_bias == 0 and b.max_abs_scale + b.max_abs_bias == 0))" Enter
+wait_for r2 "^ sametrue *$"
+keys r2 "wb.use_run(1) print('cur' .. tostring(wb.runs()[1].current) .. wb.edits():info().sites)" Enter
+wait_for r2 "^ curtrueffn *$"
+wait_for r2 "\\*#1 ffn all"
+keys r2 "wb.delete_run(2) print('left' .. #wb.runs())" Enter
+wait_for r2 "^ left1 *$"
+keys r2 F10
+wait_exit r2
+[ -e "$S8/runs/2" ] && fail "the deleted run's edits are still there: $(ls -R "$S8")"
+expect_ok "export run 1 after run 2" "$REDIT" export --edits "$S8/runs/1/edits.safetensors" -m "$M" \
+    --format safetensors -o "$TMP/run1-export.safetensors"
+[ -s "$TMP/run1-export.safetensors" ] || fail "the export of run 1 is empty"
+
 # --- a classification set: the eval accuracy on the chart line and in the result ------------
 : >"$TMP/cls.jsonl"
 for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
