@@ -602,12 +602,45 @@ static void set_focus(tui_app *a, int pane) {
     tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
 }
 
+enum { QUIT_ASK_NONE = 0, QUIT_ASK_TRAINING, QUIT_ASK_UNSAVED };
+
+/* The folder offered when the session's own cannot be written: ~/redit-sessions (or
+ * /tmp/redit-sessions without a home). */
+static void fallback_root(char *buf, size_t cap) {
+    const char *home = getenv("HOME");
+    snprintf(buf, cap, "%s/redit-sessions", home && *home ? home : "/tmp");
+}
+
+/* Saves before quitting; when that fails the user is asked (quit anyway, save in another
+ * folder, or stay) instead of losing the work. */
+static void save_and_quit(tui_app *a) {
+    rd_error err = {0};
+    if (app_save(a, &err) == 0) {
+        a->quit = 1;
+        return;
+    }
+    char other[600];
+    fallback_root(other, sizeof other);
+    a->quit_asked = QUIT_ASK_UNSAVED;
+    app_notify(a, 1, "not saved — o: save in %s, y: quit without saving, n: stay (%s)", other,
+               err.msg);
+}
+
+/* 'o' at the unsaved question: the session moves to the fallback folder (a name refused at
+ * save time becomes "rescued-TIME") and is saved there. */
+static void save_elsewhere(tui_app *a) {
+    fallback_root(a->session.root, sizeof a->session.root);
+    if (!tui_session_name_ok(a->session.name, NULL))
+        snprintf(a->session.name, sizeof a->session.name, "rescued-%ld", (long)time(NULL));
+    save_and_quit(a);
+}
+
 static void request_quit(tui_app *a) {
     if (a->training) {
-        a->quit_asked = 1;
+        a->quit_asked = QUIT_ASK_TRAINING;
         app_notify(a, 1, "training is running: quit anyway? (y/n)");
     } else {
-        a->quit = 1;
+        save_and_quit(a);
     }
 }
 
@@ -689,9 +722,16 @@ static void handle_key(tui_app *a, tui_key k) {
         return;
     }
     if (a->quit_asked) {
-        a->quit_asked = 0;
-        if (!k.is_key && (k.code == 'y' || k.code == 'Y')) a->quit = 1;
-        else app_notify(a, 0, "quit cancelled");
+        const int asked = a->quit_asked;
+        a->quit_asked = QUIT_ASK_NONE;
+        if (!k.is_key && (k.code == 'y' || k.code == 'Y')) {
+            a->quit = 1;
+            a->quit_unsaved = asked == QUIT_ASK_UNSAVED;
+        } else if (asked == QUIT_ASK_UNSAVED && !k.is_key && (k.code == 'o' || k.code == 'O')) {
+            save_elsewhere(a);
+        } else {
+            app_notify(a, 0, "quit cancelled");
+        }
         return;
     }
     if (a->layout.too_small) {
@@ -866,10 +906,23 @@ int rd_workbench_run(const rd_workbench_args *args) {
     main_loop(a);
     /* Leaving: stop a job, keep its results, save the session. */
     app_finish_jobs(a);
-    int rc = tui_session_save(&a->session, a->edits, a->model, &err);
+    int rc = 0;
+    char first_error[RD_ERROR_MAX] = "";
+    if (!a->quit_unsaved) {
+        rc = tui_session_save(&a->session, a->edits, a->model, &err);
+        if (rc) { /* no one to ask (SIGTERM, a lost terminal): the fallback folder */
+            snprintf(first_error, sizeof first_error, "%s", err.msg);
+            fallback_root(a->session.root, sizeof a->session.root);
+            if (!tui_session_name_ok(a->session.name, NULL))
+                snprintf(a->session.name, sizeof a->session.name, "rescued-%ld", (long)time(NULL));
+            rc = tui_session_save(&a->session, a->edits, a->model, &err);
+        }
+    }
     endwin();
     running_app = NULL;
-    if (rc) fprintf(stderr, "redit: the session was not saved: %s\n", err.msg);
+    if (first_error[0]) fprintf(stderr, "redit: the session was not saved: %s\n", first_error);
+    if (a->quit_unsaved) fprintf(stderr, "redit: quit without saving, as asked\n");
+    else if (rc) fprintf(stderr, "redit: the session was not saved: %s\n", err.msg);
     else printf("session saved in %s/%s\n", a->session.root, a->session.name);
     write_stats(a);
     app_release(a);

@@ -54,7 +54,9 @@ typedef struct tui_app {
     /* screen */
     tui_layout layout;
     int utf8, colors;
-    int focus, zoom, help, quit_asked;
+    int focus, zoom, help;
+    int quit_asked;         /* QUIT_ASK_*: a y/n question about quitting is showing */
+    int quit_unsaved;       /* the user chose to quit without saving (the save failed) */
     int dirty;              /* redraw needed */
     char message[256];      /* one-line notice in the hints row (errors in red) */
     int message_is_error;

@@ -230,6 +230,26 @@ expect_ok "export run 1 after run 2" "$REDIT" export --edits "$S8/runs/1/edits.s
     --format safetensors -o "$TMP/run1-export.safetensors"
 [ -s "$TMP/run1-export.safetensors" ] || fail "the export of run 1 is empty"
 
+# --- a save that fails at quit asks first: stay, then save in another folder -------------
+# (a sessions folder under a regular file cannot be created, also for root)
+: >"$TMP/afile"
+mkdir -p "$TMP/home"
+TUI_ENV="HOME='$TMP/home'" TUI_EXTRA="--sessions '$TMP/afile/sessions'" start u s9
+wait_for u "Configuration"
+keys u F5 "wb.set{epochs = 1}; wb.train()" Enter
+wait_for u "#1 ffn all"
+wait_for u " idle"
+keys u F10
+wait_for u "not saved .* o: save in .*y: quit without saving"
+keys u n
+wait_for u "quit cancelled"
+keys u F10
+wait_for u "not saved"
+keys u o
+wait_exit u
+grep -q "session saved in $TMP/home/redit-sessions/s9" "$TMP/screen" || fail "not saved elsewhere: $(cat "$TMP/screen")"
+[ -s "$TMP/home/redit-sessions/s9/runs/1/edits.safetensors" ] || fail "the run was not saved in the other folder"
+
 # --- a classification set: the eval accuracy on the chart line and in the result ------------
 : >"$TMP/cls.jsonl"
 for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
