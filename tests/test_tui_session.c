@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../src/tui/session.h"
@@ -793,7 +795,7 @@ static void test_session_round_trip(void **state) {
     char path[800];
     tui_session_edits_path(&back, path, sizeof path);
     char want_path[800];
-    snprintf(want_path, sizeof want_path, "%s/run-1.a_b/edits.safetensors", fx->root);
+    snprintf(want_path, sizeof want_path, "%s/run-1.a_b/edits-1.safetensors", fx->root);
     assert_string_equal(path, want_path);
     char *training = NULL;
     rd_edits *loaded = rd_edits_load(path, fx->m, 0, &training, &err);
@@ -845,7 +847,7 @@ static void test_session_file_text(void **state) {
     strcpy(s.model_fingerprint, "0123456789abcdef");
     if (tui_session_save(&s, NULL, NULL, &err)) fail_msg("save: %s", err.msg);
     char path[800];
-    snprintf(path, sizeof path, "%s/small/loss.csv", fx->root);
+    snprintf(path, sizeof path, "%s/small/loss-1.csv", fx->root);
     char *csv = read_all(path);
     assert_string_equal(csv, "run,step,kind,loss\n"
                              "0,1,train,2.5\n"
@@ -854,7 +856,7 @@ static void test_session_file_text(void **state) {
                              "0,2,eval,1.25\n"
                              "1,1,train,3\n");
     free(csv);
-    snprintf(path, sizeof path, "%s/small/chat.jsonl", fx->root);
+    snprintf(path, sizeof path, "%s/small/chat-1.jsonl", fx->root);
     char *jsonl = read_all(path);
     assert_string_equal(jsonl, "{\"prompt\":\"a \\\"b\\\"\\nc\",\"base\":\"\",\"edited\":\"ü\","
                                "\"strength\":1}\n");
@@ -864,7 +866,8 @@ static void test_session_file_text(void **state) {
     cJSON *o = cJSON_Parse(json);
     assert_non_null(o);
     assert_string_equal(cJSON_GetObjectItem(o, "format")->valuestring, "redit-session");
-    assert_true(cJSON_GetObjectItem(o, "version")->valuedouble == 1);
+    assert_true(cJSON_GetObjectItem(o, "version")->valuedouble == 2);
+    assert_true(cJSON_GetObjectItem(o, "generation")->valuedouble == 1);
     assert_string_equal(cJSON_GetObjectItem(o, "name")->valuestring, "small");
     assert_string_equal(cJSON_GetObjectItem(o, "model_fingerprint")->valuestring, "0123456789abcdef");
     assert_true(cJSON_IsObject(cJSON_GetObjectItem(o, "config")));
@@ -908,6 +911,25 @@ static void damage(const char *dir, const char *root, const char *file, const ch
     free(orig);
 }
 
+/* Writes dir/session.json as version 1 wrote it, from the text of a version 2 one. */
+static void write_v1_json(const char *dir, const char *v2) {
+    cJSON *o = cJSON_Parse(v2);
+    assert_non_null(o);
+    cJSON_ReplaceItemInObject(o, "version", cJSON_CreateNumber(1));
+    const char *gone[] = {"generation", "next_run", "current_run", "files"};
+    for (size_t i = 0; i < 4; i++) cJSON_DeleteItemFromObject(o, gone[i]);
+    cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "runs")) {
+        cJSON_DeleteItemFromObject(r, "id");
+        cJSON_DeleteItemFromObject(r, "edits");
+    }
+    char *text = cJSON_Print(o), path[800];
+    snprintf(path, sizeof path, "%s/session.json", dir);
+    write_all(path, text);
+    cJSON_free(text);
+    cJSON_Delete(o);
+}
+
 static void test_session_damaged(void **state) {
     fixture *fx = *state;
     rd_error err = {{0}};
@@ -933,8 +955,8 @@ static void test_session_damaged(void **state) {
     damage(dir, fx->root, "session.json",
            "{\"format\": \"other\", \"version\": 1}", "not a redit session");
     damage(dir, fx->root, "session.json",
-           "{\"format\": \"redit-session\", \"version\": 2}",
-           "session version 2 is not supported (this redit reads version 1)");
+           "{\"format\": \"redit-session\", \"version\": 3}",
+           "session version 3 is not supported (this redit reads versions 1 and 2)");
     damage(dir, fx->root, "session.json",
            "{\"format\": \"redit-session\", \"version\": 1, \"model_path\": \"m\", "
            "\"model_fingerprint\": \"\", \"config\": {\"epochs\": 0}, \"runs\": []}",
@@ -964,42 +986,42 @@ static void test_session_damaged(void **state) {
            "\"best_eval_accuracy\" must be a number or null");
 
     /* loss.csv: the session has runs 0 (20 steps, evals at 5..20) and 1 (3 steps) */
-    snprintf(path, sizeof path, "%s/loss.csv", dir);
+    snprintf(path, sizeof path, "%s/loss-1.csv", dir);
     char *csv = read_all(path);
     char *bad = malloc(strlen(csv) + 100);
     sprintf(bad, "%s0,21,train,abc\n", csv);
-    damage(dir, fx->root, "loss.csv", bad, "loss \"abc\" is not a number");
+    damage(dir, fx->root, "loss-1.csv", bad, "loss \"abc\" is not a number");
     sprintf(bad, "%s0,21,train,1.0\n5,1,train,1.0\n", csv);
-    damage(dir, fx->root, "loss.csv", bad, "line 30: run 5 is unknown (session.json lists 2 runs)");
+    damage(dir, fx->root, "loss-1.csv", bad, "line 30: run 5 is unknown (session.json lists 2 runs)");
     sprintf(bad, "%s1,7,train,1.0\n", csv);
-    damage(dir, fx->root, "loss.csv", bad,
+    damage(dir, fx->root, "loss-1.csv", bad,
            "train step 7 of run 1 is out of order (expected step 4)");
     sprintf(bad, "%s0,3,eval,1.0\n", csv);
-    damage(dir, fx->root, "loss.csv", bad, "eval step 3 of run 0 is out of order (after step 20)");
+    damage(dir, fx->root, "loss-1.csv", bad, "eval step 3 of run 0 is out of order (after step 20)");
     sprintf(bad, "%s0,21,test,1.0\n", csv);
-    damage(dir, fx->root, "loss.csv", bad, "kind \"test\" is not train or eval");
+    damage(dir, fx->root, "loss-1.csv", bad, "kind \"test\" is not train or eval");
     sprintf(bad, "%sgarbage\n", csv);
-    damage(dir, fx->root, "loss.csv", bad, "line 29: expected 4 fields: run,step,kind,loss");
+    damage(dir, fx->root, "loss-1.csv", bad, "line 29: expected 4 fields: run,step,kind,loss");
     sprintf(bad, "%s0,-1,eval,1.0\n", csv);
-    damage(dir, fx->root, "loss.csv", bad, "step \"-1\" is not a step number");
-    damage(dir, fx->root, "loss.csv", "run,step,loss\n", "line 1: expected the header");
+    damage(dir, fx->root, "loss-1.csv", bad, "step \"-1\" is not a step number");
+    damage(dir, fx->root, "loss-1.csv", "run,step,loss\n", "line 1: expected the header");
     free(bad);
 
     /* chat.jsonl */
-    damage(dir, fx->root, "chat.jsonl", "{\"prompt\":\"a\",\"base\":\"\",\"edited\":\"\",\"strength\":1}\n"
-                                        "{\"prompt\": \"x\"\n", "chat.jsonl line 2: not valid JSON");
-    damage(dir, fx->root, "chat.jsonl", "{\"prompt\":\"a\",\"base\":\"\",\"strength\":1}\n",
-           "chat.jsonl line 1: \"edited\" must be a string");
-    damage(dir, fx->root, "chat.jsonl", "\n\n[1]\n", "chat.jsonl line 3: expected a JSON object");
-    damage(dir, fx->root, "chat.jsonl",
+    damage(dir, fx->root, "chat-1.jsonl", "{\"prompt\":\"a\",\"base\":\"\",\"edited\":\"\",\"strength\":1}\n"
+                                        "{\"prompt\": \"x\"\n", "chat-1.jsonl line 2: not valid JSON");
+    damage(dir, fx->root, "chat-1.jsonl", "{\"prompt\":\"a\",\"base\":\"\",\"strength\":1}\n",
+           "chat-1.jsonl line 1: \"edited\" must be a string");
+    damage(dir, fx->root, "chat-1.jsonl", "\n\n[1]\n", "chat-1.jsonl line 3: expected a JSON object");
+    damage(dir, fx->root, "chat-1.jsonl",
            "{\"prompt\":\"a\",\"base\":\"\",\"edited\":\"\",\"strength\":\"1\"}\n",
            "\"strength\" must be a number");
 
     /* a file over 64 MiB is refused before it is read (a sparse file costs nothing) */
-    snprintf(path, sizeof path, "%s/chat.jsonl", dir);
+    snprintf(path, sizeof path, "%s/chat-1.jsonl", dir);
     char *chat = read_all(path);
     assert_int_equal(truncate(path, (64 << 20) + 1), 0);
-    expect_load_error(fx->root, "dmg", "chat.jsonl", "more than a session file may hold (64 MiB)");
+    expect_load_error(fx->root, "dmg", "chat-1.jsonl", "more than a session file may hold (64 MiB)");
     write_all(path, chat);
     free(chat);
 
@@ -1009,10 +1031,24 @@ static void test_session_damaged(void **state) {
     assert_sessions_equal(&back, &s);
     tui_session_release(&back);
 
-    /* loss.csv and chat.jsonl may be missing */
-    snprintf(path, sizeof path, "%s/loss.csv", dir);
+    /* the files a version 2 session.json names must be there */
+    snprintf(path, sizeof path, "%s/chat-1.jsonl", dir);
     unlink(path);
-    snprintf(path, sizeof path, "%s/chat.jsonl", dir);
+    expect_load_error(fx->root, "dmg", "chat-1.jsonl: cannot open", NULL);
+    /* a version 1 session (fixed names): loss.csv and chat.jsonl may be missing */
+    char from[800];
+    snprintf(from, sizeof from, "%s/loss-1.csv", dir);
+    snprintf(path, sizeof path, "%s/loss.csv", dir);
+    assert_int_equal(rename(from, path), 0);
+    write_v1_json(dir, json);
+    if (tui_session_load(fx->root, "dmg", &back, &err)) fail_msg("version 1: %s", err.msg);
+    assert_int_equal(back.n_runs, 2);
+    assert_int_equal(back.runs[0].n_steps, 20);
+    assert_int_equal(back.runs[1].id, 2);
+    assert_int_equal(back.next_run_id, 3);
+    assert_int_equal(back.generation, 0);
+    assert_int_equal(back.n_chat, 0);
+    tui_session_release(&back);
     unlink(path);
     if (tui_session_load(fx->root, "dmg", &back, &err)) fail_msg("no csv: %s", err.msg);
     assert_int_equal(back.n_runs, 2);
@@ -1072,7 +1108,202 @@ static void test_session_names(void **state) {
     tui_session_release(&s);
 }
 
-int main(void) {
+/* ---- a save is one unit: a kill at any write, rename, fsync ... of a save ------------------ */
+
+/* The changes the "new" save makes to the "old" session: a run with its own edits (kept in
+ * memory, so runs/ID/ is written), a chat turn, a setting, new current edits. */
+static rd_edits *apply_new_changes(tui_session *s, const rd_model *m) {
+    rd_error err = {{0}};
+    set_ok(&s->config, "lr", "0.125");
+    tui_run *r = tui_session_new_run(s, "new run");
+    assert_non_null(r);
+    for (int i = 0; i < 5; i++) assert_int_equal(tui_run_add_step(r, 1.5 - 0.25 * i), 0);
+    r->stopped = RD_STOP_DONE;
+    assert_int_equal(tui_session_add_chat(s, "new prompt", "b", "e", 0.5), 0);
+    rd_edit_spec spec = tui_config_edit_spec(&s->config);
+    rd_edits *e = rd_edits_new(rd_model_config(m), &spec, &err);
+    if (!e) fail_msg("edits: %s", err.msg);
+    float *p = rd_edits_params(e);
+    for (size_t i = 0; i < rd_edits_param_count(e); i++) p[i] = 0.5f + 0.001f * (float)(i % 31);
+    assert_int_equal(tui_run_keep_edits(r, e, &err), 0);
+    s->current_run = r->id;
+    return e;
+}
+
+/* The child of test_session_kill: loads root/name, makes the new changes, saves. */
+static int save_child(const char *root, const char *name) {
+    rd_error err = {{0}};
+    rd_model *m = tiny_model(7);
+    tui_session s;
+    if (tui_session_load(root, name, &s, &err)) return 3;
+    rd_edits *e = apply_new_changes(&s, m);
+    const int rc = tui_session_save(&s, e, m, &err) ? 4 : 0;
+    rd_edits_free(e);
+    tui_session_release(&s);
+    rd_model_free(m);
+    return rc;
+}
+
+static const char *self_path; /* argv[0]: the suite runs itself as the child (set by main) */
+
+/* Runs the child under strace with SIGKILL injected at the n-th call of syscall (n 0: none).
+ * Returns the signal that ended it, or -(exit status + 1). */
+static int run_child(const char *root, const char *name, const char *syscall, int n) {
+    char inject[128], trace[64];
+    snprintf(inject, sizeof inject, "inject=%s:signal=KILL:when=%d", syscall, n > 0 ? n : 1);
+    snprintf(trace, sizeof trace, "trace=%s", syscall); /* only a traced call is injected */
+    const pid_t pid = fork();
+    if (pid == 0) {
+        if (n > 0)
+            execlp("strace", "strace", "-f", "-qq", "-o", "/dev/null", "-e", trace, "-e",
+                   inject, self_path, "--save-child", root, name, (char *)NULL);
+        else
+            execl(self_path, self_path, "--save-child", root, name, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (WIFSIGNALED(st)) return WTERMSIG(st);
+    return -(WEXITSTATUS(st) + 1);
+}
+
+/* 1 when the saved session is `want` in every part the test changes. */
+static int session_is(const tui_session *got, const tui_session *want) {
+    if (got->n_runs != want->n_runs || got->n_chat != want->n_chat ||
+        got->config.lr != want->config.lr || got->current_run != want->current_run)
+        return 0;
+    for (size_t i = 0; i < got->n_runs; i++) {
+        const tui_run *x = &got->runs[i], *y = &want->runs[i];
+        if (x->id != y->id || strcmp(x->label, y->label) || x->n_steps != y->n_steps ||
+            x->n_evals != y->n_evals)
+            return 0;
+        for (size_t k = 0; k < x->n_steps; k++)
+            if (fabs(x->loss[k] - y->loss[k]) > 1e-8 * fabs(y->loss[k])) return 0;
+    }
+    return 1;
+}
+
+/* The edits file at path holds exactly e's numbers. */
+static void assert_edits_file(const char *path, const rd_edits *e, const rd_model *m) {
+    rd_error err = {{0}};
+    rd_edits *got = rd_edits_load(path, m, 0, NULL, &err);
+    if (!got) fail_msg("%s: %s", path, err.msg);
+    assert_int_equal(rd_edits_param_count(got), rd_edits_param_count(e));
+    assert_memory_equal(rd_edits_params_const(got), rd_edits_params_const(e),
+                        rd_edits_param_count(e) * sizeof(float));
+    rd_edits_free(got);
+}
+
+/* Every entry of dir (and of dir/runs/ID/) is a file the session names. */
+static void assert_only_named_files(const char *dir, const tui_session *s) {
+    char runs[800];
+    snprintf(runs, sizeof runs, "%s/runs", dir);
+    int want = 1 + 2 + (s->edits_file[0] && strncmp(s->edits_file, "runs/", 5) ? 1 : 0);
+    int run_files = 0;
+    for (size_t i = 0; i < s->n_runs; i++) run_files += !strncmp(s->runs[i].edits_file, "runs/", 5);
+    want += run_files > 0; /* the runs folder */
+    if (tiny_count_entries(dir) != want) {
+        char cmd[900];
+        snprintf(cmd, sizeof cmd, "ls -laR '%s' >&2", dir);
+        if (system(cmd)) {}
+        fail_msg("%s: %d entries, expected %d", dir, tiny_count_entries(dir), want);
+    }
+    if (run_files) assert_int_equal(tiny_count_entries(runs), run_files);
+    assert_int_equal(count_temp_files(dir), 0);
+}
+
+static void copy_tree(const char *from, const char *to) {
+    char cmd[4096];
+    if (snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", to, from, to) >= (int)sizeof cmd ||
+        system(cmd) != 0) fail_msg("%s failed", cmd);
+}
+
+static void test_session_kill(void **state) {
+    fixture *fx = *state;
+    rd_error err = {{0}};
+    if (system("strace -f -qq -o /dev/null -e trace=getpid -e inject=getpid:signal=KILL:when=99 "
+               "true 2>/dev/null") != 0) {
+        fprintf(stderr, "SKIPPED: test_session_kill needs strace (apt-get install strace) and "
+                        "ptrace permission\n");
+        skip();
+    }
+    /* the old save: two runs (the first with its edits in runs/1/), chat, current edits */
+    tui_session old;
+    tui_session_init(&old, fx->root, "k");
+    fill_session(&old);
+    rd_edit_spec spec = tui_config_edit_spec(&old.config);
+    rd_edits *e_old = rd_edits_new(rd_model_config(fx->m), &spec, &err);
+    assert_non_null(e_old);
+    float *p = rd_edits_params(e_old);
+    for (size_t i = 0; i < rd_edits_param_count(e_old); i++) p[i] = -0.25f + 0.002f * (float)(i % 13);
+    assert_int_equal(tui_run_keep_edits(&old.runs[0], e_old, &err), 0);
+    old.current_run = 1;
+    if (tui_session_save(&old, e_old, fx->m, &err)) fail_msg("old save: %s", err.msg);
+    char dir[700], pristine[800];
+    snprintf(dir, sizeof dir, "%s/k", fx->root);
+    snprintf(pristine, sizeof pristine, "%s/pristine", fx->dir);
+    copy_tree(dir, pristine);
+    /* the new save, as the child makes it */
+    tui_session want_old, want_new;
+    assert_int_equal(tui_session_load(fx->root, "k", &want_old, &err), 0);
+    assert_int_equal(tui_session_load(fx->root, "k", &want_new, &err), 0);
+    rd_edits *e_new = apply_new_changes(&want_new, fx->m);
+
+    /* without a fault the child saves the new session */
+    assert_int_equal(run_child(fx->root, "k", "none", 0), -1);
+    tui_session got;
+    if (tui_session_load(fx->root, "k", &got, &err)) fail_msg("new: %s", err.msg);
+    assert_true(session_is(&got, &want_new));
+    tui_session_release(&got);
+
+    static const char *const calls[] = {"write", "openat", "fsync", "rename", "renameat",
+                                        "renameat2", "mkdir", "unlink", "close", "fchmod"};
+    int kills = 0, olds = 0, news = 0;
+    for (size_t c = 0; c < sizeof calls / sizeof *calls; c++) {
+        for (int n = 1; n < 400; n++) {
+            copy_tree(pristine, dir);
+            const int how = run_child(fx->root, "k", calls[c], n);
+            if (how != SIGKILL) {
+                if (how != -1) fail_msg("%s #%d: the child ended with %d", calls[c], n, how);
+                break; /* fewer than n such calls: this syscall is done */
+            }
+            kills++;
+            if (tui_session_load(fx->root, "k", &got, &err))
+                fail_msg("killed at %s #%d: the session does not load: %s", calls[c], n, err.msg);
+            const int is_new = session_is(&got, &want_new);
+            if (!is_new && !session_is(&got, &want_old))
+                fail_msg("killed at %s #%d: the session is neither the old nor the new one",
+                         calls[c], n);
+            is_new ? news++ : olds++;
+            char path[1200];
+            tui_session_edits_path(&got, path, sizeof path);
+            assert_edits_file(path, is_new ? e_new : e_old, fx->m);
+            tui_session_run_edits_path(&got, &got.runs[0], path, sizeof path);
+            assert_edits_file(path, e_old, fx->m);
+            if (is_new) {
+                tui_session_run_edits_path(&got, &got.runs[2], path, sizeof path);
+                assert_edits_file(path, e_new, fx->m);
+            }
+            /* opening tidies what the killed save left */
+            tui_session_tidy(&got);
+            assert_only_named_files(dir, &got);
+            tui_session_release(&got);
+        }
+    }
+    fprintf(stderr, "test_session_kill: %d kills, %d left the old save, %d the new one\n", kills,
+            olds, news);
+    assert_true(kills >= 20);
+    assert_true(olds > 0 && news > 0);
+    tui_session_release(&want_old);
+    tui_session_release(&want_new);
+    tui_session_release(&old);
+    rd_edits_free(e_old);
+    rd_edits_free(e_new);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--save-child")) return save_child(argv[2], argv[3]);
+    self_path = argv[0];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_field_table),
@@ -1088,6 +1319,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_session_file_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_kill, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -146,8 +146,10 @@ static void count_edit_params(tui_app *a) {
     rd_edits_free(e);
 }
 
-/* Opens the session: restored when it exists (a damaged one gives a notice and a fresh
- * session), else new with the command line's data sets. Then its edits. */
+/* Opens the session: restored when it exists (files of killed saves are tidied away), else
+ * new with the command line's data sets. A damaged one is never written over: its folder
+ * is moved aside (the user is told where) and a fresh session takes the name; when it
+ * cannot be moved, the fresh session gets another name. Then its edits. */
 static void open_session(tui_app *a) {
     const char *root = a->args.sessions_root ? a->args.sessions_root : "sessions";
     const char *name = a->args.session ? a->args.session : "default";
@@ -156,9 +158,21 @@ static void open_session(tui_app *a) {
     if (tui_session_exists(root, name)) {
         if (tui_session_load(root, name, &a->session, &err) == 0) {
             restored = 1;
+            tui_session_tidy(&a->session);
         } else {
-            app_notify(a, 1, "session %s is damaged (%s): opened a fresh one", name, err.msg);
-            tui_session_init(&a->session, root, name);
+            char moved[1300];
+            rd_error e2 = {0};
+            if (tui_session_move_aside(root, name, moved, sizeof moved, &e2) == 0) {
+                app_notify(a, 1, "session %s is damaged: moved aside to %s, untouched; this is a "
+                                 "fresh one (%s)", name, moved, err.msg);
+                tui_session_init(&a->session, root, name);
+            } else {
+                char fresh[65];
+                snprintf(fresh, sizeof fresh, "%.40s-new-%ld", name, (long)time(NULL));
+                app_notify(a, 1, "session %s is damaged and stays as it is: new work is saved "
+                                 "as session %s (%s; %s)", name, fresh, err.msg, e2.msg);
+                tui_session_init(&a->session, root, fresh);
+            }
         }
     } else {
         tui_session_init(&a->session, root, name);
@@ -175,7 +189,7 @@ static void open_session(tui_app *a) {
 
     char path[1100];
     tui_session_edits_path(&a->session, path, sizeof path);
-    if (restored && access(path, F_OK) == 0) {
+    if (restored && path[0]) {
         rd_error e2 = {0};
         a->edits = rd_edits_load(path, a->model, 0, NULL, &e2);
         if (!a->edits) app_notify(a, 1, "the session's edits were not loaded: %s", e2.msg);
@@ -260,7 +274,7 @@ int app_train(tui_app *a, rd_error *err) {
     char label[160]; /* the run keeps its first 63 bytes */
     char dropout[32] = "";
     if (c->dropout > 0) snprintf(dropout, sizeof dropout, " drop %g", c->dropout);
-    snprintf(label, sizeof label, "#%zu %s %s%s%s lr %g%s%s", a->session.n_runs + 1, c->sites,
+    snprintf(label, sizeof label, "#%d %s %s%s%s lr %g%s%s", a->session.next_run_id, c->sites,
              c->layers, c->scale ? " s" : "", c->bias ? " b" : "", c->lr, dropout,
              rd_model_compute(a->model) == RD_COMPUTE_BF16 ? " bf16" : "");
     rd_train_opts topts = tui_config_train_opts(c);
@@ -368,6 +382,42 @@ int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err) {
     if (!copy) return -1;
     rd_edits_free(a->edits);
     a->edits = copy;
+    a->session.current_run = 0; /* edits of no run: saved as the session's current edits */
+    a->dirty = 1;
+    return 0;
+}
+
+rd_edits *app_run_edits(tui_app *a, int id, rd_error *err) {
+    tui_run *r = tui_session_find_run(&a->session, id);
+    if (!r) {
+        rd_error_set(err, "there is no run #%d (wb.runs() lists them)", id);
+        return NULL;
+    }
+    if (r->edits) return rd_edits_clone(r->edits, err);
+    char path[1200];
+    tui_session_run_edits_path(&a->session, r, path, sizeof path);
+    if (!path[0]) {
+        rd_error_set(err, "run #%d has no saved edits", id);
+        return NULL;
+    }
+    return rd_edits_load(path, a->model, 0, NULL, err);
+}
+
+int app_use_run(tui_app *a, int id, rd_error *err) {
+    if (busy_error(a, err)) return -1;
+    rd_edits *e = app_run_edits(a, id, err);
+    if (!e) return -1;
+    rd_edits_free(a->edits);
+    a->edits = e;
+    a->session.current_run = id;
+    a->dirty = 1;
+    return 0;
+}
+
+int app_delete_run(tui_app *a, int id, rd_error *err) {
+    if (busy_error(a, err)) return -1;
+    if (tui_session_delete_run(&a->session, id))
+        return rd_error_set(err, "there is no run #%d (wb.runs() lists them)", id);
     a->dirty = 1;
     return 0;
 }
@@ -382,8 +432,20 @@ static void append_answer(tui_app *a, int side, const char *text) {
     a->answer[side] = p;
 }
 
+/* The run just trained keeps its edits (saved as runs/ID/ at the next save) and they become
+ * the current run's. */
+static void keep_run_edits(tui_app *a) {
+    rd_error err = {0};
+    if (!a->run || !a->edits) return;
+    if (tui_run_keep_edits(a->run, a->edits, &err))
+        app_notify(a, 1, "the run's edits are only the current ones: %s", err.msg);
+    else
+        a->session.current_run = a->run->id;
+}
+
 static void training_done(tui_app *a, const tui_event *ev) {
     a->training = 0;
+    keep_run_edits(a);
     if (a->run) {
         a->run->best_eval_accuracy = ev->best_eval_accuracy;
         a->run->seconds = ev->seconds;
@@ -460,6 +522,7 @@ static void handle_event(tui_app *a, const tui_event *ev) {
                 tui_session_drop_last_run(&a->session);
             } else if (a->run) {
                 a->run->stopped = RD_STOP_REQUESTED;
+                keep_run_edits(a);
             }
             a->run = NULL;
             snprintf(a->train_status, sizeof a->train_status, "failed");
@@ -539,12 +602,45 @@ static void set_focus(tui_app *a, int pane) {
     tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
 }
 
+enum { QUIT_ASK_NONE = 0, QUIT_ASK_TRAINING, QUIT_ASK_UNSAVED };
+
+/* The folder offered when the session's own cannot be written: ~/redit-sessions (or
+ * /tmp/redit-sessions without a home). */
+static void fallback_root(char *buf, size_t cap) {
+    const char *home = getenv("HOME");
+    snprintf(buf, cap, "%s/redit-sessions", home && *home ? home : "/tmp");
+}
+
+/* Saves before quitting; when that fails the user is asked (quit anyway, save in another
+ * folder, or stay) instead of losing the work. */
+static void save_and_quit(tui_app *a) {
+    rd_error err = {0};
+    if (app_save(a, &err) == 0) {
+        a->quit = 1;
+        return;
+    }
+    char other[600];
+    fallback_root(other, sizeof other);
+    a->quit_asked = QUIT_ASK_UNSAVED;
+    app_notify(a, 1, "not saved — o: save in %s, y: quit without saving, n: stay (%s)", other,
+               err.msg);
+}
+
+/* 'o' at the unsaved question: the session moves to the fallback folder (a name refused at
+ * save time becomes "rescued-TIME") and is saved there. */
+static void save_elsewhere(tui_app *a) {
+    fallback_root(a->session.root, sizeof a->session.root);
+    if (!tui_session_name_ok(a->session.name, NULL))
+        snprintf(a->session.name, sizeof a->session.name, "rescued-%ld", (long)time(NULL));
+    save_and_quit(a);
+}
+
 static void request_quit(tui_app *a) {
     if (a->training) {
-        a->quit_asked = 1;
+        a->quit_asked = QUIT_ASK_TRAINING;
         app_notify(a, 1, "training is running: quit anyway? (y/n)");
     } else {
-        a->quit = 1;
+        save_and_quit(a);
     }
 }
 
@@ -626,9 +722,16 @@ static void handle_key(tui_app *a, tui_key k) {
         return;
     }
     if (a->quit_asked) {
-        a->quit_asked = 0;
-        if (!k.is_key && (k.code == 'y' || k.code == 'Y')) a->quit = 1;
-        else app_notify(a, 0, "quit cancelled");
+        const int asked = a->quit_asked;
+        a->quit_asked = QUIT_ASK_NONE;
+        if (!k.is_key && (k.code == 'y' || k.code == 'Y')) {
+            a->quit = 1;
+            a->quit_unsaved = asked == QUIT_ASK_UNSAVED;
+        } else if (asked == QUIT_ASK_UNSAVED && !k.is_key && (k.code == 'o' || k.code == 'O')) {
+            save_elsewhere(a);
+        } else {
+            app_notify(a, 0, "quit cancelled");
+        }
         return;
     }
     if (a->layout.too_small) {
@@ -803,10 +906,23 @@ int rd_workbench_run(const rd_workbench_args *args) {
     main_loop(a);
     /* Leaving: stop a job, keep its results, save the session. */
     app_finish_jobs(a);
-    int rc = tui_session_save(&a->session, a->edits, a->model, &err);
+    int rc = 0;
+    char first_error[RD_ERROR_MAX] = "";
+    if (!a->quit_unsaved) {
+        rc = tui_session_save(&a->session, a->edits, a->model, &err);
+        if (rc) { /* no one to ask (SIGTERM, a lost terminal): the fallback folder */
+            snprintf(first_error, sizeof first_error, "%s", err.msg);
+            fallback_root(a->session.root, sizeof a->session.root);
+            if (!tui_session_name_ok(a->session.name, NULL))
+                snprintf(a->session.name, sizeof a->session.name, "rescued-%ld", (long)time(NULL));
+            rc = tui_session_save(&a->session, a->edits, a->model, &err);
+        }
+    }
     endwin();
     running_app = NULL;
-    if (rc) fprintf(stderr, "redit: the session was not saved: %s\n", err.msg);
+    if (first_error[0]) fprintf(stderr, "redit: the session was not saved: %s\n", first_error);
+    if (a->quit_unsaved) fprintf(stderr, "redit: quit without saving, as asked\n");
+    else if (rc) fprintf(stderr, "redit: the session was not saved: %s\n", err.msg);
     else printf("session saved in %s/%s\n", a->session.root, a->session.name);
     write_stats(a);
     app_release(a);

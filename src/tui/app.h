@@ -54,7 +54,9 @@ typedef struct tui_app {
     /* screen */
     tui_layout layout;
     int utf8, colors;
-    int focus, zoom, help, quit_asked;
+    int focus, zoom, help;
+    int quit_asked;         /* QUIT_ASK_*: a y/n question about quitting is showing */
+    int quit_unsaved;       /* the user chose to quit without saving (the save failed) */
     int dirty;              /* redraw needed */
     char message[256];      /* one-line notice in the hints row (errors in red) */
     int message_is_error;
@@ -101,6 +103,18 @@ int app_save(tui_app *a, rd_error *err);
 /* Replaces the session's edits by a copy of e (refused while a job runs or when e does not
  * fit the model). */
 int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err);
+
+/* A copy of run id's edits (from memory, or loaded from its file), owned by the caller;
+ * NULL with *err when there is no such run or it has no edits. */
+rd_edits *app_run_edits(tui_app *a, int id, rd_error *err);
+
+/* Makes run id's edits the current ones (chat then answers with them; refused while a job
+ * runs). */
+int app_use_run(tui_app *a, int id, rd_error *err);
+
+/* Deletes run id: its curve and its edits (the file goes at the next save; refused while a
+ * job runs). The current edits stay. */
+int app_delete_run(tui_app *a, int id, rd_error *err);
 
 /* Handles the worker's events (called when its fd is readable). */
 void app_handle_events(tui_app *a);

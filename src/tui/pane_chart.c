@@ -118,8 +118,16 @@ static void draw_numbers(tui_app *a, tui_rect r, int y) {
     size_t first = a->chart_all_runs || a->session.n_runs == 0 ? 0 : a->session.n_runs - 1;
     for (size_t i = first; i < a->session.n_runs && x < end; i++) {
         int attr = has_colors() ? COLOR_PAIR(run_color(i)) : 0;
+        const tui_run *ri = &a->session.runs[i];
+        char name[96], num[16];
+        /* "#id label" as wb.runs() numbers them ("*" marks the current edits' run) */
+        snprintf(num, sizeof num, "#%d", ri->id);
+        const int numbered = !strncmp(ri->label, num, strlen(num)) &&
+                             (ri->label[strlen(num)] == ' ' || !ri->label[strlen(num)]);
+        snprintf(name, sizeof name, "%s%s%s%s", ri->id == a->session.current_run ? "*" : "",
+                 numbered ? "" : num, numbered ? "" : " ", ri->label);
         x += draw_text(y + 1, x, end - x, a->utf8 ? "━ " : "- ", attr);
-        x += draw_text(y + 1, x, end - x, a->session.runs[i].label, attr);
+        x += draw_text(y + 1, x, end - x, name, attr);
         x += draw_text(y + 1, x, end - x, "  ", 0);
     }
 }

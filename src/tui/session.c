@@ -1,8 +1,10 @@
-/* Workbench sessions on disk: ROOT/NAME/{session.json, loss.csv, chat.jsonl,
- * edits.safetensors}, written atomically and read back as untrusted data. */
+/* Workbench sessions on disk: ROOT/NAME/{session.json, loss-G.csv, chat-G.jsonl,
+ * edits-G.safetensors, runs/ID/edits.safetensors}, saved as one unit (session.json is the
+ * commit point) and read back as untrusted data. */
 #include "session.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,13 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "redit/atomic_file.h"
 #include "redit/buf.h"
 
 #define SESSION_FORMAT "redit-session"
-#define SESSION_VERSION 1
+#define SESSION_VERSION 2
+#define MAX_GENERATION 1e15 /* generations and run ids fit a double exactly below this */
 #define MAX_SESSION_FILE ((size_t)64 << 20) /* bytes: larger files are refused */
 #define LOSS_HEADER "run,step,kind,loss"
 
@@ -65,7 +69,33 @@ static int session_path(const char *root, const char *name, const char *file, ch
 
 void tui_session_edits_path(const tui_session *s, char *buf, size_t cap) {
     if (cap == 0) return;
-    snprintf(buf, cap, "%s/%s/edits.safetensors", root_dir(s->root), s->name);
+    if (!s->edits_file[0]) buf[0] = '\0';
+    else snprintf(buf, cap, "%s/%s/%s", root_dir(s->root), s->name, s->edits_file);
+}
+
+void tui_session_run_edits_path(const tui_session *s, const tui_run *r, char *buf, size_t cap) {
+    if (cap == 0) return;
+    if (!r->edits_file[0]) buf[0] = '\0';
+    else snprintf(buf, cap, "%s/%s/%s", root_dir(s->root), s->name, r->edits_file);
+}
+
+/* 1 when name is prefix, 1 to 15 digits, then suffix (the digits' value in *num); else 0. */
+static int numbered_name(const char *name, const char *prefix, const char *suffix,
+                         unsigned long *num) {
+    const size_t p = strlen(prefix);
+    if (strncmp(name, prefix, p) != 0) return 0;
+    const size_t d = strspn(name + p, "0123456789");
+    if (d == 0 || d > 15 || strcmp(name + p + d, suffix) != 0) return 0;
+    if (num) *num = strtoul(name + p, NULL, 10);
+    return 1;
+}
+
+/* The file names a session may give (checked on load: a name cannot leave the folder). */
+static int edits_name_ok(const char *f) {
+    return !strcmp(f, "edits.safetensors") || numbered_name(f, "edits-", ".safetensors", NULL);
+}
+static int run_edits_name_ok(const char *f) {
+    return !strcmp(f, "edits.safetensors") || numbered_name(f, "runs/", "/edits.safetensors", NULL);
 }
 
 int tui_session_exists(const char *root, const char *name) {
@@ -112,6 +142,8 @@ int tui_run_add_eval(tui_run *r, int step, double loss) {
 }
 
 static void run_release(tui_run *r) {
+    rd_edits_free(r->edits);
+    r->edits = NULL;
     free(r->loss);
     free(r->eval_step);
     free(r->eval_loss);
@@ -123,6 +155,31 @@ static void run_release(tui_run *r) {
 void tui_session_drop_last_run(tui_session *s) {
     if (s->n_runs == 0) return;
     run_release(&s->runs[--s->n_runs]);
+}
+
+tui_run *tui_session_find_run(tui_session *s, int id) {
+    for (size_t i = 0; i < s->n_runs; i++)
+        if (s->runs[i].id == id) return &s->runs[i];
+    return NULL;
+}
+
+int tui_session_delete_run(tui_session *s, int id) {
+    tui_run *r = tui_session_find_run(s, id);
+    if (!r) return -1;
+    const size_t i = (size_t)(r - s->runs);
+    run_release(r);
+    memmove(&s->runs[i], &s->runs[i + 1], (s->n_runs - i - 1) * sizeof *s->runs);
+    s->n_runs--;
+    if (s->current_run == id) s->current_run = 0;
+    return 0;
+}
+
+int tui_run_keep_edits(tui_run *r, const rd_edits *e, rd_error *err) {
+    rd_edits *copy = rd_edits_clone(e, err);
+    if (!copy) return -1;
+    rd_edits_free(r->edits);
+    r->edits = copy;
+    return 0;
 }
 
 static void chat_turn_release(tui_chat_turn *t) {
@@ -137,6 +194,7 @@ void tui_session_init(tui_session *s, const char *root, const char *name) {
     snprintf(s->root, sizeof s->root, "%s", root ? root : "");
     snprintf(s->name, sizeof s->name, "%s", name ? name : "");
     s->config = tui_config_defaults();
+    s->next_run_id = 1;
 }
 
 void tui_session_release(tui_session *s) {
@@ -154,6 +212,7 @@ tui_run *tui_session_new_run(tui_session *s, const char *label) {
     if (reserve_one(&s->runs, s->n_runs, sizeof *s->runs)) return NULL;
     tui_run *r = &s->runs[s->n_runs++];
     memset(r, 0, sizeof *r);
+    r->id = s->next_run_id++;
     snprintf(r->label, sizeof r->label, "%s", label ? label : "");
     r->best_eval_loss = r->best_eval_accuracy = NAN;
     r->stopped = -1;
@@ -259,10 +318,18 @@ static cJSON *number_or_null(double v) {
     return cJSON_CreateRaw(num);
 }
 
-static cJSON *run_json(const tui_run *r) {
+/* A string, or null for "". */
+static cJSON *string_or_null(const char *v) {
+    return v[0] ? cJSON_CreateString(v) : cJSON_CreateNull();
+}
+
+/* edits_file: the run's file as this save names it. */
+static cJSON *run_json(const tui_run *r, const char *edits_file) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    if (!cJSON_AddStringToObject(o, "label", r->label) ||
+    if (!cJSON_AddNumberToObject(o, "id", r->id) ||
+        !cJSON_AddStringToObject(o, "label", r->label) ||
+        !cJSON_AddItemToObject(o, "edits", string_or_null(edits_file)) ||
         !cJSON_AddItemToObject(o, "seconds", number_or_null(r->seconds)) ||
         !cJSON_AddItemToObject(o, "tokens_per_s", number_or_null(r->tokens_per_s)) ||
         !cJSON_AddItemToObject(o, "best_eval_loss", number_or_null(r->best_eval_loss)) ||
@@ -274,23 +341,40 @@ static cJSON *run_json(const tui_run *r) {
     return o;
 }
 
-static char *session_json_text(const tui_session *s, const char *config_json,
+/* What one save writes: its generation and the file names its session.json gives. */
+typedef struct save_plan {
+    unsigned long gen;
+    char loss[64], chat[64], edits[64];
+    char (*run_edits)[64]; /* (n_runs) each run's edits file; "" none */
+} save_plan;
+
+static char *session_json_text(const tui_session *s, const save_plan *p, const char *config_json,
                                const char *fingerprint) {
     cJSON *o = cJSON_CreateObject();
     cJSON *config = cJSON_CreateRaw(config_json);
     cJSON *runs = cJSON_CreateArray();
+    cJSON *files = cJSON_CreateObject();
     char *text = NULL;
-    if (!o || !config || !runs) goto done;
+    if (!o || !config || !runs || !files) goto done;
+    if (!cJSON_AddStringToObject(files, "loss", p->loss) ||
+        !cJSON_AddStringToObject(files, "chat", p->chat) ||
+        !cJSON_AddItemToObject(files, "edits", string_or_null(p->edits)))
+        goto done;
     if (!cJSON_AddStringToObject(o, "format", SESSION_FORMAT) ||
         !cJSON_AddNumberToObject(o, "version", SESSION_VERSION) ||
         !cJSON_AddStringToObject(o, "name", s->name) ||
         !cJSON_AddStringToObject(o, "model_path", s->model_path) ||
-        !cJSON_AddStringToObject(o, "model_fingerprint", fingerprint))
+        !cJSON_AddStringToObject(o, "model_fingerprint", fingerprint) ||
+        !cJSON_AddNumberToObject(o, "generation", (double)p->gen) ||
+        !cJSON_AddNumberToObject(o, "next_run", s->next_run_id) ||
+        !cJSON_AddNumberToObject(o, "current_run", s->current_run))
         goto done;
+    if (!cJSON_AddItemToObject(o, "files", files)) goto done;
+    files = NULL;
     if (!cJSON_AddItemToObject(o, "config", config)) goto done;
     config = NULL;
     for (size_t i = 0; i < s->n_runs; i++) {
-        cJSON *r = run_json(&s->runs[i]);
+        cJSON *r = run_json(&s->runs[i], p->run_edits[i]);
         if (!r || !cJSON_AddItemToArray(runs, r)) {
             cJSON_Delete(r);
             goto done;
@@ -303,6 +387,7 @@ done:
     cJSON_Delete(o);
     cJSON_Delete(config);
     cJSON_Delete(runs);
+    cJSON_Delete(files);
     return text;
 }
 
@@ -315,38 +400,188 @@ static int write_session_file(const tui_session *s, const char *file, const char
     return write_file_atomically(path, text, strlen(text), err);
 }
 
-int tui_session_save(const tui_session *s, const rd_edits *e, const rd_model *m, rd_error *err) {
+/* Writes the runs' edits kept in memory to runs/ID/edits.safetensors (names in p). */
+static int write_run_edits(const tui_session *s, const save_plan *p, const rd_model *m,
+                           const char *config_json, rd_error *err) {
+    char path[1200];
+    for (size_t i = 0; i < s->n_runs; i++) {
+        const tui_run *r = &s->runs[i];
+        if (!r->edits) continue;
+        char dir[80];
+        snprintf(dir, sizeof dir, "runs/%d", r->id);
+        if (session_path(s->root, s->name, dir, path, sizeof path, err) || make_dirs(path, err) ||
+            session_path(s->root, s->name, p->run_edits[i], path, sizeof path, err) ||
+            rd_edits_save(r->edits, m, config_json, path, err))
+            return -1;
+    }
+    return 0;
+}
+
+int tui_session_save(tui_session *s, const rd_edits *e, const rd_model *m, rd_error *err) {
     char dir[1200], path[1200], fingerprint[17];
     if (!tui_session_name_ok(s->name, err)) return -1;
-    if (e && !m) return rd_error_set(err, "session \"%s\": saving the edits needs the model", s->name);
+    int pending = 0;
+    for (size_t i = 0; i < s->n_runs; i++) pending |= s->runs[i].edits != NULL;
+    if ((e || pending) && !m)
+        return rd_error_set(err, "session \"%s\": saving the edits needs the model", s->name);
     if (tui_config_check_fields(&s->config, err))
         return rd_error_prefix(err, "session \"%s\": config", s->name);
+    if ((double)s->generation + 1 >= MAX_GENERATION)
+        return rd_error_set(err, "session \"%s\": too many saves", s->name);
     if (session_path(s->root, s->name, NULL, dir, sizeof dir, err) || make_dirs(dir, err))
         return -1;
     if (m) snprintf(fingerprint, sizeof fingerprint, "%016" PRIx64, rd_model_fingerprint(m));
     else snprintf(fingerprint, sizeof fingerprint, "%s", s->model_fingerprint);
+    save_plan p = {.gen = s->generation + 1};
+    snprintf(p.loss, sizeof p.loss, "loss-%lu.csv", p.gen);
+    snprintf(p.chat, sizeof p.chat, "chat-%lu.jsonl", p.gen);
+    if (e) snprintf(p.edits, sizeof p.edits, "edits-%lu.safetensors", p.gen);
+    else snprintf(p.edits, sizeof p.edits, "%s", s->edits_file);
+    p.run_edits = calloc(s->n_runs ? s->n_runs : 1, sizeof *p.run_edits);
     char *config_json = tui_config_to_json(&s->config);
-    if (!config_json) return rd_error_set(err, "session \"%s\": out of memory", s->name);
+    if (!config_json || !p.run_edits) {
+        free(p.run_edits);
+        cJSON_free(config_json);
+        return rd_error_set(err, "session \"%s\": out of memory", s->name);
+    }
+    for (size_t i = 0; i < s->n_runs; i++) {
+        const tui_run *r = &s->runs[i];
+        if (r->edits) snprintf(p.run_edits[i], sizeof p.run_edits[i], "runs/%d/edits.safetensors", r->id);
+        else snprintf(p.run_edits[i], sizeof p.run_edits[i], "%s", r->edits_file);
+    }
     int rc = -1;
     char *csv = NULL, *jsonl = NULL, *json = NULL;
+    if (write_run_edits(s, &p, m, config_json, err)) goto done;
     if (e) {
-        if (session_path(s->root, s->name, "edits.safetensors", path, sizeof path, err) ||
+        if (session_path(s->root, s->name, p.edits, path, sizeof path, err) ||
             rd_edits_save(e, m, config_json, path, err))
             goto done;
     }
     csv = loss_csv_text(s);
-    if (write_session_file(s, "loss.csv", csv, err)) goto done;
+    if (write_session_file(s, p.loss, csv, err)) goto done;
     jsonl = chat_jsonl_text(s);
-    if (write_session_file(s, "chat.jsonl", jsonl, err)) goto done;
-    json = session_json_text(s, config_json, fingerprint);
-    if (write_session_file(s, "session.json", json, err)) goto done;
+    if (write_session_file(s, p.chat, jsonl, err)) goto done;
+    json = session_json_text(s, &p, config_json, fingerprint);
+    if (write_session_file(s, "session.json", json, err)) goto done; /* the commit point */
+    /* committed: s now describes what is on disk */
+    s->generation = p.gen;
+    snprintf(s->edits_file, sizeof s->edits_file, "%s", p.edits);
+    snprintf(s->model_fingerprint, sizeof s->model_fingerprint, "%s", fingerprint);
+    for (size_t i = 0; i < s->n_runs; i++) {
+        tui_run *r = &s->runs[i];
+        snprintf(r->edits_file, sizeof r->edits_file, "%s", p.run_edits[i]);
+        rd_edits_free(r->edits);
+        r->edits = NULL;
+    }
+    tui_session_tidy(s);
     rc = 0;
 done:
+    free(p.run_edits);
     free(csv);
     free(jsonl);
     cJSON_free(json);
     cJSON_free(config_json);
     return rc;
+}
+
+/* ---- tidying and moving aside ------------------------------------------------------------ */
+
+/* 1 when file (relative to the session folder) is one s names. */
+static int named_by(const tui_session *s, const char *file) {
+    if (!strcmp(file, s->edits_file)) return 1;
+    for (size_t i = 0; i < s->n_runs; i++)
+        if (!strcmp(file, s->runs[i].edits_file)) return 1;
+    if (s->generation == 0) return !strcmp(file, "loss.csv") || !strcmp(file, "chat.jsonl");
+    char name[64];
+    snprintf(name, sizeof name, "loss-%lu.csv", s->generation);
+    if (!strcmp(file, name)) return 1;
+    snprintf(name, sizeof name, "chat-%lu.jsonl", s->generation);
+    return !strcmp(file, name);
+}
+
+/* 1 when a file of this name is one a save writes (so tidying may remove it). */
+static int session_file_name(const tui_session *s, const char *f) {
+    if (strstr(f, ".tmp-")) return 1;
+    if (numbered_name(f, "loss-", ".csv", NULL) || numbered_name(f, "chat-", ".jsonl", NULL) ||
+        numbered_name(f, "edits-", ".safetensors", NULL))
+        return 1;
+    /* version 1 files, once a version 2 save exists */
+    return s->generation > 0 && (!strcmp(f, "loss.csv") || !strcmp(f, "chat.jsonl") ||
+                                 !strcmp(f, "edits.safetensors"));
+}
+
+static int remove_file(const char *dir, const char *file) {
+    char path[1600];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s/%.255s", dir, file) >= (int)sizeof path) return 0;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0;
+}
+
+/* Tidies dir/runs/ID/ (rel: "runs/ID"): its temporary files, and its edits when s does not
+ * name them (then the folder too, when nothing else is in it). */
+static int tidy_run_dir(const tui_session *s, const char *dir, const char *rel) {
+    char sub[1600], file[128];
+    snprintf(sub, sizeof sub, "%s/%s", dir, rel);
+    snprintf(file, sizeof file, "%s/edits.safetensors", rel);
+    const int named = named_by(s, file);
+    int removed = 0;
+    DIR *d = opendir(sub);
+    if (!d) return 0;
+    struct dirent *ent;
+    while ((ent = readdir(d)))
+        if (strstr(ent->d_name, ".tmp-") || (!named && !strcmp(ent->d_name, "edits.safetensors")))
+            removed += remove_file(sub, ent->d_name);
+    closedir(d);
+    if (!named && rmdir(sub) == 0) removed++;
+    return removed;
+}
+
+int tui_session_tidy(const tui_session *s) {
+    char dir[1200], runs[1300];
+    if (!tui_session_name_ok(s->name, NULL) ||
+        session_path(s->root, s->name, NULL, dir, sizeof dir, NULL))
+        return 0;
+    int removed = 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *ent;
+    while ((ent = readdir(d)))
+        if (session_file_name(s, ent->d_name) && !named_by(s, ent->d_name))
+            removed += remove_file(dir, ent->d_name);
+    closedir(d);
+    snprintf(runs, sizeof runs, "%s/runs", dir);
+    if (!(d = opendir(runs))) return removed;
+    while ((ent = readdir(d))) {
+        char rel[80];
+        if (!numbered_name(ent->d_name, "", "", NULL)) continue; /* at most 15 digits */
+        snprintf(rel, sizeof rel, "runs/%.15s", ent->d_name);
+        removed += tidy_run_dir(s, dir, rel);
+    }
+    closedir(d);
+    return removed;
+}
+
+int tui_session_move_aside(const char *root, const char *name, char *moved, size_t cap,
+                           rd_error *err) {
+    char from[1200], stamp[32];
+    if (!tui_session_name_ok(name, err) || session_path(root, name, NULL, from, sizeof from, err))
+        return -1;
+    const time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    for (int k = 1; k < 100; k++) {
+        struct stat st;
+        int n = k == 1 ? snprintf(moved, cap, "%s.damaged-%s", from, stamp)
+                       : snprintf(moved, cap, "%s.damaged-%s-%d", from, stamp, k);
+        if (n < 0 || (size_t)n >= cap)
+            return rd_error_set(err, "%s: the folder path is too long", from);
+        if (lstat(moved, &st) == 0) continue; /* rename would replace an empty folder */
+        if (rename(from, moved) == 0) return 0;
+        return rd_error_set(err, "%s: cannot move the damaged session aside to %s: %s", from,
+                            moved, strerror(errno));
+    }
+    return rd_error_set(err, "%s: cannot move the damaged session aside: too many", from);
 }
 
 /* ---- reading ----------------------------------------------------------------------------------- */
@@ -463,12 +698,45 @@ static int fingerprint_ok(const char *fp) {
     return 1;
 }
 
-static int load_run(const cJSON *item, size_t i, tui_session *out, const char *path, rd_error *err) {
+/* A member that must be a whole number in [lo, hi]. */
+static int json_whole(const cJSON *obj, const char *key, double lo, double hi, double *out,
+                      const char *where, rd_error *err) {
+    if (json_number(obj, key, 0, out, where, err)) return -1;
+    if (!(*out >= lo && *out <= hi) || *out != floor(*out))
+        return rd_error_set(err, "%s: \"%s\" %g is not a whole number from %g to %g", where, key,
+                            *out, lo, hi);
+    return 0;
+}
+
+/* A member that must be null ("") or a string that check accepts. */
+static int json_file_name(const cJSON *obj, const char *key, int (*check)(const char *),
+                          char *out, size_t cap, const char *where, rd_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsNull(v)) return out[0] = '\0', 0;
+    if (json_string(obj, key, out, cap, where, err)) return -1;
+    if (!check(out))
+        return rd_error_set(err, "%s: \"%s\" \"%s\" is not a session file name", where, key, out);
+    return 0;
+}
+
+static int load_run(const cJSON *item, size_t i, int version, tui_session *out, const char *path,
+                    rd_error *err) {
     char where[1300];
     snprintf(where, sizeof where, "%s: run %zu", path, i);
     if (!cJSON_IsObject(item)) return rd_error_set(err, "%s: expected an object", where);
     tui_run *r = tui_session_new_run(out, "");
     if (!r) return rd_error_set(err, "%s: out of memory", where);
+    if (version >= 2) {
+        double id = 0;
+        if (json_whole(item, "id", 1, MAX_GENERATION, &id, where, err) ||
+            json_file_name(item, "edits", run_edits_name_ok, r->edits_file, sizeof r->edits_file,
+                           where, err))
+            return -1;
+        for (size_t k = 0; k + 1 < out->n_runs; k++)
+            if (out->runs[k].id == (int)id)
+                return rd_error_set(err, "%s: \"id\" %g is used twice", where, id);
+        r->id = (int)id;
+    }
     double stopped = 0;
     if (json_string(item, "label", r->label, sizeof r->label, where, err) ||
         json_number(item, "seconds", 1, &r->seconds, where, err) ||
@@ -485,6 +753,40 @@ static int load_run(const cJSON *item, size_t i, tui_session *out, const char *p
         return rd_error_set(err, "%s: \"stopped\" %g is not -1, 0, 1 or 2", where, stopped);
     r->stopped = (int)stopped;
     return 0;
+}
+
+/* Version 2's generation, run counter, current run and file names. */
+static int load_v2_fields(const cJSON *root, const char *path, tui_session *out, rd_error *err) {
+    double gen = 0, next = 0, current = 0;
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
+    if (json_whole(root, "generation", 1, MAX_GENERATION, &gen, path, err) ||
+        json_whole(root, "next_run", 1, MAX_GENERATION, &next, path, err) ||
+        json_whole(root, "current_run", 0, MAX_GENERATION, &current, path, err))
+        return -1;
+    if (next > INT32_MAX || current > INT32_MAX)
+        return rd_error_set(err, "%s: \"next_run\" or \"current_run\" is too large", path);
+    out->generation = (unsigned long)gen;
+    out->next_run_id = (int)next;
+    out->current_run = (int)current;
+    for (size_t i = 0; i < out->n_runs; i++)
+        if (out->runs[i].id >= out->next_run_id)
+            return rd_error_set(err, "%s: run %zu: \"id\" %d is not below \"next_run\" %d", path,
+                                i, out->runs[i].id, out->next_run_id);
+    if (out->current_run && !tui_session_find_run(out, out->current_run))
+        return rd_error_set(err, "%s: \"current_run\" %d is not a run", path, out->current_run);
+    if (!cJSON_IsObject(files)) return rd_error_set(err, "%s: \"files\" must be an object", path);
+    char where[1300], want[64], name[64];
+    snprintf(where, sizeof where, "%s: files", path);
+    const char *keys[2] = {"loss", "chat"}, *forms[2] = {"loss-%lu.csv", "chat-%lu.jsonl"};
+    for (int k = 0; k < 2; k++) {
+        if (json_string(files, keys[k], name, sizeof name, where, err)) return -1;
+        snprintf(want, sizeof want, forms[k], out->generation);
+        if (strcmp(name, want))
+            return rd_error_set(err, "%s: \"%s\" is \"%s\", not \"%s\" of generation %lu", where,
+                                keys[k], name, want, out->generation);
+    }
+    return json_file_name(files, "edits", edits_name_ok, out->edits_file, sizeof out->edits_file,
+                          where, err);
 }
 
 static int load_session_json(const char *path, const char *text, size_t len, tui_session *out,
@@ -508,11 +810,12 @@ static int load_session_json(const char *path, const char *text, size_t len, tui
         rd_error_set(err, "%s: \"version\" is missing or not a number", path);
         goto done;
     }
-    if (version->valuedouble != SESSION_VERSION) {
-        rd_error_set(err, "%s: session version %g is not supported (this redit reads version %d)",
-                     path, version->valuedouble, SESSION_VERSION);
+    if (version->valuedouble != 1 && version->valuedouble != SESSION_VERSION) {
+        rd_error_set(err, "%s: session version %g is not supported (this redit reads versions 1 "
+                          "and %d)", path, version->valuedouble, SESSION_VERSION);
         goto done;
     }
+    const int v = (int)version->valuedouble;
     if (json_string(root, "model_path", out->model_path, sizeof out->model_path, path, err) ||
         json_string(root, "model_fingerprint", out->model_fingerprint,
                     sizeof out->model_fingerprint, path, err))
@@ -535,7 +838,8 @@ static int load_session_json(const char *path, const char *text, size_t len, tui
     }
     size_t i = 0;
     for (const cJSON *item = runs->child; item; item = item->next, i++)
-        if (load_run(item, i, out, path, err)) goto done;
+        if (load_run(item, i, v, out, path, err)) goto done;
+    if (v >= 2 && load_v2_fields(root, path, out, err)) goto done;
     rc = 0;
 done:
     cJSON_Delete(root);
@@ -683,7 +987,8 @@ static int load_chat_jsonl(const char *path, const char *text, size_t len, tui_s
 typedef int (*file_loader)(const char *path, const char *text, size_t len, tui_session *out,
                            rd_error *err);
 
-/* Reads root/name/file and hands it to load; a missing optional file is empty. */
+/* Reads root/name/file and hands it to load; a missing optional file is empty (a missing
+ * required one is "root/name/file: cannot open: No such file or directory"). */
 static int load_part(const char *root, const char *name, const char *file, int optional,
                      file_loader load, tui_session *out, rd_error *err) {
     char path[1200];
@@ -708,9 +1013,29 @@ int tui_session_load(const char *root, const char *name, tui_session *out, rd_er
         rd_error_set(err, "%s/%s: no session there (session.json is missing)", root_dir(root), name);
         goto fail;
     }
-    if (load_part(root, name, "session.json", 0, load_session_json, out, err) ||
-        load_part(root, name, "loss.csv", 1, load_loss_csv, out, err) ||
-        load_part(root, name, "chat.jsonl", 1, load_chat_jsonl, out, err))
+    if (load_part(root, name, "session.json", 0, load_session_json, out, err)) goto fail;
+    if (out->generation == 0) { /* version 1: fixed names, loss and chat optional */
+        if (load_part(root, name, "loss.csv", 1, load_loss_csv, out, err) ||
+            load_part(root, name, "chat.jsonl", 1, load_chat_jsonl, out, err))
+            goto fail;
+        char path[1200];
+        struct stat st;
+        if (session_path(root, name, "edits.safetensors", path, sizeof path, err)) goto fail;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) { /* the last run's edits */
+            snprintf(out->edits_file, sizeof out->edits_file, "edits.safetensors");
+            if (out->n_runs) {
+                tui_run *last = &out->runs[out->n_runs - 1];
+                snprintf(last->edits_file, sizeof last->edits_file, "edits.safetensors");
+                out->current_run = last->id;
+            }
+        }
+        return 0;
+    }
+    char loss[64], chat[64];
+    snprintf(loss, sizeof loss, "loss-%lu.csv", out->generation);
+    snprintf(chat, sizeof chat, "chat-%lu.jsonl", out->generation);
+    if (load_part(root, name, loss, 0, load_loss_csv, out, err) ||
+        load_part(root, name, chat, 0, load_chat_jsonl, out, err))
         goto fail;
     return 0;
 fail:

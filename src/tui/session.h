@@ -1,18 +1,29 @@
 /* redit — workbench sessions on disk (tui layer, no curses).
  *
- * A session is a folder ROOT/NAME/ holding
- *   session.json        {"format": "redit-session", "version": 1, "name", "model_path",
- *                        "model_fingerprint", "config": {one key per tui_config field},
- *                        "runs": [{"label", "seconds", "tokens_per_s", "best_eval_loss"
- *                        (null when unknown), "best_eval_accuracy" (null or absent when
- *                        unknown or not a classification set), "stopped"}]}
- *   loss.csv            "run,step,kind,loss": run = index into "runs" (from 0), kind train
+ * A session is a folder ROOT/NAME/ holding (version 2)
+ *   session.json        {"format": "redit-session", "version": 2, "name", "model_path",
+ *                        "model_fingerprint", "generation": G, "next_run": id,
+ *                        "current_run": id or 0, "files": {"loss", "chat", "edits" (or null)},
+ *                        "config": {one key per tui_config field},
+ *                        "runs": [{"id", "label", "edits" (file or null), "seconds",
+ *                        "tokens_per_s", "best_eval_loss" (null when unknown),
+ *                        "best_eval_accuracy" (null when unknown or not a classification
+ *                        set), "stopped"}]}
+ *   loss-G.csv          "run,step,kind,loss": run = index into "runs" (from 0), kind train
  *                        (step = 1, 2, ... in order) or eval (steps non-decreasing), %.9g
- *   chat.jsonl          one {"prompt", "base", "edited", "strength"} object per line
- *   edits.safetensors   the edit vectors (rd_edits_save), when saved with edits
- * Every file is written atomically (temporary file + rename), session.json last, so a
- * session that exists (session.json present) is complete. Loading treats every file as
- * untrusted data: nothing in a session is executed. */
+ *   chat-G.jsonl        one {"prompt", "base", "edited", "strength"} object per line
+ *   edits-G.safetensors the current edit vectors (rd_edits_save), when saved with edits
+ *   runs/ID/edits.safetensors  the edits each run trained, written once, at the first save
+ *                        after the run (a run's edits are never replaced by a later run)
+ * A save is one unit: every file is written under a new name (the generation G of this
+ * save, or the run's own folder) and session.json, renamed over the old one last, is the
+ * commit point naming them. A kill at any instant leaves the previous save or the new one;
+ * the files no session.json names (older generations, deleted runs, the temporary files of
+ * killed saves) are removed after a commit and when a session is opened (tui_session_tidy).
+ * Version 1 sessions (loss.csv, chat.jsonl, edits.safetensors) still load: their edits
+ * become the last run's. Loading treats every file as untrusted data: nothing in a session
+ * is executed, and the file names session.json gives are checked against the patterns
+ * above (a name cannot leave the folder). */
 #ifndef REDIT_TUI_SESSION_H
 #define REDIT_TUI_SESSION_H
 
@@ -26,6 +37,7 @@
 /* The history of one training run. The arrays are owned by the run and grown only by
  * tui_run_add_step / tui_run_add_eval (their capacity follows from the counts). */
 typedef struct tui_run {
+    int id;               /* the run's number in the session (from 1, never reused): "#id" */
     char label[64];
     size_t n_steps;
     double *loss;         /* (n_steps) train loss of step i+1 */
@@ -37,6 +49,9 @@ typedef struct tui_run {
     double best_eval_accuracy; /* the best evaluation's accuracy on a classification set;
                                   NAN while unknown or without labels */
     int stopped;          /* RD_STOP_* from train.h, or -1 while running */
+    char edits_file[64];  /* its saved edits, relative to the session folder; "" none */
+    rd_edits *edits;      /* owned: its edits not yet on disk (the next save writes them,
+                             then frees them); NULL */
 } tui_run;
 
 /* Appends the loss of the next step (n_steps + 1). 0, or -1 when out of memory (r unchanged). */
@@ -60,6 +75,10 @@ typedef struct tui_session {
     size_t n_runs;
     tui_chat_turn *chat;         /* (n_chat) owned */
     size_t n_chat;
+    int next_run_id;             /* id of the next run (ids are never reused) */
+    int current_run;             /* id of the run whose edits are the current ones; 0 none */
+    unsigned long generation;    /* of the save loaded or last written; 0: none (or version 1) */
+    char edits_file[64];         /* the current edits' file, relative to the folder; "" none */
 } tui_session;
 
 /* 1 when name is 1–64 characters of [A-Za-z0-9._-] not starting with '.', so it cannot
@@ -75,8 +94,8 @@ void tui_session_init(tui_session *s, const char *root, const char *name);
  * Safe on an initialised or zeroed session, and twice. */
 void tui_session_release(tui_session *s);
 
-/* Appends an empty run (label copied, cut to 63 bytes; stopped -1, best_eval_loss and
- * best_eval_accuracy NAN).
+/* Appends an empty run numbered s->next_run_id (then incremented; label copied, cut to 63
+ * bytes; stopped -1, best_eval_loss and best_eval_accuracy NAN, no edits).
  * Returns a borrowed pointer valid until the next tui_session_new_run or release; NULL when
  * out of memory (s unchanged). */
 tui_run *tui_session_new_run(tui_session *s, const char *label);
@@ -84,29 +103,62 @@ tui_run *tui_session_new_run(tui_session *s, const char *label);
 /* Removes the last run (e.g. one that failed before its first step). No-op without runs. */
 void tui_session_drop_last_run(tui_session *s);
 
+/* The run numbered id, or NULL. Borrowed like tui_session_new_run's. */
+tui_run *tui_session_find_run(tui_session *s, int id);
+
+/* Removes the run numbered id (its curve and its edits; the file goes at the next save's
+ * tidying). current_run becomes 0 when it was this run. -1 when there is no such run. */
+int tui_session_delete_run(tui_session *s, int id);
+
+/* Keeps a copy of e as the run's edits until the next save writes them. 0, or -1 with *err
+ * (out of memory; the run is unchanged). */
+int tui_run_keep_edits(tui_run *r, const rd_edits *e, rd_error *err);
+
+/* ROOT/NAME/<the run's edits file> into buf (cap bytes, cut to fit); "" when the run has
+ * no saved file. */
+void tui_session_run_edits_path(const tui_session *s, const tui_run *r, char *buf, size_t cap);
+
 /* Appends a chat turn with copies of the three texts (NULL is taken as ""). 0, or -1 when
  * out of memory (s unchanged). */
 int tui_session_add_chat(tui_session *s, const char *prompt, const char *base, const char *edited,
                          double strength);
 
-/* Writes the session to s->root/s->name/, creating both folders as needed: edits.safetensors
- * (only when e is non-NULL: rd_edits_save(e, m, <config JSON>, path); m is then required),
- * loss.csv, chat.jsonl, then session.json — each atomically. With m non-NULL the fingerprint
- * written is rd_model_fingerprint(m), else s->model_fingerprint. An edits file from an
- * earlier save stays when e is NULL. The config must pass tui_config_check_fields (so the
- * saved session loads again). 0, or -1 with *err naming the file. */
-int tui_session_save(const tui_session *s, const rd_edits *e, const rd_model *m, rd_error *err);
+/* Saves the session to s->root/s->name/ as one unit (see the top of this file), creating
+ * the folders as needed: the runs' edits kept in memory (runs/ID/edits.safetensors), the
+ * current edits e as edits-G.safetensors (only when e is non-NULL; m is then required; an
+ * edits file from an earlier save stays current when e is NULL), loss-G.csv, chat-G.jsonl,
+ * then session.json; then removes the files it no longer names. With m non-NULL the
+ * fingerprint written is rd_model_fingerprint(m), else s->model_fingerprint. The config
+ * must pass tui_config_check_fields (so the saved session loads again). On success s's
+ * generation and file names are updated and the runs' kept edits freed; on failure s is
+ * unchanged (the kept edits stay for the next try) and the session on disk is the previous
+ * save. 0, or -1 with *err naming the file. */
+int tui_session_save(tui_session *s, const rd_edits *e, const rd_model *m, rd_error *err);
 
-/* Reads root/name/: session.json (required), loss.csv and chat.jsonl (missing = empty).
- * Anything damaged — bad JSON, another format or version, a bad config value, a bad run,
- * a CSV row with a bad number, an unknown run or a step out of order, a bad JSONL line, a
- * file over 64 MiB — gives -1 with *err naming the file (and line) and *out zeroed.
+/* Removes from s->root/s->name/ what s (as loaded or last saved) does not name: files of
+ * other generations, runs/ID folders of other runs, "*.tmp-*" files of killed saves, and
+ * the version 1 files once a version 2 save exists. Files of other names are left alone.
+ * Best effort: returns how many entries were removed. */
+int tui_session_tidy(const tui_session *s);
+
+/* Moves a damaged session's folder root/name aside to root/name.damaged-YYYYMMDD-HHMMSS
+ * (-2, -3, ... when taken), untouched, so a fresh session can take the name. The new
+ * folder's path goes into moved (cap bytes). 0, or -1 with *err. */
+int tui_session_move_aside(const char *root, const char *name, char *moved, size_t cap,
+                           rd_error *err);
+
+/* Reads root/name/: session.json (required) and the loss and chat files it names (version
+ * 1: loss.csv and chat.jsonl, missing = empty). Anything damaged — bad JSON, another format
+ * or version, a bad config value, a bad run or file name, a named file missing, a CSV row
+ * with a bad number, an unknown run or a step out of order, a bad JSONL line, a file over
+ * 64 MiB — gives -1 with *err naming the file (and line) and *out zeroed.
  * On success *out is a session the caller releases with tui_session_release; its name and
  * root are the arguments (not the name stored in the file). The edits file is not read:
  * load it with rd_edits_load(tui_session_edits_path(...)) once the model is loaded. */
 int tui_session_load(const char *root, const char *name, tui_session *out, rd_error *err);
 
-/* ROOT/NAME/edits.safetensors into buf (cap bytes, cut to fit). */
+/* ROOT/NAME/<the current edits file> into buf (cap bytes, cut to fit); "" when the session
+ * has no saved edits. */
 void tui_session_edits_path(const tui_session *s, char *buf, size_t cap);
 
 /* 1 when root/name/session.json exists as a regular file (and name is valid), else 0. */

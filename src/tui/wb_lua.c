@@ -15,12 +15,17 @@
  *   wb.save()                 save the session now
  *   wb.edits()                a copy of the session's edits (a red.edits)
  *   wb.set_edits(e)           use a copy of e as the session's edits
- *   wb.runs()                 the runs: {label, loss = {...}, evals = {{step, loss}...}, ...}
+ *   wb.runs()                 the runs: {id, label, current, edits (file or nil), loss = {...},
+ *                             evals = {{step, loss}...}, ...}; run n is "#n" on the chart
+ *   wb.use_run(n)             make run n's edits the current ones (chat answers with them)
+ *   wb.run_edits(n)           a copy of run n's edits (a red.edits): compare, export, ...
+ *   wb.delete_run(n)          delete run n (its curve and edits; the current edits stay)
  *   wb.focus(pane)            "config", "chart", "chat" or "console"
  *   wb.model                  the loaded model (also the global `model`) */
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "app.h"
@@ -36,6 +41,7 @@ static int wb_help(lua_State *L) {
     static const char text[] =
         "wb.get([key])  wb.set(key, value) / wb.set{...}  wb.train()  wb.stop()  wb.status()\n"
         "wb.chat(prompt)  wb.strength([a])  wb.save()  wb.edits()  wb.set_edits(e)  wb.runs()\n"
+        "wb.use_run(n)  wb.run_edits(n)  wb.delete_run(n)\n"
         "wb.focus(\"config\"|\"chart\"|\"chat\"|\"console\")  wb.model (= model)\n"
         "settings: ";
     luaL_Buffer b;
@@ -203,8 +209,17 @@ static int wb_runs(lua_State *L) {
     for (size_t i = 0; i < a->session.n_runs; i++) {
         const tui_run *r = &a->session.runs[i];
         lua_newtable(L);
+        lua_pushinteger(L, r->id);
+        lua_setfield(L, -2, "id");
         lua_pushstring(L, r->label);
         lua_setfield(L, -2, "label");
+        lua_pushboolean(L, r->id == a->session.current_run);
+        lua_setfield(L, -2, "current");
+        char path[1200];
+        tui_session_run_edits_path(&a->session, r, path, sizeof path);
+        if (path[0]) lua_pushstring(L, path);
+        else lua_pushnil(L);
+        lua_setfield(L, -2, "edits");
         lua_createtable(L, (int)r->n_steps, 0);
         for (size_t s = 0; s < r->n_steps; s++) {
             lua_pushnumber(L, r->loss[s]);
@@ -229,6 +244,35 @@ static int wb_runs(lua_State *L) {
     return 1;
 }
 
+/* The run number at idx (a whole number). */
+static int check_run_id(lua_State *L, int idx) {
+    const lua_Integer n = luaL_checkinteger(L, idx);
+    if (n < 1 || n > INT32_MAX) luaL_argerror(L, idx, "a run number (wb.runs() lists them)");
+    return (int)n;
+}
+
+static int wb_use_run(lua_State *L) {
+    rd_error err = {0};
+    if (app_use_run(app_of(L), check_run_id(L, 1), &err)) return raise_error(L, &err);
+    return 0;
+}
+
+static int wb_run_edits(lua_State *L) {
+    const int id = check_run_id(L, 1);
+    lua_getfield(L, lua_upvalueindex(2), "model");
+    rd_error err = {0};
+    rd_edits *e = app_run_edits(app_of(L), id, &err);
+    if (!e) return raise_error(L, &err);
+    rd_lua_push_edits(L, e, -1);
+    return 1;
+}
+
+static int wb_delete_run(lua_State *L) {
+    rd_error err = {0};
+    if (app_delete_run(app_of(L), check_run_id(L, 1), &err)) return raise_error(L, &err);
+    return 0;
+}
+
 static int wb_focus(lua_State *L) {
     static const char *const panes[] = {"config", "chart", "chat", "console", NULL};
     tui_app *a = app_of(L);
@@ -244,7 +288,8 @@ int wb_lua_open(lua_State *L, tui_app *a, rd_error *err) {
         {"train", wb_train},   {"stop", wb_stop},         {"status", wb_status},
         {"chat", wb_chat},     {"strength", wb_strength}, {"save", wb_save},
         {"edits", wb_edits},   {"set_edits", wb_set_edits}, {"runs", wb_runs},
-        {"focus", wb_focus},   {NULL, NULL}};
+        {"focus", wb_focus},   {"use_run", wb_use_run},   {"run_edits", wb_run_edits},
+        {"delete_run", wb_delete_run}, {NULL, NULL}};
     lua_newtable(L);                 /* wb */
     rd_lua_push_model_borrowed(L, a->model);
     lua_pushvalue(L, -1);

@@ -2,7 +2,7 @@
 # The TUI end to end in tmux (a 100×30 terminal): change the edit sites, train and watch the
 # chart and numbers move, stop with Esc, chat and see both answers, run Lua in the console,
 # resize down to 80×24 and below, quit, restore the session (chart and chat come back), a
-# damaged session opens fresh, quitting while training asks first, SIGTERM (also while the UI
+# damaged session is moved aside untouched and a fresh one takes its name, quitting while training asks first, SIGTERM (also while the UI
 # is busy and the worker's event queue is full) stops and saves. Every step polls
 # capture-pane for the text it expects instead of sleeping.
 set -eu
@@ -53,6 +53,11 @@ $(cat "$TMP/screen")"
 wait_exit() {
     wait_for "$1" "EXITED [0-9]+"
     grep -q "EXITED 0" "$TMP/screen" || fail "$1 did not exit cleanly: $(cat "$TMP/screen")"
+}
+# file_of DIR PATTERN: the session file matching PATTERN (its generation changes at every save)
+file_of() {
+    for f in "$1"/$2; do [ -e "$f" ] && echo "$f" && return 0; done
+    echo "$1/$2 (none)"
 }
 step_of() { screen "$1" | sed -n 's/.*TRAINING \([0-9]*\)\/.*/\1/p' | head -n 1; }
 
@@ -106,11 +111,11 @@ keys a F10
 wait_exit a
 grep -q "session saved" "$TMP/screen" || fail "no 'session saved' on quit: $(cat "$TMP/screen")"
 S="$TMP/sessions/s1"
-for f in session.json edits.safetensors loss.csv chat.jsonl; do
-    [ -s "$S/$f" ] || fail "the session has no $f"
+for f in session.json 'edits-*.safetensors' 'loss-*.csv' 'chat-*.jsonl' runs/1/edits.safetensors; do
+    [ -s "$(file_of "$S" "$f")" ] || fail "the session has no $f: $(ls -R "$S")"
 done
-grep -q "Name item 3." "$S/chat.jsonl" || fail "chat.jsonl lacks the prompt"
-[ "$(grep -c ',train,' "$S/loss.csv")" -ge 2 ] || fail "loss.csv has too few steps"
+grep -q "Name item 3." "$(file_of "$S" 'chat-*.jsonl')" || fail "the chat file lacks the prompt"
+[ "$(grep -c ',train,' "$(file_of "$S" 'loss-*.csv')")" -ge 2 ] || fail "the loss file has too few steps"
 ls "$S" | grep -q tmp && fail "a temporary file was left in the session folder"
 grep -q '"sites":"attn"' "$S/session.json" || fail "the sites change was not saved"
 grep -q '"dropout":0.1' "$S/session.json" || fail "the dropout setting was not saved"
@@ -134,14 +139,34 @@ if screen f | LC_ALL=C grep -q "$(printf '\342')"; then fail "UTF-8 on a non-UTF
 keys f F10
 wait_exit f
 
-# --- a damaged session gives a message and a fresh session -------------------------------
+# --- a damaged session is moved aside, untouched, and a fresh one takes its name -----------
 mkdir -p "$TMP/sessions/bad"
 printf '{"format": "redit-session", "version": 1, "config": {"lr": "fast"' >"$TMP/sessions/bad/session.json"
+printf 'run,step,kind,loss\n0,1,train,2.5\n' >"$TMP/sessions/bad/loss.csv"
+cp -a "$TMP/sessions/bad" "$TMP/bad.orig"
 start c bad
 wait_for c "session bad is damaged"
+wait_for c "moved aside"
 wait_for c "no run yet"
 keys c F10
 wait_exit c
+moved=$(ls -d "$TMP/sessions/bad.damaged-"* 2>/dev/null | head -n 1)
+[ -n "$moved" ] || fail "the damaged session was not moved aside: $(ls "$TMP/sessions")"
+diff -r "$TMP/bad.orig" "$moved" || fail "the damaged session's files changed"
+grep -Eq '"version":[[:space:]]*2' "$TMP/sessions/bad/session.json" || fail "no fresh session under the name"
+# a loss file naming a run session.json does not list: the same
+mkdir -p "$TMP/sessions/bad2"
+printf '{"format": "redit-session", "version": 1, "model_path": "", "model_fingerprint": "", "config": {}, "runs": []}' \
+    >"$TMP/sessions/bad2/session.json"
+printf 'run,step,kind,loss\n2,1,train,2.5\n' >"$TMP/sessions/bad2/loss.csv"
+cp -a "$TMP/sessions/bad2" "$TMP/bad2.orig"
+start c2 bad2
+wait_for c2 "session bad2 is damaged"
+keys c2 F10
+wait_exit c2
+moved=$(ls -d "$TMP/sessions/bad2.damaged-"* 2>/dev/null | head -n 1)
+[ -n "$moved" ] || fail "the damaged session bad2 was not moved aside: $(ls "$TMP/sessions")"
+diff -r "$TMP/bad2.orig" "$moved" || fail "the damaged session bad2's files changed"
 
 # --- quitting while training asks first -------------------------------------------------
 start d s2
@@ -159,7 +184,7 @@ keys d F10
 wait_for d "quit anyway"
 keys d y
 wait_exit d
-[ -s "$TMP/sessions/s2/edits.safetensors" ] || fail "quitting while training lost the edits"
+[ -s "$TMP/sessions/s2/runs/1/edits.safetensors" ] || fail "quitting while training lost the edits"
 # --- settings from the command line ---------------------------------------------------------
 TUI_EXTRA="--set sites=both --set lr=0.05" start g s4
 wait_for g "both, layers all"
@@ -169,6 +194,61 @@ wait_exit g
 TUI_EXTRA="--set lr=fast" start h s5
 wait_for h "--set lr=fast: lr: 'fast' is not a number"
 wait_for h "EXITED 2"
+
+# --- every run's edits are kept: two runs, reopened, both come back as trained; run 1 is
+# used, exported after run 2, and run 2 deleted ------------------------------------------
+start r s8
+wait_for r "Configuration"
+keys r F5 "wb.set{epochs = 2}; wb.train()" Enter
+wait_for r "#1 ffn all"
+wait_for r " idle"
+keys r "wb.edits():save('$TMP/e1.safetensors'); print('saved' .. 1)" Enter
+wait_for r "^ saved1 *$"
+keys r "wb.set{sites = 'both'}; wb.train()" Enter
+wait_for r "#2 both all"
+wait_for r " idle"
+keys r "wb.edits():save('$TMP/e2.safetensors'); print('saved' .. 2)" Enter
+wait_for r "^ saved2 *$"
+keys r F10
+wait_exit r
+S8="$TMP/sessions/s8"
+[ -s "$S8/runs/1/edits.safetensors" ] && [ -s "$S8/runs/2/edits.safetensors" ] ||
+    fail "the two runs' edits were not both kept: $(ls -R "$S8")"
+start r2 s8
+wait_for r2 "restored: 2 run\\(s\\)"
+keys r2 F5 "local a = wb.run_edits(1):compare(red.load_edits('$TMP/e1.safetensors', model)) local b = wb.run_edits(2):compare(red.load_edits('$TMP/e2.safetensors', model)) print('same' .. tostring(a.max_abs_scale + a.max_abs_bias == 0 and b.max_abs_scale + b.max_abs_bias == 0))" Enter
+wait_for r2 "^ sametrue *$"
+keys r2 "wb.use_run(1) print('cur' .. tostring(wb.runs()[1].current) .. wb.edits():info().sites)" Enter
+wait_for r2 "^ curtrueffn *$"
+wait_for r2 "\\*#1 ffn all"
+keys r2 "wb.delete_run(2) print('left' .. #wb.runs())" Enter
+wait_for r2 "^ left1 *$"
+keys r2 F10
+wait_exit r2
+[ -e "$S8/runs/2" ] && fail "the deleted run's edits are still there: $(ls -R "$S8")"
+expect_ok "export run 1 after run 2" "$REDIT" export --edits "$S8/runs/1/edits.safetensors" -m "$M" \
+    --format safetensors -o "$TMP/run1-export.safetensors"
+[ -s "$TMP/run1-export.safetensors" ] || fail "the export of run 1 is empty"
+
+# --- a save that fails at quit asks first: stay, then save in another folder -------------
+# (a sessions folder under a regular file cannot be created, also for root)
+: >"$TMP/afile"
+mkdir -p "$TMP/home"
+TUI_ENV="HOME='$TMP/home'" TUI_EXTRA="--sessions '$TMP/afile/sessions'" start u s9
+wait_for u "Configuration"
+keys u F5 "wb.set{epochs = 1}; wb.train()" Enter
+wait_for u "#1 ffn all"
+wait_for u " idle"
+keys u F10
+wait_for u "not saved .* o: save in .*y: quit without saving"
+keys u n
+wait_for u "quit cancelled"
+keys u F10
+wait_for u "not saved"
+keys u o
+wait_exit u
+grep -q "session saved in $TMP/home/redit-sessions/s9" "$TMP/screen" || fail "not saved elsewhere: $(cat "$TMP/screen")"
+[ -s "$TMP/home/redit-sessions/s9/runs/1/edits.safetensors" ] || fail "the run was not saved in the other folder"
 
 # --- a classification set: the eval accuracy on the chart line and in the result ------------
 : >"$TMP/cls.jsonl"
@@ -196,8 +276,8 @@ pid=$(pgrep -f -- "--stats $TMP/stats.e" | head -n 1)
 [ -n "$pid" ] || fail "cannot find the workbench process"
 kill -TERM "$pid"
 wait_exit e
-[ -s "$TMP/sessions/s3/edits.safetensors" ] || fail "SIGTERM lost the edits"
-grep -q ',train,' "$TMP/sessions/s3/loss.csv" || fail "SIGTERM lost the loss history"
+[ -s "$TMP/sessions/s3/runs/1/edits.safetensors" ] || fail "SIGTERM lost the edits"
+grep -q ',train,' "$(file_of "$TMP/sessions/s3" 'loss-*.csv')" || fail "SIGTERM lost the loss history"
 
 # --- SIGTERM while a console chunk keeps the UI busy and the worker's queue (4 events here)
 # is full: quitting drains the queue while it waits for the job to stop at a step (waiting
@@ -218,7 +298,7 @@ wait_for q "EXITED [0-9]+" 20
 grep -q "EXITED 0" "$TMP/screen" || fail "SIGTERM with a full queue: $(cat "$TMP/screen")"
 grep -q "session saved" "$TMP/screen" || fail "SIGTERM with a full queue: no 'session saved'"
 [ "$(tmux -L "$SOCK" display -p -t q '#{alternate_on}')" = 0 ] || fail "the terminal was not restored"
-[ -s "$TMP/sessions/s7/edits.safetensors" ] || fail "SIGTERM with a full queue lost the edits"
-grep -q ',train,' "$TMP/sessions/s7/loss.csv" || fail "SIGTERM with a full queue lost the loss history"
+[ -s "$TMP/sessions/s7/runs/1/edits.safetensors" ] || fail "SIGTERM with a full queue lost the edits"
+grep -q ',train,' "$(file_of "$TMP/sessions/s7" 'loss-*.csv')" || fail "SIGTERM with a full queue lost the loss history"
 
 echo "tests/cli/tui.sh: ok ($(tr '\n' ' ' <"$TMP/ui-latency.txt"))"
