@@ -2,7 +2,7 @@
  * held-out loss; saved and reloaded edits give bit-identical logits; strength 0 gives the
  * base model exactly; gradient accumulation matches one big micro-batch; a stop request
  * ends at a step boundary; a non-finite loss stops training and keeps finite edits; full
- * fine-tuning lowers the loss too. */
+ * fine-tuning lowers the loss too; an unwritable state file is refused before the first step. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -617,6 +617,37 @@ static void test_resume_red(void **state) {
     unlink(path);
 }
 
+static int count_events(void *user, const rd_progress *p) {
+    (void)p;
+    ++*(int *)user;
+    return 0;
+}
+
+/* An unwritable state file is refused before the first step (it is first written at the
+ * first evaluation point), with the reason; the edits stay as they were. */
+static void test_state_path_checked_first(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_train_opts o = quick_opts();
+    char path[700];
+    snprintf(path, sizeof path, "%s/nodir/run.state", f->dir);
+    o.state_path = path;
+    rd_edits *e = ffn_edits(f->m);
+    rd_train_result r;
+    int events = 0;
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, count_events, &events, &r, &err), -1);
+    assert_int_equal(events, 0);
+    assert_non_null(strstr(err.msg, "nodir does not exist"));
+    printf("state refused: %s\n", err.msg);
+    o.state_path = f->dir; /* a folder given as the file */
+    assert_int_equal(rd_train(f->m, e, f->train, NULL, &o, count_events, &events, &r, &err), -1);
+    assert_int_equal(events, 0);
+    assert_non_null(strstr(err.msg, "is a folder"));
+    const float *p = rd_edits_params(e);
+    for (size_t i = 0; i < rd_edits_param_count(e); i++) assert_true(p[i] == 0.0f || p[i] == 1.0f);
+    rd_edits_free(e);
+}
+
 /* Full fine-tuning resumes exactly too: every weight and AdamW moment comes back. */
 static void test_resume_full(void **state) {
     fixture *f = *state;
@@ -666,6 +697,7 @@ int main(void) {
         cmocka_unit_test(test_red_on_quantized_base),
         cmocka_unit_test(test_resume_red),
         cmocka_unit_test(test_resume_full),
+        cmocka_unit_test(test_state_path_checked_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

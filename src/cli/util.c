@@ -8,9 +8,17 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "redit/atomic_file.h"
 #include "redit/buf.h"
 #include "redit/edits.h"
 #include "redit/generate.h"
+
+int cli_check_output(const char *cmd, const char *what, const char *path) {
+    rd_error err = {0};
+    if (!path || !rd_atomic_file_check(path, &err)) return 0;
+    fprintf(stderr, "redit %s: %s %s\n", cmd, what, err.msg);
+    return -1;
+}
 
 rd_model *cli_load_model(const char *path, const char *tokenizer_path) {
     rd_error err = {0};

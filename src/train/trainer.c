@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "redit/atomic_file.h"
 #include "redit/backward.h"
 #include "redit/rng.h"
 #include "redit/train.h"
@@ -548,6 +549,9 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     memset(res, 0, sizeof *res);
     res->best_eval_loss = res->best_eval_accuracy = NAN;
     if (rd_train_opts_validate(o, err)) return -1;
+    /* the state file is first written after the first evaluation point: an unwritable one
+     * is refused now, before any step runs */
+    if (o->state_path && rd_atomic_file_check(o->state_path, err)) return rd_error_prefix(err, "the training state");
     loop lp = {.train = train, .eval = eval, .n_train = rd_dataset_size(train),
                .progress = progress, .user = user,
                .rng = o->seed * RD_RNG_GOLDEN + 1,
