@@ -113,7 +113,7 @@ typedef struct rd_train_result {
     int *eval_steps;      /* (n_evals) */
     int n_evals;
     int resumed_step;     /* the step a state file resumed from (opts.state_path); 0 = none */
-    char message[256];    /* why training stopped early, if it did */
+    char message[512];    /* why training stopped early, if it did */
 } rd_train_result;
 enum { RD_STOP_DONE = 0, RD_STOP_REQUESTED = 1, RD_STOP_NONFINITE = 2 };
 

@@ -51,7 +51,8 @@ int cli_gen_option(const char *cmd, int c, const char *arg, struct rd_gen_opts *
  * <reason>" and returns -1 when it cannot. */
 int cli_check_output(const char *cmd, const char *what, const char *path);
 
-/* Loads a model, printing "redit: <message>" on failure. */
+/* Loads a model, printing "redit: <message>" on failure and a warning naming the tensor
+ * when weights are not finite (rd_model_nonfinite). */
 rd_model *cli_load_model(const char *path, const char *tokenizer_path);
 
 /* Parses space- or comma-separated integers into a malloc'ed array; NULL with a printed

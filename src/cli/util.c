@@ -25,6 +25,9 @@ rd_model *cli_load_model(const char *path, const char *tokenizer_path) {
     rd_load_opts opts = {.tokenizer_path = tokenizer_path};
     rd_model *m = rd_model_load(path, &opts, &err);
     if (!m) fprintf(stderr, "redit: %s\n", err.msg);
+    else if (rd_model_nonfinite(m))
+        fprintf(stderr, "redit: warning: %s: %s; the model is broken (its outputs through that "
+                        "tensor are NaN)\n", path, rd_model_nonfinite(m));
     return m;
 }
 

@@ -376,9 +376,15 @@ static int keep_last_good(trainer *t, int step, const char *cause, rd_train_resu
     memcpy(t->params, t->last_good, t->n_params * sizeof(float));
     if (weights_changed(t, err)) return -1;
     res->stopped = RD_STOP_NONFINITE;
-    snprintf(res->message, sizeof res->message,
-             "step %d: %s; training stopped and the edits of step %d were kept (try a lower "
-             "learning rate)", step, cause, step - 1);
+    if (rd_model_nonfinite(t->m)) /* no learning rate helps: the model itself is broken */
+        snprintf(res->message, sizeof res->message,
+                 "step %d: %s because the model's weights are not finite: %s. Use an intact "
+                 "copy of the model (training stopped; the edits of step %d were kept)", step,
+                 cause, rd_model_nonfinite(t->m), step - 1);
+    else
+        snprintf(res->message, sizeof res->message,
+                 "step %d: %s; training stopped and the edits of step %d were kept (try a lower "
+                 "learning rate)", step, cause, step - 1);
     return 0;
 }
 
