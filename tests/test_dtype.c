@@ -1,5 +1,6 @@
 /* Element-type conversions (src/core/dtype.c): f16, bf16 and Q8_0 against known values
- * and against independent nearest-value references. */
+ * and against independent nearest-value references; rd_dtype_find_nonfinite agrees with
+ * widening for every type (random bytes, block by block) and finds planted NaN/Inf. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -7,6 +8,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "redit/dtype.h"
@@ -301,6 +303,81 @@ static void test_dtype_table(void **state) {
     assert_memory_equal(back32, src, sizeof src);
 }
 
+/* For every type, block by block over random bytes (f16 scales and plain values are
+ * non-finite often enough: 1 in 32 or 1 in 256): rd_dtype_find_nonfinite reports a block
+ * exactly when widening it gives a value that is not finite. */
+static void test_find_nonfinite_agrees_with_widening(void **state) {
+    (void)state;
+    uint64_t rng = rd_rng_seed(7);
+    for (int t = 0; t < RD_DTYPE_COUNT; t++) {
+        const rd_dtype_info *info = rd_dtype_info_of((rd_dtype)t);
+        unsigned char block[256];
+        float out[256];
+        int found = 0, clean = 0;
+        for (int trial = 0; trial < 4000; trial++) {
+            for (size_t i = 0; i < info->block_bytes; i++) block[i] = (unsigned char)rd_rng_next(&rng);
+            info->to_f32(block, out, info->block_elems);
+            int finite = 1;
+            for (size_t i = 0; i < info->block_elems; i++) finite &= isfinite(out[i]) != 0;
+            const int64_t at = rd_dtype_find_nonfinite((rd_dtype)t, block, info->block_elems);
+            if (finite != (at < 0))
+                fail_msg("%s trial %d: widening is %sfinite but find_nonfinite says %lld", info->name,
+                         trial, finite ? "" : "not ", (long long)at);
+            if (at >= 0) assert_int_equal(at, 0);
+            found += at >= 0;
+            clean += at < 0;
+        }
+        assert_true(found > 0 && clean > 0); /* both cases were met */
+    }
+}
+
+/* Plain types: the exact first element, past the fast path's chunks; quantised types: the
+ * first element of the block; finite data gives -1. */
+static void test_find_nonfinite_places(void **state) {
+    (void)state;
+    enum { N = 3 * 4096 + 100 };
+    float *src = malloc(N * sizeof(float));
+    void *buf = malloc(N * 4);
+    assert_non_null(src);
+    assert_non_null(buf);
+    for (int i = 0; i < N; i++) src[i] = sinf((float)i) * 3.0f;
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (int t = 0; t < RD_DTYPE_COUNT; t++) {
+        const rd_dtype_info *info = rd_dtype_info_of((rd_dtype)t);
+        const uint64_t n = N / info->block_elems * info->block_elems;
+        info->from_f32(src, buf, n);
+        assert_int_equal(rd_dtype_find_nonfinite((rd_dtype)t, buf, n), -1);
+        const uint64_t places[] = {0, 5000, n - 1, 4095, 4096};
+        for (size_t k = 0; k < sizeof places / sizeof *places; k++) {
+            const uint64_t at = places[k];
+            float keep = src[at];
+            src[at] = bad[k % 3];
+            info->from_f32(src, buf, n);
+            src[at] = keep;
+            float *wide = malloc(n * sizeof(float));
+            assert_non_null(wide);
+            info->to_f32(buf, wide, n);
+            uint64_t first = n;
+            for (uint64_t i = 0; i < n && first == n; i++)
+                if (!isfinite(wide[i])) first = i;
+            free(wide);
+            const int64_t got = rd_dtype_find_nonfinite((rd_dtype)t, buf, n);
+            if (first == n) { /* the quantiser kept the block finite (it clamps) */
+                assert_int_equal(got, -1);
+                continue;
+            }
+            const uint64_t want = info->block_elems == 1 ? at : at / info->block_elems * info->block_elems;
+            if (got != (int64_t)want || first < want)
+                fail_msg("%s: planted at %llu, found %lld, widened first at %llu", info->name,
+                         (unsigned long long)at, (long long)got, (unsigned long long)first);
+        }
+    }
+    assert_int_equal(rd_dtype_find_nonfinite(RD_DTYPE_F32, buf, 0), -1);
+    assert_int_equal(rd_dtype_find_nonfinite(RD_DTYPE_COUNT, buf, 1), -1);
+    free(src);
+    free(buf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f16_known_values),
@@ -311,6 +388,8 @@ int main(void) {
         cmocka_unit_test(test_q8_0_known_block),
         cmocka_unit_test(test_q8_0_error_bound_and_nonfinite),
         cmocka_unit_test(test_dtype_table),
+        cmocka_unit_test(test_find_nonfinite_agrees_with_widening),
+        cmocka_unit_test(test_find_nonfinite_places),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

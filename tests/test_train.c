@@ -2,7 +2,8 @@
  * held-out loss; saved and reloaded edits give bit-identical logits; strength 0 gives the
  * base model exactly; gradient accumulation matches one big micro-batch; a stop request
  * ends at a step boundary; a non-finite loss stops training and keeps finite edits; full
- * fine-tuning lowers the loss too. */
+ * fine-tuning lowers the loss too; an unwritable state file is refused before the first step;
+ * training a model with a NaN weight says the model is broken. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -241,12 +242,40 @@ static void test_nonfinite_stops_cleanly(void **state) {
     assert_int_equal(rd_train(f->m, e, f->train, NULL, &o, NULL, NULL, &r, &err), 0);
     assert_int_equal(r.stopped, RD_STOP_NONFINITE);
     assert_non_null(strstr(r.message, "not finite"));
+    assert_non_null(strstr(r.message, "try a lower learning rate")); /* the model is intact */
     assert_true(r.steps < 48); /* it stopped: no epoch after the failure ran */
     printf("non-finite guard: %s\n", r.message);
     const float *p = rd_edits_params(e);
     for (size_t i = 0; i < rd_edits_param_count(e); i++) assert_true(isfinite(p[i]));
     rd_train_result_release(&r);
     rd_edits_free(e);
+}
+
+/* A model whose weights hold a NaN: training stops at step 1 and says the model is broken
+ * (naming the tensor), not that the learning rate is too high. */
+static void test_nonfinite_model_named(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_model_file mf;
+    assert_int_equal(rd_model_file_random(&mf, &f->m->file.cfg, 1, 3, RD_DTYPE_F32, &err), 0);
+    assert_int_equal(rd_vocab_load_llama2c(shared_fixture("llama2-tokenizer/tokenizer.bin"), 32000,
+                                           &mf.vocab, &err), 0);
+    const rd_matrix *w2 = &mf.w.layers[1].w2;
+    ((float *)((char *)w2->data + 5 * w2->row_bytes))[9] = NAN;
+    rd_model *m = rd_model_from_file(&mf, NULL, &err);
+    assert_non_null(m);
+    rd_edits *e = ffn_edits(m);
+    rd_train_opts o = quick_opts();
+    rd_train_result r;
+    assert_int_equal(rd_train(m, e, f->train, NULL, &o, NULL, NULL, &r, &err), 0);
+    assert_int_equal(r.stopped, RD_STOP_NONFINITE);
+    assert_int_equal(r.steps, 0);
+    printf("broken model: %s\n", r.message);
+    assert_non_null(strstr(r.message, "the model's weights are not finite: blk.1.ffn_down.weight row 5"));
+    assert_null(strstr(r.message, "learning rate"));
+    rd_train_result_release(&r);
+    rd_edits_free(e);
+    rd_model_free(m);
 }
 
 static void test_full_finetuning_learns(void **state) {
@@ -617,6 +646,37 @@ static void test_resume_red(void **state) {
     unlink(path);
 }
 
+static int count_events(void *user, const rd_progress *p) {
+    (void)p;
+    ++*(int *)user;
+    return 0;
+}
+
+/* An unwritable state file is refused before the first step (it is first written at the
+ * first evaluation point), with the reason; the edits stay as they were. */
+static void test_state_path_checked_first(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_train_opts o = quick_opts();
+    char path[700];
+    snprintf(path, sizeof path, "%s/nodir/run.state", f->dir);
+    o.state_path = path;
+    rd_edits *e = ffn_edits(f->m);
+    rd_train_result r;
+    int events = 0;
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, count_events, &events, &r, &err), -1);
+    assert_int_equal(events, 0);
+    assert_non_null(strstr(err.msg, "nodir does not exist"));
+    printf("state refused: %s\n", err.msg);
+    o.state_path = f->dir; /* a folder given as the file */
+    assert_int_equal(rd_train(f->m, e, f->train, NULL, &o, count_events, &events, &r, &err), -1);
+    assert_int_equal(events, 0);
+    assert_non_null(strstr(err.msg, "is a folder"));
+    const float *p = rd_edits_params(e);
+    for (size_t i = 0; i < rd_edits_param_count(e); i++) assert_true(p[i] == 0.0f || p[i] == 1.0f);
+    rd_edits_free(e);
+}
+
 /* Full fine-tuning resumes exactly too: every weight and AdamW moment comes back. */
 static void test_resume_full(void **state) {
     fixture *f = *state;
@@ -730,6 +790,7 @@ int main(void) {
         cmocka_unit_test(test_accumulation_matches),
         cmocka_unit_test(test_stop_request),
         cmocka_unit_test(test_nonfinite_stops_cleanly),
+        cmocka_unit_test(test_nonfinite_model_named),
         cmocka_unit_test(test_full_finetuning_learns),
         cmocka_unit_test(test_full_finetuning_bf16),
         cmocka_unit_test(test_classification_metrics),
@@ -740,6 +801,7 @@ int main(void) {
         cmocka_unit_test(test_resume_red),
         cmocka_unit_test(test_resume_full),
         cmocka_unit_test(test_resume_old_state),
+        cmocka_unit_test(test_state_path_checked_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,6 @@
 """Mutation smoke-fuzzing of redit's file readers under AddressSanitizer + UBSan.
 
-usage: python3 tools/fuzz-loaders.py REDIT [--runs N] [--seed S] [--only KIND ...]
+usage: python3 tools/fuzz-loaders.py REDIT [--runs N] [--seed S] [--timeout S] [--only KIND ...]
 
 REDIT is a sanitizer build of the redit command (`make fuzz` builds build/asan/redit and
 runs this). For each kind of untrusted file it writes N mutated copies of a valid file
@@ -23,17 +23,25 @@ runs this). For each kind of untrusted file it writes N mutated copies of a vali
 Every command is first run on its valid file and must succeed, so the mutations reach the
 readers' depths rather than an early refusal.
 
-A run passes when every command ended with status 0, 1 or 2 and printed no sanitizer
-report; a failing input is kept under the work folder and named in the report. Exit status:
-0 when every run passed, 1 when any failed, 2 on a usage or setup error. Reads
-../shared/fixtures; writes only to a temporary folder (kept only when something failed).
+A run passes when every command ended with status 0, 1 or 2 within --timeout seconds
+(default 60; the valid file gets at least 120) and printed no sanitizer report. A command
+that runs longer is killed and counted as a finding (a hang or a blow-up on that input) like
+a crash: its input is kept under the work folder and named in the report with the command,
+and the run goes on with the remaining inputs and kinds. A kind whose valid file is refused
+or times out is reported and skipped; the other kinds still run. Exit status: 1 when any run
+failed, else 2 when a kind could not be set up (or on a usage error), else 0. Reads
+../shared/fixtures; writes only to a temporary folder, removed at the end (also on Ctrl-C
+or an error) unless something failed: then it keeps the failing inputs and the files their
+commands read, and the killed commands' temporary files are removed from it.
 Standard library only.
 """
 
 import argparse
+import glob
 import json
 import os
 import random
+import shlex
 import shutil
 import struct
 import subprocess
@@ -98,10 +106,26 @@ def write_hf_folder(folder, rng):
     return 8 + len(text)
 
 
+SETUP_TIMEOUT = 300  # seconds for each command that makes the valid inputs
+VALID_TIMEOUT = 120  # at least this for the command on a valid file
+
+
+def remove_partial_files(work):
+    """Removes what killed commands leave behind: the temporary files of atomic writes
+    (NAME.tmp-XXXXXX) and partial logs (NAME.partial)."""
+    for pattern in ("*.tmp-*", "*.partial"):
+        for path in glob.glob(os.path.join(work, "**", pattern), recursive=True):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
 def setup(redit, work):
     """Writes the valid inputs; returns {kind: (valid bytes, mutated region, the file the
     command reads, argv)}."""
-    subprocess.run([redit, "demo", "--dir", work], check=True, capture_output=True)
+    subprocess.run([redit, "demo", "--dir", work], check=True, capture_output=True,
+                   timeout=SETUP_TIMEOUT)
     model = os.path.join(work, "random-demo.gguf")
     train = os.path.join(work, "train.jsonl")
     with open(train, "w") as f:
@@ -112,7 +136,8 @@ def setup(redit, work):
     state = os.path.join(work, "valid.state")
     train_cmd = [redit, "train", "-m", model, "-d", train, "-o", edits, "--max-steps", "2",
                  "--sites", "both", "--batch", "4", "--dropout", "0.1"]
-    subprocess.run(train_cmd + ["--state", state], check=True, capture_output=True)
+    subprocess.run(train_cmd + ["--state", state], check=True, capture_output=True,
+                   timeout=SETUP_TIMEOUT)
     here = os.path.dirname(os.path.abspath(__file__))
     spam = os.path.join(here, "..", "datasets", "spam-ham", "eval.jsonl")
     words = os.path.join(here, "..", "datasets", "define-words", "eval.jsonl")
@@ -148,55 +173,104 @@ def setup(redit, work):
     }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("redit")
-    ap.add_argument("--runs", type=int, default=60, help="mutated files per kind (default 60)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--only", nargs="*", help="kinds to fuzz (default: all)")
-    a = ap.parse_args()
-    for need in (a.redit, os.path.join(FIX, "stories260K", "stories260K.bin")):
-        if not os.path.exists(need):
-            print("fuzz-loaders: %s is missing" % need, file=sys.stderr)
-            return 2
-    work = tempfile.mkdtemp(prefix="redit-fuzz-")
+def fuzz(a, work):
+    """Runs every kind; returns the exit status (see the module's text)."""
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1",
                OPENBLAS_NUM_THREADS="1")
     rng = random.Random(a.seed)
-    failed = 0
-    def run(path, argv, data):  # writes data to path, the file argv reads, and runs argv
+    failed = skipped = 0
+
+    def run(path, argv, data, timeout):
+        """Writes data to path, the file argv reads, and runs argv: (status, stderr), status
+        None when it ran past timeout seconds (it was killed)."""
         with open(path, "wb") as f:
             f.write(data)
-        p = subprocess.run(argv, capture_output=True, env=env, timeout=120, input=TEXT)
+        try:
+            p = subprocess.run(argv, capture_output=True, env=env, timeout=timeout, input=TEXT)
+        except subprocess.TimeoutExpired as e:
+            remove_partial_files(work)
+            err = e.stderr.decode("utf-8", "replace") if e.stderr else ""
+            return None, err
         return p.returncode, p.stderr.decode("utf-8", "replace")
-    for kind, (data, region, path, argv) in setup(a.redit, work).items():
+
+    try:
+        inputs = setup(a.redit, work)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        err = getattr(e, "stderr", b"") or b""
+        print("fuzz-loaders: making the valid inputs failed: %s\n%s"
+              % (e, err.decode("utf-8", "replace")[-800:]), file=sys.stderr)
+        return 2
+    for kind, (data, region, path, argv) in inputs.items():
         if a.only and kind not in a.only:
             continue
-        status, err = run(path, argv, data)
+        status, err = run(path, argv, data, max(a.timeout, VALID_TIMEOUT))
         if status != 0:
-            print("fuzz-loaders: %s: the valid file is refused: %s" % (kind, err[-800:]))
-            return 2
-        accepted = 0
+            why = ("ran past %g s" % max(a.timeout, VALID_TIMEOUT) if status is None
+                   else "is refused (status %d)" % status)
+            print("fuzz-loaders: %s: the valid file %s; kind skipped: %s"
+                  % (kind, why, err[-800:]))
+            skipped += 1
+            if status is None:
+                failed += 1
+            continue
+        accepted = timeouts = 0
         for i in range(a.runs):
-            status, err = run(path, argv, mutate(rng, data, region))
+            status, err = run(path, argv, mutate(rng, data, region), a.timeout)
             if status in (0, 1, 2) and "Sanitizer" not in err and "runtime error" not in err:
                 accepted += status == 0
                 continue
             failed += 1
             keep = os.path.join(work, "failed-%s-%d%s" % (kind, i, os.path.splitext(path)[1]))
             shutil.copy(path, keep)
-            print("FAIL %s run %d: status %d, input kept as %s\n%s" % (kind, i, status, keep,
-                                                                      err[-2000:]))
+            command = shlex.join(keep if x == path else x for x in argv)
+            if path not in argv:  # the file is read from a folder: put it back there first
+                command = "cp %s %s && %s" % (keep, path, command)
+            if status is None:
+                timeouts += 1
+                print("TIMEOUT %s run %d: still running after %g s (killed), input kept as %s\n"
+                      "  command: %s" % (kind, i, a.timeout, keep, command))
+            else:
+                print("FAIL %s run %d: status %d, input kept as %s\n  command: %s\n%s"
+                      % (kind, i, status, keep, command, err[-2000:]))
         with open(path, "wb") as f:  # the next kind may read it (the HF folder's files)
             f.write(data)
-        print("%-9s %d mutated files read: %d accepted, the rest refused with an error"
-              % (kind, a.runs, accepted))
+        print("%-9s %d mutated files read: %d accepted, %d timed out, the rest refused with an "
+              "error" % (kind, a.runs, accepted, timeouts))
     if failed:
         print("fuzz-loaders: %d failures; inputs kept in %s" % (failed, work))
         return 1
-    shutil.rmtree(work)
+    if skipped:
+        print("fuzz-loaders: %d kinds could not be set up" % skipped)
+        return 2
     print("fuzz-loaders: every run ended with a clean error or success, no sanitizer report")
     return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("redit")
+    ap.add_argument("--runs", type=int, default=60, help="mutated files per kind (default 60)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=60,
+                    help="seconds a command may take on a mutated file before it is killed and "
+                         "counted as a finding (default 60)")
+    ap.add_argument("--only", nargs="*", help="kinds to fuzz (default: all)")
+    a = ap.parse_args()
+    if a.timeout <= 0:
+        print("fuzz-loaders: --timeout must be above 0", file=sys.stderr)
+        return 2
+    for need in (a.redit, os.path.join(FIX, "stories260K", "stories260K.bin")):
+        if not os.path.exists(need):
+            print("fuzz-loaders: %s is missing" % need, file=sys.stderr)
+            return 2
+    work = tempfile.mkdtemp(prefix="redit-fuzz-")
+    status = 2
+    try:
+        status = fuzz(a, work)
+    finally:  # kept only with findings in it; removed on success, errors and Ctrl-C
+        if status != 1:
+            shutil.rmtree(work, ignore_errors=True)
+    return status
 
 
 if __name__ == "__main__":

@@ -30,4 +30,12 @@ int rd_atomic_file_commit(rd_atomic_file *f, rd_error *err);
 /* Removes the temporary file and frees f's resources (the target is untouched). */
 void rd_atomic_file_abort(rd_atomic_file *f);
 
+/* Checks, before any work, that rd_atomic_file_open/commit could write path: its folder
+ * exists and is a folder, path itself is not a folder, and a temporary file can be created
+ * beside it (one is made and removed at once, so a read-only folder or file system, a full
+ * inode table or a name too long is found too). A device or FIFO target passes (it is written
+ * in place). Returns 0, or -1 with *err naming path and the reason. Touches nothing else; does
+ * not prove the data will fit on the disk. */
+int rd_atomic_file_check(const char *path, rd_error *err);
+
 #endif

@@ -41,6 +41,11 @@ typedef struct rd_dtype_info {
      * quantize_row_*_ref for Q4_0..Q8_0); the K-quants use a simpler min/max quantiser
      * that writes valid blocks but not llama.cpp's (see src/core/quants.h). */
     void (*from_f32)(const float *src, void *dst, size_t n);
+    /* Quantised types: the byte offsets in a block of its f16 scales (d, and the minimum's
+     * scale where the type has one; -1 = none). A block widens to finite values exactly when
+     * its scales are finite (the quants are small integers), which rd_dtype_find_nonfinite
+     * uses. Plain types: both -1. */
+    int16_t scale_at[2];
 } rd_dtype_info;
 
 /* Table row for t, or NULL when t is not a valid rd_dtype. Static storage. */
@@ -52,6 +57,12 @@ int rd_dtype_from_name(const char *name, rd_dtype *out);
 /* Bytes taken by n elements of type t. Returns -1 when n is not a whole number of
  * blocks or the size overflows 64 bits, else 0 with *bytes set. */
 int rd_dtype_bytes(rd_dtype t, uint64_t n, uint64_t *bytes);
+
+/* The first element of the n elements of type t at src (n a whole number of blocks) that
+ * is not finite (NaN or ±Inf), or -1 when all are finite. For a quantised type the first
+ * element of the first block whose scale is not finite. Reads every byte of a plain type and
+ * the scales of every block of a quantised one; vectorised, so it runs at memory speed. */
+int64_t rd_dtype_find_nonfinite(rd_dtype t, const void *src, uint64_t n);
 
 /* Scalar conversions (exact for every finite value, inf and NaN preserved). */
 float rd_f16_to_f32(uint16_t h);

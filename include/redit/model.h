@@ -44,6 +44,9 @@ typedef struct rd_model {
     /* Jobs on other threads using the model (rd_model_use_begin/end). Not part of its
      * value: counted through const pointers, so a job that only reads can hold it. */
     atomic_int users;
+    /* Where the weights are not finite, found at load (rd_model_nonfinite); "" when every
+     * weight is finite. */
+    char nonfinite[256];
 } rd_model;
 
 typedef struct rd_load_opts {
@@ -56,6 +59,17 @@ rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *er
 void rd_model_free(rd_model *m); /* NULL-safe */
 
 static inline const rd_config *rd_model_config(const rd_model *m) { return &m->file.cfg; }
+
+/* NULL when every weight of m is finite, else what is not, e.g. "blk.3.ffn_down.weight row
+ * 17 has a weight that is not finite (NaN or Inf); 2 more tensors too" (GGUF tensor names,
+ * whatever the file's format). Found once when the model is made (rd_model_load,
+ * rd_model_from_file) in one pass over every byte of F32/F16/BF16 tensors and over the
+ * scales of quantised blocks (rd_dtype_find_nonfinite): such a model still loads, but its
+ * outputs through that tensor are NaN and training on it stops at once; callers tell the
+ * user. Borrowed from m. */
+static inline const char *rd_model_nonfinite(const rd_model *m) {
+    return m->nonfinite[0] ? m->nonfinite : NULL;
+}
 
 /* The model's tokenizer, NULL when its file has no vocabulary. Borrowed: valid while m
  * lives. */
@@ -89,6 +103,7 @@ typedef struct rd_model_info {
     int tied_classifier;        /* the classifier is the embedding matrix */
     size_t mapped_bytes;        /* bytes of the file memory-mapped */
     int heap_buffers;           /* weight buffers on the heap (converted or copied) */
+    const char *nonfinite;      /* rd_model_nonfinite: NULL when every weight is finite */
 } rd_model_info;
 
 /* Fills *out for m (valid while m lives and is not changed). */

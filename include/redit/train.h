@@ -61,7 +61,9 @@ typedef struct rd_train_opts {
                              the start, training resumes from it and continues exactly as the
                              uninterrupted run would; it must have been written for the same
                              setup (options except checkpointing, data, model, edit layout),
-                             else training is refused with the first difference. */
+                             else training is refused with the first difference. A path that
+                             could not be written (rd_atomic_file_check) is refused before the
+                             first step. */
 } rd_train_opts;
 
 /* redit's defaults (the RED paper tunes per task): lr 2e-3, 1 epoch, batch 8, micro-batch
@@ -114,7 +116,7 @@ typedef struct rd_train_result {
     int resumed_sampled;  /* 1 when that state was written by an earlier redit, which named
                              the model by its sampled fingerprint (rd_model_fingerprint_sampled):
                              only a sample of the weights was compared */
-    char message[256];    /* why training stopped early, if it did */
+    char message[512];    /* why training stopped early, if it did */
 } rd_train_result;
 enum { RD_STOP_DONE = 0, RD_STOP_REQUESTED = 1, RD_STOP_NONFINITE = 2 };
 

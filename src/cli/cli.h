@@ -49,7 +49,14 @@ int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward
 struct rd_gen_opts;
 int cli_gen_option(const char *cmd, int c, const char *arg, struct rd_gen_opts *g);
 
-/* Loads a model, printing "redit: <message>" on failure. */
+/* Checks, before any work starts, that an output file can be written at path (its folder
+ * exists and takes a new file; path is not a folder): rd_atomic_file_check. what names the
+ * option ("-o", "--log"); path may be NULL (nothing to check). Prints "redit CMD: <what>
+ * <reason>" and returns -1 when it cannot. */
+int cli_check_output(const char *cmd, const char *what, const char *path);
+
+/* Loads a model, printing "redit: <message>" on failure and a warning naming the tensor
+ * when weights are not finite (rd_model_nonfinite). */
 rd_model *cli_load_model(const char *path, const char *tokenizer_path);
 
 /* Parses space- or comma-separated integers into a malloc'ed array; NULL with a printed

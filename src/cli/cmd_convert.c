@@ -55,6 +55,7 @@ int cmd_convert(int argc, char **argv) {
         fprintf(stderr, "redit convert: unknown storage type \"%s\"\n", type_name);
         return 2;
     }
+    if (cli_check_output("convert", "-o", out)) return 1;
     rd_model *m = cli_load_model(in, tok);
     if (!m) return 1;
     if (name) snprintf(m->file.name, sizeof m->file.name, "%s", name);

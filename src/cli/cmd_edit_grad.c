@@ -85,6 +85,10 @@ int cmd_edit_grad(int argc, char **argv) {
         free(ids);
         return 2;
     }
+    if (cli_check_output("edit-grad", "-o", out)) {
+        free(ids);
+        return 1;
+    }
     rd_model *m = cli_open_model("edit-grad", &ma, 1);
     if (!m) {
         free(ids);

@@ -136,6 +136,7 @@ int cmd_export(int argc, char **argv) {
                 format);
         return 2;
     }
+    if (cli_check_output("export", "-o", out)) return 1;
     rd_model *m = cli_load_model(model, NULL);
     if (!m) return 1;
     rd_edits *e = cli_load_edits(edits, m, force);

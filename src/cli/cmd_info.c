@@ -67,6 +67,7 @@ int cmd_info(int argc, char **argv) {
            info.tied_classifier ? "tied" : "untied");
     printf("mapped      %.1f MB of the file, %d heap buffers\n", (double)info.mapped_bytes / 1e6,
            info.heap_buffers);
+    printf("weights     %s\n", info.nonfinite ? info.nonfinite : "all finite");
     const rd_tokenizer *t = rd_model_tokenizer(m);
     if (t) {
         int bytes = 0, control = 0;

@@ -61,6 +61,10 @@ int cmd_logits(int argc, char **argv) {
         free(ids);
         return 2;
     }
+    if (cli_check_output("logits", "-o", out)) {
+        free(ids);
+        return 1;
+    }
     int rc = 1;
     rd_error err = {0};
     rd_edits *edits = NULL;

@@ -63,6 +63,7 @@ int cmd_make_model(int argc, char **argv) {
                         "--type (a storage type name) and -o FILE\n");
         return 2;
     }
+    if (cli_check_output("make-model", "-o", out)) return 1;
     rd_error err = {0};
     rd_model_file f = {0};
     rd_vocab vocab = {0};

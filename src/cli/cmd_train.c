@@ -446,6 +446,11 @@ int cmd_train(int argc, char **argv) {
     train_args a;
     int exit_code;
     if (parse_train_args(argc, argv, &a, &exit_code)) return exit_code;
+    /* every output is checked before the model and data load: a run must not train for
+     * hours to find its output folder missing */
+    if (cli_check_output("train", "-o", a.out) || cli_check_output("train", "--log", a.log_path) ||
+        cli_check_output("train", "--state", a.opts.state_path))
+        return 1;
     int rc = 1;
     train_run r = {0};
     FILE *logf = NULL;

@@ -8,15 +8,26 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "redit/atomic_file.h"
 #include "redit/buf.h"
 #include "redit/edits.h"
 #include "redit/generate.h"
+
+int cli_check_output(const char *cmd, const char *what, const char *path) {
+    rd_error err = {0};
+    if (!path || !rd_atomic_file_check(path, &err)) return 0;
+    fprintf(stderr, "redit %s: %s %s\n", cmd, what, err.msg);
+    return -1;
+}
 
 rd_model *cli_load_model(const char *path, const char *tokenizer_path) {
     rd_error err = {0};
     rd_load_opts opts = {.tokenizer_path = tokenizer_path};
     rd_model *m = rd_model_load(path, &opts, &err);
     if (!m) fprintf(stderr, "redit: %s\n", err.msg);
+    else if (rd_model_nonfinite(m))
+        fprintf(stderr, "redit: warning: %s: %s; the model is broken (its outputs through that "
+                        "tensor are NaN)\n", path, rd_model_nonfinite(m));
     return m;
 }
 

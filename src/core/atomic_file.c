@@ -93,3 +93,56 @@ void rd_atomic_file_abort(rd_atomic_file *f) {
     free(f->path);
     memset(f, 0, sizeof *f);
 }
+
+/* The folder part of path ("." when it has none, "/" for a file at the root); malloc'ed. */
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    while (slash > path && slash[-1] == '/') slash--; /* "a//b" -> "a" */
+    return slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+}
+
+int rd_atomic_file_check(const char *path, rd_error *err) {
+    if (!path || !*path) return rd_error_set(err, "the output path is empty");
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return rd_error_set(err, "%s is a folder; give a file name (e.g. %s%sout)", path, path,
+                                path[strlen(path) - 1] == '/' ? "" : "/");
+        if (!S_ISREG(st.st_mode)) return 0; /* a device or FIFO: written in place */
+    }
+    const size_t n = strlen(path);
+    if (path[n - 1] == '/')
+        return rd_error_set(err, "%s: ends in '/' but is not a folder; give a file name", path);
+    char *dir = dir_of(path);
+    if (!dir) return rd_error_set(err, "%s: out of memory", path);
+    int rc = 0;
+    if (stat(dir, &st) != 0) {
+        const int e = errno;
+        rc = e == ENOENT ? rd_error_set(err, "%s: the folder %s does not exist", path, dir)
+           : e == ENOTDIR ? rd_error_set(err, "%s: the folder %s cannot exist: part of it is a "
+                                         "file, not a folder", path, dir)
+                          : rd_error_set(err, "%s: cannot reach the folder %s: %s", path, dir,
+                                         strerror(e));
+    } else if (!S_ISDIR(st.st_mode)) {
+        rc = rd_error_set(err, "%s: %s is a file, not a folder", path, dir);
+    } else {
+        char *tmp = malloc(n + 16);
+        int fd = -1;
+        if (tmp) {
+            snprintf(tmp, n + 16, "%s.tmp-XXXXXX", path);
+            fd = mkstemp(tmp);
+        }
+        if (fd < 0) {
+            const int e = tmp ? errno : ENOMEM;
+            rc = rd_error_set(err, "%s: cannot create a file in the folder %s: %s", path, dir,
+                              strerror(e));
+        } else {
+            close(fd);
+            unlink(tmp);
+        }
+        free(tmp);
+    }
+    free(dir);
+    return rc;
+}

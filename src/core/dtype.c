@@ -130,19 +130,19 @@ static void q8_0_from_f32(const float *src, void *dst, size_t n) {
 }
 
 static const rd_dtype_info TYPES[RD_DTYPE_COUNT] = {
-    [RD_DTYPE_F32] = {"F32", 1, 4, f32_to_f32, f32_from_f32},
-    [RD_DTYPE_F16] = {"F16", 1, 2, f16_to_f32, f16_from_f32},
-    [RD_DTYPE_BF16] = {"BF16", 1, 2, bf16_to_f32, bf16_from_f32},
-    [RD_DTYPE_Q8_0] = {"Q8_0", Q8_0_BLOCK, Q8_0_BYTES, q8_0_to_f32, q8_0_from_f32},
-    [RD_DTYPE_Q4_0] = {"Q4_0", RD_QK, RD_Q4_0_BYTES, rd_q4_0_to_f32, rd_q4_0_from_f32},
-    [RD_DTYPE_Q4_1] = {"Q4_1", RD_QK, RD_Q4_1_BYTES, rd_q4_1_to_f32, rd_q4_1_from_f32},
-    [RD_DTYPE_Q5_0] = {"Q5_0", RD_QK, RD_Q5_0_BYTES, rd_q5_0_to_f32, rd_q5_0_from_f32},
-    [RD_DTYPE_Q5_1] = {"Q5_1", RD_QK, RD_Q5_1_BYTES, rd_q5_1_to_f32, rd_q5_1_from_f32},
-    [RD_DTYPE_Q2_K] = {"Q2_K", RD_QK_K, RD_Q2_K_BYTES, rd_q2_k_to_f32, rd_q2_k_from_f32},
-    [RD_DTYPE_Q3_K] = {"Q3_K", RD_QK_K, RD_Q3_K_BYTES, rd_q3_k_to_f32, rd_q3_k_from_f32},
-    [RD_DTYPE_Q4_K] = {"Q4_K", RD_QK_K, RD_Q4_K_BYTES, rd_q4_k_to_f32, rd_q4_k_from_f32},
-    [RD_DTYPE_Q5_K] = {"Q5_K", RD_QK_K, RD_Q5_K_BYTES, rd_q5_k_to_f32, rd_q5_k_from_f32},
-    [RD_DTYPE_Q6_K] = {"Q6_K", RD_QK_K, RD_Q6_K_BYTES, rd_q6_k_to_f32, rd_q6_k_from_f32},
+    [RD_DTYPE_F32] = {"F32", 1, 4, f32_to_f32, f32_from_f32, {-1, -1}},
+    [RD_DTYPE_F16] = {"F16", 1, 2, f16_to_f32, f16_from_f32, {-1, -1}},
+    [RD_DTYPE_BF16] = {"BF16", 1, 2, bf16_to_f32, bf16_from_f32, {-1, -1}},
+    [RD_DTYPE_Q8_0] = {"Q8_0", Q8_0_BLOCK, Q8_0_BYTES, q8_0_to_f32, q8_0_from_f32, {0, -1}},
+    [RD_DTYPE_Q4_0] = {"Q4_0", RD_QK, RD_Q4_0_BYTES, rd_q4_0_to_f32, rd_q4_0_from_f32, {0, -1}},
+    [RD_DTYPE_Q4_1] = {"Q4_1", RD_QK, RD_Q4_1_BYTES, rd_q4_1_to_f32, rd_q4_1_from_f32, {0, 2}},
+    [RD_DTYPE_Q5_0] = {"Q5_0", RD_QK, RD_Q5_0_BYTES, rd_q5_0_to_f32, rd_q5_0_from_f32, {0, -1}},
+    [RD_DTYPE_Q5_1] = {"Q5_1", RD_QK, RD_Q5_1_BYTES, rd_q5_1_to_f32, rd_q5_1_from_f32, {0, 2}},
+    [RD_DTYPE_Q2_K] = {"Q2_K", RD_QK_K, RD_Q2_K_BYTES, rd_q2_k_to_f32, rd_q2_k_from_f32, {80, 82}},
+    [RD_DTYPE_Q3_K] = {"Q3_K", RD_QK_K, RD_Q3_K_BYTES, rd_q3_k_to_f32, rd_q3_k_from_f32, {108, -1}},
+    [RD_DTYPE_Q4_K] = {"Q4_K", RD_QK_K, RD_Q4_K_BYTES, rd_q4_k_to_f32, rd_q4_k_from_f32, {0, 2}},
+    [RD_DTYPE_Q5_K] = {"Q5_K", RD_QK_K, RD_Q5_K_BYTES, rd_q5_k_to_f32, rd_q5_k_from_f32, {0, 2}},
+    [RD_DTYPE_Q6_K] = {"Q6_K", RD_QK_K, RD_Q6_K_BYTES, rd_q6_k_to_f32, rd_q6_k_from_f32, {208, -1}},
 };
 
 const rd_dtype_info *rd_dtype_info_of(rd_dtype t) {
@@ -167,4 +167,55 @@ int rd_dtype_bytes(rd_dtype t, uint64_t n, uint64_t *bytes) {
     if (blocks > UINT64_MAX / info->block_bytes) return -1;
     *bytes = blocks * info->block_bytes;
     return 0;
+}
+
+/* Whether any of the n 16- or 32-bit words at p (unaligned) has all bits of mask set: the
+ * exponent of an f16 (0x7c00), bf16 (0x7f80) or f32 (0x7f800000) that is NaN or Inf. A
+ * branch-free reduction per chunk, which the compiler vectorises. */
+static int any_all_ones16(const uint8_t *p, size_t n, uint16_t mask) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        bad |= (h & mask) == mask;
+    }
+    return bad;
+}
+
+static int any_all_ones32(const uint8_t *p, size_t n, uint32_t mask) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x;
+        memcpy(&x, p + 4 * i, 4);
+        bad |= (x & mask) == mask;
+    }
+    return bad;
+}
+
+static int f16_bits_nonfinite(const uint8_t *p) { return (p[1] & 0x7c) == 0x7c; }
+
+int64_t rd_dtype_find_nonfinite(rd_dtype t, const void *src, uint64_t n) {
+    const rd_dtype_info *info = rd_dtype_info_of(t);
+    if (!info || n == 0) return -1;
+    const uint8_t *p = src;
+    if (info->block_elems == 1) { /* chunks of 4096: a fast test, then the exact place */
+        const int wide = t == RD_DTYPE_F32;
+        const uint32_t mask = t == RD_DTYPE_F32 ? 0x7f800000u : t == RD_DTYPE_F16 ? 0x7c00u : 0x7f80u;
+        for (uint64_t i = 0; i < n; i += 4096) {
+            const size_t len = (size_t)(n - i < 4096 ? n - i : 4096);
+            const uint8_t *c = p + i * info->block_bytes;
+            if (!(wide ? any_all_ones32(c, len, mask) : any_all_ones16(c, len, (uint16_t)mask)))
+                continue;
+            for (size_t j = 0; j < len; j++)
+                if (wide ? any_all_ones32(c + 4 * j, 1, mask) : any_all_ones16(c + 2 * j, 1, (uint16_t)mask))
+                    return (int64_t)(i + j);
+        }
+        return -1;
+    }
+    const uint64_t blocks = n / info->block_elems;
+    for (uint64_t b = 0; b < blocks; b++, p += info->block_bytes)
+        for (int k = 0; k < 2; k++)
+            if (info->scale_at[k] >= 0 && f16_bits_nonfinite(p + info->scale_at[k]))
+                return (int64_t)(b * info->block_elems);
+    return -1;
 }

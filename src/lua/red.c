@@ -15,7 +15,8 @@
  *   m:info()    → {format, name, path, type ("F32", or "Q8_0, F32" when mixed), types
  *                  ({F32 = 15, …} matrices per type), dim, hidden_dim, layers, heads,
  *                  kv_heads, head_dim, vocab, context, norm_eps, rope_theta, tied, params,
- *                  tokenizer (bool), bos, eos, compute}
+ *                  tokenizer (bool), bos, eos, compute, nonfinite (only when a weight is NaN
+ *                  or Inf: which tensor and row, rd_model_nonfinite)}
  *   m:tokenize(text [, {bos=false, eos=false}]) → {ids…}
  *   m:detokenize(ids) → text
  *   m:generate(prompt, opts) → text, stats

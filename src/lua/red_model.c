@@ -83,6 +83,7 @@ static int model_info(lua_State *L) {
     const int *count = info.count;
     rdl_set_str(L, "format", rd_file_format_name(info.format));
     rdl_set_str(L, "name", info.name);
+    if (info.nonfinite) rdl_set_str(L, "nonfinite", info.nonfinite);
     if (m->path) rdl_set_str(L, "path", m->path);
     luaL_Buffer b;
     lua_createtable(L, 0, RD_DTYPE_COUNT); /* types */

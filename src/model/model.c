@@ -9,6 +9,86 @@
 #include <sys/stat.h>
 #include <string.h>
 
+/* One tensor for find_nonfinite: its GGUF name, data, type and shape (rows × cols; a vector
+ * is one row). */
+typedef struct named_tensor {
+    char name[48];
+    rd_dtype type;
+    const void *data;
+    int64_t rows, cols;
+} named_tensor;
+
+static int add_matrix(named_tensor *t, int n, const char *name, const rd_matrix *m) {
+    if (!m->data) return n;
+    t[n] = (named_tensor){.type = m->type, .data = m->data, .rows = m->rows, .cols = m->cols};
+    snprintf(t[n].name, sizeof t[n].name, "%s", name);
+    return n + 1;
+}
+
+static int add_vector(named_tensor *t, int n, const char *name, const float *v, int d) {
+    if (!v) return n;
+    t[n] = (named_tensor){.type = RD_DTYPE_F32, .data = v, .rows = 1, .cols = d};
+    snprintf(t[n].name, sizeof t[n].name, "%s", name);
+    return n + 1;
+}
+
+/* The tensors of one layer (at most 11: 2 norms, 7 matrices, 2 biases) into t; their count. */
+static int layer_tensors(const rd_layer_weights *L, int l, int d, named_tensor *t) {
+    char n[48];
+    int k = 0;
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d." s, l), n)
+    k = add_vector(t, k, NAME("attn_norm.weight"), L->attn_norm, d);
+    k = add_matrix(t, k, NAME("attn_q.weight"), &L->wq);
+    k = add_matrix(t, k, NAME("attn_k.weight"), &L->wk);
+    k = add_matrix(t, k, NAME("attn_v.weight"), &L->wv);
+    k = add_matrix(t, k, NAME("attn_output.weight"), &L->wo);
+    k = add_vector(t, k, NAME("attn_output.bias"), L->wo_bias, d);
+    k = add_vector(t, k, NAME("ffn_norm.weight"), L->ffn_norm, d);
+    k = add_matrix(t, k, NAME("ffn_gate.weight"), &L->w1);
+    k = add_matrix(t, k, NAME("ffn_down.weight"), &L->w2);
+    k = add_matrix(t, k, NAME("ffn_up.weight"), &L->w3);
+    k = add_vector(t, k, NAME("ffn_down.bias"), L->w2_bias, d);
+#undef NAME
+    return k;
+}
+
+/* Notes in m->nonfinite the first tensor (and row) holding a NaN or Inf, and how many more
+ * tensors do. One pass over the weights' bytes (the scales only, for quantised types). */
+static void find_nonfinite(rd_model *m) {
+    const rd_config *c = &m->file.cfg;
+    const rd_weights *w = &m->file.w;
+    m->nonfinite[0] = '\0';
+    int bad = 0;
+    for (int l = -1; l <= c->n_layers; l++) {
+        named_tensor t[11];
+        int n = 0;
+        if (l == -1) n = add_matrix(t, 0, "token_embd.weight", &w->tok_embeddings);
+        else if (l < c->n_layers && w->layers) n = layer_tensors(&w->layers[l], l, c->dim, t);
+        else if (l == c->n_layers) {
+            n = add_vector(t, 0, "output_norm.weight", w->final_norm, c->dim);
+            if (!w->tied_classifier) n = add_matrix(t, n, "output.weight", &w->classifier);
+        }
+        for (int i = 0; i < n; i++) {
+            const int64_t at = rd_dtype_find_nonfinite(t[i].type, t[i].data,
+                                                       (uint64_t)t[i].rows * (uint64_t)t[i].cols);
+            if (at < 0) continue;
+            if (!bad++) {
+                if (t[i].rows == 1)
+                    snprintf(m->nonfinite, sizeof m->nonfinite, "%.47s element %lld is not finite "
+                             "(NaN or Inf)", t[i].name, (long long)at);
+                else
+                    snprintf(m->nonfinite, sizeof m->nonfinite, "%.47s row %lld has a weight that "
+                             "is not finite (NaN or Inf)", t[i].name, (long long)(at / t[i].cols));
+            }
+        }
+    }
+    if (bad > 1) {
+        const size_t len = strlen(m->nonfinite);
+        snprintf(m->nonfinite + len, sizeof m->nonfinite - len, "; %d more tensor%s too", bad - 1,
+                 bad == 2 ? "" : "s");
+    }
+}
+
 /* The tokenizer from the file's vocabulary (none when the file has none). */
 static int build_tokenizer(rd_model *m, const char *what, rd_error *err) {
     if (m->file.vocab.n == 0) return 0;
@@ -65,6 +145,7 @@ rd_model *rd_model_load(const char *path, const rd_load_opts *opts, rd_error *er
     }
     /* a file changed while it was read has no trustworthy key: no cached fingerprint */
     if (m->file_key != rd_model_file_key(source)) m->file_key = 0;
+    find_nonfinite(m);
     return m;
 }
 
@@ -82,6 +163,7 @@ rd_model *rd_model_from_file(rd_model_file *f, const char *path, rd_error *err) 
         rd_model_free(m);
         return NULL;
     }
+    find_nonfinite(m);
     return m;
 }
 

@@ -14,6 +14,7 @@ void rd_model_describe(const rd_model *m, rd_model_info *out) {
     out->tied_classifier = w->tied_classifier;
     out->mapped_bytes = w->map_size;
     out->heap_buffers = w->n_owned;
+    out->nonfinite = rd_model_nonfinite(m);
     out->count[w->tok_embeddings.type]++;
     if (!w->tied_classifier) out->count[w->classifier.type]++;
     int in_layers[RD_DTYPE_COUNT] = {0};

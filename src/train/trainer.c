@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "redit/atomic_file.h"
 #include "redit/backward.h"
 #include "redit/rng.h"
 #include "redit/train.h"
@@ -375,9 +376,15 @@ static int keep_last_good(trainer *t, int step, const char *cause, rd_train_resu
     memcpy(t->params, t->last_good, t->n_params * sizeof(float));
     if (weights_changed(t, err)) return -1;
     res->stopped = RD_STOP_NONFINITE;
-    snprintf(res->message, sizeof res->message,
-             "step %d: %s; training stopped and the edits of step %d were kept (try a lower "
-             "learning rate)", step, cause, step - 1);
+    if (rd_model_nonfinite(t->m)) /* no learning rate helps: the model itself is broken */
+        snprintf(res->message, sizeof res->message,
+                 "step %d: %s because the model's weights are not finite: %s. Use an intact "
+                 "copy of the model (training stopped; the edits of step %d were kept)", step,
+                 cause, rd_model_nonfinite(t->m), step - 1);
+    else
+        snprintf(res->message, sizeof res->message,
+                 "step %d: %s; training stopped and the edits of step %d were kept (try a lower "
+                 "learning rate)", step, cause, step - 1);
     return 0;
 }
 
@@ -553,6 +560,9 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     memset(res, 0, sizeof *res);
     res->best_eval_loss = res->best_eval_accuracy = NAN;
     if (rd_train_opts_validate(o, err)) return -1;
+    /* the state file is first written after the first evaluation point: an unwritable one
+     * is refused now, before any step runs */
+    if (o->state_path && rd_atomic_file_check(o->state_path, err)) return rd_error_prefix(err, "the training state");
     loop lp = {.train = train, .eval = eval, .n_train = rd_dataset_size(train),
                .progress = progress, .user = user,
                .rng = o->seed * RD_RNG_GOLDEN + 1,

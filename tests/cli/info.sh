@@ -17,6 +17,23 @@ expect_grep "heads and layers" "$TMP/out" 'layers 5 · heads 8 '
 expect_grep "vocabulary" "$TMP/out" 'vocab 512 '
 expect_grep "parameter count" "$TMP/out" '^parameters +260032 \(tied classifier\)'
 expect_grep "no tokenizer" "$TMP/out" '^tokenizer +none'
+expect_grep "finite weights" "$TMP/out" '^weights +all finite$'
+grep -q "warning" "$TMP/err" && fail "a warning on an intact model: $(head -c 400 "$TMP/err")"
+
+# A copy with a NaN in row 3 of the embeddings (f32 after the 28-byte header, 64 wide) and an
+# Inf in the first layer's attention norm: info names the first, counts the second, and the
+# load warns.
+"$PY" - "$MODEL" "$TMP/nan.bin" <<'PYEOF'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[28 + 4 * (64 * 3 + 5):28 + 4 * (64 * 3 + 6)] = struct.pack("<f", float("nan"))
+b[28 + 4 * (512 * 64):28 + 4 * (512 * 64 + 1)] = struct.pack("<f", float("inf"))
+open(sys.argv[2], "wb").write(bytes(b))
+PYEOF
+expect_ok "info on a model with a NaN" "$REDIT" info -m "$TMP/nan.bin"
+expect_grep "non-finite weights named" "$TMP/out" \
+    '^weights +token_embd\.weight row 3 has a weight that is not finite \(NaN or Inf\); 1 more tensor too$'
+expect_grep "load warning" "$TMP/err" "^redit: warning: $TMP/nan.bin: token_embd\.weight row 3 .*the model is broken"
 
 # Bad files: non-zero exit and a message naming the file.
 : >"$TMP/empty.bin"
