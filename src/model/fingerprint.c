@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "redit/atomic_file.h"
+#include "redit/buf.h"
 #include "redit/model.h"
 #include "redit/util.h"
 
@@ -235,16 +236,13 @@ static uint64_t folder_key(const char *path, uint64_t h) {
     int ok = 1;
     for (struct dirent *e; ok && (e = readdir(d));) {
         if (e->d_name[0] == '.') continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 32;
-            char **grown = cap < 100000 ? realloc(names, cap * sizeof *names) : NULL;
-            if (!grown) ok = 0;
-            else names = grown;
-        }
-        if (ok && !(names[n++] = strdup(e->d_name))) ok = 0, n--;
+        /* a model folder holds a handful of files: 100,000 is no model's */
+        if (n >= 100000 || rd_array_reserve(&names, &cap, n + 1, sizeof *names)) ok = 0;
+        else if (!(names[n] = strdup(e->d_name))) ok = 0;
+        else n++;
     }
     closedir(d);
-    if (ok) qsort(names, n, sizeof *names, by_name);
+    if (ok && n > 1) qsort(names, n, sizeof *names, by_name);
     for (size_t i = 0; i < n && ok; i++) {
         char file[8192];
         struct stat st;
