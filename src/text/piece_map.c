@@ -109,3 +109,75 @@ size_t rd_trie_longest(const rd_trie *tr, const char *s, size_t len) {
     }
     return best;
 }
+
+uint64_t rd_char_pair_key(const char *a, size_t na, const char *b, size_t nb) {
+    uint32_t ka = 0, kb = 0;
+    for (size_t i = 0; i < na; i++) ka = ka << 8 | (unsigned char)a[i];
+    for (size_t i = 0; i < nb; i++) kb = kb << 8 | (unsigned char)b[i];
+    return (uint64_t)ka << 32 | kb;
+}
+
+static size_t pair_slot(const rd_pair_set *s, uint64_t key) {
+    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & s->mask;
+    while (s->keys[i] != RD_PAIR_EMPTY && s->keys[i] != key) i = (i + 1) & s->mask;
+    return i;
+}
+
+int rd_pair_set_has(const rd_pair_set *s, uint64_t key) {
+    return s->keys && s->keys[pair_slot(s, key)] == key;
+}
+
+void rd_pair_set_free(rd_pair_set *s) {
+    free(s->keys);
+    s->keys = NULL;
+    s->mask = 0;
+}
+
+/* Number of characters of piece i when it is valid UTF-8, else 0. */
+static size_t piece_chars(const rd_tokenizer *t, int i) {
+    const unsigned char *u = (const unsigned char *)t->arena + t->off[i];
+    size_t len = t->off[i + 1] - t->off[i], k = 0;
+    for (size_t j = 0; j < len; k++) {
+        size_t c = rd_utf8_char_len(u + j, len - j);
+        if (c == 0) return 0;
+        j += c;
+    }
+    return k;
+}
+
+/* Why the cut is exact (bpe_encode.c relies on it): every symbol BPE ever forms, and every
+ * user-defined match, is a piece of `merge` made of whole characters. A symbol that spans
+ * the place between characters a and b holds "ab", so when no piece holds it no symbol spans
+ * it, and the symbols on either side evolve without seeing each other. */
+int rd_pair_set_build(rd_tokenizer *t) {
+    rd_pair_set_free(&t->cut);
+    if (t->n_unused > 0) return 0;
+    size_t pairs = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (!rd_piece_mergeable(t->types[i]) || t->off[i + 1] == t->off[i]) continue;
+        size_t k = piece_chars(t, i);
+        if (k == 0) return 0; /* not valid UTF-8: it could match across characters */
+        pairs += k - 1;
+    }
+    size_t cap = 16;
+    while (cap < 2 * pairs) cap *= 2;
+    t->cut.keys = malloc(cap * sizeof *t->cut.keys);
+    if (!t->cut.keys) return -1;
+    t->cut.mask = cap - 1;
+    for (size_t i = 0; i < cap; i++) t->cut.keys[i] = RD_PAIR_EMPTY;
+    for (int i = 0; i < t->n; i++) {
+        const char *s = t->arena + t->off[i];
+        size_t len = t->off[i + 1] - t->off[i];
+        if (!rd_piece_mergeable(t->types[i]) || len == 0) continue;
+        const unsigned char *u = (const unsigned char *)s;
+        size_t a = rd_utf8_char_len(u, len);
+        for (size_t j = a; j < len;) {
+            size_t b = rd_utf8_char_len(u + j, len - j);
+            uint64_t key = rd_char_pair_key(s + j - a, a, s + j, b);
+            t->cut.keys[pair_slot(&t->cut, key)] = key;
+            j += b;
+            a = b;
+        }
+    }
+    return 0;
+}
