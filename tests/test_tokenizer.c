@@ -63,36 +63,44 @@ static void print_ids(const char *label, const int *ids, size_t n) {
     print_message("\n");
 }
 
-/* Encodes text in one part and cut at every place the tokenizer allows (rd_bpe_encode with
- * chunk_bytes 0) and checks both ids (printing both lists on a mismatch). */
+/* Checks ids against want (printing both lists on a mismatch). */
+static void expect_same(const char *text, size_t len, const char *how, const int *ids, size_t n,
+                        const int *want, size_t n_want) {
+    int same = n == n_want && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
+    if (!same) {
+        print_message("encoding of \"%.*s\"%s differs\n", (int)(len > 200 ? 200 : len), text,
+                      how);
+        print_ids("want", want, n_want);
+        print_ids("got ", ids, n);
+    }
+    assert_true(same);
+}
+
+/* Encodes text and checks the ids: in one part, cut at every place the tokenizer allows
+ * (rd_bpe_encode with chunk_bytes 0), as usual, and given as two spans split at a few places
+ * (every place in short texts, through characters too). */
 static void expect_ids(const rd_tokenizer *t, const char *text, size_t len, const int *want,
                        size_t n_want) {
-    for (int cut = 0; cut < 2; cut++) {
-        int *ids = NULL;
-        size_t n = 0;
-        rd_error err = {{0}};
-        assert_int_equal(rd_bpe_encode(t, text, len, 0, 0, cut ? 0 : SIZE_MAX, &ids, &n, &err),
-                         0);
-        int same = n == n_want && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
-        if (!same) {
-            print_message("encoding of \"%.*s\"%s differs\n", (int)(len > 200 ? 200 : len),
-                          text, cut ? " cut into parts" : "");
-            print_ids("want", want, n_want);
-            print_ids("got ", ids, n);
-        }
-        free(ids);
-        assert_true(same);
-    }
     int *ids = NULL;
     size_t n = 0;
     rd_error err = {{0}};
+    for (int cut = 0; cut < 2; cut++) {
+        rd_text2 x = {.a = text, .na = len};
+        assert_int_equal(rd_bpe_encode(t, &x, 0, 0, cut ? 0 : SIZE_MAX, &ids, &n, &err), 0);
+        expect_same(text, len, cut ? " cut into parts" : " in one part", ids, n, want, n_want);
+        free(ids);
+    }
     assert_int_equal(rd_tokenizer_encode(t, text, len, 0, 0, &ids, &n, &err), 0);
-    assert_true(n == n_want && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0));
+    expect_same(text, len, "", ids, n, want, n_want);
     free(ids);
+    for (size_t k = 0; k <= len; k = len <= 64 ? k + 1 : k + len / 3 + 1) {
+        assert_int_equal(rd_tokenizer_encode2(t, text, k, text + k, len - k, 0, 0, &ids, &n,
+                                              &err), 0);
+        expect_same(text, len, " as two spans", ids, n, want, n_want);
+        free(ids);
+    }
 }
 
-/* decode(encode(text)) must give text back, except that a literal U+2581 "▁" comes back
- * as a space: SentencePiece writes spaces as "▁", so the two cannot be told apart. */
 static void expect_round_trip(const rd_tokenizer *t, const char *text, size_t len) {
     int *ids = NULL;
     size_t n = 0;

@@ -14,7 +14,7 @@
  *
  * Memory: a long text is encoded in parts of about RD_BPE_CHUNK_BYTES normalized bytes, cut
  * only where the result provably cannot change (encode_work), so the working arrays (about
- * 75 bytes per normalized byte: symbols, heap) stay a few MB whatever the text's length;
+ * 75 bytes per normalized byte: symbols, heap) stay about 2 MB whatever the text's length;
  * beyond them only the output ids grow. */
 #include "tokenizer_internal.h"
 
@@ -264,7 +264,7 @@ static int put(bpe_work *w, const char *s, size_t n, rd_error *err) {
     return 0;
 }
 
-/* Normalizes the text character by character into parts and encodes each part once it
+/* Normalizes the text (x->a then x->b, read as one) character by character into parts and encodes each part once it
  * holds chunk_bytes and the next character may start a new one: the place between its last
  * character and the next is not inside any piece (t->cut; the argument is at
  * rd_pair_set_build). Symbols never span such a place, merges on either side never see each
@@ -272,30 +272,41 @@ static int put(bpe_work *w, const char *s, size_t n, rd_error *err) {
  * whole text, so the ids are those of one pass. Cutting needs no UNUSED pieces: the split
  * of an UNUSED piece depends on the latest offer in the whole text (rev_left). A text with
  * no such place (a run of one letter whose doubles are pieces) is one part. */
-static int encode_work(bpe_work *w, const char *text, size_t len, int add_bos, int add_eos,
+static int encode_work(bpe_work *w, const rd_text2 *x, int add_bos, int add_eos,
                        size_t chunk_bytes, rd_error *err) {
     const rd_tokenizer *t = w->t;
+    const size_t len = x->na + x->nb;
     if (work_alloc(w, len, err) < 0) return -1;
     if (rd_array_reserve(&w->ids, &w->ids_cap, 2, sizeof *w->ids) < 0)
         return rd_error_set(err, "encode: out of memory");
     if (add_bos && t->bos >= 0) w->ids[w->n_ids++] = t->bos;
-    const char *last = NULL; /* the part's last character (in the text or a constant) */
+    char last[4]; /* the part's last character, last_len bytes (0: none yet) */
     size_t last_len = 0;
     if (len > 0 && t->add_dummy_prefix) {
         if (put(w, RD_SPACE_MARK, RD_SPACE_MARK_LEN, err) < 0) return -1;
-        last = RD_SPACE_MARK;
+        memcpy(last, RD_SPACE_MARK, RD_SPACE_MARK_LEN);
         last_len = RD_SPACE_MARK_LEN;
     }
     for (size_t i = 0; i < len;) {
         const char *c;
         size_t c_len;
-        i += normalize_char(text + i, len - i, &c, &c_len);
-        if (w->norm_len >= chunk_bytes && t->cut.keys && last &&
+        char tmp[8];
+        if (i >= x->na) { /* in b */
+            i += normalize_char(x->b + (i - x->na), len - i, &c, &c_len);
+        } else if (x->na - i >= 4 || x->nb == 0) { /* in a, the character whole in it */
+            i += normalize_char(x->a + i, x->na - i, &c, &c_len);
+        } else { /* a's last bytes, with what of b could end their character */
+            size_t ka = x->na - i, kb = x->nb < 4 - ka ? x->nb : 4 - ka;
+            memcpy(tmp, x->a + i, ka);
+            memcpy(tmp + ka, x->b, kb);
+            i += normalize_char(tmp, ka + kb, &c, &c_len);
+        }
+        if (w->norm_len >= chunk_bytes && t->cut.keys && last_len &&
             !rd_pair_set_has(&t->cut, rd_char_pair_key(last, last_len, c, c_len)) &&
             encode_part(w, err) < 0)
             return -1;
         if (put(w, c, c_len, err) < 0) return -1;
-        last = c;
+        memcpy(last, c, c_len);
         last_len = c_len;
     }
     if (encode_part(w, err) < 0) return -1;
@@ -303,15 +314,15 @@ static int encode_work(bpe_work *w, const char *text, size_t len, int add_bos, i
     return 0;
 }
 
-int rd_bpe_encode(const rd_tokenizer *t, const char *text, size_t len, int add_bos,
-                  int add_eos, size_t chunk_bytes, int **ids, size_t *n, rd_error *err) {
+int rd_bpe_encode(const rd_tokenizer *t, const rd_text2 *x, int add_bos, int add_eos,
+                  size_t chunk_bytes, int **ids, size_t *n, rd_error *err) {
     *ids = NULL;
     *n = 0;
-    if (len > (size_t)(INT32_MAX / 4))
-        return rd_error_set(err, "encode: a text of %zu bytes is too long (limit %d)", len,
-                            INT32_MAX / 4);
+    if (x->na > (size_t)(INT32_MAX / 4) || x->nb > (size_t)(INT32_MAX / 4) - x->na)
+        return rd_error_set(err, "encode: a text of %zu bytes is too long (limit %d)",
+                            x->na + x->nb, INT32_MAX / 4);
     bpe_work w = {.t = t};
-    if (encode_work(&w, text, len, add_bos, add_eos, chunk_bytes, err) < 0) {
+    if (encode_work(&w, x, add_bos, add_eos, chunk_bytes, err) < 0) {
         work_free(&w);
         return -1;
     }
@@ -325,5 +336,13 @@ int rd_bpe_encode(const rd_tokenizer *t, const char *text, size_t len, int add_b
 
 int rd_tokenizer_encode(const rd_tokenizer *t, const char *text, size_t len, int add_bos,
                         int add_eos, int **ids, size_t *n, rd_error *err) {
-    return rd_bpe_encode(t, text, len, add_bos, add_eos, RD_BPE_CHUNK_BYTES, ids, n, err);
+    rd_text2 x = {.a = text, .na = len};
+    return rd_bpe_encode(t, &x, add_bos, add_eos, RD_BPE_CHUNK_BYTES, ids, n, err);
+}
+
+int rd_tokenizer_encode2(const rd_tokenizer *t, const char *a, size_t na, const char *b,
+                         size_t nb, int add_bos, int add_eos, int **ids, size_t *n,
+                         rd_error *err) {
+    rd_text2 x = {.a = a, .na = na, .b = b, .nb = nb};
+    return rd_bpe_encode(t, &x, add_bos, add_eos, RD_BPE_CHUNK_BYTES, ids, n, err);
 }

@@ -95,13 +95,20 @@ void rd_pair_set_free(rd_pair_set *s);
 /* 1 when key is in the set. */
 int rd_pair_set_has(const rd_pair_set *s, uint64_t key);
 
-/* Encodes like rd_tokenizer_encode, cutting the text into parts of at least chunk_bytes
+/* A text given as two spans read as one: a[0..na) then b[0..nb) (b may be NULL when nb is
+ * 0; a character may straddle them). */
+typedef struct rd_text2 {
+    const char *a, *b;
+    size_t na, nb;
+} rd_text2;
+
+/* Encodes like rd_tokenizer_encode2, cutting the text into parts of at least chunk_bytes
  * normalized bytes where t->cut allows (chunk_bytes 0: at every such place, SIZE_MAX:
  * never). The result does not depend on chunk_bytes; rd_tokenizer_encode uses
  * RD_BPE_CHUNK_BYTES. */
-#define RD_BPE_CHUNK_BYTES ((size_t)64 * 1024)
-int rd_bpe_encode(const rd_tokenizer *t, const char *text, size_t len, int add_bos,
-                  int add_eos, size_t chunk_bytes, int **ids, size_t *n, rd_error *err);
+#define RD_BPE_CHUNK_BYTES ((size_t)16 * 1024)
+int rd_bpe_encode(const rd_tokenizer *t, const rd_text2 *x, int add_bos, int add_eos,
+                  size_t chunk_bytes, int **ids, size_t *n, rd_error *err);
 
 /* Adds s[0..len) (len > 0) to the trie. Returns 0 or -1 (out of memory). */
 int rd_trie_add(rd_trie *tr, const char *s, size_t len);
