@@ -149,18 +149,34 @@ static size_t piece_chars(const rd_tokenizer *t, int i) {
  * user-defined match, is a piece of `merge` made of whole characters. A symbol that spans
  * the place between characters a and b holds "ab", so when no piece holds it no symbol spans
  * it, and the symbols on either side evolve without seeing each other. */
+/* Inserts key into s (n keys held, counted), doubling the table past half full. */
+static int pair_set_add(rd_pair_set *s, size_t *n, uint64_t key) {
+    if (2 * (*n + 1) > s->mask + 1) {
+        size_t cap = 2 * (s->mask + 1);
+        uint64_t *old = s->keys, *keys = malloc(cap * sizeof *keys);
+        if (!keys) return -1;
+        for (size_t i = 0; i < cap; i++) keys[i] = RD_PAIR_EMPTY;
+        rd_pair_set grown = {.keys = keys, .mask = cap - 1};
+        for (size_t i = 0; i <= s->mask; i++)
+            if (old[i] != RD_PAIR_EMPTY) keys[pair_slot(&grown, old[i])] = old[i];
+        free(old);
+        *s = grown;
+    }
+    size_t i = pair_slot(s, key);
+    if (s->keys[i] == RD_PAIR_EMPTY) {
+        s->keys[i] = key;
+        ++*n;
+    }
+    return 0;
+}
+
 int rd_pair_set_build(rd_tokenizer *t) {
     rd_pair_set_free(&t->cut);
     if (t->n_unused > 0) return 0;
-    size_t pairs = 0;
-    for (int i = 0; i < t->n; i++) {
-        if (!rd_piece_mergeable(t->types[i]) || t->off[i + 1] == t->off[i]) continue;
-        size_t k = piece_chars(t, i);
-        if (k == 0) return 0; /* not valid UTF-8: it could match across characters */
-        pairs += k - 1;
-    }
-    size_t cap = 16;
-    while (cap < 2 * pairs) cap *= 2;
+    for (int i = 0; i < t->n; i++)
+        if (rd_piece_mergeable(t->types[i]) && t->off[i + 1] > t->off[i] && piece_chars(t, i) == 0)
+            return 0; /* not valid UTF-8: it could match across characters */
+    size_t cap = 1024, n = 0;
     t->cut.keys = malloc(cap * sizeof *t->cut.keys);
     if (!t->cut.keys) return -1;
     t->cut.mask = cap - 1;
@@ -173,8 +189,10 @@ int rd_pair_set_build(rd_tokenizer *t) {
         size_t a = rd_utf8_char_len(u, len);
         for (size_t j = a; j < len;) {
             size_t b = rd_utf8_char_len(u + j, len - j);
-            uint64_t key = rd_char_pair_key(s + j - a, a, s + j, b);
-            t->cut.keys[pair_slot(&t->cut, key)] = key;
+            if (pair_set_add(&t->cut, &n, rd_char_pair_key(s + j - a, a, s + j, b)) < 0) {
+                rd_pair_set_free(&t->cut);
+                return -1;
+            }
             j += b;
             a = b;
         }
