@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "redit/dataset.h"
 #include "redit/tokenizer.h"
@@ -906,6 +909,68 @@ static void test_line_too_long(void **state) {
     rd_dataset_free(d);
 }
 
+/* The line cap names itself and its override, REDIT_MAX_LINE_BYTES, which raises or lowers
+ * it; a malformed override is refused naming the variable. */
+static void test_line_cap_override(void **state) {
+    ctx *c = *state;
+    char line[2200];
+    int k = snprintf(line, sizeof line, "{\"prompt\": \"p\", \"completion\": \"");
+    memset(line + k, 'a', 2000);
+    snprintf(line + k + 2000, sizeof line - (size_t)k - 2000, "\"}\n");
+    rd_data_opts o = rd_data_opts_defaults();
+    setenv("REDIT_MAX_LINE_BYTES", "1K", 1);
+    expect_error(c, line, &o, 1, "line longer than 1 KiB (the limit; the environment variable "
+                                 "REDIT_MAX_LINE_BYTES raises it");
+    setenv("REDIT_MAX_LINE_BYTES", "4K", 1);
+    rd_dataset *d = load_ok(c, "cap.jsonl", line, &o);
+    assert_int_equal(rd_dataset_size(d), 1);
+    rd_dataset_free(d);
+    setenv("REDIT_MAX_LINE_BYTES", "12x", 1);
+    expect_error(c, line, &o, 0, "REDIT_MAX_LINE_BYTES=\"12x\": expected a positive number");
+    unsetenv("REDIT_MAX_LINE_BYTES");
+    d = load_ok(c, "cap.jsonl", line, &o);
+    rd_dataset_free(d);
+}
+
+/* Peak memory of loading one 8 MB Alpaca line, measured in a child process (ru_maxrss):
+ * within 4x the line (the line, its cJSON tree and the record's copy are not all kept while
+ * the text is tokenized; before, 37x). */
+static void test_long_line_memory(void **state) {
+    ctx *c = *state;
+    const char *words = "Once upon a time there was a little llama named Lily who liked "
+                        "to read. ";
+    size_t wl = strlen(words), big = (size_t)8 << 20, n = 0;
+    char *data = malloc(big + 256);
+    assert_non_null(data);
+    n += (size_t)sprintf(data + n, "{\"instruction\": \"Summarize.\", \"output\": \"");
+    for (size_t end = n + big; n + wl <= end; n += wl) memcpy(data + n, words, wl);
+    n += (size_t)sprintf(data + n, "\"}\n");
+    write_bytes(c, "long.jsonl", data, n);
+    free(data);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        rd_error err = {{0}};
+        rd_data_opts o = rd_data_opts_defaults();
+        rd_dataset *d = rd_dataset_load(c->path, c->tok, &o, &err);
+        getrusage(RUSAGE_SELF, &after);
+        long grew_kb = after.ru_maxrss - before.ru_maxrss;
+        fprintf(stderr, "loading a line of %zu bytes: peak memory grew by %ld KB\n", n, grew_kb);
+        if (!d) {
+            fprintf(stderr, "%s\n", err.msg);
+            _exit(2);
+        }
+        _exit(rd_dataset_size(d) == 1 && grew_kb * 1024 <= (long)(4 * n) ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_skip_bad_lines(void **state) {
     ctx *c = *state;
     const char data[] = GOOD_PC
@@ -963,6 +1028,8 @@ int main(void) {
         T(test_split),
         T(test_bad_lines),
         T(test_line_too_long),
+        T(test_line_cap_override),
+        T(test_long_line_memory),
         T(test_skip_bad_lines),
 #undef T
     };

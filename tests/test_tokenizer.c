@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "redit/tokenizer.h"
 #include "helpers/tiny_model.h"
+#include "text/tokenizer_internal.h"
 
 #define LLAMA2_VOCAB 32000
 #define PYTHON "/usr/bin/python3"
@@ -61,25 +63,44 @@ static void print_ids(const char *label, const int *ids, size_t n) {
     print_message("\n");
 }
 
-/* Encodes text and checks the ids (printing both lists on a mismatch). */
+/* Checks ids against want (printing both lists on a mismatch). */
+static void expect_same(const char *text, size_t len, const char *how, const int *ids, size_t n,
+                        const int *want, size_t n_want) {
+    int same = n == n_want && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
+    if (!same) {
+        print_message("encoding of \"%.*s\"%s differs\n", (int)(len > 200 ? 200 : len), text,
+                      how);
+        print_ids("want", want, n_want);
+        print_ids("got ", ids, n);
+    }
+    assert_true(same);
+}
+
+/* Encodes text and checks the ids: in one part, cut at every place the tokenizer allows
+ * (rd_bpe_encode with chunk_bytes 0), as usual, and given as two spans split at a few places
+ * (every place in short texts, through characters too). */
 static void expect_ids(const rd_tokenizer *t, const char *text, size_t len, const int *want,
                        size_t n_want) {
     int *ids = NULL;
     size_t n = 0;
     rd_error err = {{0}};
-    assert_int_equal(rd_tokenizer_encode(t, text, len, 0, 0, &ids, &n, &err), 0);
-    int same = n == n_want && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
-    if (!same) {
-        print_message("encoding of \"%.*s\" differs\n", (int)(len > 200 ? 200 : len), text);
-        print_ids("want", want, n_want);
-        print_ids("got ", ids, n);
+    for (int cut = 0; cut < 2; cut++) {
+        rd_text2 x = {.a = text, .na = len};
+        assert_int_equal(rd_bpe_encode(t, &x, 0, 0, cut ? 0 : SIZE_MAX, &ids, &n, &err), 0);
+        expect_same(text, len, cut ? " cut into parts" : " in one part", ids, n, want, n_want);
+        free(ids);
     }
+    assert_int_equal(rd_tokenizer_encode(t, text, len, 0, 0, &ids, &n, &err), 0);
+    expect_same(text, len, "", ids, n, want, n_want);
     free(ids);
-    assert_true(same);
+    for (size_t k = 0; k <= len; k = len <= 64 ? k + 1 : k + len / 3 + 1) {
+        assert_int_equal(rd_tokenizer_encode2(t, text, k, text + k, len - k, 0, 0, &ids, &n,
+                                              &err), 0);
+        expect_same(text, len, " as two spans", ids, n, want, n_want);
+        free(ids);
+    }
 }
 
-/* decode(encode(text)) must give text back, except that a literal U+2581 "▁" comes back
- * as a space: SentencePiece writes spaces as "▁", so the two cannot be told apart. */
 static void expect_round_trip(const rd_tokenizer *t, const char *text, size_t len) {
     int *ids = NULL;
     size_t n = 0;
@@ -219,6 +240,10 @@ static void test_llama2_vocab(void **state) {
     assert_float_equal(rd_tokenizer_score(t, 259), -1e9f, 1.0f);
     assert_float_equal(rd_tokenizer_score(t, 300), -41.0f, 0.0f);
     assert_float_equal(rd_tokenizer_score(t, -5), 0.0f, 0.0f);
+    /* No piece holds "a▁" (a ≠ ▁): long texts are cut before words (bpe_encode.c). */
+    assert_non_null(t->cut.keys);
+    assert_false(rd_pair_set_has(&t->cut, rd_char_pair_key("d", 1, "\xE2\x96\x81", 3)));
+    assert_true(rd_pair_set_has(&t->cut, rd_char_pair_key("\xE2\x96\x81", 3, "t", 1)));
 }
 
 static void test_llama2_expected(void **state) {
@@ -315,6 +340,38 @@ static void test_llama2_long_text_fast(void **state) {
     free(back);
     free(ids);
     free(text);
+}
+
+/* Peak memory of encoding an 8 MB text, measured in a child process (ru_maxrss): within 4×
+ * the text, output ids included (one pass over the whole text took ~75 bytes per byte). */
+static void test_llama2_long_text_memory(void **state) {
+    const rd_tokenizer *t = *state;
+    const char *chunk = "Once upon a time, there was a little llama 🦙 named Lily. 日本語 "
+                        "café   \t\n";
+    size_t chunk_len = strlen(chunk), len = 0, cap = (size_t)8 << 20;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *text = malloc(cap);
+        if (!text) _exit(3);
+        for (; len + chunk_len <= cap; len += chunk_len) memcpy(text + len, chunk, chunk_len);
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        int *ids = NULL;
+        size_t n = 0;
+        rd_error err = {{0}};
+        if (rd_tokenizer_encode(t, text, len, 1, 1, &ids, &n, &err) < 0) _exit(2);
+        getrusage(RUSAGE_SELF, &after);
+        long grew_kb = after.ru_maxrss - before.ru_maxrss;
+        fprintf(stderr, "encoding %zu bytes into %zu ids: peak memory grew by %ld KB\n", len, n,
+                grew_kb);
+        _exit(grew_kb * 1024 <= (long)(4 * len) && n > len / 8 ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void test_llama2_decode_piece(void **state) {
@@ -572,7 +629,7 @@ static rd_tokenizer *json_vocab(const cJSON *obj) {
 static void test_tiny_crosscheck_sentencepiece(void **state) {
     char dir[512], out[600];
     run_crosscheck("--vocabs", "vocabs.jsonl", dir, sizeof dir, out, sizeof out);
-    size_t len = 0, n_vocabs = 0, n_texts = 0;
+    size_t len = 0, n_vocabs = 0, n_texts = 0, n_cut = 0;
     char *data = read_text_file(out, &len);
     tiny_rmdir(dir);
     assert_non_null(data);
@@ -580,6 +637,7 @@ static void test_tiny_crosscheck_sentencepiece(void **state) {
         cJSON *obj = cJSON_Parse(line);
         assert_non_null(obj);
         rd_tokenizer *t = json_vocab(obj);
+        n_cut += t->cut.keys != NULL;
         const cJSON *c;
         cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(obj, "cases")) {
             const cJSON *text = cJSON_GetObjectItemCaseSensitive(c, "text");
@@ -595,9 +653,9 @@ static void test_tiny_crosscheck_sentencepiece(void **state) {
         n_vocabs++;
     }
     free(data);
-    print_message("%zu random vocabularies, %zu texts: all as SentencePiece\n", n_vocabs,
-                  n_texts);
-    assert_true(n_vocabs >= 100 && n_texts >= 3000);
+    print_message("%zu random vocabularies (%zu of them cut texts), %zu texts: all as SentencePiece\n",
+                  n_vocabs, n_cut, n_texts);
+    assert_true(n_vocabs >= 100 && n_texts >= 3000 && n_cut >= 15);
 }
 
 /* ---- tokenizer.bin files ---------------------------------------------------------- */
@@ -756,6 +814,7 @@ int main(void) {
         cmocka_unit_test(test_llama2_bos_eos),
         cmocka_unit_test(test_llama2_crosscheck_sentencepiece),
         cmocka_unit_test(test_llama2_long_text_fast),
+        cmocka_unit_test(test_llama2_long_text_memory),
         cmocka_unit_test(test_llama2_decode_piece),
     };
     const struct CMUnitTest tiny[] = {

@@ -433,11 +433,92 @@ static void test_refuses_bad_files(void **state) {
     tiny_rmdir(dir);
 }
 
+/* model.merges is read from the text, not from a cJSON tree: escapes, both spellings,
+ * nested and duplicate keys read as cJSON reads them; broken merges refused by position. */
+static void test_merges_from_text(void **state) {
+    (void)state;
+    char dir[512];
+    assert_int_equal(tiny_tempdir(dir, sizeof dir), 0);
+    rd_error err = {{0}};
+    const char *vocab = ", \"ab\": 10, \"bc\": 11, \"\xE2\x96\x81" "a\": 12";
+    /* "b c" first, spelled with escapes (\u0062 is b, \u2581 is ▁, \/ is /) */
+    char *j = small_json(vocab, "\"\\u0062 c\" ,\n [\"a\", \"\\u0062\"], [\"\\u2581\", \"a\"]",
+                         LLAMA_ADDED, LLAMA_NORMALIZER, "null");
+    rd_tokenizer *t = load_text(dir, j, NULL, &err);
+    if (!t) fail_msg("%s", err.msg);
+    expect_encode(t, "abc", (int[]){12, 11}, 2);
+    rd_tokenizer_free(t);
+    free(j);
+    /* a "merges" key elsewhere (in added_tokens' objects, at the top) is not model.merges;
+     * a second model.merges is ignored, as cJSON ignores it */
+    j = small_json(vocab, "\"a b\", \"b c\"], \"x\": {\"merges\": [\"q q\"]}, \"merges\": [\"zz\"",
+                   LLAMA_ADDED ", {\"id\": 13, \"content\": \"<m>\", \"special\": true, "
+                   "\"merges\": [\"b c\"]}", LLAMA_NORMALIZER, "null");
+    t = load_text(dir, j, NULL, &err);
+    if (!t) fail_msg("%s", err.msg);
+    expect_encode(t, "abc", (int[]){6, 10, 9}, 3);
+    rd_tokenizer_free(t);
+    free(j);
+    j = small_json(vocab, "\"a b\",", LLAMA_ADDED, LLAMA_NORMALIZER, "null");
+    expect_refused(dir, j, NULL, "json", "not valid JSON");
+    free(j);
+    j = small_json(vocab, "\"a b\" \"b c\"", LLAMA_ADDED, LLAMA_NORMALIZER, "null");
+    expect_refused(dir, j, NULL, "json", "not valid JSON");
+    free(j);
+    j = small_json(vocab, "\"a b\", \"b\\ud800 c\"", LLAMA_ADDED, LLAMA_NORMALIZER, "null");
+    expect_refused(dir, j, NULL, "json", "model.merges[1] is neither");
+    free(j);
+    j = small_json(vocab, "[\"a\", \"b\", \"c\"]", LLAMA_ADDED, LLAMA_NORMALIZER, "null");
+    expect_refused(dir, j, NULL, "json", "model.merges[0] is neither");
+    free(j);
+    /* an unterminated merges array: refused before any tree is built */
+    j = small_json(vocab, "\"a b\"", LLAMA_ADDED, LLAMA_NORMALIZER, "null");
+    j[strlen(j) - 4] = '\0'; /* cuts "]}}\n" */
+    expect_refused(dir, j, NULL, "json", "not valid JSON (parse error near byte");
+    free(j);
+    j = small_json(vocab, "\"a b\"", LLAMA_ADDED, LLAMA_NORMALIZER, "null");
+    char *m = strstr(j, "\"merges\": [\"a b\"]");
+    assert_non_null(m);
+    memcpy(m, "\"merges\": {\"a\":1}", 17);
+    expect_refused(dir, j, NULL, "json", "model.merges is of another JSON type, not an array");
+    free(j);
+    tiny_rmdir(dir);
+}
+
+/* A tokenizer file over the size cap is refused naming the cap and its override,
+ * REDIT_MAX_TOKENIZER_BYTES, which raises it. */
+static void test_file_cap_override(void **state) {
+    (void)state;
+    char dir[512];
+    assert_int_equal(tiny_tempdir(dir, sizeof dir), 0);
+    char *j = small_json(", \"ab\": 10", "\"a b\"", LLAMA_ADDED, LLAMA_NORMALIZER, "null");
+    setenv("REDIT_MAX_TOKENIZER_BYTES", "100", 1);
+    expect_refused(dir, j, NULL, "json", "more than the 100 bytes a tokenizer file may have (the "
+                   "limit; the environment variable REDIT_MAX_TOKENIZER_BYTES raises it");
+    setenv("REDIT_MAX_TOKENIZER_BYTES", "64k", 1);
+    rd_error err = {{0}};
+    rd_tokenizer *t = load_text(dir, j, NULL, &err);
+    unsetenv("REDIT_MAX_TOKENIZER_BYTES");
+    if (!t) fail_msg("%s", err.msg);
+    rd_tokenizer_free(t);
+    setenv("REDIT_MAX_TOKENIZER_BYTES", "-5", 1);
+    char path[600];
+    write_text(dir, "tokenizer.json", j, path, sizeof path);
+    t = rd_tokenizer_load_hf(path, NULL, &err);
+    unsetenv("REDIT_MAX_TOKENIZER_BYTES");
+    assert_null(t);
+    assert_non_null(strstr(err.msg, "REDIT_MAX_TOKENIZER_BYTES=\"-5\": expected a positive"));
+    free(j);
+    tiny_rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama2_json_expected),
         cmocka_unit_test(test_llama2_json_pieces_match_bin),
         cmocka_unit_test(test_mistral_json_matches_hf),
+        cmocka_unit_test(test_merges_from_text),
+        cmocka_unit_test(test_file_cap_override),
         cmocka_unit_test(test_small_merge_order),
         cmocka_unit_test(test_small_added_config_metaspace),
         cmocka_unit_test(test_refuses_other_kinds),

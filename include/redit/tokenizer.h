@@ -65,6 +65,12 @@ const char *rd_tokenizer_piece(const rd_tokenizer *t, int id, size_t *len);
 int rd_tokenizer_encode(const rd_tokenizer *t, const char *text, size_t len, int add_bos,
                         int add_eos, int **ids, size_t *n, rd_error *err);
 
+/* As rd_tokenizer_encode of the text a[0..na) followed by b[0..nb), without building it (a
+ * long prompt + answer is held once). b may be NULL when nb is 0. */
+int rd_tokenizer_encode2(const rd_tokenizer *t, const char *a, size_t na, const char *b,
+                         size_t nb, int add_bos, int add_eos, int **ids, size_t *n,
+                         rd_error *err);
+
 /* The text one token adds when streamed after prev_id (-1 at the start): "▁" becomes a
  * space, the dummy-prefix space of the first piece (after BOS or at the start) is
  * dropped, byte pieces become their raw byte, control/unknown pieces add nothing.

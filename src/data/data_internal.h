@@ -15,8 +15,12 @@
 
 #include "redit/dataset.h"
 
-/* Longest JSONL line accepted. */
+/* Longest JSONL line accepted by default; the environment variable RD_DATA_MAX_LINE_ENV
+ * (a size such as 256M, read by rd_env_bytes) overrides it. A line's memory while it is
+ * loaded: the line, its cJSON tree and the record's copy of its strings (about 3× the line),
+ * then the rendered text and its ids once the line and the tree are freed. */
 #define RD_DATA_MAX_LINE ((size_t)64 << 20)
+#define RD_DATA_MAX_LINE_ENV "REDIT_MAX_LINE_BYTES"
 
 /* ---- records (jsonl.c) ------------------------------------------------------------ */
 
@@ -42,10 +46,11 @@ void rd_data_record_clear(rd_record *r); /* frees the strings; r may be reused *
  * when the keys fit none. */
 rd_data_format rd_data_detect_keys(const cJSON *obj);
 
-/* Fills r (zeroed by the caller) from one JSON object in the given format (not AUTO).
- * Returns 0, or -1 with *err saying what is wrong (no file/line prefix); r is then
- * cleared. */
-int rd_data_record_parse(const cJSON *obj, rd_data_format f, rd_record *r, rd_error *err);
+/* Fills r (zeroed by the caller) from one JSON object in the given format (not AUTO),
+ * moving the strings it keeps out of obj (their items are left without values; obj is still
+ * the caller's to free). Returns 0, or -1 with *err saying what is wrong (no file/line
+ * prefix); r is then cleared. */
+int rd_data_record_parse(cJSON *obj, rd_data_format f, rd_record *r, rd_error *err);
 
 /* Byte offset of the first byte of s[0..len) that does not start a well-formed UTF-8
  * character (no overlong forms, surrogates or values above U+10FFFF), len when none. */
@@ -59,12 +64,17 @@ typedef struct rd_line_reader {
     char *in;       /* (RD_LINE_CHUNK) read buffer */
     size_t in_pos, in_len;
     long line_no;   /* number of the current line, 1-based */
-    int too_long;   /* the current line exceeds RD_DATA_MAX_LINE (buf holds its start) */
+    size_t max_line; /* longest line kept, in bytes */
+    int too_long;   /* the current line exceeds max_line (buf holds its start) */
 } rd_line_reader;
 
-/* Starts reading f (borrowed). Returns 0 or -1 (out of memory). */
-int rd_line_reader_init(rd_line_reader *r, FILE *f);
+/* Starts reading f (borrowed), keeping lines of up to max_line bytes. Returns 0 or -1 (out
+ * of memory). */
+int rd_line_reader_init(rd_line_reader *r, FILE *f, size_t max_line);
 void rd_line_reader_free(rd_line_reader *r);
+/* Gives back the memory of a long current line once the caller is done with it (r->buf is
+ * then invalid until the next rd_line_reader_next). */
+void rd_line_reader_release(rd_line_reader *r);
 /* Next line into r->buf/r->len. Returns 1, 0 at the end of the file, -1 on a read error
  * or out of memory (*err set). */
 int rd_line_reader_next(rd_line_reader *r, rd_error *err);
@@ -99,12 +109,14 @@ void rd_data_rendered_free(rd_rendered *r);
 
 /* ---- tokenization (encode.c) ------------------------------------------------------ */
 
-/* A growing token sequence with the answer positions marked. */
+/* A growing token sequence with the answer positions marked. With a limit, only the first
+ * `limit` tokens are held (an example is cut to its max_len anyway): n still counts all. */
 typedef struct rd_seq {
-    int *ids;           /* (cap) */
+    int *ids;           /* (cap) the first min(n, limit) tokens (all n when limit is 0) */
     unsigned char *ans; /* (cap) 1 on answer tokens and the EOS after them */
     int n, cap;
     int n_prompt;       /* start of the last turn's answer */
+    int limit;          /* tokens held at most; 0: no limit */
 } rd_seq;
 
 void rd_seq_free(rd_seq *s);

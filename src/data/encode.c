@@ -13,15 +13,23 @@ void rd_seq_free(rd_seq *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* Tokens of s actually held: n, or limit when n passed it. */
+static size_t seq_held(const rd_seq *s) {
+    return s->limit > 0 && s->n > s->limit ? (size_t)s->limit : (size_t)s->n;
+}
+
+/* Room for `extra` more held tokens (none past the limit). */
 static int seq_reserve(rd_seq *s, size_t extra, rd_error *err) {
-    /* (the arrays exist whenever cap > 0; said for clang's analyser, which cannot know it) */
-    if (s->ids && s->ans && (size_t)s->n + extra <= (size_t)s->cap) return 0;
     if ((size_t)s->n + extra > (size_t)INT32_MAX / 2)
         return rd_error_set(err, "example of %zu tokens is too long", (size_t)s->n + extra);
+    size_t need = seq_held(s) + extra;
+    if (s->limit > 0 && need > (size_t)s->limit) need = (size_t)s->limit;
+    /* (the arrays exist whenever cap > 0; said for clang's analyser, which cannot know it) */
+    if (s->ids && s->ans && need <= (size_t)s->cap) return 0;
     /* both arrays grow alike from cap; a failure between them leaves cap a lower bound */
     size_t cap_ids = (size_t)s->cap, cap_ans = (size_t)s->cap;
-    if (rd_array_reserve(&s->ids, &cap_ids, (size_t)s->n + extra, sizeof *s->ids) ||
-        rd_array_reserve(&s->ans, &cap_ans, (size_t)s->n + extra, 1))
+    if (rd_array_reserve(&s->ids, &cap_ids, need, sizeof *s->ids) ||
+        rd_array_reserve(&s->ans, &cap_ans, need, 1))
         return rd_error_set(err, "out of memory");
     s->cap = (int)(cap_ids < cap_ans ? cap_ids : cap_ans);
     return 0;
@@ -30,8 +38,15 @@ static int seq_reserve(rd_seq *s, size_t extra, rd_error *err) {
 static int seq_push(rd_seq *s, const int *ids, size_t n, int ans, rd_error *err) {
     if (n == 0) return 0; /* (s->ids may still be NULL: no memcpy from or to NULL) */
     if (seq_reserve(s, n, err) < 0) return -1;
-    memcpy(s->ids + s->n, ids, n * sizeof *ids);
-    memset(s->ans + s->n, ans, n);
+    size_t held = seq_held(s), keep = n;
+    if (s->limit > 0) {
+        size_t room = held < (size_t)s->limit ? (size_t)s->limit - held : 0;
+        if (keep > room) keep = room;
+    }
+    if (keep > 0) {
+        memcpy(s->ids + held, ids, keep * sizeof *ids);
+        memset(s->ans + held, ans, keep);
+    }
     s->n += (int)n;
     return 0;
 }
@@ -66,14 +81,9 @@ static int encode_joined(const rd_tokenizer *tok, const char *P, const char *A, 
     int *pids = NULL;
     size_t np = 0;
     *full = NULL;
-    char *joined = malloc(pl + al + 1);
-    if (!joined) return rd_error_set(err, "out of memory");
-    memcpy(joined, P, pl);
-    memcpy(joined + pl, A, al + 1);
     int rc = rd_tokenizer_encode(tok, P, pl, 0, 0, &pids, &np, err);
-    if (rc == 0) rc = rd_tokenizer_encode(tok, joined, pl + al, 0, 0, full, n_full, err);
+    if (rc == 0) rc = rd_tokenizer_encode2(tok, P, pl, A, al, 0, 0, full, n_full, err);
     if (rc == 0) *k = common_prefix(pids, np, *full, *n_full);
-    free(joined);
     free(pids);
     return rc;
 }

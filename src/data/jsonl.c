@@ -46,9 +46,10 @@ size_t rd_data_utf8_check(const char *s, size_t len) {
 
 /* ---- line reader ------------------------------------------------------------------ */
 
-int rd_line_reader_init(rd_line_reader *r, FILE *f) {
+int rd_line_reader_init(rd_line_reader *r, FILE *f, size_t max_line) {
     memset(r, 0, sizeof *r);
     r->f = f;
+    r->max_line = max_line;
     r->in = malloc(RD_LINE_CHUNK);
     r->cap = 4096;
     r->buf = malloc(r->cap);
@@ -65,10 +66,18 @@ void rd_line_reader_free(rd_line_reader *r) {
     r->in = r->buf = NULL;
 }
 
+void rd_line_reader_release(rd_line_reader *r) {
+    if (r->cap <= RD_LINE_CHUNK) return; /* short lines: the buffer is kept for the next */
+    free(r->buf);
+    r->buf = NULL;
+    r->cap = 0;
+    r->len = 0;
+}
+
 /* Appends n bytes to the current line unless it is already too long. */
 static int line_append(rd_line_reader *r, const char *p, size_t n, rd_error *err) {
     if (r->too_long) return 0;
-    if (r->len + n > RD_DATA_MAX_LINE) {
+    if (r->len + n > r->max_line) {
         r->too_long = 1;
         return 0;
     }
@@ -103,6 +112,8 @@ int rd_line_reader_next(rd_line_reader *r, rd_error *err) {
         if (nl) break;
     }
     r->line_no++;
+    if (rd_array_reserve(&r->buf, &r->cap, r->len + 1, 1)) /* (after a release) */
+        return rd_error_set(err, "out of memory reading a line");
     if (!r->too_long && r->len > 0 && r->buf[r->len - 1] == '\r') r->len--;
     r->buf[r->len] = '\0';
     return 1;
@@ -145,22 +156,28 @@ static const char *json_type_name(const cJSON *v) {
     return "an invalid value";
 }
 
-/* A copy of string v named `what`, checked for UTF-8. */
-static int take_string(const cJSON *v, const char *what, char **out, rd_error *err) {
+/* String v named `what`, checked for UTF-8, taken out of the tree (no copy: a long line's
+ * text is held once; v is left a string with no value, which cJSON_Delete skips). */
+static int take_string(cJSON *v, const char *what, char **out, rd_error *err) {
     if (!cJSON_IsString(v) || !v->valuestring)
         return rd_error_set(err, "%s must be a string, not %s", what, json_type_name(v));
     size_t len = strlen(v->valuestring);
     size_t bad = rd_data_utf8_check(v->valuestring, len);
     if (bad < len) return rd_error_set(err, "%s: invalid UTF-8 at byte %zu", what, bad);
-    *out = malloc(len + 1);
-    if (!*out) return rd_error_set(err, "out of memory");
-    memcpy(*out, v->valuestring, len + 1);
+    if (v->type & cJSON_IsReference) { /* (not made by cJSON_Parse: copied) */
+        *out = malloc(len + 1);
+        if (!*out) return rd_error_set(err, "out of memory");
+        memcpy(*out, v->valuestring, len + 1);
+        return 0;
+    }
+    *out = v->valuestring;
+    v->valuestring = NULL;
     return 0;
 }
 
 /* Required string field key of obj. */
-static int get_string(const cJSON *obj, const char *key, char **out, rd_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+static int get_string(cJSON *obj, const char *key, char **out, rd_error *err) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     char what[64];
     snprintf(what, sizeof what, "\"%s\"", key);
     if (!v) return rd_error_set(err, "missing %s", what);
@@ -182,7 +199,7 @@ static int add_turn(rd_record *r, char *prompt, char *answer, rd_error *err) {
 }
 
 /* Two required strings → one turn. */
-static int parse_pair(const cJSON *obj, const char *pkey, const char *akey, rd_record *r,
+static int parse_pair(cJSON *obj, const char *pkey, const char *akey, rd_record *r,
                       rd_error *err) {
     char *p = NULL, *a = NULL;
     if (get_string(obj, pkey, &p, err) < 0) return -1;
@@ -193,8 +210,8 @@ static int parse_pair(const cJSON *obj, const char *pkey, const char *akey, rd_r
     return add_turn(r, p, a, err);
 }
 
-static int parse_alpaca(const cJSON *obj, rd_record *r, rd_error *err) {
-    const cJSON *in = cJSON_GetObjectItemCaseSensitive(obj, "input");
+static int parse_alpaca(cJSON *obj, rd_record *r, rd_error *err) {
+    cJSON *in = cJSON_GetObjectItemCaseSensitive(obj, "input");
     if (in && !cJSON_IsNull(in)) {
         if (take_string(in, "\"input\"", &r->input, err) < 0) return -1;
         if (r->input[0] == '\0') {
@@ -206,26 +223,26 @@ static int parse_alpaca(const cJSON *obj, rd_record *r, rd_error *err) {
 }
 
 /* messages[i]: role and content strings (role borrowed, content copied). */
-static int parse_message(const cJSON *m, const char *list, int i, const char **role,
+static int parse_message(cJSON *m, const char *list, int i, const char **role,
                          char **content, rd_error *err) {
     char what[64];
     if (!cJSON_IsObject(m))
         return rd_error_set(err, "\"%s\"[%d] must be an object, not %s", list, i,
                             json_type_name(m));
-    const cJSON *ro = cJSON_GetObjectItemCaseSensitive(m, "role");
+    cJSON *ro = cJSON_GetObjectItemCaseSensitive(m, "role");
     if (!ro) return rd_error_set(err, "\"%s\"[%d]: missing \"role\"", list, i);
     if (!cJSON_IsString(ro))
         return rd_error_set(err, "\"%s\"[%d]: \"role\" must be a string, not %s", list, i,
                             json_type_name(ro));
     *role = ro->valuestring;
-    const cJSON *co = cJSON_GetObjectItemCaseSensitive(m, "content");
+    cJSON *co = cJSON_GetObjectItemCaseSensitive(m, "content");
     if (!co) return rd_error_set(err, "\"%s\"[%d]: missing \"content\"", list, i);
     snprintf(what, sizeof what, "\"%s\"[%d].content", list, i);
     return take_string(co, what, content, err);
 }
 
-static int parse_chat(const cJSON *obj, rd_record *r, rd_error *err) {
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(obj, "messages");
+static int parse_chat(cJSON *obj, rd_record *r, rd_error *err) {
+    cJSON *msgs = cJSON_GetObjectItemCaseSensitive(obj, "messages");
     if (!msgs) return rd_error_set(err, "missing \"messages\"");
     if (!cJSON_IsArray(msgs))
         return rd_error_set(err, "\"messages\" must be an array, not %s", json_type_name(msgs));
@@ -233,7 +250,7 @@ static int parse_chat(const cJSON *obj, rd_record *r, rd_error *err) {
     if (n == 0) return rd_error_set(err, "\"messages\" is empty");
     char *pending = NULL; /* user text waiting for its answer */
     int i = 0;
-    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+    for (cJSON *m = msgs->child; m; m = m->next, i++) {
         const char *role;
         char *content = NULL;
         if (parse_message(m, "messages", i, &role, &content, err) < 0) goto fail;
@@ -274,14 +291,14 @@ fail:
     return -1;
 }
 
-static int parse_ultrafeedback(const cJSON *obj, rd_record *r, rd_error *err) {
-    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(obj, "chosen");
+static int parse_ultrafeedback(cJSON *obj, rd_record *r, rd_error *err) {
+    cJSON *ch = cJSON_GetObjectItemCaseSensitive(obj, "chosen");
     if (!ch) return rd_error_set(err, "missing \"chosen\"");
     if (!cJSON_IsArray(ch)) return parse_pair(obj, "prompt", "chosen", r, err);
     char *prompt = NULL, *answer = NULL;
     if (get_string(obj, "prompt", &prompt, err) < 0) return -1;
     int i = 0;
-    for (const cJSON *m = ch->child; m; m = m->next, i++) {
+    for (cJSON *m = ch->child; m; m = m->next, i++) {
         const char *role;
         char *content = NULL;
         if (parse_message(m, "chosen", i, &role, &content, err) < 0) goto fail;
@@ -303,8 +320,8 @@ fail:
     return -1;
 }
 
-static int parse_classification(const cJSON *obj, rd_record *r, rd_error *err) {
-    const cJSON *lab = cJSON_GetObjectItemCaseSensitive(obj, "label");
+static int parse_classification(cJSON *obj, rd_record *r, rd_error *err) {
+    cJSON *lab = cJSON_GetObjectItemCaseSensitive(obj, "label");
     if (!lab) return rd_error_set(err, "missing \"label\"");
     char *text = NULL, *word = NULL;
     if (get_string(obj, "text", &text, err) < 0) return -1;
@@ -340,7 +357,7 @@ static int parse_classification(const cJSON *obj, rd_record *r, rd_error *err) {
     return add_turn(r, text, word, err);
 }
 
-static int parse_document(const cJSON *obj, rd_record *r, rd_error *err) {
+static int parse_document(cJSON *obj, rd_record *r, rd_error *err) {
     char *text = NULL, *empty = malloc(1);
     if (!empty) return rd_error_set(err, "out of memory");
     empty[0] = '\0';
@@ -351,7 +368,7 @@ static int parse_document(const cJSON *obj, rd_record *r, rd_error *err) {
     return add_turn(r, empty, text, err);
 }
 
-int rd_data_record_parse(const cJSON *obj, rd_data_format f, rd_record *r, rd_error *err) {
+int rd_data_record_parse(cJSON *obj, rd_data_format f, rd_record *r, rd_error *err) {
     int rc;
     switch (f) {
     case RD_DATA_ALPACA: rc = parse_alpaca(obj, r, err); break;

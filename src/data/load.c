@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "redit/buf.h"
+#include "redit/util.h"
 
 typedef struct loader {
     const char *path;
@@ -19,6 +20,7 @@ typedef struct loader {
     rd_record *stash; /* (cap) classification records, labelled once all are read */
     size_t n_stash, cap_stash;
     int label_kind;   /* classification: 0 none yet, 1 integers, 2 strings */
+    size_t max_line;  /* longest JSONL line (RD_DATA_MAX_LINE or its override) */
     rd_error *err;
 } loader;
 
@@ -49,10 +51,11 @@ static int set_format(loader *L, rd_data_format f) {
     return L->have_tpl ? 0 : -1;
 }
 
-/* Renders and tokenizes an instruction/chat record into one example. */
-static int add_record(loader *L, const rd_record *r) {
+/* Renders and tokenizes an instruction/chat record into one example. Frees each turn's
+ * strings once rendered (a long line's text is then held once, not twice). */
+static int add_record(loader *L, rd_record *r) {
     const char *sys = r->system ? r->system : L->o.system;
-    rd_seq s = {0};
+    rd_seq s = {.limit = L->o.max_len}; /* rd_data_add_example keeps no more */
     rd_buf ptext = {0}; /* the prompt's text; a failure latches in ptext.oom */
     char *atext = NULL;
     int rc = rd_buf_reserve(&ptext, 0) ? rd_error_set(L->err, "out of memory") : 0;
@@ -61,6 +64,15 @@ static int add_record(loader *L, const rd_record *r) {
         rc = rd_data_template_render(&L->tpl, i == 0 ? sys : NULL, r->turns[i].prompt,
                                      i == 0 ? r->input : NULL, r->turns[i].answer, &rr, L->err);
         if (rc < 0) break;
+        free(r->turns[i].prompt);
+        free(r->turns[i].answer);
+        r->turns[i].prompt = r->turns[i].answer = NULL;
+        if (i == 0) {
+            free(r->system);
+            free(r->input);
+            r->system = r->input = NULL;
+            sys = NULL;
+        }
         size_t pl = 0;
         rc = rd_seq_add_turn(&s, L->tok, &rr, &pl, L->err);
         if (rc == 0 && i + 1 < r->n_turns) { /* earlier turns: the whole text, <s> </s> marks */
@@ -102,11 +114,14 @@ static int stash_record(loader *L, rd_record *r) {
     return 0;
 }
 
-/* Parses one non-blank line (format already known) and adds what it holds. */
-static int process_object(loader *L, const cJSON *obj, long line) {
+/* Parses one non-blank line (format already known) and adds what it holds. Takes obj over:
+ * it is freed as soon as the record holds copies of its strings. */
+static int process_object(loader *L, cJSON *obj, long line) {
     rd_record r = {.line = line};
     rd_error lerr = {{0}};
-    if (rd_data_record_parse(obj, L->d->format, &r, &lerr) < 0) return bad_line(L, line, lerr.msg);
+    int parsed = rd_data_record_parse(obj, L->d->format, &r, &lerr);
+    cJSON_Delete(obj);
+    if (parsed < 0) return bad_line(L, line, lerr.msg);
     int rc;
     if (L->d->format == RD_DATA_CLASSIFICATION) {
         rc = stash_record(L, &r);
@@ -156,11 +171,19 @@ static int process_line(loader *L, rd_line_reader *rd) {
     if (undecided && (want == RD_DATA_AUTO || want == RD_DATA_TEXT) && !rd->too_long &&
         first_nonblank(rd->buf, rd->len) != '{')
         return LINE_PLAIN;
-    if (rd->too_long) return bad_line(L, rd->line_no, "line longer than 64 MiB");
+    if (rd->too_long) {
+        char msg[160], lim[32];
+        rd_format_bytes(L->max_line, lim, sizeof lim);
+        snprintf(msg, sizeof msg, "line longer than %s (the limit; the environment variable "
+                                  RD_DATA_MAX_LINE_ENV " raises it, e.g. %s=1G)",
+                 lim, RD_DATA_MAX_LINE_ENV);
+        return bad_line(L, rd->line_no, msg);
+    }
     if (memchr(rd->buf, '\0', rd->len)) return bad_line(L, rd->line_no, "NUL byte in the line");
     char msg[RD_ERROR_MAX];
     cJSON *obj = parse_line(rd->buf, rd->len, msg, sizeof msg);
     if (!obj) return bad_line(L, rd->line_no, msg);
+    rd_line_reader_release(rd); /* the tree holds what is needed of the line */
     int rc = 0;
     if (undecided) {
         rd_data_format f = rd_data_detect_keys(obj);
@@ -176,7 +199,7 @@ static int process_line(loader *L, rd_line_reader *rd) {
             if (rc < 0) rd_error_prefix(L->err, "%s", L->path);
         }
     }
-    if (rc == 0 && undecided != 2) rc = process_object(L, obj, rd->line_no);
+    if (rc == 0 && undecided != 2) return process_object(L, obj, rd->line_no);
     cJSON_Delete(obj);
     return rc;
 }
@@ -361,8 +384,11 @@ static int load_file(loader *L, FILE *f) {
     if (L->o.format != RD_DATA_AUTO && L->o.format != RD_DATA_TEXT &&
         set_format(L, L->o.format) < 0)
         return rd_error_prefix(L->err, "%s", L->path);
+    if (rd_env_bytes(RD_DATA_MAX_LINE_ENV, RD_DATA_MAX_LINE, &L->max_line, L->err) < 0)
+        return rd_error_prefix(L->err, "%s", L->path);
     rd_line_reader rd;
-    if (rd_line_reader_init(&rd, f) < 0) return rd_error_set(L->err, "%s: out of memory", L->path);
+    if (rd_line_reader_init(&rd, f, L->max_line) < 0)
+        return rd_error_set(L->err, "%s: out of memory", L->path);
     int rc = 0, any = 0;
     for (;;) {
         int got = rd_line_reader_next(&rd, L->err);

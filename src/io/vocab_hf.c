@@ -14,8 +14,10 @@
  * last, as SentencePiece would merge a piece of its vocabulary (Hugging Face never would;
  * converted Llama-2/Mistral files have none).
  *
- * The files are untrusted: the file size, every count and every id is checked before it
- * is used; each error names the file and the JSON field. */
+ * The files are untrusted: the file size (RD_HF_MAX_FILE_BYTES, or its override), every
+ * count and every id is checked before it is used; each error names the file and the JSON
+ * field. Memory stays within a few times the file: the merges are read from the text, not
+ * built into a cJSON tree (find_merges). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -25,9 +27,14 @@
 #include <string.h>
 
 #include "io_internal.h"
+#include "redit/buf.h"
+#include "redit/util.h"
 #include "redit/vocab.h"
 
-#define RD_HF_MAX_FILE_BYTES (1L << 30) /* tokenizer.json files are tens of MB */
+/* Largest tokenizer file read by default (Llama-2's is 1.8 MB, the largest common ones tens
+ * of MB); the environment variable RD_HF_MAX_FILE_ENV (a size such as 1G) overrides it. */
+#define RD_HF_MAX_FILE_BYTES ((size_t)256 << 20)
+#define RD_HF_MAX_FILE_ENV "REDIT_MAX_TOKENIZER_BYTES"
 #define RD_HF_MAX_PIECES (1 << 22)
 #define RD_HF_MAX_MERGES (1 << 24) /* ranks stay exact in a float */
 #define RD_HF_SPACE_RUN_SCORE (-1e9f)
@@ -52,6 +59,11 @@ static void hf_vocab_free(hf_vocab *v) {
 /* ---- reading JSON ---------------------------------------------------------------- */
 
 static char *read_whole_file(const char *path, size_t *len, rd_error *err) {
+    size_t cap;
+    if (rd_env_bytes(RD_HF_MAX_FILE_ENV, RD_HF_MAX_FILE_BYTES, &cap, err) < 0) {
+        rd_error_prefix(err, "%s", path);
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         rd_error_set(err, "%s: cannot open: %s", path, strerror(errno));
@@ -60,11 +72,14 @@ static char *read_whole_file(const char *path, size_t *len, rd_error *err) {
     long size = -1;
     if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
     char *buf = NULL;
+    char lim[32];
     if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
         rd_error_set(err, "%s: cannot determine the file size: %s", path, strerror(errno));
-    } else if (size > RD_HF_MAX_FILE_BYTES) {
-        rd_error_set(err, "%s: %ld bytes, larger than the %ld a tokenizer file may have", path,
-                     size, RD_HF_MAX_FILE_BYTES);
+    } else if ((unsigned long)size > cap) {
+        rd_error_set(err, "%s: %ld bytes, more than the %s a tokenizer file may have (the "
+                          "limit; the environment variable " RD_HF_MAX_FILE_ENV " raises it, "
+                          "e.g. " RD_HF_MAX_FILE_ENV "=1G)",
+                     path, size, rd_format_bytes(cap, lim, sizeof lim));
     } else if (!(buf = malloc((size_t)size + 1))) {
         rd_error_set(err, "%s: out of memory for %ld bytes", path, size);
     } else if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
@@ -80,23 +95,231 @@ static char *read_whole_file(const char *path, size_t *len, rd_error *err) {
     return buf;
 }
 
-/* Parses a file whose top level must be a JSON object. Free with cJSON_Delete. */
-static cJSON *parse_json_object(const char *path, rd_error *err) {
-    size_t len = 0;
-    char *text = read_whole_file(path, &len, err);
-    if (!text) return NULL;
+/* cJSON's parse of text[0..len) that must be a JSON object, or NULL with *err. shift: the
+ * bytes cut out of the text before `cut_at` (error offsets are reported in the file's). */
+static cJSON *parse_object_text(const char *path, const char *text, size_t len, size_t cut_at,
+                                size_t shift, rd_error *err) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
         size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
-        rd_error_set(err, "%s: not valid JSON (parse error near byte %zu)", path, at);
+        rd_error_set(err, "%s: not valid JSON (parse error near byte %zu)", path,
+                     at > cut_at ? at + shift : at);
     } else if (!cJSON_IsObject(root)) {
         rd_error_set(err, "%s: the top level is not a JSON object", path);
         cJSON_Delete(root);
         root = NULL;
     }
+    return root;
+}
+
+/* Parses a file whose top level must be a JSON object. Free with cJSON_Delete. */
+static cJSON *parse_json_object(const char *path, rd_error *err) {
+    size_t len = 0;
+    char *text = read_whole_file(path, &len, err);
+    if (!text) return NULL;
+    cJSON *root = parse_object_text(path, text, len, 0, 0, err);
     free(text);
     return root;
+}
+
+/* ---- model.merges without a cJSON tree --------------------------------------------
+
+ * A merge list holds most of a large tokenizer.json, and a cJSON node per string costs ten
+ * times the string. So the merges array is found in the text by a walk over its tokens
+ * (strings, brackets, scalars: no allocation), read straight from the text into scores, and
+ * cJSON parses the rest with "[]" in its place: memory stays near the file's size plus the
+ * tree of the vocabulary. */
+
+static size_t skip_ws(const char *s, size_t len, size_t i) {
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    return i;
+}
+
+/* Index past the JSON string that starts at s[i] ('"'), or 0 when it does not end. */
+static size_t skip_string(const char *s, size_t len, size_t i) {
+    for (i++; i < len; i++) {
+        if (s[i] == '\\') i++;
+        else if (s[i] == '"') return i + 1;
+    }
+    return 0;
+}
+
+static int hex4(const char *s, unsigned *v) {
+    *v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = s[k];
+        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10) : 16u;
+        if (d > 15) return -1;
+        *v = *v << 4 | d;
+    }
+    return 0;
+}
+
+static void put_utf8(rd_buf *out, unsigned cp) {
+    char b[4];
+    size_t n;
+    if (cp < 0x80) b[0] = (char)cp, n = 1;
+    else if (cp < 0x800) b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+    else if (cp < 0x10000)
+        b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | (cp >> 6 & 0x3F)),
+        b[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+    else
+        b[0] = (char)(0xF0 | cp >> 18), b[1] = (char)(0x80 | (cp >> 12 & 0x3F)),
+        b[2] = (char)(0x80 | (cp >> 6 & 0x3F)), b[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+    rd_buf_append(out, b, n);
+}
+
+/* Appends the value of the JSON string at s[i] ('"') to out, as cJSON would read it (escapes
+ * decoded, surrogate pairs joined; a lone surrogate is invalid). Index past it, or 0 when it
+ * is not a valid string. */
+static size_t decode_string(const char *s, size_t len, size_t i, rd_buf *out) {
+    for (i++; i < len; i++) {
+        const char *run = s + i;
+        while (i < len && s[i] != '"' && s[i] != '\\') i++;
+        rd_buf_append(out, run, (size_t)(s + i - run));
+        if (i >= len) return 0;
+        if (s[i] == '"') return i + 1;
+        if (++i >= len) return 0;
+        unsigned cp;
+        switch (s[i]) {
+        case '"': case '\\': case '/': rd_buf_putc(out, s[i]); break;
+        case 'b': rd_buf_putc(out, '\b'); break;
+        case 'f': rd_buf_putc(out, '\f'); break;
+        case 'n': rd_buf_putc(out, '\n'); break;
+        case 'r': rd_buf_putc(out, '\r'); break;
+        case 't': rd_buf_putc(out, '\t'); break;
+        case 'u':
+            if (i + 4 >= len || hex4(s + i + 1, &cp) < 0) return 0;
+            i += 4;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) return 0;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                unsigned lo;
+                if (i + 6 >= len || s[i + 1] != '\\' || s[i + 2] != 'u' ||
+                    hex4(s + i + 3, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+                    return 0;
+                i += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            put_utf8(out, cp);
+            break;
+        default: return 0;
+        }
+    }
+    return 0;
+}
+
+/* 1 when the key string at s[i] reads as `name`. */
+static int key_is(const char *s, size_t len, size_t i, const char *name, rd_buf *tmp) {
+    rd_buf_clear(tmp);
+    return decode_string(s, len, i, tmp) && !tmp->oom && tmp->len == strlen(name) &&
+           memcmp(tmp->data, name, tmp->len) == 0;
+}
+
+#define RD_HF_MAX_DEPTH 1000 /* cJSON's nesting limit */
+
+/* Finds the value of the first "merges" key of the first "model" key of the top-level
+ * object (the ones cJSON's lookups return) when it is an array: [*start, *end) of text.
+ * 1 found; 0 absent or not an array (the cJSON path reports it); -1 when the brackets or
+ * strings of the text do not match (*start: where), -1 with tmp->oom when out of memory. */
+static int find_merges(const char *s, size_t len, size_t *start, size_t *end, rd_buf *tmp) {
+    char stack[RD_HF_MAX_DEPTH]; /* '{' or '[' per open container */
+    int depth = 0, want_key = 0, in_model = 0, model_done = 0, is_merges = 0, merges_seen = 0;
+    int found = 0;
+    size_t i = skip_ws(s, len, 0);
+    for (; i < len; i = skip_ws(s, len, i)) {
+        char c = s[i];
+        if (c == '"') {
+            int key = want_key && depth > 0 && stack[depth - 1] == '{';
+            if (key && depth == 1) {
+                in_model = !model_done && key_is(s, len, i, "model", tmp);
+                model_done = model_done || in_model;
+            } else if (key && depth == 2 && in_model) {
+                is_merges = !merges_seen && key_is(s, len, i, "merges", tmp);
+                merges_seen = merges_seen || is_merges;
+            }
+            if (tmp->oom) return -1;
+            size_t next = skip_string(s, len, i);
+            if (!next) break;
+            i = next;
+            want_key = 0;
+        } else if (c == '{' || c == '[') {
+            if (depth == RD_HF_MAX_DEPTH) break;
+            if (depth == 2 && is_merges && c == '[') *start = i;
+            stack[depth++] = c;
+            want_key = c == '{';
+            i++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0 || stack[depth - 1] != (c == '}' ? '{' : '[')) break;
+            depth--;
+            i++;
+            if (depth == 2 && is_merges && c == ']') {
+                *end = i;
+                found = 1;
+                is_merges = 0;
+            }
+            if (depth == 0) {
+                i = skip_ws(s, len, i);
+                if (i < len) break;
+                return found;
+            }
+        } else if (c == ',') {
+            want_key = depth > 0 && stack[depth - 1] == '{';
+            if (depth == 2) is_merges = 0;
+            if (depth == 1) in_model = 0;
+            i++;
+        } else if (c == ':') {
+            i++;
+        } else { /* a number or a literal */
+            while (i < len && !strchr(" \t\r\n,:]}[{\"", s[i])) i++;
+            if (depth == 2) is_merges = 0;
+        }
+    }
+    *start = i;
+    return -1;
+}
+
+/* A parsed tokenizer.json: the tree without the merges, and the merges' text. */
+typedef struct hf_file {
+    cJSON *root;
+    char *text;         /* the whole file (model.merges is read from it) */
+    size_t start, end;  /* model.merges in text, end 0 when the tree holds it */
+} hf_file;
+
+static void hf_file_free(hf_file *h) {
+    cJSON_Delete(h->root);
+    free(h->text);
+}
+
+static int parse_tokenizer_json(const char *path, hf_file *h, rd_error *err) {
+    size_t len = 0;
+    memset(h, 0, sizeof *h);
+    if (!(h->text = read_whole_file(path, &len, err))) return -1;
+    rd_buf tmp = {0};
+    int found = find_merges(h->text, len, &h->start, &h->end, &tmp);
+    int oom = tmp.oom;
+    rd_buf_free(&tmp);
+    if (found < 0)
+        return oom ? rd_error_set(err, "%s: out of memory", path)
+                   : rd_error_set(err, "%s: not valid JSON (parse error near byte %zu)", path,
+                                  h->start);
+    if (!found) {
+        h->end = 0;
+        h->root = parse_object_text(path, h->text, len, 0, 0, err);
+        return h->root ? 0 : -1;
+    }
+    size_t cut = h->end - h->start - 2; /* the array becomes "[]" */
+    char *rest = malloc(len - cut + 1);
+    if (!rest) return rd_error_set(err, "%s: out of memory", path);
+    memcpy(rest, h->text, h->start);
+    memcpy(rest + h->start, "[]", 2);
+    memcpy(rest + h->start + 2, h->text + h->end, len - h->end);
+    rest[len - cut] = '\0';
+    h->root = parse_object_text(path, rest, len - cut, h->start + 1, cut, err);
+    free(rest);
+    return h->root ? 0 : -1;
 }
 
 static const cJSON *field(const cJSON *obj, const char *name) {
@@ -355,27 +578,33 @@ static int build(const hf_vocab *v, const char *path, rd_vocab *out, rd_error *e
 
 /* ---- merges → scores ------------------------------------------------------------- */
 
-/* The two halves of merge e: "a b" (split at the one space) or ["a", "b"]. */
-static int merge_halves(const cJSON *e, const char **a, size_t *la, const char **b, size_t *lb) {
-    if (cJSON_IsString(e)) {
-        const char *s = e->valuestring, *sp = strchr(s, ' ');
-        if (!sp || strchr(sp + 1, ' ')) return -1;
-        *a = s;
-        *la = (size_t)(sp - s);
-        *b = sp + 1;
-        *lb = strlen(sp + 1);
+/* The halves of the merge at text[*i]: "a b" (split at its one space) or ["a", "b"], read
+ * into buf as a then b (*la bytes of a); *i moves past it. 0, or -1 when it is neither. */
+static int merge_halves(const char *s, size_t len, size_t *i, rd_buf *buf, size_t *la) {
+    rd_buf_clear(buf);
+    size_t at = *i;
+    if (s[at] == '"') {
+        if (!(at = decode_string(s, len, at, buf)) || buf->oom) return -1;
+        const char *sp = memchr(buf->data, ' ', buf->len);
+        if (!sp || memchr(sp + 1, ' ', buf->len - (size_t)(sp + 1 - buf->data))) return -1;
+        *la = (size_t)(sp - buf->data);
+        memmove(buf->data + *la, sp + 1, buf->len - *la - 1);
+        buf->len--;
+        *i = at;
         return 0;
     }
-    if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2) {
-        const cJSON *x = cJSON_GetArrayItem(e, 0), *y = cJSON_GetArrayItem(e, 1);
-        if (!cJSON_IsString(x) || !cJSON_IsString(y)) return -1;
-        *a = x->valuestring;
-        *la = strlen(*a);
-        *b = y->valuestring;
-        *lb = strlen(*b);
-        return 0;
-    }
-    return -1;
+    if (s[at] != '[') return -1;
+    at = skip_ws(s, len, at + 1);
+    if (at >= len || s[at] != '"' || !(at = decode_string(s, len, at, buf))) return -1;
+    *la = buf->len;
+    at = skip_ws(s, len, at);
+    if (at >= len || s[at] != ',') return -1;
+    at = skip_ws(s, len, at + 1);
+    if (at >= len || s[at] != '"' || !(at = decode_string(s, len, at, buf))) return -1;
+    at = skip_ws(s, len, at);
+    if (at >= len || s[at] != ']' || buf->oom) return -1;
+    *i = at + 1;
+    return 0;
 }
 
 static int is_space_run(const char *s, size_t len) {
@@ -385,52 +614,58 @@ static int is_space_run(const char *s, size_t len) {
     return 1;
 }
 
-/* Sets v->scores from model.merges (see the top of the file), looking pieces up in ix (the
- * index of v). buf holds a concatenation (ix->max_len + 1 bytes). */
-static int merge_scores(rd_vocab *v, const rd_vocab_index *ix, const cJSON *model,
-                        const char *path, char *buf, rd_error *err) {
-    const cJSON *merges = field(model, "merges");
-    if (!cJSON_IsArray(merges))
-        return rd_error_set(err, "%s: model.merges is %s, not an array", path,
-                            merges ? "of another JSON type" : "missing");
-    if (cJSON_GetArraySize(merges) > RD_HF_MAX_MERGES)
-        return rd_error_set(err, "%s: model.merges has more than %d entries", path,
-                            RD_HF_MAX_MERGES);
+/* Sets v->scores from model.merges (see the top of the file), read from h's text (h->end
+ * > 0), looking pieces up in ix (the index of v). */
+static int merge_scores(rd_vocab *v, const rd_vocab_index *ix, const hf_file *h,
+                        const char *path, rd_error *err) {
     for (int i = 0; i < v->n; i++) v->scores[i] = RD_HF_NO_MERGE_SCORE;
-    int rank = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, merges) {
-        const char *a, *b;
-        size_t la, lb;
-        if (merge_halves(e, &a, &la, &b, &lb))
-            return rd_error_set(err, "%s: model.merges[%d] is neither \"a b\" nor [\"a\", \"b\"]",
-                                path, rank);
-        int id = -1;
-        if (la + lb <= ix->max_len && la && lb) {
-            memcpy(buf, a, la);
-            memcpy(buf + la, b, lb);
-            id = rd_vocab_index_find(ix, buf, la + lb);
+    const char *s = h->text;
+    size_t i = skip_ws(s, h->end, h->start + 1);
+    rd_buf buf = {0};
+    int rank = 0, rc = 0;
+    while (rc == 0 && s[i] != ']') {
+        size_t la;
+        if (rank == RD_HF_MAX_MERGES) {
+            rc = rd_error_set(err, "%s: model.merges has more than %d entries", path,
+                              RD_HF_MAX_MERGES);
+        } else if (merge_halves(s, h->end, &i, &buf, &la)) {
+            rc = buf.oom ? rd_error_set(err, "%s: out of memory", path)
+                         : rd_error_set(err, "%s: model.merges[%d] is neither \"a b\" nor "
+                                             "[\"a\", \"b\"]", path, rank);
+        } else {
+            const char *a = buf.data, *b = buf.data + la;
+            size_t lb = buf.len - la;
+            int id = la && lb ? rd_vocab_index_find(ix, a, la + lb) : -1;
+            if (id < 0 || rd_vocab_index_find(ix, a, la) < 0 || rd_vocab_index_find(ix, b, lb) < 0)
+                rc = rd_error_set(err, "%s: model.merges[%d] (\"%.*s\" + \"%.*s\") names a "
+                                  "piece that is not in model.vocab", path, rank,
+                                  (int)(la > 40 ? 40 : la), a, (int)(lb > 40 ? 40 : lb), b);
+            else if (v->scores[id] == RD_HF_NO_MERGE_SCORE)
+                v->scores[id] = is_space_run(a, la + lb) ? RD_HF_SPACE_RUN_SCORE : -(float)rank;
+            rank++;
+            i = skip_ws(s, h->end, i);
+            int comma = rc == 0 && s[i] == ',';
+            if (comma) i = skip_ws(s, h->end, i + 1);
+            if (rc == 0 && comma == (s[i] == ']')) /* "a b" "c d" or "a b", ] */
+                rc = rd_error_set(err, "%s: not valid JSON (parse error near byte %zu)", path, i);
         }
-        if (id < 0 || rd_vocab_index_find(ix, a, la) < 0 || rd_vocab_index_find(ix, b, lb) < 0)
-            return rd_error_set(err, "%s: model.merges[%d] (\"%.*s\" + \"%.*s\") names a piece "
-                                "that is not in model.vocab", path, rank, (int)(la > 40 ? 40 : la),
-                                a, (int)(lb > 40 ? 40 : lb), b);
-        if (v->scores[id] == RD_HF_NO_MERGE_SCORE)
-            v->scores[id] = is_space_run(buf, la + lb) ? RD_HF_SPACE_RUN_SCORE : -(float)rank;
-        rank++;
     }
-    return 0;
+    rd_buf_free(&buf);
+    return rc;
 }
 
 /* ---- entry point ------------------------------------------------------------------ */
 
-static int load(const cJSON *root, const cJSON *config, const char *path,
-                const char *config_path, rd_vocab *out, rd_error *err) {
+/* Reads h into out. Frees h's tree once the pieces are copied out of it (before the
+ * merges, which come from h's text). */
+static int load(hf_file *h, const cJSON *config, const char *path, const char *config_path,
+                rd_vocab *out, rd_error *err) {
+    const cJSON *root = h->root;
     hf_vocab v = {.bos = -1, .eos = -1, .unk = -1};
     const cJSON *model = field(root, "model");
     const cJSON *added = field(root, "added_tokens");
+    const int merges_absent = field(model, "merges") == NULL;
     rd_vocab_index ix = {0};
-    char *buf = NULL;
     int rc = -1;
     if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added)) {
         rd_error_set(err, "%s: added_tokens is not an array", path);
@@ -441,13 +676,19 @@ static int load(const cJSON *root, const cJSON *config, const char *path,
                read_added(added, path, &v, err) == 0 &&
                read_specials(model, config, config_path, &v, err) == 0 &&
                build(&v, path, out, err) == 0) {
-        if (rd_vocab_index_init(&ix, out) || !(buf = malloc(ix.max_len + 1)))
+        hf_vocab_free(&v); /* (its pieces point into the tree) */
+        memset(&v, 0, sizeof v);
+        cJSON_Delete(h->root);
+        h->root = NULL;
+        if (!h->end)
+            rd_error_set(err, "%s: model.merges is %s, not an array", path,
+                         merges_absent ? "missing" : "of another JSON type");
+        else if (rd_vocab_index_init(&ix, out))
             rd_error_set(err, "%s: out of memory", path);
         else
-            rc = merge_scores(out, &ix, model, path, buf, err);
+            rc = merge_scores(out, &ix, h, path, err);
         if (rc) rd_vocab_release(out);
     }
-    free(buf);
     rd_vocab_index_free(&ix);
     hf_vocab_free(&v);
     return rc;
@@ -456,14 +697,17 @@ static int load(const cJSON *root, const cJSON *config, const char *path,
 int rd_vocab_load_hf(const char *tokenizer_json, const char *config_json, rd_vocab *out,
                      rd_error *err) {
     memset(out, 0, sizeof *out);
-    cJSON *root = parse_json_object(tokenizer_json, err);
-    if (!root) return -1;
+    hf_file h;
+    if (parse_tokenizer_json(tokenizer_json, &h, err) < 0) {
+        hf_file_free(&h);
+        return -1;
+    }
     cJSON *config = NULL;
     int rc = -1;
-    if (check_kind(root, tokenizer_json, err) == 0 &&
+    if (check_kind(h.root, tokenizer_json, err) == 0 &&
         (!config_json || (config = parse_json_object(config_json, err)) != NULL))
-        rc = load(root, config, tokenizer_json, config_json, out, err);
+        rc = load(&h, config, tokenizer_json, config_json, out, err);
     cJSON_Delete(config);
-    cJSON_Delete(root);
+    hf_file_free(&h);
     return rc;
 }

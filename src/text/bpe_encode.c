@@ -10,12 +10,19 @@
  *      merge, and offer the two new neighbouring pairs;
  *   4. emit each final symbol: UNUSED pieces are split back into the two parts that formed
  *      them, unknown symbols become byte pieces (one per UTF-8 byte) when the vocabulary
- *      has them, else <unk> (a run of unknown symbols gives one <unk>). */
+ *      has them, else <unk> (a run of unknown symbols gives one <unk>).
+ *
+ * Memory: a long text is encoded in parts of about RD_BPE_CHUNK_BYTES normalized bytes, cut
+ * only where the result provably cannot change (encode_work), so the working arrays (about
+ * 75 bytes per normalized byte: symbols, heap) stay about 2 MB whatever the text's length;
+ * beyond them only the output ids grow. */
 #include "tokenizer_internal.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "redit/buf.h"
 
 typedef struct bpe_symbol {
     int32_t start;      /* byte offset in the normalized text */
@@ -32,17 +39,18 @@ typedef struct bpe_pair {
 
 typedef struct bpe_work {
     const rd_tokenizer *t;
-    char *norm;             /* (3 * text length + 3) normalized text, norm_len used */
-    size_t norm_len;
-    bpe_symbol *sym;        /* (norm_len + 1) symbols, n_sym used */
+    char *norm;             /* (norm_cap) normalized text of the current part, norm_len used */
+    size_t norm_len, norm_cap;
+    bpe_symbol *sym;        /* (sym_cap >= norm_len + 1) symbols, n_sym used */
+    size_t sym_cap;
     int32_t n_sym;
-    bpe_pair *heap;         /* (3 * n_sym + 1) binary max-heap of merge candidates */
-    size_t heap_n;
+    bpe_pair *heap;         /* (heap_cap >= 3 * n_sym + 1) binary max-heap of merge candidates */
+    size_t heap_cap, heap_n;
     int32_t *rev_left;      /* (t->n_unused) left length of the latest pair that formed
                                each UNUSED piece, -1 when none; NULL without UNUSED pieces */
     int32_t *stack;         /* (2 * (t->max_merge_len + 1)) start/len pairs for splitting */
-    int *ids;               /* (norm_len + 2) output */
-    size_t n_ids;
+    int *ids;               /* (ids_cap) output, n_ids used */
+    size_t n_ids, ids_cap;
     int prev_unk;           /* the last id came from an unknown symbol (no byte pieces) */
 } bpe_work;
 
@@ -55,29 +63,23 @@ static void work_free(bpe_work *w) {
     free(w->ids);
 }
 
-static void put(bpe_work *w, const char *s, size_t n) {
-    memcpy(w->norm + w->norm_len, s, n);
-    w->norm_len += n;
-}
-
-/* Step 1. */
-static void normalize(bpe_work *w, const char *text, size_t len) {
-    if (len == 0) return;
-    if (w->t->add_dummy_prefix) put(w, RD_SPACE_MARK, RD_SPACE_MARK_LEN);
-    const unsigned char *u = (const unsigned char *)text;
-    for (size_t i = 0; i < len;) {
-        size_t n = rd_utf8_char_len(u + i, len - i);
-        if (n == 0) {
-            put(w, "\xEF\xBF\xBD", 3); /* U+FFFD for one malformed byte */
-            i++;
-        } else if (text[i] == ' ') {
-            put(w, RD_SPACE_MARK, RD_SPACE_MARK_LEN);
-            i++;
-        } else {
-            put(w, text + i, n);
-            i += n;
-        }
+/* Step 1 for one character: the normalized form of the character at text[0..len) (len > 0)
+ * into *out (*out_len bytes); returns the input bytes it covers. */
+static size_t normalize_char(const char *text, size_t len, const char **out, size_t *out_len) {
+    size_t n = rd_utf8_char_len((const unsigned char *)text, len);
+    if (n == 0) {
+        *out = "\xEF\xBF\xBD"; /* U+FFFD for one malformed byte */
+        *out_len = 3;
+        return 1;
     }
+    if (text[0] == ' ') {
+        *out = RD_SPACE_MARK;
+        *out_len = RD_SPACE_MARK_LEN;
+        return 1;
+    }
+    *out = text;
+    *out_len = n;
+    return n;
 }
 
 /* Step 2. */
@@ -213,63 +215,114 @@ static int emit_symbol(bpe_work *w, int32_t start, int32_t len, rd_error *err) {
     return 0;
 }
 
-/* The normalized text, the output and the splitting state, before normalizing. */
+/* The splitting state, before the first part. */
 static int work_alloc(bpe_work *w, size_t len, rd_error *err) {
     const rd_tokenizer *t = w->t;
-    w->norm = malloc(3 * len + RD_SPACE_MARK_LEN);
     w->stack = malloc(2 * (t->max_merge_len + 2) * sizeof *w->stack);
     if (t->n_unused > 0 && (w->rev_left = malloc((size_t)t->n_unused * sizeof *w->rev_left)))
         for (int i = 0; i < t->n_unused; i++) w->rev_left[i] = -1;
-    if (!w->norm || !w->stack || (t->n_unused > 0 && !w->rev_left))
+    if (!w->stack || (t->n_unused > 0 && !w->rev_left))
         return rd_error_set(err, "encode: out of memory for a text of %zu bytes", len);
     return 0;
 }
 
-/* Symbols and output (norm_len + 2 ids: every id covers at least one byte). The symbols and
- * the heap are zeroed (one pass, cheap beside the merging): clang's analyser loses track of
- * n_sym and heap_n across the calls and would otherwise report reads of entries that are
- * always written first. */
-static int work_alloc_symbols(bpe_work *w, rd_error *err) {
-    w->sym = calloc(w->norm_len + 1, sizeof *w->sym);
-    w->ids = malloc((w->norm_len + 2) * sizeof *w->ids);
-    if (!w->sym || !w->ids)
+/* Symbols, heap and room for the part's ids (norm_len + 1 more: every id covers at least one
+ * byte, and EOS). The symbols and the heap are zeroed (one pass, cheap beside the merging):
+ * clang's analyser loses track of n_sym and heap_n across the calls and would otherwise
+ * report reads of entries that are always written first. */
+static int part_alloc(bpe_work *w, rd_error *err) {
+    size_t n = w->norm_len + 1;
+    if (rd_array_reserve(&w->sym, &w->sym_cap, n, sizeof *w->sym) < 0 ||
+        rd_array_reserve(&w->heap, &w->heap_cap, 3 * n + 1, sizeof *w->heap) < 0 ||
+        rd_array_reserve(&w->ids, &w->ids_cap, w->n_ids + n + 1, sizeof *w->ids) < 0)
         return rd_error_set(err, "encode: out of memory for %zu symbols", w->norm_len);
+    memset(w->sym, 0, n * sizeof *w->sym);
+    memset(w->heap, 0, (3 * n + 1) * sizeof *w->heap);
     return 0;
 }
 
-/* Merge candidates: n_sym - 1 at first, at most two more per merge. */
-static int work_alloc_heap(bpe_work *w, rd_error *err) {
-    w->heap = calloc(3 * (size_t)w->n_sym + 1, sizeof *w->heap);
-    if (!w->heap) return rd_error_set(err, "encode: out of memory for %d symbols", w->n_sym);
-    return 0;
-}
-
-/* Runs steps 1-4 into w->ids. */
-static int encode_work(bpe_work *w, const char *text, size_t len, int add_bos, int add_eos,
-                       rd_error *err) {
-    const rd_tokenizer *t = w->t;
-    if (work_alloc(w, len, err) < 0) return -1;
-    normalize(w, text, len);
-    if (work_alloc_symbols(w, err) < 0) return -1;
-    if (add_bos && t->bos >= 0) w->ids[w->n_ids++] = t->bos;
+/* Steps 2-4 for the normalized part in w->norm, appending to w->ids; empties the part. */
+static int encode_part(bpe_work *w, rd_error *err) {
+    if (part_alloc(w, err) < 0) return -1;
+    w->n_sym = 0;
+    w->heap_n = 0;
     split(w);
-    if (work_alloc_heap(w, err) < 0) return -1;
     merge_all(w);
     for (int32_t i = w->n_sym ? 0 : -1; i >= 0; i = w->sym[i].next)
         if (emit_symbol(w, w->sym[i].start, w->sym[i].len, err) < 0) return -1;
+    w->norm_len = 0;
+    return 0;
+}
+
+/* Appends s[0..n) (n <= 4) to the part. */
+static int put(bpe_work *w, const char *s, size_t n, rd_error *err) {
+    if (w->norm_len + n > w->norm_cap &&
+        rd_array_reserve(&w->norm, &w->norm_cap, w->norm_len + n, 1) < 0)
+        return rd_error_set(err, "encode: out of memory for a part of %zu bytes", w->norm_len);
+    memcpy(w->norm + w->norm_len, s, n);
+    w->norm_len += n;
+    return 0;
+}
+
+/* Normalizes the text (x->a then x->b, read as one) character by character into parts and encodes each part once it
+ * holds chunk_bytes and the next character may start a new one: the place between its last
+ * character and the next is not inside any piece (t->cut; the argument is at
+ * rd_pair_set_build). Symbols never span such a place, merges on either side never see each
+ * other, and the merge order within a part (score, then leftmost) is the order within the
+ * whole text, so the ids are those of one pass. Cutting needs no UNUSED pieces: the split
+ * of an UNUSED piece depends on the latest offer in the whole text (rev_left). A text with
+ * no such place (a run of one letter whose doubles are pieces) is one part. */
+static int encode_work(bpe_work *w, const rd_text2 *x, int add_bos, int add_eos,
+                       size_t chunk_bytes, rd_error *err) {
+    const rd_tokenizer *t = w->t;
+    const size_t len = x->na + x->nb;
+    if (work_alloc(w, len, err) < 0) return -1;
+    if (rd_array_reserve(&w->ids, &w->ids_cap, 2, sizeof *w->ids) < 0)
+        return rd_error_set(err, "encode: out of memory");
+    if (add_bos && t->bos >= 0) w->ids[w->n_ids++] = t->bos;
+    char last[4]; /* the part's last character, last_len bytes (0: none yet) */
+    size_t last_len = 0;
+    if (len > 0 && t->add_dummy_prefix) {
+        if (put(w, RD_SPACE_MARK, RD_SPACE_MARK_LEN, err) < 0) return -1;
+        memcpy(last, RD_SPACE_MARK, RD_SPACE_MARK_LEN);
+        last_len = RD_SPACE_MARK_LEN;
+    }
+    for (size_t i = 0; i < len;) {
+        const char *c;
+        size_t c_len;
+        char tmp[8];
+        if (i >= x->na) { /* in b */
+            i += normalize_char(x->b + (i - x->na), len - i, &c, &c_len);
+        } else if (x->na - i >= 4 || x->nb == 0) { /* in a, the character whole in it */
+            i += normalize_char(x->a + i, x->na - i, &c, &c_len);
+        } else { /* a's last bytes, with what of b could end their character */
+            size_t ka = x->na - i, kb = x->nb < 4 - ka ? x->nb : 4 - ka;
+            memcpy(tmp, x->a + i, ka);
+            memcpy(tmp + ka, x->b, kb);
+            i += normalize_char(tmp, ka + kb, &c, &c_len);
+        }
+        if (w->norm_len >= chunk_bytes && t->cut.keys && last_len &&
+            !rd_pair_set_has(&t->cut, rd_char_pair_key(last, last_len, c, c_len)) &&
+            encode_part(w, err) < 0)
+            return -1;
+        if (put(w, c, c_len, err) < 0) return -1;
+        memcpy(last, c, c_len);
+        last_len = c_len;
+    }
+    if (encode_part(w, err) < 0) return -1;
     if (add_eos && t->eos >= 0) w->ids[w->n_ids++] = t->eos;
     return 0;
 }
 
-int rd_tokenizer_encode(const rd_tokenizer *t, const char *text, size_t len, int add_bos,
-                        int add_eos, int **ids, size_t *n, rd_error *err) {
+int rd_bpe_encode(const rd_tokenizer *t, const rd_text2 *x, int add_bos, int add_eos,
+                  size_t chunk_bytes, int **ids, size_t *n, rd_error *err) {
     *ids = NULL;
     *n = 0;
-    if (len > (size_t)(INT32_MAX / 4))
-        return rd_error_set(err, "encode: a text of %zu bytes is too long (limit %d)", len,
-                            INT32_MAX / 4);
+    if (x->na > (size_t)(INT32_MAX / 4) || x->nb > (size_t)(INT32_MAX / 4) - x->na)
+        return rd_error_set(err, "encode: a text of %zu bytes is too long (limit %d)",
+                            x->na + x->nb, INT32_MAX / 4);
     bpe_work w = {.t = t};
-    if (encode_work(&w, text, len, add_bos, add_eos, err) < 0) {
+    if (encode_work(&w, x, add_bos, add_eos, chunk_bytes, err) < 0) {
         work_free(&w);
         return -1;
     }
@@ -279,4 +332,17 @@ int rd_tokenizer_encode(const rd_tokenizer *t, const char *text, size_t len, int
     w.ids = NULL;
     work_free(&w);
     return 0;
+}
+
+int rd_tokenizer_encode(const rd_tokenizer *t, const char *text, size_t len, int add_bos,
+                        int add_eos, int **ids, size_t *n, rd_error *err) {
+    rd_text2 x = {.a = text, .na = len};
+    return rd_bpe_encode(t, &x, add_bos, add_eos, RD_BPE_CHUNK_BYTES, ids, n, err);
+}
+
+int rd_tokenizer_encode2(const rd_tokenizer *t, const char *a, size_t na, const char *b,
+                         size_t nb, int add_bos, int add_eos, int **ids, size_t *n,
+                         rd_error *err) {
+    rd_text2 x = {.a = a, .na = na, .b = b, .nb = nb};
+    return rd_bpe_encode(t, &x, add_bos, add_eos, RD_BPE_CHUNK_BYTES, ids, n, err);
 }

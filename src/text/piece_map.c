@@ -109,3 +109,93 @@ size_t rd_trie_longest(const rd_trie *tr, const char *s, size_t len) {
     }
     return best;
 }
+
+uint64_t rd_char_pair_key(const char *a, size_t na, const char *b, size_t nb) {
+    uint32_t ka = 0, kb = 0;
+    for (size_t i = 0; i < na; i++) ka = ka << 8 | (unsigned char)a[i];
+    for (size_t i = 0; i < nb; i++) kb = kb << 8 | (unsigned char)b[i];
+    return (uint64_t)ka << 32 | kb;
+}
+
+static size_t pair_slot(const rd_pair_set *s, uint64_t key) {
+    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & s->mask;
+    while (s->keys[i] != RD_PAIR_EMPTY && s->keys[i] != key) i = (i + 1) & s->mask;
+    return i;
+}
+
+int rd_pair_set_has(const rd_pair_set *s, uint64_t key) {
+    return s->keys && s->keys[pair_slot(s, key)] == key;
+}
+
+void rd_pair_set_free(rd_pair_set *s) {
+    free(s->keys);
+    s->keys = NULL;
+    s->mask = 0;
+}
+
+/* Number of characters of piece i when it is valid UTF-8, else 0. */
+static size_t piece_chars(const rd_tokenizer *t, int i) {
+    const unsigned char *u = (const unsigned char *)t->arena + t->off[i];
+    size_t len = t->off[i + 1] - t->off[i], k = 0;
+    for (size_t j = 0; j < len; k++) {
+        size_t c = rd_utf8_char_len(u + j, len - j);
+        if (c == 0) return 0;
+        j += c;
+    }
+    return k;
+}
+
+/* Why the cut is exact (bpe_encode.c relies on it): every symbol BPE ever forms, and every
+ * user-defined match, is a piece of `merge` made of whole characters. A symbol that spans
+ * the place between characters a and b holds "ab", so when no piece holds it no symbol spans
+ * it, and the symbols on either side evolve without seeing each other. */
+/* Inserts key into s (n keys held, counted), doubling the table past half full. */
+static int pair_set_add(rd_pair_set *s, size_t *n, uint64_t key) {
+    if (2 * (*n + 1) > s->mask + 1) {
+        size_t cap = 2 * (s->mask + 1);
+        uint64_t *old = s->keys, *keys = malloc(cap * sizeof *keys);
+        if (!keys) return -1;
+        for (size_t i = 0; i < cap; i++) keys[i] = RD_PAIR_EMPTY;
+        rd_pair_set grown = {.keys = keys, .mask = cap - 1};
+        for (size_t i = 0; i <= s->mask; i++)
+            if (old[i] != RD_PAIR_EMPTY) keys[pair_slot(&grown, old[i])] = old[i];
+        free(old);
+        *s = grown;
+    }
+    size_t i = pair_slot(s, key);
+    if (s->keys[i] == RD_PAIR_EMPTY) {
+        s->keys[i] = key;
+        ++*n;
+    }
+    return 0;
+}
+
+int rd_pair_set_build(rd_tokenizer *t) {
+    rd_pair_set_free(&t->cut);
+    if (t->n_unused > 0) return 0;
+    for (int i = 0; i < t->n; i++)
+        if (rd_piece_mergeable(t->types[i]) && t->off[i + 1] > t->off[i] && piece_chars(t, i) == 0)
+            return 0; /* not valid UTF-8: it could match across characters */
+    size_t cap = 1024, n = 0;
+    t->cut.keys = malloc(cap * sizeof *t->cut.keys);
+    if (!t->cut.keys) return -1;
+    t->cut.mask = cap - 1;
+    for (size_t i = 0; i < cap; i++) t->cut.keys[i] = RD_PAIR_EMPTY;
+    for (int i = 0; i < t->n; i++) {
+        const char *s = t->arena + t->off[i];
+        size_t len = t->off[i + 1] - t->off[i];
+        if (!rd_piece_mergeable(t->types[i]) || len == 0) continue;
+        const unsigned char *u = (const unsigned char *)s;
+        size_t a = rd_utf8_char_len(u, len);
+        for (size_t j = a; j < len;) {
+            size_t b = rd_utf8_char_len(u + j, len - j);
+            if (pair_set_add(&t->cut, &n, rd_char_pair_key(s + j - a, a, s + j, b)) < 0) {
+                rd_pair_set_free(&t->cut);
+                return -1;
+            }
+            j += b;
+            a = b;
+        }
+    }
+    return 0;
+}

@@ -27,17 +27,13 @@ static void index_byte_pieces(rd_tokenizer *t) {
     }
 }
 
-static int is_mergeable(uint8_t type) {
-    return type == RD_TOKEN_NORMAL || type == RD_TOKEN_USER_DEFINED || type == RD_TOKEN_UNUSED;
-}
-
-/* The merge map, the user-defined trie and the unused-piece slots. */
+/* The merge map, the user-defined trie, the unused-piece slots and the cut pairs. */
 static int index_pieces(rd_tokenizer *t, const char *what, rd_error *err) {
     if (rd_piece_map_init(&t->merge, t->n) < 0)
         return rd_error_set(err, "%s: out of memory for the piece map", what);
     for (int i = 0; i < t->n; i++) {
         size_t len = t->off[i + 1] - t->off[i];
-        if (!is_mergeable(t->types[i]) || len == 0) continue;
+        if (!rd_piece_mergeable(t->types[i]) || len == 0) continue;
         rd_piece_map_insert(&t->merge, t, i); /* no duplicate: rd_vocab_check */
         if (len > t->max_merge_len) t->max_merge_len = len;
         if (t->types[i] == RD_TOKEN_USER_DEFINED &&
@@ -45,7 +41,8 @@ static int index_pieces(rd_tokenizer *t, const char *what, rd_error *err) {
             return rd_error_set(err, "%s: out of memory for the user-defined pieces", what);
         if (t->types[i] == RD_TOKEN_UNUSED) t->n_unused++;
     }
-    if (t->n_unused == 0) return 0;
+    if (t->n_unused == 0)
+        return rd_pair_set_build(t) < 0 ? rd_error_set(err, "%s: out of memory", what) : 0;
     t->unused_slot = malloc((size_t)t->n * sizeof *t->unused_slot);
     if (!t->unused_slot) return rd_error_set(err, "%s: out of memory", what);
     int32_t k = 0;
@@ -116,6 +113,7 @@ void rd_tokenizer_free(rd_tokenizer *t) {
     if (!t) return;
     rd_piece_map_free(&t->merge);
     rd_trie_free(&t->user);
+    rd_pair_set_free(&t->cut);
     free(t->unused_slot);
     free(t->arena);
     free(t->off);
