@@ -30,6 +30,8 @@ enum { COLOR_SERIES_FIRST = 1, SERIES_COLORS = 6, PAIR_TITLE = 8, PAIR_FOCUS, PA
 
 typedef struct tui_app {
     rd_workbench_args args;
+    char model_arg[512];    /* the model path taken from the session when none was given */
+    int restored;           /* the session was restored (not new): --init-set is not applied */
     /* the model */
     rd_model *model;
     char model_desc[256];   /* "stories15M.bin · llama2c F32 · 15.2M params" */

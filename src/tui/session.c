@@ -107,6 +107,70 @@ int tui_session_exists(const char *root, const char *name) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+int tui_session_check_writable(const char *root, const char *name, rd_error *err) {
+    char dir[1200], probe[2500];
+    if (!tui_session_name_ok(name, err) || session_path(root, name, NULL, dir, sizeof dir, err))
+        return -1;
+    /* the file the check creates beside: session.json in the session's folder, else the
+     * first missing folder's name in the nearest existing one */
+    const char *file = "session.json";
+    char missing[1200] = "";
+    for (;;) {
+        struct stat st;
+        if (stat(dir, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                return rd_error_set(err, "session \"%s\" cannot be saved: %s is not a folder",
+                                    name, dir);
+            break;
+        }
+        if (errno == ENOTDIR)
+            return rd_error_set(err, "session \"%s\" cannot be saved: the folder %s cannot "
+                                     "exist (part of it is a file, not a folder)", name, dir);
+        if (errno != ENOENT)
+            return rd_error_set(err, "session \"%s\" cannot be saved: %s: %s", name, dir,
+                                strerror(errno));
+        char *slash = strrchr(dir, '/');
+        while (slash && slash > dir && slash[1] == '\0') { /* "a/b/" */
+            *slash = '\0';
+            slash = strrchr(dir, '/');
+        }
+        snprintf(missing, sizeof missing, "%s", slash ? slash + 1 : dir);
+        file = missing;
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else if (slash == dir) snprintf(dir, sizeof dir, "/");
+        else *slash = '\0';
+    }
+    snprintf(probe, sizeof probe, "%s/%s", dir, file);
+    rd_error e = {0};
+    if (rd_atomic_file_check(probe, &e))
+        return rd_error_set(err, "session \"%s\" cannot be saved in %s: %s", name,
+                            root_dir(root), e.msg);
+    return 0;
+}
+
+tui_model_check tui_session_check_model(const tui_session *s, const rd_model *m, rd_error *err) {
+    if (!s->model_fingerprint[0]) return TUI_MODEL_NEW;
+    switch (rd_model_fingerprint_match(m, s->model_fingerprint, 1)) {
+    case RD_FP_SAME: return TUI_MODEL_SAME;
+    case RD_FP_SAME_SAMPLED: return TUI_MODEL_SAME_SAMPLED;
+    case RD_FP_OTHER: break;
+    }
+    const uint64_t mine = rd_model_fingerprint(m);
+    struct stat st;
+    if (s->model_path[0] && stat(s->model_path, &st) != 0)
+        rd_error_set(err, "session %s's model %s is not found (moved or deleted?), and the "
+                          "model given is another one (fingerprint %016" PRIx64 ", the "
+                          "session's is %s): give the session's model by its new path with -m",
+                     s->name, s->model_path, mine, s->model_fingerprint);
+    else
+        rd_error_set(err, "session %s was made with another model: %s (fingerprint %s); the "
+                          "model given has fingerprint %016" PRIx64 ": open the session with "
+                          "its model (-m %s), or choose another --session",
+                     s->name, s->model_path[0] ? s->model_path : "(path not recorded)",
+                     s->model_fingerprint, mine, s->model_path[0] ? s->model_path : "FILE");
+    return TUI_MODEL_OTHER;
+}
+
 /* ---- runs and chat in memory ------------------------------------------------------------------ */
 
 /* The capacity an array holding n elements has (0, 16, 32, 64, ...): grown by the add

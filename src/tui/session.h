@@ -161,6 +161,28 @@ int tui_session_load(const char *root, const char *name, tui_session *out, rd_er
  * has no saved edits. */
 void tui_session_edits_path(const tui_session *s, char *buf, size_t cap);
 
+/* Checks, before any work, that a save of session root/name could be written: the name is
+ * valid (tui_session_name_ok) and a file can be created in the session's folder, or, while it
+ * does not exist yet, in the nearest existing folder above it (the save creates the rest):
+ * rd_atomic_file_check, so a read-only folder or file system, a path through a regular file
+ * or a missing permission is found. 0, or -1 with *err saying why. Touches nothing. */
+int tui_session_check_writable(const char *root, const char *name, rd_error *err);
+
+/* How the model a session was made with relates to a loaded model: the session recognises
+ * its model by fingerprint, never by the spelling of its path (a relative or absolute path,
+ * a symlink, a copy elsewhere are the same model). */
+typedef enum tui_model_check {
+    TUI_MODEL_NEW = 0,      /* the session records no fingerprint (new, or made without one) */
+    TUI_MODEL_SAME,         /* s->model_fingerprint is rd_model_fingerprint(m) */
+    TUI_MODEL_SAME_SAMPLED, /* it is the sampled fingerprint of earlier versions
+                               (rd_model_fingerprint_match with accept_sampled): the same
+                               model, recorded with the weaker check; the next save writes the
+                               full one */
+    TUI_MODEL_OTHER         /* another model: *err names both fingerprints and says what to do
+                               (the session's model path, and whether it is still there) */
+} tui_model_check;
+tui_model_check tui_session_check_model(const tui_session *s, const rd_model *m, rd_error *err);
+
 /* 1 when root/name/session.json exists as a regular file (and name is valid), else 0. */
 int tui_session_exists(const char *root, const char *name);
 
