@@ -720,6 +720,14 @@ static void fill_session(tui_session *s) {
     r->seconds = 0.25;
     assert_int_equal(tui_session_add_chat(s, CHAT_PROMPT, "", CHAT_EDITED, 1.5), 0);
     assert_int_equal(tui_session_add_chat(s, "second", "base answer", "edited answer", 0), 0);
+    /* two runs compared: the columns' titles (the second one cut to 63 bytes) */
+    assert_int_equal(tui_session_add_chat_titled(s, "third", "run 1 says", "run 2 says", 1,
+                                                 "#1 ffn all s b lr 0.05",
+                                                 "#2 both all s b lr 0.05 ............................................."),
+                     0);
+    assert_int_equal(strncmp(s->chat[2].right, "#2 both all s b lr 0.05 ...", 27), 0);
+    assert_int_equal(strlen(s->chat[2].right), 63);
+    assert_string_equal(s->chat[1].left, "");
 }
 
 static void assert_sessions_equal(const tui_session *a, const tui_session *b) {
@@ -752,6 +760,8 @@ static void assert_sessions_equal(const tui_session *a, const tui_session *b) {
         assert_string_equal(a->chat[i].base, b->chat[i].base);
         assert_string_equal(a->chat[i].edited, b->chat[i].edited);
         assert_true(a->chat[i].strength == b->chat[i].strength);
+        assert_string_equal(a->chat[i].left, b->chat[i].left);
+        assert_string_equal(a->chat[i].right, b->chat[i].right);
     }
 }
 
@@ -818,7 +828,7 @@ static void test_session_round_trip(void **state) {
     assert_int_equal(count_temp_files(dir), 0);
     tui_session again;
     assert_int_equal(tui_session_load(fx->root, "run-1.a_b", &again, &err), 0);
-    assert_int_equal(again.n_chat, 3);
+    assert_int_equal(again.n_chat, 4);
     assert_string_equal(again.model_fingerprint, fp); /* kept from the session */
     tui_session_release(&again);
 

@@ -128,6 +128,7 @@ static void describe_model(tui_app *a) {
     else snprintf(count, sizeof count, "%.1fK", p / 1e3);
     snprintf(a->model_desc, sizeof a->model_desc, "%s · %s %s · %s params", info.name,
              rd_file_format_name(info.format), t ? t->name : "?", count);
+    snprintf(a->model_warning, sizeof a->model_warning, "%s", info.nonfinite ? info.nonfinite : "");
 }
 
 /* Fresh (identity) edits of the configured sites and layers; NULL with *err when the
@@ -205,6 +206,11 @@ static int open_session(tui_app *a, rd_error *err) {
         if (a->args.train_path)
             snprintf(c->train_path, sizeof c->train_path, "%s", a->args.train_path);
         if (a->args.eval_path) snprintf(c->eval_path, sizeof c->eval_path, "%s", a->args.eval_path);
+    } else if ((a->args.train_path && strcmp(a->args.train_path, c->train_path)) ||
+               (a->args.eval_path && strcmp(a->args.eval_path, c->eval_path))) {
+        const size_t used = strlen(note);
+        snprintf(note + used, sizeof note - used, "; it keeps its data sets (--set train_path=... "
+                                                  "changes them)");
     }
     snprintf(a->session.model_path, sizeof a->session.model_path, "%s", a->args.model_path);
     snprintf(a->session.model_fingerprint, sizeof a->session.model_fingerprint, "%016llx",
@@ -228,6 +234,9 @@ static int open_session(tui_app *a, rd_error *err) {
     if (restored && !a->message[0])
         app_notify(a, 0, "session %s restored: %zu run(s), %zu chat turn(s)%s", name,
                    a->session.n_runs, a->session.n_chat, note);
+    if (a->model_warning[0] && !a->message[0])
+        app_notify(a, 1, "the model is broken: %s (its outputs are NaN, training stops at once)",
+                   a->model_warning);
     return 0;
 }
 
@@ -374,8 +383,10 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
     rd_gen_opts gen = {.sampling = tui_config_sampling(c),
                        .max_tokens = c->max_tokens,
                        .stop_at_eos = 1};
+    const int comparing = a->compare_edits[0] && a->compare_edits[1];
     tui_chat_job job = {.model = a->model,
-                        .edits = a->edits,
+                        .edits = comparing ? a->compare_edits[1] : a->edits,
+                        .base_edits = comparing ? a->compare_edits[0] : NULL,
                         .strength = (float)c->strength,
                         .prompt = ids,
                         .n_prompt = n,
@@ -390,7 +401,10 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
         a->answer[i] = calloc(1, 1);
     }
     snprintf(a->chat_prompt, sizeof a->chat_prompt, "%s", prompt);
-    a->chatting = a->edits ? 2 : 1;
+    for (int i = 0; i < 2; i++)
+        snprintf(a->answer_title[i], sizeof a->answer_title[i], "%s",
+                 comparing ? a->compare_title[i] : "");
+    a->chatting = job.edits ? 2 : 1;
     a->chat_scroll = 0;
     a->dirty = 1;
     return 0;
@@ -438,10 +452,65 @@ int app_use_run(tui_app *a, int id, rd_error *err) {
     return 0;
 }
 
+/* Back to base vs current edits in the chat. */
+static void end_compare(tui_app *a) {
+    for (int i = 0; i < 2; i++) {
+        rd_edits_free(a->compare_edits[i]);
+        a->compare_edits[i] = NULL;
+        a->compare_run[i] = 0;
+        a->compare_title[i][0] = '\0';
+    }
+}
+
+/* The title of run r's column: its label, numbered as the chart and wb.runs() number it. */
+static void run_title(const tui_run *r, char title[64]) {
+    char num[16];
+    snprintf(num, sizeof num, "#%d", r->id);
+    const size_t n = strlen(num);
+    char full[96];
+    if (!strncmp(r->label, num, n) && (r->label[n] == ' ' || !r->label[n]))
+        snprintf(full, sizeof full, "%s", r->label);
+    else
+        snprintf(full, sizeof full, "%s %s", num, r->label);
+    size_t len = strlen(full);
+    if (len > 63) { /* cut at a character boundary */
+        len = 63;
+        while (len > 0 && ((unsigned char)full[len] & 0xC0) == 0x80) len--;
+    }
+    memcpy(title, full, len);
+    title[len] = '\0';
+}
+
+int app_compare(tui_app *a, int id_a, int id_b, rd_error *err) {
+    if (busy_error(a, err)) return -1;
+    if (id_a == 0 && id_b == 0) {
+        end_compare(a);
+        a->dirty = 1;
+        return 0;
+    }
+    const int ids[2] = {id_a, id_b};
+    rd_edits *e[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        if (!(e[i] = app_run_edits(a, ids[i], err))) {
+            rd_edits_free(e[0]);
+            return -1;
+        }
+    }
+    end_compare(a);
+    for (int i = 0; i < 2; i++) {
+        a->compare_edits[i] = e[i];
+        a->compare_run[i] = ids[i];
+        run_title(tui_session_find_run(&a->session, ids[i]), a->compare_title[i]);
+    }
+    a->dirty = 1;
+    return 0;
+}
+
 int app_delete_run(tui_app *a, int id, rd_error *err) {
     if (busy_error(a, err)) return -1;
     if (tui_session_delete_run(&a->session, id))
         return rd_error_set(err, "there is no run #%d (wb.runs() lists them)", id);
+    if (a->compare_run[0] == id || a->compare_run[1] == id) end_compare(a);
     a->dirty = 1;
     return 0;
 }
@@ -505,9 +574,9 @@ static void chat_done(tui_app *a, const tui_event *ev) {
     if (ev->text[0]) app_notify(a, 1, "answer failed: %s", ev->text);
     if (--a->chatting > 0) return;
     a->chatting = 0;
-    tui_session_add_chat(&a->session, a->chat_prompt, a->answer[0] ? a->answer[0] : "",
-                         a->edits && a->answer[1] ? a->answer[1] : "",
-                         a->session.config.strength);
+    tui_session_add_chat_titled(&a->session, a->chat_prompt, a->answer[0] ? a->answer[0] : "",
+                                a->answer[1] ? a->answer[1] : "", a->session.config.strength,
+                                a->answer_title[0], a->answer_title[1]);
     for (int i = 0; i < 2; i++) {
         free(a->answer[i]);
         a->answer[i] = NULL;
@@ -886,6 +955,7 @@ static void app_release(tui_app *a) {
     tui_worker_free(a->worker); /* stops and joins a running job first */
     console_free(a->console);
     for (int i = 0; i < 2; i++) free(a->answer[i]);
+    end_compare(a);
     rd_edits_free(a->edits);
     tui_session_release(&a->session);
     rd_model_free(a->model);

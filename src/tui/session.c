@@ -293,7 +293,26 @@ static char *copy_text(const char *text) {
 
 int tui_session_add_chat(tui_session *s, const char *prompt, const char *base, const char *edited,
                          double strength) {
-    tui_chat_turn t = {copy_text(prompt), copy_text(base), copy_text(edited), strength};
+    return tui_session_add_chat_titled(s, prompt, base, edited, strength, NULL, NULL);
+}
+
+/* src into a title field of 64 bytes, cut at a UTF-8 character boundary. */
+static void copy_title(char dst[64], const char *src) {
+    size_t n = src ? strlen(src) : 0;
+    if (n > 63) {
+        n = 63;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) n--;
+    }
+    if (n) memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+int tui_session_add_chat_titled(tui_session *s, const char *prompt, const char *base,
+                                const char *edited, double strength, const char *left,
+                                const char *right) {
+    tui_chat_turn t = {copy_text(prompt), copy_text(base), copy_text(edited), strength, "", ""};
+    copy_title(t.left, left);
+    copy_title(t.right, right);
     if (!t.prompt || !t.base || !t.edited ||
         reserve_one(&s->chat, s->n_chat, sizeof *s->chat)) {
         chat_turn_release(&t);
@@ -359,7 +378,9 @@ static char *chat_jsonl_text(const tui_session *s) {
         if (obj && cJSON_AddStringToObject(obj, "prompt", t->prompt ? t->prompt : "") &&
             cJSON_AddStringToObject(obj, "base", t->base ? t->base : "") &&
             cJSON_AddStringToObject(obj, "edited", t->edited ? t->edited : "") &&
-            cJSON_AddNumberToObject(obj, "strength", t->strength))
+            cJSON_AddNumberToObject(obj, "strength", t->strength) &&
+            (!t->left[0] || cJSON_AddStringToObject(obj, "left", t->left)) &&
+            (!t->right[0] || cJSON_AddStringToObject(obj, "right", t->right)))
             line = cJSON_PrintUnformatted(obj);
         cJSON_Delete(obj);
         if (!line) {
@@ -1026,7 +1047,18 @@ static int load_chat_line(const char *path, size_t line_no, const char *line, si
         rd_error_set(err, "%s: \"strength\" must be finite", where);
         goto done;
     }
-    if (tui_session_add_chat(out, texts[0], texts[1], texts[2], strength)) {
+    const char *titles[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) { /* optional: the columns' titles of a comparison */
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, k ? "right" : "left");
+        if (!v) continue;
+        if (!cJSON_IsString(v) || !v->valuestring) {
+            rd_error_set(err, "%s: \"%s\" must be a string", where, k ? "right" : "left");
+            goto done;
+        }
+        titles[k] = v->valuestring;
+    }
+    if (tui_session_add_chat_titled(out, texts[0], texts[1], texts[2], strength, titles[0],
+                                    titles[1])) {
         rd_error_set(err, "%s: out of memory", where);
         goto done;
     }

@@ -11,7 +11,8 @@
  *                        set), "stopped"}]}
  *   loss-G.csv          "run,step,kind,loss": run = index into "runs" (from 0), kind train
  *                        (step = 1, 2, ... in order) or eval (steps non-decreasing), %.9g
- *   chat-G.jsonl        one {"prompt", "base", "edited", "strength"} object per line
+ *   chat-G.jsonl        one {"prompt", "base", "edited", "strength"} object per line, with
+ *                        "left" and "right" (the columns' titles) when two runs were compared
  *   edits-G.safetensors the current edit vectors (rd_edits_save), when saved with edits
  *   runs/ID/edits.safetensors  the edits each run trained, written once, at the first save
  *                        after the run (a run's edits are never replaced by a later run)
@@ -63,6 +64,9 @@ int tui_run_add_eval(tui_run *r, int step, double loss);
 typedef struct tui_chat_turn {
     char *prompt, *base, *edited; /* owned, NUL-terminated */
     double strength;
+    /* the columns' titles when they were not the base model and the current edits (two runs
+     * compared, e.g. "#1 ffn all s b lr 0.05"); "" for base / edited */
+    char left[64], right[64];
 } tui_chat_turn;
 
 typedef struct tui_session {
@@ -122,6 +126,10 @@ void tui_session_run_edits_path(const tui_session *s, const tui_run *r, char *bu
  * out of memory (s unchanged). */
 int tui_session_add_chat(tui_session *s, const char *prompt, const char *base, const char *edited,
                          double strength);
+/* The same with the columns' titles (NULL or "": base / edited; cut to 63 bytes). */
+int tui_session_add_chat_titled(tui_session *s, const char *prompt, const char *base,
+                                const char *edited, double strength, const char *left,
+                                const char *right);
 
 /* Saves the session to s->root/s->name/ as one unit (see the top of this file), creating
  * the folders as needed: the runs' edits kept in memory (runs/ID/edits.safetensors), the

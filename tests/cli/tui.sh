@@ -230,8 +230,24 @@ wait_exit r
 S8="$TMP/sessions/s8"
 [ -s "$S8/runs/1/edits.safetensors" ] && [ -s "$S8/runs/2/edits.safetensors" ] ||
     fail "the two runs' edits were not both kept: $(ls -R "$S8")"
+# the CLI lists both runs (no model needed): id, label, steps, best eval, how it ended, edits
+expect_ok "redit session s8" "$REDIT" session s8 --root "$TMP/sessions"
+expect_grep "session listing" "$TMP/out" "^session s8 .*2 run\\(s\\)"
+expect_grep "session listing, run 1" "$TMP/out" "^ +1 +[0-9]+ +[0-9]+\\.[0-9]{4} +done +#1 ffn all"
+expect_grep "session listing, run 2" "$TMP/out" "^\\* +2 +[0-9]+ +[0-9]+\\.[0-9]{4} +done +#2 both all"
+expect_grep "session listing, run 1's edits" "$TMP/out" "edits: $S8/runs/1/edits.safetensors"
+expect_grep "session listing, run 2's edits" "$TMP/out" "edits: $S8/runs/2/edits.safetensors"
+expect_fail "redit session of no session" "there is no session nope" "$REDIT" session nope --root "$TMP/sessions"
 start r2 s8
 wait_for r2 "restored: 2 run\\(s\\)"
+# two runs side by side in the chat: each column titled with its run, the legend says which
+keys r2 F5 "wb.compare(1, 2) wb.focus('chat') wb.chat('Name item 5.')" Enter
+wait_for r2 "Chat: run #1 \\| run #2"
+wait_for r2 "left:#1 ffn all.*right:\\*?#2 both all"
+wait_top r2 "you: Name item 5\\." "#1 ffn all s b.*#2 both all s b.* α=1" " idle" '[^ ] *│ *[^ ]'
+keys r2 F5 "wb.compare() print('cmp' .. select('#', wb.compare()))" Enter
+wait_for r2 "^ cmp0 *$"
+wait_for r2 "Chat: base \\| edited"
 keys r2 F5 "local a = wb.run_edits(1):compare(red.load_edits('$TMP/e1.safetensors', model)) local b = wb.run_edits(2):compare(red.load_edits('$TMP/e2.safetensors', model)) print('same' .. tostring(a.max_abs_scale + a.max_abs_bias == 0 and b.max_abs_scale + b.max_abs_bias == 0))" Enter
 wait_for r2 "^ sametrue *$"
 keys r2 "wb.use_run(1) print('cur' .. tostring(wb.runs()[1].current) .. wb.edits():info().sites)" Enter
@@ -242,6 +258,8 @@ wait_for r2 "^ left1 *$"
 keys r2 F10
 wait_exit r2
 [ -e "$S8/runs/2" ] && fail "the deleted run's edits are still there: $(ls -R "$S8")"
+grep -q '"left":"#1 ffn all.*"right":"#2 both all' "$(file_of "$S8" 'chat-*.jsonl')" ||
+    fail "the compared turn's columns are not named in the chat file: $(cat "$(file_of "$S8" 'chat-*.jsonl')")"
 expect_ok "export run 1 after run 2" "$REDIT" export --edits "$S8/runs/1/edits.safetensors" -m "$M" \
     --format safetensors -o "$TMP/run1-export.safetensors"
 [ -s "$TMP/run1-export.safetensors" ] || fail "the export of run 1 is empty"
@@ -353,6 +371,8 @@ keys u o
 wait_exit u
 grep -q "session saved in $TMP/home/redit-sessions/s9" "$TMP/screen" || fail "not saved elsewhere: $(cat "$TMP/screen")"
 [ -s "$TMP/home/redit-sessions/s9/runs/1/edits.safetensors" ] || fail "the run was not saved in the other folder"
+expect_ok "the session saved elsewhere loads" "$REDIT" session s9 --root "$TMP/home/redit-sessions"
+expect_grep "the session saved elsewhere" "$TMP/out" "edits: $TMP/home/redit-sessions/s9/runs/1/edits.safetensors"
 
 # --- a classification set: the eval accuracy on the chart line and in the result ------------
 : >"$TMP/cls.jsonl"
@@ -404,5 +424,20 @@ grep -q "session saved" "$TMP/screen" || fail "SIGTERM with a full queue: no 'se
 [ "$(tmux -L "$SOCK" display -p -t q '#{alternate_on}')" = 0 ] || fail "the terminal was not restored"
 [ -s "$TMP/sessions/s7/runs/1/edits.safetensors" ] || fail "SIGTERM with a full queue lost the edits"
 grep -q ',train,' "$(file_of "$TMP/sessions/s7" 'loss-*.csv')" || fail "SIGTERM with a full queue lost the loss history"
+
+# --- a model with non-finite weights: the status line says so ---------------------------
+cp "$M" "$TMP/nan.gguf"
+size=$(wc -c <"$TMP/nan.gguf")
+printf '\377\377\377\377' | dd of="$TMP/nan.gguf" bs=1 seek=$((size - 8)) conv=notrunc 2>/dev/null
+TUI_MODEL="-m '$TMP/nan.gguf'" start n1 s11
+wait_for n1 "^ redit random demo .* NON-FINITE WEIGHTS: [a-z_.0-9]+ "
+wait_for n1 "the model is broken"
+keys n1 F10
+wait_exit n1
+start n2 s12
+wait_for n2 "Configuration"
+screen n2 | grep -q "NON-FINITE" && fail "a finite model shows the non-finite warning: $(screen n2)"
+keys n2 F10
+wait_exit n2
 
 echo "tests/cli/tui.sh: ok ($(tr '\n' ' ' <"$TMP/ui-latency.txt"))"
