@@ -249,13 +249,20 @@ static void side_step(tui_worker *w, side *s, int i) {
 static void run_chat(tui_worker *w, job *j) {
     rd_error err = {0};
     side sides[2] = {{0}};
-    const rd_edits *edits[2] = {j->chat.base_edits, j->chat.edits};
+    /* side 0: the base model, or the first of two edit sets compared; side 1: the edits */
     rd_edits_view views[2];
-    for (int i = 0; i < 2; i++)
-        if (edits[i]) views[i] = rd_edits_view_at(edits[i], j->chat.strength);
+    const rd_edits_view *view_of[2] = {NULL, NULL};
+    if (j->chat.base_edits) {
+        views[0] = rd_edits_view_at(j->chat.base_edits, j->chat.strength);
+        view_of[0] = &views[0];
+    }
+    if (j->chat.edits) {
+        views[1] = rd_edits_view_at(j->chat.edits, j->chat.strength);
+        view_of[1] = &views[1];
+    }
     int n_sides = j->chat.edits ? 2 : 1;
     for (int i = 0; i < n_sides; i++) {
-        if (side_start(&sides[i], j, edits[i] ? &views[i] : NULL, &err)) {
+        if (side_start(&sides[i], j, view_of[i], &err)) {
             push_text(w, TUI_EV_ERROR, 0, err.msg);
             for (int k = 0; k <= i; k++) side_release(&sides[k]);
             return;
