@@ -77,9 +77,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELP_OBJ) $(BUILD)/libredit_tui.a $(B
 # layer (3,072 numbers), the bundled instruction set (define-words), settings that show a
 # result in minutes (README: "The first five minutes").
 DEFAULT_MODEL := models/redit-base.gguf
-QUICKSTART_SETTINGS := --set sites=ffn --set lr=0.05 --set epochs=14 --set batch=32 \
-    --set micro_batch=32 --set max_len=64 --set template_name=red --set max_tokens=40 \
-    --set group_by_length=on
+# (--init-set: they seed a new session only; `make run` on an existing one restores it)
+QUICKSTART_SETTINGS := --init-set sites=ffn --init-set lr=0.05 --init-set epochs=14 \
+    --init-set batch=32 --init-set micro_batch=32 --init-set max_len=64 \
+    --init-set template_name=red --init-set max_tokens=40 --init-set group_by_length=on
 QUICKSTART := --session quickstart --train datasets/define-words/train.jsonl \
     --eval datasets/define-words/eval.jsonl $(QUICKSTART_SETTINGS)
 run: all

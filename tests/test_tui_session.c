@@ -720,6 +720,14 @@ static void fill_session(tui_session *s) {
     r->seconds = 0.25;
     assert_int_equal(tui_session_add_chat(s, CHAT_PROMPT, "", CHAT_EDITED, 1.5), 0);
     assert_int_equal(tui_session_add_chat(s, "second", "base answer", "edited answer", 0), 0);
+    /* two runs compared: the columns' titles (the second one cut to 63 bytes) */
+    assert_int_equal(tui_session_add_chat_titled(s, "third", "run 1 says", "run 2 says", 1,
+                                                 "#1 ffn all s b lr 0.05",
+                                                 "#2 both all s b lr 0.05 ............................................."),
+                     0);
+    assert_int_equal(strncmp(s->chat[2].right, "#2 both all s b lr 0.05 ...", 27), 0);
+    assert_int_equal(strlen(s->chat[2].right), 63);
+    assert_string_equal(s->chat[1].left, "");
 }
 
 static void assert_sessions_equal(const tui_session *a, const tui_session *b) {
@@ -752,6 +760,8 @@ static void assert_sessions_equal(const tui_session *a, const tui_session *b) {
         assert_string_equal(a->chat[i].base, b->chat[i].base);
         assert_string_equal(a->chat[i].edited, b->chat[i].edited);
         assert_true(a->chat[i].strength == b->chat[i].strength);
+        assert_string_equal(a->chat[i].left, b->chat[i].left);
+        assert_string_equal(a->chat[i].right, b->chat[i].right);
     }
 }
 
@@ -818,7 +828,7 @@ static void test_session_round_trip(void **state) {
     assert_int_equal(count_temp_files(dir), 0);
     tui_session again;
     assert_int_equal(tui_session_load(fx->root, "run-1.a_b", &again, &err), 0);
-    assert_int_equal(again.n_chat, 3);
+    assert_int_equal(again.n_chat, 4);
     assert_string_equal(again.model_fingerprint, fp); /* kept from the session */
     tui_session_release(&again);
 
@@ -1108,6 +1118,86 @@ static void test_session_names(void **state) {
     tui_session_release(&s);
 }
 
+/* ---- checked before work starts: the folder, the model -------------------------------------- */
+
+static void test_session_check_writable(void **state) {
+    fixture *fx = *state;
+    rd_error err = {{0}};
+    /* a new session under folders that do not exist yet: the nearest existing one is checked */
+    assert_int_equal(tui_session_check_writable(fx->root, "fresh", &err), 0);
+    struct stat st;
+    assert_int_equal(stat(fx->root, &st), -1); /* touches nothing */
+    /* a bad name */
+    assert_int_equal(tui_session_check_writable(fx->root, "../x", &err), -1);
+    assert_true(strncmp(err.msg, "session name \"../x\"", 19) == 0);
+    /* a sessions folder under a regular file */
+    char file[700], under[800];
+    snprintf(file, sizeof file, "%s/afile", fx->dir);
+    write_all(file, "x");
+    snprintf(under, sizeof under, "%s/sessions", file);
+    assert_int_equal(tui_session_check_writable(under, "s", &err), -1);
+    assert_non_null(strstr(err.msg, "part of it is a file, not a folder"));
+    /* a session "folder" that is a file */
+    char root2[700], sess[800];
+    snprintf(root2, sizeof root2, "%s/r2", fx->dir);
+    assert_int_equal(mkdir(root2, 0700), 0);
+    snprintf(sess, sizeof sess, "%s/s", root2);
+    write_all(sess, "x");
+    assert_int_equal(tui_session_check_writable(root2, "s", &err), -1);
+    assert_non_null(strstr(err.msg, "is not a folder"));
+    /* an existing session folder: fine, and no temporary file is left in it */
+    unlink(sess);
+    assert_int_equal(mkdir(sess, 0700), 0);
+    assert_int_equal(tui_session_check_writable(root2, "s", &err), 0);
+    assert_int_equal(tiny_count_entries(sess), 0);
+    /* a read-only folder (root may write anyway: checked only when the mode stops us) */
+    assert_int_equal(chmod(sess, 0500), 0);
+    if (access(sess, W_OK) != 0) {
+        assert_int_equal(tui_session_check_writable(root2, "s", &err), -1);
+        assert_non_null(strstr(err.msg, "cannot create a file"));
+    }
+    chmod(sess, 0700);
+}
+
+static void test_session_check_model(void **state) {
+    fixture *fx = *state;
+    rd_error err = {{0}};
+    tui_session s;
+    tui_session_init(&s, fx->root, "m");
+    assert_int_equal(tui_session_check_model(&s, fx->m, &err), TUI_MODEL_NEW);
+    /* the full fingerprint, whatever the path recorded */
+    snprintf(s.model_path, sizeof s.model_path, "/somewhere/else/model.gguf");
+    snprintf(s.model_fingerprint, sizeof s.model_fingerprint, "%016" PRIx64,
+             rd_model_fingerprint(fx->m));
+    assert_int_equal(tui_session_check_model(&s, fx->m, &err), TUI_MODEL_SAME);
+    /* a session of an earlier redit: the sampled fingerprint */
+    snprintf(s.model_fingerprint, sizeof s.model_fingerprint, "%016" PRIx64,
+             rd_model_fingerprint_sampled(fx->m));
+    assert_int_equal(tui_session_check_model(&s, fx->m, &err), TUI_MODEL_SAME_SAMPLED);
+    /* another model: both fingerprints named; the recorded path is gone: asks for its new one */
+    rd_model *other = tiny_model(99);
+    char mine[17], theirs[17];
+    snprintf(mine, sizeof mine, "%016" PRIx64, rd_model_fingerprint(other));
+    snprintf(theirs, sizeof theirs, "%016" PRIx64, rd_model_fingerprint(fx->m));
+    snprintf(s.model_fingerprint, sizeof s.model_fingerprint, "%s", theirs);
+    assert_int_equal(tui_session_check_model(&s, other, &err), TUI_MODEL_OTHER);
+    assert_non_null(strstr(err.msg, mine));
+    assert_non_null(strstr(err.msg, theirs));
+    assert_non_null(strstr(err.msg, "is not found"));
+    assert_non_null(strstr(err.msg, "new path with -m"));
+    /* the recorded path exists: another model, open it with that one */
+    char path[700];
+    snprintf(path, sizeof path, "%s/model.bin", fx->dir);
+    write_all(path, "x");
+    snprintf(s.model_path, sizeof s.model_path, "%.500s", path);
+    assert_int_equal(tui_session_check_model(&s, other, &err), TUI_MODEL_OTHER);
+    assert_non_null(strstr(err.msg, "made with another model"));
+    assert_non_null(strstr(err.msg, mine));
+    assert_non_null(strstr(err.msg, theirs));
+    rd_model_free(other);
+    tui_session_release(&s);
+}
+
 /* ---- a save is one unit: a kill at any write, rename, fsync ... of a save ------------------ */
 
 /* The changes the "new" save makes to the "old" session: a run with its own edits (kept in
@@ -1319,6 +1409,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_session_file_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_check_writable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_check_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_kill, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

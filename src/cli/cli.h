@@ -23,6 +23,7 @@ int cmd_lua(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_tui(int argc, char **argv);
+int cmd_session(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 
 struct rd_edits;

@@ -9,19 +9,28 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: redit tui -m MODEL [--session NAME] [options]\n\n"
+            "usage: redit tui [-m MODEL] [--session NAME] [options]\n\n"
             "The workbench: configure RED edits, train with a live loss chart, chat with the\n"
             "base and the edited model side by side, and a Lua console (F1 in it lists the\n"
-            "keys). Sessions are kept in sessions/NAME/ and restored with --session NAME.\n\n"
+            "keys). Sessions are kept in sessions/NAME/ and restored with --session NAME:\n"
+            "a restored session keeps its settings, runs, edits and chat; it finds its model\n"
+            "by fingerprint, whatever the path (a moved model: give its new path with -m;\n"
+            "another model is refused). A session that could not be saved (its folder\n"
+            "unwritable, a bad name) is refused before anything starts.\n\n"
             "  -m, --model FILE       model: GGUF, Hugging Face folder or llama2.c .bin\n"
+            "                         (default: the model the session records)\n"
             "      --tokenizer FILE   llama2.c tokenizer.bin for a .bin model\n"
             "  -s, --session NAME     session to open or create (default: \"default\")\n"
             "      --sessions DIR     where sessions live (default: sessions)\n"
-            "      --train FILE       training set of a new session\n"
+            "      --train FILE       training set of a new session (a restored one keeps its own)\n"
             "      --eval FILE        evaluation set of a new session\n"
             "      --threads N        compute threads (default: all cores)\n"
+            "      --init-set KEY=VALUE\n"
+            "                         a setting of a NEW session only: a restored session keeps\n"
+            "                         what it saved (make run seeds its session so); repeatable\n"
             "      --set KEY=VALUE    a setting (as in the configuration pane; wb.help() lists\n"
-            "                         the keys), e.g. --set lr=0.01 --set sites=attn; repeatable\n"
+            "                         the keys), e.g. --set lr=0.01 --set sites=attn; applied\n"
+            "                         over a restored session's settings too; repeatable\n"
             "      --stats FILE       write UI latency figures to FILE on exit\n"
             "  -h, --help             this text\n");
 }
@@ -36,12 +45,14 @@ int cmd_tui(int argc, char **argv) {
                                          {"threads", required_argument, 0, 'j'},
                                          {"stats", required_argument, 0, 'S'},
                                          {"set", required_argument, 0, 'V'},
+                                         {"init-set", required_argument, 0, 'I'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     rd_workbench_args a = {0};
     enum { MAX_SETS = 64 };
-    const char *sets[MAX_SETS];
+    const char *sets[MAX_SETS], *init_sets[MAX_SETS];
     a.sets = sets;
+    a.init_sets = init_sets;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:s:h", opts, NULL)) != -1) {
@@ -63,14 +74,25 @@ int cmd_tui(int argc, char **argv) {
             }
             sets[a.n_sets++] = optarg;
             break;
+        case 'I':
+            if (a.n_init_sets == MAX_SETS) {
+                fprintf(stderr, "redit tui: at most %d --init-set options\n", MAX_SETS);
+                return 2;
+            }
+            init_sets[a.n_init_sets++] = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc || !a.model_path) {
-        fprintf(stderr, "redit tui: %s\n", optind != argc ? "no arguments besides the options"
-                                                         : "give a model with -m FILE");
+    if (optind != argc) {
+        fprintf(stderr, "redit tui: no arguments besides the options\n");
         usage(stderr);
+        return 2;
+    }
+    rd_error err = {0};
+    if (rd_workbench_check(&a, &err)) { /* before the terminal: scripts see it too */
+        fprintf(stderr, "redit tui: %s\n", err.msg);
         return 2;
     }
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -127,6 +128,7 @@ static void describe_model(tui_app *a) {
     else snprintf(count, sizeof count, "%.1fK", p / 1e3);
     snprintf(a->model_desc, sizeof a->model_desc, "%s · %s %s · %s params", info.name,
              rd_file_format_name(info.format), t ? t->name : "?", count);
+    snprintf(a->model_warning, sizeof a->model_warning, "%s", info.nonfinite ? info.nonfinite : "");
 }
 
 /* Fresh (identity) edits of the configured sites and layers; NULL with *err when the
@@ -149,40 +151,67 @@ static void count_edit_params(tui_app *a) {
 /* Opens the session: restored when it exists (files of killed saves are tidied away), else
  * new with the command line's data sets. A damaged one is never written over: its folder
  * is moved aside (the user is told where) and a fresh session takes the name; when it
- * cannot be moved, the fresh session gets another name. Then its edits. */
-static void open_session(tui_app *a) {
+ * cannot be moved, the fresh session gets another name. A restored session recognises its
+ * model by fingerprint, whatever the path given: another model is refused (-1 with *err,
+ * before the screen opens). Then its edits; the session records the model's path as given. */
+static int open_session(tui_app *a, rd_error *err) {
     const char *root = a->args.sessions_root ? a->args.sessions_root : "sessions";
     const char *name = a->args.session ? a->args.session : "default";
-    rd_error err = {0};
+    rd_error lerr = {0};
     int restored = 0;
+    char note[700] = "";
     if (tui_session_exists(root, name)) {
-        if (tui_session_load(root, name, &a->session, &err) == 0) {
+        if (tui_session_load(root, name, &a->session, &lerr) == 0) {
             restored = 1;
-            tui_session_tidy(&a->session);
         } else {
             char moved[1300];
             rd_error e2 = {0};
             if (tui_session_move_aside(root, name, moved, sizeof moved, &e2) == 0) {
                 app_notify(a, 1, "session %s is damaged: moved aside to %s, untouched; this is a "
-                                 "fresh one (%s)", name, moved, err.msg);
+                                 "fresh one (%s)", name, moved, lerr.msg);
                 tui_session_init(&a->session, root, name);
             } else {
                 char fresh[65];
                 snprintf(fresh, sizeof fresh, "%.40s-new-%ld", name, (long)time(NULL));
                 app_notify(a, 1, "session %s is damaged and stays as it is: new work is saved "
-                                 "as session %s (%s; %s)", name, fresh, err.msg, e2.msg);
+                                 "as session %s (%s; %s)", name, fresh, lerr.msg, e2.msg);
                 tui_session_init(&a->session, root, fresh);
             }
         }
     } else {
         tui_session_init(&a->session, root, name);
     }
+    if (restored) {
+        switch (tui_session_check_model(&a->session, a->model, err)) {
+        case TUI_MODEL_OTHER: return -1; /* untouched: nothing was tidied or saved */
+        case TUI_MODEL_SAME_SAMPLED:
+            snprintf(note, sizeof note, "; its model was recognised by the sampled fingerprint "
+                                        "of an earlier redit (the next save records the full one)");
+            break;
+        case TUI_MODEL_SAME: {
+            struct stat st;
+            if (strcmp(a->session.model_path, a->args.model_path) &&
+                stat(a->session.model_path, &st) != 0)
+                snprintf(note, sizeof note, "; its model found again at %.300s (it was %.300s)",
+                         a->args.model_path, a->session.model_path);
+            break;
+        }
+        case TUI_MODEL_NEW: break;
+        }
+        tui_session_tidy(&a->session);
+    }
+    a->restored = restored;
     tui_config *c = &a->session.config;
-    if (a->args.train_path) snprintf(c->train_path, sizeof c->train_path, "%s", a->args.train_path);
-    if (a->args.eval_path) snprintf(c->eval_path, sizeof c->eval_path, "%s", a->args.eval_path);
-    if (restored && a->session.model_path[0] && strcmp(a->session.model_path, a->args.model_path))
-        app_notify(a, 1, "session %s was made with %s; its edits need that model", name,
-                   a->session.model_path);
+    if (!restored) { /* the command line's data sets seed a new session only */
+        if (a->args.train_path)
+            snprintf(c->train_path, sizeof c->train_path, "%s", a->args.train_path);
+        if (a->args.eval_path) snprintf(c->eval_path, sizeof c->eval_path, "%s", a->args.eval_path);
+    } else if ((a->args.train_path && strcmp(a->args.train_path, c->train_path)) ||
+               (a->args.eval_path && strcmp(a->args.eval_path, c->eval_path))) {
+        const size_t used = strlen(note);
+        snprintf(note + used, sizeof note - used, "; it keeps its data sets (--set train_path=... "
+                                                  "changes them)");
+    }
     snprintf(a->session.model_path, sizeof a->session.model_path, "%s", a->args.model_path);
     snprintf(a->session.model_fingerprint, sizeof a->session.model_fingerprint, "%016llx",
              (unsigned long long)rd_model_fingerprint(a->model));
@@ -203,8 +232,12 @@ static void open_session(tui_app *a) {
         }
     }
     if (restored && !a->message[0])
-        app_notify(a, 0, "session %s restored: %zu run(s), %zu chat turn(s)", name,
-                   a->session.n_runs, a->session.n_chat);
+        app_notify(a, 0, "session %s restored: %zu run(s), %zu chat turn(s)%s", name,
+                   a->session.n_runs, a->session.n_chat, note);
+    if (a->model_warning[0] && !a->message[0])
+        app_notify(a, 1, "the model is broken: %s (its outputs are NaN, training stops at once)",
+                   a->model_warning);
+    return 0;
 }
 
 /* "key=value" from the command line. */
@@ -350,8 +383,10 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
     rd_gen_opts gen = {.sampling = tui_config_sampling(c),
                        .max_tokens = c->max_tokens,
                        .stop_at_eos = 1};
+    const int comparing = a->compare_edits[0] && a->compare_edits[1];
     tui_chat_job job = {.model = a->model,
-                        .edits = a->edits,
+                        .edits = comparing ? a->compare_edits[1] : a->edits,
+                        .base_edits = comparing ? a->compare_edits[0] : NULL,
                         .strength = (float)c->strength,
                         .prompt = ids,
                         .n_prompt = n,
@@ -366,7 +401,10 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
         a->answer[i] = calloc(1, 1);
     }
     snprintf(a->chat_prompt, sizeof a->chat_prompt, "%s", prompt);
-    a->chatting = a->edits ? 2 : 1;
+    for (int i = 0; i < 2; i++)
+        snprintf(a->answer_title[i], sizeof a->answer_title[i], "%s",
+                 comparing ? a->compare_title[i] : "");
+    a->chatting = job.edits ? 2 : 1;
     a->chat_scroll = 0;
     a->dirty = 1;
     return 0;
@@ -414,10 +452,65 @@ int app_use_run(tui_app *a, int id, rd_error *err) {
     return 0;
 }
 
+/* Back to base vs current edits in the chat. */
+static void end_compare(tui_app *a) {
+    for (int i = 0; i < 2; i++) {
+        rd_edits_free(a->compare_edits[i]);
+        a->compare_edits[i] = NULL;
+        a->compare_run[i] = 0;
+        a->compare_title[i][0] = '\0';
+    }
+}
+
+/* The title of run r's column: its label, numbered as the chart and wb.runs() number it. */
+static void run_title(const tui_run *r, char title[64]) {
+    char num[16];
+    snprintf(num, sizeof num, "#%d", r->id);
+    const size_t n = strlen(num);
+    char full[96];
+    if (!strncmp(r->label, num, n) && (r->label[n] == ' ' || !r->label[n]))
+        snprintf(full, sizeof full, "%s", r->label);
+    else
+        snprintf(full, sizeof full, "%s %s", num, r->label);
+    size_t len = strlen(full);
+    if (len > 63) { /* cut at a character boundary */
+        len = 63;
+        while (len > 0 && ((unsigned char)full[len] & 0xC0) == 0x80) len--;
+    }
+    memcpy(title, full, len);
+    title[len] = '\0';
+}
+
+int app_compare(tui_app *a, int id_a, int id_b, rd_error *err) {
+    if (busy_error(a, err)) return -1;
+    if (id_a == 0 && id_b == 0) {
+        end_compare(a);
+        a->dirty = 1;
+        return 0;
+    }
+    const int ids[2] = {id_a, id_b};
+    rd_edits *e[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        if (!(e[i] = app_run_edits(a, ids[i], err))) {
+            rd_edits_free(e[0]);
+            return -1;
+        }
+    }
+    end_compare(a);
+    for (int i = 0; i < 2; i++) {
+        a->compare_edits[i] = e[i];
+        a->compare_run[i] = ids[i];
+        run_title(tui_session_find_run(&a->session, ids[i]), a->compare_title[i]);
+    }
+    a->dirty = 1;
+    return 0;
+}
+
 int app_delete_run(tui_app *a, int id, rd_error *err) {
     if (busy_error(a, err)) return -1;
     if (tui_session_delete_run(&a->session, id))
         return rd_error_set(err, "there is no run #%d (wb.runs() lists them)", id);
+    if (a->compare_run[0] == id || a->compare_run[1] == id) end_compare(a);
     a->dirty = 1;
     return 0;
 }
@@ -481,9 +574,9 @@ static void chat_done(tui_app *a, const tui_event *ev) {
     if (ev->text[0]) app_notify(a, 1, "answer failed: %s", ev->text);
     if (--a->chatting > 0) return;
     a->chatting = 0;
-    tui_session_add_chat(&a->session, a->chat_prompt, a->answer[0] ? a->answer[0] : "",
-                         a->edits && a->answer[1] ? a->answer[1] : "",
-                         a->session.config.strength);
+    tui_session_add_chat_titled(&a->session, a->chat_prompt, a->answer[0] ? a->answer[0] : "",
+                                a->answer[1] ? a->answer[1] : "", a->session.config.strength,
+                                a->answer_title[0], a->answer_title[1]);
     for (int i = 0; i < 2; i++) {
         free(a->answer[i]);
         a->answer[i] = NULL;
@@ -626,12 +719,26 @@ static void save_and_quit(tui_app *a) {
                err.msg);
 }
 
-/* 'o' at the unsaved question: the session moves to the fallback folder (a name refused at
- * save time becomes "rescued-TIME") and is saved there. */
-static void save_elsewhere(tui_app *a) {
+/* Moves the session to the fallback folder (a name refused at save time becomes
+ * "rescued-TIME"). The runs' edits saved in the old folder are read back into memory first,
+ * so the next save writes them into the new one; a run whose file cannot be read any more
+ * keeps its curve, without edits (the new session must name only files it has). */
+static void move_to_fallback(tui_app *a) {
+    for (size_t i = 0; i < a->session.n_runs; i++) {
+        tui_run *r = &a->session.runs[i];
+        if (r->edits || !r->edits_file[0]) continue;
+        rd_error err = {0};
+        r->edits = app_run_edits(a, r->id, &err);
+        if (!r->edits) r->edits_file[0] = '\0';
+    }
     fallback_root(a->session.root, sizeof a->session.root);
     if (!tui_session_name_ok(a->session.name, NULL))
         snprintf(a->session.name, sizeof a->session.name, "rescued-%ld", (long)time(NULL));
+}
+
+/* 'o' at the unsaved question: the session moves to the fallback folder and is saved there. */
+static void save_elsewhere(tui_app *a) {
+    move_to_fallback(a);
     save_and_quit(a);
 }
 
@@ -848,40 +955,107 @@ static void app_release(tui_app *a) {
     tui_worker_free(a->worker); /* stops and joins a running job first */
     console_free(a->console);
     for (int i = 0; i < 2; i++) free(a->answer[i]);
+    end_compare(a);
     rd_edits_free(a->edits);
     tui_session_release(&a->session);
     rd_model_free(a->model);
 }
 
+/* The session's root and name as rd_workbench_run uses them. */
+static const char *args_root(const rd_workbench_args *args) {
+    return args->sessions_root ? args->sessions_root : "sessions";
+}
+static const char *args_name(const rd_workbench_args *args) {
+    return args->session ? args->session : "default";
+}
+
+/* Without -m: the model path session root/name records, into buf. 0, or -1 with *err. */
+static int session_model_path(const rd_workbench_args *args, char *buf, size_t cap,
+                              rd_error *err) {
+    const char *root = args_root(args), *name = args_name(args);
+    if (!tui_session_exists(root, name))
+        return rd_error_set(err, "give a model with -m FILE (there is no session %s in %s "
+                                 "to take it from)", name, root);
+    tui_session peek;
+    rd_error e = {0};
+    if (tui_session_load(root, name, &peek, &e))
+        return rd_error_set(err, "give the model with -m FILE (session %s cannot be read: %s)",
+                            name, e.msg);
+    snprintf(buf, cap, "%s", peek.model_path);
+    tui_session_release(&peek);
+    if (!buf[0])
+        return rd_error_set(err, "session %s records no model: give it with -m FILE", name);
+    struct stat st;
+    if (stat(buf, &st) != 0)
+        return rd_error_set(err, "session %s's model %s is not found (moved or deleted?): give "
+                                 "its new path with -m FILE", name, buf);
+    return 0;
+}
+
+int rd_workbench_check(const rd_workbench_args *args, rd_error *err) {
+    if (tui_session_check_writable(args_root(args), args_name(args), err)) return -1;
+    if (!args->model_path) {
+        char path[512];
+        return session_model_path(args, path, sizeof path, err);
+    }
+    return 0;
+}
+
+/* Applies "key=value" settings; 2 (the exit code) after printing the first bad one. */
+static int apply_settings(tui_app *a, const char *option, const char *const *sets, int n) {
+    rd_error err = {0};
+    for (int i = 0; i < n; i++) {
+        if (apply_setting(a, sets[i], &err)) {
+            fprintf(stderr, "redit tui: %s %s: %s\n", option, sets[i], err.msg);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 int rd_workbench_run(const rd_workbench_args *args) {
     setlocale(LC_ALL, "");
+    rd_error err = {0};
+    /* Before anything is loaded: a session that could not be saved is refused now, not
+     * after the user's work (the model may take long to load). */
+    if (rd_workbench_check(args, &err)) {
+        fprintf(stderr, "redit tui: %s\n", err.msg);
+        return 2;
+    }
     tui_app *a = calloc(1, sizeof *a);
     if (!a) {
         fprintf(stderr, "redit: out of memory\n");
         return 1;
     }
     a->args = *args;
+    if (!args->model_path) { /* the session's own model (rd_workbench_check found it) */
+        session_model_path(args, a->model_arg, sizeof a->model_arg, &err);
+        a->args.model_path = a->model_arg;
+    }
     a->last_eval = a->last_eval_accuracy = NAN;
     a->chart_smooth = 1;
     a->chart_all_runs = 1;
     a->focus = PANE_CONFIG;
-    rd_error err = {0};
     rd_load_opts lo = {.tokenizer_path = args->tokenizer_path};
-    if (!(a->model = rd_model_load(args->model_path, &lo, &err))) {
+    if (!(a->model = rd_model_load(a->args.model_path, &lo, &err))) {
         fprintf(stderr, "redit: %s\n", err.msg);
         free(a);
         return 1;
     }
     describe_model(a);
-    open_session(a);
+    if (open_session(a, &err)) {
+        fprintf(stderr, "redit tui: %s\n", err.msg);
+        app_release(a);
+        free(a);
+        return 2;
+    }
     count_edit_params(a);
-    for (int i = 0; i < args->n_sets; i++) {
-        if (apply_setting(a, args->sets[i], &err)) {
-            fprintf(stderr, "redit tui: --set %s: %s\n", args->sets[i], err.msg);
-            app_release(a);
-            free(a);
-            return 2;
-        }
+    int bad = a->restored ? 0 : apply_settings(a, "--init-set", args->init_sets, args->n_init_sets);
+    if (!bad) bad = apply_settings(a, "--set", args->sets, args->n_sets);
+    if (bad) {
+        app_release(a);
+        free(a);
+        return bad;
     }
     /* REDIT_TUI_QUEUE: events the worker may queue before it waits for the UI (tests make
      * it small to fill it fast). */
@@ -912,9 +1086,7 @@ int rd_workbench_run(const rd_workbench_args *args) {
         rc = tui_session_save(&a->session, a->edits, a->model, &err);
         if (rc) { /* no one to ask (SIGTERM, a lost terminal): the fallback folder */
             snprintf(first_error, sizeof first_error, "%s", err.msg);
-            fallback_root(a->session.root, sizeof a->session.root);
-            if (!tui_session_name_ok(a->session.name, NULL))
-                snprintf(a->session.name, sizeof a->session.name, "rescued-%ld", (long)time(NULL));
+            move_to_fallback(a);
             rc = tui_session_save(&a->session, a->edits, a->model, &err);
         }
     }

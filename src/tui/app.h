@@ -30,9 +30,13 @@ enum { COLOR_SERIES_FIRST = 1, SERIES_COLORS = 6, PAIR_TITLE = 8, PAIR_FOCUS, PA
 
 typedef struct tui_app {
     rd_workbench_args args;
+    char model_arg[512];    /* the model path taken from the session when none was given */
+    int restored;           /* the session was restored (not new): --init-set is not applied */
     /* the model */
     rd_model *model;
     char model_desc[256];   /* "stories15M.bin · llama2c F32 · 15.2M params" */
+    char model_warning[300]; /* where the weights are not finite (rd_model_info.nonfinite), shown
+                                on the status line; "" when every weight is finite */
     double model_params;
     size_t edit_params;     /* trainable numbers of the configured edits (0: they do not fit) */
     double edit_ratio;      /* model parameters / edit_params */
@@ -50,6 +54,13 @@ typedef struct tui_app {
     char train_status[256]; /* "loading …", "step 12/40", "stopped: …" */
     size_t n_train, n_eval;
     char *answer[2];        /* answers being streamed (base, edited); malloc'ed */
+    /* two runs compared side by side in the chat (app_compare): their ids and copies of their
+     * edits (owned), the left column's and the right's; 0 and NULL when the chat compares
+     * the base model with the current edits */
+    int compare_run[2];
+    rd_edits *compare_edits[2];
+    char compare_title[2][64]; /* the columns' titles: the runs' labels ("#id ...") */
+    char answer_title[2][64];  /* the titles of the answers being streamed ("": base/edited) */
     char chat_prompt[1024]; /* the prompt they answer */
     /* screen */
     tui_layout layout;
@@ -111,6 +122,11 @@ rd_edits *app_run_edits(tui_app *a, int id, rd_error *err);
 /* Makes run id's edits the current ones (chat then answers with them; refused while a job
  * runs). */
 int app_use_run(tui_app *a, int id, rd_error *err);
+
+/* Makes the chat's two columns answer with run id_a's edits (left) and run id_b's (right)
+ * instead of the base model and the current edits; id_a == id_b == 0 goes back to base vs
+ * current. Refused while a job runs, or when a run has no edits. */
+int app_compare(tui_app *a, int id_a, int id_b, rd_error *err);
 
 /* Deletes run id: its curve and its edits (the file goes at the next save; refused while a
  * job runs). The current edits stay. */

@@ -124,8 +124,14 @@ static void draw_numbers(tui_app *a, tui_rect r, int y) {
         snprintf(num, sizeof num, "#%d", ri->id);
         const int numbered = !strncmp(ri->label, num, strlen(num)) &&
                              (ri->label[strlen(num)] == ' ' || !ri->label[strlen(num)]);
-        snprintf(name, sizeof name, "%s%s%s%s", ri->id == a->session.current_run ? "*" : "",
-                 numbered ? "" : num, numbered ? "" : " ", ri->label);
+        /* the runs the chat compares say which column they answer in */
+        const char *side = !a->compare_edits[0]           ? ""
+                           : ri->id == a->compare_run[0] ? "left:"
+                           : ri->id == a->compare_run[1] ? "right:"
+                                                          : "";
+        snprintf(name, sizeof name, "%s%s%s%s%s", side,
+                 ri->id == a->session.current_run ? "*" : "", numbered ? "" : num,
+                 numbered ? "" : " ", ri->label);
         x += draw_text(y + 1, x, end - x, a->utf8 ? "━ " : "- ", attr);
         x += draw_text(y + 1, x, end - x, name, attr);
         x += draw_text(y + 1, x, end - x, "  ", 0);

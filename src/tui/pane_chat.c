@@ -1,6 +1,7 @@
 /* The chat pane: one prompt, two answers side by side — the base model (left) and the
- * edited model at strength α (right) — streamed as the worker writes them; the session's
- * transcript above, scrollable; the prompt line at the bottom. */
+ * edited model at strength α (right), or two runs compared (wb.compare: each column titled
+ * with its run) — streamed as the worker writes them; the session's transcript above,
+ * scrollable; the prompt line at the bottom. */
 #include <curses.h>
 #include <math.h>
 #include <stdio.h>
@@ -43,14 +44,18 @@ static tui_span *wrap(const char *text, int cols, size_t *n) {
     return s;
 }
 
+/* left, right: the columns' titles ("" for base / edited). */
 static void add_turn(vrows *rs, const char *prompt, const char *base, const char *edited,
-                     double strength, int col_w, int full_w, int has_edited) {
+                     double strength, int col_w, int full_w, int has_edited, const char *left,
+                     const char *right) {
     size_t np;
     tui_span *ps = wrap(prompt, full_w - 5, &np);
     for (size_t i = 0; i < np; i++)
         push_row(rs, (vrow){ROW_PROMPT, prompt + ps[i].start, ps[i].len, i == 0 ? "you: " : "     ", 5, NAN});
     free(ps);
-    push_row(rs, (vrow){ROW_HEADER, "base", 4, "", 0, has_edited ? strength : NAN});
+    push_row(rs, (vrow){ROW_HEADER, left[0] ? left : "base", strlen(left[0] ? left : "base"),
+                        right[0] ? right : "edited", strlen(right[0] ? right : "edited"),
+                        has_edited ? strength : NAN});
     size_t nb, ne;
     tui_span *bs = wrap(base, col_w, &nb);
     tui_span *es = wrap(edited, col_w, &ne);
@@ -75,18 +80,26 @@ void pane_chat_draw(tui_app *a, tui_rect r) {
     int focused = a->focus == PANE_CHAT;
     char right[80];
     snprintf(right, sizeof right, "α=%.2g  F7/F8", a->session.config.strength);
-    draw_title(r, "Chat: base | edited", right, focused);
+    char title[160];
+    if (a->compare_edits[0])
+        snprintf(title, sizeof title, "Chat: run #%d | run #%d (wb.compare() ends)",
+                 a->compare_run[0], a->compare_run[1]);
+    else
+        snprintf(title, sizeof title, "Chat: base | edited");
+    draw_title(r, title, right, focused);
     int hist_h = r.h - 2;
     int col_w = (r.w - 3) / 2;
     vrows rs = {0};
     /* The transcript; its strings stay alive while the session is not changed (drawing). */
     for (size_t i = 0; i < a->session.n_chat; i++) {
         const tui_chat_turn *t = &a->session.chat[i];
-        add_turn(&rs, t->prompt, t->base, t->edited, t->strength, col_w, r.w, t->edited[0] != 0 || a->edits);
+        add_turn(&rs, t->prompt, t->base, t->edited, t->strength, col_w, r.w,
+                 t->edited[0] != 0 || a->edits, t->left, t->right);
     }
     if (a->chatting)
         add_turn(&rs, a->chat_prompt, a->answer[0] ? a->answer[0] : "",
-                 a->answer[1] ? a->answer[1] : "", a->session.config.strength, col_w, r.w, 1);
+                 a->answer[1] ? a->answer[1] : "", a->session.config.strength, col_w, r.w, 1,
+                 a->answer_title[0], a->answer_title[1]);
     if (rs.n == 0 && hist_h > 2) {
         draw_text(r.y + 2, r.x + 2, r.w - 4, "Type a prompt and press Enter: the base model answers "
                                              "on the left, the edited model on the right.",
@@ -108,8 +121,14 @@ void pane_chat_draw(tui_app *a, tui_rect r) {
             draw_span(y, r.x + 1, col_w, v->left, v->left_len,
                       (has_colors() ? COLOR_PAIR(PAIR_BASE) : 0) | A_UNDERLINE);
             if (!isnan(v->strength)) {
-                char hdr[48];
-                snprintf(hdr, sizeof hdr, "edited  α=%.2g", v->strength);
+                char hdr[120];
+                size_t tl = v->right_len; /* the title is cut so that α stays in view */
+                const size_t room = col_w > 10 ? (size_t)col_w - 9 : 1;
+                if (tl > room) {
+                    tl = room;
+                    while (tl > 0 && ((unsigned char)v->right[tl] & 0xC0) == 0x80) tl--;
+                }
+                snprintf(hdr, sizeof hdr, "%.*s  α=%.2g", (int)tl, v->right, v->strength);
                 draw_text(y, r.x + 2 + col_w + 1, col_w, hdr,
                           (has_colors() ? COLOR_PAIR(PAIR_EDITED) : 0) | A_UNDERLINE);
             }

@@ -34,9 +34,13 @@ void pane_status_draw(tui_app *a) {
         snprintf(state, sizeof state, "idle");
     char ratio_text[32] = "-";
     if (ratio > 0) with_commas(ratio_text, sizeof ratio_text, (size_t)llround(ratio));
-    char line[1024];
-    snprintf(line, sizeof line, " %s │ %s, layers %s%s │ %s params · 1/%s of the model │ session %s",
-             a->model_desc, c->sites, c->layers,
+    char line[1400], warning[400] = "";
+    /* a model with non-finite weights says so next to its name, where it is not cut off */
+    if (a->model_warning[0])
+        snprintf(warning, sizeof warning, " │ %s NON-FINITE WEIGHTS: %s", a->utf8 ? "⚠" : "!",
+                 a->model_warning);
+    snprintf(line, sizeof line, " %s%s │ %s, layers %s%s │ %s params · 1/%s of the model │ session %s",
+             a->model_desc, warning, c->sites, c->layers,
              c->scale && c->bias ? ", scale+bias" : c->scale ? ", scale" : ", bias", params, ratio_text,
              a->session.name);
     int attr = has_colors() ? COLOR_PAIR(PAIR_TITLE) : A_REVERSE;

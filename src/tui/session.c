@@ -107,6 +107,70 @@ int tui_session_exists(const char *root, const char *name) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+int tui_session_check_writable(const char *root, const char *name, rd_error *err) {
+    char dir[1200], probe[2500];
+    if (!tui_session_name_ok(name, err) || session_path(root, name, NULL, dir, sizeof dir, err))
+        return -1;
+    /* the file the check creates beside: session.json in the session's folder, else the
+     * first missing folder's name in the nearest existing one */
+    const char *file = "session.json";
+    char missing[1200] = "";
+    for (;;) {
+        struct stat st;
+        if (stat(dir, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                return rd_error_set(err, "session \"%s\" cannot be saved: %s is not a folder",
+                                    name, dir);
+            break;
+        }
+        if (errno == ENOTDIR)
+            return rd_error_set(err, "session \"%s\" cannot be saved: the folder %s cannot "
+                                     "exist (part of it is a file, not a folder)", name, dir);
+        if (errno != ENOENT)
+            return rd_error_set(err, "session \"%s\" cannot be saved: %s: %s", name, dir,
+                                strerror(errno));
+        char *slash = strrchr(dir, '/');
+        while (slash && slash > dir && slash[1] == '\0') { /* "a/b/" */
+            *slash = '\0';
+            slash = strrchr(dir, '/');
+        }
+        snprintf(missing, sizeof missing, "%s", slash ? slash + 1 : dir);
+        file = missing;
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else if (slash == dir) snprintf(dir, sizeof dir, "/");
+        else *slash = '\0';
+    }
+    snprintf(probe, sizeof probe, "%s/%s", dir, file);
+    rd_error e = {0};
+    if (rd_atomic_file_check(probe, &e))
+        return rd_error_set(err, "session \"%s\" cannot be saved in %s: %s", name,
+                            root_dir(root), e.msg);
+    return 0;
+}
+
+tui_model_check tui_session_check_model(const tui_session *s, const rd_model *m, rd_error *err) {
+    if (!s->model_fingerprint[0]) return TUI_MODEL_NEW;
+    switch (rd_model_fingerprint_match(m, s->model_fingerprint, 1)) {
+    case RD_FP_SAME: return TUI_MODEL_SAME;
+    case RD_FP_SAME_SAMPLED: return TUI_MODEL_SAME_SAMPLED;
+    case RD_FP_OTHER: break;
+    }
+    const uint64_t mine = rd_model_fingerprint(m);
+    struct stat st;
+    if (s->model_path[0] && stat(s->model_path, &st) != 0)
+        rd_error_set(err, "session %s's model %s is not found (moved or deleted?), and the "
+                          "model given is another one (fingerprint %016" PRIx64 ", the "
+                          "session's is %s): give the session's model by its new path with -m",
+                     s->name, s->model_path, mine, s->model_fingerprint);
+    else
+        rd_error_set(err, "session %s was made with another model: %s (fingerprint %s); the "
+                          "model given has fingerprint %016" PRIx64 ": open the session with "
+                          "its model (-m %s), or choose another --session",
+                     s->name, s->model_path[0] ? s->model_path : "(path not recorded)",
+                     s->model_fingerprint, mine, s->model_path[0] ? s->model_path : "FILE");
+    return TUI_MODEL_OTHER;
+}
+
 /* ---- runs and chat in memory ------------------------------------------------------------------ */
 
 /* The capacity an array holding n elements has (0, 16, 32, 64, ...): grown by the add
@@ -229,7 +293,26 @@ static char *copy_text(const char *text) {
 
 int tui_session_add_chat(tui_session *s, const char *prompt, const char *base, const char *edited,
                          double strength) {
-    tui_chat_turn t = {copy_text(prompt), copy_text(base), copy_text(edited), strength};
+    return tui_session_add_chat_titled(s, prompt, base, edited, strength, NULL, NULL);
+}
+
+/* src into a title field of 64 bytes, cut at a UTF-8 character boundary. */
+static void copy_title(char dst[64], const char *src) {
+    size_t n = src ? strlen(src) : 0;
+    if (n > 63) {
+        n = 63;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) n--;
+    }
+    if (n) memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+int tui_session_add_chat_titled(tui_session *s, const char *prompt, const char *base,
+                                const char *edited, double strength, const char *left,
+                                const char *right) {
+    tui_chat_turn t = {copy_text(prompt), copy_text(base), copy_text(edited), strength, "", ""};
+    copy_title(t.left, left);
+    copy_title(t.right, right);
     if (!t.prompt || !t.base || !t.edited ||
         reserve_one(&s->chat, s->n_chat, sizeof *s->chat)) {
         chat_turn_release(&t);
@@ -295,7 +378,9 @@ static char *chat_jsonl_text(const tui_session *s) {
         if (obj && cJSON_AddStringToObject(obj, "prompt", t->prompt ? t->prompt : "") &&
             cJSON_AddStringToObject(obj, "base", t->base ? t->base : "") &&
             cJSON_AddStringToObject(obj, "edited", t->edited ? t->edited : "") &&
-            cJSON_AddNumberToObject(obj, "strength", t->strength))
+            cJSON_AddNumberToObject(obj, "strength", t->strength) &&
+            (!t->left[0] || cJSON_AddStringToObject(obj, "left", t->left)) &&
+            (!t->right[0] || cJSON_AddStringToObject(obj, "right", t->right)))
             line = cJSON_PrintUnformatted(obj);
         cJSON_Delete(obj);
         if (!line) {
@@ -962,7 +1047,18 @@ static int load_chat_line(const char *path, size_t line_no, const char *line, si
         rd_error_set(err, "%s: \"strength\" must be finite", where);
         goto done;
     }
-    if (tui_session_add_chat(out, texts[0], texts[1], texts[2], strength)) {
+    const char *titles[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) { /* optional: the columns' titles of a comparison */
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, k ? "right" : "left");
+        if (!v) continue;
+        if (!cJSON_IsString(v) || !v->valuestring) {
+            rd_error_set(err, "%s: \"%s\" must be a string", where, k ? "right" : "left");
+            goto done;
+        }
+        titles[k] = v->valuestring;
+    }
+    if (tui_session_add_chat_titled(out, texts[0], texts[1], texts[2], strength, titles[0],
+                                    titles[1])) {
         rd_error_set(err, "%s: out of memory", where);
         goto done;
     }

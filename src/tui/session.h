@@ -11,7 +11,8 @@
  *                        set), "stopped"}]}
  *   loss-G.csv          "run,step,kind,loss": run = index into "runs" (from 0), kind train
  *                        (step = 1, 2, ... in order) or eval (steps non-decreasing), %.9g
- *   chat-G.jsonl        one {"prompt", "base", "edited", "strength"} object per line
+ *   chat-G.jsonl        one {"prompt", "base", "edited", "strength"} object per line, with
+ *                        "left" and "right" (the columns' titles) when two runs were compared
  *   edits-G.safetensors the current edit vectors (rd_edits_save), when saved with edits
  *   runs/ID/edits.safetensors  the edits each run trained, written once, at the first save
  *                        after the run (a run's edits are never replaced by a later run)
@@ -63,6 +64,9 @@ int tui_run_add_eval(tui_run *r, int step, double loss);
 typedef struct tui_chat_turn {
     char *prompt, *base, *edited; /* owned, NUL-terminated */
     double strength;
+    /* the columns' titles when they were not the base model and the current edits (two runs
+     * compared, e.g. "#1 ffn all s b lr 0.05"); "" for base / edited */
+    char left[64], right[64];
 } tui_chat_turn;
 
 typedef struct tui_session {
@@ -122,6 +126,10 @@ void tui_session_run_edits_path(const tui_session *s, const tui_run *r, char *bu
  * out of memory (s unchanged). */
 int tui_session_add_chat(tui_session *s, const char *prompt, const char *base, const char *edited,
                          double strength);
+/* The same with the columns' titles (NULL or "": base / edited; cut to 63 bytes). */
+int tui_session_add_chat_titled(tui_session *s, const char *prompt, const char *base,
+                                const char *edited, double strength, const char *left,
+                                const char *right);
 
 /* Saves the session to s->root/s->name/ as one unit (see the top of this file), creating
  * the folders as needed: the runs' edits kept in memory (runs/ID/edits.safetensors), the
@@ -160,6 +168,28 @@ int tui_session_load(const char *root, const char *name, tui_session *out, rd_er
 /* ROOT/NAME/<the current edits file> into buf (cap bytes, cut to fit); "" when the session
  * has no saved edits. */
 void tui_session_edits_path(const tui_session *s, char *buf, size_t cap);
+
+/* Checks, before any work, that a save of session root/name could be written: the name is
+ * valid (tui_session_name_ok) and a file can be created in the session's folder, or, while it
+ * does not exist yet, in the nearest existing folder above it (the save creates the rest):
+ * rd_atomic_file_check, so a read-only folder or file system, a path through a regular file
+ * or a missing permission is found. 0, or -1 with *err saying why. Touches nothing. */
+int tui_session_check_writable(const char *root, const char *name, rd_error *err);
+
+/* How the model a session was made with relates to a loaded model: the session recognises
+ * its model by fingerprint, never by the spelling of its path (a relative or absolute path,
+ * a symlink, a copy elsewhere are the same model). */
+typedef enum tui_model_check {
+    TUI_MODEL_NEW = 0,      /* the session records no fingerprint (new, or made without one) */
+    TUI_MODEL_SAME,         /* s->model_fingerprint is rd_model_fingerprint(m) */
+    TUI_MODEL_SAME_SAMPLED, /* it is the sampled fingerprint of earlier versions
+                               (rd_model_fingerprint_match with accept_sampled): the same
+                               model, recorded with the weaker check; the next save writes the
+                               full one */
+    TUI_MODEL_OTHER         /* another model: *err names both fingerprints and says what to do
+                               (the session's model path, and whether it is still there) */
+} tui_model_check;
+tui_model_check tui_session_check_model(const tui_session *s, const rd_model *m, rd_error *err);
 
 /* 1 when root/name/session.json exists as a regular file (and name is valid), else 0. */
 int tui_session_exists(const char *root, const char *name);

@@ -20,6 +20,9 @@
  *   wb.use_run(n)             make run n's edits the current ones (chat answers with them)
  *   wb.run_edits(n)           a copy of run n's edits (a red.edits): compare, export, ...
  *   wb.delete_run(n)          delete run n (its curve and edits; the current edits stay)
+ *   wb.compare(a, b)          the chat answers with run a's edits (left) and run b's
+ *                             (right), each column titled with its run; wb.compare() goes
+ *                             back to base vs current edits. Returns the two ids (or nothing)
  *   wb.focus(pane)            "config", "chart", "chat" or "console"
  *   wb.model                  the loaded model (also the global `model`) */
 #include <lauxlib.h>
@@ -41,7 +44,7 @@ static int wb_help(lua_State *L) {
     static const char text[] =
         "wb.get([key])  wb.set(key, value) / wb.set{...}  wb.train()  wb.stop()  wb.status()\n"
         "wb.chat(prompt)  wb.strength([a])  wb.save()  wb.edits()  wb.set_edits(e)  wb.runs()\n"
-        "wb.use_run(n)  wb.run_edits(n)  wb.delete_run(n)\n"
+        "wb.use_run(n)  wb.run_edits(n)  wb.delete_run(n)  wb.compare(a, b) / wb.compare()\n"
         "wb.focus(\"config\"|\"chart\"|\"chat\"|\"console\")  wb.model (= model)\n"
         "settings: ";
     luaL_Buffer b;
@@ -273,6 +276,19 @@ static int wb_delete_run(lua_State *L) {
     return 0;
 }
 
+static int wb_compare(lua_State *L) {
+    tui_app *a = app_of(L);
+    rd_error err = {0};
+    if (lua_isnoneornil(L, 1) && lua_isnoneornil(L, 2)) {
+        if (app_compare(a, 0, 0, &err)) return raise_error(L, &err);
+        return 0;
+    }
+    if (app_compare(a, check_run_id(L, 1), check_run_id(L, 2), &err)) return raise_error(L, &err);
+    lua_pushinteger(L, a->compare_run[0]);
+    lua_pushinteger(L, a->compare_run[1]);
+    return 2;
+}
+
 static int wb_focus(lua_State *L) {
     static const char *const panes[] = {"config", "chart", "chat", "console", NULL};
     tui_app *a = app_of(L);
@@ -289,7 +305,7 @@ int wb_lua_open(lua_State *L, tui_app *a, rd_error *err) {
         {"chat", wb_chat},     {"strength", wb_strength}, {"save", wb_save},
         {"edits", wb_edits},   {"set_edits", wb_set_edits}, {"runs", wb_runs},
         {"focus", wb_focus},   {"use_run", wb_use_run},   {"run_edits", wb_run_edits},
-        {"delete_run", wb_delete_run}, {NULL, NULL}};
+        {"delete_run", wb_delete_run}, {"compare", wb_compare}, {NULL, NULL}};
     lua_newtable(L);                 /* wb */
     rd_lua_push_model_borrowed(L, a->model);
     lua_pushvalue(L, -1);

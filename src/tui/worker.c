@@ -249,11 +249,20 @@ static void side_step(tui_worker *w, side *s, int i) {
 static void run_chat(tui_worker *w, job *j) {
     rd_error err = {0};
     side sides[2] = {{0}};
-    rd_edits_view view;
-    if (j->chat.edits) view = rd_edits_view_at(j->chat.edits, j->chat.strength);
+    /* side 0: the base model, or the first of two edit sets compared; side 1: the edits */
+    rd_edits_view views[2];
+    const rd_edits_view *view_of[2] = {NULL, NULL};
+    if (j->chat.base_edits) {
+        views[0] = rd_edits_view_at(j->chat.base_edits, j->chat.strength);
+        view_of[0] = &views[0];
+    }
+    if (j->chat.edits) {
+        views[1] = rd_edits_view_at(j->chat.edits, j->chat.strength);
+        view_of[1] = &views[1];
+    }
     int n_sides = j->chat.edits ? 2 : 1;
     for (int i = 0; i < n_sides; i++) {
-        if (side_start(&sides[i], j, i ? &view : NULL, &err)) {
+        if (side_start(&sides[i], j, view_of[i], &err)) {
             push_text(w, TUI_EV_ERROR, 0, err.msg);
             for (int k = 0; k <= i; k++) side_release(&sides[k]);
             return;
@@ -428,6 +437,8 @@ int tui_worker_start_train(tui_worker *w, const tui_train_job *t, rd_error *err)
 
 int tui_worker_start_chat(tui_worker *w, const tui_chat_job *c, rd_error *err) {
     if (!c->model || !c->prompt || c->n_prompt == 0) return rd_error_set(err, "empty prompt");
+    if (c->base_edits && !c->edits)
+        return rd_error_set(err, "a chat comparing two edit sets needs both");
     job j = {.kind = TUI_JOB_CHAT, .chat = *c};
     j.prompt = malloc(c->n_prompt * sizeof *j.prompt);
     j.stop_text = dup_or_empty(c->stop_text);

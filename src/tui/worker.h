@@ -78,13 +78,16 @@ typedef struct tui_train_job {
     rd_train_opts train;  /* stop is set by the worker */
 } tui_train_job;
 
-/* One chat prompt answered twice, base and edited, a token of each in turn. prompt ids are
- * copied; edits (NULL: the edited side is skipped) must stay alive and unchanged until both
- * CHAT_DONE events have been drained. stop_text: where a reply ends (rd_chat_turn_start),
- * copied. */
+/* One chat prompt answered twice, base (side 0) and edited (side 1), a token of each in
+ * turn. prompt ids are copied; edits (NULL: the edited side is skipped) and base_edits (NULL:
+ * side 0 is the base model; else side 0 answers with these edits, e.g. another run's, to
+ * compare two runs: then edits is required) must stay alive and unchanged until both
+ * CHAT_DONE events have been drained; both sides use strength. stop_text: where a reply ends
+ * (rd_chat_turn_start), copied. */
 typedef struct tui_chat_job {
     const rd_model *model;
     const rd_edits *edits;
+    const rd_edits *base_edits;
     float strength;
     const int *prompt;
     size_t n_prompt;

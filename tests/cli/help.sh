@@ -6,7 +6,7 @@ trap 'rm -rf "$TMP"' EXIT INT TERM
 . tests/cli/common.inc
 
 expect_ok "redit --help" "$REDIT" --help
-for cmd in info generate tokenize logits demo bench; do
+for cmd in info generate tokenize logits demo bench session; do
     expect_grep "redit --help lists $cmd" "$TMP/out" "^  $cmd "
 done
 
@@ -19,9 +19,11 @@ options_of() {
     logits) echo "--model --ids --output --tokenizer --threads --help" ;;
     demo) echo "--dir --prompt --help" ;;
     bench) echo "--dir --only --no-torch --torch-ref --help" ;;
+    session) echo "--root --help" ;;
+    tui) echo "--model --session --sessions --train --eval --set --init-set --help" ;;
     esac
 }
-for cmd in info generate tokenize logits demo bench; do
+for cmd in info generate tokenize logits demo bench session tui; do
     for flag in --help -h; do
         expect_ok "redit $cmd $flag" timeout 30 "$REDIT" "$cmd" "$flag"
         expect_grep "redit $cmd $flag" "$TMP/out" "^usage: redit $cmd"

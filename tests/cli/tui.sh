@@ -27,7 +27,7 @@ ROOT="$(pwd)"
 # start NAME SESSION: the workbench in a detached tmux session of 100×30.
 start() {
     tmux -L "$SOCK" new-session -d -s "$1" -x 100 -y 30 \
-        "cd '$TMP' && LANG=${TUI_LOCALE:-C.UTF-8} LC_ALL=${TUI_LOCALE:-C.UTF-8} REDIT_HISTORY='$TMP/hist' ${TUI_ENV:-} '$ROOT/$REDIT' tui -m '$M' \
+        "cd '$TMP' && LANG=${TUI_LOCALE:-C.UTF-8} LC_ALL=${TUI_LOCALE:-C.UTF-8} REDIT_HISTORY='$TMP/hist' ${TUI_ENV:-} '$ROOT/$REDIT' tui ${TUI_MODEL--m '$M'} \
          --train '$TMP/train.jsonl' --eval '$TMP/eval.jsonl' --sessions '$TMP/sessions' \
          --session '$2' --threads 2 --stats '$TMP/stats.$1' ${TUI_EXTRA:-}; echo EXITED \$?; sleep 60"
 }
@@ -59,6 +59,23 @@ file_of() {
     for f in "$1"/$2; do [ -e "$f" ] && echo "$f" && return 0; done
     echo "$1/$2 (none)"
 }
+# wait_top NAME ERE...: pages the focused chat up (PgUp) until the screen matches every ERE.
+wait_top() {
+    t=$1
+    shift
+    n=400
+    while [ $n -gt 0 ]; do
+        keys "$t" PPage
+        sleep 0.1
+        screen "$t" >"$TMP/screen" 2>/dev/null || true
+        ok=1
+        for re in "$@"; do LC_ALL=C grep -Eq -- "$re" "$TMP/screen" || ok=0; done
+        [ $ok = 1 ] && return 0
+        n=$((n - 1))
+    done
+    fail "screen of $t never showed /$*/ at the transcript's top; it shows:
+$(cat "$TMP/screen")"
+}
 step_of() { screen "$1" | sed -n 's/.*TRAINING \([0-9]*\)\/.*/\1/p' | head -n 1; }
 
 # --- a session: sites, training, stop, chat, console, resize, quit --------------------------
@@ -88,11 +105,10 @@ keys a Escape
 wait_for a "stopped: [0-9]+ steps"
 wait_for a " idle"
 keys a Enter
-wait_for a "you: Name item 3\\."
-wait_for a "edited  α=1"
-# both answers are written (the answers end: idle again, text on both sides of the rule)
-wait_for a " idle"
-screen a | grep -Eq '[^ ] *│ *[^ ]' || fail "no side-by-side answers: $(screen a)"
+# both answers are written (the answers end: idle again, the prompt, the headers and text on
+# both sides of the rule), seen from the transcript's top: a long answer scrolls the prompt
+# out of view
+wait_top a "you: Name item 3\\." "edited  α=1" " idle" '[^ ] *│ *[^ ]'
 keys a F5 "print(1+1)" Enter
 wait_for a "^ 2 *$"
 keys a "red.vers" Tab
@@ -214,8 +230,24 @@ wait_exit r
 S8="$TMP/sessions/s8"
 [ -s "$S8/runs/1/edits.safetensors" ] && [ -s "$S8/runs/2/edits.safetensors" ] ||
     fail "the two runs' edits were not both kept: $(ls -R "$S8")"
+# the CLI lists both runs (no model needed): id, label, steps, best eval, how it ended, edits
+expect_ok "redit session s8" "$REDIT" session s8 --root "$TMP/sessions"
+expect_grep "session listing" "$TMP/out" "^session s8 .*2 run\\(s\\)"
+expect_grep "session listing, run 1" "$TMP/out" "^ +1 +[0-9]+ +[0-9]+\\.[0-9]{4} +done +#1 ffn all"
+expect_grep "session listing, run 2" "$TMP/out" "^\\* +2 +[0-9]+ +[0-9]+\\.[0-9]{4} +done +#2 both all"
+expect_grep "session listing, run 1's edits" "$TMP/out" "edits: $S8/runs/1/edits.safetensors"
+expect_grep "session listing, run 2's edits" "$TMP/out" "edits: $S8/runs/2/edits.safetensors"
+expect_fail "redit session of no session" "there is no session nope" "$REDIT" session nope --root "$TMP/sessions"
 start r2 s8
 wait_for r2 "restored: 2 run\\(s\\)"
+# two runs side by side in the chat: each column titled with its run, the legend says which
+keys r2 F5 "wb.compare(1, 2) wb.focus('chat') wb.chat('Name item 5.')" Enter
+wait_for r2 "Chat: run #1 \\| run #2"
+wait_for r2 "left:#1 ffn all.*right:\\*?#2 both all"
+wait_top r2 "you: Name item 5\\." "#1 ffn all s b.*#2 both all s b.* α=1" " idle" '[^ ] *│ *[^ ]'
+keys r2 F5 "wb.compare() print('cmp' .. select('#', wb.compare()))" Enter
+wait_for r2 "^ cmp0 *$"
+wait_for r2 "Chat: base \\| edited"
 keys r2 F5 "local a = wb.run_edits(1):compare(red.load_edits('$TMP/e1.safetensors', model)) local b = wb.run_edits(2):compare(red.load_edits('$TMP/e2.safetensors', model)) print('same' .. tostring(a.max_abs_scale + a.max_abs_bias == 0 and b.max_abs_scale + b.max_abs_bias == 0))" Enter
 wait_for r2 "^ sametrue *$"
 keys r2 "wb.use_run(1) print('cur' .. tostring(wb.runs()[1].current) .. wb.edits():info().sites)" Enter
@@ -226,19 +258,109 @@ wait_for r2 "^ left1 *$"
 keys r2 F10
 wait_exit r2
 [ -e "$S8/runs/2" ] && fail "the deleted run's edits are still there: $(ls -R "$S8")"
+grep -q '"left":"#1 ffn all.*"right":"#2 both all' "$(file_of "$S8" 'chat-*.jsonl')" ||
+    fail "the compared turn's columns are not named in the chat file: $(cat "$(file_of "$S8" 'chat-*.jsonl')")"
 expect_ok "export run 1 after run 2" "$REDIT" export --edits "$S8/runs/1/edits.safetensors" -m "$M" \
     --format safetensors -o "$TMP/run1-export.safetensors"
 [ -s "$TMP/run1-export.safetensors" ] || fail "the export of run 1 is empty"
 
-# --- a save that fails at quit asks first: stay, then save in another folder -------------
-# (a sessions folder under a regular file cannot be created, also for root)
+# --- sessions find their model by fingerprint, not the spelling of its path -------------
+# (s8 holds run 1, ffn, current; its settings say both): a symlink, a relative path, a copy
+# elsewhere restore everything, edits included, and the session records the path given
+ln -s "$M" "$TMP/link.gguf"
+mkdir -p "$TMP/moved"
+cp "$M" "$TMP/moved/copy.gguf"
+k=0
+for spelling in "$TMP/link.gguf" "random-demo.gguf" "$TMP/moved/copy.gguf"; do
+    k=$((k + 1))
+    TUI_MODEL="-m '$spelling'" start "p$k" s8
+    wait_for "p$k" "restored: 1 run\\(s\\)"
+    grep -Eq "another model|made with|not loaded|need" "$TMP/screen" &&
+        fail "$spelling counted as another model: $(cat "$TMP/screen")"
+    keys "p$k" F5 "print('cur' .. tostring(wb.runs()[1].current) .. wb.edits():info().sites)" Enter
+    wait_for "p$k" "^ curtrueffn *$"
+    keys "p$k" F10
+    wait_exit "p$k"
+    grep -Eq "\"model_path\":[[:space:]]*\"$spelling\"" "$S8/session.json" ||
+        fail "the session does not record the path given last ($spelling): $(cat "$S8/session.json")"
+done
+# the model moves: without -m the session says where it looked and asks for the new path
+mv "$TMP/moved/copy.gguf" "$TMP/moved/copy2.gguf"
+expect_fail "a session whose model moved" "copy.gguf is not found.*new path with -m" \
+    "$REDIT" tui --sessions "$TMP/sessions" --session s8
+TUI_MODEL="-m '$TMP/moved/copy2.gguf'" start p4 s8
+wait_for p4 "restored: 1 run\\(s\\).*found again at"
+keys p4 F10
+wait_exit p4
+# without -m the session's model is opened
+TUI_MODEL=" " start p5 s8
+wait_for p5 "restored: 1 run\\(s\\)"
+keys p5 F10
+wait_exit p5
+# another model (one weight byte changed) is refused with both fingerprints, the session untouched
+cp "$M" "$TMP/other.gguf"
+size=$(wc -c <"$TMP/other.gguf")
+printf '\177' | dd of="$TMP/other.gguf" bs=1 seek=$((size - 7)) conv=notrunc 2>/dev/null
+cp -a "$S8" "$TMP/s8.before"
+TUI_MODEL="-m '$TMP/other.gguf'" start p6 s8
+wait_for p6 "EXITED 2"
+tmux -L "$SOCK" capture-pane -p -J -t p6 >"$TMP/screen"
+grep -Eq "made with another model" "$TMP/screen" || fail "another model was not refused: $(cat "$TMP/screen")"
+[ "$(grep -Eo 'fingerprint [0-9a-f]{16}' "$TMP/screen" | sort -u | wc -l)" -eq 2 ] ||
+    fail "the refusal does not name both fingerprints: $(cat "$TMP/screen")"
+diff -r "$TMP/s8.before" "$S8" || fail "the session changed when another model was refused"
+
+# --- `make run` on an existing session restores it: the Makefile's settings only seed a new
+# session (--init-set); an explicit --set still overrides ---------------------------------
+QS=$(sed -n '/^QUICKSTART_SETTINGS :=/,/[^\\]$/p' Makefile | sed 's/^QUICKSTART_SETTINGS :=//; s/\\$//' | tr '\n' ' ')
+case "$QS" in *sites=ffn*) ;; *) fail "no QUICKSTART_SETTINGS in the Makefile: $QS" ;; esac
+TUI_EXTRA="$QS" start w1 qs
+wait_for w1 "ffn, layers all"
+wait_for w1 "learning rate +0.05"
+keys w1 F5 "wb.set{sites = 'both', lr = 0.02}" Enter
+wait_for w1 "both, layers all"
+keys w1 F10
+wait_exit w1
+TUI_EXTRA="$QS" start w2 qs
+wait_for w2 "both, layers all"
+wait_for w2 "learning rate +0.02"
+wait_for w2 "both, layers all, scale\\+bias │ 2,048 params"
+keys w2 F5 "print('sites' .. wb.get('sites') .. wb.get('epochs'))" Enter
+wait_for w2 "^ sitesboth14 *$"
+keys w2 F10
+wait_exit w2
+grep -q '"sites":"both"' "$TMP/sessions/qs/session.json" || fail "make run rewrote the session's sites"
+TUI_EXTRA="$QS --set lr=0.03" start w3 qs
+wait_for w3 "learning rate +0.03"
+wait_for w3 "both, layers all"
+keys w3 F10
+wait_exit w3
+
+# --- a session that cannot be saved is refused before anything starts ---------------------
 : >"$TMP/afile"
+t0=$(date +%s%N)
+expect_fail "a session name that cannot be saved" "session name \"\\.\\./x\": must not start" \
+    "$REDIT" tui -m "$M" --sessions "$TMP/sessions" --session ../x
+expect_fail "a sessions folder under a file" "cannot be saved.*part of it is a file" \
+    "$REDIT" tui -m "$M" --sessions "$TMP/afile/sessions" --session s
+t1=$(date +%s%N)
+[ $(( (t1 - t0) / 1000000 )) -lt 1000 ] || fail "the refusals took $(( (t1 - t0) / 1000000 )) ms"
+TUI_EXTRA="--sessions '$TMP/afile/sessions'" start v s10
+wait_for v "EXITED 2"
+tmux -L "$SOCK" capture-pane -p -J -t v >"$TMP/screen"
+grep -q "cannot be saved" "$TMP/screen" || fail "the workbench did not refuse the folder: $(cat "$TMP/screen")"
+
+# --- a save that fails at quit asks first: stay, then save in another folder, the run's
+# edits (saved after training in the first folder) included -------------------------------
+# (folders in the way of the next save's loss file make it fail, also for root)
 mkdir -p "$TMP/home"
-TUI_ENV="HOME='$TMP/home'" TUI_EXTRA="--sessions '$TMP/afile/sessions'" start u s9
+TUI_ENV="HOME='$TMP/home'" TUI_EXTRA="--sessions '$TMP/s9root/sessions'" start u s9
 wait_for u "Configuration"
 keys u F5 "wb.set{epochs = 1}; wb.train()" Enter
 wait_for u "#1 ffn all"
 wait_for u " idle"
+[ -s "$TMP/s9root/sessions/s9/runs/1/edits.safetensors" ] || fail "the run was not saved after training"
+for g in 2 3 4 5 6; do mkdir -p "$TMP/s9root/sessions/s9/loss-$g.csv"; done
 keys u F10
 wait_for u "not saved .* o: save in .*y: quit without saving"
 keys u n
@@ -249,6 +371,8 @@ keys u o
 wait_exit u
 grep -q "session saved in $TMP/home/redit-sessions/s9" "$TMP/screen" || fail "not saved elsewhere: $(cat "$TMP/screen")"
 [ -s "$TMP/home/redit-sessions/s9/runs/1/edits.safetensors" ] || fail "the run was not saved in the other folder"
+expect_ok "the session saved elsewhere loads" "$REDIT" session s9 --root "$TMP/home/redit-sessions"
+expect_grep "the session saved elsewhere" "$TMP/out" "edits: $TMP/home/redit-sessions/s9/runs/1/edits.safetensors"
 
 # --- a classification set: the eval accuracy on the chart line and in the result ------------
 : >"$TMP/cls.jsonl"
@@ -300,5 +424,20 @@ grep -q "session saved" "$TMP/screen" || fail "SIGTERM with a full queue: no 'se
 [ "$(tmux -L "$SOCK" display -p -t q '#{alternate_on}')" = 0 ] || fail "the terminal was not restored"
 [ -s "$TMP/sessions/s7/runs/1/edits.safetensors" ] || fail "SIGTERM with a full queue lost the edits"
 grep -q ',train,' "$(file_of "$TMP/sessions/s7" 'loss-*.csv')" || fail "SIGTERM with a full queue lost the loss history"
+
+# --- a model with non-finite weights: the status line says so ---------------------------
+cp "$M" "$TMP/nan.gguf"
+size=$(wc -c <"$TMP/nan.gguf")
+printf '\377\377\377\377' | dd of="$TMP/nan.gguf" bs=1 seek=$((size - 8)) conv=notrunc 2>/dev/null
+TUI_MODEL="-m '$TMP/nan.gguf'" start n1 s11
+wait_for n1 "^ redit random demo .* NON-FINITE WEIGHTS: [a-z_.0-9]+ "
+wait_for n1 "the model is broken"
+keys n1 F10
+wait_exit n1
+start n2 s12
+wait_for n2 "Configuration"
+screen n2 | grep -q "NON-FINITE" && fail "a finite model shows the non-finite warning: $(screen n2)"
+keys n2 F10
+wait_exit n2
 
 echo "tests/cli/tui.sh: ok ($(tr '\n' ' ' <"$TMP/ui-latency.txt"))"

@@ -1,0 +1,76 @@
+/* redit session NAME: lists a saved workbench session's runs (no model needed). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "cli.h"
+#include "redit/train.h"
+#include "redit/workbench.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: redit session NAME [--root DIR]\n\n"
+            "Lists the runs of the workbench session NAME (sessions/NAME/, as redit tui\n"
+            "--session NAME keeps it): each run's id (#id on the chart, wb.runs() in the\n"
+            "console), label, training steps, best evaluation loss (and accuracy on a\n"
+            "classification set), how it ended, and its edits file, which redit export,\n"
+            "chat and eval take with --edits. '*' marks the run whose edits are the\n"
+            "session's current ones. Reads the session only: no model is loaded.\n\n"
+            "      --root DIR   where sessions live (default: sessions; tui's --sessions)\n"
+            "  -h, --help       this text\n");
+}
+
+static const char *stopped_name(int stopped) {
+    switch (stopped) {
+    case RD_STOP_DONE: return "done";
+    case RD_STOP_REQUESTED: return "stopped";
+    case RD_STOP_NONFINITE: return "non-finite";
+    default: return "unfinished";
+    }
+}
+
+int cmd_session(int argc, char **argv) {
+    static const struct option opts[] = {{"root", required_argument, 0, 'R'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *root = "sessions";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'R': root = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "redit session: give one session NAME\n");
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[optind];
+    rd_session_summary s;
+    rd_error err = {0};
+    if (rd_session_summarize(root, name, &s, &err)) {
+        fprintf(stderr, "redit session: %s\n", err.msg);
+        return 1;
+    }
+    printf("session %s (%s/%s): model %s (fingerprint %s), %zu run(s), %zu chat turn(s)\n",
+           name, root, name, s.model_path[0] ? s.model_path : "(none)",
+           s.model_fingerprint[0] ? s.model_fingerprint : "none", s.n_runs, s.n_chat);
+    if (s.n_runs) printf("   id  steps  best eval       ended       label / edits\n");
+    for (size_t i = 0; i < s.n_runs; i++) {
+        const rd_session_run *r = &s.runs[i];
+        char best[48] = "-";
+        if (isfinite(r->best_eval_loss) && isfinite(r->best_eval_accuracy))
+            snprintf(best, sizeof best, "%.4f (acc %.1f%%)", r->best_eval_loss,
+                     100 * r->best_eval_accuracy);
+        else if (isfinite(r->best_eval_loss))
+            snprintf(best, sizeof best, "%.4f", r->best_eval_loss);
+        printf("%s%4d  %5zu  %-14s  %-10s  %s\n", r->current ? "*" : " ", r->id, r->steps, best,
+               stopped_name(r->stopped), r->label);
+        printf("%32s  edits: %s\n", "", r->edits_path[0] ? r->edits_path : "(none)");
+    }
+    rd_session_summary_release(&s);
+    return 0;
+}
