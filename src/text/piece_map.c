@@ -152,15 +152,15 @@ static size_t piece_chars(const rd_tokenizer *t, int i) {
 /* Inserts key into s (n keys held, counted), doubling the table past half full. */
 static int pair_set_add(rd_pair_set *s, size_t *n, uint64_t key) {
     if (2 * (*n + 1) > s->mask + 1) {
-        size_t cap = 2 * (s->mask + 1);
+        const size_t cap = 2 * (s->mask + 1), old_mask = s->mask;
         uint64_t *old = s->keys, *keys = malloc(cap * sizeof *keys);
         if (!keys) return -1;
         for (size_t i = 0; i < cap; i++) keys[i] = RD_PAIR_EMPTY;
-        rd_pair_set grown = {.keys = keys, .mask = cap - 1};
-        for (size_t i = 0; i <= s->mask; i++)
-            if (old[i] != RD_PAIR_EMPTY) keys[pair_slot(&grown, old[i])] = old[i];
+        s->keys = keys;
+        s->mask = cap - 1;
+        for (size_t i = 0; i <= old_mask; i++)
+            if (old[i] != RD_PAIR_EMPTY) s->keys[pair_slot(s, old[i])] = old[i];
         free(old);
-        *s = grown;
     }
     size_t i = pair_slot(s, key);
     if (s->keys[i] == RD_PAIR_EMPTY) {
