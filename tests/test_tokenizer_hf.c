@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "redit/tokenizer.h"
 #include "helpers/tiny_model.h"
@@ -481,6 +482,24 @@ static void test_merges_from_text(void **state) {
     assert_non_null(m);
     memcpy(m, "\"merges\": {\"a\":1}", 17);
     expect_refused(dir, j, NULL, "json", "model.merges is of another JSON type, not an array");
+    free(j);
+    /* a NUL byte where a value should start (found by make fuzz: the scan for model.merges
+     * stood still on it forever) is refused at once */
+    j = small_json(vocab, "\"a b\", 7", LLAMA_ADDED, LLAMA_NORMALIZER, "null");
+    char *seven = strstr(j, ", 7]");
+    assert_non_null(seven);
+    seven[2] = '\0';
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    const size_t jlen = (size_t)(seven - j) + 3 + strlen(seven + 3);
+    assert_int_equal(fwrite(j, 1, jlen, f), jlen);
+    assert_int_equal(fclose(f), 0);
+    alarm(20); /* a hang fails the suite instead of stalling it */
+    assert_null(rd_tokenizer_load_hf(path, NULL, &err));
+    alarm(0);
+    assert_non_null(strstr(err.msg, "not valid JSON"));
     free(j);
     tiny_rmdir(dir);
 }

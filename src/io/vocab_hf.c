@@ -273,7 +273,9 @@ static int find_merges(const char *s, size_t len, size_t *start, size_t *end, rd
         } else if (c == ':') {
             i++;
         } else { /* a number or a literal */
-            while (i < len && !strchr(" \t\r\n,:]}[{\"", s[i])) i++;
+            const size_t from = i;
+            while (i < len && s[i] != '\0' && !strchr(" \t\r\n,:]}[{\"", s[i])) i++;
+            if (i == from) break; /* a byte no value starts with (a NUL): not JSON */
             if (depth == 2) is_merges = 0;
         }
     }
