@@ -26,8 +26,9 @@ static void usage(FILE *out) {
             "                   wb.use_run(N)); the session is saved as one unit\n"
             "      --delete N   delete run N: its curve and its edits file (as\n"
             "                   wb.delete_run(N)); the current edits stay as they are\n"
+            "  -h, --help       this text\n\n"
             "Do not change a session that a workbench has open: its next save replaces it.\n"
-            "  -h, --help       this text\n");
+            "Two runs side by side: redit chat (or generate) --edits FILE1 --edits-b FILE2.\n");
 }
 
 static const char *stopped_name(int stopped) {
