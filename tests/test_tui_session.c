@@ -2,7 +2,8 @@
  * (every key, get/set round trips, bool spellings, rejected values with their messages and
  * the config unchanged), cross-field validation, the engine option structs, config JSON
  * round trips and refusals, session save → load round trips with edits, the exact loss.csv
- * text, damaged files, and session names. */
+ * text, damaged files, session names, and the CLI's changes to a saved session (--use,
+ * --delete, --edits). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,7 @@
 #include "helpers/tiny_model.h"
 #include "redit/edits.h"
 #include "redit/model.h"
+#include "redit/workbench.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -1238,7 +1240,8 @@ static const char *self_path; /* argv[0]: the suite runs itself as the child (se
 
 /* Runs the child under strace with SIGKILL injected at the n-th call of syscall (n 0: none).
  * Returns the signal that ended it, or -(exit status + 1). */
-static int run_child(const char *root, const char *name, const char *syscall, int n) {
+static int run_child_as(const char *mode, const char *root, const char *name,
+                        const char *syscall, int n) {
     char inject[128], trace[64];
     snprintf(inject, sizeof inject, "inject=%s:signal=KILL:when=%d", syscall, n > 0 ? n : 1);
     snprintf(trace, sizeof trace, "trace=%s", syscall); /* only a traced call is injected */
@@ -1249,15 +1252,19 @@ static int run_child(const char *root, const char *name, const char *syscall, in
         setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
         if (n > 0)
             execlp("strace", "strace", "-f", "-qq", "-o", "/dev/null", "-e", trace, "-e",
-                   inject, self_path, "--save-child", root, name, (char *)NULL);
+                   inject, self_path, mode, root, name, (char *)NULL);
         else
-            execl(self_path, self_path, "--save-child", root, name, (char *)NULL);
+            execl(self_path, self_path, mode, root, name, (char *)NULL);
         _exit(127);
     }
     int st = 0;
     waitpid(pid, &st, 0);
     if (WIFSIGNALED(st)) return WTERMSIG(st);
     return -(WEXITSTATUS(st) + 1);
+}
+
+static int run_child(const char *root, const char *name, const char *syscall, int n) {
+    return run_child_as("--save-child", root, name, syscall, n);
 }
 
 /* 1 when the saved session is `want` in every part the test changes. */
@@ -1394,8 +1401,171 @@ static void test_session_kill(void **state) {
     rd_edits_free(e_new);
 }
 
+/* ---- the CLI's changes to a saved session (redit session --use/--delete/--edits) ---------- */
+
+/* Edits of the session's shape with numbers from base. */
+static rd_edits *edits_like(const tui_session *s, const rd_model *m, float base) {
+    rd_error err = {{0}};
+    rd_edit_spec spec = tui_config_edit_spec(&s->config);
+    rd_edits *e = rd_edits_new(rd_model_config(m), &spec, &err);
+    if (!e) fail_msg("edits: %s", err.msg);
+    float *p = rd_edits_params(e);
+    for (size_t i = 0; i < rd_edits_param_count(e); i++) p[i] = base + 0.003f * (float)(i % 17);
+    return e;
+}
+
+/* Session root/name with two runs, each with its edits in runs/ID/, run 2's current. */
+static void save_two_runs(const char *root, const char *name, const rd_model *m, rd_edits **e1,
+                          rd_edits **e2) {
+    rd_error err = {{0}};
+    tui_session s;
+    tui_session_init(&s, root, name);
+    fill_session(&s);
+    *e1 = edits_like(&s, m, 0.25f);
+    *e2 = edits_like(&s, m, -0.75f);
+    assert_int_equal(tui_run_keep_edits(&s.runs[0], *e1, &err), 0);
+    assert_int_equal(tui_run_keep_edits(&s.runs[1], *e2, &err), 0);
+    s.current_run = 2;
+    if (tui_session_save(&s, *e2, m, &err)) fail_msg("save: %s", err.msg);
+    tui_session_release(&s);
+}
+
+/* The child of test_session_use_run_kill: makes run 1 current through the public entry. */
+static int use_child(const char *root, const char *name) {
+    rd_error err = {{0}};
+    return rd_session_use_run(root, name, 1, &err) ? 4 : 0;
+}
+
+static void test_session_use_delete_run(void **state) {
+    fixture *fx = *state;
+    rd_error err = {{0}};
+    rd_edits *e1, *e2;
+    save_two_runs(fx->root, "u", fx->m, &e1, &e2);
+    char dir[700], path[1200], want[1200];
+    snprintf(dir, sizeof dir, "%s/u", fx->root);
+    /* run 1's edits file */
+    assert_int_equal(rd_session_run_edits(fx->root, "u", 1, path, sizeof path, &err), 0);
+    snprintf(want, sizeof want, "%s/runs/1/edits.safetensors", dir);
+    assert_string_equal(path, want);
+    assert_int_equal(rd_session_run_edits(fx->root, "u", 3, path, sizeof path, &err), -1);
+    assert_non_null(strstr(err.msg, "no run #3"));
+    assert_string_equal(path, "");
+    /* run 1 becomes the current edits: saved without a model, the fingerprint kept */
+    tui_session before, got;
+    assert_int_equal(tui_session_load(fx->root, "u", &before, &err), 0);
+    assert_int_equal(rd_session_use_run(fx->root, "u", 1, &err), 0);
+    assert_int_equal(tui_session_load(fx->root, "u", &got, &err), 0);
+    assert_int_equal(got.current_run, 1);
+    assert_int_equal(got.generation, before.generation + 1);
+    assert_string_equal(got.model_fingerprint, before.model_fingerprint);
+    assert_int_equal(got.n_runs, 2);
+    tui_session_edits_path(&got, path, sizeof path);
+    assert_edits_file(path, e1, fx->m);
+    assert_only_named_files(dir, &got);
+    /* a refused change leaves the session as it was */
+    assert_int_equal(rd_session_use_run(fx->root, "u", 9, &err), -1);
+    assert_non_null(strstr(err.msg, "no run #9"));
+    assert_int_equal(rd_session_delete_run(fx->root, "u", 9, &err), -1);
+    tui_session same;
+    assert_int_equal(tui_session_load(fx->root, "u", &same, &err), 0);
+    assert_int_equal(same.generation, got.generation);
+    tui_session_release(&same);
+    /* in memory: a run whose edits are not on disk, and a failed save, change nothing */
+    tui_run *r3 = tui_session_new_run(&got, "unsaved");
+    assert_non_null(r3);
+    assert_int_equal(tui_session_save_using_run(&got, r3->id, &err), -1);
+    assert_non_null(strstr(err.msg, "has no saved edits"));
+    tui_session_drop_last_run(&got);
+    assert_int_equal(chmod(dir, 0500), 0);
+    if (access(dir, W_OK) != 0) {
+        char file[64];
+        snprintf(file, sizeof file, "%s", got.edits_file);
+        assert_int_equal(tui_session_save_using_run(&got, 2, &err), -1);
+        assert_string_equal(got.edits_file, file);
+        assert_int_equal(got.current_run, 1);
+    }
+    chmod(dir, 0700);
+    tui_session_release(&got);
+    tui_session_release(&before);
+    /* delete run 2: its curve and its edits; the current edits (run 1's) stay */
+    assert_int_equal(rd_session_delete_run(fx->root, "u", 2, &err), 0);
+    assert_int_equal(tui_session_load(fx->root, "u", &got, &err), 0);
+    assert_int_equal(got.n_runs, 1);
+    assert_int_equal(got.runs[0].id, 1);
+    assert_int_equal(got.current_run, 1);
+    snprintf(path, sizeof path, "%s/runs/2", dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1);
+    tui_session_edits_path(&got, path, sizeof path);
+    assert_edits_file(path, e1, fx->m);
+    assert_only_named_files(dir, &got);
+    tui_session_release(&got);
+    /* a damaged session is refused and left as it is */
+    char json[800];
+    snprintf(json, sizeof json, "%s/session.json", dir);
+    write_all(json, "{\"format\": \"redit-session\", \"vers");
+    assert_int_equal(rd_session_use_run(fx->root, "u", 1, &err), -1);
+    assert_non_null(strstr(err.msg, "damaged"));
+    assert_int_equal(rd_session_delete_run(fx->root, "u", 1, &err), -1);
+    char *text = read_all(json);
+    assert_string_equal(text, "{\"format\": \"redit-session\", \"vers");
+    free(text);
+    rd_edits_free(e1);
+    rd_edits_free(e2);
+}
+
+/* A kill at any call of `redit session --use` leaves the previous save or the new one. */
+static void test_session_use_run_kill(void **state) {
+    fixture *fx = *state;
+    rd_error err = {{0}};
+    if (system("strace -f -qq -o /dev/null -e trace=getpid -e inject=getpid:signal=KILL:when=99 "
+               "true 2>/dev/null") != 0) {
+        fprintf(stderr, "SKIPPED: test_session_use_run_kill needs strace and ptrace permission\n");
+        skip();
+    }
+    rd_edits *e1, *e2;
+    save_two_runs(fx->root, "k", fx->m, &e1, &e2);
+    char dir[700], pristine[800], path[1200];
+    snprintf(dir, sizeof dir, "%s/k", fx->root);
+    snprintf(pristine, sizeof pristine, "%s/pristine", fx->dir);
+    copy_tree(dir, pristine);
+    static const char *const calls[] = {"write", "openat", "fsync", "rename", "renameat",
+                                        "renameat2", "unlink", "close", "fchmod"};
+    int kills = 0, olds = 0, news = 0;
+    for (size_t c = 0; c < sizeof calls / sizeof *calls; c++) {
+        for (int n = 1; n < 400; n++) {
+            copy_tree(pristine, dir);
+            const int how = run_child_as("--use-child", fx->root, "k", calls[c], n);
+            if (how != SIGKILL) {
+                if (how != -1) fail_msg("%s #%d: the child ended with %d", calls[c], n, how);
+                break;
+            }
+            kills++;
+            tui_session got;
+            if (tui_session_load(fx->root, "k", &got, &err))
+                fail_msg("killed at %s #%d: the session does not load: %s", calls[c], n, err.msg);
+            const int is_new = got.current_run == 1;
+            assert_true(is_new || got.current_run == 2);
+            assert_int_equal(got.n_runs, 2);
+            is_new ? news++ : olds++;
+            tui_session_edits_path(&got, path, sizeof path);
+            assert_edits_file(path, is_new ? e1 : e2, fx->m);
+            tui_session_tidy(&got);
+            assert_only_named_files(dir, &got);
+            tui_session_release(&got);
+        }
+    }
+    fprintf(stderr, "test_session_use_run_kill: %d kills, %d left the old save, %d the new one\n",
+            kills, olds, news);
+    assert_true(kills >= 8);
+    assert_true(olds > 0 && news > 0);
+    rd_edits_free(e1);
+    rd_edits_free(e2);
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--save-child")) return save_child(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "--use-child")) return use_child(argv[2], argv[3]);
     self_path = argv[0];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -1415,6 +1585,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_session_check_writable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_check_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_use_delete_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_use_run_kill, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

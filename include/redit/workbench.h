@@ -56,6 +56,23 @@ int rd_session_summarize(const char *root, const char *name, rd_session_summary 
                          rd_error *err);
 void rd_session_summary_release(rd_session_summary *s);
 
+/* The path of run id's edits file in session root/name (root NULL: "sessions") into path
+ * (cap bytes, cut to fit; "" on failure). 0, or -1 with *err (no such session or run, a
+ * damaged session, a run without saved edits). Nothing is written. */
+int rd_session_run_edits(const char *root, const char *name, int id, char *path, size_t cap,
+                         rd_error *err);
+
+/* Makes run id's edits the current edits of session root/name (as wb.use_run does) and saves
+ * the session as one unit, without a model (its stored fingerprint is kept). 0, or -1 with
+ * *err: no such session or run, a damaged session (left untouched), a failed save (the
+ * previous save stays). */
+int rd_session_use_run(const char *root, const char *name, int id, rd_error *err);
+
+/* Deletes run id of session root/name (its curve and its edits file, as wb.delete_run does;
+ * the session's current edits stay as they are) and saves the session as one unit. 0, or -1
+ * with *err like rd_session_use_run. */
+int rd_session_delete_run(const char *root, const char *name, int id, rd_error *err);
+
 /* Runs the workbench until the user quits. Prints errors that prevent it from starting
  * (before the screen is taken) to stderr. Returns the process exit code. */
 int rd_workbench_run(const rd_workbench_args *args);

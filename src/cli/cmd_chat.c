@@ -1,7 +1,7 @@
 /* redit chat: a line-mode multi-turn chat on readline. Each turn renders the whole
  * conversation with the chat template (chat_format.h: the ids training uses) and streams
  * the reply; with --compare the base and the edited model answer in turn, each continuing
- * its own conversation. */
+ * its own conversation (with --edits-b: the two edit sets). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@
 static void usage(FILE *out) {
     rd_sampling d = rd_sampling_defaults();
     fprintf(out,
-            "usage: redit chat -m MODEL [--edits FILE [--compare]] [options]\n\n"
+            "usage: redit chat -m MODEL [--edits FILE [--compare | --edits-b FILE]] [options]\n\n"
             "A multi-turn chat in the terminal. Each turn renders the conversation so far with\n"
             "the chat template and streams the model's reply; the reply ends at the end of\n"
             "text or where the template's next turn would begin. Ctrl-C stops a reply.\n"
@@ -36,6 +36,11 @@ static void usage(FILE *out) {
             "      --edits FILE          apply RED edits (safetensors edit file)\n"
             "      --strength A          edit strength α (default 1)\n"
             "      --compare             each turn: the base model's answer, then the edited one\n"
+            "      --edits-b FILE        compare two edit sets (implies --compare): each turn,\n"
+            "                            the answer with --edits FILE, then the one with these\n"
+            "                            (same strength; the template of --edits FILE), each\n"
+            "                            titled with its file and continuing its own\n"
+            "                            conversation\n"
             "      --force               load edits made for another base model\n"
             "  -n, --max-tokens N        tokens per reply at most (default 256)\n"
             "  -t, --temperature T       0 = greedy (default %g)\n"
@@ -107,8 +112,10 @@ static int convo_add(convo *c, const char *user, const char *assistant) {
 typedef struct chat {
     rd_model *model;
     rd_ctx *ctx;
-    rd_edits *edits;
-    rd_edits_view view;
+    rd_edits *edits, *edits_b;
+    rd_edits_view view, view_b;
+    const rd_edits_view *side_view[2]; /* the edits each conversation answers with */
+    const char *title[2];              /* the compared answers' titles */
     const char *tmpl;   /* template name or text */
     char *tmpl_owned;   /* the edit file's template, when taken from there */
     const char *system;
@@ -116,7 +123,7 @@ typedef struct chat {
     uint64_t seed;
     int compare;
     int turn;           /* exchanges so far (the seed of a turn is seed + turn) */
-    convo side[2];      /* [0] base, [1] edited */
+    convo side[2];      /* [0] base (--edits-b: --edits), [1] edited (--edits-b) */
     rd_chat_filter *filter;
 } chat;
 
@@ -165,7 +172,8 @@ static int fit_prompt(chat *ch, convo *c, const char *user, int **ids, size_t *n
     }
 }
 
-/* One reply to `user` in conversation `which` (0 base, 1 edited), streamed, then added to
+/* One reply to `user` in conversation `which` (0 base, 1 edited; with --edits-b the two edit
+ * sets), streamed, then added to
  * the conversation. Returns 0, or -1 when the turn could not run (the message is dropped). */
 static int reply(chat *ch, int which, const char *user) {
     convo *c = &ch->side[which];
@@ -178,7 +186,7 @@ static int reply(chat *ch, int which, const char *user) {
     cli_input_clear_interrupt();
     rd_error err = {0};
     rd_gen_stats st = {0};
-    int rc = rd_generate(ch->ctx, which ? &ch->view : NULL, ids, n, &g, on_token, ch->filter,
+    int rc = rd_generate(ch->ctx, ch->side_view[which], ids, n, &g, on_token, ch->filter,
                          NULL, &st, &err);
     free(ids);
     const char *show;
@@ -204,13 +212,14 @@ static int reply(chat *ch, int which, const char *user) {
     return 0;
 }
 
-/* A user message: one reply, or with --compare the base then the edited one. */
+/* A user message: one reply, or with --compare the base then the edited one (--edits-b: the
+ * two edit sets). */
 static void turn(chat *ch, const char *user) {
     if (!ch->compare) {
         reply(ch, ch->edits ? 1 : 0, user);
     } else {
         for (int which = 0; which < 2; which++) {
-            printf("%s── %s ──\n", which ? "\n" : "", which ? "edited" : "base");
+            printf("%s── %s ──\n", which ? "\n" : "", ch->title[which]);
             fflush(stdout);
             if (reply(ch, which, user)) break;
         }
@@ -273,7 +282,8 @@ static void loop(chat *ch) {
     if (cli_input_is_tty())
         fprintf(stderr, "chat with %s%s — /help for the commands, Ctrl-D to leave\n",
                 ch->model->file.name[0] ? ch->model->file.name : ch->model->path,
-                ch->compare ? " (base, then edited)" : ch->edits ? " (edited)" : "");
+                ch->edits_b ? " (two edit sets)" : ch->compare ? " (base, then edited)"
+                : ch->edits ? " (edited)" : "");
     rl_attempted_completion_function = complete;
     for (;;) {
         char *line = NULL;
@@ -320,11 +330,34 @@ static int load_edits(chat *ch, const char *path, int force, float strength, int
     return 0;
 }
 
+/* The second edit set of --edits-b (the template stays the first set's: a note when this one
+ * was trained with another). */
+static int load_edits_b(chat *ch, const char *path, const cli_edits_args *ea, int tmpl_given) {
+    rd_error err = {0};
+    char *json = NULL;
+    rd_fp_match match;
+    ch->edits_b = rd_edits_load_match(path, ch->model, ea->force, &json, &match, &err);
+    if (!ch->edits_b) {
+        fprintf(stderr, "redit: %s\n", err.msg);
+        return -1;
+    }
+    cli_fingerprint_note(path, match);
+    ch->view_b = rd_edits_view_at(ch->edits_b, ea->strength);
+    char *tmpl = tmpl_given ? NULL : edits_template(json);
+    if (tmpl && strcmp(tmpl, ch->tmpl))
+        fprintf(stderr, "(%s was trained with the template \"%s\"; both answer with \"%s\": "
+                        "--template chooses)\n", path, tmpl, ch->tmpl);
+    free(tmpl);
+    free(json);
+    return 0;
+}
+
 static void chat_release(chat *ch) {
     convo_free(&ch->side[0]);
     convo_free(&ch->side[1]);
     rd_chat_filter_free(ch->filter);
     rd_edits_free(ch->edits);
+    rd_edits_free(ch->edits_b);
     free(ch->tmpl_owned);
     rd_ctx_free(ch->ctx);
     rd_model_free(ch->model);
@@ -332,7 +365,7 @@ static void chat_release(chat *ch) {
 
 /* Model, context, edits and reply filter; the template checked. */
 static int chat_setup(chat *ch, const cli_model_args *ma, const cli_edits_args *ea,
-                      int tmpl_given) {
+                      const char *edits_b, int tmpl_given) {
     rd_error err = {0};
     if (!(ch->model = cli_open_model("chat", ma, 0))) return -1;
     if (!rd_model_tokenizer(ch->model)) {
@@ -341,6 +374,11 @@ static int chat_setup(chat *ch, const cli_model_args *ma, const cli_edits_args *
         return -1;
     }
     if (ea->path && load_edits(ch, ea->path, ea->force, ea->strength, tmpl_given)) return -1;
+    if (edits_b && load_edits_b(ch, edits_b, ea, tmpl_given)) return -1;
+    ch->side_view[0] = ch->edits_b ? &ch->view : NULL;
+    ch->side_view[1] = ch->edits_b ? &ch->view_b : &ch->view;
+    ch->title[0] = ch->edits_b ? ea->path : "base";
+    ch->title[1] = ch->edits_b ? edits_b : "edited";
     char *stop = rd_chat_turn_start(ch->tmpl, &err);
     if (!stop) {
         fprintf(stderr, "redit %s\n", err.msg);
@@ -357,15 +395,16 @@ static int chat_setup(chat *ch, const cli_model_args *ma, const cli_edits_args *
 }
 
 int cmd_chat(int argc, char **argv) {
-    enum { O_COMPARE = CLI_O_FIRST_FREE };
+    enum { O_COMPARE = CLI_O_FIRST_FREE, O_EDITS_B };
     static const struct option opts[] = {
         CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS, CLI_GEN_LONG_OPTIONS,
-        {"compare", no_argument, 0, O_COMPARE},
+        {"compare", no_argument, 0, O_COMPARE},    {"edits-b", required_argument, 0, O_EDITS_B},
         {"template", required_argument, 0, 'T'},   {"system", required_argument, 0, 's'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     chat ch = {.gen = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1}};
     cli_model_args ma = {0};
     cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
+    const char *edits_b = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:n:t:h", opts, NULL)) != -1) {
@@ -376,6 +415,7 @@ int cmd_chat(int argc, char **argv) {
         if (got) continue;
         switch (c) {
         case O_COMPARE: ch.compare = 1; break;
+        case O_EDITS_B: edits_b = optarg, ch.compare = 1; break;
         case 'T': ch.tmpl = optarg; break;
         case 's': ch.system = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -388,14 +428,14 @@ int cmd_chat(int argc, char **argv) {
         return 2;
     }
     if (ch.compare && !ea.path) {
-        fprintf(stderr, "redit chat: --compare needs --edits\n");
+        fprintf(stderr, "redit chat: %s needs --edits\n", edits_b ? "--edits-b" : "--compare");
         return 2;
     }
     ch.seed = ch.gen.sampling.seed;
     int tmpl_given = ch.tmpl != NULL;
     if (!ch.tmpl) ch.tmpl = "llama2-chat";
     int rc = 1;
-    if (chat_setup(&ch, &ma, &ea, tmpl_given) == 0) {
+    if (chat_setup(&ch, &ma, &ea, edits_b, tmpl_given) == 0) {
         cli_input_begin("redit-chat");
         loop(&ch);
         cli_input_end();

@@ -33,6 +33,9 @@ static void usage(FILE *out) {
             "      --strength A          edit strength α: s' = 1 + α(s − 1), b' = α·b (default 1)\n"
             "      --compare             print the base model's answer, then the edited one\n"
             "                            (same seed)\n"
+            "      --edits-b FILE        compare two edit sets (implies --compare): the\n"
+            "                            answer with --edits FILE, then the one with these\n"
+            "                            (same seed and strength), each titled with its file\n"
             "      --force               load edits made for another base model\n"
             "  -h, --help                this text\n\n"
             "The RED paper's Llama-2 setup: --repeat-penalty 1.1 --no-repeat-ngram 5.\n",
@@ -72,15 +75,16 @@ static int run_one(rd_ctx *ctx, const rd_edits_view *edits, const int *ids, size
 }
 
 int cmd_generate(int argc, char **argv) {
-    enum { O_IDS = CLI_O_FIRST_FREE, O_COMPARE };
+    enum { O_IDS = CLI_O_FIRST_FREE, O_COMPARE, O_EDITS_B };
     static const struct option opts[] = {
         CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS, CLI_GEN_LONG_OPTIONS,
         {"prompt", required_argument, 0, 'p'},  {"ids", required_argument, 0, O_IDS},
-        {"compare", no_argument, 0, O_COMPARE}, {"help", no_argument, 0, 'h'},
+        {"compare", no_argument, 0, O_COMPARE}, {"edits-b", required_argument, 0, O_EDITS_B},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     cli_model_args ma = {0};
     cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
-    const char *prompt = NULL, *ids_text = NULL;
+    const char *prompt = NULL, *ids_text = NULL, *edits_b_path = NULL;
     rd_gen_opts g = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1};
     int c, compare = 0;
     optind = 1;
@@ -94,12 +98,14 @@ int cmd_generate(int argc, char **argv) {
         case 'p': prompt = optarg; break;
         case O_IDS: ids_text = optarg; break;
         case O_COMPARE: compare = 1; break;
+        case O_EDITS_B: edits_b_path = optarg, compare = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (compare && !ea.path) {
-        fprintf(stderr, "redit generate: --compare needs --edits\n");
+        fprintf(stderr, "redit generate: %s needs --edits\n",
+                edits_b_path ? "--edits-b" : "--compare");
         return 2;
     }
     if (!ma.path || (!prompt == !ids_text) || optind != argc) {
@@ -115,7 +121,7 @@ int cmd_generate(int argc, char **argv) {
     size_t n = 0;
     int rc = 1;
     rd_ctx *ctx = NULL;
-    rd_edits *edits = NULL;
+    rd_edits *edits = NULL, *edits_b = NULL;
     if (prompt) {
         if (!t) {
             fprintf(stderr, "redit generate: %s has no tokenizer; text needs one (give "
@@ -138,12 +144,17 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if (cli_open_edits(&ea, m, &edits)) goto done;
+    cli_edits_args eb = ea;
+    eb.path = edits_b_path;
+    if (cli_open_edits(&eb, m, &edits_b)) goto done;
     stream_state s = {.print_ids = !t || !prompt};
-    rd_edits_view view = cli_edits_view(&ea, edits);
+    /* pass 0: base, or --edits with --edits-b; pass 1: --edits, or --edits-b */
+    rd_edits_view view = cli_edits_view(&ea, edits), view_b = cli_edits_view(&eb, edits_b);
+    const rd_edits_view *views[2] = {edits_b ? &view : NULL, edits_b ? &view_b : &view};
+    const char *titles[2] = {edits_b ? ea.path : "base", edits_b ? eb.path : "edited"};
     for (int pass = compare ? 0 : 1; pass < 2; pass++) {
-        const rd_edits_view *v = pass == 1 && edits ? &view : NULL;
-        if (compare)
-            printf("%s── %s ──\n", pass ? "\n" : "", pass ? "edited" : "base");
+        const rd_edits_view *v = edits ? views[pass] : NULL;
+        if (compare) printf("%s── %s ──\n", pass ? "\n" : "", titles[pass]);
         if (run_one(ctx, v, ids, n, &g, &s, prompt, out_ids, &err)) {
             fprintf(stderr, "\nredit %s\n", err.msg); /* rd_generate's messages start "generate: " */
             goto done;
@@ -152,6 +163,7 @@ int cmd_generate(int argc, char **argv) {
     rc = 0;
 done:
     rd_edits_free(edits);
+    rd_edits_free(edits_b);
     free(out_ids);
     free(ids);
     rd_ctx_free(ctx);

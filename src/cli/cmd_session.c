@@ -1,7 +1,9 @@
-/* redit session NAME: lists a saved workbench session's runs (no model needed). */
+/* redit session NAME: lists a saved workbench session's runs, prints a run's edits file,
+ * makes a run the current edits or deletes one (no model needed). */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli.h"
 #include "redit/train.h"
@@ -9,15 +11,24 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: redit session NAME [--root DIR]\n\n"
+            "usage: redit session NAME [--root DIR] [--edits N | --use N | --delete N]\n\n"
             "Lists the runs of the workbench session NAME (sessions/NAME/, as redit tui\n"
             "--session NAME keeps it): each run's id (#id on the chart, wb.runs() in the\n"
             "console), label, training steps, best evaluation loss (and accuracy on a\n"
             "classification set), how it ended, and its edits file, which redit export,\n"
             "chat and eval take with --edits. '*' marks the run whose edits are the\n"
-            "session's current ones. Reads the session only: no model is loaded.\n\n"
+            "session's current ones. No model is loaded. A damaged session is refused and\n"
+            "left as it is (redit tui --session NAME moves it aside).\n\n"
             "      --root DIR   where sessions live (default: sessions; tui's --sessions)\n"
-            "  -h, --help       this text\n");
+            "      --edits N    print the path of run N's edits file only, e.g.\n"
+            "                   redit chat --edits \"$(redit session NAME --edits 2)\"\n"
+            "      --use N      make run N's edits the session's current edits (as\n"
+            "                   wb.use_run(N)); the session is saved as one unit\n"
+            "      --delete N   delete run N: its curve and its edits file (as\n"
+            "                   wb.delete_run(N)); the current edits stay as they are\n"
+            "  -h, --help       this text\n\n"
+            "Do not change a session that a workbench has open: its next save replaces it.\n"
+            "Two runs side by side: redit chat (or generate) --edits FILE1 --edits-b FILE2.\n");
 }
 
 static const char *stopped_name(int stopped) {
@@ -29,16 +40,41 @@ static const char *stopped_name(int stopped) {
     }
 }
 
+/* A run id: 1 to 10^9 in decimal; else -1. */
+static int run_id(const char *text) {
+    char *end;
+    const long v = strtol(text, &end, 10);
+    if (end == text || *end || v < 1 || v > 1000000000L) return -1;
+    return (int)v;
+}
+
 int cmd_session(int argc, char **argv) {
     static const struct option opts[] = {{"root", required_argument, 0, 'R'},
+                                         {"edits", required_argument, 0, 'e'},
+                                         {"use", required_argument, 0, 'u'},
+                                         {"delete", required_argument, 0, 'd'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *root = "sessions";
-    int c;
+    int c, action = 0, id = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'R': root = optarg; break;
+        case 'e':
+        case 'u':
+        case 'd':
+            if (action) {
+                fprintf(stderr, "redit session: give one of --edits, --use and --delete\n");
+                return 2;
+            }
+            action = c;
+            if ((id = run_id(optarg)) < 0) {
+                fprintf(stderr, "redit session: \"%s\" is not a run id (1, 2, ... as listed)\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -51,6 +87,25 @@ int cmd_session(int argc, char **argv) {
     const char *name = argv[optind];
     rd_session_summary s;
     rd_error err = {0};
+    if (action == 'e') {
+        char path[1200];
+        if (rd_session_run_edits(root, name, id, path, sizeof path, &err)) {
+            fprintf(stderr, "redit session: %s\n", err.msg);
+            return 1;
+        }
+        printf("%s\n", path);
+        return 0;
+    }
+    if (action == 'u' || action == 'd') {
+        if ((action == 'u' ? rd_session_use_run : rd_session_delete_run)(root, name, id, &err)) {
+            fprintf(stderr, "redit session: %s\n", err.msg);
+            return 1;
+        }
+        printf(action == 'u' ? "session %s: run #%d's edits are now the current ones\n"
+                             : "session %s: run #%d deleted\n",
+               name, id);
+        return 0;
+    }
     if (rd_session_summarize(root, name, &s, &err)) {
         fprintf(stderr, "redit session: %s\n", err.msg);
         return 1;

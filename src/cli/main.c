@@ -23,7 +23,7 @@ static const struct {
     {"chat", cmd_chat, "multi-turn chat in the terminal (--compare: base and edited)"},
     {"lua", cmd_lua, "interactive Lua prompt with the red module (-m: a model preloaded)"},
     {"tui", cmd_tui, "the workbench: edits, live loss chart, chat base vs edited, Lua console"},
-    {"session", cmd_session, "list a workbench session's runs: steps, best eval, edits files"},
+    {"session", cmd_session, "a workbench session's runs: list, use, delete, their edits files"},
     {"convert", cmd_convert, "write a model as GGUF in another storage type (F16, Q8_0, Q4_K, ...)"},
     {"export", cmd_export, "export RED edits: llama.cpp control vector, merged GGUF, safetensors"},
     {"run", cmd_run, "run a Lua script with the red module (redit run SCRIPT.lua [args])"},

@@ -569,6 +569,43 @@ done:
     return rc;
 }
 
+static int read_session_file(const char *path, int missing_ok, char **data, size_t *len,
+                             rd_error *err);
+
+int tui_session_save_using_run(tui_session *s, int id, rd_error *err) {
+    const tui_run *r = tui_session_find_run(s, id);
+    if (!r) return rd_error_set(err, "session \"%s\": there is no run #%d", s->name, id);
+    if (r->edits || !r->edits_file[0])
+        return rd_error_set(err, "session \"%s\": run #%d has no saved edits", s->name, id);
+    if ((double)s->generation + 1 >= MAX_GENERATION)
+        return rd_error_set(err, "session \"%s\": too many saves", s->name);
+    char from[1200], to[1200], file[64];
+    snprintf(file, sizeof file, "edits-%lu.safetensors", s->generation + 1);
+    if (session_path(s->root, s->name, r->edits_file, from, sizeof from, err) ||
+        session_path(s->root, s->name, file, to, sizeof to, err))
+        return -1;
+    /* the run's file, byte for byte, under the name of the next generation's current edits
+     * (a run's edits are written once and never change; no model is needed) */
+    char *data = NULL;
+    size_t len = 0;
+    if (read_session_file(from, 0, &data, &len, err)) return -1;
+    const int wrote = write_file_atomically(to, data, len, err);
+    free(data);
+    if (wrote) return -1;
+    char old_file[64];
+    const int old_current = s->current_run;
+    snprintf(old_file, sizeof old_file, "%s", s->edits_file);
+    snprintf(s->edits_file, sizeof s->edits_file, "%s", file);
+    s->current_run = id;
+    if (tui_session_save(s, NULL, NULL, err)) {
+        snprintf(s->edits_file, sizeof s->edits_file, "%s", old_file);
+        s->current_run = old_current;
+        unlink(to); /* named by no session.json (tidying would remove it too) */
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- tidying and moving aside ------------------------------------------------------------ */
 
 /* 1 when file (relative to the session folder) is one s names. */

@@ -143,6 +143,14 @@ int tui_session_add_chat_titled(tui_session *s, const char *prompt, const char *
  * save. 0, or -1 with *err naming the file. */
 int tui_session_save(tui_session *s, const rd_edits *e, const rd_model *m, rd_error *err);
 
+/* Makes run id's saved edits (runs/ID/edits.safetensors) the session's current edits and
+ * saves the session as one unit (tui_session_save without a model: the stored fingerprint
+ * is kept): the run's file is copied, byte for byte, as the next generation's current edits
+ * file, and current_run becomes id. Needs a run with saved edits (not ones only in memory).
+ * 0, or -1 with *err (no such run, no saved edits, a failed write: s and the session on disk
+ * are then unchanged). */
+int tui_session_save_using_run(tui_session *s, int id, rd_error *err);
+
 /* Removes from s->root/s->name/ what s (as loaded or last saved) does not name: files of
  * other generations, runs/ID folders of other runs, "*.tmp-*" files of killed saves, and
  * the version 1 files once a version 2 save exists. Files of other names are left alone.

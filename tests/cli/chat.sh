@@ -95,6 +95,45 @@ assert edited[0] == "It is the cat.", edited
 assert base[0] != edited[0]
 EOF
 
+# --- two edit sets side by side: --edits A --edits-b B (chat and generate) ------------
+expect_ok "train B" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/e2.safetensors" \
+    --epochs 3 --batch 8 --micro-batch 8 --lr 0.05 --max-len 64 --template red --sites ffn
+chat_run ab "$IN" -m "$M" --edits "$TMP/e.safetensors" --edits-b "$TMP/e2.safetensors" -t 0 -n 16
+chat_run edited2 "$IN" -m "$M" --edits "$TMP/e2.safetensors" -t 0 -n 16
+"$PY" - "$TMP/ab.out" "$TMP/edited.out" "$TMP/edited2.out" "$TMP/e.safetensors" "$TMP/e2.safetensors" <<'EOF' || fail "--edits-b answers are not those of separate chats with each edit set"
+import sys
+out = open(sys.argv[1], "rb").read().decode("utf-8", "replace").split("\n")
+a, b, side = [], [], None
+titles = {"── %s ──" % sys.argv[4]: a, "── %s ──" % sys.argv[5]: b}
+n_titles = 0
+for line in out:
+    if line in titles:
+        side = titles[line]
+        n_titles += 1
+        continue
+    if line and side is not None: side.append(line)
+assert n_titles == 4, out
+want_a = [l for l in open(sys.argv[2], "rb").read().decode("utf-8", "replace").split("\n") if l]
+want_b = [l for l in open(sys.argv[3], "rb").read().decode("utf-8", "replace").split("\n") if l]
+assert a == want_a, (a, want_a)
+assert b == want_b, (b, want_b)
+assert a != b, (a, b)
+EOF
+P="[INST] Name item 3. [/INST]"
+expect_ok "generate --edits-b" "$REDIT" generate -m "$M" --edits "$TMP/e.safetensors" \
+    --edits-b "$TMP/e2.safetensors" -p "$P" -t 0 -n 12
+cp "$TMP/out" "$TMP/gab.out"
+expect_ok "generate A" "$REDIT" generate -m "$M" --edits "$TMP/e.safetensors" -p "$P" -t 0 -n 12
+cp "$TMP/out" "$TMP/ga.out"
+expect_ok "generate B" "$REDIT" generate -m "$M" --edits "$TMP/e2.safetensors" -p "$P" -t 0 -n 12
+{ echo "── $TMP/e.safetensors ──"; cat "$TMP/ga.out"; echo; echo "── $TMP/e2.safetensors ──"; cat "$TMP/out"; } >"$TMP/gwant.out"
+cmp -s "$TMP/gab.out" "$TMP/gwant.out" || fail "generate --edits-b is not A's answer then B's, titled: $(cat "$TMP/gab.out")"
+cmp -s "$TMP/ga.out" "$TMP/out" && fail "the two edit sets answer alike: the test cannot tell them apart"
+expect_fail "--edits-b without --edits" "--edits-b needs --edits" "$REDIT" generate -m "$M" \
+    --edits-b "$TMP/e2.safetensors" -p "$P"
+expect_fail "chat --edits-b without --edits" "--edits-b needs --edits" "$REDIT" chat -m "$M" \
+    --edits-b "$TMP/e2.safetensors"
+
 # --- the context (256 tokens on the demo model) ---------------------------------------
 LONG=$("$PY" -c 'print("word " * 80)')
 chat_run ctx "Tell me a long story about the park.\nAnd another one about the sun.\nAnd a third about a dog.\nAnd one more.\n$LONG\n/reset\nStill there?\n" -m "$M" -n 100 -t 0

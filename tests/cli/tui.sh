@@ -238,6 +238,46 @@ expect_grep "session listing, run 2" "$TMP/out" "^\\* +2 +[0-9]+ +[0-9]+\\.[0-9]
 expect_grep "session listing, run 1's edits" "$TMP/out" "edits: $S8/runs/1/edits.safetensors"
 expect_grep "session listing, run 2's edits" "$TMP/out" "edits: $S8/runs/2/edits.safetensors"
 expect_fail "redit session of no session" "there is no session nope" "$REDIT" session nope --root "$TMP/sessions"
+# the CLI changes a copy of it through the session code (saved as one unit, no model):
+# --edits N prints run N's edits file, --use N makes them the current ones, --delete N
+cp -r "$S8" "$TMP/sessions/s9"
+S9="$TMP/sessions/s9"
+expect_ok "redit session --edits 1" "$REDIT" session s9 --root "$TMP/sessions" --edits 1
+[ "$(cat "$TMP/out")" = "$S9/runs/1/edits.safetensors" ] || fail "--edits 1 printed $(cat "$TMP/out")"
+expect_ok "generate with run 1's edits by path" "$REDIT" generate -m "$M" --edits "$(cat "$TMP/out")" \
+    -t 0 -n 12 -p "Name item 3." --threads 2
+cp "$TMP/out" "$TMP/gen-run1"
+expect_ok "generate with e1" "$REDIT" generate -m "$M" --edits "$TMP/e1.safetensors" -t 0 -n 12 \
+    -p "Name item 3." --threads 2
+cmp -s "$TMP/out" "$TMP/gen-run1" || fail "run 1's edits file does not answer as wb.edits() did after run 1"
+cp "$S9/session.json" "$TMP/s9.before"
+expect_fail "redit session --use of no run" "no run #7" "$REDIT" session s9 --root "$TMP/sessions" --use 7
+expect_fail "redit session --delete of no run" "no run #7" "$REDIT" session s9 --root "$TMP/sessions" --delete 7
+expect_fail "redit session --use 0" "not a run id" "$REDIT" session s9 --root "$TMP/sessions" --use 0
+cmp -s "$S9/session.json" "$TMP/s9.before" || fail "a refused --use/--delete changed the session"
+expect_ok "redit session --use 1" "$REDIT" session s9 --root "$TMP/sessions" --use 1
+expect_ok "redit session s9" "$REDIT" session s9 --root "$TMP/sessions"
+expect_grep "--use 1 marks run 1 current" "$TMP/out" "^\\* +1 .*#1 ffn all"
+expect_grep "--use 1: run 2 is not current" "$TMP/out" "^  +2 .*#2 both all"
+cur=$(file_of "$S9" 'edits-*.safetensors')
+cmp -s "$cur" "$S9/runs/1/edits.safetensors" || fail "the current edits ($cur) are not run 1's"
+[ "$(ls "$S9" | grep -c '^edits-')" = 1 ] || fail "old current edits were not tidied: $(ls "$S9")"
+expect_ok "redit session --delete 2" "$REDIT" session s9 --root "$TMP/sessions" --delete 2
+expect_ok "redit session s9 after --delete" "$REDIT" session s9 --root "$TMP/sessions"
+expect_grep "--delete 2 leaves one run" "$TMP/out" "^session s9 .*1 run\\(s\\)"
+[ -e "$S9/runs/2" ] && fail "--delete 2 left its edits: $(ls -R "$S9")"
+ls -R "$S9" | grep -q '\.tmp-' && fail "a temporary file was left in s9: $(ls -R "$S9")"
+expect_fail "redit session --edits of a deleted run" "no run #2" "$REDIT" session s9 --root "$TMP/sessions" --edits 2
+# a damaged session is refused, left as it is
+cp -r "$S9" "$TMP/sessions/s10"
+printf '{"format": "redit-session", "vers' >"$TMP/sessions/s10/session.json"
+cp -r "$TMP/sessions/s10" "$TMP/s10.orig"
+expect_fail "redit session --use on a damaged session" "damaged.*left as it is" \
+    "$REDIT" session s10 --root "$TMP/sessions" --use 1
+expect_fail "redit session --delete on a damaged session" "damaged" \
+    "$REDIT" session s10 --root "$TMP/sessions" --delete 1
+diff -r "$TMP/s10.orig" "$TMP/sessions/s10" >/dev/null || fail "the damaged session s10 was changed"
+rm -rf "$TMP/sessions/s10"
 start r2 s8
 wait_for r2 "restored: 2 run\\(s\\)"
 # two runs side by side in the chat: each column titled with its run, the legend says which
