@@ -9,9 +9,13 @@ trap 'rm -rf "$TMP"' EXIT
 
 FUZZ=tools/fuzz-loaders.py
 need_fixture "$FIX/stories260K/stories260K.bin"
-# a timeout no command meets: every mutated run is a finding, both kinds still run
+# a timeout no command meets (a redit that first sleeps 1 s, against a 0.3 s timeout): every
+# mutated run is a finding, both kinds still run
+case $REDIT in /*) real=$REDIT ;; *) real=$PWD/$REDIT ;; esac
+printf '#!/bin/sh\nsleep 1\nexec "%s" "$@"\n' "$real" >"$TMP/slow-redit"
+chmod +x "$TMP/slow-redit"
 status=0
-TMPDIR="$TMP" "$PY" "$FUZZ" "$REDIT" --runs 2 --only tokbin edits --timeout 0.001 >"$TMP/out" 2>"$TMP/err" || status=$?
+TMPDIR="$TMP" "$PY" "$FUZZ" "$TMP/slow-redit" --runs 2 --only tokbin edits --timeout 0.3 >"$TMP/out" 2>"$TMP/err" || status=$?
 [ "$status" -eq 1 ] || fail "a timed-out run should exit 1, got $status: $(tail -c 800 "$TMP/err")"
 grep -q "Traceback" "$TMP/err" && fail "the tool died: $(tail -c 800 "$TMP/err")"
 n=$(grep -c '^TIMEOUT ' "$TMP/out" || true)
