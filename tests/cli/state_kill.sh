@@ -35,20 +35,6 @@ C="-m $M -d $TMP/train.jsonl --eval $TMP/eval.jsonl --epochs 2 --batch 4 --eval-
 # shellcheck disable=SC2086
 expect_ok "train uninterrupted" "$REDIT" train $C -o "$TMP/whole.safetensors" --state "$TMP/whole.state"
 
-same_edits() {
-    "$PY" - "$1" "$2" <<'PY'
-import json, struct, sys
-def tensors(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    h.pop("__metadata__", None)
-    return {k: b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in h.items()}
-a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
-sys.exit(0 if a == b and len(a) > 0 else 1)
-PY
-}
-
 kills=0
 for call in fsync rename; do
     n=1
@@ -66,7 +52,7 @@ for call in fsync rename; do
         # shellcheck disable=SC2086
         expect_ok "resume after a kill at $call #$n" "$REDIT" train $C -o "$TMP/part.safetensors" \
             --state "$TMP/run.state"
-        same_edits "$TMP/whole.safetensors" "$TMP/part.safetensors" ||
+        same_edit_tensors "$TMP/whole.safetensors" "$TMP/part.safetensors" ||
             fail "after a kill at $call #$n and a resume the edits differ from the uninterrupted run's"
         n=$((n + 1))
         [ $n -le 40 ] || fail "more than 40 ${call} calls: is the injection counting something else?"
