@@ -396,10 +396,7 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
     free(ids);
     free(stop);
     if (rc) return -1;
-    for (int i = 0; i < 2; i++) {
-        free(a->answer[i]);
-        a->answer[i] = calloc(1, 1);
-    }
+    for (int i = 0; i < 2; i++) rd_buf_free(&a->answer[i]);
     snprintf(a->chat_prompt, sizeof a->chat_prompt, "%s", prompt);
     for (int i = 0; i < 2; i++)
         snprintf(a->answer_title[i], sizeof a->answer_title[i], "%s",
@@ -517,12 +514,12 @@ int app_delete_run(tui_app *a, int id, rd_error *err) {
 
 /* ---- the worker's events ------------------------------------------------------------------ */
 
+const char *app_answer(const tui_app *a, int side) {
+    return a->answer[side].data ? a->answer[side].data : "";
+}
+
 static void append_answer(tui_app *a, int side, const char *text) {
-    size_t have = a->answer[side] ? strlen(a->answer[side]) : 0, add = strlen(text);
-    char *p = realloc(a->answer[side], have + add + 1);
-    if (!p) return;
-    memcpy(p + have, text, add + 1);
-    a->answer[side] = p;
+    rd_buf_puts(&a->answer[side], text); /* out of memory: the rest of the answer is lost */
 }
 
 /* The run just trained keeps its edits (saved as runs/ID/ at the next save) and they become
@@ -574,13 +571,10 @@ static void chat_done(tui_app *a, const tui_event *ev) {
     if (ev->text[0]) app_notify(a, 1, "answer failed: %s", ev->text);
     if (--a->chatting > 0) return;
     a->chatting = 0;
-    tui_session_add_chat_titled(&a->session, a->chat_prompt, a->answer[0] ? a->answer[0] : "",
-                                a->answer[1] ? a->answer[1] : "", a->session.config.strength,
-                                a->answer_title[0], a->answer_title[1]);
-    for (int i = 0; i < 2; i++) {
-        free(a->answer[i]);
-        a->answer[i] = NULL;
-    }
+    tui_session_add_chat_titled(&a->session, a->chat_prompt, app_answer(a, 0), app_answer(a, 1),
+                                a->session.config.strength, a->answer_title[0],
+                                a->answer_title[1]);
+    for (int i = 0; i < 2; i++) rd_buf_free(&a->answer[i]);
     if (ev->stopped) app_notify(a, 0, "answers stopped");
 }
 
@@ -954,7 +948,7 @@ static void main_loop(tui_app *a) {
 static void app_release(tui_app *a) {
     tui_worker_free(a->worker); /* stops and joins a running job first */
     console_free(a->console);
-    for (int i = 0; i < 2; i++) free(a->answer[i]);
+    for (int i = 0; i < 2; i++) rd_buf_free(&a->answer[i]);
     end_compare(a);
     rd_edits_free(a->edits);
     tui_session_release(&a->session);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "layout.h"
+#include "redit/buf.h"
 #include "redit/edits.h"
 #include "redit/error.h"
 #include "redit/model.h"
@@ -53,7 +54,7 @@ typedef struct tui_app {
     double last_eval_accuracy; /* its accuracy on a classification set (else NAN) */
     char train_status[256]; /* "loading …", "step 12/40", "stopped: …" */
     size_t n_train, n_eval;
-    char *answer[2];        /* answers being streamed (base, edited); malloc'ed */
+    rd_buf answer[2];       /* answers being streamed (left, right side) */
     /* two runs compared side by side in the chat (app_compare): their ids and copies of their
      * edits (owned), the left column's and the right's; 0 and NULL when the chat compares
      * the base model with the current edits */
@@ -110,6 +111,10 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err);
 
 /* Writes the session (config, edits, loss history, chat) atomically. */
 int app_save(tui_app *a, rd_error *err);
+
+/* The text streamed so far on chat side `side` (0 left, 1 right) while answers run; "" before
+ * the first piece. Borrowed: valid until the next event is handled. */
+const char *app_answer(const tui_app *a, int side);
 
 /* Replaces the session's edits by a copy of e (refused while a job runs or when e does not
  * fit the model). */

@@ -97,8 +97,8 @@ void pane_chat_draw(tui_app *a, tui_rect r) {
                  t->edited[0] != 0 || a->edits, t->left, t->right);
     }
     if (a->chatting)
-        add_turn(&rs, a->chat_prompt, a->answer[0] ? a->answer[0] : "",
-                 a->answer[1] ? a->answer[1] : "", a->session.config.strength, col_w, r.w, 1,
+        add_turn(&rs, a->chat_prompt, app_answer(a, 0), app_answer(a, 1),
+                 a->session.config.strength, col_w, r.w, 1,
                  a->answer_title[0], a->answer_title[1]);
     if (rs.n == 0 && hist_h > 2) {
         draw_text(r.y + 2, r.x + 2, r.w - 4, "Type a prompt and press Enter: the base model answers "
