@@ -784,6 +784,16 @@ static void test_resume_old_state(void **state) {
     unlink(path);
 }
 
+/* The best-evaluation text the workbench's chart line and `redit session` show. */
+static void test_eval_best_text(void **state) {
+    (void)state;
+    char b[48];
+    assert_string_equal(rd_eval_best_text(3.21214, NAN, b, sizeof b), "3.2121");
+    assert_string_equal(rd_eval_best_text(0.12341, 0.9585, b, sizeof b), "0.1234 (acc 95.9%)");
+    assert_string_equal(rd_eval_best_text(NAN, 0.5, b, sizeof b), "-");
+    assert_string_equal(rd_eval_best_text(1.0, NAN, b, 4), "1.0");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_red_learns),
@@ -801,6 +811,7 @@ int main(void) {
         cmocka_unit_test(test_resume_red),
         cmocka_unit_test(test_resume_full),
         cmocka_unit_test(test_resume_old_state),
+        cmocka_unit_test(test_eval_best_text),
         cmocka_unit_test(test_state_path_checked_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

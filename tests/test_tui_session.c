@@ -1236,6 +1236,12 @@ static int save_child(const char *root, const char *name) {
     return rc;
 }
 
+/* 1 when strace can run here and inject a signal (the kill tests need it). */
+static int strace_can_kill(void) {
+    return system("strace -f -qq -o /dev/null -e trace=getpid -e "
+                  "inject=getpid:signal=KILL:when=99 true 2>/dev/null") == 0;
+}
+
 static const char *self_path; /* argv[0]: the suite runs itself as the child (set by main) */
 
 /* Runs the child under strace with SIGKILL injected at the n-th call of syscall (n 0: none).
@@ -1321,8 +1327,7 @@ static void copy_tree(const char *from, const char *to) {
 static void test_session_kill(void **state) {
     fixture *fx = *state;
     rd_error err = {{0}};
-    if (system("strace -f -qq -o /dev/null -e trace=getpid -e inject=getpid:signal=KILL:when=99 "
-               "true 2>/dev/null") != 0) {
+    if (!strace_can_kill()) {
         fprintf(stderr, "SKIPPED: test_session_kill needs strace (apt-get install strace) and "
                         "ptrace permission\n");
         skip();
@@ -1518,8 +1523,7 @@ static void test_session_use_delete_run(void **state) {
 static void test_session_use_run_kill(void **state) {
     fixture *fx = *state;
     rd_error err = {{0}};
-    if (system("strace -f -qq -o /dev/null -e trace=getpid -e inject=getpid:signal=KILL:when=99 "
-               "true 2>/dev/null") != 0) {
+    if (!strace_can_kill()) {
         fprintf(stderr, "SKIPPED: test_session_use_run_kill needs strace and ptrace permission\n");
         skip();
     }

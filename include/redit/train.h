@@ -156,6 +156,11 @@ void rd_classification_metrics(const long *confusion, int K, rd_eval_metrics *ou
 /* Bits per byte of text: loss · tokens / bytes / ln 2 (NAN when bytes is 0). */
 double rd_eval_bits_per_byte(const rd_eval_metrics *r);
 
+/* A run's best evaluation as text for listings: "3.2121", "0.1234 (acc 95.9%)" with an
+ * accuracy, "-" when the loss is unknown (NAN). Writes at most cap bytes into buf (48 hold
+ * any); returns buf. */
+const char *rd_eval_best_text(double loss, double accuracy, char *buf, size_t cap);
+
 int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
                 int batch, int max_len, rd_eval_metrics *out, rd_error *err);
 

@@ -1,7 +1,6 @@
 /* redit session NAME: lists a saved workbench session's runs, prints a run's edits file,
  * makes a run the current edits or deletes one (no model needed). */
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -116,12 +115,8 @@ int cmd_session(int argc, char **argv) {
     if (s.n_runs) printf("   id  steps  best eval       ended       label / edits\n");
     for (size_t i = 0; i < s.n_runs; i++) {
         const rd_session_run *r = &s.runs[i];
-        char best[48] = "-";
-        if (isfinite(r->best_eval_loss) && isfinite(r->best_eval_accuracy))
-            snprintf(best, sizeof best, "%.4f (acc %.1f%%)", r->best_eval_loss,
-                     100 * r->best_eval_accuracy);
-        else if (isfinite(r->best_eval_loss))
-            snprintf(best, sizeof best, "%.4f", r->best_eval_loss);
+        char best[48];
+        rd_eval_best_text(r->best_eval_loss, r->best_eval_accuracy, best, sizeof best);
         printf("%s%4d  %5zu  %-14s  %-10s  %s\n", r->current ? "*" : " ", r->id, r->steps, best,
                stopped_name(r->stopped), r->label);
         printf("%32s  edits: %s\n", "", r->edits_path[0] ? r->edits_path : "(none)");

@@ -3,6 +3,7 @@
  * label with the highest log-likelihood is the prediction), as in the RED paper's GLUE
  * tables. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,6 +210,16 @@ int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *
     *loss_sum = sum;
     *tokens = count;
     return rc ? -1 : 0;
+}
+
+const char *rd_eval_best_text(double loss, double accuracy, char *buf, size_t cap) {
+    if (isfinite(loss) && isfinite(accuracy))
+        snprintf(buf, cap, "%.4f (acc %.1f%%)", loss, 100 * accuracy);
+    else if (isfinite(loss))
+        snprintf(buf, cap, "%.4f", loss);
+    else
+        snprintf(buf, cap, "-");
+    return buf;
 }
 
 double rd_eval_bits_per_byte(const rd_eval_metrics *r) {

@@ -10,6 +10,7 @@
 
 #include "app.h"
 #include "chart.h"
+#include "redit/train.h"
 
 #define SMOOTH_WEIGHT 0.9
 #define RAW_COLOR (COLOR_SERIES_FIRST + SERIES_COLORS - 1) /* the latest run's raw loss */
@@ -99,12 +100,8 @@ static void draw_numbers(tui_app *a, tui_rect r, int y) {
     } else if (a->training) {
         snprintf(line, sizeof line, "%s", a->train_status);
     } else if (run && run->n_steps) {
-        char best[48] = "-";
-        if (isfinite(run->best_eval_loss) && isfinite(run->best_eval_accuracy))
-            snprintf(best, sizeof best, "%.4f (acc %.1f%%)", run->best_eval_loss,
-                     100 * run->best_eval_accuracy);
-        else if (isfinite(run->best_eval_loss))
-            snprintf(best, sizeof best, "%.4f", run->best_eval_loss);
+        char best[48];
+        rd_eval_best_text(run->best_eval_loss, run->best_eval_accuracy, best, sizeof best);
         fmt_time(el, sizeof el, run->seconds);
         snprintf(line, sizeof line, "%s: %zu steps  best eval %s  last loss %.4f  %.0f tok/s  %s",
                  run->label, run->n_steps, best, run->loss[run->n_steps - 1], run->tokens_per_s,
