@@ -3,6 +3,7 @@
 #   make run        build, then run the program's main job
 #   make test       every cmocka suite and the command-line tests
 #   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-haswell  the same built for AVX2-only CPUs (-march=haswell: AVX2, FMA, F16C)
 #   make fuzz       mutated input files read by the sanitizer build (tools/fuzz-loaders.py)
 #   make check-reference  logits and gradients against the PyTorch reference implementation
 #   make bench      throughput figures (decode, prefill) against a same-run sgemm reference
@@ -38,7 +39,7 @@ HELP_OBJ := $(HELP_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all run demo test test-asan fuzz bench clean deps check-reference default-model datasets analyze
+.PHONY: all run demo test test-asan test-haswell fuzz bench clean deps check-reference default-model datasets analyze
 # keep test objects (make would delete them as intermediates)
 .SECONDARY:
 all: $(BUILD)/libredit.a $(BUILD)/libredit_tui.a $(BUILD)/redit
@@ -114,6 +115,11 @@ ASAN_MAKE = $(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
     SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 test-asan:
 	$(ASAN_MAKE) test
+
+# The kernels' AVX2 paths (no AVX-512): quantized dots without VNNI, F16C rows, the bf16
+# GEMM's portable fallback.
+test-haswell:
+	$(MAKE) BUILD=build/haswell OPT="-O3 -march=haswell" test
 
 # Mutated model, tokenizer, edit and data files read by the sanitizer build (a few minutes;
 # not part of `make test`). RUNS mutated files per kind.

@@ -8,6 +8,7 @@
  *
  * Changing a loaded model. Only these change it after loading:
  *   rd_model_set_compute, rd_model_repack  the bf16 packs its matrices point to;
+ *   rd_model_set_quant_products            the matrices' q8_products flag;
  *   rd_model_make_trainable                moves every weight into one f32 array;
  *   rd_train_full (train.h)                writes the weights at every step (and repacks).
  * The owner calls them only while no pass on the model is in flight on any thread: no
@@ -15,7 +16,7 @@
  * a change (their scratch has room for either compute mode). Enforced for jobs on other
  * threads: code that hands the model to another thread marks it in use for the job's whole
  * run (rd_model_use_begin ... rd_model_use_end, e.g. the workbench's worker); while it is,
- * the first three refuse with an error and change nothing. */
+ * the first four refuse with an error and change nothing. */
 #ifndef REDIT_MODEL_H
 #define REDIT_MODEL_H
 
@@ -159,6 +160,15 @@ int rd_compute_available(rd_compute c);
 /* A compute mode by name: "f32", "bf16", or "auto" (bf16 where the CPU has AVX512-BF16,
  * else f32). Returns 0 with *out set, or -1 for any other name (*out untouched). */
 int rd_compute_from_name(const char *name, rd_compute *out);
+
+/* Decode's products over few rows (RD_MATVEC_MAX_ROWS) on quantized matrices: on = 1 rounds
+ * the activations to 8 bits per block and takes integer dot products, as llama.cpp does
+ * (about 4× less arithmetic per weight; logits move by about 1 % of their range), on = 0 keeps
+ * them f32 (the reference numerics, the default). Sets rd_matrix.q8_products on every layer
+ * matrix and the classifier; F32/F16/BF16 matrices ignore it. Refused (-1 with *err, nothing
+ * changed) while the model is in use (rd_model_use_begin). */
+int rd_model_set_quant_products(rd_model *m, int on, rd_error *err);
+int rd_model_quant_products(const rd_model *m); /* the last value set: 0 or 1 */
 
 /* Packs the bf16 copies again from the current f32 weights (after they changed: a full
  * fine-tuning step). No-op in f32 compute. Returns 0 or -1 with *err (out of memory; the

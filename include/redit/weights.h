@@ -55,6 +55,10 @@ typedef struct rd_matrix {
     /* A bf16 copy packed for GEMMs (rd_model_set_compute), or NULL: then matrix products over
      * many rows use it (activations rounded to bf16, f32 accumulation). Owned by the model. */
     const struct rd_bf16_weight *bf16;
+    /* 1: products over few rows round the activations to 8 bits per block and use integer
+     * dot products (quantized types only; src/core/quant_dot.h); set by the model
+     * (rd_model_set_quant_products). 0: the activations stay f32 (the reference). */
+    int q8_products;
 } rd_matrix;
 
 typedef struct rd_layer_weights {
@@ -107,8 +111,8 @@ int rd_weights_map_file(rd_weights *w, const char *path, rd_error *err);
  * zeroed or half-built rd_weights. */
 void rd_weights_release(rd_weights *w);
 
-/* Creates a matrix view with row_bytes computed from the type; -1 when cols is not a
- * whole number of blocks. */
+/* Creates a matrix view with row_bytes computed from the type (no bf16 copy, q8_products
+ * off); -1 when cols is not a whole number of blocks. */
 int rd_matrix_init(rd_matrix *m, rd_dtype type, const void *data, int64_t rows, int64_t cols,
                    rd_error *err);
 

@@ -52,7 +52,11 @@ static void usage(FILE *out) {
             "                            (default %llu)\n"
             "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
             "      --threads N           compute threads (default: all cores)\n"
-            "      --compute C           f32 (default), bf16 or auto matrix products (prompt)\n"
+            "      --compute C           auto (default), bf16 or f32: auto and bf16 decode\n"
+            "                            quantized weights with 8-bit activation products\n"
+            "                            (as llama.cpp; logits move ~1-2 %% of their range)\n"
+            "                            and use bf16 prompt products where the CPU has\n"
+            "                            AVX512-BF16; f32 is the reference numerics\n"
             "  -h, --help                this text\n",
             (double)d.temperature, d.top_k, (double)d.top_p, (double)d.repeat_penalty,
             d.no_repeat_ngram, (unsigned long long)d.seed);
@@ -402,7 +406,7 @@ int cmd_chat(int argc, char **argv) {
         {"template", required_argument, 0, 'T'},   {"system", required_argument, 0, 's'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     chat ch = {.gen = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1}};
-    cli_model_args ma = {0};
+    cli_model_args ma = {.compute = "auto"};
     cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
     const char *edits_b = NULL;
     int c;

@@ -28,7 +28,11 @@ static void usage(FILE *out) {
             "      --seed S              random seed (default %llu)\n"
             "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
             "      --threads N           compute threads (default: all cores)\n"
-            "      --compute C           f32 (default), bf16 or auto matrix products (prompt)\n"
+            "      --compute C           auto (default), bf16 or f32: auto and bf16 decode\n"
+            "                            quantized weights with 8-bit activation products\n"
+            "                            (as llama.cpp; logits move ~1-2 %% of their range)\n"
+            "                            and use bf16 prompt products where the CPU has\n"
+            "                            AVX512-BF16; f32 is the reference numerics\n"
             "      --edits FILE          apply RED edits (safetensors edit file)\n"
             "      --strength A          edit strength α: s' = 1 + α(s − 1), b' = α·b (default 1)\n"
             "      --compare             print the base model's answer, then the edited one\n"
@@ -82,7 +86,7 @@ int cmd_generate(int argc, char **argv) {
         {"compare", no_argument, 0, O_COMPARE}, {"edits-b", required_argument, 0, O_EDITS_B},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    cli_model_args ma = {0};
+    cli_model_args ma = {.compute = "auto"};
     cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
     const char *prompt = NULL, *ids_text = NULL, *edits_b_path = NULL;
     rd_gen_opts g = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1};

@@ -53,8 +53,14 @@ int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward
         fprintf(stderr, "redit %s: --compute must be f32, bf16 or auto\n", cmd);
         return -1;
     }
-    if (mode == RD_COMPUTE_F32) return 0;
     rd_error err = {0};
+    /* every mode but the f32 reference also decodes quantized weights with 8-bit activation
+     * products (by name: "auto" does so even where its GEMMs stay f32) */
+    if (rd_model_set_quant_products(m, name && strcmp(name, "f32") != 0, &err)) {
+        fprintf(stderr, "redit %s: %s\n", cmd, err.msg);
+        return -1;
+    }
+    if (mode == RD_COMPUTE_F32) return 0;
     if (rd_model_set_compute(m, mode, backward, &err)) {
         fprintf(stderr, "redit %s: %s\n", cmd, err.msg);
         return -1;

@@ -6,12 +6,13 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__F16C__) || defined(__FMA__)
 #include <immintrin.h>
 #endif
 
 #include "gemm_bf16.h"
 #include "pool.h"
+#include "quant_dot.h"
 
 /* Rows of a non-f32 weight widened at once: about 1 MiB of f32 per panel. */
 static int64_t panel_rows(const rd_matrix *W) {
@@ -45,6 +46,14 @@ static inline v16f load_f16(const uint16_t *p) {
 #if defined(__AVX512F__)
     __m256i h = _mm256_loadu_si256((const __m256i *)p);
     return (v16f)_mm512_cvtph_ps(h);
+#elif defined(__F16C__) /* AVX2-only CPUs: two 8-lane conversions */
+    const __m128i lo = _mm_loadu_si128((const __m128i *)p);
+    const __m128i hi = _mm_loadu_si128((const __m128i *)(p + 8));
+    const __m256 a = _mm256_cvtph_ps(lo), b = _mm256_cvtph_ps(hi);
+    v16f f;
+    memcpy(&f, &a, sizeof a);
+    memcpy((char *)&f + sizeof a, &b, sizeof b);
+    return f;
 #else
     v16f f;
     for (int i = 0; i < 16; i++) f[i] = rd_f16_to_f32(p[i]);
@@ -66,6 +75,16 @@ static inline float hsum(v16f v) {
 static inline v16f fma16(v16f acc, v16f a, v16f b) {
 #if defined(__AVX512F__)
     return (v16f)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)acc);
+#elif defined(__FMA__) /* two 8-lane halves (AVX2 + FMA) */
+    __m256 a2[2], b2[2], c2[2];
+    memcpy(a2, &a, sizeof a);
+    memcpy(b2, &b, sizeof b);
+    memcpy(c2, &acc, sizeof acc);
+    c2[0] = _mm256_fmadd_ps(a2[0], b2[0], c2[0]);
+    c2[1] = _mm256_fmadd_ps(a2[1], b2[1], c2[1]);
+    v16f r;
+    memcpy(&r, c2, sizeof r);
+    return r;
 #else
     return acc + a * b;
 #endif
@@ -78,6 +97,11 @@ typedef struct matvec_job {
     int n;
     int64_t rows_per_task;
     float *widen;      /* (tasks, cols) scratch for types without a register path */
+    /* W->q8_products: the n input rows quantised to 8-bit blocks (rows q8_stride bytes
+     * apart) and the integer dot of W's type; else qdot is NULL */
+    rd_quant_dot_fn qdot;
+    const void *q8;
+    size_t q8_stride;
 } matvec_job;
 
 /* One weight row against one input row x (cols a multiple of 16), two accumulators.
@@ -122,6 +146,16 @@ static int has_register_path(const rd_matrix *W) {
 
 static void matvec_range(const matvec_job *j, int64_t r0, int64_t r1, float *tmp) {
     int64_t r = r0;
+    if (j->qdot) {
+        const rd_matrix *W = j->W;
+        float o[RD_MATVEC_MAX_ROWS];
+        for (; r < r1; r++) {
+            j->qdot((const char *)W->data + (size_t)r * W->row_bytes, j->q8, j->q8_stride, j->n,
+                    W->cols, o);
+            for (int i = 0; i < j->n; i++) j->out[(size_t)i * W->rows + r] = o[i];
+        }
+        return;
+    }
     if (has_register_path(j->W)) {
         const rd_matrix *W = j->W;
         float (*dot)(const void *, const float *, int64_t) =
@@ -153,12 +187,19 @@ static int matvec_tasks(const rd_matrix *W, int threads, int64_t *rows_per_task)
     return (int)((W->rows + per - 1) / per);
 }
 
+/* Floats of the quantised input rows of the integer matvec path (n ≤ RD_MATVEC_MAX_ROWS). */
+static size_t q8_floats(const rd_matrix *W, int n) {
+    const int rows = n < RD_MATVEC_MAX_ROWS ? n : RD_MATVEC_MAX_ROWS;
+    return ((size_t)rows * rd_q8_row_bytes(rd_q8_format_of(W->type), W->cols) + 3) / 4;
+}
+
 size_t rd_matmul_scratch_floats(const rd_matrix *W, int n) {
     size_t panel = W->type == RD_DTYPE_F32 ? 0 : (size_t)panel_rows(W) * (size_t)W->cols;
-    /* the matvec path needs one widened row per task */
+    /* the matvec path needs one widened row per task, or the quantised input rows */
     int64_t per;
     size_t widen = (size_t)matvec_tasks(W, MATVEC_MAX_THREADS, &per) * (size_t)W->cols;
-    (void)n;
+    const size_t q8 = q8_floats(W, n);
+    if (q8 > widen) widen = q8;
     return panel > widen ? panel : widen;
 }
 
@@ -186,8 +227,24 @@ void rd_matmul_many(float *const *outs, const float *x, const rd_matrix *const *
     matvec_batch b = {.count = count};
     const int threads = rd_pool_threads(pool);
     for (int i = 0; i < count; i++) {
-        b.jobs[i] = (matvec_job){outs[i], x, Ws[i], n, 0, scratch};
-        b.first_task[i + 1] = b.first_task[i] + matvec_tasks(Ws[i], threads, &b.jobs[i].rows_per_task);
+        matvec_job *j = &b.jobs[i];
+        *j = (matvec_job){outs[i], x, Ws[i], n, 0, scratch, NULL, NULL, 0};
+        b.first_task[i + 1] = b.first_task[i] + matvec_tasks(Ws[i], threads, &j->rows_per_task);
+        const rd_q8_format f = rd_q8_format_of(Ws[i]->type);
+        if (Ws[i]->q8_products && f != RD_Q8_NONE) {
+            /* the inputs quantised once, here, for every row of W (and shared with an
+             * earlier matrix of the batch that takes the same format) */
+            j->qdot = rd_quant_dot_for(Ws[i]->type);
+            j->q8_stride = rd_q8_row_bytes(f, Ws[i]->cols);
+            for (int k = 0; k < i && !j->q8; k++)
+                if (b.jobs[k].q8 && rd_q8_format_of(Ws[k]->type) == f) j->q8 = b.jobs[k].q8;
+            if (!j->q8) {
+                for (int r = 0; r < n; r++)
+                    rd_q8_quantize(f, x + (size_t)r * Ws[i]->cols,
+                                   (char *)scratch + (size_t)r * j->q8_stride, Ws[i]->cols);
+                j->q8 = scratch;
+            }
+        }
         scratch += rd_matmul_scratch_floats(Ws[i], n);
     }
     rd_pool_run(pool, matvec_batch_task, &b, b.first_task[count]);

@@ -12,7 +12,9 @@
 
 /* out (n, W.rows) = x (n, W.cols) · Wᵀ.
  * n ≤ RD_MATVEC_MAX_ROWS (decode): each weight row is read once, widened in registers and
- * dotted with every x row; rows are spread over `pool` (may be NULL).
+ * dotted with every x row; rows are spread over `pool` (may be NULL). A quantized W with
+ * W->q8_products set instead takes integer dots against the x rows rounded to 8 bits per
+ * block (quantised once per call into scratch; core/quant_dot.h).
  * Larger n (prefill): W's packed bf16 copy through rd_gemm_bf16 on `pool` when W has one
  * (W->bf16), else one OpenBLAS sgemm for f32 weights, other types widened into `scratch`
  * panel by panel. scratch: at least rd_matmul_scratch_floats(W, n) floats, and

@@ -154,6 +154,7 @@ int rd_matrix_init(rd_matrix *m, rd_dtype type, const void *data, int64_t rows, 
     m->cols = cols;
     m->row_bytes = (size_t)row_bytes;
     m->bf16 = NULL;
+    m->q8_products = 0;
     return 0;
 }
 

@@ -427,7 +427,10 @@ static int model_compute(lua_State *L) {
             return luaL_argerror(L, 2, "must be \"f32\", \"bf16\" or \"auto\"");
         if (u->busy) return luaL_error(L, "cannot change the compute mode of a red.model in use");
         rd_error err = {0};
-        if (rd_model_set_compute(u->m, mode, 0, &err))
+        /* decode's 8-bit activation products: every mode but the f32 reference */
+        if (rd_model_set_quant_products(u->m, strcmp(luaL_checkstring(L, 2), "f32") != 0,
+                                        &err) ||
+            rd_model_set_compute(u->m, mode, 0, &err))
             return rdl_raise(L, &err);
     }
     lua_pushstring(L, rd_model_compute(u->m) == RD_COMPUTE_BF16 ? "bf16" : "f32");

@@ -245,6 +245,21 @@ int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error
     return 0;
 }
 
+int rd_model_set_quant_products(rd_model *m, int on, rd_error *err) {
+    if (refuse_in_use(m, "change how decode multiplies quantized weights", err)) return -1;
+    on = on != 0;
+    rd_weights *w = &m->file.w;
+    w->tok_embeddings.q8_products = w->classifier.q8_products = on;
+    for (int l = 0; w->layers && l < m->file.cfg.n_layers; l++) {
+        rd_layer_weights *L = &w->layers[l];
+        rd_matrix *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (int i = 0; i < 7; i++) mats[i]->q8_products = on;
+    }
+    return 0;
+}
+
+int rd_model_quant_products(const rd_model *m) { return m->file.w.classifier.q8_products; }
+
 int rd_model_repack(rd_model *m, rd_error *err) {
     if (refuse_in_use(m, "pack the weights again", err)) return -1;
     if (!m->n_packed) return 0;

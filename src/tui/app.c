@@ -286,6 +286,13 @@ static int busy_error(const tui_app *a, rd_error *err) {
     return 0;
 }
 
+/* Decode's 8-bit activation products on quantized weights, as the configured compute mode
+ * says: on for every mode but the f32 reference. Only while the worker is idle. */
+static int apply_products(tui_app *a, rd_error *err) {
+    return rd_model_set_quant_products(a->model, strcmp(a->session.config.compute, "f32") != 0,
+                                       err);
+}
+
 /* Puts the model in the configured compute mode (with the backward layout training needs).
  * Only while the worker is idle (busy_error checked it): the UI thread is then the model's
  * only user, and stays so until it posts the next job. */
@@ -293,6 +300,7 @@ static int apply_compute(tui_app *a, const char *name, rd_error *err) {
     rd_compute mode;
     if (rd_compute_from_name(name, &mode))
         return rd_error_set(err, "compute: '%s' is not one of auto, f32, bf16", name);
+    if (apply_products(a, err)) return -1;
     if (mode == rd_model_compute(a->model)) return 0;
     return rd_model_set_compute(a->model, mode, 1, err);
 }
@@ -366,7 +374,7 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
     if (a->training)
         return rd_error_set(err, "training is running: chat is available when it stops (Esc "
                                  "stops it)");
-    if (busy_error(a, err)) return -1;
+    if (busy_error(a, err) || apply_products(a, err)) return -1;
     if (!rd_model_tokenizer(a->model)) return rd_error_set(err, "the model has no tokenizer");
     const tui_config *c = &a->session.config;
     int *ids = NULL;
@@ -479,7 +487,7 @@ static void run_title(const tui_run *r, char title[64]) {
 }
 
 int app_compare(tui_app *a, int id_a, int id_b, rd_error *err) {
-    if (busy_error(a, err)) return -1;
+    if (busy_error(a, err) || apply_products(a, err)) return -1;
     if (id_a == 0 && id_b == 0) {
         end_compare(a);
         a->dirty = 1;

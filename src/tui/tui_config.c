@@ -95,7 +95,8 @@ static const field_entry FIELDS[] = {
            "batches of examples of similar length: less padding, faster when lengths vary"),
     CHOICE_F(compute, "compute", "training", COMPUTE_CHOICES,
              "matrix products in f32 (reference numerics) or bf16 (CPUs with AVX512-BF16, "
-             "~1.5x faster); auto = bf16 where the CPU has it"),
+             "~1.5x faster); auto = bf16 where the CPU has it; auto and bf16 also decode "
+             "quantized weights with 8-bit activation products (as llama.cpp)"),
 
     TEXT_F(train_path, "train file", "data", 0, NULL,
            "training data: JSONL (alpaca, chat, prompt/completion, ...) or a text file"),

@@ -1,0 +1,571 @@
+/* Integer dot products of quantized weight rows against 8-bit activation blocks (see
+ * quant_dot.h). Block layouts: quants.h. Every type reduces to the same shape: unsigned
+ * weight quants u (or signed ones for Q8_0) times int8 activations, summed per sub-block
+ * and scaled by an integer sub-block scale, minus an offset term that the activation
+ * block sums give:
+ *   Σ w·x ≈ d_y · (dA · Σ_k sc_k Σ_{e∈k} u_e q_e  −  dB · Σ_k c_k Σ_{e∈k} q_e)
+ * with, per type (k over sub-blocks of 16 for the K-quants, the whole block of 32 else):
+ *   Q4_0: dA = d, dB = d, c = 8          Q4_1: dA = d, dB = −m, c = 1
+ *   Q5_0: dA = d, dB = d, c = 16         Q5_1: dA = d, dB = −m, c = 1
+ *   Q8_0: signed quants, no offset       Q2_K: sc, c = 4-bit scale, min; dA = d, dB = dmin
+ *   Q3_K: u = low 2 bits + 4·high bit, c = 4·sc; dA = dB = d
+ *   Q4_K, Q5_K: sc, c = the 6-bit scale and min of the 32-element sub-block; d, dmin
+ *   Q6_K: u = the 6-bit quant, c = 32·sc; dA = dB = d. */
+#include "quant_dot.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "quants.h"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+/* ---- activations --------------------------------------------------------------------- */
+
+rd_q8_format rd_q8_format_of(rd_dtype t) {
+    switch (t) {
+    case RD_DTYPE_Q4_0:
+    case RD_DTYPE_Q4_1:
+    case RD_DTYPE_Q5_0:
+    case RD_DTYPE_Q5_1:
+    case RD_DTYPE_Q8_0: return RD_Q8_32;
+    case RD_DTYPE_Q2_K:
+    case RD_DTYPE_Q3_K:
+    case RD_DTYPE_Q4_K:
+    case RD_DTYPE_Q5_K:
+    case RD_DTYPE_Q6_K: return RD_Q8_256;
+    default: return RD_Q8_NONE;
+    }
+}
+
+size_t rd_q8_row_bytes(rd_q8_format f, int64_t cols) {
+    if (f == RD_Q8_32) return (size_t)(cols / 32) * sizeof(rd_q8_block32);
+    if (f == RD_Q8_256) return (size_t)(cols / 256) * sizeof(rd_q8_block256);
+    return 0;
+}
+
+/* Scale of one block: max |x| / 127, NaN when a value is not finite. */
+static float block_scale(const float *x, int n) {
+    float amax = 0.0f;
+    int bad = 0;
+    for (int j = 0; j < n; j++) {
+        const float a = fabsf(x[j]);
+        amax = a > amax ? a : amax;
+        bad |= !(a <= 3.402823466e+38f); /* NaN or Inf */
+    }
+    return bad ? NAN : amax / 127.0f;
+}
+
+/* q[j] = round(x[j] / d) (|q| ≤ 127 by the choice of d); 0 for d = 0 or NaN. */
+static void block_quants(const float *x, int n, float d, int8_t *q) {
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < n; j++) {
+        float v = nearbyintf(x[j] * id);
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        q[j] = (int8_t)(id > 0.0f ? v : 0.0f);
+    }
+}
+
+void rd_q8_quantize(rd_q8_format f, const float *x, void *dst, int64_t cols) {
+    if (f == RD_Q8_32) {
+        rd_q8_block32 *b = dst;
+        for (int64_t c = 0; c < cols; c += 32, b++, x += 32) {
+            b->d = block_scale(x, 32);
+            block_quants(x, 32, b->d, b->q);
+            int s = 0;
+            for (int j = 0; j < 32; j++) s += b->q[j];
+            b->sum = s;
+        }
+    } else if (f == RD_Q8_256) {
+        rd_q8_block256 *b = dst;
+        for (int64_t c = 0; c < cols; c += 256, b++, x += 256) {
+            b->d = block_scale(x, 256);
+            block_quants(x, 256, b->d, b->q);
+            for (int k = 0; k < 16; k++) {
+                int s = 0;
+                for (int j = 0; j < 16; j++) s += b->q[16 * k + j];
+                b->sums[k] = (int16_t)s;
+            }
+        }
+    }
+}
+
+/* ---- block headers shared by both paths ---------------------------------------------- */
+
+static inline float f16_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+#if defined(__F16C__)
+    return _cvtsh_ss(h);
+#else
+    return rd_f16_to_f32(h);
+#endif
+}
+
+/* The scalars of a 32-element block: dA, dB, offset c (see the top of the file). */
+typedef struct hdr32 {
+    float dA, dB;
+    int c;
+} hdr32;
+
+static inline hdr32 header32(rd_dtype t, const uint8_t *b) {
+    switch (t) {
+    case RD_DTYPE_Q4_0: return (hdr32){f16_at(b), f16_at(b), 8};
+    case RD_DTYPE_Q5_0: return (hdr32){f16_at(b), f16_at(b), 16};
+    case RD_DTYPE_Q4_1:
+    case RD_DTYPE_Q5_1: return (hdr32){f16_at(b), -f16_at(b + 2), 1};
+    default: return (hdr32){f16_at(b), 0.0f, 0}; /* Q8_0 */
+    }
+}
+
+static size_t block_bytes(rd_dtype t) { return rd_dtype_info_of(t)->block_bytes; }
+
+/* The sub-block scales of a K-quant super-block: sc[k] and offsets c[k] per 16 elements,
+ * dA and dB. */
+typedef struct hdrk {
+    int8_t sc[16];
+    int16_t c[16];
+    float dA, dB;
+} hdrk;
+
+/* Q4_K / Q5_K: 8 × (6-bit scale, 6-bit min) packed in 12 bytes (quants.c k4_scale_min):
+ * out[0..7] the scales, out[8..15] the mins. */
+static inline void k4_unpack_scales(const uint8_t *q, uint8_t out[16]) {
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mins 4..7 */
+    const uint32_t mins_lo = u[1] & m6;                     /* mins 0..3 */
+    u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);         /* scales 4..7 */
+    u[2] = mins_lo;
+    u[0] &= m6; /* scales 0..3 */
+    memcpy(out, u, 16);
+}
+
+static inline void headerk(rd_dtype t, const uint8_t *b, hdrk *h) {
+    switch (t) {
+    case RD_DTYPE_Q2_K:
+        for (int k = 0; k < 16; k++) {
+            h->sc[k] = (int8_t)(b[k] & 0xF);
+            h->c[k] = (int16_t)(b[k] >> 4);
+        }
+        h->dA = f16_at(b + 80);
+        h->dB = f16_at(b + 82);
+        break;
+    case RD_DTYPE_Q3_K: {
+        const uint8_t *s = b + 96;
+        for (int k = 0; k < 16; k++) {
+            const int lo = k < 8 ? s[k] & 0xF : s[k - 8] >> 4;
+            const int hi = (s[8 + k % 4] >> (2 * (k / 4))) & 3;
+            h->sc[k] = (int8_t)((lo | hi << 4) - 32);
+            h->c[k] = (int16_t)(4 * h->sc[k]);
+        }
+        h->dA = h->dB = f16_at(b + 108);
+        break;
+    }
+    case RD_DTYPE_Q4_K:
+    case RD_DTYPE_Q5_K: {
+        uint8_t sm[16];
+        k4_unpack_scales(b + 4, sm);
+        for (int k = 0; k < 16; k++) {
+            h->sc[k] = (int8_t)sm[k / 2];
+            h->c[k] = (int16_t)sm[8 + k / 2];
+        }
+        h->dA = f16_at(b);
+        h->dB = f16_at(b + 2);
+        break;
+    }
+    default: /* Q6_K */
+        for (int k = 0; k < 16; k++) {
+            h->sc[k] = (int8_t)b[192 + k];
+            h->c[k] = (int16_t)(32 * h->sc[k]);
+        }
+        h->dA = h->dB = f16_at(b + 208);
+        break;
+    }
+}
+
+/* ---- portable path ------------------------------------------------------------------- */
+
+/* The unsigned quants of a 32-element block (Q8_0: the signed ones, as int). */
+static void unpack32(rd_dtype t, const uint8_t *b, int u[32]) {
+    const uint8_t *qs;
+    uint32_t qh = 0;
+    switch (t) {
+    case RD_DTYPE_Q4_0: qs = b + 2; break;
+    case RD_DTYPE_Q4_1: qs = b + 4; break;
+    case RD_DTYPE_Q5_0: qs = b + 6; memcpy(&qh, b + 2, 4); break;
+    case RD_DTYPE_Q5_1: qs = b + 8; memcpy(&qh, b + 4, 4); break;
+    default:
+        for (int j = 0; j < 32; j++) u[j] = (int8_t)b[2 + j];
+        return;
+    }
+    for (int j = 0; j < 16; j++) {
+        u[j] = (qs[j] & 0xF) | (int)((qh >> j) & 1) << 4;
+        u[j + 16] = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+    }
+}
+
+/* The unsigned quants of a K-quant super-block, element order. */
+static void unpackk(rd_dtype t, const uint8_t *b, uint8_t u[256]) {
+    switch (t) {
+    case RD_DTYPE_Q2_K:
+    case RD_DTYPE_Q3_K: {
+        const uint8_t *qs = t == RD_DTYPE_Q2_K ? b + 16 : b + 32;
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 4; s++)
+                for (int l = 0; l < 32; l++) {
+                    int v = (qs[32 * h + l] >> (2 * s)) & 3;
+                    if (t == RD_DTYPE_Q3_K) v |= ((b[l] >> (4 * h + s)) & 1) << 2;
+                    u[128 * h + 32 * s + l] = (uint8_t)v;
+                }
+        break;
+    }
+    case RD_DTYPE_Q4_K:
+    case RD_DTYPE_Q5_K: {
+        const uint8_t *qs = t == RD_DTYPE_Q4_K ? b + 16 : b + 48, *qh = b + 16;
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 32; l++) {
+                u[64 * j + l] = qs[32 * j + l] & 0xF;
+                u[64 * j + 32 + l] = qs[32 * j + l] >> 4;
+            }
+        if (t == RD_DTYPE_Q5_K)
+            for (int e = 0; e < 256; e++) u[e] |= (uint8_t)(((qh[e % 32] >> (e / 32)) & 1) << 4);
+        break;
+    }
+    default: /* Q6_K */
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+            uint8_t *o = u + 128 * h;
+            for (int l = 0; l < 32; l++) {
+                o[l] = (uint8_t)((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4);
+                o[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4);
+                o[l + 64] = (uint8_t)((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4);
+                o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4);
+            }
+        }
+        break;
+    }
+}
+
+static void portable32(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
+                       int64_t cols, float *out) {
+    const size_t bb = block_bytes(t);
+    float sum[4] = {0}, off[4] = {0};
+    int u[32];
+    for (int64_t blk = 0; blk < cols / 32; blk++) {
+        const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
+        const hdr32 h = header32(t, b);
+        unpack32(t, b, u);
+        for (int i = 0; i < n; i++) {
+            const rd_q8_block32 *yb =
+                (const rd_q8_block32 *)((const char *)y + (size_t)i * y_stride) + blk;
+            int s = 0;
+            for (int j = 0; j < 32; j++) s += u[j] * yb->q[j];
+            sum[i] += h.dA * yb->d * (float)s;
+            off[i] += h.dB * yb->d * (float)(h.c * yb->sum);
+        }
+    }
+    for (int i = 0; i < n; i++) out[i] = sum[i] - off[i];
+}
+
+static void portablek(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
+                      int64_t cols, float *out) {
+    const size_t bb = block_bytes(t);
+    float sum[4] = {0}, off[4] = {0};
+    uint8_t u[256];
+    hdrk h;
+    for (int64_t blk = 0; blk < cols / 256; blk++) {
+        const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
+        headerk(t, b, &h);
+        unpackk(t, b, u);
+        for (int i = 0; i < n; i++) {
+            const rd_q8_block256 *yb =
+                (const rd_q8_block256 *)((const char *)y + (size_t)i * y_stride) + blk;
+            int s = 0, o = 0;
+            for (int k = 0; k < 16; k++) {
+                int sk = 0;
+                for (int j = 16 * k; j < 16 * k + 16; j++) sk += u[j] * yb->q[j];
+                s += h.sc[k] * sk;
+                o += h.c[k] * yb->sums[k];
+            }
+            sum[i] += h.dA * yb->d * (float)s;
+            off[i] += h.dB * yb->d * (float)o;
+        }
+    }
+    for (int i = 0; i < n; i++) out[i] = sum[i] - off[i];
+}
+
+#define PORTABLE(NAME, T, KIND)                                                            \
+    static void NAME(const void *w, const void *y, size_t y_stride, int n, int64_t cols,   \
+                     float *out) {                                                         \
+        KIND(T, w, y, y_stride, n, cols, out);                                             \
+    }
+PORTABLE(p_q4_0, RD_DTYPE_Q4_0, portable32)
+PORTABLE(p_q4_1, RD_DTYPE_Q4_1, portable32)
+PORTABLE(p_q5_0, RD_DTYPE_Q5_0, portable32)
+PORTABLE(p_q5_1, RD_DTYPE_Q5_1, portable32)
+PORTABLE(p_q8_0, RD_DTYPE_Q8_0, portable32)
+PORTABLE(p_q2_k, RD_DTYPE_Q2_K, portablek)
+PORTABLE(p_q3_k, RD_DTYPE_Q3_K, portablek)
+PORTABLE(p_q4_k, RD_DTYPE_Q4_K, portablek)
+PORTABLE(p_q5_k, RD_DTYPE_Q5_K, portablek)
+PORTABLE(p_q6_k, RD_DTYPE_Q6_K, portablek)
+
+rd_quant_dot_fn rd_quant_dot_portable(rd_dtype t) {
+    switch (t) {
+    case RD_DTYPE_Q4_0: return p_q4_0;
+    case RD_DTYPE_Q4_1: return p_q4_1;
+    case RD_DTYPE_Q5_0: return p_q5_0;
+    case RD_DTYPE_Q5_1: return p_q5_1;
+    case RD_DTYPE_Q8_0: return p_q8_0;
+    case RD_DTYPE_Q2_K: return p_q2_k;
+    case RD_DTYPE_Q3_K: return p_q3_k;
+    case RD_DTYPE_Q4_K: return p_q4_k;
+    case RD_DTYPE_Q5_K: return p_q5_k;
+    case RD_DTYPE_Q6_K: return p_q6_k;
+    default: return NULL;
+    }
+}
+
+/* ---- AVX2 path (256-bit; VNNI forms where the target has them) ------------------------ */
+#if defined(__AVX2__)
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define QD_PATH "avx512-vnni"
+/* acc + Σ of 4 adjacent u8·s8 products per int32 lane */
+static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_dpbusd_epi32(acc, u, s);
+}
+/* acc + Σ of 2 adjacent s16·s16 products per int32 lane */
+static inline __m256i madd_acc(__m256i acc, __m256i a, __m256i b) {
+    return _mm256_dpwssd_epi32(acc, a, b);
+}
+#elif defined(__AVXVNNI__)
+#define QD_PATH "avx-vnni"
+static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_dpbusd_avx_epi32(acc, u, s);
+}
+static inline __m256i madd_acc(__m256i acc, __m256i a, __m256i b) {
+    return _mm256_dpwssd_avx_epi32(acc, a, b);
+}
+#else
+#define QD_PATH "avx2"
+/* maddubs saturates its int16 pair sums: every caller keeps u ≤ 128 and |s| ≤ 127, so a
+ * pair stays within 2·128·127 = 32,512 and the sums equal the VNNI forms'. */
+static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s),
+                                                   _mm256_set1_epi16(1)));
+}
+static inline __m256i madd_acc(__m256i acc, __m256i a, __m256i b) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+}
+#endif
+
+static inline __m256 fmadd8(__m256 a, __m256 b, __m256 c) {
+#if defined(__FMA__)
+    return _mm256_fmadd_ps(a, b, c);
+#else
+    return _mm256_add_ps(_mm256_mul_ps(a, b), c);
+#endif
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256i loadu256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* bit j of the 32-bit word at p → byte j = 0xFF, else 0 */
+static inline __m256i bits_to_bytes(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                                          2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i x = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), shuf);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(x, bit), bit);
+}
+
+static void avx32(rd_dtype t, const void *w, const void *y, size_t y_stride, int n, int64_t cols,
+                  float *out) {
+    const size_t bb = block_bytes(t);
+    __m256 sum[4];
+    float off[4] = {0};
+    for (int i = 0; i < 4; i++) sum[i] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    for (int64_t blk = 0; blk < cols / 32; blk++) {
+        const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
+        const hdr32 h = header32(t, b);
+        __m256i u;
+        const uint8_t *qs = b + (t == RD_DTYPE_Q4_0 ? 2 : t == RD_DTYPE_Q4_1 ? 4
+                                 : t == RD_DTYPE_Q5_0 ? 6 : 8);
+        if (t != RD_DTYPE_Q8_0) {
+            const __m128i x = _mm_loadu_si128((const __m128i *)qs);
+            u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), m4);
+            if (t == RD_DTYPE_Q5_0 || t == RD_DTYPE_Q5_1)
+                u = _mm256_or_si256(u, _mm256_and_si256(bits_to_bytes(qs - 4),
+                                                        _mm256_set1_epi8(0x10)));
+        }
+        const __m256i wq = t == RD_DTYPE_Q8_0 ? loadu256(b + 2) : u;
+        for (int i = 0; i < n; i++) {
+            const rd_q8_block32 *yb =
+                (const rd_q8_block32 *)((const char *)y + (size_t)i * y_stride) + blk;
+            const __m256i yq = loadu256(yb->q);
+            __m256i s;
+            if (t == RD_DTYPE_Q8_0) /* |w| times y with w's sign: u8 · s8 */
+                s = dot_u8s8(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq),
+                             _mm256_sign_epi8(yq, wq));
+            else
+                s = dot_u8s8(_mm256_setzero_si256(), wq, yq);
+            sum[i] = fmadd8(_mm256_set1_ps(h.dA * yb->d), _mm256_cvtepi32_ps(s), sum[i]);
+            off[i] += h.dB * yb->d * (float)(h.c * yb->sum);
+        }
+    }
+    for (int i = 0; i < n; i++) out[i] = hsum8(sum[i]) - off[i];
+}
+
+/* The unsigned quants of a K-quant super-block: q[k] = elements 32k .. 32k+31. */
+static inline void unpackk_avx(rd_dtype t, const uint8_t *b, __m256i q[8]) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+    switch (t) {
+    case RD_DTYPE_Q2_K:
+    case RD_DTYPE_Q3_K: {
+        const uint8_t *qs = t == RD_DTYPE_Q2_K ? b + 16 : b + 32;
+        const __m256i hm = loadu256(b);
+        for (int h = 0; h < 2; h++) {
+            const __m256i x = loadu256(qs + 32 * h);
+            for (int s = 0; s < 4; s++) {
+                __m256i v = _mm256_and_si256(_mm256_srli_epi16(x, 2 * s), m2);
+                if (t == RD_DTYPE_Q3_K) {
+                    const __m256i bit = _mm256_set1_epi8((char)(1 << (4 * h + s)));
+                    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+                    v = _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(4)));
+                }
+                q[4 * h + s] = v;
+            }
+        }
+        break;
+    }
+    case RD_DTYPE_Q4_K:
+    case RD_DTYPE_Q5_K: {
+        const uint8_t *qs = t == RD_DTYPE_Q4_K ? b + 16 : b + 48;
+        for (int j = 0; j < 4; j++) {
+            const __m256i x = loadu256(qs + 32 * j);
+            q[2 * j] = _mm256_and_si256(x, m4);
+            q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+        }
+        if (t == RD_DTYPE_Q5_K) {
+            const __m256i qh = loadu256(b + 16), five = _mm256_set1_epi8(0x10);
+            for (int k = 0; k < 8; k++) {
+                const __m256i bit = _mm256_set1_epi8((char)(1 << k));
+                const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+                q[k] = _mm256_or_si256(q[k], _mm256_and_si256(set, five));
+            }
+        }
+        break;
+    }
+    default: /* Q6_K */
+        for (int h = 0; h < 2; h++) {
+            const __m256i l0 = loadu256(b + 64 * h), l1 = loadu256(b + 64 * h + 32);
+            const __m256i hi = loadu256(b + 128 + 32 * h);
+#define HI2(s) _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hi, s), m2), 4)
+            q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), HI2(0));
+            q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), HI2(2));
+            q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), HI2(4));
+            q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), HI2(6));
+#undef HI2
+        }
+        break;
+    }
+}
+
+/* Byte shuffles putting sub-block scale 2k in int16 lanes 0..7 and 2k+1 in lanes 8..15
+ * (after sign extension), matching maddubs' pair sums of chunk k. */
+static const uint8_t scale_shuffle[8][16] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
+    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9},
+    {10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13},
+    {14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
+static void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, int n, int64_t cols,
+                 float *out) {
+    const size_t bb = block_bytes(t);
+    __m256 sum[4], off[4];
+    for (int i = 0; i < 4; i++) sum[i] = off[i] = _mm256_setzero_ps();
+    hdrk h;
+    __m256i q[8], sc[8];
+    for (int64_t blk = 0; blk < cols / 256; blk++) {
+        const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
+        headerk(t, b, &h);
+        unpackk_avx(t, b, q);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)h.sc);
+        for (int k = 0; k < 8; k++)
+            sc[k] = _mm256_cvtepi8_epi16(
+                _mm_shuffle_epi8(sc8, _mm_loadu_si128((const __m128i *)scale_shuffle[k])));
+        const __m256i c = loadu256(h.c);
+        for (int i = 0; i < n; i++) {
+            const rd_q8_block256 *yb =
+                (const rd_q8_block256 *)((const char *)y + (size_t)i * y_stride) + blk;
+            __m256i s = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++)
+                s = madd_acc(s, _mm256_maddubs_epi16(q[k], loadu256(yb->q + 32 * k)), sc[k]);
+            const __m256i o = _mm256_madd_epi16(c, loadu256(yb->sums));
+            sum[i] = fmadd8(_mm256_set1_ps(h.dA * yb->d), _mm256_cvtepi32_ps(s), sum[i]);
+            off[i] = fmadd8(_mm256_set1_ps(h.dB * yb->d), _mm256_cvtepi32_ps(o), off[i]);
+        }
+    }
+    for (int i = 0; i < n; i++) out[i] = hsum8(sum[i]) - hsum8(off[i]);
+}
+
+#define AVX(NAME, T, KIND)                                                                 \
+    static void NAME(const void *w, const void *y, size_t y_stride, int n, int64_t cols,   \
+                     float *out) {                                                         \
+        KIND(T, w, y, y_stride, n, cols, out);                                             \
+    }
+AVX(a_q4_0, RD_DTYPE_Q4_0, avx32)
+AVX(a_q4_1, RD_DTYPE_Q4_1, avx32)
+AVX(a_q5_0, RD_DTYPE_Q5_0, avx32)
+AVX(a_q5_1, RD_DTYPE_Q5_1, avx32)
+AVX(a_q8_0, RD_DTYPE_Q8_0, avx32)
+AVX(a_q2_k, RD_DTYPE_Q2_K, avxk)
+AVX(a_q3_k, RD_DTYPE_Q3_K, avxk)
+AVX(a_q4_k, RD_DTYPE_Q4_K, avxk)
+AVX(a_q5_k, RD_DTYPE_Q5_K, avxk)
+AVX(a_q6_k, RD_DTYPE_Q6_K, avxk)
+
+rd_quant_dot_fn rd_quant_dot_for(rd_dtype t) {
+    switch (t) {
+    case RD_DTYPE_Q4_0: return a_q4_0;
+    case RD_DTYPE_Q4_1: return a_q4_1;
+    case RD_DTYPE_Q5_0: return a_q5_0;
+    case RD_DTYPE_Q5_1: return a_q5_1;
+    case RD_DTYPE_Q8_0: return a_q8_0;
+    case RD_DTYPE_Q2_K: return a_q2_k;
+    case RD_DTYPE_Q3_K: return a_q3_k;
+    case RD_DTYPE_Q4_K: return a_q4_k;
+    case RD_DTYPE_Q5_K: return a_q5_k;
+    case RD_DTYPE_Q6_K: return a_q6_k;
+    default: return NULL;
+    }
+}
+
+const char *rd_quant_dot_path(void) { return QD_PATH; }
+
+#else /* no AVX2: the portable path */
+
+rd_quant_dot_fn rd_quant_dot_for(rd_dtype t) { return rd_quant_dot_portable(t); }
+
+const char *rd_quant_dot_path(void) { return "portable"; }
+
+#endif
