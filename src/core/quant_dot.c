@@ -392,8 +392,10 @@ static inline __m256i bits_to_bytes(const uint8_t *p) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(x, bit), bit);
 }
 
-static void avx32(rd_dtype t, const void *w, const void *y, size_t y_stride, int n, int64_t cols,
-                  float *out) {
+#define QD_INLINE static inline __attribute__((always_inline))
+
+QD_INLINE void avx32(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
+                     int64_t cols, float *out) {
     const size_t bb = block_bytes(t);
     __m256 sum[4];
     float off[4] = {0};
@@ -498,22 +500,58 @@ static const uint8_t scale_shuffle[8][16] = {
     {14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
 };
 
-static void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, int n, int64_t cols,
-                 float *out) {
+/* The sub-block scales of a K-quant super-block as maddubs' int16 lanes see them: sc[k]
+ * for chunk k (elements 32k .. 32k+31), c the 16 offsets against the activation sums, and
+ * dA, dB (headerk's values, here with vector code for the common types). */
+static inline void scales_avx(rd_dtype t, const uint8_t *b, __m256i sc[8], __m256i *c,
+                              float *dA, float *dB) {
+    if (t == RD_DTYPE_Q4_K || t == RD_DTYPE_Q5_K) {
+        uint32_t u[3];
+        memcpy(u, b + 4, 12);
+        const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+        /* k4_unpack_scales in registers (a 16-byte load of its four 4-byte stores would
+         * stall on store forwarding) */
+        const __m128i v = _mm_setr_epi32((int)(u[0] & m6),
+                                         (int)((u[2] & m4) | (((u[0] >> 6) & m2) << 4)),
+                                         (int)(u[1] & m6),
+                                         (int)(((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4)));
+        for (int k = 0; k < 8; k++)
+            sc[k] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, _mm_set1_epi8((char)k)));
+        *c = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(
+            v, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+        *dA = f16_at(b);
+        *dB = f16_at(b + 2);
+        return;
+    }
+    hdrk h;
+    __m128i sc8;
+    if (t == RD_DTYPE_Q6_K) {
+        sc8 = _mm_loadu_si128((const __m128i *)(b + 192));
+        *c = _mm256_slli_epi16(_mm256_cvtepi8_epi16(sc8), 5);
+        *dA = *dB = f16_at(b + 208);
+    } else {
+        headerk(t, b, &h);
+        sc8 = _mm_loadu_si128((const __m128i *)h.sc);
+        *c = loadu256(h.c);
+        *dA = h.dA;
+        *dB = h.dB;
+    }
+    for (int k = 0; k < 8; k++)
+        sc[k] = _mm256_cvtepi8_epi16(
+            _mm_shuffle_epi8(sc8, _mm_loadu_si128((const __m128i *)scale_shuffle[k])));
+}
+
+QD_INLINE void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
+                    int64_t cols, float *out) {
     const size_t bb = block_bytes(t);
     __m256 sum[4], off[4];
     for (int i = 0; i < 4; i++) sum[i] = off[i] = _mm256_setzero_ps();
-    hdrk h;
-    __m256i q[8], sc[8];
+    __m256i q[8], sc[8], c;
+    float dA, dB;
     for (int64_t blk = 0; blk < cols / 256; blk++) {
         const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
-        headerk(t, b, &h);
+        scales_avx(t, b, sc, &c, &dA, &dB);
         unpackk_avx(t, b, q);
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)h.sc);
-        for (int k = 0; k < 8; k++)
-            sc[k] = _mm256_cvtepi8_epi16(
-                _mm_shuffle_epi8(sc8, _mm_loadu_si128((const __m128i *)scale_shuffle[k])));
-        const __m256i c = loadu256(h.c);
         for (int i = 0; i < n; i++) {
             const rd_q8_block256 *yb =
                 (const rd_q8_block256 *)((const char *)y + (size_t)i * y_stride) + blk;
@@ -521,17 +559,22 @@ static void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, int 
             for (int k = 0; k < 8; k++)
                 s = madd_acc(s, _mm256_maddubs_epi16(q[k], loadu256(yb->q + 32 * k)), sc[k]);
             const __m256i o = _mm256_madd_epi16(c, loadu256(yb->sums));
-            sum[i] = fmadd8(_mm256_set1_ps(h.dA * yb->d), _mm256_cvtepi32_ps(s), sum[i]);
-            off[i] = fmadd8(_mm256_set1_ps(h.dB * yb->d), _mm256_cvtepi32_ps(o), off[i]);
+            sum[i] = fmadd8(_mm256_set1_ps(dA * yb->d), _mm256_cvtepi32_ps(s), sum[i]);
+            off[i] = fmadd8(_mm256_set1_ps(dB * yb->d), _mm256_cvtepi32_ps(o), off[i]);
         }
     }
     for (int i = 0; i < n; i++) out[i] = hsum8(sum[i]) - hsum8(off[i]);
 }
 
+/* One copy per type, with n = 1 (decode of one sequence) compiled on its own so that its
+ * accumulators stay in registers. */
 #define AVX(NAME, T, KIND)                                                                 \
     static void NAME(const void *w, const void *y, size_t y_stride, int n, int64_t cols,   \
                      float *out) {                                                         \
-        KIND(T, w, y, y_stride, n, cols, out);                                             \
+        if (n == 1)                                                                        \
+            KIND(T, w, y, y_stride, 1, cols, out);                                         \
+        else                                                                               \
+            KIND(T, w, y, y_stride, n, cols, out);                                         \
     }
 AVX(a_q4_0, RD_DTYPE_Q4_0, avx32)
 AVX(a_q4_1, RD_DTYPE_Q4_1, avx32)
