@@ -32,7 +32,8 @@
  *   m:edits{sites="ffn"|"attn"|"both", layers="all"|"0-3,5"|{0,1,…}, scale=true, bias=true}
  *       → a fresh edit set (s = 1, b = 0)
  *   m:dataset(path [, opts]) → red.dataset(path, opts) with this model's tokenizer
- *   m:compute(["f32"|"bf16"|"auto"]) → the compute mode (sets it when given; see model.h)
+ *   m:compute(["f32"|"bf16"|"auto"]) → the compute mode (sets it when given; see model.h;
+ *       bf16 and auto also decode quantized weights with 8-bit activation products)
  * red.load_edits(path, model [, {force=true}]) → edits, training options (JSON text or nil)
  *   e:params()  → trainable numbers;  e:ratio() → model parameters / e:params()
  *   e:info()    → {sites, layers, scale, bias, dim, n_layers, params}
