@@ -75,6 +75,11 @@ typedef struct rd_bf16_weight {
 rd_bf16_weight *rd_bf16_weight_new(const rd_matrix *W, unsigned modes, struct rd_pool *pool,
                                    rd_error *err);
 
+/* 1 when w is the mark of a weight multiplied from its matrix (no panels). */
+static inline int rd_bf16_weight_on_the_fly(const rd_bf16_weight *w) {
+    return w && !w->fwd.data && !w->bwd.data;
+}
+
 /* Frees w and its panels. NULL-safe. */
 void rd_bf16_weight_free(rd_bf16_weight *w);
 
