@@ -1,5 +1,5 @@
-/* bf16 GEMM with f32 accumulation: weight packing, blocking, threading and two kernels
- * (AVX512-BF16 and portable C). See include/redit/gemm_bf16.h for the contract.
+/* bf16 GEMM with f32 accumulation: weight packing, blocking, threading and three kernels
+ * (AMX, AVX512-BF16 and portable C). See src/core/gemm_bf16.h for the contract.
  *
  * The inner dimension is cut into k blocks of at most KC_PAIRS pairs (even sizes, so
  * K = 288 is one block, not 256 + 32). One task = a range of rows of A × a range of
@@ -16,7 +16,18 @@
  * The microkernel keeps MR × 2 zmm accumulators; per pair of k it loads the two B vectors
  * and multiplies them with each row's broadcast (a[2p], a[2p+1]) word (vdpbf16ps). The
  * terms of one C element are added in the same order whatever the task split, so results
- * do not depend on the number of threads. */
+ * do not depend on the number of threads.
+ *
+ * The AMX kernel runs the same loops with k blocks of a multiple of 16 pairs and A blocks of
+ * a multiple of 32 rows: a step keeps a 32 × 32 block of C in four tile registers while
+ * 16-pair tiles of A (16 packed rows, stride KC_PAIRS words) and B (16 pairs × 16 columns:
+ * half of a panel row, stride 128 bytes) stream through the other four. Panels are padded
+ * with zero pairs to a multiple of 16 so that the last k block reads whole tiles.
+ *
+ * Products straight from a matrix (rd_gemm_bf16_matrix): A is rounded once into shared
+ * scratch, then each task takes ≤ FLY_PANELS panels of B and, FLY_KBLOCKS k blocks at a
+ * time, widens that slice of W into its slot, packs it, and runs the same block multiply
+ * over all rows of A: the same k blocks and the same additions as with a packed copy. */
 #include "gemm_bf16.h"
 
 #include <limits.h>
