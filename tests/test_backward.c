@@ -610,6 +610,55 @@ static void test_bf16_compute_close_to_f32(void **state) {
     rd_model_free(m);
 }
 
+/* bf16 compute without packed copies (rd_model_set_bf16_weights ON_THE_FLY: the products
+ * widen, round and pack slices of the matrices at each call) gives the training pass of the
+ * packed copies bit for bit: loss and edit gradients. The copies' bytes are not held. */
+static void test_bf16_on_the_fly_same_as_packed(void **state) {
+    (void)state;
+    fd_case k = {"bf16-fly", 64, 192, 2, 8, 4, 300, 1, 2, 32, 3, 1, 1, 0, 0, 0};
+    rd_model *m = make_model(&k, 9);
+    rd_error err = {0};
+    if (!rd_compute_available(RD_COMPUTE_BF16)) {
+        printf("SKIPPED test_bf16_on_the_fly_same_as_packed: no bf16 compute on this CPU\n");
+        rd_model_free(m);
+        skip();
+    }
+    const int N = k.B * k.T;
+    int tok[64], tgt[64];
+    for (int i = 0; i < N; i++) {
+        tok[i] = (i * 41 + 7) % k.vocab;
+        tgt[i] = (i * 29 + 3) % k.vocab;
+    }
+    double loss[2];
+    float *g[2];
+    for (int pass = 0; pass < 2; pass++) {
+        rd_model_set_bf16_weights(m, pass ? RD_BF16_WEIGHTS_ON_THE_FLY : RD_BF16_WEIGHTS_PACKED);
+        assert_int_equal(rd_model_set_compute(m, RD_COMPUTE_BF16, 1, &err), 0);
+        assert_int_equal(rd_model_compute(m), RD_COMPUTE_BF16);
+        assert_int_equal(rd_model_bf16_on_the_fly(m), pass);
+        if (pass) assert_int_equal(rd_model_compute_bytes(m), 0);
+        else assert_int_equal(rd_model_compute_bytes(m), rd_model_bf16_copy_bytes(m, 1));
+        rng = 5;
+        edit_set e;
+        edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
+        rd_edits_view view = {e.attn, e.ffn, 1.0f};
+        rd_edits_grad grads = {e.gattn, e.gffn};
+        rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
+        int n;
+        assert_int_equal(rd_train_pass(c, &view, &grads, NULL, tok, tgt, k.B, k.T, &loss[pass], &n, &err), 0);
+        g[pass] = malloc(sizeof(float) * (size_t)k.layers * 4 * k.dim);
+        memcpy(g[pass], e.grads, sizeof(float) * (size_t)k.layers * 4 * k.dim);
+        rd_train_ctx_free(c);
+        edit_set_free(&e);
+    }
+    printf("bf16 packed vs on the fly: loss %.9g vs %.9g\n", loss[0], loss[1]);
+    assert_true(loss[0] == loss[1]);
+    assert_memory_equal(g[0], g[1], sizeof(float) * (size_t)k.layers * 4 * k.dim);
+    free(g[0]);
+    free(g[1]);
+    rd_model_free(m);
+}
+
 /* Full fine-tuning in bf16 compute: the weight gradients are bf16 products too
  * (rd_gemm_bf16_tn); every matrix's gradient points as in f32 (cosine > 0.99) with a norm
  * within 3 %, for an untied and a tied classifier. Skipped, saying so, on CPUs without
@@ -689,6 +738,7 @@ int main(void) {
         cmocka_unit_test(test_full_finetuning_gradients),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_bf16_compute_close_to_f32),
+        cmocka_unit_test(test_bf16_on_the_fly_same_as_packed),
         cmocka_unit_test(test_bf16_weight_gradients_close_to_f32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -179,11 +179,13 @@ static float *run_and_check(const problem *p, const variant *v, uint64_t seed) {
     return out;
 }
 
-static int n_kernels(rd_gemm_kernel kernels[2]) {
+/* The kernels this CPU runs (the portable one always). */
+static int n_kernels(rd_gemm_kernel kernels[3]) {
     int n = 0;
     kernels[n++] = RD_GEMM_KERNEL_PORTABLE;
     if (rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16))
         kernels[n++] = RD_GEMM_KERNEL_AVX512BF16;
+    if (rd_gemm_kernel_available(RD_GEMM_KERNEL_AMX)) kernels[n++] = RD_GEMM_KERNEL_AMX;
     return n;
 }
 
@@ -191,7 +193,7 @@ static int n_kernels(rd_gemm_kernel kernels[2]) {
  * Overwriting results must not depend on the pool: the split never changes the order in
  * which one element's terms are added, so they agree bit for bit. */
 static void check_all_variants(const problem *p, rd_pool *pool2, uint64_t seed) {
-    rd_gemm_kernel kernels[2];
+    rd_gemm_kernel kernels[3];
     const int nk = n_kernels(kernels);
     for (int ki = 0; ki < nk; ki++) {
         for (int acc = 0; acc < 2; acc++) {
@@ -320,10 +322,11 @@ static void test_packed_layout(void **state) {
         assert_int_equal(p->k, k);
         assert_int_equal(p->n, n);
         assert_int_equal(p->k_pairs, (k + 1) / 2);
+        assert_int_equal(p->k_stride, (p->k_pairs + 15) / 16 * 16);
         assert_int_equal(p->n_panels, (n + 31) / 32);
         assert_int_equal((uintptr_t)p->data % 64, 0);
         for (int64_t j = 0; j < p->n_panels; j++)
-            for (int64_t q = 0; q < p->k_pairs; q++)
+            for (int64_t q = 0; q < p->k_stride; q++) /* the pairs past k_pairs are zero */
                 for (int64_t c = 0; c < RD_BF16_PANEL; c++) {
                     uint16_t half[2] = {0, 0};
                     for (int h = 0; h < 2; h++) {
@@ -334,11 +337,13 @@ static void test_packed_layout(void **state) {
                         half[h] = rd_f32_to_bf16(b);
                     }
                     const uint32_t want = (uint32_t)half[0] | (uint32_t)half[1] << 16;
-                    assert_int_equal(p->data[(j * p->k_pairs + q) * RD_BF16_PANEL + c], want);
+                    assert_int_equal(p->data[(j * p->k_stride + q) * RD_BF16_PANEL + c], want);
                 }
     }
-    assert_int_equal(rd_bf16_weight_bytes(w),
-                     (size_t)(2 * 3 * 32 + 1 * 19 * 32) * sizeof(uint32_t));
+    /* forward: 2 panels × 16 pairs (3 padded), backward: 1 panel × 32 pairs (19 padded) */
+    assert_int_equal(rd_bf16_weight_bytes(w), (size_t)(2 * 16 * 32 + 1 * 32 * 32) * sizeof(uint32_t));
+    assert_int_equal(rd_bf16_weight_bytes_for(R, Kc, RD_BF16_FORWARD | RD_BF16_BACKWARD),
+                     rd_bf16_weight_bytes(w));
     rd_bf16_weight_free(w);
 
     /* One packing only: the other stays NULL and is refused by the multiply. */
@@ -363,9 +368,8 @@ static void test_errors(void **state) {
     test_weight tw;
     test_weight_make(&tw, RD_DTYPE_F32, 4, 6, &seed);
     rd_error err = {0};
-    assert_null(rd_bf16_weight_new(&tw.m, 0, NULL, &err));
-    assert_non_null(strstr(err.msg, "modes"));
     assert_null(rd_bf16_weight_new(&tw.m, 8, NULL, &err));
+    assert_non_null(strstr(err.msg, "modes"));
     assert_null(rd_bf16_weight_new(NULL, RD_BF16_FORWARD, NULL, &err));
     rd_matrix empty = tw.m;
     empty.rows = 0;
@@ -402,8 +406,13 @@ static void test_kernel_choice(void **state) {
     assert_true(rd_gemm_kernel_available(RD_GEMM_KERNEL_PORTABLE));
     assert_string_equal(rd_gemm_kernel_name(RD_GEMM_KERNEL_PORTABLE), "portable");
     assert_string_equal(rd_gemm_kernel_name(RD_GEMM_KERNEL_AUTO),
-                        rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16) ? "avx512bf16"
-                                                                            : "portable");
+                        rd_gemm_kernel_available(RD_GEMM_KERNEL_AMX)          ? "amx"
+                        : rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16) ? "avx512bf16"
+                                                                              : "portable");
+    assert_string_equal(rd_gemm_kernel_name(RD_GEMM_KERNEL_AMX), "amx");
+    /* AMX packs with the AVX512-BF16 code: never one without the other */
+    if (rd_gemm_kernel_available(RD_GEMM_KERNEL_AMX))
+        assert_true(rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16));
     printf("bf16 gemm kernel here: %s\n", rd_gemm_kernel_name(RD_GEMM_KERNEL_AUTO));
 }
 
@@ -427,7 +436,7 @@ static void test_rounding_of_a(void **state) {
         uint32_t b = bits[i % 8] + (uint32_t)(i / 8) * 0x00800000u * (i % 8 < 4);
         memcpy(&A[i], &b, sizeof b);
     }
-    rd_gemm_kernel kernels[2];
+    rd_gemm_kernel kernels[3];
     const int nk = n_kernels(kernels);
     for (int ki = 0; ki < nk; ki++) {
         rd_gemm_bf16_opts o = {.kernel = kernels[ki]};
@@ -511,7 +520,7 @@ static void test_weight_gradient_product(void **state) {
     assert_non_null(pool);
     const int64_t shapes[][3] = {{1, 1, 1},     {5, 33, 7},     {13, 31, 64},  {40, 70, 5401},
                                  {256, 768, 512}, {768, 256, 300}, {300, 40, 33}};
-    rd_gemm_kernel kernels[2];
+    rd_gemm_kernel kernels[3];
     const int nk = n_kernels(kernels);
     uint64_t seed = 900;
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
@@ -574,6 +583,198 @@ static void test_weight_gradient_edges(void **state) {
     assert_int_equal(rd_gemm_bf16_tn_scratch_bytes(2, -1, 4), 0);
 }
 
+/* ---- the AMX kernel ------------------------------------------------------------------- */
+
+/* 1 when AMX runs here; else says loudly that its tests are skipped (CI machines often lack
+ * it: the portable and AVX512-BF16 kernels are still tested everywhere). */
+static int amx_or_skip(const char *test) {
+    if (rd_gemm_kernel_available(RD_GEMM_KERNEL_AMX)) return 1;
+    printf("SKIPPED %s: this CPU has no AMX-BF16 or the kernel refused the tile state — the "
+           "AMX kernel is NOT tested on this machine\n", test);
+    return 0;
+}
+
+/* Random shapes with edges (M, K, N off 16 and 32, odd K, K across several k blocks and
+ * packed groups), all three products, overwriting and accumulating, pools of 1, 2, 3 and 5
+ * threads: every AMX result within the f32-summation bound of the double reference (as the
+ * portable kernel's, checked by run_and_check / tn_run_and_check), and bit for bit the same
+ * across pool sizes. */
+static void test_amx_random_shapes(void **state) {
+    (void)state;
+    if (!amx_or_skip("test_amx_random_shapes")) skip();
+    rd_error err = {0};
+    rd_pool *pools[4] = {NULL};
+    const int sizes[4] = {1, 2, 3, 5};
+    for (int i = 1; i < 4; i++) assert_non_null(pools[i] = rd_pool_new(sizes[i], &err));
+    uint64_t seed = 1900;
+    for (int round = 0; round < 10; round++) {
+        const int64_t rows = 1 + (int64_t)(rd_splitmix64(&seed) % (round < 5 ? 80 : 700));
+        const int64_t cols = 1 + (int64_t)(rd_splitmix64(&seed) % (round % 3 ? 90 : 1400));
+        const int64_t M = 1 + (int64_t)(rd_splitmix64(&seed) % (round % 2 ? 40 : 260));
+        test_weight tw;
+        test_weight_make(&tw, RD_DTYPE_F32, rows, cols, &seed);
+        rd_bf16_weight *w =
+            rd_bf16_weight_new(&tw.m, RD_BF16_FORWARD | RD_BF16_BACKWARD, pools[1], &err);
+        assert_non_null(w);
+        for (int mode = RD_BF16_FORWARD; mode <= RD_BF16_BACKWARD; mode++) {
+            problem p;
+            problem_make(&p, &tw, w, (rd_bf16_mode)mode, M, &seed);
+            for (int acc = 0; acc < 2; acc++) {
+                float *first = NULL;
+                for (int pi = 0; pi < 4; pi++) {
+                    const variant v = {.kernel = RD_GEMM_KERNEL_AMX, .pool = pools[pi],
+                                       .accumulate = acc, .lda_pad = (size_t)pi, .ldc_pad = 1};
+                    float *out = run_and_check(&p, &v, seed + (uint64_t)acc); /* same C₀ */
+                    if (!first) first = out;
+                    else {
+                        assert_memory_equal(first, out, (size_t)(p.M * p.N) * sizeof *out);
+                        free(out);
+                    }
+                }
+                free(first);
+            }
+            problem_free(&p);
+        }
+        /* the weight gradient C (rows, cols) = Aᵀ · B over M tokens */
+        const int64_t tm = rows, tn = cols, tk = M;
+        float *A = xmalloc((size_t)(tk * tm) * sizeof *A), *B = xmalloc((size_t)(tk * tn) * sizeof *B);
+        for (int64_t i = 0; i < tk * tm; i++) A[i] = rng_uniform(&seed);
+        for (int64_t i = 0; i < tk * tn; i++) B[i] = rng_uniform(&seed);
+        double *ref = xmalloc((size_t)(tm * tn) * sizeof *ref), *mag = xmalloc((size_t)(tm * tn) * sizeof *mag);
+        for (int64_t i = 0; i < tm * tn; i++) ref[i] = mag[i] = 0.0;
+        for (int64_t e = 0; e < tk; e++)
+            for (int64_t i = 0; i < tm; i++) {
+                const double a = bf16_round(A[e * tm + i]);
+                for (int64_t j = 0; j < tn; j++) {
+                    const double t = a * bf16_round(B[e * tn + j]);
+                    ref[i * tn + j] += t;
+                    mag[i * tn + j] += fabs(t);
+                }
+            }
+        for (int acc = 0; acc < 2; acc++) {
+            float *first = NULL;
+            for (int pi = 0; pi < 4; pi++) {
+                float *out = tn_run_and_check(tm, tn, tk, A, B, ref, mag, RD_GEMM_KERNEL_AMX,
+                                              pools[pi], acc, (size_t)pi, seed + (uint64_t)acc);
+                if (!first) first = out;
+                else {
+                    assert_memory_equal(first, out, (size_t)(tm * tn) * sizeof *out);
+                    free(out);
+                }
+            }
+            free(first);
+        }
+        free(mag);
+        free(ref);
+        free(B);
+        free(A);
+        rd_bf16_weight_free(w);
+        test_weight_free(&tw);
+    }
+    for (int i = 1; i < 4; i++) rd_pool_free(pools[i]);
+}
+
+/* ---- products straight from the matrix (rd_gemm_bf16_matrix) --------------------------- */
+
+/* rd_gemm_bf16_matrix against rd_gemm_bf16 on the packed copy: bit for bit, for every
+ * kernel, storage types plain and quantized (blocks of 32 and 256), both products,
+ * overwriting and accumulating, one thread and pools of 2 and 3. Shapes: many panels
+ * (several slices), K over several k blocks and slices (2,816 forward, 2,700 backward),
+ * odd widths, M off every tile size. */
+static void test_matrix_on_the_fly(void **state) {
+    (void)state;
+    rd_error err = {0};
+    rd_pool *pools[3] = {NULL};
+    assert_non_null(pools[1] = rd_pool_new(2, &err));
+    assert_non_null(pools[2] = rd_pool_new(3, &err));
+    rd_gemm_kernel kernels[3];
+    const int nk = n_kernels(kernels);
+    const struct {
+        rd_dtype t;
+        int64_t rows, cols;
+    } cases[] = {
+        {RD_DTYPE_F32, 37, 5},      {RD_DTYPE_F32, 700, 33},    {RD_DTYPE_F16, 300, 96},
+        {RD_DTYPE_BF16, 45, 2816},  {RD_DTYPE_Q8_0, 2700, 64},  {RD_DTYPE_Q4_K, 290, 2816},
+        {RD_DTYPE_Q6_K, 33, 512},   {RD_DTYPE_Q4_0, 65, 160},
+    };
+    const int64_t ms[] = {1, 7, 70, 131};
+    uint64_t seed = 2900;
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        test_weight tw;
+        test_weight_make(&tw, cases[ci].t, cases[ci].rows, cases[ci].cols, &seed);
+        rd_bf16_weight *w =
+            rd_bf16_weight_new(&tw.m, RD_BF16_FORWARD | RD_BF16_BACKWARD, NULL, &err);
+        assert_non_null(w);
+        for (int mode = RD_BF16_FORWARD; mode <= RD_BF16_BACKWARD; mode++) {
+            const int64_t K = mode == RD_BF16_FORWARD ? tw.m.cols : tw.m.rows;
+            const int64_t N = mode == RD_BF16_FORWARD ? tw.m.rows : tw.m.cols;
+            const int64_t M = ms[(ci + (size_t)mode) % 4];
+            const size_t ldc = (size_t)N + 2;
+            float *A = xmalloc((size_t)(M * K) * sizeof *A);
+            for (int64_t i = 0; i < M * K; i++) A[i] = rng_uniform(&seed);
+            float *C0 = xmalloc((size_t)M * ldc * sizeof *C0), *C1 = xmalloc((size_t)M * ldc * sizeof *C1);
+            for (int ki = 0; ki < nk; ki++)
+                for (int acc = 0; acc < 2; acc++)
+                    for (int pi = 0; pi < 3; pi++) {
+                        uint64_t cs = seed + (uint64_t)acc;
+                        for (size_t i = 0; i < (size_t)M * ldc; i++)
+                            C0[i] = C1[i] = (i % ldc) >= (size_t)N ? GUARD_VALUE
+                                                                   : rng_uniform(&cs);
+                        rd_gemm_bf16_opts o = {.kernel = kernels[ki]};
+                        assert_int_equal(rd_gemm_bf16(C0, ldc, A, (size_t)K, M, w, (rd_bf16_mode)mode,
+                                                      acc, pools[pi], NULL, &o, &err), 0);
+                        const size_t sb = rd_gemm_bf16_matrix_scratch_bytes(M, &tw.m, (rd_bf16_mode)mode,
+                                                                            pools[pi]);
+                        assert_true(sb > 0);
+                        unsigned char *sbuf = xmalloc(sb + 7);
+                        if (rd_gemm_bf16_matrix(C1, ldc, A, (size_t)K, M, &tw.m, (rd_bf16_mode)mode,
+                                                acc, pools[pi], sbuf + 7, &o, &err) != 0)
+                            fail_msg("rd_gemm_bf16_matrix: %s", err.msg);
+                        free(sbuf);
+                        if (memcmp(C0, C1, (size_t)M * ldc * sizeof *C0) != 0)
+                            fail_msg("%s %s, %s %lld × %lld, M %lld, acc %d, %d threads: the "
+                                     "product from the matrix differs from the packed one",
+                                     rd_gemm_kernel_name(kernels[ki]),
+                                     mode == RD_BF16_FORWARD ? "forward" : "backward",
+                                     rd_dtype_info_of(cases[ci].t)->name, (long long)tw.m.rows,
+                                     (long long)tw.m.cols, (long long)M, acc,
+                                     rd_pool_threads(pools[pi]));
+                    }
+            free(C1);
+            free(C0);
+            free(A);
+        }
+        rd_bf16_weight_free(w);
+        test_weight_free(&tw);
+    }
+    /* a weight with no panels marks W for on-the-fly products and is refused by rd_gemm_bf16;
+     * bad arguments are refused */
+    test_weight tw;
+    test_weight_make(&tw, RD_DTYPE_F32, 4, 6, &seed);
+    rd_bf16_weight *mark = rd_bf16_weight_new(&tw.m, 0, NULL, &err);
+    assert_non_null(mark);
+    assert_null(mark->fwd.data);
+    assert_null(mark->bwd.data);
+    assert_int_equal(rd_bf16_weight_bytes(mark), 0);
+    float A[12] = {0}, C[12];
+    for (int i = 0; i < 12; i++) C[i] = GUARD_VALUE;
+    assert_int_equal(gemm1(C, 4, A, 6, 2, mark, RD_BF16_FORWARD, NULL, &err), -1);
+    assert_int_equal(rd_gemm_bf16_matrix(C, 4, A, 5, 2, &tw.m, RD_BF16_FORWARD, 0, NULL, NULL,
+                                         NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "lda"));
+    assert_int_equal(rd_gemm_bf16_matrix(C, 4, A, 6, 2, &tw.m, (rd_bf16_mode)3, 0, NULL, NULL,
+                                         NULL, &err), -1);
+    assert_int_equal(rd_gemm_bf16_matrix(C, 4, A, 6, 2, NULL, RD_BF16_FORWARD, 0, NULL, NULL,
+                                         NULL, &err), -1);
+    for (int i = 0; i < 12; i++) assert_true(C[i] == GUARD_VALUE);
+    assert_int_equal(rd_gemm_bf16_matrix(NULL, 4, NULL, 6, 0, &tw.m, RD_BF16_FORWARD, 0, NULL,
+                                         NULL, NULL, &err), 0);
+    rd_bf16_weight_free(mark);
+    test_weight_free(&tw);
+    rd_pool_free(pools[1]);
+    rd_pool_free(pools[2]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernel_choice),
@@ -586,6 +787,8 @@ int main(void) {
         cmocka_unit_test(test_long_inner),
         cmocka_unit_test(test_weight_gradient_product),
         cmocka_unit_test(test_weight_gradient_edges),
+        cmocka_unit_test(test_amx_random_shapes),
+        cmocka_unit_test(test_matrix_on_the_fly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,6 +42,9 @@ typedef struct rd_model {
     struct rd_bf16_weight **packed;
     int n_packed;
     int packed_backward;     /* the packs include the backward layout */
+    int packed_on_the_fly;   /* the packs are marks without panels: products in bf16 straight
+                                from the matrices (rd_gemm_bf16_matrix), no copy held */
+    int bf16_weights;        /* rd_bf16_weights policy of the next rd_model_set_compute */
     /* Jobs on other threads using the model (rd_model_use_begin/end). Not part of its
      * value: counted through const pointers, so a job that only reads can hold it. */
     atomic_int users;
@@ -149,10 +152,36 @@ uint64_t rd_model_file_key(const char *path);
  * BF16 is refused on CPUs without AVX512-BF16 (the portable kernel is slower than sgemm).
  * A trainable (full fine-tuning) model keeps its f32 master weights; its packs are redone
  * after every update (rd_model_repack; the trainer does it). Costs one bf16 copy of the
- * matrices per layout (rd_model_compute_bytes). */
+ * matrices per layout (rd_model_compute_bytes), or none where the copies do not fit or are
+ * not wanted (rd_model_set_bf16_weights): then the products pack the weights on the fly. */
 typedef enum rd_compute { RD_COMPUTE_F32 = 0, RD_COMPUTE_BF16 = 1 } rd_compute;
 int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error *err);
 rd_compute rd_model_compute(const rd_model *m);
+
+/* Where BF16 compute gets its bf16 weights (rd_model_set_bf16_weights, before
+ * rd_model_set_compute):
+ * AUTO       — packed copies when they fit in the memory available (rd_memory_check of
+ *              rd_model_bf16_copy_bytes plus a quarter for the run), else on the fly;
+ * PACKED     — packed copies (2 bytes a weight per layout: a 7B model 13.5 GB forward, as
+ *              much again for training's backward layout); refused when they do not fit;
+ * ON_THE_FLY — no copies: each product widens, rounds and packs slices of the matrices on all
+ *              threads (rd_gemm_bf16_matrix); the same numbers as PACKED, bit for bit, slower
+ *              by the widening (little for large row counts). */
+typedef enum rd_bf16_weights {
+    RD_BF16_WEIGHTS_AUTO = 0,
+    RD_BF16_WEIGHTS_PACKED,
+    RD_BF16_WEIGHTS_ON_THE_FLY,
+} rd_bf16_weights;
+void rd_model_set_bf16_weights(rd_model *m, rd_bf16_weights w);
+
+/* "auto", "packed" or "on-the-fly" → *out (0), else -1 with *out untouched. */
+int rd_bf16_weights_from_name(const char *name, rd_bf16_weights *out);
+
+/* Bytes of the packed copies BF16 compute would hold (backward: with training's layout). */
+size_t rd_model_bf16_copy_bytes(const rd_model *m, int backward);
+
+/* 1 when the model computes in bf16 straight from its matrices (no packed copies). */
+int rd_model_bf16_on_the_fly(const rd_model *m);
 
 /* 1 when this CPU runs compute mode c (F32 always; BF16 needs AVX512-BF16), else 0. */
 int rd_compute_available(rd_compute c);

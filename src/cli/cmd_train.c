@@ -93,6 +93,8 @@ static void usage(FILE *out) {
             "                          activations in the matrix products, f32 accumulation and\n"
             "                          f32 edit vectors; ~1.5-2× faster on CPUs with AVX512-BF16)\n"
             "                          or auto (bf16 where the CPU has AVX512-BF16, else f32)\n"
+            "      --bf16-weights W    auto (default: packed bf16 copies when they fit in memory),\n"
+            "                          packed, or on-the-fly (no copies: slices packed per product)\n"
             "  -h, --help              this text\n",
             d.max_len, d.lr, d.epochs, d.batch, d.warmup_ratio, d.weight_decay, d.clip,
             d.beta1, d.beta2, (unsigned long long)d.seed);

@@ -10,18 +10,28 @@ int cli_model_option(const char *cmd, int c, const char *arg, cli_model_args *a)
     case 'm': a->path = arg; return 1;
     case CLI_O_TOKENIZER: a->tokenizer = arg; return 1;
     case CLI_O_COMPUTE: a->compute = arg; return 1;
+    case CLI_O_BF16_WEIGHTS: a->bf16_weights = arg; return 1;
     case CLI_O_THREADS: return cli_int(cmd, "--threads", arg, 0, 1024, &a->threads) ? -1 : 1;
     default: return 0;
     }
 }
 
 rd_model *cli_open_model(const char *cmd, const cli_model_args *a, int backward) {
+    rd_bf16_weights bw = RD_BF16_WEIGHTS_AUTO;
+    if (a->bf16_weights && rd_bf16_weights_from_name(a->bf16_weights, &bw)) {
+        fprintf(stderr, "redit %s: --bf16-weights must be auto, packed or on-the-fly\n", cmd);
+        return NULL;
+    }
     cli_set_threads(a->threads);
     rd_model *m = cli_load_model(a->path, a->tokenizer);
+    if (m) rd_model_set_bf16_weights(m, bw);
     if (m && cli_set_compute(cmd, m, a->compute, backward)) {
         rd_model_free(m);
         return NULL;
     }
+    if (m && rd_model_bf16_on_the_fly(m))
+        fprintf(stderr, "redit %s: bf16 weights packed on the fly (no copies held; they would "
+                        "take %.0f MB)\n", cmd, (double)rd_model_bf16_copy_bytes(m, backward) / 1e6);
     return m;
 }
 

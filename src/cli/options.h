@@ -15,23 +15,26 @@
 #include "redit/model.h"
 
 enum {
-    CLI_O_TOKENIZER = 0x1000, CLI_O_THREADS, CLI_O_COMPUTE,          /* model group */
+    CLI_O_TOKENIZER = 0x1000, CLI_O_THREADS, CLI_O_COMPUTE, CLI_O_BF16_WEIGHTS, /* model */
     CLI_O_EDITS, CLI_O_STRENGTH, CLI_O_FORCE,                         /* edits group */
     CLI_O_FORMAT, CLI_O_TEMPLATE, CLI_O_SYSTEM, CLI_O_MAX_LEN, CLI_O_FULL_LOSS,
     CLI_O_SKIP_BAD_LINES,                                             /* data group */
     CLI_O_FIRST_FREE                                                  /* a command's own codes */
 };
 
-/* -m/--model FILE, --tokenizer FILE, --threads N, --compute f32|bf16|auto */
+/* -m/--model FILE, --tokenizer FILE, --threads N, --compute f32|bf16|auto,
+ * --bf16-weights auto|packed|on-the-fly */
 #define CLI_MODEL_LONG_OPTIONS                                                                 \
     {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, CLI_O_TOKENIZER}, \
         {"threads", required_argument, 0, CLI_O_THREADS},                                       \
-        {"compute", required_argument, 0, CLI_O_COMPUTE}
+        {"compute", required_argument, 0, CLI_O_COMPUTE},                                       \
+        {"bf16-weights", required_argument, 0, CLI_O_BF16_WEIGHTS}
 
 typedef struct cli_model_args {
     const char *path;      /* -m; NULL until given */
     const char *tokenizer; /* llama2.c tokenizer.bin, or NULL */
     const char *compute;   /* NULL: f32 */
+    const char *bf16_weights; /* NULL: auto (rd_bf16_weights_from_name) */
     int threads;           /* 0: one per core */
 } cli_model_args;
 

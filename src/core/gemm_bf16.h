@@ -11,10 +11,15 @@
  * and, with both operands f32 activations rounded at the call (rd_gemm_bf16_tn),
  *   C (M, N) = Aᵀ · B, A (K, M), B (K, N)   dW = dYᵀ · X, the weight gradient
  *
- * Kernels: AVX512-BF16 (vdpbf16ps) where the CPU has it, chosen at run time, and a
- * portable C kernel everywhere else. Both multiply the same bf16 values and sum in f32;
- * they differ only in the order of the f32 additions (and vdpbf16ps flushes denormal
- * inputs and results to zero). */
+ * Kernels: AMX (tdpbf16ps on 16 × 16 tiles) where the CPU has AMX-BF16 and the OS grants
+ * the tile permission, else AVX512-BF16 (vdpbf16ps) where the CPU has it, chosen at run
+ * time, and a portable C kernel everywhere else. All multiply the same bf16 values and sum
+ * in f32; they differ only in the order of the f32 additions (and AMX and vdpbf16ps flush
+ * denormal inputs and results to zero).
+ *
+ * Weights without a packed copy (a model too large to keep one, rd_gemm_bf16_matrix) are
+ * widened, rounded and packed into per-thread, cache-sized slices of the same panels at each
+ * call: the same bf16 values and the same additions as with the packed copy. */
 #ifndef REDIT_GEMM_BF16_H
 #define REDIT_GEMM_BF16_H
 
@@ -36,20 +41,23 @@ typedef enum rd_bf16_mode {
 } rd_bf16_mode;
 
 /* One packed right-hand operand B (k, n) of C = A · B, in bf16.
- * data (n_panels, k_pairs, RD_BF16_PANEL) 32-bit words: word [j][p][c] holds
+ * data (n_panels, k_stride, RD_BF16_PANEL) 32-bit words: word [j][p][c] holds
  * B[2p][32j + c] in its low 16 bits and B[2p + 1][32j + c] in its high 16 bits — the
- * operand layout of vdpbf16ps. Columns past n and the odd row past k are zero, so edge
- * tiles run the same inner loop. 64-byte aligned. */
+ * operand layout of vdpbf16ps, and (16 columns at a time) of an AMX B tile. Columns past n,
+ * the odd row past k and the pairs from k_pairs to k_stride are zero, so edge tiles run the
+ * same inner loop. 64-byte aligned. */
 typedef struct rd_bf16_panels {
     int64_t n;        /* columns of B = columns of C */
     int64_t k;        /* rows of B = the inner (summed) dimension */
     int64_t k_pairs;  /* ceil(k / 2) */
     int64_t n_panels; /* ceil(n / RD_BF16_PANEL) */
-    uint32_t *data;   /* (n_panels, k_pairs, RD_BF16_PANEL); NULL when not packed */
+    int64_t k_stride; /* pairs per panel in data: k_pairs rounded up to 16 (AMX tile rows) */
+    uint32_t *data;   /* (n_panels, k_stride, RD_BF16_PANEL); NULL when not packed */
 } rd_bf16_panels;
 
-/* A frozen weight W (rows, cols) in bf16, packed for one or both products. Read-only
- * after rd_bf16_weight_new; safe to use from several threads at once. */
+/* A frozen weight W (rows, cols) in bf16, packed for one or both products, or for none: a
+ * weight with no panels marks W for bf16 products packed on the fly (rd_gemm_bf16_matrix).
+ * Read-only after rd_bf16_weight_new; safe to use from several threads at once. */
 typedef struct rd_bf16_weight {
     int64_t rows;       /* N: output features of the forward product */
     int64_t cols;       /* K: input features of the forward product */
@@ -58,13 +66,19 @@ typedef struct rd_bf16_weight {
 } rd_bf16_weight;
 
 /* Packs W (any rd_dtype: rows are widened with rd_matrix_row_f32, then rounded with
- * rd_f32_to_bf16) for the products in `modes` (RD_BF16_FORWARD | RD_BF16_BACKWARD, at
- * least one). W is only read during the call: the result owns its own copy and does not
- * borrow W's storage. pool (may be NULL) spreads the packing over its threads.
+ * rd_f32_to_bf16) for the products in `modes` (RD_BF16_FORWARD | RD_BF16_BACKWARD, or 0:
+ * no panels, only the shape — the mark of a weight multiplied by rd_gemm_bf16_matrix). W is
+ * only read during the call: the result owns its own copy and does not borrow W's storage.
+ * pool (may be NULL) spreads the packing over its threads.
  * Returns a new weight, freed by rd_bf16_weight_free, or NULL with *err set (empty or
  * oversized matrix, no mode, out of memory). */
 rd_bf16_weight *rd_bf16_weight_new(const rd_matrix *W, unsigned modes, struct rd_pool *pool,
                                    rd_error *err);
+
+/* 1 when w is the mark of a weight multiplied from its matrix (no panels). */
+static inline int rd_bf16_weight_on_the_fly(const rd_bf16_weight *w) {
+    return w && !w->fwd.data && !w->bwd.data;
+}
 
 /* Frees w and its panels. NULL-safe. */
 void rd_bf16_weight_free(rd_bf16_weight *w);
@@ -72,17 +86,25 @@ void rd_bf16_weight_free(rd_bf16_weight *w);
 /* Bytes held by w's packed panels (for memory reports). */
 size_t rd_bf16_weight_bytes(const rd_bf16_weight *w);
 
-/* Multiply kernels. AUTO picks AVX512BF16 when the CPU supports it, else PORTABLE. */
+/* Bytes rd_bf16_weight_new(W, modes, ..) would hold for a matrix of this shape (0 for an
+ * empty or oversized one), to decide before packing whether the copies fit in memory. */
+size_t rd_bf16_weight_bytes_for(int64_t rows, int64_t cols, unsigned modes);
+
+/* Multiply kernels. AUTO picks AMX where it runs, else AVX512BF16 when the CPU supports
+ * it, else PORTABLE. */
 typedef enum rd_gemm_kernel {
     RD_GEMM_KERNEL_AUTO = 0,
     RD_GEMM_KERNEL_PORTABLE,   /* plain C: widen bf16 to f32 and multiply-add */
     RD_GEMM_KERNEL_AVX512BF16, /* vdpbf16ps; x86-64 with AVX512F/BW/BF16 only */
+    RD_GEMM_KERNEL_AMX,        /* tdpbf16ps; AMX-TILE/BF16 and AVX512-BF16, Linux granting
+                                * the tile state (arch_prctl ARCH_REQ_XCOMP_PERM) */
 } rd_gemm_kernel;
 
-/* 1 when kernel k can run on this CPU and build (AUTO and PORTABLE always can). */
+/* 1 when kernel k can run on this CPU and build (AUTO and PORTABLE always can). The first
+ * call asking about AMX requests the tile permission for the process. */
 int rd_gemm_kernel_available(rd_gemm_kernel k);
 
-/* Name of kernel k ("avx512bf16" or "portable"), AUTO resolved for this CPU; static
+/* Name of kernel k ("amx", "avx512bf16" or "portable"), AUTO resolved for this CPU; static
  * storage. */
 const char *rd_gemm_kernel_name(rd_gemm_kernel k);
 
@@ -138,5 +160,28 @@ int rd_gemm_bf16_tn(float *C, size_t ldc, const float *A, size_t lda, const floa
                     size_t ldb, int64_t M, int64_t N, int64_t K, int accumulate,
                     struct rd_pool *pool, void *scratch, const rd_gemm_bf16_opts *opts,
                     rd_error *err);
+
+/* Scratch needed by rd_gemm_bf16_matrix for M rows of A against W in `mode` with this pool:
+ * A rounded once (about 2·M·K bytes) and one cache-sized slice of panels per thread (about
+ * 1 MiB each). 0 for an invalid shape. */
+size_t rd_gemm_bf16_matrix_scratch_bytes(int64_t M, const rd_matrix *W, rd_bf16_mode mode,
+                                         const struct rd_pool *pool);
+
+/* rd_gemm_bf16's products straight from W in its storage type (any rd_dtype; no packed copy
+ * needed): each pool thread widens a slice of W (rd_dtype_info to_f32, whole blocks), rounds
+ * it to bf16 and packs it into its scratch panels, then multiplies all M rows of A by it.
+ *   FORWARD   C (M, W.rows) = A (M, W.cols) · Wᵀ
+ *   BACKWARD  C (M, W.cols) = A (M, W.rows) · W
+ * A, C, lda, ldc, accumulate, pool and opts as for rd_gemm_bf16; W is only read. The result
+ * is the one rd_gemm_bf16 gives with W packed by rd_bf16_weight_new, bit for bit, for the
+ * same kernel (and does not depend on the pool). scratch: at least
+ * rd_gemm_bf16_matrix_scratch_bytes(M, W, mode, pool) bytes, any alignment, not shared with a
+ * concurrent call; NULL makes the call allocate its own. M = 0 does nothing. Returns 0, or
+ * -1 with *err set (invalid mode, shape or stride, kernel unavailable, out of memory with
+ * scratch NULL); C is then untouched. */
+int rd_gemm_bf16_matrix(float *C, size_t ldc, const float *A, size_t lda, int64_t M,
+                        const rd_matrix *W, rd_bf16_mode mode, int accumulate,
+                        struct rd_pool *pool, void *scratch, const rd_gemm_bf16_opts *opts,
+                        rd_error *err);
 
 #endif

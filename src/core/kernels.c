@@ -261,6 +261,10 @@ void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scr
         rd_gemm_bf16(out, (size_t)rows, x, (size_t)cols, n, W->bf16, RD_BF16_FORWARD, 0, pool,
                      scratch, NULL, NULL) == 0)
         return;
+    if (rd_bf16_weight_on_the_fly(W->bf16) &&
+        rd_gemm_bf16_matrix(out, (size_t)rows, x, (size_t)cols, n, W, RD_BF16_FORWARD, 0, pool,
+                            NULL, NULL, NULL) == 0)
+        return;
     if (W->type == RD_DTYPE_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, cols, 1.0f, x, cols,
                     W->data, cols, 0.0f, out, rows);
@@ -491,6 +495,10 @@ void rd_matmul_backward(float *dx, const float *dy, const rd_matrix *W, int n, i
     if (W->bf16 && W->bf16->bwd.data &&
         rd_gemm_bf16(dx, (size_t)cols, dy, (size_t)rows, n, W->bf16, RD_BF16_BACKWARD,
                      accumulate, pool, scratch, NULL, NULL) == 0)
+        return;
+    if (rd_bf16_weight_on_the_fly(W->bf16) &&
+        rd_gemm_bf16_matrix(dx, (size_t)cols, dy, (size_t)rows, n, W, RD_BF16_BACKWARD,
+                            accumulate, pool, NULL, NULL, NULL) == 0)
         return;
     if (W->type == RD_DTYPE_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, rows, 1.0f, dy, rows,

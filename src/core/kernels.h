@@ -16,8 +16,9 @@
  * W->q8_products set instead takes integer dots against the x rows rounded to 8 bits per
  * block (quantised once per call into scratch; core/quant_dot.h).
  * Larger n (prefill): W's packed bf16 copy through rd_gemm_bf16 on `pool` when W has one
- * (W->bf16), else one OpenBLAS sgemm for f32 weights, other types widened into `scratch`
- * panel by panel. scratch: at least rd_matmul_scratch_floats(W, n) floats, and
+ * (W->bf16), or bf16 panels packed on the fly from W (rd_gemm_bf16_matrix, allocating its
+ * scratch) when W->bf16 is a mark without panels, else one OpenBLAS sgemm for f32 weights,
+ * other types widened into `scratch` panel by panel. scratch: at least rd_matmul_scratch_floats(W, n) floats, and
  * rd_matmul_gemm_scratch_floats(pool) when W has a bf16 copy. */
 #define RD_MATVEC_MAX_ROWS 4
 struct rd_pool;

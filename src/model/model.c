@@ -181,6 +181,7 @@ static void drop_packed(rd_model *m) {
     free(m->packed);
     m->packed = NULL;
     m->n_packed = 0;
+    m->packed_on_the_fly = 0;
 }
 
 /* ---- changes while jobs run: the use count ------------------------------------------ */
@@ -207,6 +208,45 @@ static int refuse_in_use(const rd_model *m, const char *what, rd_error *err) {
                         m->file.name[0] ? m->file.name : "the model", what);
 }
 
+/* The matrices BF16 compute multiplies (each layer's seven, then the classifier) into all
+ * (room for 7·n_layers + 1); returns their count. */
+static int bf16_matrices(rd_model *m, rd_matrix **all) {
+    rd_weights *w = &m->file.w;
+    int n = 0;
+    for (int l = 0; l < m->file.cfg.n_layers; l++) {
+        rd_layer_weights *Lw = &w->layers[l];
+        rd_matrix *mats[] = {&Lw->wq, &Lw->wk, &Lw->wv, &Lw->wo, &Lw->w1, &Lw->w2, &Lw->w3};
+        for (int i = 0; i < 7; i++) all[n++] = mats[i];
+    }
+    all[n++] = &w->classifier;
+    return n;
+}
+
+size_t rd_model_bf16_copy_bytes(const rd_model *m, int backward) {
+    const rd_weights *w = &m->file.w;
+    const unsigned modes = RD_BF16_FORWARD | (backward ? RD_BF16_BACKWARD : 0);
+    size_t b = rd_bf16_weight_bytes_for(w->classifier.rows, w->classifier.cols, modes);
+    for (int l = 0; w->layers && l < m->file.cfg.n_layers; l++) {
+        const rd_layer_weights *L = &w->layers[l];
+        const rd_matrix *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (int i = 0; i < 7; i++) b += rd_bf16_weight_bytes_for(mats[i]->rows, mats[i]->cols, modes);
+    }
+    return b;
+}
+
+void rd_model_set_bf16_weights(rd_model *m, rd_bf16_weights w) { m->bf16_weights = (int)w; }
+
+int rd_bf16_weights_from_name(const char *name, rd_bf16_weights *out) {
+    if (!name) return -1;
+    if (!strcmp(name, "auto")) *out = RD_BF16_WEIGHTS_AUTO;
+    else if (!strcmp(name, "packed")) *out = RD_BF16_WEIGHTS_PACKED;
+    else if (!strcmp(name, "on-the-fly")) *out = RD_BF16_WEIGHTS_ON_THE_FLY;
+    else return -1;
+    return 0;
+}
+
+int rd_model_bf16_on_the_fly(const rd_model *m) { return m->n_packed > 0 && m->packed_on_the_fly; }
+
 int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error *err) {
     if (refuse_in_use(m, "change the compute mode", err)) return -1;
     drop_packed(m);
@@ -215,23 +255,28 @@ int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error
     if (!rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16))
         return rd_error_set(err, "bf16 compute needs a CPU with AVX512-BF16; this one has none "
                                  "(use f32)");
-    rd_weights *w = &m->file.w;
-    const int L = m->file.cfg.n_layers;
-    rd_matrix **all = malloc(sizeof *all * ((size_t)L * 7 + 1));
+    rd_matrix **all = malloc(sizeof *all * ((size_t)m->file.cfg.n_layers * 7 + 1));
     if (!all) return rd_error_set(err, "out of memory");
-    int n = 0;
-    for (int l = 0; l < L; l++) {
-        rd_layer_weights *Lw = &w->layers[l];
-        rd_matrix *mats[] = {&Lw->wq, &Lw->wk, &Lw->wv, &Lw->wo, &Lw->w1, &Lw->w2, &Lw->w3};
-        for (int i = 0; i < 7; i++) all[n++] = mats[i];
-    }
-    all[n++] = &w->classifier;
+    const int n = bf16_matrices(m, all);
     if (!(m->packed = calloc((size_t)n, sizeof *m->packed))) {
         free(all);
         return rd_error_set(err, "out of memory");
     }
-    const unsigned modes = RD_BF16_FORWARD | (backward ? RD_BF16_BACKWARD : 0);
+    /* copies where they fit (or as asked), else marks for products on the fly */
+    const size_t need = rd_model_bf16_copy_bytes(m, backward);
+    rd_error mem_err = {0};
+    const int fly = m->bf16_weights == RD_BF16_WEIGHTS_ON_THE_FLY ||
+                    (m->bf16_weights == RD_BF16_WEIGHTS_AUTO &&
+                     rd_memory_check(need + need / 4, "bf16 weight copies", &mem_err) != 0);
+    if (m->bf16_weights == RD_BF16_WEIGHTS_PACKED &&
+        rd_memory_check(need, "the packed bf16 weight copies", err) != 0) {
+        free(all);
+        drop_packed(m);
+        return rd_error_prefix(err, "%s", m->file.name);
+    }
+    const unsigned modes = fly ? 0u : RD_BF16_FORWARD | (backward ? RD_BF16_BACKWARD : 0);
     m->packed_backward = backward;
+    m->packed_on_the_fly = fly;
     for (int i = 0; i < n; i++) {
         if (!(m->packed[i] = rd_bf16_weight_new(all[i], modes, NULL, err))) {
             free(all);
@@ -262,7 +307,7 @@ int rd_model_quant_products(const rd_model *m) { return m->file.w.classifier.q8_
 
 int rd_model_repack(rd_model *m, rd_error *err) {
     if (refuse_in_use(m, "pack the weights again", err)) return -1;
-    if (!m->n_packed) return 0;
+    if (!m->n_packed || m->packed_on_the_fly) return 0; /* on the fly: read at each product */
     return rd_model_set_compute(m, RD_COMPUTE_BF16, m->packed_backward, err);
 }
 

@@ -21,7 +21,7 @@ needs() {
     chat) echo "" ;;
     esac
 }
-# the model group: --threads, --compute, --tokenizer in every model command
+# the model group: --threads, --compute, --bf16-weights, --tokenizer in every model command
 for cmd in logits edit-grad generate eval train chat; do
     # shellcheck disable=SC2046 # needs' words are meant to split
     expect_fail "$cmd --threads x" "redit $cmd: bad value for --threads" \
@@ -29,6 +29,9 @@ for cmd in logits edit-grad generate eval train chat; do
     # shellcheck disable=SC2046
     expect_fail "$cmd --compute" "redit $cmd: --compute must be f32, bf16 or auto" \
         "$REDIT" "$cmd" -m "$MODEL" --compute f64 $(needs $cmd) </dev/null
+    # shellcheck disable=SC2046
+    expect_fail "$cmd --bf16-weights" "redit $cmd: --bf16-weights must be auto, packed or on-the-fly" \
+        "$REDIT" "$cmd" -m "$MODEL" --bf16-weights copy $(needs $cmd) </dev/null
     # shellcheck disable=SC2046
     expect_fail "$cmd --tokenizer" "--tokenizer is only for llama2.c checkpoints" \
         "$REDIT" "$cmd" -m "$MODEL" --tokenizer "$TMP/no-such-tokenizer.bin" $(needs $cmd) </dev/null
