@@ -383,7 +383,7 @@ static void print_machine(void) {
     if (fp) fclose(fp);
     printf("machine: %s, %ld cores; flags: %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
            flags[0] ? flags : "(none of interest)");
-    printf("build: gcc %s for%s%s%s%s%s; OpenBLAS %s\n", __VERSION__,
+    printf("build: compiler %s, code for%s%s%s%s%s; %s\n", __VERSION__,
 #if defined(__AVX2__)
            " avx2",
 #else
@@ -761,6 +761,12 @@ static int bench_7b(const char *dir, int rounds, const char *exe, const double *
         }
         rows[0].llama[r] = lr.tg0, rows[1].llama[r] = lr.tg512;
         rows[2].llama[r] = lr.pp5, rows[3].llama[r] = lr.pp512;
+        printf("  round %d: read bandwidth %.1f GB/s; decode after 5 / 512, prompt 5 / 512 "
+               "tok/s: redit %.2f / %.2f, %.2f / %.2f", r + 1, bw[r], v[0], v[1], v[2], v[3]);
+        if (exe)
+            printf("; llama.cpp %.2f / %.2f, %.2f / %.2f", lr.tg0, lr.tg512, lr.pp5, lr.pp512);
+        printf("\n");
+        fflush(stdout);
         if (in_child(run_train, &(model_arg){path, NULL, 2, 1, PROMPT_LONG, 0, 0, 1, 1}, out,
                      sizeof out) ||
             !strncmp(out, "error", 5)) {
@@ -769,12 +775,7 @@ static int bench_7b(const char *dir, int rounds, const char *exe, const double *
         }
         rows[4].redit[r] = atof(out);
         sscanf(out, "%*f %ld", &rss_train);
-        printf("  round %d: read bandwidth %.1f GB/s; redit decode %.2f / %.2f, prompt %.2f / %.2f, "
-               "train %.2f tok/s", r + 1, bw[r], v[0], v[1], v[2], v[3], rows[4].redit[r]);
-        if (exe)
-            printf("; llama.cpp decode %.2f / %.2f, prompt %.2f / %.2f", lr.tg0, lr.tg512, lr.pp5,
-                   lr.pp512);
-        printf("\n");
+        printf("  round %d: redit RED training step %.2f tok/s\n", r + 1, rows[4].redit[r]);
         fflush(stdout);
     }
     if (n == 0) return 0;
