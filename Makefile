@@ -6,7 +6,9 @@
 #   make test-haswell  the same built for AVX2-only CPUs (-march=haswell: AVX2, FMA, F16C)
 #   make fuzz       mutated input files read by the sanitizer build (tools/fuzz-loaders.py)
 #   make check-reference  logits and gradients against the PyTorch reference implementation
-#   make bench      throughput figures (decode, prefill) against a same-run sgemm reference
+#   make bench      throughput against same-run ceilings and peers (BENCH=small|7b|all, default
+#                   all: about 10 + 20 minutes on 2 cores; LLAMA_BENCH=/path/to/llama-bench adds
+#                   llama.cpp's rows to the 7b section; BENCH_ROUNDS=N its alternating rounds)
 #   make analyze    gcc -fanalyzer and clang --analyze over src/: passes only with no finding
 
 BUILD    ?= build
@@ -138,8 +140,14 @@ check-reference: all
 	    DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq python3-torch python3-numpy >&2; }
 	BUILD=$(BUILD) sh tests/reference/check.sh
 
+# The 7b section writes a 4.1 GB Llama-2-7B-shaped Q4_K_M model into $(BUILD)/bench once; never
+# part of `make test` or CI. llama.cpp is never built here: give LLAMA_BENCH or put llama-bench
+# on PATH.
+BENCH ?= all
 bench: all
-	$(BUILD)/redit bench --dir $(BUILD)/bench
+	@echo "build: $$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)'), $(CC) $(OPT)"
+	$(BUILD)/redit bench --dir $(BUILD)/bench --sections $(BENCH) \
+	    $(if $(LLAMA_BENCH),--llama-bench '$(LLAMA_BENCH)') $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
 
 # Static analysis: gcc -fanalyzer and clang --analyze (clang from `tools/install-deps.sh
 # analyze`, only for this target) on every C file of src/, any finding an error. One stamp

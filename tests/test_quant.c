@@ -578,6 +578,95 @@ static void test_random_model_types(void **state) {
     assert_non_null(strstr(err.msg, "not a whole number of Q4_K blocks"));
 }
 
+/* The layers whose attn_v and ffn_down llama.cpp's Q4_K_M stores in Q6_K (use_more_bits),
+ * written out: for 8 layers 0, 3, 6, 7; for Llama-2-7B's 32, those of its published
+ * Q4_K_M files. */
+static int more_bits_8(int l) { return l == 0 || l == 3 || l == 6 || l == 7; }
+static int more_bits_32(int l) {
+    static const int L[] = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31};
+    for (size_t i = 0; i < sizeof L / sizeof *L; i++)
+        if (L[i] == l) return 1;
+    return 0;
+}
+
+static void check_mix_types(const rd_model_file *f, int tied) {
+    const rd_weights *w = &f->w;
+    assert_int_equal(w->classifier.type, RD_DTYPE_Q6_K);
+    assert_int_equal(w->tok_embeddings.type, tied ? RD_DTYPE_Q6_K : RD_DTYPE_Q4_K);
+    for (int l = 0; l < f->cfg.n_layers; l++) {
+        const rd_layer_weights *L = &w->layers[l];
+        const rd_dtype more = more_bits_8(l) ? RD_DTYPE_Q6_K : RD_DTYPE_Q4_K;
+        assert_int_equal(L->wv.type, more);
+        assert_int_equal(L->w2.type, more);
+        assert_int_equal(L->wq.type, RD_DTYPE_Q4_K);
+        assert_int_equal(L->wk.type, RD_DTYPE_Q4_K);
+        assert_int_equal(L->wo.type, RD_DTYPE_Q4_K);
+        assert_int_equal(L->w1.type, RD_DTYPE_Q4_K);
+        assert_int_equal(L->w3.type, RD_DTYPE_Q4_K);
+    }
+}
+
+/* `make-model --type Q4_K_M`: llama.cpp's per-matrix types, the same draws as one type,
+ * a file that keeps the types and runs. */
+static void test_random_model_q4_k_m(void **state) {
+    (void)state;
+    rd_config cfg = {.dim = 256, .hidden_dim = 512, .n_layers = 8, .n_heads = 4, .n_kv_heads = 2,
+                     .vocab_size = 64, .seq_len = 32, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
+    rd_error err = {{0}};
+    rd_type_mix mix;
+    assert_int_equal(rd_type_mix_from_name("Q4_K_M", &mix), 0);
+    assert_int_equal(mix, RD_MIX_Q4_K_M);
+    assert_string_equal(rd_type_mix_name(mix), "Q4_K_M");
+    assert_int_equal(rd_type_mix_from_name("Q4_K", &mix), -1);
+    rd_model_file m, one, tied;
+    assert_int_equal(rd_model_file_random_mix(&m, &cfg, 0, 7, RD_MIX_Q4_K_M, &err), 0);
+    check_mix_types(&m, 0);
+    assert_int_equal(rd_model_file_random_mix(&tied, &cfg, 1, 7, RD_MIX_Q4_K_M, &err), 0);
+    check_mix_types(&tied, 1);
+    rd_model_file_release(&tied);
+    /* the Q4_K matrices are those of the one-type model of the same seed */
+    assert_int_equal(rd_model_file_random(&one, &cfg, 0, 7, RD_DTYPE_Q4_K, &err), 0);
+    const rd_matrix *a = &m.w.layers[5].wq, *b = &one.w.layers[5].wq;
+    assert_memory_equal(a->data, b->data, (size_t)a->rows * a->row_bytes);
+    a = &m.w.layers[1].w2, b = &one.w.layers[1].w2;
+    assert_memory_equal(a->data, b->data, (size_t)a->rows * a->row_bytes);
+    rd_model_file_release(&one);
+    /* Llama-2-7B's 32 layers */
+    rd_config c7 = cfg;
+    c7.dim = 4096, c7.hidden_dim = 11008, c7.n_layers = 32;
+    for (int l = 0; l < 32; l++) {
+        const rd_dtype more = more_bits_32(l) ? RD_DTYPE_Q6_K : RD_DTYPE_Q4_K;
+        assert_int_equal(rd_type_mix_pick(RD_MIX_Q4_K_M, &c7, 0, RD_TENSOR_WV, l), more);
+        assert_int_equal(rd_type_mix_pick(RD_MIX_Q4_K_M, &c7, 0, RD_TENSOR_W2, l), more);
+        assert_int_equal(rd_type_mix_pick(RD_MIX_Q4_K_M, &c7, 0, RD_TENSOR_W3, l), RD_DTYPE_Q4_K);
+    }
+    /* rows that are not whole 256-blocks fall back as llama.cpp's do */
+    rd_config c64 = cfg;
+    c64.dim = 64, c64.hidden_dim = 96, c64.n_heads = 4;
+    assert_int_equal(rd_type_mix_pick(RD_MIX_Q4_K_M, &c64, 0, RD_TENSOR_CLASSIFIER, 0), RD_DTYPE_Q8_0);
+    assert_int_equal(rd_type_mix_pick(RD_MIX_Q4_K_M, &c64, 0, RD_TENSOR_WQ, 1), RD_DTYPE_Q5_0);
+    assert_int_equal(rd_type_mix_pick(RD_MIX_Q4_K_M, &c64, 0, RD_TENSOR_W2, 0), RD_DTYPE_Q8_0);
+    assert_int_equal(rd_type_mix_pick(RD_MIX_Q4_K_M, &c64, 0, RD_TENSOR_W2, 1), RD_DTYPE_Q5_0);
+    c64.dim = 48, c64.n_heads = 3; /* not whole 32-blocks either */
+    assert_int_equal(rd_type_mix_pick(RD_MIX_Q4_K_M, &c64, 0, RD_TENSOR_WK, 1), RD_DTYPE_F16);
+    /* the GGUF file keeps every type, loads and runs */
+    char dir[512], path[600];
+    assert_int_equal(tiny_tempdir(dir, sizeof dir), 0);
+    snprintf(path, sizeof path, "%s/q4km.gguf", dir);
+    if (rd_gguf_write(path, &m, RD_DTYPE_COUNT, &err)) fail_msg("write: %s", err.msg);
+    rd_model_file_release(&m);
+    rd_model_file back = {0};
+    if (rd_gguf_load(path, &back, &err)) fail_msg("load: %s", err.msg);
+    check_mix_types(&back, 0);
+    rd_model_file_release(&back);
+    enum { T = 6 };
+    const int tokens[T] = {1, 9, 33, 2, 60, 17};
+    float *l = run_logits(path, tokens, T, 1);
+    for (int i = 0; i < T * cfg.vocab_size; i++) assert_true(isfinite(l[i]));
+    free(l);
+    tiny_rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_q4_q5),
@@ -590,6 +679,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_forward),
         cmocka_unit_test(test_gguf_refuses_partial_blocks),
         cmocka_unit_test(test_random_model_types),
+        cmocka_unit_test(test_random_model_q4_k_m),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -220,6 +220,45 @@ int rd_model_make_trainable(rd_model *m, rd_error *err);
 int rd_model_file_random(rd_model_file *out, const rd_config *cfg, int tied, uint64_t seed,
                          rd_dtype type, rd_error *err);
 
+/* The matrices of a Llama model, for per-matrix choices such as a type mixture. */
+typedef enum rd_tensor_role {
+    RD_TENSOR_EMBEDDINGS, /* token_embd */
+    RD_TENSOR_CLASSIFIER, /* output (the embeddings when tied) */
+    RD_TENSOR_WQ,
+    RD_TENSOR_WK,
+    RD_TENSOR_WV, /* attn_v */
+    RD_TENSOR_WO,
+    RD_TENSOR_W1, /* ffn_gate */
+    RD_TENSOR_W2, /* ffn_down */
+    RD_TENSOR_W3  /* ffn_up */
+} rd_tensor_role;
+
+/* Storage type mixtures, named as llama.cpp names its file types. */
+typedef enum rd_type_mix {
+    RD_MIX_Q4_K_M, /* llama.cpp's Q4_K_M: Q4_K, with Q6_K for the classifier and for attn_v and
+                      ffn_down of the layers its use_more_bits rule picks */
+    RD_MIX_COUNT
+} rd_type_mix;
+
+/* "Q4_K_M" → RD_MIX_Q4_K_M; -1 for a name that is no mixture (then it may be a type name). */
+int rd_type_mix_from_name(const char *name, rd_type_mix *out);
+const char *rd_type_mix_name(rd_type_mix mix); /* static string; "?" when unknown */
+
+/* The storage type `mix` gives the matrix `role` of layer `layer` (ignored for the
+ * embeddings and the classifier) of a model of shape cfg, tied or not, following llama.cpp's
+ * llama_tensor_get_type for the llama architecture (de3ff81): the classifier (the
+ * embeddings when tied) Q6_K; attn_v and ffn_down Q6_K where use_more_bits(layer, n_layers)
+ * (layer < n/8, layer >= 7n/8, or (layer - n/8) % 3 == 2), else Q4_K; every other matrix
+ * Q4_K. A type whose block does not divide the matrix's columns falls back as llama.cpp's
+ * does (Q4_K → Q5_0, Q6_K and the classifier's → Q8_0, then F16). */
+rd_dtype rd_type_mix_pick(rd_type_mix mix, const rd_config *cfg, int tied, rd_tensor_role role,
+                          int layer);
+
+/* rd_model_file_random with every matrix in the type rd_type_mix_pick gives it: the same
+ * random draws as rd_model_file_random for the same seed, only the storage types differ. */
+int rd_model_file_random_mix(rd_model_file *out, const rd_config *cfg, int tied, uint64_t seed,
+                             rd_type_mix mix, rd_error *err);
+
 /* Wraps an rd_model_file built in memory (moved into the model: *f is zeroed) as a model,
  * building the tokenizer from f->vocab when it has one (checked: rd_vocab_check). path may
  * be NULL. Returns NULL with *err on failure (f is released then). */

@@ -1,7 +1,12 @@
-/* redit bench: decode and prefill throughput on random-weight models of the llama2.c
- * "stories" shapes, with an OpenBLAS sgemm figure and (when torch is installed) the
- * PyTorch reference measured in the same run. Each measurement runs in a child process so
- * its peak RSS is its own. A benchmark, not a test: nothing here asserts a time. */
+/* redit bench: throughput on random-weight models, against ceilings and peers measured in
+ * the same run. Two sections: "small" — the llama2.c stories15M and stories110M shapes (f32
+ * files): decode, prefill and training steps, in f32 and bf16 compute, against OpenBLAS
+ * sgemm and (when torch is installed) PyTorch, f32 against f32 and bf16 against bf16
+ * autocast; "7b" — a Llama-2-7B-shaped Q4_K_M GGUF (the file users run), made once and
+ * cached: decode after a short and a long prompt, prompt processing and one RED training
+ * step, against the read roofline and (when a llama-bench is given) llama.cpp on the same
+ * file, in alternating rounds. Each measurement runs in a child process so its peak RSS is
+ * its own. A benchmark, not a test: nothing here asserts a time. */
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -15,9 +20,12 @@
 
 #include "cli.h"
 #include "redit/backward.h"
+#include "redit/buf.h"
 #include "redit/edits.h"
 #include "redit/forward.h"
+#include "redit/model.h"
 #include "redit/util.h"
+#include "redit/vocab.h"
 
 typedef struct shape {
     const char *name;
@@ -123,6 +131,8 @@ typedef struct model_arg {
     int threads, B, T;
     long file_bytes;
     int bf16; /* rd_model_set_compute(RD_COMPUTE_BF16) before measuring */
+    int checkpointing; /* training: keep each layer's input only */
+    int passes;        /* training passes timed (0: 4, the first a warm-up) */
 } model_arg;
 
 /* Loads the benchmark model in the compute mode the measurement asks for. */
@@ -209,11 +219,12 @@ static void bench_tokens(int V, size_t n, int *tokens, int *targets) {
     }
 }
 
-/* Best time of 3 training passes after a warm-up: RED (view, gv) or full fine-tuning (wg; in
- * bf16 compute the weights are rounded again before each pass, as after an update). Returns
- * seconds, or a negative value with *err set. */
+/* Best time of `passes` training passes (0: 3 after a warm-up): RED (view, gv) or full
+ * fine-tuning (wg; in bf16 compute the weights are rounded again before each pass, as after an
+ * update). Returns seconds, or a negative value with *err set. */
 static double time_train_passes(rd_train_ctx *tc, rd_model *m, const rd_edits_view *view,
-                                const rd_edits_grad *gv, float *wg, int B, int T, rd_error *err) {
+                                const rd_edits_grad *gv, float *wg, int B, int T, int passes,
+                                rd_error *err) {
     const size_t n = (size_t)B * T;
     int *tokens = malloc(sizeof(int) * n), *targets = malloc(sizeof(int) * n);
     double best = 1e30, loss;
@@ -223,13 +234,14 @@ static double time_train_passes(rd_train_ctx *tc, rd_model *m, const rd_edits_vi
         best = -1;
     } else
         bench_tokens(rd_model_config(m)->vocab_size, n, tokens, targets);
-    for (int it = 0; best > 0 && it < 4; it++) {
+    const int n_pass = passes > 0 ? passes : 4, first = passes > 0 ? 0 : 1;
+    for (int it = 0; best > 0 && it < n_pass; it++) {
         double t0 = cli_now();
         if ((wg && rd_model_compute(m) == RD_COMPUTE_BF16 && rd_model_repack(m, err)) ||
             rd_train_pass(tc, view, gv, wg, tokens, targets, B, T, &loss, &nt, err))
             best = -1;
         double t = cli_now() - t0;
-        if (best > 0 && it > 0 && t < best) best = t;
+        if (best > 0 && it >= first && t < best) best = t;
     }
     free(tokens);
     free(targets);
@@ -237,8 +249,9 @@ static double time_train_passes(rd_train_ctx *tc, rd_model *m, const rd_edits_vi
 }
 
 /* RED training step (forward, cross-entropy, backward to ffn edit vectors on all layers)
- * at (B, T); best of 3 after a warm-up. The optimizer update of the edit vectors is
- * negligible (2·L·d numbers) and is not included. */
+ * at (B, T), with checkpointing when the argument asks; best of a->passes (0: 3 after a
+ * warm-up). The optimizer update of the edit vectors is negligible (2·L·d numbers) and is
+ * not included. */
 static void run_train(const void *p, char *out, size_t cap) {
     const model_arg *a = p;
     openblas_set_num_threads(a->threads);
@@ -246,7 +259,7 @@ static void run_train(const void *p, char *out, size_t cap) {
     rd_model *m = bench_model(a, 1, &err);
     rd_edit_spec spec = {.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
     rd_edits *e = m ? rd_edits_new(rd_model_config(m), &spec, &err) : NULL;
-    rd_train_ctx *tc = e ? rd_train_ctx_new(m, a->B, a->T, 0, &err) : NULL;
+    rd_train_ctx *tc = e ? rd_train_ctx_new(m, a->B, a->T, a->checkpointing, &err) : NULL;
     float *grad = tc ? calloc(rd_edits_param_count(e), sizeof(float)) : NULL;
     rd_edits_grad gv = {0};
     if (!grad || rd_edits_grad_new(e, grad, &gv, &err)) {
@@ -254,7 +267,7 @@ static void run_train(const void *p, char *out, size_t cap) {
         return;
     }
     rd_edits_view view = rd_edits_view_at(e, 1.0f);
-    const double best = time_train_passes(tc, m, &view, &gv, NULL, a->B, a->T, &err);
+    const double best = time_train_passes(tc, m, &view, &gv, NULL, a->B, a->T, a->passes, &err);
     if (best < 0)
         snprintf(out, cap, "error %s", err.msg);
     else
@@ -269,7 +282,7 @@ static void run_train(const void *p, char *out, size_t cap) {
 
 /* Full fine-tuning step (forward, cross-entropy, backward through every weight; in bf16 the
  * weights re-rounded first) at (B, T); best of 3 after a warm-up. The AdamW update is left
- * out, as in the PyTorch reference (tools/bench/torch_full_ft.py). */
+ * out, as in the PyTorch peer (tools/bench/torch_peer.py). */
 static void run_full_train(const void *p, char *out, size_t cap) {
     const model_arg *a = p;
     openblas_set_num_threads(a->threads);
@@ -279,7 +292,8 @@ static void run_full_train(const void *p, char *out, size_t cap) {
                            ? rd_train_ctx_new(m, a->B, a->T, 0, &err)
                            : NULL;
     float *wg = tc ? calloc(m->n_params, sizeof(float)) : NULL;
-    const double best = wg ? time_train_passes(tc, m, NULL, NULL, wg, a->B, a->T, &err) : -1;
+    const double best =
+        wg ? time_train_passes(tc, m, NULL, NULL, wg, a->B, a->T, a->passes, &err) : -1;
     if (best < 0)
         snprintf(out, cap, "error %s", wg || err.msg[0] ? err.msg : "out of memory");
     else
@@ -298,7 +312,8 @@ static double full_train_flops_per_token(const rd_config *c, int T) {
     return 6 * nmm(c) + 6.0 * c->n_layers * T * c->dim;
 }
 
-/* PyTorch on the same checkpoint (mode "fwd" or "train"): tokens/s and peak RSS (MB). */
+/* The PyTorch peer (tools/bench/torch_peer.py) on the same checkpoint, mode "fwd", "red",
+ * "full" or one of them with "-bf16": tokens/s and peak RSS (MB). */
 static int torch_run(const char *script, const char *model, const char *mode, int B, int T,
                      int threads, double *tok_s, double *rss_mb) {
     char cmd[8192];
@@ -336,18 +351,64 @@ static int ensure_model(const char *path, const shape *s) {
     return 0;
 }
 
+/* The CPU's model name, the flags that decide which kernels run here, the core count, and the
+ * build (compiler, the instruction sets it compiled for). */
 static void print_machine(void) {
-    char line[512], cpu[256] = "unknown CPU";
+    char line[8192], cpu[256] = "unknown CPU", flags[512] = "";
+    static const char *const WANT[] = {"avx2",        "fma",       "f16c",     "avx512f",
+                                       "avx512_vnni", "avx_vnni",  "avx512_bf16", "avx512_fp16",
+                                       "amx_tile",    "amx_bf16",  "amx_int8"};
     FILE *fp = fopen("/proc/cpuinfo", "r");
-    while (fp && fgets(line, sizeof line, fp))
-        if (!strncmp(line, "model name", 10)) {
-            char *c = strchr(line, ':');
-            if (c) snprintf(cpu, sizeof cpu, "%s", c + 2);
+    int have_cpu = 0, have_flags = 0;
+    while (fp && fgets(line, sizeof line, fp) && !(have_cpu && have_flags)) {
+        char *c = strchr(line, ':');
+        if (!c) continue;
+        if (!have_cpu && !strncmp(line, "model name", 10)) {
+            snprintf(cpu, sizeof cpu, "%s", c + 2);
             cpu[strcspn(cpu, "\n")] = 0;
-            break;
+            have_cpu = 1;
+        } else if (!have_flags && !strncmp(line, "flags", 5)) {
+            for (size_t i = 0; i < sizeof WANT / sizeof *WANT; i++) {
+                char word[40];
+                snprintf(word, sizeof word, " %s", WANT[i]);
+                const char *at = strstr(c, word);
+                const size_t n = strlen(word);
+                if (at && (at[n] == ' ' || at[n] == '\n'))
+                    snprintf(flags + strlen(flags), sizeof flags - strlen(flags), "%s%s",
+                             flags[0] ? " " : "", WANT[i]);
+            }
+            have_flags = 1;
         }
+    }
     if (fp) fclose(fp);
-    printf("machine: %s, %ld cores; OpenBLAS %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+    printf("machine: %s, %ld cores; flags: %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+           flags[0] ? flags : "(none of interest)");
+    printf("build: compiler %s, code for%s%s%s%s%s; %s\n", __VERSION__,
+#if defined(__AVX2__)
+           " avx2",
+#else
+           " (no avx2)",
+#endif
+#if defined(__AVX512F__)
+           " avx512f",
+#else
+           "",
+#endif
+#if defined(__AVX512VNNI__)
+           " avx512_vnni",
+#else
+           "",
+#endif
+#if defined(__AVX512BF16__)
+           " avx512_bf16",
+#else
+           "",
+#endif
+#if defined(__AMX_BF16__)
+           " amx_bf16",
+#else
+           "",
+#endif
            openblas_get_config());
 }
 
@@ -358,43 +419,54 @@ static int known_shape(const char *name) {
 }
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: redit bench [--dir DIR] [--only SHAPE] [--no-torch] [--torch-ref "
-                 "SCRIPT]\n\nWrites random-weight models of the stories15M and stories110M "
-                 "shapes into DIR\n(kept for later runs) and measures decode (B=1), prefill "
-                 "(B=8, T=256, all\nlogits), a RED and a full fine-tuning training step: "
-                 "tokens/s with 1 and 2\nthreads, GFLOP/s against OpenBLAS sgemm measured in "
-                 "the same run, and peak\nRSS. With torch installed, PyTorch runs the same jobs "
-                 "too (full fine-tuning\nwith tools/bench/torch_full_ft.py, found from the "
-                 "repository root), for\nsame-run ratios.\n\n"
-                 "  -d, --dir DIR        models and results (default build/bench)\n"
-                 "      --only SHAPE     stories15M or stories110M only\n"
-                 "      --no-torch       skip the PyTorch reference\n"
-                 "      --torch-ref FILE the PyTorch reference script\n"
-                 "  -h, --help           this text\n");
+    fprintf(out,
+            "usage: redit bench [--dir DIR] [--sections small|7b|all] [--only SHAPE] [--rounds N]\n"
+            "                   [--llama-bench PATH] [--no-torch] [--torch-ref SCRIPT]\n\n"
+            "Section small (about 10 minutes on 2 cores): random-weight models of the\n"
+            "stories15M and stories110M shapes (f32, kept in DIR) — decode (B=1), prefill (B=8,\n"
+            "T=256, all logits), a RED and a full fine-tuning training step: tokens/s with 1\n"
+            "and 2 threads, GFLOP/s against OpenBLAS sgemm measured in the same run, peak RSS;\n"
+            "with torch installed, PyTorch runs the same jobs (tools/bench/torch_peer.py, found\n"
+            "from the repository root): f32 against f32, bf16 compute against bf16 autocast.\n\n"
+            "Section 7b (about 20 minutes on 2 cores today; 4.1 GB of disk, 5 GB of memory): a\n"
+            "Llama-2-7B-shaped Q4_K_M GGUF with random weights, written into DIR once (about\n"
+            "4 minutes) and reused — decode after a 5- and a 512-token prompt, prompt processing\n"
+            "of 5 and 512 tokens, one RED training step (ffn, all 32 layers, 512 tokens,\n"
+            "checkpointing), on 2 threads, against the read roofline (bandwidth measured in\n"
+            "the round ÷ bytes of weights read per token) and, when a llama-bench is given or on\n"
+            "PATH, llama.cpp on the same file; the two run in alternating rounds, the figures\n"
+            "are medians and the ratios are of the same rounds. llama.cpp is never built here.\n\n"
+            "  -d, --dir DIR          models and results (default build/bench)\n"
+            "      --sections S       small, 7b or all (default all)\n"
+            "      --only SHAPE       small section: stories15M or stories110M only\n"
+            "      --rounds N         7b section: alternating rounds (default 2)\n"
+            "      --llama-bench PATH llama.cpp's llama-bench (default $LLAMA_BENCH, else PATH)\n"
+            "      --no-torch         skip PyTorch\n"
+            "      --torch-ref FILE   the PyTorch peer script (default tools/bench/torch_peer.py)\n"
+            "  -h, --help             this text\n");
 }
 
 /* The batched jobs (B=8, T=256): measured with 1 and 2 threads, in f32 and (where the CPU
- * has it) bf16 compute, then PyTorch's same job on 2 threads for a same-run ratio. */
+ * has it) bf16 compute, each then against PyTorch's same job in the same precision (f32, or
+ * bf16 autocast) on 2 threads for a same-run ratio. */
 typedef struct batched_job {
     const char *label, *label_bf16;
     void (*run)(const void *arg, char *out, size_t cap);
     double (*flops_per_token)(const rd_config *c, int T);
     const char *torch_mode, *torch_label;
-    const char *torch_script;          /* NULL: the shared reference (--torch-ref) */
-    const char *torch_mode_bf16, *torch_label_bf16; /* NULL: no bf16 counterpart */
+    const char *torch_mode_bf16, *torch_label_bf16;
 } batched_job;
-
-/* redit's own PyTorch reference for full fine-tuning, relative to the repository root. */
-#define TORCH_FULL_FT "tools/bench/torch_full_ft.py"
 
 static const batched_job BATCHED[] = {
     {"prefill B=8 T=256, all logits", "prefill B=8 T=256, bf16 compute", run_prefill,
-     fwd_flops_per_token, "fwd", "PyTorch forward (same run)", NULL, NULL, NULL},
+     fwd_flops_per_token, "fwd", "PyTorch forward, f32", "fwd-bf16",
+     "PyTorch forward, bf16 autocast"},
     {"RED train step B=8 T=256 (ffn)", "RED train step, bf16 compute", run_train,
-     train_flops_per_token, "train", "PyTorch RED train step (same run)", NULL, NULL, NULL},
+     train_flops_per_token, "red", "PyTorch RED train step, f32", "red-bf16",
+     "PyTorch RED step, bf16 autocast"},
     {"full FT step B=8 T=256", "full FT step, bf16 compute", run_full_train,
-     full_train_flops_per_token, "full", "PyTorch full FT step (same run)", TORCH_FULL_FT,
-     "full-bf16", "PyTorch full FT step, bf16 autocast"},
+     full_train_flops_per_token, "full", "PyTorch full FT step, f32", "full-bf16",
+     "PyTorch full FT, bf16 autocast"},
 };
 
 static void bench_batched(const batched_job *job, const char *path, const shape *s,
@@ -404,7 +476,7 @@ static void bench_batched(const batched_job *job, const char *path, const shape 
     char out[1024];
     for (int k = 0; k < 2 * (have_bf16 ? 2 : 1); k++) {
         const int ti = k % 2, bf16 = k / 2;
-        model_arg a = {path, s, threads[ti], 8, 256, file_bytes, bf16};
+        model_arg a = {path, s, threads[ti], 8, 256, file_bytes, bf16, 0, 0};
         if (in_child(job->run, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
             printf("  %s failed: %s\n", job->label, out);
             continue;
@@ -416,10 +488,9 @@ static void bench_batched(const batched_job *job, const char *path, const shape 
                threads[ti], tok_s, gf, 100 * gf / gemm[ti], rss / 1024.0);
         const char *mode = bf16 ? job->torch_mode_bf16 : job->torch_mode;
         const char *label = bf16 ? job->torch_label_bf16 : job->torch_label;
-        if (!torch_script || threads[ti] != 2 || !mode) continue;
+        if (!torch_script || threads[ti] != 2) continue;
         double t_tok, t_rss;
-        if (torch_run(job->torch_script ? job->torch_script : torch_script, path, mode, 8, 256,
-                      2, &t_tok, &t_rss) == 0)
+        if (torch_run(torch_script, path, mode, 8, 256, 2, &t_tok, &t_rss) == 0)
             printf("  %-34s %8d %9.1f %11s %6.0f MB → redit/torch = %.2f× speed, %.2f× memory\n",
                    label, 2, t_tok, "", t_rss, tok_s / t_tok, rss / 1024.0 / t_rss);
         else
@@ -427,16 +498,332 @@ static void bench_batched(const batched_job *job, const char *path, const shape 
     }
 }
 
+/* ---- the 7b section ----------------------------------------------------------------- */
+
+static const rd_config LLAMA2_7B = {4096, 11008, 32, 32, 32, 32000, 4096,
+                                    1e-5f, 10000.0f, RD_ROPE_ADJACENT};
+enum { PROMPT_SHORT = 5, PROMPT_LONG = 512, DECODE_7B = 32 };
+
+/* A 32000-piece placeholder vocabulary (<unk> <s> </s>, the 256 byte pieces, then "▁tN"),
+ * so that llama.cpp, which needs one, loads the file: the bench works in token ids. */
+static int placeholder_vocab(int n, rd_vocab *out, rd_error *err) {
+    char **pieces = calloc((size_t)n, sizeof *pieces);
+    char *text = malloc((size_t)n * 16);
+    int rc = -1;
+    if (pieces && text) {
+        for (int i = 0; i < n; i++) {
+            pieces[i] = text + (size_t)i * 16;
+            if (i < 3)
+                snprintf(pieces[i], 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+            else if (i < 3 + 256)
+                snprintf(pieces[i], 16, "<0x%02X>", i - 3);
+            else
+                snprintf(pieces[i], 16, RD_SPACE_MARK "t%d", i);
+        }
+        rd_vocab_spec spec = {.n_pieces = n, .pieces = (const char *const *)pieces,
+                              .bos_id = 1, .eos_id = 2, .unk_id = 0, .add_dummy_prefix = 1};
+        rc = rd_vocab_from_spec(out, &spec, "the bench's placeholder vocabulary", err);
+    } else
+        rd_error_set(err, "out of memory");
+    free(pieces);
+    free(text);
+    return rc;
+}
+
+/* Writes the 7B-shaped Q4_K_M model (untied, as Llama-2-7B; seed 1) at the path given. */
+static void run_make_7b(const void *p, char *out, size_t cap) {
+    const char *path = p;
+    rd_error err = {0};
+    rd_model_file f = {0};
+    double t0 = cli_now();
+    if (rd_memory_check((size_t)4400 << 20, "the 7B Q4_K_M model", &err) ||
+        rd_model_file_random_mix(&f, &LLAMA2_7B, 0, 1, RD_MIX_Q4_K_M, &err) ||
+        placeholder_vocab(LLAMA2_7B.vocab_size, &f.vocab, &err)) {
+        snprintf(out, cap, "error %s", err.msg);
+        rd_model_file_release(&f);
+        return;
+    }
+    snprintf(f.name, sizeof f.name, "random llama2-7b Q4_K_M");
+    if (rd_gguf_write(path, &f, RD_DTYPE_COUNT, &err))
+        snprintf(out, cap, "error %s", err.msg);
+    else
+        snprintf(out, cap, "%.1f", cli_now() - t0);
+    rd_model_file_release(&f);
+}
+
+/* Bytes of weights one decode step reads: every layer's matrices and norms, the final norm
+ * and the classifier (the embeddings only when they are the classifier). */
+static double weights_per_token(const rd_model_file *f) {
+    const rd_weights *w = &f->w;
+    double b = (double)w->classifier.rows * w->classifier.row_bytes;
+    for (int l = 0; l < f->cfg.n_layers; l++) {
+        const rd_layer_weights *L = &w->layers[l];
+        const rd_matrix *m[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (size_t i = 0; i < sizeof m / sizeof *m; i++) b += (double)m[i]->rows * m[i]->row_bytes;
+        b += 2.0 * f->cfg.dim * sizeof(float);
+    }
+    return b + (double)f->cfg.dim * sizeof(float);
+}
+
+/* One greedy decode of n tokens after what ctx holds; returns seconds or -1. */
+static double decode_chain(rd_ctx *ctx, float *logits, int V, int tok, int n, rd_error *err) {
+    double t0 = cli_now();
+    for (int i = 0; i < n; i++) {
+        if (rd_forward(ctx, NULL, &tok, 1, 1, RD_LOGITS_LAST, logits, err)) return -1;
+        tok = argmax(logits, V);
+    }
+    return cli_now() - t0;
+}
+
+/* redit's inference jobs on the 7B file, 2 threads: a warm-up token, then prompt 5 + decode
+ * DECODE_7B, then (context reset) prompt 512 + decode DECODE_7B. Prints "pp5 tg5 pp512
+ * tg512 rss_kb" (tokens/s). */
+static void run_7b_infer(const void *p, char *out, size_t cap) {
+    const model_arg *a = p;
+    openblas_set_num_threads(a->threads);
+    rd_error err = {0};
+    rd_model *m = rd_model_load(a->path, NULL, &err);
+    rd_ctx *ctx = m ? rd_ctx_new(m, 1, PROMPT_LONG + DECODE_7B + 8, &err) : NULL;
+    const int V = m ? rd_model_config(m)->vocab_size : 1;
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    int tokens[PROMPT_LONG];
+    for (int i = 0; i < PROMPT_LONG; i++) tokens[i] = 3 + (int)((i * 2654435761u) % (unsigned)(V - 3));
+    double r[4] = {0};
+    int ok = ctx && logits;
+    if (ok) { /* warm-up: the mapped file's pages and the pool */
+        ok = decode_chain(ctx, logits, V, 1, 1, &err) >= 0;
+        rd_ctx_reset(ctx);
+    }
+    for (int k = 0; ok && k < 2; k++) {
+        const int n = k ? PROMPT_LONG : PROMPT_SHORT;
+        rd_ctx_reset(ctx);
+        double t0 = cli_now();
+        ok = rd_forward(ctx, NULL, tokens, 1, n, RD_LOGITS_LAST, logits, &err) == 0;
+        const double tp = cli_now() - t0;
+        const double td = ok ? decode_chain(ctx, logits, V, argmax(logits, V), DECODE_7B,
+                                            &err)
+                             : -1;
+        ok = ok && td > 0;
+        r[2 * k] = n / tp;
+        r[2 * k + 1] = DECODE_7B / td;
+    }
+    if (ok)
+        snprintf(out, cap, "%.3f %.3f %.3f %.3f %ld", r[0], r[1], r[2], r[3], peak_rss_kb());
+    else
+        snprintf(out, cap, "error %s", err.msg[0] ? err.msg : "out of memory");
+    free(logits);
+    rd_ctx_free(ctx);
+    rd_model_free(m);
+}
+
+/* A llama-bench: the path given, else $LLAMA_BENCH, else "llama-bench" on PATH; NULL when
+ * none is executable. Never built by the project. */
+static const char *find_llama_bench(const char *given, char *buf, size_t cap) {
+    if (!given) given = getenv("LLAMA_BENCH");
+    if (given && given[0]) return access(given, X_OK) == 0 ? given : NULL;
+    const char *path = getenv("PATH");
+    while (path && *path) {
+        const size_t n = strcspn(path, ":");
+        snprintf(buf, cap, "%.*s/llama-bench", (int)n, path);
+        if (n && access(buf, X_OK) == 0) return buf;
+        path += n + (path[n] == ':');
+    }
+    return NULL;
+}
+
+/* Runs llama-bench with `args` (2 threads, one repetition, JSON) and collects the tokens/s
+ * of its tests: pp (n_gen 0) by n_prompt, tg (n_prompt 0) by n_depth. */
+typedef struct llama_rates {
+    double pp5, pp512, tg0, tg512;
+} llama_rates;
+
+static int llama_run(const char *exe, const char *model, const char *args, llama_rates *r) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -t 2 -r 1 -o json %s 2>/dev/null", exe, model, args);
+    FILE *fp = popen(cmd, "r");
+    if (!fp) return -1;
+    rd_buf text = {0};
+    int ok = rd_buf_read(&text, fp) == 0;
+    if (pclose(fp) != 0) ok = 0;
+    cJSON *j = ok && text.data ? cJSON_Parse(text.data) : NULL;
+    int found = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, j) {
+        const cJSON *np = cJSON_GetObjectItem(t, "n_prompt"), *ng = cJSON_GetObjectItem(t, "n_gen"),
+                    *nd = cJSON_GetObjectItem(t, "n_depth"), *ts = cJSON_GetObjectItem(t, "avg_ts");
+        if (!cJSON_IsNumber(np) || !cJSON_IsNumber(ng) || !cJSON_IsNumber(ts)) continue;
+        const int depth = cJSON_IsNumber(nd) ? nd->valueint : 0;
+        if (ng->valueint == 0 && np->valueint == PROMPT_SHORT) r->pp5 = ts->valuedouble, found++;
+        if (ng->valueint == 0 && np->valueint == PROMPT_LONG) r->pp512 = ts->valuedouble, found++;
+        if (np->valueint == 0 && depth == 0) r->tg0 = ts->valuedouble, found++;
+        if (np->valueint == 0 && depth == PROMPT_LONG) r->tg512 = ts->valuedouble, found++;
+    }
+    cJSON_Delete(j);
+    rd_buf_free(&text);
+    return found ? 0 : -1;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of n values (n ≥ 1; sorts them). */
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+enum { MAX_ROUNDS = 16 };
+
+/* One row of the 7b table: redit's and llama.cpp's figures of every round. */
+typedef struct row7 {
+    const char *label;
+    double redit[MAX_ROUNDS], llama[MAX_ROUNDS];
+} row7;
+
+static void print_row7(const row7 *r, int rounds, int have_llama, const char *note) {
+    double a[MAX_ROUNDS], b[MAX_ROUNDS], q[MAX_ROUNDS];
+    int nq = 0;
+    for (int i = 0; i < rounds; i++) {
+        a[i] = r->redit[i];
+        b[i] = r->llama[i];
+        if (b[i] > 0 && a[i] > 0) q[nq++] = a[i] / b[i];
+    }
+    printf("  %-42s %8.2f", r->label, median(a, rounds));
+    if (have_llama && nq) {
+        double low = q[0], hi = q[0];
+        for (int i = 1; i < nq; i++) low = q[i] < low ? q[i] : low, hi = q[i] > hi ? q[i] : hi;
+        printf(" %10.2f %7.2f× (%.2f–%.2f)", median(b, rounds), median(q, nq), low, hi);
+    } else
+        printf(" %10s %7s %11s", "—", "", "");
+    printf("  %s\n", note);
+}
+
+/* The 7b section: the model (made once in dir), then `rounds` alternating rounds of redit's
+ * inference, llama.cpp's (when exe is not NULL) and redit's RED training step. */
+static int bench_7b(const char *dir, int rounds, const char *exe, const double *gemm) {
+    char path[4096], out[1024];
+    snprintf(path, sizeof path, "%s/llama2-7b-q4km.gguf", dir);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        printf("\nwriting %s (random weights, Q4_K_M, 4.1 GB; once)...\n", path);
+        if (in_child(run_make_7b, path, out, sizeof out) || !strncmp(out, "error", 5)) {
+            printf("  7b section skipped: %s\n", out);
+            return 0;
+        }
+        printf("  written in %.0f s\n", atof(out));
+    }
+    rd_error err = {0};
+    rd_model_file f = {0};
+    if (stat(path, &st) != 0 || rd_gguf_load(path, &f, &err)) {
+        printf("  7b section skipped: %s\n", err.msg[0] ? err.msg : "no model file");
+        return 0;
+    }
+    const double per_token = weights_per_token(&f);
+    rd_model_file_release(&f);
+    const rd_config *c = &LLAMA2_7B;
+    printf("\nllama2-7b Q4_K_M (random weights, untied; dim %d, hidden %d, %d layers, vocab %d): "
+           "file %.2f GB, weights read per token %.2f GB\n", c->dim, c->hidden_dim, c->n_layers,
+           c->vocab_size, (double)st.st_size / 1e9, per_token / 1e9);
+    printf("2 threads, %d alternating round%s (redit, llama.cpp, redit training); medians, and "
+           "the ratio's median (range) over the rounds\n", rounds, rounds > 1 ? "s" : "");
+    if (!exe) printf("llama.cpp: not measured: set LLAMA_BENCH=/path/to/llama-bench (or put it on "
+                     "PATH; never built here)\n");
+    else
+        printf("llama.cpp: %s\n", exe);
+    row7 rows[5] = {{.label = "decode tok/s, after a 5-token prompt"},
+                    {.label = "decode tok/s, after a 512-token prompt"},
+                    {.label = "prompt tok/s, 5 tokens"},
+                    {.label = "prompt tok/s, 512 tokens"},
+                    {.label = "RED train step tok/s (ffn×32, T=512, ckpt)"}};
+    double bw[MAX_ROUNDS] = {0};
+    long rss_infer = 0, rss_train = 0;
+    int n = 0;
+    for (int r = 0; r < rounds; r++, n++) {
+        bandwidth_arg ba = {2, (size_t)1 << 30};
+        bw[r] = in_child(run_bandwidth, &ba, out, sizeof out) == 0 ? atof(out) : 0;
+        model_arg a = {path, NULL, 2, 1, PROMPT_LONG, (long)st.st_size, 0, 1, 1};
+        double v[4] = {0};
+        if (in_child(run_7b_infer, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
+            printf("  redit inference failed: %s\n", out);
+            break;
+        }
+        sscanf(out, "%lf %lf %lf %lf %ld", &v[2], &v[0], &v[3], &v[1], &rss_infer);
+        for (int k = 0; k < 4; k++) rows[k].redit[r] = v[k];
+        llama_rates lr = {0};
+        if (exe) {
+            char args[128];
+            snprintf(args, sizeof args, "-p %d,%d -n %d", PROMPT_SHORT, PROMPT_LONG, DECODE_7B);
+            if (llama_run(exe, path, args, &lr)) printf("  llama-bench failed: %s %s\n", exe, args);
+            snprintf(args, sizeof args, "-p 0 -n %d -d %d", DECODE_7B, PROMPT_LONG);
+            if (llama_run(exe, path, args, &lr)) printf("  llama-bench failed: %s %s\n", exe, args);
+        }
+        rows[0].llama[r] = lr.tg0, rows[1].llama[r] = lr.tg512;
+        rows[2].llama[r] = lr.pp5, rows[3].llama[r] = lr.pp512;
+        printf("  round %d: read bandwidth %.1f GB/s; decode after 5 / 512, prompt 5 / 512 "
+               "tok/s: redit %.2f / %.2f, %.2f / %.2f", r + 1, bw[r], v[0], v[1], v[2], v[3]);
+        if (exe)
+            printf("; llama.cpp %.2f / %.2f, %.2f / %.2f", lr.tg0, lr.tg512, lr.pp5, lr.pp512);
+        printf("\n");
+        fflush(stdout);
+        if (in_child(run_train, &(model_arg){path, NULL, 2, 1, PROMPT_LONG, 0, 0, 1, 1}, out,
+                     sizeof out) ||
+            !strncmp(out, "error", 5)) {
+            printf("  redit RED training step failed: %s\n", out);
+            break;
+        }
+        rows[4].redit[r] = atof(out);
+        sscanf(out, "%*f %ld", &rss_train);
+        printf("  round %d: redit RED training step %.2f tok/s\n", r + 1, rows[4].redit[r]);
+        fflush(stdout);
+    }
+    if (n == 0) return 0;
+    const double bwm = median(bw, n), roof = bwm * 1e9 / per_token;
+    const double pp_flops = 2 * (nmm(c) - (double)c->vocab_size * c->dim) +
+                            2.0 * c->n_layers * PROMPT_LONG * c->dim; /* logits of the last only */
+    double rr[MAX_ROUNDS], rl[MAX_ROUNDS];
+    for (int i = 0; i < n; i++) rr[i] = rows[0].redit[i], rl[i] = rows[0].llama[i];
+    const double d_r = median(rr, n), d_l = median(rl, n);
+    printf("  %-42s %8s %10s %8s %11s  %s\n", "job", "redit", "llama.cpp", "ratio", "(range)",
+           "ceiling");
+    char note[256];
+    snprintf(note, sizeof note, "read roofline %.1f tok/s (%.1f GB/s): redit %.0f%%", roof, bwm,
+             100 * d_r / roof);
+    if (exe && d_l > 0)
+        snprintf(note + strlen(note), sizeof note - strlen(note), ", llama.cpp %.0f%%",
+                 100 * d_l / roof);
+    print_row7(&rows[0], n, exe != NULL, note);
+    print_row7(&rows[1], n, exe != NULL, "(the roofline plus the KV cache's reads)");
+    print_row7(&rows[2], n, exe != NULL, "");
+    for (int i = 0; i < n; i++) rr[i] = rows[3].redit[i];
+    const double pp = median(rr, n);
+    snprintf(note, sizeof note, "redit %.0f GFLOP/s (%.0f%% of f32 sgemm)", pp * pp_flops / 1e9,
+             100 * pp * pp_flops / 1e9 / gemm[1]);
+    print_row7(&rows[3], n, exe != NULL, note);
+    for (int i = 0; i < n; i++) rr[i] = rows[4].redit[i];
+    const double tr = median(rr, n), tf = train_flops_per_token(c, PROMPT_LONG);
+    snprintf(note, sizeof note, "%.0f GFLOP/s (%.0f%% of f32 sgemm); no llama.cpp counterpart",
+             tr * tf / 1e9, 100 * tr * tf / 1e9 / gemm[1]);
+    print_row7(&rows[4], n, 0, note);
+    printf("  peak RSS: redit inference %.0f MB, RED training %.0f MB (the mapped file included)\n",
+           rss_infer / 1024.0, rss_train / 1024.0);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
                                          {"torch-ref", required_argument, 0, 'r'},
                                          {"no-torch", no_argument, 0, 'n'},
                                          {"only", required_argument, 0, 'o'},
+                                         {"sections", required_argument, 0, 's'},
+                                         {"rounds", required_argument, 0, 'R'},
+                                         {"llama-bench", required_argument, 0, 'L'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *dir = "build/bench", *script = "../shared/tools/torch_ref/llama_red_ref.py";
-    const char *only = NULL;
-    int use_torch = 1, c;
+    const char *dir = "build/bench", *script = "tools/bench/torch_peer.py";
+    const char *only = NULL, *sections = "all", *llama = NULL;
+    int use_torch = 1, rounds = 2, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
         switch (c) {
@@ -444,6 +831,11 @@ int cmd_bench(int argc, char **argv) {
         case 'r': script = optarg; break;
         case 'n': use_torch = 0; break;
         case 'o': only = optarg; break;
+        case 's': sections = optarg; break;
+        case 'R':
+            if (cli_int("bench", "--rounds", optarg, 1, MAX_ROUNDS, &rounds)) return 2;
+            break;
+        case 'L': llama = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -457,7 +849,20 @@ int cmd_bench(int argc, char **argv) {
                         "stories110M)\n", only);
         return 2;
     }
+    const int small = !strcmp(sections, "small") || !strcmp(sections, "all");
+    const int big = !strcmp(sections, "7b") || !strcmp(sections, "all");
+    if (!small && !big) {
+        fprintf(stderr, "redit bench: --sections must be small, 7b or all, not \"%s\"\n", sections);
+        return 2;
+    }
+    char llama_buf[4096];
+    const char *exe = big ? find_llama_bench(llama, llama_buf, sizeof llama_buf) : NULL;
+    if (big && llama && !exe) {
+        fprintf(stderr, "redit bench: --llama-bench %s is not an executable file\n", llama);
+        return 2;
+    }
     mkdir(dir, 0755);
+    if (!small) use_torch = 0;
     if (use_torch && access(script, R_OK) != 0) use_torch = 0;
     if (use_torch && system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
         printf("(PyTorch not installed: no same-run torch ratio; apt-get install python3-torch)\n");
@@ -465,7 +870,7 @@ int cmd_bench(int argc, char **argv) {
     }
     print_machine();
     const int have_bf16 = rd_compute_available(RD_COMPUTE_BF16);
-    if (!have_bf16) printf("(no AVX512-BF16 on this CPU: bf16 compute rows are skipped)\n");
+    if (small && !have_bf16) printf("(no AVX512-BF16 on this CPU: bf16 compute rows are skipped)\n");
     const int threads[] = {1, 2};
     double gemm[2] = {0};
     char out[1024];
@@ -482,7 +887,7 @@ int cmd_bench(int argc, char **argv) {
         printf("memory read bandwidth (512 MiB), %d thread%s: %.1f GB/s\n", threads[ti],
                ti ? "s" : "", bandwidth[ti]);
     }
-    for (size_t si = 0; si < sizeof SHAPES / sizeof *SHAPES; si++) {
+    for (size_t si = 0; small && si < sizeof SHAPES / sizeof *SHAPES; si++) {
         const shape *s = &SHAPES[si];
         if (only && strcmp(only, s->name)) continue;
         char path[4096];
@@ -495,7 +900,7 @@ int cmd_bench(int argc, char **argv) {
                s->cfg.vocab_size, (double)st.st_size / 1e6);
         printf("  %-34s %8s %9s %11s %10s\n", "job", "threads", "tok/s", "GFLOP/s", "peak RSS");
         for (int ti = 0; ti < 2; ti++) {
-            model_arg a = {path, s, threads[ti], 1, 1, (long)st.st_size, 0};
+            model_arg a = {path, s, threads[ti], 1, 1, (long)st.st_size, 0, 0, 0};
             if (in_child(run_decode, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
                 printf("  decode failed: %s\n", out);
                 continue;
@@ -514,10 +919,13 @@ int cmd_bench(int argc, char **argv) {
             bench_batched(&BATCHED[j], path, s, st.st_size, have_bf16, gemm,
                           use_torch ? script : NULL);
     }
-    printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token "
-           "(forward),\n4·Nmm + 6·L·T·d (RED training: activation gradients only), as "
-           "BENCHMARKS.md does,\nand 6·Nmm + 6·L·T·d (full fine-tuning: weight gradients "
-           "too); the percentage is of\nthe f32 sgemm rate measured above (bf16 rows can pass "
-           "100%%).\n");
+    if (small)
+        printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token "
+               "(forward),\n4·Nmm + 6·L·T·d (RED training: activation gradients only), as "
+               "BENCHMARKS.md does,\nand 6·Nmm + 6·L·T·d (full fine-tuning: weight gradients "
+               "too); the percentage is of\nthe f32 sgemm rate measured above (bf16 rows can pass "
+               "100%%). PyTorch rows: f32 against\nredit's f32 row, bf16 autocast against redit's "
+               "bf16 compute row.\n");
+    if (big && bench_7b(dir, rounds, exe, gemm)) return 1;
     return 0;
 }

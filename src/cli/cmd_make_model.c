@@ -27,11 +27,12 @@ int cmd_make_model(int argc, char **argv) {
                                          {"type", required_argument, 0, 't'},
                                          {"tokenizer", required_argument, 0, 'k'},
                                          {"seed", required_argument, 0, 'S'},
+                                         {"untied", no_argument, 0, 'u'},
                                          {"output", required_argument, 0, 'o'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *shape_name = "stories15M", *type_name = "F32", *tok = NULL, *out = NULL;
-    int seed = 1, c;
+    int seed = 1, tied = 1, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:t:o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -42,13 +43,18 @@ int cmd_make_model(int argc, char **argv) {
             if (cli_int("make-model", "--seed", optarg, 0, 0x7fffffff, &seed)) return 2;
             break;
         case 'o': out = optarg; break;
+        case 'u': tied = 0; break;
         case 'h':
-            printf("usage: redit make-model --shape SHAPE --type TYPE [--tokenizer tokenizer.bin] "
-                   "[--seed S] -o FILE.gguf\n\nWrites a random-weight Llama model (GGUF) of SHAPE "
-                   "(llama2-7b, stories110M, stories15M)\nwith every matrix in TYPE (F32, F16, BF16, "
-                   "Q8_0, Q4_0, Q4_K, ...), quantized row by\nrow: memory is the file's size. With "
-                   "--tokenizer, a llama2.c tokenizer.bin of 32000\npieces goes inside. For "
-                   "measuring load time, memory and throughput at scale;\nthe text it generates is "
+            printf("usage: redit make-model --shape SHAPE --type TYPE [--untied] [--tokenizer "
+                   "tokenizer.bin] [--seed S] -o FILE.gguf\n\nWrites a random-weight Llama model "
+                   "(GGUF) of SHAPE (llama2-7b, stories110M, stories15M)\nwith every matrix in TYPE "
+                   "(F32, F16, BF16, Q8_0, Q4_0, Q4_K, ...), quantized row by\nrow: memory is the "
+                   "file's size. TYPE Q4_K_M is llama.cpp's mixture of that name:\nQ4_K, with Q6_K "
+                   "for the classifier and for attn_v and ffn_down of the first and\nlast eighth of "
+                   "the layers and every third one between. --untied gives the model\nits own "
+                   "classifier (Llama-2-7B has one; the stories shapes share the embeddings).\nWith "
+                   "--tokenizer, a llama2.c tokenizer.bin of 32000 pieces goes inside. For\n"
+                   "measuring load time, memory and throughput at scale; the text it generates is "
                    "noise.\n");
             return 0;
         default: return 2;
@@ -57,10 +63,14 @@ int cmd_make_model(int argc, char **argv) {
     const shape *sh = NULL;
     for (size_t i = 0; i < sizeof SHAPES / sizeof *SHAPES; i++)
         if (!strcmp(SHAPES[i].name, shape_name)) sh = &SHAPES[i];
-    rd_dtype type;
-    if (!out || optind != argc || !sh || rd_dtype_from_name(type_name, &type)) {
+    rd_dtype type = RD_DTYPE_F32;
+    rd_type_mix mix = RD_MIX_COUNT; /* none */
+    const int bad_type = rd_type_mix_from_name(type_name, &mix) == 0
+                             ? 0
+                             : rd_dtype_from_name(type_name, &type);
+    if (!out || optind != argc || !sh || bad_type) {
         fprintf(stderr, "redit make-model: give --shape (llama2-7b, stories110M, stories15M), "
-                        "--type (a storage type name) and -o FILE\n");
+                        "--type (a storage type name, or Q4_K_M) and -o FILE\n");
         return 2;
     }
     if (cli_check_output("make-model", "-o", out)) return 1;
@@ -70,17 +80,19 @@ int cmd_make_model(int argc, char **argv) {
     double t0 = cli_now();
     int rc = 1;
     if ((tok && rd_vocab_load_llama2c(tok, sh->cfg.vocab_size, &vocab, &err)) ||
-        rd_model_file_random(&f, &sh->cfg, 1, (uint64_t)seed, type, &err)) {
+        (mix != RD_MIX_COUNT
+             ? rd_model_file_random_mix(&f, &sh->cfg, tied, (uint64_t)seed, mix, &err)
+             : rd_model_file_random(&f, &sh->cfg, tied, (uint64_t)seed, type, &err))) {
         fprintf(stderr, "redit make-model: %s\n", err.msg);
     } else {
-        snprintf(f.name, sizeof f.name, "random %s %s", sh->name, rd_dtype_info_of(type)->name);
+        snprintf(f.name, sizeof f.name, "random %s %s", sh->name, type_name);
         f.vocab = vocab; /* moved into the file */
         memset(&vocab, 0, sizeof vocab);
         if (rd_gguf_write(out, &f, RD_DTYPE_COUNT, &err)) {
             fprintf(stderr, "redit make-model: %s\n", err.msg);
         } else {
-            fprintf(stderr, "wrote %s (%s, %s, %.1f s)\n", out, sh->name,
-                    rd_dtype_info_of(type)->name, cli_now() - t0);
+            fprintf(stderr, "wrote %s (%s, %s, %.1f s)\n", out, sh->name, type_name,
+                    cli_now() - t0);
             rc = 0;
         }
     }

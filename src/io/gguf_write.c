@@ -143,6 +143,16 @@ static uint32_t file_type(rd_dtype t) {
     }
 }
 
+/* general.file_type of a file whose matrices keep their own types: that of wq, except that
+ * Q4_K matrices with Q6_K in some ffn_down are llama.cpp's Q4_K_M mixture (15). */
+static uint32_t mixed_file_type(const rd_weights *w, int n_layers) {
+    const rd_dtype t = w->layers[0].wq.type;
+    if (t == RD_DTYPE_Q4_K)
+        for (int l = 0; l < n_layers; l++)
+            if (w->layers[l].w2.type == RD_DTYPE_Q6_K) return 15;
+    return file_type(t);
+}
+
 static int n_vocab_kvs(const rd_vocab *v) {
     if (v->n == 0) return 0;
     return 5 + (v->bos_id >= 0) + (v->eos_id >= 0) + (v->unk_id >= 0);
@@ -195,7 +205,8 @@ static int build_header(writer *w, rd_gguf_buf *b) {
     if (named) rd_gguf_kv_str(b, "general.name", w->f->name);
     rd_gguf_kv_u32(b, "general.alignment", ALIGNMENT);
     rd_gguf_kv_u32(b, "general.file_type",
-           file_type(w->mtype ? (rd_dtype)w->mtype->dtype : w->f->w.layers[0].wq.type));
+           w->mtype ? file_type((rd_dtype)w->mtype->dtype)
+                    : mixed_file_type(&w->f->w, w->f->cfg.n_layers));
     rd_gguf_kv_u32(b, "llama.vocab_size", (uint32_t)c->vocab_size);
     rd_gguf_kv_u32(b, "llama.context_length", (uint32_t)c->seq_len);
     rd_gguf_kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);

@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""PyTorch reference for `redit bench`: full fine-tuning throughput of a Llama model.
+"""PyTorch peer for `redit bench`: throughput of the jobs redit measures, on a Llama model.
 
-usage: torch_full_ft.py MODEL.bin --mode full|full-bf16 [--threads 2] [--B 8] [--T 256] [--iters 3]
+usage: torch_peer.py MODEL.bin --mode fwd|fwd-bf16|red|red-bf16|full|full-bf16
+                     [--threads 2] [--B 8] [--T 256] [--iters 3]
 
 Reads the shape (dim, hidden, layers, heads, kv heads, vocab, tied) from the llama2.c header of
-MODEL.bin and times the compute of one full fine-tuning step on random tokens — forward,
-cross-entropy on every position, backward through every weight — as `redit bench` times redit's
-(the optimizer update, memory-bound and the same few passes over the weights in both, is left
-out of both).
-The weights are freshly initialised: throughput depends on the shape only. `full-bf16` runs the
-step under torch.autocast(bfloat16) (bf16 matrix products, f32 master weights), the
-counterpart of redit's --compute bf16. Prints one JSON line: {"tok_s": ..., "peak_rss_mb": ...}.
-Debian's /usr/bin/python3 with python3-torch. The architecture is llama2.c's: RMSNorm (eps 1e-5),
-RoPE on adjacent pairs, grouped-query attention, SwiGLU.
+MODEL.bin and times, on random tokens:
+  fwd   the forward pass with the logits of every position (inference mode);
+  red   one RED training step's compute: forward with a scale s and bias b per layer on the
+        ffn output (x + s*ffn(x) + b; the base weights frozen), cross-entropy on every
+        position, backward to s and b;
+  full  one full fine-tuning step's compute: forward, cross-entropy, backward through every
+        weight.
+The optimizer update is left out of red and full, as `redit bench` leaves it out of redit's.
+The `-bf16` modes run the same step under torch.autocast(bfloat16) (bf16 matrix products, f32
+master weights and loss): the counterpart of redit's --compute bf16. A bf16 row is compared
+with a bf16 row and an f32 row with an f32 row, never across.
+The weights are freshly initialised: throughput depends on the shape only. Prints one JSON
+line: {"tok_s": ..., "peak_rss_mb": ...}. Debian's /usr/bin/python3 with python3-torch. The
+architecture is llama2.c's: RMSNorm (eps 1e-5), RoPE on adjacent pairs, grouped-query
+attention, SwiGLU.
 """
 import argparse
 import json
@@ -39,6 +46,7 @@ class Block(torch.nn.Module):
         self.w1 = torch.nn.Linear(dim, hidden, bias=False)
         self.w2 = torch.nn.Linear(hidden, dim, bias=False)
         self.w3 = torch.nn.Linear(dim, hidden, bias=False)
+        self.red = None  # (s, b) of the RED edit on the ffn output, when set
 
     def forward(self, x, cos, sin, mask):
         B, T, _ = x.shape
@@ -53,7 +61,10 @@ class Block(torch.nn.Module):
         o = (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, -1)
         x = x + self.wo(o)
         h = rmsnorm(x, self.ffn_norm)
-        return x + self.w2(F.silu(self.w1(h)) * self.w3(h))
+        f = self.w2(F.silu(self.w1(h)) * self.w3(h))
+        if self.red is not None:
+            f = self.red[0] * f + self.red[1]
+        return x + f
 
 
 def rmsnorm(x, w):
@@ -91,7 +102,8 @@ class Llama(torch.nn.Module):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
-    ap.add_argument("--mode", choices=["full", "full-bf16"], default="full")
+    ap.add_argument("--mode", choices=["fwd", "fwd-bf16", "red", "red-bf16", "full", "full-bf16"],
+                    default="full")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--B", type=int, default=8)
     ap.add_argument("--T", type=int, default=256)
@@ -103,14 +115,25 @@ def main():
         dim, hidden, layers, heads, kv_heads, vocab, _ = struct.unpack("<7i", f.read(28))
     m = Llama(dim, hidden, layers, heads, kv_heads, abs(vocab), vocab > 0)
     ids = torch.randint(0, abs(vocab), (a.B, a.T + 1))
-    bf16 = a.mode == "full-bf16"
+    job, bf16 = a.mode.split("-")[0], a.mode.endswith("-bf16")
+    if job == "red":
+        m.requires_grad_(False)
+        for blk in m.blocks:
+            blk.red = (torch.nn.Parameter(torch.ones(dim)), torch.nn.Parameter(torch.zeros(dim)))
 
     def step():
+        if job == "fwd":
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                m(ids[:, :-1])
+            return
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = m(ids[:, :-1])
         loss = F.cross_entropy(logits.float().reshape(-1, abs(vocab)), ids[:, 1:].reshape(-1))
         loss.backward()
         m.zero_grad(set_to_none=True)
+        for blk in m.blocks:
+            if blk.red is not None:
+                blk.red[0].grad = blk.red[1].grad = None
 
     step()  # warm-up: allocations
     t = time.perf_counter()
