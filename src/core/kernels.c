@@ -75,7 +75,9 @@ static inline v16f fma16(v16f acc, v16f a, v16f b) {
  * widened matrix, whatever the panel size or thread count (OpenBLAS splits the rows and
  * columns of the result between its threads, never the inner sum). Panels are widened on
  * every thread of the pool, never while OpenBLAS runs. */
+#ifndef WIDEN_PANEL_FLOATS
 #define WIDEN_PANEL_FLOATS ((size_t)1 << 22)
+#endif
 
 /* Rows of a forward panel (at least 16, at most all). */
 static int64_t panel_rows(const rd_matrix *W) {
