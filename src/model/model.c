@@ -288,7 +288,7 @@ static double seconds_now(void) {
  * kernel that picks here), both on the process's threads. About 20 ms. Returns
  * t_sgemm / t_bf16, or 0 when the bf16 product could not run. */
 static double measure_bf16_speedup(void) {
-    enum { M = 256, K = 1024, NO = 1024, ROUNDS = 4 };
+    enum { M = 128, K = 1024, NO = 1024, ROUNDS = 12 };
     rd_error err = {0};
     rd_pool *pool = rd_pool_shared(&err);
     float *a = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * NO * K);
