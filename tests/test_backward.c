@@ -241,6 +241,60 @@ static void check_checkpointing_is_exact(float dropout) {
     rd_model_free(m);
 }
 
+/* No backward below the lowest layer with an edit gradient wanted: the gradients of the
+ * layers from `lowest` up are bit for bit those of a pass that also wants every lower
+ * layer's (and so runs the whole backward), with the lowest layer's attention site wanted or
+ * only its FFN site, with and without checkpointing and dropout. */
+static void test_backward_stops_at_lowest_edit(void **state) {
+    (void)state;
+    fd_case k = {"floor", 48, 96, 4, 6, 3, 80, 0, 2, 10, 3, 1, 1, 1, 0, 0.0f};
+    rd_model *m = make_model(&k, 13);
+    const int N = k.B * k.T, lowest = 2;
+    const size_t per_layer = 4 * (size_t)k.dim, all = (size_t)k.layers * per_layer;
+    int tok[20], tgt[20];
+    fixed_tokens(tok, tgt, N, k.vocab);
+    for (int variant = 0; variant < 4; variant++) {
+        const int ck = variant & 1, attn_at_lowest = variant >> 1;
+        float *g[2];
+        double loss[2];
+        for (int pass = 0; pass < 2; pass++) { /* pass 0: gradients from `lowest` up only */
+            rng = 99;
+            edit_set e;
+            edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
+            for (int l = 0; pass == 0 && l <= lowest; l++) {
+                if (l < lowest || !attn_at_lowest) e.gattn[l] = (rd_site_grad){NULL, NULL};
+                if (l < lowest) e.gffn[l] = (rd_site_grad){NULL, NULL};
+            }
+            rd_edits_view view = {e.attn, e.ffn, 1.0f};
+            rd_edits_grad grads = {e.gattn, e.gffn};
+            rd_error err = {0};
+            rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, ck, &err);
+            assert_non_null(c);
+            rd_train_ctx_set_dropout(c, variant == 3 ? 0.3f : 0.0f, 9);
+            int n;
+            assert_int_equal(rd_train_pass(c, &view, &grads, NULL, tok, tgt, k.B, k.T, &loss[pass],
+                                           &n, &err), 0);
+            g[pass] = malloc(sizeof(float) * all);
+            memcpy(g[pass], e.grads, sizeof(float) * all);
+            rd_train_ctx_free(c);
+            edit_set_free(&e);
+        }
+        assert_true(loss[0] == loss[1]);
+        /* layer `lowest`: the FFN site's two vectors, and the attention site's when wanted */
+        const size_t at = (size_t)lowest * per_layer;
+        assert_memory_equal(g[0] + at + 2 * (size_t)k.dim, g[1] + at + 2 * (size_t)k.dim,
+                            sizeof(float) * 2 * (size_t)k.dim);
+        if (attn_at_lowest)
+            assert_memory_equal(g[0] + at, g[1] + at, sizeof(float) * 2 * (size_t)k.dim);
+        assert_memory_equal(g[0] + at + per_layer, g[1] + at + per_layer,
+                            sizeof(float) * (all - at - per_layer));
+        for (size_t i = 0; i < at; i++) assert_true(g[0][i] == 0.0f); /* none below */
+        free(g[0]);
+        free(g[1]);
+    }
+    rd_model_free(m);
+}
+
 static void test_checkpointing_is_exact(void **state) {
     (void)state;
     check_checkpointing_is_exact(0.0f);
@@ -734,6 +788,7 @@ int main(void) {
         cmocka_unit_test(test_loss_matches_inference_forward),
         cmocka_unit_test(test_training_logits_match_inference),
         cmocka_unit_test(test_checkpointing_is_exact),
+        cmocka_unit_test(test_backward_stops_at_lowest_edit),
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_full_finetuning_gradients),
         cmocka_unit_test(test_dropout),

@@ -389,7 +389,7 @@ static void test_memory_checked_before_allocating(void **state) {
     rd_model_free(m);
 }
 
-/* "auto" is bf16 exactly where the AVX512-BF16 kernel runs; other names are refused and leave
+/* "auto" is whichever GEMM measured faster (f32 where AVX512-BF16 is missing); other names are refused and leave
  * the output alone. */
 static void test_compute_names(void **state) {
     (void)state;
@@ -398,10 +398,19 @@ static void test_compute_names(void **state) {
     assert_int_equal(c, RD_COMPUTE_F32);
     assert_int_equal(rd_compute_from_name("bf16", &c), 0);
     assert_int_equal(c, RD_COMPUTE_BF16);
+    /* auto: one of the two (f32 without AVX512-BF16), the same at every call, with a reason */
     c = RD_COMPUTE_F32 + RD_COMPUTE_BF16 + 7;
     assert_int_equal(rd_compute_from_name("auto", &c), 0);
-    assert_int_equal(c, rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16) ? RD_COMPUTE_BF16
-                                                                             : RD_COMPUTE_F32);
+    assert_true(c == RD_COMPUTE_F32 || c == RD_COMPUTE_BF16);
+    if (!rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16)) assert_int_equal(c, RD_COMPUTE_F32);
+    const char *why = NULL;
+    assert_int_equal(rd_compute_auto(&why), c);
+    assert_non_null(strstr(why, "auto: "));
+    for (int i = 0; i < 3; i++) {
+        rd_compute again = RD_COMPUTE_F32 + RD_COMPUTE_BF16 + 7;
+        assert_int_equal(rd_compute_from_name("auto", &again), 0);
+        assert_int_equal(again, c);
+    }
     const char *bad[] = {"F32", "", "bf", "auto ", NULL};
     for (int i = 0; i < 5; i++) {
         c = RD_COMPUTE_BF16;

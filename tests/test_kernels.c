@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,7 +181,7 @@ static void test_matmul_q8_0(void **state) {
 }
 
 /* Wide rows: the GEMM path widens non-f32 weights panel by panel (at least 16 rows of
- * ~2^18 floats each), so 40 rows of 16384 columns take three panels, the last partial. */
+ * ~2^22 floats each), so 300 rows of 16384 columns take two panels, the last partial. */
 static void test_matmul_several_panels(void **state) {
     (void)state;
     rd_error err = {0};
@@ -189,7 +190,52 @@ static void test_matmul_several_panels(void **state) {
     const rd_dtype types[] = {RD_DTYPE_F32, RD_DTYPE_F16, RD_DTYPE_BF16, RD_DTYPE_Q8_0};
     for (size_t ti = 0; ti < 4; ti++) {
         check_matmul(types[ti], 40, 16384, 5, NULL, 77 + ti);
-        check_matmul(types[ti], 40, 16384, 2, pool, 99 + ti);
+        check_matmul(types[ti], 300, 16384, 2 + (int)ti % 2 * 3, pool, 99 + ti);
+    }
+    rd_pool_free(pool);
+}
+
+/* The GEMM path of a non-f32 weight (forward and backward, several panels, any thread count)
+ * gives exactly the bits of one OpenBLAS sgemm on the whole widened matrix: the panels split
+ * only the rows and columns of the result, never an inner sum. */
+static void test_matmul_gemm_equals_one_sgemm(void **state) {
+    (void)state;
+    rd_error err = {0};
+    rd_pool *pool = rd_pool_new(2, &err);
+    assert_non_null(pool);
+    uint64_t seed = 5150;
+    const rd_dtype types[] = {RD_DTYPE_F16, RD_DTYPE_BF16, RD_DTYPE_Q8_0, RD_DTYPE_Q4_K,
+                              RD_DTYPE_Q6_K};
+    const int64_t rows = 272, cols = 16384; /* 4.5 Mi floats: two panels either way */
+    const int n = 9;
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        test_matrix tm;
+        test_matrix_make(&tm, types[ti], rows, cols, &seed);
+        float *x = random_floats((size_t)n * cols, 1.0f, &seed);
+        float *dy = random_floats((size_t)n * rows, 1.0f, &seed);
+        float *dx0 = random_floats((size_t)n * cols, 1.0f, &seed);
+        float *out = malloc((size_t)n * rows * sizeof *out), *ref = malloc((size_t)n * rows * sizeof *ref);
+        float *dx = malloc((size_t)n * cols * sizeof *dx), *dref = malloc((size_t)n * cols * sizeof *dref);
+        float *scratch = malloc(rd_matmul_scratch_floats(&tm.m, n) * sizeof *scratch);
+        assert_true(out && ref && dx && dref && scratch);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)rows, (int)cols, 1.0f, x,
+                    (int)cols, tm.widened, (int)cols, 0.0f, ref, (int)rows);
+        for (int p = 0; p < 2; p++) {
+            rd_pool *use = p ? pool : NULL;
+            rd_matmul(out, x, &tm.m, n, scratch, use);
+            assert_memory_equal(out, ref, (size_t)n * rows * sizeof *out);
+            for (int acc = 0; acc < 2; acc++) {
+                memcpy(dref, dx0, (size_t)n * cols * sizeof *dx);
+                memcpy(dx, dx0, (size_t)n * cols * sizeof *dx);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, (int)cols, (int)rows,
+                            1.0f, dy, (int)rows, tm.widened, (int)cols, acc ? 1.0f : 0.0f, dref,
+                            (int)cols);
+                rd_matmul_backward(dx, dy, &tm.m, n, acc, scratch, use);
+                assert_memory_equal(dx, dref, (size_t)n * cols * sizeof *dx);
+            }
+        }
+        free(x), free(dy), free(dx0), free(out), free(ref), free(dx), free(dref), free(scratch);
+        test_matrix_free(&tm);
     }
     rd_pool_free(pool);
 }
@@ -685,6 +731,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_plain_types),
         cmocka_unit_test(test_matmul_q8_0),
         cmocka_unit_test(test_matmul_several_panels),
+        cmocka_unit_test(test_matmul_gemm_equals_one_sgemm),
         cmocka_unit_test(test_matmul_many_equals_separate),
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope_matches_formula),

@@ -186,8 +186,18 @@ int rd_model_bf16_on_the_fly(const rd_model *m);
 /* 1 when this CPU runs compute mode c (F32 always; BF16 needs AVX512-BF16), else 0. */
 int rd_compute_available(rd_compute c);
 
-/* A compute mode by name: "f32", "bf16", or "auto" (bf16 where the CPU has AVX512-BF16,
- * else f32). Returns 0 with *out set, or -1 for any other name (*out untouched). */
+/* What "auto" means on this CPU: bf16 when the bf16 GEMM (rd_gemm_bf16's AUTO kernel, so
+ * AMX or AVX512-BF16, whichever it runs) is more than 1.10× as fast as OpenBLAS sgemm on a
+ * training-sized product, else f32 (always f32 without AVX512-BF16). Measured at the first
+ * call (about 20 ms, on the process's threads: set the thread count first), the same answer
+ * for the rest of the process. The environment variable REDIT_COMPUTE_AUTO=f32|bf16 sets it
+ * without measuring (tests, CI; bf16 only where available). *why, when not NULL, gets a
+ * line saying what was measured ("auto: sgemm 1.21× the avx512bf16 bf16 kernel here"),
+ * static storage. Thread-safe. */
+rd_compute rd_compute_auto(const char **why);
+
+/* A compute mode by name: "f32", "bf16", or "auto" (rd_compute_auto). Returns 0 with *out
+ * set, or -1 for any other name (*out untouched). */
 int rd_compute_from_name(const char *name, rd_compute *out);
 
 /* Decode's products over few rows (RD_MATVEC_MAX_ROWS) on quantized matrices: on = 1 rounds

@@ -53,6 +53,12 @@ int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward
         fprintf(stderr, "redit %s: --compute must be f32, bf16 or auto\n", cmd);
         return -1;
     }
+    if (name && !strcmp(name, "auto")) {
+        const char *why;
+        rd_compute_auto(&why);
+        fprintf(stderr, "redit %s: compute: %s (%s)\n", cmd, mode == RD_COMPUTE_BF16 ? "bf16" : "f32",
+                why);
+    }
     rd_error err = {0};
     /* every mode but the f32 reference also decodes quantized weights with 8-bit activation
      * products (by name: "auto" does so even where its GEMMs stay f32) */

@@ -14,13 +14,6 @@
 #include "pool.h"
 #include "quant_dot.h"
 
-/* Rows of a non-f32 weight widened at once: about 1 MiB of f32 per panel. */
-static int64_t panel_rows(const rd_matrix *W) {
-    int64_t rows = (int64_t)((1u << 18) / (size_t)W->cols);
-    if (rows < 16) rows = 16;
-    return rows < W->rows ? rows : W->rows;
-}
-
 /* ---- matrix-vector products for decode: weights streamed once, widened in registers ---- */
 
 typedef float v16f __attribute__((vector_size(64)));
@@ -88,6 +81,91 @@ static inline v16f fma16(v16f acc, v16f a, v16f b) {
 #else
     return acc + a * b;
 #endif
+}
+
+/* ---- the GEMM path of non-f32 weights: widened to f32 panel by panel, then sgemm ----------
+ * A panel holds up to WIDEN_PANEL_FLOATS floats (16 MiB): large enough that each sgemm has
+ * hundreds of rows or columns to work on (a 7B layer's 11008 × 4096 matrix takes 11 panels,
+ * where the former 1 MiB panels of 23 to 64 rows made about 175 sgemm calls per product,
+ * each packing the whole activation matrix again), small next to the model (the scratch
+ * of a context grows by a few such panels). The forward product takes panels of whole rows (output columns); the
+ * backward one panels of columns (whole block columns for block types), so every sgemm
+ * runs the full inner dimension: both give exactly the result of one sgemm on the whole
+ * widened matrix, whatever the panel size or thread count (OpenBLAS splits the rows and
+ * columns of the result between its threads, never the inner sum). Panels are widened on
+ * every thread of the pool, never while OpenBLAS runs. */
+#ifndef WIDEN_PANEL_FLOATS
+#define WIDEN_PANEL_FLOATS ((size_t)1 << 22)
+#endif
+
+/* Rows of a forward panel (at least 16, at most all). */
+static int64_t panel_rows(const rd_matrix *W) {
+    int64_t rows = (int64_t)(WIDEN_PANEL_FLOATS / (size_t)W->cols);
+    if (rows < 16) rows = 16;
+    return rows < W->rows ? rows : W->rows;
+}
+
+/* Columns of a backward panel: a multiple of the type's block (at least one block), or all. */
+static int64_t panel_cols(const rd_matrix *W) {
+    const int64_t be = (int64_t)rd_dtype_info_of(W->type)->block_elems;
+    int64_t cols = (int64_t)(WIDEN_PANEL_FLOATS / (size_t)W->rows);
+    cols -= cols % be;
+    if (cols < be) cols = be;
+    return cols < W->cols ? cols : W->cols;
+}
+
+typedef struct widen_job {
+    const rd_matrix *W;
+    float *dst; /* (r1 − r0, c1 − c0) */
+    int64_t r0, c0, c1, rows_per_task;
+} widen_job;
+
+/* dst[0..n) = the n elements at src in W's type. F16 and BF16 by 16 lanes (the hardware
+ * conversion of F16 gives the table's values for every finite and infinite input); the
+ * block types through their widening function. */
+static void widen_run(rd_dtype type, const void *src, float *dst, size_t n) {
+    size_t i = 0;
+    if (type == RD_DTYPE_F16 || type == RD_DTYPE_BF16) {
+        const uint16_t *h = src;
+        for (; i + 16 <= n; i += 16) {
+            const v16f v = type == RD_DTYPE_F16 ? load_f16(h + i) : load_bf16(h + i);
+            memcpy(dst + i, &v, sizeof v);
+        }
+        for (; i < n; i++) dst[i] = type == RD_DTYPE_F16 ? rd_f16_to_f32(h[i]) : rd_bf16_to_f32(h[i]);
+        return;
+    }
+    rd_dtype_info_of(type)->to_f32(src, dst, n);
+}
+
+static void widen_task(void *arg, int task) {
+    const widen_job *j = arg;
+    const rd_matrix *W = j->W;
+    const rd_dtype_info *info = rd_dtype_info_of(W->type);
+    const int64_t r0 = j->r0 + (int64_t)task * j->rows_per_task;
+    const int64_t r1 = r0 + j->rows_per_task < W->rows ? r0 + j->rows_per_task : W->rows;
+    const int64_t w = j->c1 - j->c0;
+    const size_t skip = (size_t)(j->c0 / (int64_t)info->block_elems) * info->block_bytes;
+    float *dst = j->dst + (size_t)(r0 - j->r0) * (size_t)w;
+    if (w == W->cols) { /* whole rows: one run */
+        widen_run(W->type, (const char *)W->data + (size_t)r0 * W->row_bytes, dst,
+                  (size_t)((r1 - r0) * w));
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++, dst += w)
+        widen_run(W->type, (const char *)W->data + (size_t)r * W->row_bytes + skip, dst, (size_t)w);
+}
+
+/* dst (r1 − r0, c1 − c0) = W[r0:r1, c0:c1] in f32, on every thread of pool. c0 and c1 are
+ * multiples of the type's block or the row's end. */
+static void widen_panel(float *dst, const rd_matrix *W, int64_t r0, int64_t r1, int64_t c0,
+                        int64_t c1, struct rd_pool *pool) {
+    const int64_t rows = r1 - r0, w = c1 - c0;
+    /* about 4 tasks per thread, each at least 64 Ki elements (a few tens of µs) */
+    int64_t per = (rows + 4 * rd_pool_threads(pool) - 1) / (4 * rd_pool_threads(pool));
+    const int64_t min_rows = ((int64_t)1 << 16) / w + 1;
+    if (per < min_rows) per = min_rows;
+    widen_job j = {W, dst, r0, c0, c1, per};
+    rd_pool_run(pool, widen_task, &j, (int)((rows + per - 1) / per));
 }
 
 typedef struct matvec_job {
@@ -194,7 +272,12 @@ static size_t q8_floats(const rd_matrix *W, int n) {
 }
 
 size_t rd_matmul_scratch_floats(const rd_matrix *W, int n) {
-    size_t panel = W->type == RD_DTYPE_F32 ? 0 : (size_t)panel_rows(W) * (size_t)W->cols;
+    size_t panel = 0;
+    if (W->type != RD_DTYPE_F32) {
+        const size_t fwd = (size_t)panel_rows(W) * (size_t)W->cols;
+        const size_t bwd = (size_t)W->rows * (size_t)panel_cols(W);
+        panel = fwd > bwd ? fwd : bwd;
+    }
     /* the matvec path needs one widened row per task, or the quantised input rows */
     int64_t per;
     size_t widen = (size_t)matvec_tasks(W, MATVEC_MAX_THREADS, &per) * (size_t)W->cols;
@@ -270,12 +353,10 @@ void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scr
                     W->data, cols, 0.0f, out, rows);
         return;
     }
-    const rd_dtype_info *info = rd_dtype_info_of(W->type);
     const int64_t P = panel_rows(W);
     for (int64_t r0 = 0; r0 < W->rows; r0 += P) {
         const int64_t pr = W->rows - r0 < P ? W->rows - r0 : P;
-        info->to_f32((const char *)W->data + (size_t)r0 * W->row_bytes, scratch,
-                     (size_t)(pr * W->cols));
+        widen_panel(scratch, W, r0, r0 + pr, 0, W->cols, pool);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)pr, cols, 1.0f, x, cols,
                     scratch, cols, 0.0f, out + r0, rows);
     }
@@ -397,6 +478,50 @@ void rd_softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
+float rd_exp_sum_shifted(float *x, int n, int store, float *sum) {
+#if defined(__AVX512F__)
+    __m512 vmax = _mm512_set1_ps(x[0]);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = lanes((size_t)(n - i));
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    const float max = _mm512_reduce_max_ps(vmax);
+    const __m512 mx = _mm512_set1_ps(max);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
+        const __m512 e1 = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), mx));
+        if (store) {
+            _mm512_storeu_ps(x + i, e0);
+            _mm512_storeu_ps(x + i + 16, e1);
+        }
+        acc0 = _mm512_add_ps(acc0, e0);
+        acc1 = _mm512_add_ps(acc1, e1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = lanes((size_t)(n - i));
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mx));
+        if (store) _mm512_mask_storeu_ps(x + i, m, e);
+        acc0 = _mm512_mask_add_ps(acc0, m, acc0, e);
+    }
+    *sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    return max;
+#else
+    float max = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > max) max = x[i];
+    double s = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float e = expf(x[i] - max);
+        if (store) x[i] = e;
+        s += e;
+    }
+    *sum = (float)s;
+    return max;
+#endif
+}
+
 void rd_swiglu(float *gate, const float *up, size_t n) {
 #if defined(__AVX512F__)
     for (size_t i = 0; i < n; i += 16) {
@@ -505,15 +630,13 @@ void rd_matmul_backward(float *dx, const float *dy, const rd_matrix *W, int n, i
                     W->data, cols, accumulate ? 1.0f : 0.0f, dx, cols);
         return;
     }
-    const rd_dtype_info *info = rd_dtype_info_of(W->type);
-    const int64_t P = panel_rows(W);
-    for (int64_t r0 = 0; r0 < W->rows; r0 += P) {
-        const int64_t pr = W->rows - r0 < P ? W->rows - r0 : P;
-        info->to_f32((const char *)W->data + (size_t)r0 * W->row_bytes, scratch,
-                     (size_t)(pr * W->cols));
-        /* dx += dy[:, r0:r0+pr] · W[r0:r0+pr, :] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, (int)pr, 1.0f, dy + r0,
-                    rows, scratch, cols, (r0 == 0 && !accumulate) ? 0.0f : 1.0f, dx, cols);
+    const int64_t P = panel_cols(W);
+    for (int64_t c0 = 0; c0 < W->cols; c0 += P) {
+        const int64_t pc = W->cols - c0 < P ? W->cols - c0 : P;
+        widen_panel(scratch, W, 0, W->rows, c0, c0 + pc, pool);
+        /* dx[:, c0:c0+pc] (=|+=) dy · W[:, c0:c0+pc] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, (int)pc, rows, 1.0f, dy, rows,
+                    scratch, (int)pc, accumulate ? 1.0f : 0.0f, dx + c0, cols);
     }
 }
 

@@ -47,6 +47,12 @@ void rd_rope(float *x, int n_heads, int head_dim, int pos, float theta, rd_rope_
 /* Softmax in place over n values (max-subtracted). */
 void rd_softmax(float *x, int n);
 
+/* Log-sum-exp in parts, for cross-entropy: returns m = max x[0..n) and sets *sum =
+ * Σ e^(x_i − m) (≥ 1, so log(*sum) never meets an underflow), replacing x_i by e^(x_i − m)
+ * when store. The exponential is rd_softmax's (within 2 ulp of expf); the sum is of f32
+ * lanes. n ≥ 1. */
+float rd_exp_sum_shifted(float *x, int n, int store, float *sum);
+
 /* SwiGLU in place: gate (n) = silu(gate) ⊙ up. */
 void rd_swiglu(float *gate, const float *up, size_t n);
 

@@ -175,6 +175,9 @@ static void shared_init(void) {
     const long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores >= 1 && n > cores) n = (int)cores;
     if (n < 1) n = 1;
+    /* OpenBLAS's team matches the pool: never more busy threads than cores
+     * (OPENBLAS_NUM_THREADS above the core count is capped too) */
+    if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
     shared_pool = rd_pool_new(n, &shared_err);
     if (shared_pool) pthread_atfork(NULL, NULL, shared_forked);
     else rd_error_prefix(&shared_err, "starting the thread pool");

@@ -26,7 +26,8 @@ typedef struct rd_pool rd_pool;
 
 /* The process's pool, created by the first call (thread-safe) with
  * min(openblas_get_num_threads(), online cores, RD_POOL_MAX_THREADS) threads: set OpenBLAS's
- * thread count (--threads, red.threads) before the first context is made to size it. The
+ * thread count (--threads, red.threads) before the first context is made to size it; when
+ * OpenBLAS was set to more threads than cores, its count is lowered to the pool's. The
  * pool is borrowed: never pass it to rd_pool_free. NULL with *err when its threads could not
  * be started (every later call fails the same way). In a child made by fork() the pool runs
  * every loop on the calling thread (the workers were not copied). */

@@ -314,9 +314,33 @@ static void layer_forward_train(rd_train_ctx *c, const rd_layer_pass *p, int l,
     rd_layer_forward(p, l, &v);
 }
 
-/* Backward of layer l: c->dx holds ∂/∂(layer output) on entry, ∂/∂(layer input) on exit. */
+/* How far the backward pass goes into its lowest layer: all of it, or only down to the
+ * gradient of its attention or FFN site (nothing below that layer has a gradient wanted). */
+enum { BOTTOM_NONE, BOTTOM_ATTN_SITE, BOTTOM_FFN_SITE };
+
+static int site_wanted(const rd_site_grad *g) { return g && (g->dscale || g->dbias); }
+
+/* The lowest layer whose backward is needed and how far into it (*bottom): every layer for
+ * weight gradients, else the lowest layer with an edit gradient wanted (L when none is). */
+static int backward_floor(const rd_train_ctx *c, const rd_edits_grad *gr, int *bottom) {
+    const int L = c->m->file.cfg.n_layers;
+    *bottom = BOTTOM_NONE;
+    if (c->wgrad) return 0;
+    for (int l = 0; gr && l < L; l++) {
+        const int attn = site_wanted(gr->attn ? &gr->attn[l] : NULL);
+        const int ffn = site_wanted(gr->ffn ? &gr->ffn[l] : NULL);
+        if (attn || ffn) {
+            *bottom = attn ? BOTTOM_ATTN_SITE : BOTTOM_FFN_SITE;
+            return l;
+        }
+    }
+    return L;
+}
+
+/* Backward of layer l: c->dx holds ∂/∂(layer output) on entry, ∂/∂(layer input) on exit
+ * (with bottom ≠ BOTTOM_NONE only the edit gradients down to that site, c->dx undefined). */
 static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const rd_edits_view *ed,
-                           const rd_edits_grad *gr, int B, int T) {
+                           const rd_edits_grad *gr, int B, int T, int bottom) {
     const rd_config *cfg = &c->m->file.cfg;
     const rd_layer_weights *W = &c->m->file.w.layers[l];
     const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
@@ -326,6 +350,7 @@ static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const
     /* FFN sub-layer: x_out = x_mid + mask ⊙ edit(h_ffn), h_ffn = (silu(g)·u)·w2ᵀ */
     edit_backward(c->dh, dropout_backward(c, c->dx, l, 1, N, d), a->h_ffn, (size_t)N, d,
                   rd_layer_site_edit(ed, l, 1), gr ? gsite(gr->ffn, l) : NULL, alpha);
+    if (bottom == BOTTOM_FFN_SITE) return;
     if (c->wgrad) { /* dW2 += dhᵀ · (silu(g)·u) */
         memcpy(c->dg, a->g, (size_t)N * hd * sizeof(float));
         par_swiglu(c, c->dg, a->u, N, hd);
@@ -346,6 +371,7 @@ static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const
     /* attention sub-layer: x_mid = x_in + mask ⊙ edit(h_attn), h_attn = o·woᵀ */
     edit_backward(c->dh, dropout_backward(c, c->dx_mid, l, 0, N, d), a->h_attn, (size_t)N, d,
                   rd_layer_site_edit(ed, l, 0), gr ? gsite(gr->attn, l) : NULL, alpha);
+    if (bottom == BOTTOM_ATTN_SITE) return;
     rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch, c->pool); /* dxb = ∂/∂o */
     if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, &W->wo, c->gscratch,
                                       c->pool);
@@ -385,20 +411,13 @@ static void ce_task(void *arg, int task) {
     for (int i = r0; i < r1; i++) {
         float *z = j->c->cls_logits + (size_t)i * j->V;
         const int tgt = j->targets[i];
-        float mx = z[0];
-        for (int v = 1; v < j->V; v++) mx = z[v] > mx ? z[v] : mx;
         const float z_tgt = z[tgt];
-        double sum = 0.0;
+        float sum;
+        const float mx = rd_exp_sum_shifted(z, j->V, j->need_grad, &sum);
         if (j->need_grad) {
-            for (int v = 0; v < j->V; v++) {
-                z[v] = expf(z[v] - mx);
-                sum += z[v];
-            }
-            const float inv = (float)(1.0 / sum);
+            const float inv = 1.0f / sum;
             for (int v = 0; v < j->V; v++) z[v] *= inv;
             z[tgt] -= 1.0f;
-        } else {
-            for (int v = 0; v < j->V; v++) sum += expf(z[v] - mx);
         }
         j->row_loss[i] = (double)mx + log(sum) - (double)z_tgt;
     }
@@ -467,8 +486,10 @@ static int check_ids(const rd_train_ctx *c, const int *tokens, const int *target
 
 /* The training forward of tokens (p->B, p->T): each layer's activations into its set (with
  * checkpointing: each layer's input into x_saved, the one set holding the last layer's),
- * the last layer's output into x_final and its final-normed rows into xf. */
-static void train_forward(rd_train_ctx *c, const rd_layer_pass *p, const int *tokens) {
+ * the last layer's output into x_final and its final-normed rows into xf. Checkpointing
+ * saves the inputs of layers keep_from and above only (backward recomputes no other). */
+static void train_forward(rd_train_ctx *c, const rd_layer_pass *p, const int *tokens,
+                          int keep_from) {
     const rd_model *m = c->m;
     const int N = p->B * p->T, d = m->file.cfg.dim, L = m->file.cfg.n_layers;
     float *x = c->acts[0].x_in;
@@ -476,7 +497,7 @@ static void train_forward(rd_train_ctx *c, const rd_layer_pass *p, const int *to
         rd_matrix_row_f32(&m->file.w.tok_embeddings, tokens[i], x + (size_t)i * d);
     for (int l = 0; l < L; l++) {
         rd_layer_view *a = &c->acts[c->checkpointing ? 0 : l];
-        if (c->checkpointing) memcpy(c->x_saved[l], a->x_in, (size_t)N * d * sizeof(float));
+        if (c->checkpointing && l >= keep_from) memcpy(c->x_saved[l], a->x_in, (size_t)N * d * sizeof(float));
         float *out = l + 1 < L ? c->acts[c->checkpointing ? 0 : l + 1].x_in : c->x_final;
         if (c->checkpointing && l + 1 < L) out = c->dx; /* x_in of the one set is still in use */
         layer_forward_train(c, p, l, a, out, l + 1 < L ? NULL : m->file.w.final_norm);
@@ -488,7 +509,7 @@ int rd_train_logits(rd_train_ctx *c, const rd_edits_view *edits, const int *toke
                     float *logits, rd_error *err) {
     if (check_shape(c, B, T, err) || check_ids(c, tokens, NULL, B * T, err)) return -1;
     const rd_layer_pass p = train_layer_pass(c, edits, B, T);
-    train_forward(c, &p, tokens);
+    train_forward(c, &p, tokens, c->m->file.cfg.n_layers);
     rd_matmul(logits, c->xf, &c->m->file.w.classifier, B * T, c->wscratch, c->pool);
     return 0;
 }
@@ -508,7 +529,9 @@ int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_gr
     c->wgrad = weight_grad;
     if (check_ids(c, tokens, targets, N, err)) return -1;
     const rd_layer_pass p = train_layer_pass(c, edits, B, T);
-    train_forward(c, &p, tokens);
+    int bottom;
+    const int floor = backward_floor(c, grads, &bottom);
+    train_forward(c, &p, tokens, floor);
     const int need_grad = grads != NULL || weight_grad != NULL;
     classifier_loss(c, targets, N, need_grad, loss_sum, n_targets);
     if (!need_grad || *n_targets == 0) return 0;
@@ -517,13 +540,14 @@ int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_gr
     rd_rmsnorm_backward(c->dx_mid, c->wgrad ? wgrad_of(c, m->file.w.final_norm) : NULL, c->dx,
                         c->x_final, m->file.w.final_norm, N, d, cfg->norm_eps);
     memcpy(c->dx, c->dx_mid, (size_t)N * d * sizeof(float));
-    for (int l = L - 1; l >= 0; l--) {
+    /* no backward below the lowest layer with a gradient wanted */
+    for (int l = L - 1; l >= floor; l--) {
         rd_layer_view *a = &c->acts[c->checkpointing ? 0 : l];
         if (c->checkpointing) { /* recompute layer l from its saved input */
             memcpy(a->x_in, c->x_saved[l], (size_t)N * d * sizeof(float));
             layer_forward_train(c, &p, l, a, c->dh, NULL);
         }
-        layer_backward(c, l, a, edits, grads, B, T);
+        layer_backward(c, l, a, edits, grads, B, T, l == floor ? bottom : BOTTOM_NONE);
     }
     if (c->wgrad) { /* embedding rows: dE[token] += ∂/∂(layer-0 input) */
         float *dE = wgrad_of(c, m->file.w.tok_embeddings.data);

@@ -3,6 +3,11 @@
 
 #include "core/gemm_bf16.h"
 #include "core/kernels.h"
+#include "core/pool.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <time.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,12 +325,100 @@ int rd_compute_available(rd_compute c) {
            (c == RD_COMPUTE_BF16 && rd_gemm_kernel_available(RD_GEMM_KERNEL_AVX512BF16));
 }
 
+/* ---- "auto": whichever GEMM is faster on this CPU, measured once per process ------------
+ * Global state, justified: the choice is a property of the CPU (and of the thread count
+ * fixed at the first context), measured once in a few milliseconds and then read by every
+ * caller; pthread_once makes the first measurement safe from any thread. */
+static pthread_once_t auto_once = PTHREAD_ONCE_INIT;
+static rd_compute auto_choice = RD_COMPUTE_F32;
+static char auto_why[128];
+
+/* bf16 is chosen only when its GEMM beats sgemm by more than this factor: its rounding costs
+ * some precision, so a tie goes to f32, the reference numerics. */
+#define AUTO_BF16_MARGIN 1.10
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Best of a few alternating timings of one training-sized product, C (256, 1024) =
+ * A (256, 1024) · Wᵀ: OpenBLAS sgemm against rd_gemm_bf16 with its AUTO kernel (whatever
+ * kernel that picks here), both on the process's threads. About 20 ms. Returns
+ * t_sgemm / t_bf16, or 0 when the bf16 product could not run. */
+static double measure_bf16_speedup(void) {
+    enum { M = 128, K = 1024, NO = 1024, ROUNDS = 12 };
+    rd_error err = {0};
+    rd_pool *pool = rd_pool_shared(&err);
+    float *a = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * NO * K);
+    float *c = malloc(sizeof(float) * M * NO);
+    void *scratch = malloc(rd_gemm_bf16_scratch_bytes(pool));
+    rd_bf16_weight *pw = NULL;
+    double ratio = 0.0;
+    rd_matrix W;
+    if (!a || !w || !c || !scratch) goto done;
+    uint64_t seed = 1;
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(rd_splitmix64(&seed) >> 40) * 0x1p-24f - 0.5f;
+    for (size_t i = 0; i < (size_t)NO * K; i++) w[i] = (float)(rd_splitmix64(&seed) >> 40) * 0x1p-24f - 0.5f;
+    if (rd_matrix_init(&W, RD_DTYPE_F32, w, NO, K, &err) ||
+        !(pw = rd_bf16_weight_new(&W, RD_BF16_FORWARD, pool, &err)))
+        goto done;
+    double best_f32 = 1e30, best_bf16 = 1e30;
+    for (int r = 0; r <= ROUNDS; r++) { /* round 0 warms both up */
+        double t0 = seconds_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, NO, K, 1.0f, a, K, w, K, 0.0f, c, NO);
+        const double t_f32 = seconds_now() - t0;
+        t0 = seconds_now();
+        if (rd_gemm_bf16(c, NO, a, K, M, pw, RD_BF16_FORWARD, 0, pool, scratch, NULL, &err)) goto done;
+        const double t_bf16 = seconds_now() - t0;
+        if (r > 0 && t_f32 < best_f32) best_f32 = t_f32;
+        if (r > 0 && t_bf16 < best_bf16) best_bf16 = t_bf16;
+    }
+    ratio = best_f32 / best_bf16;
+done:
+    rd_bf16_weight_free(pw);
+    free(a), free(w), free(c), free(scratch);
+    return ratio;
+}
+
+static void auto_init(void) {
+    const char *env = getenv("REDIT_COMPUTE_AUTO");
+    if (env && (!strcmp(env, "f32") || !strcmp(env, "bf16"))) {
+        auto_choice = !strcmp(env, "bf16") && rd_compute_available(RD_COMPUTE_BF16)
+                          ? RD_COMPUTE_BF16 : RD_COMPUTE_F32;
+        snprintf(auto_why, sizeof auto_why, "auto: set by REDIT_COMPUTE_AUTO=%s", env);
+        return;
+    }
+    if (!rd_compute_available(RD_COMPUTE_BF16)) {
+        auto_choice = RD_COMPUTE_F32;
+        snprintf(auto_why, sizeof auto_why, "auto: no AVX512-BF16 on this CPU");
+        return;
+    }
+    const double r = measure_bf16_speedup();
+    const char *kernel = rd_gemm_kernel_name(RD_GEMM_KERNEL_AUTO);
+    auto_choice = r > AUTO_BF16_MARGIN ? RD_COMPUTE_BF16 : RD_COMPUTE_F32;
+    if (r <= 0.0)
+        snprintf(auto_why, sizeof auto_why, "auto: the bf16 kernel could not be measured");
+    else if (r >= 1.0)
+        snprintf(auto_why, sizeof auto_why, "auto: the %s bf16 kernel %.2f× sgemm here%s", kernel,
+                 r, auto_choice == RD_COMPUTE_F32 ? ", under the 1.10× bf16 needs" : "");
+    else
+        snprintf(auto_why, sizeof auto_why, "auto: sgemm %.2f× the %s bf16 kernel here", 1.0 / r,
+                 kernel);
+}
+
+rd_compute rd_compute_auto(const char **why) {
+    pthread_once(&auto_once, auto_init);
+    if (why) *why = auto_why;
+    return auto_choice;
+}
+
 int rd_compute_from_name(const char *name, rd_compute *out) {
     if (!name) return -1;
     if (!strcmp(name, "f32")) *out = RD_COMPUTE_F32;
     else if (!strcmp(name, "bf16")) *out = RD_COMPUTE_BF16;
-    else if (!strcmp(name, "auto"))
-        *out = rd_compute_available(RD_COMPUTE_BF16) ? RD_COMPUTE_BF16 : RD_COMPUTE_F32;
+    else if (!strcmp(name, "auto")) *out = rd_compute_auto(NULL);
     else return -1;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/pool.h"
 #include "redit/atomic_file.h"
 #include "redit/backward.h"
 #include "redit/rng.h"
@@ -152,11 +153,22 @@ static int weights_changed(trainer *t, rd_error *err) {
     return rd_model_repack(t->full_model, err);
 }
 
-static void adamw_step(trainer *t, double lr, int step) {
+/* AdamW over params[i0, i1): elementwise, so any split over threads gives the same bits. */
+typedef struct adamw_job {
+    trainer *t;
+    double lr, c1, c2;
+} adamw_job;
+
+#define ADAMW_TASK_PARAMS ((size_t)1 << 16) /* a few tens of µs per task */
+
+static void adamw_task(void *arg, int task) {
+    const adamw_job *j = arg;
+    trainer *t = j->t;
     const rd_train_opts *o = t->o;
-    const double b1 = o->beta1, b2 = o->beta2;
-    const double c1 = 1.0 - pow(b1, step), c2 = 1.0 - pow(b2, step);
-    for (size_t i = 0; i < t->n_params; i++) {
+    const double b1 = o->beta1, b2 = o->beta2, lr = j->lr, c1 = j->c1, c2 = j->c2;
+    const size_t i0 = (size_t)task * ADAMW_TASK_PARAMS;
+    const size_t i1 = i0 + ADAMW_TASK_PARAMS < t->n_params ? i0 + ADAMW_TASK_PARAMS : t->n_params;
+    for (size_t i = i0; i < i1; i++) {
         const double g = t->grad[i];
         t->adam_m[i] = (float)(b1 * t->adam_m[i] + (1.0 - b1) * g);
         t->adam_v[i] = (float)(b2 * t->adam_v[i] + (1.0 - b2) * g * g);
@@ -167,6 +179,16 @@ static void adamw_step(trainer *t, double lr, int step) {
         p -= lr * mh / (sqrt(vh) + o->eps);
         t->params[i] = (float)p;
     }
+}
+
+/* One AdamW update on the process's thread pool (on the calling thread when it has none:
+ * the same values either way). */
+static void adamw_step(trainer *t, double lr, int step) {
+    const rd_train_opts *o = t->o;
+    adamw_job j = {t, lr, 1.0 - pow(o->beta1, step), 1.0 - pow(o->beta2, step)};
+    rd_error ignored = {0};
+    const size_t tasks = (t->n_params + ADAMW_TASK_PARAMS - 1) / ADAMW_TASK_PARAMS;
+    rd_pool_run(rd_pool_shared(&ignored), adamw_task, &j, (int)tasks);
 }
 
 static int alloc_trainer(trainer *t, rd_error *err) {
