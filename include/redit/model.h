@@ -160,8 +160,10 @@ rd_compute rd_model_compute(const rd_model *m);
 
 /* Where BF16 compute gets its bf16 weights (rd_model_set_bf16_weights, before
  * rd_model_set_compute):
- * AUTO       — packed copies when they fit in the memory available (rd_memory_check of
- *              rd_model_bf16_copy_bytes plus a quarter for the run), else on the fly;
+ * AUTO       — packed copies of F32/F16/BF16 matrices when they fit in the memory
+ *              available (rd_memory_check of rd_model_bf16_copy_bytes plus a quarter for the
+ *              run), else on the fly; always on the fly when a matrix is quantized (a copy
+ *              would be 3.5–4× its size);
  * PACKED     — packed copies (2 bytes a weight per layout: a 7B model 13.5 GB forward, as
  *              much again for training's backward layout); refused when they do not fit;
  * ON_THE_FLY — no copies: each product widens, rounds and packs slices of the matrices on all

@@ -340,6 +340,14 @@ void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scr
         rd_matmul_many(&out, x, &W, 1, n, scratch, pool);
         return;
     }
+    if (W->q8_products && n <= RD_QUANT_FEW_ROWS) { /* a short prompt: a few matvec passes */
+        for (int i = 0; i < n; i += RD_MATVEC_MAX_ROWS) {
+            const int part = n - i < RD_MATVEC_MAX_ROWS ? n - i : RD_MATVEC_MAX_ROWS;
+            rd_matmul_many(&(float *){out + (size_t)i * (size_t)rows}, x + (size_t)i * (size_t)cols,
+                           &W, 1, part, scratch, pool);
+        }
+        return;
+    }
     if (W->bf16 && W->bf16->fwd.data &&
         rd_gemm_bf16(out, (size_t)rows, x, (size_t)cols, n, W->bf16, RD_BF16_FORWARD, 0, pool,
                      scratch, NULL, NULL) == 0)

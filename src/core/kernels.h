@@ -21,6 +21,10 @@
  * other types widened into `scratch` panel by panel. scratch: at least rd_matmul_scratch_floats(W, n) floats, and
  * rd_matmul_gemm_scratch_floats(pool) when W has a bf16 copy. */
 #define RD_MATVEC_MAX_ROWS 4
+/* Up to this many rows, a matrix with q8_products set (quantized weights, fast decode) is
+ * multiplied by matvec passes of RD_MATVEC_MAX_ROWS rows (a short prompt: each pass streams
+ * the quantized weights once, cheaper than widening them for a GEMM). */
+#define RD_QUANT_FEW_ROWS 16
 struct rd_pool;
 void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scratch,
                struct rd_pool *pool);

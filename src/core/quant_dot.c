@@ -394,6 +394,15 @@ static inline __m256i bits_to_bytes(const uint8_t *p) {
 
 #define QD_INLINE static inline __attribute__((always_inline))
 
+/* Decode streams each weight row once from memory: asking for the bytes about 3 KB ahead of
+ * the block being multiplied keeps more lines in flight than the hardware prefetcher does
+ * on its own (Q4_K matvec from DRAM, 2 threads on the Intel host: 10.5 → 19 GB/s of a 25 GB/s
+ * read probe). A prefetch past the end of the matrix is harmless (it never faults). */
+#define QD_PREFETCH_AHEAD 3072
+QD_INLINE void prefetch_block(const uint8_t *b, size_t bb) {
+    for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)b + QD_PREFETCH_AHEAD + o, _MM_HINT_T0);
+}
+
 QD_INLINE void avx32(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
                      int64_t cols, float *out) {
     const size_t bb = block_bytes(t);
@@ -403,6 +412,7 @@ QD_INLINE void avx32(rd_dtype t, const void *w, const void *y, size_t y_stride, 
     const __m256i m4 = _mm256_set1_epi8(0xF);
     for (int64_t blk = 0; blk < cols / 32; blk++) {
         const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
+        prefetch_block(b, bb);
         const hdr32 h = header32(t, b);
         __m256i u;
         const uint8_t *qs = b + (t == RD_DTYPE_Q4_0 ? 2 : t == RD_DTYPE_Q4_1 ? 4
@@ -550,6 +560,7 @@ QD_INLINE void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, i
     float dA, dB;
     for (int64_t blk = 0; blk < cols / 256; blk++) {
         const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
+        prefetch_block(b, bb);
         scales_avx(t, b, sc, &c, &dA, &dB);
         unpackk_avx(t, b, q);
         for (int i = 0; i < n; i++) {

@@ -270,9 +270,14 @@ int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error
     /* copies where they fit (or as asked), else marks for products on the fly */
     const size_t need = rd_model_bf16_copy_bytes(m, backward);
     rd_error mem_err = {0};
+    /* AUTO packs no copies of quantized matrices: a copy is 3.5–4× their size and the
+     * products on the fly run at about the copies' speed (large row counts) */
+    int quantized = 0;
+    for (int i = 0; i < n; i++) quantized |= rd_dtype_info_of(all[i]->type)->block_elems > 1;
     const int fly = m->bf16_weights == RD_BF16_WEIGHTS_ON_THE_FLY ||
                     (m->bf16_weights == RD_BF16_WEIGHTS_AUTO &&
-                     rd_memory_check(need + need / 4, "bf16 weight copies", &mem_err) != 0);
+                     (quantized ||
+                      rd_memory_check(need + need / 4, "bf16 weight copies", &mem_err) != 0));
     if (m->bf16_weights == RD_BF16_WEIGHTS_PACKED &&
         rd_memory_check(need, "the packed bf16 weight copies", err) != 0) {
         free(all);
@@ -280,10 +285,16 @@ int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error
         return rd_error_prefix(err, "%s", m->file.name);
     }
     const unsigned modes = fly ? 0u : RD_BF16_FORWARD | (backward ? RD_BF16_BACKWARD : 0);
+    rd_pool *pool = rd_pool_shared(err); /* packing spread over the process's threads */
+    if (!pool) {
+        free(all);
+        drop_packed(m);
+        return -1;
+    }
     m->packed_backward = backward;
     m->packed_on_the_fly = fly;
     for (int i = 0; i < n; i++) {
-        if (!(m->packed[i] = rd_bf16_weight_new(all[i], modes, NULL, err))) {
+        if (!(m->packed[i] = rd_bf16_weight_new(all[i], modes, pool, err))) {
             free(all);
             drop_packed(m);
             return rd_error_prefix(err, "%s: packing weights in bf16", m->file.name);
