@@ -130,7 +130,9 @@ typedef struct model_arg {
     const shape *s;
     int threads, B, T;
     long file_bytes;
-    int bf16; /* rd_model_set_compute(RD_COMPUTE_BF16) before measuring */
+    int bf16; /* rd_model_set_compute(RD_COMPUTE_BF16) before measuring; -1: as --compute
+               * auto (8-bit activation products for quantized weights in decode and short
+               * prompts, and the GEMM that measures faster here) */
     int checkpointing; /* training: keep each layer's input only */
     int passes;        /* training passes timed (0: 4, the first a warm-up) */
 } model_arg;
@@ -138,7 +140,10 @@ typedef struct model_arg {
 /* Loads the benchmark model in the compute mode the measurement asks for. */
 static rd_model *bench_model(const model_arg *a, int backward, rd_error *err) {
     rd_model *m = rd_model_load(a->path, NULL, err);
-    if (m && a->bf16 && rd_model_set_compute(m, RD_COMPUTE_BF16, backward, err)) {
+    rd_compute mode = a->bf16 > 0 ? RD_COMPUTE_BF16 : RD_COMPUTE_F32;
+    if (a->bf16 < 0) rd_compute_from_name("auto", &mode);
+    if (m && ((a->bf16 < 0 && rd_model_set_quant_products(m, 1, err)) ||
+              (mode == RD_COMPUTE_BF16 && rd_model_set_compute(m, mode, backward, err)))) {
         rd_model_free(m);
         return NULL;
     }
@@ -582,7 +587,7 @@ static void run_7b_infer(const void *p, char *out, size_t cap) {
     const model_arg *a = p;
     openblas_set_num_threads(a->threads);
     rd_error err = {0};
-    rd_model *m = rd_model_load(a->path, NULL, &err);
+    rd_model *m = bench_model(a, 0, &err);
     rd_ctx *ctx = m ? rd_ctx_new(m, 1, PROMPT_LONG + DECODE_7B + 8, &err) : NULL;
     const int V = m ? rd_model_config(m)->vocab_size : 1;
     float *logits = malloc(sizeof(float) * (size_t)V);
@@ -700,6 +705,17 @@ static void print_row7(const row7 *r, int rounds, int have_llama, const char *no
     printf("  %s\n", note);
 }
 
+/* What --compute auto picks here and why ("bf16 GEMMs for ... (auto: ...)"). */
+static void run_compute_auto(const void *unused, char *out, size_t cap) {
+    (void)unused;
+    const char *why = "";
+    rd_compute mode = RD_COMPUTE_F32;
+    rd_compute_auto(&why);
+    rd_compute_from_name("auto", &mode);
+    snprintf(out, cap, "%s GEMMs for long prompts and training (%s)",
+             mode == RD_COMPUTE_BF16 ? "bf16" : "f32", why);
+}
+
 /* The 7b section: the model (made once in dir), then `rounds` alternating rounds of redit's
  * inference, llama.cpp's (when exe is not NULL) and redit's RED training step. */
 static int bench_7b(const char *dir, int rounds, const char *exe, const double *gemm) {
@@ -726,6 +742,13 @@ static int bench_7b(const char *dir, int rounds, const char *exe, const double *
     printf("\nllama2-7b Q4_K_M (random weights, untied; dim %d, hidden %d, %d layers, vocab %d): "
            "file %.2f GB, weights read per token %.2f GB\n", c->dim, c->hidden_dim, c->n_layers,
            c->vocab_size, (double)st.st_size / 1e9, per_token / 1e9);
+    /* measured in a child: the parent must not start the thread pool, or every fork()ed
+     * measurement after it would run on one thread (the pool of a forked child has no
+     * workers) */
+    char why[1024];
+    if (in_child(run_compute_auto, NULL, why, sizeof why)) snprintf(why, sizeof why, "?");
+    printf("redit runs as --compute auto (what generate, chat and the workbench use): 8-bit "
+           "activation products for decode and short prompts; %s\n", why);
     printf("2 threads, %d alternating round%s (redit, llama.cpp, redit training); medians, and "
            "the ratio's median (range) over the rounds\n", rounds, rounds > 1 ? "s" : "");
     if (!exe) printf("llama.cpp: not measured: set LLAMA_BENCH=/path/to/llama-bench (or put it on "
@@ -743,7 +766,7 @@ static int bench_7b(const char *dir, int rounds, const char *exe, const double *
     for (int r = 0; r < rounds; r++, n++) {
         bandwidth_arg ba = {2, (size_t)1 << 30};
         bw[r] = in_child(run_bandwidth, &ba, out, sizeof out) == 0 ? atof(out) : 0;
-        model_arg a = {path, NULL, 2, 1, PROMPT_LONG, (long)st.st_size, 0, 1, 1};
+        model_arg a = {path, NULL, 2, 1, PROMPT_LONG, (long)st.st_size, -1, 1, 1};
         double v[4] = {0};
         if (in_child(run_7b_infer, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
             printf("  redit inference failed: %s\n", out);
@@ -767,7 +790,7 @@ static int bench_7b(const char *dir, int rounds, const char *exe, const double *
             printf("; llama.cpp %.2f / %.2f, %.2f / %.2f", lr.tg0, lr.tg512, lr.pp5, lr.pp512);
         printf("\n");
         fflush(stdout);
-        if (in_child(run_train, &(model_arg){path, NULL, 2, 1, PROMPT_LONG, 0, 0, 1, 1}, out,
+        if (in_child(run_train, &(model_arg){path, NULL, 2, 1, PROMPT_LONG, 0, -1, 1, 1}, out,
                      sizeof out) ||
             !strncmp(out, "error", 5)) {
             printf("  redit RED training step failed: %s\n", out);
