@@ -863,7 +863,7 @@ int cmd_bench(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc || !dir || !script) { /* (getopt gives -d and -r their argument) */
+    if (optind != argc || !dir || !script || !sections) { /* (getopt gives them their argument) */
         usage(stderr);
         return 2;
     }

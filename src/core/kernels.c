@@ -17,8 +17,6 @@
 /* ---- matrix-vector products for decode: weights streamed once, widened in registers ---- */
 
 typedef float v16f __attribute__((vector_size(64)));
-typedef uint32_t v16u __attribute__((vector_size(64)));
-typedef uint16_t v16h __attribute__((vector_size(32)));
 
 static inline v16f load_f32(const float *p) {
     v16f v;
@@ -27,12 +25,14 @@ static inline v16f load_f32(const float *p) {
 }
 
 static inline v16f load_bf16(const uint16_t *p) {
-    v16h h;
-    memcpy(&h, p, sizeof h);
-    v16u u = __builtin_convertvector(h, v16u) << 16;
-    v16f f;
-    memcpy(&f, &u, sizeof f);
+#if defined(__AVX512F__)
+    const __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return (v16f)_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+#else
+    v16f f = {0};
+    for (int i = 0; i < 16; i++) f[i] = rd_bf16_to_f32(p[i]);
     return f;
+#endif
 }
 
 static inline v16f load_f16(const uint16_t *p) {
@@ -48,7 +48,7 @@ static inline v16f load_f16(const uint16_t *p) {
     memcpy((char *)&f + sizeof a, &b, sizeof b);
     return f;
 #else
-    v16f f;
+    v16f f = {0};
     for (int i = 0; i < 16; i++) f[i] = rd_f16_to_f32(p[i]);
     return f;
 #endif
