@@ -184,12 +184,18 @@ typedef struct matvec_job {
 
 /* One weight row against one input row x (cols a multiple of 16), two accumulators.
  * One copy per storage type, so the widening is inlined into the loop. */
+/* Rows are streamed once per token: asking for the elements 1024 ahead (4 KB of f32) keeps
+ * more lines in flight than the hardware prefetcher alone (f32 decode on the Intel host,
+ * alternating runs: stories110M 48.5 → 54 tok/s, stories15M 588–612 → 652–677). */
+#define DOT_PREFETCH_ELEMS 1024
 #define DEFINE_DOT(NAME, ELEM, LOAD)                                                        \
     static float NAME(const void *wrow, const float *x, int64_t cols) {                    \
         const ELEM *w = wrow;                                                               \
         v16f a0 = {0}, a1 = {0};                                                            \
         int64_t c = 0;                                                                      \
         for (; c + 32 <= cols; c += 32) {                                                   \
+            __builtin_prefetch(w + c + DOT_PREFETCH_ELEMS);                                 \
+            __builtin_prefetch(w + c + DOT_PREFETCH_ELEMS + 16);                            \
             a0 = fma16(a0, LOAD(w + c), load_f32(x + c));                                   \
             a1 = fma16(a1, LOAD(w + c + 16), load_f32(x + c + 16));                         \
         }                                                                                   \
