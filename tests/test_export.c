@@ -102,6 +102,13 @@ static void test_cvec_both_sites(void **state) {
     int64_t n_layers = 0;
     assert_int_equal(rd_gguf_value_int(rd_gguf_get(g, "controlvector.layer_count"), &n_layers), 0);
     assert_int_equal(n_layers, 3);
+    /* the types llama.cpp requires: general.alignment u32 (it refuses the file otherwise),
+     * layer_count i32 as its cvector-generator writes it */
+    const rd_gguf_value *align = rd_gguf_get(g, "general.alignment");
+    assert_non_null(align);
+    assert_int_equal(align->type, RD_GGUF_UINT32);
+    assert_int_equal(align->as.u, 32);
+    assert_int_equal(rd_gguf_get(g, "controlvector.layer_count")->type, RD_GGUF_INT32);
     assert_int_equal(g->n_tensors, 2);
     assert_null(rd_gguf_tensor_get(g, "direction.0"));
     for (int l = 1; l <= 2; l++) {

@@ -56,6 +56,11 @@ void rd_gguf_writer_kv_i32(rd_gguf_writer *w, const char *key, int32_t value) {
     w->n_kv++;
 }
 
+void rd_gguf_writer_kv_u32(rd_gguf_writer *w, const char *key, uint32_t value) {
+    rd_gguf_kv_u32(&w->kv, key, value);
+    w->n_kv++;
+}
+
 int rd_gguf_writer_add(rd_gguf_writer *w, const char *name, rd_dtype type,
                        const int64_t *shape, int n_dims, const void *data, rd_error *err) {
     const rd_gguf_type *gt = rd_gguf_type_for_dtype(type);

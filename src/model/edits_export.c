@@ -36,7 +36,9 @@ static void count_report(rd_edits *e, rd_cvec_report *r) {
 static int cvec_fill(rd_gguf_writer *w, rd_edits *e, rd_error *err) {
     const int64_t shape[1] = {rd_edits_dim(e)};
     rd_gguf_writer_kv_str(w, "general.architecture", "controlvector");
-    rd_gguf_writer_kv_i32(w, "general.alignment", (int32_t)CVEC_ALIGNMENT);
+    /* GGUF types this key u32 (llama.cpp refuses another type); layer_count is i32, as
+     * llama.cpp's own cvector-generator writes it */
+    rd_gguf_writer_kv_u32(w, "general.alignment", (uint32_t)CVEC_ALIGNMENT);
     rd_gguf_writer_kv_str(w, "controlvector.model_hint", "llama");
     rd_gguf_writer_kv_i32(w, "controlvector.layer_count", rd_edits_n_layers(e));
     for (int l = 1; l < rd_edits_n_layers(e); l++) {
