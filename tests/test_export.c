@@ -123,6 +123,14 @@ static void test_cvec_both_sites(void **state) {
     }
     rd_gguf_free(g);
     bb_free(&b);
+
+    /* a layer-0 ffn bias of zeros loses nothing: it is not reported as dropped */
+    float *b0 = rd_edits_vector(e, 0, RD_SITE_FFN, 1);
+    assert_non_null(b0);
+    memset(b0, 0, sizeof(float) * (size_t)rd_edits_dim(e));
+    if (rd_export_cvec(e, fx->path, &rep, &err)) fail_msg("rd_export_cvec: %s", err.msg);
+    assert_int_equal(rep.layer0_ffn_bias, 0);
+    assert_int_equal(rep.n_written, 2);
     rd_edits_free(e);
 }
 

@@ -25,7 +25,7 @@
 /* What a control-vector export wrote and what it had to drop (vector counts). */
 typedef struct rd_cvec_report {
     int n_written;         /* direction.N tensors written (edited layers N ≥ 1 with ffn bias) */
-    int layer0_ffn_bias;   /* 1 when layer 0's ffn bias was edited and dropped */
+    int layer0_ffn_bias;   /* 1 when layer 0's ffn bias was edited (not all zero) and dropped */
     int n_scale_dropped;   /* scale vectors dropped (both sites) */
     int n_attn_bias_dropped; /* attn-site bias vectors dropped */
 } rd_cvec_report;

@@ -24,10 +24,11 @@ static void count_report(rd_edits *e, rd_cvec_report *r) {
         r->n_scale_dropped += (rd_edits_vector(e, l, RD_SITE_FFN, 0) != NULL) +
                               (rd_edits_vector(e, l, RD_SITE_ATTN, 0) != NULL);
         r->n_attn_bias_dropped += rd_edits_vector(e, l, RD_SITE_ATTN, 1) != NULL;
-        if (ffn_bias(e, l)) {
-            if (l == 0) r->layer0_ffn_bias = 1;
-            else r->n_written++;
-        }
+        const float *b = ffn_bias(e, l);
+        if (b && l > 0) r->n_written++;
+        if (b && l == 0) /* dropped only when there is something to drop */
+            for (int i = 0; i < rd_edits_dim(e) && !r->layer0_ffn_bias; i++)
+                r->layer0_ffn_bias = b[i] != 0.0f;
     }
 }
 
