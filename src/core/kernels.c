@@ -459,17 +459,22 @@ static inline __m512 sigmoid16(__m512 g) {
 static inline __mmask16 lanes(size_t left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
 }
-#endif
 
-void rd_softmax(float *x, int n) {
-    float sum = 0.0f;
-#if defined(__AVX512F__)
+/* The largest of x[0..n), n ≥ 1 (rd_softmax and rd_exp_sum_shifted subtract it). */
+static inline float max16(const float *x, int n) {
     __m512 vmax = _mm512_set1_ps(x[0]);
     for (int i = 0; i < n; i += 16) {
         const __mmask16 m = lanes((size_t)(n - i));
         vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, x + i));
     }
-    const float max = _mm512_reduce_max_ps(vmax);
+    return _mm512_reduce_max_ps(vmax);
+}
+#endif
+
+void rd_softmax(float *x, int n) {
+    float sum = 0.0f;
+#if defined(__AVX512F__)
+    const float max = max16(x, n);
     const __m512 mx = _mm512_set1_ps(max);
     __m512 acc = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16) {
@@ -494,12 +499,7 @@ void rd_softmax(float *x, int n) {
 
 float rd_exp_sum_shifted(float *x, int n, int store, float *sum) {
 #if defined(__AVX512F__)
-    __m512 vmax = _mm512_set1_ps(x[0]);
-    for (int i = 0; i < n; i += 16) {
-        const __mmask16 m = lanes((size_t)(n - i));
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, x + i));
-    }
-    const float max = _mm512_reduce_max_ps(vmax);
+    const float max = max16(x, n);
     const __m512 mx = _mm512_set1_ps(max);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int i = 0;
