@@ -13,7 +13,7 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS      = openblas lua5.4 ncursesw readline cmocka libcjson libxxhash
+PKGS      = openblas lua5.4 ncursesw readline cmocka libcjson libxxhash libprotobuf-c
 OPT      ?= -O3 -march=native
 CFLAGS_BASE = -std=c17 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-psabi -g $(OPT) -Iinclude -pthread
 ifeq ($(CI),true)
@@ -34,7 +34,11 @@ CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 HELP_SRC := $(sort $(wildcard tests/helpers/*.c))
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# Code generated at build time: protoc-c's reader of SentencePiece's tokenizer.model
+# (src/io/spm_model.proto) belongs to the io floor, which alone includes it.
+GEN_IO   := $(BUILD)/gen/io
+GEN_OBJ  := $(BUILD)/obj/gen/io/spm_model.pb-c.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
 TUI_OBJ  := $(TUI_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 HELP_OBJ := $(HELP_SRC:%.c=$(BUILD)/obj/%.o)
@@ -55,6 +59,15 @@ $(DEPS_STAMP): tools/install-deps.sh
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(GEN_IO)/spm_model.pb-c.c $(GEN_IO)/spm_model.pb-c.h &: src/io/spm_model.proto | $(DEPS_STAMP)
+	@mkdir -p $(GEN_IO)
+	protoc-c --proto_path=src/io --c_out=$(GEN_IO) src/io/spm_model.proto
+$(GEN_OBJ): $(GEN_IO)/spm_model.pb-c.c $(GEN_IO)/spm_model.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(GEN_IO) -MMD -MP -c $< -o $@
+$(BUILD)/obj/src/io/vocab_spm.o: $(GEN_IO)/spm_model.pb-c.h
+$(BUILD)/obj/src/io/%.o: EXTRA_CFLAGS += -I$(GEN_IO)
 
 $(BUILD)/obj/tests/%.o: EXTRA_CFLAGS += -Itests/helpers -Isrc
 # the engine reaches its internal headers as "core/kernels.h" (tools/check-layers.py keeps them
@@ -156,11 +169,12 @@ bench: all
 # Where a finding is a false positive, the narrowest suppression sits at the line, with a
 # comment saying why.
 ANALYZE_SRC   := $(LIB_SRC) $(TUI_SRC) $(CLI_SRC)
-ANALYZE_FLAGS  = -std=c17 -O2 -Wno-psabi -Iinclude -Isrc -pthread $(PKG_CFLAGS)
+ANALYZE_FLAGS  = -std=c17 -O2 -Wno-psabi -Iinclude -Isrc -I$(GEN_IO) -pthread $(PKG_CFLAGS)
 ANALYZE_GCC   := $(ANALYZE_SRC:%.c=$(BUILD)/analyze/gcc/%.ok)
 ANALYZE_CLANG := $(ANALYZE_SRC:%.c=$(BUILD)/analyze/clang/%.ok)
 ANALYZE_DEPS  := $(BUILD)/.analyze-deps-ok
 analyze: $(ANALYZE_GCC) $(ANALYZE_CLANG)
+$(BUILD)/analyze/gcc/src/io/vocab_spm.ok $(BUILD)/analyze/clang/src/io/vocab_spm.ok: $(GEN_IO)/spm_model.pb-c.h
 	@echo "analyze: no finding from gcc -fanalyzer or clang --analyze in $(words $(ANALYZE_SRC)) files"
 $(ANALYZE_DEPS): tools/install-deps.sh
 	@mkdir -p $(BUILD)

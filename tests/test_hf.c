@@ -253,6 +253,20 @@ static void test_hf_tokenizer(void **state) {
     assert_int_equal(ids[1], 3186);
     free(ids);
     rd_model_free(m);
+    /* without tokenizer.json, SentencePiece's tokenizer.model is read */
+    const char *tm = shared_fixture("llama2-tokenizer/tokenizer.model");
+    if (!tm) fail_msg("../shared/fixtures/llama2-tokenizer/tokenizer.model is missing");
+    snprintf(cmd, sizeof cmd, "rm '%s/tokenizer.json' && cp '%s' '%s/tokenizer.model'", dir, tm, dir);
+    assert_int_equal(system(cmd), 0);
+    if (!(m = rd_model_load(dir, NULL, &err))) fail_msg("%s", err.msg);
+    assert_non_null(t = rd_model_tokenizer(m));
+    assert_int_equal(rd_tokenizer_encode(t, "Hello world", 11, 1, 0, &ids, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 15043);
+    assert_int_equal(ids[2], 3186);
+    free(ids);
+    rd_model_free(m);
     /* a .safetensors file path loads its folder */
     char file[700];
     snprintf(file, sizeof file, "%s/model.safetensors", dir);

@@ -6,7 +6,8 @@ src/FLOOR/ may include
   - a public header include/redit/X.h whose first comment names its floor "(F layer" with F at or
     below FLOOR; headers tagged "(F layer, engine-internal)" only from the engine floors
     (core .. train);
-  - a header of its own folder ("x.h");
+  - a header of its own folder ("x.h"), or the one protoc-c generates into the build folder
+    from a .proto of its folder ("x.pb-c.h" from src/FLOOR/x.proto);
   - another folder's header "F/x.h" only when F is an engine floor at or below FLOOR and FLOOR is
     an engine floor (the engine's internal headers: src/core/*.h and the like).
 A public header may include public headers of its floor or below. Every public header must carry
@@ -103,7 +104,10 @@ def check(root):
                                     f"this folder, nor an engine floor's")
                     continue
                 if kind == "own":
-                    if not os.path.exists(os.path.join(folder, inc)):
+                    # protoc-c's reader of src/FLOOR/X.proto, generated into the build folder
+                    generated = inc.endswith(".pb-c.h") and os.path.exists(
+                        os.path.join(folder, inc[: -len(".pb-c.h")] + ".proto"))
+                    if not generated and not os.path.exists(os.path.join(folder, inc)):
                         problems.append(f"{where}: \"{inc}\" is not in src/{floor}/")
                     continue
                 if RANK[dst] > RANK[floor]:

@@ -37,9 +37,10 @@ typedef struct rd_model_file {
 void rd_model_file_release(rd_model_file *f); /* safe on zeroed/half-built */
 
 /* llama2.c .bin: header of 7 int32 (dim, hidden, layers, heads, kv_heads, vocab — negative
- * for an untied classifier —, seq_len), then f32 weights, memory-mapped. tokenizer_path may
- * be NULL: then "tokenizer.bin" beside the model is used if it exists, else the model
- * loads without a vocabulary. */
+ * for an untied classifier —, seq_len), then f32 weights, memory-mapped. tokenizer_path (any
+ * tokenizer file, rd_vocab_load_file: tokenizer.bin, tokenizer.model, tokenizer.json) may
+ * be NULL: then "tokenizer.bin", else "tokenizer.model", beside the model is used if it
+ * exists, else the model loads without a vocabulary. */
 int rd_llama2c_load(const char *path, const char *tokenizer_path, rd_model_file *out,
                     rd_error *err);
 

@@ -33,8 +33,13 @@ rd_tokenizer *rd_tokenizer_new(const rd_vocab_spec *spec, const char *what, rd_e
  * (out of memory). */
 int rd_tokenizer_export_vocab(const rd_tokenizer *t, rd_vocab *out, rd_error *err);
 
-/* Loaders: parse the file with the io layer's rd_vocab_load_llama2c / rd_vocab_load_hf
- * (redit/vocab.h, which documents the formats and the errors), then build the tokenizer. */
+/* Loaders: parse the file with the io layer's rd_vocab_load_llama2c / rd_vocab_load_hf /
+ * rd_vocab_load_file (redit/vocab.h, which documents the formats and the errors), then build
+ * the tokenizer. */
+/* Any tokenizer file, detected by content: SentencePiece tokenizer.model, llama2.c
+ * tokenizer.bin or Hugging Face tokenizer.json; vocab_size 0: no limit on the pieces. */
+rd_tokenizer *rd_tokenizer_load_file(const char *path, int vocab_size, rd_error *err);
+
 /* llama2.c's tokenizer.bin; vocab_size 0: as many pieces as the file holds. */
 rd_tokenizer *rd_tokenizer_load_llama2c(const char *path, int vocab_size, rd_error *err);
 

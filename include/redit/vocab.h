@@ -1,7 +1,7 @@
 /* redit — a tokenizer vocabulary as plain data (io layer).
  *
- * What a tokenizer file (llama2.c tokenizer.bin, Hugging Face tokenizer.json, GGUF's
- * tokenizer.ggml.* metadata) holds: the pieces by id with their scores and types, the
+ * What a tokenizer file (SentencePiece tokenizer.model, llama2.c tokenizer.bin, Hugging Face
+ * tokenizer.json, GGUF's tokenizer.ggml.* metadata) holds: the pieces by id with their scores and types, the
  * special ids and the dummy-prefix flag. The io loaders produce it and check it as the
  * tokenizer will use it (rd_vocab_check); the text layer builds an rd_tokenizer from it
  * (rd_tokenizer_from_vocab in redit/tokenizer.h) and the GGUF writer stores it. */
@@ -105,5 +105,29 @@ int rd_vocab_load_llama2c(const char *path, int vocab_size, rd_vocab *out, rd_er
  * and field; nothing of the files is kept. */
 int rd_vocab_load_hf(const char *tokenizer_json, const char *tokenizer_config_json_or_NULL,
                      rd_vocab *out, rd_error *err);
+
+/* SentencePiece's tokenizer.model (a protobuf ModelProto, as Llama-2's repositories ship it):
+ * the pieces with their scores and types as stored, bos/eos/unk ids from trainer_spec (-1:
+ * absent), add_dummy_prefix from normalizer_spec. Only what redit's tokenizer encodes exactly
+ * as SentencePiece is accepted: a BPE model (unigram, word and char models are refused) with
+ * the identity normalizer (no precompiled_charsmap), remove_extra_whitespaces off,
+ * escape_whitespaces on, treat_whitespace_as_suffix off, and byte pieces only with
+ * byte_fallback. vocab_size > 0: more pieces than that is an error (0: no limit). The file
+ * (64 MB at most, 2^21 pieces) is walked before it is parsed; every error names it. Fills
+ * *out (overwritten) or returns -1 with *err set; nothing of the file is kept. */
+int rd_vocab_load_spm(const char *path, int vocab_size, rd_vocab *out, rd_error *err);
+
+/* 1 when data[0..size) is a protobuf whose fields are all well-formed, ending at the end of
+ * the data, with at least one piece (field 1) first: a SentencePiece model's shape (the
+ * content test rd_vocab_load_file uses). */
+int rd_vocab_probe_spm(const void *data, size_t size);
+
+/* Any tokenizer file redit reads, told apart by content (never by name): a JSON object is a
+ * Hugging Face tokenizer.json (with the tokenizer_config.json beside it when there is one;
+ * more pieces than vocab_size > 0 is an error), a protobuf of pieces is a SentencePiece
+ * tokenizer.model (rd_vocab_load_spm), anything else a llama2.c tokenizer.bin
+ * (rd_vocab_load_llama2c: exactly vocab_size pieces, or any number with 0). Fills *out or
+ * returns -1 with *err naming the file. */
+int rd_vocab_load_file(const char *path, int vocab_size, rd_vocab *out, rd_error *err);
 
 #endif

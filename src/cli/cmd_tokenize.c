@@ -15,11 +15,12 @@ static void usage(FILE *out) {
             "usage: redit tokenize -m MODEL_OR_TOKENIZER [--jsonl] [--bos]\n\n"
             "Reads text on stdin and prints its token ids separated by spaces. The whole of\n"
             "stdin is one text, byte for byte (a trailing newline is part of it).\n\n"
-            "  -m, --model FILE   a model with a tokenizer (GGUF; llama2.c .bin with its\n"
-            "                     tokenizer.bin beside it), a llama2.c tokenizer.bin or a\n"
-            "                     Hugging Face tokenizer.json (its tokenizer_config.json\n"
-            "                     beside it is read when present)\n"
-            "      --tokenizer F  llama2.c tokenizer.bin for a .bin model\n"
+            "  -m, --model FILE   a model with a tokenizer (GGUF; Hugging Face folder;\n"
+            "                     llama2.c .bin with its tokenizer.bin or tokenizer.model\n"
+            "                     beside it), a SentencePiece tokenizer.model, a llama2.c\n"
+            "                     tokenizer.bin or a Hugging Face tokenizer.json (its\n"
+            "                     tokenizer_config.json beside it is read when present)\n"
+            "      --tokenizer F  tokenizer.model or tokenizer.bin for a .bin model\n"
             "      --jsonl        read lines {\"text\": ...}, write {\"text\": ..., \"ids\": [...]}\n"
             "      --bos          add the BOS id in front (off by default, like SentencePiece's\n"
             "                     encode)\n"
@@ -54,7 +55,7 @@ static rd_tokenizer *open_hf_tokenizer(const char *path) {
     return t;
 }
 
-/* A tokenizer from a model file, a tokenizer.json or a bare tokenizer.bin. *model keeps
+/* A tokenizer from a model file, a tokenizer.json or a bare tokenizer.model / tokenizer.bin. *model keeps
  * the model alive when one was loaded. */
 static const rd_tokenizer *open_tokenizer(const char *path, const char *tok_path, rd_model **model,
                                           rd_tokenizer **owned) {
@@ -67,7 +68,7 @@ static const rd_tokenizer *open_tokenizer(const char *path, const char *tok_path
         return rd_model_tokenizer(*model);
     }
     rd_error err2 = {0};
-    *owned = rd_tokenizer_load_llama2c(path, 0, &err2);
+    *owned = rd_tokenizer_load_file(path, 0, &err2);
     if (!*owned)
         fprintf(stderr, "redit tokenize: %s\n  (as a model: %s)\n", err2.msg, err.msg);
     return *owned;

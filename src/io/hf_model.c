@@ -1,5 +1,6 @@
 /* Hugging Face model folders: config.json + model.safetensors (or shards listed in
- * model.safetensors.index.json) + tokenizer.json (+ tokenizer_config.json). Architectures
+ * model.safetensors.index.json) + tokenizer.json (+ tokenizer_config.json), or else SentencePiece's
+ * tokenizer.model. Architectures
  * "llama" and "mistral"; F32, F16 and BF16 tensors, copied into owned buffers in their own
  * type (safetensors data need not be aligned). Hugging Face checkpoints rotate halves
  * (rotate_half), so the configuration says RD_ROPE_HALF and Q/K rows stay as stored. */
@@ -313,6 +314,11 @@ int rd_hf_load(const char *dir, rd_model_file *out, rd_error *err) {
             else if (out->vocab.n > out->cfg.vocab_size)
                 rc = rd_error_set(err, "%s: %d pieces, more than the model's vocabulary of %d",
                                   path, out->vocab.n, out->cfg.vocab_size);
+        } else { /* no tokenizer.json: SentencePiece's tokenizer.model, when there is one */
+            snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+            if (stat(path, &st) == 0 &&
+                rd_vocab_load_spm(path, out->cfg.vocab_size, &out->vocab, err))
+                rc = -1;
         }
     }
     if (rc) {

@@ -118,16 +118,17 @@ static void map_vectors(const float **dst, size_t stride, int n, const float **c
 static int load_vocab(const char *model_path, const char *tokenizer_path, rd_model_file *out,
                       rd_error *err) {
     char beside[4096];
-    if (!tokenizer_path) {
+    static const char *const names[] = {"tokenizer.bin", "tokenizer.model"};
+    for (size_t i = 0; !tokenizer_path && i < sizeof names / sizeof *names; i++) {
         const char *slash = strrchr(model_path, '/');
         int dir_len = slash ? (int)(slash - model_path + 1) : 0;
-        if (snprintf(beside, sizeof beside, "%.*stokenizer.bin", dir_len, model_path) >=
-            (int)sizeof beside)
-            return 0;
-        if (access(beside, R_OK) != 0) return 0; /* no tokenizer: work in token ids */
-        tokenizer_path = beside;
+        if (snprintf(beside, sizeof beside, "%.*s%s", dir_len, model_path, names[i]) <
+                (int)sizeof beside &&
+            access(beside, R_OK) == 0)
+            tokenizer_path = beside;
     }
-    if (rd_vocab_load_llama2c(tokenizer_path, out->cfg.vocab_size, &out->vocab, err))
+    if (!tokenizer_path) return 0; /* no tokenizer: work in token ids */
+    if (rd_vocab_load_file(tokenizer_path, out->cfg.vocab_size, &out->vocab, err))
         return rd_error_prefix(err, "%s (vocab %d)", model_path, out->cfg.vocab_size);
     return 0;
 }

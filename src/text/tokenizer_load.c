@@ -19,3 +19,8 @@ rd_tokenizer *rd_tokenizer_load_hf(const char *tokenizer_json, const char *confi
     return build(rd_vocab_load_hf(tokenizer_json, config_json, &v, err), &v, tokenizer_json,
                  err);
 }
+
+rd_tokenizer *rd_tokenizer_load_file(const char *path, int vocab_size, rd_error *err) {
+    rd_vocab v;
+    return build(rd_vocab_load_file(path, vocab_size, &v, err), &v, path, err);
+}
