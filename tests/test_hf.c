@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "redit/forward.h"
@@ -226,6 +228,134 @@ static void test_hf_folders_give_the_same_logits(void **state) {
     check_roundtrip(&bf, 1e-5f);
 }
 
+/* Heap in use (malloc'ed and mmap'ed chunks of malloc), for the no-copy check. */
+static size_t heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+static void copy_matrix(rd_weights *w, rd_matrix *m) {
+    rd_error err = {0};
+    size_t n = (size_t)m->rows * m->row_bytes;
+    void *p = rd_weights_alloc(w, n, &err);
+    assert_non_null(p);
+    memcpy(p, m->data, n);
+    m->data = p;
+}
+
+static void copy_vector(rd_weights *w, const float **v, int d) {
+    rd_error err = {0};
+    float *p = rd_weights_alloc(w, (size_t)d * sizeof *p, &err);
+    assert_non_null(p);
+    memcpy(p, *v, (size_t)d * sizeof *p);
+    *v = p;
+}
+
+/* The folder's tensors are used in place in its mappings: no heap copy (counted by the
+ * weights and measured with mallinfo2), every shard mapped; and the logits are bit for bit
+ * those of the same weights copied to the heap. */
+static void check_mapped(const hf_opts *o) {
+    char dir[512], path[700];
+    assert_int_equal(tiny_tempdir(dir, sizeof dir), 0);
+    rd_config c = cfg32000();
+    rd_model_file f, g;
+    rd_error err = {0};
+    assert_int_equal(rd_model_file_random(&f, &c, o->tied, 11, RD_DTYPE_F32, &err), 0);
+    write_hf(dir, &f, o);
+    rd_model_file_release(&f);
+    size_t files = 0;
+    for (int i = 0; i < 2; i++) {
+        if (o->shards) snprintf(path, sizeof path, "%s/model-0000%d-of-00002.safetensors", dir, i + 1);
+        else snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        files += (size_t)st.st_size;
+        if (!o->shards) break;
+    }
+    size_t before = heap_in_use();
+    if (rd_hf_load(dir, &g, &err)) fail_msg("%s", err.msg);
+    size_t grown = heap_in_use() - before;
+    printf("HF folder (%s, %s): %zu bytes mapped in %d mapping(s), %d heap buffers (%zu bytes); "
+           "heap grew %zu bytes for %zu bytes of files\n", o->bf16 ? "BF16" : "F32",
+           o->shards ? "2 shards" : "one file", rd_weights_mapped_bytes(&g.w), g.w.n_maps,
+           g.w.n_owned, g.w.owned_bytes, grown, files);
+    assert_int_equal(g.w.n_owned, 0);
+    assert_int_equal(g.w.owned_bytes, 0);
+    assert_int_equal(g.w.n_maps, o->shards ? 2 : 1);
+    assert_int_equal(rd_weights_mapped_bytes(&g.w), files);
+    assert_true(grown < files / 8); /* the layer array and headers, never the tensors */
+    /* the same weights copied to the heap */
+    rd_model_file h = {.cfg = g.cfg, .format = g.format};
+    rd_weights *w = &h.w;
+    w->layers = calloc((size_t)c.n_layers, sizeof *w->layers);
+    assert_non_null(w->layers);
+    w->tok_embeddings = g.w.tok_embeddings;
+    copy_matrix(w, &w->tok_embeddings);
+    for (int l = 0; l < c.n_layers; l++) {
+        rd_layer_weights *L = &w->layers[l];
+        *L = g.w.layers[l];
+        rd_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (size_t i = 0; i < 7; i++) copy_matrix(w, all[i]);
+        copy_vector(w, &L->attn_norm, c.dim);
+        copy_vector(w, &L->ffn_norm, c.dim);
+    }
+    w->final_norm = g.w.final_norm;
+    copy_vector(w, &w->final_norm, c.dim);
+    w->tied_classifier = g.w.tied_classifier;
+    w->classifier = g.w.classifier;
+    if (w->tied_classifier) w->classifier = w->tok_embeddings;
+    else copy_matrix(w, &w->classifier);
+    rd_model *mapped = rd_model_from_file(&g, NULL, &err), *copied = rd_model_from_file(&h, NULL, &err);
+    assert_non_null(mapped);
+    assert_non_null(copied);
+    assert_true(rd_model_fingerprint(mapped) == rd_model_fingerprint(copied));
+    int tok[6] = {1, 15043, 3186, 29892, 920, 2};
+    float *a = logits_of(mapped, tok, 6), *b = logits_of(copied, tok, 6);
+    assert_memory_equal(a, b, sizeof(float) * 6 * 32000);
+    free(a);
+    free(b);
+    rd_model_free(mapped);
+    rd_model_free(copied);
+    tiny_rmdir(dir);
+}
+
+static void test_hf_folders_are_mapped(void **state) {
+    (void)state;
+    hf_opts cases[] = {{.tied = 0}, {.tied = 1, .bf16 = 1}, {.tied = 0, .shards = 1}};
+    for (size_t i = 0; i < 3; i++) check_mapped(&cases[i]);
+}
+
+/* A truncated or overwritten shard gives a message naming it. */
+static void test_hf_damaged_safetensors(void **state) {
+    (void)state;
+    char dir[512], path[700];
+    assert_int_equal(tiny_tempdir(dir, sizeof dir), 0);
+    rd_config c = cfg32000();
+    c.vocab_size = 300;
+    rd_model_file f;
+    rd_error err = {0};
+    assert_int_equal(rd_model_file_random(&f, &c, 0, 5, RD_DTYPE_F32, &err), 0);
+    hf_opts o = {.shards = 1};
+    write_hf(dir, &f, &o);
+    rd_model_file_release(&f);
+    snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size - 100), 0);
+    assert_null(rd_model_load(dir, NULL, &err));
+    if (!strstr(err.msg, "model-00002-of-00002.safetensors")) fail_msg("%s", err.msg);
+    assert_int_equal(truncate(path, 5), 0);
+    assert_null(rd_model_load(dir, NULL, &err));
+    if (!strstr(err.msg, "model-00002-of-00002.safetensors") || !strstr(err.msg, "truncated"))
+        fail_msg("%s", err.msg);
+    FILE *fp = fopen(path, "wb"); /* a header length beyond the file */
+    fwrite("\xff\xff\xff\x00\x00\x00\x00\x00{}", 1, 10, fp);
+    fclose(fp);
+    assert_null(rd_model_load(dir, NULL, &err));
+    if (!strstr(err.msg, "model-00002-of-00002.safetensors")) fail_msg("%s", err.msg);
+    tiny_rmdir(dir);
+}
+
 static void test_hf_tokenizer(void **state) {
     (void)state;
     const char *tj = shared_fixture("llama2-tokenizer/tokenizer.json");
@@ -355,6 +485,8 @@ static void test_hf_bad_folders(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_folders_give_the_same_logits),
+        cmocka_unit_test(test_hf_folders_are_mapped),
+        cmocka_unit_test(test_hf_damaged_safetensors),
         cmocka_unit_test(test_hf_tokenizer),
         cmocka_unit_test(test_hf_bad_folders),
     };

@@ -105,8 +105,9 @@ typedef struct rd_model_info {
     rd_dtype layer_type;        /* the type most of the layers' matrices have (Q4_K for a
                                    Q4_K_M file); the lowest such type on a tie */
     int tied_classifier;        /* the classifier is the embedding matrix */
-    size_t mapped_bytes;        /* bytes of the file memory-mapped */
+    size_t mapped_bytes;        /* bytes of the file(s) memory-mapped */
     int heap_buffers;           /* weight buffers on the heap (converted or copied) */
+    size_t heap_bytes;          /* their bytes */
     const char *nonfinite;      /* rd_model_nonfinite: NULL when every weight is finite */
 } rd_model_info;
 

@@ -14,7 +14,7 @@ typedef enum rd_file_format {
     RD_FORMAT_UNKNOWN = 0,
     RD_FORMAT_LLAMA2C,     /* llama2.c legacy .bin checkpoint */
     RD_FORMAT_GGUF,        /* GGUF v2/v3 */
-    RD_FORMAT_SAFETENSORS, /* Hugging Face folder (later issue) */
+    RD_FORMAT_SAFETENSORS, /* Hugging Face folder */
 } rd_file_format;
 
 const char *rd_file_format_name(rd_file_format f); /* "llama2.c", "GGUF", ... */
@@ -54,8 +54,10 @@ int rd_llama2c_write(const char *path, const rd_config *cfg, const rd_weights *w
 
 /* A Hugging Face model folder: config.json (model_type llama or mistral; no rope_scaling),
  * model.safetensors or shards listed in model.safetensors.index.json (F32/F16/BF16 tensors,
- * copied into owned buffers in their type), the vocabulary of tokenizer.json
- * (+ tokenizer_config.json; rd_vocab_load_hf) when present. The RoPE layout is RD_ROPE_HALF
+ * memory-mapped and used in place — out->w holds the mappings —; F16/BF16 norms widened to
+ * f32, a tensor not aligned for its type copied), the vocabulary of tokenizer.json
+ * (+ tokenizer_config.json; rd_vocab_load_hf) when present, else of SentencePiece's
+ * tokenizer.model (rd_vocab_load_spm). The RoPE layout is RD_ROPE_HALF
  * (rotate_half), Q/K rows as stored. */
 int rd_hf_load(const char *dir, rd_model_file *out, rd_error *err);
 

@@ -22,7 +22,8 @@ typedef struct rd_st_tensor {
     int n_dims;
     int64_t shape[RD_ST_MAX_DIMS];
     uint64_t n_elems;
-    const void *data;   /* into the mapping; not necessarily aligned for its type */
+    const void *data;   /* into the mapping; not necessarily aligned for its type
+                           (in practice it is: writers pad the header to 8 bytes) */
     size_t n_bytes;
 } rd_st_tensor;
 
@@ -31,6 +32,10 @@ typedef struct rd_st_file rd_st_file;
 /* Maps and parses a safetensors file. NULL with *err naming the file and the problem. */
 rd_st_file *rd_st_open(const char *path, rd_error *err);
 void rd_st_close(rd_st_file *f); /* NULL-safe */
+/* Takes the file's read-only mapping (from mmap, *size bytes) away from f: rd_st_close will
+ * no longer unmap it, and the tensors' data pointers stay valid until the caller munmaps it
+ * (e.g. by handing it to rd_weights_adopt_map). NULL when already taken. */
+void *rd_st_take_map(rd_st_file *f, size_t *size);
 int rd_st_count(const rd_st_file *f);
 const rd_st_tensor *rd_st_at(const rd_st_file *f, int i);
 const rd_st_tensor *rd_st_find(const rd_st_file *f, const char *name); /* NULL if absent */

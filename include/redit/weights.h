@@ -83,14 +83,24 @@ typedef struct rd_weights {
     const float *final_norm;  /* (dim) */
     rd_matrix classifier;     /* (vocab_size, dim); same data as tok_embeddings when tied */
     int tied_classifier;
-    /* Storage: a read-only mapping of the model file and heap buffers, all released by
-     * rd_weights_release. */
+    /* Storage: a read-only mapping of the model file, further read-only mappings (the
+     * shards of a Hugging Face folder: rd_weights_adopt_map) and heap buffers, all released
+     * by rd_weights_release. */
     void *map;
     size_t map_size;
+    struct rd_weights_map *maps; /* (n_maps) */
+    int n_maps;
+    size_t cap_maps;
     void **owned;
     int n_owned;
     size_t cap_owned;
+    size_t owned_bytes; /* what rd_weights_alloc gave out, in all */
 } rd_weights;
+
+typedef struct rd_weights_map {
+    void *p;
+    size_t size;
+} rd_weights_map;
 
 /* Memory this process can still take: MemAvailable of /proc/meminfo (bytes), or SIZE_MAX
  * when it cannot be read. */
@@ -106,6 +116,14 @@ void *rd_weights_alloc(rd_weights *w, size_t bytes, rd_error *err);
 
 /* Maps `path` read-only into w->map/map_size. Returns 0 or -1 with *err naming the file. */
 int rd_weights_map_file(rd_weights *w, const char *path, rd_error *err);
+
+/* Hands w a read-only mapping made with mmap (p, size bytes), to be unmapped by
+ * rd_weights_release: tensors may point into it from then on. On failure (out of memory)
+ * the mapping is unmapped at once and -1 returned with *err set. */
+int rd_weights_adopt_map(rd_weights *w, void *p, size_t size, rd_error *err);
+
+/* Bytes of files mapped by w: map_size plus every adopted mapping. */
+size_t rd_weights_mapped_bytes(const rd_weights *w);
 
 /* Frees everything w owns (mapping, buffers, layer array) and zeroes *w. Safe on a
  * zeroed or half-built rd_weights. */

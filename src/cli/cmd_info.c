@@ -65,8 +65,8 @@ int cmd_info(int argc, char **argv) {
            cfg->rope_layout == RD_ROPE_ADJACENT ? "adjacent" : "half-split");
     printf("parameters  %llu (%s classifier)\n", (unsigned long long)rd_model_param_count(m),
            info.tied_classifier ? "tied" : "untied");
-    printf("mapped      %.1f MB of the file, %d heap buffers\n", (double)info.mapped_bytes / 1e6,
-           info.heap_buffers);
+    printf("mapped      %.1f MB of the file, %d heap buffers (%.1f MB)\n",
+           (double)info.mapped_bytes / 1e6, info.heap_buffers, (double)info.heap_bytes / 1e6);
     printf("weights     %s\n", info.nonfinite ? info.nonfinite : "all finite");
     const rd_tokenizer *t = rd_model_tokenizer(m);
     if (t) {

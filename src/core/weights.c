@@ -103,7 +103,24 @@ void *rd_weights_alloc(rd_weights *w, size_t bytes, rd_error *err) {
     }
     memset(p, 0, rounded ? rounded : 64);
     w->owned[w->n_owned++] = p;
+    w->owned_bytes += bytes;
     return p;
+}
+
+int rd_weights_adopt_map(rd_weights *w, void *p, size_t size, rd_error *err) {
+    if (w->n_maps == INT_MAX ||
+        rd_array_reserve(&w->maps, &w->cap_maps, (size_t)w->n_maps + 1, sizeof *w->maps)) {
+        munmap(p, size);
+        return rd_error_set(err, "out of memory");
+    }
+    w->maps[w->n_maps++] = (rd_weights_map){.p = p, .size = size};
+    return 0;
+}
+
+size_t rd_weights_mapped_bytes(const rd_weights *w) {
+    size_t n = w->map ? w->map_size : 0;
+    for (int i = 0; i < w->n_maps; i++) n += w->maps[i].size;
+    return n;
 }
 
 int rd_weights_map_file(rd_weights *w, const char *path, rd_error *err) {
@@ -135,6 +152,8 @@ int rd_weights_map_file(rd_weights *w, const char *path, rd_error *err) {
 void rd_weights_release(rd_weights *w) {
     if (!w) return;
     if (w->map) munmap(w->map, w->map_size);
+    for (int i = 0; i < w->n_maps; i++) munmap(w->maps[i].p, w->maps[i].size);
+    free(w->maps);
     for (int i = 0; i < w->n_owned; i++) free(w->owned[i]);
     free(w->owned);
     free(w->layers);

@@ -1,12 +1,15 @@
 /* Hugging Face model folders: config.json + model.safetensors (or shards listed in
- * model.safetensors.index.json) + tokenizer.json (+ tokenizer_config.json), or else SentencePiece's
- * tokenizer.model. Architectures
- * "llama" and "mistral"; F32, F16 and BF16 tensors, copied into owned buffers in their own
- * type (safetensors data need not be aligned). Hugging Face checkpoints rotate halves
- * (rotate_half), so the configuration says RD_ROPE_HALF and Q/K rows stay as stored. */
+ * model.safetensors.index.json) + tokenizer.json (+ tokenizer_config.json), or else
+ * SentencePiece's tokenizer.model. Architectures "llama" and "mistral"; F32, F16 and BF16
+ * tensors, used in place in the read-only mappings of the safetensors files (like GGUF's),
+ * which the weights keep; only a tensor whose data is not aligned for its type (no known
+ * writer makes one) is copied, and F16/BF16 norms are widened to f32. Hugging Face
+ * checkpoints rotate halves (rotate_half), so the configuration says RD_ROPE_HALF and Q/K
+ * rows stay as stored. */
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,8 +199,9 @@ static const rd_st_tensor *find(const shards *s, const char *name) {
     return NULL;
 }
 
-/* Copies tensor `name` of shape (rows, cols) — cols 0 for a vector — into owned storage in
- * its own type. */
+/* Tensor `name` of shape (rows, cols) — cols 0 for a vector — in its own type: in place in
+ * the shard's mapping (which the weights hold) when its data is aligned for its element
+ * type, as every writer lays it out; else copied into an aligned buffer owned by w. */
 static const void *take(const shards *s, rd_weights *w, const char *dir, const char *name,
                         int64_t rows, int64_t cols, rd_dtype *type, rd_error *err) {
     const rd_st_tensor *t = find(s, name);
@@ -221,9 +225,10 @@ static const void *take(const shards *s, rd_weights *w, const char *dir, const c
                               "[%lld])", dir, name, (long long)rows);
         return NULL;
     }
+    *type = t->type;
+    if ((uintptr_t)t->data % rd_dtype_info_of(t->type)->block_bytes == 0) return t->data;
     void *p = rd_weights_alloc(w, t->n_bytes, err);
     if (p) memcpy(p, t->data, t->n_bytes);
-    *type = t->type;
     return p;
 }
 
@@ -234,7 +239,9 @@ static int take_matrix(const shards *s, rd_weights *w, const char *dir, const ch
     return p ? rd_matrix_init(m, type, p, rows, cols, err) : -1;
 }
 
-/* Norm weights become f32 (the forward pass reads them as f32). */
+/* Norm weights are read as f32 by the forward pass: F32 ones are used in place, F16/BF16
+ * ones (dim values each) widened into owned buffers — the only copies of a folder whose
+ * tensors are aligned. */
 static int take_norm(const shards *s, rd_weights *w, const char *dir, const char *name, int d,
                      const float **out, rd_error *err) {
     rd_dtype type;
@@ -293,16 +300,15 @@ int rd_hf_load(const char *dir, rd_model_file *out, rd_error *err) {
     if (read_config(path, &out->cfg, &tied, err)) return -1;
     shards s = {.n = 0};
     if (open_shards(dir, &s, err)) return -1;
-    size_t need = 0; /* the tensors are copied: that much memory, checked first */
-    for (int i = 0; i < s.n; i++)
-        for (int t = 0; t < rd_st_count(s.files[i]); t++) need += rd_st_at(s.files[i], t)->n_bytes;
-    char what[4200];
-    snprintf(what, sizeof what, "%s: loading %.2f GB of weights", dir, (double)need / 1e9);
-    if (rd_memory_check(need, what, err)) {
-        shards_close(&s);
-        return -1;
+    /* the weights hold the shards' mappings (tensors are used in place); the file objects,
+     * closed below, keep only their parsed headers */
+    int rc = 0;
+    for (int i = 0; i < s.n && rc == 0; i++) {
+        size_t size;
+        void *map = rd_st_take_map(s.files[i], &size);
+        if (map && rd_weights_adopt_map(&out->w, map, size, err)) rc = -1;
     }
-    int rc = load_weights(&s, dir, &out->cfg, tied, &out->w, err);
+    if (rc == 0) rc = load_weights(&s, dir, &out->cfg, tied, &out->w, err);
     shards_close(&s);
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/tokenizer.json", dir);

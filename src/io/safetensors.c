@@ -17,8 +17,8 @@
  * Holes between tensors are accepted (some writers align tensors).
  *
  * Tensor data pointers point into the mapping at the offsets the file gives: they are not
- * necessarily aligned for their element type, so callers copy or convert them (memcpy,
- * rd_dtype_info.to_f32) rather than dereference them as float *. The file is little-endian,
+ * necessarily aligned for their element type, so callers check the alignment before using
+ * them in place (rd_hf_load does), else copy or convert them (memcpy, rd_dtype_info.to_f32). The file is little-endian,
  * as is every host redit builds on. */
 #include "redit/safetensors.h"
 
@@ -395,6 +395,13 @@ void rd_st_close(rd_st_file *f) {
     free(f->tensors);
     free(f->path);
     free(f);
+}
+
+void *rd_st_take_map(rd_st_file *f, size_t *size) {
+    void *p = f->map;
+    *size = p ? f->map_size : 0;
+    f->map = NULL;
+    return p;
 }
 
 int rd_st_count(const rd_st_file *f) { return f->n_tensors; }

@@ -12,8 +12,9 @@ void rd_model_describe(const rd_model *m, rd_model_info *out) {
     out->format = f->format;
     out->gguf_version = f->gguf_version;
     out->tied_classifier = w->tied_classifier;
-    out->mapped_bytes = w->map_size;
+    out->mapped_bytes = rd_weights_mapped_bytes(w);
     out->heap_buffers = w->n_owned;
+    out->heap_bytes = w->owned_bytes;
     out->nonfinite = rd_model_nonfinite(m);
     out->count[w->tok_embeddings.type]++;
     if (!w->tied_classifier) out->count[w->classifier.type]++;
