@@ -12,6 +12,7 @@ runs this). For each kind of untrusted file it writes N mutated copies of a vali
   bin       llama2.c's stories260K.bin (../shared/fixtures)               -> logits
   tokbin    llama2.c's tokenizer.bin of Llama-2 (../shared/fixtures)      -> tokenize
   tokjson   a Hugging Face tokenizer.json (../shared/fixtures, Mistral)   -> tokenize
+  tokmodel  SentencePiece's tokenizer.model (models/, the bundled one)     -> tokenize
   jsonl     the head of datasets/define-words/eval.jsonl (Alpaca)          -> eval
   jsonlskip the head of datasets/spam-ham/eval.jsonl (classification)
                                                           -> eval --skip-bad-lines
@@ -161,6 +162,8 @@ def setup(redit, work):
         "tokbin": (read(bin_tok), 1 << 30, m(".bin"), [redit, "tokenize", "-m", m(".bin")]),
         "tokjson": (read(os.path.join(FIX, "mistral-tokenizer", "tokenizer.json")), 1 << 30,
                     m(".json"), [redit, "tokenize", "-m", m(".json")]),
+        "tokmodel": (read(os.path.join(here, "..", "models", "redit-base.tokenizer.model")),
+                     1 << 30, m(".model"), [redit, "tokenize", "-m", m(".model")]),
         "jsonl": (head(words, 3000), 3000, m(".jsonl"), [redit, "eval", "-m", model, "-d", m(".jsonl")]),
         "jsonlskip": (head(spam, 6000), 6000, m(".jsonl"),
                       [redit, "eval", "-m", model, "-d", m(".jsonl"), "--skip-bad-lines"]),

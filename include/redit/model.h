@@ -54,7 +54,8 @@ typedef struct rd_model {
 } rd_model;
 
 typedef struct rd_load_opts {
-    const char *tokenizer_path; /* llama2.c: explicit tokenizer.bin, or NULL */
+    const char *tokenizer_path; /* llama2.c: a tokenizer file (tokenizer.bin, tokenizer.model,
+                                   tokenizer.json: rd_vocab_load_file), or NULL */
 } rd_load_opts;
 
 /* Loads any supported model file, detecting the format from its content. opts may be
