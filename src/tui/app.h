@@ -47,6 +47,8 @@ typedef struct tui_app {
     /* jobs */
     tui_worker *worker;
     int training;           /* a training job is running */
+    int stopping;           /* training: 0, or the stop requested (RD_STOP_AT_STEP: Esc once,
+                               RD_STOP_SKIP_EVAL: twice) */
     int chatting;           /* a chat job is running */
     tui_run *run;           /* the run being trained (in session.runs), or NULL */
     rd_progress last;       /* last progress event of the run */
