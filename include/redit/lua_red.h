@@ -57,8 +57,8 @@ int rd_lua_run_string(lua_State *L, const char *code, const char *name, rd_error
 const char *rd_lua_last_error(lua_State *L);
 
 /* Sets L's stop flag (see above; a second call raises it to RD_STOP_SKIP_EVAL). Async-signal-
- * safe and callable from any thread (a lock-free atomic load and add, nothing else). L: a state from rd_lua_new (or one where luaopen_red ran), not yet
- * closed. */
+ * safe and callable from any thread (a lock-free atomic load and add, nothing else). L: a
+ * state from rd_lua_new (or one where luaopen_red ran), not yet closed. */
 void rd_lua_request_stop(lua_State *L);
 
 /* Clears the stop flag (e.g. a REPL after Ctrl-C at its prompt) and puts the hook back to

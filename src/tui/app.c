@@ -361,21 +361,25 @@ int app_stop(tui_app *a) {
         app_notify(a, 0, "stopping the answers");
         return 1;
     }
-    /* Esc once: stop after this step and evaluate it; twice: skip that evaluation */
-    const char *dots = a->utf8 ? "…" : "...";
-    if (a->stopping == 0 && a->n_eval > 0) {
-        a->stopping = RD_STOP_AT_STEP;
-        tui_worker_stop(a->worker);
-        snprintf(a->train_status, sizeof a->train_status,
-                 "stopping: evaluating%s (Esc again to skip)", dots);
-    } else if (a->stopping < RD_STOP_SKIP_EVAL) {
-        const int had_eval = a->stopping == RD_STOP_AT_STEP;
+    /* Esc once: stop after this step and evaluate it; twice: skip that evaluation. Without
+     * a held-out set (known once the data are loaded) there is nothing to skip. */
+    const int no_eval = a->n_train > 0 && a->n_eval == 0;
+    if (a->stopping == 0) {
+        a->stopping = no_eval ? RD_STOP_SKIP_EVAL : RD_STOP_AT_STEP;
+        if (no_eval) tui_worker_skip_eval(a->worker);
+        else tui_worker_stop(a->worker);
+        if (a->n_eval > 0)
+            snprintf(a->train_status, sizeof a->train_status,
+                     "stopping: evaluating%s (Esc again to skip)", a->utf8 ? "…" : "...");
+        else
+            snprintf(a->train_status, sizeof a->train_status,
+                     "stopping at the next step (best edits kept)");
+    } else if (a->stopping == RD_STOP_AT_STEP) {
         a->stopping = RD_STOP_SKIP_EVAL;
         tui_worker_skip_eval(a->worker);
-        snprintf(a->train_status, sizeof a->train_status, "%s",
-                 had_eval ? "stopping: evaluation skipped (the best edits evaluated so far are "
-                            "kept, else the last step's)"
-                          : "stopping at the next step (best edits kept)");
+        snprintf(a->train_status, sizeof a->train_status,
+                 "stopping: evaluation skipped (the best edits evaluated so far are kept, else "
+                 "the last step's)");
     }
     app_notify(a, 0, "%s", a->train_status);
     return 1;

@@ -105,7 +105,9 @@ int app_set_field(tui_app *a, const char *key, const char *text, rd_error *err);
  * sites/layers, a new run in the session (earlier runs stay for the chart). */
 int app_train(tui_app *a, rd_error *err);
 
-/* Asks the running job (training or chat) to stop. Returns 1 when one was running. */
+/* Asks the running job (training or chat) to stop: training after this step, whose
+ * evaluation a second call skips (the training line says which). Returns 1 when one was
+ * running. */
 int app_stop(tui_app *a);
 
 /* Answers prompt with the base and the edited model side by side (refused while training). */

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The TUI end to end in tmux (a 100×30 terminal): change the edit sites, train and watch the
-# chart and numbers move, stop with Esc (Esc twice during a long evaluation skips it), chat and see both answers, run Lua in the console,
+# chart and numbers move, stop with Esc (Esc twice during a long evaluation skips it), chat
+# and see both answers, run Lua in the console,
 # resize down to 80×24 and below, quit, restore the session (chart and chat come back), a
 # damaged session is moved aside untouched and a fresh one takes its name, quitting while training asks first, SIGTERM (also while the UI
 # is busy and the worker's event queue is full) stops and saves. Every step polls
