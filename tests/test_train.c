@@ -23,6 +23,8 @@
 #include "core/gemm_bf16.h"
 #include "tiny_model.h"
 
+static void expect_same_run(const rd_train_result *a, const rd_train_result *b);
+
 typedef struct fixture {
     char dir[512];
     rd_model *m;
@@ -227,6 +229,165 @@ static void test_stop_request(void **state) {
     assert_int_equal(r.steps, 1);
     rd_train_result_release(&r);
     rd_edits_free(e);
+}
+
+/* A stop key pressed at a chosen step: the flag gets `level` at the step event of `step`
+ * (before that step's evaluation), or at the evaluation event of `step` when on_eval. */
+typedef struct press {
+    atomic_int *flag;
+    int step, level, on_eval;
+} press;
+
+static int press_at(void *user, const rd_progress *p) {
+    const press *k = user;
+    if (p->step == k->step && (p->kind == RD_PROGRESS_EVAL) == k->on_eval)
+        atomic_store(k->flag, k->level);
+    return 0;
+}
+
+static int stop_at(void *user, const rd_progress *p);
+
+/* The edits after `steps` steps of o (stopped there, no evaluation: the last step's numbers). */
+static rd_edits *edits_after(const fixture *f, rd_train_opts o, int steps) {
+    rd_error err = {0};
+    rd_edits *e = ffn_edits(f->m);
+    rd_train_result r;
+    o.stop = NULL;
+    assert_int_equal(rd_train(f->m, e, f->train, NULL, &o, stop_at, &steps, &r, &err), 0);
+    assert_int_equal(r.steps, steps);
+    rd_train_result_release(&r);
+    return e;
+}
+
+static void assert_same_edits(rd_edits *a, rd_edits *b) {
+    assert_memory_equal(rd_edits_params(a), rd_edits_params(b),
+                        rd_edits_param_count(a) * sizeof(float));
+}
+
+/* Stop, then skip (Esc / Ctrl-C pressed twice): the evaluation of the stopped step is skipped
+ * (not recorded) and the best edits evaluated before are kept, or the last step's when none
+ * was; one press evaluates the stopped step; a press during a regular evaluation ends
+ * training after it without a second one; an evaluation is cut short at its next pass. */
+static void test_stop_skips_evaluation(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_train_opts o = quick_opts();
+    o.epochs = 1; /* 12 steps: regular evaluations after 5, 10 and 12 */
+    o.eval_every = 5;
+    atomic_int flag = 0;
+    o.stop = &flag;
+    rd_train_result r;
+    /* one press before step 10's evaluation: evaluated (5 and 10), then stopped */
+    rd_edits *e = ffn_edits(f->m);
+    press k = {&flag, 10, RD_STOP_AT_STEP, 0};
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, press_at, &k, &r, &err), 0);
+    assert_int_equal(r.stopped, RD_STOP_REQUESTED);
+    assert_int_equal(r.steps, 10);
+    assert_int_equal(r.n_evals, 2);
+    assert_int_equal(r.eval_steps[1], 10);
+    assert_int_equal(r.eval_skipped, 0);
+    rd_train_result_release(&r);
+    rd_edits_free(e);
+    /* two presses before it: step 10 is not evaluated; the best evaluated edits (step 5's,
+     * the only evaluation) are kept */
+    atomic_store(&flag, 0);
+    e = ffn_edits(f->m);
+    k.level = RD_STOP_SKIP_EVAL;
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, press_at, &k, &r, &err), 0);
+    assert_int_equal(r.stopped, RD_STOP_REQUESTED);
+    assert_int_equal(r.steps, 10);
+    assert_int_equal(r.n_evals, 1);
+    assert_int_equal(r.eval_steps[0], 5);
+    assert_int_equal(r.best_step, 5);
+    assert_int_equal(r.eval_skipped, 1);
+    assert_non_null(strstr(r.message, "evaluation skipped: kept the best edits evaluated so far (step 5)"));
+    rd_edits *at5 = edits_after(f, o, 5);
+    assert_same_edits(e, at5);
+    rd_edits_free(at5);
+    rd_train_result_release(&r);
+    rd_edits_free(e);
+    /* two presses before any evaluation finished: the last step's edits, said so */
+    atomic_store(&flag, 0);
+    e = ffn_edits(f->m);
+    k.step = 3;
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, press_at, &k, &r, &err), 0);
+    assert_int_equal(r.steps, 3);
+    assert_int_equal(r.n_evals, 0);
+    assert_int_equal(r.best_step, 3);
+    assert_int_equal(r.eval_skipped, 1);
+    assert_true(isnan(r.best_eval_loss));
+    assert_non_null(strstr(r.message, "no evaluation finished, kept the last step's edits"));
+    rd_edits *at3 = edits_after(f, o, 3);
+    assert_same_edits(e, at3);
+    rd_edits_free(at3);
+    rd_train_result_release(&r);
+    rd_edits_free(e);
+    /* a press while step 5's regular evaluation runs: training ends after it, with no
+     * evaluation of its own */
+    atomic_store(&flag, 0);
+    e = ffn_edits(f->m);
+    k = (press){&flag, 5, RD_STOP_AT_STEP, 1};
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &o, press_at, &k, &r, &err), 0);
+    assert_int_equal(r.stopped, RD_STOP_REQUESTED);
+    assert_int_equal(r.steps, 5);
+    assert_int_equal(r.n_evals, 1);
+    assert_int_equal(r.eval_skipped, 0);
+    rd_train_result_release(&r);
+    rd_edits_free(e);
+    /* the evaluations themselves: a skip request ends them at their next pass (here the
+     * first: nothing scored); a plain stop request lets them run */
+    rd_train_ctx *tc = rd_train_ctx_new(f->m, 4, 64, 0, &err);
+    assert_non_null(tc);
+    rd_batch b = {0};
+    double sum_all, sum;
+    uint64_t tok_all, tok;
+    assert_int_equal(rd_eval_loss(tc, NULL, f->eval, 4, 64, 2, &b, NULL, &sum_all, &tok_all, &err), 0);
+    atomic_store(&flag, RD_STOP_AT_STEP);
+    assert_int_equal(rd_eval_loss(tc, NULL, f->eval, 4, 64, 2, &b, &flag, &sum, &tok, &err), 0);
+    assert_true(sum == sum_all && tok == tok_all && tok > 0);
+    atomic_store(&flag, RD_STOP_SKIP_EVAL);
+    assert_int_equal(rd_eval_loss(tc, NULL, f->eval, 4, 64, 2, &b, &flag, &sum, &tok, &err), 1);
+    assert_true(tok == 0);
+    rd_batch_release(&b);
+    rd_train_ctx_free(tc);
+}
+
+/* A regular evaluation skipped by a stop request is made first when the run resumes from its
+ * state file: the resumed run ends bit for bit as the uninterrupted one. */
+static void test_resume_after_skipped_eval(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_train_opts o = quick_opts();
+    o.epochs = 1;
+    o.eval_every = 5;
+    rd_edits *whole = ffn_edits(f->m);
+    rd_train_result ra, rb, rc;
+    assert_int_equal(rd_train(f->m, whole, f->train, f->eval, &o, NULL, NULL, &ra, &err), 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/skip.state", f->dir);
+    unlink(path);
+    rd_train_opts os = o;
+    os.state_path = path;
+    atomic_int flag = 0;
+    os.stop = &flag;
+    press k = {&flag, 10, RD_STOP_SKIP_EVAL, 0};
+    rd_edits *e = ffn_edits(f->m);
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &os, press_at, &k, &rb, &err), 0);
+    assert_int_equal(rb.steps, 10);
+    assert_int_equal(rb.eval_skipped, 1);
+    rd_train_result_release(&rb);
+    rd_edits_free(e);
+    atomic_store(&flag, 0);
+    e = ffn_edits(f->m);
+    assert_int_equal(rd_train(f->m, e, f->train, f->eval, &os, NULL, NULL, &rc, &err), 0);
+    assert_int_equal(rc.resumed_step, 10);
+    expect_same_run(&ra, &rc);
+    assert_same_edits(e, whole);
+    rd_train_result_release(&ra);
+    rd_train_result_release(&rc);
+    rd_edits_free(e);
+    rd_edits_free(whole);
+    unlink(path);
 }
 
 static void test_nonfinite_stops_cleanly(void **state) {
@@ -799,6 +960,8 @@ int main(void) {
         cmocka_unit_test(test_red_learns),
         cmocka_unit_test(test_accumulation_matches),
         cmocka_unit_test(test_stop_request),
+        cmocka_unit_test(test_stop_skips_evaluation),
+        cmocka_unit_test(test_resume_after_skipped_eval),
         cmocka_unit_test(test_nonfinite_stops_cleanly),
         cmocka_unit_test(test_nonfinite_model_named),
         cmocka_unit_test(test_full_finetuning_learns),

@@ -9,7 +9,8 @@
  * error "interrupted" (a count hook checks the flag every 1000 instructions; once it has
  * fired it checks at every instruction until the flag is cleared, so a pcall in the script
  * cannot swallow the stop), and running training or generation stops at the next step or
- * token, frees what it holds and raises "interrupted" too. rd_lua_run_file /
+ * token, frees what it holds and raises "interrupted" too (training evaluates the step it
+ * stopped at; a second request skips that evaluation: rd_train_opts.stop). rd_lua_run_file /
  * rd_lua_run_string clear the flag when the chunk ends, so a request made before a run
  * interrupts that run, and the next run starts clean. (A script that replaces the hook with
  * debug.sethook can only be stopped in training and generation.)
@@ -55,9 +56,9 @@ int rd_lua_run_string(lua_State *L, const char *code, const char *name, rd_error
  * or "" — borrowed, valid until the next run or rd_lua_close. */
 const char *rd_lua_last_error(lua_State *L);
 
-/* Sets L's stop flag (see above). Async-signal-safe and callable from any thread (an atomic
- * store, nothing else). L: a state from rd_lua_new (or one where luaopen_red ran), not yet
- * closed. */
+/* Sets L's stop flag (see above; a second call raises it to RD_STOP_SKIP_EVAL). Async-signal-
+ * safe and callable from any thread (a lock-free atomic load and add, nothing else). L: a
+ * state from rd_lua_new (or one where luaopen_red ran), not yet closed. */
 void rd_lua_request_stop(lua_State *L);
 
 /* Clears the stop flag (e.g. a REPL after Ctrl-C at its prompt) and puts the hook back to

@@ -51,7 +51,13 @@ typedef struct rd_train_opts {
     int eval_every;       /* evaluate every N steps; 0 = at the end of every epoch (the last
                              step is evaluated either way) */
     int max_steps;        /* stop after this many steps; 0 = no limit (epochs decide) */
-    atomic_int *stop;     /* optional: set to non-zero to stop at the next step boundary */
+    atomic_int *stop;     /* optional: a stop request, read between steps and between an
+                             evaluation's passes. RD_STOP_AT_STEP (1): stop at the next step
+                             boundary; the stopped step is evaluated (its edits may be the
+                             best). RD_STOP_SKIP_EVAL (2 or more): also skip evaluating: a
+                             running evaluation is cut short at its next pass and not
+                             recorded, none starts, and the best edits evaluated so far are
+                             kept (the last step's when none was; res->eval_skipped says so) */
     const char *state_path; /* optional (borrowed): the training state — the trained numbers,
                              AdamW's moments, the best evaluation's numbers, the data
                              position, the random streams and the histories — is written
@@ -65,6 +71,9 @@ typedef struct rd_train_opts {
                              could not be written (rd_atomic_file_check) is refused before the
                              first step. */
 } rd_train_opts;
+
+/* The values of *rd_train_opts.stop (a first and a second press of a stop key). */
+enum { RD_STOP_AT_STEP = 1, RD_STOP_SKIP_EVAL = 2 };
 
 /* redit's defaults (the RED paper tunes per task): lr 2e-3, 1 epoch, batch 8, micro-batch
  * 8, max_len 512, linear schedule, warm-up 0.06, no weight decay, β (0.9, 0.999), ε 1e-8,
@@ -92,7 +101,7 @@ typedef struct rd_progress {
 } rd_progress;
 enum { RD_PROGRESS_STEP = 1, RD_PROGRESS_EVAL = 2 };
 
-/* Return non-zero to stop training at the next step boundary. */
+/* Return non-zero to stop training at the next step boundary (as RD_STOP_AT_STEP). */
 typedef int (*rd_progress_fn)(void *user, const rd_progress *p);
 
 typedef struct rd_train_result {
@@ -116,6 +125,9 @@ typedef struct rd_train_result {
     int resumed_sampled;  /* 1 when that state was written by an earlier redit, which named
                              the model by its sampled fingerprint (rd_model_fingerprint_sampled):
                              only a sample of the weights was compared */
+    int eval_skipped;     /* 1 when a stop request (RD_STOP_SKIP_EVAL) cut an evaluation
+                             short or skipped it: the edit set holds the best edits evaluated
+                             before, or the last step's when no evaluation had finished */
     char message[512];    /* why training stopped early, if it did */
 } rd_train_result;
 enum { RD_STOP_DONE = 0, RD_STOP_REQUESTED = 1, RD_STOP_NONFINITE = 2 };
@@ -169,16 +181,21 @@ int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_d
  * grads off, `batch` examples a pass (at most tc's batch) cut to max_len and padded with
  * pad_id; examples run longest first, so a pass holds examples of similar length. b is the
  * caller's batch buffer (filled and reused). *loss_sum and *tokens receive the sum and the
- * count. Turns tc's dropout off (an evaluation never drops). Returns 0, or -1 with *err set. */
+ * count. Turns tc's dropout off (an evaluation never drops). stop (may be NULL) is read
+ * before each pass: at RD_STOP_SKIP_EVAL or more the evaluation ends there and returns 1
+ * (the sums are then partial). Returns 0, 1 when cut short, or -1 with *err set. */
 int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *d,
-                 int batch, int max_len, int pad_id, rd_batch *b, double *loss_sum,
-                 uint64_t *tokens, rd_error *err);
+                 int batch, int max_len, int pad_id, rd_batch *b, const atomic_int *stop,
+                 double *loss_sum, uint64_t *tokens, rd_error *err);
 
 /* The classification part of rd_evaluate: scores every label word after every example's
  * prompt with edits `view` (NULL: none), `batch` candidates per forward pass, and fills
  * n_examples, accuracy, mcc and f1 of *out (other fields untouched). d must have labels
- * (rd_dataset_n_labels > 0). Returns 0, or -1 with *err (out of memory). */
+ * (rd_dataset_n_labels > 0). stop (may be NULL) is read before each pass as by rd_eval_loss:
+ * cut short, *out is left untouched and 1 is returned. Returns 0, 1 when cut short, or -1
+ * with *err (out of memory). */
 int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
-                int batch, int max_len, rd_eval_metrics *out, rd_error *err);
+                int batch, int max_len, const atomic_int *stop, rd_eval_metrics *out,
+                rd_error *err);
 
 #endif

@@ -19,12 +19,43 @@
 #include "redit/model_file.h"
 #include "redit/train.h"
 
-static atomic_int g_stop; /* set by SIGINT: the one piece of global state, for the handler */
+/* Ctrl-C, the one piece of global state (a signal handler has no user pointer): g_stop is the
+ * trainer's stop flag; the others say what the handler prints and what a press does. */
+static atomic_int g_stop;
+static volatile sig_atomic_t g_has_eval; /* the run has a held-out set */
+static volatile sig_atomic_t g_tty;      /* stderr is a terminal (the progress line is live) */
+static volatile sig_atomic_t g_writing;  /* training is over and the results are being written */
 
+/* Prints a message from the handler (write(2) is async-signal-safe): on a terminal it
+ * replaces the progress line. */
+static void say(const char *msg) {
+    if (g_tty && write(STDERR_FILENO, "\r\033[K", 4) < 0) return;
+    if (write(STDERR_FILENO, msg, strlen(msg)) < 0) return;
+}
+
+/* First press: stop after this step and evaluate it (Ctrl-C again skips that); second: skip
+ * the evaluation, keeping the best edits evaluated so far; third: quit at once, writing
+ * nothing. While the results are written, Ctrl-C is ignored (never a half-written run). */
 static void on_sigint(int sig) {
     (void)sig;
-    if (atomic_load(&g_stop)) _exit(130); /* a second Ctrl-C ends at once */
-    atomic_store(&g_stop, 1);
+    if (g_writing) {
+        say("redit train: writing the results; Ctrl-C waits until they are written\n");
+        return;
+    }
+    const int level = atomic_load(&g_stop);
+    if (level >= RD_STOP_SKIP_EVAL) {
+        say("redit train: interrupted: quit without writing the edits\n");
+        _exit(130);
+    }
+    if (level == 0 && g_has_eval) {
+        atomic_store(&g_stop, RD_STOP_AT_STEP);
+        say("stopping: evaluating… (Ctrl-C again to skip)\n");
+    } else { /* nothing left to evaluate */
+        atomic_store(&g_stop, RD_STOP_SKIP_EVAL);
+        say(g_has_eval ? "stopping: evaluation skipped, keeping the best edits evaluated so far "
+                         "(Ctrl-C again to quit without writing)\n"
+                       : "stopping after this step (Ctrl-C again to quit without writing)\n");
+    }
 }
 
 static void usage(FILE *out) {
@@ -32,7 +63,8 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: redit train -m MODEL -d TRAIN.jsonl -o EDITS.safetensors [options]\n\n"
             "Trains RED edit vectors (h' = s ⊙ h + b on sub-layer outputs) on a frozen model.\n"
-            "Ctrl-C stops at the next step and still writes the best edits so far.\n\n"
+            "Ctrl-C stops at the next step, evaluates it and writes the best edits so far (exit\n"
+            "status 130); Ctrl-C again skips that evaluation, a third time quits at once.\n\n"
             "data\n"
             "  -d, --data FILE         training set (JSONL: alpaca, chat, prompt-completion,\n"
             "                          ultrafeedback, classification; or plain text)\n"
@@ -121,11 +153,15 @@ static int on_progress(void *user, const rd_progress *p) {
         if (ui->log)
             fprintf(ui->log, "%d,%d,%.6f,%.6g,%.6g,%.1f,%.2f,,\n", p->step, p->epoch, p->loss, p->lr,
                     p->grad_norm, p->tokens_per_s, p->elapsed);
+        const int stop = atomic_load(&g_stop);
         if (ui->tty)
             fprintf(stderr, "\r\033[Kstep %d/%d · epoch %d/%d · loss %.4f · lr %.2e · |g| %.3f · "
-                            "%.0f tok/s · %s elapsed · ETA %s",
+                            "%.0f tok/s · %s elapsed · ETA %s%s",
                     p->step, p->total_steps, p->epoch, p->epochs, p->loss, p->lr, p->grad_norm,
-                    p->tokens_per_s, el, eta);
+                    p->tokens_per_s, el, eta,
+                    !stop                     ? ""
+                    : stop == RD_STOP_AT_STEP ? " · stopping: evaluating… (Ctrl-C again to skip)"
+                                              : " · stopping");
         else if (p->step == 1 || p->step % 10 == 0 || p->step == p->total_steps)
             fprintf(stderr, "step %d/%d epoch %d loss %.4f lr %.2e grad-norm %.3f %.0f tok/s\n",
                     p->step, p->total_steps, p->epoch, p->loss, p->lr, p->grad_norm,
@@ -400,19 +436,23 @@ static void print_setup(const train_args *a, const train_run *r) {
                                                          : "state: kept in %s\n", o->state_path);
 }
 
-/* Trains with Ctrl-C as a stop request and the progress line (and CSV log) on. */
-static int run_training(train_args *a, train_run *r, FILE *logf, rd_train_result *res,
-                        rd_error *err) {
-    struct sigaction sa = {0}, old_sa;
+/* Trains with Ctrl-C as a stop request (on_sigint, installed here; *old_sa receives the
+ * handler to put back once the results are written) and the progress line (and CSV log) on. */
+static int run_training(train_args *a, train_run *r, FILE *logf, struct sigaction *old_sa,
+                        rd_train_result *res, rd_error *err) {
+    struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_sa);
     atomic_store(&g_stop, 0);
+    g_has_eval = r->eval != NULL;
+    g_tty = isatty(STDERR_FILENO);
+    g_writing = 0;
+    sigaction(SIGINT, &sa, old_sa);
     a->opts.stop = &g_stop;
-    train_ui ui = {.tty = isatty(STDERR_FILENO), .log = logf};
+    train_ui ui = {.tty = g_tty, .log = logf};
     const int rc = a->full ? rd_train_full(r->m, r->train, r->eval, &a->opts, on_progress, &ui, res, err)
                            : rd_train(r->m, r->e, r->train, r->eval, &a->opts, on_progress, &ui, res, err);
-    sigaction(SIGINT, &old_sa, NULL);
+    g_writing = 1;
     if (ui.tty) fprintf(stderr, "\n");
     return rc;
 }
@@ -438,7 +478,7 @@ static int write_result(const train_args *a, const train_run *r, const rd_train_
     if (r->eval && isfinite(res->best_eval_accuracy))
         fprintf(stderr, " · best held-out accuracy %.2f %% (loss %.4f) at step %d",
                 100 * res->best_eval_accuracy, res->best_eval_loss, res->best_step);
-    else if (r->eval)
+    else if (r->eval && res->n_evals > 0) /* none: a stop skipped the only one (said above) */
         fprintf(stderr, " · best held-out loss %.4f at step %d", res->best_eval_loss, res->best_step);
     fprintf(stderr, "\nwrote %s\n", a->out);
     return 0;
@@ -459,6 +499,8 @@ int cmd_train(int argc, char **argv) {
     char log_tmp[4096] = "";
     rd_train_result res = {0};
     rd_error err = {0};
+    struct sigaction old_sa;
+    int handler = 0; /* on_sigint is installed (until the results are written) */
     if (setup_run(&a, &r)) goto done;
     print_setup(&a, &r);
     if (a.log_path) {
@@ -469,18 +511,22 @@ int cmd_train(int argc, char **argv) {
         }
         fprintf(logf, "step,epoch,loss,lr,grad_norm,tokens_per_s,elapsed_s,eval_loss,eval_accuracy\n");
     }
-    if (run_training(&a, &r, logf, &res, &err)) {
+    handler = 1;
+    if (run_training(&a, &r, logf, &old_sa, &res, &err)) {
         fprintf(stderr, "redit train: %s\n", err.msg);
         goto done;
     }
     if (res.stopped != RD_STOP_DONE) fprintf(stderr, "redit train: %s\n", res.message);
     if (write_result(&a, &r, &res)) goto done;
-    rc = res.stopped == RD_STOP_NONFINITE ? 1 : 0;
+    /* stopped by Ctrl-C: 130 (128 + SIGINT) as a shell reports an interrupted command, after
+     * the results were written */
+    rc = res.stopped == RD_STOP_NONFINITE ? 1 : res.stopped == RD_STOP_REQUESTED ? 130 : 0;
 done:
     if (logf) {
         int bad = fclose(logf) != 0 || rename(log_tmp, a.log_path) != 0;
         if (bad) fprintf(stderr, "redit train: cannot write %s\n", a.log_path);
     }
+    if (handler) sigaction(SIGINT, &old_sa, NULL);
     rd_train_result_release(&res);
     release_run(&r);
     return rc;

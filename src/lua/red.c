@@ -103,6 +103,7 @@
 
 #include "red_internal.h"
 #include "redit/lua_red.h"
+#include "redit/train.h"
 
 #define SHARED_KEY "red.shared"
 #define SCRATCH_TYPE "red.scratch"
@@ -594,7 +595,8 @@ const char *rd_lua_last_error(lua_State *L) {
 
 void rd_lua_request_stop(lua_State *L) {
     rdl_shared *s = *(rdl_shared **)lua_getextraspace(L);
-    if (s) atomic_store(&s->stop, 1);
+    /* a second request also skips a training run's evaluation (RD_STOP_SKIP_EVAL) */
+    if (s && atomic_load(&s->stop) < RD_STOP_SKIP_EVAL) atomic_fetch_add(&s->stop, 1);
 }
 
 void rd_lua_clear_stop(lua_State *L) {

@@ -91,8 +91,13 @@ static double label_loglik(const float *logits, int V, const int *tok, int n_pro
 
 /* Scores every label word after every example's prompt, rows of candidates at a time through
  * one batched forward pass; the label with the highest log-likelihood is the prediction. */
+/* Whether a stop request asks to cut an evaluation short. */
+static int eval_cut(const atomic_int *stop) {
+    return stop && atomic_load(stop) >= RD_STOP_SKIP_EVAL;
+}
+
 int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *d, int batch,
-                int max_len, rd_eval_metrics *out, rd_error *err) {
+                int max_len, const atomic_int *stop, rd_eval_metrics *out, rd_error *err) {
     const int K = rd_dataset_n_labels(d), V = m->file.cfg.vocab_size;
     const size_t n = rd_dataset_size(d);
     if (K < 1) return rd_error_set(err, "the data set has no labels to classify");
@@ -128,6 +133,10 @@ int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *
     }
     qsort(cand, nc, sizeof *cand, by_length_desc);
     for (size_t c0 = 0; c0 < nc && rc == 0; c0 += (size_t)B) {
+        if (eval_cut(stop)) {
+            rc = 1;
+            break;
+        }
         const int rows = nc - c0 < (size_t)B ? (int)(nc - c0) : B;
         int T = 1; /* inputs: all but the last id of the longest candidate */
         for (int r = 0; r < rows; r++) T = cand[c0 + r].len > T ? cand[c0 + r].len : T;
@@ -181,8 +190,8 @@ done:
 }
 
 int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *d, int batch,
-                 int max_len, int pad_id, rd_batch *b, double *loss_sum, uint64_t *tokens,
-                 rd_error *err) {
+                 int max_len, int pad_id, rd_batch *b, const atomic_int *stop, double *loss_sum,
+                 uint64_t *tokens, rd_error *err) {
     const size_t n = rd_dataset_size(d);
     size_t *idx = malloc(sizeof(size_t) * (size_t)batch);
     candidate *rows = malloc(sizeof *rows * (n + 1)); /* examples, longest first */
@@ -194,12 +203,19 @@ int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *
     uint64_t count = 0;
     rd_train_ctx_set_dropout(tc, 0.0f, 0);
     for (size_t i0 = 0; i0 < n && rc == 0; i0 += (size_t)batch) {
+        if (eval_cut(stop)) {
+            rc = 1;
+            break;
+        }
         size_t k = 0;
         for (size_t i = i0; i < n && k < (size_t)batch; i++) idx[k++] = rows[i].example;
         double ls;
         int nt;
         rc = rd_batch_fill(b, d, idx, k, max_len, 0, pad_id, err) ||
-             rd_train_pass(tc, view, NULL, NULL, b->tokens, b->targets, b->B, b->T, &ls, &nt, err);
+                     rd_train_pass(tc, view, NULL, NULL, b->tokens, b->targets, b->B, b->T, &ls,
+                                   &nt, err)
+                 ? -1
+                 : 0;
         if (rc == 0) {
             sum += ls;
             count += (uint64_t)nt;
@@ -209,7 +225,7 @@ int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *
     free(rows);
     *loss_sum = sum;
     *tokens = count;
-    return rc ? -1 : 0;
+    return rc == 1 ? 1 : rc ? -1 : 0;
 }
 
 const char *rd_eval_best_text(double loss, double accuracy, char *buf, size_t cap) {
@@ -240,12 +256,12 @@ int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_d
     const int pad = tok && rd_tokenizer_eos(tok) >= 0 ? rd_tokenizer_eos(tok) : 0;
     rd_batch b = {0};
     double sum;
-    int rc = rd_eval_loss(tc, v, d, batch, max_len, pad, &b, &sum, &out->tokens, err);
+    int rc = rd_eval_loss(tc, v, d, batch, max_len, pad, &b, NULL, &sum, &out->tokens, err);
     if (rc == 0) {
         out->loss = out->tokens ? sum / (double)out->tokens : NAN;
         out->perplexity = exp(out->loss);
         out->bytes = rd_dataset_loss_bytes(d, tok, max_len);
-        if (rd_dataset_n_labels(d) > 0) rc = rd_classify(m, v, d, batch, max_len, out, err);
+        if (rd_dataset_n_labels(d) > 0) rc = rd_classify(m, v, d, batch, max_len, NULL, out, err);
     }
     rd_batch_release(&b);
     rd_train_ctx_free(tc);

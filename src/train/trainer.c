@@ -135,16 +135,22 @@ typedef struct trainer {
     int pad_id;
 } trainer;
 
-/* Mean answer loss and token count of a data set, grads off. */
+/* Mean answer loss and token count of a data set, grads off. Returns 0, 1 when a stop
+ * request (RD_STOP_SKIP_EVAL) cut it short, or -1. */
 static int eval_loss(trainer *t, const rd_dataset *d, double *mean, uint64_t *tokens,
                      rd_error *err) {
     rd_edits_view view = t->e ? rd_edits_view_at(t->e, 1.0f) : (rd_edits_view){0};
     double sum;
-    if (rd_eval_loss(t->tc, t->e ? &view : NULL, d, t->o->micro_batch, t->o->max_len,
-                     t->pad_id, &t->batch, &sum, tokens, err))
-        return -1;
+    const int rc = rd_eval_loss(t->tc, t->e ? &view : NULL, d, t->o->micro_batch, t->o->max_len,
+                                t->pad_id, &t->batch, t->o->stop, &sum, tokens, err);
+    if (rc) return rc;
     *mean = *tokens ? sum / (double)*tokens : NAN;
     return 0;
+}
+
+/* Whether the stop request asks to skip evaluating. */
+static int skip_requested(const trainer *t) {
+    return t->o->stop && atomic_load(t->o->stop) >= RD_STOP_SKIP_EVAL;
 }
 
 /* After the weights changed: bf16 compute packs them again (full fine-tuning only). */
@@ -337,6 +343,7 @@ typedef struct loop {
     size_t *batch_order;       /* (n_train) group_by_length's scratch, or NULL */
     int per_step, steps_per_epoch, total;
     int step, epoch, stop;
+    int eval_skipped;          /* a stop request cut an evaluation short or skipped it */
     uint64_t rng;              /* the data order's stream */
     uint64_t drop_rng;         /* the dropout masks' seeds: a stream of their own, so dropout
                                   leaves the data order as it is */
@@ -449,17 +456,21 @@ static int optimizer_step(trainer *t, loop *lp, const size_t *order, size_t coun
 }
 
 /* Evaluates the held-out set after lp->step, records it in res and keeps the numbers when
- * they are the best so far; fills p's evaluation fields. */
+ * they are the best so far; fills p's evaluation fields. Returns 0, 1 when a stop request
+ * (RD_STOP_SKIP_EVAL) cut it short (nothing recorded; lp->eval_skipped set), or -1. */
 static int evaluate_point(trainer *t, loop *lp, rd_progress *p, rd_train_result *res,
                           rd_error *err) {
     double el = NAN;
     uint64_t et = 0;
-    if (eval_loss(t, lp->eval, &el, &et, err)) return -1;
+    int rc = eval_loss(t, lp->eval, &el, &et, err);
     rd_eval_metrics cls = {.accuracy = NAN};
-    if (rd_dataset_n_labels(lp->eval) > 0 &&
-        rd_classify(t->m, t->e ? &lp->view : NULL, lp->eval, t->o->micro_batch, t->o->max_len,
-                    &cls, err))
-        return -1;
+    if (rc == 0 && rd_dataset_n_labels(lp->eval) > 0)
+        rc = rd_classify(t->m, t->e ? &lp->view : NULL, lp->eval, t->o->micro_batch,
+                         t->o->max_len, t->o->stop, &cls, err);
+    if (rc) {
+        lp->eval_skipped = rc > 0;
+        return rc;
+    }
     if (push_eval(res, el, cls.accuracy, lp->step)) return rd_error_set(err, "out of memory");
     const int best = is_better(el, cls.accuracy, res);
     if (best) {
@@ -472,6 +483,31 @@ static int evaluate_point(trainer *t, loop *lp, rd_progress *p, rd_train_result 
     p->eval_loss = el;
     p->eval_accuracy = cls.accuracy;
     p->best = best;
+    return 0;
+}
+
+/* Whether the held-out set is evaluated after step (s_done steps of its epoch done) in an
+ * uninterrupted run: every eval_every steps, else at every epoch's end; always after the last
+ * step. */
+static int regular_eval_point(const trainer *t, const loop *lp, int step, int s_done) {
+    const rd_train_opts *o = t->o;
+    const int end_of_epoch = s_done == lp->steps_per_epoch || step == lp->total;
+    return (o->eval_every && step % o->eval_every == 0) || (!o->eval_every && end_of_epoch) ||
+           step == lp->total;
+}
+
+/* The evaluation after a step (regular or a stop's), unless a stop request skips it; a stop
+ * requested while it ran ends training after it. */
+static int evaluate_after_step(trainer *t, loop *lp, rd_progress *p, rd_train_result *res,
+                               rd_error *err) {
+    if (skip_requested(t)) {
+        lp->eval_skipped = 1;
+        return 0;
+    }
+    const int rc = evaluate_point(t, lp, p, res, err);
+    if (rc < 0) return -1;
+    if (rc == 0 && lp->progress && lp->progress(lp->user, p)) lp->stop = 1;
+    if (t->o->stop && atomic_load(t->o->stop)) lp->stop = 1;
     return 0;
 }
 
@@ -490,19 +526,16 @@ static int after_step(trainer *t, loop *lp, int s, double loss, double gnorm, do
                      .eta = elapsed / (step - res->resumed_step) * (lp->total - step)};
     if (lp->progress && lp->progress(lp->user, &p)) lp->stop = 1;
     if (o->stop && atomic_load(o->stop)) lp->stop = 1;
-    const int end_of_epoch = s + 1 == lp->steps_per_epoch || step == lp->total;
     /* the last step (or a stop) is always evaluated: its edits may be the best */
-    const int regular = (o->eval_every && step % o->eval_every == 0) ||
-                        (!o->eval_every && end_of_epoch) || step == lp->total;
+    const int regular = regular_eval_point(t, lp, step, s + 1);
     const train_position pos = {step, lp->epoch, s + 1, lp->rng, lp->drop_rng, lp->train_seconds};
     /* a stop between evaluation points: the state is saved before the stop's own evaluation,
      * which the uninterrupted run would not have made */
     if (o->state_path && lp->stop && !regular && save_state(t, lp->setup, &pos, res, err))
         return -1;
-    if (lp->eval && (regular || lp->stop)) {
-        if (evaluate_point(t, lp, &p, res, err)) return -1;
-        if (lp->progress && lp->progress(lp->user, &p)) lp->stop = 1;
-    }
+    /* a regular evaluation skipped by a stop request is missing from the state saved here:
+     * a resumed run makes it first (train_loop) */
+    if (lp->eval && (regular || lp->stop) && evaluate_after_step(t, lp, &p, res, err)) return -1;
     if (o->state_path && regular && save_state(t, lp->setup, &pos, res, err)) return -1;
     return 0;
 }
@@ -618,14 +651,35 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     if (o->state_path)
         describe_setup(&t, train, eval, rd_model_fingerprint(t.m), lp.setup, sizeof lp.setup);
     if (resumed && resume_state(&t, &lp, &resume, res, err)) goto done;
+    /* the state of a run whose regular evaluation was skipped by a stop request: that
+     * evaluation comes first, as the uninterrupted run made it */
+    if (resumed && eval && resume.step > 0 &&
+        regular_eval_point(&t, &lp, resume.step, resume.step_in_epoch) &&
+        (res->n_evals == 0 || res->eval_steps[res->n_evals - 1] != resume.step)) {
+        rd_progress p = {.step = resume.step, .total_steps = lp.total, .epoch = resume.epoch,
+                         .epochs = o->epochs, .loss = NAN, .lr = NAN, .grad_norm = NAN};
+        if (evaluate_after_step(&t, &lp, &p, res, err)) goto done;
+    }
     memcpy(t.last_good, t.params, t.n_params * sizeof(float));
     for (size_t i = 0; i < lp.n_train; i++) lp.order[i] = i;
     lp.t_start = now_seconds();
     if (run_epochs(&t, &lp, &resume, resumed, res, err)) goto done;
+    if (lp.eval_skipped) lp.stop = 1; /* a skip is a stop request too */
     if (lp.stop && res->stopped == RD_STOP_DONE) {
         res->stopped = RD_STOP_REQUESTED;
-        snprintf(res->message, sizeof res->message, "stopped on request after step %d", lp.step);
+        if (!lp.eval_skipped)
+            snprintf(res->message, sizeof res->message, "stopped on request after step %d",
+                     lp.step);
+        else if (res->n_evals > 0)
+            snprintf(res->message, sizeof res->message,
+                     "stopped on request after step %d; evaluation skipped: kept the best edits "
+                     "evaluated so far (step %d)", lp.step, res->best_step);
+        else
+            snprintf(res->message, sizeof res->message,
+                     "stopped on request after step %d; evaluation skipped: no evaluation "
+                     "finished, kept the last step's edits", lp.step);
     }
+    res->eval_skipped = lp.eval_skipped;
     res->steps = lp.step;
     if (eval && res->n_evals > 0) {
         memcpy(t.params, t.best, t.n_params * sizeof(float));

@@ -344,6 +344,7 @@ int app_train(tui_app *a, rd_error *err) {
     a->edits = e;
     a->run = run;
     a->training = 1;
+    a->stopping = 0;
     a->last = (rd_progress){0};
     a->last_eval = a->last_eval_accuracy = NAN;
     a->n_train = a->n_eval = 0;
@@ -355,10 +356,32 @@ int app_train(tui_app *a, rd_error *err) {
 
 int app_stop(tui_app *a) {
     if (!a->training && !a->chatting) return 0;
-    tui_worker_stop(a->worker);
-    if (a->training) snprintf(a->train_status, sizeof a->train_status, "stopping at the next step");
-    app_notify(a, 0, "%s", a->training ? "stopping at the next step boundary (best edits kept)"
-                                       : "stopping the answers");
+    if (!a->training) {
+        tui_worker_stop(a->worker);
+        app_notify(a, 0, "stopping the answers");
+        return 1;
+    }
+    /* Esc once: stop after this step and evaluate it; twice: skip that evaluation. Without
+     * a held-out set (known once the data are loaded) there is nothing to skip. */
+    const int no_eval = a->n_train > 0 && a->n_eval == 0;
+    if (a->stopping == 0) {
+        a->stopping = no_eval ? RD_STOP_SKIP_EVAL : RD_STOP_AT_STEP;
+        if (no_eval) tui_worker_skip_eval(a->worker);
+        else tui_worker_stop(a->worker);
+        if (a->n_eval > 0)
+            snprintf(a->train_status, sizeof a->train_status,
+                     "stopping: evaluating%s (Esc again to skip)", a->utf8 ? "…" : "...");
+        else
+            snprintf(a->train_status, sizeof a->train_status,
+                     "stopping at the next step (best edits kept)");
+    } else if (a->stopping == RD_STOP_AT_STEP) {
+        a->stopping = RD_STOP_SKIP_EVAL;
+        tui_worker_skip_eval(a->worker);
+        snprintf(a->train_status, sizeof a->train_status,
+                 "stopping: evaluation skipped (the best edits evaluated so far are kept, else "
+                 "the last step's)");
+    }
+    app_notify(a, 0, "%s", a->train_status);
     return 1;
 }
 
@@ -543,6 +566,7 @@ static void keep_run_edits(tui_app *a) {
 
 static void training_done(tui_app *a, const tui_event *ev) {
     a->training = 0;
+    a->stopping = 0;
     keep_run_edits(a);
     if (a->run) {
         a->run->best_eval_accuracy = ev->best_eval_accuracy;
@@ -591,7 +615,7 @@ static void handle_event(tui_app *a, const tui_event *ev) {
     case TUI_EV_TRAIN_STEP:
         a->last = ev->progress;
         if (a->run) tui_run_add_step(a->run, ev->progress.loss);
-        snprintf(a->train_status, sizeof a->train_status, "training");
+        if (!a->stopping) snprintf(a->train_status, sizeof a->train_status, "training");
         break;
     case TUI_EV_TRAIN_EVAL:
         a->last_eval = ev->progress.eval_loss;
@@ -612,6 +636,7 @@ static void handle_event(tui_app *a, const tui_event *ev) {
     case TUI_EV_ERROR:
         if (a->training) {
             a->training = 0;
+            a->stopping = 0;
             /* a run that never made a step leaves no curve */
             if (a->run && a->run->n_steps == 0 && a->run == &a->session.runs[a->session.n_runs - 1]) {
                 tui_session_drop_last_run(&a->session);

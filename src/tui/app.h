@@ -47,6 +47,8 @@ typedef struct tui_app {
     /* jobs */
     tui_worker *worker;
     int training;           /* a training job is running */
+    int stopping;           /* training: 0, or the stop requested (RD_STOP_AT_STEP: Esc once,
+                               RD_STOP_SKIP_EVAL: twice) */
     int chatting;           /* a chat job is running */
     tui_run *run;           /* the run being trained (in session.runs), or NULL */
     rd_progress last;       /* last progress event of the run */
@@ -103,7 +105,9 @@ int app_set_field(tui_app *a, const char *key, const char *text, rd_error *err);
  * sites/layers, a new run in the session (earlier runs stay for the chart). */
 int app_train(tui_app *a, rd_error *err);
 
-/* Asks the running job (training or chat) to stop. Returns 1 when one was running. */
+/* Asks the running job (training or chat) to stop: training after this step, whose
+ * evaluation a second call skips (the training line says which). Returns 1 when one was
+ * running. */
 int app_stop(tui_app *a);
 
 /* Answers prompt with the base and the edited model side by side (refused while training). */

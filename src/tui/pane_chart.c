@@ -85,7 +85,7 @@ static void draw_chart_cells(const tui_chart *c, int y, int x) {
 static void draw_numbers(tui_app *a, tui_rect r, int y) {
     const tui_run *run = a->run ? a->run : (a->session.n_runs ? &a->session.runs[a->session.n_runs - 1] : NULL);
     char line[320], eta[16], el[16];
-    if (a->training && a->last.step > 0) {
+    if (a->training && a->last.step > 0 && !a->stopping) {
         fmt_time(el, sizeof el, a->last.elapsed);
         fmt_time(eta, sizeof eta, a->last.eta);
         char ev[48] = "-";

@@ -7,7 +7,7 @@
  *   wb.get([key])             a setting as text, or a table of all settings
  *   wb.set(key, value)        one setting (validated as in the pane); wb.set{key = value, ...}
  *   wb.train()                start a training run with the settings (in the background)
- *   wb.stop()                 stop training at the next step / stop the answers
+ *   wb.stop()                 stop training after this step (twice: skip its eval) / answers
  *   wb.status()               {training, chatting, step, total_steps, loss, eval_loss,
  *                             eval_accuracy (classification sets), runs, state}
  *   wb.chat(prompt)           answer with base and edited model in the chat pane

@@ -392,7 +392,9 @@ size_t tui_worker_queued(const tui_worker *w) {
     return n;
 }
 
-void tui_worker_stop(tui_worker *w) { atomic_store(&w->stop, 1); }
+void tui_worker_stop(tui_worker *w) { atomic_store(&w->stop, RD_STOP_AT_STEP); }
+
+void tui_worker_skip_eval(tui_worker *w) { atomic_store(&w->stop, RD_STOP_SKIP_EVAL); }
 
 static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
 

@@ -103,6 +103,11 @@ int tui_worker_start_chat(tui_worker *w, const tui_chat_job *job, rd_error *err)
  * edits), generation at the next token. */
 void tui_worker_stop(tui_worker *w);
 
+/* Asks a stopping training run to skip its evaluation too (a running one is cut short at its
+ * next pass): the best edits evaluated so far are kept, or the last step's when none was
+ * (RD_STOP_SKIP_EVAL). Stops a chat answer as tui_worker_stop. */
+void tui_worker_skip_eval(tui_worker *w);
+
 /* Moves up to max waiting events into out (oldest first) and returns how many. */
 size_t tui_worker_drain(tui_worker *w, tui_event *out, size_t max);
 

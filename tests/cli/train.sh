@@ -1,7 +1,8 @@
 #!/bin/sh
 # redit train / eval / generate --edits / logits --edits end to end on the demo model (a
 # random GGUF with its own tokenizer): training writes an edit file and a CSV log, lowers
-# the training loss, Ctrl-C stops at a step and still writes edits, strength 0 gives the
+# the training loss, Ctrl-C stops at a step and still writes edits (exit 130; a second Ctrl-C
+# skips the evaluation of the stopped step), strength 0 gives the
 # base model's logits, bad options are refused.
 set -eu
 TMP=$(mktemp -d)
@@ -81,27 +82,76 @@ while [ $i -lt 400 ]; do
     echo "{\"prompt\": \"Say something about number $i please.\", \"completion\": \"Number $i is a fine number.\"}" >>"$TMP/big.jsonl"
     i=$((i + 1))
 done
-# interrupt_train ARGS...: runs `redit train ARGS`, sends Ctrl-C (SIGINT) after its first
-# progress line, and expects a clean stop (exit 0, "stopped on request")
-interrupt_train() {
+# wait_err PATTERN: waits (15 s at most) until the background run's stderr matches PATTERN.
+wait_err() {
+    n=0
+    until grep -q -- "$1" "$TMP/err" 2>/dev/null; do
+        n=$((n + 1))
+        [ $n -lt 300 ] || { kill $pid; fail "training never printed /$1/: $(tail -c 400 "$TMP/err")"; }
+        sleep 0.05
+    done
+}
+# start_train ARGS...: runs `redit train ARGS` in the background ($pid) until its first
+# progress line
+start_train() {
     # empty the file first: the background job's own redirection may come after the first
     # grep below, which would then see the previous command's progress lines
     : >"$TMP/err"
     "$REDIT" train "$@" >"$TMP/out" 2>"$TMP/err" &
     pid=$!
-    n=0
-    until grep -q "^step" "$TMP/err" 2>/dev/null; do
-        n=$((n + 1))
-        [ $n -lt 300 ] || { kill $pid; fail "training printed no progress"; }
-        sleep 0.05
-    done
-    kill -INT $pid
-    wait $pid || fail "interrupted training exited non-zero: $(tail -c 400 "$TMP/err")"
+    wait_err "^step"
+}
+# wait_interrupted: the run ends with 130 (128 + SIGINT, after writing) and says it stopped
+wait_interrupted() {
+    rc=0
+    wait $pid || rc=$?
+    [ $rc -eq 130 ] || fail "interrupted training exited with $rc, not 130: $(tail -c 400 "$TMP/err")"
     grep -q "stopped on request" "$TMP/err" || fail "no stop message: $(tail -c 400 "$TMP/err")"
+}
+# interrupt_train ARGS...: runs `redit train ARGS`, sends Ctrl-C (SIGINT) after its first
+# progress line, and expects a clean stop (exit 130, "stopped on request")
+interrupt_train() {
+    start_train "$@"
+    kill -INT $pid
+    wait_interrupted
 }
 interrupt_train -m "$M" -d "$TMP/big.jsonl" -o "$TMP/stopped.safetensors" --epochs 50 --batch 4 \
     --max-len 128 --template plain
 [ -s "$TMP/stopped.safetensors" ] || fail "interrupted training wrote no edits"
+grep -q "stopping after this step (Ctrl-C again to quit without writing)" "$TMP/err" ||
+    fail "no stopping message without an eval set: $(tail -c 400 "$TMP/err")"
+
+# with a held-out set, one Ctrl-C says at once that it evaluates the stopped step, which is
+# evaluated; the edits, the log and the state are written
+start_train -m "$M" -d "$TMP/big.jsonl" --eval "$TMP/eval.jsonl" -o "$TMP/stop1.safetensors" \
+    --epochs 50 --batch 4 --max-len 128 --template plain --log "$TMP/stop1.csv" --state "$TMP/stop1.state"
+kill -INT $pid
+wait_err "stopping: evaluating… (Ctrl-C again to skip)"
+wait_interrupted
+grep -q "^eval after step [0-9]*: loss" "$TMP/err" || fail "the stopped step was not evaluated: $(tail -c 400 "$TMP/err")"
+[ -s "$TMP/stop1.safetensors" ] && [ -s "$TMP/stop1.csv" ] && [ -s "$TMP/stop1.state" ] ||
+    fail "an interrupted run did not write its edits, log and state"
+# twice: the evaluation (of a large held-out set) is skipped; with none finished, the last
+# step's edits are written, and so are the log and the state
+i=0
+: >"$TMP/bigeval.jsonl"
+while [ $i -lt 3000 ]; do
+    echo "{\"prompt\": \"Say something about number $i please, in a few more words.\", \"completion\": \"Number $i is a fine number indeed.\"}" >>"$TMP/bigeval.jsonl"
+    i=$((i + 1))
+done
+start_train -m "$M" -d "$TMP/big.jsonl" --eval "$TMP/bigeval.jsonl" -o "$TMP/stop2.safetensors" \
+    --epochs 50 --batch 4 --max-len 128 --template plain --log "$TMP/stop2.csv" --state "$TMP/stop2.state"
+kill -INT $pid
+wait_err "stopping: evaluating… (Ctrl-C again to skip)"
+kill -INT $pid
+wait_err "stopping: evaluation skipped"
+wait_interrupted
+grep -q "evaluation skipped: no evaluation finished, kept the last step's edits" "$TMP/err" ||
+    fail "a skipped evaluation was not reported: $(tail -c 400 "$TMP/err")"
+grep -q "^eval after" "$TMP/err" && fail "the skipped evaluation ran: $(tail -c 400 "$TMP/err")"
+[ -s "$TMP/stop2.safetensors" ] && [ -s "$TMP/stop2.csv" ] && [ -s "$TMP/stop2.state" ] ||
+    fail "a run whose evaluation was skipped did not write its edits, log and state"
+ls "$TMP" | grep -q '\.tmp-\|\.partial$' && fail "an interrupted run left temporary files: $(ls "$TMP")"
 
 # --state: a run stopped by Ctrl-C and resumed from its state file ends with the same edit
 # vectors, bit for bit, as the run that was never stopped; other options are refused

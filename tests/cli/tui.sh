@@ -1,6 +1,7 @@
 #!/bin/sh
 # The TUI end to end in tmux (a 100×30 terminal): change the edit sites, train and watch the
-# chart and numbers move, stop with Esc, chat and see both answers, run Lua in the console,
+# chart and numbers move, stop with Esc (Esc twice during a long evaluation skips it), chat
+# and see both answers, run Lua in the console,
 # resize down to 80×24 and below, quit, restore the session (chart and chat come back), a
 # damaged session is moved aside untouched and a fresh one takes its name, quitting while training asks first, SIGTERM (also while the UI
 # is busy and the worker's event queue is full) stops and saves. Every step polls
@@ -428,6 +429,29 @@ wait_for k "best eval accuracy [0-9.]+% \\(loss [0-9.]+\\)"
 wait_for k "9 steps  best eval [0-9.]+ \\(acc [0-9.]+%\\)"
 keys k F10
 wait_exit k
+
+# --- Esc while training with a large held-out set: at once "evaluating… (Esc again to skip)"
+# on the training line; a second Esc skips the evaluation (none is recorded) and the run's
+# edits (the last step's) are saved ------------------------------------------------------
+i=0
+: >"$TMP/bigeval.jsonl"
+while [ $i -lt 3000 ]; do
+    echo "{\"instruction\": \"Name item $i, and say a few more words about it.\", \"output\": \"It is the cat, a fine cat.\"}" >>"$TMP/bigeval.jsonl"
+    i=$((i + 1))
+done
+TUI_EXTRA="--set eval_path=$TMP/bigeval.jsonl --set epochs=50" start x s13
+wait_for x "Configuration"
+keys x F6
+wait_for x "step [0-9]+/[0-9]+ +epoch"
+keys x Escape
+wait_for x "stopping: evaluating(…|\.\.\.) \(Esc again to skip\)"
+keys x Escape
+wait_for x "stopped: [0-9]+ steps .*evaluation skipped"
+keys x F10
+wait_exit x
+[ -s "$TMP/sessions/s13/runs/1/edits.safetensors" ] || fail "a run whose evaluation was skipped lost its edits"
+grep -q ',train,' "$(file_of "$TMP/sessions/s13" 'loss-*.csv')" || fail "a skipped evaluation lost the loss history"
+grep -q ',eval,' "$(file_of "$TMP/sessions/s13" 'loss-*.csv')" && fail "the skipped evaluation was recorded"
 
 # --- SIGTERM while training: stops at a step, saves the session --------------------------
 start e s3
