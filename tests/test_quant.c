@@ -485,6 +485,28 @@ static void test_quantize_exact_grid(void **state) {
     assert_memory_equal(x, y, sizeof x);
 }
 
+/* IQ4_NL / IQ4_XS (quantize_iq4_nl/xs's search): values on the grid come back exactly.
+ * IQ4_XS: the sub-block scales of test_layout_literals_iq4 (d = 0.25, ls − 32 = -32, 31, 0,
+ * 1, -15, 14, -31, 16), so the packed scale bytes are the ones worked out there. */
+static void test_quantize_exact_grid_iq4(void **state) {
+    (void)state;
+    float x[256], y[256];
+    uint8_t q[136];
+    for (int j = 0; j < 32; j++) x[j] = 0.5f * (float)KV[(7 * j + 3 + j / 16) % 16];
+    rd_dtype_info_of(RD_DTYPE_IQ4_NL)->from_f32(x, q, 32);
+    rd_dtype_info_of(RD_DTYPE_IQ4_NL)->to_f32(q, y, 32);
+    assert_memory_equal(x, y, 32 * sizeof *x);
+    assert_int_equal(q[0] | q[1] << 8, 0x3800); /* d = 0.5 */
+    assert_int_equal(q[2], 0x43); /* element 0: level 3; element 16: (7·16 + 3 + 1) mod 16 = 4 */
+    static const int l[8] = {-32, 31, 0, 1, -15, 14, -31, 16};
+    for (int e = 0; e < 256; e++) x[e] = 0.25f * (float)(l[e / 32] * KV[(7 * e + e / 32) % 16]);
+    rd_dtype_info_of(RD_DTYPE_IQ4_XS)->from_f32(x, q, 256);
+    rd_dtype_info_of(RD_DTYPE_IQ4_XS)->to_f32(q, y, 256);
+    assert_memory_equal(x, y, sizeof x);
+    static const uint8_t head[8] = {0x00, 0x34, 0xAC, 0xC9, 0xF0, 0x10, 0xE1, 0x01};
+    assert_memory_equal(q, head, sizeof head);
+}
+
 /* ---- matmul ------------------------------------------------------------------------------ */
 
 static void check_matmul(rd_dtype t, int n, rd_pool *pool, uint64_t seed) {
@@ -776,6 +798,7 @@ int main(void) {
         cmocka_unit_test(test_layout_literals_iq4),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_quantize_exact_grid),
+        cmocka_unit_test(test_quantize_exact_grid_iq4),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_gguf_forward),
         cmocka_unit_test(test_gguf_refuses_partial_blocks),

@@ -516,26 +516,30 @@ void rd_iq4_xs_to_f32(const void *src, float *dst, size_t n) {
     }
 }
 
-/* llama.cpp's best_index_int8: the index of the level nearest x (the upper one on ties,
- * the first or last beyond the ends; NaN gives 15). */
-static int iq4_best_index(float x) {
+/* llama.cpp's best_index_int8 for 32 values at once: the index of the level nearest
+ * al = id·x[j] (the upper one on ties, the first or last beyond the ends; NaN gives 15).
+ * Counted rather than searched: the index is the number of k < 15 where al is not nearer
+ * v[k] than v[k+1], with the comparison its search makes, (al − v[k] < v[k+1] − al); that
+ * holds for every k below the search's answer and for none above, so the counts equal its
+ * results bit for bit, and the loop has no branches (the compiler vectorises it). */
+static void iq4_indices(const float *x, float id, int idx[32]) {
     const int8_t *v = rd_kvalues_iq4nl;
-    if (x <= v[0]) return 0;
-    if (x >= v[15]) return 15;
-    int lo = 0, hi = 15;
-    while (hi - lo > 1) {
-        const int mid = (lo + hi) / 2;
-        if (x < v[mid]) hi = mid;
-        else lo = mid;
+    for (int j = 0; j < 32; j++) {
+        const float al = id * x[j];
+        int n = 0;
+        for (int k = 0; k < 15; k++) n += !(al - (float)v[k] < (float)v[k + 1] - al);
+        idx[j] = n;
     }
-    return x - v[hi - 1] < v[hi] - x ? hi - 1 : hi;
 }
 
-/* Σ w·q·x and Σ w·q² over 32 values x with weights x² for the levels picked at scale 1/id. */
+/* Σ w·q·x and Σ w·q² over 32 values x with weights x² for the levels picked at scale 1/id
+ * (summed in element order, as llama.cpp does). */
 static void iq4_sums(const float *x, float id, float *sumqx, float *sumq2) {
+    int idx[32];
+    iq4_indices(x, id, idx);
     float sx = 0.0f, s2 = 0.0f;
     for (int j = 0; j < 32; j++) {
-        const float q = (float)rd_kvalues_iq4nl[iq4_best_index(id * x[j])];
+        const float q = (float)rd_kvalues_iq4nl[idx[j]];
         const float w = x[j] * x[j];
         sx += w * q * x[j];
         s2 += w * q * q;
@@ -571,8 +575,9 @@ static float iq4_block_scale(const float *x) {
 
 /* Nibble pairs of 32 values at inverse scale id (low: 0..15, high: 16..31). */
 static void iq4_pack(const float *x, float id, uint8_t *qs) {
-    for (int j = 0; j < 16; j++)
-        qs[j] = (uint8_t)(iq4_best_index(id * x[j]) | iq4_best_index(id * x[j + 16]) << 4);
+    int idx[32];
+    iq4_indices(x, id, idx);
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(idx[j] | idx[j + 16] << 4);
 }
 
 void rd_iq4_nl_from_f32(const float *src, void *dst, size_t n) {
