@@ -256,7 +256,7 @@ static void test_dtype_table(void **state) {
     (void)state;
     const char *names[RD_DTYPE_COUNT] = {"F32",  "F16",  "BF16", "Q8_0", "Q4_0",
                                          "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K",
-                                         "Q4_K", "Q5_K", "Q6_K"};
+                                         "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"};
     for (int t = 0; t < RD_DTYPE_COUNT; t++) {
         const rd_dtype_info *info = rd_dtype_info_of((rd_dtype)t);
         assert_non_null(info);

@@ -695,7 +695,8 @@ static void test_matrix_on_the_fly(void **state) {
     } cases[] = {
         {RD_DTYPE_F32, 37, 5},      {RD_DTYPE_F32, 700, 33},    {RD_DTYPE_F16, 300, 96},
         {RD_DTYPE_BF16, 45, 2816},  {RD_DTYPE_Q8_0, 2700, 64},  {RD_DTYPE_Q4_K, 290, 2816},
-        {RD_DTYPE_Q6_K, 33, 512},   {RD_DTYPE_Q4_0, 65, 160},
+        {RD_DTYPE_Q6_K, 33, 512},   {RD_DTYPE_Q4_0, 65, 160},   {RD_DTYPE_IQ4_NL, 40, 96},
+        {RD_DTYPE_IQ4_XS, 70, 768},
     };
     const int64_t ms[] = {1, 7, 70, 131};
     uint64_t seed = 2900;

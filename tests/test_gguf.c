@@ -650,13 +650,14 @@ static void gs_tokenizer(gspec *g, int n) {
     gs_u32(g, "tokenizer.ggml.unknown_token_id", 0);
 }
 
-static gspec *mini_spec(uint32_t version) {
+/* The mini model with other widths (dim a multiple of M_HEADS). */
+static gspec *mini_spec_dims(uint32_t version, int dim, int hid) {
     gspec *g = gs_new();
     g->version = version;
     gs_str(g, "general.architecture", "llama");
     gs_str(g, "general.name", "mini");
-    gs_u32(g, "llama.embedding_length", M_DIM);
-    gs_u32(g, "llama.feed_forward_length", M_HID);
+    gs_u32(g, "llama.embedding_length", (uint32_t)dim);
+    gs_u32(g, "llama.feed_forward_length", (uint32_t)hid);
     gs_u32(g, "llama.block_count", M_LAYERS);
     gs_u32(g, "llama.attention.head_count", M_HEADS);
     gs_u32(g, "llama.attention.head_count_kv", M_KV);
@@ -664,27 +665,29 @@ static gspec *mini_spec(uint32_t version) {
     gs_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     gs_f32(g, "llama.rope.freq_base", 10000.0f);
     gs_tokenizer(g, M_VOCAB);
-    const int kv = M_KV * (M_DIM / M_HEADS);
-    gs_tensor(g, "token_embd.weight", 0, M_DIM, M_VOCAB);
+    const int kv = M_KV * (dim / M_HEADS);
+    gs_tensor(g, "token_embd.weight", 0, dim, M_VOCAB);
     for (int l = 0; l < M_LAYERS; l++) {
         char n[64];
 #define T(s, ne0, ne1)                                                                       \
     (snprintf(n, sizeof n, "blk.%d." s ".weight", l), gs_tensor(g, n, 0, ne0, ne1))
-        T("attn_norm", M_DIM, 0);
-        T("attn_q", M_DIM, M_DIM);
-        T("attn_k", M_DIM, kv);
-        T("attn_v", M_DIM, kv);
-        T("attn_output", M_DIM, M_DIM);
-        T("ffn_norm", M_DIM, 0);
-        T("ffn_gate", M_DIM, M_HID);
-        T("ffn_down", M_HID, M_DIM);
-        T("ffn_up", M_DIM, M_HID);
+        T("attn_norm", dim, 0);
+        T("attn_q", dim, dim);
+        T("attn_k", dim, kv);
+        T("attn_v", dim, kv);
+        T("attn_output", dim, dim);
+        T("ffn_norm", dim, 0);
+        T("ffn_gate", dim, hid);
+        T("ffn_down", hid, dim);
+        T("ffn_up", dim, hid);
 #undef T
     }
-    gs_tensor(g, "output_norm.weight", 0, M_DIM, 0);
-    gs_tensor(g, "output.weight", 0, M_DIM, M_VOCAB);
+    gs_tensor(g, "output_norm.weight", 0, dim, 0);
+    gs_tensor(g, "output.weight", 0, dim, M_VOCAB);
     return g;
 }
+
+static gspec *mini_spec(uint32_t version) { return mini_spec_dims(version, M_DIM, M_HID); }
 
 static void gs_write(const gspec *g, const char *path) {
     bytebuf b;
@@ -1085,13 +1088,56 @@ static void test_bad_tensor_types(void **state) {
     expect_spec_fails(fx, g, "blk.1.attn_v.weight", "type", "99", NULL);
     gs_retype(g, "blk.1.attn_v.weight", 4); /* a removed type id */
     expect_spec_fails(fx, g, "blk.1.attn_v.weight", "type id 4", NULL);
-    gs_retype(g, "blk.1.attn_v.weight", 20); /* IQ4_NL: known, not readable yet */
-    expect_spec_fails(fx, g, "blk.1.attn_v.weight", "IQ4_NL", "type 20",
-                      "F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, "
-                      "BF16", NULL);
     gs_retype(g, "blk.1.attn_v.weight", 0);
     gs_retype(g, "output_norm.weight", 12); /* Q4_K: 32 columns is not a block of 256 */
     expect_spec_fails(fx, g, "output_norm.weight", "Q4_K", "block size 256", NULL);
+    gs_free(g);
+}
+
+/* The types redit reads, as every refusal lists them. */
+#define READABLE                                                                             \
+    "F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, BF16"
+
+/* Each GGML type redit does not read (IQ1–IQ3, TQ, ...), in a model whose rows are whole
+ * blocks of 256, and type ids ggml does not have: the message names the file, the tensor,
+ * the type and says that redit does not read it, with the list of what it reads. */
+static void test_unreadable_types(void **state) {
+    fixture *fx = *state;
+    static const struct {
+        uint32_t id;
+        const char *name;
+    } UNREAD[] = {{9, "Q8_1"},     {15, "Q8_K"},   {16, "IQ2_XXS"}, {17, "IQ2_XS"},
+                  {18, "IQ3_XXS"}, {19, "IQ1_S"},  {21, "IQ3_S"},   {22, "IQ2_S"},
+                  {24, "I8"},      {25, "I16"},    {26, "I32"},     {27, "I64"},
+                  {28, "F64"},     {29, "IQ1_M"},  {34, "TQ1_0"},   {35, "TQ2_0"},
+                  {39, "MXFP4"}};
+    gspec *g = mini_spec_dims(3, 256, 512);
+    char type[64];
+    for (size_t i = 0; i < sizeof UNREAD / sizeof *UNREAD; i++) {
+        gs_retype(g, "blk.1.attn_v.weight", UNREAD[i].id);
+        snprintf(type, sizeof type, "has type %s (GGML type %u)", UNREAD[i].name, UNREAD[i].id);
+        expect_spec_fails(fx, g, "blk.1.attn_v.weight", type, "redit does not read",
+                          "(it reads " READABLE ")", NULL);
+    }
+    static const uint32_t UNKNOWN[] = {4, 5, 31, 36, 99, 0xFFFFFFFFu};
+    for (size_t i = 0; i < sizeof UNKNOWN / sizeof *UNKNOWN; i++) {
+        gs_retype(g, "blk.0.ffn_up.weight", UNKNOWN[i]);
+        snprintf(type, sizeof type, "unknown GGML type id %u", UNKNOWN[i]);
+        expect_spec_fails(fx, g, "blk.0.ffn_up.weight", type, "redit does not read",
+                          "(it reads " READABLE ")", NULL);
+    }
+    /* the readable ones load, IQ4_NL and IQ4_XS among them */
+    gs_retype(g, "blk.0.ffn_up.weight", 20);
+    gs_retype(g, "blk.1.attn_v.weight", 23);
+    gs_write(g, fx->path);
+    rd_model_file f = {0};
+    rd_error err = {{0}};
+    if (rd_gguf_load(fx->path, &f, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(f.w.layers[0].w3.type, RD_DTYPE_IQ4_NL);
+    assert_int_equal(f.w.layers[1].wv.type, RD_DTYPE_IQ4_XS);
+    const t_ent *t = gs_find_tensor(g, "blk.1.attn_v.weight");
+    assert_memory_equal(f.w.layers[1].wv.data, t->data.data, t->data.len);
+    rd_model_file_release(&f);
     gs_free(g);
 }
 
@@ -1480,6 +1526,7 @@ int main(void) {
         T(test_bad_empty_and_truncated),
         T(test_bad_magic_and_version),
         T(test_bad_tensor_types),
+        T(test_unreadable_types),
         T(test_bad_dimensions),
         T(test_bad_sizes_and_offsets),
         T(test_bad_strings_and_arrays),

@@ -205,7 +205,7 @@ static void test_matmul_gemm_equals_one_sgemm(void **state) {
     assert_non_null(pool);
     uint64_t seed = 5150;
     const rd_dtype types[] = {RD_DTYPE_F16, RD_DTYPE_BF16, RD_DTYPE_Q8_0, RD_DTYPE_Q4_K,
-                              RD_DTYPE_Q6_K};
+                              RD_DTYPE_Q6_K, RD_DTYPE_IQ4_NL, RD_DTYPE_IQ4_XS};
     const int64_t rows = 272, cols = 16384; /* 4.5 Mi floats: two panels either way */
     const int n = 9;
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {

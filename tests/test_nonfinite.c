@@ -68,7 +68,7 @@ static void test_file_in_every_type(void **state) {
     const rd_dtype types[] = {RD_DTYPE_F32, RD_DTYPE_F16, RD_DTYPE_BF16, RD_DTYPE_Q8_0,
                               RD_DTYPE_Q4_0, RD_DTYPE_Q4_1, RD_DTYPE_Q5_0, RD_DTYPE_Q5_1,
                               RD_DTYPE_Q2_K, RD_DTYPE_Q3_K, RD_DTYPE_Q4_K, RD_DTYPE_Q5_K,
-                              RD_DTYPE_Q6_K};
+                              RD_DTYPE_Q6_K, RD_DTYPE_IQ4_NL, RD_DTYPE_IQ4_XS};
     for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
         rd_error err = {0};
         rd_model_file mf;

@@ -1,11 +1,12 @@
-/* llama.cpp block quantisations (src/core/quants.c): Q4_0, Q4_1, Q5_0, Q5_1 and the
- * K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
+/* llama.cpp block quantisations (src/core/quants.c): Q4_0, Q4_1, Q5_0, Q5_1, the
+ * K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and the non-linear IQ4_NL, IQ4_XS.
  *
  * - Layouts: hand-built blocks (chosen f16 scales, chosen 4/6-bit sub-scales packed here
  *   bit by bit, random quant bytes) widened by to_f32 must equal, bit for bit, the value of
  *   each element computed here from the documented per-element formula, evaluated with
  *   the float operations of llama.cpp's dequantize_row_* in the same order; plus literal
- *   values worked out by hand.
+ *   values worked out by hand (IQ4_NL / IQ4_XS: whole blocks written out, every sub-block
+ *   scale of an IQ4_XS block with its bits placed by hand).
  * - Round trips: Gaussian data → from_f32 → to_f32 within a relative RMS error per type;
  *   zeros stay zeros; non-finite input gives well-formed blocks (no UB under UBSan).
  * - rd_matmul (n = 1: matvec; n = 9: widened panels + sgemm) against rd_matmul_naive.
@@ -33,7 +34,8 @@
 
 static const rd_dtype QTYPES[] = {RD_DTYPE_Q4_0, RD_DTYPE_Q4_1, RD_DTYPE_Q5_0,
                                   RD_DTYPE_Q5_1, RD_DTYPE_Q2_K, RD_DTYPE_Q3_K,
-                                  RD_DTYPE_Q4_K, RD_DTYPE_Q5_K, RD_DTYPE_Q6_K};
+                                  RD_DTYPE_Q4_K, RD_DTYPE_Q5_K, RD_DTYPE_Q6_K,
+                                  RD_DTYPE_IQ4_NL, RD_DTYPE_IQ4_XS};
 #define N_QTYPES (sizeof QTYPES / sizeof QTYPES[0])
 
 /* ---- deterministic random numbers -------------------------------------------------------- */
@@ -302,10 +304,105 @@ static void test_layout_literals_k(void **state) {
     assert_true(y[0] == -1.5f && y[1] == 0.5f * -3.0f * -32.0f);
 }
 
+/* ---- layouts: IQ4_NL, IQ4_XS --------------------------------------------------------------- */
+
+/* llama.cpp's kvalues_iq4nl (ggml-common.h), written out here rather than taken from the
+ * code under test. */
+static const int KV[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                           1,    13,   25,  38,  53,  69,  89,  113};
+
+/* IQ4_NL: d, qs[16]; element j (< 16) = d·KV[low nibble of qs[j]], element 16 + j =
+ * d·KV[high nibble of qs[j]]. IQ4_XS: d, scales_h (u16), scales_l[4], qs[128]; sub-block k
+ * (elements 32k .. 32k+31, its nibbles in qs[16k .. 16k+15] as IQ4_NL's) has the 6-bit scale
+ * ls = (nibble k%2 of scales_l[k/2]) | (bits 2k, 2k+1 of scales_h) << 4 and
+ * x = (d·(ls − 32))·KV[nibble]. Random blocks against that formula. */
+static void test_layout_iq4(void **state) {
+    (void)state;
+    uint64_t s = 31;
+    uint8_t b[136];
+    float got[256], want[256];
+    for (int trial = 0; trial < 200; trial++) {
+        random_bytes(b, sizeof b, &s);
+        const uint16_t d = pick_f16(&s);
+        put16(b, d);
+        widen(RD_DTYPE_IQ4_NL, b, got, 32);
+        for (int e = 0; e < 32; e++) want[e] = h2f(d) * (float)KV[nib32(b + 2, e)];
+        assert_bits_equal(got, want, 32, "IQ4_NL");
+        int ls[8];
+        uint16_t scales_h = 0;
+        for (int k = 0; k < 8; k++) {
+            ls[k] = (int)(rd_splitmix64(&s) % 64);
+            b[4 + k / 2] = (uint8_t)((b[4 + k / 2] & (0xF0 >> (4 * (k % 2)))) |
+                                     (ls[k] & 0xF) << (4 * (k % 2)));
+            scales_h = (uint16_t)(scales_h | (ls[k] >> 4) << (2 * k));
+        }
+        put16(b + 2, scales_h);
+        widen(RD_DTYPE_IQ4_XS, b, got, 256);
+        for (int e = 0; e < 256; e++) {
+            const float dl = h2f(d) * (float)(ls[e / 32] - 32);
+            want[e] = dl * (float)KV[nib32(b + 8 + 16 * (e / 32), e % 32)];
+        }
+        assert_bits_equal(got, want, 256, "IQ4_XS");
+    }
+}
+
+/* Whole blocks whose values were worked out by hand. */
+static void test_layout_literals_iq4(void **state) {
+    (void)state;
+    uint8_t b[136];
+    float y[256];
+    /* IQ4_NL, d = 0.5: qs[j] = j | (15 − j) << 4, so the first 16 values climb the table
+     * (its negative half first) and the next 16 descend it */
+    put16(b, 0x3800);
+    for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)(j | (15 - j) << 4);
+    static const float nl[32] = {
+        -63.5f, -52.0f, -41.5f, -32.5f, -24.5f, -17.5f, -11.0f, -5.0f,
+        0.5f,   6.5f,   12.5f,  19.0f,  26.5f,  34.5f,  44.5f,  56.5f,
+        56.5f,  44.5f,  34.5f,  26.5f,  19.0f,  12.5f,  6.5f,   0.5f,
+        -5.0f,  -11.0f, -17.5f, -24.5f, -32.5f, -41.5f, -52.0f, -63.5f};
+    widen(RD_DTYPE_IQ4_NL, b, y, 32);
+    assert_memory_equal(y, nl, sizeof nl);
+    /* a negative d = -2 flips the signs: qs[0] = 0x70 → element 0 = -2·-127, 16 = -2·-10;
+     * qs[1] = 0xE1 (from above) → element 1 = -2·-104, 17 = -2·89 */
+    put16(b, 0xC000);
+    b[2] = 0x70;
+    widen(RD_DTYPE_IQ4_NL, b, y, 32);
+    assert_true(y[0] == 254.0f && y[16] == 20.0f && y[1] == 208.0f && y[17] == -178.0f);
+
+    /* IQ4_XS, d = 0.25, sub-block scales ls = 0, 63, 32, 33, 17, 46, 1, 48 (ls − 32 = -32,
+     * 31, 0, 1, -15, 14, -31, 16; dl = -8, 7.75, 0, 0.25, -3.75, 3.5, -7.75, 4).
+     * scales_l: low nibbles 0, F, 0, 1, 1, E, 1, 0 → F0 10 E1 01; scales_h: high 2 bits
+     * 0, 3, 2, 2, 1, 2, 0, 3 at bits 0, 2, .., 14 → 0b11 00 10 01 10 10 11 00 = 0xC9AC. */
+    memset(b, 0, sizeof b);
+    put16(b, 0x3400);
+    put16(b + 2, 0xC9AC);
+    b[4] = 0xF0;
+    b[5] = 0x10;
+    b[6] = 0xE1;
+    b[7] = 0x01;
+    memset(b + 8, 0x88, 128); /* level 8 = 1: every other element is its sub-block's dl */
+    for (int k = 0; k < 8; k++) b[8 + 16 * k] = 0xF0; /* element 32k: -127, 32k + 16: 113 */
+    b[8 + 16 + 3] = 0x5A; /* sub-block 1: element 35 → level 10 = 25, element 51 → 5 = -35 */
+    static const float first[8] = {1016.0f, -984.25f, 0.0f, -31.75f,
+                                   476.25f, -444.5f, 984.25f, -508.0f};
+    static const float mid[8] = {-904.0f, 875.75f, 0.0f, 28.25f,
+                                 -423.75f, 395.5f, -875.75f, 452.0f};
+    static const float rest[8] = {-8.0f, 7.75f, 0.0f, 0.25f, -3.75f, 3.5f, -7.75f, 4.0f};
+    widen(RD_DTYPE_IQ4_XS, b, y, 256);
+    for (int e = 0; e < 256; e++) {
+        const int k = e / 32, j = e % 32;
+        float want = j == 0 ? first[k] : j == 16 ? mid[k] : rest[k];
+        if (e == 35) want = 193.75f;
+        if (e == 51) want = -271.25f;
+        if (y[e] != want) fail_msg("IQ4_XS element %d: %g, expected %g", e, (double)y[e], (double)want);
+    }
+}
+
 /* ---- round trips ------------------------------------------------------------------------- */
 
 /* Relative RMS error bound per type on N(0,1) data; measured (seed 5): Q4_0 0.086, Q4_1
- * 0.079, Q5_0 0.043, Q5_1 0.037, Q2_K 0.32, Q3_K 0.15, Q4_K 0.079, Q5_K 0.038, Q6_K 0.019. */
+ * 0.079, Q5_0 0.043, Q5_1 0.037, Q2_K 0.32, Q3_K 0.15, Q4_K 0.079, Q5_K 0.038, Q6_K 0.019,
+ * IQ4_NL 0.076, IQ4_XS 0.076. */
 static double rms_bound(rd_dtype t) {
     switch (t) {
     case RD_DTYPE_Q4_0: return 0.14;
@@ -317,6 +414,8 @@ static double rms_bound(rd_dtype t) {
     case RD_DTYPE_Q4_K: return 0.12;
     case RD_DTYPE_Q5_K: return 0.06;
     case RD_DTYPE_Q6_K: return 0.04;
+    case RD_DTYPE_IQ4_NL: return 0.12;
+    case RD_DTYPE_IQ4_XS: return 0.12;
     default: return 0.0;
     }
 }
@@ -384,6 +483,28 @@ static void test_quantize_exact_grid(void **state) {
     rd_dtype_info_of(RD_DTYPE_Q5_1)->from_f32(x, q, 32);
     rd_dtype_info_of(RD_DTYPE_Q5_1)->to_f32(q, y, 32);
     assert_memory_equal(x, y, sizeof x);
+}
+
+/* IQ4_NL / IQ4_XS (quantize_iq4_nl/xs's search): values on the grid come back exactly.
+ * IQ4_XS: the sub-block scales of test_layout_literals_iq4 (d = 0.25, ls − 32 = -32, 31, 0,
+ * 1, -15, 14, -31, 16), so the packed scale bytes are the ones worked out there. */
+static void test_quantize_exact_grid_iq4(void **state) {
+    (void)state;
+    float x[256], y[256];
+    uint8_t q[136];
+    for (int j = 0; j < 32; j++) x[j] = 0.5f * (float)KV[(7 * j + 3 + j / 16) % 16];
+    rd_dtype_info_of(RD_DTYPE_IQ4_NL)->from_f32(x, q, 32);
+    rd_dtype_info_of(RD_DTYPE_IQ4_NL)->to_f32(q, y, 32);
+    assert_memory_equal(x, y, 32 * sizeof *x);
+    assert_int_equal(q[0] | q[1] << 8, 0x3800); /* d = 0.5 */
+    assert_int_equal(q[2], 0x43); /* element 0: level 3; element 16: (7·16 + 3 + 1) mod 16 = 4 */
+    static const int l[8] = {-32, 31, 0, 1, -15, 14, -31, 16};
+    for (int e = 0; e < 256; e++) x[e] = 0.25f * (float)(l[e / 32] * KV[(7 * e + e / 32) % 16]);
+    rd_dtype_info_of(RD_DTYPE_IQ4_XS)->from_f32(x, q, 256);
+    rd_dtype_info_of(RD_DTYPE_IQ4_XS)->to_f32(q, y, 256);
+    assert_memory_equal(x, y, sizeof x);
+    static const uint8_t head[8] = {0x00, 0x34, 0xAC, 0xC9, 0xF0, 0x10, 0xE1, 0x01};
+    assert_memory_equal(q, head, sizeof head);
 }
 
 /* ---- matmul ------------------------------------------------------------------------------ */
@@ -673,8 +794,11 @@ int main(void) {
         cmocka_unit_test(test_layout_literals_32),
         cmocka_unit_test(test_layout_k_quants),
         cmocka_unit_test(test_layout_literals_k),
+        cmocka_unit_test(test_layout_iq4),
+        cmocka_unit_test(test_layout_literals_iq4),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_quantize_exact_grid),
+        cmocka_unit_test(test_quantize_exact_grid_iq4),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_gguf_forward),
         cmocka_unit_test(test_gguf_refuses_partial_blocks),

@@ -38,7 +38,7 @@
 
 static const rd_dtype QTYPES[] = {RD_DTYPE_Q4_0, RD_DTYPE_Q4_1, RD_DTYPE_Q5_0, RD_DTYPE_Q5_1,
                                   RD_DTYPE_Q8_0, RD_DTYPE_Q2_K, RD_DTYPE_Q3_K, RD_DTYPE_Q4_K,
-                                  RD_DTYPE_Q5_K, RD_DTYPE_Q6_K};
+                                  RD_DTYPE_Q5_K, RD_DTYPE_Q6_K, RD_DTYPE_IQ4_NL, RD_DTYPE_IQ4_XS};
 #define N_QTYPES (sizeof QTYPES / sizeof QTYPES[0])
 
 static float uniform(uint64_t *s) { return (float)((rd_splitmix64(s) >> 40) + 0.5) / 16777216.0f; }
@@ -216,11 +216,13 @@ static void test_matmul_flag(void **state) {
     rd_pool *pool = rd_pool_new(2, &err);
     assert_non_null(pool);
     const int64_t rows = 70, cols = 512;
-    const rd_dtype types[3] = {RD_DTYPE_Q4_K, RD_DTYPE_Q8_0, RD_DTYPE_Q6_K};
-    uint8_t *data[3];
-    rd_matrix W[3];
+    enum { NT = 5 };
+    const rd_dtype types[NT] = {RD_DTYPE_Q4_K, RD_DTYPE_Q8_0, RD_DTYPE_Q6_K, RD_DTYPE_IQ4_NL,
+                                RD_DTYPE_IQ4_XS};
+    uint8_t *data[NT];
+    rd_matrix W[NT];
     uint64_t s = 77;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NT; k++) {
         const size_t rb = (size_t)cols / rd_dtype_info_of(types[k])->block_elems *
                           rd_dtype_info_of(types[k])->block_bytes;
         data[k] = malloc(rb * (size_t)rows);
@@ -231,19 +233,21 @@ static void test_matmul_flag(void **state) {
         W[k].q8_products = 1;
     }
     size_t sc = 0;
-    for (int k = 0; k < 3; k++) sc += rd_matmul_scratch_floats(&W[k], 4);
+    for (int k = 0; k < NT; k++) sc += rd_matmul_scratch_floats(&W[k], 4);
     float *scratch = malloc(sc * sizeof *scratch);
     float *x = malloc(sizeof(float) * 4 * (size_t)cols);
-    float *out[3], *ref = malloc(sizeof(float) * 4 * (size_t)rows);
+    float *out[NT], *ref = malloc(sizeof(float) * 4 * (size_t)rows);
     unsigned char *q = malloc(4 * (size_t)cols * 2);
     assert_true(scratch && x && ref && q);
-    for (int k = 0; k < 3; k++) assert_non_null(out[k] = malloc(sizeof(float) * 4 * (size_t)rows));
+    for (int k = 0; k < NT; k++) assert_non_null(out[k] = malloc(sizeof(float) * 4 * (size_t)rows));
     for (int n = 1; n <= 4; n++) {
         for (int i = 0; i < n; i++) random_x(x + (size_t)i * cols, cols, i % 3, &s);
         for (int p = 0; p < 2; p++) {
-            const rd_matrix *Ws[3] = {&W[0], &W[1], &W[2]};
-            rd_matmul_many(out, x, Ws, 3, n, scratch, p ? pool : NULL);
-            for (int k = 0; k < 3; k++) {
+            /* at most RD_MATMUL_MANY_MAX at once: IQ4_NL shares Q8_0's quantised input */
+            const rd_matrix *Ws[NT] = {&W[0], &W[1], &W[2], &W[3], &W[4]};
+            rd_matmul_many(out, x, Ws, 4, n, scratch, p ? pool : NULL);
+            rd_matmul_many(out + 4, x, Ws + 4, NT - 4, n, scratch, p ? pool : NULL);
+            for (int k = 0; k < NT; k++) {
                 const rd_q8_format f = rd_q8_format_of(types[k]);
                 const size_t qs = rd_q8_row_bytes(f, cols);
                 for (int i = 0; i < n; i++) rd_q8_quantize(f, x + (size_t)i * cols, q + i * qs, cols);
@@ -264,7 +268,7 @@ static void test_matmul_flag(void **state) {
             W[0].q8_products = 1;
         }
     }
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NT; k++) {
         free(data[k]);
         free(out[k]);
     }

@@ -27,6 +27,9 @@ typedef enum rd_dtype {
     RD_DTYPE_Q4_K,
     RD_DTYPE_Q5_K,
     RD_DTYPE_Q6_K,
+    /* ... and the non-linear 4-bit types: IQ4_NL (blocks of 32), IQ4_XS (256) */
+    RD_DTYPE_IQ4_NL,
+    RD_DTYPE_IQ4_XS,
     RD_DTYPE_COUNT
 } rd_dtype;
 
@@ -38,8 +41,9 @@ typedef struct rd_dtype_info {
     void (*to_f32)(const void *src, float *dst, size_t n);
     /* Narrows n floats (n a multiple of block_elems) into this type at dst, rounding as
      * the reference implementation does (round-to-nearest-even for f16/bf16, llama.cpp's
-     * quantize_row_*_ref for Q4_0..Q8_0); the K-quants use a simpler min/max quantiser
-     * that writes valid blocks but not llama.cpp's (see src/core/quants.h). */
+     * quantize_row_*_ref for Q4_0..Q8_0, quantize_iq4_nl/xs without an importance matrix
+     * for IQ4_NL/IQ4_XS); the K-quants use a simpler min/max quantiser that writes valid
+     * blocks but not llama.cpp's (see src/core/quants.h). */
     void (*from_f32)(const float *src, void *dst, size_t n);
     /* Quantised types: the byte offsets in a block of its f16 scales (d, and the minimum's
      * scale where the type has one; -1 = none). A block widens to finite values exactly when

@@ -143,6 +143,8 @@ static const rd_dtype_info TYPES[RD_DTYPE_COUNT] = {
     [RD_DTYPE_Q4_K] = {"Q4_K", RD_QK_K, RD_Q4_K_BYTES, rd_q4_k_to_f32, rd_q4_k_from_f32, {0, 2}},
     [RD_DTYPE_Q5_K] = {"Q5_K", RD_QK_K, RD_Q5_K_BYTES, rd_q5_k_to_f32, rd_q5_k_from_f32, {0, 2}},
     [RD_DTYPE_Q6_K] = {"Q6_K", RD_QK_K, RD_Q6_K_BYTES, rd_q6_k_to_f32, rd_q6_k_from_f32, {208, -1}},
+    [RD_DTYPE_IQ4_NL] = {"IQ4_NL", RD_QK, RD_IQ4_NL_BYTES, rd_iq4_nl_to_f32, rd_iq4_nl_from_f32, {0, -1}},
+    [RD_DTYPE_IQ4_XS] = {"IQ4_XS", RD_QK_K, RD_IQ4_XS_BYTES, rd_iq4_xs_to_f32, rd_iq4_xs_from_f32, {0, -1}},
 };
 
 const rd_dtype_info *rd_dtype_info_of(rd_dtype t) {

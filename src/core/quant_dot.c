@@ -10,7 +10,12 @@
  *   Q8_0: signed quants, no offset       Q2_K: sc, c = 4-bit scale, min; dA = d, dB = dmin
  *   Q3_K: u = low 2 bits + 4·high bit, c = 4·sc; dA = dB = d
  *   Q4_K, Q5_K: sc, c = the 6-bit scale and min of the 32-element sub-block; d, dmin
- *   Q6_K: u = the 6-bit quant, c = 32·sc; dA = dB = d. */
+ *   Q6_K: u = the 6-bit quant, c = 32·sc; dA = dB = d
+ *   IQ4_NL: signed quants (the table level of each nibble), no offset; dA = d
+ *   IQ4_XS: signed quants, sc = the 6-bit scale − 32 of the 32-element sub-block, no
+ *           offset; dA = d.
+ * Signed weight quants w (|w| ≤ 127) meet the u8 × s8 products as |w| times the activation
+ * with w's sign. */
 #include "quant_dot.h"
 
 #include <math.h>
@@ -30,12 +35,14 @@ rd_q8_format rd_q8_format_of(rd_dtype t) {
     case RD_DTYPE_Q4_1:
     case RD_DTYPE_Q5_0:
     case RD_DTYPE_Q5_1:
-    case RD_DTYPE_Q8_0: return RD_Q8_32;
+    case RD_DTYPE_Q8_0:
+    case RD_DTYPE_IQ4_NL: return RD_Q8_32;
     case RD_DTYPE_Q2_K:
     case RD_DTYPE_Q3_K:
     case RD_DTYPE_Q4_K:
     case RD_DTYPE_Q5_K:
-    case RD_DTYPE_Q6_K: return RD_Q8_256;
+    case RD_DTYPE_Q6_K:
+    case RD_DTYPE_IQ4_XS: return RD_Q8_256;
     default: return RD_Q8_NONE;
     }
 }
@@ -116,7 +123,7 @@ static inline hdr32 header32(rd_dtype t, const uint8_t *b) {
     case RD_DTYPE_Q5_0: return (hdr32){f16_at(b), f16_at(b), 16};
     case RD_DTYPE_Q4_1:
     case RD_DTYPE_Q5_1: return (hdr32){f16_at(b), -f16_at(b + 2), 1};
-    default: return (hdr32){f16_at(b), 0.0f, 0}; /* Q8_0 */
+    default: return (hdr32){f16_at(b), 0.0f, 0}; /* Q8_0, IQ4_NL */
     }
 }
 
@@ -177,6 +184,18 @@ static inline void headerk(rd_dtype t, const uint8_t *b, hdrk *h) {
         h->dB = f16_at(b + 2);
         break;
     }
+    case RD_DTYPE_IQ4_XS: {
+        const unsigned scales_h = (unsigned)(b[2] | b[3] << 8);
+        for (int k = 0; k < 16; k++) {
+            const int j = k / 2; /* the 32-element sub-block */
+            const int ls = ((b[4 + j / 2] >> (4 * (j % 2))) & 0xF) | ((scales_h >> (2 * j)) & 3) << 4;
+            h->sc[k] = (int8_t)(ls - 32);
+            h->c[k] = 0;
+        }
+        h->dA = f16_at(b);
+        h->dB = 0.0f;
+        break;
+    }
     default: /* Q6_K */
         for (int k = 0; k < 16; k++) {
             h->sc[k] = (int8_t)b[192 + k];
@@ -189,11 +208,17 @@ static inline void headerk(rd_dtype t, const uint8_t *b, hdrk *h) {
 
 /* ---- portable path ------------------------------------------------------------------- */
 
-/* The unsigned quants of a 32-element block (Q8_0: the signed ones, as int). */
+/* The unsigned quants of a 32-element block (Q8_0, IQ4_NL: the signed ones, as int). */
 static void unpack32(rd_dtype t, const uint8_t *b, int u[32]) {
     const uint8_t *qs;
     uint32_t qh = 0;
     switch (t) {
+    case RD_DTYPE_IQ4_NL:
+        for (int j = 0; j < 16; j++) {
+            u[j] = rd_kvalues_iq4nl[b[2 + j] & 0xF];
+            u[j + 16] = rd_kvalues_iq4nl[b[2 + j] >> 4];
+        }
+        return;
     case RD_DTYPE_Q4_0: qs = b + 2; break;
     case RD_DTYPE_Q4_1: qs = b + 4; break;
     case RD_DTYPE_Q5_0: qs = b + 6; memcpy(&qh, b + 2, 4); break;
@@ -208,9 +233,15 @@ static void unpack32(rd_dtype t, const uint8_t *b, int u[32]) {
     }
 }
 
-/* The unsigned quants of a K-quant super-block, element order. */
-static void unpackk(rd_dtype t, const uint8_t *b, uint8_t u[256]) {
+/* The unsigned quants of a K-quant super-block, element order (IQ4_XS: the signed ones). */
+static void unpackk(rd_dtype t, const uint8_t *b, int16_t u[256]) {
     switch (t) {
+    case RD_DTYPE_IQ4_XS:
+        for (int e = 0; e < 256; e++) {
+            const uint8_t q = b[8 + 16 * (e / 32) + e % 16];
+            u[e] = rd_kvalues_iq4nl[e % 32 < 16 ? q & 0xF : q >> 4];
+        }
+        break;
     case RD_DTYPE_Q2_K:
     case RD_DTYPE_Q3_K: {
         const uint8_t *qs = t == RD_DTYPE_Q2_K ? b + 16 : b + 32;
@@ -219,7 +250,7 @@ static void unpackk(rd_dtype t, const uint8_t *b, uint8_t u[256]) {
                 for (int l = 0; l < 32; l++) {
                     int v = (qs[32 * h + l] >> (2 * s)) & 3;
                     if (t == RD_DTYPE_Q3_K) v |= ((b[l] >> (4 * h + s)) & 1) << 2;
-                    u[128 * h + 32 * s + l] = (uint8_t)v;
+                    u[128 * h + 32 * s + l] = (int16_t)v;
                 }
         break;
     }
@@ -232,18 +263,18 @@ static void unpackk(rd_dtype t, const uint8_t *b, uint8_t u[256]) {
                 u[64 * j + 32 + l] = qs[32 * j + l] >> 4;
             }
         if (t == RD_DTYPE_Q5_K)
-            for (int e = 0; e < 256; e++) u[e] |= (uint8_t)(((qh[e % 32] >> (e / 32)) & 1) << 4);
+            for (int e = 0; e < 256; e++) u[e] |= (int16_t)(((qh[e % 32] >> (e / 32)) & 1) << 4);
         break;
     }
     default: /* Q6_K */
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
-            uint8_t *o = u + 128 * h;
+            int16_t *o = u + 128 * h;
             for (int l = 0; l < 32; l++) {
-                o[l] = (uint8_t)((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4);
-                o[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4);
-                o[l + 64] = (uint8_t)((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4);
-                o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4);
+                o[l] = (int16_t)((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4);
+                o[l + 32] = (int16_t)((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4);
+                o[l + 64] = (int16_t)((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4);
+                o[l + 96] = (int16_t)((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4);
             }
         }
         break;
@@ -275,7 +306,7 @@ static void portablek(rd_dtype t, const void *w, const void *y, size_t y_stride,
                       int64_t cols, float *out) {
     const size_t bb = block_bytes(t);
     float sum[4] = {0}, off[4] = {0};
-    uint8_t u[256];
+    int16_t u[256];
     hdrk h;
     for (int64_t blk = 0; blk < cols / 256; blk++) {
         const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
@@ -313,6 +344,8 @@ PORTABLE(p_q3_k, RD_DTYPE_Q3_K, portablek)
 PORTABLE(p_q4_k, RD_DTYPE_Q4_K, portablek)
 PORTABLE(p_q5_k, RD_DTYPE_Q5_K, portablek)
 PORTABLE(p_q6_k, RD_DTYPE_Q6_K, portablek)
+PORTABLE(p_iq4_nl, RD_DTYPE_IQ4_NL, portable32)
+PORTABLE(p_iq4_xs, RD_DTYPE_IQ4_XS, portablek)
 
 rd_quant_dot_fn rd_quant_dot_portable(rd_dtype t) {
     switch (t) {
@@ -326,6 +359,8 @@ rd_quant_dot_fn rd_quant_dot_portable(rd_dtype t) {
     case RD_DTYPE_Q4_K: return p_q4_k;
     case RD_DTYPE_Q5_K: return p_q5_k;
     case RD_DTYPE_Q6_K: return p_q6_k;
+    case RD_DTYPE_IQ4_NL: return p_iq4_nl;
+    case RD_DTYPE_IQ4_XS: return p_iq4_xs;
     default: return NULL;
     }
 }
@@ -394,6 +429,11 @@ static inline __m256i bits_to_bytes(const uint8_t *p) {
 
 #define QD_INLINE static inline __attribute__((always_inline))
 
+/* rd_kvalues_iq4nl in both 128-bit lanes: a byte shuffle by nibbles gives the levels. */
+static inline __m256i iq4_table(void) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)rd_kvalues_iq4nl));
+}
+
 /* Decode streams each weight row once from memory: asking for the bytes about 3 KB ahead of
  * the block being multiplied keeps more lines in flight than the hardware prefetcher does
  * on its own (Q4_K matvec from DRAM, 2 threads on the Intel host: 10.5 → 19 GB/s of a 25 GB/s
@@ -415,14 +455,15 @@ QD_INLINE void avx32(rd_dtype t, const void *w, const void *y, size_t y_stride, 
         prefetch_block(b, bb);
         const hdr32 h = header32(t, b);
         __m256i u;
-        const uint8_t *qs = b + (t == RD_DTYPE_Q4_0 ? 2 : t == RD_DTYPE_Q4_1 ? 4
-                                 : t == RD_DTYPE_Q5_0 ? 6 : 8);
+        const uint8_t *qs = b + (t == RD_DTYPE_Q4_0 || t == RD_DTYPE_IQ4_NL ? 2
+                                 : t == RD_DTYPE_Q4_1 ? 4 : t == RD_DTYPE_Q5_0 ? 6 : 8);
         if (t != RD_DTYPE_Q8_0) {
             const __m128i x = _mm_loadu_si128((const __m128i *)qs);
             u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), m4);
             if (t == RD_DTYPE_Q5_0 || t == RD_DTYPE_Q5_1)
                 u = _mm256_or_si256(u, _mm256_and_si256(bits_to_bytes(qs - 4),
                                                         _mm256_set1_epi8(0x10)));
+            if (t == RD_DTYPE_IQ4_NL) u = _mm256_shuffle_epi8(iq4_table(), u);
         }
         const __m256i wq = t == RD_DTYPE_Q8_0 ? loadu256(b + 2) : u;
         for (int i = 0; i < n; i++) {
@@ -430,7 +471,7 @@ QD_INLINE void avx32(rd_dtype t, const void *w, const void *y, size_t y_stride, 
                 (const rd_q8_block32 *)((const char *)y + (size_t)i * y_stride) + blk;
             const __m256i yq = loadu256(yb->q);
             __m256i s;
-            if (t == RD_DTYPE_Q8_0) /* |w| times y with w's sign: u8 · s8 */
+            if (t == RD_DTYPE_Q8_0 || t == RD_DTYPE_IQ4_NL) /* |w| times y with w's sign */
                 s = dot_u8s8(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq),
                              _mm256_sign_epi8(yq, wq));
             else
@@ -442,10 +483,20 @@ QD_INLINE void avx32(rd_dtype t, const void *w, const void *y, size_t y_stride, 
     for (int i = 0; i < n; i++) out[i] = hsum8(sum[i]) - off[i];
 }
 
-/* The unsigned quants of a K-quant super-block: q[k] = elements 32k .. 32k+31. */
+/* The unsigned quants of a K-quant super-block: q[k] = elements 32k .. 32k+31 (IQ4_XS: the
+ * signed levels). */
 static inline void unpackk_avx(rd_dtype t, const uint8_t *b, __m256i q[8]) {
     const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
     switch (t) {
+    case RD_DTYPE_IQ4_XS: {
+        const __m256i table = iq4_table();
+        for (int k = 0; k < 8; k++) {
+            const __m128i x = _mm_loadu_si128((const __m128i *)(b + 8 + 16 * k));
+            q[k] = _mm256_shuffle_epi8(
+                table, _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), m4));
+        }
+        break;
+    }
     case RD_DTYPE_Q2_K:
     case RD_DTYPE_Q3_K: {
         const uint8_t *qs = t == RD_DTYPE_Q2_K ? b + 16 : b + 32;
@@ -533,6 +584,17 @@ static inline void scales_avx(rd_dtype t, const uint8_t *b, __m256i sc[8], __m25
         *dB = f16_at(b + 2);
         return;
     }
+    if (t == RD_DTYPE_IQ4_XS) { /* one scale per 32 elements, no offsets */
+        const unsigned scales_h = (unsigned)(b[2] | b[3] << 8);
+        for (int k = 0; k < 8; k++) {
+            const int ls = ((b[4 + k / 2] >> (4 * (k % 2))) & 0xF) | ((scales_h >> (2 * k)) & 3) << 4;
+            sc[k] = _mm256_set1_epi16((short)(ls - 32));
+        }
+        *c = _mm256_setzero_si256();
+        *dA = f16_at(b);
+        *dB = 0.0f;
+        return;
+    }
     hdrk h;
     __m128i sc8;
     if (t == RD_DTYPE_Q6_K) {
@@ -567,11 +629,20 @@ QD_INLINE void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, i
             const rd_q8_block256 *yb =
                 (const rd_q8_block256 *)((const char *)y + (size_t)i * y_stride) + blk;
             __m256i s = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++)
-                s = madd_acc(s, _mm256_maddubs_epi16(q[k], loadu256(yb->q + 32 * k)), sc[k]);
-            const __m256i o = _mm256_madd_epi16(c, loadu256(yb->sums));
+            for (int k = 0; k < 8; k++) {
+                const __m256i yk = loadu256(yb->q + 32 * k);
+                /* signed levels: |w| · (y with w's sign); a pair stays within 2·127·127 */
+                const __m256i p = t == RD_DTYPE_IQ4_XS
+                                      ? _mm256_maddubs_epi16(_mm256_sign_epi8(q[k], q[k]),
+                                                             _mm256_sign_epi8(yk, q[k]))
+                                      : _mm256_maddubs_epi16(q[k], yk);
+                s = madd_acc(s, p, sc[k]);
+            }
             sum[i] = fmadd8(_mm256_set1_ps(dA * yb->d), _mm256_cvtepi32_ps(s), sum[i]);
-            off[i] = fmadd8(_mm256_set1_ps(dB * yb->d), _mm256_cvtepi32_ps(o), off[i]);
+            if (t != RD_DTYPE_IQ4_XS) {
+                const __m256i o = _mm256_madd_epi16(c, loadu256(yb->sums));
+                off[i] = fmadd8(_mm256_set1_ps(dB * yb->d), _mm256_cvtepi32_ps(o), off[i]);
+            }
         }
     }
     for (int i = 0; i < n; i++) out[i] = hsum8(sum[i]) - hsum8(off[i]);
@@ -597,6 +668,8 @@ AVX(a_q3_k, RD_DTYPE_Q3_K, avxk)
 AVX(a_q4_k, RD_DTYPE_Q4_K, avxk)
 AVX(a_q5_k, RD_DTYPE_Q5_K, avxk)
 AVX(a_q6_k, RD_DTYPE_Q6_K, avxk)
+AVX(a_iq4_nl, RD_DTYPE_IQ4_NL, avx32)
+AVX(a_iq4_xs, RD_DTYPE_IQ4_XS, avxk)
 
 rd_quant_dot_fn rd_quant_dot_for(rd_dtype t) {
     switch (t) {
@@ -610,6 +683,8 @@ rd_quant_dot_fn rd_quant_dot_for(rd_dtype t) {
     case RD_DTYPE_Q4_K: return a_q4_k;
     case RD_DTYPE_Q5_K: return a_q5_k;
     case RD_DTYPE_Q6_K: return a_q6_k;
+    case RD_DTYPE_IQ4_NL: return a_iq4_nl;
+    case RD_DTYPE_IQ4_XS: return a_iq4_xs;
     default: return NULL;
     }
 }

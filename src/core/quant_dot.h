@@ -3,9 +3,9 @@
  *
  * An f32 activation row is quantised once (rd_q8_quantize) into one of two formats:
  *   RD_Q8_32  — blocks of 32: f32 scale d, the int sum of the quants, 32 × int8 (for Q4_0,
- *               Q4_1, Q5_0, Q5_1, Q8_0: llama.cpp's q8_0 / q8_1);
+ *               Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL: llama.cpp's q8_0 / q8_1);
  *   RD_Q8_256 — blocks of 256: f32 scale d, 256 × int8, 16 int16 sums of 16 quants (for the
- *               K-quants: llama.cpp's q8_K).
+ *               K-quants and IQ4_XS: llama.cpp's q8_K).
  * Each value is x ≈ d·q with q = round(x / d) in [−127, 127], d = max |x| / 127 over the
  * block, so |x − d·q| ≤ d/2 (d = NaN when the block holds a value that is not finite, so
  * NaN and Inf reach the products as they do in f32). A weight row is then dotted against

@@ -1,5 +1,5 @@
-/* llama.cpp block quantisations: Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q2_K, Q3_K, Q4_K,
- * Q5_K, Q6_K. See quants.h. Blocks are read and written byte by byte (little-endian), so
+/* llama.cpp block quantisations: Q4_0, Q4_1, Q5_0, Q5_1, the K-quants Q2_K, Q3_K, Q4_K,
+ * Q5_K, Q6_K and the non-linear IQ4_NL, IQ4_XS. See quants.h. Blocks are read and written byte by byte (little-endian), so
  * nothing here depends on the alignment of src or dst. */
 #include "quants.h"
 
@@ -478,5 +478,148 @@ void rd_q6_k_from_f32(const float *src, void *dst, size_t n) {
                                   (e[l + 96] >> 4) << 6);
             }
         }
+    }
+}
+
+/* ---- IQ4_NL, IQ4_XS: 4-bit indices into a fixed non-linear table ----------------------- */
+
+const int8_t rd_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                     1,    13,   25,  38,  53,  69,  89,  113};
+
+/* 16 nibble pairs → 32 values d·table[q]: low nibbles are elements 0..15, high ones 16..31
+ * (llama.cpp: y[j] = d * kvalues_iq4nl[qs[j] & 0xf], the int8 level converted to float). */
+static void iq4_nibbles(const uint8_t *qs, float d, float *y) {
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)rd_kvalues_iq4nl[qs[j] & 0xF];
+        y[j + 16] = d * (float)rd_kvalues_iq4nl[qs[j] >> 4];
+    }
+}
+
+void rd_iq4_nl_to_f32(const void *src, float *dst, size_t n) {
+    const uint8_t *b = src;
+    for (size_t i = 0; i < n; i += RD_QK, b += RD_IQ4_NL_BYTES, dst += RD_QK)
+        iq4_nibbles(b + 2, f16_at(b), dst);
+}
+
+/* The 6-bit scale of sub-block k (0..7) of an IQ4_XS block, stored + 32. */
+static int iq4_xs_scale(const uint8_t *b, int k) {
+    const unsigned scales_h = (unsigned)(b[2] | b[3] << 8);
+    return (int)(((b[4 + k / 2] >> (4 * (k % 2))) & 0xF) | ((scales_h >> (2 * k)) & 3) << 4);
+}
+
+void rd_iq4_xs_to_f32(const void *src, float *dst, size_t n) {
+    const uint8_t *b = src;
+    for (size_t i = 0; i < n; i += RD_QK_K, b += RD_IQ4_XS_BYTES) {
+        const float d = f16_at(b);
+        for (int k = 0; k < 8; k++, dst += 32) /* dl = d · (ls − 32) as llama.cpp rounds it */
+            iq4_nibbles(b + 8 + 16 * k, d * (float)(iq4_xs_scale(b, k) - 32), dst);
+    }
+}
+
+/* llama.cpp's best_index_int8 for 32 values at once: the index of the level nearest
+ * al = id·x[j] (the upper one on ties, the first or last beyond the ends; NaN gives 15).
+ * Counted rather than searched: the index is the number of k < 15 where al is not nearer
+ * v[k] than v[k+1], with the comparison its search makes, (al − v[k] < v[k+1] − al); that
+ * holds for every k below the search's answer and for none above, so the counts equal its
+ * results bit for bit, and the loop has no branches (the compiler vectorises it). */
+static void iq4_indices(const float *x, float id, int idx[32]) {
+    const int8_t *v = rd_kvalues_iq4nl;
+    for (int j = 0; j < 32; j++) {
+        const float al = id * x[j];
+        int n = 0;
+        for (int k = 0; k < 15; k++) n += !(al - (float)v[k] < (float)v[k + 1] - al);
+        idx[j] = n;
+    }
+}
+
+/* Σ w·q·x and Σ w·q² over 32 values x with weights x² for the levels picked at scale 1/id
+ * (summed in element order, as llama.cpp does). */
+static void iq4_sums(const float *x, float id, float *sumqx, float *sumq2) {
+    int idx[32];
+    iq4_indices(x, id, idx);
+    float sx = 0.0f, s2 = 0.0f;
+    for (int j = 0; j < 32; j++) {
+        const float q = (float)rd_kvalues_iq4nl[idx[j]];
+        const float w = x[j] * x[j];
+        sx += w * q * x[j];
+        s2 += w * q * q;
+    }
+    *sumqx = sx;
+    *sumq2 = s2;
+}
+
+/* The best scale for 32 values (quantize_row_iq4_nl_impl's search with ntry = 7, no
+ * importance matrix): the least-squares scale for the levels at max/127, then at each of
+ * max/(127 ± t), t ≤ 7, keeping the one with the smallest weighted error. 0 when the
+ * values are all (nearly) zero. */
+static float iq4_block_scale(const float *x) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 32; j++)
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    if (amax < 1e-15f) return 0.0f;
+    float sumqx, sumq2;
+    iq4_sums(x, 1.0f / (-max / (float)rd_kvalues_iq4nl[0]), &sumqx, &sumq2);
+    float d = sumq2 > 0.0f ? sumqx / sumq2 : 0.0f, best = d * sumqx;
+    for (int t = -7; t <= 7; t++) {
+        iq4_sums(x, (float)(t + rd_kvalues_iq4nl[0]) / max, &sumqx, &sumq2);
+        if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+/* Nibble pairs of 32 values at inverse scale id (low: 0..15, high: 16..31). */
+static void iq4_pack(const float *x, float id, uint8_t *qs) {
+    int idx[32];
+    iq4_indices(x, id, idx);
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(idx[j] | idx[j + 16] << 4);
+}
+
+void rd_iq4_nl_from_f32(const float *src, void *dst, size_t n) {
+    uint8_t *b = dst;
+    for (size_t i = 0; i < n; i += RD_QK, b += RD_IQ4_NL_BYTES, src += RD_QK) {
+        const float d = iq4_block_scale(src);
+        put_f16(b, d);
+        iq4_pack(src, d != 0.0f ? 1.0f / d : 0.0f, b + 2);
+    }
+}
+
+/* Per sub-block scales as IQ4_NL's, then one f16 d = −(the largest in magnitude)/32 and
+ * 6-bit integers ls − 32 = round(scale / d); the levels are picked again at d·(ls − 32)
+ * (llama.cpp uses the f32 d there, not the stored f16). A sub-block holding a value that is
+ * not finite makes d NaN (llama.cpp would skip its NaN scale and store the block as zeros),
+ * so the widened block is not finite either, as with every other type. */
+void rd_iq4_xs_from_f32(const float *src, void *dst, size_t n) {
+    uint8_t *b = dst;
+    float scale[8];
+    for (size_t i = 0; i < n; i += RD_QK_K, b += RD_IQ4_XS_BYTES, src += RD_QK_K) {
+        float amax = 0.0f, max_scale = 0.0f;
+        int bad = 0;
+        for (int k = 0; k < 8; k++) {
+            scale[k] = iq4_block_scale(src + 32 * k);
+            bad |= !(fabsf(scale[k]) <= 3.402823466e+38f);
+            if (fabsf(scale[k]) > amax) {
+                amax = fabsf(scale[k]);
+                max_scale = scale[k];
+            }
+        }
+        const float d = bad ? NAN : -max_scale / 32.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        put_f16(b, d);
+        unsigned scales_h = 0;
+        memset(b + 4, 0, 4);
+        for (int k = 0; k < 8; k++) {
+            const int l = clampi(nearest_int(id * scale[k]), -32, 31);
+            const float dl = d * (float)l;
+            iq4_pack(src + 32 * k, dl != 0.0f ? 1.0f / dl : 0.0f, b + 8 + 16 * k);
+            b[4 + k / 2] |= (uint8_t)(((l + 32) & 0xF) << (4 * (k % 2)));
+            scales_h |= (unsigned)((l + 32) >> 4) << (2 * k);
+        }
+        b[2] = (uint8_t)scales_h;
+        b[3] = (uint8_t)(scales_h >> 8);
     }
 }

@@ -11,8 +11,9 @@
 /* ---- GGML tensor types ------------------------------------------------------------ */
 
 /* Block sizes are ggml's (ggml-common.h). A type redit can read names its rd_dtype; the
- * others are known so that a file using them parses and the model loader can say which
- * type it cannot read yet. */
+ * others (Q8_1, Q8_K, IQ1_S, IQ1_M, IQ2_*, IQ3_*, TQ1_0, TQ2_0, MXFP4, the integer types and
+ * F64) are known so that a file using them parses and the model loader can name the type
+ * it does not read. */
 static const rd_gguf_type GGML_TYPES[] = {
     {0, "F32", 1, 4, RD_DTYPE_F32},
     {1, "F16", 1, 2, RD_DTYPE_F16},
@@ -32,10 +33,10 @@ static const rd_gguf_type GGML_TYPES[] = {
     {17, "IQ2_XS", 256, 74, -1},
     {18, "IQ3_XXS", 256, 98, -1},
     {19, "IQ1_S", 256, 50, -1},
-    {20, "IQ4_NL", 32, 18, -1},
+    {20, "IQ4_NL", 32, 18, RD_DTYPE_IQ4_NL},
     {21, "IQ3_S", 256, 110, -1},
     {22, "IQ2_S", 256, 82, -1},
-    {23, "IQ4_XS", 256, 136, -1},
+    {23, "IQ4_XS", 256, 136, RD_DTYPE_IQ4_XS},
     {24, "I8", 1, 1, -1},
     {25, "I16", 1, 2, -1},
     {26, "I32", 1, 4, -1},
@@ -398,9 +399,12 @@ static int parse_tensor_info(cursor *c, rd_gguf_tensor *t, uint64_t i) {
     }
     uint32_t type;
     if (read_u32(c, &type)) return -1;
-    if (!(t->type = rd_gguf_type_of(type)))
-        return rd_error_set(c->err, "%s: tensor '%s' has unknown GGML type id %u", c->what,
-                            name, type);
+    if (!(t->type = rd_gguf_type_of(type))) {
+        char readable[256];
+        return rd_error_set(c->err, "%s: tensor '%s' has unknown GGML type id %u, which redit "
+                                    "does not read (it reads %s)",
+                            c->what, name, type, rd_gguf_readable_types(readable, sizeof readable));
+    }
     if (t->ne[0] % t->type->block_elems)
         return rd_error_set(c->err, "%s: tensor '%s' of type %s has %" PRIu64 " columns, not a "
                                     "multiple of its block size %u",

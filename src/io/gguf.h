@@ -69,8 +69,8 @@ typedef struct rd_gguf_kv {
 } rd_gguf_kv;
 
 /* One row of the GGML tensor type table. dtype is the rd_dtype redit reads the type as,
- * or -1 when it is a known GGML type redit cannot read yet (adding a quantisation to
- * redit = setting dtype in its row). */
+ * or -1 when it is a known GGML type redit does not read (adding a quantisation to redit =
+ * setting dtype in its row). */
 typedef struct rd_gguf_type {
     uint32_t id;        /* GGML type id as stored in the file */
     const char *name;   /* "Q4_K" */

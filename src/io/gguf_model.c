@@ -222,9 +222,9 @@ static const rd_gguf_tensor *find_tensor(loader *ld, const char *name, int64_t r
         return NULL;
     }
     if (t->type->dtype < 0) {
-        char readable[128];
-        rd_error_set(ld->err, "%s: tensor %s has type %s (GGML type %u), which redit cannot "
-                              "read yet (it reads %s)",
+        char readable[256];
+        rd_error_set(ld->err, "%s: tensor %s has type %s (GGML type %u), which redit does "
+                              "not read (it reads %s)",
                      ld->path, name, t->type->name, t->type->id,
                      rd_gguf_readable_types(readable, sizeof readable));
         return NULL;

@@ -138,6 +138,8 @@ static uint32_t file_type(rd_dtype t) {
     case RD_DTYPE_Q4_K: return 14;
     case RD_DTYPE_Q5_K: return 16;
     case RD_DTYPE_Q6_K: return 18;
+    case RD_DTYPE_IQ4_NL: return 25;
+    case RD_DTYPE_IQ4_XS: return 30;
     case RD_DTYPE_BF16: return 32;
     default: return 0;
     }
