@@ -121,6 +121,9 @@ keys a 'print(string.rep("word ", 30) .. "END")' Enter
 wait_for a "^ word word .* word END *$"
 keys a "wb.help()" Enter
 wait_for a " max_tokens strength *$"
+# a table result shows its fields (the REPL's printer), not "table: 0x..."
+keys a "wb.status()" Enter
+wait_for a "^   training = false *$"
 # a configuration error is shown whole, wrapped in the pane (never "is not a whole numbe")
 keys a F2 Home Down Down Down Down Down Enter C-u "2.5"
 wait_for a "epochs +2\\.5"
