@@ -140,10 +140,14 @@ void pane_chat_draw(tui_app *a, tui_rect r) {
         add_turn(&rs, a->chat_prompt, app_answer(a, 0), app_answer(a, 1),
                  a->session.config.strength, col_w, r.w, 1,
                  a->answer_title[0], a->answer_title[1]);
-    if (rs.n == 0 && hist_h > 2) {
-        draw_text(r.y + 2, r.x + 2, r.w - 4, "Type a prompt and press Enter: the base model answers "
-                                             "on the left, the edited model on the right.",
-                  has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
+    if (rs.n == 0 && hist_h > 2) { /* the hint, wrapped */
+        static const char hint[] = "Type a prompt and press Enter: the base model answers on the "
+                                   "left, the edited model on the right.";
+        tui_span hs[4];
+        size_t nh = tui_wrap(hint, sizeof hint - 1, r.w - 4, hs, 4);
+        for (size_t i = 0; i < nh && i < 4 && (int)i + 2 < hist_h + 1; i++)
+            draw_span(r.y + 2 + (int)i, r.x + 2, r.w - 4, hint + hs[i].start, hs[i].len,
+                      has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
     }
     int max_scroll = (int)rs.n > hist_h ? (int)rs.n - hist_h : 0;
     if (a->chat_scroll > max_scroll) a->chat_scroll = max_scroll;
