@@ -710,6 +710,76 @@ static void test_layout_too_small(void **state) {
     assert_rect(l.hints, 0, 0, 0, 0);
 }
 
+/* ---- lines of fields laid out by priority (layout.c) --------------------------------- */
+
+static void test_line_fit_priority(void **state) {
+    (void)state;
+    /* drawn in this order; "state" 0 stays, then "session" 1, "eta" 2, "model" 3, "lr" 4 */
+    tui_line_field f[] = {
+        {"model x", "", 3, 0}, {"lr 1e-3", " | ", 4, 0}, {"session s", " | ", 1, 0},
+        {"ETA 1m", " | ", 2, 0}, {"TRAINING 1/2", "  ", 0, 0},
+    };
+    enum { N = sizeof f / sizeof *f };
+    char line[128];
+    /* everything fits: 7 + 3+7 + 3+9 + 3+6 + 2+12 = 52 columns */
+    assert_int_equal(tui_line_join(f, N, 52, line, sizeof line), 52);
+    assert_string_equal(line, "model x | lr 1e-3 | session s | ETA 1m  TRAINING 1/2");
+    for (int i = 0; i < N; i++) assert_int_equal(f[i].shown, 1);
+    /* one column short: lr goes first */
+    assert_int_equal(tui_line_join(f, N, 51, line, sizeof line), 42);
+    assert_string_equal(line, "model x | session s | ETA 1m  TRAINING 1/2");
+    assert_int_equal(f[1].shown, 0);
+    /* then the model; the first shown field has no separator before it */
+    assert_int_equal(tui_line_join(f, N, 41, line, sizeof line), 32);
+    assert_string_equal(line, "session s | ETA 1m  TRAINING 1/2");
+    /* then the ETA, then the session */
+    tui_line_join(f, N, 31, line, sizeof line);
+    assert_string_equal(line, "session s  TRAINING 1/2");
+    tui_line_join(f, N, 22, line, sizeof line);
+    assert_string_equal(line, "TRAINING 1/2");
+    /* priority 0 is never dropped, even when it does not fit (the caller cuts it) */
+    assert_int_equal(tui_line_fit(f, N, 5), 12);
+    assert_int_equal(f[4].shown, 1);
+    /* a smaller field of lower priority is not brought back when a larger one went */
+    tui_line_join(f, N, 40, line, sizeof line);
+    assert_string_equal(line, "session s | ETA 1m  TRAINING 1/2");
+}
+
+static void test_line_fit_ties_absent_utf8(void **state) {
+    (void)state;
+    /* equal priorities: the last in the table goes first; absent fields take no room */
+    tui_line_field f[] = {
+        {"aa", "", 1, 0}, {NULL, " · ", 0, 0}, {"", " · ", 0, 0}, {"bb", " · ", 1, 0},
+        {"c\xc3\xa9", " \xe2\x94\x82 ", 0, 0}, /* "cé" after " │ " (3 columns, 5 bytes) */
+    };
+    enum { N = sizeof f / sizeof *f };
+    char line[64];
+    assert_int_equal(tui_line_join(f, N, 12, line, sizeof line), 12);
+    assert_string_equal(line, "aa · bb \xe2\x94\x82 c\xc3\xa9");
+    assert_int_equal(f[1].shown, 0);
+    assert_int_equal(f[2].shown, 0);
+    assert_int_equal(tui_line_join(f, N, 11, line, sizeof line), 7);
+    assert_string_equal(line, "aa \xe2\x94\x82 c\xc3\xa9");
+    assert_int_equal(f[3].shown, 0);
+    /* a small buffer cuts at a character boundary, never inside "é" or "│" */
+    char small[9];
+    tui_line_join(f, N, 11, small, sizeof small);
+    assert_string_equal(small, "aa \xe2\x94\x82 c");
+    assert_int_equal(tui_line_join(f, N, 11, small, 5), 3); /* "aa " */
+    /* durations on the status line */
+    char d[16];
+    tui_format_duration(4.12, d, sizeof d);
+    assert_string_equal(d, "4.1s");
+    tui_format_duration(125, d, sizeof d);
+    assert_string_equal(d, "2m05s");
+    tui_format_duration(3725, d, sizeof d);
+    assert_string_equal(d, "1h02m");
+    tui_format_duration(NAN, d, sizeof d);
+    assert_string_equal(d, "-");
+    tui_format_duration(-1, d, sizeof d);
+    assert_string_equal(d, "-");
+}
+
 int main(void) {
     if (!setlocale(LC_ALL, "C.UTF-8")) {
         fprintf(stderr, "test_tui_text: the C.UTF-8 locale is not available\n");
@@ -739,6 +809,8 @@ int main(void) {
         cmocka_unit_test(test_layout_panes),
         cmocka_unit_test(test_layout_zoom),
         cmocka_unit_test(test_layout_too_small),
+        cmocka_unit_test(test_line_fit_priority),
+        cmocka_unit_test(test_line_fit_ties_absent_utf8),
     };
     return cmocka_run_group_tests_name("tui_text", tests, NULL, NULL);
 }

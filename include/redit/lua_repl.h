@@ -39,7 +39,9 @@ enum { RD_LUA_REPL_READY = 0, RD_LUA_REPL_MORE = 1, RD_LUA_REPL_NOMEM = -1 };
 int rd_lua_repl_feed(rd_lua_repl *r, const char *line, char **chunk);
 
 /* Compiles and runs the ready chunk (nothing when none is ready) and sends its results
- * (tab-separated, via tostring) or its error to out. The Lua stack is left as it was. A
+ * (tab-separated; a plain table shows its fields, sorted, nested tables one level deep:
+ * {dim = 64, tensors = {F16 = 12, F32 = 9}}, one field a line when long; the rest via
+ * tostring) or its error to out. The Lua stack is left as it was. A
  * stop request (rd_lua_request_stop) interrupts the running chunk; the stop flag is cleared
  * afterwards. */
 void rd_lua_repl_run(rd_lua_repl *r);

@@ -25,13 +25,15 @@ local results = grid.run{
   metrics = {"eval_loss", "params"},
   run = function(v, seed)
     local e = model:edits{sites = v.sites, layers = "all"}
-    local o = {model = model, edits = e, data = train, eval = eval, seed = seed}
+    local o = {model = model, edits = e, data = train, eval = eval, seed = seed,
+               on_step = task.progress(string.format("%s seed %d", v.name, seed))}
     for k, x in pairs(opts) do if o[k] == nil and k ~= "template" then o[k] = x end end
     red.train(o)
     return {eval_loss = red.eval(model, e, eval).loss, params = e:params()}
   end,
   on_run = function(v, seed, m)
-    io.stderr:write(string.format("%-5s seed %d: held-out loss %.4f\n", v.name, seed, m.eval_loss))
+    io.stderr:write(string.format("%-5s seed %d: held-out loss %.4f  (%d s in all)\n", v.name, seed,
+                                  m.eval_loss, task.elapsed()))
   end,
 }
 local md = grid.markdown(results)

@@ -28,16 +28,19 @@ local results = grid.run{
   },
   seeds = seeds,
   metrics = {"eval_loss", "params", "tokens_per_s"},
+  formats = {tokens_per_s = "%.0f"},
   run = function(v, seed)
     local e = model:edits{sites = "ffn", layers = "all", scale = v.scale, bias = v.bias}
-    local o = {model = model, edits = e, data = train, eval = eval, seed = seed}
+    local o = {model = model, edits = e, data = train, eval = eval, seed = seed,
+               on_step = task.progress(string.format("%s seed %d", v.name, seed))}
     for k, x in pairs(opts) do if o[k] == nil and k ~= "template" then o[k] = x end end
     local r = red.train(o)
     return {eval_loss = red.eval(model, e, eval).loss, params = e:params(),
             tokens_per_s = r.tokens_per_s}
   end,
   on_run = function(v, seed, m)
-    io.stderr:write(string.format("%-28s seed %d: held-out loss %.4f\n", v.name, seed, m.eval_loss))
+    io.stderr:write(string.format("%-28s seed %d: held-out loss %.4f  (%d s in all)\n", v.name,
+                                  seed, m.eval_loss, task.elapsed()))
   end,
 }
 local md = string.format("Base model held-out loss: %.4f\n\n", base.loss) .. grid.markdown(results)

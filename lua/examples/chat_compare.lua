@@ -15,11 +15,13 @@ local model = red.load(a.model)
 local opts = task.train_opts(a)
 local train = red.dataset(train_path, {model = model, template = opts.template, max_len = opts.max_len})
 local e = model:edits{sites = "ffn", layers = "all"}
-local o = {model = model, edits = e, data = train, seed = 1}
+local o = {model = model, edits = e, data = train, seed = 1, on_step = task.progress("RED ffn")}
 for k, x in pairs(opts) do if o[k] == nil and k ~= "template" then o[k] = x end end
 red.train(o)
 
 local prompts = task.prompts(a, 4)
+io.stderr:write(string.format("answering %d prompts, base and edited  (%d s in all)\n", #prompts,
+                              task.elapsed()))
 local gen = {max_tokens = a.quick and 8 or 32, temperature = 0, template = opts.template}
 local rows = compare.prompts(model, e, prompts, gen)
 compare.print(rows)

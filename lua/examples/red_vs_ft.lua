@@ -20,11 +20,12 @@ local results = grid.run{
   variants = {{name = "RED (ffn, all layers)", full = false},
               {name = "full fine-tuning", full = true}},
   metrics = {"params", "ratio", "eval_loss", "seconds"},
+  formats = {ratio = "%.0f", seconds = "%.1f"},
   run = function(v)
     local model = red.load(a.model)
     local train, eval = data(model)
     local info = model:info()
-    local o = {model = model, data = train, eval = eval, seed = 1}
+    local o = {model = model, data = train, eval = eval, seed = 1, on_step = task.progress(v.name)}
     for k, x in pairs(opts) do if o[k] == nil and k ~= "template" then o[k] = x end end
     if v.full then
       o.full = true
@@ -38,6 +39,10 @@ local results = grid.run{
     local r = red.train(o)
     return {params = e:params(), ratio = e:ratio(), eval_loss = red.eval(model, e, eval).loss,
             seconds = r.seconds}
+  end,
+  on_run = function(v, _, m)
+    io.stderr:write(string.format("%s: held-out loss %.4f  (%d s in all)\n", v.name, m.eval_loss,
+                                  task.elapsed()))
   end,
 }
 local md = grid.markdown(results)

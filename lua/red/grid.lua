@@ -8,8 +8,13 @@
 ---     metrics = {"eval_loss", "accuracy"},        -- the columns, in order
 ---     run = function(variant, seed) ... return {eval_loss = 1.23, accuracy = 0.8} end,
 ---     on_run = function(variant, seed, metrics) end, -- optional progress hook
+---     formats = {seconds = "%.1f"},               -- optional, per metric (see below)
 ---   }
 ---   print(grid.markdown(results)); grid.write("results.csv", grid.csv(results))
+---
+--- One number format a column in the Markdown table: the metric's entry in `formats` when
+--- given, else "%d" when every value of the column is a whole number, else "%.4f" (losses
+--- and accuracies alike). The CSV keeps 6 significant digits.
 local grid = {}
 
 --- Mean and (sample) standard deviation of a list of numbers; std is 0 for one value.
@@ -56,25 +61,41 @@ function grid.run(spec)
     end
     rows[#rows + 1] = row
   end
-  return {metrics = metrics, rows = rows, seeds = seeds}
+  return {metrics = metrics, rows = rows, seeds = seeds, formats = spec.formats or {}}
 end
 
-local function fmt(x)
+local function whole(x) return x == math.floor(x) and math.abs(x) < 1e15 end
+
+--- The format of metric k's column (see the top).
+local function column_format(results, k)
+  if results.formats and results.formats[k] then return results.formats[k] end
+  for _, row in ipairs(results.rows) do
+    for _, r in ipairs(row.runs) do
+      local v = r.metrics[k]
+      if type(v) == "number" and v == v and not whole(v) then return "%.4f" end
+    end
+  end
+  return "%d"
+end
+
+local function fmt(x, f)
   if x ~= x then return "n/a" end
-  if x == math.floor(x) and math.abs(x) < 1e15 then return string.format("%d", x) end
-  if math.abs(x) >= 1000 or (x ~= 0 and math.abs(x) < 1e-3) then return string.format("%.3g", x) end
-  return string.format("%.4f", x)
+  if f == "%d" and not whole(x) then f = "%.4f" end -- (a mean of whole numbers)
+  return string.format(f, x)
 end
 
 --- The results as a Markdown table: one row per variant, "mean ± std (n runs)".
 function grid.markdown(results)
   local out = {"| variant | " .. table.concat(results.metrics, " | ") .. " |",
                "| --- |" .. string.rep(" --- |", #results.metrics)}
+  local formats = {}
+  for _, k in ipairs(results.metrics) do formats[k] = column_format(results, k) end
   for _, row in ipairs(results.rows) do
     local cells = {}
     for _, k in ipairs(results.metrics) do
-      cells[#cells + 1] = #row.runs > 1 and (fmt(row.mean[k]) .. " ± " .. fmt(row.std[k]))
-                          or fmt(row.mean[k])
+      local f = formats[k]
+      cells[#cells + 1] = #row.runs > 1 and (fmt(row.mean[k], f) .. " ± " .. fmt(row.std[k], f))
+                          or fmt(row.mean[k], f)
     end
     out[#out + 1] = "| " .. row.name .. " | " .. table.concat(cells, " | ") .. " |"
   end

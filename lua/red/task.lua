@@ -121,4 +121,23 @@ function task.train_opts(a, extra)
   return o
 end
 
+--- A red.train on_step callback writing progress lines to stderr, so a long run is not
+--- silent: the first step, then every tenth of the run or 15 s, and the last step, e.g.
+--- "  ffn seed 1: step 12/120  loss 2.3456  4.1 s".
+function task.progress(label)
+  local next_step, last_time = 1, -math.huge
+  return function(p)
+    if p.step >= next_step or p.step == p.total_steps or p.elapsed - last_time >= 15 then
+      io.stderr:write(string.format("  %s: step %d/%d  loss %.4f  %.1f s\n", label, p.step,
+                                    p.total_steps, p.loss, p.elapsed))
+      next_step = p.step + math.max(1, p.total_steps // 10)
+      last_time = p.elapsed
+    end
+  end
+end
+
+--- Whole seconds since red.task was loaded (the script's start), for the line ending a run.
+local start = os.time()
+function task.elapsed() return os.time() - start end
+
 return task

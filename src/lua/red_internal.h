@@ -48,6 +48,13 @@ typedef struct rdl_dataset {
     int busy;
 } rdl_dataset;
 
+/* ---- pretty.c: values as the REPLs show them ----------------------------------------- */
+
+/* lua_CFunction: its arguments as one string, tab-separated, ending in a newline: a plain
+ * table shows its fields (one line when short, else a field a line; nested tables one level
+ * deep, long ones cut with a count), anything else goes through tostring. */
+int rdl_show(lua_State *L);
+
 /* ---- red.c: module, state, helpers ------------------------------------------------ */
 
 /* The state's stop flag (never NULL once the module is open). */

@@ -154,7 +154,7 @@ static void print_results(rd_lua_repl *r, int base) {
         lua_settop(L, base);
         return;
     }
-    lua_pushcfunction(L, join_values);
+    lua_pushcfunction(L, rdl_show); /* tables show their fields */
     lua_insert(L, base + 1);
     if (rdl_pcall(L, n, 1) != LUA_OK) {
         report(r);

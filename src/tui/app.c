@@ -126,7 +126,8 @@ static void describe_model(tui_app *a) {
     if (p >= 1e9) snprintf(count, sizeof count, "%.2fB", p / 1e9);
     else if (p >= 1e6) snprintf(count, sizeof count, "%.1fM", p / 1e6);
     else snprintf(count, sizeof count, "%.1fK", p / 1e3);
-    snprintf(a->model_desc, sizeof a->model_desc, "%s · %s %s · %s params", info.name,
+    snprintf(a->model_name, sizeof a->model_name, "%s", info.name);
+    snprintf(a->model_detail, sizeof a->model_detail, "%s %s · %s params",
              rd_file_format_name(info.format), t ? t->name : "?", count);
     snprintf(a->model_warning, sizeof a->model_warning, "%s", info.nonfinite ? info.nonfinite : "");
 }

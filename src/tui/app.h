@@ -35,7 +35,8 @@ typedef struct tui_app {
     int restored;           /* the session was restored (not new): --init-set is not applied */
     /* the model */
     rd_model *model;
-    char model_desc[256];   /* "stories15M.bin · llama2c F32 · 15.2M params" */
+    char model_name[160];   /* "stories15M.bin" (the status line's fields) */
+    char model_detail[96];  /* "llama2c F32 · 15.2M params" */
     char model_warning[300]; /* where the weights are not finite (rd_model_info.nonfinite), shown
                                 on the status line; "" when every weight is finite */
     double model_params;

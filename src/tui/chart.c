@@ -57,6 +57,14 @@ static void axis_label(double v, char *out, size_t cap) {
     }
 }
 
+void tui_format_duration(double s, char *buf, size_t cap) {
+    if (cap == 0) return;
+    if (!isfinite(s) || s < 0) snprintf(buf, cap, "-");
+    else if (s < 60) snprintf(buf, cap, "%.1fs", s);
+    else if (s < 3600) snprintf(buf, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)(fmod(s, 3600) / 60));
+}
+
 int tui_format_axis(double v, char *buf, size_t cap) {
     if (cap == 0) return 0;
     char label[32];

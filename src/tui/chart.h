@@ -70,4 +70,9 @@ void tui_smooth_ema(const double *y, size_t n, double weight, double *out);
  * smaller cap the label is cut to cap - 1 characters (nothing written when cap is 0). */
 int tui_format_axis(double v, char *buf, size_t cap);
 
+/* Writes a duration of s seconds into buf (cap bytes, NUL-terminated when cap > 0): "4.1s"
+ * under a minute, "2m05s" under an hour, "1h02m" above; "-" when s is negative or not
+ * finite. */
+void tui_format_duration(double s, char *buf, size_t cap);
+
 #endif

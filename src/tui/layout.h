@@ -9,6 +9,8 @@
 #ifndef REDIT_TUI_LAYOUT_H
 #define REDIT_TUI_LAYOUT_H
 
+#include <stddef.h>
+
 /* A rectangle of terminal cells: top-left (y, x), h rows, w columns. All zero = hidden. */
 typedef struct tui_rect {
     int y, x, h, w;
@@ -33,5 +35,36 @@ typedef struct tui_layout {
  * zoom (TUI_ZOOM_*): that pane takes the whole body (y 1, x 0, h body, w cols) and config
  * and the other panes are zero; status and hints stay. An unknown zoom counts as none. */
 void tui_layout_compute(int cols, int rows, int zoom, tui_layout *out);
+
+/* ---- one line of fields laid out by priority (the status line, the training line) ---- */
+
+/* A field of such a line. The caller's table lists the fields in the order they are drawn;
+ * priority says which go first when the line is short. */
+typedef struct tui_line_field {
+    const char *text;     /* NULL or "": absent (never shown) */
+    const char *sep;      /* drawn before the field when another shown field precedes it
+                             (NULL: none) */
+    int priority;         /* 0 is the most important; a larger number is dropped sooner */
+    int shown;            /* out: 1 when the field is on the line */
+} tui_line_field;
+
+enum { TUI_LINE_FIELDS_MAX = 24 };
+
+/* Chooses the fields of f[0, n) that fit a line of cols columns (widths from
+ * tui_text_width, a field's separator counted when a shown field precedes it) and sets
+ * f[i].shown. While the shown fields are too wide, the field with the largest priority
+ * number is dropped (of equal ones the last in the table); fields of priority 0 are never
+ * dropped (the caller cuts what does not fit at the edge). Returns the columns the shown
+ * fields take. n above TUI_LINE_FIELDS_MAX counts as TUI_LINE_FIELDS_MAX (the rest are not
+ * shown). */
+int tui_line_fit(tui_line_field *f, size_t n, int cols);
+
+/* Writes the fields of f[0, n) marked shown, each after its separator when a shown field
+ * precedes it, into out (cap bytes, NUL-terminated when cap > 0; a longer text is cut at a
+ * character boundary). Returns the columns of the text written. */
+int tui_line_text(const tui_line_field *f, size_t n, char *out, size_t cap);
+
+/* tui_line_fit for cols columns, then tui_line_text: the line as it fits. */
+int tui_line_join(tui_line_field *f, size_t n, int cols, char *out, size_t cap);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "app.h"
 #include "chart.h"
+#include "layout.h"
 #include "redit/train.h"
 
 #define SMOOTH_WEIGHT 0.9
@@ -54,14 +55,6 @@ static void add_run(chart_data *d, const tui_run *run, int color, int raw, int s
     }
 }
 
-/* "1m05s" */
-static void fmt_time(char *buf, size_t cap, double s) {
-    if (!isfinite(s) || s < 0) snprintf(buf, cap, "-");
-    else if (s < 60) snprintf(buf, cap, "%.1fs", s);
-    else if (s < 3600) snprintf(buf, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(buf, cap, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
-}
-
 /* Draws chart lines cell by cell with each cell's colour. */
 static void draw_chart_cells(const tui_chart *c, int y, int x) {
     for (int row = 0; row < c->rows; row++) {
@@ -82,30 +75,69 @@ static void draw_chart_cells(const tui_chart *c, int y, int x) {
     }
 }
 
+/* The training line's fields in the order they are drawn, and which go first when the
+ * pane is narrow (the largest priority number first): the step, loss and eval stay. (The
+ * ETA is on the status line, with the state, where the whole width keeps it in view.) */
+enum { TR_STEP, TR_EPOCH, TR_LOSS, TR_EVAL, TR_LR, TR_SPEED, TR_ELAPSED, TR_COUNT };
+static const int TRAINING_PRIORITY[TR_COUNT] = {
+    [TR_STEP] = 0, [TR_EPOCH] = 3, [TR_LOSS] = 1,  [TR_EVAL] = 2,
+    [TR_LR] = 6,   [TR_SPEED] = 5, [TR_ELAPSED] = 4,
+};
+
+/* The line of numbers under the chart while training, fitted to cols columns. */
+static void training_line(const tui_app *a, int cols, char *line, size_t cap) {
+    char text[TR_COUNT][64], t[16];
+    const rd_progress *p = &a->last;
+    snprintf(text[TR_STEP], sizeof text[0], "step %d/%d", p->step, p->total_steps);
+    snprintf(text[TR_EPOCH], sizeof text[0], "epoch %d/%d", p->epoch, p->epochs);
+    snprintf(text[TR_LOSS], sizeof text[0], "loss %.4f", p->loss);
+    if (isfinite(a->last_eval) && isfinite(a->last_eval_accuracy))
+        snprintf(text[TR_EVAL], sizeof text[0], "eval %.4f (acc %.1f%%)", a->last_eval,
+                 100 * a->last_eval_accuracy);
+    else if (isfinite(a->last_eval))
+        snprintf(text[TR_EVAL], sizeof text[0], "eval %.4f", a->last_eval);
+    else
+        snprintf(text[TR_EVAL], sizeof text[0], "eval -");
+    snprintf(text[TR_LR], sizeof text[0], "lr %.2e", p->lr);
+    snprintf(text[TR_SPEED], sizeof text[0], "%.0f tok/s", p->tokens_per_s);
+    tui_format_duration(p->elapsed, t, sizeof t);
+    snprintf(text[TR_ELAPSED], sizeof text[0], "elapsed %s", t);
+    tui_line_field f[TR_COUNT];
+    for (int i = 0; i < TR_COUNT; i++) f[i] = (tui_line_field){text[i], "  ", TRAINING_PRIORITY[i], 0};
+    tui_line_join(f, TR_COUNT, cols, line, cap);
+}
+
+/* The line under the chart after a run: its label and how it went, fitted the same way. */
+enum { RL_LABEL, RL_STEPS, RL_BEST, RL_LAST, RL_SPEED, RL_TIME, RL_COUNT };
+static const int RUN_PRIORITY[RL_COUNT] = {
+    [RL_LABEL] = 3, [RL_STEPS] = 2, [RL_BEST] = 0, [RL_LAST] = 1, [RL_SPEED] = 5, [RL_TIME] = 4,
+};
+
+static void run_line(const tui_run *run, int cols, char *line, size_t cap) {
+    char text[RL_COUNT][96], best[48], t[16];
+    rd_eval_best_text(run->best_eval_loss, run->best_eval_accuracy, best, sizeof best);
+    snprintf(text[RL_LABEL], sizeof text[0], "%s:", run->label);
+    snprintf(text[RL_STEPS], sizeof text[0], "%zu steps", run->n_steps);
+    snprintf(text[RL_BEST], sizeof text[0], "best eval %s", best);
+    snprintf(text[RL_LAST], sizeof text[0], "last loss %.4f", run->loss[run->n_steps - 1]);
+    snprintf(text[RL_SPEED], sizeof text[0], "%.0f tok/s", run->tokens_per_s);
+    tui_format_duration(run->seconds, t, sizeof t);
+    snprintf(text[RL_TIME], sizeof text[0], "%s", t);
+    tui_line_field f[RL_COUNT];
+    for (int i = 0; i < RL_COUNT; i++)
+        f[i] = (tui_line_field){text[i], i == RL_STEPS ? " " : "  ", RUN_PRIORITY[i], 0};
+    tui_line_join(f, RL_COUNT, cols, line, cap);
+}
+
 static void draw_numbers(tui_app *a, tui_rect r, int y) {
     const tui_run *run = a->run ? a->run : (a->session.n_runs ? &a->session.runs[a->session.n_runs - 1] : NULL);
-    char line[320], eta[16], el[16];
+    char line[320];
     if (a->training && a->last.step > 0 && !a->stopping) {
-        fmt_time(el, sizeof el, a->last.elapsed);
-        fmt_time(eta, sizeof eta, a->last.eta);
-        char ev[48] = "-";
-        if (isfinite(a->last_eval) && isfinite(a->last_eval_accuracy))
-            snprintf(ev, sizeof ev, "%.4f (acc %.1f%%)", a->last_eval, 100 * a->last_eval_accuracy);
-        else if (isfinite(a->last_eval))
-            snprintf(ev, sizeof ev, "%.4f", a->last_eval);
-        snprintf(line, sizeof line,
-                 "step %d/%d  epoch %d/%d  loss %.4f  eval %s  lr %.2e  %.0f tok/s  %s  ETA %s",
-                 a->last.step, a->last.total_steps, a->last.epoch, a->last.epochs, a->last.loss,
-                 ev, a->last.lr, a->last.tokens_per_s, el, eta);
+        training_line(a, r.w - 2, line, sizeof line);
     } else if (a->training) {
         snprintf(line, sizeof line, "%s", a->train_status);
     } else if (run && run->n_steps) {
-        char best[48];
-        rd_eval_best_text(run->best_eval_loss, run->best_eval_accuracy, best, sizeof best);
-        fmt_time(el, sizeof el, run->seconds);
-        snprintf(line, sizeof line, "%s: %zu steps  best eval %s  last loss %.4f  %.0f tok/s  %s",
-                 run->label, run->n_steps, best, run->loss[run->n_steps - 1], run->tokens_per_s,
-                 el);
+        run_line(run, r.w - 2, line, sizeof line);
     } else {
         snprintf(line, sizeof line, "no run yet: F6 (or t) trains with the configuration");
     }

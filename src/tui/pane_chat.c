@@ -20,13 +20,25 @@ typedef struct vrow {
     const char *right;
     size_t right_len;
     double strength; /* ROW_HEADER: α of the edited answer; NAN when there is none */
+    size_t block;    /* ROW_ANSWERS: the turn's answers (vrows.blocks) */
 } vrow;
 
 enum { ROW_PROMPT, ROW_HEADER, ROW_ANSWERS, ROW_BLANK };
 
+/* The two answers of a turn: rows [start, start + rows) of the transcript, each column's
+ * wrapped lines (text[side] + span[side][i]). */
+typedef struct answer_block {
+    size_t start, rows;
+    const char *text[2];
+    tui_span *span[2];
+    size_t n[2];
+} answer_block;
+
 typedef struct vrows {
     vrow *v;
     size_t n, cap;
+    answer_block *blocks;
+    size_t n_blocks, cap_blocks;
 } vrows;
 
 static void push_row(vrows *rs, vrow r) {
@@ -44,6 +56,14 @@ static tui_span *wrap(const char *text, int cols, size_t *n) {
     return s;
 }
 
+static void draw_span(int y, int x, int w, const char *s, size_t len, int attr) {
+    char buf[1024];
+    if (len >= sizeof buf) len = sizeof buf - 1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    draw_text(y, x, w, buf, attr);
+}
+
 /* left, right: the columns' titles ("" for base / edited). */
 static void add_turn(vrows *rs, const char *prompt, const char *base, const char *edited,
                      double strength, int col_w, int full_w, int has_edited, const char *left,
@@ -51,29 +71,49 @@ static void add_turn(vrows *rs, const char *prompt, const char *base, const char
     size_t np;
     tui_span *ps = wrap(prompt, full_w - 5, &np);
     for (size_t i = 0; i < np; i++)
-        push_row(rs, (vrow){ROW_PROMPT, prompt + ps[i].start, ps[i].len, i == 0 ? "you: " : "     ", 5, NAN});
+        push_row(rs, (vrow){ROW_PROMPT, prompt + ps[i].start, ps[i].len, i == 0 ? "you: " : "     ", 5, NAN, 0});
     free(ps);
     push_row(rs, (vrow){ROW_HEADER, left[0] ? left : "base", strlen(left[0] ? left : "base"),
                         right[0] ? right : "edited", strlen(right[0] ? right : "edited"),
-                        has_edited ? strength : NAN});
-    size_t nb, ne;
-    tui_span *bs = wrap(base, col_w, &nb);
-    tui_span *es = wrap(edited, col_w, &ne);
-    size_t rows = nb > ne ? nb : ne;
-    for (size_t i = 0; i < rows; i++)
-        push_row(rs, (vrow){ROW_ANSWERS, i < nb ? base + bs[i].start : "", i < nb ? bs[i].len : 0,
-                            i < ne ? edited + es[i].start : "", i < ne ? es[i].len : 0, NAN});
-    free(bs);
-    free(es);
-    push_row(rs, (vrow){ROW_BLANK, "", 0, "", 0, NAN});
+                        has_edited ? strength : NAN, 0});
+    answer_block b = {.start = rs->n, .text = {base, edited}};
+    b.span[0] = wrap(base, col_w, &b.n[0]);
+    b.span[1] = wrap(edited, col_w, &b.n[1]);
+    b.rows = b.n[0] > b.n[1] ? b.n[0] : b.n[1];
+    if (rd_array_reserve(&rs->blocks, &rs->cap_blocks, rs->n_blocks + 1, sizeof *rs->blocks)) {
+        free(b.span[0]);
+        free(b.span[1]);
+        return;
+    }
+    for (size_t i = 0; i < b.rows; i++)
+        push_row(rs, (vrow){ROW_ANSWERS, "", 0, "", 0, NAN, rs->n_blocks});
+    rs->blocks[rs->n_blocks++] = b;
+    push_row(rs, (vrow){ROW_BLANK, "", 0, "", 0, NAN, 0});
 }
 
-static void draw_span(int y, int x, int w, const char *s, size_t len, int attr) {
-    char buf[1024];
-    if (len >= sizeof buf) len = sizeof buf - 1;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    draw_text(y, x, w, buf, attr);
+/* The line of column side shown on transcript row `row` of block b when the view starts at
+ * row `first`; -1 for none. A column shorter than its neighbour slides down with the view
+ * while the top of the answers is scrolled away (as far as the bottom of the longer one), so
+ * a one-line answer beside a long one stays in view. */
+static long block_line(const answer_block *b, int side, size_t row, size_t first) {
+    size_t shift = 0;
+    if (first > b->start) {
+        shift = first - b->start;
+        if (shift > b->rows - b->n[side]) shift = b->rows - b->n[side];
+    }
+    size_t k = row - b->start;
+    if (k < shift || k - shift >= b->n[side]) return -1;
+    return (long)(k - shift);
+}
+
+/* Draws column side of answer row `row` at (y, x), w columns wide. */
+static void draw_answer(const vrows *rs, const vrow *v, int side, size_t row, size_t first, int y,
+                        int x, int w) {
+    const answer_block *b = &rs->blocks[v->block];
+    long i = block_line(b, side, row, first);
+    if (i < 0) return;
+    const tui_span *sp = &b->span[side][i];
+    draw_span(y, x, w, b->text[side] + sp->start, sp->len, 0);
 }
 
 void pane_chat_draw(tui_app *a, tui_rect r) {
@@ -100,10 +140,14 @@ void pane_chat_draw(tui_app *a, tui_rect r) {
         add_turn(&rs, a->chat_prompt, app_answer(a, 0), app_answer(a, 1),
                  a->session.config.strength, col_w, r.w, 1,
                  a->answer_title[0], a->answer_title[1]);
-    if (rs.n == 0 && hist_h > 2) {
-        draw_text(r.y + 2, r.x + 2, r.w - 4, "Type a prompt and press Enter: the base model answers "
-                                             "on the left, the edited model on the right.",
-                  has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
+    if (rs.n == 0 && hist_h > 2) { /* the hint, wrapped */
+        static const char hint[] = "Type a prompt and press Enter: the base model answers on the "
+                                   "left, the edited model on the right.";
+        tui_span hs[4];
+        size_t nh = tui_wrap(hint, sizeof hint - 1, r.w - 4, hs, 4);
+        for (size_t i = 0; i < nh && i < 4 && (int)i + 2 < hist_h + 1; i++)
+            draw_span(r.y + 2 + (int)i, r.x + 2, r.w - 4, hint + hs[i].start, hs[i].len,
+                      has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
     }
     int max_scroll = (int)rs.n > hist_h ? (int)rs.n - hist_h : 0;
     if (a->chat_scroll > max_scroll) a->chat_scroll = max_scroll;
@@ -134,14 +178,19 @@ void pane_chat_draw(tui_app *a, tui_rect r) {
             }
             break;
         case ROW_ANSWERS:
-            draw_span(y, r.x + 1, col_w, v->left, v->left_len, 0);
+            draw_answer(&rs, v, 0, (size_t)(first + i), (size_t)first, y, r.x + 1, col_w);
             draw_text(y, r.x + 1 + col_w, 1, a->utf8 ? "│" : "|", has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
-            draw_span(y, r.x + 2 + col_w + 1, col_w, v->right, v->right_len, 0);
+            draw_answer(&rs, v, 1, (size_t)(first + i), (size_t)first, y, r.x + 2 + col_w + 1, col_w);
             break;
         default: break;
         }
     }
     free(rs.v);
+    for (size_t i = 0; i < rs.n_blocks; i++) {
+        free(rs.blocks[i].span[0]);
+        free(rs.blocks[i].span[1]);
+    }
+    free(rs.blocks);
     /* the prompt line */
     int y = r.y + r.h - 1;
     const char *prefix = a->chatting ? "… " : "> ";

@@ -77,11 +77,59 @@ static void draw_value(int y, int x, int w, const char *v, int attr, int utf8) {
     draw_text(y, x + 1, w - 1, p, attr);
 }
 
+/* The text under the list: the error of the value being typed, else the selected field's
+ * help; *is_error says which. NULL when there is none. */
+static const char *note_text(const tui_app *a, int *is_error) {
+    *is_error = a->cfg_editing && a->cfg_error[0];
+    if (*is_error) return a->cfg_error;
+    const tui_field *sel = tui_config_field((size_t)a->cfg_sel);
+    return sel ? sel->help : NULL;
+}
+
+enum { NOTE_LINES_MAX = 12 };
+
+/* Draws text word-wrapped into rows y.. of the pane (w columns from x), at most max rows;
+ * when it needs more, the last row shown ends with "…" (never happens for the error: the
+ * caller gives it the rows it needs). */
+static void draw_wrapped(int y, int x, int w, int max, const char *text, int attr, int utf8) {
+    tui_span lines[NOTE_LINES_MAX];
+    size_t len = strlen(text);
+    size_t n = tui_wrap(text, len, w, lines, NOTE_LINES_MAX);
+    size_t shown = n < (size_t)max ? n : (size_t)max;
+    if (shown > NOTE_LINES_MAX) shown = NOTE_LINES_MAX;
+    for (size_t i = 0; i < shown; i++) {
+        char row[512];
+        size_t l = lines[i].len < sizeof row - 4 ? lines[i].len : sizeof row - 4;
+        memcpy(row, text + lines[i].start, l);
+        row[l] = '\0';
+        if (i + 1 == shown && shown < n) { /* more than fits: say so */
+            size_t keep = tui_text_fit(row, l, w - 1, NULL);
+            snprintf(row + keep, sizeof row - keep, "%s", utf8 ? "…" : "~");
+        }
+        draw_text(y + (int)i, x, w, row, attr);
+    }
+}
+
+/* Rows the note under the list needs at width w: all of an error's lines (it is never cut,
+ * up to NOTE_LINES_MAX), at most 3 of a help text; at least 1. */
+static int note_rows(const char *text, int is_error, int w) {
+    if (!text) return 1;
+    size_t n = tui_wrap(text, strlen(text), w, NULL, 0);
+    size_t cap = is_error ? NOTE_LINES_MAX : 3;
+    return (int)(n < 1 ? 1 : n > cap ? cap : n);
+}
+
 void pane_config_draw(tui_app *a, tui_rect r) {
     int focused = a->focus == PANE_CONFIG;
     draw_title(r, "Configuration", focused ? "F6 train" : "F2", focused);
-    int list_h = r.h - 3; /* title, list, help line, error line */
-    if (list_h < 1) return;
+    int is_error;
+    const char *note = note_text(a, &is_error);
+    int note_h = note_rows(note, is_error, r.w - 2);
+    /* title, list, the note (wrapped), the line saying what Enter does: the list keeps one
+     * row at least and the note takes the rest */
+    if (note_h > r.h - 3) note_h = r.h - 3;
+    int list_h = r.h - 2 - note_h;
+    if (list_h < 1 || note_h < 1) return;
     int sel_row = field_row(a->cfg_sel);
     if (sel_row < a->cfg_top + 1) a->cfg_top = sel_row - 1 < 0 ? 0 : sel_row - 1;
     if (sel_row >= a->cfg_top + list_h) a->cfg_top = sel_row - list_h + 1;
@@ -114,17 +162,16 @@ void pane_config_draw(tui_app *a, tui_rect r) {
             draw_value(y, value_x, value_w, v, attr, a->utf8);
         }
     }
-    /* help or error of the selected field */
-    const tui_field *sel = tui_config_field((size_t)a->cfg_sel);
-    int y = r.y + r.h - 2;
-    if (a->cfg_editing && a->cfg_error[0]) {
+    /* help or error of the selected field, wrapped */
+    int y = r.y + 1 + list_h;
+    if (is_error) {
         int attr = has_colors() ? COLOR_PAIR(PAIR_ERROR) : A_BOLD;
-        draw_text(y, r.x + 1, r.w - 2, a->cfg_error, attr);
-        draw_text(y + 1, r.x + 1, r.w - 2, "Enter keeps a valid value, Esc cancels", 0);
-    } else if (sel) {
-        draw_text(y, r.x + 1, r.w - 2, sel->help, has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
+        draw_wrapped(y, r.x + 1, r.w - 2, note_h, note, attr, a->utf8);
+        draw_text(y + note_h, r.x + 1, r.w - 2, "Esc cancels the edit", 0);
+    } else if (note) {
+        draw_wrapped(y, r.x + 1, r.w - 2, note_h, note, has_colors() ? COLOR_PAIR(PAIR_DIM) : 0, a->utf8);
         if (a->cfg_editing)
-            draw_text(y + 1, r.x + 1, r.w - 2, "valid: Enter keeps it, Esc cancels",
+            draw_text(y + note_h, r.x + 1, r.w - 2, "Enter keeps it, Esc cancels",
                       has_colors() ? COLOR_PAIR(PAIR_OK) : 0);
     }
     if (a->cfg_editing && a->focus == PANE_CONFIG) {

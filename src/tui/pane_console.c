@@ -296,19 +296,54 @@ int console_key(tui_console *c, tui_key k) {
     return 1;
 }
 
+/* One screen row of the scrollback: part of a line, wrapped to the pane. */
+typedef struct console_row {
+    const console_line *line;
+    tui_span span;
+} console_row;
+
+/* Draws the scrollback's last rows (c->scroll rows up from the bottom) with every line
+ * word-wrapped to the pane's width: only the lines that reach the screen are wrapped. */
+static void draw_scrollback(tui_console *c, tui_rect r) {
+    const int rows = r.h - 2, w = r.w - 2;
+    if (rows <= 0 || w <= 0) return;
+    /* the lines from the bottom up until they fill the screen and the scroll above it */
+    size_t first = c->n_lines, total = 0, need = (size_t)rows + (size_t)c->scroll;
+    while (first > 0 && total < need) {
+        first--;
+        const char *t = c->lines[first].text;
+        total += tui_wrap(t, strlen(t), w, NULL, 0);
+    }
+    if (total < need) c->scroll = total > (size_t)rows ? (int)(total - (size_t)rows) : 0;
+    console_row *v = NULL;
+    size_t n = 0, cap = 0;
+    if (rd_array_reserve(&v, &cap, total ? total : 1, sizeof *v)) return;
+    for (size_t i = first; i < c->n_lines; i++) {
+        const char *t = c->lines[i].text;
+        const size_t len = strlen(t), k = tui_wrap(t, len, w, NULL, 0);
+        tui_span *spans = malloc(k * sizeof *spans);
+        if (!spans) break;
+        tui_wrap(t, len, w, spans, k);
+        for (size_t j = 0; j < k && n < total; j++) v[n++] = (console_row){&c->lines[i], spans[j]};
+        free(spans);
+    }
+    size_t top = n > (size_t)rows + (size_t)c->scroll ? n - (size_t)rows - (size_t)c->scroll : 0;
+    for (int i = 0; i < rows && top + (size_t)i < n; i++) {
+        const console_row *row = &v[top + (size_t)i];
+        char buf[2048];
+        size_t l = row->span.len < sizeof buf ? row->span.len : sizeof buf - 1;
+        memcpy(buf, row->line->text + row->span.start, l);
+        buf[l] = '\0';
+        int attr = row->line->is_error && has_colors() ? COLOR_PAIR(PAIR_ERROR) : 0;
+        draw_text(r.y + 1 + i, r.x + 1, w, buf, attr);
+    }
+    free(v);
+}
+
 void console_draw(tui_console *c, tui_rect r, int focused) {
     draw_title(r, "Lua console", c->ready ? "running… (Ctrl-C stops)" : "F5  wb.help()", focused);
     rl_set_screen_size(r.h, r.w);
-    int rows = r.h - 2;
-    int total = (int)c->n_lines;
-    if (c->scroll > total - rows) c->scroll = total - rows > 0 ? total - rows : 0;
-    int first = total - rows - c->scroll;
-    if (first < 0) first = 0;
-    for (int i = 0; i < rows && first + i < total; i++) {
-        const console_line *l = &c->lines[first + i];
-        int attr = l->is_error && has_colors() ? COLOR_PAIR(PAIR_ERROR) : 0;
-        draw_text(r.y + 1 + i, r.x + 1, r.w - 2, l->text, attr);
-    }
+    draw_scrollback(c, r);
     /* the input line: prompt + readline's buffer, scrolled to keep the cursor in view */
     int y = r.y + r.h - 1;
     const char *prompt = rl_display_prompt ? rl_display_prompt : "> ";

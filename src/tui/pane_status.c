@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "app.h"
+#include "chart.h"
+#include "layout.h"
 #include "textwrap.h"
 
 /* "3,072" */
@@ -20,38 +22,92 @@ static void with_commas(char *buf, size_t cap, size_t n) {
     buf[o] = '\0';
 }
 
+/* The job's state, highlighted at the right end of the status line: "TRAINING 12/40 · ETA
+ * 2m05s", with the worker's word when it is not simply training ("… · stopping at the next
+ * step", "… · evaluating… (Esc again to skip)"); "TRAINING" before the first step. */
+static void state_text(const tui_app *a, char *buf, size_t cap) {
+    char eta[16];
+    tui_format_duration(a->last.eta, eta, sizeof eta);
+    if (a->training && a->last.step > 0 && a->train_status[0] && strcmp(a->train_status, "training"))
+        snprintf(buf, cap, "TRAINING %d/%d · ETA %s · %s", a->last.step, a->last.total_steps, eta,
+                 a->train_status);
+    else if (a->training && a->last.step > 0)
+        snprintf(buf, cap, "TRAINING %d/%d · ETA %s", a->last.step, a->last.total_steps, eta);
+    else if (a->training)
+        snprintf(buf, cap, "TRAINING");
+    else if (a->chatting)
+        snprintf(buf, cap, "ANSWERING");
+    else
+        snprintf(buf, cap, "idle");
+}
+
+/* The status line's fields in the order they are drawn, and which go first when the
+ * terminal is narrow (the largest priority number first): the job's state and a broken
+ * model's warning always stay (cut at the edge when they alone are too wide), then the
+ * session and the edits' sites stay longest; the ratio to the model's size and the model's
+ * format go first. The state is drawn at the right end. */
+enum { ST_MODEL, ST_MODEL_DETAIL, ST_WARNING, ST_SITES, ST_KIND, ST_PARAMS, ST_RATIO, ST_SESSION,
+       ST_STATE, ST_COUNT };
+static const struct {
+    const char *sep;
+    int priority;
+} STATUS_FIELDS[ST_COUNT] = {
+    [ST_MODEL] = {"", 4},     [ST_MODEL_DETAIL] = {" · ", 7}, [ST_WARNING] = {"", 0},
+    [ST_SITES] = {" │ ", 3},  [ST_KIND] = {", ", 6},          [ST_PARAMS] = {" │ ", 5},
+    [ST_RATIO] = {" · ", 8},  [ST_SESSION] = {" │ ", 2},      [ST_STATE] = {"  ", 0},
+};
+
 void pane_status_draw(tui_app *a) {
     const tui_config *c = &a->session.config;
-    double ratio = a->edit_ratio;
-    size_t n = a->edit_params;
-    char params[32], state[96];
-    with_commas(params, sizeof params, n);
-    if (a->training)
-        snprintf(state, sizeof state, "TRAINING %d/%d", a->last.step, a->last.total_steps);
-    else if (a->chatting)
-        snprintf(state, sizeof state, "ANSWERING");
-    else
-        snprintf(state, sizeof state, "idle");
-    char ratio_text[32] = "-";
-    if (ratio > 0) with_commas(ratio_text, sizeof ratio_text, (size_t)llround(ratio));
-    char line[1400], warning[400] = "";
-    /* a model with non-finite weights says so next to its name, where it is not cut off */
-    if (a->model_warning[0])
-        snprintf(warning, sizeof warning, " │ %s NON-FINITE WEIGHTS: %s", a->utf8 ? "⚠" : "!",
-                 a->model_warning);
-    snprintf(line, sizeof line, " %s%s │ %s, layers %s%s │ %s params · 1/%s of the model │ session %s",
-             a->model_desc, warning, c->sites, c->layers,
-             c->scale && c->bias ? ", scale+bias" : c->scale ? ", scale" : ", bias", params, ratio_text,
-             a->session.name);
+    char text[ST_COUNT][512];
+    char num[32], ratio[32];
+    snprintf(text[ST_MODEL], sizeof text[0], "%s", a->model_name);
+    snprintf(text[ST_MODEL_DETAIL], sizeof text[0], "%s", a->model_detail);
+    /* a model with non-finite weights says so with its name (which then stays as long) */
+    text[ST_WARNING][0] = '\0';
+    if (a->model_warning[0]) {
+        snprintf(text[ST_WARNING], sizeof text[0], "%s %s NON-FINITE WEIGHTS: %s", a->model_name,
+                 a->utf8 ? "⚠" : "!", a->model_warning);
+        text[ST_MODEL][0] = text[ST_MODEL_DETAIL][0] = '\0';
+    }
+    snprintf(text[ST_SITES], sizeof text[0], "%s, layers %s", c->sites, c->layers);
+    snprintf(text[ST_KIND], sizeof text[0], "%s", c->scale && c->bias ? "scale+bias" : c->scale ? "scale" : "bias");
+    with_commas(num, sizeof num, a->edit_params);
+    snprintf(text[ST_PARAMS], sizeof text[0], "%s params", num);
+    text[ST_RATIO][0] = '\0';
+    if (a->edit_ratio > 0) {
+        with_commas(ratio, sizeof ratio, (size_t)llround(a->edit_ratio));
+        snprintf(text[ST_RATIO], sizeof text[0], "1/%s of the model", ratio);
+    }
+    snprintf(text[ST_SESSION], sizeof text[0], "session %s", a->session.name);
+    state_text(a, text[ST_STATE], sizeof text[0]);
+
+    tui_line_field f[ST_COUNT];
+    for (int i = 0; i < ST_COUNT; i++)
+        f[i] = (tui_line_field){text[i], STATUS_FIELDS[i].sep, STATUS_FIELDS[i].priority, 0};
+    tui_line_fit(f, ST_COUNT, COLS - 2); /* a blank column at each end */
+    f[ST_STATE].shown = 0;              /* (drawn on its own at the right end) */
+    char line[1400];
+    tui_line_text(f, ST_COUNT, line, sizeof line);
+
     int attr = has_colors() ? COLOR_PAIR(PAIR_TITLE) : A_REVERSE;
-    /* the state stays visible at the right end; the rest is cut before it */
-    int sw = (int)strlen(state) + 2;
+    int sw = tui_text_width(text[ST_STATE], strlen(text[ST_STATE]));
+    if (sw > COLS - 2) sw = COLS - 2;
     draw_blank(0, 0, COLS, attr);
-    draw_text(0, 0, COLS - sw - 1, line, attr | A_BOLD);
+    draw_text(0, 1, COLS - sw - 4, line, attr | A_BOLD);
     int state_attr = attr;
     if (a->training) state_attr = (int)((has_colors() ? COLOR_PAIR(PAIR_FOCUS) : A_REVERSE) | A_BOLD);
-    draw_text(0, COLS - sw + 1, sw - 1, state, state_attr);
+    draw_text(0, COLS - sw - 1, sw, text[ST_STATE], state_attr);
 }
+
+/* The key hints, the most needed kept longest when the terminal is narrow. */
+static const struct {
+    const char *text;
+    int priority;
+} HINTS[] = {
+    {"F1 help", 0}, {"F2-F5 panes", 4}, {"F6 train", 1}, {"Esc stop", 2}, {"F7/F8 α", 6},
+    {"F9 save", 5}, {"F10 quit", 3},    {"Tab next pane", 7},
+};
 
 void pane_hints_draw(tui_app *a) {
     int y = LINES - 1;
@@ -61,9 +117,12 @@ void pane_hints_draw(tui_app *a) {
         draw_text(y, 0, COLS, a->message, attr);
         return;
     }
-    static const char hints[] = "F1 help  F2-F5 panes  F6 train  Esc stop  F7/F8 α  F9 save  "
-                                "F10 quit  Tab next pane";
-    draw_text(y, 0, COLS, hints, has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
+    enum { N = sizeof HINTS / sizeof *HINTS };
+    tui_line_field f[N];
+    for (size_t i = 0; i < N; i++) f[i] = (tui_line_field){HINTS[i].text, "  ", HINTS[i].priority, 0};
+    char line[256];
+    tui_line_join(f, N, COLS, line, sizeof line);
+    draw_text(y, 0, COLS, line, has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
 }
 
 static const char *const HELP[] = {

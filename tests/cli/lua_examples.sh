@@ -40,7 +40,16 @@ for ex in ablation_vectors ablation_sites red_vs_ft chat_compare; do
     expect_ok "example $ex" env REDIT_QUICK=1 "$REDIT" run "lua/examples/$ex.lua" \
         "$TMP/random-demo.gguf" --out "$TMP" --group-by-length --compute auto
     [ -s "$TMP/$ex.md" ] || fail "$ex wrote no $TMP/$ex.md"
+    # progress while it runs (stderr): a line per group of steps with the loss and the time
+    expect_grep "$ex progress" "$TMP/err" ': step [0-9]+/[0-9]+  loss [0-9]+\.[0-9]{4}  [0-9]+\.[0-9] s$'
 done
+# one number format a column: losses %.4f, counts whole, seconds %.1f
+[ "$(grep -Ec '^\| (ffn|attn|both) \| [0-9]+\.[0-9]{4} \| [0-9]+ \|$' "$TMP/ablation_sites.md")" -eq 3 ] ||
+    fail "ablation_sites table formats: $(cat "$TMP/ablation_sites.md")"
+[ "$(grep -Ec '^\| [^|]+ \| [0-9]+\.[0-9]{4} \| [0-9]+ \| [0-9]+ \|$' "$TMP/ablation_vectors.md")" -eq 3 ] ||
+    fail "ablation_vectors table formats: $(cat "$TMP/ablation_vectors.md")"
+[ "$(grep -Ec '^\| [^|]+ \| [0-9]+ \| [0-9]+ \| [0-9]+\.[0-9]{4} \| [0-9]+\.[0-9] \|$' "$TMP/red_vs_ft.md")" -eq 2 ] ||
+    fail "red_vs_ft table formats: $(cat "$TMP/red_vs_ft.md")"
 grep -q "bias only" "$TMP/ablation_vectors.md" || fail "ablation_vectors table lacks its variants"
 grep -q "| both |" "$TMP/ablation_sites.md" || fail "ablation_sites table lacks 'both'"
 grep -q "full fine-tuning" "$TMP/red_vs_ft.md" || fail "red_vs_ft table lacks full fine-tuning"

@@ -90,6 +90,15 @@ expect_ok "train" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/e.safete
 repl model 'model:info().dim\ntype(edits)\n' -m "$M" --edits "$TMP/e.safetensors"
 [ "$rc" -eq 0 ] || fail "-m --edits: exit status $rc; $(head -c 800 "$TMP/model.err")"
 same "$TMP/model.out" "$(printf '128\nuserdata')"
+# tables print their fields, not "table: 0x...": model:info() and edits:info(), sorted, a
+# field a line when long, nested tables one level deep
+repl tables 'model:info()\nedits:info()\n{b = 1, a = {x = 2}}\n' -m "$M" --edits "$TMP/e.safetensors"
+[ "$rc" -eq 0 ] || fail "tables: exit status $rc; $(head -c 800 "$TMP/tables.err")"
+grep -q "table: 0x" "$TMP/tables.out" && fail "a table printed as its address: $(cat "$TMP/tables.out")"
+expect_grep "model:info() shows its fields" "$TMP/tables.out" '^  dim = 128,$'
+expect_grep "model:info() shows its format" "$TMP/tables.out" '^  format = "GGUF",$'
+expect_grep "edits:info() shows its sites" "$TMP/tables.out" 'sites = "ffn"'
+expect_grep "a short table on one line" "$TMP/tables.out" '^\{a = \{x = 2\}, b = 1\}$'
 
 # --- Ctrl-C -----------------------------------------------------------------------------
 # A fifo feeds the REPL so that SIGINT comes while a chunk runs or a chunk is half typed.

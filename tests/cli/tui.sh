@@ -90,6 +90,10 @@ wait_for a "> wb.set\\{epochs = 40"
 keys a F6
 wait_for a "TRAINING [0-9]+/[0-9]+"
 wait_for a "step [0-9]+/[0-9]+ +epoch"
+# at 100 columns the status line keeps the session and the state with the ETA, the training
+# line the step, loss and eval (fields drop by priority, the least needed first)
+wait_for a "^ .* │ session s1 +TRAINING [0-9]+/[0-9]+ · ETA [0-9]+(\\.[0-9]s|m[0-9]{2}s|h[0-9]{2}m) *$"
+wait_for a "step [0-9]+/[0-9]+ .*loss [0-9]+\\.[0-9]{4} +eval ([0-9]+\\.[0-9]{4}|-)"
 wait_for a "#1 attn all s b lr 0.02 drop 0.1"
 # the numbers move and the chart has braille cells
 first=$(step_of a)
@@ -112,6 +116,24 @@ keys a Enter
 wait_top a "you: Name item 3\\." "edited  α=1" " idle" '[^ ] *│ *[^ ]'
 keys a F5 "print(1+1)" Enter
 wait_for a "^ 2 *$"
+# console output wraps at word boundaries rather than being cut: the end of a long line and
+# of wb.help()'s list of settings are on screen
+keys a 'print(string.rep("word ", 30) .. "END")' Enter
+wait_for a "^ word word .* word END *$"
+keys a "wb.help()" Enter
+wait_for a " max_tokens strength *$"
+# a table result shows its fields (the REPL's printer), not "table: 0x..."
+keys a "wb.status()" Enter
+wait_for a "^   training = false *$"
+# a configuration error is shown whole, wrapped in the pane (never "is not a whole numbe")
+keys a F2 Home Down Down Down Down Down Enter C-u "2.5"
+wait_for a "epochs +2\\.5"
+screen a | cut -c 1-30 | tr -s ' \n' '  ' >"$TMP/config-text"
+grep -q "epochs: '2.5' is not a whole number" "$TMP/config-text" ||
+    fail "the configuration error is cut: $(cat "$TMP/config-text")"
+keys a Escape
+wait_for a "epochs +40 "
+keys a F5
 keys a "red.vers" Tab
 wait_for a "> red.version"
 keys a C-u
@@ -192,6 +214,10 @@ keys d F5 "wb.set{epochs = 200}" Enter
 wait_for d "> wb.set\\{epochs = 200\\}"
 keys d F6
 wait_for d "TRAINING [0-9]+/"
+# at 80×24 the state, step and ETA stay on the status line, step, loss and eval under the chart
+tmux -L "$SOCK" resize-window -t d -x 80 -y 24
+wait_for d " TRAINING [0-9]+/[0-9]+ · ETA [0-9]"
+wait_for d "step [0-9]+/[0-9]+ +loss [0-9]+\\.[0-9]{4} +eval"
 keys d F10
 wait_for d "quit anyway\\? \\(y/n\\)"
 keys d n
@@ -202,6 +228,25 @@ wait_for d "quit anyway"
 keys d y
 wait_exit d
 [ -s "$TMP/sessions/s2/runs/1/edits.safetensors" ] || fail "quitting while training lost the edits"
+# --- at 80×24 a one-line answer beside a long one stays in view: the shorter column slides
+# down with the view (it scrolled away above the long answer's end) ------------------------
+start n narrow
+tmux -L "$SOCK" resize-window -t n -x 80 -y 24
+wait_for n "Configuration"
+keys n F5 "wb.set{epochs = 3, lr = 0.1}; wb.train()" Enter
+wait_for n "#1 ffn all"
+wait_for n " idle"
+keys n F4 "Name item 3." Enter
+wait_top n "you: Name item 3\\." "edited  α=1" " idle" '[^ ] *│ *[^ ]'
+keys n NPage NPage NPage NPage NPage NPage
+sleep 0.3
+screen n >"$TMP/screen"
+grep -q "you: Name item 3" "$TMP/screen" && fail "the answers fit the view: the test needs a longer one: $(cat "$TMP/screen")"
+sed -n '/Chat: base/,/Lua console/p' "$TMP/screen" | grep -q '│ [^ ]' ||
+    fail "the edited answer scrolled out of view at 80×24: $(cat "$TMP/screen")"
+keys n F10
+wait_exit n
+
 # --- settings from the command line ---------------------------------------------------------
 TUI_EXTRA="--set sites=both --set lr=0.05" start g s4
 wait_for g "both, layers all"
