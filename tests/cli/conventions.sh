@@ -179,7 +179,7 @@ expect_fail "bad template" "custom template needs \{prompt\}" "$REDIT" generate 
 # the README's example: edits trained with --template red on define-words, then
 # `generate --compare` with a bare prompt: the edited side answers (it was empty)
 expect_ok "train on define-words" "$REDIT" train -m "$B" -d datasets/define-words/train.jsonl \
-    --template red --max-len 64 --sites ffn --lr 0.05 --batch 32 --max-steps 40 \
+    --template red --max-len 64 --sites ffn --lr 0.1 --batch 8 --max-steps 40 \
     --group-by-length --compute auto -o "$TMP/words.safetensors"
 expect_ok "README generate --compare" "$REDIT" generate -m "$B" -p "Define the word harbor." \
     --edits "$TMP/words.safetensors" --compare -n 40
