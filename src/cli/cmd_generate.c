@@ -130,6 +130,21 @@ typedef struct gen_args {
     int compare;
 } gen_args;
 
+/* An engine message for generate's own prefix (the chat-format functions start theirs
+ * "chat: "). */
+static const char *message(const rd_error *err) {
+    return strncmp(err->msg, "chat: ", 6) ? err->msg : err->msg + 6;
+}
+
+/* The stop text of a template (what begins its next turn), checking the template; NULL with
+ * the reason printed. */
+static char *turn_start(const char *tmpl) {
+    rd_error err = {0};
+    char *stop = rd_chat_turn_start(tmpl, &err);
+    if (!stop) fprintf(stderr, "redit generate: %s\n", message(&err));
+    return stop;
+}
+
 /* Parses argv into *a. Returns -1 to go on, else the exit status (0 after --help or
  * --version, 2 on a usage error: printed). */
 static int parse_args(int argc, char **argv, gen_args *a) {
@@ -177,6 +192,11 @@ static int parse_args(int argc, char **argv, gen_args *a) {
     if (a->ids_text && (a->tmpl || a->system))
         return cli_usage_error("generate", "%s applies to a text prompt, not to --ids",
                                a->tmpl ? "--template" : "--system");
+    if (a->tmpl && strcmp(a->tmpl, "none")) { /* a bad template, before the model loads */
+        char *stop = turn_start(a->tmpl);
+        if (!stop) return 2;
+        free(stop);
+    }
     return -1;
 }
 
@@ -251,7 +271,7 @@ int cmd_generate(int argc, char **argv) {
                         "(--template none: the prompt as given)\n", tmpl);
     }
     if (a.prompt && prompt_ids(t, tmpl, a.system, a.prompt, &ids, &n, &err)) {
-        fprintf(stderr, "redit %s%s\n", tmpl && strcmp(tmpl, "none") ? "" : "generate: ", err.msg);
+        fprintf(stderr, "redit generate: %s\n", message(&err));
         goto done;
     }
     if (a.ids_text && !(ids = cli_parse_ids(a.ids_text, &n))) goto done; /* it said why */
@@ -267,11 +287,8 @@ int cmd_generate(int argc, char **argv) {
     }
     s.print_ids = !t || !a.prompt;
     if (tmpl && strcmp(tmpl, "none") && !s.print_ids) {
-        char *stop = rd_chat_turn_start(tmpl, &err);
-        if (!stop) {
-            fprintf(stderr, "redit %s\n", err.msg);
-            goto done;
-        }
+        char *stop = turn_start(tmpl);
+        if (!stop) goto done;
         s.filter = rd_chat_filter_new(stop);
         free(stop);
         if (!s.filter) {

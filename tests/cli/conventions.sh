@@ -174,7 +174,8 @@ expect_ok "generate llama2-chat" "$REDIT" generate -m "$M" -p "$P" --temp 0 -n 1
 expect_grep "the prompt is printed" "$TMP/out" "^$P\$"
 cmp -s "$TMP/out" "$TMP/sys.out" && fail "--system changed nothing"
 one_line "--template with --ids" 2 "$REDIT" generate -m "$M" --ids "1 2" --template red
-expect_fail "bad template" "custom template needs \{prompt\}" "$REDIT" generate -m "$M" -p hi --template '{answer}'
+expect_fail "bad template" "^redit generate: template .*custom template needs \{prompt\}" "$REDIT" generate -m "$M" -p hi --template '{answer}'
+grep -q compute "$TMP/err" && fail "a bad --template is found only after the model loaded"
 
 # the README's example: edits trained with --template red on define-words, then
 # `generate --compare` with a bare prompt: the edited side answers (it was empty)
