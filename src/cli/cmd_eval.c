@@ -160,7 +160,8 @@ int cmd_eval(int argc, char **argv) {
     FILE *out = json ? stderr : stdout; /* the table; with --json the JSON is stdout's */
     fprintf(out, "examples    %zu\n", rd_dataset_size(d));
     char cuts[256];
-    if (*rd_dataset_cuts_text(d, dopt->max_len, cuts, sizeof cuts)) fprintf(out, "left out    %s\n", cuts);
+    if (*rd_dataset_cuts_text(d, dopt->max_len, cuts, sizeof cuts))
+        fprintf(out, "left out    %s\n", cuts);
     fprintf(out, "template    %s (%s)\n", tmpl ? tmpl : "-", from);
     fprintf(out, "tokens      %llu\n", (unsigned long long)r.tokens);
     fprintf(out, "loss        %.6f\n", r.loss);

@@ -178,8 +178,8 @@ int cmd_lua(int argc, char **argv) {
         }
     }
     if (optind < argc)
-        return cli_usage_error("lua", "unexpected argument '%s' (redit run SCRIPT.lua runs a script)",
-                               argv[optind]);
+        return cli_usage_error("lua", "unexpected argument '%s' (redit run SCRIPT.lua runs a "
+                                      "script)", argv[optind]);
     if ((edits || tok) && !model)
         return cli_usage_error("lua", "--edits and --tokenizer need -m MODEL");
     rd_error err = {0};

@@ -164,7 +164,8 @@ int cmd_tokenize(int argc, char **argv) {
         default: return cli_option_end("tokenize", c, argv, opts);
         }
     }
-    const int bad = cli_parse_end("tokenize", argc, argv, path, "-m MODEL_OR_TOKENIZER", NULL, NULL);
+    const int bad =
+        cli_parse_end("tokenize", argc, argv, path, "-m MODEL_OR_TOKENIZER", NULL, NULL);
     if (bad) return bad;
     rd_model *model = NULL;
     rd_tokenizer *owned = NULL;

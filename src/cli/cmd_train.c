@@ -91,7 +91,7 @@ static void usage(FILE *out) {
             "      --json              at the end, a JSON summary on stdout (steps, best\n"
             "                          evaluation, last loss, edits file, time, tokens/s, what\n"
             "                          stopped the run); the progress stays on stderr\n"
-            "  -m, --model FILE        the frozen model: GGUF, Hugging Face folder or llama2.c .bin\n"
+            "  -m, --model FILE        the frozen model (GGUF, HF folder or llama2.c .bin)\n"
             "      --tokenizer FILE    llama2.c tokenizer.bin for a .bin model\n"
             "  -t, --threads N         compute threads (default: all cores)\n"
             "      --compute C         f32 (default: reference numerics) or bf16 (bf16 weights and\n"

@@ -164,7 +164,8 @@ struct rd_gen_opts;
         {"max-tokens", required_argument, 0, CLI_O_MAX_TOKENS_OLD},                            \
         {"temp", required_argument, 0, CLI_O_TEMP},                                            \
         {"temperature", required_argument, 0, CLI_O_TEMP},                                     \
-        {"top-k", required_argument, 0, CLI_O_TOP_K}, {"top-p", required_argument, 0, CLI_O_TOP_P}, \
+        {"top-k", required_argument, 0, CLI_O_TOP_K},                                          \
+        {"top-p", required_argument, 0, CLI_O_TOP_P},                                          \
         {"repeat-penalty", required_argument, 0, CLI_O_REPEAT_PENALTY},                        \
         {"repeat-last-n", required_argument, 0, CLI_O_REPEAT_LAST_N},                          \
         {"no-repeat-ngram", required_argument, 0, CLI_O_NO_REPEAT_NGRAM},                      \
