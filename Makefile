@@ -45,7 +45,7 @@ HELP_OBJ := $(HELP_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all run demo test test-asan test-haswell fuzz bench clean deps check-reference default-model datasets analyze
+.PHONY: FORCE all run demo test test-asan test-haswell fuzz bench clean deps check-reference default-model datasets analyze
 # keep test objects (make would delete them as intermediates)
 .SECONDARY:
 all: $(BUILD)/libredit.a $(BUILD)/libredit_tui.a $(BUILD)/redit
@@ -73,6 +73,17 @@ $(BUILD)/obj/tests/%.o: EXTRA_CFLAGS += -Itests/helpers -Isrc
 # the engine reaches its internal headers as "core/kernels.h" (tools/check-layers.py keeps them
 # out of the layers above it)
 $(foreach f,core io text model gen data train,$(eval $(BUILD)/obj/src/$(f)/%.o: EXTRA_CFLAGS += -Isrc))
+
+# `redit --version` shows the release number (include/redit/version.h) and, in a git checkout,
+# `git describe`; version.o is rebuilt when the description changes (the stamp is rewritten
+# only then).
+GIT_DESCRIBE := $(shell git describe --tags --always --dirty 2>/dev/null)
+$(BUILD)/obj/src/core/version.o: EXTRA_CFLAGS += $(if $(GIT_DESCRIBE),-DRD_GIT_DESCRIBE='"$(GIT_DESCRIBE)"')
+$(BUILD)/obj/src/core/version.o: $(BUILD)/git-describe
+$(BUILD)/git-describe: FORCE
+	@mkdir -p $(BUILD); echo '$(GIT_DESCRIBE)' >$@.tmp; \
+	    if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+FORCE:
 
 $(BUILD)/libredit.a: $(LIB_OBJ)
 	@rm -f $@

@@ -150,11 +150,11 @@ def setup(redit, work):
     hf = os.path.join(work, "hf")
     hf_header = write_hf_folder(hf, random.Random(7))
     logits = os.path.join(work, "logits.f32")
-    hf_run = [redit, "generate", "-m", hf, "-p", "hello", "-n", "2", "-t", "0"]
+    hf_run = [redit, "generate", "-m", hf, "-p", "hello", "-n", "2", "--temp", "0"]
     m = lambda suffix: os.path.join(work, "mutated" + suffix)
     return {
         "gguf": (read(model), 40000, m(".gguf"),
-                 [redit, "generate", "-m", m(".gguf"), "-p", "hello there", "-n", "2", "-t", "0"]),
+                 [redit, "generate", "-m", m(".gguf"), "-p", "hello there", "-n", "2", "--temp", "0"]),
         "edits": (read(edits), 4000, m(".safetensors"), [redit, "logits", "-m", model, "--ids",
                   "1 5 9", "-o", logits, "--edits", m(".safetensors")]),
         "bin": (read(os.path.join(FIX, "stories260K", "stories260K.bin")), 64, m(".bin"),

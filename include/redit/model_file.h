@@ -14,7 +14,7 @@ typedef enum rd_file_format {
     RD_FORMAT_UNKNOWN = 0,
     RD_FORMAT_LLAMA2C,     /* llama2.c legacy .bin checkpoint */
     RD_FORMAT_GGUF,        /* GGUF v2/v3 */
-    RD_FORMAT_SAFETENSORS, /* Hugging Face folder */
+    RD_FORMAT_SAFETENSORS, /* Hugging Face folder: config.json + *.safetensors */
 } rd_file_format;
 
 const char *rd_file_format_name(rd_file_format f); /* "llama2.c", "GGUF", ... */

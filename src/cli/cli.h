@@ -28,8 +28,10 @@ int cmd_convert(int argc, char **argv);
 
 struct rd_edits;
 /* Loads an edit file for m, printing "redit: <message>" on failure (force: skip only the
- * base-model fingerprint check). */
-struct rd_edits *cli_load_edits(const char *path, const rd_model *m, int force);
+ * base-model fingerprint check). options_json (may be NULL) receives the file's training
+ * options as JSON text (malloc'ed, the caller frees it; NULL when it has none). */
+struct rd_edits *cli_load_edits(const char *path, const rd_model *m, int force,
+                                char **options_json);
 
 /* Prints a note on stderr when an edit file's model fingerprint matched only as the sampled
  * one of earlier versions (rd_edits_load_match); nothing otherwise. */
@@ -38,17 +40,6 @@ void cli_fingerprint_note(const char *path, rd_fp_match match);
 /* Applies --compute NAME ("f32", "bf16" or "auto"; NULL = f32) to m, packing the backward layout too
  * when training needs it. Prints "redit CMD: …" and returns -1 on failure. */
 int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward);
-
-/* The generation options `generate` and `chat` share: their getopt_long entries (short
- * codes n t K P R N S) and one handler. cli_gen_option returns 1 when c was one of them (and
- * stored into g), 0 when it was not, -1 on a bad value (already printed). */
-#define CLI_GEN_LONG_OPTIONS                                                                   \
-    {"max-tokens", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 't'},     \
-        {"top-k", required_argument, 0, 'K'}, {"top-p", required_argument, 0, 'P'},           \
-        {"repeat-penalty", required_argument, 0, 'R'},                                         \
-        {"no-repeat-ngram", required_argument, 0, 'N'}, {"seed", required_argument, 0, 'S'}
-struct rd_gen_opts;
-int cli_gen_option(const char *cmd, int c, const char *arg, struct rd_gen_opts *g);
 
 /* Checks, before any work starts, that an output file can be written at path (its folder
  * exists and takes a new file; path is not a folder): rd_atomic_file_check. what names the

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/backward.h"
 #include "redit/buf.h"
 #include "redit/edits.h"
@@ -448,7 +449,8 @@ static void usage(FILE *out) {
             "      --llama-bench PATH llama.cpp's llama-bench (default $LLAMA_BENCH, else PATH)\n"
             "      --no-torch         skip PyTorch\n"
             "      --torch-ref FILE   the PyTorch peer script (default tools/bench/torch_peer.py)\n"
-            "  -h, --help             this text\n");
+            "  -h, --help             this text\n"
+            "      --version          redit's version\n");
 }
 
 /* The batched jobs (B=8, T=256): measured with 1 and 2 threads, in f32 and (where the CPU
@@ -842,13 +844,13 @@ int cmd_bench(int argc, char **argv) {
                                          {"sections", required_argument, 0, 's'},
                                          {"rounds", required_argument, 0, 'R'},
                                          {"llama-bench", required_argument, 0, 'L'},
-                                         {"help", no_argument, 0, 'h'},
+                                         CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     const char *dir = "build/bench", *script = "tools/bench/torch_peer.py";
     const char *only = NULL, *sections = "all", *llama = NULL;
     int use_torch = 1, rounds = 2, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":d:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
         case 'r': script = optarg; break;
@@ -860,13 +862,11 @@ int cmd_bench(int argc, char **argv) {
             break;
         case 'L': llama = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("bench", c, argv, opts);
         }
     }
-    if (optind != argc || !dir || !script || !sections) { /* (getopt gives them their argument) */
-        usage(stderr);
-        return 2;
-    }
+    const int bad = cli_parse_end("bench", argc, argv, NULL, NULL);
+    if (bad) return bad;
     if (only && !known_shape(only)) {
         fprintf(stderr, "redit bench: unknown shape for --only: \"%s\" (stories15M or "
                         "stories110M)\n", only);

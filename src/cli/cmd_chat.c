@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
 #include <readline/history.h>
 #include <readline/readline.h>
 
@@ -28,10 +27,11 @@ static void usage(FILE *out) {
             "the chat template and streams the model's reply; the reply ends at the end of\n"
             "text or where the template's next turn would begin. Ctrl-C stops a reply.\n"
             "Commands: /reset (forget the conversation), /help, /quit (or Ctrl-D).\n\n"
-            "  -m, --model FILE          model file (GGUF, llama2.c .bin) with a tokenizer\n"
+            "  -m, --model FILE          model: GGUF, Hugging Face folder or llama2.c .bin, with\n"
+            "                            a tokenizer\n"
             "      --template T          llama2-chat (default; or the edit file's training\n"
-            "                            template), red, plain, alpaca, or a custom string\n"
-            "                            with {prompt} and {answer}\n"
+            "                            template), red, plain, alpaca, a custom string with\n"
+            "                            {prompt} and {answer}, or a file holding one\n"
             "      --system TEXT         system prompt (first turn)\n"
             "      --edits FILE          apply RED edits (safetensors edit file)\n"
             "      --strength A          edit strength α (default 1)\n"
@@ -42,24 +42,29 @@ static void usage(FILE *out) {
             "                            titled with its file and continuing its own\n"
             "                            conversation\n"
             "      --force               load edits made for another base model\n"
-            "  -n, --max-tokens N        tokens per reply at most (default 256)\n"
-            "  -t, --temperature T       0 = greedy (default %g)\n"
+            "  -n, --n-predict N         tokens per reply at most (default 256)\n"
+            "  -c, --ctx-size N          context length (default 0: the model's)\n"
+            "      --temp T              temperature, 0 = greedy (default %g)\n"
             "      --top-k K             (default %d)\n"
             "      --top-p P             (default %g)\n"
             "      --repeat-penalty R    (default %g)\n"
+            "      --repeat-last-n N     the penalty's window (default %d; 0 = no penalty,\n"
+            "                            -1 = the whole context)\n"
             "      --no-repeat-ngram N   (default %d)\n"
             "      --seed S              random seed of the first turn; turn k uses S + k\n"
             "                            (default %llu)\n"
             "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
-            "      --threads N           compute threads (default: all cores)\n"
+            "  -t, --threads N           compute threads (default: all cores; -t was the\n"
+            "                            temperature before this release: now --temp)\n"
             "      --compute C           auto (default), bf16 or f32: auto and bf16 decode\n"
             "                            quantized weights with 8-bit activation products\n"
             "                            (as llama.cpp; logits move ~1-2 %% of their range)\n"
             "                            and use bf16 prompt products where the CPU has\n"
             "                            AVX512-BF16; f32 is the reference numerics\n"
-            "  -h, --help                this text\n",
+            "  -h, --help                this text\n"
+            "      --version             redit's version\n",
             (double)d.temperature, d.top_k, (double)d.top_p, (double)d.repeat_penalty,
-            d.no_repeat_ngram, (unsigned long long)d.seed);
+            d.repeat_last_n, d.no_repeat_ngram, (unsigned long long)d.seed);
 }
 
 static const char HELP[] =
@@ -122,6 +127,7 @@ typedef struct chat {
     const char *title[2];              /* the compared answers' titles */
     const char *tmpl;   /* template name or text */
     char *tmpl_owned;   /* the edit file's template, when taken from there */
+    char *tmpl_file;    /* a --template FILE's text */
     const char *system;
     rd_gen_opts gen;
     uint64_t seed;
@@ -306,27 +312,11 @@ static void loop(chat *ch) {
     }
 }
 
-/* The template the edit file was trained with (its training options), or NULL. */
-static char *edits_template(const char *json) {
-    cJSON *j = json ? cJSON_Parse(json) : NULL;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "template");
-    char *s = cJSON_IsString(t) && t->valuestring[0] ? dup_str(t->valuestring) : NULL;
-    cJSON_Delete(j);
-    return s;
-}
-
 static int load_edits(chat *ch, const char *path, int force, float strength, int tmpl_given) {
-    rd_error err = {0};
     char *json = NULL;
-    rd_fp_match match;
-    ch->edits = rd_edits_load_match(path, ch->model, force, &json, &match, &err);
-    if (!ch->edits) {
-        fprintf(stderr, "redit: %s\n", err.msg);
-        return -1;
-    }
-    cli_fingerprint_note(path, match);
+    if (!(ch->edits = cli_load_edits(path, ch->model, force, &json))) return -1;
     ch->view = rd_edits_view_at(ch->edits, strength);
-    if (!tmpl_given && (ch->tmpl_owned = edits_template(json))) {
+    if (!tmpl_given && (ch->tmpl_owned = cli_edits_template(json))) {
         ch->tmpl = ch->tmpl_owned;
         fprintf(stderr, "(template \"%s\", as the edits were trained with)\n", ch->tmpl);
     }
@@ -337,17 +327,10 @@ static int load_edits(chat *ch, const char *path, int force, float strength, int
 /* The second edit set of --edits-b (the template stays the first set's: a note when this one
  * was trained with another). */
 static int load_edits_b(chat *ch, const char *path, const cli_edits_args *ea, int tmpl_given) {
-    rd_error err = {0};
     char *json = NULL;
-    rd_fp_match match;
-    ch->edits_b = rd_edits_load_match(path, ch->model, ea->force, &json, &match, &err);
-    if (!ch->edits_b) {
-        fprintf(stderr, "redit: %s\n", err.msg);
-        return -1;
-    }
-    cli_fingerprint_note(path, match);
+    if (!(ch->edits_b = cli_load_edits(path, ch->model, ea->force, &json))) return -1;
     ch->view_b = rd_edits_view_at(ch->edits_b, ea->strength);
-    char *tmpl = tmpl_given ? NULL : edits_template(json);
+    char *tmpl = tmpl_given ? NULL : cli_edits_template(json);
     if (tmpl && strcmp(tmpl, ch->tmpl))
         fprintf(stderr, "(%s was trained with the template \"%s\"; both answer with \"%s\": "
                         "--template chooses)\n", path, tmpl, ch->tmpl);
@@ -363,13 +346,14 @@ static void chat_release(chat *ch) {
     rd_edits_free(ch->edits);
     rd_edits_free(ch->edits_b);
     free(ch->tmpl_owned);
+    free(ch->tmpl_file);
     rd_ctx_free(ch->ctx);
     rd_model_free(ch->model);
 }
 
 /* Model, context, edits and reply filter; the template checked. */
 static int chat_setup(chat *ch, const cli_model_args *ma, const cli_edits_args *ea,
-                      const char *edits_b, int tmpl_given) {
+                      const char *edits_b, int tmpl_given, cli_gen_args *ga) {
     rd_error err = {0};
     if (!(ch->model = cli_open_model("chat", ma, 0))) return -1;
     if (!rd_model_tokenizer(ch->model)) {
@@ -390,7 +374,7 @@ static int chat_setup(chat *ch, const cli_model_args *ma, const cli_edits_args *
     }
     ch->filter = rd_chat_filter_new(stop);
     free(stop);
-    ch->ctx = rd_ctx_new(ch->model, 1, rd_model_config(ch->model)->seq_len, &err);
+    ch->ctx = rd_ctx_new(ch->model, 1, cli_gen_finish("chat", ga, ch->model), &err);
     if (!ch->filter || !ch->ctx) {
         fprintf(stderr, "redit chat: %s\n", ch->ctx ? "out of memory" : err.msg);
         return -1;
@@ -403,16 +387,18 @@ int cmd_chat(int argc, char **argv) {
     static const struct option opts[] = {
         CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS, CLI_GEN_LONG_OPTIONS,
         {"compare", no_argument, 0, O_COMPARE},    {"edits-b", required_argument, 0, O_EDITS_B},
-        {"template", required_argument, 0, 'T'},   {"system", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+        {"template", required_argument, 0, CLI_O_TEMPLATE},
+        {"system", required_argument, 0, CLI_O_SYSTEM}, CLI_COMMON_LONG_OPTIONS, {0, 0, 0, 0}};
     chat ch = {.gen = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1}};
+    cli_gen_args ga = CLI_GEN_ARGS(&ch.gen);
     cli_model_args ma = {.compute = "auto"};
     cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
     const char *edits_b = NULL;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:n:t:h", opts, NULL)) != -1) {
-        int got = cli_gen_option("chat", c, optarg, &ch.gen);
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":m:n:t:c:h", opts, NULL)) != -1) {
+        int got = c == 't' ? cli_threads_short("chat", optarg, &ma) : 0;
+        if (!got) got = cli_gen_option("chat", c, optarg, &ga);
         if (!got) got = cli_model_option("chat", c, optarg, &ma);
         if (!got) got = cli_edits_option("chat", c, optarg, &ea);
         if (got < 0) return 2;
@@ -420,26 +406,31 @@ int cmd_chat(int argc, char **argv) {
         switch (c) {
         case O_COMPARE: ch.compare = 1; break;
         case O_EDITS_B: edits_b = optarg, ch.compare = 1; break;
-        case 'T': ch.tmpl = optarg; break;
-        case 's': ch.system = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case CLI_O_TEMPLATE:
+            free(ch.tmpl_file);
+            if (!(ch.tmpl = cli_template_arg("chat", optarg, &ch.tmpl_file))) return 2;
+            break;
+        case CLI_O_SYSTEM: ch.system = optarg; break;
+        case 'h': free(ch.tmpl_file); usage(stdout); return 0;
+        default: free(ch.tmpl_file); return cli_option_end("chat", c, argv, opts);
         }
     }
-    if (!ma.path || optind != argc) {
-        fprintf(stderr, "redit chat: give -m MODEL (and no other arguments)\n");
-        usage(stderr);
-        return 2;
-    }
-    if (ch.compare && !ea.path) {
-        fprintf(stderr, "redit chat: %s needs --edits\n", edits_b ? "--edits-b" : "--compare");
-        return 2;
+    int bad = 0;
+    if (optind != argc) bad = cli_usage_error("chat", "unexpected argument '%s'", argv[optind]);
+    else if (!ma.path) bad = cli_usage_error("chat", "-m MODEL is required");
+    else if (ch.compare && !ea.path)
+        bad = cli_usage_error("chat", "%s needs --edits", edits_b ? "--edits-b" : "--compare");
+    else if (ch.tmpl && !strcmp(ch.tmpl, "none"))
+        bad = cli_usage_error("chat", "chat needs a template (--template none is generate's)");
+    if (bad) {
+        free(ch.tmpl_file);
+        return bad;
     }
     ch.seed = ch.gen.sampling.seed;
     int tmpl_given = ch.tmpl != NULL;
     if (!ch.tmpl) ch.tmpl = "llama2-chat";
     int rc = 1;
-    if (chat_setup(&ch, &ma, &ea, edits_b, tmpl_given) == 0) {
+    if (chat_setup(&ch, &ma, &ea, edits_b, tmpl_given, &ga) == 0) {
         cli_input_begin("redit-chat");
         loop(&ch);
         cli_input_end();

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/dtype.h"
 #include "redit/model_file.h"
 
@@ -17,39 +18,42 @@ static void usage(FILE *out) {
                  "Written atomically.\n\n"
                  "  -m, --model FILE      the model to convert\n"
                  "      --tokenizer FILE  llama2.c tokenizer.bin for a .bin model\n"
-                 "  -t, --type TYPE       storage type of the matrices\n"
+                 "      --type TYPE       storage type of the matrices\n"
                  "  -o, --output FILE     the GGUF file to write\n"
                  "      --name NAME       general.name of the written model\n"
-                 "  -h, --help            this text\n");
+                 "  -h, --help            this text\n"
+                 "      --version         redit's version\n\n"
+                 "-t TYPE, the short form of --type before this release, still works with a note;\n"
+                 "it goes in the next (-t is the thread count in llama.cpp and in redit's other\n"
+                 "commands).\n");
 }
 
 int cmd_convert(int argc, char **argv) {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"tokenizer", required_argument, 0, 'k'},
-                                         {"type", required_argument, 0, 't'},
+                                         {"type", required_argument, 0, 'T'},
                                          {"output", required_argument, 0, 'o'},
                                          {"name", required_argument, 0, 'n'},
-                                         {"help", no_argument, 0, 'h'},
+                                         CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     const char *in = NULL, *tok = NULL, *type_name = NULL, *out = NULL, *name = NULL;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:t:o:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":m:t:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': in = optarg; break;
         case 'k': tok = optarg; break;
-        case 't': type_name = optarg; break;
+        case 't': cli_deprecated("convert", "-t TYPE", "--type TYPE"); /* fall through */
+        case 'T': type_name = optarg; break;
         case 'o': out = optarg; break;
         case 'n': name = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("convert", c, argv, opts);
         }
     }
-    if (optind != argc || !in || !type_name || !out) {
-        fprintf(stderr, "redit convert: give -m MODEL, --type TYPE and -o OUT.gguf\n");
-        usage(stderr);
-        return 2;
-    }
+    const int bad = cli_parse_end("convert", argc, argv, in, "-m MODEL", type_name, "--type TYPE",
+                                  out, "-o OUT.gguf", NULL, NULL);
+    if (bad) return bad;
     rd_dtype type;
     if (rd_dtype_from_name(type_name, &type)) {
         fprintf(stderr, "redit convert: unknown storage type \"%s\"\n", type_name);

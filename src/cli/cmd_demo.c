@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/forward.h"
 #include "redit/generate.h"
 #include "redit/vocab.h"
@@ -47,33 +48,33 @@ static int demo_vocab(rd_vocab *out, rd_error *err) {
 static void usage(FILE *out) {
     fprintf(out, "usage: redit demo [--dir DIR] [--prompt TEXT]\n\n"
                  "Writes a small random-weight Llama model (GGUF, F16) into DIR and streams a\n"
-                 "generation from it. The text is noise: the weights are random. The bundled,\n"
-                 "trained model comes in a later release.\n\n"
+                 "generation from it. The text is noise: the weights are random. `make run`\n"
+                 "shows this only when the bundled, trained model (models/redit-base.gguf) is\n"
+                 "missing.\n\n"
                  "  -d, --dir DIR       where to write random-demo.gguf (default build/demo)\n"
                  "  -p, --prompt TEXT   the prompt (default \"Once upon a time\")\n"
-                 "  -h, --help          this text\n");
+                 "  -h, --help          this text\n"
+                 "      --version       redit's version\n");
 }
 
 int cmd_demo(int argc, char **argv) {
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
                                          {"prompt", required_argument, 0, 'p'},
-                                         {"help", no_argument, 0, 'h'},
+                                         CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     const char *dir = "build/demo", *prompt = "Once upon a time";
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "d:p:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":d:p:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
         case 'p': prompt = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("demo", c, argv, opts);
         }
     }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    const int usage_rc = cli_parse_end("demo", argc, argv, NULL, NULL);
+    if (usage_rc) return usage_rc;
     mkdir(dir, 0755);
     char path[4096];
     snprintf(path, sizeof path, "%s/random-demo.gguf", dir);
@@ -98,7 +99,8 @@ int cmd_demo(int argc, char **argv) {
         return 1;
     }
     printf("wrote %s: a random-weight Llama model (dim %d, %d layers, GQA %d/%d heads, F16)\n"
-           "its text is noise; the bundled trained model arrives in a later release.\n\n",
+           "its text is noise; the bundled trained model is models/redit-base.gguf (make\n"
+           "default-model rebuilds it).\n\n",
            path, cfg.dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads);
     /* the RED paper's Llama-2 sampling setup: repetition penalty 1.1, no repeated 5-grams */
     char *args[] = {"generate", "-m", path, "-p", (char *)prompt, "-n", "48", "--seed", "7",

@@ -23,16 +23,17 @@ static void usage(FILE *out) {
             "gradients are written too. At strength α the gradient is taken with respect to the\n"
             "applied vectors s' = 1 + α(s − 1), b' = α·b (as the PyTorch reference does). The\n"
             "loss goes to stderr.\n\n"
-            "  -m, --model FILE   model file\n"
+            "  -m, --model FILE   model: GGUF, Hugging Face folder or llama2.c .bin\n"
             "      --ids LIST     token ids (at least 2), spaces or commas\n"
             "  -o, --output FILE  where to write (atomically)\n"
             "      --edits FILE   edit file whose vectors the gradient is taken at\n"
             "      --strength A   edit strength α (default 1)\n"
             "      --force        load edits made for another base model\n"
             "      --tokenizer F  llama2.c tokenizer.bin (not needed for ids)\n"
-            "      --threads N    compute threads (default: all cores)\n"
+            "  -t, --threads N    compute threads (default: all cores)\n"
             "      --compute C    f32 (default: the reference numerics), bf16 or auto\n"
-            "  -h, --help         this text\n");
+            "  -h, --help         this text\n"
+            "      --version      redit's version\n");
 }
 
 /* Copies every vector e has into full (both sites, all layers, scale and bias) as applied
@@ -54,14 +55,14 @@ int cmd_edit_grad(int argc, char **argv) {
     enum { O_IDS = CLI_O_FIRST_FREE };
     static const struct option opts[] = {
         CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS, {"ids", required_argument, 0, O_IDS},
-        {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'},
+        {"output", required_argument, 0, 'o'}, CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0}};
     cli_model_args ma = {0};
     cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
     const char *ids_text = NULL, *out = NULL;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:o:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":m:o:t:h", opts, NULL)) != -1) {
         int got = cli_model_option("edit-grad", c, optarg, &ma);
         if (!got) got = cli_edits_option("edit-grad", c, optarg, &ea);
         if (got < 0) return 2;
@@ -70,13 +71,12 @@ int cmd_edit_grad(int argc, char **argv) {
         case O_IDS: ids_text = optarg; break;
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("edit-grad", c, argv, opts);
         }
     }
-    if (!ma.path || !ids_text || !out || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    const int bad = cli_parse_end("edit-grad", argc, argv, ma.path, "-m MODEL", ids_text,
+                                  "--ids LIST", out, "-o FILE", NULL, NULL);
+    if (bad) return bad;
     size_t n;
     int *ids = cli_parse_ids(ids_text, &n);
     if (!ids) return 2;
@@ -103,7 +103,7 @@ int cmd_edit_grad(int argc, char **argv) {
     rd_edits_grad gv = {0};
     float *grad = NULL, *outbuf = NULL;
     rd_edit_spec all = {.sites = RD_SITE_BOTH, .layers = "all", .scale = 1, .bias = 1};
-    if (cli_open_edits(&ea, m, &e)) goto done;
+    if (cli_open_edits(&ea, m, &e, NULL)) goto done;
     if (!(full = rd_edits_new(cfg, &all, &err)) ||
         !(tc = rd_train_ctx_new(m, 1, T < 2 ? 2 : T, 0, &err))) {
         fprintf(stderr, "redit edit-grad: %s\n", err.msg);

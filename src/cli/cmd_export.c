@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/edits.h"
 #include "redit/export.h"
 
@@ -30,7 +31,8 @@ static void usage(FILE *out) {
             "  -f, --format NAME    cvec, merged or safetensors\n"
             "  -o, --output FILE    the file to write (atomically)\n"
             "      --force          accept edits trained on another copy of the model\n"
-            "  -h, --help           this text\n");
+            "  -h, --help           this text\n"
+            "      --version        redit's version\n");
 }
 
 /* Appends layer l to a canonical list "1-5,9" held in buf (cap bytes); last and start track the
@@ -110,12 +112,12 @@ int cmd_export(int argc, char **argv) {
     static const struct option opts[] = {
         {"edits", required_argument, 0, 'e'}, {"model", required_argument, 0, 'm'},
         {"format", required_argument, 0, 'f'}, {"output", required_argument, 0, 'o'},
-        {"force", no_argument, 0, 'F'},        {"help", no_argument, 0, 'h'},
+        {"force", no_argument, 0, 'F'},        CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0}};
     const char *edits = NULL, *model = NULL, *format = NULL, *out = NULL;
     int force = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "e:m:f:o:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":e:m:f:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'e': edits = optarg; break;
         case 'm': model = optarg; break;
@@ -123,13 +125,12 @@ int cmd_export(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'F': force = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("export", c, argv, opts);
         }
     }
-    if (!edits || !model || !format || !out || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    const int bad = cli_parse_end("export", argc, argv, edits, "--edits FILE", model, "-m MODEL",
+                                  format, "--format NAME", out, "-o FILE", NULL, NULL);
+    if (bad) return bad;
     if (strcmp(format, "cvec") && strcmp(format, "merged") && strcmp(format, "safetensors")) {
         fprintf(stderr,
                 "redit export: --format must be cvec, merged or safetensors, not \"%s\"\n",
@@ -139,7 +140,7 @@ int cmd_export(int argc, char **argv) {
     if (cli_check_output("export", "-o", out)) return 1;
     rd_model *m = cli_load_model(model, NULL);
     if (!m) return 1;
-    rd_edits *e = cli_load_edits(edits, m, force);
+    rd_edits *e = cli_load_edits(edits, m, force, NULL);
     int rc = 1;
     if (e && !strcmp(format, "cvec")) rc = export_cvec(e, out);
     else if (e && !strcmp(format, "merged")) rc = export_merged(e, m, out);

@@ -6,6 +6,8 @@
 
 #include "cli.h"
 #include "options.h"
+#include "redit/buf.h"
+#include "redit/chat_format.h"
 #include "redit/edits.h"
 #include "redit/generate.h"
 #include "redit/tokenizer.h"
@@ -13,21 +15,35 @@
 static void usage(FILE *out) {
     rd_sampling d = rd_sampling_defaults();
     fprintf(out,
-            "usage: redit generate -m MODEL -p PROMPT [options]\n\n"
-            "Streams the model's continuation of PROMPT to stdout; tokens/s go to stderr.\n\n"
-            "  -m, --model FILE          model file (GGUF, llama2.c .bin)\n"
+            "usage: redit generate -m MODEL (-p PROMPT | -f FILE | --ids LIST) [options]\n\n"
+            "Streams the model's continuation of PROMPT to stdout; tokens/s go to stderr.\n"
+            "With a chat template (--template, or the one an edit file was trained with) the\n"
+            "prompt is rendered as the template's first turn and the answer ends where the\n"
+            "template's next turn would begin.\n\n"
+            "  -m, --model FILE          model: GGUF, Hugging Face folder or llama2.c .bin\n"
             "  -p, --prompt TEXT         the prompt (BOS is added)\n"
+            "  -f, --file FILE           the prompt from a file (one final newline dropped)\n"
             "      --ids LIST            prompt as token ids instead (models without tokenizer:\n"
             "                            the generated ids are printed)\n"
-            "  -n, --max-tokens N        tokens to generate (default 256)\n"
-            "  -t, --temperature T       0 = greedy (default %g)\n"
+            "      --template T          none (the prompt as given), llama2-chat, alpaca, plain,\n"
+            "                            red, a custom string with {prompt} and {answer}, or a\n"
+            "                            file holding one (default: the template --edits was\n"
+            "                            trained with, else none)\n"
+            "      --system TEXT         system prompt for templates that have one\n"
+            "  -n, --n-predict N         tokens to generate (default 256; -1: until the context\n"
+            "                            is full)\n"
+            "  -c, --ctx-size N          context length (default 0: the model's)\n"
+            "      --temp T              temperature, 0 = greedy (default %g)\n"
             "      --top-k K             keep the K most likely tokens, 0 = off (default %d)\n"
             "      --top-p P             nucleus sampling mass, 1 = off (default %g)\n"
-            "      --repeat-penalty R    penalise tokens of the last 64, 1 = off (default %g)\n"
+            "      --repeat-penalty R    penalise tokens of the last --repeat-last-n, 1 = off\n"
+            "                            (default %g)\n"
+            "      --repeat-last-n N     the penalty's window (default %d; 0 = no penalty,\n"
+            "                            -1 = the whole context)\n"
             "      --no-repeat-ngram N   never repeat an N-gram, 0 = off (default %d)\n"
             "      --seed S              random seed (default %llu)\n"
             "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
-            "      --threads N           compute threads (default: all cores)\n"
+            "  -t, --threads N           compute threads (default: all cores)\n"
             "      --compute C           auto (default), bf16 or f32: auto and bf16 decode\n"
             "                            quantized weights with 8-bit activation products\n"
             "                            (as llama.cpp; logits move ~1-2 %% of their range)\n"
@@ -36,136 +52,268 @@ static void usage(FILE *out) {
             "      --edits FILE          apply RED edits (safetensors edit file)\n"
             "      --strength A          edit strength α: s' = 1 + α(s − 1), b' = α·b (default 1)\n"
             "      --compare             print the base model's answer, then the edited one\n"
-            "                            (same seed)\n"
+            "                            (same seed and template)\n"
             "      --edits-b FILE        compare two edit sets (implies --compare): the\n"
             "                            answer with --edits FILE, then the one with these\n"
-            "                            (same seed and strength), each titled with its file\n"
+            "                            (same seed, strength and template), each titled with\n"
+            "                            its file\n"
             "      --force               load edits made for another base model\n"
-            "  -h, --help                this text\n\n"
-            "The RED paper's Llama-2 setup: --repeat-penalty 1.1 --no-repeat-ngram 5.\n",
+            "  -h, --help                this text\n"
+            "      --version             redit's version\n\n"
+            "As in llama.cpp: -t is the thread count and --temp the temperature (-t meant the\n"
+            "temperature before this release). The RED paper's Llama-2 setup:\n"
+            "--repeat-penalty 1.1 --no-repeat-ngram 5.\n",
             (double)d.temperature, d.top_k, (double)d.top_p, (double)d.repeat_penalty,
-            d.no_repeat_ngram, (unsigned long long)d.seed);
+            d.repeat_last_n, d.no_repeat_ngram, (unsigned long long)d.seed);
 }
 
 typedef struct stream_state {
     int print_ids;
+    rd_chat_filter *filter; /* with a template: ends the answer at the next turn; else NULL */
 } stream_state;
 
 static int on_token(void *user, int token, const char *text, size_t len) {
     const stream_state *s = user;
-    if (s->print_ids)
+    if (s->print_ids) {
         printf("%d ", token);
-    else
+    } else if (s->filter) {
+        const char *show;
+        size_t n;
+        const int rc = rd_chat_filter_push(s->filter, text, len, &show, &n);
+        fwrite(show, 1, n, stdout);
+        fflush(stdout);
+        return rc != 0;
+    } else {
         fwrite(text, 1, len, stdout);
+    }
     fflush(stdout);
     return 0;
 }
 
-/* One generation, streamed, then its statistics on stderr. */
+/* One generation, streamed, then its statistics on stderr. prompt: the text to print first
+ * (the user's prompt; with a template on a line of its own), or NULL. */
 static int run_one(rd_ctx *ctx, const rd_edits_view *edits, const int *ids, size_t n,
                    const rd_gen_opts *g, stream_state *s, const char *prompt, int *out_ids,
                    rd_error *err) {
-    if (prompt) fputs(prompt, stdout);
+    if (prompt) printf("%s%s", prompt, s->filter ? "\n" : "");
+    if (s->filter) rd_chat_filter_reset(s->filter);
     rd_gen_stats st = {0};
     if (rd_generate(ctx, edits, ids, n, g, on_token, s, out_ids, &st, err)) return -1;
+    if (s->filter) {
+        const char *show;
+        size_t len;
+        rd_chat_filter_finish(s->filter, &show, &len);
+        fwrite(show, 1, len, stdout);
+    }
     printf("\n");
     fflush(stdout); /* the text before the statistics on stderr */
     static const char *why[] = {"token limit", "end of text", "stopped", "context full"};
+    const char *stop = s->filter && rd_chat_filter_stopped(s->filter)
+                           ? "the template's next turn"
+                           : why[st.stopped_by >= 0 && st.stopped_by < 4 ? st.stopped_by : 0];
     fprintf(stderr, "prompt %d tokens: %.1f tok/s · generated %d tokens: %.1f tok/s (%s)\n",
             st.n_prompt, st.prefill_seconds > 0 ? st.n_prompt / st.prefill_seconds : 0.0,
             st.n_generated, st.decode_seconds > 0 ? st.n_generated / st.decode_seconds : 0.0,
-            why[st.stopped_by >= 0 && st.stopped_by < 4 ? st.stopped_by : 0]);
+            stop);
     return 0;
 }
 
-int cmd_generate(int argc, char **argv) {
+/* What the command line says. */
+typedef struct gen_args {
+    cli_model_args model;
+    cli_edits_args edits;
+    rd_gen_opts gen;
+    cli_gen_args ga;
+    const char *prompt, *prompt_file, *ids_text, *edits_b, *tmpl, *system;
+    char *tmpl_owned;    /* a --template FILE's text */
+    char *prompt_owned;  /* -f's text */
+    int compare;
+} gen_args;
+
+/* An engine message for generate's own prefix (the chat-format functions start theirs
+ * "chat: "). */
+static const char *message(const rd_error *err) {
+    return strncmp(err->msg, "chat: ", 6) ? err->msg : err->msg + 6;
+}
+
+/* The stop text of a template (what begins its next turn), checking the template; NULL with
+ * the reason printed. */
+static char *turn_start(const char *tmpl) {
+    rd_error err = {0};
+    char *stop = rd_chat_turn_start(tmpl, &err);
+    if (!stop) fprintf(stderr, "redit generate: %s\n", message(&err));
+    return stop;
+}
+
+/* Parses argv into *a. Returns -1 to go on, else the exit status (0 after --help or
+ * --version, 2 on a usage error: printed). */
+static int parse_args(int argc, char **argv, gen_args *a) {
     enum { O_IDS = CLI_O_FIRST_FREE, O_COMPARE, O_EDITS_B };
     static const struct option opts[] = {
         CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS, CLI_GEN_LONG_OPTIONS,
-        {"prompt", required_argument, 0, 'p'},  {"ids", required_argument, 0, O_IDS},
-        {"compare", no_argument, 0, O_COMPARE}, {"edits-b", required_argument, 0, O_EDITS_B},
-        {"help", no_argument, 0, 'h'},
+        {"prompt", required_argument, 0, 'p'},  {"file", required_argument, 0, 'f'},
+        {"ids", required_argument, 0, O_IDS},   {"compare", no_argument, 0, O_COMPARE},
+        {"edits-b", required_argument, 0, O_EDITS_B},
+        {"template", required_argument, 0, CLI_O_TEMPLATE},
+        {"system", required_argument, 0, CLI_O_SYSTEM}, CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0}};
-    cli_model_args ma = {.compute = "auto"};
-    cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
-    const char *prompt = NULL, *ids_text = NULL, *edits_b_path = NULL;
-    rd_gen_opts g = {.sampling = rd_sampling_defaults(), .max_tokens = 256, .stop_at_eos = 1};
-    int c, compare = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
-        int got = cli_gen_option("generate", c, optarg, &g);
-        if (!got) got = cli_model_option("generate", c, optarg, &ma);
-        if (!got) got = cli_edits_option("generate", c, optarg, &ea);
+    int c;
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":m:p:f:n:t:c:h", opts, NULL)) != -1) {
+        int got = c == 't' ? cli_threads_short("generate", optarg, &a->model) : 0;
+        if (!got) got = cli_gen_option("generate", c, optarg, &a->ga);
+        if (!got) got = cli_model_option("generate", c, optarg, &a->model);
+        if (!got) got = cli_edits_option("generate", c, optarg, &a->edits);
         if (got < 0) return 2;
         if (got) continue;
         switch (c) {
-        case 'p': prompt = optarg; break;
-        case O_IDS: ids_text = optarg; break;
-        case O_COMPARE: compare = 1; break;
-        case O_EDITS_B: edits_b_path = optarg, compare = 1; break;
+        case 'p': a->prompt = optarg; break;
+        case 'f': a->prompt_file = optarg; break;
+        case O_IDS: a->ids_text = optarg; break;
+        case O_COMPARE: a->compare = 1; break;
+        case O_EDITS_B: a->edits_b = optarg, a->compare = 1; break;
+        case CLI_O_TEMPLATE:
+            free(a->tmpl_owned);
+            if (!(a->tmpl = cli_template_arg("generate", optarg, &a->tmpl_owned))) return 2;
+            break;
+        case CLI_O_SYSTEM: a->system = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("generate", c, argv, opts);
         }
     }
-    if (compare && !ea.path) {
-        fprintf(stderr, "redit generate: %s needs --edits\n",
-                edits_b_path ? "--edits-b" : "--compare");
-        return 2;
+    if (optind != argc)
+        return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if (!a->model.path) return cli_usage_error("generate", "-m MODEL is required");
+    if (!!a->prompt + !!a->prompt_file + !!a->ids_text != 1)
+        return cli_usage_error("generate", "give exactly one of -p PROMPT, -f FILE or --ids");
+    if (a->compare && !a->edits.path)
+        return cli_usage_error("generate", "%s needs --edits",
+                               a->edits_b ? "--edits-b" : "--compare");
+    if (a->ids_text && (a->tmpl || a->system))
+        return cli_usage_error("generate", "%s applies to a text prompt, not to --ids",
+                               a->tmpl ? "--template" : "--system");
+    if (a->tmpl && strcmp(a->tmpl, "none")) { /* a bad template, before the model loads */
+        char *stop = turn_start(a->tmpl);
+        if (!stop) return 2;
+        free(stop);
     }
-    if (!ma.path || (!prompt == !ids_text) || optind != argc) {
-        fprintf(stderr, "redit generate: give -m MODEL and exactly one of -p PROMPT or --ids\n");
-        usage(stderr);
-        return 2;
+    return -1;
+}
+
+/* -f's text, one final newline dropped (as llama.cpp reads it). */
+static char *read_prompt_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "redit generate: -f %s: cannot open the file\n", path);
+        return NULL;
     }
-    rd_model *m = cli_open_model("generate", &ma, 0);
-    if (!m) return 1;
-    const rd_tokenizer *t = rd_model_tokenizer(m);
+    rd_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) rd_buf_append(&b, chunk, n);
+    const int bad = ferror(f) || b.oom;
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "redit generate: -f %s: cannot read the file\n", path);
+        rd_buf_free(&b);
+        return NULL;
+    }
+    if (b.len && b.data[b.len - 1] == '\n') b.data[--b.len] = '\0';
+    if (!b.data) rd_buf_append(&b, "", 0);
+    return rd_buf_take(&b);
+}
+
+/* The prompt ids: the text as given, or rendered by the template (tmpl NULL or "none": as
+ * given). */
+static int prompt_ids(const rd_tokenizer *t, const char *tmpl, const char *system,
+                      const char *prompt, int **ids, size_t *n, rd_error *err) {
+    if (!tmpl || !strcmp(tmpl, "none"))
+        return rd_tokenizer_encode(t, prompt, strlen(prompt), 1, 0, ids, n, err);
+    return rd_chat_prompt_ids(t, tmpl, system, NULL, 0, prompt, ids, n, err);
+}
+
+int cmd_generate(int argc, char **argv) {
+    gen_args a = {.model = {.compute = "auto"}, .edits = CLI_EDITS_ARGS_DEFAULT,
+                  .gen = {.sampling = rd_sampling_defaults(), .max_tokens = 256,
+                          .stop_at_eos = 1}};
+    a.ga = CLI_GEN_ARGS(&a.gen);
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0) {
+        free(a.tmpl_owned);
+        return rc;
+    }
+    rc = 1;
+    rd_model *m = NULL;
     rd_error err = {0};
     int *ids = NULL, *out_ids = NULL;
     size_t n = 0;
-    int rc = 1;
     rd_ctx *ctx = NULL;
     rd_edits *edits = NULL, *edits_b = NULL;
-    if (prompt) {
-        if (!t) {
-            fprintf(stderr, "redit generate: %s has no tokenizer; text needs one (give "
-                            "--tokenizer FILE, or the prompt as --ids)\n", ma.path);
-            goto done;
-        }
-        if (rd_tokenizer_encode(t, prompt, strlen(prompt), 1, 0, &ids, &n, &err)) {
-            fprintf(stderr, "redit generate: %s\n", err.msg);
-            goto done;
-        }
-    } else if (!(ids = cli_parse_ids(ids_text, &n))) {
-        goto done; /* cli_parse_ids said why */
-    } else if (n == 0) {
+    char *stored_tmpl = NULL;
+    stream_state s = {0};
+    if (a.prompt_file && !(a.prompt = a.prompt_owned = read_prompt_file(a.prompt_file)))
+        goto done;
+    if (!(m = cli_open_model("generate", &a.model, 0))) goto done;
+    const rd_tokenizer *t = rd_model_tokenizer(m);
+    if (a.prompt && !t) {
+        fprintf(stderr, "redit generate: %s has no tokenizer; text needs one (give "
+                        "--tokenizer FILE, or the prompt as --ids)\n", a.model.path);
+        goto done;
+    }
+    if (cli_open_edits(&a.edits, m, &edits, &stored_tmpl)) goto done;
+    cli_edits_args eb = a.edits;
+    eb.path = a.edits_b;
+    if (cli_open_edits(&eb, m, &edits_b, NULL)) goto done;
+    const char *tmpl = a.tmpl;
+    if (!tmpl && stored_tmpl && a.prompt) {
+        tmpl = stored_tmpl;
+        fprintf(stderr, "redit generate: template \"%s\", as the edits were trained with "
+                        "(--template none: the prompt as given)\n", tmpl);
+    }
+    if (a.prompt && prompt_ids(t, tmpl, a.system, a.prompt, &ids, &n, &err)) {
+        fprintf(stderr, "redit generate: %s\n", message(&err));
+        goto done;
+    }
+    if (a.ids_text && !(ids = cli_parse_ids(a.ids_text, &n))) goto done; /* it said why */
+    if (a.ids_text && n == 0) {
         fprintf(stderr, "redit generate: --ids needs at least one id\n");
         goto done;
     }
-    if (!(ctx = rd_ctx_new(m, 1, rd_model_config(m)->seq_len, &err)) ||
-        !(out_ids = malloc(sizeof(int) * (size_t)g.max_tokens))) {
+    const int context = cli_gen_finish("generate", &a.ga, m);
+    if (!(ctx = rd_ctx_new(m, 1, context, &err)) ||
+        !(out_ids = malloc(sizeof(int) * (size_t)a.gen.max_tokens))) {
         fprintf(stderr, "redit generate: %s\n", ctx ? "out of memory" : err.msg);
         goto done;
     }
-    if (cli_open_edits(&ea, m, &edits)) goto done;
-    cli_edits_args eb = ea;
-    eb.path = edits_b_path;
-    if (cli_open_edits(&eb, m, &edits_b)) goto done;
-    stream_state s = {.print_ids = !t || !prompt};
+    s.print_ids = !t || !a.prompt;
+    if (tmpl && strcmp(tmpl, "none") && !s.print_ids) {
+        char *stop = turn_start(tmpl);
+        if (!stop) goto done;
+        s.filter = rd_chat_filter_new(stop);
+        free(stop);
+        if (!s.filter) {
+            fprintf(stderr, "redit generate: out of memory\n");
+            goto done;
+        }
+    }
     /* pass 0: base, or --edits with --edits-b; pass 1: --edits, or --edits-b */
-    rd_edits_view view = cli_edits_view(&ea, edits), view_b = cli_edits_view(&eb, edits_b);
+    rd_edits_view view = cli_edits_view(&a.edits, edits), view_b = cli_edits_view(&eb, edits_b);
     const rd_edits_view *views[2] = {edits_b ? &view : NULL, edits_b ? &view_b : &view};
-    const char *titles[2] = {edits_b ? ea.path : "base", edits_b ? eb.path : "edited"};
-    for (int pass = compare ? 0 : 1; pass < 2; pass++) {
+    const char *titles[2] = {edits_b ? a.edits.path : "base", edits_b ? eb.path : "edited"};
+    for (int pass = a.compare ? 0 : 1; pass < 2; pass++) {
         const rd_edits_view *v = edits ? views[pass] : NULL;
-        if (compare) printf("%s── %s ──\n", pass ? "\n" : "", titles[pass]);
-        if (run_one(ctx, v, ids, n, &g, &s, prompt, out_ids, &err)) {
+        if (a.compare) printf("%s── %s ──\n", pass ? "\n" : "", titles[pass]);
+        if (run_one(ctx, v, ids, n, &a.gen, &s, a.prompt, out_ids, &err)) {
             fprintf(stderr, "\nredit %s\n", err.msg); /* rd_generate's messages start "generate: " */
             goto done;
         }
     }
     rc = 0;
 done:
+    rd_chat_filter_free(s.filter);
+    free(stored_tmpl);
+    free(a.tmpl_owned);
+    free(a.prompt_owned);
     rd_edits_free(edits);
     rd_edits_free(edits_b);
     free(out_ids);

@@ -4,15 +4,18 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/tokenizer.h"
 
 static void usage(FILE *out) {
     fprintf(out, "usage: redit info -m MODEL [--tokenizer FILE]\n\n"
                  "Prints the file format, tensor types, model config, parameter count and a\n"
                  "tokenizer summary.\n\n"
-                 "  -m, --model FILE      GGUF or llama2.c .bin (detected from the content)\n"
+                 "  -m, --model FILE      GGUF, Hugging Face folder or llama2.c .bin (detected\n"
+                 "                        from the content)\n"
                  "      --tokenizer FILE  llama2.c tokenizer.bin (default: beside the model)\n"
-                 "  -h, --help            this text\n");
+                 "  -h, --help            this text\n"
+                 "      --version         redit's version\n");
 }
 
 /* The matrices of each storage type, as "F16 ×43, Q8_0 ×1". */
@@ -28,23 +31,21 @@ static void type_summary(const rd_model_info *info, char *buf, size_t cap) {
 int cmd_info(int argc, char **argv) {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"tokenizer", required_argument, 0, 'k'},
-                                         {"help", no_argument, 0, 'h'},
+                                         CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     const char *model = NULL, *tok = NULL;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":m:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'k': tok = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("info", c, argv, opts);
         }
     }
-    if (!model || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    const int bad = cli_parse_end("info", argc, argv, model, "-m MODEL", NULL, NULL);
+    if (bad) return bad;
     rd_model *m = cli_load_model(model, tok);
     if (!m) return 1;
     const rd_config *cfg = rd_model_config(m);

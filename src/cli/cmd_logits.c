@@ -13,16 +13,17 @@ static void usage(FILE *out) {
     fprintf(out, "usage: redit logits -m MODEL --ids \"1 461 461\" -o FILE\n\n"
                  "Runs the ids through the model (teacher forcing) and writes raw little-endian\n"
                  "float32 logits, one row of vocab_size values per input position.\n\n"
-                 "  -m, --model FILE      model file\n"
+                 "  -m, --model FILE      model: GGUF, Hugging Face folder or llama2.c .bin\n"
                  "      --ids LIST        token ids, separated by spaces or commas\n"
                  "  -o, --output FILE     where to write (atomically)\n"
                  "      --tokenizer FILE  llama2.c tokenizer.bin (not needed for ids)\n"
-                 "      --threads N       compute threads (default: all cores)\n"
+                 "  -t, --threads N       compute threads (default: all cores)\n"
                  "      --edits FILE      apply RED edits (safetensors edit file)\n"
                  "      --strength A      edit strength α: s' = 1 + α(s − 1), b' = α·b (default 1)\n"
                  "      --force           load edits made for another base model\n"
                  "      --compute C       f32 (default), bf16 or auto matrix products\n"
-                 "  -h, --help            this text\n");
+                 "  -h, --help            this text\n"
+                 "      --version         redit's version\n");
 }
 
 int cmd_logits(int argc, char **argv) {
@@ -30,14 +31,14 @@ int cmd_logits(int argc, char **argv) {
     static const struct option opts[] = {CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS,
                                          {"ids", required_argument, 0, O_IDS},
                                          {"output", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'},
+                                         CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     cli_model_args ma = {0};
     cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
     const char *ids_text = NULL, *out = NULL;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:o:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":m:o:t:h", opts, NULL)) != -1) {
         int got = cli_model_option("logits", c, optarg, &ma);
         if (!got) got = cli_edits_option("logits", c, optarg, &ea);
         if (got < 0) return 2;
@@ -46,13 +47,12 @@ int cmd_logits(int argc, char **argv) {
         case O_IDS: ids_text = optarg; break;
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("logits", c, argv, opts);
         }
     }
-    if (!ma.path || !ids_text || !out || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    const int bad = cli_parse_end("logits", argc, argv, ma.path, "-m MODEL", ids_text,
+                                  "--ids LIST", out, "-o FILE", NULL, NULL);
+    if (bad) return bad;
     size_t n;
     int *ids = cli_parse_ids(ids_text, &n);
     if (!ids) return 2;
@@ -69,7 +69,7 @@ int cmd_logits(int argc, char **argv) {
     rd_error err = {0};
     rd_edits *edits = NULL;
     rd_model *m = cli_open_model("logits", &ma, 0);
-    if (!m || cli_open_edits(&ea, m, &edits)) {
+    if (!m || cli_open_edits(&ea, m, &edits, NULL)) {
         rd_model_free(m);
         free(ids);
         return 1;

@@ -14,6 +14,7 @@
 #include <lua.h>
 
 #include "cli.h"
+#include "options.h"
 #include "line_input.h"
 #include "redit/lua_readline.h"
 #include "redit/lua_red.h"
@@ -27,10 +28,12 @@ static void usage(FILE *out) {
             "next line (prompt \">> \"); Tab completes names and methods (red.<Tab>,\n"
             "model:<Tab>); Ctrl-C stops a running chunk, training or generation; Ctrl-D\n"
             "leaves. History is kept in $REDIT_HISTORY, else ~/.redit_history.\n\n"
-            "  -m, --model FILE      load a model as the global `model`\n"
+            "  -m, --model FILE      load a model (GGUF, Hugging Face folder or llama2.c .bin)\n"
+            "                        as the global `model`\n"
             "      --edits FILE      load an edit file for it as the global `edits`\n"
             "      --tokenizer FILE  llama2.c tokenizer.bin for the model\n"
-            "  -h, --help            this text\n");
+            "  -h, --help            this text\n"
+            "      --version         redit's version\n");
 }
 
 /* ---- calling Lua ------------------------------------------------------------------- */
@@ -160,26 +163,25 @@ int cmd_lua(int argc, char **argv) {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"edits", required_argument, 0, 'e'},
                                          {"tokenizer", required_argument, 0, 'k'},
-                                         {"help", no_argument, 0, 'h'},
+                                         CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     const char *model = NULL, *edits = NULL, *tok = NULL;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":m:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'e': edits = optarg; break;
         case 'k': tok = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("lua", c, argv, opts);
         }
     }
-    if (optind != argc || ((edits || tok) && !model)) {
-        fprintf(stderr, "redit lua: %s\n", optind != argc ? "no arguments besides the options"
-                                                          : "--edits and --tokenizer need -m MODEL");
-        usage(stderr);
-        return 2;
-    }
+    if (optind < argc)
+        return cli_usage_error("lua", "unexpected argument '%s' (redit run SCRIPT.lua runs a "
+                                      "script)", argv[optind]);
+    if ((edits || tok) && !model)
+        return cli_usage_error("lua", "--edits and --tokenizer need -m MODEL");
     rd_error err = {0};
     lua_State *L = rd_lua_new(&err);
     if (!L) {

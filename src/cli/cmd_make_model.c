@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/model.h"
 #include "redit/vocab.h"
 
@@ -24,20 +25,21 @@ static const shape SHAPES[] = {
 
 int cmd_make_model(int argc, char **argv) {
     static const struct option opts[] = {{"shape", required_argument, 0, 's'},
-                                         {"type", required_argument, 0, 't'},
+                                         {"type", required_argument, 0, 'T'},
                                          {"tokenizer", required_argument, 0, 'k'},
                                          {"seed", required_argument, 0, 'S'},
                                          {"untied", no_argument, 0, 'u'},
                                          {"output", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'},
+                                         CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     const char *shape_name = "stories15M", *type_name = "F32", *tok = NULL, *out = NULL;
     int seed = 1, tied = 1, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "s:t:o:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":s:t:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 's': shape_name = optarg; break;
-        case 't': type_name = optarg; break;
+        case 't': cli_deprecated("make-model", "-t TYPE", "--type TYPE"); /* fall through */
+        case 'T': type_name = optarg; break;
         case 'k': tok = optarg; break;
         case 'S':
             if (cli_int("make-model", "--seed", optarg, 0, 0x7fffffff, &seed)) return 2;
@@ -55,9 +57,9 @@ int cmd_make_model(int argc, char **argv) {
                    "classifier (Llama-2-7B has one; the stories shapes share the embeddings).\nWith "
                    "--tokenizer, a llama2.c tokenizer.bin of 32000 pieces goes inside. For\n"
                    "measuring load time, memory and throughput at scale; the text it generates is "
-                   "noise.\n");
+                   "noise.\n\n  --version  redit's version\n");
             return 0;
-        default: return 2;
+        default: return cli_option_end("make-model", c, argv, opts);
         }
     }
     const shape *sh = NULL;
@@ -68,11 +70,14 @@ int cmd_make_model(int argc, char **argv) {
     const int bad_type = rd_type_mix_from_name(type_name, &mix) == 0
                              ? 0
                              : rd_dtype_from_name(type_name, &type);
-    if (!out || optind != argc || !sh || bad_type) {
-        fprintf(stderr, "redit make-model: give --shape (llama2-7b, stories110M, stories15M), "
-                        "--type (a storage type name, or Q4_K_M) and -o FILE\n");
-        return 2;
-    }
+    const int bad = cli_parse_end("make-model", argc, argv, out, "-o FILE", NULL, NULL);
+    if (bad) return bad;
+    if (!sh)
+        return cli_usage_error("make-model", "unknown --shape \"%s\" (llama2-7b, stories110M, "
+                                             "stories15M)", shape_name);
+    if (bad_type)
+        return cli_usage_error("make-model", "unknown --type \"%s\" (a storage type name, or "
+                                             "Q4_K_M)", type_name);
     if (cli_check_output("make-model", "-o", out)) return 1;
     rd_error err = {0};
     rd_model_file f = {0};

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "redit/version.h"
 #include "redit/lua_red.h"
 
 /* The running state, for the SIGINT handler: the one piece of global state (a handler has
@@ -33,7 +34,8 @@ static void usage(FILE *out) {
                  "`...`; require finds modules in ./lua and in the lua/ folder of redit's\n"
                  "source tree (lua/red/*.lua). On an error the message and traceback go to\n"
                  "stderr and the exit status is 1. Ctrl-C stops the script (training and\n"
-                 "generation at the next step or token); a second Ctrl-C exits at once.\n");
+                 "generation at the next step or token); a second Ctrl-C exits at once.\n"
+                 "`redit run --version` prints redit's version (red.version in scripts).\n");
 }
 
 /* Adds the lua/ folder of redit's source tree to package.path: the first of ../lua,
@@ -60,11 +62,15 @@ static void add_source_lua_path(lua_State *L) {
 
 int cmd_run(int argc, char **argv) {
     if (argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "redit run: SCRIPT.lua is required; see 'redit run --help'\n");
         return 2;
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("redit %s\n", rd_version_full());
         return 0;
     }
     rd_error err = {0};

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/train.h"
 #include "redit/workbench.h"
 
@@ -25,7 +26,8 @@ static void usage(FILE *out) {
             "                   wb.use_run(N)); the session is saved as one unit\n"
             "      --delete N   delete run N: its curve and its edits file (as\n"
             "                   wb.delete_run(N)); the current edits stay as they are\n"
-            "  -h, --help       this text\n\n"
+            "  -h, --help       this text\n"
+            "      --version    redit's version\n\n"
             "Do not change a session that a workbench has open: its next save replaces it.\n"
             "Two runs side by side: redit chat (or generate) --edits FILE1 --edits-b FILE2.\n");
 }
@@ -52,12 +54,12 @@ int cmd_session(int argc, char **argv) {
                                          {"edits", required_argument, 0, 'e'},
                                          {"use", required_argument, 0, 'u'},
                                          {"delete", required_argument, 0, 'd'},
-                                         {"help", no_argument, 0, 'h'},
+                                         CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     const char *root = "sessions";
     int c, action = 0, id = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'R': root = optarg; break;
         case 'e':
@@ -75,14 +77,12 @@ int cmd_session(int argc, char **argv) {
             }
             break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("session", c, argv, opts);
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "redit session: give one session NAME\n");
-        usage(stderr);
-        return 2;
-    }
+    if (optind >= argc) return cli_usage_error("session", "a session NAME is required");
+    if (optind + 1 < argc)
+        return cli_usage_error("session", "unexpected argument '%s'", argv[optind + 1]);
     const char *name = argv[optind];
     rd_session_summary s;
     rd_error err = {0};

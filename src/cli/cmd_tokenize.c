@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/buf.h"
 #include "redit/tokenizer.h"
 
@@ -24,7 +25,8 @@ static void usage(FILE *out) {
             "      --jsonl        read lines {\"text\": ...}, write {\"text\": ..., \"ids\": [...]}\n"
             "      --bos          add the BOS id in front (off by default, like SentencePiece's\n"
             "                     encode)\n"
-            "  -h, --help         this text\n");
+            "  -h, --help         this text\n"
+            "      --version      redit's version\n");
 }
 
 /* 1 when the file's first non-space byte is '{' (a JSON object: tokenizer.json). */
@@ -148,25 +150,24 @@ int cmd_tokenize(int argc, char **argv) {
                                          {"tokenizer", required_argument, 0, 'k'},
                                          {"jsonl", no_argument, 0, 'J'},
                                          {"bos", no_argument, 0, 'B'},
-                                         {"help", no_argument, 0, 'h'},
+                                         CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     const char *path = NULL, *tok_path = NULL;
     int use_jsonl = 0, bos = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":m:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': path = optarg; break;
         case 'k': tok_path = optarg; break;
         case 'J': use_jsonl = 1; break;
         case 'B': bos = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("tokenize", c, argv, opts);
         }
     }
-    if (!path || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    const int bad =
+        cli_parse_end("tokenize", argc, argv, path, "-m MODEL_OR_TOKENIZER", NULL, NULL);
+    if (bad) return bad;
     rd_model *model = NULL;
     rd_tokenizer *owned = NULL;
     const rd_tokenizer *t = open_tokenizer(path, tok_path, &model, &owned);

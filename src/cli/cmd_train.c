@@ -72,8 +72,10 @@ static void usage(FILE *out) {
             "      --eval-split F      hold out this fraction of the training set instead\n"
             "      --format NAME       auto (default), alpaca, chat, prompt-completion,\n"
             "                          ultrafeedback, text, classification\n"
-            "      --template T        llama2-chat, alpaca, plain, red, or a custom string with\n"
-            "                          {prompt} and {answer}\n"
+            "      --template T        llama2-chat, alpaca, plain, red, a custom string with\n"
+            "                          {prompt} and {answer}, or a file holding one (default:\n"
+            "                          alpaca; plain for text and classification); the edit\n"
+            "                          file records it for chat, generate and eval\n"
             "      --system TEXT       system prompt for templates that have one\n"
             "      --max-len N         tokens per example (default %d)\n"
             "      --full-loss         loss on the whole sequence (default: answer tokens only)\n"
@@ -118,16 +120,20 @@ static void usage(FILE *out) {
             "                          every evaluation point and on a stop; when FILE exists,\n"
             "                          resume from it: the run continues exactly as if it had\n"
             "                          not stopped (same data, options and model required)\n"
-            "  -m, --model FILE        the frozen model\n"
+            "      --json              at the end, a JSON summary on stdout (steps, best\n"
+            "                          evaluation, last loss, edits file, time, tokens/s, what\n"
+            "                          stopped the run); the progress stays on stderr\n"
+            "  -m, --model FILE        the frozen model (GGUF, HF folder or llama2.c .bin)\n"
             "      --tokenizer FILE    llama2.c tokenizer.bin for a .bin model\n"
-            "      --threads N         compute threads (default: all cores)\n"
+            "  -t, --threads N         compute threads (default: all cores)\n"
             "      --compute C         f32 (default: reference numerics) or bf16 (bf16 weights and\n"
             "                          activations in the matrix products, f32 accumulation and\n"
             "                          f32 edit vectors; ~1.5-2× faster on CPUs with AVX512-BF16)\n"
             "                          or auto (bf16 where the CPU has AVX512-BF16, else f32)\n"
             "      --bf16-weights W    auto (default: packed bf16 copies when they fit in memory),\n"
             "                          packed, or on-the-fly (no copies: slices packed per product)\n"
-            "  -h, --help              this text\n",
+            "  -h, --help              this text\n"
+            "      --version           redit's version\n",
             d.max_len, d.lr, d.epochs, d.batch, d.warmup_ratio, d.weight_decay, d.clip,
             d.beta1, d.beta2, (unsigned long long)d.seed);
 }
@@ -192,10 +198,13 @@ typedef struct train_args {
     int force;        /* --init: accept another base model's edits */
     int edit_shape_given; /* --sites, --layers, --no-scale or --no-bias */
     int sites;        /* RD_SITE_* from sites_name */
+    int json;         /* --json: the summary on stdout at the end */
 } train_args;
 
-/* The training options as JSON for the edit file's metadata (malloc'ed). */
-static char *options_json(const train_args *a) {
+/* The training options as JSON for the edit file's metadata (malloc'ed). The template is
+ * the one the data was rendered with (--template, else the format's default; none for plain
+ * text), so chat, generate and eval can use it. */
+static char *options_json(const train_args *a, rd_data_format format) {
     const rd_train_opts *o = &a->opts;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "data", a->train_path);
@@ -203,6 +212,8 @@ static char *options_json(const train_args *a) {
     cJSON_AddStringToObject(j, "format", a->data.format_name ? a->data.format_name : "auto");
     if (a->data.opts.template_name)
         cJSON_AddStringToObject(j, "template", a->data.opts.template_name);
+    else if (format != RD_DATA_TEXT)
+        cJSON_AddStringToObject(j, "template", rd_data_default_template(format));
     cJSON_AddBoolToObject(j, "loss_on_answer_only", a->data.opts.mask_prompt);
     cJSON_AddNumberToObject(j, "lr", o->lr);
     cJSON_AddNumberToObject(j, "epochs", o->epochs);
@@ -225,7 +236,7 @@ static char *options_json(const train_args *a) {
 enum { O_EVAL = CLI_O_FIRST_FREE, O_SPLIT, O_PACK, O_SITES, O_LAYERS, O_NOSCALE, O_NOBIAS, O_LR,
        O_EPOCHS, O_BATCH, O_MICRO, O_SCHED, O_WARMUP, O_WD, O_CLIP, O_SEED, O_EVALEVERY,
        O_MAXSTEPS, O_CKPT, O_LOG, O_FULL, O_GROUP, O_BETA1, O_BETA2, O_INIT, O_FORCE, O_DROPOUT,
-       O_STATE };
+       O_STATE, O_JSON };
 
 /* One option of train's own (not of a shared group). Returns 0, 1 for --help (printed),
  * or 2 on a bad value or unknown option (printed). */
@@ -269,8 +280,9 @@ static int train_option(train_args *a, int c, const char *arg, int *micro) {
     case O_LOG: a->log_path = arg; break;
     case O_STATE: o->state_path = arg; break;
     case O_FULL: a->full = 1; break;
+    case O_JSON: a->json = 1; break;
     case 'h': usage(stdout); return 1;
-    default: usage(stderr); return 2;
+    default: return 2; /* not reached: parse_train_args passes only options of train's table */
     }
     return bad ? 2 : 0;
 }
@@ -296,14 +308,18 @@ static int parse_train_args(int argc, char **argv, train_args *a, int *exit_code
         {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
         {"init", required_argument, 0, O_INIT}, {"force", no_argument, 0, O_FORCE},
         {"dropout", required_argument, 0, O_DROPOUT}, {"state", required_argument, 0, O_STATE},
-        {"help", no_argument, 0, 'h'},
+        {"json", no_argument, 0, O_JSON}, CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0}};
     *a = (train_args){.data = CLI_DATA_ARGS_DEFAULT, .opts = rd_train_opts_defaults(),
                       .sites_name = "ffn", .layers = "all", .scale = 1, .bias = 1};
     int micro = 0, c;
     *exit_code = 2;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:d:o:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":m:d:o:t:h", opts, NULL)) != -1) {
+        if (c == '?' || c == ':' || c == CLI_O_VERSION) {
+            *exit_code = cli_option_end("train", c, argv, opts);
+            return -1;
+        }
         int got = cli_model_option("train", c, optarg, &a->model);
         if (!got) got = cli_data_option("train", c, optarg, &a->data);
         if (got < 0) return -1;
@@ -312,11 +328,9 @@ static int parse_train_args(int argc, char **argv, train_args *a, int *exit_code
         if (rc == 1) *exit_code = 0;
         if (rc) return -1;
     }
-    if (!a->model.path || !a->train_path || !a->out || optind != argc) {
-        fprintf(stderr, "redit train: -m MODEL, -d DATA and -o EDITS are required\n");
-        usage(stderr);
+    if (cli_parse_end("train", argc, argv, a->model.path, "-m MODEL", a->train_path, "-d DATA",
+                      a->out, "-o EDITS", NULL, NULL))
         return -1;
-    }
     if (a->eval_path && a->split > 0) {
         fprintf(stderr, "redit train: give --eval or --eval-split, not both\n");
         return -1;
@@ -460,7 +474,7 @@ static int run_training(train_args *a, train_run *r, FILE *logf, struct sigactio
 /* Writes the edits (or, in full fine-tuning, the model) and says how the run went. */
 static int write_result(const train_args *a, const train_run *r, const rd_train_result *res) {
     rd_error err = {0};
-    char *meta = options_json(a);
+    char *meta = options_json(a, rd_dataset_format(r->train));
     const int bad = a->full ? rd_gguf_write(a->out, &r->m->file, RD_DTYPE_F32, &err)
                             : rd_edits_save(r->e, r->m, meta, a->out, &err);
     free(meta);
@@ -484,15 +498,54 @@ static int write_result(const train_args *a, const train_run *r, const rd_train_
     return 0;
 }
 
+/* --json: the run's summary as one JSON object on stdout. */
+static void print_json(const train_args *a, const train_run *r, const rd_train_result *res) {
+    static const char *const stopped[] = {"done", "interrupted", "nonfinite"};
+    const char *by = res->stopped >= 0 && res->stopped < 3 ? stopped[res->stopped] : "stopped";
+    if (res->stopped == RD_STOP_DONE && a->opts.max_steps > 0 && res->steps >= a->opts.max_steps)
+        by = "max-steps";
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, a->full ? "model" : "edits", a->out);
+    cJSON_AddNumberToObject(j, "steps", res->steps);
+    cJSON_AddStringToObject(j, "stopped_by", by);
+    cJSON_AddBoolToObject(j, "eval_skipped", res->eval_skipped);
+    if (isfinite(res->final_loss)) cJSON_AddNumberToObject(j, "final_loss", res->final_loss);
+    else cJSON_AddNullToObject(j, "final_loss");
+    if (r->eval && isfinite(res->best_eval_loss)) {
+        cJSON_AddNumberToObject(j, "best_eval_loss", res->best_eval_loss);
+        cJSON_AddNumberToObject(j, "best_step", res->best_step);
+    } else {
+        cJSON_AddNullToObject(j, "best_eval_loss");
+        cJSON_AddNullToObject(j, "best_step");
+    }
+    if (isfinite(res->best_eval_accuracy))
+        cJSON_AddNumberToObject(j, "best_eval_accuracy", res->best_eval_accuracy);
+    cJSON_AddNumberToObject(j, "seconds", res->seconds);
+    cJSON_AddNumberToObject(j, "tokens", (double)res->tokens);
+    cJSON_AddNumberToObject(j, "tokens_per_s", res->tokens_per_s);
+    if (res->resumed_step) cJSON_AddNumberToObject(j, "resumed_after_step", res->resumed_step);
+    char *text = cJSON_Print(j);
+    if (text) puts(text);
+    else fprintf(stderr, "redit train: out of memory\n");
+    fflush(stdout);
+    free(text);
+    cJSON_Delete(j);
+}
+
 int cmd_train(int argc, char **argv) {
     train_args a;
     int exit_code;
-    if (parse_train_args(argc, argv, &a, &exit_code)) return exit_code;
+    if (parse_train_args(argc, argv, &a, &exit_code)) {
+        cli_data_args_release(&a.data);
+        return exit_code;
+    }
     /* every output is checked before the model and data load: a run must not train for
      * hours to find its output folder missing */
     if (cli_check_output("train", "-o", a.out) || cli_check_output("train", "--log", a.log_path) ||
-        cli_check_output("train", "--state", a.opts.state_path))
+        cli_check_output("train", "--state", a.opts.state_path)) {
+        cli_data_args_release(&a.data);
         return 1;
+    }
     int rc = 1;
     train_run r = {0};
     FILE *logf = NULL;
@@ -518,6 +571,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (res.stopped != RD_STOP_DONE) fprintf(stderr, "redit train: %s\n", res.message);
     if (write_result(&a, &r, &res)) goto done;
+    if (a.json) print_json(&a, &r, &res);
     /* stopped by Ctrl-C: 130 (128 + SIGINT) as a shell reports an interrupted command, after
      * the results were written */
     rc = res.stopped == RD_STOP_NONFINITE ? 1 : res.stopped == RD_STOP_REQUESTED ? 130 : 0;
@@ -529,5 +583,6 @@ done:
     if (handler) sigaction(SIGINT, &old_sa, NULL);
     rd_train_result_release(&res);
     release_run(&r);
+    cli_data_args_release(&a.data);
     return rc;
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "redit/workbench.h"
 
 static void usage(FILE *out) {
@@ -24,7 +25,7 @@ static void usage(FILE *out) {
             "      --sessions DIR     where sessions live (default: sessions)\n"
             "      --train FILE       training set of a new session (a restored one keeps its own)\n"
             "      --eval FILE        evaluation set of a new session\n"
-            "      --threads N        compute threads (default: all cores)\n"
+            "  -t, --threads N        compute threads (default: all cores)\n"
             "      --init-set KEY=VALUE\n"
             "                         a setting of a NEW session only: a restored session keeps\n"
             "                         what it saved (make run seeds its session so); repeatable\n"
@@ -32,7 +33,8 @@ static void usage(FILE *out) {
             "                         the keys), e.g. --set lr=0.01 --set sites=attn; applied\n"
             "                         over a restored session's settings too; repeatable\n"
             "      --stats FILE       write UI latency figures to FILE on exit\n"
-            "  -h, --help             this text\n");
+            "  -h, --help             this text\n"
+            "      --version          redit's version\n");
 }
 
 int cmd_tui(int argc, char **argv) {
@@ -46,7 +48,7 @@ int cmd_tui(int argc, char **argv) {
                                          {"stats", required_argument, 0, 'S'},
                                          {"set", required_argument, 0, 'V'},
                                          {"init-set", required_argument, 0, 'I'},
-                                         {"help", no_argument, 0, 'h'},
+                                         CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     rd_workbench_args a = {0};
     enum { MAX_SETS = 64 };
@@ -54,8 +56,8 @@ int cmd_tui(int argc, char **argv) {
     a.sets = sets;
     a.init_sets = init_sets;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:s:h", opts, NULL)) != -1) {
+    cli_getopt_begin();
+    while ((c = getopt_long(argc, argv, ":m:s:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': a.model_path = optarg; break;
         case 'k': a.tokenizer_path = optarg; break;
@@ -63,8 +65,9 @@ int cmd_tui(int argc, char **argv) {
         case 'R': a.sessions_root = optarg; break;
         case 'T': a.train_path = optarg; break;
         case 'E': a.eval_path = optarg; break;
+        case 't':
         case 'j':
-            if (cli_int("tui", "--threads", optarg, 1, 1024, &a.threads)) return 2;
+            if (cli_int("tui", "-t/--threads", optarg, 1, 1024, &a.threads)) return 2;
             break;
         case 'S': a.stats_path = optarg; break;
         case 'V':
@@ -82,14 +85,11 @@ int cmd_tui(int argc, char **argv) {
             init_sets[a.n_init_sets++] = optarg;
             break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_option_end("tui", c, argv, opts);
         }
     }
-    if (optind != argc) {
-        fprintf(stderr, "redit tui: no arguments besides the options\n");
-        usage(stderr);
-        return 2;
-    }
+    const int bad = cli_parse_end("tui", argc, argv, NULL, NULL);
+    if (bad) return bad;
     rd_error err = {0};
     if (rd_workbench_check(&a, &err)) { /* before the terminal: scripts see it too */
         fprintf(stderr, "redit tui: %s\n", err.msg);

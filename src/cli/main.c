@@ -7,6 +7,7 @@
 #define DEFAULT_MODEL "models/redit-base.gguf"
 
 #include "cli.h"
+#include "redit/version.h"
 
 static const struct {
     const char *name;
@@ -36,12 +37,15 @@ static void usage(FILE *out) {
     fprintf(out,
             "redit — a workbench for RED (representation editing) fine-tuning of Llama-2-family "
             "models\n\nusage: redit COMMAND [options]    (redit COMMAND --help for its "
-            "options)\n\ncommands:\n");
+            "options)\n       redit --version\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(out, "\nModel files: GGUF v2/v3 (F32, F16, BF16, Q8_0, Q4_0–Q5_1, Q2_K–Q6_K), Hugging Face "
                  "folders (config.json + safetensors) and llama2.c .bin "
-                 "checkpoints; the format is detected from the file's content.\n");
+                 "checkpoints; the format is detected from the file's content.\n"
+                 "Shared flags mean what they mean in llama.cpp: -m/--model, -t/--threads, "
+                 "-c/--ctx-size, -n/--n-predict, -p/--prompt, -f/--file, --temp, --top-k, "
+                 "--top-p, --repeat-penalty, --repeat-last-n, --seed.\n");
 }
 
 int main(int argc, char **argv) {
@@ -57,6 +61,10 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    if (!strcmp(argv[1], "--version")) {
+        printf("redit %s\n", rd_version_full());
+        return 0;
+    }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) {
             /* getopt names argv[0] in its messages: "redit info: unrecognized option" */
@@ -65,7 +73,7 @@ int main(int argc, char **argv) {
             argv[1] = name;
             return COMMANDS[i].run(argc - 1, argv + 1);
         }
-    fprintf(stderr, "redit: unknown command \"%s\"\n\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "redit: unknown %s \"%s\"; see 'redit --help'\n",
+            argv[1][0] == '-' ? "option" : "command", argv[1]);
     return 2;
 }

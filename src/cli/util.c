@@ -11,7 +11,6 @@
 #include "redit/atomic_file.h"
 #include "redit/buf.h"
 #include "redit/edits.h"
-#include "redit/generate.h"
 
 int cli_check_output(const char *cmd, const char *what, const char *path) {
     rd_error err = {0};
@@ -31,10 +30,10 @@ rd_model *cli_load_model(const char *path, const char *tokenizer_path) {
     return m;
 }
 
-rd_edits *cli_load_edits(const char *path, const rd_model *m, int force) {
+rd_edits *cli_load_edits(const char *path, const rd_model *m, int force, char **options_json) {
     rd_error err = {0};
     rd_fp_match match;
-    rd_edits *e = rd_edits_load_match(path, m, force, NULL, &match, &err);
+    rd_edits *e = rd_edits_load_match(path, m, force, options_json, &match, &err);
     if (!e) fprintf(stderr, "redit: %s\n", err.msg);
     else cli_fingerprint_note(path, match);
     return e;
@@ -72,25 +71,6 @@ int cli_set_compute(const char *cmd, rd_model *m, const char *name, int backward
         return -1;
     }
     return 0;
-}
-
-int cli_gen_option(const char *cmd, int c, const char *arg, rd_gen_opts *g) {
-    rd_sampling *s = &g->sampling;
-    int bad, seed;
-    switch (c) {
-    case 'n': bad = cli_int(cmd, "--max-tokens", arg, 1, 1 << 24, &g->max_tokens); break;
-    case 't': bad = cli_float(cmd, "--temperature", arg, 0, 100, &s->temperature); break;
-    case 'K': bad = cli_int(cmd, "--top-k", arg, 0, 1 << 24, &s->top_k); break;
-    case 'P': bad = cli_float(cmd, "--top-p", arg, 1e-6, 1, &s->top_p); break;
-    case 'R': bad = cli_float(cmd, "--repeat-penalty", arg, 1e-3, 100, &s->repeat_penalty); break;
-    case 'N': bad = cli_int(cmd, "--no-repeat-ngram", arg, 0, 1 << 16, &s->no_repeat_ngram); break;
-    case 'S':
-        bad = cli_int(cmd, "--seed", arg, 0, 0x7fffffff, &seed);
-        if (!bad) s->seed = (uint64_t)seed;
-        break;
-    default: return 0;
-    }
-    return bad ? -1 : 1;
 }
 
 int *cli_parse_ids(const char *text, size_t *n) {

@@ -8,10 +8,12 @@
  * message (which names the file); wrong arguments raise "bad argument #n to 'f' (…)";
  * unknown option names are refused. Layers count from 0 as in the CLI and edit files.
  *
- * red.version                         "0.3.0"
+ * red.version                         redit's release number, "0.20.0" (redit/version.h: the
+ *                                     number `redit --version` shows)
  * red.threads([n])                    sets OpenBLAS's thread count (n <= 0: all cores);
  *                                     returns the previous count
- * red.load(path [, {tokenizer=file}]) → model (GGUF or llama2.c .bin, detected from content)
+ * red.load(path [, {tokenizer=file}]) → model (GGUF, Hugging Face folder or llama2.c .bin,
+ *                                     detected from content)
  *   m:info()    → {format, name, path, type ("F32", or "Q8_0, F32" when mixed), types
  *                  ({F32 = 15, …} matrices per type), dim, hidden_dim, layers, heads,
  *                  kv_heads, head_dim, vocab, context, norm_eps, rope_theta, tied, params,
@@ -104,6 +106,7 @@
 #include "red_internal.h"
 #include "redit/lua_red.h"
 #include "redit/train.h"
+#include "redit/version.h"
 
 #define SHARED_KEY "red.shared"
 #define SCRATCH_TYPE "red.scratch"
@@ -443,7 +446,7 @@ int luaopen_red(lua_State *L) {
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     lua_newtable(L);
-    lua_pushliteral(L, RDL_VERSION);
+    lua_pushliteral(L, RD_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushcfunction(L, red_threads);
     lua_setfield(L, -2, "threads");

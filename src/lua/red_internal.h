@@ -23,8 +23,6 @@
 #include "redit/error.h"
 #include "redit/model.h"
 
-#define RDL_VERSION "0.3.0"
-
 #define RDL_MODEL "red.model"
 #define RDL_EDITS "red.edits"
 #define RDL_DATASET "red.dataset"

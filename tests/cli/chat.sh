@@ -27,20 +27,20 @@ chat_run() {
 }
 
 # --- commands and EOF ---------------------------------------------------------------
-chat_run cmds 'Hello there\n/help\n/bogus\n/reset\n' -m "$M" -n 8 -t 0
+chat_run cmds 'Hello there\n/help\n/bogus\n/reset\n' -m "$M" -n 8 --temp 0
 expect_grep "/help" "$TMP/cmds.out" '^/reset +forget the conversation'
 expect_grep "/help lists /quit" "$TMP/cmds.out" '^/quit +leave'
 expect_grep "unknown command" "$TMP/cmds.out" '^unknown command /bogus: /help lists the commands'
 expect_grep "/reset" "$TMP/cmds.out" '^\(conversation cleared\)$'
 # blank lines are no messages: only the help text comes out
-chat_run blank '\n   \n/help\n' -m "$M" -n 8 -t 0
+chat_run blank '\n   \n/help\n' -m "$M" -n 8 --temp 0
 head -n 1 "$TMP/blank.out" | grep -q '^/reset' || fail "a blank line was answered: $(head -c 200 "$TMP/blank.out")"
 # "//" sends a message starting with "/"
-chat_run slash '//reset\n' -m "$M" -n 8 -t 0
+chat_run slash '//reset\n' -m "$M" -n 8 --temp 0
 grep -q 'conversation cleared' "$TMP/slash.out" && fail "//reset ran the command"
 [ -s "$TMP/slash.out" ] || fail "//reset was not answered"
 
-chat_run quit 'Hi\n/quit\n/help\n' -m "$M" -n 4 -t 0
+chat_run quit 'Hi\n/quit\n/help\n' -m "$M" -n 4 --temp 0
 grep -q 'forget the conversation' "$TMP/quit.out" && fail "/quit did not end the chat"
 chat_run eof '' -m "$M"
 [ -s "$TMP/eof.out" ] && fail "an empty input printed: $(head -c 200 "$TMP/eof.out")"
@@ -48,9 +48,9 @@ chat_run eof '' -m "$M"
 # --- the first turn equals generate on the rendered text; /reset repeats it -----------
 # plain template: the prompt ids are [BOS] + enc("Once upon a time\n"), as generate's.
 expect_ok "generate" "$REDIT" generate -m "$M" -p 'Once upon a time
-' -n 12 -t 0
+' -n 12 --temp 0
 cp "$TMP/out" "$TMP/gen.out"
-chat_run plain 'Once upon a time\nsecond message\n/reset\nOnce upon a time\n' -m "$M" --template plain -n 12 -t 0
+chat_run plain 'Once upon a time\nsecond message\n/reset\nOnce upon a time\n' -m "$M" --template plain -n 12 --temp 0
 "$PY" - "$TMP/gen.out" "$TMP/plain.out" <<'EOF' || fail "chat's first reply differs from generate's continuation"
 import sys
 gen = open(sys.argv[1], "rb").read()
@@ -73,12 +73,12 @@ done
 expect_ok "train" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/e.safetensors" \
     --epochs 8 --batch 8 --micro-batch 8 --lr 0.1 --max-len 64 --template red --sites both
 IN='Name item 3.\nName item 5 please.\n'
-chat_run cmp "$IN" -m "$M" --edits "$TMP/e.safetensors" --compare -t 0 -n 16
+chat_run cmp "$IN" -m "$M" --edits "$TMP/e.safetensors" --compare --temp 0 -n 16
 expect_grep "template from the edit file" "$TMP/cmp.err" 'template "red", as the edits were trained with'
 [ "$(grep -c '^── base ──$' "$TMP/cmp.out")" -eq 2 ] || fail "--compare: not one base answer per turn"
 [ "$(grep -c '^── edited ──$' "$TMP/cmp.out")" -eq 2 ] || fail "--compare: not one edited answer per turn"
-chat_run base "$IN" -m "$M" --template red -t 0 -n 16
-chat_run edited "$IN" -m "$M" --edits "$TMP/e.safetensors" -t 0 -n 16
+chat_run base "$IN" -m "$M" --template red --temp 0 -n 16
+chat_run edited "$IN" -m "$M" --edits "$TMP/e.safetensors" --temp 0 -n 16
 "$PY" - "$TMP/cmp.out" "$TMP/base.out" "$TMP/edited.out" <<'EOF' || fail "--compare answers are not those of separate base and edited chats"
 import sys
 out = open(sys.argv[1], "rb").read().decode("utf-8", "replace").split("\n")
@@ -98,8 +98,8 @@ EOF
 # --- two edit sets side by side: --edits A --edits-b B (chat and generate) ------------
 expect_ok "train B" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/e2.safetensors" \
     --epochs 3 --batch 8 --micro-batch 8 --lr 0.05 --max-len 64 --template red --sites ffn
-chat_run ab "$IN" -m "$M" --edits "$TMP/e.safetensors" --edits-b "$TMP/e2.safetensors" -t 0 -n 16
-chat_run edited2 "$IN" -m "$M" --edits "$TMP/e2.safetensors" -t 0 -n 16
+chat_run ab "$IN" -m "$M" --edits "$TMP/e.safetensors" --edits-b "$TMP/e2.safetensors" --temp 0 -n 16
+chat_run edited2 "$IN" -m "$M" --edits "$TMP/e2.safetensors" --temp 0 -n 16
 "$PY" - "$TMP/ab.out" "$TMP/edited.out" "$TMP/edited2.out" "$TMP/e.safetensors" "$TMP/e2.safetensors" <<'EOF' || fail "--edits-b answers are not those of separate chats with each edit set"
 import sys
 out = open(sys.argv[1], "rb").read().decode("utf-8", "replace").split("\n")
@@ -121,11 +121,11 @@ assert a != b, (a, b)
 EOF
 P="[INST] Name item 3. [/INST]"
 expect_ok "generate --edits-b" "$REDIT" generate -m "$M" --edits "$TMP/e.safetensors" \
-    --edits-b "$TMP/e2.safetensors" -p "$P" -t 0 -n 12
+    --edits-b "$TMP/e2.safetensors" -p "$P" --temp 0 -n 12
 cp "$TMP/out" "$TMP/gab.out"
-expect_ok "generate A" "$REDIT" generate -m "$M" --edits "$TMP/e.safetensors" -p "$P" -t 0 -n 12
+expect_ok "generate A" "$REDIT" generate -m "$M" --edits "$TMP/e.safetensors" -p "$P" --temp 0 -n 12
 cp "$TMP/out" "$TMP/ga.out"
-expect_ok "generate B" "$REDIT" generate -m "$M" --edits "$TMP/e2.safetensors" -p "$P" -t 0 -n 12
+expect_ok "generate B" "$REDIT" generate -m "$M" --edits "$TMP/e2.safetensors" -p "$P" --temp 0 -n 12
 { echo "── $TMP/e.safetensors ──"; cat "$TMP/ga.out"; echo; echo "── $TMP/e2.safetensors ──"; cat "$TMP/out"; } >"$TMP/gwant.out"
 cmp -s "$TMP/gab.out" "$TMP/gwant.out" || fail "generate --edits-b is not A's answer then B's, titled: $(cat "$TMP/gab.out")"
 cmp -s "$TMP/ga.out" "$TMP/out" && fail "the two edit sets answer alike: the test cannot tell them apart"
@@ -136,11 +136,11 @@ expect_fail "chat --edits-b without --edits" "--edits-b needs --edits" "$REDIT" 
 
 # --- the context (256 tokens on the demo model) ---------------------------------------
 LONG=$("$PY" -c 'print("word " * 80)')
-chat_run ctx "Tell me a long story about the park.\nAnd another one about the sun.\nAnd a third about a dog.\nAnd one more.\n$LONG\n/reset\nStill there?\n" -m "$M" -n 100 -t 0
+chat_run ctx "Tell me a long story about the park.\nAnd another one about the sun.\nAnd a third about a dog.\nAnd one more.\n$LONG\n/reset\nStill there?\n" -m "$M" -n 100 --temp 0
 expect_grep "oldest exchange dropped" "$TMP/ctx.err" '1 oldest exchange is left out'
 expect_grep "too long a message" "$TMP/ctx.err" 'the message takes [0-9]+ tokens; the context holds 256'
 # the chat goes on: the answer after /reset is the one a fresh chat gives
-chat_run fresh 'Still there?\n' -m "$M" -n 100 -t 0
+chat_run fresh 'Still there?\n' -m "$M" -n 100 --temp 0
 "$PY" - "$TMP/ctx.out" "$TMP/fresh.out" <<'EOF' || fail "the chat did not go on after the long message"
 import sys
 out = open(sys.argv[1], "rb").read()
@@ -151,17 +151,17 @@ assert out.split(mark, 1)[1] == fresh, (out.split(mark, 1)[1][:200], fresh[:200]
 EOF
 
 # a refused message leaves the conversation as it was
-chat_run keep1 "Hello there.\n$LONG\nAnd now?\n" -m "$M" -n 20 -t 0
-chat_run keep2 'Hello there.\nAnd now?\n' -m "$M" -n 20 -t 0
+chat_run keep1 "Hello there.\n$LONG\nAnd now?\n" -m "$M" -n 20 --temp 0
+chat_run keep2 'Hello there.\nAnd now?\n' -m "$M" -n 20 --temp 0
 cmp -s "$TMP/keep1.out" "$TMP/keep2.out" || fail "a refused message changed the conversation"
 
 # --- bad options ------------------------------------------------------------------------
-expect_fail "no model" "give -m MODEL" "$REDIT" chat
+expect_fail "no model" "redit chat: -m MODEL is required; see .redit chat --help." "$REDIT" chat
 expect_fail "--compare without edits" "--compare needs --edits" "$REDIT" chat -m "$M" --compare
 expect_fail "bad template" "template .*custom template needs \{prompt\}" "$REDIT" chat -m "$M" --template '{answer} {prompt}'
-expect_fail "bad max-tokens" "bad value for --max-tokens" "$REDIT" chat -m "$M" -n 0
-expect_fail "bad temperature" "bad value for --temperature" "$REDIT" chat -m "$M" -t hot
-expect_fail "extra argument" "give -m MODEL" "$REDIT" chat -m "$M" extra
+expect_fail "bad -n" "bad value for -n/--n-predict" "$REDIT" chat -m "$M" -n 0
+expect_fail "bad temperature" "bad value for --temp" "$REDIT" chat -m "$M" --temp hot
+expect_fail "extra argument" "redit chat: unexpected argument .extra." "$REDIT" chat -m "$M" extra
 expect_fail "missing model file" "$TMP/nope.gguf" "$REDIT" chat -m "$TMP/nope.gguf"
 expect_fail "missing edits file" "$TMP/nope.safetensors" "$REDIT" chat -m "$M" --edits "$TMP/nope.safetensors"
 if [ -f "$FIX/stories260K/stories260K.bin" ]; then
@@ -191,7 +191,7 @@ screen_has() {
 }
 keys() { tmux -S "$SOCK" send-keys -t chat "$@"; }
 tmux -S "$SOCK" new-session -d -s chat -x 100 -y 30 \
-    "'$REDIT' chat -m '$M' --edits '$TMP/e.safetensors' -t 0 -n 16; echo CHAT-ENDED \$?; sleep 30"
+    "'$REDIT' chat -m '$M' --edits '$TMP/e.safetensors' --temp 0 -n 16; echo CHAT-ENDED \$?; sleep 30"
 screen_has '^chat with .*\(edited\) — /help'
 screen_has '^you> ?$'
 keys 'Name item 3.' Enter

@@ -17,9 +17,9 @@ expect_grep "F16 matrices" "$TMP/out" '^matrices +F16 '
 expect_grep "tokenizer inside" "$TMP/out" '^tokenizer +SentencePiece BPE'
 
 # Greedy generation from a text prompt is reproducible.
-expect_ok "generate from the demo model" "$REDIT" generate -m "$G" -p "the" -n 8 -t 0
+expect_ok "generate from the demo model" "$REDIT" generate -m "$G" -p "the" -n 8 --temp 0
 cp "$TMP/out" "$TMP/first"
-expect_ok "generate again" "$REDIT" generate -m "$G" -p "the" -n 8 -t 0
+expect_ok "generate again" "$REDIT" generate -m "$G" -p "the" -n 8 --temp 0
 cmp -s "$TMP/out" "$TMP/first" || fail "greedy generation differs between two runs"
 expect_grep "generation starts with the prompt" "$TMP/first" '^the'
 printf 'the ball' >"$TMP/in"

@@ -98,7 +98,7 @@ PYEOF
 
 expect_fail "unknown format" 'format must be' "$REDIT" export -e "$TMP/e.safetensors" -m "$M" \
     -f onnx -o "$TMP/x"
-expect_fail "missing output" 'usage' "$REDIT" export -e "$TMP/e.safetensors" -m "$M" -f cvec
+expect_fail "missing output" "redit export: -o FILE is required; see 'redit export --help'" "$REDIT" export -e "$TMP/e.safetensors" -m "$M" -f cvec
 expect_fail "missing edits file" 'nope' "$REDIT" export -e "$TMP/nope.safetensors" -m "$M" \
     -f cvec -o "$TMP/x"
 [ ! -e "$TMP/x" ] || fail "a failed export left a file"

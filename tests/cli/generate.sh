@@ -19,7 +19,7 @@ print(" ".join(str(i) for i in j["greedy_next_ids"][:16]))
 ' "$GREEDY") || fail "cannot read $GREEDY"
 
 for threads in 1 2; do
-    expect_ok "greedy generate, $threads thread(s)" "$REDIT" generate -m "$MODEL" --ids 1 -n 16 -t 0 --threads "$threads"
+    expect_ok "greedy generate, $threads thread(s)" "$REDIT" generate -m "$MODEL" --ids 1 -n 16 --temp 0 --threads "$threads"
     got=$(tr -s ' \n' ' ' <"$TMP/out" | sed 's/^ //; s/ $//')
     [ "$got" = "$want" ] || fail "greedy ids ($threads threads): got '$got', expected '$want'"
     expect_grep "statistics on stderr" "$TMP/err" 'generated 16 tokens'

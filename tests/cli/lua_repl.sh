@@ -123,7 +123,7 @@ expect_grep "interrupted" "$TMP/int.err" 'interrupted'
 
 # --- bad options ----------------------------------------------------------------------
 expect_fail "--edits without a model" "need -m MODEL" "$REDIT" lua --edits "$TMP/e.safetensors"
-expect_fail "extra argument" "no arguments besides the options" "$REDIT" lua script.lua
+expect_fail "extra argument" "redit lua: unexpected argument 'script.lua' \\(redit run SCRIPT.lua runs a script\\); see 'redit lua --help'" "$REDIT" lua script.lua
 expect_fail "missing model" "$TMP/nope.gguf" "$REDIT" lua -m "$TMP/nope.gguf"
 expect_fail "missing edits" "nope.safetensors" "$REDIT" lua -m "$M" --edits "$TMP/nope.safetensors"
 expect_ok "help" "$REDIT" lua --help

@@ -11,13 +11,13 @@ expect_ok "info" "$REDIT" info -m "$TMP/m.gguf"
 grep -q "GGUF" "$TMP/out" || fail "info does not say GGUF"
 grep -q "Q4_0" "$TMP/out" || fail "info does not show Q4_0 matrices"
 grep -q "dim 768" "$TMP/out" || fail "info does not show the stories110M shape"
-expect_ok "generate" "$REDIT" generate -m "$TMP/m.gguf" --ids "1 5 9" -n 4 -t 0
+expect_ok "generate" "$REDIT" generate -m "$TMP/m.gguf" --ids "1 5 9" -n 4 --temp 0
 # llama.cpp's Q4_K_M mixture: Q6_K for the classifier and attn_v/ffn_down of 6 of 12 layers
 expect_ok "make-model Q4_K_M" "$REDIT" make-model --shape stories110M --type Q4_K_M --untied -o "$TMP/km.gguf"
 expect_ok "info Q4_K_M" "$REDIT" info -m "$TMP/km.gguf"
 grep -q "Q4_K ×73, Q6_K ×13" "$TMP/out" || fail "Q4_K_M: not 73 Q4_K and 13 Q6_K matrices"
 grep -q "untied classifier" "$TMP/out" || fail "--untied: the classifier is tied"
-expect_ok "generate Q4_K_M" "$REDIT" generate -m "$TMP/km.gguf" --ids "1 5 9" -n 4 -t 0
+expect_ok "generate Q4_K_M" "$REDIT" generate -m "$TMP/km.gguf" --ids "1 5 9" -n 4 --temp 0
 # 288-wide rows are no whole 256-blocks: llama.cpp's fallbacks, Q5_0 and Q8_0
 expect_ok "make-model Q4_K_M 288 wide" "$REDIT" make-model --shape stories15M --type Q4_K_M -o "$TMP/k15.gguf"
 expect_ok "info Q4_K_M 288 wide" "$REDIT" info -m "$TMP/k15.gguf"

@@ -59,7 +59,7 @@ expect_fail "--init of a damaged file" "bad-init.safetensors" "$REDIT" train -m 
     -o "$TMP/x" --init "$TMP/bad-init.safetensors"
 [ ! -e "$TMP/x" ] || fail "a failed --init run wrote an output file"
 
-expect_ok "generate --compare" "$REDIT" generate -m "$M" -p "Name item 3." -n 8 -t 0 \
+expect_ok "generate --compare" "$REDIT" generate -m "$M" -p "Name item 3." -n 8 --temp 0 \
     --edits "$TMP/e.safetensors" --compare
 grep -q "── base ──" "$TMP/out" && grep -q "── edited ──" "$TMP/out" || fail "--compare did not print both answers"
 

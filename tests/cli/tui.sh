@@ -291,9 +291,9 @@ S9="$TMP/sessions/s9"
 expect_ok "redit session --edits 1" "$REDIT" session s9 --root "$TMP/sessions" --edits 1
 [ "$(cat "$TMP/out")" = "$S9/runs/1/edits.safetensors" ] || fail "--edits 1 printed $(cat "$TMP/out")"
 expect_ok "generate with run 1's edits by path" "$REDIT" generate -m "$M" --edits "$(cat "$TMP/out")" \
-    -t 0 -n 12 -p "Name item 3." --threads 2
+    --temp 0 -n 12 -p "Name item 3." --threads 2
 cp "$TMP/out" "$TMP/gen-run1"
-expect_ok "generate with e1" "$REDIT" generate -m "$M" --edits "$TMP/e1.safetensors" -t 0 -n 12 \
+expect_ok "generate with e1" "$REDIT" generate -m "$M" --edits "$TMP/e1.safetensors" --temp 0 -n 12 \
     -p "Name item 3." --threads 2
 cmp -s "$TMP/out" "$TMP/gen-run1" || fail "run 1's edits file does not answer as wb.edits() did after run 1"
 cp "$S9/session.json" "$TMP/s9.before"

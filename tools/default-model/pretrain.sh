@@ -85,7 +85,7 @@ echo "pretrain: $steps steps of $BATCH x $SEQ tokens (~$TOKENS tokens), lr $LR, 
     for prompt in "The President said that" "Call me Ishmael." "In the beginning" \
         "A harbor is"; do
         echo "--- $prompt"
-        "$REDIT" generate -m "$out/model-f32.gguf" -p "$prompt" -n 60 -t 0.8 --top-k 40 \
+        "$REDIT" generate -m "$out/model-f32.gguf" -p "$prompt" -n 60 --temp 0.8 --top-k 40 \
             --seed "$seed" 2>/dev/null
         echo
     done
