@@ -53,7 +53,7 @@ static void usage(FILE *out) {
             "      --no-repeat-ngram N   (default %d)\n"
             "      --seed S              random seed of the first turn; turn k uses S + k\n"
             "                            (default %llu)\n"
-            "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
+            "      --tokenizer FILE      tokenizer.model, tokenizer.bin or tokenizer.json (default: beside the model)\n"
             "  -t, --threads N           compute threads (default: all cores; -t was the\n"
             "                            temperature before this release: now --temp)\n"
             "      --compute C           auto (default), bf16 or f32: auto and bf16 decode\n"

@@ -29,7 +29,7 @@ static void usage(FILE *out) {
             "      --edits FILE   edit file whose vectors the gradient is taken at\n"
             "      --strength A   edit strength α (default 1)\n"
             "      --force        load edits made for another base model\n"
-            "      --tokenizer F  llama2.c tokenizer.bin (not needed for ids)\n"
+            "      --tokenizer F  tokenizer.model, .bin or .json (not needed for ids)\n"
             "  -t, --threads N    compute threads (default: all cores)\n"
             "      --compute C    f32 (default: the reference numerics), bf16 or auto\n"
             "  -h, --help         this text\n"

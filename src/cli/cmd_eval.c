@@ -37,7 +37,7 @@ static void usage(FILE *out) {
             "      --batch N        sequences per pass (default 8)\n"
             "      --json           the results as one JSON object on stdout (the table goes\n"
             "                       to stderr)\n"
-            "      --tokenizer F    llama2.c tokenizer.bin for a .bin model\n"
+            "      --tokenizer F    tokenizer.model, .bin or .json for a .bin model\n"
             "  -t, --threads N      compute threads (default: all cores)\n"
             "      --compute C      f32 (default), bf16 or auto matrix products\n"
             "  -h, --help           this text\n"

@@ -42,7 +42,7 @@ static void usage(FILE *out) {
             "                            -1 = the whole context)\n"
             "      --no-repeat-ngram N   never repeat an N-gram, 0 = off (default %d)\n"
             "      --seed S              random seed (default %llu)\n"
-            "      --tokenizer FILE      llama2.c tokenizer.bin (default: beside the model)\n"
+            "      --tokenizer FILE      tokenizer.model, tokenizer.bin or tokenizer.json (default: beside the model)\n"
             "  -t, --threads N           compute threads (default: all cores)\n"
             "      --compute C           auto (default), bf16 or f32: auto and bf16 decode\n"
             "                            quantized weights with 8-bit activation products\n"

@@ -13,7 +13,7 @@ static void usage(FILE *out) {
                  "tokenizer summary.\n\n"
                  "  -m, --model FILE      GGUF, Hugging Face folder or llama2.c .bin (detected\n"
                  "                        from the content)\n"
-                 "      --tokenizer FILE  llama2.c tokenizer.bin (default: beside the model)\n"
+                 "      --tokenizer FILE  tokenizer.model, tokenizer.bin or tokenizer.json (default: beside the model)\n"
                  "  -h, --help            this text\n"
                  "      --version         redit's version\n");
 }

@@ -16,7 +16,7 @@ static void usage(FILE *out) {
                  "  -m, --model FILE      model: GGUF, Hugging Face folder or llama2.c .bin\n"
                  "      --ids LIST        token ids, separated by spaces or commas\n"
                  "  -o, --output FILE     where to write (atomically)\n"
-                 "      --tokenizer FILE  llama2.c tokenizer.bin (not needed for ids)\n"
+                 "      --tokenizer FILE  tokenizer.model, .bin or .json (not needed for ids)\n"
                  "  -t, --threads N       compute threads (default: all cores)\n"
                  "      --edits FILE      apply RED edits (safetensors edit file)\n"
                  "      --strength A      edit strength α: s' = 1 + α(s − 1), b' = α·b (default 1)\n"

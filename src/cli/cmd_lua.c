@@ -31,7 +31,7 @@ static void usage(FILE *out) {
             "  -m, --model FILE      load a model (GGUF, Hugging Face folder or llama2.c .bin)\n"
             "                        as the global `model`\n"
             "      --edits FILE      load an edit file for it as the global `edits`\n"
-            "      --tokenizer FILE  llama2.c tokenizer.bin for the model\n"
+            "      --tokenizer FILE  tokenizer.model, .bin or .json for the model\n"
             "  -h, --help            this text\n"
             "      --version         redit's version\n");
 }

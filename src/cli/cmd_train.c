@@ -124,7 +124,7 @@ static void usage(FILE *out) {
             "                          evaluation, last loss, edits file, time, tokens/s, what\n"
             "                          stopped the run); the progress stays on stderr\n"
             "  -m, --model FILE        the frozen model (GGUF, HF folder or llama2.c .bin)\n"
-            "      --tokenizer FILE    llama2.c tokenizer.bin for a .bin model\n"
+            "      --tokenizer FILE    tokenizer.model, .bin or .json for a .bin model\n"
             "  -t, --threads N         compute threads (default: all cores)\n"
             "      --compute C         f32 (default: reference numerics) or bf16 (bf16 weights and\n"
             "                          activations in the matrix products, f32 accumulation and\n"

@@ -20,7 +20,7 @@ static void usage(FILE *out) {
             "unwritable, a bad name) is refused before anything starts.\n\n"
             "  -m, --model FILE       model: GGUF, Hugging Face folder or llama2.c .bin\n"
             "                         (default: the model the session records)\n"
-            "      --tokenizer FILE   llama2.c tokenizer.bin for a .bin model\n"
+            "      --tokenizer FILE   tokenizer.model, .bin or .json for a .bin model\n"
             "  -s, --session NAME     session to open or create (default: \"default\")\n"
             "      --sessions DIR     where sessions live (default: sessions)\n"
             "      --train FILE       training set of a new session (a restored one keeps its own)\n"

@@ -40,7 +40,7 @@ static void usage(FILE *out) {
             "options)\n       redit --version\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(out, "\nModel files: GGUF v2/v3 (F32, F16, BF16, Q8_0, Q4_0–Q5_1, Q2_K–Q6_K), Hugging Face "
+    fprintf(out, "\nModel files: GGUF v2/v3 (F32, F16, BF16, Q8_0, Q4_0–Q5_1, Q2_K–Q6_K, IQ4_NL, IQ4_XS), Hugging Face "
                  "folders (config.json + safetensors) and llama2.c .bin "
                  "checkpoints; the format is detected from the file's content.\n"
                  "Shared flags mean what they mean in llama.cpp: -m/--model, -t/--threads, "
