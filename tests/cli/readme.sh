@@ -4,8 +4,9 @@
 # whose first line says how to run it (`-- build/redit run NAME.lua ARGS`) run in order,
 # from a scratch folder that sees the repository's build/, models/, datasets/ and lua/, so a
 # file a command writes (edits.safetensors) is there for the commands after it. To keep
-# `make test` short, training commands get `--max-steps 3` appended (their flags and files are
-# still all checked) and interactive ones read `/quit` from stdin. Commands on files a user
+# `make test` short (and `make test-asan` within reach), training commands get `--max-steps 3`
+# appended and their `--eval` set cut to its first 40 examples (their flags and files are
+# still all checked), and interactive ones read `/quit` from stdin. Commands on files a user
 # brings (a Llama-2-7B GGUF, `my-train.jsonl`) are only named as skipped.
 set -eu
 TMP=$(mktemp -d)
@@ -58,7 +59,15 @@ while IFS= read -r cmd; do
     # A comment at the end of a line is part of the README, not of the command.
     run=$(printf '%s' "$run" | sed 's/[[:space:]]#.*$//')
     case "$run" in
-    *" train "*) run="$run --max-steps 3" ;;
+    *" train "*)
+        run="$run --max-steps 3"
+        ev=$(printf '%s' "$run" | sed -n 's/.*--eval \([^ ]*\).*/\1/p')
+        if [ -n "$ev" ]; then
+            [ -f "$ev" ] || fail "README command names a missing held-out set $ev: $cmd"
+            mkdir -p "$TMP/evalhead/$(dirname "$ev")"
+            head -n 40 "$ev" >"$TMP/evalhead/$ev"
+            run=$(printf '%s' "$run" | sed "s#--eval $ev#--eval $TMP/evalhead/$ev#")
+        fi ;;
     esac
     stdin=/dev/null
     case "$run" in

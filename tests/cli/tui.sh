@@ -235,7 +235,7 @@ tmux -L "$SOCK" resize-window -t n -x 80 -y 24
 wait_for n "Configuration"
 keys n F5 "wb.set{epochs = 3, lr = 0.1}; wb.train()" Enter
 wait_for n "#1 ffn all"
-wait_for n " idle"
+wait_for n " idle" 300
 keys n F4 "Name item 3." Enter
 wait_top n "you: Name item 3\\." "edited  α=1" " idle" '[^ ] *│ *[^ ]'
 keys n NPage NPage NPage NPage NPage NPage
