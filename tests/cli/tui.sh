@@ -431,6 +431,8 @@ wait_for m1 "^session bad3 is damaged: moved aside to"
 # its last words (a word is never split), the console above it
 wait_for m1 "JSON\\)"
 wait_for m1 "^ Lua console "
+# (the chart's line before a run fits its 48 columns too)
+wait_for m1 "no run yet: F6 \\(or t\\) starts training"
 # the help's longest lines end in the box
 keys m1 F1
 wait_for m1 "redit workbench"
