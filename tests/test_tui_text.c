@@ -710,6 +710,67 @@ static void test_layout_too_small(void **state) {
     assert_rect(l.hints, 0, 0, 0, 0);
 }
 
+/* A long notice takes rows from the console while it shows (at most TUI_MESSAGE_ROWS_MAX). */
+static void test_layout_message(void **state) {
+    (void)state;
+    /* the notice after a stop that skipped its evaluation (173 columns) */
+    const char *stop = "stopped: 12 steps in 40.2 s, 812 tok/s, best eval 2.3456: stopped on "
+                       "request after step 12; evaluation skipped: kept the best edits evaluated "
+                       "so far (step 8) — session saved";
+    int cut = -1;
+    assert_int_equal(tui_message_rows(stop, 80, &cut), 3); /* 76 + 80 + 15 columns */
+    assert_int_equal(cut, 0);
+    assert_int_equal(tui_message_rows(stop, 100, &cut), 2); /* 91 + 81 */
+    assert_int_equal(tui_message_rows(stop, 200, NULL), 1);
+    assert_int_equal(tui_message_rows("", 80, &cut), 1);
+    assert_int_equal(tui_message_rows(NULL, 80, NULL), 1);
+    assert_int_equal(tui_message_rows("a\nb", 80, NULL), 2);
+    char long_text[700];
+    memset(long_text, 'x', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    for (size_t i = 9; i < sizeof long_text - 1; i += 10) long_text[i] = ' ';
+    assert_int_equal(tui_message_rows(long_text, 80, &cut), TUI_MESSAGE_ROWS_MAX); /* 9 rows */
+    assert_int_equal(cut, 1);
+    assert_int_equal(tui_message_rows(long_text, 200, &cut), 4); /* 4 rows: not cut */
+    assert_int_equal(cut, 0);
+
+    tui_layout l, plain;
+    /* 80×24, 3 rows: the console's 6 rows (y 17) become 4, the notice is on rows 21..23 */
+    tui_layout_compute_message(80, 24, TUI_ZOOM_NONE, tui_message_rows(stop, 80, NULL), &l);
+    assert_rect(l.status, 0, 0, 1, 80);
+    assert_rect(l.config, 1, 0, 16, 30);
+    assert_rect(l.chart, 1, 30, 8, 50);
+    assert_rect(l.chat, 9, 30, 8, 50);
+    assert_rect(l.console, 17, 0, 4, 80);
+    assert_rect(l.hints, 21, 0, 3, 80);
+    /* more than the most: 4 rows, the console keeps 3 */
+    tui_layout_compute_message(80, 24, TUI_ZOOM_NONE, 9, &l);
+    assert_rect(l.console, 17, 0, 3, 80);
+    assert_rect(l.hints, 20, 0, 4, 80);
+    /* 100×30, 2 rows: the console's 7 rows (y 22) become 6 */
+    tui_layout_compute_message(100, 30, TUI_ZOOM_NONE, tui_message_rows(stop, 100, NULL), &l);
+    assert_rect(l.config, 1, 0, 21, 30);
+    assert_rect(l.chart, 1, 30, 10, 70);
+    assert_rect(l.chat, 11, 30, 11, 70);
+    assert_rect(l.console, 22, 0, 6, 100);
+    assert_rect(l.hints, 28, 0, 2, 100);
+    /* a zoomed pane gives the rows */
+    tui_layout_compute_message(100, 30, TUI_ZOOM_CHAT, 3, &l);
+    assert_rect(l.chat, 1, 0, 26, 100);
+    assert_rect(l.hints, 27, 0, 3, 100);
+    assert_rect(l.console, 0, 0, 0, 0);
+    /* one row (or fewer): the usual layout, back when the notice clears */
+    tui_layout_compute(100, 30, TUI_ZOOM_NONE, &plain);
+    tui_layout_compute_message(100, 30, TUI_ZOOM_NONE, 1, &l);
+    assert_memory_equal(&l, &plain, sizeof l);
+    tui_layout_compute_message(100, 30, TUI_ZOOM_NONE, 0, &l);
+    assert_memory_equal(&l, &plain, sizeof l);
+    /* too small stays too small */
+    tui_layout_compute_message(79, 24, TUI_ZOOM_NONE, 3, &l);
+    assert_int_equal(l.too_small, 1);
+    assert_rect(l.hints, 0, 0, 0, 0);
+}
+
 /* ---- lines of fields laid out by priority (layout.c) --------------------------------- */
 
 static void test_line_fit_priority(void **state) {
@@ -809,6 +870,7 @@ int main(void) {
         cmocka_unit_test(test_layout_panes),
         cmocka_unit_test(test_layout_zoom),
         cmocka_unit_test(test_layout_too_small),
+        cmocka_unit_test(test_layout_message),
         cmocka_unit_test(test_line_fit_priority),
         cmocka_unit_test(test_line_fit_ties_absent_utf8),
     };

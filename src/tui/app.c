@@ -39,7 +39,21 @@ void app_notify(tui_app *a, int is_error, const char *fmt, ...) {
     vsnprintf(a->message, sizeof a->message, fmt, ap);
     va_end(ap);
     a->message_is_error = is_error;
+    a->message_logged = 0;
     a->dirty = 1;
+}
+
+/* Lays the panes out for the terminal's size, the zoom and the notice's rows into a->layout;
+ * a notice cut at this width is printed in full in the console (once). */
+static void app_layout(tui_app *a) {
+    int cut = 0;
+    int rows = a->message[0] ? tui_message_rows(a->message, COLS, &cut) : 1;
+    tui_layout_compute_message(COLS, LINES, a->zoom, rows, &a->layout);
+    if (cut && !a->message_logged && a->console && !a->layout.too_small) {
+        console_print(a->console, a->message);
+        console_print(a->console, "\n");
+        a->message_logged = 1;
+    }
 }
 
 /* ---- signals and the terminal ----------------------------------------------------------
@@ -111,7 +125,7 @@ static void start_screen(tui_app *a) {
         init_pair(PAIR_BASE, COLOR_CYAN, -1);
         init_pair(PAIR_EDITED, COLOR_MAGENTA, -1);
     }
-    tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
+    app_layout(a);
 }
 
 /* ---- the model and the session ----------------------------------------------------------- */
@@ -680,6 +694,7 @@ void app_finish_jobs(tui_app *a) {
 /* ---- drawing ------------------------------------------------------------------------------ */
 
 static void draw_screen(tui_app *a) {
+    app_layout(a); /* the notice's rows */
     erase();
     if (a->layout.too_small) {
         const char *msg = "terminal too small";
@@ -720,7 +735,7 @@ static void set_focus(tui_app *a, int pane) {
     a->focus = (pane + PANE_COUNT) % PANE_COUNT;
     if (a->zoom && ZOOM_OF[a->focus] != a->zoom) a->zoom = ZOOM_OF[a->focus];
     if (a->zoom == TUI_ZOOM_NONE && a->focus == PANE_CONFIG) a->zoom = TUI_ZOOM_NONE;
-    tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
+    app_layout(a);
 }
 
 enum { QUIT_ASK_NONE = 0, QUIT_ASK_TRAINING, QUIT_ASK_UNSAVED };
@@ -800,7 +815,7 @@ static int global_key(tui_app *a, tui_key k) {
         if (app_stop(a)) return 1;
         if (a->zoom) {
             a->zoom = TUI_ZOOM_NONE;
-            tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
+            app_layout(a);
             return 1;
         }
         return 0; /* the pane may use it (cancel an edit) */
@@ -837,7 +852,7 @@ static int command_key(tui_app *a, tui_key k) {
     case 't': start_training_key(a); return 1;
     case 'z':
         a->zoom = a->zoom || a->focus == PANE_CONFIG ? TUI_ZOOM_NONE : ZOOM_OF[a->focus];
-        tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
+        app_layout(a);
         return 1;
     }
     return 0;
@@ -849,7 +864,7 @@ static void handle_key(tui_app *a, tui_key k) {
     /* a console chunk typed before this key runs first (keys keep their order) */
     if (console_has_ready(a->console)) console_run_ready(a->console);
     if (k.is_key && k.code == KEY_RESIZE) {
-        tui_layout_compute(COLS, LINES, a->zoom, &a->layout);
+        app_layout(a);
         return;
     }
     if (a->help) { /* any key closes the help */

@@ -73,8 +73,10 @@ typedef struct tui_app {
     int quit_asked;         /* QUIT_ASK_*: a y/n question about quitting is showing */
     int quit_unsaved;       /* the user chose to quit without saving (the save failed) */
     int dirty;              /* redraw needed */
-    char message[256];      /* one-line notice in the hints row (errors in red) */
+    char message[1024];     /* notice in the hints row (errors in red), word-wrapped on up to
+                               TUI_MESSAGE_ROWS_MAX rows taken from the console */
     int message_is_error;
+    int message_logged;     /* the notice, too long for its rows, was printed in the console */
     /* panes' own state */
     int cfg_sel, cfg_top, cfg_editing;
     char cfg_buf[512];
@@ -95,7 +97,8 @@ typedef struct tui_app {
 
 /* ---- actions (panes, keys and the Lua console) --------------------------------------- */
 
-/* Shows a notice in the hints row. */
+/* Shows a notice in the hints row (word-wrapped; one too long for TUI_MESSAGE_ROWS_MAX rows
+ * is also printed in full in the console). It lasts until the next key. */
 void app_notify(tui_app *a, int is_error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Sets one configuration field from text (validated as typing is); refused while training

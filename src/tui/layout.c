@@ -10,16 +10,26 @@ static tui_rect rect(int y, int x, int h, int w) { return (tui_rect){y, x, h, w}
 static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 void tui_layout_compute(int cols, int rows, int zoom, tui_layout *out) {
+    tui_layout_compute_message(cols, rows, zoom, 1, out);
+}
+
+int tui_message_rows(const char *text, int cols, int *cut) {
+    size_t n = text && text[0] ? tui_wrap(text, strlen(text), cols, NULL, 0) : 1;
+    if (cut) *cut = n > TUI_MESSAGE_ROWS_MAX;
+    return n > TUI_MESSAGE_ROWS_MAX ? TUI_MESSAGE_ROWS_MAX : (int)n;
+}
+
+void tui_layout_compute_message(int cols, int rows, int zoom, int message_rows, tui_layout *out) {
     memset(out, 0, sizeof *out);
     if (cols < TUI_MIN_COLS || rows < TUI_MIN_ROWS) {
         out->too_small = 1;
         return;
     }
-    const int body = rows - 2;
+    const int body = rows - 2, extra = clamp_int(message_rows, 1, TUI_MESSAGE_ROWS_MAX) - 1;
     out->status = rect(0, 0, 1, cols);
-    out->hints = rect(rows - 1, 0, 1, cols);
+    out->hints = rect(rows - 1 - extra, 0, 1 + extra, cols);
 
-    const tui_rect whole_body = rect(1, 0, body, cols);
+    const tui_rect whole_body = rect(1, 0, body - extra, cols);
     switch (zoom) {
     case TUI_ZOOM_CHART: out->chart = whole_body; return;
     case TUI_ZOOM_CHAT: out->chat = whole_body; return;
@@ -31,7 +41,7 @@ void tui_layout_compute(int cols, int rows, int zoom, tui_layout *out) {
     const int top = body - console_h;
     const int config_w = clamp_int(cols * 3 / 10, 30, 40);
     const int chart_h = top / 2;
-    out->console = rect(1 + top, 0, console_h, cols);
+    out->console = rect(1 + top, 0, console_h - extra, cols);
     out->config = rect(1, 0, top, config_w);
     out->chart = rect(1, config_w, chart_h, cols - config_w);
     out->chat = rect(1 + chart_h, config_w, top - chart_h, cols - config_w);

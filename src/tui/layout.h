@@ -4,7 +4,8 @@
  *   rows 1..         config (left) | chart (right, top half)
  *                                  | chat  (right, bottom half)
  *                    console (full width, bottom of the body)
- *   last row         key hints (full width)
+ *   last row         key hints (full width), or a notice: a long one takes up to
+ *                    TUI_MESSAGE_ROWS_MAX rows, taken from the console
  */
 #ifndef REDIT_TUI_LAYOUT_H
 #define REDIT_TUI_LAYOUT_H
@@ -18,12 +19,16 @@ typedef struct tui_rect {
 
 enum { TUI_MIN_COLS = 80, TUI_MIN_ROWS = 24 };
 
+/* The most rows a notice in the hints row may take (word-wrapped). */
+enum { TUI_MESSAGE_ROWS_MAX = 4 };
+
 /* Which pane, if any, takes the whole body. */
 enum { TUI_ZOOM_NONE = 0, TUI_ZOOM_CHART, TUI_ZOOM_CHAT, TUI_ZOOM_CONSOLE };
 
 typedef struct tui_layout {
     int too_small; /* the terminal is under TUI_MIN_COLS × TUI_MIN_ROWS: every rect is zero */
-    tui_rect status, config, chart, chat, console, hints;
+    tui_rect status, config, chart, chat, console;
+    tui_rect hints; /* the key hints' row, or the rows of the notice shown instead */
 } tui_layout;
 
 /* Computes the panes of a cols × rows terminal into *out (every field written).
@@ -35,6 +40,18 @@ typedef struct tui_layout {
  * zoom (TUI_ZOOM_*): that pane takes the whole body (y 1, x 0, h body, w cols) and config
  * and the other panes are zero; status and hints stay. An unknown zoom counts as none. */
 void tui_layout_compute(int cols, int rows, int zoom, tui_layout *out);
+
+/* Rows a notice takes on a terminal of cols columns: its lines word-wrapped by tui_wrap,
+ * at most TUI_MESSAGE_ROWS_MAX (1 for NULL or ""). *cut (may be NULL) is set to 1 when the
+ * notice needs more rows than that (its last row then ends in "…"), else 0. */
+int tui_message_rows(const char *text, int cols, int *cut);
+
+/* tui_layout_compute with a notice of message_rows rows (clamped to 1..TUI_MESSAGE_ROWS_MAX)
+ * in place of the hints: hints is the bottom message_rows rows, and the rows above the last
+ * one come from the bottom of the console (from the zoomed pane's when one is zoomed); every
+ * other pane is as tui_layout_compute has it. The console keeps at least 3 rows (its 6 less
+ * the 3 a notice may take). */
+void tui_layout_compute_message(int cols, int rows, int zoom, int message_rows, tui_layout *out);
 
 /* ---- one line of fields laid out by priority (the status line, the training line) ---- */
 

@@ -139,7 +139,7 @@ static void draw_numbers(tui_app *a, tui_rect r, int y) {
     } else if (run && run->n_steps) {
         run_line(run, r.w - 2, line, sizeof line);
     } else {
-        snprintf(line, sizeof line, "no run yet: F6 (or t) trains with the configuration");
+        snprintf(line, sizeof line, "no run yet: F6 (or t) starts training");
     }
     draw_text(y, r.x + 1, r.w - 2, line, A_BOLD);
     /* legend: the runs shown, in their colours */

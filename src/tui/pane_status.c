@@ -109,14 +109,31 @@ static const struct {
     {"F9 save", 5}, {"F10 quit", 3},    {"Tab next pane", 7},
 };
 
+/* The notice word-wrapped on the rows of r; when it needs more, the last row ends in "…". */
+static void message_draw(const tui_app *a, tui_rect r) {
+    int attr = a->message_is_error ? (has_colors() ? COLOR_PAIR(PAIR_ERROR) : 0) | A_BOLD : 0;
+    tui_span lines[TUI_MESSAGE_ROWS_MAX];
+    size_t len = strlen(a->message);
+    size_t n = tui_wrap(a->message, len, r.w, lines, TUI_MESSAGE_ROWS_MAX);
+    for (int i = 0; i < r.h && (size_t)i < n; i++) {
+        char line[sizeof a->message + 8];
+        size_t take = lines[i].len;
+        int last_cut = i == r.h - 1 && n > (size_t)r.h;
+        if (last_cut) take = tui_text_fit(a->message + lines[i].start, take, r.w - 1, NULL);
+        snprintf(line, sizeof line, "%.*s%s", (int)take, a->message + lines[i].start,
+                 last_cut ? "…" : "");
+        draw_text(r.y + i, r.x, r.w, line, attr);
+    }
+}
+
 void pane_hints_draw(tui_app *a) {
-    int y = LINES - 1;
-    draw_blank(y, 0, COLS, 0);
+    const tui_rect r = a->layout.hints;
+    for (int i = 0; i < r.h; i++) draw_blank(r.y + i, r.x, r.w, 0);
     if (a->message[0]) {
-        int attr = a->message_is_error ? (has_colors() ? COLOR_PAIR(PAIR_ERROR) : 0) | A_BOLD : 0;
-        draw_text(y, 0, COLS, a->message, attr);
+        message_draw(a, r);
         return;
     }
+    int y = r.y + r.h - 1;
     enum { N = sizeof HINTS / sizeof *HINTS };
     tui_line_field f[N];
     for (size_t i = 0; i < N; i++) f[i] = (tui_line_field){HINTS[i].text, "  ", HINTS[i].priority, 0};
@@ -125,6 +142,8 @@ void pane_hints_draw(tui_app *a) {
     draw_text(y, 0, COLS, line, has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
 }
 
+/* Each line fits the box of an 80-column terminal: 74 columns (tests/cli/tui.sh looks for
+ * the ends of the longest at 80×24), and the lines fit its 24 rows: 20 at most. */
 static const char *const HELP[] = {
     "redit workbench — keys",
     "",
@@ -132,18 +151,18 @@ static const char *const HELP[] = {
     "  F1 or ?        this help (any key closes it)",
     "  F2 F3 F4 F5    focus: configuration, loss chart, chat, Lua console",
     "  Tab / S-Tab    next / previous pane (Tab completes in the console)",
-    "  F6 or t        train with the configuration (a new run; earlier curves stay)",
-    "  Esc            stop training after this step (best edits kept; Esc again skips",
-    "                 its evaluation) / stop answers",
+    "  F6 or t        train with the configuration (a new run; old curves stay)",
+    "  Esc            stop training after this step (best edits kept; Esc again",
+    "                 skips its evaluation) / stop answers",
     "  F7 / F8        edit strength α − / + 0.1 (chat)",
     "  F9             save the session now (also after each run and on quit)",
-    "  F10 or q       quit (asks while training); Ctrl-C stops a job or Lua chunk",
+    "  F10 or q       quit (asks while training); Ctrl-C stops a job or chunk",
     "  z              zoom the focused pane / back",
-    "Configuration    Up/Down choose, Enter edit (validated as you type; Enter",
-    "                 keeps, Esc cancels), Space/Left/Right toggle or cycle choices",
+    "Configuration    Up/Down choose, Enter edits (checked as you type; Enter",
+    "                 keeps, Esc cancels), Space/Left/Right toggle or cycle",
     "Chart            l log scale, s smoothing, a all runs / this run only",
-    "Chat             type a prompt, Enter: base and edited answers side by side;",
-    "                 PgUp/PgDn scroll the history",
+    "Chat             type a prompt, Enter: the base and edited answers side by",
+    "                 side; PgUp/PgDn scroll the history",
     "Lua console      red.* and wb.* (wb.help() lists them); Up/Down history,",
     "                 Tab completes, PgUp/PgDn scroll",
 };

@@ -25,9 +25,10 @@ done
 head -n 8 "$TMP/train.jsonl" >"$TMP/eval.jsonl"
 ROOT="$(pwd)"
 
-# start NAME SESSION: the workbench in a detached tmux session of 100×30.
+# start NAME SESSION: the workbench in a detached tmux session of 100×30 (TUI_SIZE="-x 80 -y 24":
+# another size).
 start() {
-    tmux -L "$SOCK" new-session -d -s "$1" -x 100 -y 30 \
+    tmux -L "$SOCK" new-session -d -s "$1" ${TUI_SIZE:--x 100 -y 30} \
         "cd '$TMP' && LANG=${TUI_LOCALE:-C.UTF-8} LC_ALL=${TUI_LOCALE:-C.UTF-8} REDIT_HISTORY='$TMP/hist' ${TUI_ENV:-} '$ROOT/$REDIT' tui ${TUI_MODEL--m '$M'} \
          --train '$TMP/train.jsonl' --eval '$TMP/eval.jsonl' --sessions '$TMP/sessions' \
          --session '$2' --threads 2 --stats '$TMP/stats.$1' ${TUI_EXTRA:-}; echo EXITED \$?; sleep 60"
@@ -421,6 +422,40 @@ wait_for w3 "learning rate +0.03"
 wait_for w3 "both, layers all"
 keys w3 F10
 wait_exit w3
+
+# --- at 80×24 a long notice wraps on rows taken from the console; the help fits ----------
+mkdir -p "$TMP/sessions/bad3"
+printf '{"format": "redit-session"' >"$TMP/sessions/bad3/session.json"
+TUI_SIZE="-x 80 -y 24" start m1 bad3
+wait_for m1 "^session bad3 is damaged: moved aside to"
+# its last words (a word is never split), the console above it
+wait_for m1 "JSON\\)"
+wait_for m1 "^ Lua console "
+# (the chart's line before a run fits its 48 columns too)
+wait_for m1 "no run yet: F6 \\(or t\\) starts training"
+# the help's longest lines end in the box
+keys m1 F1
+wait_for m1 "redit workbench"
+for end in "a new run; old curves stay\\)" "best edits kept; Esc again" "stops a job or chunk" \
+    "Space/Left/Right toggle or cycle" "edited answers side by" "Up/Down history,"; do
+    wait_for m1 "$end"
+done
+keys m1 x
+# a notice beyond 4 rows ends in "…" and is printed in full in the console
+DEEP="$TMP/a-folder-with-a-rather-long-name-for-the-sessions"
+DEEP="$DEEP/and-another-one-below-it/and-one-more-below-that"
+mkdir -p "$DEEP/bad4"
+printf '{"format": "redit-session"' >"$DEEP/bad4/session.json"
+TUI_SIZE="-x 80 -y 24" TUI_EXTRA="--sessions '$DEEP'" start m2 bad4
+wait_for m2 "^session bad4 is damaged: moved aside to"
+wait_for m2 "…$"
+keys m2 F5
+wait_for m2 "^F1 help"
+wait_for m2 "JSON\\)"
+keys m2 F10
+wait_exit m2
+keys m1 F10
+wait_exit m1
 
 # --- a session that cannot be saved is refused before anything starts ---------------------
 : >"$TMP/afile"
