@@ -6,6 +6,7 @@
 #   make test-haswell  the same built for AVX2-only CPUs (-march=haswell: AVX2, FMA, F16C)
 #   make fuzz       mutated input files read by the sanitizer build (tools/fuzz-loaders.py)
 #   make check-reference  logits and gradients against the PyTorch reference implementation
+#                   (RED; LoRA and IA3 logits against tests/tools/peft_ref.py)
 #   make bench      throughput against same-run ceilings and peers (BENCH=small|7b|all, default
 #                   all: about 10 + 20 minutes on 2 cores; LLAMA_BENCH=/path/to/llama-bench adds
 #                   llama.cpp's rows to the 7b section; BENCH_ROUNDS=N its alternating rounds)
