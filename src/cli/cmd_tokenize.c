@@ -1,5 +1,6 @@
 /* redit tokenize: text on stdin → token ids on stdout. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,15 +14,18 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: redit tokenize -m MODEL_OR_TOKENIZER [--jsonl] [--bos]\n\n"
-            "Reads text on stdin and prints its token ids separated by spaces. The whole of\n"
-            "stdin is one text, byte for byte (a trailing newline is part of it).\n\n"
+            "usage: redit tokenize -m MODEL_OR_TOKENIZER [-p TEXT | -f FILE] [--jsonl] [--bos]\n\n"
+            "Prints the token ids of a text separated by spaces: of TEXT, of FILE's contents, or\n"
+            "else of stdin. The whole input is one text, byte for byte (a trailing newline is\n"
+            "part of it).\n\n"
             "  -m, --model FILE   a model with a tokenizer (GGUF; Hugging Face folder;\n"
             "                     llama2.c .bin with its tokenizer.bin or tokenizer.model\n"
             "                     beside it), a SentencePiece tokenizer.model, a llama2.c\n"
             "                     tokenizer.bin or a Hugging Face tokenizer.json (its\n"
             "                     tokenizer_config.json beside it is read when present)\n"
             "      --tokenizer F  tokenizer.model or tokenizer.bin for a .bin model\n"
+            "  -p, --prompt TEXT  the text (as llama.cpp's llama-tokenize)\n"
+            "  -f, --file FILE    read the text from FILE\n"
             "      --jsonl        read lines {\"text\": ...}, write {\"text\": ..., \"ids\": [...]}\n"
             "      --bos          add the BOS id in front (off by default, like SentencePiece's\n"
             "                     encode)\n"
@@ -80,7 +84,7 @@ static const rd_tokenizer *open_tokenizer(const char *path, const char *tok_path
 static char *read_all(FILE *fp, size_t *n) {
     rd_buf b = {0};
     if (rd_buf_read(&b, fp)) {
-        fprintf(stderr, "redit tokenize: %s\n", b.oom ? "out of memory reading stdin" : "cannot read stdin");
+        fprintf(stderr, "redit tokenize: %s\n", b.oom ? "out of memory reading the text" : "cannot read the text");
         rd_buf_free(&b);
         return NULL;
     }
@@ -150,17 +154,21 @@ int cmd_tokenize(int argc, char **argv) {
                                          {"tokenizer", required_argument, 0, 'k'},
                                          {"jsonl", no_argument, 0, 'J'},
                                          {"bos", no_argument, 0, 'B'},
+                                         {"prompt", required_argument, 0, 'p'},
+                                         {"file", required_argument, 0, 'f'},
                                          CLI_COMMON_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
-    const char *path = NULL, *tok_path = NULL;
+    const char *path = NULL, *tok_path = NULL, *prompt = NULL, *file = NULL;
     int use_jsonl = 0, bos = 0, c;
     cli_getopt_begin();
-    while ((c = getopt_long(argc, argv, ":m:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:p:f:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': path = optarg; break;
         case 'k': tok_path = optarg; break;
         case 'J': use_jsonl = 1; break;
         case 'B': bos = 1; break;
+        case 'p': prompt = optarg; break;
+        case 'f': file = optarg; break;
         case 'h': usage(stdout); return 0;
         default: return cli_option_end("tokenize", c, argv, opts);
         }
@@ -168,6 +176,16 @@ int cmd_tokenize(int argc, char **argv) {
     const int bad =
         cli_parse_end("tokenize", argc, argv, path, "-m MODEL_OR_TOKENIZER", NULL, NULL);
     if (bad) return bad;
+    if ((prompt && file) || (use_jsonl && (prompt || file))) {
+        fprintf(stderr, "redit tokenize: give one of -p TEXT, -f FILE and --jsonl (stdin); see "
+                        "'redit tokenize --help'\n");
+        return 2;
+    }
+    FILE *in = stdin;
+    if (file && !(in = fopen(file, "rb"))) {
+        fprintf(stderr, "redit tokenize: cannot open %s: %s\n", file, strerror(errno));
+        return 1;
+    }
     rd_model *model = NULL;
     rd_tokenizer *owned = NULL;
     const rd_tokenizer *t = open_tokenizer(path, tok_path, &model, &owned);
@@ -175,13 +193,16 @@ int cmd_tokenize(int argc, char **argv) {
     if (t) {
         if (use_jsonl) {
             rc = jsonl(t, bos);
+        } else if (prompt) {
+            rc = print_ids(t, prompt, strlen(prompt), bos) == 0 ? 0 : 1;
         } else {
             size_t n;
-            char *text = read_all(stdin, &n);
+            char *text = read_all(in, &n);
             rc = text && print_ids(t, text, n, bos) == 0 ? 0 : 1;
             free(text);
         }
     }
+    if (in != stdin) fclose(in);
     rd_tokenizer_free(owned);
     rd_model_free(model);
     return rc;

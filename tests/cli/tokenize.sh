@@ -117,4 +117,13 @@ expect_fail "tokenize with a missing file" "$TMP/missing.bin" \
 need_fixture "$FIX/stories260K/stories260K.bin"
 expect_fail "tokenize with a model lacking a tokenizer" "has no tokenizer" \
     "$REDIT" tokenize -m "$FIX/stories260K/stories260K.bin" <"$TMP/in"
+# -p TEXT and -f FILE (llama-tokenize's flags) give the ids stdin gives.
+printf 'Hello world' >"$TMP/hw.txt"
+"$REDIT" tokenize -m models/redit-base.gguf <"$TMP/hw.txt" >"$TMP/stdin.ids" || fail "tokenize from stdin"
+expect_ok "tokenize -p" "$REDIT" tokenize -m models/redit-base.gguf -p 'Hello world'
+cmp -s "$TMP/out" "$TMP/stdin.ids" || fail "tokenize -p gave $(cat "$TMP/out"), stdin $(cat "$TMP/stdin.ids")"
+expect_ok "tokenize -f" "$REDIT" tokenize -m models/redit-base.gguf -f "$TMP/hw.txt" </dev/null
+cmp -s "$TMP/out" "$TMP/stdin.ids" || fail "tokenize -f gave $(cat "$TMP/out"), stdin $(cat "$TMP/stdin.ids")"
+expect_fail "tokenize -p and -f" "give one of -p TEXT, -f FILE" \
+    "$REDIT" tokenize -m models/redit-base.gguf -p x -f "$TMP/hw.txt"
 echo "tests/cli/tokenize.sh: ok"
