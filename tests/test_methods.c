@@ -81,6 +81,7 @@ typedef struct fd_case {
     rd_edit_spec spec;
     int checkpointing;
     float strength;
+    rd_dtype type; /* of the frozen base's matrices (0: F32) */
 } fd_case;
 
 static double pass_loss(rd_train_ctx *c, const rd_edits_view *v, const int *tok, const int *tgt,
@@ -93,7 +94,7 @@ static double pass_loss(rd_train_ctx *c, const rd_edits_view *v, const int *tok,
 }
 
 static void run_fd_case(const fd_case *k) {
-    rd_model *m = make_model(&k->s, 7, RD_DTYPE_F32);
+    rd_model *m = make_model(&k->s, 7, k->type);
     const int N = k->B * k->T;
     int *tok = malloc(sizeof(int) * N), *tgt = malloc(sizeof(int) * N);
     for (int i = 0; i < N; i++) {
@@ -156,19 +157,22 @@ static void run_fd_case(const fd_case *k) {
 
 static const shape GQA = {32, 64, 3, 4, 2, 97, 1};
 static const shape MHA = {48, 96, 3, 4, 4, 61, 0};
+static const shape Q8 = {64, 128, 2, 4, 2, 70, 0}; /* rows of 32 for Q8_0 */
 
 static void test_lora_gradients(void **state) {
     (void)state;
     const fd_case cases[] = {
-        {"LoRA GQA, every target, r 4", GQA, 2, 7, LORA(4, ALL_TARGETS, "all", 0), 0, 1.0f},
-        {"LoRA MHA, every target, r 2, ckpt", MHA, 2, 6, LORA(2, ALL_TARGETS, "all", 0), 1, 1.0f},
-        {"LoRA GQA, q v, layers 1-2 (floor attn)", GQA, 2, 7, LORA(8, BIT(Q) | BIT(V), "1-2", 0), 0, 1.0f},
-        {"LoRA GQA, k o, layer 2, strength 0.7", GQA, 2, 7, LORA(3, BIT(K) | BIT(O), "2", 0), 0, 0.7f},
+        {"LoRA GQA, every target, r 4", GQA, 2, 7, LORA(4, ALL_TARGETS, "all", 0), 0, 1.0f, RD_DTYPE_F32},
+        {"LoRA MHA, every target, r 2, ckpt", MHA, 2, 6, LORA(2, ALL_TARGETS, "all", 0), 1, 1.0f, RD_DTYPE_F32},
+        {"LoRA GQA, q v, layers 1-2 (floor attn)", GQA, 2, 7, LORA(8, BIT(Q) | BIT(V), "1-2", 0), 0, 1.0f, RD_DTYPE_F32},
+        {"LoRA GQA, k o, layer 2, strength 0.7", GQA, 2, 7, LORA(3, BIT(K) | BIT(O), "2", 0), 0, 0.7f, RD_DTYPE_F32},
         {"LoRA MHA, gate up down, layers 1-2 (floor ffn)", MHA, 2, 6,
-         LORA(4, BIT(GATE) | BIT(UP) | BIT(DOWN), "1-2", 0), 0, 1.0f},
-        {"LoRA MHA, down only, layer 1, ckpt", MHA, 3, 5, LORA(1, BIT(DOWN), "1", 0), 1, 1.0f},
-        {"LoRA GQA, every target, dropout 0.3", GQA, 2, 7, LORA(2, ALL_TARGETS, "all", 0.3f), 0, 1.0f},
-        {"LoRA MHA, q v, dropout 0.5, ckpt", MHA, 2, 6, LORA(4, BIT(Q) | BIT(V), "all", 0.5f), 1, 1.0f},
+         LORA(4, BIT(GATE) | BIT(UP) | BIT(DOWN), "1-2", 0), 0, 1.0f, RD_DTYPE_F32},
+        {"LoRA MHA, down only, layer 1, ckpt", MHA, 3, 5, LORA(1, BIT(DOWN), "1", 0), 1, 1.0f, RD_DTYPE_F32},
+        {"LoRA GQA, every target, dropout 0.3", GQA, 2, 7, LORA(2, ALL_TARGETS, "all", 0.3f), 0, 1.0f, RD_DTYPE_F32},
+        {"LoRA MHA, q v, dropout 0.5, ckpt", MHA, 2, 6, LORA(4, BIT(Q) | BIT(V), "all", 0.5f), 1, 1.0f, RD_DTYPE_F32},
+        {"LoRA Q8_0 base, every target", Q8, 2, 6, LORA(4, ALL_TARGETS, "all", 0), 0, 1.0f, RD_DTYPE_Q8_0},
+        {"LoRA BF16 base, q v", Q8, 2, 6, LORA(4, BIT(Q) | BIT(V), "all", 0), 1, 1.0f, RD_DTYPE_BF16},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_fd_case(&cases[i]);
 }
@@ -176,10 +180,11 @@ static void test_lora_gradients(void **state) {
 static void test_ia3_gradients(void **state) {
     (void)state;
     const fd_case cases[] = {
-        {"IA3 GQA, all layers", GQA, 2, 7, IA3("all"), 0, 1.0f},
-        {"IA3 MHA, all layers, ckpt", MHA, 2, 6, IA3("all"), 1, 1.0f},
-        {"IA3 GQA, layers 1-2 (floor)", GQA, 2, 7, IA3("1-2"), 0, 1.0f},
-        {"IA3 MHA, layer 2, strength 0.6", MHA, 3, 5, IA3("2"), 0, 0.6f},
+        {"IA3 GQA, all layers", GQA, 2, 7, IA3("all"), 0, 1.0f, RD_DTYPE_F32},
+        {"IA3 MHA, all layers, ckpt", MHA, 2, 6, IA3("all"), 1, 1.0f, RD_DTYPE_F32},
+        {"IA3 GQA, layers 1-2 (floor)", GQA, 2, 7, IA3("1-2"), 0, 1.0f, RD_DTYPE_F32},
+        {"IA3 MHA, layer 2, strength 0.6", MHA, 3, 5, IA3("2"), 0, 0.6f, RD_DTYPE_F32},
+        {"IA3 Q8_0 base", Q8, 2, 6, IA3("all"), 0, 1.0f, RD_DTYPE_Q8_0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_fd_case(&cases[i]);
 }

@@ -396,12 +396,6 @@ static int backward_floor(const rd_train_ctx *c, const rd_edits_grad *gr, int *b
     return L;
 }
 
-/* dx (n, d) += mask ⊙ y (rows in parallel). */
-static void masked_add_rows(const rows_call *r, int r0, int r1) {
-    for (size_t k = (size_t)r0 * r->d; k < (size_t)r1 * r->d; k++)
-        r->out[k] += r->a[k] * rd_dropout_factor(r->extra, k);
-}
-
 /* LoRA's backward at layer l's projection id (out = W·x + c·B·A·x̃, c = α·lora_alpha/r), with
  * x (N, in) the projection's input and dy (N, rows) its output's gradient:
  *   T = x̃·Aᵀ, U = dy·B (N, r);  dB += c·dyᵀ·T;  dA += c·Uᵀ·x̃;  dx += c·mask ⊙ (U·A)
@@ -417,9 +411,11 @@ static void lora_backward(rd_train_ctx *c, int l, int id, const rd_edits_view *e
     const rd_config *cfg = &c->m->file.cfg;
     const float cs = ed->strength * ed->lora_scale;
     const int r = ed->lora_rank;
+    const size_t wide = (size_t)(cfg->dim > cfg->hidden_dim ? cfg->dim : cfg->hidden_dim);
     int rows, in;
     rd_proj_shape(cfg, id, &rows, &in);
-    float *t = c->lora_fwd, *u = c->lora_u, *xd = c->lora_fwd + (size_t)N * (size_t)r;
+    float *t = c->lora_fwd, *bt = t + (size_t)N * (size_t)r, *xd = bt + (size_t)r * wide;
+    float *u = c->lora_u;
     const int drop = c->lora_drop.threshold != 0;
     const rd_dropout mask = drop ? rd_layer_lora_mask(&c->lora_drop, cfg, l, id, N) : (rd_dropout){0};
     const float *xin = x;
@@ -427,56 +423,53 @@ static void lora_backward(rd_train_ctx *c, int l, int id, const rd_edits_view *e
         rd_layer_lora_dropout(xd, x, N, in, &mask, c->pool);
         xin = xd;
     }
-    if (dB) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xin, in, A, in,
-                    0.0f, t, r);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, r, N, cs, dy, rows, t, r,
-                    1.0f, dB, r);
+    if (dB) { /* dB (rows, r) += c·dyᵀ·T */
+        rd_lora_dot_rows(t, xin, A, N, in, r, 1.0f, 0, c->pool);
+        rd_lora_outer_sum(dB, t, dy, N, r, rows, cs, 1, c->pool);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, rows, 1.0f, dy, rows, Bf, r,
-                0.0f, u, r);
-    if (dA)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, cs, u, r, xin, in, 1.0f,
-                    dA, in);
-    if (!dx) return;
-    if (!drop) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, cs, u, r, A, in, 1.0f,
-                    dx, in);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, cs, u, r, A, in, 0.0f, xd,
-                in);
-    rows_call rc = {.fn = masked_add_rows, .n = N, .out = dx, .a = xd, .d = in, .extra = &mask};
-    run_rows(c->pool, &rc);
+    rd_lora_transpose(bt, Bf, rows, r);
+    rd_lora_dot_rows(u, dy, bt, N, rows, r, 1.0f, 0, c->pool); /* U = dy·B */
+    if (dA) rd_lora_outer_sum(dA, u, xin, N, r, in, cs, 0, c->pool);
+    if (dx) rd_lora_axpy_rows(dx, u, A, N, r, in, cs, drop ? &mask : NULL, c->pool);
 }
 
 /* IA3's backward of y = s'⊙x (s' = rd_edit_scale_at(s, α)) over (n, w) rows, given dy:
- * ds += α Σ dy⊙x, then dy *= s' in place (the gradient flowing into x). Columns in parallel
- * blocks, each summed over the rows in order. */
+ * ds += α Σ dy⊙x, then dy *= s' in place (the gradient flowing into x), and dy2 *= s' too
+ * when given. Columns in parallel blocks, each summed over the rows in order (then times α). */
+#define IA3_COLS 32
 typedef struct ia3_job {
-    float *dy, *ds;
+    float *dy, *dy2, *ds;
     const float *x, *s;
     float alpha;
-    int n, w, per;
+    int n, w;
 } ia3_job;
 
 static void ia3_task(void *arg, int task) {
     const ia3_job *j = arg;
-    const int c0 = task * j->per, c1 = c0 + j->per < j->w ? c0 + j->per : j->w;
+    const int c0 = task * IA3_COLS, w = (c0 + IA3_COLS < j->w ? c0 + IA3_COLS : j->w) - c0;
+    float sp[IA3_COLS], acc[IA3_COLS] = {0};
+    for (int k = 0; k < w; k++) sp[k] = rd_edit_scale_at(j->s[c0 + k], j->alpha);
     for (int i = 0; i < j->n; i++) {
-        float *dyi = j->dy + (size_t)i * j->w;
-        const float *xi = j->x + (size_t)i * j->w;
-        if (j->ds)
-            for (int k = c0; k < c1; k++) j->ds[k] += j->alpha * dyi[k] * xi[k];
-        for (int k = c0; k < c1; k++) dyi[k] *= rd_edit_scale_at(j->s[k], j->alpha);
+        float *restrict dyi = j->dy + (size_t)i * j->w + c0;
+        const float *restrict xi = j->x + (size_t)i * j->w + c0;
+        for (int k = 0; k < w; k++) {
+            acc[k] += dyi[k] * xi[k];
+            dyi[k] *= sp[k];
+        }
+        if (j->dy2) {
+            float *restrict d2 = j->dy2 + (size_t)i * j->w + c0;
+            for (int k = 0; k < w; k++) d2[k] *= sp[k];
+        }
     }
+    if (j->ds)
+        for (int k = 0; k < w; k++) j->ds[c0 + k] += j->alpha * acc[k];
 }
 
-static void ia3_backward(rd_train_ctx *c, float *dy, float *ds, const float *x, const float *s,
-                         float alpha, int n, int w) {
+static void ia3_backward(rd_train_ctx *c, float *dy, float *dy2, float *ds, const float *x,
+                         const float *s, float alpha, int n, int w) {
     if (!s) return;
-    ia3_job j = {dy, ds, x, s, alpha, n, w, 64};
-    rd_pool_run(c->pool, ia3_task, &j, (w + j.per - 1) / j.per);
+    ia3_job j = {dy, dy2, ds, x, s, alpha, n, w};
+    rd_pool_run(c->pool, ia3_task, &j, (w + IA3_COLS - 1) / IA3_COLS);
 }
 
 /* Backward of layer l: c->dx holds ∂/∂(layer output) on entry, ∂/∂(layer input) on exit
@@ -499,7 +492,7 @@ static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const
     edit_backward(c->dh, dropout_backward(c, c->dx, l, 1, N, d), a->h_ffn, (size_t)N, d,
                   rd_layer_site_edit(ed, l, 1), gr ? gsite(gr->ffn, l) : NULL, alpha);
     if (bottom == BOTTOM_FFN_SITE) return;
-    if (c->wgrad || lora_down || (ia && ia->ffn)) { /* c->dg = silu(g)·u (unscaled) */
+    if (c->wgrad || lora_down) { /* c->dg = silu(g)·u */
         memcpy(c->dg, a->g, (size_t)N * hd * sizeof(float));
         par_swiglu(c, c->dg, a->u, N, hd);
     }
@@ -507,8 +500,11 @@ static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const
         rd_matmul_weight_grad(wgrad_of(c, W->w2.data), c->dh, c->dg, N, &W->w2, c->gscratch, c->pool);
     rd_matmul_backward(c->da, c->dh, &W->w2, N, 0, c->wscratch, c->pool);
     lora_backward(c, l, RD_PROJ_DOWN, ed, gr, c->dh, c->dg, c->da, N);
-    if (ia) ia3_backward(c, c->da, iag ? iag->dffn : NULL, c->dg, ia->ffn, alpha, N, hd);
     par_swiglu_backward(c, c->dg, c->du, c->da, a->g, a->u, N, hd);
+    /* IA3: act = s'⊙silu(g)·u, so with da the gradient of act the swiglu backward above gave
+     * du = da⊙silu(g) and dg for s' = 1: ds += α Σ du⊙u (= α Σ da⊙silu(g)·u), then du and dg
+     * times s' */
+    if (ia) ia3_backward(c, c->du, c->dg, iag ? iag->dffn : NULL, a->u, ia->ffn, alpha, N, hd);
     const int ffn_dx = bottom != BOTTOM_FFN_PROJ;
     if (ffn_dx) {
         rd_matmul_backward(c->dxb, c->dg, &W->w1, N, 0, c->wscratch, c->pool);
@@ -541,8 +537,8 @@ static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const
                 cfg->rope_layout);
     }
     if (ia) { /* k = s_k ⊙ k_raw, v = s_v ⊙ v_raw */
-        ia3_backward(c, c->dk, iag ? iag->dk : NULL, a->k_raw, ia->k, alpha, N, kv);
-        ia3_backward(c, c->dv, iag ? iag->dv : NULL, a->v_raw, ia->v, alpha, N, kv);
+        ia3_backward(c, c->dk, NULL, iag ? iag->dk : NULL, a->k_raw, ia->k, alpha, N, kv);
+        ia3_backward(c, c->dv, NULL, iag ? iag->dv : NULL, a->v_raw, ia->v, alpha, N, kv);
     }
     const int attn_dx = bottom != BOTTOM_ATTN_PROJ;
     if (attn_dx) {

@@ -6,8 +6,6 @@
 
 #include <string.h>
 
-#include <cblas.h>
-
 #include "core/pool.h"
 #include "redit/edits.h"
 
@@ -50,7 +48,134 @@ rd_dropout rd_layer_lora_mask(const rd_dropout *base, const rd_config *cfg, int 
 
 size_t rd_layer_lora_scratch_floats(const rd_config *cfg, int N, int r, int dropout) {
     const size_t wide = (size_t)(cfg->dim > cfg->hidden_dim ? cfg->dim : cfg->hidden_dim);
-    return (size_t)N * (size_t)r + (dropout ? (size_t)N * wide : 0);
+    return (size_t)N * (size_t)r + (size_t)r * wide + (dropout ? (size_t)N * wide : 0);
+}
+
+/* ---- LoRA's small products on the pool (no OpenBLAS call: its threads would wake and spin
+ * beside the pool's). Each output element's arithmetic is fixed whatever the split. ---- */
+
+typedef struct lora_job {
+    float *y;
+    const float *x, *w;
+    const rd_dropout *mask;
+    int n, k, m, per;
+    float c;
+    int accumulate;
+} lora_job;
+
+/* Rows [r0, r1) of task `task` of j->per rows each. */
+static void lora_rows(const lora_job *j, int task, int *r0, int *r1) {
+    *r0 = task * j->per;
+    *r1 = *r0 + j->per < j->n ? *r0 + j->per : j->n;
+}
+
+static void lora_run(lora_job *j, rd_task_fn fn, int items, struct rd_pool *pool) {
+    const int threads = rd_pool_threads(pool);
+    j->per = (items + 4 * threads - 1) / (4 * threads);
+    if (j->per < 1) j->per = 1;
+    rd_pool_run(items < 16 ? NULL : pool, fn, j, (items + j->per - 1) / j->per);
+}
+
+/* Σ_l a[l]·b[l] over n in 16 lanes, then the lanes in order (vectorises without reassociation
+ * flags). */
+static float dot16(const float *restrict a, const float *restrict b, int n) {
+    float acc[16] = {0};
+    int l = 0;
+    for (; l + 16 <= n; l += 16)
+        for (int v = 0; v < 16; v++) acc[v] += a[l + v] * b[l + v];
+    float s = 0.0f;
+    for (int v = 0; v < 16; v++) s += acc[v];
+    for (; l < n; l++) s += a[l] * b[l];
+    return s;
+}
+
+static void dot_task(void *arg, int task) {
+    const lora_job *j = arg;
+    int r0, r1;
+    lora_rows(j, task, &r0, &r1);
+    for (int i = r0; i < r1; i++) {
+        const float *xi = j->x + (size_t)i * j->k;
+        float *yi = j->y + (size_t)i * j->m;
+        for (int o = 0; o < j->m; o++) {
+            const float v = j->c * dot16(xi, j->w + (size_t)o * j->k, j->k);
+            yi[o] = j->accumulate ? yi[o] + v : v;
+        }
+    }
+}
+
+void rd_lora_dot_rows(float *y, const float *x, const float *w, int n, int k, int m, float c,
+                      int accumulate, struct rd_pool *pool) {
+    lora_job j = {.y = y, .x = x, .w = w, .n = n, .k = k, .m = m, .c = c, .accumulate = accumulate};
+    lora_run(&j, dot_task, n, pool);
+}
+
+static void axpy_task(void *arg, int task) {
+    const lora_job *j = arg;
+    int r0, r1;
+    lora_rows(j, task, &r0, &r1);
+    for (int i = r0; i < r1; i++) {
+        const float *xi = j->x + (size_t)i * j->k;
+        float *restrict yi = j->y + (size_t)i * j->m;
+        const uint64_t first = (uint64_t)i * (uint64_t)j->m;
+        if (j->mask) { /* y += mask ⊙ (c·x·w): the row's sum first, then masked */
+            for (int o = 0; o < j->m; o++) {
+                float v = 0.0f;
+                for (int kk = 0; kk < j->k; kk++) v += xi[kk] * j->w[(size_t)kk * j->m + o];
+                yi[o] += j->c * v * rd_dropout_factor(j->mask, first + (uint64_t)o);
+            }
+            continue;
+        }
+        for (int kk = 0; kk < j->k; kk++) {
+            const float a = j->c * xi[kk];
+            const float *restrict wk = j->w + (size_t)kk * j->m;
+            for (int o = 0; o < j->m; o++) yi[o] += a * wk[o];
+        }
+    }
+}
+
+void rd_lora_axpy_rows(float *y, const float *x, const float *w, int n, int k, int m, float c,
+                       const rd_dropout *mask, struct rd_pool *pool) {
+    lora_job j = {.y = y, .x = x, .w = w, .mask = mask && mask->threshold ? mask : NULL, .n = n,
+                  .k = k, .m = m, .c = c};
+    lora_run(&j, axpy_task, n, pool);
+}
+
+/* Column blocks of 16 of q, 16 columns of p at a time: acc (16, 16) summed over every row. */
+#define OUTER_COLS 16
+#define OUTER_ROWS 16
+static void outer_task(void *arg, int task) {
+    const lora_job *j = arg; /* y: G; x: p (n, k); w: q (n, m); accumulate: G transposed */
+    const int o0 = task * OUTER_COLS, o1 = o0 + OUTER_COLS < j->m ? o0 + OUTER_COLS : j->m;
+    for (int k0 = 0; k0 < j->k; k0 += OUTER_ROWS) {
+        const int k1 = k0 + OUTER_ROWS < j->k ? k0 + OUTER_ROWS : j->k;
+        float acc[OUTER_ROWS][OUTER_COLS] = {{0}};
+        for (int i = 0; i < j->n; i++) {
+            const float *pi = j->x + (size_t)i * j->k;
+            const float *restrict qi = j->w + (size_t)i * j->m + o0;
+            for (int kk = k0; kk < k1; kk++) {
+                const float a = pi[kk];
+                float *restrict row = acc[kk - k0];
+                for (int o = 0; o < o1 - o0; o++) row[o] += a * qi[o];
+            }
+        }
+        for (int kk = k0; kk < k1; kk++)
+            for (int o = o0; o < o1; o++) {
+                float *g = j->accumulate ? j->y + (size_t)o * j->k + kk : j->y + (size_t)kk * j->m + o;
+                *g += j->c * acc[kk - k0][o - o0];
+            }
+    }
+}
+
+void rd_lora_outer_sum(float *G, const float *p, const float *q, int n, int k, int m, float c,
+                       int transposed, struct rd_pool *pool) {
+    lora_job j = {.y = G, .x = p, .w = q, .n = n, .k = k, .m = m, .c = c,
+                  .accumulate = transposed};
+    rd_pool_run(pool, outer_task, &j, (m + OUTER_COLS - 1) / OUTER_COLS);
+}
+
+void rd_lora_transpose(float *dst, const float *src, int rows, int cols) {
+    for (int i = 0; i < rows; i++)
+        for (int o = 0; o < cols; o++) dst[(size_t)o * rows + i] = src[(size_t)i * cols + o];
 }
 
 typedef struct lora_drop_job {
@@ -76,8 +201,8 @@ void rd_layer_lora_dropout(float *xd, const float *x, int n, int in, const rd_dr
 }
 
 /* out (N, rows of W) += α·(lora_alpha/r)·B·A·x̃ for layer l's projection id when the pass's
- * edits hold LoRA factors for it (x̃: x, or its dropout in training). Two f32 GEMMs through
- * the scratch (N, r). */
+ * edits hold LoRA factors for it (x̃: x, or its dropout in training): T = x̃·Aᵀ (N, r), then
+ * out += c·T·Bᵀ through Bᵀ (r, rows), all in the pass's LoRA scratch. */
 static void lora_add(const rd_layer_pass *p, int l, rd_layer_proj id, float *out,
                      const float *x) {
     const rd_edits_view *ed = p->edits;
@@ -86,20 +211,19 @@ static void lora_add(const rd_layer_pass *p, int l, rd_layer_proj id, float *out
     if (!A || !Bf) return;
     const rd_config *cfg = &p->m->file.cfg;
     const int N = p->B * p->T, r = ed->lora_rank;
+    const size_t wide = (size_t)(cfg->dim > cfg->hidden_dim ? cfg->dim : cfg->hidden_dim);
     int rows, in;
     rd_proj_shape(cfg, id, &rows, &in);
-    float *t = p->lora_scratch;
+    float *t = p->lora_scratch, *bt = t + (size_t)N * (size_t)r, *xd = bt + (size_t)r * wide;
     const float *xin = x;
     if (p->lora_dropout && p->lora_dropout->threshold) {
-        float *xd = t + (size_t)N * (size_t)r;
         const rd_dropout mask = rd_layer_lora_mask(p->lora_dropout, cfg, l, id, N);
         rd_layer_lora_dropout(xd, x, N, in, &mask, p->pool);
         xin = xd;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xin, in, A, in, 0.0f,
-                t, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, rows, r,
-                ed->strength * ed->lora_scale, t, r, Bf, r, 1.0f, out, rows);
+    rd_lora_dot_rows(t, xin, A, N, in, r, 1.0f, 0, p->pool);
+    rd_lora_transpose(bt, Bf, rows, r);
+    rd_lora_axpy_rows(out, t, bt, N, r, rows, ed->strength * ed->lora_scale, NULL, p->pool);
 }
 
 static const rd_matrix *proj_matrix(const rd_layer_weights *W, rd_layer_proj id) {
