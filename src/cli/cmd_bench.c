@@ -258,13 +258,11 @@ static double time_train_passes(rd_train_ctx *tc, rd_model *m, const rd_edits_vi
  * at (B, T), with checkpointing when the argument asks; best of a->passes (0: 3 after a
  * warm-up). The optimizer update of the edit vectors is negligible (2·L·d numbers) and is
  * not included. */
-static void run_train(const void *p, char *out, size_t cap) {
-    const model_arg *a = p;
+static void run_train_spec(const model_arg *a, const rd_edit_spec *spec, char *out, size_t cap) {
     openblas_set_num_threads(a->threads);
     rd_error err = {0};
     rd_model *m = bench_model(a, 1, &err);
-    rd_edit_spec spec = {.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
-    rd_edits *e = m ? rd_edits_new(rd_model_config(m), &spec, &err) : NULL;
+    rd_edits *e = m ? rd_edits_new(rd_model_config(m), spec, &err) : NULL;
     rd_train_ctx *tc = e ? rd_train_ctx_new(m, a->B, a->T, a->checkpointing, &err) : NULL;
     float *grad = tc ? calloc(rd_edits_param_count(e), sizeof(float)) : NULL;
     rd_edits_grad gv = {0};
@@ -284,6 +282,22 @@ static void run_train(const void *p, char *out, size_t cap) {
     rd_train_ctx_free(tc);
     rd_edits_free(e);
     rd_model_free(m);
+}
+
+static void run_train(const void *p, char *out, size_t cap) {
+    const rd_edit_spec spec = {.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
+    run_train_spec(p, &spec, out, cap);
+}
+
+/* The paper's baselines on the same step: LoRA r = 8 on q and v (PEFT's defaults), IA3. */
+static void run_train_lora(const void *p, char *out, size_t cap) {
+    const rd_edit_spec spec = {.method = RD_METHOD_LORA, .layers = "all", .rank = 8};
+    run_train_spec(p, &spec, out, cap);
+}
+
+static void run_train_ia3(const void *p, char *out, size_t cap) {
+    const rd_edit_spec spec = {.method = RD_METHOD_IA3, .layers = "all"};
+    run_train_spec(p, &spec, out, cap);
 }
 
 /* Full fine-tuning step (forward, cross-entropy, backward through every weight; in bf16 the
@@ -430,10 +444,11 @@ static void usage(FILE *out) {
             "                   [--llama-bench PATH] [--no-torch] [--torch-ref SCRIPT]\n\n"
             "Section small (about 10 minutes on 2 cores): random-weight models of the\n"
             "stories15M and stories110M shapes (f32, kept in DIR) — decode (B=1), prefill (B=8,\n"
-            "T=256, all logits), a RED and a full fine-tuning training step: tokens/s with 1\n"
-            "and 2 threads, GFLOP/s against OpenBLAS sgemm measured in the same run, peak RSS;\n"
-            "with torch installed, PyTorch runs the same jobs (tools/bench/torch_peer.py, found\n"
-            "from the repository root): f32 against f32, bf16 compute against bf16 autocast.\n\n"
+            "T=256, all logits), a RED, LoRA r8 (q v), IA3 and full fine-tuning training step:\n"
+            "tokens/s with 1 and 2 threads, GFLOP/s against OpenBLAS sgemm measured in the same\n"
+            "run, peak RSS; with torch installed, PyTorch runs the prefill, RED and full\n"
+            "fine-tuning jobs too (tools/bench/torch_peer.py, found from the repository root):\n"
+            "f32 against f32, bf16 compute against bf16 autocast.\n\n"
             "Section 7b (about 20 minutes on 2 cores today; 4.1 GB of disk, 5 GB of memory): a\n"
             "Llama-2-7B-shaped Q4_K_M GGUF with random weights, written into DIR once (about\n"
             "4 minutes) and reused — decode after a 5- and a 512-token prompt, prompt processing\n"
@@ -471,6 +486,10 @@ static const batched_job BATCHED[] = {
     {"RED train step B=8 T=256 (ffn)", "RED train step, bf16 compute", run_train,
      train_flops_per_token, "red", "PyTorch RED train step, f32", "red-bf16",
      "PyTorch RED step, bf16 autocast"},
+    {"LoRA r8 (q v) train step B=8 T=256", "LoRA r8 (q v) step, bf16 compute", run_train_lora,
+     train_flops_per_token, NULL, NULL, NULL, NULL},
+    {"IA3 train step B=8 T=256", "IA3 train step, bf16 compute", run_train_ia3,
+     train_flops_per_token, NULL, NULL, NULL, NULL},
     {"full FT step B=8 T=256", "full FT step, bf16 compute", run_full_train,
      full_train_flops_per_token, "full", "PyTorch full FT step, f32", "full-bf16",
      "PyTorch full FT, bf16 autocast"},
@@ -495,7 +514,7 @@ static void bench_batched(const batched_job *job, const char *path, const shape 
                threads[ti], tok_s, gf, 100 * gf / gemm[ti], rss / 1024.0);
         const char *mode = bf16 ? job->torch_mode_bf16 : job->torch_mode;
         const char *label = bf16 ? job->torch_label_bf16 : job->torch_label;
-        if (!torch_script || threads[ti] != 2) continue;
+        if (!torch_script || !mode || threads[ti] != 2) continue;
         double t_tok, t_rss;
         if (torch_run(torch_script, path, mode, 8, 256, 2, &t_tok, &t_rss) == 0)
             printf("  %-34s %8d %9.1f %11s %6.0f MB → redit/torch = %.2f× speed, %.2f× memory\n",

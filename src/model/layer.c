@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/pool.h"
+#include "redit/edits.h"
 
 /* ---- the site edit ---------------------------------------------------------------------- */
 
@@ -39,9 +40,191 @@ const rd_site_edit *rd_layer_site_edit(const rd_edits_view *edits, int l, int su
 
 /* ---- projections: the hook for adapters on a projection's output (LoRA, IA3's k and v) -- */
 
-typedef enum rd_layer_proj {
-    RD_PROJ_Q, RD_PROJ_K, RD_PROJ_V, RD_PROJ_O, RD_PROJ_GATE, RD_PROJ_UP, RD_PROJ_DOWN
-} rd_layer_proj;
+rd_dropout rd_layer_lora_mask(const rd_dropout *base, const rd_config *cfg, int l, int proj,
+                              int N) {
+    const uint64_t wide = (uint64_t)(cfg->dim > cfg->hidden_dim ? cfg->dim : cfg->hidden_dim);
+    return rd_dropout_at(base, ((uint64_t)l * RD_N_PROJ + (uint64_t)proj) * (uint64_t)N * wide);
+}
+
+size_t rd_layer_lora_scratch_floats(const rd_config *cfg, int N, int r, int dropout) {
+    const size_t wide = (size_t)(cfg->dim > cfg->hidden_dim ? cfg->dim : cfg->hidden_dim);
+    return (size_t)N * (size_t)r + (size_t)r * wide + (dropout ? (size_t)N * wide : 0);
+}
+
+/* ---- LoRA's small products on the pool (no OpenBLAS call: its threads would wake and spin
+ * beside the pool's). Each output element's arithmetic is fixed whatever the split. ---- */
+
+typedef struct lora_job {
+    float *y;
+    const float *x, *w;
+    const rd_dropout *mask;
+    int n, k, m, per;
+    float c;
+    int accumulate;
+} lora_job;
+
+/* Rows [r0, r1) of task `task` of j->per rows each. */
+static void lora_rows(const lora_job *j, int task, int *r0, int *r1) {
+    *r0 = task * j->per;
+    *r1 = *r0 + j->per < j->n ? *r0 + j->per : j->n;
+}
+
+static void lora_run(lora_job *j, rd_task_fn fn, int items, struct rd_pool *pool) {
+    const int threads = rd_pool_threads(pool);
+    j->per = (items + 4 * threads - 1) / (4 * threads);
+    if (j->per < 1) j->per = 1;
+    rd_pool_run(items < 16 ? NULL : pool, fn, j, (items + j->per - 1) / j->per);
+}
+
+/* Σ_l a[l]·b[l] over n in 16 lanes, then the lanes in order (vectorises without reassociation
+ * flags). */
+static float dot16(const float *restrict a, const float *restrict b, int n) {
+    float acc[16] = {0};
+    int l = 0;
+    for (; l + 16 <= n; l += 16)
+        for (int v = 0; v < 16; v++) acc[v] += a[l + v] * b[l + v];
+    float s = 0.0f;
+    for (int v = 0; v < 16; v++) s += acc[v];
+    for (; l < n; l++) s += a[l] * b[l];
+    return s;
+}
+
+static void dot_task(void *arg, int task) {
+    const lora_job *j = arg;
+    int r0, r1;
+    lora_rows(j, task, &r0, &r1);
+    for (int i = r0; i < r1; i++) {
+        const float *xi = j->x + (size_t)i * j->k;
+        float *yi = j->y + (size_t)i * j->m;
+        for (int o = 0; o < j->m; o++) {
+            const float v = j->c * dot16(xi, j->w + (size_t)o * j->k, j->k);
+            yi[o] = j->accumulate ? yi[o] + v : v;
+        }
+    }
+}
+
+void rd_lora_dot_rows(float *y, const float *x, const float *w, int n, int k, int m, float c,
+                      int accumulate, struct rd_pool *pool) {
+    lora_job j = {.y = y, .x = x, .w = w, .n = n, .k = k, .m = m, .c = c, .accumulate = accumulate};
+    lora_run(&j, dot_task, n, pool);
+}
+
+static void axpy_task(void *arg, int task) {
+    const lora_job *j = arg;
+    int r0, r1;
+    lora_rows(j, task, &r0, &r1);
+    for (int i = r0; i < r1; i++) {
+        const float *xi = j->x + (size_t)i * j->k;
+        float *restrict yi = j->y + (size_t)i * j->m;
+        const uint64_t first = (uint64_t)i * (uint64_t)j->m;
+        if (j->mask) { /* y += mask ⊙ (c·x·w): the row's sum first, then masked */
+            for (int o = 0; o < j->m; o++) {
+                float v = 0.0f;
+                for (int kk = 0; kk < j->k; kk++) v += xi[kk] * j->w[(size_t)kk * j->m + o];
+                yi[o] += j->c * v * rd_dropout_factor(j->mask, first + (uint64_t)o);
+            }
+            continue;
+        }
+        for (int kk = 0; kk < j->k; kk++) {
+            const float a = j->c * xi[kk];
+            const float *restrict wk = j->w + (size_t)kk * j->m;
+            for (int o = 0; o < j->m; o++) yi[o] += a * wk[o];
+        }
+    }
+}
+
+void rd_lora_axpy_rows(float *y, const float *x, const float *w, int n, int k, int m, float c,
+                       const rd_dropout *mask, struct rd_pool *pool) {
+    lora_job j = {.y = y, .x = x, .w = w, .mask = mask && mask->threshold ? mask : NULL, .n = n,
+                  .k = k, .m = m, .c = c};
+    lora_run(&j, axpy_task, n, pool);
+}
+
+/* Column blocks of 16 of q, 16 columns of p at a time: acc (16, 16) summed over every row. */
+#define OUTER_COLS 16
+#define OUTER_ROWS 16
+static void outer_task(void *arg, int task) {
+    const lora_job *j = arg; /* y: G; x: p (n, k); w: q (n, m); accumulate: G transposed */
+    const int o0 = task * OUTER_COLS, o1 = o0 + OUTER_COLS < j->m ? o0 + OUTER_COLS : j->m;
+    for (int k0 = 0; k0 < j->k; k0 += OUTER_ROWS) {
+        const int k1 = k0 + OUTER_ROWS < j->k ? k0 + OUTER_ROWS : j->k;
+        float acc[OUTER_ROWS][OUTER_COLS] = {{0}};
+        for (int i = 0; i < j->n; i++) {
+            const float *pi = j->x + (size_t)i * j->k;
+            const float *restrict qi = j->w + (size_t)i * j->m + o0;
+            for (int kk = k0; kk < k1; kk++) {
+                const float a = pi[kk];
+                float *restrict row = acc[kk - k0];
+                for (int o = 0; o < o1 - o0; o++) row[o] += a * qi[o];
+            }
+        }
+        for (int kk = k0; kk < k1; kk++)
+            for (int o = o0; o < o1; o++) {
+                float *g = j->accumulate ? j->y + (size_t)o * j->k + kk : j->y + (size_t)kk * j->m + o;
+                *g += j->c * acc[kk - k0][o - o0];
+            }
+    }
+}
+
+void rd_lora_outer_sum(float *G, const float *p, const float *q, int n, int k, int m, float c,
+                       int transposed, struct rd_pool *pool) {
+    lora_job j = {.y = G, .x = p, .w = q, .n = n, .k = k, .m = m, .c = c,
+                  .accumulate = transposed};
+    rd_pool_run(pool, outer_task, &j, (m + OUTER_COLS - 1) / OUTER_COLS);
+}
+
+void rd_lora_transpose(float *dst, const float *src, int rows, int cols) {
+    for (int i = 0; i < rows; i++)
+        for (int o = 0; o < cols; o++) dst[(size_t)o * rows + i] = src[(size_t)i * cols + o];
+}
+
+typedef struct lora_drop_job {
+    float *xd;
+    const float *x;
+    const rd_dropout *mask;
+    int n, in, per;
+} lora_drop_job;
+
+static void lora_drop_task(void *arg, int task) {
+    const lora_drop_job *j = arg;
+    const int r0 = task * j->per, r1 = r0 + j->per < j->n ? r0 + j->per : j->n;
+    for (size_t k = (size_t)r0 * j->in; k < (size_t)r1 * j->in; k++)
+        j->xd[k] = j->x[k] * rd_dropout_factor(j->mask, k);
+}
+
+void rd_layer_lora_dropout(float *xd, const float *x, int n, int in, const rd_dropout *mask,
+                           struct rd_pool *pool) {
+    const int threads = rd_pool_threads(pool);
+    lora_drop_job j = {xd, x, mask, n, in, (n + 4 * threads - 1) / (4 * threads)};
+    if (j.per < 1) j.per = 1;
+    rd_pool_run(pool, lora_drop_task, &j, (n + j.per - 1) / j.per);
+}
+
+/* out (N, rows of W) += α·(lora_alpha/r)·B·A·x̃ for layer l's projection id when the pass's
+ * edits hold LoRA factors for it (x̃: x, or its dropout in training): T = x̃·Aᵀ (N, r), then
+ * out += c·T·Bᵀ through Bᵀ (r, rows), all in the pass's LoRA scratch. */
+static void lora_add(const rd_layer_pass *p, int l, rd_layer_proj id, float *out,
+                     const float *x) {
+    const rd_edits_view *ed = p->edits;
+    if (!ed || !ed->lora || ed->strength == 0.0f) return;
+    const float *A = ed->lora[l].a[id], *Bf = ed->lora[l].b[id];
+    if (!A || !Bf) return;
+    const rd_config *cfg = &p->m->file.cfg;
+    const int N = p->B * p->T, r = ed->lora_rank;
+    const size_t wide = (size_t)(cfg->dim > cfg->hidden_dim ? cfg->dim : cfg->hidden_dim);
+    int rows, in;
+    rd_proj_shape(cfg, id, &rows, &in);
+    float *t = p->lora_scratch, *bt = t + (size_t)N * (size_t)r, *xd = bt + (size_t)r * wide;
+    const float *xin = x;
+    if (p->lora_dropout && p->lora_dropout->threshold) {
+        const rd_dropout mask = rd_layer_lora_mask(p->lora_dropout, cfg, l, id, N);
+        rd_layer_lora_dropout(xd, x, N, in, &mask, p->pool);
+        xin = xd;
+    }
+    rd_lora_dot_rows(t, xin, A, N, in, r, 1.0f, 0, p->pool);
+    rd_lora_transpose(bt, Bf, rows, r);
+    rd_lora_axpy_rows(out, t, bt, N, r, rows, ed->strength * ed->lora_scale, NULL, p->pool);
+}
 
 static const rd_matrix *proj_matrix(const rd_layer_weights *W, rd_layer_proj id) {
     switch (id) {
@@ -64,6 +247,20 @@ static void project(const rd_layer_pass *p, int l, const rd_layer_proj *ids, flo
     const rd_matrix *Ws[RD_MATMUL_MANY_MAX];
     for (int i = 0; i < count; i++) Ws[i] = proj_matrix(W, ids[i]);
     rd_matmul_many(outs, x, Ws, count, p->B * p->T, p->wscratch, p->pool);
+    for (int i = 0; i < count; i++) lora_add(p, l, ids[i], outs[i], x);
+}
+
+/* IA3's edit of layer l in the pass, or NULL (none, or strength 0). */
+static const rd_ia3_edit *ia3_of(const rd_layer_pass *p, int l) {
+    const rd_edits_view *ed = p->edits;
+    return ed && ed->ia3 && ed->strength != 0.0f ? &ed->ia3[l] : NULL;
+}
+
+/* row (n) *= s' = rd_edit_scale_at(s, α); with raw set, the row is first copied there. */
+static void ia3_scale(float *row, float *raw, const float *s, int n, float alpha) {
+    if (!s) return;
+    if (raw) memcpy(raw, row, (size_t)n * sizeof(float));
+    for (int j = 0; j < n; j++) row[j] *= rd_edit_scale_at(s[j], alpha);
 }
 
 /* ---- row-wise steps --------------------------------------------------------------------- */
@@ -101,18 +298,26 @@ static void norm_task(void *arg, int task) {
     rd_rmsnorm(j->out + r0 * d, j->x + r0 * d, j->norm, r1 - r0, (int)d, cfg->norm_eps);
 }
 
-/* RoPE on q and k of each row at position pos0 + t; CACHE: k, v into the cache there. */
+/* IA3's scales of k and v (the raw rows kept when the view asks), then RoPE on q and k of
+ * each row at position pos0 + t; CACHE: k, v into the cache there. */
 static void rope_task(void *arg, int task) {
     const rows_job *j = arg;
     const rd_layer_pass *p = j->p;
     const rd_layer_view *v = j->v;
     const rd_config *cfg = &p->m->file.cfg;
     const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
+    const rd_ia3_edit *ia = ia3_of(p, j->l);
     int r0, r1;
     task_range(j, task, &r0, &r1);
     for (int row = r0; row < r1; row++) {
         const int b = row / p->T, pos = p->pos0 + row % p->T;
         float *k = v->k + (size_t)row * kv;
+        if (ia) {
+            const float alpha = p->edits->strength;
+            ia3_scale(k, v->k_raw ? v->k_raw + (size_t)row * kv : NULL, ia->k, kv, alpha);
+            ia3_scale(v->v + (size_t)row * kv, v->v_raw ? v->v_raw + (size_t)row * kv : NULL,
+                      ia->v, kv, alpha);
+        }
         rd_rope(v->q + (size_t)row * d, cfg->n_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
         rd_rope(k, cfg->n_kv_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
         if (p->mode == RD_ATTN_CACHE) {
@@ -123,7 +328,7 @@ static void rope_task(void *arg, int task) {
     }
 }
 
-/* act = silu(g)·u (in place when act aliases g). IA3's FFN scale would apply to act here. */
+/* act = silu(g)·u (in place when act aliases g), times IA3's FFN scale when edited. */
 static void swiglu_task(void *arg, int task) {
     const rows_job *j = arg;
     const size_t hd = (size_t)j->p->m->file.cfg.hidden_dim;
@@ -132,6 +337,10 @@ static void swiglu_task(void *arg, int task) {
     float *act = j->v->act + r0 * hd;
     if (act != j->v->g) memcpy(act, j->v->g + r0 * hd, (size_t)(r1 - r0) * hd * sizeof(float));
     rd_swiglu(act, j->v->u + r0 * hd, (size_t)(r1 - r0) * hd);
+    const rd_ia3_edit *ia = ia3_of(j->p, j->l);
+    if (ia)
+        for (int r = r0; r < r1; r++, act += hd)
+            ia3_scale(act, NULL, ia->ffn, (int)hd, j->p->edits->strength);
 }
 
 /* h += the sub-layer's output bias (merged models; frozen, so it has no gradient and leaves
