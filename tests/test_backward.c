@@ -135,8 +135,8 @@ static void run_fd_case(const fd_case *k) {
     }
     edit_set e;
     edit_set_init(&e, k->layers, k->dim, k->sites, k->scale, k->bias);
-    rd_edits_view view = {e.attn, e.ffn, 1.0f};
-    rd_edits_grad grads = {e.gattn, e.gffn};
+    rd_edits_view view = {.attn = e.attn, .ffn = e.ffn, .strength = 1.0f};
+    rd_edits_grad grads = {.attn = e.gattn, .ffn = e.gffn};
     rd_error err = {0};
     rd_train_ctx *c = rd_train_ctx_new(m, k->B, k->T, k->checkpointing, &err);
     assert_non_null(c);
@@ -222,8 +222,8 @@ static void check_checkpointing_is_exact(float dropout) {
         rng = 99;
         edit_set e;
         edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
-        rd_edits_view view = {e.attn, e.ffn, 1.0f};
-        rd_edits_grad grads = {e.gattn, e.gffn};
+        rd_edits_view view = {.attn = e.attn, .ffn = e.ffn, .strength = 1.0f};
+        rd_edits_grad grads = {.attn = e.gattn, .ffn = e.gffn};
         rd_error err = {0};
         rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, ck, &err);
         rd_train_ctx_set_dropout(c, k.dropout, 9);
@@ -265,8 +265,8 @@ static void test_backward_stops_at_lowest_edit(void **state) {
                 if (l < lowest || !attn_at_lowest) e.gattn[l] = (rd_site_grad){NULL, NULL};
                 if (l < lowest) e.gffn[l] = (rd_site_grad){NULL, NULL};
             }
-            rd_edits_view view = {e.attn, e.ffn, 1.0f};
-            rd_edits_grad grads = {e.gattn, e.gffn};
+            rd_edits_view view = {.attn = e.attn, .ffn = e.ffn, .strength = 1.0f};
+            rd_edits_grad grads = {.attn = e.gattn, .ffn = e.gffn};
             rd_error err = {0};
             rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, ck, &err);
             assert_non_null(c);
@@ -315,7 +315,7 @@ static void test_loss_matches_inference_forward(void **state) {
             tgt[b * k.T + t] = t + 1 < k.T ? tok[b * k.T + t + 1] : -1;
     edit_set e;
     edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
-    rd_edits_view view = {e.attn, e.ffn, 1.0f};
+    rd_edits_view view = {.attn = e.attn, .ffn = e.ffn, .strength = 1.0f};
     rd_error err = {0};
     rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
     double loss;
@@ -337,7 +337,7 @@ static void test_loss_matches_inference_forward(void **state) {
     printf("training loss %.6f, inference-forward loss %.6f\n", loss, ref);
     assert_true(fabs(loss - ref) <= 1e-5 * fabs(ref));
     /* strength 0 = base model */
-    rd_edits_view zero = {e.attn, e.ffn, 0.0f};
+    rd_edits_view zero = {.attn = e.attn, .ffn = e.ffn, .strength = 0.0f};
     double l0, lbase;
     assert_int_equal(rd_train_pass(c, &zero, NULL, NULL, tok, tgt, k.B, k.T, &l0, &n, &err), 0);
     assert_int_equal(rd_train_pass(c, NULL, NULL, NULL, tok, tgt, k.B, k.T, &lbase, &n, &err), 0);
@@ -450,7 +450,7 @@ static void test_training_logits_match_inference(void **state) {
                     char what[128];
                     snprintf(what, sizeof what, "%s, %s site(s), %s, strength %g", model_name,
                              site_names[sites], kind_names[kind], strengths[si]);
-                    const rd_edits_view view = {e.attn, e.ffn, strengths[si]};
+                    const rd_edits_view view = {.attn = e.attn, .ffn = e.ffn, .strength = strengths[si]};
                     assert_int_equal(rd_train_logits(c, &view, tok, B, T, train, &err), 0);
                     const double wi = inference_logits(ctx, &view, tok, B, T, V, infer, tmp, what);
                     worst_infer = fmax(worst_infer, wi);
@@ -501,7 +501,7 @@ static void check_full_ft(int tied, float dropout) {
     }
     edit_set e;
     edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
-    rd_edits_view view = {e.attn, e.ffn, 1.0f};
+    rd_edits_view view = {.attn = e.attn, .ffn = e.ffn, .strength = 1.0f};
     float *wg = calloc(m->n_params, sizeof(float));
     rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
     rd_train_ctx_set_dropout(c, k.dropout, 5);
@@ -586,7 +586,7 @@ static void test_dropout(void **state) {
     rng = 7;
     edit_set e;
     edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
-    rd_edits_view view = {e.attn, e.ffn, 1.0f};
+    rd_edits_view view = {.attn = e.attn, .ffn = e.ffn, .strength = 1.0f};
     rd_error err = {0};
     rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
     const double base = pass_loss(c, &view, tok, tgt, k.B, k.T);
@@ -639,8 +639,8 @@ static void test_bf16_compute_close_to_f32(void **state) {
         rng = 5;
         edit_set e;
         edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
-        rd_edits_view view = {e.attn, e.ffn, 1.0f};
-        rd_edits_grad grads = {e.gattn, e.gffn};
+        rd_edits_view view = {.attn = e.attn, .ffn = e.ffn, .strength = 1.0f};
+        rd_edits_grad grads = {.attn = e.gattn, .ffn = e.gffn};
         rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
         int n;
         assert_int_equal(rd_train_pass(c, &view, &grads, NULL, tok, tgt, k.B, k.T, &loss[pass], &n, &err), 0);
@@ -695,8 +695,8 @@ static void test_bf16_on_the_fly_same_as_packed(void **state) {
         rng = 5;
         edit_set e;
         edit_set_init(&e, k.layers, k.dim, 3, 1, 1);
-        rd_edits_view view = {e.attn, e.ffn, 1.0f};
-        rd_edits_grad grads = {e.gattn, e.gffn};
+        rd_edits_view view = {.attn = e.attn, .ffn = e.ffn, .strength = 1.0f};
+        rd_edits_grad grads = {.attn = e.gattn, .ffn = e.gffn};
         rd_train_ctx *c = rd_train_ctx_new(m, k.B, k.T, 0, &err);
         int n;
         assert_int_equal(rd_train_pass(c, &view, &grads, NULL, tok, tgt, k.B, k.T, &loss[pass], &n, &err), 0);

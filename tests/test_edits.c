@@ -71,7 +71,7 @@ static rd_config layers_config(int n_layers) {
 static rd_edits *new_edits(const rd_config *cfg, int sites, const char *layers, int scale,
                            int bias) {
     rd_error err = {{0}};
-    rd_edit_spec spec = {sites, layers, scale, bias};
+    rd_edit_spec spec = {.sites = sites, .layers = layers, .scale = scale, .bias = bias};
     rd_edits *e = rd_edits_new(cfg, &spec, &err);
     if (!e) fail_msg("rd_edits_new(%s): %s", layers ? layers : "NULL", err.msg);
     return e;
@@ -168,7 +168,7 @@ static void test_layer_list_errors(void **state) {
     rd_config cfg = layers_config(10);
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         rd_error err = {{0}};
-        rd_edit_spec spec = {RD_SITE_FFN, CASES[i].spec, 1, 1};
+        rd_edit_spec spec = {.sites = RD_SITE_FFN, .layers = CASES[i].spec, .scale = 1, .bias = 1};
         rd_edits *e = rd_edits_new(&cfg, &spec, &err);
         if (e) {
             rd_edits_free(e);
@@ -183,8 +183,10 @@ static void test_empty_selections(void **state) {
     (void)state;
     rd_config cfg = layers_config(4);
     const rd_edit_spec bad[] = {
-        {0, "all", 1, 1}, {RD_SITE_FFN, "all", 0, 0}, {8, "all", 1, 1},
-        {RD_SITE_BOTH | 4, "all", 1, 1}};
+        {.sites = 0, .layers = "all", .scale = 1, .bias = 1},
+        {.sites = RD_SITE_FFN, .layers = "all", .scale = 0, .bias = 0},
+        {.sites = 8, .layers = "all", .scale = 1, .bias = 1},
+        {.sites = RD_SITE_BOTH | 4, .layers = "all", .scale = 1, .bias = 1}};
     const char *needles[] = {"site", "neither", "site", "site"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rd_error err = {{0}};
@@ -812,7 +814,7 @@ static void test_refuse_bad_tensors(void **state) {
     expect_load_fails(fx->other, fx->m, 0, "unexpected tensor \"layers.1.ffn.bias2\"", NULL);
     rewrite_header(fx->path, fx->other, "\"format\":\"redit-red\"", "\"format\":\"other\"");
     expect_load_fails(fx->other, fx->m, 0, "not a redit edit file", NULL);
-    rewrite_header(fx->path, fx->other, "\"version\":\"1\"", "\"version\":\"2\"");
+    rewrite_header(fx->path, fx->other, "\"version\":\"1\"", "\"version\":\"3\"");
     expect_load_fails(fx->other, fx->m, 0, "newer", NULL);
     rewrite_header(fx->path, fx->other, "\"sites\":\"ffn\"", "\"sites\":\"mlp\"");
     expect_load_fails(fx->other, fx->m, 0, "\"sites\"", NULL);

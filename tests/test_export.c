@@ -57,7 +57,7 @@ static int teardown(void **state) {
 static rd_edits *new_edits(const rd_model *m, int sites, const char *layers, int scale,
                            int bias) {
     rd_error err = {{0}};
-    rd_edit_spec spec = {sites, layers, scale, bias};
+    rd_edit_spec spec = {.sites = sites, .layers = layers, .scale = scale, .bias = bias};
     rd_edits *e = rd_edits_new(rd_model_config(m), &spec, &err);
     if (!e) fail_msg("rd_edits_new: %s", err.msg);
     float *p = rd_edits_params(e);

@@ -235,13 +235,14 @@ static void test_edit_sites(void **state) {
     float *base = malloc(sizeof(float) * T * V), *out = malloc(sizeof(float) * T * V);
     assert_int_equal(rd_forward(ctx, NULL, toks, 1, T, RD_LOGITS_ALL, base, &err), 0);
 
-    rd_edits_view views[] = {{ident, ident, 1.0f}, {real, real, 0.0f}};
+    rd_edits_view views[] = {{.attn = ident, .ffn = ident, .strength = 1.0f},
+                             {.attn = real, .ffn = real, .strength = 0.0f}};
     for (size_t i = 0; i < 2; i++) {
         rd_ctx_reset(ctx);
         assert_int_equal(rd_forward(ctx, &views[i], toks, 1, T, RD_LOGITS_ALL, out, &err), 0);
         assert_memory_equal(out, base, sizeof(float) * T * V);
     }
-    rd_edits_view ffn_only = {NULL, real, 1.0f}, attn_only = {real, NULL, 1.0f};
+    rd_edits_view ffn_only = {.ffn = real, .strength = 1.0f}, attn_only = {.attn = real, .strength = 1.0f};
     float *ffn_out = malloc(sizeof(float) * T * V);
     rd_ctx_reset(ctx);
     assert_int_equal(rd_forward(ctx, &ffn_only, toks, 1, T, RD_LOGITS_ALL, ffn_out, &err), 0);

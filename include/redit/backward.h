@@ -34,6 +34,13 @@ size_t rd_train_ctx_bytes(const rd_train_ctx *c);
  * fresh masks. p 0 (the default) turns dropout off: evaluation must run with it off. */
 void rd_train_ctx_set_dropout(rd_train_ctx *c, float p, uint64_t seed);
 
+/* LoRA's dropout for the passes that follow (until changed): each element of every LoRA
+ * target's input x (the A·x̃ of its product, per layer and projection) is zeroed with
+ * probability p and the rest scaled by 1/(1 − p), masks a pure function of seed, the layer,
+ * the projection and the element's place, as rd_train_ctx_set_dropout's. p 0 (the default):
+ * off; evaluation must run with it off. */
+void rd_train_ctx_set_lora_dropout(rd_train_ctx *c, float p, uint64_t seed);
+
 /* Bytes rd_train_ctx_new would allocate (for reporting before allocating). */
 size_t rd_train_ctx_estimate(const rd_config *cfg, int max_batch, int max_len, int checkpointing);
 

@@ -104,6 +104,12 @@ int cmd_edit_grad(int argc, char **argv) {
     float *grad = NULL, *outbuf = NULL;
     rd_edit_spec all = {.sites = RD_SITE_BOTH, .layers = "all", .scale = 1, .bias = 1};
     if (cli_open_edits(&ea, m, &e, NULL)) goto done;
+    if (e && rd_edits_method(e) != RD_METHOD_RED) { /* the output is RED's per-site layout */
+        fprintf(stderr, "redit edit-grad: %s holds %s edits; edit-grad reports the gradients of "
+                        "RED's site vectors and takes RED edit files only\n", ea.path,
+                rd_edits_method(e) == RD_METHOD_LORA ? "LoRA" : "IA3");
+        goto done;
+    }
     if (!(full = rd_edits_new(cfg, &all, &err)) ||
         !(tc = rd_train_ctx_new(m, 1, T < 2 ? 2 : T, 0, &err))) {
         fprintf(stderr, "redit edit-grad: %s\n", err.msg);

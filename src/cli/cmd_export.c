@@ -142,6 +142,13 @@ int cmd_export(int argc, char **argv) {
     if (!m) return 1;
     rd_edits *e = cli_load_edits(edits, m, force, NULL);
     int rc = 1;
+    if (e && rd_edits_method(e) != RD_METHOD_RED) {
+        fprintf(stderr, "redit export: %s holds %s edits; exporting them is not yet supported "
+                        "(RED edits only for now)\n", edits,
+                rd_edits_method(e) == RD_METHOD_LORA ? "LoRA" : "IA3");
+        rd_edits_free(e);
+        e = NULL;
+    }
     if (e && !strcmp(format, "cvec")) rc = export_cvec(e, out);
     else if (e && !strcmp(format, "merged")) rc = export_merged(e, m, out);
     else if (e) rc = export_safetensors(e, m, out);

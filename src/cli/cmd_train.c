@@ -83,10 +83,16 @@ static void usage(FILE *out) {
             "      --pack              pack several examples per row\n"
             "      --group-by-length   batches of examples of similar length (less padding)\n"
             "edits\n"
-            "      --sites S           ffn (default), attn or both\n"
+            "      --method M          red (default), lora, ia3 or full (= --full)\n"
+            "      --sites S           red: ffn (default), attn or both\n"
             "      --layers L          all (default) or a list like 0-5,9\n"
             "      --no-scale          train the bias only\n"
             "      --no-bias           train the scale only\n"
+            "      --rank R            lora: rank r (default 8)\n"
+            "      --lora-alpha A      lora: the alpha of alpha/r (default 8)\n"
+            "      --lora-targets T    lora: projections among q,k,v,o,gate,up,down or all\n"
+            "                          (default q,v)\n"
+            "      --lora-dropout P    lora: dropout on the LoRA input in training (default 0)\n"
             "      --init EDITS        start from this edit file's vectors (its sites, layers\n"
             "                          and kinds) instead of the identity edit: train on, or\n"
             "                          adapt trained edits to new data (AdamW starts afresh)\n"
@@ -195,8 +201,14 @@ typedef struct train_args {
     float split;      /* --eval-split fraction, 0 = none */
     int scale, bias;  /* which vectors to train */
     int full;         /* full fine-tuning */
+    int method;       /* RD_METHOD_* when not full */
+    int method_given; /* --method or --full */
+    int rank, lora_targets; /* LoRA settings (0: defaults) */
+    float lora_alpha, lora_dropout;
+    int lora_given;   /* --rank, --lora-alpha, --lora-targets or --lora-dropout */
     int force;        /* --init: accept another base model's edits */
     int edit_shape_given; /* --sites, --layers, --no-scale or --no-bias */
+    int red_given;    /* --sites, --no-scale or --no-bias (RED's own) */
     int sites;        /* RD_SITE_* from sites_name */
     int json;         /* --json: the summary on stdout at the end */
 } train_args;
@@ -236,7 +248,7 @@ static char *options_json(const train_args *a, rd_data_format format) {
 enum { O_EVAL = CLI_O_FIRST_FREE, O_SPLIT, O_PACK, O_SITES, O_LAYERS, O_NOSCALE, O_NOBIAS, O_LR,
        O_EPOCHS, O_BATCH, O_MICRO, O_SCHED, O_WARMUP, O_WD, O_CLIP, O_SEED, O_EVALEVERY,
        O_MAXSTEPS, O_CKPT, O_LOG, O_FULL, O_GROUP, O_BETA1, O_BETA2, O_INIT, O_FORCE, O_DROPOUT,
-       O_STATE, O_JSON };
+       O_STATE, O_JSON, O_METHOD, O_RANK, O_LALPHA, O_LTARGETS, O_LDROPOUT };
 
 /* One option of train's own (not of a shared group). Returns 0, 1 for --help (printed),
  * or 2 on a bad value or unknown option (printed). */
@@ -251,10 +263,10 @@ static int train_option(train_args *a, int c, const char *arg, int *micro) {
     case O_SPLIT: bad = cli_float("train", "--eval-split", arg, 1e-6, 0.99, &a->split); break;
     case O_PACK: o->pack = 1; break;
     case O_GROUP: o->group_by_length = 1; break;
-    case O_SITES: a->sites_name = arg; a->edit_shape_given = 1; break;
+    case O_SITES: a->sites_name = arg; a->edit_shape_given = a->red_given = 1; break;
     case O_LAYERS: a->layers = arg; a->edit_shape_given = 1; break;
-    case O_NOSCALE: a->scale = 0; a->edit_shape_given = 1; break;
-    case O_NOBIAS: a->bias = 0; a->edit_shape_given = 1; break;
+    case O_NOSCALE: a->scale = 0; a->edit_shape_given = a->red_given = 1; break;
+    case O_NOBIAS: a->bias = 0; a->edit_shape_given = a->red_given = 1; break;
     case O_INIT: a->init = arg; break;
     case O_FORCE: a->force = 1; break;
     case O_LR: bad = cli_float("train", "--lr", arg, 1e-12, 10, &f); o->lr = f; break;
@@ -279,7 +291,27 @@ static int train_option(train_args *a, int c, const char *arg, int *micro) {
     case O_CKPT: o->checkpointing = 1; break;
     case O_LOG: a->log_path = arg; break;
     case O_STATE: o->state_path = arg; break;
-    case O_FULL: a->full = 1; break;
+    case O_FULL: a->full = 1; a->method_given = 1; break;
+    case O_METHOD:
+        a->method_given = 1;
+        a->full = !strcmp(arg, "full");
+        if (!a->full && rd_method_from_name(arg, &a->method)) {
+            fprintf(stderr, "redit train: --method must be red, lora, ia3 or full\n");
+            bad = 1;
+        }
+        break;
+    case O_RANK: bad = cli_int("train", "--rank", arg, 1, RD_LORA_MAX_RANK, &a->rank); a->lora_given = 1; break;
+    case O_LALPHA: bad = cli_float("train", "--lora-alpha", arg, 1e-6, 1e6, &a->lora_alpha); a->lora_given = 1; break;
+    case O_LDROPOUT: bad = cli_float("train", "--lora-dropout", arg, 0, 0.99, &a->lora_dropout); a->lora_given = 1; break;
+    case O_LTARGETS: {
+        rd_error err = {0};
+        if (rd_lora_targets_parse(arg, &a->lora_targets, &err)) {
+            fprintf(stderr, "redit train: --lora-targets: %s\n", err.msg);
+            bad = 1;
+        }
+        a->lora_given = 1;
+        break;
+    }
     case O_JSON: a->json = 1; break;
     case 'h': usage(stdout); return 1;
     default: return 2; /* not reached: parse_train_args passes only options of train's table */
@@ -308,7 +340,10 @@ static int parse_train_args(int argc, char **argv, train_args *a, int *exit_code
         {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
         {"init", required_argument, 0, O_INIT}, {"force", no_argument, 0, O_FORCE},
         {"dropout", required_argument, 0, O_DROPOUT}, {"state", required_argument, 0, O_STATE},
-        {"json", no_argument, 0, O_JSON}, CLI_COMMON_LONG_OPTIONS,
+        {"json", no_argument, 0, O_JSON}, {"method", required_argument, 0, O_METHOD},
+        {"rank", required_argument, 0, O_RANK}, {"lora-alpha", required_argument, 0, O_LALPHA},
+        {"lora-targets", required_argument, 0, O_LTARGETS},
+        {"lora-dropout", required_argument, 0, O_LDROPOUT}, CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0}};
     *a = (train_args){.data = CLI_DATA_ARGS_DEFAULT, .opts = rd_train_opts_defaults(),
                       .sites_name = "ffn", .layers = "all", .scale = 1, .bias = 1};
@@ -335,10 +370,19 @@ static int parse_train_args(int argc, char **argv, train_args *a, int *exit_code
         fprintf(stderr, "redit train: give --eval or --eval-split, not both\n");
         return -1;
     }
-    if (a->init && (a->full || a->edit_shape_given)) {
-        fprintf(stderr, "redit train: --init takes the sites, layers and kinds of its edit file; "
-                        "%s\n", a->full ? "it does not combine with --full"
-                                        : "give --init or --sites/--layers/--no-scale/--no-bias");
+    if (a->init && (a->full || a->edit_shape_given || a->method_given || a->lora_given)) {
+        fprintf(stderr, "redit train: --init takes the method, sites, layers and kinds of its edit "
+                        "file; %s\n", a->full ? "it does not combine with --full"
+                        : "give --init or --method/--sites/--layers/--no-scale/--no-bias/--rank/--lora-*");
+        return -1;
+    }
+    if (a->lora_given && (a->full || a->method != RD_METHOD_LORA)) {
+        fprintf(stderr, "redit train: --rank, --lora-alpha, --lora-targets and --lora-dropout "
+                        "need --method lora\n");
+        return -1;
+    }
+    if (a->red_given && (a->full || a->method != RD_METHOD_RED)) {
+        fprintf(stderr, "redit train: --sites, --no-scale and --no-bias are RED's (--method red)\n");
         return -1;
     }
     if (a->force && !a->init) {
@@ -403,7 +447,9 @@ static int setup_run(train_args *a, train_run *r) {
     }
     if (a->full) return 0;
     const rd_edit_spec spec = {.sites = a->sites, .layers = a->layers, .scale = a->scale,
-                               .bias = a->bias};
+                               .bias = a->bias, .method = a->method, .rank = a->rank,
+                               .lora_alpha = a->lora_alpha, .lora_targets = a->lora_targets,
+                               .lora_dropout = a->lora_dropout, .seed = a->opts.seed};
     rd_fp_match match = RD_FP_SAME;
     r->e = a->init ? rd_edits_load_match(a->init, r->m, a->force, NULL, &match, &err)
                    : rd_edits_new(rd_model_config(r->m), &spec, &err);
@@ -424,12 +470,23 @@ static void print_setup(const train_args *a, const train_run *r) {
                 (unsigned long long)rd_model_param_count(m));
     } else {
         const int scale = rd_edits_has_scale(r->e), bias = rd_edits_has_bias(r->e);
-        fprintf(stderr, "model %s: %llu parameters · edits%s%s: %s, layers %s, %s%s%s: %zu trainable "
+        char what[160], targets[64];
+        if (rd_edits_method(r->e) == RD_METHOD_LORA)
+            snprintf(what, sizeof what, "LoRA r %d, alpha %g on %s, layers %s", rd_edits_rank(r->e),
+                     (double)rd_edits_lora_alpha(r->e),
+                     rd_lora_targets_text(rd_edits_lora_targets(r->e), targets, sizeof targets),
+                     rd_edits_layers_text(r->e));
+        else if (rd_edits_method(r->e) == RD_METHOD_IA3)
+            snprintf(what, sizeof what, "IA3 on k, v and the FFN input, layers %s",
+                     rd_edits_layers_text(r->e));
+        else
+            snprintf(what, sizeof what, "RED %s, layers %s, %s%s%s",
+                     rd_sites_name(rd_edits_sites(r->e)), rd_edits_layers_text(r->e),
+                     scale ? "scale" : "", scale && bias ? " + " : "", bias ? "bias" : "");
+        fprintf(stderr, "model %s: %llu parameters · edits%s%s: %s: %zu trainable "
                         "(1/%.0f of the model)\n",
                 m->file.name, (unsigned long long)rd_model_param_count(m), a->init ? " from " : "",
-                a->init ? a->init : "", rd_sites_name(rd_edits_sites(r->e)),
-                rd_edits_layers_text(r->e), scale ? "scale" : "", scale && bias ? " + " : "",
-                bias ? "bias" : "", rd_edits_param_count(r->e), rd_edits_ratio(r->e, m));
+                a->init ? a->init : "", what, rd_edits_param_count(r->e), rd_edits_ratio(r->e, m));
     }
     fprintf(stderr, "data: %zu training examples (%llu loss tokens)", rd_dataset_size(r->train),
             (unsigned long long)rd_dataset_loss_tokens(r->train));

@@ -17,6 +17,8 @@
 #include "core/kernels.h"
 #include "core/pool.h"
 
+#include "redit/edits.h"
+
 #include "layer.h"
 
 /* Rows of the classifier processed at once: logits (CLS_ROWS, V) live in scratch. */
@@ -45,6 +47,13 @@ struct rd_train_ctx {
                           * first full fine-tuning pass in bf16 compute (else NULL) */
     rd_pool *pool;       /* the process's pool (borrowed): the row-wise work between GEMMs */
     rd_dropout dropout;  /* of the sub-layer outputs in the next passes (threshold 0: off) */
+    rd_dropout lora_drop; /* of LoRA's inputs in the next passes (threshold 0: off) */
+    float *lora_fwd;     /* LoRA: (N, r) [+ (N, max(d, hd)) with dropout]: the layer's scratch
+                          * (rd_layer_lora_scratch_floats), reused by backward for T and x̃ */
+    size_t lora_fwd_floats;
+    float *lora_u;       /* LoRA: (N, r) dy·B in backward */
+    size_t lora_u_floats;
+    int ia3_raw;         /* the activation sets have k_raw, v_raw (IA3) */
     size_t bytes;
     void **blocks;       /* every allocation, for free */
     int n_blocks;
@@ -235,6 +244,39 @@ void rd_train_ctx_set_dropout(rd_train_ctx *c, float p, uint64_t seed) {
     c->dropout = rd_dropout_make(p, seed);
 }
 
+void rd_train_ctx_set_lora_dropout(rd_train_ctx *c, float p, uint64_t seed) {
+    c->lora_drop = rd_dropout_make(p, seed);
+}
+
+/* The buffers the methods of edits need beyond RED's, made on first use: LoRA's scratch at
+ * its rank (and dropout), IA3's raw k and v per activation set. */
+static int method_buffers(rd_train_ctx *c, const rd_edits_view *ed, rd_error *err) {
+    if (!ed) return 0;
+    const rd_config *cfg = &c->m->file.cfg;
+    const int N = c->max_batch * c->max_len;
+    if (ed->lora) {
+        const size_t fwd = rd_layer_lora_scratch_floats(cfg, N, ed->lora_rank,
+                                                        c->lora_drop.threshold != 0);
+        const size_t u = (size_t)N * (size_t)ed->lora_rank;
+        if (fwd > c->lora_fwd_floats) {
+            if (!(c->lora_fwd = ctx_alloc(c, fwd))) return rd_error_set(err, "out of memory for LoRA");
+            c->lora_fwd_floats = fwd;
+        }
+        if (u > c->lora_u_floats) {
+            if (!(c->lora_u = ctx_alloc(c, u))) return rd_error_set(err, "out of memory for LoRA");
+            c->lora_u_floats = u;
+        }
+    }
+    if (ed->ia3 && !c->ia3_raw) {
+        const size_t kv = (size_t)N * (size_t)rd_config_kv_dim(cfg);
+        for (int i = 0; i < c->n_sets; i++)
+            if (!(c->acts[i].k_raw = ctx_alloc(c, kv)) || !(c->acts[i].v_raw = ctx_alloc(c, kv)))
+                return rd_error_set(err, "out of memory for IA3's activations");
+        c->ia3_raw = 1;
+    }
+    return 0;
+}
+
 static void dropout_bwd_rows(const rows_call *r, int r0, int r1) {
     for (size_t k = (size_t)r0 * r->d; k < (size_t)r1 * r->d; k++)
         r->out[k] = r->a[k] * rd_dropout_factor(r->extra, k);
@@ -298,8 +340,9 @@ static const rd_site_grad *gsite(const rd_site_grad *arr, int l) { return arr ? 
 /* What every layer of a training forward shares: fresh sequences, the context's dropout. */
 static rd_layer_pass train_layer_pass(rd_train_ctx *c, const rd_edits_view *ed, int B, int T) {
     return (rd_layer_pass){.m = c->m, .B = B, .T = T, .mode = RD_ATTN_TRAIN, .edits = ed,
-                           .dropout = &c->dropout, .pool = c->pool, .wscratch = c->wscratch,
-                           .att = c->att_scratch};
+                           .dropout = &c->dropout, .lora_dropout = &c->lora_drop,
+                           .lora_scratch = c->lora_fwd, .pool = c->pool,
+                           .wscratch = c->wscratch, .att = c->att_scratch};
 }
 
 /* Forward of layer l from a->x_in, filling a; writes the layer's output to x_out and, when
@@ -314,11 +357,22 @@ static void layer_forward_train(rd_train_ctx *c, const rd_layer_pass *p, int l,
     rd_layer_forward(p, l, &v);
 }
 
-/* How far the backward pass goes into its lowest layer: all of it, or only down to the
- * gradient of its attention or FFN site (nothing below that layer has a gradient wanted). */
-enum { BOTTOM_NONE, BOTTOM_ATTN_SITE, BOTTOM_FFN_SITE };
+/* How far the backward pass goes into its lowest layer: all of it, only down to the
+ * gradient of its attention or FFN site (RED), or down to the parameters of its attention
+ * or FFN projections (LoRA, IA3): nothing below that layer has a gradient wanted. */
+enum { BOTTOM_NONE, BOTTOM_ATTN_SITE, BOTTOM_FFN_SITE, BOTTOM_ATTN_PROJ, BOTTOM_FFN_PROJ };
 
 static int site_wanted(const rd_site_grad *g) { return g && (g->dscale || g->dbias); }
+
+/* Which sub-layers of layer l have LoRA/IA3 gradients wanted: bit 0 attention, bit 1 FFN. */
+static int proj_wanted(const rd_edits_grad *gr, int l) {
+    int w = 0;
+    if (gr->lora)
+        for (int p = 0; p < RD_N_PROJ; p++)
+            if (gr->lora[l].da[p] || gr->lora[l].db[p]) w |= p <= RD_PROJ_O ? 1 : 2;
+    if (gr->ia3) w |= (gr->ia3[l].dk || gr->ia3[l].dv ? 1 : 0) | (gr->ia3[l].dffn ? 2 : 0);
+    return w;
+}
 
 /* The lowest layer whose backward is needed and how far into it (*bottom): every layer for
  * weight gradients, else the lowest layer with an edit gradient wanted (L when none is). */
@@ -329,16 +383,105 @@ static int backward_floor(const rd_train_ctx *c, const rd_edits_grad *gr, int *b
     for (int l = 0; gr && l < L; l++) {
         const int attn = site_wanted(gr->attn ? &gr->attn[l] : NULL);
         const int ffn = site_wanted(gr->ffn ? &gr->ffn[l] : NULL);
+        const int proj = proj_wanted(gr, l);
         if (attn || ffn) {
             *bottom = attn ? BOTTOM_ATTN_SITE : BOTTOM_FFN_SITE;
+            return l;
+        }
+        if (proj) {
+            *bottom = proj & 1 ? BOTTOM_ATTN_PROJ : BOTTOM_FFN_PROJ;
             return l;
         }
     }
     return L;
 }
 
+/* dx (n, d) += mask ⊙ y (rows in parallel). */
+static void masked_add_rows(const rows_call *r, int r0, int r1) {
+    for (size_t k = (size_t)r0 * r->d; k < (size_t)r1 * r->d; k++)
+        r->out[k] += r->a[k] * rd_dropout_factor(r->extra, k);
+}
+
+/* LoRA's backward at layer l's projection id (out = W·x + c·B·A·x̃, c = α·lora_alpha/r), with
+ * x (N, in) the projection's input and dy (N, rows) its output's gradient:
+ *   T = x̃·Aᵀ, U = dy·B (N, r);  dB += c·dyᵀ·T;  dA += c·Uᵀ·x̃;  dx += c·mask ⊙ (U·A)
+ * (dx NULL: not wanted). Nothing without LoRA factors there or at strength 0. */
+static void lora_backward(rd_train_ctx *c, int l, int id, const rd_edits_view *ed,
+                          const rd_edits_grad *gr, const float *dy, const float *x, float *dx,
+                          int N) {
+    if (!ed || !ed->lora || ed->strength == 0.0f || !ed->lora[l].a[id]) return;
+    const float *A = ed->lora[l].a[id], *Bf = ed->lora[l].b[id];
+    float *dA = gr && gr->lora ? gr->lora[l].da[id] : NULL;
+    float *dB = gr && gr->lora ? gr->lora[l].db[id] : NULL;
+    if (!dA && !dB && !dx) return;
+    const rd_config *cfg = &c->m->file.cfg;
+    const float cs = ed->strength * ed->lora_scale;
+    const int r = ed->lora_rank;
+    int rows, in;
+    rd_proj_shape(cfg, id, &rows, &in);
+    float *t = c->lora_fwd, *u = c->lora_u, *xd = c->lora_fwd + (size_t)N * (size_t)r;
+    const int drop = c->lora_drop.threshold != 0;
+    const rd_dropout mask = drop ? rd_layer_lora_mask(&c->lora_drop, cfg, l, id, N) : (rd_dropout){0};
+    const float *xin = x;
+    if (drop && (dA || dB)) {
+        rd_layer_lora_dropout(xd, x, N, in, &mask, c->pool);
+        xin = xd;
+    }
+    if (dB) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xin, in, A, in,
+                    0.0f, t, r);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, r, N, cs, dy, rows, t, r,
+                    1.0f, dB, r);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, rows, 1.0f, dy, rows, Bf, r,
+                0.0f, u, r);
+    if (dA)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, cs, u, r, xin, in, 1.0f,
+                    dA, in);
+    if (!dx) return;
+    if (!drop) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, cs, u, r, A, in, 1.0f,
+                    dx, in);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, cs, u, r, A, in, 0.0f, xd,
+                in);
+    rows_call rc = {.fn = masked_add_rows, .n = N, .out = dx, .a = xd, .d = in, .extra = &mask};
+    run_rows(c->pool, &rc);
+}
+
+/* IA3's backward of y = s'⊙x (s' = rd_edit_scale_at(s, α)) over (n, w) rows, given dy:
+ * ds += α Σ dy⊙x, then dy *= s' in place (the gradient flowing into x). Columns in parallel
+ * blocks, each summed over the rows in order. */
+typedef struct ia3_job {
+    float *dy, *ds;
+    const float *x, *s;
+    float alpha;
+    int n, w, per;
+} ia3_job;
+
+static void ia3_task(void *arg, int task) {
+    const ia3_job *j = arg;
+    const int c0 = task * j->per, c1 = c0 + j->per < j->w ? c0 + j->per : j->w;
+    for (int i = 0; i < j->n; i++) {
+        float *dyi = j->dy + (size_t)i * j->w;
+        const float *xi = j->x + (size_t)i * j->w;
+        if (j->ds)
+            for (int k = c0; k < c1; k++) j->ds[k] += j->alpha * dyi[k] * xi[k];
+        for (int k = c0; k < c1; k++) dyi[k] *= rd_edit_scale_at(j->s[k], j->alpha);
+    }
+}
+
+static void ia3_backward(rd_train_ctx *c, float *dy, float *ds, const float *x, const float *s,
+                         float alpha, int n, int w) {
+    if (!s) return;
+    ia3_job j = {dy, ds, x, s, alpha, n, w, 64};
+    rd_pool_run(c->pool, ia3_task, &j, (w + j.per - 1) / j.per);
+}
+
 /* Backward of layer l: c->dx holds ∂/∂(layer output) on entry, ∂/∂(layer input) on exit
- * (with bottom ≠ BOTTOM_NONE only the edit gradients down to that site, c->dx undefined). */
+ * (with bottom ≠ BOTTOM_NONE only the edit gradients down to that site or those
+ * projections, c->dx undefined). */
 static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const rd_edits_view *ed,
                            const rd_edits_grad *gr, int B, int T, int bottom) {
     const rd_config *cfg = &c->m->file.cfg;
@@ -346,20 +489,34 @@ static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const
     const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
     const int H = cfg->n_heads, hd = cfg->hidden_dim, N = B * T;
     const float alpha = ed ? ed->strength : 0.0f;
+    const rd_ia3_edit *ia = ed && ed->ia3 && alpha != 0.0f ? &ed->ia3[l] : NULL;
+    const rd_ia3_grad *iag = gr && gr->ia3 ? &gr->ia3[l] : NULL;
+    const int lora = ed && ed->lora && alpha != 0.0f;
+    const int lora_down = lora && ed->lora[l].a[RD_PROJ_DOWN];
 
-    /* FFN sub-layer: x_out = x_mid + mask ⊙ edit(h_ffn), h_ffn = (silu(g)·u)·w2ᵀ */
+    /* FFN sub-layer: x_out = x_mid + mask ⊙ edit(h_ffn), h_ffn = act·w2ᵀ (+ LoRA),
+     * act = s_ffn ⊙ silu(g)·u */
     edit_backward(c->dh, dropout_backward(c, c->dx, l, 1, N, d), a->h_ffn, (size_t)N, d,
                   rd_layer_site_edit(ed, l, 1), gr ? gsite(gr->ffn, l) : NULL, alpha);
     if (bottom == BOTTOM_FFN_SITE) return;
-    if (c->wgrad) { /* dW2 += dhᵀ · (silu(g)·u) */
+    if (c->wgrad || lora_down || (ia && ia->ffn)) { /* c->dg = silu(g)·u (unscaled) */
         memcpy(c->dg, a->g, (size_t)N * hd * sizeof(float));
         par_swiglu(c, c->dg, a->u, N, hd);
-        rd_matmul_weight_grad(wgrad_of(c, W->w2.data), c->dh, c->dg, N, &W->w2, c->gscratch, c->pool);
     }
+    if (c->wgrad) /* dW2 += dhᵀ · (silu(g)·u) */
+        rd_matmul_weight_grad(wgrad_of(c, W->w2.data), c->dh, c->dg, N, &W->w2, c->gscratch, c->pool);
     rd_matmul_backward(c->da, c->dh, &W->w2, N, 0, c->wscratch, c->pool);
+    lora_backward(c, l, RD_PROJ_DOWN, ed, gr, c->dh, c->dg, c->da, N);
+    if (ia) ia3_backward(c, c->da, iag ? iag->dffn : NULL, c->dg, ia->ffn, alpha, N, hd);
     par_swiglu_backward(c, c->dg, c->du, c->da, a->g, a->u, N, hd);
-    rd_matmul_backward(c->dxb, c->dg, &W->w1, N, 0, c->wscratch, c->pool);
-    rd_matmul_backward(c->dxb, c->du, &W->w3, N, 1, c->wscratch, c->pool);
+    const int ffn_dx = bottom != BOTTOM_FFN_PROJ;
+    if (ffn_dx) {
+        rd_matmul_backward(c->dxb, c->dg, &W->w1, N, 0, c->wscratch, c->pool);
+        rd_matmul_backward(c->dxb, c->du, &W->w3, N, 1, c->wscratch, c->pool);
+    }
+    lora_backward(c, l, RD_PROJ_GATE, ed, gr, c->dg, a->xb2, ffn_dx ? c->dxb : NULL, N);
+    lora_backward(c, l, RD_PROJ_UP, ed, gr, c->du, a->xb2, ffn_dx ? c->dxb : NULL, N);
+    if (bottom == BOTTOM_FFN_PROJ) return;
     if (c->wgrad) {
         rd_matmul_weight_grad(wgrad_of(c, W->w1.data), c->dg, a->xb2, N, &W->w1, c->gscratch, c->pool);
         rd_matmul_weight_grad(wgrad_of(c, W->w3.data), c->du, a->xb2, N, &W->w3, c->gscratch, c->pool);
@@ -368,11 +525,12 @@ static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const
     par_rmsnorm_backward(c, c->dx_mid, c->wgrad ? wgrad_of(c, W->ffn_norm) : NULL, c->dxb,
                          a->x_mid, W->ffn_norm, N, d, cfg->norm_eps);
 
-    /* attention sub-layer: x_mid = x_in + mask ⊙ edit(h_attn), h_attn = o·woᵀ */
+    /* attention sub-layer: x_mid = x_in + mask ⊙ edit(h_attn), h_attn = o·woᵀ (+ LoRA) */
     edit_backward(c->dh, dropout_backward(c, c->dx_mid, l, 0, N, d), a->h_attn, (size_t)N, d,
                   rd_layer_site_edit(ed, l, 0), gr ? gsite(gr->attn, l) : NULL, alpha);
     if (bottom == BOTTOM_ATTN_SITE) return;
     rd_matmul_backward(c->dxb, c->dh, &W->wo, N, 0, c->wscratch, c->pool); /* dxb = ∂/∂o */
+    lora_backward(c, l, RD_PROJ_O, ed, gr, c->dh, a->o, c->dxb, N);
     if (c->wgrad) rd_matmul_weight_grad(wgrad_of(c, W->wo.data), c->dh, a->o, N, &W->wo, c->gscratch,
                                       c->pool);
     rd_attention_train_backward(c->dq, c->dk, c->dv, c->dxb, a->probs, a->q, a->k, a->v, B, T,
@@ -382,9 +540,20 @@ static void layer_backward(rd_train_ctx *c, int l, const rd_layer_view *a, const
         rd_rope(c->dk + (size_t)r * kv, cfg->n_kv_heads, hs, -(r % T), cfg->rope_theta,
                 cfg->rope_layout);
     }
-    rd_matmul_backward(c->dxb, c->dq, &W->wq, N, 0, c->wscratch, c->pool);
-    rd_matmul_backward(c->dxb, c->dk, &W->wk, N, 1, c->wscratch, c->pool);
-    rd_matmul_backward(c->dxb, c->dv, &W->wv, N, 1, c->wscratch, c->pool);
+    if (ia) { /* k = s_k ⊙ k_raw, v = s_v ⊙ v_raw */
+        ia3_backward(c, c->dk, iag ? iag->dk : NULL, a->k_raw, ia->k, alpha, N, kv);
+        ia3_backward(c, c->dv, iag ? iag->dv : NULL, a->v_raw, ia->v, alpha, N, kv);
+    }
+    const int attn_dx = bottom != BOTTOM_ATTN_PROJ;
+    if (attn_dx) {
+        rd_matmul_backward(c->dxb, c->dq, &W->wq, N, 0, c->wscratch, c->pool);
+        rd_matmul_backward(c->dxb, c->dk, &W->wk, N, 1, c->wscratch, c->pool);
+        rd_matmul_backward(c->dxb, c->dv, &W->wv, N, 1, c->wscratch, c->pool);
+    }
+    lora_backward(c, l, RD_PROJ_Q, ed, gr, c->dq, a->xb, attn_dx ? c->dxb : NULL, N);
+    lora_backward(c, l, RD_PROJ_K, ed, gr, c->dk, a->xb, attn_dx ? c->dxb : NULL, N);
+    lora_backward(c, l, RD_PROJ_V, ed, gr, c->dv, a->xb, attn_dx ? c->dxb : NULL, N);
+    if (!attn_dx) return;
     if (c->wgrad) {
         rd_matmul_weight_grad(wgrad_of(c, W->wq.data), c->dq, a->xb, N, &W->wq, c->gscratch, c->pool);
         rd_matmul_weight_grad(wgrad_of(c, W->wk.data), c->dk, a->xb, N, &W->wk, c->gscratch, c->pool);
@@ -507,7 +676,9 @@ static void train_forward(rd_train_ctx *c, const rd_layer_pass *p, const int *to
 
 int rd_train_logits(rd_train_ctx *c, const rd_edits_view *edits, const int *tokens, int B, int T,
                     float *logits, rd_error *err) {
-    if (check_shape(c, B, T, err) || check_ids(c, tokens, NULL, B * T, err)) return -1;
+    if (check_shape(c, B, T, err) || check_ids(c, tokens, NULL, B * T, err) ||
+        method_buffers(c, edits, err))
+        return -1;
     const rd_layer_pass p = train_layer_pass(c, edits, B, T);
     train_forward(c, &p, tokens, c->m->file.cfg.n_layers);
     rd_matmul(logits, c->xf, &c->m->file.w.classifier, B * T, c->wscratch, c->pool);
@@ -527,7 +698,7 @@ int rd_train_pass(rd_train_ctx *c, const rd_edits_view *edits, const rd_edits_gr
         !(c->gscratch = ctx_alloc(c, weight_grad_scratch_floats(c))))
         return rd_error_set(err, "out of memory for the bf16 weight gradients");
     c->wgrad = weight_grad;
-    if (check_ids(c, tokens, targets, N, err)) return -1;
+    if (check_ids(c, tokens, targets, N, err) || method_buffers(c, edits, err)) return -1;
     const rd_layer_pass p = train_layer_pass(c, edits, B, T);
     int bottom;
     const int floor = backward_floor(c, grads, &bottom);

@@ -52,7 +52,15 @@ static int cvec_fill(rd_gguf_writer *w, rd_edits *e, rd_error *err) {
     return 0;
 }
 
+/* These exports are RED's: LoRA and IA3 sets are refused (not yet). */
+static int not_red(const rd_edits *e, const char *path, rd_error *err) {
+    if (rd_edits_method(e) == RD_METHOD_RED) return 0;
+    return rd_error_set(err, "%s: exporting %s edits is not yet supported (RED edits only)", path,
+                        rd_edits_method(e) == RD_METHOD_LORA ? "LoRA" : "IA3");
+}
+
 int rd_export_cvec(rd_edits *e, const char *path, rd_cvec_report *rep, rd_error *err) {
+    if (not_red(e, path, err)) return -1;
     rd_cvec_report r;
     count_report(e, &r);
     if (rep) *rep = r;
@@ -102,6 +110,7 @@ static int st_metadata(rd_st_writer *w, rd_edits *e, const rd_model *m, rd_error
 }
 
 int rd_export_safetensors(rd_edits *e, const rd_model *m, const char *path, rd_error *err) {
+    if (not_red(e, path, err)) return -1;
     rd_st_writer *w = rd_st_writer_new(err);
     if (!w) return -1;
     int rc = st_metadata(w, e, m, err);
@@ -164,6 +173,7 @@ static int merge_site(rd_weights *store, rd_edits *e, int l, int site, rd_layer_
 }
 
 int rd_export_merged(rd_edits *e, const rd_model *m, const char *path, rd_error *err) {
+    if (not_red(e, path, err)) return -1;
     const rd_config *c = rd_model_config(m);
     if (rd_edits_dim(e) != c->dim || rd_edits_n_layers(e) != c->n_layers)
         return rd_error_set(err, "%s: the edits (width %d, %d layers) do not fit the model "

@@ -11,8 +11,13 @@
  *   sampled one, rd_model_fingerprint_sampled, still accepted), sites ("attn"/"ffn"/"both"),
  *   layers (canonical list), dim, n_layers, scale and bias ("true"/"false"), training (the
  *   caller's JSON, only when given).
- * The loader refuses a file that does not fit the model (width, layer count, fingerprint
- * unless forced), a missing vector, and any tensor the metadata does not declare. */
+ * LoRA and IA3 sets (version 2, which earlier redits refuse as newer) carry "method" ("lora"
+ * or "ia3") instead of sites/scale/bias, and LoRA's rank, lora_alpha, lora_targets ("q,v")
+ * and lora_dropout; their tensors are those of rd_edit_tensor ("layers.{l}.q.lora_a" [r, in],
+ * ".lora_b" [out, r], "layers.{l}.{k|v|ffn}.ia3" [n]). A file without "method" is RED.
+ * The loader refuses a file that does not fit the model (width, layer count, a tensor shape
+ * the model's projections do not give, fingerprint unless forced), a missing tensor, and any
+ * tensor the metadata does not declare. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -24,31 +29,14 @@
 
 #include "redit/edits.h"
 #include "redit/safetensors.h"
+#include "redit/util.h"
 
 #define EDITS_FORMAT "redit-red"
-#define EDITS_VERSION 1
+#define EDITS_VERSION 1      /* RED files: as written since the first version */
+#define EDITS_VERSION_METHODS 2 /* LoRA and IA3 files */
 #define FINGERPRINT_KIND "xxh3-64" /* base_fingerprint is rd_model_fingerprint */
 
 /* ---- saving ----------------------------------------------------------------------- */
-
-static const char *site_word(int site) { return site == RD_SITE_ATTN ? "attn" : "ffn"; }
-
-static void vector_name(char *buf, size_t cap, int l, int site, int want_bias) {
-    snprintf(buf, cap, "layers.%d.%s.%s", l, site_word(site), want_bias ? "bias" : "scale");
-}
-
-/* Calls fn for every stored vector in the flat-array order; stops at the first nonzero. */
-typedef int (*vector_fn)(void *ctx, int l, int site, int want_bias);
-static int each_vector(const rd_edits *e, vector_fn fn, void *ctx) {
-    for (int l = 0; l < rd_edits_n_layers(e); l++)
-        for (int site = RD_SITE_ATTN; site <= RD_SITE_FFN; site++)
-            for (int kind = 0; kind < 2; kind++)
-                if (rd_edits_vector_const(e, l, site, kind)) {
-                    int rc = fn(ctx, l, site, kind);
-                    if (rc) return rc;
-                }
-    return 0;
-}
 
 typedef struct save_ctx {
     const rd_edits *e;
@@ -56,29 +44,35 @@ typedef struct save_ctx {
     rd_error *err;
 } save_ctx;
 
-static int save_vector(void *arg, int l, int site, int want_bias) {
-    save_ctx *s = arg;
-    char name[64];
-    vector_name(name, sizeof name, l, site, want_bias);
-    const int64_t shape[1] = {rd_edits_dim(s->e)};
-    return rd_st_writer_add(s->w, name, RD_DTYPE_F32, shape, 1,
-                            rd_edits_vector_const(s->e, l, site, want_bias), s->err);
+static int save_tensor(save_ctx *s, const rd_edit_tensor *t) {
+    return rd_st_writer_add(s->w, t->name, RD_DTYPE_F32, t->shape, t->n_dims,
+                            rd_edits_params_const(s->e) + t->offset, s->err);
 }
 
 static int save_metadata(rd_st_writer *w, const rd_edits *e, const rd_model *m,
                          const char *training_json, rd_error *err) {
-    char fp[32], dim[16], nl[16], ver[16];
+    char fp[32], dim[16], nl[16], ver[16], rank[16], alpha[32], targets[64], drop[32];
+    const int method = rd_edits_method(e);
     snprintf(fp, sizeof fp, "%016" PRIx64, rd_model_fingerprint(m));
     snprintf(dim, sizeof dim, "%d", rd_edits_dim(e));
     snprintf(nl, sizeof nl, "%d", rd_edits_n_layers(e));
-    snprintf(ver, sizeof ver, "%d", EDITS_VERSION);
+    snprintf(ver, sizeof ver, "%d", method == RD_METHOD_RED ? EDITS_VERSION : EDITS_VERSION_METHODS);
+    snprintf(rank, sizeof rank, "%d", rd_edits_rank(e));
+    rd_format_double(rd_edits_lora_alpha(e), alpha, sizeof alpha);
+    rd_lora_targets_text(rd_edits_lora_targets(e), targets, sizeof targets);
+    rd_format_double(rd_edits_lora_dropout(e), drop, sizeof drop);
+    const int red = method == RD_METHOD_RED, lora = method == RD_METHOD_LORA;
     const char *kv[][2] = {
         {"format", EDITS_FORMAT},    {"version", ver},
         {"base_model", m->file.name}, {"base_fingerprint", fp},
         {"base_fingerprint_kind", FINGERPRINT_KIND},
-        {"sites", rd_sites_name(rd_edits_sites(e))}, {"layers", rd_edits_layers_text(e)},
+        {"method", red ? NULL : rd_method_name(method)},
+        {"sites", red ? rd_sites_name(rd_edits_sites(e)) : NULL}, {"layers", rd_edits_layers_text(e)},
         {"dim", dim},                {"n_layers", nl},
-        {"scale", rd_edits_has_scale(e) ? "true" : "false"}, {"bias", rd_edits_has_bias(e) ? "true" : "false"},
+        {"scale", !red ? NULL : rd_edits_has_scale(e) ? "true" : "false"},
+        {"bias", !red ? NULL : rd_edits_has_bias(e) ? "true" : "false"},
+        {"rank", lora ? rank : NULL}, {"lora_alpha", lora ? alpha : NULL},
+        {"lora_targets", lora ? targets : NULL}, {"lora_dropout", lora ? drop : NULL},
         {"training", training_json}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (kv[i][1] && rd_st_writer_meta(w, kv[i][0], kv[i][1], err)) return -1;
@@ -101,7 +95,8 @@ int rd_edits_save(const rd_edits *e, const rd_model *m, const char *training_jso
     if (!w) return -1;
     save_ctx s = {e, w, err};
     int rc = save_metadata(w, e, m, training_json, err);
-    if (!rc) rc = each_vector(e, save_vector, &s);
+    for (int i = 0; !rc && i < rd_edits_tensor_count(e); i++)
+        rc = save_tensor(&s, rd_edits_tensor_at(e, i));
     if (!rc) rc = rd_st_writer_commit(w, path, err);
     if (rc && err && strncmp(err->msg, path, strlen(path)) != 0) rd_error_prefix(err, "%s", path);
     rd_st_writer_free(w);
@@ -147,9 +142,9 @@ static int check_header(const rd_st_file *f, const char *path, const rd_config *
                             format ? format : "missing", format ? "\"" : "");
     int version, dim, n_layers;
     if (meta_int(f, path, "version", 1, INT_MAX, &version, err)) return -1;
-    if (version > EDITS_VERSION)
+    if (version > EDITS_VERSION_METHODS)
         return rd_error_set(err, "%s: edit file version %d is newer than this redit reads "
-                                 "(version %d)", path, version, EDITS_VERSION);
+                                 "(version %d)", path, version, EDITS_VERSION_METHODS);
     if (meta_int(f, path, "dim", 1, RD_EDITS_MAX_DIM, &dim, err) ||
         meta_int(f, path, "n_layers", 1, RD_EDITS_MAX_LAYERS, &n_layers, err))
         return -1;
@@ -184,8 +179,58 @@ static int check_fingerprint(const rd_st_file *f, const char *path, const rd_mod
 }
 
 /* The edit set the metadata declares, s = 1 and b = 0. */
+/* A metadata number (finite, in [lo, hi]). */
+static int meta_float(const rd_st_file *f, const char *path, const char *key, double lo,
+                      double hi, float *out, rd_error *err) {
+    const char *v = rd_st_metadata(f, key);
+    if (!v) return rd_error_set(err, "%s: the edit file has no \"%s\" metadata", path, key);
+    char *end;
+    errno = 0;
+    const double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= lo && x <= hi))
+        return rd_error_set(err, "%s: metadata \"%s\" = \"%.40s\" is not a number in [%g, %g]",
+                            path, key, v, lo, hi);
+    *out = (float)x;
+    return 0;
+}
+
+/* The LoRA or IA3 set the metadata declares (method given), at its initial values. */
+static rd_edits *method_from_metadata(const rd_st_file *f, const char *path, const char *method,
+                                      const rd_config *cfg, rd_error *err) {
+    rd_edit_spec spec = {.layers = rd_st_metadata(f, "layers")};
+    if (rd_method_from_name(method, &spec.method) || spec.method == RD_METHOD_RED) {
+        rd_error_set(err, "%s: metadata \"method\" is \"%.40s\", not lora or ia3 (RED files "
+                          "have no \"method\")", path, method);
+        return NULL;
+    }
+    if (!spec.layers) {
+        rd_error_set(err, "%s: the edit file has no \"layers\" metadata", path);
+        return NULL;
+    }
+    if (spec.method == RD_METHOD_LORA) {
+        const char *targets = rd_st_metadata(f, "lora_targets");
+        if (meta_int(f, path, "rank", 1, RD_LORA_MAX_RANK, &spec.rank, err) ||
+            meta_float(f, path, "lora_alpha", 1e-30, 1e30, &spec.lora_alpha, err) ||
+            meta_float(f, path, "lora_dropout", 0.0, 0.999999, &spec.lora_dropout, err))
+            return NULL;
+        if (!targets) {
+            rd_error_set(err, "%s: the edit file has no \"lora_targets\" metadata", path);
+            return NULL;
+        }
+        if (rd_lora_targets_parse(targets, &spec.lora_targets, err)) {
+            rd_error_prefix(err, "%s: metadata \"lora_targets\"", path);
+            return NULL;
+        }
+    }
+    rd_edits *e = rd_edits_new(cfg, &spec, err);
+    if (!e) rd_error_prefix(err, "%s: metadata", path);
+    return e;
+}
+
 static rd_edits *edits_from_metadata(const rd_st_file *f, const char *path,
                                      const rd_config *cfg, rd_error *err) {
+    const char *method = rd_st_metadata(f, "method");
+    if (method) return method_from_metadata(f, path, method, cfg, err);
     rd_edit_spec spec = {0};
     const char *sites = rd_st_metadata(f, "sites");
     if (!sites || rd_sites_from_name(sites, &spec.sites)) {
@@ -210,62 +255,84 @@ typedef struct load_ctx {
     rd_edits *e;
     const rd_st_file *f;
     const char *path;
-    float *tmp; /* (dim) aligned copy of the raw bytes */
+    float *tmp; /* (largest tensor) aligned copy of the raw bytes */
     rd_error *err;
 } load_ctx;
 
-static int load_vector(void *arg, int l, int site, int want_bias) {
-    load_ctx *c = arg;
-    const int d = rd_edits_dim(c->e);
-    char name[64];
-    vector_name(name, sizeof name, l, site, want_bias);
+/* What the metadata declares, for messages. */
+static void declared(const rd_edits *e, char *buf, size_t cap) {
+    char targets[64];
+    if (rd_edits_method(e) == RD_METHOD_LORA)
+        snprintf(buf, cap, "LoRA rank %d on %s, layers %s", rd_edits_rank(e),
+                 rd_lora_targets_text(rd_edits_lora_targets(e), targets, sizeof targets),
+                 rd_edits_layers_text(e));
+    else if (rd_edits_method(e) == RD_METHOD_IA3)
+        snprintf(buf, cap, "IA3, layers %s", rd_edits_layers_text(e));
+    else
+        snprintf(buf, cap, "sites %s, layers %s, %s", rd_sites_name(rd_edits_sites(e)),
+                 rd_edits_layers_text(e),
+                 rd_edits_has_scale(e) && rd_edits_has_bias(e) ? "scale and bias"
+                 : rd_edits_has_scale(e)                       ? "scale only" : "bias only");
+}
+
+static int load_tensor(load_ctx *c, const rd_edit_tensor *want) {
+    const char *name = want->name;
+    char what[160];
     const rd_st_tensor *t = rd_st_find(c->f, name);
-    if (!t)
-        return rd_error_set(c->err, "%s: tensor \"%s\" is missing (the metadata declares sites "
-                                    "%s, layers %s, %s)", c->path, name,
-                            rd_sites_name(rd_edits_sites(c->e)), rd_edits_layers_text(c->e),
-                            rd_edits_has_scale(c->e) && rd_edits_has_bias(c->e) ? "scale and bias"
-                                                      : rd_edits_has_scale(c->e) ? "scale only" : "bias only");
+    if (!t) {
+        declared(c->e, what, sizeof what);
+        return rd_error_set(c->err, "%s: tensor \"%s\" is missing (the metadata declares %s)",
+                            c->path, name, what);
+    }
     if (!t->has_rd_dtype)
-        return rd_error_set(c->err, "%s: tensor \"%s\" has dtype %s (edit vectors are F32, F16 "
+        return rd_error_set(c->err, "%s: tensor \"%s\" has dtype %s (edit tensors are F32, F16 "
                                     "or BF16)", c->path, name, t->dtype);
-    int shape_ok = t->n_elems == (uint64_t)d &&
+    int shape_ok;
+    if (want->n_dims == 1)
+        shape_ok = t->n_elems == (uint64_t)want->shape[0] &&
                    (t->n_dims == 1 || (t->n_dims == 2 && t->shape[0] == 1));
-    if (!shape_ok)
-        return rd_error_set(c->err, "%s: tensor \"%s\" has %" PRIu64 " elements in %d "
-                                    "dimensions, expected shape (%d)", c->path, name,
-                            t->n_elems, t->n_dims, d);
-    float *dst = rd_edits_vector(c->e, l, site, want_bias);
+    else
+        shape_ok = t->n_dims == 2 && t->shape[0] == want->shape[0] &&
+                   t->shape[1] == want->shape[1];
+    if (!shape_ok) {
+        char got[64] = "";
+        size_t n = 0;
+        for (int i = 0; i < t->n_dims && n < sizeof got; i++)
+            n += (size_t)snprintf(got + n, sizeof got - n, "%s%" PRIu64, i ? ", " : "",
+                                  (uint64_t)t->shape[i]);
+        if (want->n_dims == 1)
+            return rd_error_set(c->err, "%s: tensor \"%s\" has %" PRIu64 " elements in %d "
+                                        "dimensions, expected shape (%" PRId64 ")", c->path, name,
+                                t->n_elems, t->n_dims, want->shape[0]);
+        return rd_error_set(c->err, "%s: tensor \"%s\" has shape [%s], expected [%" PRId64
+                                    ", %" PRId64 "] (rank %d and this model's projection)",
+                            c->path, name, got, want->shape[0], want->shape[1], rd_edits_rank(c->e));
+    }
+    float *dst = rd_edits_params(c->e) + want->offset;
     memcpy(c->tmp, t->data, t->n_bytes); /* the mapping gives no alignment guarantee */
-    rd_dtype_info_of(t->type)->to_f32(c->tmp, dst, (size_t)d);
-    for (int j = 0; j < d; j++)
+    rd_dtype_info_of(t->type)->to_f32(c->tmp, dst, want->count);
+    for (size_t j = 0; j < want->count; j++)
         if (!isfinite(dst[j]))
-            return rd_error_set(c->err, "%s: tensor \"%s\" holds a non-finite value at index %d",
+            return rd_error_set(c->err, "%s: tensor \"%s\" holds a non-finite value at index %zu",
                                 c->path, name, j);
     return 0;
 }
 
-/* Refuses tensors the metadata does not declare (unknown names, or vectors of layers, sites
- * or kinds that are not edited). */
+/* Refuses tensors the metadata does not declare (unknown names, or tensors of layers, sites,
+ * kinds or projections that are not edited). */
 static int check_no_extra(const rd_edits *e, const rd_st_file *f, const char *path,
                           rd_error *err) {
     for (int i = 0; i < rd_st_count(f); i++) {
         const char *name = rd_st_at(f, i)->name;
-        int l, site, kind, known = 0;
-        char buf[64];
-        for (l = 0; l < rd_edits_n_layers(e) && !known; l++)
-            for (site = RD_SITE_ATTN; site <= RD_SITE_FFN && !known; site++)
-                for (kind = 0; kind < 2 && !known; kind++) {
-                    if (!rd_edits_vector_const(e, l, site, kind)) continue;
-                    vector_name(buf, sizeof buf, l, site, kind);
-                    known = strcmp(buf, name) == 0;
-                }
-        if (!known)
-            return rd_error_set(err, "%s: unexpected tensor \"%.80s\": the metadata declares "
-                                     "sites %s, layers %s, %s", path, name,
-                                rd_sites_name(rd_edits_sites(e)), rd_edits_layers_text(e),
-                                rd_edits_has_scale(e) && rd_edits_has_bias(e) ? "scale and bias"
-                                                    : rd_edits_has_scale(e) ? "scale only" : "bias only");
+        int known = 0;
+        for (int k = 0; k < rd_edits_tensor_count(e) && !known; k++)
+            known = strcmp(rd_edits_tensor_at(e, k)->name, name) == 0;
+        if (!known) {
+            char what[160];
+            declared(e, what, sizeof what);
+            return rd_error_set(err, "%s: unexpected tensor \"%.80s\": the metadata declares %s",
+                                path, name, what);
+        }
     }
     return 0;
 }
@@ -276,11 +343,15 @@ static rd_edits *load_from(const rd_st_file *f, const char *path, const rd_model
     if (check_header(f, path, cfg, err)) return NULL;
     rd_edits *e = edits_from_metadata(f, path, cfg, err);
     if (!e) return NULL;
-    load_ctx c = {e, f, path, malloc((size_t)rd_edits_dim(e) * sizeof(float)), err};
+    size_t largest = 1;
+    for (int i = 0; i < rd_edits_tensor_count(e); i++)
+        if (rd_edits_tensor_at(e, i)->count > largest) largest = rd_edits_tensor_at(e, i)->count;
+    load_ctx c = {e, f, path, malloc(largest * sizeof(float)), err};
     int rc = c.tmp ? 0 : rd_error_set(err, "%s: out of memory", path);
     if (!rc && !force) rc = check_fingerprint(f, path, m, match, err);
     if (!rc) rc = check_no_extra(e, f, path, err);
-    if (!rc) rc = each_vector(e, load_vector, &c);
+    for (int i = 0; !rc && i < rd_edits_tensor_count(e); i++)
+        rc = load_tensor(&c, rd_edits_tensor_at(e, i));
     free(c.tmp);
     if (rc) {
         rd_edits_free(e);

@@ -36,6 +36,8 @@ struct rd_ctx {
     float *last;    /* (max_batch, dim) final hidden state of each sequence's last position */
     float *wscratch; /* widened weight panels for non-f32 matrices */
     rd_pool *pool;   /* the process's pool (borrowed): threads for the matrix-vector path */
+    float *lora_scratch; /* LoRA edits: (rows, r), made by the first call with LoRA edits */
+    size_t lora_floats;  /* its size */
     size_t bytes;
 };
 
@@ -113,7 +115,7 @@ rd_ctx *rd_ctx_new(const rd_model *m, int max_batch, int max_seq, rd_error *err)
 void rd_ctx_free(rd_ctx *c) {
     if (!c) return;
     float *bufs[] = {c->key_cache, c->value_cache, c->x, c->xb, c->xb2, c->q, c->k,
-                     c->v, c->hb, c->hb2, c->att, c->last, c->wscratch};
+                     c->v, c->hb, c->hb2, c->att, c->last, c->wscratch, c->lora_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(c);
 }
@@ -147,7 +149,8 @@ static void chunk_forward(rd_ctx *c, const rd_edits_view *edits, const int *toke
                               c->x + ((size_t)b * T + t) * d);
     const size_t seq_stride = (size_t)c->max_seq * (size_t)rd_config_kv_dim(&m->file.cfg);
     const rd_layer_pass pass = {.m = m, .B = B, .T = T, .mode = RD_ATTN_CACHE, .pos0 = c->pos,
-                                .edits = edits, .pool = c->pool, .wscratch = c->wscratch,
+                                .edits = edits, .lora_scratch = c->lora_scratch,
+                                .pool = c->pool, .wscratch = c->wscratch,
                                 .att = c->att, .seq_stride = seq_stride};
     for (int l = 0; l < m->file.cfg.n_layers; l++) {
         const size_t layer_cache = (size_t)l * (size_t)c->max_batch * seq_stride;
@@ -175,6 +178,17 @@ int rd_forward(rd_ctx *c, const rd_edits_view *edits, const int *tokens, int B, 
         if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
             return rd_error_set(err, "token id %d at index %zu is outside the vocabulary [0, %d)",
                                 tokens[i], i, cfg->vocab_size);
+    if (edits && edits->lora) { /* the LoRA product's scratch, at the largest chunk */
+        const size_t need = rd_layer_lora_scratch_floats(cfg, c->max_batch * c->chunk,
+                                                         edits->lora_rank, 0);
+        if (need > c->lora_floats) {
+            float *s = realloc(c->lora_scratch, need * sizeof(float));
+            if (!s) return rd_error_set(err, "out of memory for the LoRA scratch");
+            c->bytes += (need - c->lora_floats) * sizeof(float);
+            c->lora_scratch = s;
+            c->lora_floats = need;
+        }
+    }
     const int d = cfg->dim, V = cfg->vocab_size;
     const rd_matrix *cls = &m->file.w.classifier;
     for (int t0 = 0; t0 < T; t0 += c->chunk) {

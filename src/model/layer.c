@@ -6,7 +6,10 @@
 
 #include <string.h>
 
+#include <cblas.h>
+
 #include "core/pool.h"
+#include "redit/edits.h"
 
 /* ---- the site edit ---------------------------------------------------------------------- */
 
@@ -39,9 +42,65 @@ const rd_site_edit *rd_layer_site_edit(const rd_edits_view *edits, int l, int su
 
 /* ---- projections: the hook for adapters on a projection's output (LoRA, IA3's k and v) -- */
 
-typedef enum rd_layer_proj {
-    RD_PROJ_Q, RD_PROJ_K, RD_PROJ_V, RD_PROJ_O, RD_PROJ_GATE, RD_PROJ_UP, RD_PROJ_DOWN
-} rd_layer_proj;
+rd_dropout rd_layer_lora_mask(const rd_dropout *base, const rd_config *cfg, int l, int proj,
+                              int N) {
+    const uint64_t wide = (uint64_t)(cfg->dim > cfg->hidden_dim ? cfg->dim : cfg->hidden_dim);
+    return rd_dropout_at(base, ((uint64_t)l * RD_N_PROJ + (uint64_t)proj) * (uint64_t)N * wide);
+}
+
+size_t rd_layer_lora_scratch_floats(const rd_config *cfg, int N, int r, int dropout) {
+    const size_t wide = (size_t)(cfg->dim > cfg->hidden_dim ? cfg->dim : cfg->hidden_dim);
+    return (size_t)N * (size_t)r + (dropout ? (size_t)N * wide : 0);
+}
+
+typedef struct lora_drop_job {
+    float *xd;
+    const float *x;
+    const rd_dropout *mask;
+    int n, in, per;
+} lora_drop_job;
+
+static void lora_drop_task(void *arg, int task) {
+    const lora_drop_job *j = arg;
+    const int r0 = task * j->per, r1 = r0 + j->per < j->n ? r0 + j->per : j->n;
+    for (size_t k = (size_t)r0 * j->in; k < (size_t)r1 * j->in; k++)
+        j->xd[k] = j->x[k] * rd_dropout_factor(j->mask, k);
+}
+
+void rd_layer_lora_dropout(float *xd, const float *x, int n, int in, const rd_dropout *mask,
+                           struct rd_pool *pool) {
+    const int threads = rd_pool_threads(pool);
+    lora_drop_job j = {xd, x, mask, n, in, (n + 4 * threads - 1) / (4 * threads)};
+    if (j.per < 1) j.per = 1;
+    rd_pool_run(pool, lora_drop_task, &j, (n + j.per - 1) / j.per);
+}
+
+/* out (N, rows of W) += α·(lora_alpha/r)·B·A·x̃ for layer l's projection id when the pass's
+ * edits hold LoRA factors for it (x̃: x, or its dropout in training). Two f32 GEMMs through
+ * the scratch (N, r). */
+static void lora_add(const rd_layer_pass *p, int l, rd_layer_proj id, float *out,
+                     const float *x) {
+    const rd_edits_view *ed = p->edits;
+    if (!ed || !ed->lora || ed->strength == 0.0f) return;
+    const float *A = ed->lora[l].a[id], *Bf = ed->lora[l].b[id];
+    if (!A || !Bf) return;
+    const rd_config *cfg = &p->m->file.cfg;
+    const int N = p->B * p->T, r = ed->lora_rank;
+    int rows, in;
+    rd_proj_shape(cfg, id, &rows, &in);
+    float *t = p->lora_scratch;
+    const float *xin = x;
+    if (p->lora_dropout && p->lora_dropout->threshold) {
+        float *xd = t + (size_t)N * (size_t)r;
+        const rd_dropout mask = rd_layer_lora_mask(p->lora_dropout, cfg, l, id, N);
+        rd_layer_lora_dropout(xd, x, N, in, &mask, p->pool);
+        xin = xd;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xin, in, A, in, 0.0f,
+                t, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, rows, r,
+                ed->strength * ed->lora_scale, t, r, Bf, r, 1.0f, out, rows);
+}
 
 static const rd_matrix *proj_matrix(const rd_layer_weights *W, rd_layer_proj id) {
     switch (id) {
@@ -64,6 +123,20 @@ static void project(const rd_layer_pass *p, int l, const rd_layer_proj *ids, flo
     const rd_matrix *Ws[RD_MATMUL_MANY_MAX];
     for (int i = 0; i < count; i++) Ws[i] = proj_matrix(W, ids[i]);
     rd_matmul_many(outs, x, Ws, count, p->B * p->T, p->wscratch, p->pool);
+    for (int i = 0; i < count; i++) lora_add(p, l, ids[i], outs[i], x);
+}
+
+/* IA3's edit of layer l in the pass, or NULL (none, or strength 0). */
+static const rd_ia3_edit *ia3_of(const rd_layer_pass *p, int l) {
+    const rd_edits_view *ed = p->edits;
+    return ed && ed->ia3 && ed->strength != 0.0f ? &ed->ia3[l] : NULL;
+}
+
+/* row (n) *= s' = rd_edit_scale_at(s, α); with raw set, the row is first copied there. */
+static void ia3_scale(float *row, float *raw, const float *s, int n, float alpha) {
+    if (!s) return;
+    if (raw) memcpy(raw, row, (size_t)n * sizeof(float));
+    for (int j = 0; j < n; j++) row[j] *= rd_edit_scale_at(s[j], alpha);
 }
 
 /* ---- row-wise steps --------------------------------------------------------------------- */
@@ -101,18 +174,26 @@ static void norm_task(void *arg, int task) {
     rd_rmsnorm(j->out + r0 * d, j->x + r0 * d, j->norm, r1 - r0, (int)d, cfg->norm_eps);
 }
 
-/* RoPE on q and k of each row at position pos0 + t; CACHE: k, v into the cache there. */
+/* IA3's scales of k and v (the raw rows kept when the view asks), then RoPE on q and k of
+ * each row at position pos0 + t; CACHE: k, v into the cache there. */
 static void rope_task(void *arg, int task) {
     const rows_job *j = arg;
     const rd_layer_pass *p = j->p;
     const rd_layer_view *v = j->v;
     const rd_config *cfg = &p->m->file.cfg;
     const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
+    const rd_ia3_edit *ia = ia3_of(p, j->l);
     int r0, r1;
     task_range(j, task, &r0, &r1);
     for (int row = r0; row < r1; row++) {
         const int b = row / p->T, pos = p->pos0 + row % p->T;
         float *k = v->k + (size_t)row * kv;
+        if (ia) {
+            const float alpha = p->edits->strength;
+            ia3_scale(k, v->k_raw ? v->k_raw + (size_t)row * kv : NULL, ia->k, kv, alpha);
+            ia3_scale(v->v + (size_t)row * kv, v->v_raw ? v->v_raw + (size_t)row * kv : NULL,
+                      ia->v, kv, alpha);
+        }
         rd_rope(v->q + (size_t)row * d, cfg->n_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
         rd_rope(k, cfg->n_kv_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
         if (p->mode == RD_ATTN_CACHE) {
@@ -123,7 +204,7 @@ static void rope_task(void *arg, int task) {
     }
 }
 
-/* act = silu(g)·u (in place when act aliases g). IA3's FFN scale would apply to act here. */
+/* act = silu(g)·u (in place when act aliases g), times IA3's FFN scale when edited. */
 static void swiglu_task(void *arg, int task) {
     const rows_job *j = arg;
     const size_t hd = (size_t)j->p->m->file.cfg.hidden_dim;
@@ -132,6 +213,10 @@ static void swiglu_task(void *arg, int task) {
     float *act = j->v->act + r0 * hd;
     if (act != j->v->g) memcpy(act, j->v->g + r0 * hd, (size_t)(r1 - r0) * hd * sizeof(float));
     rd_swiglu(act, j->v->u + r0 * hd, (size_t)(r1 - r0) * hd);
+    const rd_ia3_edit *ia = ia3_of(j->p, j->l);
+    if (ia)
+        for (int r = r0; r < r1; r++, act += hd)
+            ia3_scale(act, NULL, ia->ffn, (int)hd, j->p->edits->strength);
 }
 
 /* h += the sub-layer's output bias (merged models; frozen, so it has no gradient and leaves

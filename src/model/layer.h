@@ -34,6 +34,9 @@
  *     output there, keyed by (layer, id), before any bias, edit or RoPE.
  *   - activation scales — IA3: its k and v scales apply to project()'s RD_PROJ_K / RD_PROJ_V
  *     outputs (before RoPE and the cache), its FFN scale to act in swiglu_task.
+ * The LoRA and IA3 hooks are implemented: project() adds α·(lora_alpha/r)·B·A·x̃ (x̃ = x, or
+ * its dropout in training) with two small f32 GEMMs; rope_task scales k and v by IA3's
+ * vectors before RoPE and the cache; swiglu_task scales act.
  * Backward (backward.c) mirrors these steps; the strength formula it uses is the forward's
  * (rd_edit_scale_at / rd_edit_bias_at in redit/edits_view.h). */
 #ifndef REDIT_MODEL_LAYER_H
@@ -62,6 +65,9 @@ typedef struct rd_layer_pass {
     const rd_edits_view *edits; /* NULL: the base model, at no extra cost */
     const rd_dropout *dropout;  /* masks of the sub-layer outputs (after the edit, before the
                                  * residual add); NULL or threshold 0: none */
+    const rd_dropout *lora_dropout; /* training: masks of LoRA's inputs (rd_layer_lora_mask);
+                                 * NULL or threshold 0: none */
+    float *lora_scratch;        /* LoRA edits: rd_layer_lora_scratch_floats(cfg, N, r, dropout) */
     struct rd_pool *pool;       /* threads for the row-wise steps and the matrix products */
     float *wscratch;            /* rd_model_matmul_scratch_floats(m, N) and the GEMM's */
     float *att;                 /* attention scratch: CACHE (T, pos0 + T) scores;
@@ -78,7 +84,10 @@ typedef struct rd_layer_view {
     float *xb;     /* (N, d) rmsnorm(x_in)·attn_norm: input of wq, wk, wv (the caller's when
                     * norm_in is 0) */
     float *q;      /* (N, d) after RoPE */
-    float *k, *v;  /* (N, kv) after RoPE (k); CACHE: also copied into the cache */
+    float *k, *v;  /* (N, kv) after IA3's scales and RoPE (k); CACHE: also copied into the
+                    * cache */
+    float *k_raw, *v_raw; /* (N, kv) k_proj's and v_proj's outputs before IA3's scales (kept
+                    * for backward), or NULL (inference: not kept) */
     float *o;      /* (N, d) attention output: input of wo */
     float *h_attn; /* (N, d) wo output (+ wo_bias) before the edit */
     float *x_mid;  /* (N, d) residual stream after the attention sub-layer */
@@ -112,6 +121,19 @@ void rd_site_apply(float *out, const float *x, const float *h, int n, int d,
 /* The dropout masks of layer l's sub-layer sub (0 attention, 1 FFN) over its (N, d) output:
  * base's masks from element (2l + sub)·N·d on, so every sub-layer of a pass draws its own. */
 rd_dropout rd_layer_dropout_mask(const rd_dropout *base, int l, int sub, int N, int d);
+
+/* The dropout masks of LoRA's input of layer l's projection proj (RD_PROJ_*) over its
+ * (N, in) rows: base's masks from element (l·RD_N_PROJ + proj)·N·max(d, hd) on. */
+rd_dropout rd_layer_lora_mask(const rd_dropout *base, const rd_config *cfg, int l, int proj,
+                              int N);
+
+/* Floats of rd_layer_pass.lora_scratch for N rows at rank r: (N, r), and (N, max(d, hd)) for
+ * the dropped-out input when dropout is on. */
+size_t rd_layer_lora_scratch_floats(const rd_config *cfg, int N, int r, int dropout);
+
+/* x̃ (n, in) = mask ⊙ x with mask = rd_layer_lora_mask(...) (rows in parallel on pool). */
+void rd_layer_lora_dropout(float *xd, const float *x, int n, int in, const rd_dropout *mask,
+                           struct rd_pool *pool);
 
 /* Layer l's edit of site sub (0 attention, 1 FFN) in edits, or NULL (no edits, site off). */
 const rd_site_edit *rd_layer_site_edit(const rd_edits_view *edits, int l, int sub);

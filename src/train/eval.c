@@ -202,6 +202,7 @@ int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *
     double sum = 0.0;
     uint64_t count = 0;
     rd_train_ctx_set_dropout(tc, 0.0f, 0);
+    rd_train_ctx_set_lora_dropout(tc, 0.0f, 0);
     for (size_t i0 = 0; i0 < n && rc == 0; i0 += (size_t)batch) {
         if (eval_cut(stop)) {
             rc = 1;

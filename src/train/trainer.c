@@ -91,18 +91,18 @@ static double scheduled_lr(const rd_train_opts *o, int step, int total) {
 /* Weight decay of each parameter: towards 0, towards 1, or none. */
 enum { DECAY_TO_ZERO = 0, DECAY_TO_ONE = 1, DECAY_NONE = 2 };
 
-/* RED: scales decay towards 1, biases towards 0 (towards the identity edit). */
+/* Towards the identity edit of each method: RED scales and IA3 vectors decay towards 1,
+ * RED biases and LoRA's A and B towards 0. */
 static unsigned char *edit_decay(rd_edits *e) {
     const size_t n = rd_edits_param_count(e);
     unsigned char *kind = calloc(n ? n : 1, 1);
     if (!kind) return NULL;
-    const float *base = rd_edits_params(e);
-    const int d = rd_edits_dim(e);
-    for (int l = 0; l < rd_edits_n_layers(e); l++)
-        for (int s = 1; s <= 2; s++) {
-            const float *sc = rd_edits_vector(e, l, s, 0);
-            if (sc) memset(kind + (sc - base), DECAY_TO_ONE, (size_t)d);
-        }
+    const int method = rd_edits_method(e);
+    for (int i = 0; i < rd_edits_tensor_count(e); i++) {
+        const rd_edit_tensor *t = rd_edits_tensor_at(e, i);
+        const int to_one = method == RD_METHOD_IA3 || (method == RD_METHOD_RED && t->kind == 0);
+        if (to_one) memset(kind + t->offset, DECAY_TO_ONE, t->count);
+    }
     return kind;
 }
 
@@ -301,12 +301,23 @@ static void describe_setup(const trainer *t, const rd_dataset *train, const rd_d
                            uint64_t model_fp, char *buf, size_t cap) {
     const rd_train_opts *o = t->o;
     char what[256], r[8][32];
-    if (t->full)
+    if (t->full) {
         snprintf(what, sizeof what, "kind=full;params=%zu", t->n_params);
-    else
+    } else if (rd_edits_method(t->e) == RD_METHOD_LORA) {
+        char targets[64], a[32], p[32];
+        snprintf(what, sizeof what, "kind=lora;params=%zu;layers=%s;rank=%d;lora_alpha=%s;"
+                 "lora_targets=%s;lora_dropout=%s", t->n_params, rd_edits_layers_text(t->e),
+                 rd_edits_rank(t->e), rd_format_double(rd_edits_lora_alpha(t->e), a, sizeof a),
+                 rd_lora_targets_text(rd_edits_lora_targets(t->e), targets, sizeof targets),
+                 rd_format_double(rd_edits_lora_dropout(t->e), p, sizeof p));
+    } else if (rd_edits_method(t->e) == RD_METHOD_IA3) {
+        snprintf(what, sizeof what, "kind=ia3;params=%zu;layers=%s", t->n_params,
+                 rd_edits_layers_text(t->e));
+    } else {
         snprintf(what, sizeof what, "kind=red;params=%zu;sites=%s;layers=%s;scale=%d;bias=%d",
                  t->n_params, rd_sites_name(rd_edits_sites(t->e)), rd_edits_layers_text(t->e),
                  rd_edits_has_scale(t->e), rd_edits_has_bias(t->e));
+    }
     snprintf(buf, cap,
              "%s;model=%016" PRIx64 ";compute=%s;train_data=%016" PRIx64 ";eval_data=%016" PRIx64
              ";lr=%s;schedule=%s;warmup=%s;epochs=%d;batch=%d;micro_batch=%d;max_len=%d"
@@ -374,7 +385,11 @@ static int accumulate_step(trainer *t, loop *lp, const size_t *order, size_t cou
             const size_t off = (size_t)r0 * (size_t)t->batch.T;
             double ls;
             int nt;
-            rd_train_ctx_set_dropout(t->tc, (float)o->dropout, rd_rng_next(&lp->drop_rng));
+            const uint64_t drop_seed = rd_rng_next(&lp->drop_rng);
+            rd_train_ctx_set_dropout(t->tc, (float)o->dropout, drop_seed);
+            /* LoRA's input masks: their own seed from the same draw (RED's stream unchanged) */
+            rd_train_ctx_set_lora_dropout(t->tc, t->e ? rd_edits_lora_dropout(t->e) : 0.0f,
+                                          rd_mix64(drop_seed ^ 0x4c6f5241ULL));
             if (rd_train_pass(t->tc, t->e ? &lp->view : NULL, t->e ? &t->gv : NULL,
                               t->full ? t->grad : NULL, t->batch.tokens + off,
                               t->batch.targets + off, rows, t->batch.T, &ls, &nt, err))
@@ -702,9 +717,13 @@ done:
 int rd_train(const rd_model *m, rd_edits *e, const rd_dataset *train, const rd_dataset *eval,
              const rd_train_opts *o, rd_progress_fn progress, void *user, rd_train_result *res,
              rd_error *err) {
-    if (rd_edits_dim(e) != m->file.cfg.dim || rd_edits_n_layers(e) != m->file.cfg.n_layers) {
+    const rd_config *ec = rd_edits_config(e);
+    if (rd_edits_dim(e) != m->file.cfg.dim || rd_edits_n_layers(e) != m->file.cfg.n_layers ||
+        (rd_edits_method(e) != RD_METHOD_RED &&
+         (ec->hidden_dim != m->file.cfg.hidden_dim ||
+          rd_config_kv_dim(ec) != rd_config_kv_dim(&m->file.cfg)))) {
         memset(res, 0, sizeof *res);
-        return rd_error_set(err, "the edit set does not fit the model (width or layers differ)");
+        return rd_error_set(err, "the edit set does not fit the model (width, layers or projection shapes differ)");
     }
     trainer t = {.m = m, .e = e, .o = o, .n_params = rd_edits_param_count(e),
                  .params = rd_edits_params(e)};

@@ -518,7 +518,7 @@ rd_train_opts tui_config_train_opts(const tui_config *c) {
 }
 
 rd_edit_spec tui_config_edit_spec(const tui_config *c) {
-    rd_edit_spec s = {0, c->layers, c->scale, c->bias};
+    rd_edit_spec s = {.layers = c->layers, .scale = c->scale, .bias = c->bias};
     if (rd_sites_from_name(c->sites, &s.sites)) s.sites = 0; /* rd_edits_new refuses 0 */
     return s;
 }

@@ -42,7 +42,7 @@ $PY -c "import sys; sys.exit(0 if $edited < $base else 1)" || fail "edits did no
 # rate keeps them, so the new file must score as the old one, not as the base model)
 expect_ok "train --init" "$REDIT" train -m "$M" -d "$TMP/train.jsonl" -o "$TMP/init.safetensors" \
     --init "$TMP/e.safetensors" --max-steps 1 --batch 8 --lr 1e-9 --max-len 128 --template plain
-grep -q "edits from $TMP/e.safetensors: both, layers 0-2, scale + bias" "$TMP/err" ||
+grep -q "edits from $TMP/e.safetensors: RED both, layers 0-2, scale + bias" "$TMP/err" ||
     fail "train --init did not report the loaded edits: $(head -c 600 "$TMP/err")"
 expect_ok "eval --init edits" "$REDIT" eval -m "$M" -d "$TMP/eval.jsonl" --max-len 128 --template plain \
     --edits "$TMP/init.safetensors"
