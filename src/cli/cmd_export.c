@@ -123,7 +123,7 @@ static const char *describe(rd_edits *e, char *buf, size_t cap) {
                  (double)rd_edits_lora_alpha(e),
                  rd_lora_targets_text(rd_edits_lora_targets(e), targets, sizeof targets));
     else if (rd_edits_method(e) == RD_METHOD_IA3)
-        snprintf(buf, cap, "IA3 on k, v, down");
+        snprintf(buf, cap, "IA3 on k, v and the FFN input");
     else snprintf(buf, cap, "RED (%s)", rd_sites_name(rd_edits_sites(e)));
     return buf;
 }
