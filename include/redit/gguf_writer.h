@@ -27,6 +27,7 @@ void rd_gguf_writer_free(rd_gguf_writer *w); /* NULL-safe */
 void rd_gguf_writer_kv_str(rd_gguf_writer *w, const char *key, const char *value);
 void rd_gguf_writer_kv_i32(rd_gguf_writer *w, const char *key, int32_t value);
 void rd_gguf_writer_kv_u32(rd_gguf_writer *w, const char *key, uint32_t value);
+void rd_gguf_writer_kv_f32(rd_gguf_writer *w, const char *key, float value);
 
 /* A tensor named `name` (at most 64 bytes; copied) of element type `type` (one GGUF can
  * store: F32, F16, BF16, the quantised types) and shape[0..n_dims) given outermost first, as

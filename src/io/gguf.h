@@ -1,4 +1,5 @@
-/* redit — generic GGUF v2/v3 reader (io layer, private to src/io and the io tests).
+/* redit — generic GGUF v2/v3 reader (io layer, private to the engine: src/io, the adapter
+ * import of src/model/edits_adapters.c, and the tests).
  *
  * rd_gguf_parse walks a GGUF file held in memory (normally a read-only mapping) and checks
  * every count, length, type and offset against the buffer before allocating or reading.

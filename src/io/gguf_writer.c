@@ -61,6 +61,11 @@ void rd_gguf_writer_kv_u32(rd_gguf_writer *w, const char *key, uint32_t value) {
     w->n_kv++;
 }
 
+void rd_gguf_writer_kv_f32(rd_gguf_writer *w, const char *key, float value) {
+    rd_gguf_kv_f32(&w->kv, key, value);
+    w->n_kv++;
+}
+
 int rd_gguf_writer_add(rd_gguf_writer *w, const char *name, rd_dtype type,
                        const int64_t *shape, int n_dims, const void *data, rd_error *err) {
     const rd_gguf_type *gt = rd_gguf_type_for_dtype(type);

@@ -1,6 +1,7 @@
-/* Exporting RED edits (model layer): llama.cpp control vectors through io's generic GGUF
- * writer, safetensors named after the Hugging Face projections through io's safetensors
- * writer, and a merged model through rd_gguf_write. */
+/* Exporting edits (model layer): RED as llama.cpp control vectors through io's generic GGUF
+ * writer and as safetensors named after the Hugging Face projections through io's
+ * safetensors writer; every method as a merged model through rd_gguf_write. (LoRA and IA3
+ * adapter files: edits_adapters.c.) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,11 +53,14 @@ static int cvec_fill(rd_gguf_writer *w, rd_edits *e, rd_error *err) {
     return 0;
 }
 
-/* These exports are RED's: LoRA and IA3 sets are refused (not yet). */
+/* These exports are RED's: LoRA and IA3 sets are refused, naming their formats. */
 static int not_red(const rd_edits *e, const char *path, rd_error *err) {
     if (rd_edits_method(e) == RD_METHOD_RED) return 0;
-    return rd_error_set(err, "%s: exporting %s edits is not yet supported (RED edits only)", path,
-                        rd_edits_method(e) == RD_METHOD_LORA ? "LoRA" : "IA3");
+    return rd_error_set(err, "%s: this format holds RED edits; these are %s edits (their "
+                             "exports: %s)", path,
+                        rd_edits_method(e) == RD_METHOD_LORA ? "LoRA" : "IA3",
+                        rd_edits_method(e) == RD_METHOD_LORA ? "peft, llama-lora, merged"
+                                                             : "peft, merged");
 }
 
 int rd_export_cvec(rd_edits *e, const char *path, rd_cvec_report *rep, rd_error *err) {
@@ -124,26 +128,45 @@ int rd_export_safetensors(rd_edits *e, const rd_model *m, const char *path, rd_e
 
 /* ---- merged: the edit folded into the model's weights ------------------------------ */
 
-/* The type a scaled matrix is written in: the model's when it is F32/F16/BF16 (widen,
- * scale, narrow), else F32. */
-static rd_dtype scaled_type(rd_dtype t) {
+/* The type a changed matrix is written in: `want` when given (not RD_DTYPE_COUNT), else the
+ * model's when it is F32/F16/BF16 (widen, change, narrow), else F32. */
+static rd_dtype changed_type(rd_dtype t, rd_dtype want) {
+    if (want != RD_DTYPE_COUNT) return want;
     return t == RD_DTYPE_F16 || t == RD_DTYPE_BF16 ? t : RD_DTYPE_F32;
 }
 
-/* *dst ← rows of src scaled by s (row r by s[r]), in a buffer owned by store. */
-static int scale_rows(rd_weights *store, const rd_matrix *src, const float *s, rd_matrix *dst,
-                      float *row, rd_error *err) {
-    const rd_dtype type = scaled_type(src->type);
+/* How a matrix W (rows × cols) changes: W ← diag(row_scale)·W·diag(col_scale) + k·B·A
+ * (each part optional: NULL scales, a == NULL for no LoRA term; A (rank, cols), B (rows,
+ * rank)). */
+typedef struct change {
+    const float *row_scale, *col_scale;
+    const float *a, *b;
+    int rank;
+    float k;
+} change;
+
+/* *dst ← src changed by ch, written as changed_type(src, want) in a buffer owned by store. */
+static int change_matrix(rd_weights *store, const rd_matrix *src, const change *ch,
+                         rd_dtype want, rd_matrix *dst, float *row, rd_error *err) {
+    const rd_dtype type = changed_type(src->type, want);
     const rd_dtype_info *info = rd_dtype_info_of(type);
     const size_t row_bytes = (size_t)src->cols * info->block_bytes / info->block_elems;
     char *data = rd_weights_alloc(store, row_bytes * (size_t)src->rows, err);
     if (!data) return -1;
-    for (int64_t r = 0; r < src->rows; r++) {
-        rd_matrix_row_f32(src, r, row);
-        for (int64_t k = 0; k < src->cols; k++) row[k] *= s[r];
-        info->from_f32(row, data + (size_t)r * row_bytes, (size_t)src->cols);
-    }
     const int64_t rows = src->rows, cols = src->cols; /* src may be dst */
+    for (int64_t r = 0; r < rows; r++) {
+        rd_matrix_row_f32(src, r, row);
+        if (ch->row_scale)
+            for (int64_t k = 0; k < cols; k++) row[k] *= ch->row_scale[r];
+        if (ch->col_scale)
+            for (int64_t k = 0; k < cols; k++) row[k] *= ch->col_scale[k];
+        for (int j = 0; ch->a && j < ch->rank; j++) {
+            const float f = ch->k * ch->b[r * ch->rank + j];
+            const float *a = ch->a + (size_t)j * (size_t)cols;
+            for (int64_t k = 0; k < cols; k++) row[k] += f * a[k];
+        }
+        info->from_f32(row, data + (size_t)r * row_bytes, (size_t)cols);
+    }
     memset(dst, 0, sizeof *dst);
     return rd_matrix_init(dst, type, data, rows, cols, err);
 }
@@ -164,16 +187,54 @@ static int merge_bias(rd_weights *store, const float **bias, const float *s, con
 
 /* Folds the edits of layer l, site `site` into the matrix and bias of L. */
 static int merge_site(rd_weights *store, rd_edits *e, int l, int site, rd_layer_weights *L,
-                      float *row, rd_error *err) {
+                      float *row, rd_dtype want, rd_error *err) {
     const float *s = rd_edits_vector(e, l, site, 0), *b = rd_edits_vector(e, l, site, 1);
     rd_matrix *m = site == RD_SITE_FFN ? &L->w2 : &L->wo;
     const float **bias = site == RD_SITE_FFN ? &L->w2_bias : &L->wo_bias;
-    if (s && scale_rows(store, m, s, m, row, err)) return -1;
+    const change ch = {.row_scale = s};
+    if (s && change_matrix(store, m, &ch, want, m, row, err)) return -1;
     return merge_bias(store, bias, s, b, rd_edits_dim(e), err);
 }
 
+/* The matrix of projection proj (RD_PROJ_*) in L. */
+static rd_matrix *proj_matrix(rd_layer_weights *L, int proj) {
+    rd_matrix *const m[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2};
+    return m[proj];
+}
+
+/* Folds layer l's LoRA factors (W += (lora_alpha/r)·B·A) or IA3 vectors (wk, wv rows;
+ * w2 columns) into L. */
+static int merge_method(rd_weights *store, rd_edits *e, int l, rd_layer_weights *L, float *row,
+                        rd_dtype want, rd_error *err) {
+    for (int p = RD_PROJ_Q; p <= RD_PROJ_DOWN; p++) {
+        change ch = {0};
+        if (rd_edits_method(e) == RD_METHOD_LORA) {
+            ch.a = rd_edits_lora_a(e, l, p);
+            ch.b = rd_edits_lora_b(e, l, p);
+            ch.rank = rd_edits_rank(e);
+            ch.k = rd_edits_lora_alpha(e) / (float)rd_edits_rank(e);
+            if (!ch.a) continue;
+        } else {
+            const float *s = rd_edits_ia3(e, l, p);
+            if (!s) continue;
+            if (p == RD_PROJ_DOWN) ch.col_scale = s;
+            else ch.row_scale = s;
+        }
+        rd_matrix *m = proj_matrix(L, p);
+        if (change_matrix(store, m, &ch, want, m, row, err)) return -1;
+    }
+    return 0;
+}
+
 int rd_export_merged(rd_edits *e, const rd_model *m, const char *path, rd_error *err) {
-    if (not_red(e, path, err)) return -1;
+    return rd_export_merged_as(e, m, path, RD_DTYPE_COUNT, err);
+}
+
+int rd_export_merged_as(rd_edits *e, const rd_model *m, const char *path, rd_dtype want,
+                        rd_error *err) {
+    if (want != RD_DTYPE_COUNT && want != RD_DTYPE_F32 && want != RD_DTYPE_F16 &&
+        want != RD_DTYPE_BF16)
+        return rd_error_set(err, "%s: changed matrices are written as F32, F16 or BF16", path);
     const rd_config *c = rd_model_config(m);
     if (rd_edits_dim(e) != c->dim || rd_edits_n_layers(e) != c->n_layers)
         return rd_error_set(err, "%s: the edits (width %d, %d layers) do not fit the model "
@@ -191,9 +252,11 @@ int rd_export_merged(rd_edits *e, const rd_model *m, const char *path, rd_error 
         out.w.layers = layers;
         rc = 0;
         for (int l = 0; l < c->n_layers && !rc; l++)
-            if (rd_edits_layer_on(e, l))
-                rc = merge_site(&store, e, l, RD_SITE_ATTN, &layers[l], row, err) ||
-                     merge_site(&store, e, l, RD_SITE_FFN, &layers[l], row, err);
+            if (rd_edits_layer_on(e, l) && rd_edits_method(e) != RD_METHOD_RED)
+                rc = merge_method(&store, e, l, &layers[l], row, want, err);
+            else if (rd_edits_layer_on(e, l))
+                rc = merge_site(&store, e, l, RD_SITE_ATTN, &layers[l], row, want, err) ||
+                     merge_site(&store, e, l, RD_SITE_FFN, &layers[l], row, want, err);
         if (rc) rd_error_prefix(err, "%s: merging the edits", path);
         else rc = rd_gguf_write(path, &out, RD_DTYPE_COUNT, err);
     }

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "redit/edits.h"
+#include "redit/export.h"
 #include "redit/safetensors.h"
 #include "redit/util.h"
 
@@ -370,6 +371,8 @@ rd_edits *rd_edits_load_match(const char *path, const rd_model *m, int force,
     rd_fp_match how = RD_FP_OTHER; /* stays so when forced */
     if (match) *match = RD_FP_OTHER;
     if (training_json) *training_json = NULL;
+    if (rd_adapter_kind(path) != RD_ADAPTER_REDIT) /* a PEFT folder or a llama.cpp LoRA GGUF */
+        return rd_edits_import(path, m, force, match, err);
     rd_st_file *f = rd_st_open(path, err);
     if (!f) return NULL;
     rd_edits *e = load_from(f, path, m, force, &how, err);

@@ -68,7 +68,7 @@ for method in lora ia3; do
     grep -q "── edited ──" "$TMP/out" || fail "$method: generate --compare printed no edited answer"
     printf 'Name item 3.\n' | "$REDIT" chat -m "$M" -n 6 --temp 0 --edits "$TMP/$method.safetensors" \
         >"$TMP/out" 2>"$TMP/err" || fail "chat $method: $(head -c 600 "$TMP/err")"
-    expect_fail "export $method" "not yet" "$REDIT" export --edits "$TMP/$method.safetensors" -m "$M" \
+    expect_fail "export $method" "takes RED edits" "$REDIT" export --edits "$TMP/$method.safetensors" -m "$M" \
         --format safetensors -o "$TMP/x.safetensors"
     expect_fail "edit-grad $method" "RED edit files only" "$REDIT" edit-grad -m "$M" --ids "1 50 60" \
         -o "$TMP/g.f32" --edits "$TMP/$method.safetensors"
