@@ -62,19 +62,6 @@ PEFT_MODELS="$tmp/gqa.bin $tmp/mha_untied.bin"
 # shellcheck disable=SC2086
 $PY $PEFT self-check $PEFT_MODELS || fail=1
 
-peft_redit=1
-# >>> GUARD until redit's LoRA/IA3 engine is merged (issue 21) — delete this block with it;
-# then a redit that refuses the files fails the check below. It skips only while redit both
-# refuses a LoRA file and mentions LoRA nowhere in its help.
-$PY $PEFT make-adapter "$tmp/gqa.bin" --method lora -o "$tmp/probe.safetensors"
-if ! "$REDIT" logits -m "$tmp/gqa.bin" --ids "1 2" --edits "$tmp/probe.safetensors" --force \
-        -o "$tmp/probe.f32" 2>"$tmp/probe.err" &&
-    ! { "$REDIT" --help; "$REDIT" train --help; } 2>&1 | grep -qi lora; then
-    echo "SKIPPED: redit does not read LoRA/IA3 edit files yet ($(head -c 200 "$tmp/probe.err"));"
-    echo "SKIPPED: the LoRA/IA3 logits comparison with $PEFT did not run"
-    peft_redit=0
-fi
-# <<< end of GUARD
 
 check_peft() { # name model method targets rank lora_alpha layers
     name=$1 model=$2 method=$3 targets=$4 rank=$5 lalpha=$6 layers=$7
@@ -96,18 +83,16 @@ check_peft() { # name model method targets rank lora_alpha layers
         $PY $PEFT compare "$tmp/ours.f32" "$tmp/ref$a.f32" 1e-4 "$what logits, strength $a" || fail=1
     done
 }
-if [ $peft_redit -eq 1 ]; then
-    for m in "tiny GQA 8/4, tied:$tmp/gqa.bin" "tiny MHA, untied:$tmp/mha_untied.bin"; do
-        check_peft "${m%%:*}" "${m#*:}" lora q,v 8 16 all
-        check_peft "${m%%:*}" "${m#*:}" lora all 2 5 all
-        check_peft "${m%%:*}" "${m#*:}" ia3 q,v 8 8 all
-    done
-    check_peft "tiny MHA, untied" "$tmp/mha_untied.bin" lora q,k,down 4 4 1-2
-    check_peft "tiny MHA, untied" "$tmp/mha_untied.bin" ia3 q,v 8 8 0,2
-    if [ -f ../shared/fixtures/stories260K/stories260K.bin ]; then
-        check_peft stories260K ../shared/fixtures/stories260K/stories260K.bin lora q,v 8 8 all
-        check_peft stories260K ../shared/fixtures/stories260K/stories260K.bin ia3 q,v 8 8 all
-    fi
+for m in "tiny GQA 8/4, tied:$tmp/gqa.bin" "tiny MHA, untied:$tmp/mha_untied.bin"; do
+    check_peft "${m%%:*}" "${m#*:}" lora q,v 8 16 all
+    check_peft "${m%%:*}" "${m#*:}" lora all 2 5 all
+    check_peft "${m%%:*}" "${m#*:}" ia3 q,v 8 8 all
+done
+check_peft "tiny MHA, untied" "$tmp/mha_untied.bin" lora q,k,down 4 4 1-2
+check_peft "tiny MHA, untied" "$tmp/mha_untied.bin" ia3 q,v 8 8 0,2
+if [ -f ../shared/fixtures/stories260K/stories260K.bin ]; then
+    check_peft stories260K ../shared/fixtures/stories260K/stories260K.bin lora q,v 8 8 all
+    check_peft stories260K ../shared/fixtures/stories260K/stories260K.bin ia3 q,v 8 8 all
 fi
 
 [ $fail -eq 0 ] && echo "reference check: all agree" || echo "reference check: FAILED"
