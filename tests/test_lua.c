@@ -572,7 +572,8 @@ static void test_train_eval(void **state) {
            "assert(ce[1] >= 0 and ce[1] <= 1 and ce[2] * 4 == math.floor(ce[2] * 4))\n"
            "assert(rc.best_eval_accuracy == math.max(ce[1], ce[2]) and r.best_eval_accuracy == nil)\n"
            /* errors */
-           "check_error(function() red.train{model = M, data = d} end, \"option 'edits': an edit set to train is required\")\n"
+           /* no edits: RED's default set (ffn, all layers) made from the options */
+           "assert(tostring(red.train{model = M, data = d, max_steps = 1}.edits) == 'red.edits(ffn, layers all, scale+bias, 256 params)')\n"
            "check_error(function() red.train{model = M, edits = e, data = d, full = true} end, \"option 'full'\")\n"
            "check_error(function() red.train{model = M, edits = e} end, \"option 'data': a red.dataset is required\")\n"
            "check_error(function() red.train{edits = e, data = d} end, \"option 'model'\")\n"
@@ -694,6 +695,85 @@ static void test_full_finetuning(void **state) {
               "                                 max_steps = 1, batch = 4})\n"
               "if ok then assert(m:compute() == 'bf16' and r2.steps == 1)\n"
               "else assert(tostring(r2):find('bf16'), r2) end\n");
+}
+
+/* LoRA and IA3 edit sets: m:edits{method = ...}, e:info(), red.train{method = ...} making the
+ * set from the options, files, strength, generation, and what is RED's alone. The tiny model:
+ * dim 64, hidden 172, 2 layers, 4 heads, 2 kv heads (kv_dim 32). */
+static void test_methods(void **state) {
+    lua_State *L = ((fixture *)*state)->L;
+    run_ok(L,
+           "local e = M:edits{method = 'lora', rank = 2, lora_alpha = 4, targets = 'q,v', dropout = 0.1}\n"
+           "local i = e:info()\n"
+           "assert(i.method == 'lora' and i.rank == 2 and i.lora_alpha == 4 and i.targets == 'q,v', i.targets)\n"
+           "assert(i.dropout == 0.1 and i.layers == 'all' and i.sites == nil, tostring(i.dropout))\n"
+           "-- q: A 2x64 + B 64x2; v: A 2x64 + B 32x2; 2 layers\n"
+           "assert(e:params() == 896 and i.params == 896, e:params())\n"
+           "assert(near(e:ratio(), M:info().params / 896) and near(i.ratio, e:ratio()))\n"
+           "assert(tostring(e) == 'red.edits(lora r2 alpha 4 q,v, layers all, 896 params)', tostring(e))\n"
+           "local d = M:edits{method = 'lora'}:info()\n"
+           "assert(d.rank == 8 and d.lora_alpha == 8 and d.targets == 'q,v' and d.dropout == 0)\n"
+           "assert(M:edits{method = 'lora', targets = {'o', 'down'}, layers = '1'}:info().targets == 'o,down')\n"
+           "assert(M:edits{method = 'lora', targets = 'all', rank = 1}:info().targets == 'q,k,v,o,gate,up,down')\n"
+           "local ia3 = M:edits{method = 'ia3'}\n"
+           "assert(ia3:params() == 2 * (32 + 32 + 172) and ia3:info().method == 'ia3')\n"
+           "assert(tostring(ia3) == 'red.edits(ia3, layers all, 472 params)', tostring(ia3))\n"
+           "assert(M:edits{}:info().method == 'red' and M:edits{method = 'red', sites = 'attn'}:params() == 256)\n"
+           "check_error(function() M:edits{method = 'ia3', rank = 2} end, \"option 'rank': is lora's\")\n"
+           "check_error(function() M:edits{method = 'lora', sites = 'ffn'} end, \"option 'sites': is red's\")\n"
+           "check_error(function() M:edits{method = 'dora'} end, \"option 'method'\")\n"
+           "check_error(function() M:edits{method = 'lora', targets = 'q,x'} end, \"option 'targets'\")\n"
+           "check_error(function() M:edits{method = 'lora', rank = 0} end, \"option 'rank'\")\n"
+           "check_error(function() M:edits{method = 'lora', dropout = 1} end, \"option 'dropout'\")\n"
+           "check_error(function() return e + e end, 'defined for RED edit sets')\n"
+           "check_error(function() return e:vector(0, 'ffn', 'scale') end, 'defined for RED edit sets')\n"
+           "check_error(function() return ia3:compare(ia3) end, 'defined for RED edit sets')\n"
+           "-- training from the options: the edit set comes back in the result\n"
+           "local tr = data(TRAIN)\n"
+           "local base = red.eval(M, nil, tr).loss\n"
+           "for _, method in ipairs({'lora', 'ia3'}) do\n"
+           "  local r = red.train{model = M, method = method, data = tr, batch = 8, max_steps = 4,\n"
+           "                      lr = method == 'lora' and 1e-2 or 5e-2, rank = method == 'lora' and 4 or nil}\n"
+           "  assert(r.method == method and r.steps == 4 and r.edits:info().method == method)\n"
+           "  assert(r.params == r.edits:params() and near(r.ratio, r.edits:ratio()))\n"
+           "  local after = red.eval(M, r.edits, tr).loss\n"
+           "  assert(after < base, method .. ': ' .. base .. ' -> ' .. after)\n"
+           "  assert(red.eval(M, r.edits, tr, {strength = 0}).loss == base, 'strength 0 is the base')\n"
+           "  assert(red.eval(M, r.edits * 0, tr).loss == base, 'e * 0 is the identity')\n"
+           "  local mid = red.eval(M, r.edits * 0.5, tr).loss\n"
+           "  assert(near(mid, red.eval(M, r.edits, tr, {strength = 0.5}).loss, 1e-4), 'e * k = strength k')\n"
+           "  local g0 = M:generate('Hi', {max_tokens = 4, stop_at_eos = false})\n"
+           "  assert(M:generate('Hi', {max_tokens = 4, stop_at_eos = false, edits = r.edits, strength = 0}) == g0)\n"
+           "  local _, st = M:generate('Hi', {max_tokens = 4, stop_at_eos = false, edits = r.edits})\n"
+           "  assert(st.tokens == 4)\n"
+           "  local path = DIR .. '/m_' .. method .. '.safetensors'\n"
+           "  r.edits:save(path)\n"
+           "  local back = red.load_edits(path, M)\n"
+           "  assert(back:info().method == method and back:params() == r.edits:params())\n"
+           "  assert(red.eval(M, back, tr).loss == after, 'the file holds the trained numbers')\n"
+           "  -- a given edit set keeps its method and shape\n"
+           "  check_error(function() red.train{model = M, edits = back, data = tr, max_steps = 1,\n"
+           "    method = method == 'lora' and 'ia3' or 'lora'} end, 'the edits given are')\n"
+           "  check_error(function() red.train{model = M, edits = back, data = tr, max_steps = 1,\n"
+           "    layers = '0'} end, 'the edits given have their shape')\n"
+           "  red.train{model = M, edits = back, method = method, data = tr, max_steps = 1}\n"
+           "end\n"
+           "assert(red.train{model = M, data = tr, max_steps = 1, sites = 'attn'}.edits:info().sites == 'attn')\n"
+           "assert(red.train{model = M, data = tr, max_steps = 1, method = 'lora', targets = {'k'}, rank = 1,\n"
+           "                 lora_dropout = 0.2}.edits:info().targets == 'k')\n"
+           "check_error(function() red.train{model = M, data = tr, max_steps = 1, method = 'ia3', rank = 2} end,\n"
+           "            \"option 'rank': is lora's\")\n"
+           "check_error(function() red.train{model = M, data = tr, full = true, method = 'lora'} end, \"option 'full'\")\n"
+           "check_error(function() red.train{model = M, data = tr, method = 'full', rank = 2} end,\n"
+           "            'full fine-tuning trains every weight')\n"
+           "check_error(function() red.train{model = M, data = tr, method = 'full', edits = e} end, 'give no edits')\n"
+           "-- method = 'full' is full = true: the model's weights change\n"
+           "local m2 = red.load(MODEL)\n"
+           "local d2 = red.dataset(TRAIN, {model = m2, template = 'plain', max_len = 64})\n"
+           "local b2 = red.eval(m2, nil, d2).loss\n"
+           "local rf = red.train{model = m2, method = 'full', data = d2, batch = 8, max_steps = 3, lr = 1e-3}\n"
+           "assert(rf.method == 'full' and rf.ratio == 1 and rf.params == m2:info().params and rf.edits == nil)\n"
+           "assert(red.eval(m2, nil, d2).loss < b2)\n");
 }
 
 /* ---- closing ---------------------------------------------------------------------- */
@@ -869,6 +949,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_train_stop_from_on_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_callback_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_finetuning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_methods, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_file, setup, teardown),

@@ -131,8 +131,12 @@ static void test_defaults(void **state) {
     (void)state;
     const tui_config c = tui_config_defaults();
     const rd_train_opts o = rd_train_opts_defaults();
+    assert_string_equal(c.method, "red");
     assert_string_equal(c.sites, "ffn");
     assert_string_equal(c.layers, "all");
+    assert_int_equal(c.rank, 8); /* PEFT's LoraConfig */
+    assert_true(c.lora_alpha == 8 && c.lora_dropout == 0);
+    assert_string_equal(c.lora_targets, "q,v");
     assert_int_equal(c.scale, 1);
     assert_int_equal(c.bias, 1);
     assert_true(c.lr == o.lr);
@@ -169,7 +173,8 @@ static void test_defaults(void **state) {
 }
 
 static const char *const ALL_KEYS[] = {
-    "sites",       "layers",          "scale",     "bias",          "lr",
+    "method",      "sites",           "layers",    "scale",         "bias",
+    "rank",        "lora_alpha",      "lora_targets", "lora_dropout", "lr",
     "epochs",      "batch",           "micro_batch", "max_len",     "schedule",
     "warmup",      "weight_decay",    "clip",      "dropout",       "beta1",
     "beta2",       "seed",      "eval_every",    "max_steps",
@@ -229,16 +234,27 @@ static void test_field_table(void **state) {
         int s;
         assert_int_equal(rd_sites_from_name(*c, &s), 0);
     }
+    int n_methods = 0;
+    for (const char *const *c = tui_config_find("method")->choices; *c; c++, n_methods++) {
+        int m;
+        assert_int_equal(rd_method_from_name(*c, &m), 0);
+    }
+    assert_int_equal(n_methods, 3); /* red, lora, ia3 */
 }
 
 /* One non-default value per field: text typed → text read back. */
 static const struct {
     const char *key, *typed, *shown;
 } VALUES[] = {
+    {"method", "lora", "lora"},
     {"sites", "both", "both"},
     {"layers", "0-1, 2", "0-1, 2"},
     {"scale", "off", "off"},
     {"bias", "no", "off"},
+    {"rank", "16", "16"},
+    {"lora_alpha", "32", "32"},
+    {"lora_targets", "q,k,v,o", "q,k,v,o"},
+    {"lora_dropout", "0.05", "0.05"},
     {"lr", "1e-4", "0.0001"},
     {"epochs", " 3 ", "3"},
     {"batch", "16", "16"},
@@ -372,6 +388,13 @@ static void test_bad_values(void **state) {
         {"beta2", "1", "beta2: 1 is above the maximum 0.999999"},
         {"clip", "-1", "clip: -1 is below the minimum 0"},
         {"sites", "mlp", "sites: 'mlp' is not one of ffn, attn, both"},
+        {"method", "full", "method: 'full' is not one of red, lora, ia3"},
+        {"rank", "0", "rank: 0 is below the minimum 1"},
+        {"rank", "4097", "rank: 4097 is above the maximum 4096"},
+        {"lora_alpha", "0", "lora_alpha: 0 is below the minimum 1e-06"},
+        {"lora_dropout", "1", "lora_dropout: 1 is above the maximum 0.99"},
+        {"lora_targets", "q,x", "lora_targets: LoRA target \"x\" is not one of q, k, v, o"},
+        {"lora_targets", "", "lora_targets: no LoRA target given"},
         {"schedule", "Linear", "schedule: 'Linear' is not one of linear, cosine, constant"},
         {"format", "csv",
          "format: 'csv' is not one of auto, alpaca, chat, prompt-completion, ultrafeedback, "
@@ -417,6 +440,35 @@ static void test_bad_values(void **state) {
     assert_int_equal(strlen(c.eval_path), 511);
 }
 
+/* The pane shows the fields of the configured method: RED's sites, scale and bias; LoRA's
+ * rank, alpha, targets and dropout; the rest always. */
+static void test_field_applies(void **state) {
+    (void)state;
+    tui_config c = tui_config_defaults();
+    const char *red_only[] = {"sites", "scale", "bias"};
+    const char *lora_only[] = {"rank", "lora_alpha", "lora_targets", "lora_dropout"};
+    const char *methods[] = {"red", "lora", "ia3"};
+    for (int m = 0; m < 3; m++) {
+        set_ok(&c, "method", methods[m]);
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(tui_config_field_applies(&c, field(red_only[i])), m == 0);
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(tui_config_field_applies(&c, field(lora_only[i])), m == 1);
+        assert_true(tui_config_field_applies(&c, field("method")));
+        assert_true(tui_config_field_applies(&c, field("layers")));
+        assert_true(tui_config_field_applies(&c, field("lr")));
+    }
+    assert_false(tui_config_field_applies(&c, NULL));
+    /* a session written before the methods (no "method" key) loads as RED */
+    tui_config old;
+    rd_error err = {{0}};
+    const char *json = "{\"sites\": \"attn\", \"lr\": 0.01}";
+    assert_int_equal(tui_config_from_json(json, strlen(json), &old, &err), 0);
+    assert_string_equal(old.method, "red");
+    assert_string_equal(old.sites, "attn");
+    assert_int_equal(old.rank, 8);
+}
+
 /* ---- validation and the engine's structs --------------------------------------------------- */
 
 static void expect_invalid(const tui_config *c, int n_layers, const char *msg) {
@@ -444,6 +496,12 @@ static void test_validate(void **state) {
     assert_int_equal(tui_config_validate(&b, 3, &err), 0);
     set_ok(&b, "bias", "off");
     expect_invalid(&b, 3, "scale and bias are both off: there is nothing to train");
+
+    /* scale and bias are RED's: LoRA and IA3 train without them */
+    set_ok(&b, "method", "lora");
+    assert_int_equal(tui_config_validate(&b, 3, &err), 0);
+    set_ok(&b, "method", "ia3");
+    assert_int_equal(tui_config_validate(&b, 3, &err), 0);
 
     b = c;
     set_ok(&b, "layers", "0-1,5");
@@ -494,11 +552,29 @@ static void test_engine_structs(void **state) {
     rd_error err = {{0}};
     assert_int_equal(rd_train_opts_validate(&o, &err), 0);
 
+    /* method lora: LoRA's settings, none of RED's */
+    const rd_edit_spec sl = tui_config_edit_spec(&c);
+    assert_int_equal(sl.method, RD_METHOD_LORA);
+    assert_int_equal(sl.rank, 16);
+    assert_true(sl.lora_alpha == 32.0f && sl.lora_dropout == 0.05f);
+    assert_int_equal(sl.lora_targets, RD_PROJ_BIT(RD_PROJ_Q) | RD_PROJ_BIT(RD_PROJ_K) |
+                                          RD_PROJ_BIT(RD_PROJ_V) | RD_PROJ_BIT(RD_PROJ_O));
+    assert_ptr_equal(sl.layers, c.layers);
+    assert_true(sl.seed == 9007199254740991ull); /* A's init follows the run's seed */
+    assert_int_equal(sl.sites, 0);
+    set_ok(&c, "method", "ia3");
+    const rd_edit_spec si = tui_config_edit_spec(&c);
+    assert_int_equal(si.method, RD_METHOD_IA3);
+    assert_int_equal(si.rank, 0);
+    assert_int_equal(si.sites, 0);
+    set_ok(&c, "method", "red");
     const rd_edit_spec s = tui_config_edit_spec(&c);
+    assert_int_equal(s.method, RD_METHOD_RED);
     assert_int_equal(s.sites, RD_SITE_BOTH);
     assert_ptr_equal(s.layers, c.layers);
     assert_int_equal(s.scale, 0);
     assert_int_equal(s.bias, 0);
+    assert_int_equal(s.rank, 0);
 
     const rd_data_opts dop = tui_config_data_opts(&c);
     assert_int_equal(dop.format, RD_DATA_CHAT);
@@ -1577,6 +1653,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_get_set_round_trip),
         cmocka_unit_test(test_bool_spellings),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_field_applies),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_engine_structs),
         cmocka_unit_test(test_json_round_trip),

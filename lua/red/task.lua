@@ -4,16 +4,20 @@ local task = {}
 
 --- Parses an example's arguments: MODEL [--quick] [--out DIR] [--seeds N]
 --- [--train FILE --eval FILE] [--template T] [--lr X] [--epochs N] [--batch N] [--max-len N]
---- [--compute f32|bf16|auto] [--group-by-length].
+--- [--compute f32|bf16|auto] [--group-by-length]; for methods.lua also [--data DIR] [--n-train N]
+--- [--n-eval N] [--lora-lr X] [--ia3-lr X] [--ft-lr X] [--only NAME].
 --- REDIT_QUICK=1 in the environment also selects the quick mode (a few steps per run).
 --- The options every example takes, for its usage line.
 task.OPTIONS = "[--out DIR] [--quick] [--train F --eval F] [--template T] [--lr X] [--epochs N] " ..
                "[--batch N] [--max-len N] [--compute f32|bf16|auto] [--group-by-length]"
 
 local NUMBERS = {["--seeds"] = "seeds", ["--lr"] = "lr", ["--epochs"] = "epochs",
-                 ["--batch"] = "batch", ["--max-len"] = "max_len", ["--ft-lr"] = "ft_lr"}
+                 ["--batch"] = "batch", ["--max-len"] = "max_len", ["--ft-lr"] = "ft_lr",
+                 ["--lora-lr"] = "lora_lr", ["--ia3-lr"] = "ia3_lr", ["--n-train"] = "n_train",
+                 ["--n-eval"] = "n_eval"}
 local STRINGS = {["--out"] = "out", ["--train"] = "train", ["--eval"] = "eval",
-                 ["--template"] = "template", ["--compute"] = "compute"}
+                 ["--template"] = "template", ["--compute"] = "compute", ["--data"] = "data",
+                 ["--only"] = "only"}
 function task.args(argv, usage)
   local a = {quick = os.getenv("REDIT_QUICK") == "1", out = ".", seeds = 3}
   local i = 1
@@ -24,6 +28,7 @@ function task.args(argv, usage)
     elseif NUMBERS[v] then
       i = i + 1
       a[NUMBERS[v]] = tonumber(argv[i]) or error(v .. " needs a number\n" .. usage, 0)
+      if v == "--seeds" then a.seeds_given = true end
     elseif STRINGS[v] then
       i = i + 1
       a[STRINGS[v]] = argv[i] or error(v .. " needs a value\n" .. usage, 0)

@@ -136,6 +136,7 @@ typedef struct model_arg {
                * prompts, and the GEMM that measures faster here) */
     int checkpointing; /* training: keep each layer's input only */
     int passes;        /* training passes timed (0: 4, the first a warm-up) */
+    int method;        /* run_train: RD_METHOD_* (RED ffn; LoRA r 8 on q, v; IA3) */
 } model_arg;
 
 /* Loads the benchmark model in the compute mode the measurement asks for. */
@@ -254,15 +255,28 @@ static double time_train_passes(rd_train_ctx *tc, rd_model *m, const rd_edits_vi
     return best;
 }
 
-/* RED training step (forward, cross-entropy, backward to ffn edit vectors on all layers)
- * at (B, T), with checkpointing when the argument asks; best of a->passes (0: 3 after a
- * warm-up). The optimizer update of the edit vectors is negligible (2·L·d numbers) and is
- * not included. */
-static void run_train_spec(const model_arg *a, const rd_edit_spec *spec, char *out, size_t cap) {
+/* The edit set a training-step measurement trains: RED on the ffn output (scale and bias),
+ * LoRA r = 8 on q and v (PEFT's defaults), or IA3 — every layer. */
+static rd_edit_spec bench_spec(int method) {
+    if (method == RD_METHOD_LORA)
+        return (rd_edit_spec){.method = RD_METHOD_LORA, .layers = "all", .rank = 8,
+                              .lora_alpha = 8, .lora_targets = RD_LORA_DEFAULT_TARGETS,
+                              .seed = 1};
+    if (method == RD_METHOD_IA3) return (rd_edit_spec){.method = RD_METHOD_IA3, .layers = "all"};
+    return (rd_edit_spec){.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
+}
+
+/* Training step of an edit set (forward, cross-entropy, backward to the trained numbers on
+ * all layers; a->method: RED ffn, LoRA r 8 q v or IA3) at (B, T), with checkpointing when
+ * the argument asks; best of a->passes (0: 3 after a warm-up). The optimizer update of the
+ * trained numbers is small (RED 2·L·d, LoRA r·L·(3d + kv) numbers) and is not included. */
+static void run_train(const void *p, char *out, size_t cap) {
+    const model_arg *a = p;
     openblas_set_num_threads(a->threads);
     rd_error err = {0};
     rd_model *m = bench_model(a, 1, &err);
-    rd_edits *e = m ? rd_edits_new(rd_model_config(m), spec, &err) : NULL;
+    rd_edit_spec spec = bench_spec(a->method);
+    rd_edits *e = m ? rd_edits_new(rd_model_config(m), &spec, &err) : NULL;
     rd_train_ctx *tc = e ? rd_train_ctx_new(m, a->B, a->T, a->checkpointing, &err) : NULL;
     float *grad = tc ? calloc(rd_edits_param_count(e), sizeof(float)) : NULL;
     rd_edits_grad gv = {0};
@@ -282,22 +296,6 @@ static void run_train_spec(const model_arg *a, const rd_edit_spec *spec, char *o
     rd_train_ctx_free(tc);
     rd_edits_free(e);
     rd_model_free(m);
-}
-
-static void run_train(const void *p, char *out, size_t cap) {
-    const rd_edit_spec spec = {.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
-    run_train_spec(p, &spec, out, cap);
-}
-
-/* The paper's baselines on the same step: LoRA r = 8 on q and v (PEFT's defaults), IA3. */
-static void run_train_lora(const void *p, char *out, size_t cap) {
-    const rd_edit_spec spec = {.method = RD_METHOD_LORA, .layers = "all", .rank = 8};
-    run_train_spec(p, &spec, out, cap);
-}
-
-static void run_train_ia3(const void *p, char *out, size_t cap) {
-    const rd_edit_spec spec = {.method = RD_METHOD_IA3, .layers = "all"};
-    run_train_spec(p, &spec, out, cap);
 }
 
 /* Full fine-tuning step (forward, cross-entropy, backward through every weight; in bf16 the
@@ -444,11 +442,12 @@ static void usage(FILE *out) {
             "                   [--llama-bench PATH] [--no-torch] [--torch-ref SCRIPT]\n\n"
             "Section small (about 10 minutes on 2 cores): random-weight models of the\n"
             "stories15M and stories110M shapes (f32, kept in DIR) — decode (B=1), prefill (B=8,\n"
-            "T=256, all logits), a RED, LoRA r8 (q v), IA3 and full fine-tuning training step:\n"
-            "tokens/s with 1 and 2 threads, GFLOP/s against OpenBLAS sgemm measured in the same\n"
-            "run, peak RSS; with torch installed, PyTorch runs the prefill, RED and full\n"
-            "fine-tuning jobs too (tools/bench/torch_peer.py, found from the repository root):\n"
-            "f32 against f32, bf16 compute against bf16 autocast.\n\n"
+            "T=256, all logits), a RED and a full fine-tuning training step: tokens/s with 1\n"
+            "and 2 threads, GFLOP/s against OpenBLAS sgemm measured in the same run, peak RSS;\n"
+            "the training step of RED (ffn), LoRA (r 8 on q, v) and IA3 in alternating rounds,\n"
+            "each method's time per step against RED's in the same round;\n"
+            "with torch installed, PyTorch runs the same jobs (tools/bench/torch_peer.py, found\n"
+            "from the repository root): f32 against f32, bf16 compute against bf16 autocast.\n\n"
             "Section 7b (about 20 minutes on 2 cores today; 4.1 GB of disk, 5 GB of memory): a\n"
             "Llama-2-7B-shaped Q4_K_M GGUF with random weights, written into DIR once (about\n"
             "4 minutes) and reused — decode after a 5- and a 512-token prompt, prompt processing\n"
@@ -486,10 +485,6 @@ static const batched_job BATCHED[] = {
     {"RED train step B=8 T=256 (ffn)", "RED train step, bf16 compute", run_train,
      train_flops_per_token, "red", "PyTorch RED train step, f32", "red-bf16",
      "PyTorch RED step, bf16 autocast"},
-    {"LoRA r8 (q v) train step B=8 T=256", "LoRA r8 (q v) step, bf16 compute", run_train_lora,
-     train_flops_per_token, NULL, NULL, NULL, NULL},
-    {"IA3 train step B=8 T=256", "IA3 train step, bf16 compute", run_train_ia3,
-     train_flops_per_token, NULL, NULL, NULL, NULL},
     {"full FT step B=8 T=256", "full FT step, bf16 compute", run_full_train,
      full_train_flops_per_token, "full", "PyTorch full FT step, f32", "full-bf16",
      "PyTorch full FT, bf16 autocast"},
@@ -502,7 +497,7 @@ static void bench_batched(const batched_job *job, const char *path, const shape 
     char out[1024];
     for (int k = 0; k < 2 * (have_bf16 ? 2 : 1); k++) {
         const int ti = k % 2, bf16 = k / 2;
-        model_arg a = {path, s, threads[ti], 8, 256, file_bytes, bf16, 0, 0};
+        model_arg a = {path, s, threads[ti], 8, 256, file_bytes, bf16, 0, 0, RD_METHOD_RED};
         if (in_child(job->run, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
             printf("  %s failed: %s\n", job->label, out);
             continue;
@@ -514,7 +509,7 @@ static void bench_batched(const batched_job *job, const char *path, const shape 
                threads[ti], tok_s, gf, 100 * gf / gemm[ti], rss / 1024.0);
         const char *mode = bf16 ? job->torch_mode_bf16 : job->torch_mode;
         const char *label = bf16 ? job->torch_label_bf16 : job->torch_label;
-        if (!torch_script || !mode || threads[ti] != 2) continue;
+        if (!torch_script || threads[ti] != 2) continue;
         double t_tok, t_rss;
         if (torch_run(torch_script, path, mode, 8, 256, 2, &t_tok, &t_rss) == 0)
             printf("  %-34s %8d %9.1f %11s %6.0f MB → redit/torch = %.2f× speed, %.2f× memory\n",
@@ -702,6 +697,45 @@ static double median(double *v, int n) {
 
 enum { MAX_ROUNDS = 16 };
 
+/* The training step of each method (RED ffn, LoRA r 8 on q v, IA3; B=8, T=256, 2 threads)
+ * in alternating rounds (RED, LoRA, IA3, RED, ...), in f32 and (where the CPU has it) bf16
+ * compute: median tokens/s, and each method's time per step over RED's in the same round —
+ * the median (range) of the rounds. */
+static void bench_methods(const char *path, const shape *s, long file_bytes, int have_bf16) {
+    enum { ROUNDS = 3, N_METHODS = 3 };
+    static const int METHODS[N_METHODS] = {RD_METHOD_RED, RD_METHOD_LORA, RD_METHOD_IA3};
+    static const char *const LABELS[N_METHODS] = {"RED (ffn)", "LoRA r=8 (q,v)", "IA3"};
+    printf("  training step by method, B=8 T=256, 2 threads, %d alternating rounds: median "
+           "tok/s;\n  time per step ÷ RED's in the same round, median (range)\n", ROUNDS);
+    char out[1024];
+    for (int bf16 = 0; bf16 <= (have_bf16 ? 1 : 0); bf16++) {
+        double tok[N_METHODS][ROUNDS] = {{0}};
+        int ok = 1;
+        for (int r = 0; r < ROUNDS && ok; r++)
+            for (int k = 0; k < N_METHODS && ok; k++) {
+                model_arg a = {path, s, 2, 8, 256, file_bytes, bf16, 0, 0, METHODS[k]};
+                if (in_child(run_train, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
+                    printf("  %s train step failed: %s\n", LABELS[k], out);
+                    ok = 0;
+                } else {
+                    tok[k][r] = atof(out);
+                }
+            }
+        for (int k = 0; ok && k < N_METHODS; k++) {
+            double q[ROUNDS], v[ROUNDS];
+            for (int r = 0; r < ROUNDS; r++) {
+                q[r] = tok[0][r] / tok[k][r];
+                v[r] = tok[k][r];
+            }
+            const double mq = median(q, ROUNDS); /* (sorts q: q[0] low, q[ROUNDS-1] high) */
+            char label[64];
+            snprintf(label, sizeof label, "%s step, %s", LABELS[k], bf16 ? "bf16" : "f32");
+            printf("  %-34s %8d %9.1f   %.2f× RED (%.2f–%.2f)\n", label, 2, median(v, ROUNDS), mq,
+                   q[0], q[ROUNDS - 1]);
+        }
+    }
+}
+
 /* One row of the 7b table: redit's and llama.cpp's figures of every round. */
 typedef struct row7 {
     const char *label;
@@ -787,7 +821,7 @@ static int bench_7b(const char *dir, int rounds, const char *exe, const double *
     for (int r = 0; r < rounds; r++, n++) {
         bandwidth_arg ba = {2, (size_t)1 << 30};
         bw[r] = in_child(run_bandwidth, &ba, out, sizeof out) == 0 ? atof(out) : 0;
-        model_arg a = {path, NULL, 2, 1, PROMPT_LONG, (long)st.st_size, -1, 1, 1};
+        model_arg a = {path, NULL, 2, 1, PROMPT_LONG, (long)st.st_size, -1, 1, 1, RD_METHOD_RED};
         double v[4] = {0};
         if (in_child(run_7b_infer, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
             printf("  redit inference failed: %s\n", out);
@@ -811,7 +845,7 @@ static int bench_7b(const char *dir, int rounds, const char *exe, const double *
             printf("; llama.cpp %.2f / %.2f, %.2f / %.2f", lr.tg0, lr.tg512, lr.pp5, lr.pp512);
         printf("\n");
         fflush(stdout);
-        if (in_child(run_train, &(model_arg){path, NULL, 2, 1, PROMPT_LONG, 0, -1, 1, 1}, out,
+        if (in_child(run_train, &(model_arg){path, NULL, 2, 1, PROMPT_LONG, 0, -1, 1, 1, RD_METHOD_RED}, out,
                      sizeof out) ||
             !strncmp(out, "error", 5)) {
             printf("  redit RED training step failed: %s\n", out);
@@ -942,7 +976,7 @@ int cmd_bench(int argc, char **argv) {
                s->cfg.vocab_size, (double)st.st_size / 1e6);
         printf("  %-34s %8s %9s %11s %10s\n", "job", "threads", "tok/s", "GFLOP/s", "peak RSS");
         for (int ti = 0; ti < 2; ti++) {
-            model_arg a = {path, s, threads[ti], 1, 1, (long)st.st_size, 0, 0, 0};
+            model_arg a = {path, s, threads[ti], 1, 1, (long)st.st_size, 0, 0, 0, RD_METHOD_RED};
             if (in_child(run_decode, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
                 printf("  decode failed: %s\n", out);
                 continue;
@@ -960,6 +994,7 @@ int cmd_bench(int argc, char **argv) {
         for (size_t j = 0; j < sizeof BATCHED / sizeof *BATCHED; j++)
             bench_batched(&BATCHED[j], path, s, st.st_size, have_bf16, gemm,
                           use_torch ? script : NULL);
+        bench_methods(path, s, st.st_size, have_bf16);
     }
     if (small)
         printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token "

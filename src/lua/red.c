@@ -31,14 +31,17 @@
  *       on_token = function(text, id) called per generated token (return false to stop).
  *       stats = {prompt_tokens, tokens, ids = {…}, stopped = "length"|"eos"|"callback"|
  *       "context", prefill_seconds, decode_seconds}
- *   m:edits{sites="ffn"|"attn"|"both", layers="all"|"0-3,5"|{0,1,…}, scale=true, bias=true}
- *       → a fresh edit set (s = 1, b = 0)
+ *   m:edits{method="red"|"lora"|"ia3", layers="all"|"0-3,5"|{0,1,…}, RED: sites="ffn"|
+ *       "attn"|"both", scale=true, bias=true; LoRA: rank=8, lora_alpha=8, targets="q,v"|
+ *       "all"|{"q","v"}, dropout=0, seed=42 (A's init)} → a fresh edit set (the identity:
+ *       RED s = 1, b = 0; LoRA A drawn, B = 0; IA3 1); another method's option raises
  *   m:dataset(path [, opts]) → red.dataset(path, opts) with this model's tokenizer
  *   m:compute(["f32"|"bf16"|"auto"]) → the compute mode (sets it when given; see model.h;
  *       bf16 and auto also decode quantized weights with 8-bit activation products)
  * red.load_edits(path, model [, {force=true}]) → edits, training options (JSON text or nil)
  *   e:params()  → trainable numbers;  e:ratio() → model parameters / e:params()
- *   e:info()    → {sites, layers, scale, bias, dim, n_layers, params}
+ *   e:info()    → {method, layers, dim, n_layers, params, ratio; RED: sites, scale, bias;
+ *                  LoRA: rank, lora_alpha, targets ("q,v"), dropout}
  *   e:save(path [, training_json])    edit file (safetensors) for the model e was made for
  *   e:clone()   → an independent copy
  *   e:vector(layer, "ffn"|"attn", "scale"|"bias") → Lua array copy, or nil when the set
@@ -48,6 +51,8 @@
  *                 (absent vectors taken at identity): max |s1 − s2|, max |b1 − b2|, the l2
  *                 norm of the whole difference, and the cosine between the two offsets from
  *                 identity (s − 1, b) (nil when either is the identity)
+ *   e:vector, e:set_vector, e:compare, e1 + e2, e1 - e2 and -e are RED's (other methods
+ *   raise); e * k works for every method (LoRA: B·k; IA3: 1 + k(s − 1)).
  *   Arithmetic, per edited site, with h' = s ⊙ h + b (all ops make new edit sets):
  *     e * k, k * e   scaled towards identity: s' = 1 + k(s − 1), b' = k·b (= strength k;
  *                    e * 0 is the identity, e * 1 a copy; e * 2 is not e + e)
@@ -66,14 +71,19 @@
  *   labels = {…}}, d:split(frac [, seed=42]) → train, held_out (new datasets),
  *   d:sample(i) (1-based) → {ids, loss (0/1 per position), n_prompt, prompt, answer, label
  *   (the label word or nil), label_index (1-based or nil)}
- * red.train{model, edits, data, eval, full=false, lr, epochs, batch, micro_batch, max_len,
+ * red.train{model, edits, method, data, eval, full=false, sites, layers, scale, bias, rank,
+ *           lora_alpha, targets, lora_dropout, lr, epochs, batch, micro_batch, max_len,
  *           schedule, warmup, weight_decay, clip, dropout, beta1, beta2, seed, checkpointing, pack,
  *           group_by_length, eval_every, max_steps, compute="f32"|"bf16"|"auto", state=path,
  *           on_step=fn(t), on_eval=fn(t)}
  *           → result (state: a training state file, kept and resumed as rd_train_opts.state_path;
  *           result.resumed_step then says where a resume began)
- *   edits is trained in place (with an eval set it ends holding the best edits); full = true
- *   (no edits) trains every weight of model in place. Defaults are redit's (train.h);
+ *   edits is trained in place (with an eval set it ends holding the best edits); without
+ *   edits a fresh set is made from method (red by default) and its shape options (as
+ *   m:edits; LoRA's dropout is lora_dropout here, A's init follows seed) and returned as
+ *   result.edits; method = "full" (or full = true, no edits) trains every weight of model in
+ *   place. result.method, result.params (trained numbers) and result.ratio (model
+ *   parameters / params; 1 for full) say what was trained. Defaults are redit's (train.h);
  *   micro_batch defaults to batch, max_len to the longest example. compute sets the model's
  *   mode for good. Callbacks get {kind = "step"|"eval", step, total_steps, epoch, epochs,
  *   loss, eval_loss, eval_accuracy (classification sets), best, lr, grad_norm, tokens_per_s,

@@ -1,6 +1,7 @@
-/* red.edits: RED edit sets from Lua — inspection, files, and arithmetic (the semantics are
+/* red.edits: edit sets (RED, LoRA, IA3) from Lua — inspection, files, and arithmetic (the semantics are
  * in the reference at the top of red.c: * scales towards identity, + composes, - undoes). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,14 @@ void rdl_edits_check_fit(lua_State *L, const rd_edits *e, const rd_model *m) {
         luaL_error(L, "the edits are for a model of width %d with %d layers; %s has width %d and "
                       "%d layers", rd_edits_dim(e), rd_edits_n_layers(e), m->file.name, c->dim,
                    c->n_layers);
+    const rd_config *ec = rd_edits_config(e); /* LoRA and IA3 also read the projections' shapes */
+    if (rd_edits_method(e) != RD_METHOD_RED &&
+        (ec->hidden_dim != c->hidden_dim || ec->n_kv_heads != c->n_kv_heads ||
+         ec->n_heads != c->n_heads))
+        luaL_error(L, "the %s edits are for a model of FFN width %d with %d/%d (kv) heads; %s has "
+                      "%d with %d/%d", rd_method_name(rd_edits_method(e)), ec->hidden_dim,
+                   ec->n_heads, ec->n_kv_heads, m->file.name, c->hidden_dim, c->n_heads,
+                   c->n_kv_heads);
 }
 
 static int edits_gc(lua_State *L) {
@@ -66,9 +75,27 @@ static int edits_tostring(lua_State *L) {
         lua_pushliteral(L, "red.edits(closed)");
         return 1;
     }
-    lua_pushfstring(L, "red.edits(%s, layers %s, %s, %I params)", rd_sites_name(rd_edits_sites(u->e)),
-                    rd_edits_layers_text(u->e), kinds_name(u->e),
-                    (lua_Integer)rd_edits_param_count(u->e));
+    const rd_edits *e = u->e;
+    char targets[64];
+    switch (rd_edits_method(e)) {
+    case RD_METHOD_LORA: {
+        char alpha[32];
+        snprintf(alpha, sizeof alpha, "%g", (double)rd_edits_lora_alpha(e));
+        lua_pushfstring(L, "red.edits(lora r%d alpha %s %s, layers %s, %I params)",
+                        rd_edits_rank(e), alpha,
+                        rd_lora_targets_text(rd_edits_lora_targets(e), targets, sizeof targets),
+                        rd_edits_layers_text(e), (lua_Integer)rd_edits_param_count(e));
+        break;
+    }
+    case RD_METHOD_IA3:
+        lua_pushfstring(L, "red.edits(ia3, layers %s, %I params)", rd_edits_layers_text(e),
+                        (lua_Integer)rd_edits_param_count(e));
+        break;
+    default:
+        lua_pushfstring(L, "red.edits(%s, layers %s, %s, %I params)",
+                        rd_sites_name(rd_edits_sites(e)), rd_edits_layers_text(e), kinds_name(e),
+                        (lua_Integer)rd_edits_param_count(e));
+    }
     return 1;
 }
 
@@ -94,17 +121,47 @@ static int edits_ratio(lua_State *L) {
     return 1;
 }
 
+/* A stored f32 setting as the shortest decimal that reads back to it (0.05, not
+ * 0.050000000745). */
+static double short_number(float v) {
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+        if ((float)strtod(buf, NULL) == v) break;
+    }
+    return strtod(buf, NULL);
+}
+
 static int edits_info(lua_State *L) {
     const rd_edits *e = rdl_check_edits(L, 1)->e;
-    lua_createtable(L, 0, 7);
-    rdl_set_str(L, "sites", rd_sites_name(rd_edits_sites(e)));
+    lua_createtable(L, 0, 12);
+    const int method = rd_edits_method(e);
+    rdl_set_str(L, "method", rd_method_name(method));
     rdl_set_str(L, "layers", rd_edits_layers_text(e));
-    rdl_set_bool(L, "scale", rd_edits_has_scale(e));
-    rdl_set_bool(L, "bias", rd_edits_has_bias(e));
+    if (method == RD_METHOD_RED) {
+        rdl_set_str(L, "sites", rd_sites_name(rd_edits_sites(e)));
+        rdl_set_bool(L, "scale", rd_edits_has_scale(e));
+        rdl_set_bool(L, "bias", rd_edits_has_bias(e));
+    } else if (method == RD_METHOD_LORA) {
+        char targets[64];
+        rdl_set_int(L, "rank", rd_edits_rank(e));
+        rdl_set_num(L, "lora_alpha", short_number(rd_edits_lora_alpha(e)));
+        rdl_set_str(L, "targets", rd_lora_targets_text(rd_edits_lora_targets(e), targets,
+                                                       sizeof targets));
+        rdl_set_num(L, "dropout", short_number(rd_edits_lora_dropout(e)));
+    }
     rdl_set_int(L, "dim", rd_edits_dim(e));
     rdl_set_int(L, "n_layers", rd_edits_n_layers(e));
     rdl_set_int(L, "params", (lua_Integer)rd_edits_param_count(e));
+    rdl_set_num(L, "ratio", rd_edits_ratio(e, edits_model(L, 1)->m));
     return 1;
+}
+
+/* Raises unless e is a RED edit set: what is RED's alone (vectors, + - and compare). */
+static void check_red(lua_State *L, const rd_edits *e, const char *what) {
+    if (rd_edits_method(e) != RD_METHOD_RED)
+        luaL_error(L, "%s is defined for RED edit sets; this one is %s's", what,
+                   rd_method_name(rd_edits_method(e)));
 }
 
 /* Arguments layer, site, kind at idx..idx+2 → the stored vector or NULL. */
@@ -122,6 +179,7 @@ static float *check_vector(lua_State *L, rd_edits *e, int idx, int *layer, int *
 
 static int edits_vector(lua_State *L) {
     rd_edits *e = rdl_check_edits(L, 1)->e;
+    check_red(L, e, "e:vector");
     int layer, site, bias;
     const float *v = check_vector(L, e, 2, &layer, &site, &bias);
     if (!v) lua_pushnil(L);
@@ -131,6 +189,7 @@ static int edits_vector(lua_State *L) {
 
 static int edits_set_vector(lua_State *L) {
     rd_edits *e = rdl_check_edits(L, 1)->e;
+    check_red(L, e, "e:set_vector");
     int layer, site, bias;
     float *v = check_vector(L, e, 2, &layer, &site, &bias);
     if (!v)
@@ -287,6 +346,8 @@ static void combine(lua_State *L, rd_edits *out, const rd_edits *a, const rd_edi
 static int edits_binary(lua_State *L, edit_op op) {
     const rd_edits *a = rdl_check_edits(L, 1)->e;
     const rd_edits *b = rdl_check_edits(L, 2)->e;
+    check_red(L, a, op == OP_COMPOSE ? "e1 + e2" : "e1 - e2");
+    check_red(L, b, op == OP_COMPOSE ? "e1 + e2" : "e1 - e2");
     check_same_shape(L, a, b);
     lua_settop(L, 2);
     rd_edits *out = push_union(L, 1, a, b);
@@ -299,6 +360,7 @@ static int edits_sub(lua_State *L) { return edits_binary(L, OP_UNDO); }
 
 static int edits_unm(lua_State *L) {
     const rd_edits *a = rdl_check_edits(L, 1)->e;
+    check_red(L, a, "-e (the inverse edit)");
     lua_settop(L, 1);
     rd_edits *out = push_union(L, 1, a, NULL);
     combine(L, out, a, NULL, OP_INVERSE);
@@ -314,6 +376,21 @@ static int edits_mul(lua_State *L) {
                           luaL_typename(L, ki));
     const double k = lua_tonumber(L, ki);
     lua_settop(L, 2);
+    if (rd_edits_method(a) != RD_METHOD_RED) { /* a copy with its offset from identity × k */
+        lua_getiuservalue(L, ei, 1);
+        rdl_edits *u = rdl_edits_push_empty(L, -1);
+        rd_error err = {0};
+        if (!(u->e = rd_edits_clone(a, &err))) return rdl_raise(L, &err);
+        for (int i = 0; i < rd_edits_tensor_count(u->e); i++) {
+            const rd_edit_tensor *t = rd_edits_tensor_at(u->e, i);
+            float *p = rd_edits_params(u->e) + t->offset;
+            const int lora = rd_edits_method(u->e) == RD_METHOD_LORA;
+            if (lora && t->kind == 0) continue; /* LoRA: B·A scales with B alone */
+            for (size_t j = 0; j < t->count; j++)
+                p[j] = lora ? (float)(k * p[j]) : (float)(1.0 + k * (p[j] - 1.0));
+        }
+        return 1;
+    }
     rd_edits *out = push_union(L, ei, a, NULL);
     const int dim = rd_edits_dim(a);
     for (int l = 0; l < rd_edits_n_layers(a); l++)
@@ -333,6 +410,8 @@ static int edits_mul(lua_State *L) {
 static int edits_compare(lua_State *L) {
     const rd_edits *a = rdl_check_edits(L, 1)->e;
     const rd_edits *b = rdl_check_edits(L, 2)->e;
+    check_red(L, a, "compare");
+    check_red(L, b, "compare");
     check_same_shape(L, a, b);
     const int dim = rd_edits_dim(a);
     double max_s = 0, max_b = 0, sq = 0, dot = 0, na = 0, nb = 0;

@@ -138,6 +138,18 @@ rdl_edits *rdl_edits_push_empty(lua_State *L, int model_idx);
 /* Raises unless e fits m's width and layer count. */
 void rdl_edits_check_fit(lua_State *L, const rd_edits *e, const rd_model *m);
 
+/* The edit-set options of the table at arg for method (RD_METHOD_*): layers (every method);
+ * RED's sites, scale, bias; LoRA's rank, lora_alpha, targets ("q,v" or {"q", "v"}) and
+ * dropout_key (the LoRA dropout's option name); seed (LoRA's init, default seed). An option
+ * of another method than `method` raises. spec->layers is borrowed from the table or a
+ * value left on the stack (the caller keeps both until rd_edits_new has run). */
+void rdl_edit_spec_opts(lua_State *L, int arg, int method, const char *dropout_key,
+                        uint64_t seed, rd_edit_spec *spec);
+/* The option `method` of the table at arg: RD_METHOD_* ("red" when absent), or with
+ * allow_full RDL_METHOD_FULL for "full"; other names raise. */
+#define RDL_METHOD_FULL (-1)
+int rdl_method_opt(lua_State *L, int arg, int allow_full);
+
 /* red.dataset(path, opts) with the model given explicitly (model:dataset). */
 int rdl_dataset_load(lua_State *L, int path_idx, int model_idx, int opts_idx);
 

@@ -12,6 +12,7 @@
 #include "redit/buf.h"
 #include "redit/generate.h"
 #include "redit/tokenizer.h"
+#include "redit/train.h"
 
 /* ---- lifecycle -------------------------------------------------------------------- */
 
@@ -398,16 +399,103 @@ static const char *layers_text(lua_State *L, int arg) {
     return lua_tostring(L, tbl);
 }
 
+/* Pushes nil when option key is absent, else raises unless method is the option's. */
+static void only_for(lua_State *L, int arg, const char *key, int method, int want) {
+    rdl_opt_push(L, arg, key);
+    const int given = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (given && method != want)
+        rdl_opt_error(L, arg, key, lua_pushfstring(L, "is %s's (method = \"%s\"), not %s's",
+                                                   rd_method_name(want), rd_method_name(want),
+                                                   rd_method_name(method)));
+}
+
+/* The LoRA targets option: a text "q,v" / "all", or an array {"q", "v"}. */
+static int targets_mask(lua_State *L, int arg, const char *key) {
+    const int top = lua_gettop(L);
+    rdl_opt_push(L, arg, key);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    luaL_Buffer b;
+    const char *text;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        text = lua_tostring(L, -1);
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+        const int tbl = lua_gettop(L);
+        luaL_buffinit(L, &b);
+        for (lua_Integer i = 1; i <= luaL_len(L, tbl); i++) {
+            if (lua_geti(L, tbl, i) != LUA_TSTRING)
+                rdl_opt_error(L, arg, key, lua_pushfstring(L, "element %I is not a projection "
+                                                              "name", i));
+            if (i > 1) luaL_addchar(&b, ',');
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);
+        text = lua_tostring(L, -1);
+    } else {
+        rdl_opt_error(L, arg, key, lua_pushfstring(L, "a text like \"q,v\" or an array of "
+                                                      "projection names expected, got %s",
+                                                   luaL_typename(L, -1)));
+    }
+    int mask = 0;
+    rd_error err = {0};
+    if (rd_lora_targets_parse(text, &mask, &err)) rdl_opt_error(L, arg, key, err.msg);
+    lua_settop(L, top);
+    return mask;
+}
+
+void rdl_edit_spec_opts(lua_State *L, int arg, int method, const char *dropout_key,
+                        uint64_t seed, rd_edit_spec *spec) {
+    arg = lua_absindex(L, arg);
+    memset(spec, 0, sizeof *spec);
+    spec->method = method;
+    static const char *const red_keys[] = {"sites", "scale", "bias"};
+    for (int i = 0; i < 3; i++) only_for(L, arg, red_keys[i], method, RD_METHOD_RED);
+    const char *lora_keys[] = {"rank", "lora_alpha", "targets", dropout_key};
+    for (int i = 0; i < 4; i++) only_for(L, arg, lora_keys[i], method, RD_METHOD_LORA);
+    spec->layers = layers_text(L, arg); /* anchored on the stack (or in the table) */
+    if (method == RD_METHOD_RED) {
+        const char *sites_name = rdl_opt_string(L, arg, "sites", "ffn");
+        if (rd_sites_from_name(sites_name, &spec->sites))
+            rdl_opt_error(L, arg, "sites", "must be \"ffn\", \"attn\" or \"both\"");
+        spec->scale = rdl_opt_bool(L, arg, "scale", 1);
+        spec->bias = rdl_opt_bool(L, arg, "bias", 1);
+    } else if (method == RD_METHOD_LORA) {
+        spec->rank = (int)rdl_opt_integer(L, arg, "rank", 1, RD_LORA_MAX_RANK,
+                                          RD_LORA_DEFAULT_RANK);
+        const double alpha = rdl_opt_number(L, arg, "lora_alpha", RD_LORA_DEFAULT_ALPHA);
+        if (!(alpha > 0) || alpha > 1e6) rdl_opt_error(L, arg, "lora_alpha", "must be in (0, 1e6]");
+        spec->lora_alpha = (float)alpha;
+        spec->lora_targets = targets_mask(L, arg, "targets");
+        const double p = rdl_opt_number(L, arg, dropout_key, 0);
+        if (p < 0 || p >= 1) rdl_opt_error(L, arg, dropout_key, "must be in [0, 1)");
+        spec->lora_dropout = (float)p;
+    }
+    spec->seed = (uint64_t)rdl_opt_integer(L, arg, "seed", 0, LUA_MAXINTEGER, (long long)seed);
+}
+
+int rdl_method_opt(lua_State *L, int arg, int allow_full) {
+    const char *name = rdl_opt_string(L, arg, "method", "red");
+    if (allow_full && !strcmp(name, "full")) return RDL_METHOD_FULL;
+    int method;
+    if (rd_method_from_name(name, &method))
+        rdl_opt_error(L, arg, "method", allow_full ? "must be \"red\", \"lora\", \"ia3\" or "
+                                                     "\"full\""
+                                                   : "must be \"red\", \"lora\" or \"ia3\"");
+    return method;
+}
+
 static int model_edits(lua_State *L) {
     const rd_model *m = rdl_check_model(L, 1)->m;
-    static const char *const known[] = {"sites", "layers", "scale", "bias", NULL};
+    static const char *const known[] = {"method", "sites", "layers", "scale", "bias", "rank",
+                                        "lora_alpha", "targets", "dropout", "seed", NULL};
     rdl_opts_check(L, 2, known);
     lua_settop(L, 2);
-    const char *sites_name = rdl_opt_string(L, 2, "sites", "ffn");
-    rd_edit_spec spec = {.layers = layers_text(L, 2), .scale = rdl_opt_bool(L, 2, "scale", 1),
-                         .bias = rdl_opt_bool(L, 2, "bias", 1)};
-    if (rd_sites_from_name(sites_name, &spec.sites))
-        rdl_opt_error(L, 2, "sites", "must be \"ffn\", \"attn\" or \"both\"");
+    rd_edit_spec spec;
+    rdl_edit_spec_opts(L, 2, rdl_method_opt(L, 2, 0), "dropout", rd_train_opts_defaults().seed,
+                       &spec);
     rdl_edits *u = rdl_edits_push_empty(L, 1);
     rd_error err = {0};
     if (!(u->e = rd_edits_new(rd_model_config(m), &spec, &err))) return rdl_raise(L, &err);

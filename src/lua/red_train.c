@@ -178,7 +178,8 @@ static void push_result(lua_State *L, const rd_train_result *r) {
 
 static int red_train(lua_State *L) {
     static const char *const known[] = {
-        "model", "edits", "data", "eval", "full", "lr", "epochs", "batch", "micro_batch",
+        "model", "edits", "data", "eval", "full", "method", "sites", "layers", "scale", "bias",
+        "rank", "lora_alpha", "targets", "lora_dropout", "lr", "epochs", "batch", "micro_batch",
         "max_len", "schedule", "warmup", "weight_decay", "clip", "dropout", "beta1", "beta2", "seed",
         "checkpointing", "pack",
         "group_by_length", "eval_every", "max_steps", "compute", "state", "on_step", "on_eval",
@@ -187,7 +188,16 @@ static int red_train(lua_State *L) {
     rdl_opts_check(L, S_OPTS, known);
     lua_settop(L, S_OPTS);
     rdl_model *um = opt_object(L, "model", RDL_MODEL, 1);
-    const int full = rdl_opt_bool(L, S_OPTS, "full", 0);
+    const int method = rdl_method_opt(L, S_OPTS, 1);
+    int full = rdl_opt_bool(L, S_OPTS, "full", 0);
+    rdl_opt_push(L, S_OPTS, "method");
+    const int method_given = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (full && method_given && method != RDL_METHOD_FULL)
+        return rdl_opt_error(L, S_OPTS, "full", lua_pushfstring(L, "full = true is method = "
+                                                                   "\"full\", not \"%s\"",
+                                                                rd_method_name(method)));
+    full |= method == RDL_METHOD_FULL;
     rdl_edits *ue = opt_object(L, "edits", RDL_EDITS, 0);
     rdl_dataset *ud = opt_object(L, "data", RDL_DATASET, 1);
     rdl_dataset *uv = opt_object(L, "eval", RDL_DATASET, 0);
@@ -197,15 +207,38 @@ static int red_train(lua_State *L) {
     if (!um->m || (ue && !ue->e) || !ud->d || (uv && !uv->d))
         return luaL_error(L, "attempt to use a closed %s",
                           !um->m ? RDL_MODEL : ue && !ue->e ? RDL_EDITS : RDL_DATASET);
-    if (!ue && !full)
-        return rdl_opt_error(L, S_OPTS, "edits", "an edit set to train is required (or full = "
-                                                 "true for full fine-tuning)");
     if (ue && full)
-        return rdl_opt_error(L, S_OPTS, "full", "full fine-tuning trains the model's weights; "
-                                                "give no edits");
+        return rdl_opt_error(L, S_OPTS, full && method_given ? "method" : "full",
+                             "full fine-tuning trains the model's weights; give no edits");
+    static const char *const shape_keys[] = {"sites", "layers", "scale", "bias", "rank",
+                                             "lora_alpha", "targets", "lora_dropout"};
+    for (size_t i = 0; i < sizeof shape_keys / sizeof *shape_keys; i++) {
+        rdl_opt_push(L, S_OPTS, shape_keys[i]);
+        const int given = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (given && (ue || full))
+            return rdl_opt_error(L, S_OPTS, shape_keys[i],
+                                 ue ? "the edits given have their shape already"
+                                    : "full fine-tuning trains every weight");
+    }
+    if (ue && method_given && method != rd_edits_method(ue->e))
+        return rdl_opt_error(L, S_OPTS, "method",
+                             lua_pushfstring(L, "the edits given are %s's, not %s's",
+                                             rd_method_name(rd_edits_method(ue->e)),
+                                             rd_method_name(method)));
     rd_model *m = um->m;
     if (ue) rdl_edits_check_fit(L, ue->e, m);
     rd_train_opts o = read_train_opts(L, m, ud->d, uv ? uv->d : NULL);
+    rd_error err = {0};
+    if (!ue && !full) { /* the edit set of the options, in the edits' slot */
+        const int top = lua_gettop(L);
+        rd_edit_spec spec;
+        rdl_edit_spec_opts(L, S_OPTS, method, "lora_dropout", o.seed, &spec);
+        ue = rdl_edits_push_empty(L, S_MODEL);
+        if (!(ue->e = rd_edits_new(rd_model_config(m), &spec, &err))) return rdl_raise(L, &err);
+        lua_replace(L, S_EDITS);
+        lua_settop(L, top);
+    }
     const char *compute = rdl_opt_string(L, S_OPTS, "compute", NULL);
     rd_compute mode = RD_COMPUTE_F32;
     if (compute && rd_compute_from_name(compute, &mode))
@@ -213,7 +246,6 @@ static int red_train(lua_State *L) {
     if ((compute || full) && um->busy)
         return luaL_error(L, "the red.model is in use (generation or training); it cannot be "
                              "%s now", full ? "fully fine-tuned" : "switched to another compute mode");
-    rd_error err = {0};
     if (compute && rd_model_set_compute(m, mode, 1, &err))
         return rdl_raise(L, &err);
     rd_train_result *res = lua_newuserdatauv(L, sizeof *res, 0); /* S_RESULT */
@@ -247,6 +279,14 @@ static int red_train(lua_State *L) {
     }
     push_result(L, res);
     rd_train_result_release(res);
+    rdl_set_str(L, "method", full ? "full" : rd_method_name(rd_edits_method(ue->e)));
+    const double n = full ? (double)rd_model_param_count(m) : (double)rd_edits_param_count(ue->e);
+    rdl_set_int(L, "params", (lua_Integer)n);
+    rdl_set_num(L, "ratio", full ? 1.0 : rd_edits_ratio(ue->e, m));
+    if (!full) {
+        lua_pushvalue(L, S_EDITS);
+        lua_setfield(L, -2, "edits");
+    }
     return 1;
 }
 

@@ -320,6 +320,30 @@ static int apply_compute(tui_app *a, const char *name, rd_error *err) {
     return rd_model_set_compute(a->model, mode, 1, err);
 }
 
+/* The next run's label: its number, the method and its shape, the learning rate — "#1 ffn
+ * all s b lr 0.05" (RED), "#3 lora r8 q,v lr 0.0005", "#4 ia3 0-3 lr 0.01" — so runs of
+ * different methods in one chart have distinct legends. */
+static void run_label(const tui_app *a, char *label, size_t cap) {
+    const tui_config *c = &a->session.config;
+    char shape[128], dropout[32] = "", layers[80] = "";
+    if (c->dropout > 0) snprintf(dropout, sizeof dropout, " drop %g", c->dropout);
+    if (strcmp(c->layers, "all")) snprintf(layers, sizeof layers, " %s", c->layers);
+    if (!strcmp(c->method, "lora")) {
+        char alpha[48] = "", ldrop[48] = "";
+        if (c->lora_alpha != RD_LORA_DEFAULT_ALPHA) snprintf(alpha, sizeof alpha, " a%g", c->lora_alpha);
+        if (c->lora_dropout > 0) snprintf(ldrop, sizeof ldrop, " ld %g", c->lora_dropout);
+        snprintf(shape, sizeof shape, "lora r%d %s%s%s%s", c->rank, c->lora_targets, alpha, ldrop,
+                 layers);
+    } else if (!strcmp(c->method, "ia3")) {
+        snprintf(shape, sizeof shape, "ia3%s", layers);
+    } else {
+        snprintf(shape, sizeof shape, "%s %s%s%s", c->sites, c->layers, c->scale ? " s" : "",
+                 c->bias ? " b" : "");
+    }
+    snprintf(label, cap, "#%d %s lr %g%s%s", a->session.next_run_id, shape, c->lr, dropout,
+             rd_model_compute(a->model) == RD_COMPUTE_BF16 ? " bf16" : "");
+}
+
 int app_train(tui_app *a, rd_error *err) {
     if (busy_error(a, err)) return -1;
     const tui_config *c = &a->session.config;
@@ -328,11 +352,7 @@ int app_train(tui_app *a, rd_error *err) {
     rd_edits *e = configured_edits(a, err);
     if (!e) return -1;
     char label[160]; /* the run keeps its first 63 bytes */
-    char dropout[32] = "";
-    if (c->dropout > 0) snprintf(dropout, sizeof dropout, " drop %g", c->dropout);
-    snprintf(label, sizeof label, "#%d %s %s%s%s lr %g%s%s", a->session.next_run_id, c->sites,
-             c->layers, c->scale ? " s" : "", c->bias ? " b" : "", c->lr, dropout,
-             rd_model_compute(a->model) == RD_COMPUTE_BF16 ? " bf16" : "");
+    run_label(a, label, sizeof label);
     rd_train_opts topts = tui_config_train_opts(c);
     rd_data_opts dopts = tui_config_data_opts(c);
     int seq = rd_model_config(a->model)->seq_len;

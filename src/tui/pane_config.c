@@ -14,12 +14,18 @@
 
 static int field_count(void) { return (int)tui_config_field_count(); }
 
-/* Display rows: a group header before the first field of each group. Row r of the list maps
- * to field index (or -1 for a header, with *group set). */
-static int row_field(int row, const char **group) {
+/* Field i applies to the configured method (the others are hidden: sites for LoRA, ...). */
+static int shown(const tui_app *a, int i) {
+    return tui_config_field_applies(&a->session.config, tui_config_field((size_t)i));
+}
+
+/* Display rows: a group header before the first shown field of each group. Row r of the
+ * list maps to field index (or -1 for a header, with *group set). */
+static int row_field(const tui_app *a, int row, const char **group) {
     const char *prev = NULL;
     int r = 0;
     for (int i = 0; i < field_count(); i++) {
+        if (!shown(a, i)) continue;
         const tui_field *f = tui_config_field((size_t)i);
         if (!prev || strcmp(prev, f->group)) {
             if (r == row) {
@@ -35,10 +41,11 @@ static int row_field(int row, const char **group) {
     return -2; /* past the end */
 }
 
-static int field_row(int field) {
+static int field_row(const tui_app *a, int field) {
     const char *prev = NULL;
     int r = 0;
     for (int i = 0; i < field_count(); i++) {
+        if (!shown(a, i)) continue;
         const tui_field *f = tui_config_field((size_t)i);
         if (!prev || strcmp(prev, f->group)) {
             r++;
@@ -48,6 +55,30 @@ static int field_row(int field) {
         r++;
     }
     return r;
+}
+
+/* The field `steps` shown fields after (steps > 0) or before (< 0) field `from`, wrapping
+ * around when wrap is set, else stopping at the first or last shown field. */
+static int step_field(const tui_app *a, int from, int steps, int wrap) {
+    const int n = field_count(), dir = steps < 0 ? -1 : 1;
+    int at = from;
+    for (int left = steps < 0 ? -steps : steps; left > 0; left--) {
+        int next = at;
+        do {
+            next += dir;
+            if (next < 0 || next >= n) {
+                if (!wrap) return at;
+                next = (next + n) % n;
+            }
+        } while (!shown(a, next) && next != at);
+        at = next;
+    }
+    return at;
+}
+
+/* Moves the selection off a field the method hides (a method changed from the console). */
+static void fix_selection(tui_app *a) {
+    if (!shown(a, a->cfg_sel)) a->cfg_sel = step_field(a, a->cfg_sel, 1, 1);
 }
 
 /* Validates the edit buffer against a copy of the configuration. */
@@ -130,13 +161,14 @@ void pane_config_draw(tui_app *a, tui_rect r) {
     if (note_h > r.h - 3) note_h = r.h - 3;
     int list_h = r.h - 2 - note_h;
     if (list_h < 1 || note_h < 1) return;
-    int sel_row = field_row(a->cfg_sel);
+    fix_selection(a);
+    int sel_row = field_row(a, a->cfg_sel);
     if (sel_row < a->cfg_top + 1) a->cfg_top = sel_row - 1 < 0 ? 0 : sel_row - 1;
     if (sel_row >= a->cfg_top + list_h) a->cfg_top = sel_row - list_h + 1;
     int value_x = r.x + 1 + LABEL_W, value_w = r.w - LABEL_W - 2;
     for (int i = 0; i < list_h; i++) {
         const char *group = NULL;
-        int f = row_field(a->cfg_top + i, &group);
+        int f = row_field(a, a->cfg_top + i, &group);
         int y = r.y + 1 + i;
         if (f == -2) break;
         if (f == -1) {
@@ -176,7 +208,7 @@ void pane_config_draw(tui_app *a, tui_rect r) {
     }
     if (a->cfg_editing && a->focus == PANE_CONFIG) {
         /* put the cursor back in the edited field (drawing the help moved it) */
-        int row = field_row(a->cfg_sel) - a->cfg_top;
+        int row = field_row(a, a->cfg_sel) - a->cfg_top;
         int used = tui_text_width(a->cfg_buf, a->cfg_len);
         move(r.y + 1 + row, value_x + (used < value_w - 1 ? used : value_w - 1));
     }
@@ -258,23 +290,23 @@ static int edit_key(tui_app *a, tui_key k) {
 
 int pane_config_key(tui_app *a, tui_key k) {
     if (a->cfg_editing) return edit_key(a, k);
-    int n = field_count();
+    fix_selection(a);
     if (k.is_key) {
         switch (k.code) {
-        case KEY_UP: a->cfg_sel = (a->cfg_sel + n - 1) % n; return 1;
-        case KEY_DOWN: a->cfg_sel = (a->cfg_sel + 1) % n; return 1;
-        case KEY_PPAGE: a->cfg_sel = a->cfg_sel > 8 ? a->cfg_sel - 8 : 0; return 1;
-        case KEY_NPAGE: a->cfg_sel = a->cfg_sel + 8 < n ? a->cfg_sel + 8 : n - 1; return 1;
-        case KEY_HOME: a->cfg_sel = 0; return 1;
-        case KEY_END: a->cfg_sel = n - 1; return 1;
+        case KEY_UP: a->cfg_sel = step_field(a, a->cfg_sel, -1, 1); return 1;
+        case KEY_DOWN: a->cfg_sel = step_field(a, a->cfg_sel, 1, 1); return 1;
+        case KEY_PPAGE: a->cfg_sel = step_field(a, a->cfg_sel, -8, 0); return 1;
+        case KEY_NPAGE: a->cfg_sel = step_field(a, a->cfg_sel, 8, 0); return 1;
+        case KEY_HOME: a->cfg_sel = step_field(a, field_count() - 1, 1, 1); return 1;
+        case KEY_END: a->cfg_sel = step_field(a, 0, -1, 1); return 1;
         case KEY_LEFT: return cycle(a, -1);
         case KEY_RIGHT: return cycle(a, +1);
         case KEY_ENTER: break;
         default: return 0;
         }
     }
-    if (!k.is_key && k.code == 'k') return a->cfg_sel = (a->cfg_sel + n - 1) % n, 1;
-    if (!k.is_key && k.code == 'j') return a->cfg_sel = (a->cfg_sel + 1) % n, 1;
+    if (!k.is_key && k.code == 'k') return a->cfg_sel = step_field(a, a->cfg_sel, -1, 1), 1;
+    if (!k.is_key && k.code == 'j') return a->cfg_sel = step_field(a, a->cfg_sel, 1, 1), 1;
     if (!k.is_key && k.code == ' ') return cycle(a, +1);
     if ((k.is_key && k.code == KEY_ENTER) || (!k.is_key && (k.code == '\r' || k.code == '\n'))) {
         const tui_field *f = tui_config_field((size_t)a->cfg_sel);

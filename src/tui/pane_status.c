@@ -70,8 +70,21 @@ void pane_status_draw(tui_app *a) {
                  a->utf8 ? "⚠" : "!", a->model_warning);
         text[ST_MODEL][0] = text[ST_MODEL_DETAIL][0] = '\0';
     }
-    snprintf(text[ST_SITES], sizeof text[0], "%s, layers %s", c->sites, c->layers);
-    snprintf(text[ST_KIND], sizeof text[0], "%s", c->scale && c->bias ? "scale+bias" : c->scale ? "scale" : "bias");
+    /* the method and its shape: "ffn, layers all" + "scale+bias" (RED), "lora r8 q,v, layers
+     * all" + "alpha 8", "ia3, layers all" */
+    if (!strcmp(c->method, "lora")) {
+        snprintf(text[ST_SITES], sizeof text[0], "lora r%d %s, layers %s", c->rank,
+                 c->lora_targets, c->layers);
+        char alpha[32];
+        tui_format_real(c->lora_alpha, alpha, sizeof alpha);
+        snprintf(text[ST_KIND], sizeof text[0], "alpha %s", alpha);
+    } else if (!strcmp(c->method, "ia3")) {
+        snprintf(text[ST_SITES], sizeof text[0], "ia3, layers %s", c->layers);
+        text[ST_KIND][0] = '\0';
+    } else {
+        snprintf(text[ST_SITES], sizeof text[0], "%s, layers %s", c->sites, c->layers);
+        snprintf(text[ST_KIND], sizeof text[0], "%s", c->scale && c->bias ? "scale+bias" : c->scale ? "scale" : "bias");
+    }
     with_commas(num, sizeof num, a->edit_params);
     snprintf(text[ST_PARAMS], sizeof text[0], "%s params", num);
     text[ST_RATIO][0] = '\0';

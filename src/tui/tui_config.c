@@ -30,6 +30,7 @@ typedef struct field_entry {
     text_check check;  /* TEXT: optional */
 } field_entry;
 
+static const char *const METHOD_CHOICES[] = {"red", "lora", "ia3", NULL};
 static const char *const SITE_CHOICES[] = {"ffn", "attn", "both", NULL};
 static const char *const SCHEDULE_CHOICES[] = {"linear", "cosine", "constant", NULL};
 static const char *const COMPUTE_CHOICES[] = {"auto", "f32", "bf16", NULL};
@@ -41,6 +42,7 @@ static const char *const FORMAT_CHOICES[] = {"auto",          "alpaca", "chat",
 #define MAX_SEED 9007199254740991.0
 
 static int check_layers(const char *text, rd_error *err);
+static int check_targets(const char *text, rd_error *err);
 static int check_template(const char *text, rd_error *err);
 
 #define MEMBER(m) offsetof(tui_config, m), sizeof(((tui_config *)0)->m)
@@ -57,12 +59,23 @@ static int check_template(const char *text, rd_error *err);
      ST_TEXT, MEMBER(k), multi, chk}
 
 static const field_entry FIELDS[] = {
+    CHOICE_F(method, "method", "edits", METHOD_CHOICES,
+             "red: scale and bias vectors on sub-layer outputs (h' = s*h + b); lora: low-rank "
+             "updates W + (alpha/r)*B*A of chosen projections; ia3: scale vectors on the k and v "
+             "outputs and the FFN's inner activation"),
     CHOICE_F(sites, "sites", "edits", SITE_CHOICES,
              "where edits apply: ffn (MLP output, the paper's default), attn or both"),
     TEXT_F(layers, "layers", "edits", 0, check_layers,
            "\"all\" or a list of layers and ranges, e.g. 0-5,9"),
     BOOL_F(scale, "scale vectors", "edits", "train a scale vector s (h' = s*h + b)"),
     BOOL_F(bias, "bias vectors", "edits", "train a bias vector b (h' = s*h + b)"),
+    INT_F(rank, "rank", "edits", 1, RD_LORA_MAX_RANK, "LoRA's rank r (A is r x in, B out x r)"),
+    REAL_F(lora_alpha, "lora alpha", "edits", 1e-6, 1e6,
+           "LoRA's alpha: the update is scaled by alpha/r"),
+    TEXT_F(lora_targets, "lora targets", "edits", 0, check_targets,
+           "projections LoRA adapts: a list of q, k, v, o, gate, up, down (e.g. q,v), or all"),
+    REAL_F(lora_dropout, "lora dropout", "edits", 0, 0.99,
+           "dropout on the LoRA input in training passes"),
 
     REAL_F(lr, "learning rate", "training", 1e-7, 10, "peak learning rate of AdamW"),
     INT_F(epochs, "epochs", "training", 1, 100000, "passes over the training set"),
@@ -125,10 +138,15 @@ tui_config tui_config_defaults(void) {
     const rd_train_opts o = rd_train_opts_defaults();
     tui_config c;
     memset(&c, 0, sizeof c);
+    strcpy(c.method, "red");
     strcpy(c.sites, "ffn");
     strcpy(c.layers, "all");
     c.scale = 1;
     c.bias = 1;
+    c.rank = RD_LORA_DEFAULT_RANK;
+    c.lora_alpha = RD_LORA_DEFAULT_ALPHA;
+    rd_lora_targets_text(RD_LORA_DEFAULT_TARGETS, c.lora_targets, sizeof c.lora_targets);
+    c.lora_dropout = 0;
     c.lr = o.lr;
     c.epochs = o.epochs;
     c.batch = o.batch;
@@ -163,6 +181,17 @@ const tui_field *tui_config_find(const char *key) {
     for (size_t i = 0; i < N_FIELDS; i++)
         if (!strcmp(FIELDS[i].f.key, key)) return &FIELDS[i].f;
     return NULL;
+}
+
+int tui_config_field_applies(const tui_config *c, const tui_field *f) {
+    static const char *const red_only[] = {"sites", "scale", "bias"};
+    static const char *const lora_only[] = {"rank", "lora_alpha", "lora_targets", "lora_dropout"};
+    if (!f) return 0;
+    for (size_t i = 0; i < 3; i++)
+        if (!strcmp(f->key, red_only[i])) return !strcmp(c->method, "red");
+    for (size_t i = 0; i < 4; i++)
+        if (!strcmp(f->key, lora_only[i])) return !strcmp(c->method, "lora");
+    return 1;
 }
 
 /* The table entry of f, or NULL when f is not one of the table's fields. */
@@ -290,6 +319,12 @@ static int parse_layer_list(const char *text, long *highest, rd_error *err) {
 static int check_layers(const char *text, rd_error *err) {
     long highest;
     return parse_layer_list(text, &highest, err);
+}
+
+static int check_targets(const char *text, rd_error *err) {
+    int mask;
+    if (rd_lora_targets_parse(text, &mask, err)) return rd_error_prefix(err, "lora_targets");
+    return 0;
 }
 
 static int check_template(const char *text, rd_error *err) {
@@ -475,7 +510,7 @@ int tui_config_check_fields(const tui_config *c, rd_error *err) {
 
 int tui_config_validate(const tui_config *c, int n_layers, rd_error *err) {
     if (tui_config_check_fields(c, err)) return -1;
-    if (!c->scale && !c->bias)
+    if (!strcmp(c->method, "red") && !c->scale && !c->bias)
         return rd_error_set(err, "scale and bias are both off: there is nothing to train");
     if (!c->train_path[0]) return rd_error_set(err, "train_path: no training file chosen");
     if (c->micro_batch > c->batch)
@@ -518,8 +553,19 @@ rd_train_opts tui_config_train_opts(const tui_config *c) {
 }
 
 rd_edit_spec tui_config_edit_spec(const tui_config *c) {
-    rd_edit_spec s = {.layers = c->layers, .scale = c->scale, .bias = c->bias};
-    if (rd_sites_from_name(c->sites, &s.sites)) s.sites = 0; /* rd_edits_new refuses 0 */
+    rd_edit_spec s = {.layers = c->layers, .scale = c->scale, .bias = c->bias, .seed = (uint64_t)c->seed};
+    if (rd_method_from_name(c->method, &s.method)) s.method = -1; /* rd_edits_new refuses it */
+    if (s.method != RD_METHOD_RED) { /* RED's settings stay in c, unused */
+        s.scale = s.bias = 0;
+    } else if (rd_sites_from_name(c->sites, &s.sites)) {
+        s.sites = 0; /* rd_edits_new refuses 0 */
+    }
+    if (s.method == RD_METHOD_LORA) {
+        s.rank = c->rank;
+        s.lora_alpha = (float)c->lora_alpha;
+        if (rd_lora_targets_parse(c->lora_targets, &s.lora_targets, NULL)) s.lora_targets = -1;
+        s.lora_dropout = (float)c->lora_dropout;
+    }
     return s;
 }
 

@@ -17,9 +17,14 @@
 #include "redit/train.h"
 
 typedef struct tui_config {
-    char sites[8];            /* "ffn" | "attn" | "both" */
+    char method[8];           /* "red" | "lora" | "ia3" (rd_method_from_name) */
+    char sites[8];            /* RED: "ffn" | "attn" | "both" */
     char layers[64];          /* "all" or a list like "0-5,9" (rd_edit_spec syntax) */
-    int scale, bias;          /* 0/1: train scale / bias vectors */
+    int scale, bias;          /* RED: 0/1: train scale / bias vectors */
+    int rank;                 /* LoRA: r, [1, RD_LORA_MAX_RANK] */
+    double lora_alpha;        /* LoRA: the alpha of alpha/r, (0, 1e6] */
+    char lora_targets[48];    /* LoRA: projections, "q,v" (rd_lora_targets_parse) */
+    double lora_dropout;      /* LoRA: dropout on the LoRA input in training, [0, 0.99] */
     double lr;
     int epochs, batch, micro_batch, max_len;
     char schedule[16];        /* linear | cosine | constant */
@@ -45,7 +50,8 @@ typedef struct tui_config {
     double strength;          /* α applied to the edits in chat, [0, 4] */
 } tui_config;
 
-/* sites ffn, layers all, scale 1, bias 1; lr, epochs, batch, micro_batch, max_len, schedule,
+/* method red, sites ffn, layers all, scale 1, bias 1; LoRA rank 8, alpha 8, targets q,v,
+ * dropout 0 (PEFT's LoraConfig); lr, epochs, batch, micro_batch, max_len, schedule,
  * warmup, weight_decay, clip, dropout, beta1, beta2 and seed from rd_train_opts_defaults();
  * eval_every 0, max_steps 0, no length grouping, compute auto; no data files, format auto,
  * default template, no system text, eval_split 0; chat: temperature 0 (greedy), top_p 0.9,
@@ -73,6 +79,10 @@ typedef struct tui_field {
 
 /* The fields in display order, grouped (edits, training, data, chat). Every pointer returned
  * below points into one static, read-only table: valid for the whole program. */
+/* 1 when field f applies to c's method (the pane hides the others): sites, scale and bias
+ * for RED, rank, lora_alpha, lora_targets and lora_dropout for LoRA; every other field
+ * always. */
+int tui_config_field_applies(const tui_config *c, const tui_field *f);
 size_t tui_config_field_count(void);
 const tui_field *tui_config_field(size_t i);       /* NULL when i >= the count */
 const tui_field *tui_config_find(const char *key); /* NULL when unknown (or key NULL) */
@@ -100,7 +110,7 @@ int tui_config_check_fields(const tui_config *c, rd_error *err);
 
 /* Checks before training: every field (tui_config_check_fields), the trainer's own checks
  * (rd_train_opts_validate: 1 <= micro_batch <= batch, ...), the chat sampling
- * (rd_sampling_validate), something to train (scale or bias on), a training file chosen,
+ * (rd_sampling_validate), something to train (RED: scale or bias on), a training file chosen,
  * and — when n_layers > 0 (the loaded model's layer count) — every listed layer within
  * [0, n_layers). n_layers <= 0 skips the layer range check (no model loaded yet).
  * 0, or -1 with the first problem in *err. */

@@ -84,7 +84,7 @@ step_of() { screen "$1" | sed -n 's/.*TRAINING \([0-9]*\)\/.*/\1/p' | head -n 1;
 start a s1
 wait_for a "Configuration"
 wait_for a "ffn, layers all"
-keys a F2 Space
+keys a F2 Down Space
 wait_for a "attn, layers all"
 keys a F5 "wb.set{epochs = 40, eval_every = 4, lr = 0.02, dropout = 0.1}" Enter
 wait_for a "> wb.set\\{epochs = 40"
@@ -127,7 +127,7 @@ wait_for a " max_tokens strength *$"
 keys a "wb.status()" Enter
 wait_for a "^   training = false *$"
 # a configuration error is shown whole, wrapped in the pane (never "is not a whole numbe")
-keys a F2 Home Down Down Down Down Down Enter C-u "2.5"
+keys a F2 Home Down Down Down Down Down Down Enter C-u "2.5"
 wait_for a "epochs +2\\.5"
 screen a | cut -c 1-30 | tr -s ' \n' '  ' >"$TMP/config-text"
 grep -q "epochs: '2.5' is not a whole number" "$TMP/config-text" ||
@@ -532,6 +532,43 @@ wait_exit x
 [ -s "$TMP/sessions/s13/runs/1/edits.safetensors" ] || fail "a run whose evaluation was skipped lost its edits"
 grep -q ',train,' "$(file_of "$TMP/sessions/s13" 'loss-*.csv')" || fail "a skipped evaluation lost the loss history"
 grep -q ',eval,' "$(file_of "$TMP/sessions/s13" 'loss-*.csv')" && fail "the skipped evaluation was recorded"
+
+# --- methods: a LoRA run after a RED run, one chart with both legends; the pane shows the
+# method's settings; the status line counts the LoRA numbers; chat base ∥ LoRA; the method
+# comes back with the session -----------------------------------------------------------
+start lo s14
+wait_for lo "Configuration"
+wait_for lo " method +red "
+keys lo F5 "wb.set{epochs = 2}; wb.train()" Enter
+wait_for lo "#1 ffn all s b lr"
+wait_for lo " idle"
+keys lo "wb.set{method = 'lora', rank = 4, lr = 0.005}" Enter
+wait_for lo "lora r4 q,v, layers all, alpha 8 │ [0-9,]+ params"
+# the configuration pane: LoRA's fields, not RED's
+wait_for lo " rank +4 "
+wait_for lo " lora targets +q,v "
+screen lo | grep -Eq " sites +ffn " && fail "the pane shows RED's sites for a LoRA run: $(screen lo)"
+keys lo "wb.train()" Enter
+wait_for lo "#2 lora r4 q,v lr 0.005"
+wait_for lo " idle"
+# both runs in the chart's legend
+wait_for lo "#1 ffn all s b lr [0-9.]+"
+wait_for lo "\\*?#2 lora r4 q,v lr 0.005"
+keys lo F4 "Name item 3." Enter
+wait_top lo "you: Name item 3\\." "edited  α=1" " idle" '[^ ] *│ *[^ ]'
+keys lo F5 "wb.set{method = 'ia3'}" Enter
+wait_for lo "ia3, layers all │ [0-9,]+ params"
+keys lo "wb.set{method = 'lora'}" Enter
+keys lo F10
+wait_exit lo
+grep -q '"method":"lora"' "$TMP/sessions/s14/session.json" || fail "the session lost the method"
+grep -q '"rank":4' "$TMP/sessions/s14/session.json" || fail "the session lost the rank"
+[ -s "$TMP/sessions/s14/runs/2/edits.safetensors" ] || fail "the LoRA run's edits were not saved"
+start lo2 s14
+wait_for lo2 "lora r4 q,v, layers all"
+wait_for lo2 "#2 lora r4 q,v lr 0.005"
+keys lo2 F10
+wait_exit lo2
 
 # --- SIGTERM while training: stops at a step, saves the session --------------------------
 start e s3
