@@ -244,7 +244,7 @@ static const rd_matrix *proj_matrix(const rd_layer_weights *W, rd_layer_proj id)
 static void project(const rd_layer_pass *p, int l, const rd_layer_proj *ids, float *const *outs,
                     int count, const float *x) {
     const rd_layer_weights *W = &p->m->file.w.layers[l];
-    const rd_matrix *Ws[RD_MATMUL_MANY_MAX];
+    const rd_matrix *Ws[RD_MATMUL_MANY_MAX] = {0};
     for (int i = 0; i < count; i++) Ws[i] = proj_matrix(W, ids[i]);
     rd_matmul_many(outs, x, Ws, count, p->B * p->T, p->wscratch, p->pool);
     for (int i = 0; i < count; i++) lora_add(p, l, ids[i], outs[i], x);
