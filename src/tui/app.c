@@ -325,7 +325,7 @@ static int apply_compute(tui_app *a, const char *name, rd_error *err) {
  * different methods in one chart have distinct legends. */
 static void run_label(const tui_app *a, char *label, size_t cap) {
     const tui_config *c = &a->session.config;
-    char shape[128], dropout[32] = "", layers[80] = "";
+    char shape[256], dropout[32] = "", layers[80] = "";
     if (c->dropout > 0) snprintf(dropout, sizeof dropout, " drop %g", c->dropout);
     if (strcmp(c->layers, "all")) snprintf(layers, sizeof layers, " %s", c->layers);
     if (!strcmp(c->method, "lora")) {
@@ -351,7 +351,7 @@ int app_train(tui_app *a, rd_error *err) {
     if (apply_compute(a, c->compute, err)) return -1;
     rd_edits *e = configured_edits(a, err);
     if (!e) return -1;
-    char label[160]; /* the run keeps its first 63 bytes */
+    char label[320]; /* the run keeps its first 63 bytes */
     run_label(a, label, sizeof label);
     rd_train_opts topts = tui_config_train_opts(c);
     rd_data_opts dopts = tui_config_data_opts(c);
