@@ -8,7 +8,7 @@
 #   make check-reference  logits and gradients against the PyTorch reference implementation
 #                   (RED; LoRA and IA3 logits against tests/tools/peft_ref.py)
 #   make bench      throughput against same-run ceilings and peers (BENCH=small|7b|all, default
-#                   all: about 10 + 20 minutes on 2 cores; LLAMA_BENCH=/path/to/llama-bench adds
+#                   all: about 20 + 20 minutes on 2 cores; LLAMA_BENCH=/path/to/llama-bench adds
 #                   llama.cpp's rows to the 7b section; BENCH_ROUNDS=N its alternating rounds)
 #   make analyze    gcc -fanalyzer and clang --analyze over src/: passes only with no finding
 

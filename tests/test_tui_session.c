@@ -237,9 +237,9 @@ static void test_field_table(void **state) {
     int n_methods = 0;
     for (const char *const *c = tui_config_find("method")->choices; *c; c++, n_methods++) {
         int m;
-        assert_int_equal(rd_method_from_name(*c, &m), 0);
+        assert_int_equal(rd_method_from_name(*c, &m), strcmp(*c, "full") ? 0 : -1);
     }
-    assert_int_equal(n_methods, 3); /* red, lora, ia3 */
+    assert_int_equal(n_methods, 4); /* red, lora, ia3 and full (not an edit method) */
 }
 
 /* One non-default value per field: text typed → text read back. */
@@ -388,7 +388,7 @@ static void test_bad_values(void **state) {
         {"beta2", "1", "beta2: 1 is above the maximum 0.999999"},
         {"clip", "-1", "clip: -1 is below the minimum 0"},
         {"sites", "mlp", "sites: 'mlp' is not one of ffn, attn, both"},
-        {"method", "full", "method: 'full' is not one of red, lora, ia3"},
+        {"method", "dora", "method: 'dora' is not one of red, lora, ia3, full"},
         {"rank", "0", "rank: 0 is below the minimum 1"},
         {"rank", "4097", "rank: 4097 is above the maximum 4096"},
         {"lora_alpha", "0", "lora_alpha: 0 is below the minimum 1e-06"},
@@ -447,15 +447,15 @@ static void test_field_applies(void **state) {
     tui_config c = tui_config_defaults();
     const char *red_only[] = {"sites", "scale", "bias"};
     const char *lora_only[] = {"rank", "lora_alpha", "lora_targets", "lora_dropout"};
-    const char *methods[] = {"red", "lora", "ia3"};
-    for (int m = 0; m < 3; m++) {
+    const char *methods[] = {"red", "lora", "ia3", "full"};
+    for (int m = 0; m < 4; m++) {
         set_ok(&c, "method", methods[m]);
         for (int i = 0; i < 3; i++)
             assert_int_equal(tui_config_field_applies(&c, field(red_only[i])), m == 0);
         for (int i = 0; i < 4; i++)
             assert_int_equal(tui_config_field_applies(&c, field(lora_only[i])), m == 1);
         assert_true(tui_config_field_applies(&c, field("method")));
-        assert_true(tui_config_field_applies(&c, field("layers")));
+        assert_int_equal(tui_config_field_applies(&c, field("layers")), m != 3);
         assert_true(tui_config_field_applies(&c, field("lr")));
     }
     assert_false(tui_config_field_applies(&c, NULL));
@@ -501,6 +501,8 @@ static void test_validate(void **state) {
     set_ok(&b, "method", "lora");
     assert_int_equal(tui_config_validate(&b, 3, &err), 0);
     set_ok(&b, "method", "ia3");
+    assert_int_equal(tui_config_validate(&b, 3, &err), 0);
+    set_ok(&b, "method", "full");
     assert_int_equal(tui_config_validate(&b, 3, &err), 0);
 
     b = c;
@@ -567,6 +569,10 @@ static void test_engine_structs(void **state) {
     assert_int_equal(si.method, RD_METHOD_IA3);
     assert_int_equal(si.rank, 0);
     assert_int_equal(si.sites, 0);
+    set_ok(&c, "method", "full"); /* no edit set: an invalid method rd_edits_new refuses */
+    const rd_edit_spec sf = tui_config_edit_spec(&c);
+    assert_true(sf.method != RD_METHOD_RED && sf.method != RD_METHOD_LORA &&
+                sf.method != RD_METHOD_IA3);
     set_ok(&c, "method", "red");
     const rd_edit_spec s = tui_config_edit_spec(&c);
     assert_int_equal(s.method, RD_METHOD_RED);

@@ -182,11 +182,104 @@ static void test_chat_job_holds_model(void **state) {
     tui_worker_free(w);
 }
 
+/* Drains w until it is idle: counts the events of kind `kind` and of TUI_EV_ERROR, and
+ * appends chat text to side[0] / side[1] (cap bytes each). */
+static void drain_idle(tui_worker *w, tui_event_kind kind, int *n_kind, int *n_error,
+                       char side[2][512], size_t cap) {
+    tui_event evs[16];
+    for (int i = 0; i < 600000; i++) {
+        const int idle = tui_worker_busy(w) == TUI_JOB_NONE; /* then drain what is left */
+        for (size_t n = tui_worker_drain(w, evs, 16), k = 0; k < n; k++) {
+            *n_kind += evs[k].kind == kind;
+            if (evs[k].kind == TUI_EV_ERROR) {
+                (*n_error)++;
+                fprintf(stderr, "worker error: %s\n", evs[k].text);
+            }
+            if (side && evs[k].kind == TUI_EV_CHAT_TEXT) {
+                char *s = side[evs[k].side ? 1 : 0];
+                strncat(s, evs[k].text, cap - strlen(s) - 1);
+            }
+        }
+        if (idle) return;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    fail_msg("the worker never became idle");
+}
+
+/* The workbench's full fine-tuning: the job trains a copy of the model (not held "in use":
+ * rd_train_full changes it; the loaded model is untouched), and a chat with that copy as the
+ * edited model answers with the tuned weights on side 1 (the base model on side 0). */
+static void test_full_job_and_tuned_chat(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    rd_model *copy = rd_model_load(MODEL, NULL, &err);
+    if (!copy || rd_model_make_trainable(copy, &err)) fail_msg("%s", err.msg);
+    tui_worker *w = tui_worker_new(QUEUE, &err);
+    assert_non_null(w);
+    rd_train_opts o = rd_train_opts_defaults();
+    o.lr = 1e-3;
+    o.batch = o.micro_batch = 8;
+    o.max_steps = 8;
+    o.max_len = 128;
+    rd_data_opts d = rd_data_opts_defaults();
+    d.max_len = 128;
+    tui_train_job job = {.model = copy, .full_model = copy, .train_path = f->train_path,
+                         .eval_path = "", .data = d, .train = o};
+    /* a full job takes no edits, and fine-tunes the model it names */
+    rd_edit_spec spec = {.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
+    rd_edits *e = rd_edits_new(rd_model_config(copy), &spec, &err);
+    tui_train_job bad = job;
+    bad.edits = e;
+    assert_int_equal(tui_worker_start_train(w, &bad, &err), -1);
+    bad = job;
+    bad.model = f->m;
+    assert_int_equal(tui_worker_start_train(w, &bad, &err), -1);
+    rd_edits_free(e);
+
+    assert_int_equal(tui_worker_start_train(w, &job, &err), 0);
+    assert_false(rd_model_in_use(copy));
+    int done = 0, errors = 0;
+    drain_idle(w, TUI_EV_TRAIN_DONE, &done, &errors, NULL, 0);
+    assert_int_equal(done, 1);
+    assert_int_equal(errors, 0);
+
+    int prompt[3] = {1, 100, 200};
+    rd_gen_opts gen = {.sampling = rd_sampling_defaults(), .max_tokens = 16};
+    gen.sampling.temperature = 0; /* greedy: the same model answers alike */
+    tui_chat_job chat = {.model = f->m, .edited_model = copy, .prompt = prompt, .n_prompt = 3,
+                         .gen = gen, .stop_text = ""};
+    tui_chat_job wrong = chat;
+    wrong.edits = (const rd_edits *)1; /* never read: refused first */
+    assert_int_equal(tui_worker_start_chat(w, &wrong, &err), -1);
+    assert_non_null(strstr(err.msg, "takes no edits"));
+    char text[2][512] = {"", ""};
+    assert_int_equal(tui_worker_start_chat(w, &chat, &err), 0);
+    done = errors = 0;
+    drain_idle(w, TUI_EV_CHAT_DONE, &done, &errors, text, sizeof text[0]);
+    assert_int_equal(done, 2);
+    assert_int_equal(errors, 0);
+    assert_true(text[0][0] && text[1][0]);
+    if (!strcmp(text[0], text[1])) fail_msg("the tuned model answered as the base: \"%s\"", text[0]);
+    /* the same chat with the base model on both sides answers alike: the difference is the
+     * tuned weights */
+    char again[2][512] = {"", ""};
+    chat.edited_model = f->m;
+    assert_int_equal(tui_worker_start_chat(w, &chat, &err), 0);
+    done = errors = 0;
+    drain_idle(w, TUI_EV_CHAT_DONE, &done, &errors, again, sizeof again[0]);
+    assert_string_equal(again[0], again[1]);
+    assert_string_equal(again[0], text[0]);
+    tui_worker_free(w);
+    rd_model_free(copy);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_in_use_refuses_changes),
         cmocka_unit_test(test_worker_holds_model_and_quit_drains),
         cmocka_unit_test(test_chat_job_holds_model),
+        cmocka_unit_test(test_full_job_and_tuned_chat),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,7 +9,8 @@
 ---     run = function(variant, seed) ... return {eval_loss = 1.23, accuracy = 0.8} end,
 ---     on_run = function(variant, seed, metrics) end, -- optional progress hook
 ---     formats = {seconds = "%.1f"},               -- optional, per metric (see below)
----   }
+---     fixed = {params = true},                    -- optional: the same in every run of a
+---   }                                             -- variant, shown once (no "± 0")
 ---   print(grid.markdown(results)); grid.write("results.csv", grid.csv(results))
 ---
 --- One number format a column in the Markdown table: the metric's entry in `formats` when
@@ -61,7 +62,8 @@ function grid.run(spec)
     end
     rows[#rows + 1] = row
   end
-  return {metrics = metrics, rows = rows, seeds = seeds, formats = spec.formats or {}}
+  return {metrics = metrics, rows = rows, seeds = seeds, formats = spec.formats or {},
+          fixed = spec.fixed or {}}
 end
 
 local function whole(x) return x == math.floor(x) and math.abs(x) < 1e15 end
@@ -94,7 +96,9 @@ function grid.markdown(results)
     local cells = {}
     for _, k in ipairs(results.metrics) do
       local f = formats[k]
-      cells[#cells + 1] = #row.runs > 1 and (fmt(row.mean[k], f) .. " ± " .. fmt(row.std[k], f))
+      local fixed = results.fixed and results.fixed[k] and row.std[k] == 0
+      cells[#cells + 1] = #row.runs > 1 and not fixed
+                          and (fmt(row.mean[k], f) .. " ± " .. fmt(row.std[k], f))
                           or fmt(row.mean[k], f)
     end
     out[#out + 1] = "| " .. row.name .. " | " .. table.concat(cells, " | ") .. " |"

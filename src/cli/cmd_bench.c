@@ -440,7 +440,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: redit bench [--dir DIR] [--sections small|7b|all] [--only SHAPE] [--rounds N]\n"
             "                   [--llama-bench PATH] [--no-torch] [--torch-ref SCRIPT]\n\n"
-            "Section small (about 10 minutes on 2 cores): random-weight models of the\n"
+            "Section small (about 20 minutes on 2 cores): random-weight models of the\n"
             "stories15M and stories110M shapes (f32, kept in DIR) — decode (B=1), prefill (B=8,\n"
             "T=256, all logits), a RED and a full fine-tuning training step: tokens/s with 1\n"
             "and 2 threads, GFLOP/s against OpenBLAS sgemm measured in the same run, peak RSS;\n"

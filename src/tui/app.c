@@ -156,6 +156,11 @@ static rd_edits *configured_edits(const tui_app *a, rd_error *err) {
 /* Counts the trainable numbers of the configured edits (after every settings change, not at
  * every redraw: it builds an edit set). 0 when the configuration does not fit the model. */
 static void count_edit_params(tui_app *a) {
+    if (!strcmp(a->session.config.method, "full")) { /* every weight */
+        a->edit_params = (size_t)a->model_params;
+        a->edit_ratio = 1;
+        return;
+    }
     rd_error err = {0};
     rd_edits *e = configured_edits(a, &err);
     a->edit_params = e ? rd_edits_param_count(e) : 0;
@@ -336,6 +341,8 @@ static void run_label(const tui_app *a, char *label, size_t cap) {
                  layers);
     } else if (!strcmp(c->method, "ia3")) {
         snprintf(shape, sizeof shape, "ia3%s", layers);
+    } else if (!strcmp(c->method, "full")) {
+        snprintf(shape, sizeof shape, "full");
     } else {
         snprintf(shape, sizeof shape, "%s %s%s%s", c->sites, c->layers, c->scale ? " s" : "",
                  c->bias ? " b" : "");
@@ -349,8 +356,22 @@ int app_train(tui_app *a, rd_error *err) {
     const tui_config *c = &a->session.config;
     if (tui_config_validate(c, rd_model_config(a->model)->n_layers, err)) return -1;
     if (apply_compute(a, c->compute, err)) return -1;
-    rd_edits *e = configured_edits(a, err);
-    if (!e) return -1;
+    const int full = !strcmp(c->method, "full");
+    rd_edits *e = NULL;
+    rd_model *copy = NULL;
+    if (full) { /* a second copy of the model, trainable, in the same compute mode */
+        rd_load_opts lo = {.tokenizer_path = a->args.tokenizer_path};
+        copy = rd_model_load(a->args.model_path, &lo, err);
+        if (!copy) return rd_error_prefix(err, "full fine-tuning trains a copy of the model");
+        const rd_compute mode = rd_model_compute(a->model);
+        if ((mode != RD_COMPUTE_F32 && rd_model_set_compute(copy, mode, 1, err)) ||
+            rd_model_make_trainable(copy, err)) {
+            rd_model_free(copy);
+            return rd_error_prefix(err, "full fine-tuning");
+        }
+    } else if (!(e = configured_edits(a, err))) {
+        return -1;
+    }
     char label[320]; /* the run keeps its first 63 bytes */
     run_label(a, label, sizeof label);
     rd_train_opts topts = tui_config_train_opts(c);
@@ -360,8 +381,9 @@ int app_train(tui_app *a, rd_error *err) {
         topts.max_len = seq;
         dopts.max_len = seq;
     }
-    tui_train_job job = {.model = a->model,
+    tui_train_job job = {.model = full ? copy : a->model,
                          .edits = e,
+                         .full_model = copy,
                          .train_path = c->train_path,
                          .eval_path = c->eval_path,
                          .eval_split = c->eval_split,
@@ -369,14 +391,23 @@ int app_train(tui_app *a, rd_error *err) {
                          .train = topts};
     if (tui_worker_start_train(a->worker, &job, err)) {
         rd_edits_free(e);
+        rd_model_free(copy);
         return -1;
     }
     tui_run *run = tui_session_new_run(&a->session, label);
     if (!run) { /* the job runs anyway; its curve is not recorded */
         app_notify(a, 1, "out of memory for the loss history");
     }
-    rd_edits_free(a->edits);
-    a->edits = e;
+    if (full) { /* the earlier copy goes (the worker is idle: nothing uses it) */
+        rd_model_free(a->tuned);
+        a->tuned = copy;
+        a->use_tuned = 0; /* until the run is over */
+    } else {
+        rd_edits_free(a->edits);
+        a->edits = e;
+        a->use_tuned = 0;
+    }
+    a->run_full = full;
     a->run = run;
     a->training = 1;
     a->stopping = 0;
@@ -450,8 +481,10 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
                        .max_tokens = c->max_tokens,
                        .stop_at_eos = 1};
     const int comparing = a->compare_edits[0] && a->compare_edits[1];
+    const int tuned = !comparing && a->use_tuned && a->tuned;
     tui_chat_job job = {.model = a->model,
-                        .edits = comparing ? a->compare_edits[1] : a->edits,
+                        .edits = comparing ? a->compare_edits[1] : tuned ? NULL : a->edits,
+                        .edited_model = tuned ? a->tuned : NULL,
                         .base_edits = comparing ? a->compare_edits[0] : NULL,
                         .strength = (float)c->strength,
                         .prompt = ids,
@@ -467,7 +500,7 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
     for (int i = 0; i < 2; i++)
         snprintf(a->answer_title[i], sizeof a->answer_title[i], "%s",
                  comparing ? a->compare_title[i] : "");
-    a->chatting = job.edits ? 2 : 1;
+    a->chatting = job.edits || job.edited_model ? 2 : 1;
     a->chat_scroll = 0;
     a->dirty = 1;
     return 0;
@@ -483,6 +516,7 @@ int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err) {
     if (!copy) return -1;
     rd_edits_free(a->edits);
     a->edits = copy;
+    a->use_tuned = 0;
     a->session.current_run = 0; /* edits of no run: saved as the session's current edits */
     a->dirty = 1;
     return 0;
@@ -510,6 +544,7 @@ int app_use_run(tui_app *a, int id, rd_error *err) {
     if (!e) return -1;
     rd_edits_free(a->edits);
     a->edits = e;
+    a->use_tuned = 0;
     a->session.current_run = id;
     a->dirty = 1;
     return 0;
@@ -592,6 +627,10 @@ static void append_answer(tui_app *a, int side, const char *text) {
  * the current run's. */
 static void keep_run_edits(tui_app *a) {
     rd_error err = {0};
+    if (a->run && a->run_full) { /* no edits: the chat answers with the tuned copy (not saved) */
+        a->use_tuned = a->tuned != NULL;
+        return;
+    }
     if (!a->run || !a->edits) return;
     if (tui_run_keep_edits(a->run, a->edits, &err))
         app_notify(a, 1, "the run's edits are only the current ones: %s", err.msg);
@@ -1021,6 +1060,7 @@ static void app_release(tui_app *a) {
     end_compare(a);
     rd_edits_free(a->edits);
     tui_session_release(&a->session);
+    rd_model_free(a->tuned);
     rd_model_free(a->model);
 }
 

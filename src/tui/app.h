@@ -45,6 +45,13 @@ typedef struct tui_app {
     /* the session and its edits (trained by the last run; identity before the first) */
     tui_session session;
     rd_edits *edits;
+    /* full fine-tuning (method "full"): the copy of the model the latest full run trains or
+     * trained (owned; NULL: none), whether the run being trained is one, and whether the
+     * chat's edited side answers with the copy (after such a run, until other edits are made
+     * current: another run, wb.use_run, wb.set_edits). The copy is not saved with the
+     * session. */
+    rd_model *tuned;
+    int run_full, use_tuned;
     /* jobs */
     tui_worker *worker;
     int training;           /* a training job is running */

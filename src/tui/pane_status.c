@@ -81,6 +81,9 @@ void pane_status_draw(tui_app *a) {
     } else if (!strcmp(c->method, "ia3")) {
         snprintf(text[ST_SITES], sizeof text[0], "ia3, layers %s", c->layers);
         text[ST_KIND][0] = '\0';
+    } else if (!strcmp(c->method, "full")) {
+        snprintf(text[ST_SITES], sizeof text[0], "full fine-tuning");
+        text[ST_KIND][0] = '\0';
     } else {
         snprintf(text[ST_SITES], sizeof text[0], "%s, layers %s", c->sites, c->layers);
         snprintf(text[ST_KIND], sizeof text[0], "%s", c->scale && c->bias ? "scale+bias" : c->scale ? "scale" : "bias");
@@ -88,7 +91,9 @@ void pane_status_draw(tui_app *a) {
     with_commas(num, sizeof num, a->edit_params);
     snprintf(text[ST_PARAMS], sizeof text[0], "%s params", num);
     text[ST_RATIO][0] = '\0';
-    if (a->edit_ratio > 0) {
+    if (!strcmp(c->method, "full")) {
+        snprintf(text[ST_RATIO], sizeof text[0], "every weight");
+    } else if (a->edit_ratio > 0) {
         with_commas(ratio, sizeof ratio, (size_t)llround(a->edit_ratio));
         snprintf(text[ST_RATIO], sizeof text[0], "1/%s of the model", ratio);
     }

@@ -30,7 +30,7 @@ typedef struct field_entry {
     text_check check;  /* TEXT: optional */
 } field_entry;
 
-static const char *const METHOD_CHOICES[] = {"red", "lora", "ia3", NULL};
+static const char *const METHOD_CHOICES[] = {"red", "lora", "ia3", "full", NULL};
 static const char *const SITE_CHOICES[] = {"ffn", "attn", "both", NULL};
 static const char *const SCHEDULE_CHOICES[] = {"linear", "cosine", "constant", NULL};
 static const char *const COMPUTE_CHOICES[] = {"auto", "f32", "bf16", NULL};
@@ -62,7 +62,8 @@ static const field_entry FIELDS[] = {
     CHOICE_F(method, "method", "edits", METHOD_CHOICES,
              "red: scale and bias vectors on sub-layer outputs (h' = s*h + b); lora: low-rank "
              "updates W + (alpha/r)*B*A of chosen projections; ia3: scale vectors on the k and v "
-             "outputs and the FFN's inner activation"),
+             "outputs and the FFN's inner activation; full: every weight of a copy of the model "
+             "(twice the memory; the tuned weights are not saved with the session)"),
     CHOICE_F(sites, "sites", "edits", SITE_CHOICES,
              "where edits apply: ffn (MLP output, the paper's default), attn or both"),
     TEXT_F(layers, "layers", "edits", 0, check_layers,
@@ -187,6 +188,7 @@ int tui_config_field_applies(const tui_config *c, const tui_field *f) {
     static const char *const red_only[] = {"sites", "scale", "bias"};
     static const char *const lora_only[] = {"rank", "lora_alpha", "lora_targets", "lora_dropout"};
     if (!f) return 0;
+    if (!strcmp(f->key, "layers")) return strcmp(c->method, "full") != 0;
     for (size_t i = 0; i < 3; i++)
         if (!strcmp(f->key, red_only[i])) return !strcmp(c->method, "red");
     for (size_t i = 0; i < 4; i++)

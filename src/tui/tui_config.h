@@ -17,7 +17,8 @@
 #include "redit/train.h"
 
 typedef struct tui_config {
-    char method[8];           /* "red" | "lora" | "ia3" (rd_method_from_name) */
+    char method[8];           /* "red" | "lora" | "ia3" (rd_method_from_name) | "full" (full
+                                 fine-tuning: no edit set) */
     char sites[8];            /* RED: "ffn" | "attn" | "both" */
     char layers[64];          /* "all" or a list like "0-5,9" (rd_edit_spec syntax) */
     int scale, bias;          /* RED: 0/1: train scale / bias vectors */
@@ -80,8 +81,8 @@ typedef struct tui_field {
 /* The fields in display order, grouped (edits, training, data, chat). Every pointer returned
  * below points into one static, read-only table: valid for the whole program. */
 /* 1 when field f applies to c's method (the pane hides the others): sites, scale and bias
- * for RED, rank, lora_alpha, lora_targets and lora_dropout for LoRA; every other field
- * always. */
+ * for RED, rank, lora_alpha, lora_targets and lora_dropout for LoRA, layers for every method
+ * but full; every other field always. */
 int tui_config_field_applies(const tui_config *c, const tui_field *f);
 size_t tui_config_field_count(void);
 const tui_field *tui_config_field(size_t i);       /* NULL when i >= the count */
@@ -121,7 +122,9 @@ int tui_config_validate(const tui_config *c, int n_layers, rd_error *err);
 rd_train_opts tui_config_train_opts(const tui_config *c); /* rd_train_opts_defaults() for the
                                                              rest; stop flag NULL */
 rd_edit_spec tui_config_edit_spec(const tui_config *c);   /* layers points into c: valid while
-                                                             c lives and is unchanged */
+                                                             c lives and is unchanged; method
+                                                             "full": an invalid method (no edit
+                                                             set) */
 rd_data_opts tui_config_data_opts(const tui_config *c);   /* template_name and system point
                                                              into c (NULL when ""); mask_prompt
                                                              1, strict */

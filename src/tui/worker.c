@@ -169,7 +169,12 @@ static void run_train(tui_worker *w, job *j) {
     rd_train_opts o = j->train.train;
     o.stop = &w->stop;
     rd_train_result res = {0};
-    if (rd_train(j->train.model, j->train.edits, train, eval, &o, on_progress, w, &res, &err)) {
+    const int rc = j->train.full_model
+                       ? rd_train_full(j->train.full_model, train, eval, &o, on_progress, w, &res,
+                                       &err)
+                       : rd_train(j->train.model, j->train.edits, train, eval, &o, on_progress, w,
+                                  &res, &err);
+    if (rc) {
         push_text(w, TUI_EV_ERROR, 0, err.msg);
     } else {
         tui_event ev = {.kind = TUI_EV_TRAIN_DONE,
@@ -206,14 +211,15 @@ static void side_release(side *s) {
     rd_chat_filter_free(s->filter);
 }
 
-static int side_start(side *s, const job *j, const rd_edits_view *view, rd_error *err) {
+static int side_start(side *s, const job *j, const rd_model *model, const rd_edits_view *view,
+                      rd_error *err) {
     const tui_chat_job *c = &j->chat;
-    int seq = rd_model_config(c->model)->seq_len;
+    int seq = rd_model_config(model)->seq_len;
     size_t want = c->n_prompt + (size_t)c->gen.max_tokens;
     if (want > (size_t)seq) want = (size_t)seq;
     if (!(s->filter = rd_chat_filter_new(j->stop_text)))
         return rd_error_set(err, "out of memory");
-    if (!(s->ctx = rd_ctx_new(c->model, 1, (int)want, err))) return -1;
+    if (!(s->ctx = rd_ctx_new(model, 1, (int)want, err))) return -1;
     s->gen = rd_generator_start(s->ctx, view, j->prompt, c->n_prompt, &c->gen, err);
     return s->gen ? 0 : -1;
 }
@@ -260,9 +266,10 @@ static void run_chat(tui_worker *w, job *j) {
         views[1] = rd_edits_view_at(j->chat.edits, j->chat.strength);
         view_of[1] = &views[1];
     }
-    int n_sides = j->chat.edits ? 2 : 1;
+    int n_sides = j->chat.edits || j->chat.edited_model ? 2 : 1;
     for (int i = 0; i < n_sides; i++) {
-        if (side_start(&sides[i], j, view_of[i], &err)) {
+        const rd_model *model = i == 1 && j->chat.edited_model ? j->chat.edited_model : j->chat.model;
+        if (side_start(&sides[i], j, model, view_of[i], &err)) {
             push_text(w, TUI_EV_ERROR, 0, err.msg);
             for (int k = 0; k <= i; k++) side_release(&sides[k]);
             return;
@@ -283,9 +290,19 @@ static void run_chat(tui_worker *w, job *j) {
 
 /* ---- the thread ---------------------------------------------------------------------- */
 
-/* The model a job uses (held in use from post() until the job has ended). */
+/* The model a job uses (held in use from post() until the job has ended); NULL for full
+ * fine-tuning, whose model the job changes (rd_train_full refuses a model in use): the app
+ * leaves that copy alone until the job's last event. */
 static const rd_model *job_model(const job *j) {
-    return j->kind == TUI_JOB_TRAIN ? j->train.model : j->chat.model;
+    if (j->kind == TUI_JOB_TRAIN) return j->train.full_model ? NULL : j->train.model;
+    return j->chat.model;
+}
+
+static void use_begin(const rd_model *m) {
+    if (m) rd_model_use_begin(m);
+}
+static void use_end(const rd_model *m) {
+    if (m) rd_model_use_end(m);
 }
 
 static void job_release(job *j) {
@@ -312,7 +329,7 @@ static void *thread_main(void *arg) {
         else
             run_chat(w, j);
         pthread_mutex_lock(&w->mu);
-        rd_model_use_end(job_model(j)); /* its last pass is over */
+        use_end(job_model(j)); /* its last pass is over */
         job_release(j);
         w->busy = TUI_JOB_NONE;
     }
@@ -364,7 +381,7 @@ void tui_worker_free(tui_worker *w) {
         pthread_mutex_unlock(&w->mu);
         pthread_join(w->thread, NULL);
     }
-    if (w->job_waiting) rd_model_use_end(job_model(&w->job)); /* posted, never started */
+    if (w->job_waiting) use_end(job_model(&w->job)); /* posted, never started */
     job_release(&w->job);
     if (w->efd >= 0) close(w->efd);
     pthread_mutex_destroy(&w->mu);
@@ -407,7 +424,7 @@ static int post(tui_worker *w, job *j, rd_error *err) {
         return rd_error_set(err, "%s is running", w->busy == TUI_JOB_TRAIN ? "training"
                                                                            : "a chat answer");
     }
-    rd_model_use_begin(job_model(j)); /* until the thread has ended the job */
+    use_begin(job_model(j)); /* until the thread has ended the job */
     w->job = *j;
     w->busy = j->kind;
     w->job_waiting = 1;
@@ -418,8 +435,9 @@ static int post(tui_worker *w, job *j, rd_error *err) {
 }
 
 int tui_worker_start_train(tui_worker *w, const tui_train_job *t, rd_error *err) {
-    if (!t->model || !t->edits || !t->train_path || !*t->train_path)
-        return rd_error_set(err, "no model, edits or training set");
+    if (!t->model || (!t->edits == !t->full_model) || (t->full_model && t->full_model != t->model) ||
+        !t->train_path || !*t->train_path)
+        return rd_error_set(err, "no model, edits (or a model to fine-tune) or training set");
     job j = {.kind = TUI_JOB_TRAIN, .train = *t};
     j.train_path = dup_or_empty(t->train_path);
     j.eval_path = dup_or_empty(t->eval_path);
@@ -441,6 +459,8 @@ int tui_worker_start_chat(tui_worker *w, const tui_chat_job *c, rd_error *err) {
     if (!c->model || !c->prompt || c->n_prompt == 0) return rd_error_set(err, "empty prompt");
     if (c->base_edits && !c->edits)
         return rd_error_set(err, "a chat comparing two edit sets needs both");
+    if (c->edited_model && (c->edits || c->base_edits))
+        return rd_error_set(err, "a chat with a fine-tuned model takes no edits");
     job j = {.kind = TUI_JOB_CHAT, .chat = *c};
     j.prompt = malloc(c->n_prompt * sizeof *j.prompt);
     j.stop_text = dup_or_empty(c->stop_text);

@@ -71,7 +71,9 @@ size_t tui_worker_queued(const tui_worker *w);
  * set when eval_path is "" and eval_split > 0) with the model's tokenizer on the worker. */
 typedef struct tui_train_job {
     const rd_model *model;
-    rd_edits *edits;
+    rd_edits *edits;        /* NULL for full fine-tuning */
+    rd_model *full_model;   /* non-NULL: full fine-tuning of this model (= model; edits NULL):
+                               every weight changes (rd_train_full) */
     const char *train_path, *eval_path;
     double eval_split;
     rd_data_opts data;    /* its strings are copied */
@@ -87,6 +89,9 @@ typedef struct tui_train_job {
 typedef struct tui_chat_job {
     const rd_model *model;
     const rd_edits *edits;
+    const rd_model *edited_model; /* non-NULL (edits and base_edits NULL): side 1 answers with
+                                     this model (full fine-tuning's weights), no edits; kept
+                                     alive and unchanged as edits */
     const rd_edits *base_edits;
     float strength;
     const int *prompt;

@@ -558,7 +558,15 @@ keys lo F4 "Name item 3." Enter
 wait_top lo "you: Name item 3\\." "edited  α=1" " idle" '[^ ] *│ *[^ ]'
 keys lo F5 "wb.set{method = 'ia3'}" Enter
 wait_for lo "ia3, layers all │ [0-9,]+ params"
-keys lo "wb.set{method = 'lora'}" Enter
+# full fine-tuning: a copy of the model trains; the chat's edited side answers with it
+keys lo "wb.set{method = 'full', lr = 0.001, epochs = 1}; wb.train()" Enter
+wait_for lo "full fine-tuning │ [0-9,]+ params"
+wait_for lo "#3 full lr 0.001"
+wait_for lo " idle"
+wait_for lo "#2 lora r4 q,v lr 0.005"
+keys lo F4 "Name item 4." Enter
+wait_top lo "you: Name item 4\\." "edited  α=1" " idle" '[^ ] *│ *[^ ]'
+keys lo F5 "wb.set{method = 'lora'}" Enter
 keys lo F10
 wait_exit lo
 grep -q '"method":"lora"' "$TMP/sessions/s14/session.json" || fail "the session lost the method"
@@ -567,6 +575,7 @@ grep -q '"rank":4' "$TMP/sessions/s14/session.json" || fail "the session lost th
 start lo2 s14
 wait_for lo2 "lora r4 q,v, layers all"
 wait_for lo2 "#2 lora r4 q,v lr 0.005"
+wait_for lo2 "#3 full lr 0.001"
 keys lo2 F10
 wait_exit lo2
 
