@@ -109,7 +109,7 @@ keys a F4 "Name item 3." Enter
 wait_for a "chat is available when it stops"
 keys a Escape
 wait_for a "stopped: [0-9]+ steps"
-wait_for a " idle"
+wait_for a " idle" 300
 keys a Enter
 # both answers are written (the answers end: idle again, the prompt, the headers and text on
 # both sides of the rule), seen from the transcript's top: a long answer scrolls the prompt
@@ -264,12 +264,12 @@ start r s8
 wait_for r "Configuration"
 keys r F5 "wb.set{epochs = 2}; wb.train()" Enter
 wait_for r "#1 ffn all"
-wait_for r " idle"
+wait_for r " idle" 300
 keys r "wb.edits():save('$TMP/e1.safetensors'); print('saved' .. 1)" Enter
 wait_for r "^ saved1 *$"
 keys r "wb.set{sites = 'both'}; wb.train()" Enter
 wait_for r "#2 both all"
-wait_for r " idle"
+wait_for r " idle" 300
 keys r "wb.edits():save('$TMP/e2.safetensors'); print('saved' .. 2)" Enter
 wait_for r "^ saved2 *$"
 keys r F10
@@ -479,7 +479,7 @@ TUI_ENV="HOME='$TMP/home'" TUI_EXTRA="--sessions '$TMP/s9root/sessions'" start u
 wait_for u "Configuration"
 keys u F5 "wb.set{epochs = 1}; wb.train()" Enter
 wait_for u "#1 ffn all"
-wait_for u " idle"
+wait_for u " idle" 300
 [ -s "$TMP/s9root/sessions/s9/runs/1/edits.safetensors" ] || fail "the run was not saved after training"
 for g in 2 3 4 5 6; do mkdir -p "$TMP/s9root/sessions/s9/loss-$g.csv"; done
 keys u F10
@@ -541,7 +541,7 @@ wait_for lo "Configuration"
 wait_for lo " method +red "
 keys lo F5 "wb.set{epochs = 2}; wb.train()" Enter
 wait_for lo "#1 ffn all s b lr"
-wait_for lo " idle"
+wait_for lo " idle" 300
 keys lo "wb.set{method = 'lora', rank = 4, lr = 0.005}" Enter
 wait_for lo "lora r4 q,v, layers all, alpha 8 │ [0-9,]+ params"
 # the configuration pane: LoRA's fields, not RED's
@@ -550,7 +550,7 @@ wait_for lo " lora targets +q,v "
 screen lo | grep -Eq " sites +ffn " && fail "the pane shows RED's sites for a LoRA run: $(screen lo)"
 keys lo "wb.train()" Enter
 wait_for lo "#2 lora r4 q,v lr 0.005"
-wait_for lo " idle"
+wait_for lo " idle" 300
 # both runs in the chart's legend
 wait_for lo "#1 ffn all s b lr [0-9.]+"
 wait_for lo "\\*?#2 lora r4 q,v lr 0.005"
@@ -562,7 +562,7 @@ wait_for lo "ia3, layers all │ [0-9,]+ params"
 keys lo "wb.set{method = 'full', lr = 0.001, epochs = 1}; wb.train()" Enter
 wait_for lo "full fine-tuning │ [0-9,]+ params"
 wait_for lo "#3 full lr 0.001"
-wait_for lo " idle"
+wait_for lo " idle" 300
 wait_for lo "#2 lora r4 q,v lr 0.005"
 keys lo F4 "Name item 4." Enter
 wait_top lo "you: Name item 4\\." "edited  α=1" " idle" '[^ ] *│ *[^ ]'
