@@ -919,7 +919,7 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     const int bad = cli_parse_end("bench", argc, argv, NULL, NULL);
-    if (bad) return bad;
+    if (bad || !dir || !script || !sections) return bad ? bad : 2; /* (getopt gives them their argument) */
     if (only && !known_shape(only)) {
         fprintf(stderr, "redit bench: unknown shape for --only: \"%s\" (stories15M or "
                         "stories110M)\n", only);

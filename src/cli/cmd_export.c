@@ -191,7 +191,7 @@ int cmd_export(int argc, char **argv) {
     }
     const int bad = cli_parse_end("export", argc, argv, edits, "--edits FILE", model, "-m MODEL",
                                   format, "--format NAME", out, "-o FILE", NULL, NULL);
-    if (bad) return bad;
+    if (bad || !format) return bad ? bad : 2; /* cli_parse_end refused a missing --format */
     const int peft = !strcmp(format, "peft"), llama = !strcmp(format, "llama-lora");
     if (strcmp(format, "cvec") && strcmp(format, "merged") && strcmp(format, "safetensors") &&
         !peft && !llama) {

@@ -175,7 +175,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     const int bad =
         cli_parse_end("tokenize", argc, argv, path, "-m MODEL_OR_TOKENIZER", NULL, NULL);
-    if (bad) return bad;
+    if (bad || !path) return bad ? bad : 2; /* cli_parse_end refused a missing -m */
     if ((prompt && file) || (use_jsonl && (prompt || file))) {
         fprintf(stderr, "redit tokenize: give one of -p TEXT, -f FILE and --jsonl (stdin); see "
                         "'redit tokenize --help'\n");

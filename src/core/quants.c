@@ -535,7 +535,7 @@ static void iq4_indices(const float *x, float id, int idx[32]) {
 /* Σ w·q·x and Σ w·q² over 32 values x with weights x² for the levels picked at scale 1/id
  * (summed in element order, as llama.cpp does). */
 static void iq4_sums(const float *x, float id, float *sumqx, float *sumq2) {
-    int idx[32];
+    int idx[32] = {0}; /* all written by iq4_indices (the analyser cannot see it) */
     iq4_indices(x, id, idx);
     float sx = 0.0f, s2 = 0.0f;
     for (int j = 0; j < 32; j++) {
@@ -575,7 +575,7 @@ static float iq4_block_scale(const float *x) {
 
 /* Nibble pairs of 32 values at inverse scale id (low: 0..15, high: 16..31). */
 static void iq4_pack(const float *x, float id, uint8_t *qs) {
-    int idx[32];
+    int idx[32] = {0}; /* all written by iq4_indices (the analyser cannot see it) */
     iq4_indices(x, id, idx);
     for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(idx[j] | idx[j + 16] << 4);
 }

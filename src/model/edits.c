@@ -376,14 +376,18 @@ int rd_edits_grad_new(rd_edits *e, float *grad, rd_edits_grad *out, rd_error *er
         const rd_edit_tensor *t = &e->tensors[i];
         float *g = grad + t->offset;
         const int l = t->layer;
+        /* (every tensor's array was allocated above; the checks are for the analysers) */
         if (e->method == RD_METHOD_RED) {
-            rd_site_grad *row = strstr(t->name, ".attn.") ? &attn[l] : &ffn[l];
-            if (t->kind) row->dbias = g;
-            else row->dscale = g;
+            rd_site_grad *arr = strstr(t->name, ".attn.") ? attn : ffn;
+            if (!arr) continue;
+            if (t->kind) arr[l].dbias = g;
+            else arr[l].dscale = g;
         } else if (e->method == RD_METHOD_LORA) {
+            if (!lora) continue;
             if (t->kind) lora[l].db[t->proj] = g;
             else lora[l].da[t->proj] = g;
         } else {
+            if (!ia3) continue;
             float **dst = t->proj == RD_PROJ_K ? &ia3[l].dk : t->proj == RD_PROJ_V ? &ia3[l].dv
                                                                                    : &ia3[l].dffn;
             *dst = g;

@@ -458,7 +458,7 @@ static int json_number(import_ctx *c, const cJSON *j, const char *key, int requi
         *out = def;
         return 0;
     }
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+    if (!v || !cJSON_IsNumber(v) || !isfinite(v->valuedouble))
         return rd_error_set(c->err, "%s/adapter_config.json: \"%s\" is %s, expected a number",
                             c->path, key, v ? "not a number" : "missing");
     *out = v->valuedouble;
