@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "options.h"
@@ -33,39 +32,11 @@ static void usage(FILE *out) {
             "      --version      redit's version\n");
 }
 
-/* 1 when the file's first non-space byte is '{' (a JSON object: tokenizer.json). */
-static int is_json_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    int c;
-    while ((c = fgetc(f)) == ' ' || c == '\t' || c == '\n' || c == '\r') {}
-    fclose(f);
-    return c == '{';
-}
-
-/* A Hugging Face tokenizer.json, with the tokenizer_config.json of its folder if any. */
-static rd_tokenizer *open_hf_tokenizer(const char *path) {
-    const char *slash = strrchr(path, '/');
-    int dir_len = slash ? (int)(slash - path) + 1 : 0;
-    size_t cap = (size_t)dir_len + sizeof "tokenizer_config.json";
-    char *config = malloc(cap);
-    if (!config) {
-        fprintf(stderr, "redit tokenize: out of memory\n");
-        return NULL;
-    }
-    snprintf(config, cap, "%.*stokenizer_config.json", dir_len, path);
-    rd_error err = {0};
-    rd_tokenizer *t = rd_tokenizer_load_hf(path, access(config, R_OK) == 0 ? config : NULL, &err);
-    if (!t) fprintf(stderr, "redit tokenize: %s\n", err.msg);
-    free(config);
-    return t;
-}
-
-/* A tokenizer from a model file, a tokenizer.json or a bare tokenizer.model / tokenizer.bin. *model keeps
- * the model alive when one was loaded. */
+/* A tokenizer from a model file, else from a tokenizer file (rd_tokenizer_load_file tells
+ * tokenizer.json — with the tokenizer_config.json beside it —, tokenizer.model and
+ * tokenizer.bin apart by content). *model keeps the model alive when one was loaded. */
 static const rd_tokenizer *open_tokenizer(const char *path, const char *tok_path, rd_model **model,
                                           rd_tokenizer **owned) {
-    if (is_json_file(path)) return *owned = open_hf_tokenizer(path);
     rd_error err = {0};
     if (rd_detect_format(path, &err) != RD_FORMAT_UNKNOWN) {
         if (!(*model = cli_load_model(path, tok_path))) return NULL;
