@@ -17,6 +17,7 @@
 #include "redit/forward.h"
 #include "core/kernels.h"
 #include "redit/model.h"
+#include "test_rng.h"
 #include "tiny_model.h"
 
 /* Finite differences: step FD_EPS on one vector entry, in f32 arithmetic with the loss
@@ -26,13 +27,8 @@
 #define FD_ABS 2e-3
 
 static uint64_t rng = 12345;
-static double urand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-static float nrand(void) { return (float)(sqrt(-2.0 * log(urand() + 1e-300)) * cos(6.2831853 * urand())); }
+static double urand(void) { return test_urand(&rng); }
+static float nrand(void) { return test_nrand(&rng); }
 
 /* Edit vectors for every layer and both sites, with room for their gradients. */
 typedef struct edit_set {

@@ -20,6 +20,7 @@
 #include "redit/forward.h"
 #include "redit/model.h"
 #include "redit/safetensors.h"
+#include "test_rng.h"
 #include "tiny_model.h"
 
 /* The RED checks' tolerance (test_backward.c): step FD_EPS, agreement
@@ -31,15 +32,8 @@
 #define PATHS_TOL 2e-5
 
 static uint64_t rng = 4242;
-static double urand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-static float nrand(void) {
-    return (float)(sqrt(-2.0 * log(urand() + 1e-300)) * cos(6.2831853 * urand()));
-}
+static double urand(void) { return test_urand(&rng); }
+static float nrand(void) { return test_nrand(&rng); }
 
 typedef struct shape {
     int dim, hidden, layers, heads, kv_heads, vocab, tied;
