@@ -184,6 +184,11 @@ int rd_bf16_weights_from_name(const char *name, rd_bf16_weights *out);
 /* Bytes of the packed copies BF16 compute would hold (backward: with training's layout). */
 size_t rd_model_bf16_copy_bytes(const rd_model *m, int backward);
 
+/* Where rd_model_set_compute(m, RD_COMPUTE_BF16, backward) would take its bf16 weights under
+ * the current policy (rd_model_set_bf16_weights): 1 packed copies, 0 on the fly. *copy_bytes
+ * (optional) gets the copies' size, rd_model_bf16_copy_bytes. Allocates nothing. */
+int rd_model_bf16_plan(const rd_model *m, int backward, size_t *copy_bytes);
+
 /* 1 when the model computes in bf16 straight from its matrices (no packed copies). */
 int rd_model_bf16_on_the_fly(const rd_model *m);
 

@@ -28,6 +28,21 @@ static void type_summary(const rd_model_info *info, char *buf, size_t cap) {
                                      rd_dtype_info_of((rd_dtype)t)->name, info->count[t]);
 }
 
+/* What --compute auto picks here and where bf16 compute would take its weights (the default
+ * --bf16-weights auto policy), without packing anything. */
+static void print_compute(const rd_model *m) {
+    const char *why = "";
+    const rd_compute c = rd_compute_auto(&why);
+    printf("compute     auto → %s (%s)\n", c == RD_COMPUTE_BF16 ? "bf16" : "f32", why);
+    if (!rd_compute_available(RD_COMPUTE_BF16)) return;
+    size_t fwd, both;
+    const int packed = rd_model_bf16_plan(m, 0, &fwd);
+    const int packed_train = rd_model_bf16_plan(m, 1, &both);
+    printf("bf16        weights %s for inference (copies %.1f MB), %s for training (%.1f MB)\n",
+           packed ? "packed" : "on the fly", (double)fwd / 1e6,
+           packed_train ? "packed" : "on the fly", (double)both / 1e6);
+}
+
 int cmd_info(int argc, char **argv) {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"tokenizer", required_argument, 0, 'k'},
@@ -69,6 +84,7 @@ int cmd_info(int argc, char **argv) {
     printf("mapped      %.1f MB of the file, %d heap buffers (%.1f MB)\n",
            (double)info.mapped_bytes / 1e6, info.heap_buffers, (double)info.heap_bytes / 1e6);
     printf("weights     %s\n", info.nonfinite ? info.nonfinite : "all finite");
+    print_compute(m);
     const rd_tokenizer *t = rd_model_tokenizer(m);
     if (t) {
         int bytes = 0, control = 0;

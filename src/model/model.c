@@ -241,6 +241,30 @@ size_t rd_model_bf16_copy_bytes(const rd_model *m, int backward) {
 
 void rd_model_set_bf16_weights(rd_model *m, rd_bf16_weights w) { m->bf16_weights = (int)w; }
 
+/* 1 when a layer matrix or the classifier is stored in blocks (a quantized type). */
+static int has_quantized_matrix(const rd_model *m) {
+    const rd_weights *w = &m->file.w;
+    int q = rd_dtype_info_of(w->classifier.type)->block_elems > 1;
+    for (int l = 0; w->layers && l < m->file.cfg.n_layers; l++) {
+        const rd_layer_weights *L = &w->layers[l];
+        const rd_matrix *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (int i = 0; i < 7; i++) q |= rd_dtype_info_of(mats[i]->type)->block_elems > 1;
+    }
+    return q;
+}
+
+int rd_model_bf16_plan(const rd_model *m, int backward, size_t *copy_bytes) {
+    const size_t need = rd_model_bf16_copy_bytes(m, backward);
+    if (copy_bytes) *copy_bytes = need;
+    if (m->bf16_weights == RD_BF16_WEIGHTS_ON_THE_FLY) return 0;
+    if (m->bf16_weights == RD_BF16_WEIGHTS_PACKED) return 1;
+    /* AUTO packs no copies of quantized matrices: a copy is 3.5–4× their size and the
+     * products on the fly run at about the copies' speed (large row counts) */
+    rd_error mem_err = {0};
+    return !has_quantized_matrix(m) &&
+           rd_memory_check(need + need / 4, "bf16 weight copies", &mem_err) == 0;
+}
+
 int rd_bf16_weights_from_name(const char *name, rd_bf16_weights *out) {
     if (!name) return -1;
     if (!strcmp(name, "auto")) *out = RD_BF16_WEIGHTS_AUTO;
@@ -268,16 +292,8 @@ int rd_model_set_compute(rd_model *m, rd_compute compute, int backward, rd_error
         return rd_error_set(err, "out of memory");
     }
     /* copies where they fit (or as asked), else marks for products on the fly */
-    const size_t need = rd_model_bf16_copy_bytes(m, backward);
-    rd_error mem_err = {0};
-    /* AUTO packs no copies of quantized matrices: a copy is 3.5–4× their size and the
-     * products on the fly run at about the copies' speed (large row counts) */
-    int quantized = 0;
-    for (int i = 0; i < n; i++) quantized |= rd_dtype_info_of(all[i]->type)->block_elems > 1;
-    const int fly = m->bf16_weights == RD_BF16_WEIGHTS_ON_THE_FLY ||
-                    (m->bf16_weights == RD_BF16_WEIGHTS_AUTO &&
-                     (quantized ||
-                      rd_memory_check(need + need / 4, "bf16 weight copies", &mem_err) != 0));
+    size_t need;
+    const int fly = !rd_model_bf16_plan(m, backward, &need);
     if (m->bf16_weights == RD_BF16_WEIGHTS_PACKED &&
         rd_memory_check(need, "the packed bf16 weight copies", err) != 0) {
         free(all);

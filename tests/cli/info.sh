@@ -18,6 +18,14 @@ expect_grep "vocabulary" "$TMP/out" 'vocab 512 '
 expect_grep "parameter count" "$TMP/out" '^parameters +260032 \(tied classifier\)'
 expect_grep "no tokenizer" "$TMP/out" '^tokenizer +none'
 expect_grep "finite weights" "$TMP/out" '^weights +all finite$'
+expect_grep "compute auto's choice" "$TMP/out" '^compute +auto → (bf16|f32) \(.+\)$'
+if grep -q avx512_bf16 /proc/cpuinfo; then
+    # stories260K is f32: the bf16 copies are 2 bytes a weight (inference: 64·512 classifier
+    # + 5 layers of 7 matrices, all padded to the packer's panels, so only the form is fixed)
+    expect_grep "bf16 weights plan" "$TMP/out" '^bf16 +weights packed for inference \(copies [0-9.]+ MB\), packed for training \([0-9.]+ MB\)$'
+else
+    echo "info.sh: SKIP the bf16 weights line check: this CPU has no AVX512-BF16" >&2
+fi
 grep -q "warning" "$TMP/err" && fail "a warning on an intact model: $(head -c 400 "$TMP/err")"
 
 # A copy with a NaN in row 3 of the embeddings (f32 after the 28-byte header, 64 wide) and an
