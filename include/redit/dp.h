@@ -47,11 +47,16 @@ int rd_dp_to_root(rd_dp *dp, int from, void *buf, size_t n, rd_error *err);
 /* Rank 0's n bytes of buf to every rank (into buf). -1 with *err as rd_dp_to_root. */
 int rd_dp_bcast(rd_dp *dp, void *buf, size_t n, rd_error *err);
 
-/* What this rank exchanged so far: bytes sent plus received, and seconds spent in the
- * exchange calls (waiting for slower ranks included). */
+/* Waits until every rank has called it (before an exchange: the time ranks wait for the
+ * slowest is then counted apart from the exchange's). -1 with *err as rd_dp_to_root. */
+int rd_dp_barrier(rd_dp *dp, rd_error *err);
+
+/* What this rank exchanged so far: bytes sent plus received, seconds spent in the exchange
+ * calls, and seconds spent in rd_dp_barrier waiting for the slowest rank. */
 typedef struct rd_dp_stats {
     uint64_t bytes;
     double seconds;
+    double wait_seconds;
     uint64_t calls;
 } rd_dp_stats;
 rd_dp_stats rd_dp_get_stats(const rd_dp *dp);

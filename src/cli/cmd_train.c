@@ -593,6 +593,7 @@ static void print_json(const train_args *a, const train_run *r, const rd_train_r
         cJSON_AddNumberToObject(j, "ranks", rd_dp_size(a->opts.dp));
         cJSON_AddNumberToObject(j, "exchange_bytes", (double)st.bytes);
         cJSON_AddNumberToObject(j, "exchange_seconds", st.seconds);
+        cJSON_AddNumberToObject(j, "wait_seconds", st.wait_seconds);
     }
     if (res->resumed_step) cJSON_AddNumberToObject(j, "resumed_after_step", res->resumed_step);
     char *text = cJSON_Print(j);
@@ -639,6 +640,13 @@ int cmd_train(int argc, char **argv) {
     if (dp && root)
         fprintf(stderr, "data-parallel: %d ranks (MPI); each runs micro-batches of %d examples\n",
                 rd_dp_size(dp), a.opts.micro_batch);
+    if (dp && root && (a.opts.batch + a.opts.micro_batch - 1) / a.opts.micro_batch < rd_dp_size(dp))
+        fprintf(stderr, "note: a batch of %d in micro-batches of %d is %d part(s) for %d ranks: "
+                        "some ranks idle (--micro-batch %d gives each rank one; compare with a "
+                        "one-process run of the same --micro-batch)\n",
+                a.opts.batch, a.opts.micro_batch,
+                (a.opts.batch + a.opts.micro_batch - 1) / a.opts.micro_batch, rd_dp_size(dp),
+                (a.opts.batch + rd_dp_size(dp) - 1) / rd_dp_size(dp));
     if (a.log_path && root) {
         snprintf(log_tmp, sizeof log_tmp, "%s.partial", a.log_path);
         if (!(logf = fopen(log_tmp, "w"))) {
@@ -662,9 +670,10 @@ int cmd_train(int argc, char **argv) {
     if (dp) {
         const rd_dp_stats st = rd_dp_get_stats(dp);
         const int steps = res.steps - res.resumed_step > 0 ? res.steps - res.resumed_step : 1;
-        fprintf(stderr, "exchange (rank 0): %.3f MB in %.3f s, %.1f kB and %.2f ms per step\n",
+        fprintf(stderr, "exchange (rank 0): %.3f MB in %.3f s, %.1f kB and %.2f ms per step; "
+                        "%.2f ms per step waiting for the slowest rank\n",
                 (double)st.bytes / 1e6, st.seconds, (double)st.bytes / steps / 1e3,
-                1e3 * st.seconds / steps);
+                1e3 * st.seconds / steps, 1e3 * st.wait_seconds / steps);
     }
     if (a.json) print_json(&a, &r, &res);
     /* stopped by Ctrl-C: 130 (128 + SIGINT) as a shell reports an interrupted command, after

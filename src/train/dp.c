@@ -23,12 +23,6 @@ static int launcher_size(void) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 struct rd_dp {
     int rank, size;
     double timeout;
@@ -42,6 +36,12 @@ rd_dp_stats rd_dp_get_stats(const rd_dp *dp) { return dp ? dp->stats : (rd_dp_st
 #ifdef RD_HAVE_MPI
 
 int rd_dp_built_with_mpi(void) { return 1; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 rd_dp *rd_dp_open(double timeout_s, rd_error *err) {
     if (err) err->msg[0] = 0;
@@ -135,6 +135,17 @@ int rd_dp_bcast(rd_dp *dp, void *buf, size_t n, rd_error *err) {
     return 0;
 }
 
+int rd_dp_barrier(rd_dp *dp, rd_error *err) {
+    if (!dp || dp->size == 1) return 0;
+    const double t0 = now_s();
+    MPI_Request req;
+    if (MPI_Ibarrier(MPI_COMM_WORLD, &req) != MPI_SUCCESS)
+        return rd_error_set(err, "rank %d: MPI barrier failed", dp->rank);
+    if (wait_deadline(dp, &req, t0 + dp->timeout, "waiting for every rank", err)) return -1;
+    dp->stats.wait_seconds += now_s() - t0;
+    return 0;
+}
+
 #else /* no MPI in this build */
 
 int rd_dp_built_with_mpi(void) { return 0; }
@@ -154,5 +165,6 @@ void rd_dp_abort(rd_dp *dp, int code) {
 }
 int rd_dp_to_root(rd_dp *dp, int from, void *buf, size_t n, rd_error *err) { return 0; }
 int rd_dp_bcast(rd_dp *dp, void *buf, size_t n, rd_error *err) { return 0; }
+int rd_dp_barrier(rd_dp *dp, rd_error *err) { return 0; }
 
 #endif

@@ -121,7 +121,7 @@ int rd_classify_dp(const rd_model *m, const rd_edits_view *view, const rd_datase
     int *tok = malloc(sizeof *tok * (size_t)B * (size_t)max_len);
     int *scored = malloc(sizeof *scored * ((size_t)max_len + 1)); /* prompt + label ids */
     float *logits = malloc(sizeof *logits * (size_t)B * (size_t)max_len * (size_t)V);
-    double *cand_lp = malloc(sizeof *cand_lp * (n * (size_t)K + 1)), *other = NULL;
+    double *cand_lp = calloc(n * (size_t)K + 1, sizeof *cand_lp), *other = NULL;
     rd_ctx *ctx = rd_ctx_new(m, B, max_len, err);
     int rc = 0;
     if (N > 1 && me == 0) other = malloc(sizeof *other * (n * (size_t)K + 1));

@@ -454,6 +454,8 @@ static int accumulate_step(trainer *t, loop *lp, const size_t *order, size_t cou
             if (run_part(t, lp, order + first, mb, run, dst, g, &ps, err)) return -1;
             if (run) mine = ps;
         }
+        /* the ranks meet first: waiting for the slowest is counted apart from the exchange */
+        if (N > 1 && rd_dp_barrier(t->dp, err)) return -1;
         if (me > 0) { /* send this round's part, if it had one */
             if ((size_t)me < k1 - k0 &&
                 (rd_dp_to_root(t->dp, 0, &mine, sizeof mine, err) ||

@@ -70,13 +70,28 @@ one_vs_two ia3 --method ia3
 one_vs_two lora --method lora --rank 2
 one_vs_two full --full
 
-# classification: accuracy is combined exactly too
+# classification: the held-out accuracy is combined exactly too (label scoring shared)
 : >"$TMP/cls.jsonl"
 i=0
-while [ $i -lt 10 ]; do
-    echo "{\"text\": \"item $i is\", \"label\": \"$([ $((i % 2)) -eq 0 ] && echo yes || echo no)\"}" >>"$TMP/cls.jsonl"
+while [ $i -lt 24 ]; do
+    echo "{\"text\": \"item $i is a cat number $i\", \"label\": \"$([ $((i % 2)) -eq 0 ] && echo yes || echo no)\"}" >>"$TMP/cls.jsonl"
     i=$((i + 1))
 done
+head -n 9 "$TMP/cls.jsonl" >"$TMP/cls-eval.jsonl"
+# 9 examples × 2 labels in passes of 3 candidates: 6 passes, 3 on each rank
+CC="-m $M -d $TMP/cls.jsonl --eval $TMP/cls-eval.jsonl --batch 8 --micro-batch 3 --epochs 1
+    --eval-every 1 --lr 0.05 --max-len 48 --threads 1 --json"
+# shellcheck disable=SC2086
+expect_ok "classification: one process" "$REDIT" train $CC -o "$TMP/c1.st" --log "$TMP/c1.csv"
+cp "$TMP/out" "$TMP/c1.json"
+# shellcheck disable=SC2086
+expect_ok "classification: 2 ranks" timeout 300 $MPI -np 2 "$REDIT" train $CC -o "$TMP/c2.st" --log "$TMP/c2.csv"
+same_edit_tensors "$TMP/c1.st" "$TMP/c2.st" || fail "classification: the edits differ"
+grep -Eq ',[0-9.]+,[0-9.]+$' "$TMP/c1.csv" || fail "classification: no accuracy in the log: $(cat "$TMP/c1.csv")"
+cut -d, -f1-3,8-9 "$TMP/c1.csv" >"$TMP/a.csv"
+cut -d, -f1-3,8-9 "$TMP/c2.csv" >"$TMP/b.csv"
+cmp -s "$TMP/a.csv" "$TMP/b.csv" || fail "classification: the evaluations differ: $(diff "$TMP/a.csv" "$TMP/b.csv" | head -4)"
+grep -q best_eval_accuracy "$TMP/c1.json" || fail "classification: no accuracy in the summary"
 
 # a rank killed mid-run: mpirun stops the others with a message, in bounded time
 C2="-m $M -d $TMP/train.jsonl --eval $TMP/eval.jsonl --epochs 40 --batch 8 --micro-batch 4
