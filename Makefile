@@ -10,6 +10,7 @@
 #   make bench      throughput against same-run ceilings and peers (BENCH=small|7b|all, default
 #                   all: about 20 + 20 minutes on 2 cores; LLAMA_BENCH=/path/to/llama-bench adds
 #                   llama.cpp's rows to the 7b section; BENCH_ROUNDS=N its alternating rounds)
+#   make bench-mpi  data-parallel RED training, 1 rank × 2 threads against 2 ranks × 1 thread
 #   make analyze    gcc -fanalyzer and clang --analyze over src/: passes only with no finding
 
 BUILD    ?= build
@@ -25,7 +26,10 @@ SAN_FLAGS ?=
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS   = $(CFLAGS_BASE) $(SAN_FLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS   = $(PKG_LIBS) -lm -lpthread
+# Open MPI (data-parallel training, src/train/dp.c) when its development files are there;
+# without them redit runs one process and refuses an mpirun launch with a message.
+MPI_OK     = $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
+LDLIBS   = $(PKG_LIBS) $(if $(MPI_OK),$(shell pkg-config --libs ompi-c)) -lm -lpthread
 
 # The engine and the Lua binding (tests drive the `red` module through it) form the library;
 # the TUI is a second library (its pure parts are unit-tested); the command line links both.
@@ -46,7 +50,7 @@ HELP_OBJ := $(HELP_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: FORCE all run demo test test-asan test-haswell fuzz bench clean deps check-reference default-model datasets analyze
+.PHONY: FORCE all run demo test test-asan test-haswell fuzz bench bench-mpi clean deps check-reference default-model datasets analyze
 # keep test objects (make would delete them as intermediates)
 .SECONDARY:
 all: $(BUILD)/libredit.a $(BUILD)/libredit_tui.a $(BUILD)/redit
@@ -71,6 +75,7 @@ $(BUILD)/obj/src/io/vocab_spm.o: $(GEN_IO)/spm_model.pb-c.h
 $(BUILD)/obj/src/io/%.o: EXTRA_CFLAGS += -I$(GEN_IO)
 
 $(BUILD)/obj/tests/%.o: EXTRA_CFLAGS += -Itests/helpers -Isrc
+$(BUILD)/obj/src/train/dp.o: EXTRA_CFLAGS += $(if $(MPI_OK),-DRD_HAVE_MPI $(shell pkg-config --cflags ompi-c))
 # the engine reaches its internal headers as "core/kernels.h" (tools/check-layers.py keeps them
 # out of the layers above it)
 $(foreach f,core io text model gen data train,$(eval $(BUILD)/obj/src/$(f)/%.o: EXTRA_CFLAGS += -Isrc))
@@ -173,6 +178,11 @@ bench: all
 	@echo "build: $$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)'), $(CC) $(OPT)"
 	$(BUILD)/redit bench --dir $(BUILD)/bench --sections $(BENCH) \
 	    $(if $(LLAMA_BENCH),--llama-bench '$(LLAMA_BENCH)') $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
+
+# Data-parallel training on localhost: 1 rank × 2 threads against 2 ranks × 1 thread (mpirun;
+# RED on the stories110M shape; docs/cluster.md). BENCH_ROUNDS=N alternating rounds (default 3).
+bench-mpi: all
+	BUILD=$(BUILD) sh tools/bench-mpi.sh
 
 # Static analysis: gcc -fanalyzer and clang --analyze (clang from `tools/install-deps.sh
 # analyze`, only for this target) on every C file of src/, any finding an error. One stamp

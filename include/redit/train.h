@@ -2,7 +2,9 @@
  *
  * Steps: the training set is shuffled each epoch with a seeded RNG and cut into batches of
  * `batch` examples, each run as micro-batches of `micro_batch` (gradient accumulation: the
- * gradient of the mean token loss over the whole batch). Then global-norm clipping, AdamW
+ * gradient of the mean token loss over the whole batch; each micro-batch's gradient is summed
+ * from zero, then the micro-batches' are added in order, so that data-parallel ranks, each
+ * computing whole micro-batches, sum the same numbers in the same order). Then global-norm clipping, AdamW
  * (decoupled weight decay towards the identity edit: scale towards 1, bias towards 0) at the
  * scheduled learning rate (linear or cosine decay to 0 after a linear warm-up over
  * warmup_ratio of the steps, or constant). Evaluation on the held-out set every epoch (or
@@ -21,6 +23,7 @@
 
 #include "redit/backward.h"
 #include "redit/dataset.h"
+#include "redit/dp.h"
 #include "redit/edits.h"
 #include "redit/error.h"
 #include "redit/model.h"
@@ -70,6 +73,13 @@ typedef struct rd_train_opts {
                              else training is refused with the first difference. A path that
                              could not be written (rd_atomic_file_check) is refused before the
                              first step. */
+    rd_dp *dp;            /* optional (borrowed): the ranks of a data-parallel run (redit/dp.h);
+                             NULL = one process. Every rank trains the same numbers; rank 0
+                             alone writes the state file and gets progress events. Each
+                             batch's parts (micro-batches) are shared out among the ranks, and
+                             so are the evaluation's passes: the numbers equal one process's
+                             for any number of ranks. A stop request is read on rank 0 (an
+                             evaluation then is not cut short). */
 } rd_train_opts;
 
 /* The values of *rd_train_opts.stop (a first and a second press of a stop key). */
@@ -197,5 +207,16 @@ int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *
 int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
                 int batch, int max_len, const atomic_int *stop, rd_eval_metrics *out,
                 rd_error *err);
+
+/* rd_eval_loss and rd_classify with their passes shared among the ranks of dp (NULL: one
+ * process, as the functions above): pass p runs on rank p mod N, rank 0 combines the passes'
+ * sums (scores) in their order and every rank receives its figures, equal to one process's.
+ * Every rank must call them together; with more than one rank stop is not read. */
+int rd_eval_loss_dp(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *d,
+                    int batch, int max_len, int pad_id, rd_batch *b, const atomic_int *stop,
+                    rd_dp *dp, double *loss_sum, uint64_t *tokens, rd_error *err);
+int rd_classify_dp(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
+                   int batch, int max_len, const atomic_int *stop, rd_dp *dp,
+                   rd_eval_metrics *out, rd_error *err);
 
 #endif

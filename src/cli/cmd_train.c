@@ -126,6 +126,9 @@ static void usage(FILE *out) {
             "                          every evaluation point and on a stop; when FILE exists,\n"
             "                          resume from it: the run continues exactly as if it had\n"
             "                          not stopped (same data, options and model required)\n"
+            "      --mpi-timeout S     under mpirun (data-parallel training, docs/cluster.md):\n"
+            "                          the longest wait for another rank before every rank\n"
+            "                          stops with a message (default 600)\n"
             "      --json              at the end, a JSON summary on stdout (steps, best\n"
             "                          evaluation, last loss, edits file, time, tokens/s, what\n"
             "                          stopped the run); the progress stays on stderr\n"
@@ -165,6 +168,7 @@ static int on_progress(void *user, const rd_progress *p) {
         if (ui->log)
             fprintf(ui->log, "%d,%d,%.6f,%.6g,%.6g,%.1f,%.2f,,\n", p->step, p->epoch, p->loss, p->lr,
                     p->grad_norm, p->tokens_per_s, p->elapsed);
+        if (ui->log) fflush(ui->log); /* line by line: red.follow / wb.follow read it live */
         const int stop = atomic_load(&g_stop);
         if (ui->tty)
             fprintf(stderr, "\r\033[Kstep %d/%d · epoch %d/%d · loss %.4f · lr %.2e · |g| %.3f · "
@@ -185,6 +189,7 @@ static int on_progress(void *user, const rd_progress *p) {
             fprintf(ui->log, "%d,%d,,,,,%.2f,%.6f,", p->step, p->epoch, p->elapsed, p->eval_loss);
             if (isfinite(p->eval_accuracy)) fprintf(ui->log, "%.6f", p->eval_accuracy);
             fputc('\n', ui->log);
+            fflush(ui->log);
         }
         fprintf(stderr, "%seval after step %d: loss %.4f (perplexity %.2f)%s%s\n", ui->tty ? "\n" : "",
                 p->step, p->eval_loss, exp(p->eval_loss), acc, p->best ? " — best so far" : "");
@@ -211,6 +216,7 @@ typedef struct train_args {
     int red_given;    /* --sites, --no-scale or --no-bias (RED's own) */
     int sites;        /* RD_SITE_* from sites_name */
     int json;         /* --json: the summary on stdout at the end */
+    double mpi_timeout; /* --mpi-timeout: the longest wait for another rank, seconds */
 } train_args;
 
 /* The training options as JSON for the edit file's metadata (malloc'ed). The template is
@@ -248,7 +254,7 @@ static char *options_json(const train_args *a, rd_data_format format) {
 enum { O_EVAL = CLI_O_FIRST_FREE, O_SPLIT, O_PACK, O_SITES, O_LAYERS, O_NOSCALE, O_NOBIAS, O_LR,
        O_EPOCHS, O_BATCH, O_MICRO, O_SCHED, O_WARMUP, O_WD, O_CLIP, O_SEED, O_EVALEVERY,
        O_MAXSTEPS, O_CKPT, O_LOG, O_FULL, O_GROUP, O_BETA1, O_BETA2, O_INIT, O_FORCE, O_DROPOUT,
-       O_STATE, O_JSON, O_METHOD, O_RANK, O_LALPHA, O_LTARGETS, O_LDROPOUT };
+       O_STATE, O_JSON, O_MPI_TIMEOUT, O_METHOD, O_RANK, O_LALPHA, O_LTARGETS, O_LDROPOUT };
 
 /* One option of train's own (not of a shared group). Returns 0, 1 for --help (printed),
  * or 2 on a bad value or unknown option (printed). */
@@ -313,6 +319,7 @@ static int train_option(train_args *a, int c, const char *arg, int *micro) {
         break;
     }
     case O_JSON: a->json = 1; break;
+    case O_MPI_TIMEOUT: bad = cli_double("train", "--mpi-timeout", arg, 1, 1e7, &a->mpi_timeout); break;
     case 'h': usage(stdout); return 1;
     default: return 2; /* not reached: parse_train_args passes only options of train's table */
     }
@@ -340,12 +347,13 @@ static int parse_train_args(int argc, char **argv, train_args *a, int *exit_code
         {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
         {"init", required_argument, 0, O_INIT}, {"force", no_argument, 0, O_FORCE},
         {"dropout", required_argument, 0, O_DROPOUT}, {"state", required_argument, 0, O_STATE},
-        {"json", no_argument, 0, O_JSON}, {"method", required_argument, 0, O_METHOD},
+        {"json", no_argument, 0, O_JSON}, {"mpi-timeout", required_argument, 0, O_MPI_TIMEOUT}, {"method", required_argument, 0, O_METHOD},
         {"rank", required_argument, 0, O_RANK}, {"lora-alpha", required_argument, 0, O_LALPHA},
         {"lora-targets", required_argument, 0, O_LTARGETS},
         {"lora-dropout", required_argument, 0, O_LDROPOUT}, CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0}};
     *a = (train_args){.data = CLI_DATA_ARGS_DEFAULT, .opts = rd_train_opts_defaults(),
+                      .mpi_timeout = 600,
                       .sites_name = "ffn", .layers = "all", .scale = 1, .bias = 1};
     int micro = 0, c;
     *exit_code = 2;
@@ -580,6 +588,13 @@ static void print_json(const train_args *a, const train_run *r, const rd_train_r
     cJSON_AddNumberToObject(j, "seconds", res->seconds);
     cJSON_AddNumberToObject(j, "tokens", (double)res->tokens);
     cJSON_AddNumberToObject(j, "tokens_per_s", res->tokens_per_s);
+    if (a->opts.dp) { /* rank 0's side of the exchange */
+        const rd_dp_stats st = rd_dp_get_stats(a->opts.dp);
+        cJSON_AddNumberToObject(j, "ranks", rd_dp_size(a->opts.dp));
+        cJSON_AddNumberToObject(j, "exchange_bytes", (double)st.bytes);
+        cJSON_AddNumberToObject(j, "exchange_seconds", st.seconds);
+        cJSON_AddNumberToObject(j, "wait_seconds", st.wait_seconds);
+    }
     if (res->resumed_step) cJSON_AddNumberToObject(j, "resumed_after_step", res->resumed_step);
     char *text = cJSON_Print(j);
     if (text) puts(text);
@@ -611,9 +626,28 @@ int cmd_train(int argc, char **argv) {
     rd_error err = {0};
     struct sigaction old_sa;
     int handler = 0; /* on_sigint is installed (until the results are written) */
+    /* under mpirun: the ranks of a data-parallel run; rank 0 alone writes and reports */
+    rd_dp *dp = rd_dp_open(a.mpi_timeout, &err);
+    if (!dp && err.msg[0]) {
+        fprintf(stderr, "redit train: %s\n", err.msg);
+        cli_data_args_release(&a.data);
+        return 1;
+    }
+    const int root = rd_dp_rank(dp) == 0;
+    a.opts.dp = dp;
     if (setup_run(&a, &r)) goto done;
-    print_setup(&a, &r);
-    if (a.log_path) {
+    if (root) print_setup(&a, &r);
+    if (dp && root)
+        fprintf(stderr, "data-parallel: %d ranks (MPI); each runs micro-batches of %d examples\n",
+                rd_dp_size(dp), a.opts.micro_batch);
+    if (dp && root && (a.opts.batch + a.opts.micro_batch - 1) / a.opts.micro_batch < rd_dp_size(dp))
+        fprintf(stderr, "note: a batch of %d in micro-batches of %d is %d part(s) for %d ranks: "
+                        "some ranks idle (--micro-batch %d gives each rank one; compare with a "
+                        "one-process run of the same --micro-batch)\n",
+                a.opts.batch, a.opts.micro_batch,
+                (a.opts.batch + a.opts.micro_batch - 1) / a.opts.micro_batch, rd_dp_size(dp),
+                (a.opts.batch + rd_dp_size(dp) - 1) / rd_dp_size(dp));
+    if (a.log_path && root) {
         snprintf(log_tmp, sizeof log_tmp, "%s.partial", a.log_path);
         if (!(logf = fopen(log_tmp, "w"))) {
             fprintf(stderr, "redit train: cannot write %s\n", log_tmp);
@@ -624,10 +658,23 @@ int cmd_train(int argc, char **argv) {
     handler = 1;
     if (run_training(&a, &r, logf, &old_sa, &res, &err)) {
         fprintf(stderr, "redit train: %s\n", err.msg);
+        if (dp && rd_dp_size(dp) > 1) rd_dp_abort(dp, 1); /* the other ranks stop too */
+        goto done;
+    }
+    if (!root) {
+        rc = res.stopped == RD_STOP_NONFINITE ? 1 : res.stopped == RD_STOP_REQUESTED ? 130 : 0;
         goto done;
     }
     if (res.stopped != RD_STOP_DONE) fprintf(stderr, "redit train: %s\n", res.message);
     if (write_result(&a, &r, &res)) goto done;
+    if (dp) {
+        const rd_dp_stats st = rd_dp_get_stats(dp);
+        const int steps = res.steps - res.resumed_step > 0 ? res.steps - res.resumed_step : 1;
+        fprintf(stderr, "exchange (rank 0): %.3f MB in %.3f s, %.1f kB and %.2f ms per step; "
+                        "%.2f ms per step waiting for the slowest rank\n",
+                (double)st.bytes / 1e6, st.seconds, (double)st.bytes / steps / 1e3,
+                1e3 * st.seconds / steps, 1e3 * st.wait_seconds / steps);
+    }
     if (a.json) print_json(&a, &r, &res);
     /* stopped by Ctrl-C: 130 (128 + SIGINT) as a shell reports an interrupted command, after
      * the results were written */
@@ -641,5 +688,7 @@ done:
     rd_train_result_release(&res);
     release_run(&r);
     cli_data_args_release(&a.data);
+    if (dp && rc == 1 && rd_dp_size(dp) > 1) rd_dp_abort(dp, 1); /* a rank failed alone */
+    rd_dp_close(dp);
     return rc;
 }

@@ -94,6 +94,9 @@
  *   (classification sets: it picks the best evaluation), best_step, seconds,
  *   tokens_per_s, tokens, loss = {per step…}, eval = {{step=, loss=, accuracy=}…}} (accuracy
  *   on classification sets only)
+ * red.follow(log_path) → a snapshot of a training run's --log CSV, running (FILE.partial) or
+ *   finished: {done, steps = {…}, loss = {…}, evals = {{step=, loss=, accuracy=}…},
+ *   tokens_per_s, elapsed} (a run under mpirun or on another machine, docs/cluster.md)
  * red.eval(model, edits|nil, data [, {strength=1, batch=8, max_len}]) → {loss, perplexity,
  *   tokens, bytes, bits_per_byte, accuracy, mcc, f1, examples} (bytes: the text the scored
  *   tokens stand for, bits_per_byte nil when 0; the last four for classification sets, else

@@ -14,6 +14,7 @@
 
 #include "red_internal.h"
 #include "redit/train.h"
+#include "redit/train_log.h"
 
 #define RESULT_TYPE "red.train_result"
 
@@ -333,6 +334,45 @@ static int red_eval(lua_State *L) {
     return 1;
 }
 
+/* red.follow(log_path): a snapshot of a training run's --log CSV, running or finished
+ * (rd_train_log_read): {done, steps = {step…}, loss = {…}, evals = {{step=, loss=,
+ * accuracy=}…}, tokens_per_s, elapsed}. */
+static int red_follow(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    rd_train_log log;
+    rd_error err = {0};
+    if (rd_train_log_read(path, &log, &err)) return luaL_error(L, "%s", err.msg);
+    lua_createtable(L, 0, 6);
+    lua_pushboolean(L, log.done);
+    lua_setfield(L, -2, "done");
+    lua_createtable(L, (int)log.n_steps, 0);
+    for (size_t i = 0; i < log.n_steps; i++) {
+        lua_pushinteger(L, log.step[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "steps");
+    lua_createtable(L, (int)log.n_steps, 0);
+    for (size_t i = 0; i < log.n_steps; i++) {
+        lua_pushnumber(L, log.loss[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "loss");
+    lua_createtable(L, (int)log.n_evals, 0);
+    for (size_t i = 0; i < log.n_evals; i++) {
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, log.eval_step[i]);
+        lua_setfield(L, -2, "step");
+        rdl_set_num(L, "loss", log.eval_loss[i]);
+        if (!isnan(log.eval_accuracy[i])) rdl_set_num(L, "accuracy", log.eval_accuracy[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "evals");
+    rdl_set_num(L, "tokens_per_s", log.tokens_per_s);
+    rdl_set_num(L, "elapsed", log.elapsed);
+    rd_train_log_release(&log);
+    return 1;
+}
+
 void rdl_open_train(lua_State *L) {
     luaL_newmetatable(L, RESULT_TYPE);
     lua_pushcfunction(L, result_gc);
@@ -342,4 +382,6 @@ void rdl_open_train(lua_State *L) {
     lua_setfield(L, -2, "train");
     lua_pushcfunction(L, red_eval);
     lua_setfield(L, -2, "eval");
+    lua_pushcfunction(L, red_follow);
+    lua_setfield(L, -2, "follow");
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "redit/backward.h"
+#include "redit/dp.h"
 #include "redit/forward.h"
 #include "redit/train.h"
 
@@ -98,6 +99,14 @@ static int eval_cut(const atomic_int *stop) {
 
 int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *d, int batch,
                 int max_len, const atomic_int *stop, rd_eval_metrics *out, rd_error *err) {
+    return rd_classify_dp(m, view, d, batch, max_len, stop, NULL, out, err);
+}
+
+int rd_classify_dp(const rd_model *m, const rd_edits_view *view, const rd_dataset *d, int batch,
+                   int max_len, const atomic_int *stop, rd_dp *dp, rd_eval_metrics *out,
+                   rd_error *err) {
+    const int me = rd_dp_rank(dp), N = rd_dp_size(dp);
+    if (N > 1) stop = NULL; /* every rank must run its passes */
     const int K = rd_dataset_n_labels(d), V = m->file.cfg.vocab_size;
     const size_t n = rd_dataset_size(d);
     if (K < 1) return rd_error_set(err, "the data set has no labels to classify");
@@ -112,9 +121,12 @@ int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *
     int *tok = malloc(sizeof *tok * (size_t)B * (size_t)max_len);
     int *scored = malloc(sizeof *scored * ((size_t)max_len + 1)); /* prompt + label ids */
     float *logits = malloc(sizeof *logits * (size_t)B * (size_t)max_len * (size_t)V);
+    double *cand_lp = calloc(n * (size_t)K + 1, sizeof *cand_lp), *other = NULL;
     rd_ctx *ctx = rd_ctx_new(m, B, max_len, err);
     int rc = 0;
-    if (!conf || !cand || !best_lp || !best || !tok || !scored || !logits || !ctx) {
+    if (N > 1 && me == 0) other = malloc(sizeof *other * (n * (size_t)K + 1));
+    if (!conf || !cand || !best_lp || !best || !tok || !scored || !logits || !ctx || !cand_lp ||
+        (N > 1 && me == 0 && !other)) {
         rc = ctx ? rd_error_set(err, "out of memory for label scoring") : -1;
         goto done;
     }
@@ -132,7 +144,10 @@ int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *
         }
     }
     qsort(cand, nc, sizeof *cand, by_length_desc);
+    /* pass p (candidates p·B …) runs on rank p mod N; rank 0 gathers the scores and picks
+     * each example's best label in the candidates' order, as one process does */
     for (size_t c0 = 0; c0 < nc && rc == 0; c0 += (size_t)B) {
+        if ((int)(c0 / (size_t)B % (size_t)N) != me) continue;
         if (eval_cut(stop)) {
             rc = 1;
             break;
@@ -163,21 +178,45 @@ int rd_classify(const rd_model *m, const rd_edits_view *view, const rd_dataset *
             /* the row as scored: prompt then every label id (the last one is only a target) */
             for (int t = 0; t < ex->n_prompt; t++) scored[t] = ex->ids[t];
             for (int t = 0; t < nl; t++) scored[ex->n_prompt + t] = lab[t];
-            double lp = label_loglik(logits + (size_t)r * T * V, V, scored, ex->n_prompt, nl);
-            if (lp > best_lp[c->example]) {
-                best_lp[c->example] = lp;
-                best[c->example] = c->label;
+            cand_lp[c0 + r] = label_loglik(logits + (size_t)r * T * V, V, scored, ex->n_prompt, nl);
+        }
+    }
+    if (N > 1 && rc == 0) {
+        const size_t bytes = sizeof(double) * nc;
+        if (me > 0) {
+            if (rd_dp_to_root(dp, 0, cand_lp, bytes, err)) rc = -1;
+        } else {
+            for (int r = 1; r < N && rc == 0; r++) {
+                if (rd_dp_to_root(dp, r, other, bytes, err)) {
+                    rc = -1;
+                    break;
+                }
+                for (size_t c0 = (size_t)r * (size_t)B; c0 < nc; c0 += (size_t)B * (size_t)N)
+                    for (size_t c = c0; c < c0 + (size_t)B && c < nc; c++) cand_lp[c] = other[c];
             }
         }
     }
-    if (rc == 0) {
+    for (size_t c = 0; rc == 0 && me == 0 && c < nc; c++) {
+        if (cand_lp[c] > best_lp[cand[c].example]) {
+            best_lp[cand[c].example] = cand_lp[c];
+            best[cand[c].example] = cand[c].label;
+        }
+    }
+    if (rc == 0 && me == 0) {
         for (size_t i = 0; i < n; i++) {
             const rd_example *ex = rd_dataset_get(d, i);
             if (ex->label >= 0 && best[i] >= 0) conf[ex->label * K + best[i]]++;
         }
         rd_classification_metrics(conf, K, out);
     }
+    if (N > 1 && rc == 0) { /* every rank reports rank 0's figures */
+        rd_eval_metrics mine = *out;
+        if (rd_dp_bcast(dp, &mine, sizeof mine, err)) rc = -1;
+        else *out = mine;
+    }
 done:
+    free(cand_lp);
+    free(other);
     rd_ctx_free(ctx);
     free(conf);
     free(cand);
@@ -189,13 +228,65 @@ done:
     return rc;
 }
 
+/* Rank 0 collects every rank's pass sums (pass p from rank p mod N) and adds them in the
+ * passes' order; every rank receives the totals. */
+static int gather_passes(rd_dp *dp, double *pass_loss, uint64_t *pass_tok, size_t n_passes,
+                         double *sum, uint64_t *count, rd_error *err) {
+    const int me = rd_dp_rank(dp), N = rd_dp_size(dp);
+    if (me > 0) {
+        if (rd_dp_to_root(dp, 0, pass_loss, sizeof(double) * n_passes, err) ||
+            rd_dp_to_root(dp, 0, pass_tok, sizeof(uint64_t) * n_passes, err))
+            return -1;
+    } else {
+        double *l = malloc(sizeof(double) * (n_passes + 1));
+        uint64_t *t = malloc(sizeof(uint64_t) * (n_passes + 1));
+        int rc = l && t ? 0 : rd_error_set(err, "out of memory");
+        for (int r = 1; r < N && rc == 0; r++) {
+            if (rd_dp_to_root(dp, r, l, sizeof(double) * n_passes, err) ||
+                rd_dp_to_root(dp, r, t, sizeof(uint64_t) * n_passes, err)) {
+                rc = -1;
+                break;
+            }
+            for (size_t p = (size_t)r; p < n_passes; p += (size_t)N) {
+                pass_loss[p] = l[p];
+                pass_tok[p] = t[p];
+            }
+        }
+        free(l);
+        free(t);
+        if (rc) return -1;
+        for (size_t p = 0; p < n_passes; p++) {
+            *sum += pass_loss[p];
+            *count += pass_tok[p];
+        }
+    }
+    struct { double sum; uint64_t count; } tot = {*sum, *count};
+    if (rd_dp_bcast(dp, &tot, sizeof tot, err)) return -1;
+    *sum = tot.sum;
+    *count = tot.count;
+    return 0;
+}
+
 int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *d, int batch,
                  int max_len, int pad_id, rd_batch *b, const atomic_int *stop, double *loss_sum,
                  uint64_t *tokens, rd_error *err) {
+    return rd_eval_loss_dp(tc, view, d, batch, max_len, pad_id, b, stop, NULL, loss_sum, tokens,
+                           err);
+}
+
+int rd_eval_loss_dp(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *d, int batch,
+                    int max_len, int pad_id, rd_batch *b, const atomic_int *stop, rd_dp *dp,
+                    double *loss_sum, uint64_t *tokens, rd_error *err) {
     const size_t n = rd_dataset_size(d);
+    const int me = rd_dp_rank(dp), N = rd_dp_size(dp);
+    if (N > 1) stop = NULL; /* every rank must run its passes */
+    /* pass p runs on rank p mod N; rank 0 adds the passes' sums in their order */
+    const size_t n_passes = (n + (size_t)batch - 1) / (size_t)batch;
+    double *pass_loss = N > 1 ? calloc(n_passes + 1, sizeof(double)) : NULL;
+    uint64_t *pass_tok = N > 1 ? calloc(n_passes + 1, sizeof(uint64_t)) : NULL;
     size_t *idx = malloc(sizeof(size_t) * (size_t)batch);
     candidate *rows = malloc(sizeof *rows * (n + 1)); /* examples, longest first */
-    int rc = idx && rows ? 0 : rd_error_set(err, "out of memory");
+    int rc = idx && rows && (N == 1 || (pass_loss && pass_tok)) ? 0 : rd_error_set(err, "out of memory");
     for (size_t i = 0; rc == 0 && i < n; i++)
         rows[i] = (candidate){i, -1, rd_dataset_get(d, i)->n};
     if (rc == 0) qsort(rows, n, sizeof *rows, by_length_desc);
@@ -204,6 +295,8 @@ int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *
     rd_train_ctx_set_dropout(tc, 0.0f, 0);
     rd_train_ctx_set_lora_dropout(tc, 0.0f, 0);
     for (size_t i0 = 0; i0 < n && rc == 0; i0 += (size_t)batch) {
+        const size_t pass = i0 / (size_t)batch;
+        if ((int)(pass % (size_t)N) != me) continue;
         if (eval_cut(stop)) {
             rc = 1;
             break;
@@ -217,11 +310,17 @@ int rd_eval_loss(rd_train_ctx *tc, const rd_edits_view *view, const rd_dataset *
                                    &nt, err)
                  ? -1
                  : 0;
-        if (rc == 0) {
+        if (rc == 0 && N > 1) {
+            pass_loss[pass] = ls;
+            pass_tok[pass] = (uint64_t)nt;
+        } else if (rc == 0) {
             sum += ls;
             count += (uint64_t)nt;
         }
     }
+    if (N > 1 && rc == 0) rc = gather_passes(dp, pass_loss, pass_tok, n_passes, &sum, &count, err);
+    free(pass_loss);
+    free(pass_tok);
     free(idx);
     free(rows);
     *loss_sum = sum;

@@ -130,8 +130,13 @@ typedef struct trainer {
     rd_batch batch;
     size_t n_params;
     float *params, *grad, *adam_m, *adam_v, *last_good, *best;
+    float *part;                /* (n_params) one micro-batch's gradient when a batch has
+                                   several (summed from zero, then added to grad), or NULL */
     unsigned char *decay; /* DECAY_* per parameter */
-    rd_edits_grad gv;
+    rd_edits_grad gv, gv_part;  /* views of grad and of part */
+    rd_dp *dp;                  /* the ranks of a data-parallel run, or NULL */
+    int rank, ranks;
+    int skip_agreed;            /* several ranks: rank 0's RD_STOP_SKIP_EVAL, sent to all */
     int pad_id;
 } trainer;
 
@@ -141,8 +146,9 @@ static int eval_loss(trainer *t, const rd_dataset *d, double *mean, uint64_t *to
                      rd_error *err) {
     rd_edits_view view = t->e ? rd_edits_view_at(t->e, 1.0f) : (rd_edits_view){0};
     double sum;
-    const int rc = rd_eval_loss(t->tc, t->e ? &view : NULL, d, t->o->micro_batch, t->o->max_len,
-                                t->pad_id, &t->batch, t->o->stop, &sum, tokens, err);
+    const int rc = rd_eval_loss_dp(t->tc, t->e ? &view : NULL, d, t->o->micro_batch,
+                                   t->o->max_len, t->pad_id, &t->batch, t->o->stop, t->dp, &sum,
+                                   tokens, err);
     if (rc) return rc;
     *mean = *tokens ? sum / (double)*tokens : NAN;
     return 0;
@@ -150,6 +156,7 @@ static int eval_loss(trainer *t, const rd_dataset *d, double *mean, uint64_t *to
 
 /* Whether the stop request asks to skip evaluating. */
 static int skip_requested(const trainer *t) {
+    if (t->ranks > 1) return t->skip_agreed;
     return t->o->stop && atomic_load(t->o->stop) >= RD_STOP_SKIP_EVAL;
 }
 
@@ -197,8 +204,15 @@ static void adamw_step(trainer *t, double lr, int step) {
     rd_pool_run(rd_pool_shared(&ignored), adamw_task, &j, (int)tasks);
 }
 
-static int alloc_trainer(trainer *t, rd_error *err) {
+static int alloc_trainer(trainer *t, int parts, rd_error *err) {
     const size_t n = t->n_params ? t->n_params : 1;
+    /* rank 0 (or the one process) sums several parts; another rank sends each of its parts
+     * from grad */
+    if (parts > 1 && t->rank == 0) {
+        if (!(t->part = calloc(n, sizeof(float))) ||
+            (!t->full && rd_edits_grad_new(t->e, t->part, &t->gv_part, NULL)))
+            return rd_error_set(err, "out of memory for the optimizer state");
+    }
     t->grad = calloc(n, sizeof(float));
     t->adam_m = calloc(n, sizeof(float));
     t->adam_v = calloc(n, sizeof(float));
@@ -220,7 +234,9 @@ static void free_trainer(trainer *t) {
     free(t->last_good);
     free(t->best);
     free(t->decay);
+    free(t->part);
     rd_edits_grad_free(&t->gv);
+    rd_edits_grad_free(&t->gv_part);
 }
 
 /* Length grouping (as Hugging Face's group_by_length): the shuffled order is cut into runs
@@ -340,6 +356,7 @@ static train_arrays arrays_of(const trainer *t) {
 
 static int save_state(const trainer *t, const char *setup, const train_position *pos,
                       const rd_train_result *res, rd_error *err) {
+    if (t->rank > 0) return 0; /* rank 0 writes it for all */
     const train_arrays a = arrays_of(t);
     return train_state_save(t->o->state_path, setup, &a, pos, res, err);
 }
@@ -365,40 +382,106 @@ typedef struct loop {
     void *user;
 } loop;
 
-/* Forward and backward over one step's examples (order[0..count)), micro_batch rows at a time,
- * accumulating gradients into t->grad (zeroed first). *loss_sum and *n_tok: summed token loss
- * and number of loss tokens. */
+/* What a part (micro-batch) adds besides its gradient: its summed token loss, its loss tokens
+ * and the tokens it ran. */
+typedef struct part_sums {
+    double loss;
+    int64_t n_tok;
+    uint64_t tokens;
+} part_sums;
+
+/* The part order[0..mb): its rows micro_batch at a time (packed rows can outnumber the
+ * examples), each pass drawing its dropout seed from lp->drop_rng. When run is 0 only the
+ * seeds are drawn (another rank runs the part); else its gradient is added into g (a view of
+ * dst; dst is zeroed first unless keep) and *ps receives its sums. */
+static int run_part(trainer *t, loop *lp, const size_t *order, size_t mb, int run, float *dst,
+                    const rd_edits_grad *g, part_sums *ps, rd_error *err) {
+    const rd_train_opts *o = t->o;
+    *ps = (part_sums){0};
+    if (!run && !o->pack) { /* one pass, one seed */
+        rd_rng_next(&lp->drop_rng);
+        return 0;
+    }
+    if (rd_batch_fill(&t->batch, lp->train, order, mb, o->max_len, o->pack, t->pad_id, err))
+        return -1;
+    if (run && dst) memset(dst, 0, t->n_params * sizeof(float));
+    for (int r0 = 0; r0 < t->batch.B; r0 += o->micro_batch) {
+        const int rows = t->batch.B - r0 < o->micro_batch ? t->batch.B - r0 : o->micro_batch;
+        const size_t off = (size_t)r0 * (size_t)t->batch.T;
+        double ls;
+        int nt;
+        const uint64_t drop_seed = rd_rng_next(&lp->drop_rng);
+        if (!run) continue;
+        rd_train_ctx_set_dropout(t->tc, (float)o->dropout, drop_seed);
+        /* LoRA's input masks: their own seed from the same draw (RED's stream unchanged) */
+        rd_train_ctx_set_lora_dropout(t->tc, t->e ? rd_edits_lora_dropout(t->e) : 0.0f,
+                                      rd_mix64(drop_seed ^ 0x4c6f5241ULL));
+        if (rd_train_pass(t->tc, t->e ? &lp->view : NULL, t->e ? g : NULL,
+                          t->full ? dst : NULL, t->batch.tokens + off,
+                          t->batch.targets + off, rows, t->batch.T, &ls, &nt, err))
+            return -1;
+        ps->loss += ls;
+        ps->n_tok += nt;
+        ps->tokens += (uint64_t)rows * (uint64_t)t->batch.T;
+    }
+    return 0;
+}
+
+/* Forward and backward over one step's examples (order[0..count)) in parts of micro_batch
+ * examples: t->grad receives the sum of the parts' gradients, each summed from zero, added in
+ * the parts' order (the first one summed in place). With several ranks, rank r runs the parts
+ * r, r + N, …; rank 0 receives the others' and adds all in order, then sends the sum to every
+ * rank. *loss_sum and *n_tok: summed token loss and number of loss tokens (of all ranks). */
 static int accumulate_step(trainer *t, loop *lp, const size_t *order, size_t count,
                            double *loss_sum, int *n_tok, rd_train_result *res, rd_error *err) {
-    const rd_train_opts *o = t->o;
-    const size_t micro = (size_t)o->micro_batch;
-    memset(t->grad, 0, t->n_params * sizeof(float));
-    *loss_sum = 0.0;
-    *n_tok = 0;
-    for (size_t k = 0; k < count; k += micro) {
-        const size_t mb = count - k < micro ? count - k : micro;
-        if (rd_batch_fill(&t->batch, lp->train, order + k, mb, o->max_len, o->pack, t->pad_id, err))
-            return -1;
-        /* packed rows can outnumber the examples: run them micro_batch rows at a time */
-        for (int r0 = 0; r0 < t->batch.B; r0 += o->micro_batch) {
-            const int rows = t->batch.B - r0 < o->micro_batch ? t->batch.B - r0 : o->micro_batch;
-            const size_t off = (size_t)r0 * (size_t)t->batch.T;
-            double ls;
-            int nt;
-            const uint64_t drop_seed = rd_rng_next(&lp->drop_rng);
-            rd_train_ctx_set_dropout(t->tc, (float)o->dropout, drop_seed);
-            /* LoRA's input masks: their own seed from the same draw (RED's stream unchanged) */
-            rd_train_ctx_set_lora_dropout(t->tc, t->e ? rd_edits_lora_dropout(t->e) : 0.0f,
-                                          rd_mix64(drop_seed ^ 0x4c6f5241ULL));
-            if (rd_train_pass(t->tc, t->e ? &lp->view : NULL, t->e ? &t->gv : NULL,
-                              t->full ? t->grad : NULL, t->batch.tokens + off,
-                              t->batch.targets + off, rows, t->batch.T, &ls, &nt, err))
+    const size_t micro = (size_t)t->o->micro_batch;
+    const size_t parts = (count + micro - 1) / micro;
+    const int N = t->ranks, me = t->rank;
+    const size_t n_bytes = t->n_params * sizeof(float);
+    memset(t->grad, 0, n_bytes);
+    part_sums total = {0};
+    for (size_t k0 = 0; k0 < parts; k0 += (size_t)N) {
+        const size_t k1 = k0 + (size_t)N < parts ? k0 + (size_t)N : parts;
+        part_sums mine = {0};
+        for (size_t k = k0; k < k1; k++) { /* every rank draws every part's seeds */
+            const size_t first = k * micro, mb = count - first < micro ? count - first : micro;
+            const int run = (int)(k - k0) == me;
+            /* rank 0's first part sums in grad itself; its others in part; another rank's
+             * parts in grad, sent from there */
+            float *dst = me > 0 || k == 0 ? t->grad : t->part;
+            const rd_edits_grad *g = me > 0 || k == 0 ? &t->gv : &t->gv_part;
+            part_sums ps;
+            if (run_part(t, lp, order + first, mb, run, dst, g, &ps, err)) return -1;
+            if (run) mine = ps;
+        }
+        /* the ranks meet first: waiting for the slowest is counted apart from the exchange */
+        if (N > 1 && rd_dp_barrier(t->dp, err)) return -1;
+        if (me > 0) { /* send this round's part, if it had one */
+            if ((size_t)me < k1 - k0 &&
+                (rd_dp_to_root(t->dp, 0, &mine, sizeof mine, err) ||
+                 rd_dp_to_root(t->dp, 0, t->grad, n_bytes, err)))
                 return -1;
-            *loss_sum += ls;
-            *n_tok += nt;
-            res->tokens += (uint64_t)rows * (uint64_t)t->batch.T;
+            continue;
+        }
+        for (size_t k = k0; k < k1; k++) { /* rank 0: the round's parts, in order */
+            part_sums ps = mine;
+            const int from = (int)(k - k0);
+            if (from > 0 && (rd_dp_to_root(t->dp, from, &ps, sizeof ps, err) ||
+                             rd_dp_to_root(t->dp, from, t->part, n_bytes, err)))
+                return -1;
+            if (k > 0)
+                for (size_t i = 0; i < t->n_params; i++) t->grad[i] += t->part[i];
+            total.loss += ps.loss;
+            total.n_tok += ps.n_tok;
+            total.tokens += ps.tokens;
         }
     }
+    if (N > 1 && (rd_dp_bcast(t->dp, &total, sizeof total, err) ||
+                  rd_dp_bcast(t->dp, t->grad, n_bytes, err)))
+        return -1;
+    *loss_sum = total.loss;
+    *n_tok = (int)total.n_tok;
+    res->tokens += total.tokens;
     return 0;
 }
 
@@ -480,8 +563,8 @@ static int evaluate_point(trainer *t, loop *lp, rd_progress *p, rd_train_result 
     int rc = eval_loss(t, lp->eval, &el, &et, err);
     rd_eval_metrics cls = {.accuracy = NAN};
     if (rc == 0 && rd_dataset_n_labels(lp->eval) > 0)
-        rc = rd_classify(t->m, t->e ? &lp->view : NULL, lp->eval, t->o->micro_batch,
-                         t->o->max_len, t->o->stop, &cls, err);
+        rc = rd_classify_dp(t->m, t->e ? &lp->view : NULL, lp->eval, t->o->micro_batch,
+                            t->o->max_len, t->o->stop, t->dp, &cls, err);
     if (rc) {
         lp->eval_skipped = rc > 0;
         return rc;
@@ -526,6 +609,17 @@ static int evaluate_after_step(trainer *t, loop *lp, rd_progress *p, rd_train_re
     return 0;
 }
 
+/* Several ranks: every rank takes rank 0's stop decision (and whether to skip evaluating), so
+ * that all leave the loop, evaluate and stop together. */
+static int agree_stop(trainer *t, loop *lp, rd_error *err) {
+    if (t->ranks == 1) return 0;
+    int v[2] = {lp->stop, t->o->stop && atomic_load(t->o->stop) >= RD_STOP_SKIP_EVAL};
+    if (rd_dp_bcast(t->dp, v, sizeof v, err)) return -1;
+    lp->stop = v[0];
+    t->skip_agreed = v[1];
+    return 0;
+}
+
 /* After a step: the progress event, the stop request, the evaluation and the state file. s is
  * the step's index in its epoch. */
 static int after_step(trainer *t, loop *lp, int s, double loss, double gnorm, double lr,
@@ -541,6 +635,7 @@ static int after_step(trainer *t, loop *lp, int s, double loss, double gnorm, do
                      .eta = elapsed / (step - res->resumed_step) * (lp->total - step)};
     if (lp->progress && lp->progress(lp->user, &p)) lp->stop = 1;
     if (o->stop && atomic_load(o->stop)) lp->stop = 1;
+    if (agree_stop(t, lp, err)) return -1;
     /* the last step (or a stop) is always evaluated: its edits may be the best */
     const int regular = regular_eval_point(t, lp, step, s + 1);
     const train_position pos = {step, lp->epoch, s + 1, lp->rng, lp->drop_rng, lp->train_seconds};
@@ -552,7 +647,7 @@ static int after_step(trainer *t, loop *lp, int s, double loss, double gnorm, do
      * a resumed run makes it first (train_loop) */
     if (lp->eval && (regular || lp->stop) && evaluate_after_step(t, lp, &p, res, err)) return -1;
     if (o->state_path && regular && save_state(t, lp->setup, &pos, res, err)) return -1;
-    return 0;
+    return agree_stop(t, lp, err);
 }
 
 /* Shuffles lp->order for the next epoch (seeded Fisher–Yates, then length grouping). */
@@ -632,7 +727,12 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
     if (rd_train_opts_validate(o, err)) return -1;
     /* the state file is first written after the first evaluation point: an unwritable one
      * is refused now, before any step runs */
-    if (o->state_path && rd_atomic_file_check(o->state_path, err)) return rd_error_prefix(err, "the training state");
+    t.dp = o->dp;
+    t.rank = rd_dp_rank(o->dp);
+    t.ranks = rd_dp_size(o->dp);
+    if (t.rank > 0) progress = NULL; /* rank 0 reports for all */
+    if (o->state_path && t.rank == 0 && rd_atomic_file_check(o->state_path, err))
+        return rd_error_prefix(err, "the training state");
     loop lp = {.train = train, .eval = eval, .n_train = rd_dataset_size(train),
                .progress = progress, .user = user,
                .rng = o->seed * RD_RNG_GOLDEN + 1,
@@ -656,7 +756,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
         rd_error_set(err, "out of memory");
         goto done;
     }
-    if (alloc_trainer(&t, err) ||
+    if (alloc_trainer(&t, (lp.per_step + o->micro_batch - 1) / o->micro_batch, err) ||
         !(t.tc = rd_train_ctx_new(t.m, o->micro_batch, o->max_len, o->checkpointing, err)))
         goto done;
     memcpy(t.best, t.params, t.n_params * sizeof(float));
@@ -673,7 +773,7 @@ static int train_loop(trainer t, const rd_dataset *train, const rd_dataset *eval
         (res->n_evals == 0 || res->eval_steps[res->n_evals - 1] != resume.step)) {
         rd_progress p = {.step = resume.step, .total_steps = lp.total, .epoch = resume.epoch,
                          .epochs = o->epochs, .loss = NAN, .lr = NAN, .grad_norm = NAN};
-        if (evaluate_after_step(&t, &lp, &p, res, err)) goto done;
+        if (evaluate_after_step(&t, &lp, &p, res, err) || agree_stop(&t, &lp, err)) goto done;
     }
     memcpy(t.last_good, t.params, t.n_params * sizeof(float));
     for (size_t i = 0; i < lp.n_train; i++) lp.order[i] = i;

@@ -1023,6 +1023,7 @@ static void main_loop(tui_app *a) {
                 a->last_train_draw = last_draw;
             }
         }
+        app_follow_poll(a);
         if (console_has_ready(a->console)) { /* drawn with "running…": run it now */
             console_run_ready(a->console);
             continue;

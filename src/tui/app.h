@@ -98,6 +98,11 @@ typedef struct tui_app {
     double key_latency_max, key_latency_sum;
     long key_count;
     double redraw_gap_max, last_train_draw;
+    /* a run followed from its --log CSV (follow.c): its id (0: none), the log, the edits file
+     * to load when it ends ("" none), and when to read it next */
+    int follow_run;
+    char follow_log[1024], follow_edits[1024];
+    double follow_next;
     volatile sig_atomic_t interrupted;
     volatile sig_atomic_t quit; /* set by F10 / q, SIGTERM, SIGHUP, or a lost terminal */
 } tui_app;
@@ -151,6 +156,13 @@ int app_compare(tui_app *a, int id_a, int id_b, rd_error *err);
 /* Deletes run id: its curve and its edits (the file goes at the next save; refused while a
  * job runs). The current edits stay. */
 int app_delete_run(tui_app *a, int id, rd_error *err);
+
+/* Follows a training run running elsewhere (mpirun, another machine) from its --log CSV
+ * (FILE.partial while it runs): a new run of the session whose curve is re-read about once a
+ * second (app_follow_poll); when the log is finished and edits_path (may be NULL) names a
+ * file, its edits become the run's. One followed run at a time (a new call replaces it). */
+int app_follow(tui_app *a, const char *log_path, const char *edits_path, rd_error *err);
+void app_follow_poll(tui_app *a); /* from the main loop: the next read when it is due */
 
 /* Handles the worker's events (called when its fd is readable). */
 void app_handle_events(tui_app *a);

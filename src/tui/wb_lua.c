@@ -46,6 +46,7 @@ static int wb_help(lua_State *L) {
         "wb.chat(prompt)  wb.strength([a])  wb.save()  wb.edits()  wb.set_edits(e)  wb.runs()\n"
         "wb.use_run(n)  wb.run_edits(n)  wb.delete_run(n)  wb.compare(a, b) / wb.compare()\n"
         "wb.focus(\"config\"|\"chart\"|\"chat\"|\"console\")  wb.model (= model)\n"
+        "wb.follow(log.csv [, edits]) (a run training elsewhere: its live curve, then its edits)\n"
         "settings: ";
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -289,6 +290,16 @@ static int wb_compare(lua_State *L) {
     return 2;
 }
 
+/* wb.follow(log_path [, edits_path]): follows a run training elsewhere (app_follow). */
+static int wb_follow(lua_State *L) {
+    rd_error err = {0};
+    if (app_follow(app_of(L), luaL_checkstring(L, 1), luaL_optstring(L, 2, NULL), &err))
+        return raise_error(L, &err);
+    const tui_session *se = &app_of(L)->session;
+    lua_pushinteger(L, se->runs[se->n_runs - 1].id); /* the run app_follow added */
+    return 1;
+}
+
 static int wb_focus(lua_State *L) {
     static const char *const panes[] = {"config", "chart", "chat", "console", NULL};
     tui_app *a = app_of(L);
@@ -305,7 +316,8 @@ int wb_lua_open(lua_State *L, tui_app *a, rd_error *err) {
         {"chat", wb_chat},     {"strength", wb_strength}, {"save", wb_save},
         {"edits", wb_edits},   {"set_edits", wb_set_edits}, {"runs", wb_runs},
         {"focus", wb_focus},   {"use_run", wb_use_run},   {"run_edits", wb_run_edits},
-        {"delete_run", wb_delete_run}, {"compare", wb_compare}, {NULL, NULL}};
+        {"delete_run", wb_delete_run}, {"compare", wb_compare},
+        {"follow", wb_follow}, {NULL, NULL}};
     lua_newtable(L);                 /* wb */
     rd_lua_push_model_borrowed(L, a->model);
     lua_pushvalue(L, -1);

@@ -1,0 +1,158 @@
+#!/bin/sh
+# Data-parallel training over MPI (docs/cluster.md): `mpirun -np 2 redit train …` writes the
+# same edit bytes as one process with the same global batch, seed and options (RED, IA3 and
+# LoRA, full fine-tuning), with the same evaluation figures; a rank that is killed stops the
+# others (mpirun), one that hangs stops them after --mpi-timeout; --state resumes a stopped
+# run, also on another number of ranks.
+set -eu
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT INT TERM
+. tests/cli/common.inc
+
+if ! command -v mpirun >/dev/null 2>&1; then
+    echo "tests/cli/mpi.sh: SKIPPED: mpirun is missing (apt-get install openmpi-bin libopenmpi-dev)"
+    exit 0
+fi
+# Open MPI refuses root without these; --oversubscribe: more ranks than free cores is fine
+MPI="mpirun --allow-run-as-root --oversubscribe --bind-to none -x ASAN_OPTIONS -x LSAN_OPTIONS"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-}"
+if "$REDIT" train --help | grep -q -- --mpi-timeout && ! $MPI -np 1 true >/dev/null 2>&1; then
+    fail "mpirun is there but cannot start a process"
+fi
+
+expect_ok "demo model" "$REDIT" demo --dir "$TMP"
+M="$TMP/random-demo.gguf"
+: >"$TMP/train.jsonl"
+i=0
+while [ $i -lt 24 ]; do
+    echo "{\"instruction\": \"Name item $i.\", \"output\": \"It is the cat number $i.\"}" >>"$TMP/train.jsonl"
+    i=$((i + 1))
+done
+head -n 7 "$TMP/train.jsonl" >"$TMP/eval.jsonl"
+# batch 8 in 3 micro-batches (3 + 3 + 2): parts 0 and 2 on rank 0, part 1 on rank 1
+C="-m $M -d $TMP/train.jsonl --eval $TMP/eval.jsonl --epochs 2 --batch 8 --micro-batch 3
+   --eval-every 2 --lr 0.05 --max-len 64 --template plain --dropout 0.1 --threads 1 --json"
+
+# one_vs_two NAME OPTIONS...: the same run as one process and as 2 ranks
+one_vs_two() {
+    name=$1
+    shift
+    # shellcheck disable=SC2086
+    expect_ok "$name: one process" "$REDIT" train $C "$@" -o "$TMP/$name-1.out" --log "$TMP/$name-1.csv"
+    cp "$TMP/out" "$TMP/$name-1.json"
+    # shellcheck disable=SC2086
+    expect_ok "$name: 2 ranks" timeout 300 $MPI -np 2 "$REDIT" train $C "$@" -o "$TMP/$name-2.out" \
+        --log "$TMP/$name-2.csv"
+    cp "$TMP/out" "$TMP/$name-2.json"
+    expect_grep "$name: 2 ranks said so" "$TMP/err" "data-parallel: 2 ranks"
+    cmp -s "$TMP/$name-1.out" "$TMP/$name-2.out" ||
+        same_edit_tensors "$TMP/$name-1.out" "$TMP/$name-2.out" ||
+        fail "$name: the 2-rank run's output differs from the one-process run's"
+    # the evaluation figures (loss per evaluation, in the CSV) and the losses are the same
+    cut -d, -f1-5,8-9 "$TMP/$name-1.csv" >"$TMP/a.csv"
+    cut -d, -f1-5,8-9 "$TMP/$name-2.csv" >"$TMP/b.csv"
+    cmp -s "$TMP/a.csv" "$TMP/b.csv" || fail "$name: the logs differ: $(diff "$TMP/a.csv" "$TMP/b.csv" | head -5)"
+    grep -Eq '^[0-9]+,[0-9]+,,,,,[0-9.]+,[0-9.]+' "$TMP/$name-1.csv" || fail "$name: no evaluation in the log"
+    "$PY" - "$TMP/$name-1.json" "$TMP/$name-2.json" <<'PY' || fail "$name: the JSON summaries differ"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for k in ("steps", "final_loss", "best_eval_loss", "best_step", "tokens"):
+    assert a[k] == b[k], (k, a[k], b[k])
+assert b["ranks"] == 2 and b["exchange_bytes"] > 0
+PY
+    grep -o '"exchange_bytes":[^,]*' "$TMP/$name-2.json" | tr -d '\n\t' >&2 || true
+    echo " ($name)" >&2
+}
+
+one_vs_two red --sites ffn --layers all
+one_vs_two ia3 --method ia3
+one_vs_two lora --method lora --rank 2
+one_vs_two full --full
+
+# classification: the held-out accuracy is combined exactly too (label scoring shared)
+: >"$TMP/cls.jsonl"
+i=0
+while [ $i -lt 24 ]; do
+    echo "{\"text\": \"item $i is a cat number $i\", \"label\": \"$([ $((i % 2)) -eq 0 ] && echo yes || echo no)\"}" >>"$TMP/cls.jsonl"
+    i=$((i + 1))
+done
+head -n 9 "$TMP/cls.jsonl" >"$TMP/cls-eval.jsonl"
+# 9 examples × 2 labels in passes of 3 candidates: 6 passes, 3 on each rank
+CC="-m $M -d $TMP/cls.jsonl --eval $TMP/cls-eval.jsonl --batch 8 --micro-batch 3 --epochs 1
+    --eval-every 1 --lr 0.05 --max-len 48 --threads 1 --json"
+# shellcheck disable=SC2086
+expect_ok "classification: one process" "$REDIT" train $CC -o "$TMP/c1.st" --log "$TMP/c1.csv"
+cp "$TMP/out" "$TMP/c1.json"
+# shellcheck disable=SC2086
+expect_ok "classification: 2 ranks" timeout 300 $MPI -np 2 "$REDIT" train $CC -o "$TMP/c2.st" --log "$TMP/c2.csv"
+same_edit_tensors "$TMP/c1.st" "$TMP/c2.st" || fail "classification: the edits differ"
+grep -Eq ',[0-9.]+,[0-9.]+$' "$TMP/c1.csv" || fail "classification: no accuracy in the log: $(cat "$TMP/c1.csv")"
+cut -d, -f1-3,8-9 "$TMP/c1.csv" >"$TMP/a.csv"
+cut -d, -f1-3,8-9 "$TMP/c2.csv" >"$TMP/b.csv"
+cmp -s "$TMP/a.csv" "$TMP/b.csv" || fail "classification: the evaluations differ: $(diff "$TMP/a.csv" "$TMP/b.csv" | head -4)"
+grep -q best_eval_accuracy "$TMP/c1.json" || fail "classification: no accuracy in the summary"
+
+# a rank killed mid-run: mpirun stops the others with a message, in bounded time
+C2="-m $M -d $TMP/train.jsonl --eval $TMP/eval.jsonl --epochs 40 --batch 8 --micro-batch 4
+    --eval-every 3 --lr 0.05 --max-len 64 --template plain --threads 1"
+rm -f "$TMP/k.state"
+# shellcheck disable=SC2086
+timeout 120 $MPI -np 2 "$REDIT" train $C2 -o "$TMP/k.out" --state "$TMP/k.state" \
+    >"$TMP/k.log" 2>&1 &
+mpipid=$!
+n=0
+while [ ! -f "$TMP/k.state" ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+[ -f "$TMP/k.state" ] || fail "the 2-rank run wrote no state in 60 s: $(tail -c 600 "$TMP/k.log")"
+# the ranks (not mpirun, whose command line names redit too): their command line starts with it
+victim=$(pgrep -f -- "^$REDIT train .*$TMP/k.out" | tail -n 1 || true)
+[ -n "$victim" ] || fail "no rank process found to kill"
+t0=$(date +%s)
+kill -9 "$victim"
+rc=0
+wait "$mpipid" || rc=$?
+t1=$(date +%s)
+[ $rc -ne 0 ] || fail "the run ended with status 0 after a rank was killed"
+[ $rc -ne 124 ] || fail "the other rank did not stop within 120 s of a rank being killed"
+[ $((t1 - t0)) -le 60 ] || fail "the other rank took $((t1 - t0)) s to stop"
+grep -Eqi "exited on signal|killed|died|no answer|aborted" "$TMP/k.log" ||
+    fail "no message after a rank was killed: $(tail -c 600 "$TMP/k.log")"
+[ ! -f "$TMP/k.out" ] || fail "an edit file was written by the killed run"
+echo "killed rank: the others stopped in $((t1 - t0)) s" >&2
+
+# a hung rank (stopped, not dead): the others give up after --mpi-timeout with a message
+rm -f "$TMP/h.state"
+# shellcheck disable=SC2086
+timeout 120 $MPI -np 2 "$REDIT" train $C2 --mpi-timeout 3 -o "$TMP/h.out" --state "$TMP/h.state" \
+    >"$TMP/h.log" 2>&1 &
+mpipid=$!
+n=0
+while [ ! -f "$TMP/h.state" ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+victim=$(pgrep -f -- "^$REDIT train .*$TMP/h.out" | tail -n 1 || true)
+[ -n "$victim" ] || fail "no rank process found to stop"
+t0=$(date +%s)
+kill -STOP "$victim"
+rc=0
+wait "$mpipid" || rc=$?
+t1=$(date +%s)
+kill -CONT "$victim" 2>/dev/null || true
+kill -9 "$victim" 2>/dev/null || true
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a hung rank: the run ended with status $rc (124: no timeout)"
+grep -q "no answer from the other ranks" "$TMP/h.log" ||
+    fail "a hung rank: no timeout message: $(tail -c 600 "$TMP/h.log")"
+echo "hung rank: the others stopped in $((t1 - t0)) s (timeout 3 s)" >&2
+
+# --state resumes the killed run: on 2 ranks, and on 3 (another N) from a copy; both end as
+# the uninterrupted one-process run
+cp "$TMP/k.state" "$TMP/k3.state"
+C3="$C2 --max-steps 0"
+# shellcheck disable=SC2086
+expect_ok "uninterrupted one-process run" "$REDIT" train $C3 -o "$TMP/u.out" --state "$TMP/u.state"
+# shellcheck disable=SC2086
+expect_ok "resume on 2 ranks" timeout 300 $MPI -np 2 "$REDIT" train $C3 -o "$TMP/r2.out" --state "$TMP/k.state"
+expect_grep "resume said so" "$TMP/err" "resumed after step"
+# shellcheck disable=SC2086
+expect_ok "resume on 3 ranks" timeout 300 $MPI -np 3 "$REDIT" train $C3 -o "$TMP/r3.out" --state "$TMP/k3.state"
+same_edit_tensors "$TMP/u.out" "$TMP/r2.out" || fail "resumed on 2 ranks: edits differ from the uninterrupted run"
+same_edit_tensors "$TMP/u.out" "$TMP/r3.out" || fail "resumed on 3 ranks: edits differ from the uninterrupted run"
+echo "tests/cli/mpi.sh: ok"
