@@ -150,6 +150,8 @@ static int get_bool(const cJSON *req, const char *name, int *out, http_reply *r)
 
 /* The sampling and limits every completion request shares. */
 static int read_opts(rd_server *s, const cJSON *req, int chat, req_opts *q, http_reply *r) {
+    /* the default seeds of all requests, distinct per request (an atomic counter: the one
+     * mutable global here, shared by the handler threads on purpose) */
     static unsigned long long seed_counter;
     memset(q, 0, sizeof *q);
     q->gen.sampling = rd_sampling_defaults();

@@ -5,6 +5,7 @@
 #endif
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -252,9 +253,14 @@ static void on_done(void *user, int id, const rd_gen_stats *st) {
     if (show_len) push_text(j, show, show_len);
     for (int i = 0; i < s->n_running; i++)
         if (s->active[i] == j) s->active[i] = s->active[--s->n_running];
+    /* stopped_by 2 comes from a stop text (stopped), a cancellation (cancel), or else a
+     * failed step of the batch (the server log has its reason) */
     const int finish = j->stopped || st->stopped_by == 1 ? FINISH_STOP
-                       : st->stopped_by == 2             ? FINISH_CANCELLED
-                                                         : FINISH_LENGTH;
+                       : st->stopped_by != 2             ? FINISH_LENGTH
+                       : j->cancel                       ? FINISH_CANCELLED
+                                                         : FINISH_ERROR;
+    if (finish == FINISH_ERROR)
+        snprintf(j->errmsg, sizeof j->errmsg, "the engine failed (the server log has the reason)");
     finish_job(s, j, finish);
     if (!s->n_running && !s->n_queued) pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);

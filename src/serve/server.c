@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -442,7 +443,10 @@ int rd_server_port(const rd_server *s) { return s->port; }
 
 int rd_server_stop(rd_server *s, double grace_seconds) {
     if (!s->started || s->stopped) return 0;
-    if (s->daemon) MHD_quiesce_daemon(s->daemon);
+    if (s->daemon) { /* no new connections: the listening socket is ours to close */
+        const MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+        if (fd != MHD_INVALID_SOCKET) close(fd);
+    }
     pthread_mutex_lock(&s->mu);
     s->draining = 1;
     struct timespec until;
