@@ -84,10 +84,12 @@ struct rd_server {
     pthread_mutex_t mu;
     pthread_mutex_t load_mu; /* edit files load one at a time */
     pthread_cond_t work;     /* wakes the engine */
-    pthread_cond_t idle;     /* the engine has no sequence and no queued job */
+    pthread_cond_t idle;     /* the engine has no sequence and no queued job, or a request
+                              * has ended (rd_server_stop waits on it) */
     edit_set *sets;
     job *queue_head, *queue_tail;
     int n_queued, n_running; /* jobs waiting, jobs in the batch */
+    int n_inflight;          /* requests being read or answered (streams included) */
     job **active;            /* (parallel) the jobs in the batch: active[0..n_running) */
     int draining, quit, started, stopped;
     unsigned long next_id;

@@ -172,6 +172,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *mc, const char *
         c->mc = mc;
         c->t0 = now_s();
         *req_cls = c;
+        pthread_mutex_lock(&s->mu);
+        s->n_inflight++;
+        pthread_mutex_unlock(&s->mu);
         const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->o.max_body) {
             char msg[160];
@@ -288,6 +291,7 @@ static void completed(void *cls, struct MHD_Connection *mc, void **req_cls,
     pthread_mutex_lock(&s->mu);
     cancel_jobs(s, c); /* a finished job ignores it */
     for (int i = 0; i < c->r.n_jobs; i++) job_unref(s, c->r.jobs[i]);
+    if (--s->n_inflight == 0) pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);
     free(c->r.jobs);
     free(c->r.body);
@@ -441,6 +445,19 @@ int rd_server_start(rd_server *s, rd_error *err) {
 
 int rd_server_port(const rd_server *s) { return s->port; }
 
+/* The CLOCK_REALTIME time `seconds` from now (for pthread_cond_timedwait). */
+static struct timespec deadline(double seconds) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += (time_t)seconds;
+    t.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 int rd_server_stop(rd_server *s, double grace_seconds) {
     if (!s->started || s->stopped) return 0;
     if (s->daemon) { /* no new connections: the listening socket is ours to close */
@@ -449,15 +466,9 @@ int rd_server_stop(rd_server *s, double grace_seconds) {
     }
     pthread_mutex_lock(&s->mu);
     s->draining = 1;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)grace_seconds;
-    until.tv_nsec += (long)((grace_seconds - (double)(time_t)grace_seconds) * 1e9);
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    while ((s->n_running || s->n_queued) &&
+    /* running requests get the grace period (their answers sent, streams to the end) */
+    const struct timespec until = deadline(grace_seconds);
+    while ((s->n_running || s->n_queued || s->n_inflight) &&
            pthread_cond_timedwait(&s->idle, &s->mu, &until) != ETIMEDOUT) {
     }
     const int cancelled = s->n_running + s->n_queued;
@@ -467,6 +478,12 @@ int rd_server_stop(rd_server *s, double grace_seconds) {
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->engine, NULL);
+    /* what the cancelled requests have left to send (their error event, [DONE]): 2 s more */
+    pthread_mutex_lock(&s->mu);
+    const struct timespec flush = deadline(2.0);
+    while (s->n_inflight && pthread_cond_timedwait(&s->idle, &s->mu, &flush) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&s->mu);
     if (s->daemon) MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
     s->stopped = 1;

@@ -38,7 +38,7 @@ expect_ok "train other" "$REDIT" train -m "$TMP/other.gguf" -d "$TMP/train.jsonl
 start_server() {
     name=$1
     shift
-    "$REDIT" serve -m "$M" --port 0 "$@" 2>"$TMP/$name.log" &
+    "$REDIT" serve -m "${SERVE_MODEL:-$M}" --port 0 "$@" 2>"$TMP/$name.log" &
     SPID=$!
     PIDS="$PIDS $SPID"
     n=0
@@ -310,6 +310,25 @@ req free POST /v1/completions '{"prompt": "Hello", "max_tokens": 4}'
 expect_status free 200
 kill -INT "$SPID"
 wait "$SPID" || fail "redit serve exited $? after SIGINT"
+
+# --- SIGTERM with a request running: 503 for new requests on open connections; the running
+# stream finishes within --grace, or is cancelled when the grace is over -------------------
+need_fixture "$FIX/llama2-tokenizer/tokenizer.bin"
+expect_ok "stories15M-shaped model" "$REDIT" make-model --shape stories15M --type F32 \
+    --tokenizer "$FIX/llama2-tokenizer/tokenizer.bin" -o "$TMP/s15.gguf"
+SERVE_MODEL="$TMP/s15.gguf"
+start_server s3 --parallel 1 --grace 20 --compute f32
+$CHECK drain "$PORT" "$SPID" 120 >"$TMP/drain.json" || fail "drain"
+[ "$(jget "$TMP/drain.json" 'd["late_status"] == 503 and d["late_code"] == "service_unavailable" and d["done"] and d["finished"] and not d["error_event"]')" = True ] ||
+    fail "SIGTERM with a stream running (grace 20 s): $(cat "$TMP/drain.json")"
+wait "$SPID" || fail "redit serve exited $? after SIGTERM"
+expect_grep "nothing cancelled" "$TMP/s3.log" 'stopped \(0 requests cancelled\)'
+start_server s4 --parallel 1 --grace 0.5 --compute f32
+$CHECK drain "$PORT" "$SPID" 250 >"$TMP/drain.json" || fail "drain"
+[ "$(jget "$TMP/drain.json" 'd["late_status"] == 503 and d["done"] and d["error_event"]')" = True ] ||
+    fail "SIGTERM with a stream running past the grace: $(cat "$TMP/drain.json")"
+wait "$SPID" || fail "redit serve exited $? after SIGTERM"
+expect_grep "one cancelled" "$TMP/s4.log" 'stopped \(1 request cancelled\)'
 
 # --- usage errors ---------------------------------------------------------------------------
 expect_fail "serve without -m" "-m MODEL is required" "$REDIT" serve

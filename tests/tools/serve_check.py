@@ -12,6 +12,9 @@ standard library only: http.client, sockets, threads).
                                           closes the connection
   serve_check.py logprobs RESP LOGITS V   a completion with echo + logprobs against `redit
                                           logits` rows (float32, V per position): equal to 1e-5
+  serve_check.py drain PORT PID MAX_TOKENS  starts a long stream, sends the server SIGTERM,
+                                          then a request on a kept-alive connection: prints
+                                          that request's status and how the stream ended
   serve_check.py generated GEN_OUT PROMPT `redit generate` output to the completion text the
                                           server gives (prompt and final newline dropped,
                                           ill-formed UTF-8 replaced as the server does)
@@ -19,6 +22,8 @@ standard library only: http.client, sockets, threads).
 import http.client
 import json
 import math
+import os
+import signal
 import socket
 import struct
 import sys
@@ -155,6 +160,41 @@ def main():
         if worst > 1e-5:
             fail(f"token_logprobs differ from redit logits by {worst:.3g} (> 1e-5)")
         print(f"{n - 1} logprobs within {worst:.2g}")
+    elif cmd == "drain":
+        port, pid, max_tokens = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+        keep = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        keep.request("GET", "/v1/models")
+        r = keep.getresponse()
+        r.read()
+        if r.status != 200:
+            fail(f"GET /v1/models: {r.status}")
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        body = json.dumps({"prompt": [1], "max_tokens": max_tokens, "temperature": 0,
+                           "ignore_eos": True, "stream": True})
+        s.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n{body}").encode())
+        got = b""
+        while b"data: " not in got:
+            part = s.recv(4096)
+            if not part:
+                fail("the stream closed before its first event")
+            got += part
+        os.kill(pid, signal.SIGTERM)
+        import time
+        time.sleep(0.3)
+        keep.request("POST", "/v1/completions", body=json.dumps({"prompt": [1], "max_tokens": 1}),
+                     headers={"Content-Type": "application/json"})
+        r = keep.getresponse()
+        late = json.loads(r.read())
+        while True:
+            part = s.recv(65536)
+            if not part:
+                break
+            got += part
+        print(json.dumps({"late_status": r.status, "late_code": late["error"]["code"],
+                          "done": b"data: [DONE]" in got,
+                          "error_event": b'data: {"error"' in got,
+                          "finished": b'"finish_reason":"length"' in got}))
     elif cmd == "generated":
         out = open(sys.argv[2], "rb").read()
         prompt = sys.argv[3].encode()
