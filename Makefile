@@ -2,6 +2,8 @@
 #   make            build/libredit.a and build/redit
 #   make run        build, then run the program's main job
 #   make test       every cmocka suite and the command-line tests
+#   make test-serve-load  64 concurrent streaming requests over mixed edit sets for 60 s against
+#                   redit serve (tests/serve-load.sh; not part of make test)
 #   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-haswell  the same built for AVX2-only CPUs (-march=haswell: AVX2, FMA, F16C)
 #   make fuzz       mutated input files read by the sanitizer build (tools/fuzz-loaders.py)
@@ -15,7 +17,7 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS      = openblas lua5.4 ncursesw readline cmocka libcjson libxxhash libprotobuf-c
+PKGS      = openblas lua5.4 ncursesw readline cmocka libcjson libxxhash libprotobuf-c libmicrohttpd
 OPT      ?= -O3 -march=native
 CFLAGS_BASE = -std=c17 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-psabi -g $(OPT) -Iinclude -pthread
 ifeq ($(CI),true)
@@ -35,6 +37,7 @@ LDLIBS   = $(PKG_LIBS) $(if $(MPI_OK),$(shell pkg-config --libs ompi-c)) -lm -lp
 # the TUI is a second library (its pure parts are unit-tested); the command line links both.
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/text/*.c src/io/*.c src/model/*.c src/gen/*.c src/data/*.c src/train/*.c src/lua/*.c))
 TUI_SRC  := $(sort $(wildcard src/tui/*.c))
+SERVE_SRC := $(sort $(wildcard src/serve/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 HELP_SRC := $(sort $(wildcard tests/helpers/*.c))
@@ -45,15 +48,16 @@ GEN_IO   := $(BUILD)/gen/io
 GEN_OBJ  := $(BUILD)/obj/gen/io/spm_model.pb-c.o
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
 TUI_OBJ  := $(TUI_SRC:%.c=$(BUILD)/obj/%.o)
+SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 HELP_OBJ := $(HELP_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: FORCE all run demo test test-asan test-haswell fuzz bench bench-mpi clean deps check-reference default-model datasets analyze
+.PHONY: FORCE all run demo test test-asan test-serve-load test-haswell fuzz bench bench-mpi clean deps check-reference default-model datasets analyze
 # keep test objects (make would delete them as intermediates)
 .SECONDARY:
-all: $(BUILD)/libredit.a $(BUILD)/libredit_tui.a $(BUILD)/redit
+all: $(BUILD)/libredit.a $(BUILD)/libredit_tui.a $(BUILD)/libredit_serve.a $(BUILD)/redit
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): tools/install-deps.sh
@@ -99,8 +103,13 @@ $(BUILD)/libredit_tui.a: $(TUI_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/redit: $(CLI_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit.a $(LDLIBS)
+# the HTTP server (redit serve): a library of its own floor between lua and tui
+$(BUILD)/libredit_serve.a: $(SERVE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/redit: $(CLI_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit_serve.a $(BUILD)/libredit.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit_serve.a $(BUILD)/libredit.a $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELP_OBJ) $(BUILD)/libredit_tui.a $(BUILD)/libredit.a
 	@mkdir -p $(dir $@)
@@ -148,6 +157,11 @@ ASAN_MAKE = $(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
 test-asan:
 	$(ASAN_MAKE) test
 
+# redit serve under load: 64 concurrent streaming requests over mixed edit sets for 60 s (every
+# response completes; greedy ones equal the single-sequence output). SERVE_LOAD_SECONDS=N.
+test-serve-load: all
+	BUILD=$(BUILD) sh tests/serve-load.sh
+
 # The kernels' AVX2 paths (no AVX-512): quantized dots without VNNI, F16C rows, the bf16
 # GEMM's portable fallback.
 test-haswell:
@@ -190,7 +204,7 @@ bench-mpi: all
 # `make -k analyze` lists every finding. Not part of `make test` (a few minutes on 2 cores).
 # Where a finding is a false positive, the narrowest suppression sits at the line, with a
 # comment saying why.
-ANALYZE_SRC   := $(LIB_SRC) $(TUI_SRC) $(CLI_SRC)
+ANALYZE_SRC   := $(LIB_SRC) $(TUI_SRC) $(SERVE_SRC) $(CLI_SRC)
 ANALYZE_FLAGS  = -std=c17 -O2 -Wno-psabi -Iinclude -Isrc -I$(GEN_IO) -pthread $(PKG_CFLAGS)
 ANALYZE_GCC   := $(ANALYZE_SRC:%.c=$(BUILD)/analyze/gcc/%.ok)
 ANALYZE_CLANG := $(ANALYZE_SRC:%.c=$(BUILD)/analyze/clang/%.ok)
@@ -215,4 +229,4 @@ clean:
 	rm -rf build
 
 -include $(wildcard $(ANALYZE_GCC:.ok=.d) $(ANALYZE_CLANG:.ok=.d))
--include $(LIB_OBJ:.o=.d) $(TUI_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(HELP_OBJ:.o=.d) $(TESTS:$(BUILD)/tests/%=$(BUILD)/obj/tests/%.d)
+-include $(LIB_OBJ:.o=.d) $(TUI_OBJ:.o=.d) $(SERVE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(HELP_OBJ:.o=.d) $(TESTS:$(BUILD)/tests/%=$(BUILD)/obj/tests/%.d)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The layering of src/, checked from the #include lines (DESIGN.md: data flows downward only).
 
-Floors, bottom to top: core, io, text, model, gen, data, train, lua, tui, cli. A file in
+Floors, bottom to top: core, io, text, model, gen, data, train, lua, serve, tui, cli. A file in
 src/FLOOR/ may include
   - a public header include/redit/X.h whose first comment names its floor "(F layer" with F at or
     below FLOOR; headers tagged "(F layer, engine-internal)" only from the engine floors
@@ -19,7 +19,7 @@ import os
 import re
 import sys
 
-FLOORS = ["core", "io", "text", "model", "gen", "data", "train", "lua", "tui", "cli"]
+FLOORS = ["core", "io", "text", "model", "gen", "data", "train", "lua", "serve", "tui", "cli"]
 ENGINE = set(FLOORS[: FLOORS.index("train") + 1])
 RANK = {f: i for i, f in enumerate(FLOORS)}
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')

@@ -4,7 +4,7 @@
 # `install-deps.sh analyze` (make analyze) adds clang's static analyser, which the default
 # build and CI do not need.
 set -e
-PKGS="build-essential pkg-config libopenblas-dev liblua5.4-dev libncurses-dev libreadline-dev libcmocka-dev libcjson-dev libxxhash-dev libprotobuf-c-dev protobuf-c-compiler python3 python3-sentencepiece tmux strace libopenmpi-dev openmpi-bin"
+PKGS="build-essential pkg-config libopenblas-dev liblua5.4-dev libncurses-dev libreadline-dev libcmocka-dev libcjson-dev libxxhash-dev libprotobuf-c-dev libmicrohttpd-dev protobuf-c-compiler python3 python3-sentencepiece tmux strace libopenmpi-dev openmpi-bin"
 [ "${1:-}" = analyze ] && PKGS="$PKGS clang clang-tools"
 missing=""
 for p in $PKGS; do

@@ -25,6 +25,7 @@ int cmd_export(int argc, char **argv);
 int cmd_tui(int argc, char **argv);
 int cmd_session(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 struct rd_edits;
 /* Loads an edit file for m, printing "redit: <message>" on failure (force: skip only the

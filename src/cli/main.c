@@ -27,6 +27,7 @@ static const struct {
     {"session", cmd_session, "a workbench session's runs: list, use, delete, their edits files"},
     {"convert", cmd_convert, "write a model as GGUF in another storage type (F16, Q8_0, Q4_K, ...)"},
     {"export", cmd_export, "export RED edits: llama.cpp control vector, merged GGUF, safetensors"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server: many edit sets, batched together"},
     {"run", cmd_run, "run a Lua script with the red module (redit run SCRIPT.lua [args])"},
     {"demo", cmd_demo, "write a small random model and generate from it (make run)"},
     {"make-model", cmd_make_model, "write a random-weight model of a given shape and type (GGUF)"},

@@ -97,7 +97,7 @@ expect_ok "redit --version" "$REDIT" --version
 grep -Eq "^redit $V( \(git [^)]+\))?\$" "$TMP/out" || fail "redit --version: $(cat "$TMP/out")"
 cp "$TMP/out" "$TMP/version"
 for cmd in info generate tokenize logits train eval edit-grad chat lua tui session convert export \
-    run demo make-model bench; do
+    run demo make-model bench serve; do
     expect_ok "$cmd --version" "$REDIT" "$cmd" --version
     cmp -s "$TMP/out" "$TMP/version" || fail "$cmd --version: $(cat "$TMP/out")"
 done
@@ -107,7 +107,7 @@ expect_ok "red.version" "$REDIT" run "$TMP/v.lua"
 
 # --- one-line usage errors --------------------------------------------------------------------
 for cmd in info generate tokenize logits train eval edit-grad chat lua tui session convert export \
-    demo make-model bench; do
+    demo make-model bench serve; do
     one_line "$cmd --bogus" 2 "$REDIT" "$cmd" --bogus
     expect_grep "$cmd --bogus named" "$TMP/err" "^redit $cmd: unknown option '--bogus'"
 done
