@@ -461,7 +461,8 @@ static void usage(FILE *out) {
             "      --sections S       small, 7b, serve or all (default all); serve: only the\n"
             "                         serving rows (one sequence against 16 decoded together\n"
             "                         with 16 different RED edit sets, and with one shared set;\n"
-            "                         the 7B file's 1 against 8 when DIR holds it)\n"
+            "                         the 7B file's 1 against 8 when DIR holds it), in --rounds\n"
+            "                         alternating rounds (at least 3 for the small shapes)\n"
             "      --only SHAPE       small section: stories15M or stories110M only\n"
             "      --rounds N         7b section: alternating rounds (default 2)\n"
             "      --llama-bench PATH llama.cpp's llama-bench (default $LLAMA_BENCH, else PATH)\n"
@@ -1098,8 +1099,8 @@ int cmd_bench(int argc, char **argv) {
         printf("\n%s (dim %d, hidden %d, %d layers, %d heads, vocab %d): f32 file %.1f MB\n",
                s->name, s->cfg.dim, s->cfg.hidden_dim, s->cfg.n_layers, s->cfg.n_heads,
                s->cfg.vocab_size, (double)st.st_size / 1e6);
-        if (serve_only) {
-            bench_serve(path, s->name, 16, s->decode_tokens, 0, 3, 1);
+        if (serve_only) { /* --rounds, at least 3 */
+            bench_serve(path, s->name, 16, s->decode_tokens, 0, rounds > 3 ? rounds : 3, 1);
             continue;
         }
         printf("  %-34s %8s %9s %11s %10s\n", "job", "threads", "tok/s", "GFLOP/s", "peak RSS");

@@ -4,7 +4,13 @@
  * (KV cache, scratch), the chunking and the logits.
  *
  * Long inputs run in chunks of at most `chunk` positions per sequence, so scratch memory
- * is bounded by max_batch · chunk rows whatever the context length. */
+ * is bounded by max_batch · chunk rows whatever the context length (rd_ctx_new_slots: one
+ * pass of max(slots, chunk) rows).
+ *
+ * rd_forward (every sequence at the context's position, in slots 0..B-1, one edit view) and
+ * rd_forward_seqs (each sequence at its own slot, position and edit view: batched serving)
+ * are one path, forward_run: the layer reads each sequence's slot, position and view from
+ * rd_layer_pass.seqs when it is set. */
 #include "redit/forward.h"
 
 #include <stdio.h>
