@@ -301,6 +301,40 @@ static void test_generate_callback_error(void **state) {
     run_fails(L, "error({})", "(error object is a table value)");
 }
 
+/* m:generate_batch gives each request the text m:generate gives it alone (greedy and
+ * sampled, base and two edit sets, a strength), fewer slots than requests. */
+static void test_generate_batch(void **state) {
+    lua_State *L = ((fixture *)*state)->L;
+    run_ok(L,
+           "local function bias_set(k)\n"
+           "  local e = M:edits{sites = 'both'}\n"
+           "  for l = 0, 1 do local b = {} for i = 1, 64 do b[i] = ((i * k) % 5) - 2 end\n"
+           "    e:set_vector(l, 'ffn', 'bias', b) end\n"
+           "  return e end\n"
+           "local e1, e2 = bias_set(1), bias_set(3)\n"
+           "local reqs = {\n"
+           "  {prompt = 'Once upon a time', max_tokens = 8, temperature = 0, stop_at_eos = false},\n"
+           "  {prompt = 'Once upon a time', edits = e1, max_tokens = 8, temperature = 0},\n"
+           "  {prompt = 'Hello', edits = e2, strength = 0.5, max_tokens = 6, temperature = 0},\n"
+           "  {prompt = {1, 9038, 2501}, edits = e2, max_tokens = 5, temperature = 0},\n"
+           "  {prompt = 'Hello', edits = e1, max_tokens = 7, temperature = 0.9, seed = 3},\n"
+           "}\n"
+           "local texts, stats = M:generate_batch(reqs, {parallel = 2})\n"
+           "assert(#texts == #reqs and #stats == #reqs)\n"
+           "for i, r in ipairs(reqs) do\n"
+           "  local o = {} for k, v in pairs(r) do if k ~= 'prompt' then o[k] = v end end\n"
+           "  local want, st = M:generate(r.prompt, o)\n"
+           "  assert(texts[i] == want, i .. ': ' .. texts[i] .. ' vs ' .. want)\n"
+           "  assert(stats[i].tokens == st.tokens and stats[i].stopped == st.stopped)\n"
+           "end\n"
+           "assert(texts[1] ~= texts[2], 'the edits changed nothing')\n"
+           "check_error(function() M:generate_batch({}) end, 'no request given')\n"
+           "check_error(function() M:generate_batch({{max_tokens = 2}}) end, 'request 1 needs a prompt')\n"
+           "check_error(function() M:generate_batch({5}) end, 'request 1 is a number')\n"
+           "check_error(function() M:generate_batch({{prompt = 'x', edit = e1}}) end, \"unknown option 'edit'\")\n"
+           "check_error(function() M:generate_batch({{prompt = 'x'}}, {parallel = 0}) end, 'parallel')\n");
+}
+
 /* ---- edits ------------------------------------------------------------------------ */
 
 static void test_edits(void **state) {
@@ -940,6 +974,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tokenize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generate_callback_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generate_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edits_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arithmetic, setup, teardown),

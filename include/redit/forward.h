@@ -16,6 +16,11 @@ typedef struct rd_ctx rd_ctx;
 /* Creates a run state for m (borrowed: must outlive the ctx). max_seq is capped at the
  * model's seq_len. Returns NULL with *err set (e.g. the KV cache does not fit). */
 rd_ctx *rd_ctx_new(const rd_model *m, int max_batch, int max_seq, rd_error *err);
+
+/* The same with a KV cache of `slots` slots for rd_forward_seqs, whose scratch holds one pass
+ * of max(slots, chunk) rows (a decode of every slot, or a prefill chunk of one sequence)
+ * instead of rd_ctx_new's slots × chunk. */
+rd_ctx *rd_ctx_new_slots(const rd_model *m, int slots, int max_seq, rd_error *err);
 void rd_ctx_free(rd_ctx *c); /* NULL-safe */
 
 /* Forgets the cached positions (next rd_forward starts at position 0). */
@@ -42,5 +47,24 @@ typedef enum rd_logits_mode {
  * pos + T > max_seq or a token outside the vocabulary. */
 int rd_forward(rd_ctx *c, const rd_edits_view *edits, const int *tokens, int B, int T,
                rd_logits_mode mode, float *logits, rd_error *err);
+
+/* One sequence of an rd_forward_seqs call. */
+typedef struct rd_seq {
+    int slot;                   /* its KV-cache slot, [0, max_batch), distinct within a call */
+    int pos;                    /* positions already cached in the slot: new rows go at pos.. */
+    const rd_edits_view *edits; /* its edits (NULL or strength 0: the base model), borrowed */
+} rd_seq;
+
+/* Runs tokens (B, T) row-major where sequence i uses cache slot seqs[i].slot at positions
+ * seqs[i].pos..pos+T-1 (RoPE and attention at its own positions) and its own edit view;
+ * appends them to those slots. rd_ctx_pos is neither read nor moved. logits as rd_forward's.
+ * A row's arithmetic does not depend on the other sequences of the call: decode (T = 1)
+ * takes every product by matvec over all B rows, so each sequence's logits are bit for bit
+ * those of the same call with B = 1, and with B = 1 the call computes what rd_forward does
+ * for one sequence at that position (the same chunks of at most 256 positions). Fails
+ * (nothing appended) on a bad slot, a slot given twice, pos + T > max_seq, B > max_batch
+ * or a token outside the vocabulary. */
+int rd_forward_seqs(rd_ctx *c, const rd_seq *seqs, int B, const int *tokens, int T,
+                    rd_logits_mode mode, float *logits, rd_error *err);
 
 #endif

@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "options.h"
 #include "redit/backward.h"
+#include "redit/batch.h"
 #include "redit/buf.h"
 #include "redit/edits.h"
 #include "redit/forward.h"
@@ -457,7 +458,11 @@ static void usage(FILE *out) {
             "PATH, llama.cpp on the same file; the two run in alternating rounds, the figures\n"
             "are medians and the ratios are of the same rounds. llama.cpp is never built here.\n\n"
             "  -d, --dir DIR          models and results (default build/bench)\n"
-            "      --sections S       small, 7b or all (default all)\n"
+            "      --sections S       small, 7b, serve or all (default all); serve: only the\n"
+            "                         serving rows (one sequence against 16 decoded together\n"
+            "                         with 16 different RED edit sets, and with one shared set;\n"
+            "                         the 7B file's 1 against 8 when DIR holds it), in --rounds\n"
+            "                         alternating rounds (at least 3 for the small shapes)\n"
             "      --only SHAPE       small section: stories15M or stories110M only\n"
             "      --rounds N         7b section: alternating rounds (default 2)\n"
             "      --llama-bench PATH llama.cpp's llama-bench (default $LLAMA_BENCH, else PATH)\n"
@@ -517,6 +522,123 @@ static void bench_batched(const batched_job *job, const char *path, const shape 
         else
             printf("  %s failed to run\n", label);
     }
+}
+
+/* ---- serving: many sequences with their own edit sets, decoded together ------------- */
+
+typedef struct serve_arg {
+    const char *path;
+    int seqs;     /* sequences decoded together */
+    int distinct; /* each with its own RED edit set (else all share one) */
+    int tokens;   /* tokens each generates after its prompt */
+    int quant;    /* --compute auto's 8-bit activation products (quantized files) */
+} serve_arg;
+
+static int count_token(void *user, int id, int token, const char *text, size_t len, float lp) {
+    (void)id, (void)token, (void)text, (void)len, (void)lp;
+    ++*(long *)user;
+    return 0;
+}
+
+/* Greedy decode of a->seqs sequences through one rd_batch (2 threads), each with a RED edit
+ * set (ffn and attention scale and bias on every layer, moved off the identity; distinct
+ * sets, or one shared): the aggregate tokens/s of the decode steps once every prompt is in.
+ * Prints "tok_s". */
+static void run_serve(const void *p, char *out, size_t cap) {
+    const serve_arg *a = p;
+    openblas_set_num_threads(2);
+    rd_error err = {0};
+    rd_model *m = rd_model_load(a->path, NULL, &err);
+    if (m && a->quant && rd_model_set_quant_products(m, 1, &err)) {
+        rd_model_free(m);
+        m = NULL;
+    }
+    enum { PROMPT = 8, MAX_SEQS = 64 };
+    const int n_sets = a->distinct ? a->seqs : 1;
+    rd_edits *sets[MAX_SEQS] = {0};
+    const rd_edit_spec spec = {.sites = RD_SITE_BOTH, .layers = "all", .scale = 1, .bias = 1};
+    int ok = m != NULL && a->seqs <= MAX_SEQS;
+    for (int i = 0; ok && i < n_sets; i++) {
+        ok = (sets[i] = rd_edits_new(rd_model_config(m), &spec, &err)) != NULL;
+        float *v = ok ? rd_edits_params(sets[i]) : NULL;
+        for (size_t k = 0; ok && k < rd_edits_param_count(sets[i]); k++)
+            v[k] += 0.01f * (float)((k * 2654435761u + (size_t)i * 40503u) % 201 - 100) / 100.0f;
+    }
+    const rd_batch_opts bo = {.slots = a->seqs, .max_seq = PROMPT + a->tokens + a->seqs + 1};
+    rd_batch *b = ok ? rd_batch_new(m, &bo, &err) : NULL;
+    rd_edits_view views[MAX_SEQS];
+    rd_gen_opts go = {.sampling = rd_sampling_defaults(), .max_tokens = a->tokens};
+    go.sampling.temperature = 0;
+    long tokens = 0;
+    for (int i = 0; b && i < a->seqs; i++) {
+        int prompt[PROMPT];
+        for (int k = 0; k < PROMPT; k++) prompt[k] = 1 + (int)((i * 7919u + k * 104729u) % 1000u);
+        views[i] = rd_edits_view_at(sets[a->distinct ? i : 0], 1.0f);
+        go.max_tokens = a->tokens + (a->seqs - 1 - i); /* joined at step i: all end together */
+        if (rd_batch_add(b, &views[i], prompt, PROMPT, &go, &tokens, &err) < 0) ok = 0;
+    }
+    /* prefill every prompt (one per step; those done decode meanwhile), then time */
+    ok = ok && b;
+    for (int i = 0; ok && i < a->seqs + 1; i++) ok = rd_batch_step(b, NULL, NULL, &err) >= 0;
+    const double t0 = cli_now();
+    int running = 1;
+    while (ok && running > 0) ok = (running = rd_batch_step(b, count_token, NULL, &err)) >= 0;
+    const double t = cli_now() - t0;
+    if (ok && tokens > 0)
+        snprintf(out, cap, "%.2f", (double)tokens / t);
+    else
+        snprintf(out, cap, "error %s", err.msg[0] ? err.msg : "nothing decoded");
+    rd_batch_free(b);
+    for (int i = 0; i < n_sets; i++) rd_edits_free(sets[i]);
+    rd_model_free(m);
+}
+
+static double median(double *v, int n);
+
+/* The serving rows: single-sequence decode, `seqs` sequences with different RED edit sets
+ * and `seqs` with one shared set (when same_too), in alternating rounds: median tok/s, and
+ * the same-round ratios' median (range). */
+static void bench_serve(const char *path, const char *what, int seqs, int tokens, int quant,
+                        int rounds, int same_too) {
+    enum { MAX_R = 8 };
+    if (rounds > MAX_R) rounds = MAX_R;
+    double v[3][MAX_R] = {{0}};
+    char out[1024];
+    const int jobs = same_too ? 3 : 2;
+    int n = 0;
+    printf("  serving, %s: greedy decode through the batch engine, 2 threads, %d alternating "
+           "rounds\n", what, rounds);
+    for (int r = 0; r < rounds; r++, n++) {
+        for (int k = 0; k < jobs; k++) {
+            serve_arg a = {path, k == 0 ? 1 : seqs, k != 2, tokens, quant};
+            if (in_child(run_serve, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
+                printf("  serving run failed: %s\n", out);
+                return;
+            }
+            v[k][r] = atof(out);
+        }
+        printf("  round %d: 1 sequence %.1f tok/s, %d with different edit sets %.1f", r + 1,
+               v[0][r], seqs, v[1][r]);
+        if (same_too) printf(", %d with one shared set %.1f", seqs, v[2][r]);
+        printf("\n");
+        fflush(stdout);
+    }
+    double q[MAX_R], w[MAX_R];
+    for (int r = 0; r < n; r++) q[r] = v[1][r] / v[0][r], w[r] = v[0][r];
+    const double single = median(w, n);
+    double mq = median(q, n);
+    printf("  %-46s %9.1f tok/s\n", "decode, 1 sequence (RED edits)", single);
+    for (int r = 0; r < n; r++) w[r] = v[1][r];
+    char label[96];
+    snprintf(label, sizeof label, "decode, %d sequences, %d different RED sets", seqs, seqs);
+    printf("  %-46s %9.1f tok/s aggregate: %.2f× one sequence (%.2f–%.2f)\n", label,
+           median(w, n), mq, q[0], q[n - 1]);
+    if (!same_too) return;
+    for (int r = 0; r < n; r++) q[r] = v[2][r] / v[1][r], w[r] = v[2][r];
+    mq = median(q, n);
+    snprintf(label, sizeof label, "decode, %d sequences, one shared RED set", seqs);
+    printf("  %-46s %9.1f tok/s aggregate: different sets take %.3f× its time (%.3f–%.3f)\n",
+           label, median(w, n), mq, q[0], q[n - 1]);
 }
 
 /* ---- the 7b section ----------------------------------------------------------------- */
@@ -884,6 +1006,7 @@ static int bench_7b(const char *dir, int rounds, const char *exe, const double *
     snprintf(note, sizeof note, "%.0f GFLOP/s (%.0f%% of f32 sgemm); no llama.cpp counterpart",
              tr * tf / 1e9, 100 * tr * tf / 1e9 / gemm[1]);
     print_row7(&rows[4], n, 0, note);
+    bench_serve(path, "llama2-7b Q4_K_M, --compute auto", 8, 16, 1, n, 0);
     printf("  peak RSS: redit inference %.0f MB, RED training %.0f MB (the mapped file included)\n",
            rss_infer / 1024.0, rss_train / 1024.0);
     return 0;
@@ -925,10 +1048,12 @@ int cmd_bench(int argc, char **argv) {
                         "stories110M)\n", only);
         return 2;
     }
-    const int small = !strcmp(sections, "small") || !strcmp(sections, "all");
+    const int serve_only = !strcmp(sections, "serve");
+    const int small = !strcmp(sections, "small") || !strcmp(sections, "all") || serve_only;
     const int big = !strcmp(sections, "7b") || !strcmp(sections, "all");
     if (!small && !big) {
-        fprintf(stderr, "redit bench: --sections must be small, 7b or all, not \"%s\"\n", sections);
+        fprintf(stderr, "redit bench: --sections must be small, 7b, serve or all, not \"%s\"\n",
+                sections);
         return 2;
     }
     char llama_buf[4096];
@@ -974,6 +1099,10 @@ int cmd_bench(int argc, char **argv) {
         printf("\n%s (dim %d, hidden %d, %d layers, %d heads, vocab %d): f32 file %.1f MB\n",
                s->name, s->cfg.dim, s->cfg.hidden_dim, s->cfg.n_layers, s->cfg.n_heads,
                s->cfg.vocab_size, (double)st.st_size / 1e6);
+        if (serve_only) { /* --rounds, at least 3 */
+            bench_serve(path, s->name, 16, s->decode_tokens, 0, rounds > 3 ? rounds : 3, 1);
+            continue;
+        }
         printf("  %-34s %8s %9s %11s %10s\n", "job", "threads", "tok/s", "GFLOP/s", "peak RSS");
         for (int ti = 0; ti < 2; ti++) {
             model_arg a = {path, s, threads[ti], 1, 1, (long)st.st_size, 0, 0, 0, RD_METHOD_RED};
@@ -995,6 +1124,17 @@ int cmd_bench(int argc, char **argv) {
             bench_batched(&BATCHED[j], path, s, st.st_size, have_bf16, gemm,
                           use_torch ? script : NULL);
         bench_methods(path, s, st.st_size, have_bf16);
+        bench_serve(path, s->name, 16, s->decode_tokens, 0, 3, 1);
+    }
+    if (serve_only) { /* the 7B row when the 7b section's file is there (it takes minutes) */
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/llama2-7b-q4km.gguf", dir);
+        if (stat(path, &st) == 0)
+            bench_serve(path, "llama2-7b Q4_K_M, --compute auto", 8, 16, 1, rounds, 0);
+        else
+            printf("\n(no %s: the 7B serving row needs the 7b section's file)\n", path);
+        return 0;
     }
     if (small)
         printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token "

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "generate_batch.h"
 #include "options.h"
 #include "redit/buf.h"
 #include "redit/chat_format.h"
@@ -15,7 +17,9 @@
 static void usage(FILE *out) {
     rd_sampling d = rd_sampling_defaults();
     fprintf(out,
-            "usage: redit generate -m MODEL (-p PROMPT | -f FILE | --ids LIST) [options]\n\n"
+            "usage: redit generate -m MODEL (-p PROMPT | -f FILE | --ids LIST) [options]\n"
+            "       redit generate -m MODEL --batch PROMPTS.jsonl [--edits NAME=FILE ...]\n"
+            "                      [--parallel N] [-o FILE] [options]\n\n"
             "Streams the model's continuation of PROMPT to stdout; tokens/s go to stderr.\n"
             "With a chat template (--template, or the one an edit file was trained with) the\n"
             "prompt is rendered as the template's first turn and the answer ends where the\n"
@@ -59,6 +63,18 @@ static void usage(FILE *out) {
             "                            (same seed, strength and template), each titled with\n"
             "                            its file\n"
             "      --force               load edits made for another base model\n"
+            "      --batch FILE          many prompts at once, one JSON object a line:\n"
+            "                            \"prompt\" or \"messages\" (chat: [{\"role\",\n"
+            "                            \"content\"}], through the template), and optionally\n"
+            "                            \"edits\" (a NAME of --edits NAME=FILE, or null for\n"
+            "                            the base model; default: the plain --edits),\n"
+            "                            \"strength\", \"temperature\", \"top_k\", \"top_p\",\n"
+            "                            \"seed\", \"max_tokens\", \"repeat_penalty\", \"id\";\n"
+            "                            writes one JSON result a line in input order (id,\n"
+            "                            line, text, tokens, stopped_by, seconds)\n"
+            "      --edits NAME=FILE     an edit set --batch lines name (repeatable)\n"
+            "      --parallel N          sequences decoded together with --batch (default 8)\n"
+            "  -o, --output FILE         --batch results to FILE (atomically) instead of stdout\n"
             "  -h, --help                this text\n"
             "      --version             redit's version\n\n"
             "As in llama.cpp: -t is the thread count and --temp the temperature (-t meant the\n"
@@ -129,7 +145,35 @@ typedef struct gen_args {
     char *tmpl_owned;    /* a --template FILE's text */
     char *prompt_owned;  /* -f's text */
     int compare;
+    const char *batch, *output; /* --batch FILE, -o FILE */
+    int parallel;               /* --parallel N (0: not given) */
+    cli_named_edits named[64];  /* --edits NAME=FILE */
+    int n_named;
 } gen_args;
+
+/* --edits NAME=FILE (NAME of letters, digits, '_', '-', '.'; an existing file named so
+ * stays a plain --edits FILE): 1 with *a's list extended, 0 when arg is a plain path, -1 on
+ * too many (printed). */
+static int named_edits(const char *arg, gen_args *a) {
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1] || access(arg, F_OK) == 0) return 0;
+    for (const char *c = arg; c < eq; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.", *c))
+            return 0;
+    if (a->n_named == (int)(sizeof a->named / sizeof *a->named))
+        return cli_usage_error("generate", "at most %d --edits NAME=FILE",
+                               (int)(sizeof a->named / sizeof *a->named)), -1;
+    char *name = strndup(arg, (size_t)(eq - arg));
+    if (!name) return -1;
+    for (int i = 0; i < a->n_named; i++)
+        if (!strcmp(a->named[i].name, name)) {
+            cli_usage_error("generate", "--edits %s= given twice", name);
+            free(name);
+            return -1;
+        }
+    a->named[a->n_named++] = (cli_named_edits){name, eq + 1};
+    return 1;
+}
 
 /* An engine message for generate's own prefix (the chat-format functions start theirs
  * "chat: "). */
@@ -149,19 +193,22 @@ static char *turn_start(const char *tmpl) {
 /* Parses argv into *a. Returns -1 to go on, else the exit status (0 after --help or
  * --version, 2 on a usage error: printed). */
 static int parse_args(int argc, char **argv, gen_args *a) {
-    enum { O_IDS = CLI_O_FIRST_FREE, O_COMPARE, O_EDITS_B };
+    enum { O_IDS = CLI_O_FIRST_FREE, O_COMPARE, O_EDITS_B, O_BATCH, O_PARALLEL };
     static const struct option opts[] = {
         CLI_MODEL_LONG_OPTIONS, CLI_EDITS_LONG_OPTIONS, CLI_GEN_LONG_OPTIONS,
         {"prompt", required_argument, 0, 'p'},  {"file", required_argument, 0, 'f'},
         {"ids", required_argument, 0, O_IDS},   {"compare", no_argument, 0, O_COMPARE},
         {"edits-b", required_argument, 0, O_EDITS_B},
         {"template", required_argument, 0, CLI_O_TEMPLATE},
-        {"system", required_argument, 0, CLI_O_SYSTEM}, CLI_COMMON_LONG_OPTIONS,
+        {"system", required_argument, 0, CLI_O_SYSTEM}, {"batch", required_argument, 0, O_BATCH},
+        {"parallel", required_argument, 0, O_PARALLEL}, {"output", required_argument, 0, 'o'},
+        CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0}};
     int c;
     cli_getopt_begin();
-    while ((c = getopt_long(argc, argv, ":m:p:f:n:t:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:p:f:n:t:c:o:h", opts, NULL)) != -1) {
         int got = c == 't' ? cli_threads_short("generate", optarg, &a->model) : 0;
+        if (!got && c == CLI_O_EDITS) got = named_edits(optarg, a);
         if (!got) got = cli_gen_option("generate", c, optarg, &a->ga);
         if (!got) got = cli_model_option("generate", c, optarg, &a->model);
         if (!got) got = cli_edits_option("generate", c, optarg, &a->edits);
@@ -173,6 +220,11 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         case O_IDS: a->ids_text = optarg; break;
         case O_COMPARE: a->compare = 1; break;
         case O_EDITS_B: a->edits_b = optarg, a->compare = 1; break;
+        case O_BATCH: a->batch = optarg; break;
+        case 'o': a->output = optarg; break;
+        case O_PARALLEL:
+            if (cli_int("generate", "--parallel", optarg, 1, 4096, &a->parallel)) return 2;
+            break;
         case CLI_O_TEMPLATE:
             free(a->tmpl_owned);
             if (!(a->tmpl = cli_template_arg("generate", optarg, &a->tmpl_owned))) return 2;
@@ -185,6 +237,13 @@ static int parse_args(int argc, char **argv, gen_args *a) {
     if (optind != argc)
         return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
     if (!a->model.path) return cli_usage_error("generate", "-m MODEL is required");
+    if (a->batch && (a->prompt || a->prompt_file || a->ids_text || a->compare))
+        return cli_usage_error("generate", "--batch takes its prompts from the file: no -p, "
+                                           "-f, --ids or --compare");
+    if (!a->batch && (a->output || a->parallel || a->n_named))
+        return cli_usage_error("generate", "%s needs --batch",
+                               a->output ? "-o" : a->parallel ? "--parallel" : "--edits NAME=FILE");
+    if (a->batch) return -1;
     if (!!a->prompt + !!a->prompt_file + !!a->ids_text != 1)
         return cli_usage_error("generate", "give exactly one of -p PROMPT, -f FILE or --ids");
     if (a->compare && !a->edits.path)
@@ -240,6 +299,7 @@ int cmd_generate(int argc, char **argv) {
     a.ga = CLI_GEN_ARGS(&a.gen);
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) {
+        for (int i = 0; i < a.n_named; i++) free((char *)a.named[i].name);
         free(a.tmpl_owned);
         return rc;
     }
@@ -259,6 +319,15 @@ int cmd_generate(int argc, char **argv) {
     if (a.prompt && !t) {
         fprintf(stderr, "redit generate: %s has no tokenizer; text needs one (give "
                         "--tokenizer FILE, or the prompt as --ids)\n", a.model.path);
+        goto done;
+    }
+    if (a.batch) {
+        const cli_batch_args ba = {.input = a.batch, .output = a.output,
+                                   .parallel = a.parallel ? a.parallel : 8, .named = a.named,
+                                   .n_named = a.n_named, .edits = &a.edits, .tmpl = a.tmpl,
+                                   .system = a.system, .gen = &a.gen,
+                                   .context = cli_gen_finish("generate", &a.ga, m)};
+        rc = cli_generate_batch(m, &ba);
         goto done;
     }
     if (cli_open_edits(&a.edits, m, &edits, &stored_tmpl)) goto done;
@@ -311,6 +380,7 @@ int cmd_generate(int argc, char **argv) {
     }
     rc = 0;
 done:
+    for (int i = 0; i < a.n_named; i++) free((char *)a.named[i].name);
     rd_chat_filter_free(s.filter);
     free(stored_tmpl);
     free(a.tmpl_owned);

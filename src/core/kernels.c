@@ -206,6 +206,33 @@ DEFINE_DOT(dot_f32, float, load_f32)
 DEFINE_DOT(dot_f16, uint16_t, load_f16)
 DEFINE_DOT(dot_bf16, uint16_t, load_bf16)
 
+/* The same dot of one weight row against RD_MATVEC_MAX_ROWS (4) input rows x (4, cols): each
+ * widened weight vector is loaded once for the four rows, and each row keeps DEFINE_DOT's two
+ * accumulators and order, so out[i] equals the single-row dot bit for bit. */
+#define DEFINE_DOT4(NAME, ELEM, LOAD)                                                       \
+    static void NAME(const void *wrow, const float *x, int64_t cols, float *out) {          \
+        const ELEM *w = wrow;                                                               \
+        v16f a[4] = {{0}}, b[4] = {{0}};                                                    \
+        int64_t c = 0;                                                                      \
+        for (; c + 32 <= cols; c += 32) {                                                   \
+            __builtin_prefetch(w + c + DOT_PREFETCH_ELEMS);                                 \
+            __builtin_prefetch(w + c + DOT_PREFETCH_ELEMS + 16);                            \
+            const v16f w0 = LOAD(w + c), w1 = LOAD(w + c + 16);                             \
+            for (int i = 0; i < 4; i++) {                                                   \
+                a[i] = fma16(a[i], w0, load_f32(x + i * cols + c));                         \
+                b[i] = fma16(b[i], w1, load_f32(x + i * cols + c + 16));                    \
+            }                                                                               \
+        }                                                                                   \
+        if (c < cols) {                                                                     \
+            const v16f w0 = LOAD(w + c);                                                    \
+            for (int i = 0; i < 4; i++) a[i] = fma16(a[i], w0, load_f32(x + i * cols + c)); \
+        }                                                                                   \
+        for (int i = 0; i < 4; i++) out[i] = hsum(a[i] + b[i]);                             \
+    }
+DEFINE_DOT4(dot4_f32, float, load_f32)
+DEFINE_DOT4(dot4_f16, uint16_t, load_f16)
+DEFINE_DOT4(dot4_bf16, uint16_t, load_bf16)
+
 /* One weight row r against the n input rows through the type's widening function. */
 static void dot_widened(const matvec_job *j, int64_t r, float *tmp) {
     const rd_matrix *W = j->W;
@@ -228,25 +255,41 @@ static int has_register_path(const rd_matrix *W) {
            W->cols % 16 == 0;
 }
 
+/* Weight rows [r0, r1) against the job's n input rows, in groups of RD_MATVEC_MAX_ROWS: each
+ * weight row is read from memory once for all n rows, and every output element has the
+ * arithmetic of the single-row product (n = 1), whatever n is. */
 static void matvec_range(const matvec_job *j, int64_t r0, int64_t r1, float *tmp) {
     int64_t r = r0;
+    const rd_matrix *W = j->W;
     if (j->qdot) {
-        const rd_matrix *W = j->W;
         float o[RD_MATVEC_MAX_ROWS];
         for (; r < r1; r++) {
-            j->qdot((const char *)W->data + (size_t)r * W->row_bytes, j->q8, j->q8_stride, j->n,
-                    W->cols, o);
-            for (int i = 0; i < j->n; i++) j->out[(size_t)i * W->rows + r] = o[i];
+            const char *row = (const char *)W->data + (size_t)r * W->row_bytes;
+            for (int i0 = 0; i0 < j->n; i0 += RD_MATVEC_MAX_ROWS) {
+                const int k = j->n - i0 < RD_MATVEC_MAX_ROWS ? j->n - i0 : RD_MATVEC_MAX_ROWS;
+                j->qdot(row, (const char *)j->q8 + (size_t)i0 * j->q8_stride, j->q8_stride, k,
+                        W->cols, o);
+                for (int i = 0; i < k; i++) j->out[(size_t)(i0 + i) * W->rows + r] = o[i];
+            }
         }
         return;
     }
-    if (has_register_path(j->W)) {
-        const rd_matrix *W = j->W;
+    if (has_register_path(W)) {
         float (*dot)(const void *, const float *, int64_t) =
             W->type == RD_DTYPE_F32 ? dot_f32 : W->type == RD_DTYPE_F16 ? dot_f16 : dot_bf16;
+        void (*dot4)(const void *, const float *, int64_t, float *) =
+            W->type == RD_DTYPE_F32 ? dot4_f32 : W->type == RD_DTYPE_F16 ? dot4_f16 : dot4_bf16;
         for (; r < r1; r++) {
             const char *row = (const char *)W->data + (size_t)r * W->row_bytes;
-            for (int i = 0; i < j->n; i++)
+            int i = 0;
+            if (j->n > RD_MATVEC_MAX_ROWS) { /* many rows (batched decode): four at a time */
+                float o[4];
+                for (; i + 4 <= j->n; i += 4) {
+                    dot4(row, j->x + (size_t)i * W->cols, W->cols, o);
+                    for (int k = 0; k < 4; k++) j->out[(size_t)(i + k) * W->rows + r] = o[k];
+                }
+            }
+            for (; i < j->n; i++)
                 j->out[(size_t)i * W->rows + r] = dot(row, j->x + (size_t)i * W->cols, W->cols);
         }
     }
@@ -271,9 +314,10 @@ static int matvec_tasks(const rd_matrix *W, int threads, int64_t *rows_per_task)
     return (int)((W->rows + per - 1) / per);
 }
 
-/* Floats of the quantised input rows of the integer matvec path (n ≤ RD_MATVEC_MAX_ROWS). */
+/* Floats of the quantised input rows of the integer matvec path (n rows, at most
+ * RD_MATVEC_PASS_ROWS at a time). */
 static size_t q8_floats(const rd_matrix *W, int n) {
-    const int rows = n < RD_MATVEC_MAX_ROWS ? n : RD_MATVEC_MAX_ROWS;
+    const int rows = n < RD_MATVEC_PASS_ROWS ? n : RD_MATVEC_PASS_ROWS;
     return ((size_t)rows * rd_q8_row_bytes(rd_q8_format_of(W->type), W->cols) + 3) / 4;
 }
 
@@ -307,12 +351,9 @@ static void matvec_batch_task(void *arg, int task) {
     matvec_task((void *)&b->jobs[i], task - b->first_task[i]);
 }
 
-void rd_matmul_many(float *const *outs, const float *x, const rd_matrix *const *Ws, int count,
-                    int n, float *scratch, struct rd_pool *pool) {
-    if (n > RD_MATVEC_MAX_ROWS) {
-        for (int i = 0; i < count; i++) rd_matmul(outs[i], x, Ws[i], n, scratch, pool);
-        return;
-    }
+/* The matrix-vector products of rd_matmul_many_rows for n ≤ RD_MATVEC_PASS_ROWS rows. */
+static void matvec_many(float *const *outs, const float *x, const rd_matrix *const *Ws, int count,
+                        int n, float *scratch, struct rd_pool *pool) {
     matvec_batch b = {.count = count};
     const int threads = rd_pool_threads(pool);
     for (int i = 0; i < count; i++) {
@@ -337,6 +378,25 @@ void rd_matmul_many(float *const *outs, const float *x, const rd_matrix *const *
         scratch += rd_matmul_scratch_floats(Ws[i], n);
     }
     rd_pool_run(pool, matvec_batch_task, &b, b.first_task[count]);
+}
+
+void rd_matmul_many_rows(float *const *outs, const float *x, const rd_matrix *const *Ws,
+                         int count, int n, float *scratch, struct rd_pool *pool) {
+    for (int i0 = 0; i0 < n; i0 += RD_MATVEC_PASS_ROWS) {
+        const int part = n - i0 < RD_MATVEC_PASS_ROWS ? n - i0 : RD_MATVEC_PASS_ROWS;
+        float *o[RD_MATMUL_MANY_MAX];
+        for (int i = 0; i < count; i++) o[i] = outs[i] + (size_t)i0 * (size_t)Ws[i]->rows;
+        matvec_many(o, x + (size_t)i0 * (size_t)Ws[0]->cols, Ws, count, part, scratch, pool);
+    }
+}
+
+void rd_matmul_many(float *const *outs, const float *x, const rd_matrix *const *Ws, int count,
+                    int n, float *scratch, struct rd_pool *pool) {
+    if (n > RD_MATVEC_MAX_ROWS) {
+        for (int i = 0; i < count; i++) rd_matmul(outs[i], x, Ws[i], n, scratch, pool);
+        return;
+    }
+    matvec_many(outs, x, Ws, count, n, scratch, pool);
 }
 
 void rd_matmul(float *out, const float *x, const rd_matrix *W, int n, float *scratch,

@@ -19,17 +19,16 @@
 #include "redit/buf.h"
 #include "redit/tokenizer.h"
 
-static double now_seconds(void) {
+#include "gen_internal.h"
+
+double rd_gen_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The text `id` adds after `prev` through tok (empty without a tokenizer), decoded into b
- * (a scratch buffer: its len stays 0). Sets *text and *len; returns 0, or -1 when out of
- * memory. */
-static int piece_text(const rd_tokenizer *tok, int prev, int id, rd_buf *b,
-                      const char **text, size_t *len) {
+int rd_gen_piece_text(const rd_tokenizer *tok, int prev, int id, rd_buf *b, const char **text,
+                      size_t *len) {
     *text = "";
     *len = 0;
     if (!tok) return 0;
@@ -127,13 +126,13 @@ rd_generator *rd_generator_start(rd_ctx *ctx, const rd_edits_view *edits, const 
     g->n_history = n_prompt;
 
     rd_ctx_reset(ctx);
-    double t0 = now_seconds();
+    double t0 = rd_gen_now();
     if (rd_forward(ctx, g->has_edits ? &g->edits : NULL, prompt, 1, (int)n_prompt,
                    RD_LOGITS_LAST, g->logits, err)) {
         rd_error_prefix(err, "generate: prefill of %zu tokens", n_prompt);
         goto fail;
     }
-    g->stats.prefill_seconds = now_seconds() - t0;
+    g->stats.prefill_seconds = rd_gen_now() - t0;
     return g;
 fail:
     rd_generator_free(g);
@@ -150,7 +149,7 @@ int rd_generator_next(rd_generator *g, int *token, const char **text, size_t *le
         g->done = 1;
         return 0;
     }
-    double t0 = now_seconds();
+    double t0 = rd_gen_now();
     if (g->pending) {
         if (rd_ctx_pos(g->ctx) >= g->max_seq) {
             g->stats.stopped_by = 3;
@@ -169,18 +168,18 @@ int rd_generator_next(rd_generator *g, int *token, const char **text, size_t *le
     if (g->opts.stop_at_eos && g->eos >= 0 && id == g->eos) {
         g->stats.stopped_by = 1;
         g->done = 1;
-        g->stats.decode_seconds += now_seconds() - t0;
+        g->stats.decode_seconds += rd_gen_now() - t0;
         return 0;
     }
     int prev = g->history[g->n_history - 1];
     g->history[g->n_history++] = id;
     g->stats.n_generated++;
     g->pending = 1;
-    if (piece_text(g->tok, prev, id, &g->text, text, len)) {
+    if (rd_gen_piece_text(g->tok, prev, id, &g->text, text, len)) {
         g->done = 1;
         return rd_error_set(err, "generate: out of memory for the text of token %d", id);
     }
-    g->stats.decode_seconds += now_seconds() - t0;
+    g->stats.decode_seconds += rd_gen_now() - t0;
     *token = id;
     return 1;
 }

@@ -9,6 +9,7 @@
 #include <lua.h>
 
 #include "red_internal.h"
+#include "redit/batch.h"
 #include "redit/buf.h"
 #include "redit/generate.h"
 #include "redit/tokenizer.h"
@@ -259,13 +260,15 @@ static rdl_edits *opt_edits(lua_State *L, int arg, const rd_model *m) {
     return e;
 }
 
-/* Prompt ids into scratch slot SC_IDS: text (rendered by the template, BOS added) or ids. */
-static int *prompt_ids(lua_State *L, const rd_model *m, int arg, rdl_scratch *sc, size_t *n) {
+/* Prompt ids into scratch slot SC_IDS: text (rendered by the template of options table opts,
+ * BOS added) or ids. */
+static int *prompt_ids(lua_State *L, const rd_model *m, int arg, int opts, rdl_scratch *sc,
+                       size_t *n) {
     const int V = rd_model_config(m)->vocab_size;
-    const char *tmpl = rdl_opt_string(L, 3, "template", NULL);
-    const char *sys = rdl_opt_string(L, 3, "system", NULL);
+    const char *tmpl = rdl_opt_string(L, opts, "template", NULL);
+    const char *sys = rdl_opt_string(L, opts, "system", NULL);
     if (lua_type(L, arg) == LUA_TTABLE) {
-        if (tmpl) luaL_argerror(L, 3, "option 'template' needs a text prompt, not ids");
+        if (tmpl) luaL_argerror(L, opts, "option 'template' needs a text prompt, not ids");
         int *ids = rdl_check_int_array(L, arg, 0, V - 1, n); /* stays on the stack */
         luaL_argcheck(L, *n > 0, arg, "the prompt needs at least one id");
         return ids;
@@ -293,8 +296,10 @@ static void push_gen_stats(lua_State *L, const rd_gen_stats *st, const int *out_
     lua_createtable(L, 0, 8);
     rdl_set_int(L, "prompt_tokens", st->n_prompt);
     rdl_set_int(L, "tokens", st->n_generated);
-    rdl_push_int_array(L, out_ids, (size_t)st->n_generated);
-    lua_setfield(L, -2, "ids");
+    if (out_ids) { /* generate_batch gives none */
+        rdl_push_int_array(L, out_ids, (size_t)st->n_generated);
+        lua_setfield(L, -2, "ids");
+    }
     int k = st->stopped_by >= 0 && st->stopped_by < 4 ? st->stopped_by : 0;
     rdl_set_str(L, "stopped", by_cb ? "callback" : why[k]);
     rdl_set_num(L, "prefill_seconds", st->prefill_seconds);
@@ -326,7 +331,7 @@ static int model_generate(lua_State *L) {
     gen_state g = {.L = L, .fn = lua_isnil(L, 5) ? 0 : 5, .err_slot = 6, .stop = rdl_stop_flag(L)};
     g.sc = rdl_scratch_new(L); /* slot 7 */
     size_t n = 0;
-    const int *ids = prompt_ids(L, m, 2, g.sc, &n);
+    const int *ids = prompt_ids(L, m, 2, 3, g.sc, &n);
     if ((int)n >= seq) return luaL_error(L, "the prompt's %d tokens fill the context of %d", (int)n, seq);
     rd_error err = {0};
     int max_seq = (int)n + go.max_tokens < seq ? (int)n + go.max_tokens : seq;
@@ -358,6 +363,151 @@ static int model_generate(lua_State *L) {
     lua_pushlstring(L, g.text.data, g.text.len);
     push_gen_stats(L, &st, out, g.by_callback);
     rdl_scratch_release(g.sc);
+    return 2;
+}
+
+/* ---- batched generation ------------------------------------------------------------- */
+
+/* One request of generate_batch and its result. */
+typedef struct lb_job {
+    int *ids;
+    size_t n;
+    rd_edits_view view;
+    rdl_edits *edits; /* NULL: the base model */
+    rd_gen_opts opts;
+    rd_buf text;
+    rd_gen_stats stats;
+    int done, oom;
+} lb_job;
+
+typedef struct lb_state {
+    rd_batch *b;
+    lb_job *jobs;
+    int n;
+} lb_state;
+
+static void lb_free(void *p) {
+    lb_state *s = p;
+    rd_batch_free(s->b);
+    for (int i = 0; i < s->n; i++) {
+        free(s->jobs[i].ids);
+        rd_buf_free(&s->jobs[i].text);
+    }
+    free(s->jobs);
+    free(s);
+}
+
+static int lb_on_token(void *user, int id, int token, const char *text, size_t len, float lp) {
+    lb_job *j = user;
+    (void)id, (void)token, (void)lp;
+    if (rd_buf_append(&j->text, text, len)) j->oom = 1;
+    return j->oom;
+}
+
+static void lb_on_done(void *user, int id, const rd_gen_stats *st) {
+    lb_job *j = user;
+    (void)id;
+    j->stats = *st;
+    j->done = 1;
+}
+
+/* m:generate_batch({req, ...} [, {parallel = N}]): each req {prompt = text or ids, edits,
+ * strength, max_tokens, temperature, top_k, top_p, repeat_penalty, seed, stop_at_eos,
+ * template, system}; all decoded together, `parallel` at a time (default 8). Returns the
+ * texts in request order, and a list of stats tables as generate's. */
+static int model_generate_batch(lua_State *L) {
+    rdl_model *um = rdl_check_model(L, 1);
+    const rd_model *m = um->m;
+    static const char *const known[] = {
+        "prompt", "max_tokens", "temperature", "top_k", "top_p", "repeat_penalty",
+        "repeat_last_n", "no_repeat_ngram", "seed", "stop_at_eos", "template", "system",
+        "edits", "strength", NULL};
+    static const char *const batch_known[] = {"parallel", NULL};
+    luaL_checktype(L, 2, LUA_TTABLE);
+    rdl_opts_check(L, 3, batch_known);
+    lua_settop(L, 3);
+    const int parallel = (int)rdl_opt_integer(L, 3, "parallel", 1, 4096, 8);
+    const int count = (int)luaL_len(L, 2);
+    luaL_argcheck(L, count > 0, 2, "no request given");
+    const int seq = rd_model_config(m)->seq_len;
+    rdl_scratch *sc = rdl_scratch_new(L); /* slot 4 */
+    lb_state *s = calloc(1, sizeof *s);
+    if (!s) return luaL_error(L, "out of memory");
+    rdl_scratch_set(sc, 0, s, lb_free);
+    if (!(s->jobs = calloc((size_t)count, sizeof *s->jobs))) return luaL_error(L, "out of memory");
+    s->n = count;
+    for (int i = 0; i < count; i++) {
+        lb_job *j = &s->jobs[i];
+        const int top = lua_gettop(L);
+        lua_geti(L, 2, i + 1); /* top + 1: the request */
+        const int req = top + 1;
+        if (!lua_istable(L, req))
+            return luaL_error(L, "generate_batch: request %d is a %s, not a table", i + 1,
+                              luaL_typename(L, req));
+        rdl_opts_check(L, req, known);
+        lua_getfield(L, req, "prompt"); /* top + 2 */
+        if (lua_type(L, top + 2) != LUA_TTABLE && lua_type(L, top + 2) != LUA_TSTRING)
+            return luaL_error(L, "generate_batch: request %d needs a prompt (text or ids)", i + 1);
+        rdl_scratch *rs = rdl_scratch_new(L); /* top + 3 */
+        const int *ids = prompt_ids(L, m, top + 2, req, rs, &j->n);
+        if (!(j->ids = malloc(j->n * sizeof *j->ids))) return luaL_error(L, "out of memory");
+        memcpy(j->ids, ids, j->n * sizeof *ids);
+        rdl_scratch_release(rs);
+        if ((int)j->n >= seq)
+            return luaL_error(L, "generate_batch: request %d: the prompt's %d tokens fill the "
+                                 "context of %d", i + 1, (int)j->n, seq);
+        j->opts = (rd_gen_opts){.sampling = read_sampling(L, req),
+                                .stop_at_eos = rdl_opt_bool(L, req, "stop_at_eos", 1)};
+        j->opts.max_tokens = (int)rdl_opt_integer(L, req, "max_tokens", 1, 1 << 24, 256);
+        j->edits = opt_edits(L, req, m); /* anchored in the request, which arg 2 holds */
+        if (j->edits)
+            j->view = rd_edits_view_at(j->edits->e, (float)rdl_opt_number(L, req, "strength", 1.0));
+        lua_settop(L, top);
+    }
+    rd_error err = {0};
+    const rd_batch_opts bo = {.slots = parallel < count ? parallel : count, .max_seq = seq};
+    if (!(s->b = rd_batch_new(m, &bo, &err))) return rdl_raise(L, &err);
+    atomic_int *stop = rdl_stop_flag(L);
+    for (int i = 0; i < count; i++)
+        if (s->jobs[i].edits) s->jobs[i].edits->busy++;
+    um->busy++;
+    int next = 0, left = count, rc = 0, interrupted = 0, oom = 0;
+    while (left > 0 && !rc) {
+        while (next < count && rd_batch_free_slots(s->b) > 0) {
+            lb_job *j = &s->jobs[next++];
+            if (rd_batch_add(s->b, j->edits ? &j->view : NULL, j->ids, j->n, &j->opts, j, &err) < 0) {
+                rc = -1;
+                break;
+            }
+        }
+        if (rc || rd_batch_step(s->b, lb_on_token, lb_on_done, &err) < 0) rc = -1;
+        if (atomic_load(stop)) interrupted = 1, rc = -1;
+        left = 0;
+        for (int i = 0; i < count; i++) {
+            left += !s->jobs[i].done;
+            oom |= s->jobs[i].oom;
+        }
+        if (oom) rc = -1;
+    }
+    um->busy--;
+    for (int i = 0; i < count; i++)
+        if (s->jobs[i].edits) s->jobs[i].edits->busy--;
+    if (rc) {
+        rdl_scratch_release(sc);
+        if (interrupted) return luaL_error(L, "interrupted");
+        if (oom) return luaL_error(L, "out of memory");
+        return rdl_raise(L, &err);
+    }
+    lua_createtable(L, count, 0);
+    lua_createtable(L, count, 0);
+    for (int i = 0; i < count; i++) {
+        const lb_job *j = &s->jobs[i];
+        lua_pushlstring(L, j->text.data ? j->text.data : "", j->text.len);
+        lua_seti(L, -3, i + 1);
+        push_gen_stats(L, &j->stats, NULL, j->stats.stopped_by == 2);
+        lua_seti(L, -2, i + 1);
+    }
+    rdl_scratch_release(sc);
     return 2;
 }
 
@@ -529,6 +679,7 @@ void rdl_open_model(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"info", model_info},           {"tokenize", model_tokenize},
         {"detokenize", model_detokenize}, {"generate", model_generate},
+        {"generate_batch", model_generate_batch},
         {"edits", model_edits},         {"dataset", model_dataset},
         {"compute", model_compute},     {"close", model_close},
         {NULL, NULL}};

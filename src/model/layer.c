@@ -32,6 +32,17 @@ rd_dropout rd_layer_dropout_mask(const rd_dropout *base, int l, int sub, int N, 
     return rd_dropout_at(base, ((uint64_t)l * 2 + (uint64_t)sub) * (uint64_t)N * (uint64_t)d);
 }
 
+/* Sequence b's edit view, position of its first new row and cache slot in pass p. */
+static const rd_edits_view *seq_edits(const rd_layer_pass *p, int b) {
+    return p->seqs ? p->seqs[b].edits : p->edits;
+}
+static int seq_pos(const rd_layer_pass *p, int b) {
+    return p->seqs ? p->seqs[b].pos + p->pos0 : p->pos0;
+}
+static size_t seq_slot(const rd_layer_pass *p, int b) {
+    return (size_t)(p->seqs ? p->seqs[b].slot : b);
+}
+
 const rd_site_edit *rd_layer_site_edit(const rd_edits_view *edits, int l, int sub) {
     if (!edits) return NULL;
     const rd_site_edit *arr = sub == 0 ? edits->attn : edits->ffn;
@@ -200,17 +211,16 @@ void rd_layer_lora_dropout(float *xd, const float *x, int n, int in, const rd_dr
     rd_pool_run(pool, lora_drop_task, &j, (n + j.per - 1) / j.per);
 }
 
-/* out (N, rows of W) += α·(lora_alpha/r)·B·A·x̃ for layer l's projection id when the pass's
- * edits hold LoRA factors for it (x̃: x, or its dropout in training): T = x̃·Aᵀ (N, r), then
+/* out (N, rows of W) += α·(lora_alpha/r)·B·A·x̃ for layer l's projection id when ed holds
+ * LoRA factors for it (x̃: x, or its dropout in training): T = x̃·Aᵀ (N, r), then
  * out += c·T·Bᵀ through Bᵀ (r, rows), all in the pass's LoRA scratch. */
-static void lora_add(const rd_layer_pass *p, int l, rd_layer_proj id, float *out,
-                     const float *x) {
-    const rd_edits_view *ed = p->edits;
+static void lora_add_rows(const rd_layer_pass *p, const rd_edits_view *ed, int l,
+                          rd_layer_proj id, float *out, const float *x, int N) {
     if (!ed || !ed->lora || ed->strength == 0.0f) return;
     const float *A = ed->lora[l].a[id], *Bf = ed->lora[l].b[id];
     if (!A || !Bf) return;
     const rd_config *cfg = &p->m->file.cfg;
-    const int N = p->B * p->T, r = ed->lora_rank;
+    const int r = ed->lora_rank;
     const size_t wide = (size_t)(cfg->dim > cfg->hidden_dim ? cfg->dim : cfg->hidden_dim);
     int rows, in;
     rd_proj_shape(cfg, id, &rows, &in);
@@ -224,6 +234,20 @@ static void lora_add(const rd_layer_pass *p, int l, rd_layer_proj id, float *out
     rd_lora_dot_rows(t, xin, A, N, in, r, 1.0f, 0, p->pool);
     rd_lora_transpose(bt, Bf, rows, r);
     rd_lora_axpy_rows(out, t, bt, N, r, rows, ed->strength * ed->lora_scale, NULL, p->pool);
+}
+
+/* LoRA's product on every row of the pass, each sequence block with its own view. */
+static void lora_add(const rd_layer_pass *p, int l, rd_layer_proj id, float *out,
+                     const float *x) {
+    if (!p->seqs) {
+        lora_add_rows(p, p->edits, l, id, out, x, p->B * p->T);
+        return;
+    }
+    int rows, in;
+    rd_proj_shape(&p->m->file.cfg, id, &rows, &in);
+    for (int b = 0; b < p->B; b++)
+        lora_add_rows(p, p->seqs[b].edits, l, id, out + (size_t)b * p->T * rows,
+                      x + (size_t)b * p->T * in, p->T);
 }
 
 static const rd_matrix *proj_matrix(const rd_layer_weights *W, rd_layer_proj id) {
@@ -246,13 +270,15 @@ static void project(const rd_layer_pass *p, int l, const rd_layer_proj *ids, flo
     const rd_layer_weights *W = &p->m->file.w.layers[l];
     const rd_matrix *Ws[RD_MATMUL_MANY_MAX] = {0};
     for (int i = 0; i < count; i++) Ws[i] = proj_matrix(W, ids[i]);
-    rd_matmul_many(outs, x, Ws, count, p->B * p->T, p->wscratch, p->pool);
+    if (p->rows_matvec)
+        rd_matmul_many_rows(outs, x, Ws, count, p->B * p->T, p->wscratch, p->pool);
+    else
+        rd_matmul_many(outs, x, Ws, count, p->B * p->T, p->wscratch, p->pool);
     for (int i = 0; i < count; i++) lora_add(p, l, ids[i], outs[i], x);
 }
 
-/* IA3's edit of layer l in the pass, or NULL (none, or strength 0). */
-static const rd_ia3_edit *ia3_of(const rd_layer_pass *p, int l) {
-    const rd_edits_view *ed = p->edits;
+/* IA3's edit of layer l in the view ed, or NULL (none, or strength 0). */
+static const rd_ia3_edit *ia3_of(const rd_edits_view *ed, int l) {
     return ed && ed->ia3 && ed->strength != 0.0f ? &ed->ia3[l] : NULL;
 }
 
@@ -306,14 +332,15 @@ static void rope_task(void *arg, int task) {
     const rd_layer_view *v = j->v;
     const rd_config *cfg = &p->m->file.cfg;
     const int d = cfg->dim, kv = rd_config_kv_dim(cfg), hs = rd_config_head_dim(cfg);
-    const rd_ia3_edit *ia = ia3_of(p, j->l);
     int r0, r1;
     task_range(j, task, &r0, &r1);
     for (int row = r0; row < r1; row++) {
-        const int b = row / p->T, pos = p->pos0 + row % p->T;
+        const int b = row / p->T, pos = seq_pos(p, b) + row % p->T;
+        const rd_edits_view *ed = seq_edits(p, b);
+        const rd_ia3_edit *ia = ia3_of(ed, j->l);
         float *k = v->k + (size_t)row * kv;
         if (ia) {
-            const float alpha = p->edits->strength;
+            const float alpha = ed->strength;
             ia3_scale(k, v->k_raw ? v->k_raw + (size_t)row * kv : NULL, ia->k, kv, alpha);
             ia3_scale(v->v + (size_t)row * kv, v->v_raw ? v->v_raw + (size_t)row * kv : NULL,
                       ia->v, kv, alpha);
@@ -321,7 +348,7 @@ static void rope_task(void *arg, int task) {
         rd_rope(v->q + (size_t)row * d, cfg->n_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
         rd_rope(k, cfg->n_kv_heads, hs, pos, cfg->rope_theta, cfg->rope_layout);
         if (p->mode == RD_ATTN_CACHE) {
-            const size_t at = b * p->seq_stride + (size_t)pos * kv;
+            const size_t at = seq_slot(p, b) * p->seq_stride + (size_t)pos * kv;
             memcpy(v->key_cache + at, k, (size_t)kv * sizeof(float));
             memcpy(v->value_cache + at, v->v + (size_t)row * kv, (size_t)kv * sizeof(float));
         }
@@ -337,17 +364,18 @@ static void swiglu_task(void *arg, int task) {
     float *act = j->v->act + r0 * hd;
     if (act != j->v->g) memcpy(act, j->v->g + r0 * hd, (size_t)(r1 - r0) * hd * sizeof(float));
     rd_swiglu(act, j->v->u + r0 * hd, (size_t)(r1 - r0) * hd);
-    const rd_ia3_edit *ia = ia3_of(j->p, j->l);
-    if (ia)
-        for (int r = r0; r < r1; r++, act += hd)
-            ia3_scale(act, NULL, ia->ffn, (int)hd, j->p->edits->strength);
+    for (int r = r0; r < r1; r++, act += hd) {
+        const rd_edits_view *ed = seq_edits(j->p, r / j->p->T);
+        const rd_ia3_edit *ia = ia3_of(ed, j->l);
+        if (ia) ia3_scale(act, NULL, ia->ffn, (int)hd, ed->strength);
+    }
 }
 
 /* h += the sub-layer's output bias (merged models; frozen, so it has no gradient and leaves
  * the activation gradients as they are), out = rd_site_apply(x, h), then
  * normed = rmsnorm(out)·norm when normed is set (normed may alias h: each row of h is used
- * before its normed row is written). Per-row edit sets would pick the edit per sequence
- * block here. */
+ * before its normed row is written). With per-sequence views, rd_site_apply runs once per
+ * sequence block of the task's rows, with that sequence's edit and strength. */
 static void residual_task(void *arg, int task) {
     const rows_job *j = arg;
     const rd_config *cfg = &j->p->m->file.cfg;
@@ -359,9 +387,22 @@ static void residual_task(void *arg, int task) {
     if (j->bias)
         for (int i = 0; i < r1 - r0; i++)
             for (int k = 0; k < d; k++) h[(size_t)i * d + k] += j->bias[k];
-    const rd_edits_view *ed = j->p->edits;
-    rd_site_apply(j->out + o, j->x + o, h, r1 - r0, d, rd_layer_site_edit(ed, j->l, j->sub),
-                  ed ? ed->strength : 0.0f, j->mask, o);
+    if (!j->p->seqs) {
+        const rd_edits_view *ed = j->p->edits;
+        rd_site_apply(j->out + o, j->x + o, h, r1 - r0, d, rd_layer_site_edit(ed, j->l, j->sub),
+                      ed ? ed->strength : 0.0f, j->mask, o);
+    } else {
+        const int T = j->p->T;
+        for (int a = r0; a < r1;) {
+            const int b = a / T, e = (b + 1) * T < r1 ? (b + 1) * T : r1;
+            const rd_edits_view *ed = j->p->seqs[b].edits;
+            const size_t oa = (size_t)a * d;
+            rd_site_apply(j->out + oa, j->x + oa, j->h + oa, e - a, d,
+                          rd_layer_site_edit(ed, j->l, j->sub), ed ? ed->strength : 0.0f,
+                          j->mask, oa);
+            a = e;
+        }
+    }
     if (j->normed) rd_rmsnorm(j->normed + o, j->out + o, j->norm, r1 - r0, d, cfg->norm_eps);
 }
 
@@ -387,6 +428,26 @@ static void residual(rows_job *j, int sub, float *out, const float *x, float *h,
 
 /* ---- the layer -------------------------------------------------------------------------- */
 
+typedef struct attn_job {
+    const rd_layer_pass *p;
+    const rd_layer_view *v;
+    int l;
+} attn_job;
+
+/* Cached attention of sequence `task` (few new rows, no OpenBLAS call: safe on the pool's
+ * threads), with its own slice of the attention scratch (max_seq floats per sequence). */
+static void attn_task(void *arg, int task) {
+    const attn_job *j = arg;
+    const rd_layer_pass *p = j->p;
+    const rd_config *cfg = &p->m->file.cfg;
+    const int d = cfg->dim, kv = rd_config_kv_dim(cfg), T = p->T;
+    const size_t at = seq_slot(p, task) * p->seq_stride, max_seq = p->seq_stride / (size_t)kv;
+    rd_attention(j->v->o + (size_t)task * T * d, j->v->q + (size_t)task * T * d,
+                 j->v->key_cache + at, j->v->value_cache + at, T, seq_pos(p, task),
+                 cfg->n_heads, cfg->n_kv_heads, rd_config_head_dim(cfg), (size_t)kv,
+                 p->att + (size_t)task * max_seq);
+}
+
 void rd_layer_forward(const rd_layer_pass *p, int l, const rd_layer_view *v) {
     const rd_config *cfg = &p->m->file.cfg;
     const rd_layer_weights *W = &p->m->file.w.layers[l];
@@ -405,11 +466,16 @@ void rd_layer_forward(const rd_layer_pass *p, int l, const rd_layer_view *v) {
     float *const qkv_out[] = {v->q, v->k, v->v};
     project(p, l, qkv, qkv_out, 3, v->xb);
     run_rows(&rows, rope_task);
-    if (p->mode == RD_ATTN_CACHE) {
-        for (int b = 0; b < B; b++)
-            rd_attention(v->o + (size_t)b * T * d, v->q + (size_t)b * T * d,
-                         v->key_cache + b * p->seq_stride, v->value_cache + b * p->seq_stride, T,
-                         p->pos0, cfg->n_heads, cfg->n_kv_heads, hs, (size_t)kv, p->att);
+    if (p->mode == RD_ATTN_CACHE && T <= RD_MATVEC_MAX_ROWS && B > 1) {
+        attn_job aj = {p, v, l};  /* decode of several sequences: one task each */
+        rd_pool_run(p->pool, attn_task, &aj, B);
+    } else if (p->mode == RD_ATTN_CACHE) {
+        for (int b = 0; b < B; b++) {
+            const size_t at = seq_slot(p, b) * p->seq_stride;
+            rd_attention(v->o + (size_t)b * T * d, v->q + (size_t)b * T * d, v->key_cache + at,
+                         v->value_cache + at, T, seq_pos(p, b), cfg->n_heads, cfg->n_kv_heads, hs,
+                         (size_t)kv, p->att);
+        }
     } else {
         rd_attention_train(v->o, v->probs, v->q, v->k, v->v, B, T, cfg->n_heads,
                            cfg->n_kv_heads, hs, p->att, p->pool);

@@ -26,9 +26,10 @@
  * Hook points for the methods to come (one each, all in layer.c):
  *   - site edits — RED, and per-row edit sets for batched serving: rd_site_apply is the only
  *     code that applies an edit; the residual step (residual_task in layer.c) picks the edit
- *     of its rows through rd_layer_site_edit. Per-row sets give rd_layer_pass a view per sequence
- *     and let the residual step call rd_site_apply once per sequence block (rows b·T..b·T+T-1)
- *     with that sequence's edit and strength; nothing else changes.
+ *     of its rows through rd_layer_site_edit. With rd_layer_pass.seqs each sequence has its
+ *     own view: the residual step calls rd_site_apply once per sequence block (rows
+ *     b·T..b·T+T-1) with that sequence's edit and strength, and LoRA and IA3 (below) read the
+ *     view of the rows they touch.
  *   - projection adapters — LoRA: every matrix product of the layer goes through project()
  *     with the projection's id (rd_layer_proj); LoRA adds its low-rank product x·Aᵀ·Bᵀ to the
  *     output there, keyed by (layer, id), before any bias, edit or RoPE.
@@ -46,6 +47,7 @@
 #include <stdint.h>
 
 #include "redit/edits_view.h"
+#include "redit/forward.h"
 #include "core/kernels.h"
 #include "redit/model.h"
 
@@ -61,8 +63,13 @@ typedef struct rd_layer_pass {
     const rd_model *m;
     int B, T;                   /* sequences, new positions per sequence: N = B·T rows */
     rd_attn_mode mode;
-    int pos0;                   /* position of each sequence's first new row (TRAIN: 0) */
-    const rd_edits_view *edits; /* NULL: the base model, at no extra cost */
+    int pos0;                   /* position of each sequence's first new row (TRAIN: 0); with
+                                 * seqs: added to each sequence's own pos */
+    const rd_edits_view *edits; /* NULL: the base model, at no extra cost (ignored with seqs) */
+    const rd_seq *seqs;         /* CACHE: (B) each sequence's cache slot, position and edit
+                                 * view (rows b·T.. use seqs[b]); NULL: slot b, pos0, edits */
+    int rows_matvec;            /* every product by matvec over all N rows (batched decode:
+                                 * each row's result is that of the row alone) */
     const rd_dropout *dropout;  /* masks of the sub-layer outputs (after the edit, before the
                                  * residual add); NULL or threshold 0: none */
     const rd_dropout *lora_dropout; /* training: masks of LoRA's inputs (rd_layer_lora_mask);
