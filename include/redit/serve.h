@@ -33,6 +33,9 @@ typedef struct rd_server_opts {
     int max_connections;   /* open connections at most; 0: 512 */
     const char *api_key;   /* NULL: none; else requests need "Authorization: Bearer KEY" */
     const char *chat_template; /* chat template of the base model; NULL: "llama2-chat" */
+    int step_delay_ms;     /* a pause after every engine step: 0 in use; tests of shutdown and
+                            * disconnects set it (REDIT_SERVE_STEP_DELAY_MS) so a stream is still
+                            * running when they act, however fast the machine */
     rd_server_log_fn log;  /* may be NULL */
     void *log_user;
 } rd_server_opts;

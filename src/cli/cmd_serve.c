@@ -149,6 +149,8 @@ int cmd_serve(int argc, char **argv) {
         }
     }
     if ((rc = cli_parse_end("serve", argc, argv, ma.path, "-m MODEL", NULL, NULL))) goto out;
+    if (getenv("REDIT_SERVE_STEP_DELAY_MS")) /* tests only: see rd_server_opts */
+        so.step_delay_ms = atoi(getenv("REDIT_SERVE_STEP_DELAY_MS"));
     if (!so.api_key && getenv("REDIT_API_KEY") && getenv("REDIT_API_KEY")[0])
         so.api_key = getenv("REDIT_API_KEY");
     if (!so.model_id) {

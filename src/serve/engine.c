@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -327,6 +328,10 @@ void *engine_main(void *arg) {
         }
         pthread_mutex_unlock(&s->mu);
         const int rc = rd_batch_step(s->batch, on_token, on_done, &err);
+        if (s->o.step_delay_ms > 0)
+            nanosleep(&(struct timespec){s->o.step_delay_ms / 1000,
+                                         (long)(s->o.step_delay_ms % 1000) * 1000000L},
+                      NULL);
         pthread_mutex_lock(&s->mu);
         if (rc < 0 && s->o.log) s->o.log(s->o.log_user, err.msg);
     }

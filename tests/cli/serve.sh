@@ -291,7 +291,7 @@ expect_grep "SIGTERM noted" "$TMP/s1.log" 'SIGTERM: no new connections'
 expect_grep "stopped" "$TMP/s1.log" 'redit serve: stopped'
 
 # --- limits: one slot, no queue: 429 beyond it; a dropped stream frees its slot ------------
-start_server s2 --parallel 1 --queue 0 --compute f32
+REDIT_SERVE_STEP_DELAY_MS=20 start_server s2 --parallel 1 --queue 0 --compute f32
 KEY=
 BODY='{"prompt": "Once", "max_tokens": 200, "temperature": 0, "ignore_eos": true}'
 sts=$($CHECK burst "$PORT" "" 8 "$BODY") || fail "burst"
@@ -317,13 +317,13 @@ need_fixture "$FIX/llama2-tokenizer/tokenizer.bin"
 expect_ok "stories15M-shaped model" "$REDIT" make-model --shape stories15M --type F32 \
     --tokenizer "$FIX/llama2-tokenizer/tokenizer.bin" -o "$TMP/s15.gguf"
 SERVE_MODEL="$TMP/s15.gguf"
-start_server s3 --parallel 1 --grace 20 --compute f32
+REDIT_SERVE_STEP_DELAY_MS=20 start_server s3 --parallel 1 --grace 20 --compute f32
 $CHECK drain "$PORT" "$SPID" 120 >"$TMP/drain.json" || fail "drain"
 [ "$(jget "$TMP/drain.json" 'd["late_status"] == 503 and d["late_code"] == "service_unavailable" and d["done"] and d["finished"] and not d["error_event"]')" = True ] ||
     fail "SIGTERM with a stream running (grace 20 s): $(cat "$TMP/drain.json")"
 wait "$SPID" || fail "redit serve exited $? after SIGTERM"
 expect_grep "nothing cancelled" "$TMP/s3.log" 'stopped \(0 requests cancelled\)'
-start_server s4 --parallel 1 --grace 0.5 --compute f32
+REDIT_SERVE_STEP_DELAY_MS=20 start_server s4 --parallel 1 --grace 0.5 --compute f32
 $CHECK drain "$PORT" "$SPID" 250 >"$TMP/drain.json" || fail "drain"
 [ "$(jget "$TMP/drain.json" 'd["late_status"] == 503 and d["done"] and d["error_event"]')" = True ] ||
     fail "SIGTERM with a stream running past the grace: $(cat "$TMP/drain.json")"
