@@ -22,6 +22,7 @@
 #include "redit/mc_eval.h"
 #include "redit/model.h"
 #include "redit/tokenizer.h"
+#include "redit/train.h"
 #include "tiny_model.h"
 
 static char g_dir[512];
@@ -172,6 +173,14 @@ static void test_mcnemar(void **state) {
     /* the sample std (n − 1) of 0/1 scores over √n: 1 right of 4 gives sqrt(.25·.75/3) */
     assert_true(fabs(rd_mc_stderr(1, 4) - 0.25) < 1e-12);
     assert_true(isnan(rd_mc_stderr(1, 1)));
+    /* the paired loss difference: x = b − a = (−0.5, 0.5, −1), 4 tokens, D = −0.25,
+     * residuals x − D·count = (−0.25, 1, −0.75) */
+    const double a[] = {1, 2, 3}, b[] = {0.5, 2.5, 2};
+    const int c[] = {1, 2, 1};
+    double d;
+    const double se = rd_paired_loss_stderr(a, b, c, 3, &d);
+    assert_true(fabs(d + 0.25) < 1e-15);
+    assert_true(fabs(se - sqrt((0.0625 + 1 + 0.5625) * 3 / 2) / 4) < 1e-15);
 }
 
 /* log-softmax(z)[id] */

@@ -251,6 +251,24 @@ static int eval_compare(const rd_model *m, const rd_edits *e, const cli_edits_ar
         rd_dataset_free(d);
         return 1;
     }
+    /* the paired test: per-example losses of both */
+    const size_t n = rd_dataset_size(d);
+    double *sums = malloc(sizeof *sums * 2 * (n + 1));
+    int *counts = malloc(sizeof *counts * (n + 1));
+    const rd_edits_view view = rd_edits_view_at(e, ea->strength);
+    if (!sums || !counts ||
+        rd_eval_example_losses(m, NULL, d, batch, dopt->max_len, sums, counts, &err) ||
+        rd_eval_example_losses(m, &view, d, batch, dopt->max_len, sums + n, counts, &err)) {
+        fprintf(stderr, "redit eval: %s\n", sums && counts ? err.msg : "out of memory");
+        free(sums);
+        free(counts);
+        rd_dataset_free(d);
+        return 1;
+    }
+    double pdiff;
+    const double pse = rd_paired_loss_stderr(sums, sums + n, counts, n, &pdiff);
+    free(sums);
+    free(counts);
     const char *from, *tmpl = template_used(da, stored, d, &from);
     FILE *out = json ? stderr : stdout;
     fprintf(out, "examples    %zu\n", rd_dataset_size(d));
@@ -266,6 +284,8 @@ static int eval_compare(const rd_model *m, const rd_edits *e, const cli_edits_ar
         const double b0 = rd_eval_bits_per_byte(&r[0]), b1 = rd_eval_bits_per_byte(&r[1]);
         fprintf(out, "bits/byte   %-10.4f  %-10.4f  %+.4f\n", b0, b1, b1 - b0);
     }
+    fprintf(out, "paired      loss difference %+.6f ± %.6f (z = %.2f; standard error over "
+                 "examples)\n", pdiff, pse, pdiff / pse);
     if (rd_dataset_n_labels(d) > 0) {
         fprintf(out, "accuracy    %-10.4f  %-10.4f  %+.4f\n", r[0].accuracy, r[1].accuracy,
                 r[1].accuracy - r[0].accuracy);
@@ -281,6 +301,7 @@ static int eval_compare(const rd_model *m, const rd_edits *e, const cli_edits_ar
         cJSON_AddItemToObject(j, "edited", loss_json(d, &r[1]));
         cJSON *df = cJSON_AddObjectToObject(j, "difference");
         cJSON_AddNumberToObject(df, "loss", r[1].loss - r[0].loss);
+        cJSON_AddNumberToObject(df, "loss_stderr", pse); /* paired, over examples */
         if (rd_dataset_n_labels(d) > 0)
             cJSON_AddNumberToObject(df, "accuracy", r[1].accuracy - r[0].accuracy);
         if (tmpl) cJSON_AddStringToObject(j, "template", tmpl);

@@ -137,4 +137,31 @@ assert a["loss"] == b["base"]["loss"], (a["loss"], b["base"])
 assert abs(b["difference"]["loss"] - (b["edited"]["loss"] - b["base"]["loss"])) < 1e-12
 assert b["edited"]["loss"] != b["base"]["loss"]
 PY
+# its paired standard error against per-example losses from one-example evals
+head -n 8 datasets/define-words/eval.jsonl >"$TMP/eight.jsonl"
+expect_ok "eval --compare (8)" "$REDIT" eval -m "$M" -d "$TMP/eight.jsonl" --template red \
+    --edits "$TMP/e.safetensors" --compare --json -t 1
+cp "$TMP/out" "$TMP/eight.json"
+i=0
+while IFS= read -r line; do
+    i=$((i + 1))
+    printf '%s\n' "$line" >"$TMP/one.jsonl"
+    "$REDIT" eval -m "$M" -d "$TMP/one.jsonl" --template red --json -t 1 >"$TMP/one-base-$i.json" 2>/dev/null ||
+        fail "eval of example $i"
+    "$REDIT" eval -m "$M" -d "$TMP/one.jsonl" --template red --edits "$TMP/e.safetensors" --json -t 1 \
+        >"$TMP/one-edit-$i.json" 2>/dev/null || fail "eval of example $i with edits"
+done <"$TMP/eight.jsonl"
+"$PY" - "$TMP" <<'PY' || fail "--compare's paired standard error is wrong"
+import json, math, sys
+tmp = sys.argv[1]
+a, b, t = [], [], []
+for i in range(1, 9):
+    x, y = json.load(open("%s/one-base-%d.json" % (tmp, i))), json.load(open("%s/one-edit-%d.json" % (tmp, i)))
+    a.append(x["loss"] * x["tokens"]); b.append(y["loss"] * y["tokens"]); t.append(x["tokens"])
+n, T = len(a), sum(t)
+D = (sum(b) - sum(a)) / T
+se = math.sqrt(sum(((q - p) - D * c) ** 2 for p, q, c in zip(a, b, t)) * n / (n - 1)) / T
+got = json.load(open(tmp + "/eight.json"))["difference"]
+assert abs(got["loss"] - D) < 1e-5 and abs(got["loss_stderr"] - se) < 1e-5 * (1 + se), (got, D, se)
+PY
 echo "mc: ok"
