@@ -290,6 +290,7 @@ static int parse_line(rd_mc_set *s, const char *line, size_t len, rd_mc_item *it
         }
     }
     cJSON_Delete(obj);
+    if (rc) item_clear(it);
     return rc;
 }
 
@@ -319,20 +320,19 @@ rd_mc_set *rd_mc_load(const char *path, rd_error *err) {
                               rd.max_line);
             break;
         }
-        if (rd_array_reserve(&s->items, &s->cap, s->n + 1, sizeof *s->items)) {
-            rc = rd_error_set(err, "%s: out of memory", path);
-            break;
-        }
-        rd_mc_item *it = &s->items[s->n];
-        memset(it, 0, sizeof *it);
-        if (parse_line(s, rd.buf, rd.len, it, err)) {
-            item_clear(it);
+        rd_mc_item it = {0};
+        if (parse_line(s, rd.buf, rd.len, &it, err)) {
             rc = rd_error_prefix(err, "%s line %ld", path, rd.line_no);
             break;
         }
-        it->line = rd.line_no;
-        if (it->n_choices > s->max_choices) s->max_choices = it->n_choices;
-        s->n++;
+        if (rd_array_reserve(&s->items, &s->cap, s->n + 1, sizeof *s->items)) {
+            item_clear(&it);
+            rc = rd_error_set(err, "%s: out of memory", path);
+            break;
+        }
+        it.line = rd.line_no;
+        if (it.n_choices > s->max_choices) s->max_choices = it.n_choices;
+        s->items[s->n++] = it;
         rd_line_reader_release(&rd);
     }
     rd_line_reader_free(&rd);
