@@ -89,6 +89,10 @@ static int group_setup(void **state) {
                             "{\"text\": \"Awful film\", \"label\": \"bad\"}\n");
     write_file("bad.jsonl", "{\"instruction\": \"x\", \"output\": 3}\n"
                             "{\"instruction\": \"x\", \"output\": \"y\"}\n");
+    write_file("mc.jsonl", "{\"context\": \"The sky is\", \"choices\": [\" blue\", \" a "
+                           "plum\", \" green\"], \"gold\": 0}\n"
+                           "{\"context\": \"Grass is\", \"choices\": [\" red\", \" green\"], "
+                           "\"gold\": 1}\n");
     write_file("garbage.gguf", "this is not a model file at all, just some text\n");
     return 0;
 }
@@ -630,6 +634,26 @@ static void test_train_eval(void **state) {
            "check_error(function() red.eval(M, nil, d, {strenght = 1}) end, \"unknown option 'strenght'\")\n");
 }
 
+/* red.eval on a multiple-choice file (its scores are checked against teacher forcing in
+ * test_mc and tests/cli/mc.sh), the per-item file, red.mcnemar. */
+static void test_eval_mc(void **state) {
+    lua_State *L = ((fixture *)*state)->L;
+    run_ok(L, "local r = red.eval(M, nil, DIR .. '/mc.jsonl', {per_item = DIR .. '/per.jsonl'})\n"
+              "assert(r.items == 2 and r.style == 'context/choices/gold')\n"
+              "assert(#r.correct == 2 and #r.correct_norm == 2)\n"
+              "local n = 0 for _, c in ipairs(r.correct) do if c then n = n + 1 end end\n"
+              "assert(r.acc == n / 2 and r.acc_norm >= 0 and r.acc_norm <= 1)\n"
+              "local lines = 0 for l in io.lines(DIR .. '/per.jsonl') do lines = lines + 1 end\n"
+              "assert(lines == 2)\n"
+              /* edits at strength 0 score as the base model */
+              "local z = red.eval(M, M:edits{}, DIR .. '/mc.jsonl', {strength = 0})\n"
+              "assert(z.acc == r.acc and z.acc_norm == r.acc_norm)\n"
+              "assert(math.abs(red.mcnemar(1, 9) - 22 / 1024) < 1e-12 and red.mcnemar(0, 0) == 1)\n"
+              "check_error(function() red.eval(M, nil, DIR .. '/train.jsonl') end, 'train.jsonl line 1: not a multiple-choice item')\n"
+              "check_error(function() red.eval(M, nil, DIR .. '/mc.jsonl', {batch = 2}) end, \"unknown option 'batch'\")\n"
+              "check_error(function() red.mcnemar(-1, 2) end, \"bad argument #1 to 'mcnemar'\")\n");
+}
+
 static void test_train_compute(void **state) {
     lua_State *L = ((fixture *)*state)->L;
     /* bf16 needs AVX512-BF16: either it trains or the engine's refusal comes out */
@@ -980,6 +1004,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_arithmetic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dataset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_eval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eval_mc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_compute, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_stop_from_on_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_callback_errors, setup, teardown),

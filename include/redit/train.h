@@ -178,6 +178,21 @@ void rd_classification_metrics(const long *confusion, int K, rd_eval_metrics *ou
 /* Bits per byte of text: loss · tokens / bytes / ln 2 (NAN when bytes is 0). */
 double rd_eval_bits_per_byte(const rd_eval_metrics *r);
 
+/* Per-example answer-token losses of d with edits `view` (NULL: none), for paired
+ * comparisons: sums[i] receives the summed token loss (nats) of example i's loss positions
+ * among its first max_len ids, counts[i] their number (both caller-allocated, size of d).
+ * Examples run `batch` rows a pass through rd_forward (inference; the sums equal
+ * rd_eval_loss's to float rounding). Returns 0 or -1 with *err. */
+int rd_eval_example_losses(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
+                           int batch, int max_len, double *sums, int *counts, rd_error *err);
+
+/* The token-weighted mean loss difference D = Σ(b_i − a_i) / Σ counts_i of two scorings of
+ * the same n examples (a: base, b: edited sums) into *diff (may be NULL), and its paired
+ * standard error: the ratio estimator's sqrt(n/(n−1) · Σ((b_i − a_i) − D·counts_i)²) / Σ
+ * counts_i, examples as the units (NAN for n < 2 or no tokens). */
+double rd_paired_loss_stderr(const double *a, const double *b, const int *counts, size_t n,
+                             double *diff);
+
 /* A run's best evaluation as text for listings: "3.2121", "0.1234 (acc 95.9%)" with an
  * accuracy, "-" when the loss is unknown (NAN). Writes at most cap bytes into buf (48 hold
  * any); returns buf. */

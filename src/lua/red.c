@@ -101,6 +101,10 @@
  *   tokens, bytes, bits_per_byte, accuracy, mcc, f1, examples} (bytes: the text the scored
  *   tokens stand for, bits_per_byte nil when 0; the last four for classification sets, else
  *   nil)
+ * red.eval(model, edits|nil, "items.jsonl" [, {strength=1, max_len, per_item=FILE}]) → a
+ *   multiple-choice file (redit/mc.h) scored as lm-evaluation-harness does: {items, style,
+ *   acc, acc_stderr, acc_norm, acc_norm_stderr, correct = {bool…}, correct_norm = {bool…}}
+ * red.mcnemar(b, c) → McNemar's exact two-sided p-value for b and c discordant pairs
  * A stop request (Ctrl-C in `redit run`) raises "interrupted" in Lua code and ends training
  * or generation at the next step or token, which then raises "interrupted" as well.
  * ========================================================================================== */

@@ -13,6 +13,8 @@
 #include <lua.h>
 
 #include "red_internal.h"
+#include "redit/mc.h"
+#include "redit/mc_eval.h"
 #include "redit/train.h"
 #include "redit/train_log.h"
 
@@ -291,6 +293,63 @@ static int red_train(lua_State *L) {
     return 1;
 }
 
+/* red.eval on a multiple-choice file (a path): {items, style, acc, acc_stderr, acc_norm,
+ * acc_norm_stderr, correct = {bool...}, correct_norm = {bool...}}; per_item = FILE writes
+ * the per-item JSON lines. */
+static int red_eval_mc(lua_State *L, const rd_model *m, const rd_edits *e) {
+    static const char *const known[] = {"strength", "max_len", "per_item", NULL};
+    rdl_opts_check(L, 4, known);
+    const float strength = (float)rdl_opt_number(L, 4, "strength", 1.0);
+    const int ctx = rd_model_config(m)->seq_len;
+    const int max_len = (int)rdl_opt_integer(L, 4, "max_len", 2, ctx, ctx);
+    const char *per_item = NULL;
+    if (lua_istable(L, 4)) {
+        lua_getfield(L, 4, "per_item");
+        if (!lua_isnil(L, -1)) per_item = luaL_checkstring(L, -1); /* stays on the stack */
+    }
+    rd_error err = {0};
+    rd_mc_set *s = rd_mc_load(lua_tostring(L, 3), &err);
+    if (!s) return rdl_raise(L, &err);
+    const rd_edits_view view = e ? rd_edits_view_at(e, strength) : (rd_edits_view){0};
+    rd_mc_scores r;
+    if (rd_mc_score(m, e ? &view : NULL, s, max_len, NULL, &r, &err) ||
+        (per_item && rd_mc_write_per_item(per_item, s, &r, NULL, &err))) {
+        rd_mc_scores_release(&r);
+        rd_mc_free(s);
+        return rdl_raise(L, &err);
+    }
+    lua_createtable(L, 0, 8);
+    rdl_set_int(L, "items", (lua_Integer)r.n);
+    rdl_set_str(L, "style", rd_mc_style_name(rd_mc_style_of(s)));
+    rdl_set_num(L, "acc", r.acc);
+    rdl_push_number_or_nil(L, r.acc_stderr);
+    lua_setfield(L, -2, "acc_stderr");
+    rdl_set_num(L, "acc_norm", r.acc_norm);
+    rdl_push_number_or_nil(L, r.acc_norm_stderr);
+    lua_setfield(L, -2, "acc_norm_stderr");
+    for (int k = 0; k < 2; k++) {
+        const int *pred = k ? r.pred_norm : r.pred;
+        lua_createtable(L, (int)r.n, 0);
+        for (size_t i = 0; i < r.n; i++) {
+            lua_pushboolean(L, pred[i] == rd_mc_get(s, i)->gold);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_setfield(L, -2, k ? "correct_norm" : "correct");
+    }
+    rd_mc_scores_release(&r);
+    rd_mc_free(s);
+    return 1;
+}
+
+/* red.mcnemar(b, c): McNemar's exact two-sided p-value for b and c discordant pairs. */
+static int red_mcnemar(lua_State *L) {
+    const lua_Integer b = luaL_checkinteger(L, 1), c = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, b >= 0, 1, "a count (0 or more) expected");
+    luaL_argcheck(L, c >= 0, 2, "a count (0 or more) expected");
+    lua_pushnumber(L, rd_mcnemar_exact((long)b, (long)c));
+    return 1;
+}
+
 static int red_eval(lua_State *L) {
     const rd_model *m = rdl_check_model(L, 1)->m;
     const rd_edits *e = NULL;
@@ -301,6 +360,7 @@ static int red_eval(lua_State *L) {
         e = rdl_check_edits(L, 2)->e;
         rdl_edits_check_fit(L, e, m);
     }
+    if (lua_type(L, 3) == LUA_TSTRING) return red_eval_mc(L, m, e);
     const rd_dataset *d = rdl_check_dataset(L, 3)->d;
     static const char *const known[] = {"strength", "batch", "max_len", NULL};
     rdl_opts_check(L, 4, known);
@@ -384,4 +444,6 @@ void rdl_open_train(lua_State *L) {
     lua_setfield(L, -2, "eval");
     lua_pushcfunction(L, red_follow);
     lua_setfield(L, -2, "follow");
+    lua_pushcfunction(L, red_mcnemar);
+    lua_setfield(L, -2, "mcnemar");
 }

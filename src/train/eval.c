@@ -328,6 +328,71 @@ int rd_eval_loss_dp(rd_train_ctx *tc, const rd_edits_view *view, const rd_datase
     return rc == 1 ? 1 : rc ? -1 : 0;
 }
 
+int rd_eval_example_losses(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
+                           int batch, int max_len, double *sums, int *counts, rd_error *err) {
+    const int V = m->file.cfg.vocab_size;
+    const size_t n = rd_dataset_size(d);
+    if (max_len > m->file.cfg.seq_len) max_len = m->file.cfg.seq_len;
+    int B = batch < 1 ? 1 : batch; /* rows per pass: at most 32 M floats of logits */
+    while (B > 1 && (size_t)B * (size_t)max_len * (size_t)V > ((size_t)32 << 20)) B /= 2;
+    int *tok = malloc(sizeof *tok * (size_t)B * (size_t)max_len);
+    float *logits = malloc(sizeof *logits * (size_t)B * (size_t)max_len * (size_t)V);
+    rd_ctx *ctx = rd_ctx_new(m, B, max_len, err);
+    int rc = 0;
+    if (!tok || !logits || !ctx) rc = ctx ? rd_error_set(err, "out of memory for per-example losses") : -1;
+    for (size_t i0 = 0; i0 < n && rc == 0; i0 += (size_t)B) {
+        const int rows = n - i0 < (size_t)B ? (int)(n - i0) : B;
+        int T = 1; /* inputs: all but the last id of the longest example */
+        for (int r = 0; r < rows; r++) {
+            const rd_example *ex = rd_dataset_get(d, i0 + (size_t)r);
+            const int len = (ex->n < max_len ? ex->n : max_len) - 1;
+            T = len > T ? len : T;
+        }
+        for (int r = 0; r < rows; r++) { /* right-padded: causal, so it changes nothing */
+            const rd_example *ex = rd_dataset_get(d, i0 + (size_t)r);
+            for (int t = 0; t < T; t++) tok[(size_t)r * T + t] = t < ex->n ? ex->ids[t] : 0;
+        }
+        rd_ctx_reset(ctx);
+        if (rd_forward(ctx, view, tok, rows, T, RD_LOGITS_ALL, logits, err)) {
+            rc = -1;
+            break;
+        }
+        for (int r = 0; r < rows; r++) {
+            const rd_example *ex = rd_dataset_get(d, i0 + (size_t)r);
+            const int len = ex->n < max_len ? ex->n : max_len;
+            double sum = 0.0;
+            int count = 0;
+            for (int t = 1; t < len; t++) {
+                if (!ex->loss[t]) continue;
+                sum -= label_loglik(logits + ((size_t)r * T + (size_t)(t - 1)) * V, V,
+                                    ex->ids + t - 1, 1, 1);
+                count++;
+            }
+            sums[i0 + (size_t)r] = sum;
+            counts[i0 + (size_t)r] = count;
+        }
+    }
+    rd_ctx_free(ctx);
+    free(tok);
+    free(logits);
+    return rc;
+}
+
+double rd_paired_loss_stderr(const double *a, const double *b, const int *counts, size_t n,
+                             double *diff) {
+    double x = 0.0, t = 0.0;
+    for (size_t i = 0; i < n; i++) x += b[i] - a[i], t += counts[i];
+    const double D = t > 0 ? x / t : NAN;
+    if (diff) *diff = D;
+    if (n < 2 || !(t > 0)) return NAN;
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double r = (b[i] - a[i]) - D * counts[i];
+        ss += r * r;
+    }
+    return sqrt(ss * (double)n / (double)(n - 1)) / t;
+}
+
 const char *rd_eval_best_text(double loss, double accuracy, char *buf, size_t cap) {
     if (isfinite(loss) && isfinite(accuracy))
         snprintf(buf, cap, "%.4f (acc %.1f%%)", loss, 100 * accuracy);

@@ -67,4 +67,28 @@ for f in datasets/define-words/train.jsonl datasets/spam-ham/train.jsonl; do
     expect_ok "load $f" "$REDIT" eval -m "$M" -d "$TMP/part.jsonl" --max-len 256 --template red
     grep -qi "truncated" "$TMP/err" && fail "$f: examples were truncated: $(cat "$TMP/err")"
 done
+# define-words-mc: one item per define-words eval word (none in train), its gloss among the
+# choices at "gold", three other eval glosses as distractors; the first items score.
+"$PY" <<'PY' || fail "datasets/define-words-mc does not match define-words"
+import json
+def words(path):
+    return {json.loads(l)["instruction"][len("Define the word "):-1]: json.loads(l)["output"]
+            for l in open(path, encoding="utf-8")}
+ev, tr = words("datasets/define-words/eval.jsonl"), words("datasets/define-words/train.jsonl")
+items = [json.loads(l) for l in open("datasets/define-words-mc/eval.jsonl", encoding="utf-8")]
+assert len(items) == len(ev) == 300, len(items)
+seen = set()
+glosses = set(ev.values())
+for it in items:
+    w = it["context"][len("Human: Define the word "):-len(".\n\nAssistant:")]
+    assert it["context"] == "Human: Define the word %s.\n\nAssistant:" % w, it["context"]
+    assert w in ev and w not in tr and w not in seen, w
+    seen.add(w)
+    ch = [c[1:] for c in it["choices"]]
+    assert len(ch) == 4 and ch[it["gold"]] == ev[w] and all(c in glosses for c in ch), it
+    assert sum(c == ev[w] for c in ch) == 1, it
+PY
+head -n 5 datasets/define-words-mc/eval.jsonl >"$TMP/mc.jsonl"
+expect_ok "score define-words-mc" "$REDIT" eval -m "$M" -d "$TMP/mc.jsonl" -t 1
+expect_grep "define-words-mc" "$TMP/out" '^acc_norm +[0-9.]+ ± [0-9.]+'
 echo "tests/cli/bundled.sh: ok"

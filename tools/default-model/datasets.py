@@ -8,6 +8,11 @@ usage: datasets.py NPM_PREFIX OUT_DIR [--seed N]
       5 times or more in WordNet's semantic concordance), the gloss of their most frequent
       sense when it is short (10-70 characters, 3 words or more, no parenthesis); eval words never appear
       in train.
+  OUT_DIR/define-words-mc/eval.jsonl      multiple choice from define-words' eval words only:
+      {"context": "Human: Define the word harbor.\n\nAssistant:", "choices": [" A sheltered
+      port ...", ...], "gold": 2}: the word's gloss (as define-words' output) and three
+      glosses of other eval words, drawn with a seeded RNG (seed + 3), in a seeded order;
+      the context is the "red" template's prompt, as the bundled edits are trained with.
   OUT_DIR/spam-ham/{train,eval}.jsonl      classification, {"text": ..., "label": "spam" |
       "ham"} from the SpamAssassin public corpus: the decoded body (MIME, quoted-printable,
       base64 and HTML undone) then the Subject line as the last line, whitespace collapsed,
@@ -77,6 +82,25 @@ def define_words(rng):
     return train, eval_set, len(records)
 
 
+MC_CHOICES = 4
+
+
+def define_words_mc(eval_set, rng):
+    """Multiple-choice items for define-words' eval words: gloss vs 3 other eval glosses."""
+    items = []
+    glosses = [r["output"] for r in eval_set]
+    for i, r in enumerate(eval_set):
+        word = r["instruction"][len("Define the word "):-1]
+        others = rng.sample([j for j in range(len(eval_set)) if glosses[j] != glosses[i]],
+                            MC_CHOICES - 1)
+        gold = rng.randrange(MC_CHOICES)
+        choices = [glosses[j] for j in others]
+        choices.insert(gold, glosses[i])
+        items.append({"context": "Human: Define the word %s.\n\nAssistant:" % word,
+                      "choices": [" " + c for c in choices], "gold": gold})
+    return items
+
+
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _RUNS = re.compile(r"([^\w\s])\1{3,}")  # "*****" -> "***"
 _BLANKS = re.compile(r"[ \t\u00a0\x0b\x0c]+")
@@ -140,7 +164,7 @@ def main(argv):
         raise SystemExit(__doc__)
     npm_prefix, out = argv[1], argv[2]
     seed = int(argv[4]) if len(argv) == 5 else SEED
-    for sub in ("define-words", "spam-ham", "sotu-obama"):
+    for sub in ("define-words", "define-words-mc", "spam-ham", "sotu-obama"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
 
     train, eval_set, total = define_words(random.Random(seed))
@@ -149,6 +173,9 @@ def main(argv):
     for name, recs in (("train", train), ("eval", eval_set)):
         report(write_jsonl(os.path.join(out, "define-words", name + ".jsonl"), recs),
                "%d examples" % len(recs))
+    mc = define_words_mc(eval_set, random.Random(seed + 3))
+    report(write_jsonl(os.path.join(out, "define-words-mc", "eval.jsonl"), mc),
+           "%d items, %d choices each" % (len(mc), MC_CHOICES))
 
     train, eval_set = spam_ham(npm_prefix, random.Random(seed + 1))
     for name, recs in (("train", train), ("eval", eval_set)):

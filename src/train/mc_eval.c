@@ -1,0 +1,247 @@
+/* Multiple-choice scoring with lm-evaluation-harness's rules (see redit/mc_eval.h): each
+ * item's choices run as one batch, the context prefilled once for all rows, then the
+ * continuations with their logits. */
+#include "redit/mc_eval.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redit/atomic_file.h"
+#include "redit/forward.h"
+#include "redit/tokenizer.h"
+#include "redit/train.h"
+
+void rd_mc_scores_release(rd_mc_scores *r) {
+    free(r->pred);
+    free(r->pred_norm);
+    free(r->loglik);
+    free(r->tokens);
+    free(r->offset);
+    memset(r, 0, sizeof *r);
+}
+
+double rd_mc_stderr(size_t correct, size_t n) {
+    if (n < 2) return NAN;
+    const double p = (double)correct / (double)n;
+    return sqrt(p * (1.0 - p) / (double)(n - 1));
+}
+
+double rd_mcnemar_exact(long b, long c) {
+    const long n = b + c, k = b < c ? b : c;
+    if (n <= 0) return 1.0;
+    double tail = 0.0; /* P(X ≤ k), X ~ Binomial(n, 1/2), terms in log space */
+    for (long i = 0; i <= k; i++)
+        tail += exp(lgamma((double)n + 1) - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) -
+                    (double)n * M_LN2);
+    const double p = 2.0 * tail;
+    return p < 1.0 ? p : 1.0;
+}
+
+/* log-softmax(z)[id] of one row of V logits. */
+static double log_prob(const float *z, int V, int id) {
+    float mx = z[0];
+    for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+    double sum = 0.0;
+    for (int v = 0; v < V; v++) sum += exp((double)(z[v] - mx));
+    return (double)(z[id] - mx) - log(sum);
+}
+
+/* One item's token rows: ctx (nctx ids, BOS first) and each choice's continuation. */
+typedef struct item_tokens {
+    int *ctx;
+    size_t nctx;
+    int *cont[RD_MC_MAX_CHOICES];
+    size_t ncont[RD_MC_MAX_CHOICES];
+} item_tokens;
+
+static void item_tokens_free(item_tokens *t, int nc) {
+    free(t->ctx);
+    for (int k = 0; k < nc; k++) free(t->cont[k]);
+    memset(t, 0, sizeof *t);
+}
+
+/* Tokenizes item it as the harness's _encode_pair (BOS in front of both encodings). */
+static int encode_item(const rd_tokenizer *tok, const rd_mc_set *s, const rd_mc_item *it,
+                       item_tokens *t, rd_error *err) {
+    size_t ce = strlen(it->context); /* the context without its trailing whitespace */
+    while (ce && isspace((unsigned char)it->context[ce - 1])) ce--;
+    if (rd_tokenizer_encode(tok, it->context, ce, 1, 0, &t->ctx, &t->nctx, err))
+        return rd_error_prefix(err, "%s line %ld", rd_mc_path(s), it->line);
+    if (t->nctx == 0)
+        return rd_error_set(err, "%s line %ld: the context is empty and the tokenizer has no "
+                                 "BOS to score the first token after", rd_mc_path(s), it->line);
+    for (int k = 0; k < it->n_choices; k++) {
+        int *whole;
+        size_t nw;
+        if (rd_tokenizer_encode2(tok, it->context, strlen(it->context), it->choices[k],
+                                 strlen(it->choices[k]), 1, 0, &whole, &nw, err))
+            return rd_error_prefix(err, "%s line %ld", rd_mc_path(s), it->line);
+        if (nw <= t->nctx) {
+            free(whole);
+            return rd_error_set(err, "%s line %ld: choice %d has no tokens after the context",
+                                rd_mc_path(s), it->line, k);
+        }
+        t->ncont[k] = nw - t->nctx;
+        memmove(whole, whole + t->nctx, sizeof *whole * t->ncont[k]);
+        t->cont[k] = whole;
+    }
+    return 0;
+}
+
+int rd_mc_score(const rd_model *m, const rd_edits_view *view, const rd_mc_set *s, int max_len,
+                const atomic_int *stop, rd_mc_scores *out, rd_error *err) {
+    memset(out, 0, sizeof *out);
+    const rd_tokenizer *tok = rd_model_tokenizer(m);
+    if (!tok) return rd_error_set(err, "multiple-choice scoring needs the model's tokenizer");
+    const int V = m->file.cfg.vocab_size;
+    if (max_len > m->file.cfg.seq_len || max_len < 2) max_len = m->file.cfg.seq_len;
+    const size_t n = rd_mc_size(s);
+    const int B = rd_mc_max_choices(s);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += (size_t)rd_mc_get(s, i)->n_choices;
+    out->pred = malloc(sizeof *out->pred * n);
+    out->pred_norm = malloc(sizeof *out->pred_norm * n);
+    out->loglik = malloc(sizeof *out->loglik * total);
+    out->tokens = malloc(sizeof *out->tokens * total);
+    out->offset = malloc(sizeof *out->offset * (n + 1));
+    int *rows = malloc(sizeof *rows * (size_t)B * (size_t)max_len);
+    float *logits = malloc(sizeof *logits * (size_t)B * (size_t)max_len * (size_t)V);
+    rd_ctx *ctx = rd_ctx_new(m, B, max_len, err);
+    int rc = 0;
+    if (!out->pred || !out->pred_norm || !out->loglik || !out->tokens || !out->offset || !rows ||
+        !logits || !ctx)
+        rc = ctx ? rd_error_set(err, "out of memory for multiple-choice scoring") : -1;
+    size_t correct = 0, correct_norm = 0, off = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (stop && atomic_load(stop) >= RD_STOP_SKIP_EVAL) {
+            rc = 1;
+            break;
+        }
+        const rd_mc_item *it = rd_mc_get(s, i);
+        const int nc = it->n_choices;
+        item_tokens t = {0};
+        if (encode_item(tok, s, it, &t, err)) {
+            item_tokens_free(&t, nc);
+            rc = -1;
+            break;
+        }
+        /* rows: ctx[0 .. nctx−1) prefilled, then ctx[nctx−1] + cont[0 .. ncont−1) per choice
+         * (right-padded: causal, so the padding changes nothing before it) */
+        size_t longest = 0;
+        for (int k = 0; k < nc; k++) longest = t.ncont[k] > longest ? t.ncont[k] : longest;
+        if (longest + 1 > (size_t)max_len) {
+            rc = rd_error_set(err, "%s line %ld: a choice of %zu tokens does not fit --max-len %d",
+                              rd_mc_path(s), it->line, longest, max_len);
+            item_tokens_free(&t, nc);
+            break;
+        }
+        /* the context's oldest tokens after the BOS go when context + choice is too long */
+        size_t drop = t.nctx + longest - 1 > (size_t)max_len ? t.nctx + longest - 1 - max_len : 0;
+        if (drop) {
+            memmove(t.ctx + 1, t.ctx + 1 + drop, sizeof *t.ctx * (t.nctx - 1 - drop));
+            t.nctx -= drop;
+            out->truncated++;
+        }
+        const int T1 = (int)t.nctx - 1, T2 = (int)longest;
+        rd_ctx_reset(ctx);
+        if (T1 > 0) {
+            for (int k = 0; k < nc; k++) memcpy(rows + (size_t)k * T1, t.ctx, sizeof *rows * T1);
+            rc = rd_forward(ctx, view, rows, nc, T1, RD_LOGITS_NONE, NULL, err);
+        }
+        if (rc == 0) {
+            for (int k = 0; k < nc; k++) {
+                int *r = rows + (size_t)k * T2;
+                r[0] = t.ctx[t.nctx - 1];
+                for (int j = 1; j < T2; j++)
+                    r[j] = (size_t)j <= t.ncont[k] - 1 ? t.cont[k][j - 1] : 0;
+            }
+            rc = rd_forward(ctx, view, rows, nc, T2, RD_LOGITS_ALL, logits, err);
+        }
+        if (rc == 0) {
+            int best = 0, best_norm = 0;
+            double bl = -INFINITY, bn = -INFINITY;
+            out->offset[i] = off;
+            for (int k = 0; k < nc; k++) {
+                double ll = 0.0;
+                for (size_t j = 0; j < t.ncont[k]; j++)
+                    ll += log_prob(logits + ((size_t)k * T2 + j) * V, V, t.cont[k][j]);
+                const double norm = ll / (double)(it->norm_len[k] ? it->norm_len[k] : 1);
+                if (ll > bl) bl = ll, best = k;
+                if (norm > bn) bn = norm, best_norm = k;
+                out->loglik[off + (size_t)k] = ll;
+                out->tokens[off + (size_t)k] = (int)t.ncont[k];
+            }
+            off += (size_t)nc;
+            out->pred[i] = best;
+            out->pred_norm[i] = best_norm;
+            correct += best == it->gold;
+            correct_norm += best_norm == it->gold;
+        }
+        item_tokens_free(&t, nc);
+    }
+    rd_ctx_free(ctx);
+    free(rows);
+    free(logits);
+    if (rc) {
+        rd_mc_scores_release(out);
+        return rc;
+    }
+    out->offset[n] = off;
+    out->n = n;
+    out->acc = n ? (double)correct / (double)n : NAN;
+    out->acc_norm = n ? (double)correct_norm / (double)n : NAN;
+    out->acc_stderr = rd_mc_stderr(correct, n);
+    out->acc_norm_stderr = rd_mc_stderr(correct_norm, n);
+    return 0;
+}
+
+/* One scoring of item i as JSON fields of o. */
+static void add_scoring(cJSON *o, const rd_mc_item *it, const rd_mc_scores *r, size_t i) {
+    cJSON *ll = cJSON_AddArrayToObject(o, "loglik"), *tk = cJSON_AddArrayToObject(o, "tokens");
+    for (size_t k = r->offset[i]; k < r->offset[i + 1]; k++) {
+        cJSON_AddItemToArray(ll, cJSON_CreateNumber(r->loglik[k]));
+        cJSON_AddItemToArray(tk, cJSON_CreateNumber(r->tokens[k]));
+    }
+    cJSON_AddNumberToObject(o, "pred", r->pred[i]);
+    cJSON_AddNumberToObject(o, "pred_norm", r->pred_norm[i]);
+    cJSON_AddNumberToObject(o, "acc", r->pred[i] == it->gold);
+    cJSON_AddNumberToObject(o, "acc_norm", r->pred_norm[i] == it->gold);
+}
+
+int rd_mc_write_per_item(const char *path, const rd_mc_set *s, const rd_mc_scores *base,
+                         const rd_mc_scores *edited, rd_error *err) {
+    const size_t n = rd_mc_size(s);
+    if (base->n != n || (edited && edited->n != n))
+        return rd_error_set(err, "%s: the scores are not of %s", path, rd_mc_path(s));
+    rd_atomic_file f;
+    if (rd_atomic_file_open(&f, path, err)) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const rd_mc_item *it = rd_mc_get(s, i);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "item", (double)i);
+        cJSON_AddNumberToObject(o, "line", (double)it->line);
+        cJSON_AddNumberToObject(o, "gold", it->gold);
+        cJSON_AddNumberToObject(o, "n_choices", it->n_choices);
+        if (edited) {
+            add_scoring(cJSON_AddObjectToObject(o, "base"), it, base, i);
+            add_scoring(cJSON_AddObjectToObject(o, "edited"), it, edited, i);
+        } else {
+            add_scoring(o, it, base, i);
+        }
+        char *text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!text || rd_atomic_file_write(&f, text, strlen(text)) ||
+            rd_atomic_file_write(&f, "\n", 1))
+            rc = rd_error_set(err, "%s: %s", path, text ? "write failed" : "out of memory");
+        free(text);
+    }
+    if (rc) {
+        rd_atomic_file_abort(&f);
+        return -1;
+    }
+    return rd_atomic_file_commit(&f, err);
+}
