@@ -438,8 +438,8 @@ static int known_shape(const char *name) {
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: redit bench [--dir DIR] [--sections small|7b|all] [--only SHAPE] [--rounds N]\n"
-            "                   [--llama-bench PATH] [--no-torch] [--torch-ref SCRIPT]\n\n"
+            "usage: redit bench [--dir DIR] [--sections small|methods|7b|all] [--only SHAPE]\n"
+            "                   [--rounds N] [--llama-bench PATH] [--no-torch] [--torch-ref SCRIPT]\n\n"
             "Section small (about 20 minutes on 2 cores): random-weight models of the\n"
             "stories15M and stories110M shapes (f32, kept in DIR) — decode (B=1), prefill (B=8,\n"
             "T=256, all logits), a RED and a full fine-tuning training step: tokens/s with 1\n"
@@ -457,7 +457,8 @@ static void usage(FILE *out) {
             "PATH, llama.cpp on the same file; the two run in alternating rounds, the figures\n"
             "are medians and the ratios are of the same rounds. llama.cpp is never built here.\n\n"
             "  -d, --dir DIR          models and results (default build/bench)\n"
-            "      --sections S       small, 7b or all (default all)\n"
+            "      --sections S       small, 7b or all (default all); methods: only the small\n"
+            "                         section's training step by method (RED, LoRA, IA3)\n"
             "      --only SHAPE       small section: stories15M or stories110M only\n"
             "      --rounds N         7b section: alternating rounds (default 2)\n"
             "      --llama-bench PATH llama.cpp's llama-bench (default $LLAMA_BENCH, else PATH)\n"
@@ -925,10 +926,12 @@ int cmd_bench(int argc, char **argv) {
                         "stories110M)\n", only);
         return 2;
     }
-    const int small = !strcmp(sections, "small") || !strcmp(sections, "all");
+    const int methods_only = !strcmp(sections, "methods");
+    const int small = !strcmp(sections, "small") || !strcmp(sections, "all") || methods_only;
     const int big = !strcmp(sections, "7b") || !strcmp(sections, "all");
     if (!small && !big) {
-        fprintf(stderr, "redit bench: --sections must be small, 7b or all, not \"%s\"\n", sections);
+        fprintf(stderr, "redit bench: --sections must be small, methods, 7b or all, not \"%s\"\n",
+                sections);
         return 2;
     }
     char llama_buf[4096];
@@ -938,7 +941,7 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     mkdir(dir, 0755);
-    if (!small) use_torch = 0;
+    if (!small || methods_only) use_torch = 0;
     if (use_torch && access(script, R_OK) != 0) use_torch = 0;
     if (use_torch && system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
         printf("(PyTorch not installed: no same-run torch ratio; apt-get install python3-torch)\n");
@@ -950,14 +953,14 @@ int cmd_bench(int argc, char **argv) {
     const int threads[] = {1, 2};
     double gemm[2] = {0};
     char out[1024];
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < 2 && !methods_only; ti++) { /* (the method rows need neither) */
         sgemm_arg a = {threads[ti], 2048, 768, 2048};
         if (in_child(run_sgemm, &a, out, sizeof out) == 0) gemm[ti] = atof(out);
         printf("OpenBLAS sgemm 2048×768 · 768×2048, %d thread%s: %.1f GFLOP/s\n", threads[ti],
                ti ? "s" : "", gemm[ti]);
     }
     double bandwidth[2] = {0};
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < 2 && !methods_only; ti++) {
         bandwidth_arg a = {threads[ti], (size_t)512 << 20};
         if (in_child(run_bandwidth, &a, out, sizeof out) == 0) bandwidth[ti] = atof(out);
         printf("memory read bandwidth (512 MiB), %d thread%s: %.1f GB/s\n", threads[ti],
@@ -974,6 +977,10 @@ int cmd_bench(int argc, char **argv) {
         printf("\n%s (dim %d, hidden %d, %d layers, %d heads, vocab %d): f32 file %.1f MB\n",
                s->name, s->cfg.dim, s->cfg.hidden_dim, s->cfg.n_layers, s->cfg.n_heads,
                s->cfg.vocab_size, (double)st.st_size / 1e6);
+        if (methods_only) {
+            bench_methods(path, s, st.st_size, have_bf16);
+            continue;
+        }
         printf("  %-34s %8s %9s %11s %10s\n", "job", "threads", "tok/s", "GFLOP/s", "peak RSS");
         for (int ti = 0; ti < 2; ti++) {
             model_arg a = {path, s, threads[ti], 1, 1, (long)st.st_size, 0, 0, 0, RD_METHOD_RED};
@@ -996,7 +1003,7 @@ int cmd_bench(int argc, char **argv) {
                           use_torch ? script : NULL);
         bench_methods(path, s, st.st_size, have_bf16);
     }
-    if (small)
+    if (small && !methods_only)
         printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token "
                "(forward),\n4·Nmm + 6·L·T·d (RED training: activation gradients only), as "
                "BENCHMARKS.md does,\nand 6·Nmm + 6·L·T·d (full fine-tuning: weight gradients "
