@@ -812,6 +812,15 @@ static void fill_session(tui_session *s) {
     assert_int_equal(strncmp(s->chat[2].right, "#2 both all s b lr 0.05 ...", 27), 0);
     assert_int_equal(strlen(s->chat[2].right), 63);
     assert_string_equal(s->chat[1].left, "");
+    /* the base beside three edit sets: four columns, the last two in "more" */
+    const char *answers[4] = {"base says", "run 1 says", "run 2 says", "file says ✓"};
+    const char *titles[4] = {"", "#1 ffn all s b lr 0.05", "#2 both", "e1.safetensors"};
+    assert_int_equal(tui_session_add_chat_columns(s, "fourth", 4, answers, titles, 0.5), 0);
+    assert_int_equal(s->chat[3].n_more, 2);
+    assert_string_equal(s->chat[3].more[1], "file says ✓");
+    assert_string_equal(s->chat[3].more_titles[0], "#2 both");
+    assert_int_equal(tui_session_add_chat_columns(s, "x", 6, answers, titles, 1), -1);
+    assert_int_equal(tui_session_add_chat_columns(s, "x", 0, answers, titles, 1), -1);
 }
 
 static void assert_sessions_equal(const tui_session *a, const tui_session *b) {
@@ -846,6 +855,11 @@ static void assert_sessions_equal(const tui_session *a, const tui_session *b) {
         assert_true(a->chat[i].strength == b->chat[i].strength);
         assert_string_equal(a->chat[i].left, b->chat[i].left);
         assert_string_equal(a->chat[i].right, b->chat[i].right);
+        assert_int_equal(a->chat[i].n_more, b->chat[i].n_more);
+        for (size_t k = 0; k < a->chat[i].n_more; k++) {
+            assert_string_equal(a->chat[i].more[k], b->chat[i].more[k]);
+            assert_string_equal(a->chat[i].more_titles[k], b->chat[i].more_titles[k]);
+        }
     }
 }
 
@@ -912,7 +926,7 @@ static void test_session_round_trip(void **state) {
     assert_int_equal(count_temp_files(dir), 0);
     tui_session again;
     assert_int_equal(tui_session_load(fx->root, "run-1.a_b", &again, &err), 0);
-    assert_int_equal(again.n_chat, 4);
+    assert_int_equal(again.n_chat, 5);
     assert_string_equal(again.model_fingerprint, fp); /* kept from the session */
     tui_session_release(&again);
 
@@ -1108,6 +1122,15 @@ static void test_session_damaged(void **state) {
            "chat-1.jsonl line 1: \"edited\" must be a string");
     damage(dir, fx->root, "chat-1.jsonl", "\n\n[1]\n", "chat-1.jsonl line 3: expected a JSON object");
     damage(dir, fx->root, "chat-1.jsonl",
+           "{\"prompt\":\"a\",\"base\":\"\",\"edited\":\"\",\"strength\":1,\"more\":[]}\n",
+           "chat-1.jsonl line 1: \"more\" must be an array of 1 to 3 columns");
+    damage(dir, fx->root, "chat-1.jsonl",
+           "{\"prompt\":\"a\",\"base\":\"\",\"edited\":\"\",\"strength\":1,\"more\":[{},{},{},{}]}\n",
+           "chat-1.jsonl line 1: \"more\" must be an array of 1 to 3 columns");
+    damage(dir, fx->root, "chat-1.jsonl",
+           "{\"prompt\":\"a\",\"base\":\"\",\"edited\":\"\",\"strength\":1,\"more\":[{\"title\":1,\"text\":\"\"}]}\n",
+           "chat-1.jsonl line 1: \"more\": each column must be {\"title\": string, \"text\": string}");
+    damage(dir, fx->root, "chat-1.jsonl",
            "{\"prompt\":\"a\",\"base\":\"\",\"edited\":\"\",\"strength\":\"1\"}\n",
            "\"strength\" must be a number");
 
@@ -1300,6 +1323,7 @@ static rd_edits *apply_new_changes(tui_session *s, const rd_model *m) {
     float *p = rd_edits_params(e);
     for (size_t i = 0; i < rd_edits_param_count(e); i++) p[i] = 0.5f + 0.001f * (float)(i % 31);
     assert_int_equal(tui_run_keep_edits(r, e, &err), 0);
+    r->model = m; /* as a full fine-tuning run's model: runs/ID/model.gguf */
     s->current_run = r->id;
     return e;
 }
@@ -1400,6 +1424,15 @@ static void assert_only_named_files(const char *dir, const tui_session *s) {
     assert_int_equal(count_temp_files(dir), 0);
 }
 
+/* The model file at path holds m's config and weights (the same fingerprint). */
+static void assert_model_file(const char *path, const rd_model *m) {
+    rd_error err = {{0}};
+    rd_model *got = path[0] ? rd_model_load(path, NULL, &err) : NULL;
+    if (!got) fail_msg("model file \"%s\": %s", path, err.msg);
+    assert_true(rd_model_fingerprint(got) == rd_model_fingerprint(m));
+    rd_model_free(got);
+}
+
 static void copy_tree(const char *from, const char *to) {
     char cmd[4096];
     if (snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", to, from, to) >= (int)sizeof cmd ||
@@ -1470,6 +1503,8 @@ static void test_session_kill(void **state) {
             if (is_new) {
                 tui_session_run_edits_path(&got, &got.runs[2], path, sizeof path);
                 assert_edits_file(path, e_new, fx->m);
+                tui_session_run_model_path(&got, &got.runs[2], path, sizeof path);
+                assert_model_file(path, fx->m);
             }
             /* opening tidies what the killed save left */
             tui_session_tidy(&got);
@@ -1486,6 +1521,93 @@ static void test_session_kill(void **state) {
     tui_session_release(&old);
     rd_edits_free(e_old);
     rd_edits_free(e_new);
+}
+
+/* ---- full fine-tuning runs keep their model ----------------------------------------------- */
+
+/* A run's model (full fine-tuning) is written by the next save as runs/ID/model.gguf, named
+ * in session.json, read back, kept by later saves, removed with the run; a session naming
+ * a model file outside the patterns is refused; older sessions without "model" load. */
+static void test_session_run_model(void **state) {
+    fixture *fx = *state;
+    rd_error err = {{0}};
+    tui_session s;
+    tui_session_init(&s, fx->root, "fm");
+    fill_session(&s);
+    tui_run *r = tui_session_new_run(&s, "#3 full lr 0.001");
+    assert_int_equal(tui_run_add_step(r, 2.5), 0);
+    r->stopped = RD_STOP_DONE;
+    r->model = fx->m;
+    s.current_run = r->id;
+    if (tui_session_save(&s, NULL, fx->m, &err)) fail_msg("save: %s", err.msg);
+    assert_null(s.runs[2].model);
+    assert_string_equal(s.runs[2].model_file, "runs/3/model.gguf");
+    assert_string_equal(s.runs[0].model_file, "");
+    char path[1200], json[1200];
+    tui_session_run_model_path(&s, &s.runs[2], path, sizeof path);
+    assert_model_file(path, fx->m);
+    snprintf(json, sizeof json, "%s/fm/session.json", fx->root);
+    char *text = read_all(json);
+    assert_non_null(strstr(text, "\"model\":\t\"runs/3/model.gguf\""));
+    free(text);
+    /* read back; a later save keeps it (written once) */
+    tui_session got;
+    if (tui_session_load(fx->root, "fm", &got, &err)) fail_msg("load: %s", err.msg);
+    assert_string_equal(got.runs[2].model_file, "runs/3/model.gguf");
+    assert_string_equal(got.runs[1].model_file, "");
+    assert_int_equal(got.current_run, 3);
+    assert_int_equal(tui_session_save(&got, NULL, NULL, &err), 0);
+    assert_int_equal(tui_session_tidy(&got), 0);
+    assert_model_file(path, fx->m);
+    /* deleting the run removes its model at the next save */
+    assert_int_equal(tui_session_delete_run(&got, 3), 0);
+    assert_int_equal(tui_session_save(&got, NULL, NULL, &err), 0);
+    struct stat st;
+    assert_int_not_equal(stat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/fm/runs/3", fx->root);
+    assert_int_not_equal(stat(path, &st), 0);
+    tui_session_release(&got);
+    tui_session_release(&s);
+    /* a model name that could leave the folder, or is not a run's model, is refused */
+    static const char *const bad[] = {"../model.gguf", "runs/3/../../x.gguf", "model.gguf",
+                                      "runs/x/model.gguf", "runs/3/edits.safetensors"};
+    tui_session_init(&s, fx->root, "fm2");
+    fill_session(&s);
+    assert_int_equal(tui_session_save(&s, NULL, NULL, &err), 0);
+    snprintf(json, sizeof json, "%s/fm2/session.json", fx->root);
+    char *orig = read_all(json);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *t = strdup(orig), *at = strstr(t, "\"stopped\"");
+        assert_non_null(at);
+        char *patched = malloc(strlen(t) + 200);
+        snprintf(patched, strlen(t) + 200, "%.*s\"model\": \"%s\",\n%s", (int)(at - t), t, bad[i], at);
+        write_all(json, patched);
+        assert_int_equal(tui_session_load(fx->root, "fm2", &got, &err), -1);
+        if (!strstr(err.msg, "is not a session file name")) fail_msg("%s: %s", bad[i], err.msg);
+        free(patched);
+        free(t);
+    }
+    write_all(json, orig); /* no "model" key: an earlier version's session */
+    assert_null(strstr(orig, "\"model\": \"runs"));
+    assert_int_equal(tui_session_load(fx->root, "fm2", &got, &err), 0);
+    assert_string_equal(got.runs[0].model_file, "");
+    tui_session_release(&got);
+    tui_session_release(&s);
+    free(orig);
+}
+
+/* The disk space check: a size the disk has passes (also for a session folder not made
+ * yet), one it cannot have is refused with both sizes and the folder. */
+static void test_session_check_space(void **state) {
+    fixture *fx = *state;
+    rd_error err = {{0}};
+    assert_int_equal(tui_session_check_space(fx->root, "nope", 4096, &err), 0);
+    assert_int_equal(tui_session_check_space(fx->root, "nope", (uint64_t)1 << 62, &err), -1);
+    if (!strstr(err.msg, "of disk space is needed in") || !strstr(err.msg, "MB is free") ||
+        !strstr(err.msg, fx->dir))
+        fail_msg("%s", err.msg);
+    assert_int_equal(tui_session_check_space(fx->root, "../x", 1, &err), -1);
+    assert_true(tui_session_model_bytes(fx->m) >= rd_model_param_count(fx->m) * 4);
 }
 
 /* ---- the CLI's changes to a saved session (redit session --use/--delete/--edits) ---------- */
@@ -1672,6 +1794,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_session_check_writable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_check_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_run_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_check_space, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_use_delete_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_use_run_kill, setup, teardown),
     };

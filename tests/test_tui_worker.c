@@ -185,7 +185,7 @@ static void test_chat_job_holds_model(void **state) {
 /* Drains w until it is idle: counts the events of kind `kind` and of TUI_EV_ERROR, and
  * appends chat text to side[0] / side[1] (cap bytes each). */
 static void drain_idle(tui_worker *w, tui_event_kind kind, int *n_kind, int *n_error,
-                       char side[2][512], size_t cap) {
+                       char (*side)[512], size_t cap) {
     tui_event evs[16];
     for (int i = 0; i < 600000; i++) {
         const int idle = tui_worker_busy(w) == TUI_JOB_NONE; /* then drain what is left */
@@ -196,7 +196,7 @@ static void drain_idle(tui_worker *w, tui_event_kind kind, int *n_kind, int *n_e
                 fprintf(stderr, "worker error: %s\n", evs[k].text);
             }
             if (side && evs[k].kind == TUI_EV_CHAT_TEXT) {
-                char *s = side[evs[k].side ? 1 : 0];
+                char *s = side[evs[k].side];
                 strncat(s, evs[k].text, cap - strlen(s) - 1);
             }
         }
@@ -247,10 +247,10 @@ static void test_full_job_and_tuned_chat(void **state) {
     int prompt[3] = {1, 100, 200};
     rd_gen_opts gen = {.sampling = rd_sampling_defaults(), .max_tokens = 16};
     gen.sampling.temperature = 0; /* greedy: the same model answers alike */
-    tui_chat_job chat = {.model = f->m, .edited_model = copy, .prompt = prompt, .n_prompt = 3,
-                         .gen = gen, .stop_text = ""};
+    tui_chat_job chat = {.model = f->m, .columns = {{NULL, NULL}, {copy, NULL}}, .n_columns = 2,
+                         .prompt = prompt, .n_prompt = 3, .gen = gen, .stop_text = ""};
     tui_chat_job wrong = chat;
-    wrong.edits = (const rd_edits *)1; /* never read: refused first */
+    wrong.columns[1].edits = (const rd_edits *)1; /* never read: refused first */
     assert_int_equal(tui_worker_start_chat(w, &wrong, &err), -1);
     assert_non_null(strstr(err.msg, "takes no edits"));
     char text[2][512] = {"", ""};
@@ -264,14 +264,72 @@ static void test_full_job_and_tuned_chat(void **state) {
     /* the same chat with the base model on both sides answers alike: the difference is the
      * tuned weights */
     char again[2][512] = {"", ""};
-    chat.edited_model = f->m;
+    chat.columns[1].model = f->m;
     assert_int_equal(tui_worker_start_chat(w, &chat, &err), 0);
     done = errors = 0;
     drain_idle(w, TUI_EV_CHAT_DONE, &done, &errors, again, sizeof again[0]);
     assert_string_equal(again[0], again[1]);
     assert_string_equal(again[0], text[0]);
+    /* four columns side by side: the base, the tuned copy, identity edits (= the base) and
+     * the base again; a column with another model takes no edits */
+    rd_edit_spec spec2 = {.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
+    rd_edits *id = rd_edits_new(rd_model_config(f->m), &spec2, &err);
+    assert_non_null(id);
+    char four[4][512] = {"", "", "", ""};
+    tui_chat_job cols = {.model = f->m, .columns = {{NULL, NULL}, {copy, NULL}, {NULL, id}, {f->m, NULL}},
+                         .n_columns = 4, .prompt = prompt, .n_prompt = 3, .gen = gen,
+                         .stop_text = ""};
+    assert_int_equal(tui_worker_start_chat(w, &cols, &err), 0);
+    done = errors = 0;
+    drain_idle(w, TUI_EV_CHAT_DONE, &done, &errors, four, sizeof four[0]);
+    assert_int_equal(done, 4);
+    assert_int_equal(errors, 0);
+    assert_string_equal(four[0], text[0]);
+    assert_string_equal(four[1], text[1]);
+    assert_string_equal(four[2], text[0]);
+    assert_string_equal(four[3], text[0]);
+    cols.n_columns = TUI_CHAT_MAX_COLUMNS + 1;
+    assert_int_equal(tui_worker_start_chat(w, &cols, &err), -1);
+    rd_edits_free(id);
     tui_worker_free(w);
     rd_model_free(copy);
+}
+
+/* A job's last event is queued only once the worker is idle: a UI that has just drained
+ * it can post the next job at once (before, the worker still freed the job's contexts
+ * after queueing it, and a chat typed right after training ended could be refused with
+ * "the last job is still ending"). Spins without sleeping, to catch such a window. */
+static void test_last_event_when_idle(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    tui_worker *w = tui_worker_new(QUEUE, &err);
+    assert_non_null(w);
+    int prompt[3] = {1, 100, 200};
+    rd_edit_spec spec = {.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
+    rd_edits *e = rd_edits_new(rd_model_config(f->m), &spec, &err);
+    assert_non_null(e);
+    for (int round = 0; round < 300; round++) {
+        rd_gen_opts gen = {.sampling = rd_sampling_defaults(), .max_tokens = 4};
+        const int sides = round % 2 ? 2 : 1;
+        tui_chat_job job = {.model = f->m, .columns = {{NULL, NULL}, {NULL, e}},
+                            .n_columns = sides, .prompt = prompt, .n_prompt = 3, .gen = gen,
+                            .stop_text = ""};
+        assert_int_equal(tui_worker_start_chat(w, &job, &err), 0);
+        int done = 0;
+        tui_event evs[16];
+        for (long spin = 0; done < sides; spin++) {
+            if (spin > 2000000000L) fail_msg("the chat never ended");
+            for (size_t n = tui_worker_drain(w, evs, 16), k = 0; k < n; k++) {
+                if (evs[k].kind == TUI_EV_ERROR) fail_msg("round %d: %s", round, evs[k].text);
+                done += evs[k].kind == TUI_EV_CHAT_DONE;
+            }
+        }
+        if (tui_worker_busy(w) != TUI_JOB_NONE)
+            fail_msg("round %d: the last CHAT_DONE was handled while the worker was busy", round);
+        assert_false(rd_model_in_use(f->m));
+    }
+    rd_edits_free(e);
+    tui_worker_free(w);
 }
 
 int main(void) {
@@ -280,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_worker_holds_model_and_quit_drains),
         cmocka_unit_test(test_chat_job_holds_model),
         cmocka_unit_test(test_full_job_and_tuned_chat),
+        cmocka_unit_test(test_last_event_when_idle),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -39,6 +39,8 @@ typedef struct rd_session_run {
     int stopped;               /* RD_STOP_* (train.h); -1 when the run never ended */
     int current;               /* its edits are the session's current ones */
     char edits_path[1200];     /* its edits file (root/name/runs/ID/edits.safetensors); "" none */
+    char model_path[1200];     /* a full fine-tuning run's model (root/name/runs/ID/model.gguf);
+                                  "" none */
 } rd_session_run;
 
 typedef struct rd_session_summary {

@@ -439,8 +439,8 @@ static int known_shape(const char *name) {
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: redit bench [--dir DIR] [--sections small|7b|all] [--only SHAPE] [--rounds N]\n"
-            "                   [--llama-bench PATH] [--no-torch] [--torch-ref SCRIPT]\n\n"
+            "usage: redit bench [--dir DIR] [--sections small|methods|7b|all] [--only SHAPE]\n"
+            "                   [--rounds N] [--llama-bench PATH] [--no-torch] [--torch-ref SCRIPT]\n\n"
             "Section small (about 20 minutes on 2 cores): random-weight models of the\n"
             "stories15M and stories110M shapes (f32, kept in DIR) — decode (B=1), prefill (B=8,\n"
             "T=256, all logits), a RED and a full fine-tuning training step: tokens/s with 1\n"
@@ -458,10 +458,12 @@ static void usage(FILE *out) {
             "PATH, llama.cpp on the same file; the two run in alternating rounds, the figures\n"
             "are medians and the ratios are of the same rounds. llama.cpp is never built here.\n\n"
             "  -d, --dir DIR          models and results (default build/bench)\n"
-            "      --sections S       small, 7b, serve or all (default all); serve: only the\n"
-            "                         serving rows (one sequence against 16 decoded together\n"
-            "                         with 16 different RED edit sets, and with one shared set;\n"
-            "                         the 7B file's 1 against 8 when DIR holds it), in --rounds\n"
+            "      --sections S       small, methods, serve, 7b or all (default all);\n"
+            "                         methods: only the small section's training step by\n"
+            "                         method (RED, LoRA, IA3); serve: only the serving rows\n"
+            "                         (one sequence against 16 decoded together with 16\n"
+            "                         different RED edit sets, and with one shared set; the\n"
+            "                         7B file's 1 against 8 when DIR holds it), in --rounds\n"
             "                         alternating rounds (at least 3 for the small shapes)\n"
             "      --only SHAPE       small section: stories15M or stories110M only\n"
             "      --rounds N         7b section: alternating rounds (default 2)\n"
@@ -1049,10 +1051,12 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     const int serve_only = !strcmp(sections, "serve");
-    const int small = !strcmp(sections, "small") || !strcmp(sections, "all") || serve_only;
+    const int methods_only = !strcmp(sections, "methods");
+    const int small = !strcmp(sections, "small") || !strcmp(sections, "all") || serve_only ||
+                      methods_only;
     const int big = !strcmp(sections, "7b") || !strcmp(sections, "all");
     if (!small && !big) {
-        fprintf(stderr, "redit bench: --sections must be small, 7b, serve or all, not \"%s\"\n",
+        fprintf(stderr, "redit bench: --sections must be small, methods, serve, 7b or all, not \"%s\"\n",
                 sections);
         return 2;
     }
@@ -1063,7 +1067,7 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     mkdir(dir, 0755);
-    if (!small) use_torch = 0;
+    if (!small || methods_only) use_torch = 0;
     if (use_torch && access(script, R_OK) != 0) use_torch = 0;
     if (use_torch && system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
         printf("(PyTorch not installed: no same-run torch ratio; apt-get install python3-torch)\n");
@@ -1075,14 +1079,14 @@ int cmd_bench(int argc, char **argv) {
     const int threads[] = {1, 2};
     double gemm[2] = {0};
     char out[1024];
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < 2 && !methods_only; ti++) { /* (the method rows need neither) */
         sgemm_arg a = {threads[ti], 2048, 768, 2048};
         if (in_child(run_sgemm, &a, out, sizeof out) == 0) gemm[ti] = atof(out);
         printf("OpenBLAS sgemm 2048×768 · 768×2048, %d thread%s: %.1f GFLOP/s\n", threads[ti],
                ti ? "s" : "", gemm[ti]);
     }
     double bandwidth[2] = {0};
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < 2 && !methods_only; ti++) {
         bandwidth_arg a = {threads[ti], (size_t)512 << 20};
         if (in_child(run_bandwidth, &a, out, sizeof out) == 0) bandwidth[ti] = atof(out);
         printf("memory read bandwidth (512 MiB), %d thread%s: %.1f GB/s\n", threads[ti],
@@ -1101,6 +1105,10 @@ int cmd_bench(int argc, char **argv) {
                s->cfg.vocab_size, (double)st.st_size / 1e6);
         if (serve_only) { /* --rounds, at least 3 */
             bench_serve(path, s->name, 16, s->decode_tokens, 0, rounds > 3 ? rounds : 3, 1);
+            continue;
+        }
+        if (methods_only) {
+            bench_methods(path, s, st.st_size, have_bf16);
             continue;
         }
         printf("  %-34s %8s %9s %11s %10s\n", "job", "threads", "tok/s", "GFLOP/s", "peak RSS");
@@ -1136,7 +1144,7 @@ int cmd_bench(int argc, char **argv) {
             printf("\n(no %s: the 7B serving row needs the 7b section's file)\n", path);
         return 0;
     }
-    if (small)
+    if (small && !methods_only)
         printf("\npeak RSS includes the mapped model file; GFLOP/s counts 2·Nmm + 2·L·T·d per token "
                "(forward),\n4·Nmm + 6·L·T·d (RED training: activation gradients only), as "
                "BENCHMARKS.md does,\nand 6·Nmm + 6·L·T·d (full fine-tuning: weight gradients "

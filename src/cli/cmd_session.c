@@ -119,7 +119,8 @@ int cmd_session(int argc, char **argv) {
         rd_eval_best_text(r->best_eval_loss, r->best_eval_accuracy, best, sizeof best);
         printf("%s%4d  %5zu  %-14s  %-10s  %s\n", r->current ? "*" : " ", r->id, r->steps, best,
                stopped_name(r->stopped), r->label);
-        printf("%32s  edits: %s\n", "", r->edits_path[0] ? r->edits_path : "(none)");
+        if (r->model_path[0] && !r->edits_path[0]) printf("%32s  model: %s\n", "", r->model_path);
+        else printf("%32s  edits: %s\n", "", r->edits_path[0] ? r->edits_path : "(none)");
     }
     rd_session_summary_release(&s);
     return 0;

@@ -168,6 +168,57 @@ static void count_edit_params(tui_app *a) {
     rd_edits_free(e);
 }
 
+static void end_compare(tui_app *a);
+
+/* Replaces the held fine-tuned model by m (owned; NULL: none), the model of run `run`. A
+ * run whose model was the old one and is not on disk yet forgets it (it is lost: the save
+ * that should have written it failed); a comparison answering with it ends. Only while the
+ * worker is idle. */
+static void set_tuned(tui_app *a, rd_model *m, int run) {
+    if (a->tuned && a->tuned != m) {
+        for (int k = 0; k < a->n_compare; k++) /* a compared column answers with it */
+            if (a->compare_model[k] == a->tuned && !a->compare_model_owned[k]) end_compare(a);
+        for (size_t i = 0; i < a->session.n_runs; i++)
+            if (a->session.runs[i].model == a->tuned) a->session.runs[i].model = NULL;
+        rd_model_free(a->tuned);
+    }
+    a->tuned = m;
+    a->tuned_run = m ? run : 0;
+}
+
+/* Run r's saved model (runs/ID/model.gguf), loaded (owned by the caller), of the loaded
+ * model's shape; NULL with *err. */
+static rd_model *open_run_model(const tui_app *a, const tui_run *r, rd_error *err) {
+    char path[1200];
+    tui_session_run_model_path(&a->session, r, path, sizeof path);
+    if (!path[0]) {
+        rd_error_set(err, "run #%d has no saved model", r->id);
+        return NULL;
+    }
+    rd_load_opts lo = {.tokenizer_path = a->args.tokenizer_path};
+    rd_model *m = rd_model_load(path, &lo, err);
+    if (!m) {
+        rd_error_prefix(err, "run #%d's fine-tuned model", r->id);
+        return NULL;
+    }
+    const rd_config *x = rd_model_config(m), *y = rd_model_config(a->model);
+    if (x->dim != y->dim || x->n_layers != y->n_layers || x->vocab_size != y->vocab_size ||
+        !rd_model_tokenizer(m) != !rd_model_tokenizer(a->model)) {
+        rd_model_free(m);
+        rd_error_set(err, "%s is not a fine-tuned copy of this model", path);
+        return NULL;
+    }
+    return m;
+}
+
+/* Loads run r's saved model as the held fine-tuned model. 0, or -1 with *err. */
+static int load_run_model(tui_app *a, const tui_run *r, rd_error *err) {
+    rd_model *m = open_run_model(a, r, err);
+    if (!m) return -1;
+    set_tuned(a, m, r->id);
+    return 0;
+}
+
 /* Opens the session: restored when it exists (files of killed saves are tidied away), else
  * new with the command line's data sets. A damaged one is never written over: its folder
  * is moved aside (the user is told where) and a fresh session takes the name; when it
@@ -243,6 +294,14 @@ static int open_session(tui_app *a, rd_error *err) {
         a->edits = rd_edits_load(path, a->model, 0, NULL, &e2);
         if (!a->edits) app_notify(a, 1, "the session's edits were not loaded: %s", e2.msg);
     }
+    const tui_run *cur = tui_session_find_run(&a->session, a->session.current_run);
+    if (restored && cur && cur->model_file[0]) { /* a full run's model answers the chat */
+        rd_error e2 = {0};
+        if (load_run_model(a, cur, &e2))
+            app_notify(a, 1, "the session's fine-tuned model was not loaded: %s", e2.msg);
+        else
+            a->use_tuned = 1;
+    }
     if (!a->edits) {
         rd_error e3 = {0};
         a->edits = configured_edits(a, &e3);
@@ -297,7 +356,8 @@ int app_set_field(tui_app *a, const char *key, const char *text, rd_error *err) 
 }
 
 /* Refuses while a job runs: the UI's flags first (they give the message), then the
- * worker's own state (its last event may be handled before it has let go of the model). */
+ * worker's own state (its events not handled yet; once the UI has handled a job's last
+ * event the worker is idle: tui_worker_busy). */
 static int busy_error(const tui_app *a, rd_error *err) {
     if (a->training) return rd_error_set(err, "training is running (Esc stops it)");
     if (a->chatting) return rd_error_set(err, "an answer is being written (Esc stops it)");
@@ -360,6 +420,12 @@ int app_train(tui_app *a, rd_error *err) {
     rd_edits *e = NULL;
     rd_model *copy = NULL;
     if (full) { /* a second copy of the model, trainable, in the same compute mode */
+        /* the session keeps the trained copy (runs/ID/model.gguf): refuse before training
+         * when it could not be saved */
+        if (tui_session_check_space(a->session.root, a->session.name,
+                                    tui_session_model_bytes(a->model), err))
+            return rd_error_prefix(err, "full fine-tuning: the trained model could not be "
+                                        "saved with the session");
         rd_load_opts lo = {.tokenizer_path = a->args.tokenizer_path};
         copy = rd_model_load(a->args.model_path, &lo, err);
         if (!copy) return rd_error_prefix(err, "full fine-tuning trains a copy of the model");
@@ -399,8 +465,7 @@ int app_train(tui_app *a, rd_error *err) {
         app_notify(a, 1, "out of memory for the loss history");
     }
     if (full) { /* the earlier copy goes (the worker is idle: nothing uses it) */
-        rd_model_free(a->tuned);
-        a->tuned = copy;
+        set_tuned(a, copy, run ? run->id : 0);
         a->use_tuned = 0; /* until the run is over */
     } else {
         rd_edits_free(a->edits);
@@ -480,27 +545,32 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
     rd_gen_opts gen = {.sampling = tui_config_sampling(c),
                        .max_tokens = c->max_tokens,
                        .stop_at_eos = 1};
-    const int comparing = a->compare_edits[0] && a->compare_edits[1];
-    const int tuned = !comparing && a->use_tuned && a->tuned;
     tui_chat_job job = {.model = a->model,
-                        .edits = comparing ? a->compare_edits[1] : tuned ? NULL : a->edits,
-                        .edited_model = tuned ? a->tuned : NULL,
-                        .base_edits = comparing ? a->compare_edits[0] : NULL,
                         .strength = (float)c->strength,
                         .prompt = ids,
                         .n_prompt = n,
                         .gen = gen,
                         .stop_text = stop};
+    job.n_columns = 1; /* column 0: the base model */
+    if (a->n_compare > 0) {
+        for (int k = 0; k < a->n_compare; k++)
+            job.columns[job.n_columns++] = (tui_chat_column){a->compare_model[k], a->compare_edits[k]};
+    } else if (a->use_tuned && a->tuned) {
+        job.columns[job.n_columns++] = (tui_chat_column){a->tuned, NULL};
+    } else if (a->edits) {
+        job.columns[job.n_columns++] = (tui_chat_column){NULL, a->edits};
+    }
     int rc = tui_worker_start_chat(a->worker, &job, err);
     free(ids);
     free(stop);
     if (rc) return -1;
-    for (int i = 0; i < 2; i++) rd_buf_free(&a->answer[i]);
+    for (int i = 0; i < TUI_CHAT_MAX_COLUMNS; i++) rd_buf_free(&a->answer[i]);
     snprintf(a->chat_prompt, sizeof a->chat_prompt, "%s", prompt);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < TUI_CHAT_MAX_COLUMNS; i++)
         snprintf(a->answer_title[i], sizeof a->answer_title[i], "%s",
-                 comparing ? a->compare_title[i] : "");
-    a->chatting = job.edits || job.edited_model ? 2 : 1;
+                 i > 0 && i <= a->n_compare ? a->compare_title[i - 1] : "");
+    a->n_answers = job.n_columns < 2 ? 2 : job.n_columns;
+    a->chatting = job.n_columns;
     a->chat_scroll = 0;
     a->dirty = 1;
     return 0;
@@ -540,6 +610,14 @@ rd_edits *app_run_edits(tui_app *a, int id, rd_error *err) {
 
 int app_use_run(tui_app *a, int id, rd_error *err) {
     if (busy_error(a, err)) return -1;
+    const tui_run *r = tui_session_find_run(&a->session, id);
+    if (r && (r->model || r->model_file[0])) { /* full fine-tuning: its model */
+        if (a->tuned_run != id && load_run_model(a, r, err)) return -1;
+        a->use_tuned = 1;
+        a->session.current_run = id;
+        a->dirty = 1;
+        return 0;
+    }
     rd_edits *e = app_run_edits(a, id, err);
     if (!e) return -1;
     rd_edits_free(a->edits);
@@ -552,12 +630,16 @@ int app_use_run(tui_app *a, int id, rd_error *err) {
 
 /* Back to base vs current edits in the chat. */
 static void end_compare(tui_app *a) {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < TUI_CHAT_MAX_COLUMNS - 1; i++) {
         rd_edits_free(a->compare_edits[i]);
+        if (a->compare_model_owned[i]) rd_model_free(a->compare_model[i]);
         a->compare_edits[i] = NULL;
+        a->compare_model[i] = NULL;
+        a->compare_model_owned[i] = 0;
         a->compare_run[i] = 0;
         a->compare_title[i][0] = '\0';
     }
+    a->n_compare = 0;
 }
 
 /* The title of run r's column: its label, numbered as the chart and wb.runs() number it. */
@@ -579,47 +661,131 @@ static void run_title(const tui_run *r, char title[64]) {
     title[len] = '\0';
 }
 
-int app_compare(tui_app *a, int id_a, int id_b, rd_error *err) {
+/* What column k of a comparison answers with, for item it: edits (*e, owned) or a full run's
+ * model (*m; *owned when loaded here), and its title. 0, or -1 with *err. */
+static int compare_column(tui_app *a, const app_compare_item *it, int k, rd_edits **e,
+                          rd_model **m, int *owned, char title[64], rd_error *err) {
+    *e = NULL;
+    *m = NULL;
+    *owned = 0;
+    const rd_config *cfg = rd_model_config(a->model);
+    if (it->run) {
+        tui_run *r = tui_session_find_run(&a->session, it->run);
+        if (!r) return rd_error_set(err, "there is no run #%d (wb.runs() lists them)", it->run);
+        run_title(r, title);
+        if (r->model || r->model_file[0]) { /* full fine-tuning: its model */
+            if (a->tuned && a->tuned_run == r->id) {
+                *m = a->tuned;
+                return 0;
+            }
+            if (!(*m = open_run_model(a, r, err))) return -1;
+            *owned = 1;
+            return 0;
+        }
+        return (*e = app_run_edits(a, it->run, err)) ? 0 : -1;
+    }
+    if (it->path) {
+        const char *base = strrchr(it->path, '/');
+        snprintf(title, 64, "%.63s", it->title ? it->title : base ? base + 1 : it->path);
+        if (!(*e = rd_edits_load(it->path, a->model, 0, NULL, err))) return -1;
+    } else {
+        if (!it->edits) return rd_error_set(err, "column %d: no run, file or edit set", k + 2);
+        if (it->title) snprintf(title, 64, "%.63s", it->title);
+        else snprintf(title, 64, "edits %d", k + 1);
+        if (!(*e = rd_edits_clone(it->edits, err))) return -1;
+    }
+    if (rd_edits_dim(*e) != cfg->dim || rd_edits_n_layers(*e) != cfg->n_layers) {
+        rd_error_set(err, "%s: these edits are for a model of width %d with %d layers", title,
+                     rd_edits_dim(*e), rd_edits_n_layers(*e));
+        rd_edits_free(*e);
+        *e = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int app_compare(tui_app *a, const app_compare_item *items, int n, rd_error *err) {
     if (busy_error(a, err) || apply_products(a, err)) return -1;
-    if (id_a == 0 && id_b == 0) {
+    if (n == 0) {
         end_compare(a);
         a->dirty = 1;
         return 0;
     }
-    const int ids[2] = {id_a, id_b};
-    rd_edits *e[2] = {NULL, NULL};
-    for (int i = 0; i < 2; i++) {
-        if (!(e[i] = app_run_edits(a, ids[i], err))) {
-            rd_edits_free(e[0]);
+    if (n < 0 || n > TUI_CHAT_MAX_COLUMNS - 1)
+        return rd_error_set(err, "the chat compares the base model with 1 to %d edit sets, not %d",
+                            TUI_CHAT_MAX_COLUMNS - 1, n);
+    rd_edits *e[TUI_CHAT_MAX_COLUMNS - 1] = {NULL};
+    rd_model *m[TUI_CHAT_MAX_COLUMNS - 1] = {NULL};
+    int owned[TUI_CHAT_MAX_COLUMNS - 1] = {0};
+    char titles[TUI_CHAT_MAX_COLUMNS - 1][64];
+    for (int k = 0; k < n; k++) {
+        if (compare_column(a, &items[k], k, &e[k], &m[k], &owned[k], titles[k], err)) {
+            for (int j = 0; j < k; j++) {
+                rd_edits_free(e[j]);
+                if (owned[j]) rd_model_free(m[j]);
+            }
             return -1;
         }
     }
     end_compare(a);
-    for (int i = 0; i < 2; i++) {
-        a->compare_edits[i] = e[i];
-        a->compare_run[i] = ids[i];
-        run_title(tui_session_find_run(&a->session, ids[i]), a->compare_title[i]);
+    for (int k = 0; k < n; k++) {
+        a->compare_edits[k] = e[k];
+        a->compare_model[k] = m[k];
+        a->compare_model_owned[k] = owned[k];
+        a->compare_run[k] = items[k].run;
+        memcpy(a->compare_title[k], titles[k], 64);
     }
+    a->n_compare = n;
     a->dirty = 1;
     return 0;
+}
+
+int app_compare_command(tui_app *a, const char *args, rd_error *err) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", args);
+    app_compare_item items[TUI_CHAT_MAX_COLUMNS - 1];
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, " \t", &save); tok;
+         tok = strtok_r(NULL, " \t", &save)) {
+        if (n == TUI_CHAT_MAX_COLUMNS - 1)
+            return rd_error_set(err, ":compare takes at most %d runs or edits files",
+                                TUI_CHAT_MAX_COLUMNS - 1);
+        const char *digits = tok[0] == '#' ? tok + 1 : tok;
+        const size_t nd = strspn(digits, "0123456789");
+        if (nd > 0 && nd < 10 && !digits[nd])
+            items[n++] = (app_compare_item){.run = atoi(digits)};
+        else
+            items[n++] = (app_compare_item){.path = tok};
+        if (items[n - 1].run == 0 && !items[n - 1].path)
+            return rd_error_set(err, ":compare: run #0 does not exist");
+    }
+    return app_compare(a, items, n, err);
 }
 
 int app_delete_run(tui_app *a, int id, rd_error *err) {
     if (busy_error(a, err)) return -1;
     if (tui_session_delete_run(&a->session, id))
         return rd_error_set(err, "there is no run #%d (wb.runs() lists them)", id);
-    if (a->compare_run[0] == id || a->compare_run[1] == id) end_compare(a);
+    for (int k = 0; k < a->n_compare; k++)
+        if (a->compare_run[k] == id) {
+            end_compare(a);
+            break;
+        }
     a->dirty = 1;
     return 0;
 }
 
 /* ---- the worker's events ------------------------------------------------------------------ */
 
+_Static_assert(TUI_CHAT_MAX_COLUMNS == TUI_CHAT_TURN_MAX_COLUMNS,
+               "a chat turn holds every column a chat job answers in");
+
 const char *app_answer(const tui_app *a, int side) {
     return a->answer[side].data ? a->answer[side].data : "";
 }
 
 static void append_answer(tui_app *a, int side, const char *text) {
+    if (side < 0 || side >= TUI_CHAT_MAX_COLUMNS) return;
     rd_buf_puts(&a->answer[side], text); /* out of memory: the rest of the answer is lost */
 }
 
@@ -627,8 +793,13 @@ static void append_answer(tui_app *a, int side, const char *text) {
  * the current run's. */
 static void keep_run_edits(tui_app *a) {
     rd_error err = {0};
-    if (a->run && a->run_full) { /* no edits: the chat answers with the tuned copy (not saved) */
+    if (a->run && a->run_full) { /* no edits: the chat answers with the tuned copy, which the
+                                    next save writes as the run's model */
         a->use_tuned = a->tuned != NULL;
+        if (a->tuned) {
+            a->run->model = a->tuned;
+            a->session.current_run = a->run->id;
+        }
         return;
     }
     if (!a->run || !a->edits) return;
@@ -677,10 +848,14 @@ static void chat_done(tui_app *a, const tui_event *ev) {
     if (ev->text[0]) app_notify(a, 1, "answer failed: %s", ev->text);
     if (--a->chatting > 0) return;
     a->chatting = 0;
-    tui_session_add_chat_titled(&a->session, a->chat_prompt, app_answer(a, 0), app_answer(a, 1),
-                                a->session.config.strength, a->answer_title[0],
-                                a->answer_title[1]);
-    for (int i = 0; i < 2; i++) rd_buf_free(&a->answer[i]);
+    const char *answers[TUI_CHAT_MAX_COLUMNS], *titles[TUI_CHAT_MAX_COLUMNS];
+    for (int i = 0; i < a->n_answers; i++) {
+        answers[i] = app_answer(a, i);
+        titles[i] = a->answer_title[i];
+    }
+    tui_session_add_chat_columns(&a->session, a->chat_prompt, a->n_answers, answers, titles,
+                                 a->session.config.strength);
+    for (int i = 0; i < TUI_CHAT_MAX_COLUMNS; i++) rd_buf_free(&a->answer[i]);
     if (ev->stopped) app_notify(a, 0, "answers stopped");
 }
 
@@ -1057,11 +1232,11 @@ static void main_loop(tui_app *a) {
 static void app_release(tui_app *a) {
     tui_worker_free(a->worker); /* stops and joins a running job first */
     console_free(a->console);
-    for (int i = 0; i < 2; i++) rd_buf_free(&a->answer[i]);
+    for (int i = 0; i < TUI_CHAT_MAX_COLUMNS; i++) rd_buf_free(&a->answer[i]);
     end_compare(a);
     rd_edits_free(a->edits);
     tui_session_release(&a->session);
-    rd_model_free(a->tuned);
+    set_tuned(a, NULL, 0);
     rd_model_free(a->model);
 }
 

@@ -46,11 +46,13 @@ typedef struct tui_app {
     tui_session session;
     rd_edits *edits;
     /* full fine-tuning (method "full"): the copy of the model the latest full run trains or
-     * trained (owned; NULL: none), whether the run being trained is one, and whether the
-     * chat's edited side answers with the copy (after such a run, until other edits are made
-     * current: another run, wb.use_run, wb.set_edits). The copy is not saved with the
-     * session. */
+     * trained, or the one a full run saved (owned; NULL: none), that run's id (0: none),
+     * whether the run being trained is one, and whether the chat's edited side answers with
+     * the copy (after such a run, or when the session opens with one current, until other
+     * edits are made current: another run, wb.use_run, wb.set_edits). The session saves it as
+     * the run's runs/ID/model.gguf. */
     rd_model *tuned;
+    int tuned_run;
     int run_full, use_tuned;
     /* jobs */
     tui_worker *worker;
@@ -64,14 +66,20 @@ typedef struct tui_app {
     double last_eval_accuracy; /* its accuracy on a classification set (else NAN) */
     char train_status[256]; /* "loading …", "step 12/40", "stopped: …" */
     size_t n_train, n_eval;
-    rd_buf answer[2];       /* answers being streamed (left, right side) */
-    /* two runs compared side by side in the chat (app_compare): their ids and copies of their
-     * edits (owned), the left column's and the right's; 0 and NULL when the chat compares
-     * the base model with the current edits */
-    int compare_run[2];
-    rd_edits *compare_edits[2];
-    char compare_title[2][64]; /* the columns' titles: the runs' labels ("#id ...") */
-    char answer_title[2][64];  /* the titles of the answers being streamed ("": base/edited) */
+    rd_buf answer[TUI_CHAT_MAX_COLUMNS]; /* answers being streamed, one per column */
+    int n_answers;          /* their columns (2: base and edited) */
+    /* edit sets compared side by side with the base model in the chat (app_compare): column
+     * k + 1 answers with item k — a run's edits, an edits file's or a Lua edit set (a copy,
+     * owned), or a full fine-tuning run's model (owned when compare_model_owned, else it is
+     * a->tuned); 0 of them when the chat compares the base model with the current edits */
+    int n_compare;
+    int compare_run[TUI_CHAT_MAX_COLUMNS - 1];      /* the run's id; 0 for a file or Lua set */
+    rd_edits *compare_edits[TUI_CHAT_MAX_COLUMNS - 1];
+    rd_model *compare_model[TUI_CHAT_MAX_COLUMNS - 1];
+    int compare_model_owned[TUI_CHAT_MAX_COLUMNS - 1];
+    char compare_title[TUI_CHAT_MAX_COLUMNS - 1][64]; /* run labels ("#id ..."), file names */
+    char answer_title[TUI_CHAT_MAX_COLUMNS][64];  /* the titles of the answers being streamed
+                                                     ("": base / edited) */
     char chat_prompt[1024]; /* the prompt they answer */
     /* screen */
     tui_layout layout;
@@ -132,8 +140,8 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err);
 /* Writes the session (config, edits, loss history, chat) atomically. */
 int app_save(tui_app *a, rd_error *err);
 
-/* The text streamed so far on chat side `side` (0 left, 1 right) while answers run; "" before
- * the first piece. Borrowed: valid until the next event is handled. */
+/* The text streamed so far in chat column `side` (0 left, 1 the next, ...) while answers
+ * run; "" before the first piece. Borrowed: valid until the next event is handled. */
 const char *app_answer(const tui_app *a, int side);
 
 /* Replaces the session's edits by a copy of e (refused while a job runs or when e does not
@@ -145,13 +153,29 @@ int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err);
 rd_edits *app_run_edits(tui_app *a, int id, rd_error *err);
 
 /* Makes run id's edits the current ones (chat then answers with them; refused while a job
- * runs). */
+ * runs). For a full fine-tuning run, its model (loaded from runs/ID/model.gguf unless it is
+ * the one held) answers the chat's edited side instead. */
 int app_use_run(tui_app *a, int id, rd_error *err);
 
-/* Makes the chat's two columns answer with run id_a's edits (left) and run id_b's (right)
- * instead of the base model and the current edits; id_a == id_b == 0 goes back to base vs
- * current. Refused while a job runs, or when a run has no edits. */
-int app_compare(tui_app *a, int id_a, int id_b, rd_error *err);
+/* One edit set app_compare puts beside the base model: a run (its edits, or a full
+ * fine-tuning run's model), else an edits file, else an edit set (copied). */
+typedef struct app_compare_item {
+    int run;              /* a run's id, or 0 */
+    const char *path;     /* with run 0: an edits file (rd_edits_load for the model), or NULL */
+    const rd_edits *edits; /* with run 0 and no path: an edit set */
+    const char *title;    /* its column's title (NULL: the run's label, the file's name, or
+                             "edits N") */
+} app_compare_item;
+
+/* Makes the chat answer in n + 1 columns: the base model, then each item (1 to
+ * TUI_CHAT_MAX_COLUMNS − 1 of them) at the strength α, each column titled; n = 0 goes back
+ * to base vs current edits. Refused while a job runs, when an item has no edits or they do
+ * not fit the model (nothing changes then). */
+int app_compare(tui_app *a, const app_compare_item *items, int n, rd_error *err);
+
+/* The chat line's ":compare A B ..." (args: what follows ":compare"): runs by number ("3" or
+ * "#3") or edits files by path, separated by spaces; none ends the comparison. */
+int app_compare_command(tui_app *a, const char *args, rd_error *err);
 
 /* Deletes run id: its curve and its edits (the file goes at the next save; refused while a
  * job runs). The current edits stay. */

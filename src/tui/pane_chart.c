@@ -153,11 +153,10 @@ static void draw_numbers(tui_app *a, tui_rect r, int y) {
         snprintf(num, sizeof num, "#%d", ri->id);
         const int numbered = !strncmp(ri->label, num, strlen(num)) &&
                              (ri->label[strlen(num)] == ' ' || !ri->label[strlen(num)]);
-        /* the runs the chat compares say which column they answer in */
-        const char *side = !a->compare_edits[0]           ? ""
-                           : ri->id == a->compare_run[0] ? "left:"
-                           : ri->id == a->compare_run[1] ? "right:"
-                                                          : "";
+        /* the runs the chat compares say which column they answer in (the base is 1) */
+        char side[16] = "";
+        for (int k = 0; k < a->n_compare; k++)
+            if (a->compare_run[k] == ri->id) snprintf(side, sizeof side, "%d:", k + 2);
         snprintf(name, sizeof name, "%s%s%s%s%s", side,
                  ri->id == a->session.current_run ? "*" : "", numbered ? "" : num,
                  numbered ? "" : " ", ri->label);

@@ -1,6 +1,7 @@
-/* The chat pane: one prompt, two answers side by side — the base model (left) and the
- * edited model at strength α (right), or two runs compared (wb.compare: each column titled
- * with its run) — streamed as the worker writes them; the session's transcript above,
+/* The chat pane: one prompt, its answers side by side — the base model (left) and the
+ * edited model at strength α (right), or the base beside several edit sets compared
+ * (wb.compare / ":compare": each column titled with its run or file, the width split
+ * between them) — streamed as the worker writes them; the session's transcript above,
  * scrollable; the prompt line at the bottom. */
 #include <curses.h>
 #include <math.h>
@@ -12,26 +13,28 @@
 #include "redit/buf.h"
 #include "textwrap.h"
 
-/* One screen row of the transcript: a full-width line (prompt, header) or two columns. */
+/* One screen row of the transcript: a full-width prompt line, or a turn's header (the
+ * columns' titles) or answer row. */
 typedef struct vrow {
-    int kind; /* ROW_PROMPT, ROW_HEADER, ROW_ANSWERS, ROW_BLANK */
-    const char *left;
-    size_t left_len;
-    const char *right;
-    size_t right_len;
-    double strength; /* ROW_HEADER: α of the edited answer; NAN when there is none */
-    size_t block;    /* ROW_ANSWERS: the turn's answers (vrows.blocks) */
+    int kind;           /* ROW_PROMPT, ROW_HEADER, ROW_ANSWERS, ROW_BLANK */
+    const char *text;   /* ROW_PROMPT: the line and its prefix ("you: " or blanks) */
+    size_t len;
+    const char *prefix;
+    size_t block;       /* ROW_HEADER, ROW_ANSWERS: the turn's answers (vrows.blocks) */
 } vrow;
 
 enum { ROW_PROMPT, ROW_HEADER, ROW_ANSWERS, ROW_BLANK };
 
-/* The two answers of a turn: rows [start, start + rows) of the transcript, each column's
- * wrapped lines (text[side] + span[side][i]). */
+/* The answers of a turn in n_cols columns col_w wide: rows [start, start + rows) of the
+ * transcript, each column's title and wrapped lines (text[k] + span[k][i]). */
 typedef struct answer_block {
     size_t start, rows;
-    const char *text[2];
-    tui_span *span[2];
-    size_t n[2];
+    int n_cols, col_w;
+    double strength; /* α of the edited columns; NAN when there is none */
+    const char *title[TUI_CHAT_MAX_COLUMNS];
+    const char *text[TUI_CHAT_MAX_COLUMNS];
+    tui_span *span[TUI_CHAT_MAX_COLUMNS];
+    size_t n[TUI_CHAT_MAX_COLUMNS];
 } answer_block;
 
 typedef struct vrows {
@@ -64,36 +67,42 @@ static void draw_span(int y, int x, int w, const char *s, size_t len, int attr) 
     draw_text(y, x, w, buf, attr);
 }
 
-/* left, right: the columns' titles ("" for base / edited). */
-static void add_turn(vrows *rs, const char *prompt, const char *base, const char *edited,
-                     double strength, int col_w, int full_w, int has_edited, const char *left,
-                     const char *right) {
+/* The width of each of n columns in a pane w wide (a separator and a blank between two). */
+static int column_width(int w, int n) {
+    const int c = (w - 1 - 2 * (n - 1)) / n;
+    return c > 1 ? c : 1;
+}
+
+/* A turn: its prompt, then n columns (texts and titles; n ≥ 2, the second one empty when
+ * there was no edited answer: has_edited 0 leaves its title out). */
+static void add_turn(vrows *rs, const char *prompt, int n, const char *const *texts,
+                     const char *const *titles, double strength, int full_w, int has_edited) {
     size_t np;
     tui_span *ps = wrap(prompt, full_w - 5, &np);
     for (size_t i = 0; i < np; i++)
-        push_row(rs, (vrow){ROW_PROMPT, prompt + ps[i].start, ps[i].len, i == 0 ? "you: " : "     ", 5, NAN, 0});
+        push_row(rs, (vrow){ROW_PROMPT, prompt + ps[i].start, ps[i].len, i == 0 ? "you: " : "     ", 0});
     free(ps);
-    push_row(rs, (vrow){ROW_HEADER, left[0] ? left : "base", strlen(left[0] ? left : "base"),
-                        right[0] ? right : "edited", strlen(right[0] ? right : "edited"),
-                        has_edited ? strength : NAN, 0});
-    answer_block b = {.start = rs->n, .text = {base, edited}};
-    b.span[0] = wrap(base, col_w, &b.n[0]);
-    b.span[1] = wrap(edited, col_w, &b.n[1]);
-    b.rows = b.n[0] > b.n[1] ? b.n[0] : b.n[1];
+    answer_block b = {.start = rs->n + 1, .n_cols = n, .col_w = column_width(full_w, n),
+                      .strength = has_edited ? strength : NAN};
+    for (int k = 0; k < n; k++) {
+        b.title[k] = titles[k];
+        b.text[k] = texts[k];
+        b.span[k] = wrap(texts[k], b.col_w, &b.n[k]);
+        if (b.n[k] > b.rows) b.rows = b.n[k];
+    }
     if (rd_array_reserve(&rs->blocks, &rs->cap_blocks, rs->n_blocks + 1, sizeof *rs->blocks)) {
-        free(b.span[0]);
-        free(b.span[1]);
+        for (int k = 0; k < n; k++) free(b.span[k]);
         return;
     }
-    for (size_t i = 0; i < b.rows; i++)
-        push_row(rs, (vrow){ROW_ANSWERS, "", 0, "", 0, NAN, rs->n_blocks});
+    push_row(rs, (vrow){ROW_HEADER, "", 0, "", rs->n_blocks});
+    for (size_t i = 0; i < b.rows; i++) push_row(rs, (vrow){ROW_ANSWERS, "", 0, "", rs->n_blocks});
     rs->blocks[rs->n_blocks++] = b;
-    push_row(rs, (vrow){ROW_BLANK, "", 0, "", 0, NAN, 0});
+    push_row(rs, (vrow){ROW_BLANK, "", 0, "", 0});
 }
 
 /* The line of column side shown on transcript row `row` of block b when the view starts at
  * row `first`; -1 for none. A column shorter than its neighbour slides down with the view
- * while the top of the answers is scrolled away (as far as the bottom of the longer one), so
+ * while the top of the answers is scrolled away (as far as the bottom of the longest one), so
  * a one-line answer beside a long one stays in view. */
 static long block_line(const answer_block *b, int side, size_t row, size_t first) {
     size_t shift = 0;
@@ -106,40 +115,87 @@ static long block_line(const answer_block *b, int side, size_t row, size_t first
     return (long)(k - shift);
 }
 
-/* Draws column side of answer row `row` at (y, x), w columns wide. */
-static void draw_answer(const vrows *rs, const vrow *v, int side, size_t row, size_t first, int y,
-                        int x, int w) {
-    const answer_block *b = &rs->blocks[v->block];
-    long i = block_line(b, side, row, first);
-    if (i < 0) return;
-    const tui_span *sp = &b->span[side][i];
-    draw_span(y, x, w, b->text[side] + sp->start, sp->len, 0);
+/* Column k's left edge in a pane at x. */
+static int column_x(const answer_block *b, int x, int k) { return x + 1 + k * (b->col_w + 2); }
+
+/* Draws the header row of block b at y: the columns' titles, α after the edited ones'. */
+static void draw_header(const answer_block *b, int y, int x) {
+    for (int k = 0; k < b->n_cols; k++) {
+        const int cx = column_x(b, x, k);
+        if (k == 0) {
+            draw_text(y, cx, b->col_w, b->title[0],
+                      (has_colors() ? COLOR_PAIR(PAIR_BASE) : 0) | A_UNDERLINE);
+            continue;
+        }
+        if (isnan(b->strength)) continue;
+        char hdr[120];
+        size_t tl = strlen(b->title[k]); /* the title is cut so that α stays in view */
+        const size_t room = b->col_w > 10 ? (size_t)b->col_w - 9 : 1;
+        if (tl > room) {
+            tl = room;
+            while (tl > 0 && ((unsigned char)b->title[k][tl] & 0xC0) == 0x80) tl--;
+        }
+        snprintf(hdr, sizeof hdr, "%.*s  α=%.2g", (int)tl, b->title[k], b->strength);
+        draw_text(y, cx, b->col_w, hdr, (has_colors() ? COLOR_PAIR(PAIR_EDITED) : 0) | A_UNDERLINE);
+    }
+}
+
+/* Draws answer row `row` of block b at y: each column's line, separators between. */
+static void draw_answers(const answer_block *b, size_t row, size_t first, int y, int x, int utf8) {
+    for (int k = 0; k < b->n_cols; k++) {
+        const int cx = column_x(b, x, k);
+        const long i = block_line(b, k, row, first);
+        if (i >= 0)
+            draw_span(y, cx, b->col_w, b->text[k] + b->span[k][i].start, b->span[k][i].len, 0);
+        if (k + 1 < b->n_cols)
+            draw_text(y, cx + b->col_w, 1, utf8 ? "│" : "|", has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
+    }
 }
 
 void pane_chat_draw(tui_app *a, tui_rect r) {
     int focused = a->focus == PANE_CHAT;
     char right[80];
     snprintf(right, sizeof right, "α=%.2g  F7/F8", a->session.config.strength);
-    char title[160];
-    if (a->compare_edits[0])
-        snprintf(title, sizeof title, "Chat: run #%d | run #%d (wb.compare() ends)",
-                 a->compare_run[0], a->compare_run[1]);
-    else
+    char title[320];
+    if (a->n_compare > 0) { /* "Chat: base | run #1 | run #2 | e.safetensors (...)" */
+        size_t used = (size_t)snprintf(title, sizeof title, "Chat: base");
+        for (int k = 0; k < a->n_compare && used < sizeof title; k++)
+            used += a->compare_run[k]
+                        ? (size_t)snprintf(title + used, sizeof title - used, " | run #%d",
+                                           a->compare_run[k])
+                        : (size_t)snprintf(title + used, sizeof title - used, " | %.24s",
+                                           a->compare_title[k]);
+        if (used < sizeof title)
+            snprintf(title + used, sizeof title - used, " (:compare ends)");
+    } else {
         snprintf(title, sizeof title, "Chat: base | edited");
+    }
     draw_title(r, title, right, focused);
     int hist_h = r.h - 2;
-    int col_w = (r.w - 3) / 2;
     vrows rs = {0};
     /* The transcript; its strings stay alive while the session is not changed (drawing). */
     for (size_t i = 0; i < a->session.n_chat; i++) {
         const tui_chat_turn *t = &a->session.chat[i];
-        add_turn(&rs, t->prompt, t->base, t->edited, t->strength, col_w, r.w,
-                 t->edited[0] != 0 || a->edits, t->left, t->right);
+        const char *texts[TUI_CHAT_MAX_COLUMNS] = {t->base, t->edited};
+        const char *titles[TUI_CHAT_MAX_COLUMNS] = {t->left[0] ? t->left : "base",
+                                                    t->right[0] ? t->right : "edited"};
+        int n = 2;
+        for (size_t k = 0; k < t->n_more && n < TUI_CHAT_MAX_COLUMNS; k++, n++) {
+            texts[n] = t->more[k];
+            titles[n] = t->more_titles[k];
+        }
+        add_turn(&rs, t->prompt, n, texts, titles, t->strength, r.w,
+                 t->edited[0] != 0 || a->edits || n > 2);
     }
-    if (a->chatting)
-        add_turn(&rs, a->chat_prompt, app_answer(a, 0), app_answer(a, 1),
-                 a->session.config.strength, col_w, r.w, 1,
-                 a->answer_title[0], a->answer_title[1]);
+    if (a->chatting) {
+        const char *texts[TUI_CHAT_MAX_COLUMNS], *titles[TUI_CHAT_MAX_COLUMNS];
+        const int n = a->n_answers >= 2 && a->n_answers <= TUI_CHAT_MAX_COLUMNS ? a->n_answers : 2;
+        for (int k = 0; k < n; k++) {
+            texts[k] = app_answer(a, k);
+            titles[k] = a->answer_title[k][0] ? a->answer_title[k] : k == 0 ? "base" : "edited";
+        }
+        add_turn(&rs, a->chat_prompt, n, texts, titles, a->session.config.strength, r.w, 1);
+    }
     if (rs.n == 0 && hist_h > 2) { /* the hint, wrapped */
         static const char hint[] = "Type a prompt and press Enter: the base model answers on the "
                                    "left, the edited model on the right.";
@@ -158,38 +214,19 @@ void pane_chat_draw(tui_app *a, tui_rect r) {
         int y = r.y + 1 + i;
         switch (v->kind) {
         case ROW_PROMPT:
-            draw_text(y, r.x + 1, 5, v->right, A_BOLD);
-            draw_span(y, r.x + 6, r.w - 7, v->left, v->left_len, A_BOLD);
+            draw_text(y, r.x + 1, 5, v->prefix, A_BOLD);
+            draw_span(y, r.x + 6, r.w - 7, v->text, v->len, A_BOLD);
             break;
-        case ROW_HEADER:
-            draw_span(y, r.x + 1, col_w, v->left, v->left_len,
-                      (has_colors() ? COLOR_PAIR(PAIR_BASE) : 0) | A_UNDERLINE);
-            if (!isnan(v->strength)) {
-                char hdr[120];
-                size_t tl = v->right_len; /* the title is cut so that α stays in view */
-                const size_t room = col_w > 10 ? (size_t)col_w - 9 : 1;
-                if (tl > room) {
-                    tl = room;
-                    while (tl > 0 && ((unsigned char)v->right[tl] & 0xC0) == 0x80) tl--;
-                }
-                snprintf(hdr, sizeof hdr, "%.*s  α=%.2g", (int)tl, v->right, v->strength);
-                draw_text(y, r.x + 2 + col_w + 1, col_w, hdr,
-                          (has_colors() ? COLOR_PAIR(PAIR_EDITED) : 0) | A_UNDERLINE);
-            }
-            break;
+        case ROW_HEADER: draw_header(&rs.blocks[v->block], y, r.x); break;
         case ROW_ANSWERS:
-            draw_answer(&rs, v, 0, (size_t)(first + i), (size_t)first, y, r.x + 1, col_w);
-            draw_text(y, r.x + 1 + col_w, 1, a->utf8 ? "│" : "|", has_colors() ? COLOR_PAIR(PAIR_DIM) : 0);
-            draw_answer(&rs, v, 1, (size_t)(first + i), (size_t)first, y, r.x + 2 + col_w + 1, col_w);
+            draw_answers(&rs.blocks[v->block], (size_t)(first + i), (size_t)first, y, r.x, a->utf8);
             break;
         default: break;
         }
     }
     free(rs.v);
-    for (size_t i = 0; i < rs.n_blocks; i++) {
-        free(rs.blocks[i].span[0]);
-        free(rs.blocks[i].span[1]);
-    }
+    for (size_t i = 0; i < rs.n_blocks; i++)
+        for (int k = 0; k < rs.blocks[i].n_cols; k++) free(rs.blocks[i].span[k]);
     free(rs.blocks);
     /* the prompt line */
     int y = r.y + r.h - 1;
@@ -210,6 +247,24 @@ static void send_prompt(tui_app *a) {
     a->chat_input[a->chat_len] = '\0';
     if (!a->chat_len) return;
     rd_error err = {0};
+    static const char cmd[] = ":compare";
+    if (!strncmp(a->chat_input, cmd, sizeof cmd - 1) &&
+        (a->chat_input[sizeof cmd - 1] == '\0' || a->chat_input[sizeof cmd - 1] == ' ')) {
+        /* ":compare 1 3 file.safetensors": the base beside those runs or files; ":compare"
+         * alone ends the comparison */
+        if (app_compare_command(a, a->chat_input + sizeof cmd - 1, &err)) {
+            app_notify(a, 1, "%s", err.msg);
+            return;
+        }
+        if (a->n_compare)
+            app_notify(a, 0, "the chat compares the base model with %d edit set%s (:compare "
+                             "alone ends it)", a->n_compare, a->n_compare > 1 ? "s" : "");
+        else
+            app_notify(a, 0, "the chat compares the base model with the current edits");
+        a->chat_len = 0;
+        a->chat_input[0] = '\0';
+        return;
+    }
     if (app_chat(a, a->chat_input, &err)) {
         app_notify(a, 1, "%s", err.msg);
         return;

@@ -180,7 +180,7 @@ static const char *const HELP[] = {
     "                 keeps, Esc cancels), Space/Left/Right toggle or cycle",
     "Chart            l log scale, s smoothing, a all runs / this run only",
     "Chat             type a prompt, Enter: the base and edited answers side by",
-    "                 side; PgUp/PgDn scroll the history",
+    "                 side; PgUp/PgDn scroll; :compare 1 3 puts runs beside it",
     "Lua console      red.* and wb.* (wb.help() lists them); Up/Down history,",
     "                 Tab completes, PgUp/PgDn scroll",
 };

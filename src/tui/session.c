@@ -1,5 +1,5 @@
 /* Workbench sessions on disk: ROOT/NAME/{session.json, loss-G.csv, chat-G.jsonl,
- * edits-G.safetensors, runs/ID/edits.safetensors}, saved as one unit (session.json is the
+ * edits-G.safetensors, runs/ID/edits.safetensors, runs/ID/model.gguf}, saved as one unit (session.json is the
  * commit point) and read back as untrusted data. */
 #include "session.h"
 
@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "redit/atomic_file.h"
 #include "redit/buf.h"
+#include "redit/model_file.h"
 
 #define SESSION_FORMAT "redit-session"
 #define SESSION_VERSION 2
@@ -79,6 +81,12 @@ void tui_session_run_edits_path(const tui_session *s, const tui_run *r, char *bu
     else snprintf(buf, cap, "%s/%s/%s", root_dir(s->root), s->name, r->edits_file);
 }
 
+void tui_session_run_model_path(const tui_session *s, const tui_run *r, char *buf, size_t cap) {
+    if (cap == 0) return;
+    if (!r->model_file[0]) buf[0] = '\0';
+    else snprintf(buf, cap, "%s/%s/%s", root_dir(s->root), s->name, r->model_file);
+}
+
 /* 1 when name is prefix, 1 to 15 digits, then suffix (the digits' value in *num); else 0. */
 static int numbered_name(const char *name, const char *prefix, const char *suffix,
                          unsigned long *num) {
@@ -96,6 +104,10 @@ static int edits_name_ok(const char *f) {
 }
 static int run_edits_name_ok(const char *f) {
     return !strcmp(f, "edits.safetensors") || numbered_name(f, "runs/", "/edits.safetensors", NULL);
+}
+
+static int run_model_name_ok(const char *f) {
+    return numbered_name(f, "runs/", "/model.gguf", NULL);
 }
 
 int tui_session_exists(const char *root, const char *name) {
@@ -145,6 +157,36 @@ int tui_session_check_writable(const char *root, const char *name, rd_error *err
     if (rd_atomic_file_check(probe, &e))
         return rd_error_set(err, "session \"%s\" cannot be saved in %s: %s", name,
                             root_dir(root), e.msg);
+    return 0;
+}
+
+uint64_t tui_session_model_bytes(const rd_model *m) {
+    const rd_vocab *v = &m->file.vocab;
+    uint64_t vocab = 0; /* the pieces, a score and a type each, GGUF's string lengths */
+    if (v->n > 0) vocab = (uint64_t)v->off[v->n] + (uint64_t)v->n * (8 + 4 + 4);
+    /* every weight as f32, the metadata and tensor table, alignment */
+    return rd_model_param_count(m) * 4 + vocab + ((uint64_t)1 << 20);
+}
+
+int tui_session_check_space(const char *root, const char *name, uint64_t bytes, rd_error *err) {
+    char dir[1200];
+    if (!tui_session_name_ok(name, err) || session_path(root, name, NULL, dir, sizeof dir, err))
+        return -1;
+    struct statvfs fs;
+    while (statvfs(dir, &fs) != 0) { /* the nearest existing folder above it */
+        const int e = errno;
+        char *slash = strrchr(dir, '/');
+        if (e != ENOENT || !strcmp(dir, ".") || !strcmp(dir, "/"))
+            return rd_error_set(err, "session \"%s\": cannot tell the free disk space of %s: %s",
+                                name, dir, strerror(e));
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else if (slash == dir) slash[1] = '\0';
+        else *slash = '\0';
+    }
+    const uint64_t avail = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
+    if (avail < bytes)
+        return rd_error_set(err, "session \"%s\": %.1f MB of disk space is needed in %s, %.1f MB "
+                                 "is free", name, (double)bytes / 1e6, dir, (double)avail / 1e6);
     return 0;
 }
 
@@ -251,6 +293,12 @@ static void chat_turn_release(tui_chat_turn *t) {
     free(t->base);
     free(t->edited);
     t->prompt = t->base = t->edited = NULL;
+    for (size_t i = 0; i < t->n_more; i++) free(t->more[i]);
+    free(t->more);
+    free(t->more_titles);
+    t->more = NULL;
+    t->more_titles = NULL;
+    t->n_more = 0;
 }
 
 void tui_session_init(tui_session *s, const char *root, const char *name) {
@@ -310,11 +358,30 @@ static void copy_title(char dst[64], const char *src) {
 int tui_session_add_chat_titled(tui_session *s, const char *prompt, const char *base,
                                 const char *edited, double strength, const char *left,
                                 const char *right) {
-    tui_chat_turn t = {copy_text(prompt), copy_text(base), copy_text(edited), strength, "", ""};
-    copy_title(t.left, left);
-    copy_title(t.right, right);
-    if (!t.prompt || !t.base || !t.edited ||
-        reserve_one(&s->chat, s->n_chat, sizeof *s->chat)) {
+    const char *answers[2] = {base, edited}, *titles[2] = {left, right};
+    return tui_session_add_chat_columns(s, prompt, 2, answers, titles, strength);
+}
+
+int tui_session_add_chat_columns(tui_session *s, const char *prompt, int n,
+                                 const char *const *answers, const char *const *titles,
+                                 double strength) {
+    if (n < 1 || n > TUI_CHAT_TURN_MAX_COLUMNS) return -1;
+    tui_chat_turn t = {copy_text(prompt), copy_text(answers[0]), copy_text(n > 1 ? answers[1] : ""),
+                       strength, "", "", 0, NULL, NULL};
+    copy_title(t.left, titles ? titles[0] : NULL);
+    copy_title(t.right, titles && n > 1 ? titles[1] : NULL);
+    int bad = !t.prompt || !t.base || !t.edited;
+    if (!bad && n > 2) {
+        t.more = calloc((size_t)n - 2, sizeof *t.more);
+        t.more_titles = calloc((size_t)n - 2, sizeof *t.more_titles);
+        bad = !t.more || !t.more_titles;
+        for (int k = 2; k < n && !bad; k++) {
+            bad = !(t.more[t.n_more] = copy_text(answers[k]));
+            copy_title(t.more_titles[t.n_more], titles ? titles[k] : NULL);
+            t.n_more += !bad;
+        }
+    }
+    if (bad || reserve_one(&s->chat, s->n_chat, sizeof *s->chat)) {
         chat_turn_release(&t);
         return -1;
     }
@@ -369,6 +436,24 @@ static char *loss_csv_text(const tui_session *s) {
     return rd_buf_take(&b);
 }
 
+/* "more": [{"title", "text"}...]: the columns after the first two. 1, or 0 when out of
+ * memory. */
+static int add_more_columns(cJSON *obj, const tui_chat_turn *t) {
+    cJSON *more = cJSON_AddArrayToObject(obj, "more");
+    if (!more) return 0;
+    for (size_t k = 0; k < t->n_more; k++) {
+        cJSON *col = cJSON_CreateObject();
+        if (col && !cJSON_AddItemToArray(more, col)) {
+            cJSON_Delete(col);
+            return 0;
+        }
+        if (!col || !cJSON_AddStringToObject(col, "title", t->more_titles[k]) ||
+            !cJSON_AddStringToObject(col, "text", t->more[k]))
+            return 0;
+    }
+    return 1;
+}
+
 static char *chat_jsonl_text(const tui_session *s) {
     rd_buf b = {0};
     for (size_t i = 0; i < s->n_chat && !b.oom; i++) {
@@ -380,7 +465,8 @@ static char *chat_jsonl_text(const tui_session *s) {
             cJSON_AddStringToObject(obj, "edited", t->edited ? t->edited : "") &&
             cJSON_AddNumberToObject(obj, "strength", t->strength) &&
             (!t->left[0] || cJSON_AddStringToObject(obj, "left", t->left)) &&
-            (!t->right[0] || cJSON_AddStringToObject(obj, "right", t->right)))
+            (!t->right[0] || cJSON_AddStringToObject(obj, "right", t->right)) &&
+            (!t->n_more || add_more_columns(obj, t)))
             line = cJSON_PrintUnformatted(obj);
         cJSON_Delete(obj);
         if (!line) {
@@ -408,8 +494,8 @@ static cJSON *string_or_null(const char *v) {
     return v[0] ? cJSON_CreateString(v) : cJSON_CreateNull();
 }
 
-/* edits_file: the run's file as this save names it. */
-static cJSON *run_json(const tui_run *r, const char *edits_file) {
+/* edits_file, model_file: the run's files as this save names them. */
+static cJSON *run_json(const tui_run *r, const char *edits_file, const char *model_file) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     if (!cJSON_AddNumberToObject(o, "id", r->id) ||
@@ -419,7 +505,8 @@ static cJSON *run_json(const tui_run *r, const char *edits_file) {
         !cJSON_AddItemToObject(o, "tokens_per_s", number_or_null(r->tokens_per_s)) ||
         !cJSON_AddItemToObject(o, "best_eval_loss", number_or_null(r->best_eval_loss)) ||
         !cJSON_AddItemToObject(o, "best_eval_accuracy", number_or_null(r->best_eval_accuracy)) ||
-        !cJSON_AddNumberToObject(o, "stopped", r->stopped)) {
+        !cJSON_AddNumberToObject(o, "stopped", r->stopped) ||
+        !cJSON_AddItemToObject(o, "model", string_or_null(model_file))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -431,6 +518,7 @@ typedef struct save_plan {
     unsigned long gen;
     char loss[64], chat[64], edits[64];
     char (*run_edits)[64]; /* (n_runs) each run's edits file; "" none */
+    char (*run_models)[64]; /* (n_runs) each run's model file; "" none */
 } save_plan;
 
 static char *session_json_text(const tui_session *s, const save_plan *p, const char *config_json,
@@ -459,7 +547,7 @@ static char *session_json_text(const tui_session *s, const save_plan *p, const c
     if (!cJSON_AddItemToObject(o, "config", config)) goto done;
     config = NULL;
     for (size_t i = 0; i < s->n_runs; i++) {
-        cJSON *r = run_json(&s->runs[i], p->run_edits[i]);
+        cJSON *r = run_json(&s->runs[i], p->run_edits[i], p->run_models[i]);
         if (!r || !cJSON_AddItemToArray(runs, r)) {
             cJSON_Delete(r);
             goto done;
@@ -485,18 +573,23 @@ static int write_session_file(const tui_session *s, const char *file, const char
     return write_file_atomically(path, text, strlen(text), err);
 }
 
-/* Writes the runs' edits kept in memory to runs/ID/edits.safetensors (names in p). */
-static int write_run_edits(const tui_session *s, const save_plan *p, const rd_model *m,
+/* Writes the runs' edits kept in memory to runs/ID/edits.safetensors and their models not
+ * yet on disk to runs/ID/model.gguf (names in p), each atomically. */
+static int write_run_files(const tui_session *s, const save_plan *p, const rd_model *m,
                            const char *config_json, rd_error *err) {
     char path[1200];
     for (size_t i = 0; i < s->n_runs; i++) {
         const tui_run *r = &s->runs[i];
-        if (!r->edits) continue;
+        if (!r->edits && !r->model) continue;
         char dir[80];
         snprintf(dir, sizeof dir, "runs/%d", r->id);
-        if (session_path(s->root, s->name, dir, path, sizeof path, err) || make_dirs(path, err) ||
-            session_path(s->root, s->name, p->run_edits[i], path, sizeof path, err) ||
-            rd_edits_save(r->edits, m, config_json, path, err))
+        if (session_path(s->root, s->name, dir, path, sizeof path, err) || make_dirs(path, err))
+            return -1;
+        if (r->edits && (session_path(s->root, s->name, p->run_edits[i], path, sizeof path, err) ||
+                         rd_edits_save(r->edits, m, config_json, path, err)))
+            return -1;
+        if (r->model && (session_path(s->root, s->name, p->run_models[i], path, sizeof path, err) ||
+                         rd_gguf_write(path, &r->model->file, RD_DTYPE_F32, err)))
             return -1;
     }
     return 0;
@@ -523,9 +616,11 @@ int tui_session_save(tui_session *s, const rd_edits *e, const rd_model *m, rd_er
     if (e) snprintf(p.edits, sizeof p.edits, "edits-%lu.safetensors", p.gen);
     else snprintf(p.edits, sizeof p.edits, "%s", s->edits_file);
     p.run_edits = calloc(s->n_runs ? s->n_runs : 1, sizeof *p.run_edits);
+    p.run_models = calloc(s->n_runs ? s->n_runs : 1, sizeof *p.run_models);
     char *config_json = tui_config_to_json(&s->config);
-    if (!config_json || !p.run_edits) {
+    if (!config_json || !p.run_edits || !p.run_models) {
         free(p.run_edits);
+        free(p.run_models);
         cJSON_free(config_json);
         return rd_error_set(err, "session \"%s\": out of memory", s->name);
     }
@@ -533,10 +628,12 @@ int tui_session_save(tui_session *s, const rd_edits *e, const rd_model *m, rd_er
         const tui_run *r = &s->runs[i];
         if (r->edits) snprintf(p.run_edits[i], sizeof p.run_edits[i], "runs/%d/edits.safetensors", r->id);
         else snprintf(p.run_edits[i], sizeof p.run_edits[i], "%s", r->edits_file);
+        if (r->model) snprintf(p.run_models[i], sizeof p.run_models[i], "runs/%d/model.gguf", r->id);
+        else snprintf(p.run_models[i], sizeof p.run_models[i], "%s", r->model_file);
     }
     int rc = -1;
     char *csv = NULL, *jsonl = NULL, *json = NULL;
-    if (write_run_edits(s, &p, m, config_json, err)) goto done;
+    if (write_run_files(s, &p, m, config_json, err)) goto done;
     if (e) {
         if (session_path(s->root, s->name, p.edits, path, sizeof path, err) ||
             rd_edits_save(e, m, config_json, path, err))
@@ -555,13 +652,16 @@ int tui_session_save(tui_session *s, const rd_edits *e, const rd_model *m, rd_er
     for (size_t i = 0; i < s->n_runs; i++) {
         tui_run *r = &s->runs[i];
         snprintf(r->edits_file, sizeof r->edits_file, "%s", p.run_edits[i]);
+        snprintf(r->model_file, sizeof r->model_file, "%s", p.run_models[i]);
         rd_edits_free(r->edits);
         r->edits = NULL;
+        r->model = NULL;
     }
     tui_session_tidy(s);
     rc = 0;
 done:
     free(p.run_edits);
+    free(p.run_models);
     free(csv);
     free(jsonl);
     cJSON_free(json);
@@ -612,7 +712,7 @@ int tui_session_save_using_run(tui_session *s, int id, rd_error *err) {
 static int named_by(const tui_session *s, const char *file) {
     if (!strcmp(file, s->edits_file)) return 1;
     for (size_t i = 0; i < s->n_runs; i++)
-        if (!strcmp(file, s->runs[i].edits_file)) return 1;
+        if (!strcmp(file, s->runs[i].edits_file) || !strcmp(file, s->runs[i].model_file)) return 1;
     if (s->generation == 0) return !strcmp(file, "loss.csv") || !strcmp(file, "chat.jsonl");
     char name[64];
     snprintf(name, sizeof name, "loss-%lu.csv", s->generation);
@@ -639,22 +739,26 @@ static int remove_file(const char *dir, const char *file) {
     return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0;
 }
 
-/* Tidies dir/runs/ID/ (rel: "runs/ID"): its temporary files, and its edits when s does not
- * name them (then the folder too, when nothing else is in it). */
+/* Tidies dir/runs/ID/ (rel: "runs/ID"): its temporary files, and its edits and model when
+ * s does not name them (then the folder too, when nothing else is in it). */
 static int tidy_run_dir(const tui_session *s, const char *dir, const char *rel) {
     char sub[1600], file[128];
     snprintf(sub, sizeof sub, "%s/%s", dir, rel);
     snprintf(file, sizeof file, "%s/edits.safetensors", rel);
-    const int named = named_by(s, file);
+    const int edits_named = named_by(s, file);
+    snprintf(file, sizeof file, "%s/model.gguf", rel);
+    const int model_named = named_by(s, file);
     int removed = 0;
     DIR *d = opendir(sub);
     if (!d) return 0;
     struct dirent *ent;
     while ((ent = readdir(d)))
-        if (strstr(ent->d_name, ".tmp-") || (!named && !strcmp(ent->d_name, "edits.safetensors")))
+        if (strstr(ent->d_name, ".tmp-") ||
+            (!edits_named && !strcmp(ent->d_name, "edits.safetensors")) ||
+            (!model_named && !strcmp(ent->d_name, "model.gguf")))
             removed += remove_file(sub, ent->d_name);
     closedir(d);
-    if (!named && rmdir(sub) == 0) removed++;
+    if (!edits_named && !model_named && rmdir(sub) == 0) removed++;
     return removed;
 }
 
@@ -852,7 +956,11 @@ static int load_run(const cJSON *item, size_t i, int version, tui_session *out, 
         double id = 0;
         if (json_whole(item, "id", 1, MAX_GENERATION, &id, where, err) ||
             json_file_name(item, "edits", run_edits_name_ok, r->edits_file, sizeof r->edits_file,
-                           where, err))
+                           where, err) ||
+            /* absent in sessions written before full fine-tuning runs kept their model */
+            (cJSON_HasObjectItem(item, "model") &&
+             json_file_name(item, "model", run_model_name_ok, r->model_file, sizeof r->model_file,
+                            where, err)))
             return -1;
         for (size_t k = 0; k + 1 < out->n_runs; k++)
             if (out->runs[k].id == (int)id)
@@ -1094,8 +1202,31 @@ static int load_chat_line(const char *path, size_t line_no, const char *line, si
         }
         titles[k] = v->valuestring;
     }
-    if (tui_session_add_chat_titled(out, texts[0], texts[1], texts[2], strength, titles[0],
-                                    titles[1])) {
+    const char *answers[TUI_CHAT_TURN_MAX_COLUMNS] = {texts[1], texts[2]};
+    const char *all_titles[TUI_CHAT_TURN_MAX_COLUMNS] = {titles[0], titles[1]};
+    int n_cols = 2;
+    const cJSON *more = cJSON_GetObjectItemCaseSensitive(obj, "more");
+    if (more) { /* optional: the columns after the first two */
+        if (!cJSON_IsArray(more) || cJSON_GetArraySize(more) < 1 ||
+            cJSON_GetArraySize(more) > TUI_CHAT_TURN_MAX_COLUMNS - 2) {
+            rd_error_set(err, "%s: \"more\" must be an array of 1 to %d columns", where,
+                         TUI_CHAT_TURN_MAX_COLUMNS - 2);
+            goto done;
+        }
+        for (const cJSON *col = more->child; col; col = col->next, n_cols++) {
+            const cJSON *title = cJSON_GetObjectItemCaseSensitive(col, "title");
+            const cJSON *text = cJSON_GetObjectItemCaseSensitive(col, "text");
+            if (!cJSON_IsString(title) || !title->valuestring || !cJSON_IsString(text) ||
+                !text->valuestring) {
+                rd_error_set(err, "%s: \"more\": each column must be {\"title\": string, "
+                                  "\"text\": string}", where);
+                goto done;
+            }
+            answers[n_cols] = text->valuestring;
+            all_titles[n_cols] = title->valuestring;
+        }
+    }
+    if (tui_session_add_chat_columns(out, texts[0], n_cols, answers, all_titles, strength)) {
         rd_error_set(err, "%s: out of memory", where);
         goto done;
     }

@@ -8,14 +8,18 @@
  *                        "runs": [{"id", "label", "edits" (file or null), "seconds",
  *                        "tokens_per_s", "best_eval_loss" (null when unknown),
  *                        "best_eval_accuracy" (null when unknown or not a classification
- *                        set), "stopped"}]}
+ *                        set), "stopped", "model" (file or null; absent before it existed)}]}
  *   loss-G.csv          "run,step,kind,loss": run = index into "runs" (from 0), kind train
  *                        (step = 1, 2, ... in order) or eval (steps non-decreasing), %.9g
  *   chat-G.jsonl        one {"prompt", "base", "edited", "strength"} object per line, with
- *                        "left" and "right" (the columns' titles) when two runs were compared
+ *                        "left" and "right" (the columns' titles) when they were not base and
+ *                        edited, and "more": [{"title", "text"}...] for the columns after
+ *                        the first two when three or more were compared
  *   edits-G.safetensors the current edit vectors (rd_edits_save), when saved with edits
  *   runs/ID/edits.safetensors  the edits each run trained, written once, at the first save
  *                        after the run (a run's edits are never replaced by a later run)
+ *   runs/ID/model.gguf   the model a full fine-tuning run trained (GGUF, f32 weights, with
+ *                        the vocabulary), written once like the run's edits
  * A save is one unit: every file is written under a new name (the generation G of this
  * save, or the run's own folder) and session.json, renamed over the old one last, is the
  * commit point naming them. A kill at any instant leaves the previous save or the new one;
@@ -29,6 +33,7 @@
 #define REDIT_TUI_SESSION_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "redit/edits.h"
 #include "redit/error.h"
@@ -53,6 +58,11 @@ typedef struct tui_run {
     char edits_file[64];  /* its saved edits, relative to the session folder; "" none */
     rd_edits *edits;      /* owned: its edits not yet on disk (the next save writes them,
                              then frees them); NULL */
+    char model_file[64];  /* full fine-tuning: its saved model, relative to the session
+                             folder ("runs/ID/model.gguf"); "" none */
+    const rd_model *model; /* borrowed: the model the run fine-tuned, not yet on disk (the
+                              next save writes it, then forgets it); the owner keeps it alive
+                              and unchanged until then (or clears this); NULL */
 } tui_run;
 
 /* Appends the loss of the next step (n_steps + 1). 0, or -1 when out of memory (r unchanged). */
@@ -61,12 +71,20 @@ int tui_run_add_step(tui_run *r, double loss);
  * previous evaluation's step (r unchanged). */
 int tui_run_add_eval(tui_run *r, int step, double loss);
 
+/* Columns a chat turn holds, at most (as the worker's TUI_CHAT_MAX_COLUMNS). */
+#define TUI_CHAT_TURN_MAX_COLUMNS 5
+
 typedef struct tui_chat_turn {
     char *prompt, *base, *edited; /* owned, NUL-terminated */
     double strength;
-    /* the columns' titles when they were not the base model and the current edits (two runs
+    /* the columns' titles when they were not the base model and the current edits (runs
      * compared, e.g. "#1 ffn all s b lr 0.05"); "" for base / edited */
     char left[64], right[64];
+    /* the columns after the first two (three or more compared): n_more answers and titles,
+     * owned; 0 and NULL otherwise */
+    size_t n_more;
+    char **more;
+    char (*more_titles)[64];
 } tui_chat_turn;
 
 typedef struct tui_session {
@@ -121,6 +139,18 @@ int tui_run_keep_edits(tui_run *r, const rd_edits *e, rd_error *err);
 /* ROOT/NAME/<the run's edits file> into buf (cap bytes, cut to fit); "" when the run has
  * no saved file. */
 void tui_session_run_edits_path(const tui_session *s, const tui_run *r, char *buf, size_t cap);
+/* ROOT/NAME/<the run's model file> into buf (cap bytes, cut to fit); "" when the run has
+ * no saved model. */
+void tui_session_run_model_path(const tui_session *s, const tui_run *r, char *buf, size_t cap);
+
+/* Bytes the save of m as a run's model (runs/ID/model.gguf: f32 weights, the vocabulary)
+ * takes, rounded up: what tui_session_check_space is asked for before a full run. */
+uint64_t tui_session_model_bytes(const rd_model *m);
+
+/* Checks that the file system holding root/name (or, while it does not exist yet, the
+ * nearest existing folder above it) has at least `bytes` free for an unprivileged user
+ * (statvfs). 0, or -1 with *err giving both sizes and the folder. Touches nothing. */
+int tui_session_check_space(const char *root, const char *name, uint64_t bytes, rd_error *err);
 
 /* Appends a chat turn with copies of the three texts (NULL is taken as ""). 0, or -1 when
  * out of memory (s unchanged). */
@@ -130,17 +160,23 @@ int tui_session_add_chat(tui_session *s, const char *prompt, const char *base, c
 int tui_session_add_chat_titled(tui_session *s, const char *prompt, const char *base,
                                 const char *edited, double strength, const char *left,
                                 const char *right);
+/* The same for n columns (1 to TUI_CHAT_TURN_MAX_COLUMNS): answers[k] and titles[k] (titles
+ * may be NULL: all ""); a missing second column is "". -1 also when n is out of range. */
+int tui_session_add_chat_columns(tui_session *s, const char *prompt, int n,
+                                 const char *const *answers, const char *const *titles,
+                                 double strength);
 
 /* Saves the session to s->root/s->name/ as one unit (see the top of this file), creating
- * the folders as needed: the runs' edits kept in memory (runs/ID/edits.safetensors), the
+ * the folders as needed: the runs' edits kept in memory (runs/ID/edits.safetensors) and
+ * their models not yet written (runs/ID/model.gguf, rd_gguf_write in f32), the
  * current edits e as edits-G.safetensors (only when e is non-NULL; m is then required; an
  * edits file from an earlier save stays current when e is NULL), loss-G.csv, chat-G.jsonl,
  * then session.json; then removes the files it no longer names. With m non-NULL the
  * fingerprint written is rd_model_fingerprint(m), else s->model_fingerprint. The config
  * must pass tui_config_check_fields (so the saved session loads again). On success s's
- * generation and file names are updated and the runs' kept edits freed; on failure s is
- * unchanged (the kept edits stay for the next try) and the session on disk is the previous
- * save. 0, or -1 with *err naming the file. */
+ * generation and file names are updated and the runs' kept edits freed (their models
+ * forgotten); on failure s is unchanged (the kept edits and models stay for the next try)
+ * and the session on disk is the previous save. 0, or -1 with *err naming the file. */
 int tui_session_save(tui_session *s, const rd_edits *e, const rd_model *m, rd_error *err);
 
 /* Makes run id's saved edits (runs/ID/edits.safetensors) the session's current edits and

@@ -45,6 +45,7 @@ int rd_session_summarize(const char *root, const char *name, rd_session_summary 
         o->stopped = r->stopped;
         o->current = r->id == s.current_run;
         tui_session_run_edits_path(&s, r, o->edits_path, sizeof o->edits_path);
+        tui_session_run_model_path(&s, r, o->model_path, sizeof o->model_path);
     }
     out->n_runs = s.n_runs;
     tui_session_release(&s);

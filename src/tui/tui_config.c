@@ -63,7 +63,7 @@ static const field_entry FIELDS[] = {
              "red: scale and bias vectors on sub-layer outputs (h' = s*h + b); lora: low-rank "
              "updates W + (alpha/r)*B*A of chosen projections; ia3: scale vectors on the k and v "
              "outputs and the FFN's inner activation; full: every weight of a copy of the model "
-             "(twice the memory; the tuned weights are not saved with the session)"),
+             "(twice the memory; the tuned weights are saved with the session: runs/ID/model.gguf)"),
     CHOICE_F(sites, "sites", "edits", SITE_CHOICES,
              "where edits apply: ffn (MLP output, the paper's default), attn or both"),
     TEXT_F(layers, "layers", "edits", 0, check_layers,

@@ -15,14 +15,17 @@
  *   wb.save()                 save the session now
  *   wb.edits()                a copy of the session's edits (a red.edits)
  *   wb.set_edits(e)           use a copy of e as the session's edits
- *   wb.runs()                 the runs: {id, label, current, edits (file or nil), loss = {...},
+ *   wb.runs()                 the runs: {id, label, current, edits (file or nil), model (a
+ *                             full fine-tuning run's saved model, or nil), loss = {...},
  *                             evals = {{step, loss}...}, ...}; run n is "#n" on the chart
  *   wb.use_run(n)             make run n's edits the current ones (chat answers with them)
  *   wb.run_edits(n)           a copy of run n's edits (a red.edits): compare, export, ...
  *   wb.delete_run(n)          delete run n (its curve and edits; the current edits stay)
- *   wb.compare(a, b)          the chat answers with run a's edits (left) and run b's
- *                             (right), each column titled with its run; wb.compare() goes
- *                             back to base vs current edits. Returns the two ids (or nothing)
+ *   wb.compare(a, b, ...)     the chat answers in columns side by side: the base model, then
+ *                             each of 1 to 4 edit sets — a run by number (its edits, or a full
+ *                             fine-tuning run's model), an edits file by path, a red.edits —
+ *                             each column titled; wb.compare() goes back to base vs current
+ *                             edits. Returns the columns' titles (or nothing)
  *   wb.focus(pane)            "config", "chart", "chat" or "console"
  *   wb.model                  the loaded model (also the global `model`) */
 #include <lauxlib.h>
@@ -44,7 +47,7 @@ static int wb_help(lua_State *L) {
     static const char text[] =
         "wb.get([key])  wb.set(key, value) / wb.set{...}  wb.train()  wb.stop()  wb.status()\n"
         "wb.chat(prompt)  wb.strength([a])  wb.save()  wb.edits()  wb.set_edits(e)  wb.runs()\n"
-        "wb.use_run(n)  wb.run_edits(n)  wb.delete_run(n)  wb.compare(a, b) / wb.compare()\n"
+        "wb.use_run(n)  wb.run_edits(n)  wb.delete_run(n)  wb.compare(a, b, ...) / wb.compare()\n"
         "wb.focus(\"config\"|\"chart\"|\"chat\"|\"console\")  wb.model (= model)\n"
         "wb.follow(log.csv [, edits]) (a run training elsewhere: its live curve, then its edits)\n"
         "settings: ";
@@ -224,6 +227,10 @@ static int wb_runs(lua_State *L) {
         if (path[0]) lua_pushstring(L, path);
         else lua_pushnil(L);
         lua_setfield(L, -2, "edits");
+        tui_session_run_model_path(&a->session, r, path, sizeof path);
+        if (path[0]) lua_pushstring(L, path); /* a full fine-tuning run's saved model */
+        else lua_pushnil(L);
+        lua_setfield(L, -2, "model");
         lua_createtable(L, (int)r->n_steps, 0);
         for (size_t s = 0; s < r->n_steps; s++) {
             lua_pushnumber(L, r->loss[s]);
@@ -280,14 +287,24 @@ static int wb_delete_run(lua_State *L) {
 static int wb_compare(lua_State *L) {
     tui_app *a = app_of(L);
     rd_error err = {0};
-    if (lua_isnoneornil(L, 1) && lua_isnoneornil(L, 2)) {
-        if (app_compare(a, 0, 0, &err)) return raise_error(L, &err);
-        return 0;
+    int n = lua_gettop(L);
+    while (n > 0 && lua_isnil(L, n)) n--; /* wb.compare(nil): as wb.compare() */
+    if (n > TUI_CHAT_MAX_COLUMNS - 1)
+        return luaL_error(L, "wb.compare: at most %d edit sets beside the base model",
+                          TUI_CHAT_MAX_COLUMNS - 1);
+    app_compare_item items[TUI_CHAT_MAX_COLUMNS - 1];
+    for (int i = 1; i <= n; i++) {
+        app_compare_item *it = &items[i - 1];
+        *it = (app_compare_item){0};
+        if (lua_type(L, i) == LUA_TNUMBER) it->run = check_run_id(L, i);
+        else if (lua_type(L, i) == LUA_TSTRING) it->path = lua_tostring(L, i);
+        else if (!(it->edits = rd_lua_to_edits(L, i)))
+            return luaL_typeerror(L, i, "run number, edits file or red.edits");
     }
-    if (app_compare(a, check_run_id(L, 1), check_run_id(L, 2), &err)) return raise_error(L, &err);
-    lua_pushinteger(L, a->compare_run[0]);
-    lua_pushinteger(L, a->compare_run[1]);
-    return 2;
+    /* the strings and edit sets stay on the stack while app_compare copies them */
+    if (app_compare(a, items, n, &err)) return raise_error(L, &err);
+    for (int k = 0; k < a->n_compare; k++) lua_pushstring(L, a->compare_title[k]);
+    return a->n_compare;
 }
 
 /* wb.follow(log_path [, edits_path]): follows a run training elsewhere (app_follow). */

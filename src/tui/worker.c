@@ -41,6 +41,11 @@ struct tui_worker {
     int busy;        /* TUI_JOB_* of the posted or running job */
     int job_waiting; /* posted, not yet taken by the thread */
     job job;
+    /* the job's last event (TRAIN_DONE, the last CHAT_DONE or ERROR): queued by the thread
+     * after the job has let go of everything, in the same locked section that marks the
+     * worker idle, so the UI never sees a job's end while the worker is still busy */
+    tui_event final;
+    int has_final;
     atomic_int stop;
     tui_event *queue; /* (cap) ring */
     size_t cap, head, count;
@@ -54,16 +59,28 @@ static void wake(tui_worker *w) {
     (void)n; /* the counter only saturates; the UI drains everything at once */
 }
 
-/* Queues ev (waiting for room); dropped when the worker is being shut down. */
-static void push(tui_worker *w, const tui_event *ev) {
-    pthread_mutex_lock(&w->mu);
+/* Queues ev with w->mu held (waiting for room); dropped when the worker is being shut
+ * down. The caller wakes the UI after unlocking. */
+static void push_locked(tui_worker *w, const tui_event *ev) {
     while (w->count == w->cap && !w->quit) pthread_cond_wait(&w->space, &w->mu);
     if (!w->quit) {
         w->queue[(w->head + w->count) % w->cap] = *ev;
         w->count++;
     }
+}
+
+/* Queues ev (waiting for room); dropped when the worker is being shut down. */
+static void push(tui_worker *w, const tui_event *ev) {
+    pthread_mutex_lock(&w->mu);
+    push_locked(w, ev);
     pthread_mutex_unlock(&w->mu);
     wake(w);
+}
+
+/* Keeps ev as the job's last event (queued by thread_main once the job has ended). */
+static void set_final(tui_worker *w, const tui_event *ev) {
+    w->final = *ev;
+    w->has_final = 1;
 }
 
 /* Copies text into an event's text field, cut to fit. */
@@ -78,6 +95,13 @@ static void push_text(tui_worker *w, tui_event_kind kind, int side, const char *
     tui_event ev = {.kind = kind, .side = side};
     set_text(&ev, text);
     push(w, &ev);
+}
+
+/* The job's last event: ERROR with text. */
+static void final_error(tui_worker *w, const char *text) {
+    tui_event ev = {.kind = TUI_EV_ERROR};
+    set_text(&ev, text);
+    set_final(w, &ev);
 }
 
 /* A chat piece, cut into events at UTF-8 character boundaries. */
@@ -149,7 +173,7 @@ static void run_train(tui_worker *w, job *j) {
     rd_error err = {0};
     rd_dataset *train = NULL, *eval = NULL;
     if (load_data(w, j, &train, &eval, &err)) {
-        push_text(w, TUI_EV_ERROR, 0, err.msg);
+        final_error(w, err.msg);
         rd_dataset_free(train);
         rd_dataset_free(eval);
         return;
@@ -175,7 +199,7 @@ static void run_train(tui_worker *w, job *j) {
                        : rd_train(j->train.model, j->train.edits, train, eval, &o, on_progress, w,
                                   &res, &err);
     if (rc) {
-        push_text(w, TUI_EV_ERROR, 0, err.msg);
+        final_error(w, err.msg);
     } else {
         tui_event ev = {.kind = TUI_EV_TRAIN_DONE,
                         .steps = res.steps,
@@ -188,7 +212,7 @@ static void run_train(tui_worker *w, job *j) {
                         .n_train = status.n_train,
                         .n_eval = status.n_eval};
         set_text(&ev, res.message);
-        push(w, &ev);
+        set_final(w, &ev);
     }
     rd_train_result_release(&res);
     rd_dataset_free(train);
@@ -224,9 +248,10 @@ static int side_start(side *s, const job *j, const rd_model *model, const rd_edi
     return s->gen ? 0 : -1;
 }
 
-/* Produces one token of side i and queues the text it adds; marks the side done (and
- * queues CHAT_DONE) at its end. */
-static void side_step(tui_worker *w, side *s, int i) {
+/* Produces one token of side i and queues the text it adds; marks the side done at its end
+ * and queues CHAT_DONE, or keeps it as the job's last event when `last` (no other side is
+ * still answering). */
+static void side_step(tui_worker *w, side *s, int i, int last) {
     rd_error err = {0};
     int token;
     const char *text, *show;
@@ -248,42 +273,38 @@ static void side_step(tui_worker *w, side *s, int i) {
     }
     tui_event ev = {.kind = TUI_EV_CHAT_DONE, .side = i, .stopped = atomic_load(&w->stop) != 0};
     set_text(&ev, rc < 0 ? err.msg : "");
-    push(w, &ev);
+    if (last) set_final(w, &ev);
+    else push(w, &ev);
     s->done = 1;
 }
 
 static void run_chat(tui_worker *w, job *j) {
     rd_error err = {0};
-    side sides[2] = {{0}};
-    /* side 0: the base model, or the first of two edit sets compared; side 1: the edits */
-    rd_edits_view views[2];
-    const rd_edits_view *view_of[2] = {NULL, NULL};
-    if (j->chat.base_edits) {
-        views[0] = rd_edits_view_at(j->chat.base_edits, j->chat.strength);
-        view_of[0] = &views[0];
-    }
-    if (j->chat.edits) {
-        views[1] = rd_edits_view_at(j->chat.edits, j->chat.strength);
-        view_of[1] = &views[1];
-    }
-    int n_sides = j->chat.edits || j->chat.edited_model ? 2 : 1;
+    const tui_chat_job *c = &j->chat;
+    side sides[TUI_CHAT_MAX_COLUMNS] = {{0}};
+    rd_edits_view views[TUI_CHAT_MAX_COLUMNS];
+    const int n_sides = c->n_columns > 0 ? c->n_columns : 1;
     for (int i = 0; i < n_sides; i++) {
-        const rd_model *model = i == 1 && j->chat.edited_model ? j->chat.edited_model : j->chat.model;
-        if (side_start(&sides[i], j, model, view_of[i], &err)) {
-            push_text(w, TUI_EV_ERROR, 0, err.msg);
+        const tui_chat_column *col = c->n_columns > 0 ? &c->columns[i] : NULL;
+        const rd_model *model = col && col->model ? col->model : c->model;
+        const rd_edits_view *view = NULL;
+        if (col && col->edits) {
+            views[i] = rd_edits_view_at(col->edits, c->strength);
+            view = &views[i];
+        }
+        if (side_start(&sides[i], j, model, view, &err)) {
+            final_error(w, err.msg);
             for (int k = 0; k <= i; k++) side_release(&sides[k]);
             return;
         }
     }
-    for (;;) {
-        int active = 0;
+    for (int active = n_sides; active > 0;) {
         for (int i = 0; i < n_sides; i++) {
             if (sides[i].done) continue;
             if (atomic_load(&w->stop)) rd_generator_stop(sides[i].gen, 2);
-            side_step(w, &sides[i], i);
-            active += !sides[i].done;
+            side_step(w, &sides[i], i, active == 1);
+            active -= sides[i].done;
         }
-        if (!active) break;
     }
     for (int i = 0; i < n_sides; i++) side_release(&sides[i]);
 }
@@ -331,7 +352,14 @@ static void *thread_main(void *arg) {
         pthread_mutex_lock(&w->mu);
         use_end(job_model(j)); /* its last pass is over */
         job_release(j);
+        /* its last event and idleness together: once the UI has the last event, a new job
+         * can be posted */
+        if (w->has_final) push_locked(w, &w->final);
+        w->has_final = 0;
         w->busy = TUI_JOB_NONE;
+        pthread_mutex_unlock(&w->mu);
+        wake(w);
+        pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -457,10 +485,12 @@ int tui_worker_start_train(tui_worker *w, const tui_train_job *t, rd_error *err)
 
 int tui_worker_start_chat(tui_worker *w, const tui_chat_job *c, rd_error *err) {
     if (!c->model || !c->prompt || c->n_prompt == 0) return rd_error_set(err, "empty prompt");
-    if (c->base_edits && !c->edits)
-        return rd_error_set(err, "a chat comparing two edit sets needs both");
-    if (c->edited_model && (c->edits || c->base_edits))
-        return rd_error_set(err, "a chat with a fine-tuned model takes no edits");
+    if (c->n_columns < 0 || c->n_columns > TUI_CHAT_MAX_COLUMNS)
+        return rd_error_set(err, "a chat answers in 1 to %d columns, not %d",
+                            TUI_CHAT_MAX_COLUMNS, c->n_columns);
+    for (int i = 0; i < c->n_columns; i++)
+        if (c->columns[i].model && c->columns[i].model != c->model && c->columns[i].edits)
+            return rd_error_set(err, "a chat column with a fine-tuned model takes no edits");
     job j = {.kind = TUI_JOB_CHAT, .chat = *c};
     j.prompt = malloc(c->n_prompt * sizeof *j.prompt);
     j.stop_text = dup_or_empty(c->stop_text);

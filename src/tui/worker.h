@@ -26,7 +26,7 @@ typedef enum tui_event_kind {
 
 typedef struct tui_event {
     tui_event_kind kind;
-    int side;             /* chat: 0 base, 1 edited */
+    int side;             /* chat: the column (0 base, 1 edited, or the compared edit sets) */
     rd_progress progress; /* TRAIN_STEP / TRAIN_EVAL */
     /* TRAIN_DONE */
     int steps, stopped;   /* RD_STOP_* */
@@ -56,7 +56,9 @@ int tui_worker_fd(const tui_worker *w);
 enum { TUI_JOB_NONE = 0, TUI_JOB_TRAIN, TUI_JOB_CHAT };
 
 /* The kind of job posted or running now (TUI_JOB_NONE when idle: its last event has been
- * queued and it no longer uses the model). Only the UI thread posts jobs, so an idle
+ * queued and it no longer uses the model). A job's last event (TRAIN_DONE, its last
+ * CHAT_DONE, or ERROR) is queued only after the job has let go of everything, together with
+ * becoming idle: a UI that has drained it finds the worker idle and may post the next job. Only the UI thread posts jobs, so an idle
  * worker stays idle until the UI thread starts one: then the UI thread is the model's only
  * user and may change it (model.h). While a job is posted or running the worker holds its
  * model in use (rd_model_use_begin), so the model's mutators refuse. */
@@ -80,19 +82,27 @@ typedef struct tui_train_job {
     rd_train_opts train;  /* stop is set by the worker */
 } tui_train_job;
 
-/* One chat prompt answered twice, base (side 0) and edited (side 1), a token of each in
- * turn. prompt ids are copied; edits (NULL: the edited side is skipped) and base_edits (NULL:
- * side 0 is the base model; else side 0 answers with these edits, e.g. another run's, to
- * compare two runs: then edits is required) must stay alive and unchanged until both
- * CHAT_DONE events have been drained; both sides use strength. stop_text: where a reply ends
- * (rd_chat_turn_start), copied. */
-typedef struct tui_chat_job {
+/* Columns a chat job answers in, at most (the base model and four edit sets). */
+#define TUI_CHAT_MAX_COLUMNS 5
+
+/* What one column of a chat answers with: a model (NULL: the job's model; another one: a
+ * full fine-tuning run's copy, of the same shape) and edits on it (NULL: none). */
+typedef struct tui_chat_column {
     const rd_model *model;
     const rd_edits *edits;
-    const rd_model *edited_model; /* non-NULL (edits and base_edits NULL): side 1 answers with
-                                     this model (full fine-tuning's weights), no edits; kept
-                                     alive and unchanged as edits */
-    const rd_edits *base_edits;
+} tui_chat_column;
+
+/* One chat prompt answered in n_columns columns (1 to TUI_CHAT_MAX_COLUMNS; 0 means one
+ * column: the model without edits), a token of each in turn (events' side is the column).
+ * Column 0 is usually the base model, the others an edit set each at `strength` (e.g. the
+ * current edits; or several runs compared side by side), all answering from the same loaded
+ * weights except a column that names its own model. prompt ids are copied; the models and
+ * edits must stay alive and unchanged until every column's CHAT_DONE has been drained.
+ * stop_text: where a reply ends (rd_chat_turn_start), copied. */
+typedef struct tui_chat_job {
+    const rd_model *model;
+    tui_chat_column columns[TUI_CHAT_MAX_COLUMNS];
+    int n_columns;
     float strength;
     const int *prompt;
     size_t n_prompt;

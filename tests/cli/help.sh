@@ -61,7 +61,7 @@ expect_fail "logits --ids with a word" 'bad token id near "x"' "$REDIT" logits -
 expect_fail "logits --ids negative" 'bad token id' "$REDIT" logits -m "$M" --ids "1 -5" -o "$TMP/l"
 expect_fail "logits empty --ids" '--ids is empty' "$REDIT" logits -m "$M" --ids " , " -o "$TMP/l"
 expect_fail "bench --only unknown" 'unknown shape for --only: "tiny"' "$REDIT" bench --dir "$TMP/bench" --only tiny
-expect_fail "bench --sections unknown" '--sections must be small, 7b, serve or all, not "big"' "$REDIT" bench --dir "$TMP/bench" --sections big
+expect_fail "bench --sections unknown" '--sections must be small, methods, serve, 7b or all, not "big"' "$REDIT" bench --dir "$TMP/bench" --sections big
 expect_fail "bench --rounds 0" 'bad value for --rounds: "0"' "$REDIT" bench --dir "$TMP/bench" --rounds 0
 expect_fail "bench --llama-bench missing" "--llama-bench $TMP/no-llama-bench is not an executable file" "$REDIT" bench --dir "$TMP/bench" --sections 7b --llama-bench "$TMP/no-llama-bench"
 [ ! -e "$TMP/l" ] || fail "a refused logits command wrote its output file"
