@@ -75,6 +75,10 @@ while IFS= read -r cmd; do
     esac
     printf '/quit\n' >"$TMP/quit"
     case "$run" in
+    *" serve "*)
+        printf 'tests/cli/readme.sh: SKIPPED here (the server is driven in tests/cli/serve.sh): %s\n' "$cmd" >&2
+        skipped=$((skipped + 1))
+        continue ;;
     *" tui "*)
         printf 'tests/cli/readme.sh: SKIPPED here (the workbench is driven in tests/cli/tui.sh): %s\n' "$cmd" >&2
         skipped=$((skipped + 1))
