@@ -172,4 +172,8 @@ rd_edits *rd_edits_load(const char *path, const rd_model *m, int force, char **t
 rd_edits *rd_edits_load_match(const char *path, const rd_model *m, int force,
                               char **training_json, rd_fp_match *match, rd_error *err);
 
+/* The chat template named in an edit file's training options (the JSON text rd_edits_load
+ * hands out; may be NULL): malloc'ed (the caller frees it), or NULL when none is recorded. */
+char *rd_edits_training_template(const char *training_json);
+
 #endif

@@ -317,7 +317,7 @@ static int load_edits(chat *ch, const char *path, int force, float strength, int
     char *json = NULL;
     if (!(ch->edits = cli_load_edits(path, ch->model, force, &json))) return -1;
     ch->view = rd_edits_view_at(ch->edits, strength);
-    if (!tmpl_given && (ch->tmpl_owned = cli_edits_template(json))) {
+    if (!tmpl_given && (ch->tmpl_owned = rd_edits_training_template(json))) {
         ch->tmpl = ch->tmpl_owned;
         fprintf(stderr, "(template \"%s\", as the edits were trained with)\n", ch->tmpl);
     }
@@ -331,7 +331,7 @@ static int load_edits_b(chat *ch, const char *path, const cli_edits_args *ea, in
     char *json = NULL;
     if (!(ch->edits_b = cli_load_edits(path, ch->model, ea->force, &json))) return -1;
     ch->view_b = rd_edits_view_at(ch->edits_b, ea->strength);
-    char *tmpl = tmpl_given ? NULL : cli_edits_template(json);
+    char *tmpl = tmpl_given ? NULL : rd_edits_training_template(json);
     if (tmpl && strcmp(tmpl, ch->tmpl))
         fprintf(stderr, "(%s was trained with the template \"%s\"; both answer with \"%s\": "
                         "--template chooses)\n", path, tmpl, ch->tmpl);

@@ -150,17 +150,9 @@ int cli_open_edits(const cli_edits_args *a, const rd_model *m, rd_edits **out, c
     if (!a->path) return 0;
     char *json = NULL;
     if (!(*out = cli_load_edits(a->path, m, a->force, tmpl ? &json : NULL))) return -1;
-    if (tmpl) *tmpl = cli_edits_template(json);
+    if (tmpl) *tmpl = rd_edits_training_template(json);
     free(json);
     return 0;
-}
-
-char *cli_edits_template(const char *options_json) {
-    cJSON *j = options_json ? cJSON_Parse(options_json) : NULL;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "template");
-    char *s = cJSON_IsString(t) && t->valuestring[0] ? strdup(t->valuestring) : NULL;
-    cJSON_Delete(j);
-    return s;
 }
 
 const char *cli_template_arg(const char *cmd, const char *arg, char **owned) {

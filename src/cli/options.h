@@ -112,9 +112,6 @@ int cli_edits_option(const char *cmd, int c, const char *arg, cli_edits_args *a)
  * NULL when the file records none. */
 int cli_open_edits(const cli_edits_args *a, const rd_model *m, rd_edits **out, char **tmpl);
 
-/* The template in an edit file's training options (JSON text, may be NULL): malloc'ed, or
- * NULL when there is none. */
-char *cli_edits_template(const char *options_json);
 
 /* The view of e at the args' strength; a zero view (the base model) when e is NULL. */
 rd_edits_view cli_edits_view(const cli_edits_args *a, const rd_edits *e);

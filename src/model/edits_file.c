@@ -387,3 +387,11 @@ rd_edits *rd_edits_load_match(const char *path, const rd_model *m, int force,
     return e;
 }
 
+
+char *rd_edits_training_template(const char *training_json) {
+    cJSON *j = training_json ? cJSON_Parse(training_json) : NULL;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "template");
+    char *out = cJSON_IsString(t) && t->valuestring[0] ? strdup(t->valuestring) : NULL;
+    cJSON_Delete(j);
+    return out;
+}

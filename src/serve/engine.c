@@ -57,14 +57,6 @@ void set_unref(edit_set *e) {
     free(e);
 }
 
-char *edits_training_template(const char *training_json) {
-    cJSON *j = training_json ? cJSON_Parse(training_json) : NULL;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "template");
-    char *out = cJSON_IsString(t) && t->valuestring[0] ? strdup(t->valuestring) : NULL;
-    cJSON_Delete(j);
-    return out;
-}
-
 int engine_submit(rd_server *s, job *j, const char **why) {
     if (s->draining || s->quit) {
         *why = "the server is shutting down";

@@ -108,8 +108,6 @@ int engine_submit(rd_server *s, job *j, const char **why);
 void *engine_main(void *arg);
 edit_set *sets_find(rd_server *s, const char *name); /* under mu; borrowed */
 void set_unref(edit_set *e);                         /* under mu */
-/* The edit file's training template (JSON text, may be NULL): malloc'ed, or NULL. */
-char *edits_training_template(const char *training_json);
 
 /* ---- api.c: one request's JSON body to a reply ---- */
 typedef struct http_reply {

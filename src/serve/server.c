@@ -385,7 +385,7 @@ int rd_server_add_edits(rd_server *s, const char *name, const char *path, int fo
         free(e);
         return -1;
     }
-    e->tmpl = edits_training_template(json);
+    e->tmpl = rd_edits_training_template(json);
     free(json);
     pthread_mutex_lock(&s->mu);
     if (sets_find(s, name)) { /* added meanwhile */

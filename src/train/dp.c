@@ -1,7 +1,7 @@
 /* Data-parallel exchanges over MPI (redit/dp.h). Every exchange is a nonblocking MPI call
  * polled against a deadline: a rank that died or hangs costs the others at most the timeout.
- * Built with MPI when the Makefile found Open MPI (RD_HAVE_MPI); else a stub that runs one
- * process and refuses an mpirun launch. */
+ * Built with MPI when the Makefile found Open MPI (RD_HAVE_MPI); else the
+ * one-process build: every exchange is the identity and an mpirun launch is refused by name. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
