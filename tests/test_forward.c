@@ -190,6 +190,55 @@ static void test_batch_and_chunks_agree(void **state) {
     rd_model_free(m);
 }
 
+/* A prefix prefilled once in slot 0 and copied to slots 1 and 2 (rd_ctx_copy_slot), then
+ * three continuations in one batch: the logits of each are those of its whole row run
+ * alone. The slots first hold other sequences, so a copy that does not land shows. */
+static void test_copy_slot_shares_a_prefix(void **state) {
+    (void)state;
+    rd_model *m = load_260k();
+    const int V = REF_VOCAB, B = 3, P = 40, T = 6;
+    int row[B][P + T], cont[B * T], junk[B * (P + T)];
+    for (int j = 0; j < P; j++) row[0][j] = (j * 7919 + 13) % V;
+    for (int b = 0; b < B; b++) {
+        for (int j = 0; j < P; j++) row[b][j] = row[0][j];
+        for (int t = 0; t < T; t++) cont[b * T + t] = row[b][P + t] = (b * 131 + t * 17 + 5) % V;
+    }
+    for (int i = 0; i < B * (P + T); i++) junk[i] = (i * 31 + 7) % V;
+    rd_error err = {0};
+    rd_ctx *c = rd_ctx_new(m, B, 64, &err), *one = rd_ctx_new(m, 1, 64, &err);
+    assert_non_null(c);
+    assert_non_null(one);
+    float *got = malloc(sizeof(float) * B * T * V), *want = malloc(sizeof(float) * (P + T) * V);
+    assert_int_equal(rd_forward(c, NULL, junk, B, P + T, RD_LOGITS_NONE, NULL, &err), 0);
+    rd_ctx_reset(c);
+    assert_int_equal(rd_forward(c, NULL, row[0], 1, P, RD_LOGITS_NONE, NULL, &err), 0);
+    for (int b = 1; b < B; b++) assert_int_equal(rd_ctx_copy_slot(c, 0, b, P, &err), 0);
+    assert_int_equal(rd_ctx_pos(c), P);
+    assert_int_equal(rd_forward(c, NULL, cont, B, T, RD_LOGITS_ALL, got, &err), 0);
+    float worst = 0.0f;
+    for (int b = 0; b < B; b++) {
+        rd_ctx_reset(one);
+        assert_int_equal(rd_forward(one, NULL, row[b], 1, P + T, RD_LOGITS_ALL, want, &err), 0);
+        for (int i = 0; i < T * V; i++) {
+            const float d = fabsf(got[(size_t)b * T * V + i] - want[(size_t)P * V + i]);
+            worst = d > worst ? d : worst;
+        }
+    }
+    assert_true(worst < 2e-4f);
+    /* bad slots and lengths are refused */
+    assert_int_equal(rd_ctx_copy_slot(c, 0, B, 1, &err), -1);
+    assert_non_null(strstr(err.msg, "slot"));
+    assert_int_equal(rd_ctx_copy_slot(c, -1, 0, 1, &err), -1);
+    assert_int_equal(rd_ctx_copy_slot(c, 0, 1, 65, &err), -1);
+    assert_non_null(strstr(err.msg, "positions"));
+    assert_int_equal(rd_ctx_copy_slot(c, 1, 1, 64, &err), 0);
+    free(got);
+    free(want);
+    rd_ctx_free(c);
+    rd_ctx_free(one);
+    rd_model_free(m);
+}
+
 static void test_forward_rejects_bad_requests(void **state) {
     (void)state;
     rd_model *m = load_260k();
@@ -425,6 +474,7 @@ int main(void) {
         cmocka_unit_test(test_stories260k_matches_reference),
         cmocka_unit_test(test_stories260k_greedy_decode),
         cmocka_unit_test(test_batch_and_chunks_agree),
+        cmocka_unit_test(test_copy_slot_shares_a_prefix),
         cmocka_unit_test(test_forward_rejects_bad_requests),
         cmocka_unit_test(test_edit_sites),
         cmocka_unit_test(test_site_apply),

@@ -179,7 +179,7 @@ static const char *const ALL_KEYS[] = {
     "warmup",      "weight_decay",    "clip",      "dropout",       "beta1",
     "beta2",       "seed",      "eval_every",    "max_steps",
     "group_by_length", "compute",     "train_path", "eval_path",    "eval_split",
-    "format",      "template_name",   "system",    "temperature",   "top_p",
+    "mc_path",     "format",      "template_name",   "system",    "temperature",   "top_p",
     "max_tokens",  "strength"};
 #define N_KEYS (sizeof ALL_KEYS / sizeof ALL_KEYS[0])
 
@@ -275,6 +275,7 @@ static const struct {
     {"train_path", "data/train set.jsonl", "data/train set.jsonl"},
     {"eval_path", "data/eval.jsonl", "data/eval.jsonl"},
     {"eval_split", "0.25", "0.25"},
+    {"mc_path", "datasets/define-words-mc/eval.jsonl", "datasets/define-words-mc/eval.jsonl"},
     {"format", "chat", "chat"},
     {"template_name", "red", "red"},
     {"system", "Be brief.\nSay \"no\" — ✓", "Be brief.\nSay \"no\" — ✓"},

@@ -21,6 +21,7 @@
 #include "helpers/tiny_model.h"
 #include "redit/dataset.h"
 #include "redit/edits.h"
+#include "redit/mc_eval.h"
 #include "redit/model.h"
 
 #define MODEL "models/redit-base.gguf"
@@ -332,6 +333,103 @@ static void test_last_event_when_idle(void **state) {
     tui_worker_free(w);
 }
 
+/* Drains w until it is idle; *last gets the job's last event (MC_DONE or ERROR). Returns the
+ * MC_STATUS events seen. */
+static int drain_mc(tui_worker *w, tui_event *last) {
+    tui_event evs[16];
+    int n_status = 0;
+    for (int i = 0; i < 600000; i++) {
+        const int idle = tui_worker_busy(w) == TUI_JOB_NONE;
+        for (size_t n = tui_worker_drain(w, evs, 16), k = 0; k < n; k++) {
+            n_status += evs[k].kind == TUI_EV_MC_STATUS;
+            if (evs[k].kind == TUI_EV_MC_DONE || evs[k].kind == TUI_EV_ERROR) *last = evs[k];
+        }
+        if (idle) return n_status;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    fail_msg("the worker never became idle");
+    return n_status;
+}
+
+/* The workbench's multiple-choice evaluation: the job scores the file with the base model and
+ * with the edits at the strength (what rd_mc_score gives for each), compares them (McNemar
+ * as rd_mc_mcnemar), holds the model while it runs; a stop ends it with n = 0; a bad file
+ * ends it with ERROR naming the file. */
+static void test_mc_job(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    char path[400];
+    snprintf(path, sizeof path, "%s/mc.jsonl", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 12; i++)
+        fprintf(fp, "{\"context\": \"Human: Define the word %s.\\n\\nAssistant:\", \"choices\": "
+                    "[\" A boy or man.\", \" Wetness caused by water.\", \" Taken unawares.\"], "
+                    "\"gold\": %d}\n", i % 3 ? "fellow" : "surprised", i % 3);
+    fclose(fp);
+    rd_edit_spec spec = {.sites = RD_SITE_FFN, .layers = "all", .scale = 1, .bias = 1};
+    rd_edits *e = rd_edits_new(rd_model_config(f->m), &spec, &err);
+    assert_non_null(e);
+    float *p = rd_edits_params(e);
+    for (size_t i = 0; i < rd_edits_param_count(e); i++) p[i] += 0.3f * (float)((i * 7919) % 13) / 13.0f - 0.1f;
+    tui_worker *w = tui_worker_new(QUEUE, &err);
+    assert_non_null(w);
+    tui_mc_job job = {.model = f->m, .edits = e, .strength = 0.8f, .path = path, .max_len = 64};
+    assert_int_equal(tui_worker_start_mc(w, &job, &err), 0);
+    assert_true(rd_model_in_use(f->m));
+    tui_event done;
+    int n_status = drain_mc(w, &done);
+    if (done.kind == TUI_EV_ERROR) fail_msg("%s", done.text);
+    assert_int_equal(done.kind, TUI_EV_MC_DONE);
+    assert_int_equal(n_status, 2);
+    assert_false(rd_model_in_use(f->m));
+    assert_string_equal(done.text, path);
+    rd_mc_set *s = rd_mc_load(path, &err);
+    assert_non_null(s);
+    rd_mc_scores r[2];
+    const rd_edits_view view = rd_edits_view_at(e, 0.8f);
+    assert_int_equal(rd_mc_score(f->m, NULL, s, 64, NULL, &r[0], &err), 0);
+    assert_int_equal(rd_mc_score(f->m, &view, s, 64, NULL, &r[1], &err), 0);
+    const tui_mc_result *m = &done.mc;
+    assert_int_equal(m->n, 12);
+    assert_int_equal(m->n_choices, 36);
+    assert_int_equal(m->style, RD_MC_PLAIN);
+    for (int k = 0; k < 2; k++) {
+        assert_true(m->acc[k] == r[k].acc && m->acc_norm[k] == r[k].acc_norm);
+        assert_true(m->acc_stderr[k] == r[k].acc_stderr);
+        assert_true(m->acc_norm_stderr[k] == r[k].acc_norm_stderr);
+    }
+    long b, c;
+    assert_true(m->p[0] == rd_mc_mcnemar(s, r[0].pred, r[1].pred, &b, &c));
+    assert_int_equal(m->only_base[0], b);
+    assert_int_equal(m->only_edited[0], c);
+    assert_true(m->p[1] == rd_mc_mcnemar(s, r[0].pred_norm, r[1].pred_norm, &b, &c));
+    assert_int_equal(m->only_base[1], b);
+    assert_int_equal(m->only_edited[1], c);
+    /* the edits moved some log-likelihood (else the comparison tests nothing) */
+    int moved = 0;
+    for (size_t i = 0; i < r[0].offset[12]; i++) moved += r[0].loglik[i] != r[1].loglik[i];
+    assert_true(moved > 0);
+    rd_mc_scores_release(&r[0]);
+    rd_mc_scores_release(&r[1]);
+    rd_mc_free(s);
+    /* stopped at once: MC_DONE with no items */
+    assert_int_equal(tui_worker_start_mc(w, &job, &err), 0);
+    tui_worker_stop(w);
+    drain_mc(w, &done);
+    assert_int_equal(done.kind, TUI_EV_MC_DONE);
+    assert_int_equal(done.mc.n, 0);
+    /* a missing file: ERROR naming it */
+    job.path = "no-such-mc.jsonl";
+    assert_int_equal(tui_worker_start_mc(w, &job, &err), 0);
+    drain_mc(w, &done);
+    assert_int_equal(done.kind, TUI_EV_ERROR);
+    assert_non_null(strstr(done.text, "no-such-mc.jsonl"));
+    tui_worker_free(w);
+    rd_edits_free(e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_in_use_refuses_changes),
@@ -339,6 +437,7 @@ int main(void) {
         cmocka_unit_test(test_chat_job_holds_model),
         cmocka_unit_test(test_full_job_and_tuned_chat),
         cmocka_unit_test(test_last_event_when_idle),
+        cmocka_unit_test(test_mc_job),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

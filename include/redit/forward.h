@@ -29,6 +29,15 @@ int rd_ctx_pos(const rd_ctx *c);
 int rd_ctx_max_seq(const rd_ctx *c);
 int rd_ctx_max_batch(const rd_ctx *c);
 
+/* Copies the first n cached positions of slot src into slot dst (every layer's keys and
+ * values), so that a prefix prefilled once serves several sequences: e.g. rd_forward with
+ * B = 1 over a shared context, this call for slots 1..k−1, then rd_forward with B = k
+ * continues every slot at rd_ctx_pos() (or rd_forward_seqs at pos n). The copy is exact, so a
+ * continued slot computes what the same slot prefilled with those tokens itself would.
+ * Positions n.. of dst are left as they were; rd_ctx_pos is not moved. Fails on a slot
+ * outside [0, max_batch) or n outside [0, max_seq]; src == dst does nothing. */
+int rd_ctx_copy_slot(rd_ctx *c, int src, int dst, int n, rd_error *err);
+
 /* The model c runs (borrowed). */
 const rd_model *rd_ctx_model(const rd_ctx *c);
 

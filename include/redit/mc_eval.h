@@ -20,9 +20,10 @@
  * harness's len(choice); 1 for an empty choice text). Standard errors as the harness's
  * mean_stderr: the sample standard deviation (n − 1) of the 0/1 scores over √n.
  *
- * All choices of an item run in one batched pass: B = its choices rows share the context
- * (the context prefilled as one rd_forward, then the choices' tokens as a second with their
- * logits). */
+ * All choices of an item share the context's KV cache: the context is prefilled once (one
+ * row, rd_forward with B = 1), its cache copied to the other choices' slots
+ * (rd_ctx_copy_slot), then every choice's tokens run in one batched pass (B = its choices)
+ * with their logits. */
 #ifndef REDIT_MC_EVAL_H
 #define REDIT_MC_EVAL_H
 
@@ -63,6 +64,11 @@ double rd_mc_stderr(size_t correct, size_t n);
 /* McNemar's exact test: the two-sided binomial p-value of b against c discordant pairs
  * (b + c trials, probability 1/2): min(1, 2 · P(X ≤ min(b, c))); 1 when b + c is 0. */
 double rd_mcnemar_exact(long b, long c);
+
+/* McNemar's test of two scorings of the same items of s, by their predictions (pred or
+ * pred_norm of each, n = rd_mc_size(s)): *b items only `base` got right, *c only `edited`;
+ * returns rd_mcnemar_exact(*b, *c). */
+double rd_mc_mcnemar(const rd_mc_set *s, const int *base, const int *edited, long *b, long *c);
 
 /* Writes one JSON line per item to path (atomically): {"item" (0-based), "line", "gold",
  * "n_choices", then for each scoring: "loglik": [...], "tokens": [...], "pred",

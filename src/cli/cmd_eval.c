@@ -119,17 +119,6 @@ static cJSON *mc_json(const rd_mc_scores *r) {
     return o;
 }
 
-/* McNemar's counts of two scorings' predictions (pred or pred_norm): *b items only base got
- * right, *c only edited. */
-static void discordant(const rd_mc_set *s, const int *base, const int *edited, long *b, long *c) {
-    *b = *c = 0;
-    for (size_t i = 0; i < rd_mc_size(s); i++) {
-        const int g = rd_mc_get(s, i)->gold, x = base[i] == g, y = edited[i] == g;
-        *b += x && !y;
-        *c += !x && y;
-    }
-}
-
 static void print_json_text(cJSON *j) {
     char *text = cJSON_Print(j);
     if (text) puts(text);
@@ -180,9 +169,8 @@ static int eval_mc(const rd_model *m, const rd_edits *e, const cli_edits_args *e
         cJSON_Delete(o);
     } else {
         long b[2], c[2];
-        discordant(s, r[0].pred, r[1].pred, &b[0], &c[0]);
-        discordant(s, r[0].pred_norm, r[1].pred_norm, &b[1], &c[1]);
-        const double p[2] = {rd_mcnemar_exact(b[0], c[0]), rd_mcnemar_exact(b[1], c[1])};
+        const double p[2] = {rd_mc_mcnemar(s, r[0].pred, r[1].pred, &b[0], &c[0]),
+                             rd_mc_mcnemar(s, r[0].pred_norm, r[1].pred_norm, &b[1], &c[1])};
         fprintf(out, "edits       %s (strength %g)\n", ea->path, (double)ea->strength);
         fprintf(out, "            base               edited             difference  McNemar\n");
         const char *name[2] = {"acc", "acc_norm"};

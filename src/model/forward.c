@@ -148,6 +148,25 @@ int rd_ctx_pos(const rd_ctx *c) { return c->pos; }
 int rd_ctx_max_seq(const rd_ctx *c) { return c->max_seq; }
 int rd_ctx_max_batch(const rd_ctx *c) { return c->max_batch; }
 const rd_model *rd_ctx_model(const rd_ctx *c) { return c->m; }
+
+int rd_ctx_copy_slot(rd_ctx *c, int src, int dst, int n, rd_error *err) {
+    if (src < 0 || src >= c->max_batch || dst < 0 || dst >= c->max_batch)
+        return rd_error_set(err, "slot copy %d → %d: slots are [0, %d)", src, dst, c->max_batch);
+    if (n < 0 || n > c->max_seq)
+        return rd_error_set(err, "slot copy of %d positions: the context holds 0 to %d", n,
+                            c->max_seq);
+    if (src == dst || n == 0) return 0;
+    const size_t kv = (size_t)rd_config_kv_dim(&c->m->file.cfg);
+    const size_t seq = (size_t)c->max_seq * kv, bytes = (size_t)n * kv * sizeof(float);
+    for (int l = 0; l < c->m->file.cfg.n_layers; l++) {
+        const size_t layer = (size_t)l * (size_t)c->max_batch * seq;
+        float *caches[] = {c->key_cache, c->value_cache};
+        for (int i = 0; i < 2; i++)
+            memcpy(caches[i] + layer + (size_t)dst * seq, caches[i] + layer + (size_t)src * seq,
+                   bytes);
+    }
+    return 0;
+}
 size_t rd_ctx_bytes(const rd_ctx *c) { return c->bytes; }
 
 /* The norm that follows layer l's FFN residual: the next layer's attention norm, or the

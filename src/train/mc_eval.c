@@ -1,6 +1,6 @@
 /* Multiple-choice scoring with lm-evaluation-harness's rules (see redit/mc_eval.h): each
- * item's choices run as one batch, the context prefilled once for all rows, then the
- * continuations with their logits. */
+ * item's context is prefilled once (one row), its KV cache copied to every choice's slot
+ * (rd_ctx_copy_slot), then the continuations run as one batch with their logits. */
 #include "redit/mc_eval.h"
 
 #include <cjson/cJSON.h>
@@ -38,6 +38,16 @@ double rd_mcnemar_exact(long b, long c) {
                     (double)n * M_LN2);
     const double p = 2.0 * tail;
     return p < 1.0 ? p : 1.0;
+}
+
+double rd_mc_mcnemar(const rd_mc_set *s, const int *base, const int *edited, long *b, long *c) {
+    *b = *c = 0;
+    for (size_t i = 0; i < rd_mc_size(s); i++) {
+        const int g = rd_mc_get(s, i)->gold, x = base[i] == g, y = edited[i] == g;
+        *b += x && !y;
+        *c += !x && y;
+    }
+    return rd_mcnemar_exact(*b, *c);
 }
 
 /* log-softmax(z)[id] of one row of V logits. */
@@ -146,10 +156,11 @@ int rd_mc_score(const rd_model *m, const rd_edits_view *view, const rd_mc_set *s
             out->truncated++;
         }
         const int T1 = (int)t.nctx - 1, T2 = (int)longest;
+        /* the context once, as slot 0, then its cache copied to the other choices' slots */
         rd_ctx_reset(ctx);
         if (T1 > 0) {
-            for (int k = 0; k < nc; k++) memcpy(rows + (size_t)k * T1, t.ctx, sizeof *rows * T1);
-            rc = rd_forward(ctx, view, rows, nc, T1, RD_LOGITS_NONE, NULL, err);
+            rc = rd_forward(ctx, view, t.ctx, 1, T1, RD_LOGITS_NONE, NULL, err);
+            for (int k = 1; k < nc && rc == 0; k++) rc = rd_ctx_copy_slot(ctx, 0, k, T1, err);
         }
         if (rc == 0) {
             for (int k = 0; k < nc; k++) {

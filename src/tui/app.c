@@ -341,7 +341,7 @@ int app_save(tui_app *a, rd_error *err) {
 /* Fields that training reads cannot change while it runs. */
 static int training_field(const char *key) {
     return strcmp(key, "temperature") && strcmp(key, "top_p") && strcmp(key, "max_tokens") &&
-           strcmp(key, "strength") && strcmp(key, "system");
+           strcmp(key, "strength") && strcmp(key, "system") && strcmp(key, "mc_path");
 }
 
 int app_set_field(tui_app *a, const char *key, const char *text, rd_error *err) {
@@ -361,6 +361,8 @@ int app_set_field(tui_app *a, const char *key, const char *text, rd_error *err) 
 static int busy_error(const tui_app *a, rd_error *err) {
     if (a->training) return rd_error_set(err, "training is running (Esc stops it)");
     if (a->chatting) return rd_error_set(err, "an answer is being written (Esc stops it)");
+    if (a->evaluating)
+        return rd_error_set(err, "a multiple-choice evaluation is running (Esc stops it)");
     if (tui_worker_busy(a->worker))
         return rd_error_set(err, "the last job is still ending; try again in a moment");
     return 0;
@@ -486,7 +488,13 @@ int app_train(tui_app *a, rd_error *err) {
 }
 
 int app_stop(tui_app *a) {
-    if (!a->training && !a->chatting) return 0;
+    if (!a->training && !a->chatting && !a->evaluating) return 0;
+    if (a->evaluating) {
+        tui_worker_stop(a->worker);
+        snprintf(a->mc_status, sizeof a->mc_status, "stopping the evaluation");
+        app_notify(a, 0, "stopping the multiple-choice evaluation");
+        return 1;
+    }
     if (!a->training) {
         tui_worker_stop(a->worker);
         app_notify(a, 0, "stopping the answers");
@@ -574,6 +582,81 @@ int app_chat(tui_app *a, const char *prompt, rd_error *err) {
     a->chat_scroll = 0;
     a->dirty = 1;
     return 0;
+}
+
+int app_eval_mc(tui_app *a, const char *path, rd_error *err) {
+    const tui_config *c = &a->session.config;
+    if (!path || !*path) path = c->mc_path;
+    if (!*path)
+        return rd_error_set(err, "no multiple-choice file: set \"mc file\" in the data group "
+                                 "(wb.set(\"mc_path\", FILE)) or give one (wb.eval_mc(FILE))");
+    if (busy_error(a, err) || apply_compute(a, c->compute, err)) return -1;
+    const int seq = rd_model_config(a->model)->seq_len;
+    tui_mc_job job = {.model = a->model,
+                      .strength = (float)c->strength,
+                      .path = path,
+                      .max_len = c->max_len < seq ? c->max_len : seq};
+    const tui_run *cur = tui_session_find_run(&a->session, a->session.current_run);
+    if (a->use_tuned && a->tuned) job.edited_model = a->tuned;
+    else job.edits = a->edits;
+    if (tui_worker_start_mc(a->worker, &job, err)) return -1;
+    snprintf(a->mc_path, sizeof a->mc_path, "%s", path);
+    a->mc_strength = c->strength;
+    if (cur) snprintf(a->mc_title, sizeof a->mc_title, "%s", cur->label);
+    else
+        snprintf(a->mc_title, sizeof a->mc_title, "%s",
+                 a->edits || job.edited_model ? "current edits" : "no edits");
+    a->evaluating = 1;
+    snprintf(a->mc_status, sizeof a->mc_status, "evaluating %.400s", path);
+    app_notify(a, 0, "multiple-choice evaluation of %s: base vs %s (Esc stops it)", path,
+               a->mc_title);
+    return 0;
+}
+
+/* The console's table of a finished multiple-choice evaluation (a->mc), as `redit eval
+ * --compare` prints it. */
+static void mc_print(tui_app *a) {
+    const tui_mc_result *r = &a->mc;
+    char line[900];
+    snprintf(line, sizeof line, "MC eval %s: %zu items (%s style, %.2f choices an item), %.1f s\n",
+             a->mc_path, r->n, rd_mc_style_name(r->style),
+             r->n ? (double)r->n_choices / (double)r->n : 0.0, r->seconds);
+    console_print(a->console, line);
+    if (r->truncated) {
+        snprintf(line, sizeof line, "%zu contexts lost their oldest tokens to max_len\n",
+                 r->truncated);
+        console_print(a->console, line);
+    }
+    console_print(a->console,
+                  "          base             edited           difference  McNemar p\n");
+    const char *name[2] = {"acc", "acc_norm"};
+    for (int k = 0; k < 2; k++) {
+        const double vb = k ? r->acc_norm[0] : r->acc[0], ve = k ? r->acc_norm[1] : r->acc[1];
+        const double sb = k ? r->acc_norm_stderr[0] : r->acc_stderr[0];
+        const double se = k ? r->acc_norm_stderr[1] : r->acc_stderr[1];
+        snprintf(line, sizeof line,
+                 "%-8s  %.4f ± %.4f  %.4f ± %.4f  %+.4f     %.3g (%ld base only, %ld edited "
+                 "only)\n",
+                 name[k], vb, sb, ve, se, ve - vb, r->p[k], r->only_base[k], r->only_edited[k]);
+        console_print(a->console, line);
+    }
+    snprintf(line, sizeof line, "edited: %s at α %g\n", a->mc_title, a->mc_strength);
+    console_print(a->console, line);
+}
+
+static void mc_done(tui_app *a, const tui_event *ev) {
+    a->evaluating = 0;
+    a->mc_status[0] = '\0';
+    if (ev->mc.n == 0) {
+        app_notify(a, 0, "multiple-choice evaluation stopped");
+        return;
+    }
+    a->mc = ev->mc;
+    a->has_mc = 1;
+    mc_print(a);
+    app_notify(a, 0, "MC eval of %s: acc %.4f → %.4f (p %.3g), acc_norm %.4f → %.4f (p %.3g)",
+               a->mc_path, a->mc.acc[0], a->mc.acc[1], a->mc.p[0], a->mc.acc_norm[0],
+               a->mc.acc_norm[1], a->mc.p[1]);
 }
 
 int app_set_edits(tui_app *a, const rd_edits *e, rd_error *err) {
@@ -882,6 +965,8 @@ static void handle_event(tui_app *a, const tui_event *ev) {
     case TUI_EV_TRAIN_DONE: training_done(a, ev); break;
     case TUI_EV_CHAT_TEXT: append_answer(a, ev->side, ev->text); break;
     case TUI_EV_CHAT_DONE: chat_done(a, ev); break;
+    case TUI_EV_MC_STATUS: snprintf(a->mc_status, sizeof a->mc_status, "%s", ev->text); break;
+    case TUI_EV_MC_DONE: mc_done(a, ev); break;
     case TUI_EV_ERROR:
         if (a->training) {
             a->training = 0;
@@ -897,6 +982,8 @@ static void handle_event(tui_app *a, const tui_event *ev) {
             snprintf(a->train_status, sizeof a->train_status, "failed");
         }
         a->chatting = 0;
+        a->evaluating = 0;
+        a->mc_status[0] = '\0';
         app_notify(a, 1, "%s", ev->text);
         break;
     }
@@ -1043,6 +1130,11 @@ static void start_training_key(tui_app *a) {
     if (app_train(a, &err)) app_notify(a, 1, "%s", err.msg);
 }
 
+static void eval_mc_key(tui_app *a) {
+    rd_error err = {0};
+    if (app_eval_mc(a, NULL, &err)) app_notify(a, 1, "%s", err.msg);
+}
+
 /* Keys that work in every pane (F-keys, Esc, Shift-Tab). Returns 1 when used. */
 static int global_key(tui_app *a, tui_key k) {
     if (!k.is_key && k.code == 27) { /* Esc */
@@ -1084,6 +1176,7 @@ static int command_key(tui_app *a, tui_key k) {
     case '?': a->help = 1; return 1;
     case 'q': request_quit(a); return 1;
     case 't': start_training_key(a); return 1;
+    case 'e': eval_mc_key(a); return 1;
     case 'z':
         a->zoom = a->zoom || a->focus == PANE_CONFIG ? TUI_ZOOM_NONE : ZOOM_OF[a->focus];
         app_layout(a);

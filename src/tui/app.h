@@ -60,6 +60,14 @@ typedef struct tui_app {
     int stopping;           /* training: 0, or the stop requested (RD_STOP_AT_STEP: Esc once,
                                RD_STOP_SKIP_EVAL: twice) */
     int chatting;           /* a chat job is running */
+    int evaluating;         /* a multiple-choice evaluation is running (app_eval_mc) */
+    char mc_status[RD_ERROR_MAX];    /* what it is doing ("evaluating base: 300 items, FILE") */
+    /* the last multiple-choice evaluation that ended (has_mc), its file and its edited
+     * side's title ("#3 ffn all s b lr 0.05", "current edits", "no edits") */
+    tui_mc_result mc;
+    int has_mc;
+    char mc_path[512], mc_title[64];
+    double mc_strength;     /* the α its edited side was scored at */
     tui_run *run;           /* the run being trained (in session.runs), or NULL */
     rd_progress last;       /* last progress event of the run */
     double last_eval;       /* last eval loss of the run (NAN: none yet) */
@@ -129,13 +137,20 @@ int app_set_field(tui_app *a, const char *key, const char *text, rd_error *err);
  * sites/layers, a new run in the session (earlier runs stay for the chart). */
 int app_train(tui_app *a, rd_error *err);
 
-/* Asks the running job (training or chat) to stop: training after this step, whose
- * evaluation a second call skips (the training line says which). Returns 1 when one was
- * running. */
+/* Asks the running job (training, chat or a multiple-choice evaluation) to stop: training
+ * after this step, whose evaluation a second call skips (the training line says which).
+ * Returns 1 when one was running. */
 int app_stop(tui_app *a);
 
 /* Answers prompt with the base and the edited model side by side (refused while training). */
 int app_chat(tui_app *a, const char *prompt, rd_error *err);
+
+/* Scores the multiple-choice file path (NULL or "": the configuration's mc_path) with the
+ * base model and with the current edits at strength α (or a full run's model) as a
+ * background job (Esc stops it; refused while another job runs): when it ends, the console
+ * prints acc and acc_norm with their standard errors side by side, the difference and
+ * McNemar's p-value, and a->mc keeps them (wb.mc()). */
+int app_eval_mc(tui_app *a, const char *path, rd_error *err);
 
 /* Writes the session (config, edits, loss history, chat) atomically. */
 int app_save(tui_app *a, rd_error *err);

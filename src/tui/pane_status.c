@@ -37,6 +37,8 @@ static void state_text(const tui_app *a, char *buf, size_t cap) {
         snprintf(buf, cap, "TRAINING");
     else if (a->chatting)
         snprintf(buf, cap, "ANSWERING");
+    else if (a->evaluating)
+        snprintf(buf, cap, "MC EVAL · %.400s", a->mc_status);
     else
         snprintf(buf, cap, "idle");
 }
@@ -171,9 +173,9 @@ static const char *const HELP[] = {
     "  Tab / S-Tab    next / previous pane (Tab completes in the console)",
     "  F6 or t        train with the configuration (a new run; old curves stay)",
     "  Esc            stop training after this step (best edits kept; Esc again",
-    "                 skips its evaluation) / stop answers",
-    "  F7 / F8        edit strength α − / + 0.1 (chat)",
-    "  F9             save the session now (also after each run and on quit)",
+    "                 skips its evaluation) / stop answers / stop the MC eval",
+    "  F7 F8 / F9     edit strength α − / + 0.1 (chat) / save the session now",
+    "  e              multiple-choice eval: base vs edits on the mc file (data)",
     "  F10 or q       quit (asks while training); Ctrl-C stops a job or chunk",
     "  z              zoom the focused pane / back",
     "Configuration    Up/Down choose, Enter edits (checked as you type; Enter",

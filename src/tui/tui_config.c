@@ -118,6 +118,9 @@ static const field_entry FIELDS[] = {
            "held-out data; empty = hold out the eval split of the training file"),
     REAL_F(eval_split, "eval split", "data", 0, 0.5,
            "share of the training file held out when no eval file is given (0 = none)"),
+    TEXT_F(mc_path, "mc file", "data", 0, NULL,
+           "multiple-choice JSONL (context/choices/gold, ARC, HellaSwag): e (or wb.eval_mc()) "
+           "scores base vs edits on it"),
     CHOICE_F(format, "format", "data", FORMAT_CHOICES,
              "data format; auto decides from the first line"),
     TEXT_F(template_name, "template", "data", 1, check_template,

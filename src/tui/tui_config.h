@@ -41,6 +41,7 @@ typedef struct tui_config {
     char train_path[512];     /* data set files ("" = none chosen yet) */
     char eval_path[512];      /* "" = none (then eval_split applies) */
     double eval_split;        /* [0, 0.5]: share of the train set held out when eval_path is "" */
+    char mc_path[512];        /* a multiple-choice JSONL file for app_eval_mc ("" = none) */
     char format[24];          /* rd_data_format name: auto, alpaca, chat, prompt-completion,
                                  ultrafeedback, text, classification */
     char template_name[256];  /* "" = the format's default; else a built-in name or a custom

@@ -8,7 +8,7 @@
  *   wb.set(key, value)        one setting (validated as in the pane); wb.set{key = value, ...}
  *   wb.train()                start a training run with the settings (in the background)
  *   wb.stop()                 stop training after this step (twice: skip its eval) / answers
- *   wb.status()               {training, chatting, step, total_steps, loss, eval_loss,
+ *   wb.status()               {training, chatting, evaluating, step, total_steps, loss, eval_loss,
  *                             eval_accuracy (classification sets), runs, state}
  *   wb.chat(prompt)           answer with base and edited model in the chat pane
  *   wb.strength([alpha])      get / set the edit strength α
@@ -26,6 +26,14 @@
  *                             fine-tuning run's model), an edits file by path, a red.edits —
  *                             each column titled; wb.compare() goes back to base vs current
  *                             edits. Returns the columns' titles (or nothing)
+ *   wb.eval_mc([file])        score a multiple-choice file (default: the mc_path setting) with
+ *                             the base model and the current edits, in the background (Esc
+ *                             or wb.stop() stops it); the console then prints acc and acc_norm
+ *                             (± stderr) side by side with McNemar's p-value
+ *   wb.mc()                   the last such result: {file, items, edited, base = {acc,
+ *                             acc_stderr, acc_norm, acc_norm_stderr}, edited_scores = {...},
+ *                             mcnemar = {acc = {p, base_only, edited_only}, acc_norm = ...}},
+ *                             or nil
  *   wb.focus(pane)            "config", "chart", "chat" or "console"
  *   wb.model                  the loaded model (also the global `model`) */
 #include <lauxlib.h>
@@ -48,6 +56,7 @@ static int wb_help(lua_State *L) {
         "wb.get([key])  wb.set(key, value) / wb.set{...}  wb.train()  wb.stop()  wb.status()\n"
         "wb.chat(prompt)  wb.strength([a])  wb.save()  wb.edits()  wb.set_edits(e)  wb.runs()\n"
         "wb.use_run(n)  wb.run_edits(n)  wb.delete_run(n)  wb.compare(a, b, ...) / wb.compare()\n"
+        "wb.eval_mc([file]) (multiple choice: base vs edits, acc/acc_norm, McNemar)  wb.mc()\n"
         "wb.focus(\"config\"|\"chart\"|\"chat\"|\"console\")  wb.model (= model)\n"
         "wb.follow(log.csv [, edits]) (a run training elsewhere: its live curve, then its edits)\n"
         "settings: ";
@@ -154,6 +163,8 @@ static int wb_status(lua_State *L) {
     lua_setfield(L, -2, "training");
     lua_pushboolean(L, a->chatting != 0);
     lua_setfield(L, -2, "chatting");
+    lua_pushboolean(L, a->evaluating);
+    lua_setfield(L, -2, "evaluating");
     lua_pushinteger(L, a->last.step);
     lua_setfield(L, -2, "step");
     lua_pushinteger(L, a->last.total_steps);
@@ -307,6 +318,52 @@ static int wb_compare(lua_State *L) {
     return a->n_compare;
 }
 
+static int wb_eval_mc(lua_State *L) {
+    rd_error err = {0};
+    if (app_eval_mc(app_of(L), luaL_optstring(L, 1, NULL), &err)) return raise_error(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Pushes one side's scores of r as a table. */
+static void push_mc_side(lua_State *L, const tui_mc_result *r, int k) {
+    lua_createtable(L, 0, 4);
+    set_num(L, "acc", r->acc[k]);
+    set_num(L, "acc_stderr", r->acc_stderr[k]);
+    set_num(L, "acc_norm", r->acc_norm[k]);
+    set_num(L, "acc_norm_stderr", r->acc_norm_stderr[k]);
+}
+
+static int wb_mc(lua_State *L) {
+    const tui_app *a = app_of(L);
+    if (!a->has_mc) return 0;
+    const tui_mc_result *r = &a->mc;
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, a->mc_path);
+    lua_setfield(L, -2, "file");
+    lua_pushinteger(L, (lua_Integer)r->n);
+    lua_setfield(L, -2, "items");
+    lua_pushstring(L, a->mc_title);
+    lua_setfield(L, -2, "edited");
+    push_mc_side(L, r, 0);
+    lua_setfield(L, -2, "base");
+    push_mc_side(L, r, 1);
+    lua_setfield(L, -2, "edited_scores");
+    lua_createtable(L, 0, 2);
+    const char *name[2] = {"acc", "acc_norm"};
+    for (int k = 0; k < 2; k++) {
+        lua_createtable(L, 0, 3);
+        set_num(L, "p", r->p[k]);
+        lua_pushinteger(L, r->only_base[k]);
+        lua_setfield(L, -2, "base_only");
+        lua_pushinteger(L, r->only_edited[k]);
+        lua_setfield(L, -2, "edited_only");
+        lua_setfield(L, -2, name[k]);
+    }
+    lua_setfield(L, -2, "mcnemar");
+    return 1;
+}
+
 /* wb.follow(log_path [, edits_path]): follows a run training elsewhere (app_follow). */
 static int wb_follow(lua_State *L) {
     rd_error err = {0};
@@ -334,7 +391,7 @@ int wb_lua_open(lua_State *L, tui_app *a, rd_error *err) {
         {"edits", wb_edits},   {"set_edits", wb_set_edits}, {"runs", wb_runs},
         {"focus", wb_focus},   {"use_run", wb_use_run},   {"run_edits", wb_run_edits},
         {"delete_run", wb_delete_run}, {"compare", wb_compare},
-        {"follow", wb_follow}, {NULL, NULL}};
+        {"follow", wb_follow}, {"eval_mc", wb_eval_mc}, {"mc", wb_mc}, {NULL, NULL}};
     lua_newtable(L);                 /* wb */
     rd_lua_push_model_borrowed(L, a->model);
     lua_pushvalue(L, -1);

@@ -1,4 +1,5 @@
-/* The TUI's worker thread: one job at a time (training or a two-sided chat answer), events
+/* The TUI's worker thread: one job at a time (training, a chat answer in columns, or a
+ * multiple-choice evaluation of base vs edited), events
  * into a bounded queue guarded by a mutex, an eventfd to wake the UI thread's poll. When the
  * queue is full the worker waits for the UI to drain it (never drops progress). */
 #ifndef _GNU_SOURCE
@@ -15,10 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "redit/chat_format.h"
 #include "redit/forward.h"
+#include "redit/mc_eval.h"
 
 /* A job as the worker keeps it: copies of the caller's strings and ids. */
 typedef struct job {
@@ -28,6 +31,8 @@ typedef struct job {
     tui_chat_job chat;
     int *prompt;
     char *stop_text;
+    tui_mc_job mc;
+    char *mc_path;
 } job;
 
 struct tui_worker {
@@ -309,6 +314,64 @@ static void run_chat(tui_worker *w, job *j) {
     for (int i = 0; i < n_sides; i++) side_release(&sides[i]);
 }
 
+/* ---- multiple-choice evaluation ------------------------------------------------------- */
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void run_mc(tui_worker *w, job *j) {
+    const tui_mc_job *c = &j->mc;
+    const double t0 = now_seconds();
+    rd_error err = {0};
+    char msg[700];
+    rd_mc_set *s = rd_mc_load(c->path, &err);
+    if (!s) {
+        final_error(w, err.msg);
+        return;
+    }
+    tui_event ev = {.kind = TUI_EV_MC_DONE};
+    tui_mc_result *r = &ev.mc;
+    for (size_t i = 0; i < rd_mc_size(s); i++) r->n_choices += rd_mc_get(s, i)->n_choices;
+    r->style = rd_mc_style_of(s);
+    rd_mc_scores sc[2] = {{0}, {0}};
+    const rd_edits_view view = c->edits ? rd_edits_view_at(c->edits, c->strength) : (rd_edits_view){0};
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        snprintf(msg, sizeof msg, "evaluating %s: %zu items, %s", k ? "edited" : "base",
+                 rd_mc_size(s), c->path);
+        push_text(w, TUI_EV_MC_STATUS, k, msg);
+        const rd_model *m = k && c->edited_model ? c->edited_model : c->model;
+        rc = rd_mc_score(m, k && c->edits && !c->edited_model ? &view : NULL, s, c->max_len,
+                         &w->stop, &sc[k], &err);
+    }
+    if (rc < 0) {
+        final_error(w, err.msg);
+    } else {
+        if (rc == 0) {
+            r->n = sc[0].n;
+            r->truncated = sc[0].truncated;
+            for (int k = 0; k < 2; k++) {
+                r->acc[k] = sc[k].acc;
+                r->acc_stderr[k] = sc[k].acc_stderr;
+                r->acc_norm[k] = sc[k].acc_norm;
+                r->acc_norm_stderr[k] = sc[k].acc_norm_stderr;
+            }
+            r->p[0] = rd_mc_mcnemar(s, sc[0].pred, sc[1].pred, &r->only_base[0], &r->only_edited[0]);
+            r->p[1] = rd_mc_mcnemar(s, sc[0].pred_norm, sc[1].pred_norm, &r->only_base[1],
+                                    &r->only_edited[1]);
+        }
+        r->seconds = now_seconds() - t0;
+        set_text(&ev, c->path);
+        set_final(w, &ev);
+    }
+    rd_mc_scores_release(&sc[0]);
+    rd_mc_scores_release(&sc[1]);
+    rd_mc_free(s);
+}
+
 /* ---- the thread ---------------------------------------------------------------------- */
 
 /* The model a job uses (held in use from post() until the job has ended); NULL for full
@@ -316,6 +379,7 @@ static void run_chat(tui_worker *w, job *j) {
  * leaves that copy alone until the job's last event. */
 static const rd_model *job_model(const job *j) {
     if (j->kind == TUI_JOB_TRAIN) return j->train.full_model ? NULL : j->train.model;
+    if (j->kind == TUI_JOB_MC) return j->mc.model;
     return j->chat.model;
 }
 
@@ -333,6 +397,7 @@ static void job_release(job *j) {
     free(j->system);
     free(j->prompt);
     free(j->stop_text);
+    free(j->mc_path);
     memset(j, 0, sizeof *j);
 }
 
@@ -347,6 +412,8 @@ static void *thread_main(void *arg) {
         pthread_mutex_unlock(&w->mu);
         if (j->kind == TUI_JOB_TRAIN)
             run_train(w, j);
+        else if (j->kind == TUI_JOB_MC)
+            run_mc(w, j);
         else
             run_chat(w, j);
         pthread_mutex_lock(&w->mu);
@@ -363,6 +430,15 @@ static void *thread_main(void *arg) {
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
+}
+
+/* The stop request for the running job: a multiple-choice evaluation reads the evaluation's
+ * level (rd_mc_score stops between items at RD_STOP_SKIP_EVAL), the others RD_STOP_AT_STEP. */
+static void request_stop(tui_worker *w) {
+    pthread_mutex_lock(&w->mu);
+    const int mc = w->busy == TUI_JOB_MC;
+    pthread_mutex_unlock(&w->mu);
+    atomic_store(&w->stop, mc ? RD_STOP_SKIP_EVAL : RD_STOP_AT_STEP);
 }
 
 tui_worker *tui_worker_new(size_t queue_cap, rd_error *err) {
@@ -401,7 +477,7 @@ tui_worker *tui_worker_new(size_t queue_cap, rd_error *err) {
 void tui_worker_free(tui_worker *w) {
     if (!w) return;
     if (w->thread_started) {
-        atomic_store(&w->stop, 1);
+        request_stop(w);
         pthread_mutex_lock(&w->mu);
         w->quit = 1;
         pthread_cond_broadcast(&w->job_posted);
@@ -437,7 +513,7 @@ size_t tui_worker_queued(const tui_worker *w) {
     return n;
 }
 
-void tui_worker_stop(tui_worker *w) { atomic_store(&w->stop, RD_STOP_AT_STEP); }
+void tui_worker_stop(tui_worker *w) { request_stop(w); }
 
 void tui_worker_skip_eval(tui_worker *w) { atomic_store(&w->stop, RD_STOP_SKIP_EVAL); }
 
@@ -449,8 +525,10 @@ static int post(tui_worker *w, job *j, rd_error *err) {
     if (w->busy) {
         pthread_mutex_unlock(&w->mu);
         job_release(j);
-        return rd_error_set(err, "%s is running", w->busy == TUI_JOB_TRAIN ? "training"
-                                                                           : "a chat answer");
+        return rd_error_set(err, "%s is running",
+                            w->busy == TUI_JOB_TRAIN ? "training"
+                            : w->busy == TUI_JOB_MC  ? "a multiple-choice evaluation"
+                                                     : "a chat answer");
     }
     use_begin(job_model(j)); /* until the thread has ended the job */
     w->job = *j;
@@ -501,5 +579,16 @@ int tui_worker_start_chat(tui_worker *w, const tui_chat_job *c, rd_error *err) {
     memcpy(j.prompt, c->prompt, c->n_prompt * sizeof *j.prompt);
     j.chat.prompt = j.prompt;
     j.chat.stop_text = j.stop_text;
+    return post(w, &j, err);
+}
+
+int tui_worker_start_mc(tui_worker *w, const tui_mc_job *c, rd_error *err) {
+    if (!c->model || !c->path || !*c->path)
+        return rd_error_set(err, "no model or multiple-choice file");
+    if (c->edited_model && c->edits)
+        return rd_error_set(err, "a fine-tuned model is evaluated without edits");
+    job j = {.kind = TUI_JOB_MC, .mc = *c};
+    if (!(j.mc_path = strdup(c->path))) return rd_error_set(err, "out of memory");
+    j.mc.path = j.mc_path;
     return post(w, &j, err);
 }

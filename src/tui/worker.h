@@ -11,6 +11,7 @@
 #include "redit/edits.h"
 #include "redit/error.h"
 #include "redit/generate.h"
+#include "redit/mc.h"
 #include "redit/model.h"
 #include "redit/train.h"
 
@@ -21,8 +22,22 @@ typedef enum tui_event_kind {
     TUI_EV_TRAIN_DONE,     /* result fields; text: why it stopped early, or "" */
     TUI_EV_CHAT_TEXT,      /* side, text: a piece of an answer to show */
     TUI_EV_CHAT_DONE,      /* side; text: "" or an error message */
+    TUI_EV_MC_STATUS,      /* text: what a multiple-choice evaluation is doing */
+    TUI_EV_MC_DONE,        /* mc: the scores (mc.n == 0 when stopped); text: the file */
     TUI_EV_ERROR           /* text: a job could not run (the job is over) */
 } tui_event_kind;
+
+/* A multiple-choice evaluation's result: side 0 the base model, 1 the edited one. */
+typedef struct tui_mc_result {
+    size_t n;                  /* items scored (0: stopped before the end) */
+    int n_choices;             /* choices of all items together */
+    rd_mc_style style;
+    double acc[2], acc_stderr[2], acc_norm[2], acc_norm_stderr[2];
+    long only_base[2], only_edited[2]; /* McNemar's discordant items: [0] acc, [1] acc_norm */
+    double p[2];               /* McNemar's exact p-value: [0] acc, [1] acc_norm */
+    size_t truncated;          /* contexts that lost their oldest tokens to max_len */
+    double seconds;
+} tui_mc_result;
 
 typedef struct tui_event {
     tui_event_kind kind;
@@ -33,6 +48,7 @@ typedef struct tui_event {
     double seconds, tokens_per_s, best_eval_loss, final_loss;
     double best_eval_accuracy; /* NAN unless the eval set has labels */
     size_t n_train, n_eval; /* examples (TRAIN_STATUS after loading, TRAIN_DONE) */
+    tui_mc_result mc;       /* MC_DONE */
     char text[RD_ERROR_MAX]; /* NUL-terminated; chat pieces longer than this come as several */
 } tui_event;
 
@@ -53,7 +69,7 @@ void tui_worker_free(tui_worker *w);
 /* The file descriptor to poll for POLLIN: readable while events are waiting. */
 int tui_worker_fd(const tui_worker *w);
 
-enum { TUI_JOB_NONE = 0, TUI_JOB_TRAIN, TUI_JOB_CHAT };
+enum { TUI_JOB_NONE = 0, TUI_JOB_TRAIN, TUI_JOB_CHAT, TUI_JOB_MC };
 
 /* The kind of job posted or running now (TUI_JOB_NONE when idle: its last event has been
  * queued and it no longer uses the model). A job's last event (TRAIN_DONE, its last
@@ -110,12 +126,28 @@ typedef struct tui_chat_job {
     const char *stop_text;
 } tui_chat_job;
 
+/* A multiple-choice evaluation (rd_mc_score): the items of path scored with the base model,
+ * then with the edited one — `edits` at `strength` on model, or (edited_model non-NULL, of
+ * the same shape) a full fine-tuning run's model without edits — and compared (McNemar).
+ * It ends with MC_DONE (or ERROR); stopped (tui_worker_stop), it ends between items with an
+ * MC_DONE of n = 0. The models and edits are borrowed as a chat job's; path is copied.
+ * max_len bounds context + continuation (≤ the model's seq_len, else capped). */
+typedef struct tui_mc_job {
+    const rd_model *model;
+    const rd_edits *edits;        /* NULL: the edited side is the base model too */
+    const rd_model *edited_model; /* NULL: model with edits */
+    float strength;
+    const char *path;
+    int max_len;
+} tui_mc_job;
+
 /* Queue a job; -1 with *err when a job is running or the job is invalid. */
 int tui_worker_start_train(tui_worker *w, const tui_train_job *job, rd_error *err);
 int tui_worker_start_chat(tui_worker *w, const tui_chat_job *job, rd_error *err);
+int tui_worker_start_mc(tui_worker *w, const tui_mc_job *job, rd_error *err);
 
 /* Asks the running job to stop: training at the next step boundary (keeping the best
- * edits), generation at the next token. */
+ * edits), generation at the next token, a multiple-choice evaluation at the next item. */
 void tui_worker_stop(tui_worker *w);
 
 /* Asks a stopping training run to skip its evaluation too (a running one is cut short at its

@@ -575,6 +575,55 @@ wait_exit x
 grep -q ',train,' "$(file_of "$TMP/sessions/s13" 'loss-*.csv')" || fail "a skipped evaluation lost the loss history"
 grep -q ',eval,' "$(file_of "$TMP/sessions/s13" 'loss-*.csv')" && fail "the skipped evaluation was recorded"
 
+# --- multiple-choice evaluation: `e` scores the configured mc file with the base model and the
+# current edits (session s1's trained run) in the background; the console's table has the
+# numbers `redit eval --compare` gives for the same edits; wb.mc() returns them; without a
+# file it says how to set one; a stop ends a long one -----------------------------------------
+cat >"$TMP/mc.jsonl" <<'EOF'
+{"context": "Name item 3.", "choices": [" It is the cat.", " Wetness caused by water.", " A dog"], "gold": 0}
+{"context": "Name item 7.", "choices": [" A boy or man.", " It is the cat, a fine cat."], "gold": 1}
+{"context": "Call me", "choices": [" Ishmael.", " a taxi, please, now.", " x", " It is"], "gold": 3}
+{"context": "Human: Define the word fellow.\n\nAssistant:", "choices": [" A boy or man.", " It is the cat."], "gold": 0}
+{"context": "The whale swam in the ", "choices": ["sea", "desert of the south"], "gold": 0}
+{"context": "Name item 12.", "choices": [" Ahab", " It is the cat."], "gold": 1}
+EOF
+i=0
+: >"$TMP/big-mc.jsonl"
+while [ $i -lt 2000 ]; do cat "$TMP/mc.jsonl" >>"$TMP/big-mc.jsonl"; i=$((i + 1)); done
+start e1 s1
+wait_for e1 "Configuration"
+keys e1 F5 'wb.eval_mc()' Enter
+wait_for e1 "no multiple-choice file"
+keys e1 'wb.set("mc_path", "mc.jsonl"); wb.strength(4)' Enter
+keys e1 F3 e
+wait_for e1 "MC eval mc.jsonl: 6 items \\(context/choices/gold style"
+wait_for e1 "edited: #[0-9]+ .* at α 4"
+wait_for e1 " idle *$"
+screen e1 >"$TMP/mc-screen"
+keys e1 F5 'm = wb.mc(); print(m.items, m.base.acc, m.edited_scores.acc_norm, m.mcnemar.acc.p)' Enter
+wait_for e1 "^ 6 +[0-9.]+ +[0-9.]+ +[0-9.]+ *$"
+# Esc (here wb.stop(), in the same chunk) stops a long one between items
+keys e1 'wb.eval_mc("big-mc.jsonl"); wb.stop()' Enter
+wait_for e1 "multiple-choice evaluation stopped"
+keys e1 F10
+wait_exit e1
+grep -q '"mc_path":[[:space:]]*"mc.jsonl"' "$TMP/sessions/s1/session.json" || fail "the mc file setting was not saved"
+expect_ok "eval --compare on the session's edits" "$REDIT" eval -m "$M" -d "$TMP/mc.jsonl" \
+    --edits "$(file_of "$TMP/sessions/s1" 'edits-*.safetensors')" --strength 4 --compare --json -t 2
+"$PY" - "$TMP/out" "$TMP/mc-screen" <<'PY' || fail "the workbench's MC table differs from redit eval --compare"
+import json, re, sys
+j = json.load(open(sys.argv[1]))
+screen = open(sys.argv[2], encoding="utf-8").read()
+for k in ("acc", "acc_norm"):
+    b, e, m = j["base"], j["edited"], j["mcnemar"][k]
+    f = ["%.4f ± %.4f" % (b[k], b[k + "_stderr"]), "%.4f ± %.4f" % (e[k], e[k + "_stderr"]),
+         "%+.4f" % (e[k] - b[k]),
+         "%.3g (%d base only, %d edited only)" % (m["p"], m["base_only"], m["edited_only"])]
+    want = " " + k + " +" + " +".join(re.escape(x) for x in f)
+    if not re.search(want, screen):
+        sys.exit("no /%s/ in:\n%s" % (want, screen))
+PY
+
 # --- methods: a LoRA run after a RED run, one chart with both legends; the pane shows the
 # method's settings; the status line counts the LoRA numbers; chat base ∥ LoRA; the method
 # comes back with the session -----------------------------------------------------------
