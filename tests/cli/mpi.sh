@@ -16,8 +16,10 @@ if ! command -v mpirun >/dev/null 2>&1; then
 fi
 # Open MPI refuses root without these; --oversubscribe: more ranks than free cores is fine
 MPI="mpirun --allow-run-as-root --oversubscribe --bind-to none -x ASAN_OPTIONS -x LSAN_OPTIONS"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
-export LSAN_OPTIONS="${LSAN_OPTIONS:-}"
+# under ASan: leaks are checked, Open MPI's own suppressed (tests/lsan-openmpi.supp, named by
+# tests/run-tests.sh); the slow unwinder lets the stacks reach Open MPI's libraries
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan-openmpi.supp:print_suppressions=0}"
 if "$REDIT" train --help | grep -q -- --mpi-timeout && ! $MPI -np 1 true >/dev/null 2>&1; then
     fail "mpirun is there but cannot start a process"
 fi
