@@ -69,6 +69,21 @@ static void test_plain(void **state) {
     assert_int_equal(b->norm_len[0], 6); /* characters, not bytes: " läuft" */
     assert_int_equal(b->gold, 2);
     assert_true(rd_mc_sniff(p));
+    /* slices: a share of the items, borrowing their text (freed alone, the set still whole) */
+    rd_mc_set *t = rd_mc_slice(s, 1, 2, &err);
+    assert_non_null(t);
+    assert_int_equal(rd_mc_size(t), 1);
+    assert_ptr_equal(rd_mc_get(t, 0)->context, b->context);
+    assert_int_equal(rd_mc_get(t, 0)->line, 3);
+    assert_int_equal(rd_mc_max_choices(t), 3);
+    assert_string_equal(rd_mc_path(t), rd_mc_path(s));
+    rd_mc_free(t);
+    t = rd_mc_slice(s, 0, 1, &err);
+    assert_int_equal(rd_mc_max_choices(t), 2);
+    rd_mc_free(t);
+    assert_null(rd_mc_slice(s, 1, 3, &err));
+    assert_non_null(strstr(err.msg, "plain.jsonl"));
+    assert_string_equal(rd_mc_get(s, 1)->choices[0], " läuft");
     rd_mc_free(s);
 }
 

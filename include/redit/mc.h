@@ -58,6 +58,12 @@ rd_mc_style rd_mc_style_of(const rd_mc_set *s);
 const char *rd_mc_path(const rd_mc_set *s); /* the file it was read from (borrowed) */
 int rd_mc_max_choices(const rd_mc_set *s);  /* the most choices of any item */
 
+/* The items [i0, i1) of s as a set of their own (item i0 first; path, style and each item's
+ * line as in s), for scoring a share of s: borrows the items' text, so it is valid while s
+ * lives. Free with rd_mc_free (which then frees only the slice). NULL with *err when the
+ * range is not within s or out of memory. */
+rd_mc_set *rd_mc_slice(const rd_mc_set *s, size_t i0, size_t i1, rd_error *err);
+
 /* Whether path looks like a multiple-choice file: its first non-blank line is a JSON object
  * with a "choices" or "endings" key. 0 for anything else (other data sets, unreadable
  * files: rd_mc_load or the data set loader then says what is wrong). Reads at most the

@@ -30,6 +30,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "redit/dp.h"
 #include "redit/edits_view.h"
 #include "redit/error.h"
 #include "redit/mc.h"
@@ -56,6 +57,16 @@ typedef struct rd_mc_scores {
 int rd_mc_score(const rd_model *m, const rd_edits_view *view, const rd_mc_set *s, int max_len,
                 const atomic_int *stop, rd_mc_scores *out, rd_error *err);
 void rd_mc_scores_release(rd_mc_scores *r); /* zeroes *r; a zeroed one may be released */
+
+/* rd_mc_score with the items shared among the ranks of dp (NULL or one rank: rd_mc_score
+ * itself): rank r scores the items [n·r/N, n·(r+1)/N) of the n (each item on its own, as one
+ * process does) and rank 0 gathers them, so rank 0's *out equals one process's, array for
+ * array; on the other ranks *out is left zeroed. Every rank must call it together and returns
+ * the same code: 0, or -1 when a share failed (rank 0's *err then holds the earliest failing
+ * item's error, the one a single process reports) or an exchange failed. With more than one
+ * rank stop is not read. */
+int rd_mc_score_dp(const rd_model *m, const rd_edits_view *view, const rd_mc_set *s, int max_len,
+                   const atomic_int *stop, rd_dp *dp, rd_mc_scores *out, rd_error *err);
 
 /* The harness's stderr of a mean of 0/1 scores: sqrt(p (1 − p) / (n − 1)) for `correct` of
  * n (NAN when n < 2). */

@@ -185,6 +185,12 @@ double rd_eval_bits_per_byte(const rd_eval_metrics *r);
  * rd_eval_loss's to float rounding). Returns 0 or -1 with *err. */
 int rd_eval_example_losses(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
                            int batch, int max_len, double *sums, int *counts, rd_error *err);
+/* The same with its passes shared among the ranks of dp (NULL: one process): pass p (`batch`
+ * rows, or fewer where the logits would pass 32 M floats) runs on rank p mod N and every rank
+ * receives all of sums and counts, equal to one process's. Every rank must call it together. */
+int rd_eval_example_losses_dp(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
+                              int batch, int max_len, rd_dp *dp, double *sums, int *counts,
+                              rd_error *err);
 
 /* The token-weighted mean loss difference D = Σ(b_i − a_i) / Σ counts_i of two scorings of
  * the same n examples (a: base, b: edited sums) into *diff (may be NULL), and its paired
@@ -200,6 +206,12 @@ const char *rd_eval_best_text(double loss, double accuracy, char *buf, size_t ca
 
 int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
                 int batch, int max_len, rd_eval_metrics *out, rd_error *err);
+
+/* rd_evaluate with its passes shared among the ranks of dp (NULL: one process) through
+ * rd_eval_loss_dp and rd_classify_dp: every rank receives the figures, equal to one
+ * process's. Every rank must call it together. */
+int rd_evaluate_dp(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
+                   int batch, int max_len, rd_dp *dp, rd_eval_metrics *out, rd_error *err);
 
 /* The loss part of rd_evaluate, on a caller's training context: sums the token loss of d's
  * loss positions (answers, or everything for text sets) with edits `view` (NULL: none),

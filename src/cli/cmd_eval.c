@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "options.h"
 #include "redit/dataset.h"
+#include "redit/dp.h"
 #include "redit/edits.h"
 #include "redit/mc.h"
 #include "redit/mc_eval.h"
@@ -127,9 +128,20 @@ static void print_json_text(cJSON *j) {
     free(text);
 }
 
+/* An evaluation failed on this rank: says why and, with several ranks, ends them all (the
+ * others would wait for this one's share). */
+static void eval_failed(rd_dp *dp, const char *msg) {
+    if (rd_dp_size(dp) > 1) {
+        fprintf(stderr, "redit eval: rank %d: %s\n", rd_dp_rank(dp), msg);
+        rd_dp_abort(dp, 1);
+    }
+    fprintf(stderr, "redit eval: %s\n", msg);
+}
+
 /* Scores a multiple-choice file with the base model and/or the edits (--compare: both). */
 static int eval_mc(const rd_model *m, const rd_edits *e, const cli_edits_args *ea,
-                   const char *path, int max_len, int compare, const char *per_item, int json) {
+                   const char *path, int max_len, int compare, const char *per_item, int json,
+                   rd_dp *dp) {
     rd_error err = {0};
     rd_mc_scores r[2] = {{0}, {0}}; /* base, edited */
     rd_mc_set *s = rd_mc_load(path, &err);
@@ -137,15 +149,16 @@ static int eval_mc(const rd_model *m, const rd_edits *e, const cli_edits_args *e
     const rd_edits_view view = e ? rd_edits_view_at(e, ea->strength) : (rd_edits_view){0};
     const int first = compare || !e ? 0 : 1, last = e ? 1 : 0;
     for (int k = first; k <= last && rc == 0; k++)
-        rc = rd_mc_score(m, k ? &view : NULL, s, max_len, NULL, &r[k], &err);
-    if (rc == 0 && per_item)
+        rc = rd_mc_score_dp(m, k ? &view : NULL, s, max_len, NULL, dp, &r[k], &err);
+    const int root = rd_dp_rank(dp) == 0; /* rank 0 alone holds the scores, writes and prints */
+    if (rc == 0 && per_item && root)
         rc = rd_mc_write_per_item(per_item, s, &r[first], compare ? &r[1] : NULL, &err);
-    if (rc) {
-        fprintf(stderr, "redit eval: %s\n", err.msg);
+    if (rc || !root) { /* the ranks fail together (rd_mc_score_dp): rank 0 says why */
+        if (rc && root) fprintf(stderr, "redit eval: %s\n", err.msg);
         rd_mc_scores_release(&r[0]);
         rd_mc_scores_release(&r[1]);
         rd_mc_free(s);
-        return 1;
+        return rc ? 1 : 0;
     }
     FILE *out = json ? stderr : stdout;
     size_t nc = 0;
@@ -225,7 +238,7 @@ static cJSON *loss_json(const rd_dataset *d, const rd_eval_metrics *r) {
 /* --compare on a loss or classification set: base and edited side by side. */
 static int eval_compare(const rd_model *m, const rd_edits *e, const cli_edits_args *ea,
                         cli_data_args *da, const char *stored, const char *path, int batch,
-                        int json) {
+                        int json, rd_dp *dp) {
     rd_error err = {0};
     rd_data_opts *dopt = &da->opts;
     const char *given = dopt->template_name;
@@ -233,9 +246,13 @@ static int eval_compare(const rd_model *m, const rd_edits *e, const cli_edits_ar
     rd_eval_metrics r[2];
     rd_dataset *d = rd_dataset_load(path, rd_model_tokenizer(m), dopt, &err);
     dopt->template_name = given;
-    if (!d || rd_evaluate(m, NULL, 1.0f, d, batch, dopt->max_len, &r[0], &err) ||
-        rd_evaluate(m, e, ea->strength, d, batch, dopt->max_len, &r[1], &err)) {
-        fprintf(stderr, "redit eval: %s\n", err.msg);
+    if (!d) { /* the same on every rank */
+        if (rd_dp_rank(dp) == 0) fprintf(stderr, "redit eval: %s\n", err.msg);
+        return 1;
+    }
+    if (rd_evaluate_dp(m, NULL, 1.0f, d, batch, dopt->max_len, dp, &r[0], &err) ||
+        rd_evaluate_dp(m, e, ea->strength, d, batch, dopt->max_len, dp, &r[1], &err)) {
+        eval_failed(dp, err.msg);
         rd_dataset_free(d);
         return 1;
     }
@@ -245,9 +262,9 @@ static int eval_compare(const rd_model *m, const rd_edits *e, const cli_edits_ar
     int *counts = malloc(sizeof *counts * (n + 1));
     const rd_edits_view view = rd_edits_view_at(e, ea->strength);
     if (!sums || !counts ||
-        rd_eval_example_losses(m, NULL, d, batch, dopt->max_len, sums, counts, &err) ||
-        rd_eval_example_losses(m, &view, d, batch, dopt->max_len, sums + n, counts, &err)) {
-        fprintf(stderr, "redit eval: %s\n", sums && counts ? err.msg : "out of memory");
+        rd_eval_example_losses_dp(m, NULL, d, batch, dopt->max_len, dp, sums, counts, &err) ||
+        rd_eval_example_losses_dp(m, &view, d, batch, dopt->max_len, dp, sums + n, counts, &err)) {
+        eval_failed(dp, sums && counts ? err.msg : "out of memory");
         free(sums);
         free(counts);
         rd_dataset_free(d);
@@ -257,6 +274,10 @@ static int eval_compare(const rd_model *m, const rd_edits *e, const cli_edits_ar
     const double pse = rd_paired_loss_stderr(sums, sums + n, counts, n, &pdiff);
     free(sums);
     free(counts);
+    if (rd_dp_rank(dp) > 0) { /* rank 0 alone prints */
+        rd_dataset_free(d);
+        return 0;
+    }
     const char *from, *tmpl = template_used(da, stored, d, &from);
     FILE *out = json ? stderr : stdout;
     fprintf(out, "examples    %zu\n", rd_dataset_size(d));
@@ -348,8 +369,19 @@ int cmd_eval(int argc, char **argv) {
         return rc;
     }
     rc = 1;
-    rd_model *m = cli_open_model("eval", &ma, 0);
     rd_error err = {0};
+    /* under mpirun: the ranks share the evaluation's passes (items); rank 0 alone prints */
+    rd_dp *dp = rd_dp_open(0, &err);
+    if (!dp && err.msg[0]) {
+        fprintf(stderr, "redit eval: %s\n", err.msg);
+        cli_data_args_release(&da);
+        return 1;
+    }
+    const int root = rd_dp_rank(dp) == 0;
+    if (dp && root)
+        fprintf(stderr, "data-parallel: %d ranks (MPI); each scores a share of the %s\n",
+                rd_dp_size(dp), mc ? "items" : "passes");
+    rd_model *m = cli_open_model("eval", &ma, 0);
     rd_edits *e = NULL;
     rd_dataset *d = NULL;
     char *stored = NULL;
@@ -363,22 +395,29 @@ int cmd_eval(int argc, char **argv) {
     }
     if (cli_data_fit_context("eval", &da, m) || cli_open_edits(&ea, m, &e, &stored)) goto done;
     if (mc) {
-        rc = eval_mc(m, e, &ea, data, dopt->max_len, compare, per_item, json);
+        rc = eval_mc(m, e, &ea, data, dopt->max_len, compare, per_item, json, dp);
         goto done;
     }
     if (compare) {
-        rc = eval_compare(m, e, &ea, &da, stored, data, batch, json);
+        rc = eval_compare(m, e, &ea, &da, stored, data, batch, json, dp);
         goto done;
     }
     /* the edit file's template, unless --template says otherwise */
     const char *given = dopt->template_name;
     if (!given && stored) dopt->template_name = stored;
-    if (!(d = rd_dataset_load(data, rd_model_tokenizer(m), dopt, &err)) ||
-        rd_evaluate(m, e, ea.strength, d, batch, dopt->max_len, &r, &err)) {
-        fprintf(stderr, "redit eval: %s\n", err.msg);
+    if (!(d = rd_dataset_load(data, rd_model_tokenizer(m), dopt, &err))) {
+        if (root) fprintf(stderr, "redit eval: %s\n", err.msg); /* the same on every rank */
+        goto done;
+    }
+    if (rd_evaluate_dp(m, e, ea.strength, d, batch, dopt->max_len, dp, &r, &err)) {
+        eval_failed(dp, err.msg);
         goto done;
     }
     dopt->template_name = given;
+    if (!root) {
+        rc = 0;
+        goto done;
+    }
     const char *from, *tmpl = template_used(&da, stored, d, &from);
     FILE *out = json ? stderr : stdout; /* the table; with --json the JSON is stdout's */
     fprintf(out, "examples    %zu\n", rd_dataset_size(d));
@@ -412,5 +451,6 @@ done:
     rd_dataset_free(d);
     rd_edits_free(e);
     rd_model_free(m);
+    rd_dp_close(dp);
     return rc;
 }

@@ -18,6 +18,7 @@ struct rd_mc_set {
     rd_mc_item *items; /* (cap) n used */
     size_t n, cap;
     int max_choices;
+    int borrowed; /* a slice (rd_mc_slice): the items' text belongs to the parent set */
 };
 
 const char *rd_mc_style_name(rd_mc_style s) {
@@ -39,7 +40,7 @@ static void item_clear(rd_mc_item *it) {
 
 void rd_mc_free(rd_mc_set *s) {
     if (!s) return;
-    for (size_t i = 0; i < s->n; i++) item_clear(&s->items[i]);
+    for (size_t i = 0; i < s->n && !s->borrowed; i++) item_clear(&s->items[i]);
     free(s->items);
     free(s->path);
     free(s);
@@ -50,6 +51,29 @@ const rd_mc_item *rd_mc_get(const rd_mc_set *s, size_t i) { return i < s->n ? &s
 rd_mc_style rd_mc_style_of(const rd_mc_set *s) { return s->style; }
 const char *rd_mc_path(const rd_mc_set *s) { return s->path; }
 int rd_mc_max_choices(const rd_mc_set *s) { return s->max_choices; }
+
+rd_mc_set *rd_mc_slice(const rd_mc_set *s, size_t i0, size_t i1, rd_error *err) {
+    if (i0 > i1 || i1 > s->n)
+        return rd_error_set(err, "%s: items %zu .. %zu of %zu", s->path, i0, i1, s->n), NULL;
+    rd_mc_set *t = calloc(1, sizeof *t);
+    if (t) {
+        t->path = strdup(s->path);
+        t->items = malloc(sizeof *t->items * (i1 - i0 + 1));
+    }
+    if (!t || !t->path || !t->items) {
+        if (t) t->borrowed = 1;
+        rd_mc_free(t);
+        return rd_error_set(err, "%s: out of memory", s->path), NULL;
+    }
+    t->borrowed = 1;
+    t->style = s->style;
+    t->n = t->cap = i1 - i0;
+    memcpy(t->items, s->items + i0, sizeof *t->items * t->n);
+    for (size_t i = 0; i < t->n; i++)
+        t->max_choices = t->items[i].n_choices > t->max_choices ? t->items[i].n_choices
+                                                                : t->max_choices;
+    return t;
+}
 
 /* Characters (UTF-8 code points) of s: the bytes that do not continue a character. */
 static size_t utf8_chars(const char *s) {

@@ -330,6 +330,45 @@ int rd_eval_loss_dp(rd_train_ctx *tc, const rd_edits_view *view, const rd_datase
 
 int rd_eval_example_losses(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
                            int batch, int max_len, double *sums, int *counts, rd_error *err) {
+    return rd_eval_example_losses_dp(m, view, d, batch, max_len, NULL, sums, counts, err);
+}
+
+/* Rank 0 collects every rank's per-example losses (the examples of pass p from rank p mod N,
+ * B examples a pass) and sends the whole arrays to every rank. */
+static int gather_examples(rd_dp *dp, double *sums, int *counts, size_t n, size_t B,
+                           rd_error *err) {
+    const int me = rd_dp_rank(dp), N = rd_dp_size(dp);
+    if (me > 0) {
+        if (rd_dp_to_root(dp, 0, sums, sizeof *sums * n, err) ||
+            rd_dp_to_root(dp, 0, counts, sizeof *counts * n, err))
+            return -1;
+    } else {
+        double *s = malloc(sizeof *s * (n + 1));
+        int *c = malloc(sizeof *c * (n + 1));
+        int rc = s && c ? 0 : rd_error_set(err, "out of memory");
+        for (int r = 1; r < N && rc == 0; r++) {
+            if (rd_dp_to_root(dp, r, s, sizeof *s * n, err) ||
+                rd_dp_to_root(dp, r, c, sizeof *c * n, err)) {
+                rc = -1;
+                break;
+            }
+            for (size_t i0 = (size_t)r * B; i0 < n; i0 += B * (size_t)N)
+                for (size_t i = i0; i < i0 + B && i < n; i++) sums[i] = s[i], counts[i] = c[i];
+        }
+        free(s);
+        free(c);
+        if (rc) return -1;
+    }
+    return rd_dp_bcast(dp, sums, sizeof *sums * n, err) ||
+                   rd_dp_bcast(dp, counts, sizeof *counts * n, err)
+               ? -1
+               : 0;
+}
+
+int rd_eval_example_losses_dp(const rd_model *m, const rd_edits_view *view, const rd_dataset *d,
+                              int batch, int max_len, rd_dp *dp, double *sums, int *counts,
+                              rd_error *err) {
+    const int me = rd_dp_rank(dp), N = rd_dp_size(dp);
     const int V = m->file.cfg.vocab_size;
     const size_t n = rd_dataset_size(d);
     if (max_len > m->file.cfg.seq_len) max_len = m->file.cfg.seq_len;
@@ -340,7 +379,13 @@ int rd_eval_example_losses(const rd_model *m, const rd_edits_view *view, const r
     rd_ctx *ctx = rd_ctx_new(m, B, max_len, err);
     int rc = 0;
     if (!tok || !logits || !ctx) rc = ctx ? rd_error_set(err, "out of memory for per-example losses") : -1;
+    if (N > 1) { /* the other ranks' entries come from them */
+        memset(sums, 0, sizeof *sums * n);
+        memset(counts, 0, sizeof *counts * n);
+    }
+    /* pass p (examples p·B …) runs on rank p mod N */
     for (size_t i0 = 0; i0 < n && rc == 0; i0 += (size_t)B) {
+        if ((int)(i0 / (size_t)B % (size_t)N) != me) continue;
         const int rows = n - i0 < (size_t)B ? (int)(n - i0) : B;
         int T = 1; /* inputs: all but the last id of the longest example */
         for (int r = 0; r < rows; r++) {
@@ -375,6 +420,7 @@ int rd_eval_example_losses(const rd_model *m, const rd_edits_view *view, const r
     rd_ctx_free(ctx);
     free(tok);
     free(logits);
+    if (N > 1 && rc == 0) rc = gather_examples(dp, sums, counts, n, (size_t)B, err);
     return rc;
 }
 
@@ -409,6 +455,11 @@ double rd_eval_bits_per_byte(const rd_eval_metrics *r) {
 
 int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
                 int batch, int max_len, rd_eval_metrics *out, rd_error *err) {
+    return rd_evaluate_dp(m, e, strength, d, batch, max_len, NULL, out, err);
+}
+
+int rd_evaluate_dp(const rd_model *m, const rd_edits *e, float strength, const rd_dataset *d,
+                   int batch, int max_len, rd_dp *dp, rd_eval_metrics *out, rd_error *err) {
     memset(out, 0, sizeof *out);
     out->accuracy = out->mcc = out->f1 = NAN;
     if (batch < 1) return rd_error_set(err, "evaluation batch %d must be at least 1", batch);
@@ -421,12 +472,13 @@ int rd_evaluate(const rd_model *m, const rd_edits *e, float strength, const rd_d
     const int pad = tok && rd_tokenizer_eos(tok) >= 0 ? rd_tokenizer_eos(tok) : 0;
     rd_batch b = {0};
     double sum;
-    int rc = rd_eval_loss(tc, v, d, batch, max_len, pad, &b, NULL, &sum, &out->tokens, err);
+    int rc = rd_eval_loss_dp(tc, v, d, batch, max_len, pad, &b, NULL, dp, &sum, &out->tokens, err);
     if (rc == 0) {
         out->loss = out->tokens ? sum / (double)out->tokens : NAN;
         out->perplexity = exp(out->loss);
         out->bytes = rd_dataset_loss_bytes(d, tok, max_len);
-        if (rd_dataset_n_labels(d) > 0) rc = rd_classify(m, v, d, batch, max_len, NULL, out, err);
+        if (rd_dataset_n_labels(d) > 0)
+            rc = rd_classify_dp(m, v, d, batch, max_len, NULL, dp, out, err);
     }
     rd_batch_release(&b);
     rd_train_ctx_free(tc);

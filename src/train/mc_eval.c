@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "redit/atomic_file.h"
+#include "redit/dp.h"
 #include "redit/forward.h"
 #include "redit/tokenizer.h"
 #include "redit/train.h"
@@ -207,6 +208,105 @@ int rd_mc_score(const rd_model *m, const rd_edits_view *view, const rd_mc_set *s
     out->acc_stderr = rd_mc_stderr(correct, n);
     out->acc_norm_stderr = rd_mc_stderr(correct_norm, n);
     return 0;
+}
+
+/* The first item of rank r's share when n items go to N ranks: [lo(r), lo(r + 1)). */
+static size_t share_lo(size_t n, int r, int N) { return n * (size_t)r / (size_t)N; }
+
+int rd_mc_score_dp(const rd_model *m, const rd_edits_view *view, const rd_mc_set *s, int max_len,
+                   const atomic_int *stop, rd_dp *dp, rd_mc_scores *out, rd_error *err) {
+    const int me = rd_dp_rank(dp), N = rd_dp_size(dp);
+    if (N == 1) return rd_mc_score(m, view, s, max_len, stop, out, err);
+    memset(out, 0, sizeof *out);
+    const size_t n = rd_mc_size(s), lo = share_lo(n, me, N), hi = share_lo(n, me + 1, N);
+    rd_mc_scores mine = {0};
+    int rc = 0;
+    if (hi > lo) { /* the items [lo, hi) as a set of their own: rd_mc_score unchanged */
+        rd_mc_set *part = rd_mc_slice(s, lo, hi, err);
+        rc = part ? rd_mc_score(m, view, part, max_len, NULL, &mine, err) : -1;
+        rd_mc_free(part);
+    }
+    /* every item's place in the whole set's arrays, as one process lays them out */
+    size_t *offset = malloc(sizeof *offset * (n + 1));
+    if (!offset && rc == 0) rc = rd_error_set(err, "out of memory for multiple-choice scoring");
+    if (offset) {
+        offset[0] = 0;
+        for (size_t i = 0; i < n; i++) offset[i + 1] = offset[i] + (size_t)rd_mc_get(s, i)->n_choices;
+    }
+    /* 1: every rank's outcome to rank 0, which takes the first failure in rank order (the
+     * earliest failing item's error, as one process reports) and tells every rank */
+    struct { int64_t rc, truncated; char msg[RD_ERROR_MAX]; } head = {rc, (int64_t)mine.truncated, ""};
+    if (rc) snprintf(head.msg, sizeof head.msg, "%s", err->msg);
+    int64_t truncated = head.truncated, status = rc ? -1 : 0;
+    if (me > 0) {
+        if (rd_dp_to_root(dp, 0, &head, sizeof head, err)) goto fail;
+    } else {
+        for (int r = 1; r < N; r++) {
+            if (rd_dp_to_root(dp, r, &head, sizeof head, err)) goto fail;
+            truncated += head.truncated;
+            if (head.rc && status == 0) {
+                status = -1;
+                snprintf(err->msg, sizeof err->msg, "%s", head.msg);
+            }
+        }
+        if (status == 0) {
+            out->pred = malloc(sizeof *out->pred * (n + 1));
+            out->pred_norm = malloc(sizeof *out->pred_norm * (n + 1));
+            out->loglik = malloc(sizeof *out->loglik * (offset[n] + 1));
+            out->tokens = malloc(sizeof *out->tokens * (offset[n] + 1));
+            if (!out->pred || !out->pred_norm || !out->loglik || !out->tokens)
+                status = rd_error_set(err, "out of memory for multiple-choice scoring");
+        }
+    }
+    if (rd_dp_bcast(dp, &status, sizeof status, err)) goto fail;
+    if (status) {
+        if (me > 0 && rc == 0) rd_error_set(err, "the multiple-choice scoring failed on another rank");
+        goto fail;
+    }
+    /* 2: the shares' scores to rank 0, into their places */
+    for (int r = me > 0 ? me : 1; r < (me > 0 ? me + 1 : N); r++) {
+        const size_t a = share_lo(n, r, N), b = share_lo(n, r + 1, N);
+        const size_t k = b - a, c = offset[b] - offset[a];
+        const int from = me > 0 ? 0 : r;
+        if (k && (rd_dp_to_root(dp, from, me ? mine.pred : out->pred + a, sizeof(int) * k, err) ||
+                  rd_dp_to_root(dp, from, me ? mine.pred_norm : out->pred_norm + a,
+                                sizeof(int) * k, err) ||
+                  rd_dp_to_root(dp, from, me ? mine.loglik : out->loglik + offset[a],
+                                sizeof(double) * c, err) ||
+                  rd_dp_to_root(dp, from, me ? mine.tokens : out->tokens + offset[a],
+                                sizeof(int) * c, err)))
+            goto fail;
+    }
+    if (me > 0) { /* rank 0 holds the scores */
+        rd_mc_scores_release(&mine);
+        free(offset);
+        return 0;
+    }
+    if (hi > lo) {
+        memcpy(out->pred, mine.pred, sizeof(int) * (hi - lo));
+        memcpy(out->pred_norm, mine.pred_norm, sizeof(int) * (hi - lo));
+        memcpy(out->loglik, mine.loglik, sizeof(double) * offset[hi]);
+        memcpy(out->tokens, mine.tokens, sizeof(int) * offset[hi]);
+    }
+    rd_mc_scores_release(&mine);
+    size_t correct = 0, correct_norm = 0;
+    for (size_t i = 0; i < n; i++) {
+        correct += out->pred[i] == rd_mc_get(s, i)->gold;
+        correct_norm += out->pred_norm[i] == rd_mc_get(s, i)->gold;
+    }
+    out->offset = offset;
+    out->n = n;
+    out->truncated = (size_t)truncated;
+    out->acc = n ? (double)correct / (double)n : NAN;
+    out->acc_norm = n ? (double)correct_norm / (double)n : NAN;
+    out->acc_stderr = rd_mc_stderr(correct, n);
+    out->acc_norm_stderr = rd_mc_stderr(correct_norm, n);
+    return 0;
+fail:
+    rd_mc_scores_release(&mine);
+    rd_mc_scores_release(out);
+    free(offset);
+    return -1;
 }
 
 /* One scoring of item i as JSON fields of o. */

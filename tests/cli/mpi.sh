@@ -3,7 +3,8 @@
 # same edit bytes as one process with the same global batch, seed and options (RED, IA3 and
 # LoRA, full fine-tuning), with the same evaluation figures; a rank that is killed stops the
 # others (mpirun), one that hangs stops them after --mpi-timeout; --state resumes a stopped
-# run, also on another number of ranks.
+# run, also on another number of ranks. `mpirun -np 2 redit eval …` prints (and writes) what one
+# process does, for every kind of evaluation.
 set -eu
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT INT TERM
@@ -15,8 +16,10 @@ if ! command -v mpirun >/dev/null 2>&1; then
 fi
 # Open MPI refuses root without these; --oversubscribe: more ranks than free cores is fine
 MPI="mpirun --allow-run-as-root --oversubscribe --bind-to none -x ASAN_OPTIONS -x LSAN_OPTIONS"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
-export LSAN_OPTIONS="${LSAN_OPTIONS:-}"
+# under ASan: leaks are checked, Open MPI's own suppressed (tests/lsan-openmpi.supp, named by
+# tests/run-tests.sh); the slow unwinder lets the stacks reach Open MPI's libraries
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan-openmpi.supp:print_suppressions=0}"
 if "$REDIT" train --help | grep -q -- --mpi-timeout && ! $MPI -np 1 true >/dev/null 2>&1; then
     fail "mpirun is there but cannot start a process"
 fi
@@ -92,6 +95,86 @@ cut -d, -f1-3,8-9 "$TMP/c1.csv" >"$TMP/a.csv"
 cut -d, -f1-3,8-9 "$TMP/c2.csv" >"$TMP/b.csv"
 cmp -s "$TMP/a.csv" "$TMP/b.csv" || fail "classification: the evaluations differ: $(diff "$TMP/a.csv" "$TMP/b.csv" | head -4)"
 grep -q best_eval_accuracy "$TMP/c1.json" || fail "classification: no accuracy in the summary"
+
+# redit eval under mpirun: the ranks share the passes (multiple choice: the items) and rank 0
+# alone prints and writes: the same stdout and stderr (but the data-parallel line) and the
+# same --per-item file as one process, for every kind of evaluation.
+# eval_one_vs_two NAME ARGS...: ARGS may name --per-item $TMP/NAME-pi.jsonl
+eval_one_vs_two() {
+    name=$1
+    shift
+    rm -f "$TMP/$name-pi.jsonl"
+    expect_ok "eval $name: one process" "$REDIT" eval "$@" -t 1
+    mv "$TMP/out" "$TMP/e-$name-1.out"
+    grep -v '^data-parallel' "$TMP/err" >"$TMP/e-$name-1.err" || true
+    [ ! -f "$TMP/$name-pi.jsonl" ] || mv "$TMP/$name-pi.jsonl" "$TMP/$name-pi-1.jsonl"
+    # shellcheck disable=SC2086
+    expect_ok "eval $name: 2 ranks" timeout 300 $MPI -np 2 "$REDIT" eval "$@" -t 1
+    grep -v '^data-parallel' "$TMP/err" >"$TMP/e-$name-2.err" || true
+    [ -s "$TMP/e-$name-1.out" ] || fail "eval $name: nothing printed"
+    cmp -s "$TMP/e-$name-1.out" "$TMP/out" ||
+        fail "eval $name: 2 ranks printed otherwise: $(diff "$TMP/e-$name-1.out" "$TMP/out" | head -6)"
+    cmp -s "$TMP/e-$name-1.err" "$TMP/e-$name-2.err" ||
+        fail "eval $name: 2 ranks said otherwise: $(diff "$TMP/e-$name-1.err" "$TMP/e-$name-2.err" | head -6)"
+    expect_grep "eval $name: 2 ranks said so" "$TMP/err" "data-parallel: 2 ranks"
+    if [ -f "$TMP/$name-pi-1.jsonl" ]; then
+        cmp -s "$TMP/$name-pi-1.jsonl" "$TMP/$name-pi.jsonl" ||
+            fail "eval $name: the --per-item files differ: $(diff "$TMP/$name-pi-1.jsonl" "$TMP/$name-pi.jsonl" | head -4)"
+    fi
+}
+# loss, perplexity and bits per byte (11 examples in passes of 3: 4 passes, 2 on each rank)
+head -n 11 "$TMP/train.jsonl" >"$TMP/eval11.jsonl"
+EV="-m $M --max-len 64 --template plain --batch 3"
+# shellcheck disable=SC2086
+eval_one_vs_two loss $EV -d "$TMP/eval11.jsonl"
+# shellcheck disable=SC2086
+eval_one_vs_two loss-json $EV -d "$TMP/eval11.jsonl" --edits "$TMP/red-1.out" --json
+i=0
+while [ $i -lt 9 ]; do echo "Line $i of a plain text about cats and the number $i." >>"$TMP/text.txt"; i=$((i + 1)); done
+# shellcheck disable=SC2086
+eval_one_vs_two text $EV -d "$TMP/text.txt" --max-len 16
+# shellcheck disable=SC2086
+eval_one_vs_two compare $EV -d "$TMP/eval11.jsonl" --edits "$TMP/red-1.out" --compare
+# shellcheck disable=SC2086
+eval_one_vs_two compare-json $EV -d "$TMP/eval11.jsonl" --edits "$TMP/red-1.out" --compare --json
+# label-word classification (accuracy, mcc, f1), alone and compared
+eval_one_vs_two labels -m "$M" -d "$TMP/cls-eval.jsonl" --max-len 48 --batch 3 --edits "$TMP/c1.st"
+eval_one_vs_two labels-compare -m "$M" -d "$TMP/cls-eval.jsonl" --max-len 48 --batch 3 \
+    --edits "$TMP/c1.st" --compare --json
+# multiple choice: 7 items of 2 to 4 choices (3 on rank 0, 4 on rank 1), some contexts cut
+: >"$TMP/mc.jsonl"
+i=0
+while [ $i -lt 7 ]; do
+    ctx="The cat number $i sat on the mat and then it"
+    [ $((i % 3)) -ne 0 ] || ctx="$ctx looked around the old house for a long while, and"
+    case $((i % 3)) in
+    0) ch='" ran.", " slept."' ;;
+    1) ch='" ran.", " slept.", " ate the fish."' ;;
+    *) ch='" ran.", " slept.", " ate.", " sang a song."' ;;
+    esac
+    echo "{\"context\": \"$ctx\", \"choices\": [$ch], \"gold\": $((i % 2))}" >>"$TMP/mc.jsonl"
+    i=$((i + 1))
+done
+MC="-m $M -d $TMP/mc.jsonl --max-len 20"
+# shellcheck disable=SC2086
+eval_one_vs_two mc $MC --per-item "$TMP/mc-pi.jsonl"
+grep -q '^cut ' "$TMP/e-mc-1.out" || fail "eval mc: no context was cut (the test wants some)"
+# shellcheck disable=SC2086
+eval_one_vs_two mc-json $MC --edits "$TMP/red-1.out" --json
+# shellcheck disable=SC2086
+eval_one_vs_two mc-compare $MC --edits "$TMP/red-1.out" --compare --json \
+    --per-item "$TMP/mc-compare-pi.jsonl"
+[ "$(wc -l <"$TMP/mc-compare-pi-1.jsonl")" -eq 7 ] || fail "eval mc-compare: not 7 per-item lines"
+# an item that fails in rank 1's share: every rank stops, rank 0 gives one process's message
+sed '6s/" ran\."/""/' "$TMP/mc.jsonl" >"$TMP/mc-bad.jsonl"
+expect_fail "eval mc-bad: one process" "no tokens after the context" "$REDIT" eval -m "$M" \
+    -d "$TMP/mc-bad.jsonl" -t 1
+cp "$TMP/err" "$TMP/mc-bad-1.err"
+expect_fail "eval mc-bad: 2 ranks" "no tokens after the context" $MPI -np 2 "$REDIT" eval \
+    -m "$M" -d "$TMP/mc-bad.jsonl" -t 1
+[ "$(grep -c 'redit eval:' "$TMP/err")" -eq 1 ] || fail "eval mc-bad: not one message: $(cat "$TMP/err")"
+grep -F "$(cat "$TMP/mc-bad-1.err")" "$TMP/err" >/dev/null ||
+    fail "eval mc-bad: another message than one process's: $(cat "$TMP/err")"
 
 # a rank killed mid-run: mpirun stops the others with a message, in bounded time
 C2="-m $M -d $TMP/train.jsonl --eval $TMP/eval.jsonl --epochs 40 --batch 8 --micro-batch 4
