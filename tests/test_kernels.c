@@ -656,6 +656,56 @@ static void test_attention_blas_path(void **state) {
         }
 }
 
+/* The decode path's weighted sum of values is bit for bit the plain loop (the probabilities
+ * times each value row, added in position order, one rounding each): q = 0 makes every
+ * score 0, so the probabilities are rd_softmax of zeros, and the reference needs no dot
+ * product. Head sizes with a register path (32, 48, 64, 128) and one without (40). */
+static void test_attention_small_values_bit_exact(void **state) {
+    (void)state;
+    const int hss[] = {32, 48, 64, 128, 40};
+    uint64_t seed = 5150;
+    for (size_t hi = 0; hi < sizeof hss / sizeof *hss; hi++)
+        for (int T = 1; T <= RD_MATVEC_MAX_ROWS; T++) {
+            const int hs = hss[hi], n_heads = 4, n_kv = 2, pos0 = 37, L = pos0 + T;
+            const int qd = n_heads * hs, group = n_heads / n_kv;
+            const size_t kv_stride = (size_t)n_kv * hs + 16; /* rows padded */
+            float *q = calloc((size_t)T * qd, sizeof *q);
+            float *k = random_floats((size_t)L * kv_stride, 1.0f, &seed);
+            float *v = random_floats((size_t)L * kv_stride, 3.0f, &seed);
+            float *out = malloc((size_t)T * qd * sizeof *out);
+            float *ref = malloc((size_t)T * qd * sizeof *ref);
+            float *att = malloc((size_t)T * (size_t)L * sizeof *att);
+            assert_non_null(q);
+            assert_non_null(out);
+            assert_non_null(ref);
+            assert_non_null(att);
+            rd_attention(out, q, k, v, T, pos0, n_heads, n_kv, hs, kv_stride, att);
+            for (int t = 0; t < T; t++) {
+                const int visible = pos0 + t + 1;
+                for (int p = 0; p < visible; p++) att[p] = 0.0f;
+                rd_softmax(att, visible);
+                for (int h = 0; h < n_heads; h++) {
+                    float *oh = ref + (size_t)t * qd + (size_t)h * hs;
+                    for (int i = 0; i < hs; i++) oh[i] = 0.0f;
+                    for (int p = 0; p < visible; p++) {
+                        const float *vp = v + (size_t)p * kv_stride + (size_t)(h / group) * hs;
+                        for (int i = 0; i < hs; i++) oh[i] += att[p] * vp[i];
+                    }
+                }
+            }
+            for (size_t i = 0; i < (size_t)T * qd; i++)
+                if (memcmp(&out[i], &ref[i], sizeof out[i]) != 0)
+                    fail_msg("hs %d T %d: out[%zu] = %.9g, the plain sum %.9g", hs, T, i,
+                             (double)out[i], (double)ref[i]);
+            free(att);
+            free(ref);
+            free(out);
+            free(v);
+            free(k);
+            free(q);
+        }
+}
+
 /* ---- attention for training (B sequences, probabilities kept, backward) ------------- */
 
 typedef struct attention_train_ref {
@@ -811,6 +861,7 @@ int main(void) {
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_attention_small_path),
+        cmocka_unit_test(test_attention_small_values_bit_exact),
         cmocka_unit_test(test_attention_blas_path),
         cmocka_unit_test(test_attention_train),
     };

@@ -650,6 +650,35 @@ void rd_swiglu(float *gate, const float *up, size_t n) {
 #endif
 }
 
+/* oh (nv · 16) = Σ_{p < visible} att[p] · v_p (v_p kv_stride floats apart), kept in nv ≤ 8
+ * registers: the products and sums of attention_small's loop, in its order and each rounded
+ * once (ISO C contracts neither into an FMA), so the bits are the same, without the loop's
+ * load and store of oh at every position. */
+static inline __attribute__((always_inline)) void att_values_fixed(float *oh, const float *att,
+                                                                 const float *v,
+                                                                 size_t kv_stride, int visible,
+                                                                 const int nv) {
+    v16f o[8];
+    for (int k = 0; k < nv; k++) o[k] = (v16f){0};
+    for (int p = 0; p < visible; p++) {
+        const float *vp = v + (size_t)p * kv_stride;
+        for (int k = 0; k < nv; k++) o[k] = o[k] + att[p] * load_f32(vp + 16 * k);
+    }
+    for (int k = 0; k < nv; k++) memcpy(oh + 16 * k, &o[k], sizeof o[k]);
+}
+
+/* att_values_fixed for the usual head sizes (32, 48, 64, 128); 0 for others. */
+static int att_values(float *oh, const float *att, const float *v, size_t kv_stride,
+                      int visible, int hs) {
+    switch (hs) {
+    case 32: att_values_fixed(oh, att, v, kv_stride, visible, 2); return 1;
+    case 48: att_values_fixed(oh, att, v, kv_stride, visible, 3); return 1;
+    case 64: att_values_fixed(oh, att, v, kv_stride, visible, 4); return 1;
+    case 128: att_values_fixed(oh, att, v, kv_stride, visible, 8); return 1;
+    default: return 0;
+    }
+}
+
 /* Attention of few new positions (decode): plain loops, no OpenBLAS call, so OpenBLAS's
  * threads stay asleep between decode steps. */
 static void attention_small(float *out, const float *q, const float *k, const float *v, int T,
@@ -676,6 +705,7 @@ static void attention_small(float *out, const float *q, const float *k, const fl
             }
             rd_softmax(att, visible);
             float *oh = out + (size_t)t * qd + (size_t)h * hs;
+            if (att_values(oh, att, v + kv_off, kv_stride, visible, hs)) continue;
             memset(oh, 0, (size_t)hs * sizeof(float));
             for (int p = 0; p < visible; p++) {
                 const float *vp = v + (size_t)p * kv_stride + kv_off;
