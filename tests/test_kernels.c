@@ -240,6 +240,77 @@ static void test_matmul_gemm_equals_one_sgemm(void **state) {
     rd_pool_free(pool);
 }
 
+/* rd_matmul_many_rows (batched decode: register tiles of weight rows × input rows) gives
+ * every output bit for bit what the input row alone gives (n = 1, the single-row dot):
+ * f32, f16 and bf16 weights; 5 … 20 input rows and 67 (two passes of RD_MATVEC_PASS_ROWS),
+ * so input groups of every size; row counts that are not a multiple of the tile, whole or
+ * split over a pool's tasks; column counts with an even and an odd number of 16-lane
+ * chunks (the single-row dot's two accumulators and its tail). Outputs have guard values
+ * behind them and the scratch is exactly the documented size. */
+static void test_matmul_many_rows_equals_one_row(void **state) {
+    (void)state;
+    rd_error err = {0};
+    rd_pool *pool = rd_pool_new(2, &err);
+    assert_non_null(pool);
+    uint64_t seed = 777;
+    const rd_dtype types[] = {RD_DTYPE_F32, RD_DTYPE_F16, RD_DTYPE_BF16};
+    const int64_t colss[] = {48, 64, 176};
+    const int64_t rows[2] = {37, 13};
+    int ns[17];
+    for (int k = 0; k < 16; k++) ns[k] = 5 + k;
+    ns[16] = 67;
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++)
+        for (size_t ci = 0; ci < sizeof colss / sizeof *colss; ci++) {
+            const int64_t cols = colss[ci];
+            test_matrix tm[2];
+            const rd_matrix *Ws[2];
+            for (int m = 0; m < 2; m++) {
+                test_matrix_make(&tm[m], types[ti], rows[m], cols, &seed);
+                Ws[m] = &tm[m].m;
+            }
+            for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+                for (int p = 0; p < 2; p++) {
+                    const int n = ns[ni];
+                    float *x = random_floats((size_t)n * (size_t)cols, 1.0f, &seed);
+                    const size_t scratch_n =
+                        rd_matmul_scratch_floats(Ws[0], n) + rd_matmul_scratch_floats(Ws[1], n);
+                    float *scratch = malloc(scratch_n * sizeof *scratch);
+                    float *outs[2], one[64];
+                    assert_non_null(scratch);
+                    for (int m = 0; m < 2; m++) {
+                        const size_t out_n = (size_t)n * (size_t)rows[m];
+                        outs[m] = malloc((out_n + GUARD) * sizeof(float));
+                        assert_non_null(outs[m]);
+                        for (size_t i = 0; i < out_n; i++) outs[m][i] = NAN;
+                        for (size_t i = 0; i < GUARD; i++) outs[m][out_n + i] = GUARD_VALUE;
+                    }
+                    rd_matmul_many_rows(outs, x, Ws, 2, n, scratch, p ? pool : NULL);
+                    for (int m = 0; m < 2; m++) {
+                        for (int i = 0; i < n; i++) {
+                            rd_matmul(one, x + (size_t)i * (size_t)cols, Ws[m], 1, scratch, NULL);
+                            for (int64_t r = 0; r < rows[m]; r++) {
+                                const float got = outs[m][(size_t)i * (size_t)rows[m] + (size_t)r];
+                                if (memcmp(&got, &one[r], sizeof got) != 0)
+                                    fail_msg("%s cols %lld rows %lld n %d pool %d: out[%d][%lld] "
+                                             "= %.9g, the row alone %.9g",
+                                             rd_dtype_info_of(types[ti])->name, (long long)cols,
+                                             (long long)rows[m], n, p, i, (long long)r,
+                                             (double)got, (double)one[r]);
+                            }
+                        }
+                        const size_t out_n = (size_t)n * (size_t)rows[m];
+                        for (size_t i = 0; i < GUARD; i++)
+                            assert_true(outs[m][out_n + i] == GUARD_VALUE);
+                        free(outs[m]);
+                    }
+                    free(scratch);
+                    free(x);
+                }
+            for (int m = 0; m < 2; m++) test_matrix_free(&tm[m]);
+        }
+    rd_pool_free(pool);
+}
+
 /* ---- rmsnorm ----------------------------------------------------------------------- */
 
 /* rd_matmul_many (q/k/v, gate/up in one parallel loop) gives exactly what separate
@@ -585,6 +656,56 @@ static void test_attention_blas_path(void **state) {
         }
 }
 
+/* The decode path's weighted sum of values is bit for bit the plain loop (the probabilities
+ * times each value row, added in position order, one rounding each): q = 0 makes every
+ * score 0, so the probabilities are rd_softmax of zeros, and the reference needs no dot
+ * product. Head sizes with a register path (32, 48, 64, 128) and one without (40). */
+static void test_attention_small_values_bit_exact(void **state) {
+    (void)state;
+    const int hss[] = {32, 48, 64, 128, 40};
+    uint64_t seed = 5150;
+    for (size_t hi = 0; hi < sizeof hss / sizeof *hss; hi++)
+        for (int T = 1; T <= RD_MATVEC_MAX_ROWS; T++) {
+            const int hs = hss[hi], n_heads = 4, n_kv = 2, pos0 = 37, L = pos0 + T;
+            const int qd = n_heads * hs, group = n_heads / n_kv;
+            const size_t kv_stride = (size_t)n_kv * hs + 16; /* rows padded */
+            float *q = calloc((size_t)T * qd, sizeof *q);
+            float *k = random_floats((size_t)L * kv_stride, 1.0f, &seed);
+            float *v = random_floats((size_t)L * kv_stride, 3.0f, &seed);
+            float *out = malloc((size_t)T * qd * sizeof *out);
+            float *ref = malloc((size_t)T * qd * sizeof *ref);
+            float *att = malloc((size_t)T * (size_t)L * sizeof *att);
+            assert_non_null(q);
+            assert_non_null(out);
+            assert_non_null(ref);
+            assert_non_null(att);
+            rd_attention(out, q, k, v, T, pos0, n_heads, n_kv, hs, kv_stride, att);
+            for (int t = 0; t < T; t++) {
+                const int visible = pos0 + t + 1;
+                for (int p = 0; p < visible; p++) att[p] = 0.0f;
+                rd_softmax(att, visible);
+                for (int h = 0; h < n_heads; h++) {
+                    float *oh = ref + (size_t)t * qd + (size_t)h * hs;
+                    for (int i = 0; i < hs; i++) oh[i] = 0.0f;
+                    for (int p = 0; p < visible; p++) {
+                        const float *vp = v + (size_t)p * kv_stride + (size_t)(h / group) * hs;
+                        for (int i = 0; i < hs; i++) oh[i] += att[p] * vp[i];
+                    }
+                }
+            }
+            for (size_t i = 0; i < (size_t)T * qd; i++)
+                if (memcmp(&out[i], &ref[i], sizeof out[i]) != 0)
+                    fail_msg("hs %d T %d: out[%zu] = %.9g, the plain sum %.9g", hs, T, i,
+                             (double)out[i], (double)ref[i]);
+            free(att);
+            free(ref);
+            free(out);
+            free(v);
+            free(k);
+            free(q);
+        }
+}
+
 /* ---- attention for training (B sequences, probabilities kept, backward) ------------- */
 
 typedef struct attention_train_ref {
@@ -733,12 +854,14 @@ int main(void) {
         cmocka_unit_test(test_matmul_several_panels),
         cmocka_unit_test(test_matmul_gemm_equals_one_sgemm),
         cmocka_unit_test(test_matmul_many_equals_separate),
+        cmocka_unit_test(test_matmul_many_rows_equals_one_row),
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope_matches_formula),
         cmocka_unit_test(test_rope_layouts_agree_and_preserve_norm),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_attention_small_path),
+        cmocka_unit_test(test_attention_small_values_bit_exact),
         cmocka_unit_test(test_attention_blas_path),
         cmocka_unit_test(test_attention_train),
     };

@@ -206,32 +206,68 @@ DEFINE_DOT(dot_f32, float, load_f32)
 DEFINE_DOT(dot_f16, uint16_t, load_f16)
 DEFINE_DOT(dot_bf16, uint16_t, load_bf16)
 
-/* The same dot of one weight row against RD_MATVEC_MAX_ROWS (4) input rows x (4, cols): each
- * widened weight vector is loaded once for the four rows, and each row keeps DEFINE_DOT's two
- * accumulators and order, so out[i] equals the single-row dot bit for bit. */
-#define DEFINE_DOT4(NAME, ELEM, LOAD)                                                       \
-    static void NAME(const void *wrow, const float *x, int64_t cols, float *out) {          \
-        const ELEM *w = wrow;                                                               \
-        v16f a[4] = {{0}}, b[4] = {{0}};                                                    \
-        int64_t c = 0;                                                                      \
-        for (; c + 32 <= cols; c += 32) {                                                   \
-            __builtin_prefetch(w + c + DOT_PREFETCH_ELEMS);                                 \
-            __builtin_prefetch(w + c + DOT_PREFETCH_ELEMS + 16);                            \
-            const v16f w0 = LOAD(w + c), w1 = LOAD(w + c + 16);                             \
-            for (int i = 0; i < 4; i++) {                                                   \
-                a[i] = fma16(a[i], w0, load_f32(x + i * cols + c));                         \
-                b[i] = fma16(b[i], w1, load_f32(x + i * cols + c + 16));                    \
+/* The same dots for many input rows (batched decode), by register tiles of TILE_W weight
+ * rows × TILE_X input rows, each output still bit for bit DEFINE_DOT's: its accumulator a0
+ * sums the even 16-lane chunks in order (the tail of an odd count included), a1 the odd
+ * ones, and the dot is hsum(a0 + a1). The two sums do not depend on each other, so a tile
+ * runs them as two passes over the columns, even chunks then odd ones, with one accumulator
+ * per (weight row, input row) pair: 24 accumulators, and each loaded vector serves four
+ * (weight) or six (input) FMAs, where DEFINE_DOT4 loaded an input vector for every FMA.
+ * 6 × 4 measured best of 4 × 4, 4 × 6, 5 × 4, 8 × 3 in this form, and better than tiles
+ * of 2 or 3 weight rows keeping both accumulators in one pass, and than running pass 0 of
+ * every input group before pass 1 (stories110M's matrices, 16 rows, one thread). */
+enum { TILE_W = 6, TILE_X = 4 };
+
+/* nw ≤ TILE_W weight rows (row_bytes apart from wrow) against ni ≤ TILE_X input rows
+ * x (ni, cols): the dot of pair (r, i) in out[i · out_stride + r]. nw and ni are constants
+ * where the function is inlined, so the loops unroll into registers. */
+#define DEFINE_DOT_TILE(NAME, ELEM, LOAD)                                                   \
+    static inline __attribute__((always_inline)) void NAME##_fixed(                         \
+        const char *wrow, size_t row_bytes, const float *x, int64_t cols, float *out,       \
+        size_t out_stride, const int nw, const int ni) {                                    \
+        v16f even[TILE_W][TILE_X], acc[TILE_W][TILE_X];                                     \
+        for (int pass = 0; pass < 2; pass++) { /* even chunks, then odd ones */             \
+            for (int r = 0; r < nw; r++)                                                    \
+                for (int i = 0; i < ni; i++) acc[r][i] = (v16f){0};                         \
+            for (int64_t c = pass * 16; c + 16 <= cols; c += 32) {                          \
+                v16f xv[TILE_X];                                                            \
+                for (int i = 0; i < ni; i++) xv[i] = load_f32(x + i * cols + c);            \
+                for (int r = 0; r < nw; r++) {                                              \
+                    const v16f w = LOAD((const ELEM *)(wrow + (size_t)r * row_bytes) + c);  \
+                    for (int i = 0; i < ni; i++) acc[r][i] = fma16(acc[r][i], w, xv[i]);    \
+                }                                                                           \
+            }                                                                               \
+            if (pass == 0)                                                                  \
+                for (int r = 0; r < nw; r++)                                                \
+                    for (int i = 0; i < ni; i++) even[r][i] = acc[r][i];                    \
+        }                                                                                   \
+        for (int r = 0; r < nw; r++)                                                        \
+            for (int i = 0; i < ni; i++)                                                    \
+                out[(size_t)i * out_stride + r] = hsum(even[r][i] + acc[r][i]);             \
+    }                                                                                       \
+    static void NAME(const char *wrow, size_t row_bytes, const float *x, int64_t cols,      \
+                     float *out, size_t out_stride, int nw, int ni) {                       \
+        if (nw == TILE_W) {                                                                 \
+            switch (ni) {                                                                   \
+            TILE_CASES(NAME##_fixed(wrow, row_bytes, x, cols, out, out_stride, TILE_W, K);  \
+                       return;)                                                             \
             }                                                                               \
         }                                                                                   \
-        if (c < cols) {                                                                     \
-            const v16f w0 = LOAD(w + c);                                                    \
-            for (int i = 0; i < 4; i++) a[i] = fma16(a[i], w0, load_f32(x + i * cols + c)); \
-        }                                                                                   \
-        for (int i = 0; i < 4; i++) out[i] = hsum(a[i] + b[i]);                             \
+        for (int r = 0; r < nw; r++) /* the rows left over, one at a time */               \
+            switch (ni) {                                                                   \
+            TILE_CASES(NAME##_fixed(wrow + (size_t)r * row_bytes, row_bytes, x, cols,       \
+                                    out + r, out_stride, 1, K); break;)                     \
+            }                                                                               \
     }
-DEFINE_DOT4(dot4_f32, float, load_f32)
-DEFINE_DOT4(dot4_f16, uint16_t, load_f16)
-DEFINE_DOT4(dot4_bf16, uint16_t, load_bf16)
+/* The cases ni = 1 … TILE_X (4) of a switch, K the constant. */
+#define TILE_CASES(S)                                                                       \
+    case 1: { enum { K = 1 }; S }                                                           \
+    case 2: { enum { K = 2 }; S }                                                           \
+    case 3: { enum { K = 3 }; S }                                                           \
+    default: { enum { K = 4 }; S }
+DEFINE_DOT_TILE(dot_tile_f32, float, load_f32)
+DEFINE_DOT_TILE(dot_tile_f16, uint16_t, load_f16)
+DEFINE_DOT_TILE(dot_tile_bf16, uint16_t, load_bf16)
 
 /* One weight row r against the n input rows through the type's widening function. */
 static void dot_widened(const matvec_job *j, int64_t r, float *tmp) {
@@ -255,9 +291,10 @@ static int has_register_path(const rd_matrix *W) {
            W->cols % 16 == 0;
 }
 
-/* Weight rows [r0, r1) against the job's n input rows, in groups of RD_MATVEC_MAX_ROWS: each
- * weight row is read from memory once for all n rows, and every output element has the
- * arithmetic of the single-row product (n = 1), whatever n is. */
+/* Weight rows [r0, r1) against the job's n input rows (n ≤ RD_MATVEC_PASS_ROWS): each weight
+ * row is read from memory once for all n rows (more than RD_MATVEC_MAX_ROWS: in register
+ * tiles, a block of TILE_W weight rows against every group of TILE_X inputs), and every
+ * output element has the arithmetic of the single-row product (n = 1), whatever n is. */
 static void matvec_range(const matvec_job *j, int64_t r0, int64_t r1, float *tmp) {
     int64_t r = r0;
     const rd_matrix *W = j->W;
@@ -277,18 +314,23 @@ static void matvec_range(const matvec_job *j, int64_t r0, int64_t r1, float *tmp
     if (has_register_path(W)) {
         float (*dot)(const void *, const float *, int64_t) =
             W->type == RD_DTYPE_F32 ? dot_f32 : W->type == RD_DTYPE_F16 ? dot_f16 : dot_bf16;
-        void (*dot4)(const void *, const float *, int64_t, float *) =
-            W->type == RD_DTYPE_F32 ? dot4_f32 : W->type == RD_DTYPE_F16 ? dot4_f16 : dot4_bf16;
+        if (j->n > RD_MATVEC_MAX_ROWS) { /* many rows (batched decode): register tiles */
+            void (*tile)(const char *, size_t, const float *, int64_t, float *, size_t, int,
+                         int) = W->type == RD_DTYPE_F32   ? dot_tile_f32
+                                : W->type == RD_DTYPE_F16 ? dot_tile_f16
+                                                          : dot_tile_bf16;
+            for (; r < r1; r += TILE_W) { /* a block of weight rows against every input */
+                const int nw = r1 - r < TILE_W ? (int)(r1 - r) : TILE_W;
+                const char *row = (const char *)W->data + (size_t)r * W->row_bytes;
+                for (int i = 0; i < j->n; i += TILE_X)
+                    tile(row, W->row_bytes, j->x + (size_t)i * W->cols, W->cols,
+                         j->out + (size_t)i * W->rows + r, (size_t)W->rows, nw,
+                         j->n - i < TILE_X ? j->n - i : TILE_X);
+            }
+        }
         for (; r < r1; r++) {
             const char *row = (const char *)W->data + (size_t)r * W->row_bytes;
             int i = 0;
-            if (j->n > RD_MATVEC_MAX_ROWS) { /* many rows (batched decode): four at a time */
-                float o[4];
-                for (; i + 4 <= j->n; i += 4) {
-                    dot4(row, j->x + (size_t)i * W->cols, W->cols, o);
-                    for (int k = 0; k < 4; k++) j->out[(size_t)(i + k) * W->rows + r] = o[k];
-                }
-            }
             for (; i < j->n; i++)
                 j->out[(size_t)i * W->rows + r] = dot(row, j->x + (size_t)i * W->cols, W->cols);
         }
@@ -608,6 +650,35 @@ void rd_swiglu(float *gate, const float *up, size_t n) {
 #endif
 }
 
+/* oh (nv · 16) = Σ_{p < visible} att[p] · v_p (v_p kv_stride floats apart), kept in nv ≤ 8
+ * registers: the products and sums of attention_small's loop, in its order and each rounded
+ * once (ISO C contracts neither into an FMA), so the bits are the same, without the loop's
+ * load and store of oh at every position. */
+static inline __attribute__((always_inline)) void att_values_fixed(float *oh, const float *att,
+                                                                 const float *v,
+                                                                 size_t kv_stride, int visible,
+                                                                 const int nv) {
+    v16f o[8];
+    for (int k = 0; k < nv; k++) o[k] = (v16f){0};
+    for (int p = 0; p < visible; p++) {
+        const float *vp = v + (size_t)p * kv_stride;
+        for (int k = 0; k < nv; k++) o[k] = o[k] + att[p] * load_f32(vp + 16 * k);
+    }
+    for (int k = 0; k < nv; k++) memcpy(oh + 16 * k, &o[k], sizeof o[k]);
+}
+
+/* att_values_fixed for the usual head sizes (32, 48, 64, 128); 0 for others. */
+static int att_values(float *oh, const float *att, const float *v, size_t kv_stride,
+                      int visible, int hs) {
+    switch (hs) {
+    case 32: att_values_fixed(oh, att, v, kv_stride, visible, 2); return 1;
+    case 48: att_values_fixed(oh, att, v, kv_stride, visible, 3); return 1;
+    case 64: att_values_fixed(oh, att, v, kv_stride, visible, 4); return 1;
+    case 128: att_values_fixed(oh, att, v, kv_stride, visible, 8); return 1;
+    default: return 0;
+    }
+}
+
 /* Attention of few new positions (decode): plain loops, no OpenBLAS call, so OpenBLAS's
  * threads stay asleep between decode steps. */
 static void attention_small(float *out, const float *q, const float *k, const float *v, int T,
@@ -634,6 +705,7 @@ static void attention_small(float *out, const float *q, const float *k, const fl
             }
             rd_softmax(att, visible);
             float *oh = out + (size_t)t * qd + (size_t)h * hs;
+            if (att_values(oh, att, v + kv_off, kv_stride, visible, hs)) continue;
             memset(oh, 0, (size_t)hs * sizeof(float));
             for (int p = 0; p < visible; p++) {
                 const float *vp = v + (size_t)p * kv_stride + kv_off;

@@ -40,9 +40,9 @@ void rd_matmul_many(float *const *outs, const float *x, const rd_matrix *const *
                     int n, float *scratch, struct rd_pool *pool);
 
 /* The matrix-vector path of rd_matmul_many for any n (batched decode: one row per sequence):
- * each weight row is read once for up to RD_MATVEC_PASS_ROWS input rows (groups of
- * RD_MATVEC_MAX_ROWS in registers), and each output row is bit for bit what the same input
- * row alone (n = 1) gives. scratch as for rd_matmul_many with n. */
+ * each weight row is read once for up to RD_MATVEC_PASS_ROWS input rows (f32/f16/bf16: in
+ * register tiles of 6 weight rows × 4 input rows), and each output row is bit for bit what
+ * the same input row alone (n = 1) gives. scratch as for rd_matmul_many with n. */
 #define RD_MATVEC_PASS_ROWS 64
 void rd_matmul_many_rows(float *const *outs, const float *x, const rd_matrix *const *Ws,
                          int count, int n, float *scratch, struct rd_pool *pool);
