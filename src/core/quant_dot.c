@@ -701,13 +701,10 @@ static inline void scales16(rd_dtype t, const uint8_t *b, __m256i *sc16, __m256i
     }
 }
 
-/* Row r's total (Σ of its 16 int32 lanes) in lane `lane_of[r]` of one 256-bit vector, for the
- * 8 vectors v[0..7]: r ↦ lane 0 2 4 6 1 3 5 7 for r = 0..7 (a transposing reduction). */
-static inline __m256i reduce8(const __m512i v[8]) {
-    __m512i z[4];
-    for (int p = 0; p < 4; p++) /* rows 2p, 2p+1: their two halves added, side by side */
-        z[p] = _mm512_add_epi32(_mm512_shuffle_i64x2(v[2 * p], v[2 * p + 1], 0x44),
-                                _mm512_shuffle_i64x2(v[2 * p], v[2 * p + 1], 0xEE));
+/* The totals of 8 rows, each held as 8 int32 lanes, rows 2p and 2p+1 in the lower and upper
+ * half of z[p]: row r's total in lane 0 2 4 6 1 3 5 7 (r = 0..7) of one 256-bit vector (a
+ * transposing reduction). */
+static inline __m256i reduce8_pairs(const __m512i z[4]) {
     const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(z[0], z[1]),
                                        _mm512_unpackhi_epi32(z[0], z[1]));
     const __m512i bq = _mm512_add_epi32(_mm512_unpacklo_epi32(z[2], z[3]),
@@ -718,20 +715,28 @@ static inline __m256i reduce8(const __m512i v[8]) {
     return _mm512_castsi512_si256(_mm512_shuffle_i64x2(f, f, 0x08));
 }
 
-/* avxk for 1 < n ≤ 8 rows (batched decode) in 512-bit registers: each super-block's weights
+/* reduce8_pairs for 8 rows of 16 int32 lanes, v[r] row r. */
+static inline __m256i reduce8(const __m512i v[8]) {
+    __m512i z[4];
+    for (int p = 0; p < 4; p++) /* rows 2p, 2p+1: their two halves added, side by side */
+        z[p] = _mm512_add_epi32(_mm512_shuffle_i64x2(v[2 * p], v[2 * p + 1], 0x44),
+                                _mm512_shuffle_i64x2(v[2 * p], v[2 * p + 1], 0xEE));
+    return reduce8_pairs(z);
+}
+
+/* avxk for n ≤ 8 rows (batched decode) in 512-bit registers: each super-block's weights
  * and scales are unpacked once for all rows; per row, vpdpbusd gives the sums of 4 products
  * (within int16: 4·63·127 for Q6_K's largest quants), two of those vectors packed to int16
  * meet their sub-block scales in one vpdpwssd — 6 multiplies per 256 elements instead of 16
  * 256-bit ones; IQ4_XS (signed levels up to 127: the sums of 4 overflow int16) takes
  * maddubs and vpdpwssd. The 8 rows' block totals are reduced together and scaled by f32 in
  * one vector, with avxk's operations per row, so every result is avxk's (and the portable
- * path's) bit for bit. Rows past n repeat row n − 1 (computed, not stored). */
+ * path's) bit for bit. It computes 8 rows whatever n is: rows past n repeat row n − 1
+ * (computed, not stored). */
 QD_INLINE void avxk_wide(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
                          int64_t cols, float *out) {
     const size_t bb = block_bytes(t);
-    const int R = n == 1 ? 1 : 8; /* rows computed: n = 1 on its own, without the reduction */
     const rd_q8_block256 *yr[8];
-    float sum1 = 0.0f, off1 = 0.0f;
     for (int i = 0; i < 8; i++)
         yr[i] = (const rd_q8_block256 *)((const char *)y + (size_t)(i < n ? i : n - 1) * y_stride);
     /* permutexvar indices: word w of packs(T_2h, T_2h+1) holds the sums of 16-element group
@@ -764,9 +769,10 @@ QD_INLINE void avxk_wide(rd_dtype t, const void *w, const void *y, size_t y_stri
         }
         for (int m = 0; m < 4; m++)
             wq[m] = _mm512_inserti64x4(_mm512_castsi256_si512(q[2 * m]), q[2 * m + 1], 1);
-        __m512i S[8], O[8];
+        const __m512i cc = _mm512_broadcast_i64x4(c);
+        __m512i S[8], O[4];
         float d[8];
-        for (int i = 0; i < R; i++) {
+        for (int i = 0; i < 8; i++) {
             const rd_q8_block256 *yb = yr[i] + blk;
             d[i] = yb->d;
             __m512i ym[4];
@@ -791,23 +797,18 @@ QD_INLINE void avxk_wide(rd_dtype t, const void *w, const void *y, size_t y_stri
                                         ws[0]),
                     _mm512_packs_epi32(T[2], T[3]), ws[1]);
             }
-            O[i] = _mm512_zextsi256_si512(_mm256_madd_epi16(c, loadu256(yb->sums)));
-        }
-        if (R == 1) {
-            sum1 += dA * d[0] * (float)_mm512_reduce_add_epi32(S[0]);
-            off1 += dB * d[0] * (float)hsum_i32(_mm512_castsi512_si256(O[0]));
-            continue;
+            if (i % 2) { /* the offsets of rows i − 1 and i in one multiply-add */
+                const __m512i sums = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(loadu256(yr[i - 1][blk].sums)), loadu256(yb->sums), 1);
+                O[i / 2] = _mm512_madd_epi16(cc, sums);
+            }
         }
         /* lanes in reduce8's order: rows 0 2 4 6 1 3 5 7 */
         const __m256 dv = _mm256_setr_ps(d[0], d[2], d[4], d[6], d[1], d[3], d[5], d[7]);
         sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(dA), dv),
                                                _mm256_cvtepi32_ps(reduce8(S))));
         off = _mm256_add_ps(off, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(dB), dv),
-                                               _mm256_cvtepi32_ps(reduce8(O))));
-    }
-    if (R == 1) {
-        out[0] = sum1 - off1;
-        return;
+                                               _mm256_cvtepi32_ps(reduce8_pairs(O))));
     }
     float r[8];
     _mm256_storeu_ps(r, _mm256_sub_ps(sum, off));

@@ -15,10 +15,11 @@
  *
  * Three implementations, picked at compile time: 256-bit AVX2 (maddubs/madd), with
  * vpdpbusd/vpdpwssd where the compiler targets AVX512-VNNI+VL or AVX-VNNI, and portable C.
- * With AVX512-BW and VNNI, the K-quants' dots of n > 1 rows take 512-bit products that
- * unpack each weight block once for all n rows; their int32 lanes fold back to the 256-bit
- * path's, so every result is bit for bit the 256-bit one. All compute the same integer sums;
- * the f32 results of different paths differ only by summation order. */
+ * With AVX512-BW and VNNI, the K-quants' dots of more than 6 rows take 512-bit products
+ * that unpack each weight block once for all rows (batched decode). All compute the same
+ * integer sums. For the K-quants every path then scales each super-block's exact integer
+ * total in f32 the same way (the portable path's order), so all of them give the same bits;
+ * for the 32-element types the SIMD and portable f32 results differ by summation order. */
 #ifndef REDIT_CORE_QUANT_DOT_H
 #define REDIT_CORE_QUANT_DOT_H
 
@@ -57,8 +58,8 @@ void rd_q8_quantize(rd_q8_format f, const float *x, void *dst, int64_t cols);
 #define RD_QUANT_DOT_MAX_ROWS 8
 
 /* out[i] = Σ_c w[c] · y_i[c] for i < n (1 ≤ n ≤ RD_QUANT_DOT_MAX_ROWS): w one weight row of
- * cols values in its storage type, y_i the quantised rows at (const char *)y + i·y_stride (bytes), in the
- * format rd_q8_format_of gives. */
+ * cols values in its storage type, y_i the quantised rows at (const char *)y + i·y_stride
+ * (bytes), in the format rd_q8_format_of gives. */
 typedef void (*rd_quant_dot_fn)(const void *w, const void *y, size_t y_stride, int n,
                                 int64_t cols, float *out);
 
