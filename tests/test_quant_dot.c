@@ -12,8 +12,11 @@
  *     (c) the SIMD path (the build's) equals the portable path up to summation order:
  *         1e-5 · Σ|w·x̂|;
  *   and, for Gaussian activations, |dot − Σ w·x| ≤ 1 % of Σ|w·x|.
+ * - n = 1..RD_QUANT_DOT_MAX_ROWS rows in one dot call: each result bit for bit the row's
+ *   dot alone (and, for the K-quants, the portable path's).
  * - rd_matmul / rd_matmul_many with the flag: equal to the dots, the quantised inputs shared
- *   between matrices of one format; flag off: unchanged.
+ *   between matrices of one format; rd_matmul_many_rows (batched decode, up to 19 rows):
+ *   equal to each row's dot alone; flag off: unchanged.
  * - A small model of each type decoding with the flag on vs off: logits within 3 % of the
  *   f32 logits' range (llama.cpp's move 1–3 %); the figure per type is printed. */
 #include <stdarg.h>
@@ -208,6 +211,63 @@ static void test_dot_all_types(void **state) {
     assert_int_equal(rd_q8_format_of(RD_DTYPE_BF16), RD_Q8_NONE);
 }
 
+/* Equal bits, NaN equal to NaN. */
+static int same_float(float a, float b) {
+    return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* Every type, n = 1 .. RD_QUANT_DOT_MAX_ROWS rows in one call (batched decode): each result
+ * has the bits of the same row dotted alone (n = 1), whatever n and the other rows are; the
+ * K-quants' SIMD path (512-bit products for n > 1 where the build has AVX512-VNNI) also has
+ * the portable path's bits, as quant_dot.c states. 1024 and 2816 columns (4 and 11 blocks of
+ * 256), activations of every kind. */
+static void test_dot_rows_bit_exact(void **state) {
+    (void)state;
+    enum { R = RD_QUANT_DOT_MAX_ROWS, MAXC = 2816 };
+    static uint8_t row[MAXC * 2];
+    static float x[MAXC];
+    static unsigned char q[R][MAXC * 2];
+    const int64_t COLSET[] = {1024, 2816};
+    for (size_t k = 0; k < N_QTYPES; k++) {
+        const rd_dtype t = QTYPES[k];
+        const rd_q8_format f = rd_q8_format_of(t);
+        const int kquant = f == RD_Q8_256;
+        uint64_t s = 3000 + k;
+        for (int rep = 0; rep < 8; rep++) {
+            const int64_t cols = COLSET[rep % 2];
+            random_row(t, row, cols, &s);
+            for (int i = 0; i < R; i++) {
+                random_x(x, cols, (int)(rd_splitmix64(&s) % 4), &s);
+                rd_q8_quantize(f, x, q[i], cols);
+            }
+            float alone[R], port[R];
+            for (int i = 0; i < R; i++) {
+                rd_quant_dot_for(t)(row, q[i], sizeof q[0], 1, cols, &alone[i]);
+                rd_quant_dot_portable(t)(row, q[i], sizeof q[0], 1, cols, &port[i]);
+            }
+            for (int n = 1; n <= R; n++)
+                for (int i0 = 0; i0 + n <= R; i0 += n) { /* the rows i0 .. i0+n−1 together */
+                    float fast[R], pn[R];
+                    rd_quant_dot_for(t)(row, q[i0], sizeof q[0], n, cols, fast);
+                    rd_quant_dot_portable(t)(row, q[i0], sizeof q[0], n, cols, pn);
+                    for (int i = 0; i < n; i++) {
+                        if (!same_float(fast[i], alone[i0 + i]) || !same_float(pn[i], port[i0 + i]))
+                            fail_msg("%s, %lld cols, row %d of %d: %s %.9g (alone %.9g), "
+                                     "portable %.9g (alone %.9g)",
+                                     rd_dtype_info_of(t)->name, (long long)cols, i, n,
+                                     rd_quant_dot_path(), (double)fast[i],
+                                     (double)alone[i0 + i], (double)pn[i],
+                                     (double)port[i0 + i]);
+                        if (kquant && !same_float(fast[i], pn[i]))
+                            fail_msg("%s, %lld cols, row %d of %d: %s %.9g, portable %.9g",
+                                     rd_dtype_info_of(t)->name, (long long)cols, i, n,
+                                     rd_quant_dot_path(), (double)fast[i], (double)pn[i]);
+                    }
+                }
+        }
+    }
+}
+
 /* rd_matmul / rd_matmul_many with q8_products: row r of the output equals the dot of row r;
  * n = 1..4 rows, on a pool and without. */
 static void test_matmul_flag(void **state) {
@@ -232,14 +292,16 @@ static void test_matmul_flag(void **state) {
         W[k].bf16 = NULL;
         W[k].q8_products = 1;
     }
+    enum { MAXN = 19 }; /* rd_matmul_many_rows: groups of 8 and a remainder */
     size_t sc = 0;
-    for (int k = 0; k < NT; k++) sc += rd_matmul_scratch_floats(&W[k], 4);
+    for (int k = 0; k < NT; k++) sc += rd_matmul_scratch_floats(&W[k], MAXN);
     float *scratch = malloc(sc * sizeof *scratch);
-    float *x = malloc(sizeof(float) * 4 * (size_t)cols);
+    float *x = malloc(sizeof(float) * MAXN * (size_t)cols);
     float *out[NT], *ref = malloc(sizeof(float) * 4 * (size_t)rows);
-    unsigned char *q = malloc(4 * (size_t)cols * 2);
+    unsigned char *q = malloc(MAXN * (size_t)cols * 2);
     assert_true(scratch && x && ref && q);
-    for (int k = 0; k < NT; k++) assert_non_null(out[k] = malloc(sizeof(float) * 4 * (size_t)rows));
+    for (int k = 0; k < NT; k++)
+        assert_non_null(out[k] = malloc(sizeof(float) * MAXN * (size_t)rows));
     for (int n = 1; n <= 4; n++) {
         for (int i = 0; i < n; i++) random_x(x + (size_t)i * cols, cols, i % 3, &s);
         for (int p = 0; p < 2; p++) {
@@ -266,6 +328,33 @@ static void test_matmul_flag(void **state) {
             for (int64_t e = 0; e < n * rows; e++)
                 assert_true(fabsf(out[0][e] - ref[e]) <= 1e-4f * (1.0f + fabsf(ref[e])));
             W[0].q8_products = 1;
+        }
+    }
+    /* batched decode: n rows through rd_matmul_many_rows, each output row the dot of that
+     * input row alone */
+    const int NS[] = {5, 8, 13, MAXN};
+    for (size_t ni = 0; ni < sizeof NS / sizeof NS[0]; ni++) {
+        const int n = NS[ni];
+        for (int i = 0; i < n; i++) random_x(x + (size_t)i * cols, cols, i % 4, &s);
+        for (int p = 0; p < 2; p++) {
+            const rd_matrix *Ws[NT] = {&W[0], &W[1], &W[2], &W[3], &W[4]};
+            rd_matmul_many_rows(out, x, Ws, 4, n, scratch, p ? pool : NULL);
+            rd_matmul_many_rows(out + 4, x, Ws + 4, NT - 4, n, scratch, p ? pool : NULL);
+            for (int k = 0; k < NT; k++) {
+                const rd_q8_format f = rd_q8_format_of(types[k]);
+                const size_t qs = rd_q8_row_bytes(f, cols);
+                for (int i = 0; i < n; i++) rd_q8_quantize(f, x + (size_t)i * cols, q + i * qs, cols);
+                for (int64_t r = 0; r < rows; r++)
+                    for (int i = 0; i < n; i++) {
+                        float o;
+                        rd_quant_dot_for(types[k])(data[k] + (size_t)r * W[k].row_bytes,
+                                                   q + i * qs, qs, 1, cols, &o);
+                        if (!same_float(out[k][(size_t)i * rows + r], o))
+                            fail_msg("%s, %d rows: output (%d, %lld) %.9g, the row alone %.9g",
+                                     rd_dtype_info_of(types[k])->name, n, i, (long long)r,
+                                     (double)out[k][(size_t)i * rows + r], (double)o);
+                    }
+            }
         }
     }
     for (int k = 0; k < NT; k++) {
@@ -361,6 +450,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantize),
         cmocka_unit_test(test_dot_all_types),
+        cmocka_unit_test(test_dot_rows_bit_exact),
         cmocka_unit_test(test_matmul_flag),
         cmocka_unit_test(test_model_decode),
     };

@@ -298,12 +298,13 @@ static int has_register_path(const rd_matrix *W) {
 static void matvec_range(const matvec_job *j, int64_t r0, int64_t r1, float *tmp) {
     int64_t r = r0;
     const rd_matrix *W = j->W;
-    if (j->qdot) {
-        float o[RD_MATVEC_MAX_ROWS];
+    if (j->qdot) { /* groups of RD_QUANT_DOT_MAX_ROWS: each weight block unpacked once */
+        float o[RD_QUANT_DOT_MAX_ROWS];
         for (; r < r1; r++) {
             const char *row = (const char *)W->data + (size_t)r * W->row_bytes;
-            for (int i0 = 0; i0 < j->n; i0 += RD_MATVEC_MAX_ROWS) {
-                const int k = j->n - i0 < RD_MATVEC_MAX_ROWS ? j->n - i0 : RD_MATVEC_MAX_ROWS;
+            for (int i0 = 0; i0 < j->n; i0 += RD_QUANT_DOT_MAX_ROWS) {
+                const int k =
+                    j->n - i0 < RD_QUANT_DOT_MAX_ROWS ? j->n - i0 : RD_QUANT_DOT_MAX_ROWS;
                 j->qdot(row, (const char *)j->q8 + (size_t)i0 * j->q8_stride, j->q8_stride, k,
                         W->cols, o);
                 for (int i = 0; i < k; i++) j->out[(size_t)(i0 + i) * W->rows + r] = o[i];

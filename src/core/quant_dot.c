@@ -284,7 +284,7 @@ static void unpackk(rd_dtype t, const uint8_t *b, int16_t u[256]) {
 static void portable32(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
                        int64_t cols, float *out) {
     const size_t bb = block_bytes(t);
-    float sum[4] = {0}, off[4] = {0};
+    float sum[RD_QUANT_DOT_MAX_ROWS] = {0}, off[RD_QUANT_DOT_MAX_ROWS] = {0};
     int u[32];
     for (int64_t blk = 0; blk < cols / 32; blk++) {
         const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
@@ -305,7 +305,7 @@ static void portable32(rd_dtype t, const void *w, const void *y, size_t y_stride
 static void portablek(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
                       int64_t cols, float *out) {
     const size_t bb = block_bytes(t);
-    float sum[4] = {0}, off[4] = {0};
+    float sum[RD_QUANT_DOT_MAX_ROWS] = {0}, off[RD_QUANT_DOT_MAX_ROWS] = {0};
     int16_t u[256];
     hdrk h;
     for (int64_t blk = 0; blk < cols / 256; blk++) {
@@ -446,9 +446,9 @@ QD_INLINE void prefetch_block(const uint8_t *b, size_t bb) {
 QD_INLINE void avx32(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
                      int64_t cols, float *out) {
     const size_t bb = block_bytes(t);
-    __m256 sum[4];
-    float off[4] = {0};
-    for (int i = 0; i < 4; i++) sum[i] = _mm256_setzero_ps();
+    __m256 sum[RD_QUANT_DOT_MAX_ROWS];
+    float off[RD_QUANT_DOT_MAX_ROWS] = {0};
+    for (int i = 0; i < n; i++) sum[i] = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0xF);
     for (int64_t blk = 0; blk < cols / 32; blk++) {
         const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
@@ -613,11 +613,23 @@ static inline void scales_avx(rd_dtype t, const uint8_t *b, __m256i sc[8], __m25
             _mm_shuffle_epi8(sc8, _mm_loadu_si128((const __m128i *)scale_shuffle[k])));
 }
 
+/* Σ of the 8 int32 lanes */
+static inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* The K-quants per row: the exact integer totals of each super-block, s = Σ_k sc_k Σ u·q and
+ * o = Σ_k c_k · sums_k, then in f32, block after block, sum += (dA·d)·s and off += (dB·d)·o,
+ * out = sum − off: the portable path's arithmetic, so both give the same bits (and so does
+ * avxk_wide, whatever the number of rows). */
 QD_INLINE void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
                     int64_t cols, float *out) {
     const size_t bb = block_bytes(t);
-    __m256 sum[4], off[4];
-    for (int i = 0; i < 4; i++) sum[i] = off[i] = _mm256_setzero_ps();
+    __m128 acc[RD_QUANT_DOT_MAX_ROWS]; /* [sum, ·, off, ·] per row */
+    for (int i = 0; i < n; i++) acc[i] = _mm_setzero_ps();
     __m256i q[8], sc[8], c;
     float dA, dB;
     for (int64_t blk = 0; blk < cols / 256; blk++) {
@@ -625,6 +637,7 @@ QD_INLINE void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, i
         prefetch_block(b, bb);
         scales_avx(t, b, sc, &c, &dA, &dB);
         unpackk_avx(t, b, q);
+        const __m128 coef = _mm_setr_ps(dA, dA, dB, dB);
         for (int i = 0; i < n; i++) {
             const rd_q8_block256 *yb =
                 (const rd_q8_block256 *)((const char *)y + (size_t)i * y_stride) + blk;
@@ -638,15 +651,170 @@ QD_INLINE void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, i
                                       : _mm256_maddubs_epi16(q[k], yk);
                 s = madd_acc(s, p, sc[k]);
             }
-            sum[i] = fmadd8(_mm256_set1_ps(dA * yb->d), _mm256_cvtepi32_ps(s), sum[i]);
-            if (t != RD_DTYPE_IQ4_XS) {
-                const __m256i o = _mm256_madd_epi16(c, loadu256(yb->sums));
-                off[i] = fmadd8(_mm256_set1_ps(dB * yb->d), _mm256_cvtepi32_ps(o), off[i]);
-            }
+            /* [Σ s, ·, Σ o, ·] in one reduction, then the scalar steps in lanes 0 and 2 */
+            const __m256i h = _mm256_hadd_epi32(s, _mm256_madd_epi16(c, loadu256(yb->sums)));
+            __m128i r = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xB1));
+            const __m128 p = _mm_mul_ps(_mm_mul_ps(coef, _mm_set1_ps(yb->d)), _mm_cvtepi32_ps(r));
+            acc[i] = _mm_add_ps(acc[i], p);
         }
     }
-    for (int i = 0; i < n; i++) out[i] = hsum8(sum[i]) - hsum8(off[i]);
+    for (int i = 0; i < n; i++) {
+        float a[4];
+        _mm_storeu_ps(a, acc[i]);
+        out[i] = a[0] - a[2];
+    }
 }
+
+#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define QD_WIDE 1
+
+/* The 16 sub-block scales of a K-quant super-block (one per 16 elements, int16: for Q4_K
+ * and Q5_K each 32-element scale twice), the offsets c and dA, dB (headerk's values). */
+static inline void scales16(rd_dtype t, const uint8_t *b, __m256i *sc16, __m256i *c, float *dA,
+                            float *dB) {
+    if (t == RD_DTYPE_Q4_K || t == RD_DTYPE_Q5_K) {
+        uint32_t u[3];
+        memcpy(u, b + 4, 12);
+        const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+        const __m128i v = _mm_setr_epi32((int)(u[0] & m6),
+                                         (int)((u[2] & m4) | (((u[0] >> 6) & m2) << 4)),
+                                         (int)(u[1] & m6),
+                                         (int)(((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4)));
+        *sc16 = _mm256_cvtepu8_epi16(
+            _mm_shuffle_epi8(v, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)));
+        *c = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(
+            v, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+        *dA = f16_at(b);
+        *dB = f16_at(b + 2);
+    } else if (t == RD_DTYPE_Q6_K) {
+        *sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 192)));
+        *c = _mm256_slli_epi16(*sc16, 5);
+        *dA = *dB = f16_at(b + 208);
+    } else { /* Q2_K, Q3_K */
+        hdrk h;
+        headerk(t, b, &h);
+        *sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)h.sc));
+        *c = loadu256(h.c);
+        *dA = h.dA;
+        *dB = h.dB;
+    }
+}
+
+/* The totals of 8 rows, each held as 8 int32 lanes, rows 2p and 2p+1 in the lower and upper
+ * half of z[p]: row r's total in lane 0 2 4 6 1 3 5 7 (r = 0..7) of one 256-bit vector (a
+ * transposing reduction). */
+static inline __m256i reduce8_pairs(const __m512i z[4]) {
+    const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(z[0], z[1]),
+                                       _mm512_unpackhi_epi32(z[0], z[1]));
+    const __m512i bq = _mm512_add_epi32(_mm512_unpacklo_epi32(z[2], z[3]),
+                                        _mm512_unpackhi_epi32(z[2], z[3]));
+    /* 128-bit lane j of e: rows 0 2 4 6 (j = 0, 1) or 1 3 5 7 (j = 2, 3), partial sums */
+    const __m512i e = _mm512_add_epi32(_mm512_unpacklo_epi64(a, bq), _mm512_unpackhi_epi64(a, bq));
+    const __m512i f = _mm512_add_epi32(e, _mm512_shuffle_i64x2(e, e, 0xB1));
+    return _mm512_castsi512_si256(_mm512_shuffle_i64x2(f, f, 0x08));
+}
+
+/* reduce8_pairs for 8 rows of 16 int32 lanes, v[r] row r. */
+static inline __m256i reduce8(const __m512i v[8]) {
+    __m512i z[4];
+    for (int p = 0; p < 4; p++) /* rows 2p, 2p+1: their two halves added, side by side */
+        z[p] = _mm512_add_epi32(_mm512_shuffle_i64x2(v[2 * p], v[2 * p + 1], 0x44),
+                                _mm512_shuffle_i64x2(v[2 * p], v[2 * p + 1], 0xEE));
+    return reduce8_pairs(z);
+}
+
+/* avxk for n ≤ 8 rows (batched decode) in 512-bit registers: each super-block's weights
+ * and scales are unpacked once for all rows; per row, vpdpbusd gives the sums of 4 products
+ * (within int16: 4·63·127 for Q6_K's largest quants), two of those vectors packed to int16
+ * meet their sub-block scales in one vpdpwssd — 6 multiplies per 256 elements instead of 16
+ * 256-bit ones; IQ4_XS (signed levels up to 127: the sums of 4 overflow int16) takes
+ * maddubs and vpdpwssd. The 8 rows' block totals are reduced together and scaled by f32 in
+ * one vector, with avxk's operations per row, so every result is avxk's (and the portable
+ * path's) bit for bit. It computes 8 rows whatever n is: rows past n repeat row n − 1
+ * (computed, not stored). */
+QD_INLINE void avxk_wide(rd_dtype t, const void *w, const void *y, size_t y_stride, int n,
+                         int64_t cols, float *out) {
+    const size_t bb = block_bytes(t);
+    const rd_q8_block256 *yr[8];
+    for (int i = 0; i < 8; i++)
+        yr[i] = (const rd_q8_block256 *)((const char *)y + (size_t)(i < n ? i : n - 1) * y_stride);
+    /* permutexvar indices: word w of packs(T_2h, T_2h+1) holds the sums of 16-element group
+     * (w / 8) + 4·((w % 8) / 4) + 8h */
+    __m512i pidx[2];
+    {
+        int16_t ix[32];
+        for (int h = 0; h < 2; h++) {
+            for (int x = 0; x < 32; x++) ix[x] = (int16_t)(x / 8 + 4 * ((x % 8) / 4) + 8 * h);
+            pidx[h] = _mm512_loadu_si512((const void *)ix);
+        }
+    }
+    __m256 sum = _mm256_setzero_ps(), off = _mm256_setzero_ps();
+    __m256i q[8], sc[8], c, sc16;
+    __m512i wq[4], ws[4];
+    float dA, dB;
+    for (int64_t blk = 0; blk < cols / 256; blk++) {
+        const uint8_t *b = (const uint8_t *)w + (size_t)blk * bb;
+        prefetch_block(b, bb);
+        unpackk_avx(t, b, q);
+        if (t == RD_DTYPE_IQ4_XS) {
+            scales_avx(t, b, sc, &c, &dA, &dB);
+            for (int m = 0; m < 4; m++)
+                ws[m] = _mm512_inserti64x4(_mm512_castsi256_si512(sc[2 * m]), sc[2 * m + 1], 1);
+        } else {
+            scales16(t, b, &sc16, &c, &dA, &dB);
+            const __m512i s16 = _mm512_zextsi256_si512(sc16);
+            ws[0] = _mm512_permutexvar_epi16(pidx[0], s16);
+            ws[1] = _mm512_permutexvar_epi16(pidx[1], s16);
+        }
+        for (int m = 0; m < 4; m++)
+            wq[m] = _mm512_inserti64x4(_mm512_castsi256_si512(q[2 * m]), q[2 * m + 1], 1);
+        const __m512i cc = _mm512_broadcast_i64x4(c);
+        __m512i S[8], O[4];
+        float d[8];
+        for (int i = 0; i < 8; i++) {
+            const rd_q8_block256 *yb = yr[i] + blk;
+            d[i] = yb->d;
+            __m512i ym[4];
+            for (int m = 0; m < 4; m++) ym[m] = _mm512_loadu_si512((const void *)(yb->q + 64 * m));
+            if (t == RD_DTYPE_IQ4_XS) {
+                __m512i s = _mm512_setzero_si512();
+                for (int m = 0; m < 4; m++) { /* |w| · (y with w's sign) */
+                    const __m512i yy = _mm512_maskz_mov_epi8(
+                        _mm512_test_epi8_mask(wq[m], wq[m]),
+                        _mm512_mask_sub_epi8(ym[m], _mm512_movepi8_mask(wq[m]),
+                                             _mm512_setzero_si512(), ym[m]));
+                    s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(_mm512_abs_epi8(wq[m]), yy),
+                                            ws[m]);
+                }
+                S[i] = s;
+            } else {
+                __m512i T[4];
+                for (int m = 0; m < 4; m++)
+                    T[m] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[m], ym[m]);
+                S[i] = _mm512_dpwssd_epi32(
+                    _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_packs_epi32(T[0], T[1]),
+                                        ws[0]),
+                    _mm512_packs_epi32(T[2], T[3]), ws[1]);
+            }
+            if (i % 2) { /* the offsets of rows i − 1 and i in one multiply-add */
+                const __m512i sums = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(loadu256(yr[i - 1][blk].sums)), loadu256(yb->sums), 1);
+                O[i / 2] = _mm512_madd_epi16(cc, sums);
+            }
+        }
+        /* lanes in reduce8's order: rows 0 2 4 6 1 3 5 7 */
+        const __m256 dv = _mm256_setr_ps(d[0], d[2], d[4], d[6], d[1], d[3], d[5], d[7]);
+        sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(dA), dv),
+                                               _mm256_cvtepi32_ps(reduce8(S))));
+        off = _mm256_add_ps(off, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(dB), dv),
+                                               _mm256_cvtepi32_ps(reduce8_pairs(O))));
+    }
+    float r[8];
+    _mm256_storeu_ps(r, _mm256_sub_ps(sum, off));
+    for (int i = 0; i < n; i++) out[i] = r[i % 2 ? 4 + i / 2 : i / 2];
+}
+#endif
 
 /* One copy per type, with n = 1 (decode of one sequence) compiled on its own so that its
  * accumulators stay in registers. */
@@ -658,18 +826,35 @@ QD_INLINE void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, i
         else                                                                               \
             KIND(T, w, y, y_stride, n, cols, out);                                         \
     }
+/* The K-quants with the 512-bit products for n > QD_WIDE_MIN_ROWS (which compute 8 rows
+ * whatever n is: fewer rows take avxk). */
+#if defined(QD_WIDE)
+#define QD_WIDE_MIN_ROWS 6
+#define AVXK(NAME, T)                                                                      \
+    static void NAME(const void *w, const void *y, size_t y_stride, int n, int64_t cols,   \
+                     float *out) {                                                         \
+        if (n == 1)                                                                        \
+            avxk(T, w, y, y_stride, 1, cols, out);                                         \
+        else if (n <= QD_WIDE_MIN_ROWS)                                                    \
+            avxk(T, w, y, y_stride, n, cols, out);                                         \
+        else                                                                               \
+            avxk_wide(T, w, y, y_stride, n, cols, out);                                    \
+    }
+#else
+#define AVXK(NAME, T) AVX(NAME, T, avxk)
+#endif
 AVX(a_q4_0, RD_DTYPE_Q4_0, avx32)
 AVX(a_q4_1, RD_DTYPE_Q4_1, avx32)
 AVX(a_q5_0, RD_DTYPE_Q5_0, avx32)
 AVX(a_q5_1, RD_DTYPE_Q5_1, avx32)
 AVX(a_q8_0, RD_DTYPE_Q8_0, avx32)
-AVX(a_q2_k, RD_DTYPE_Q2_K, avxk)
-AVX(a_q3_k, RD_DTYPE_Q3_K, avxk)
-AVX(a_q4_k, RD_DTYPE_Q4_K, avxk)
-AVX(a_q5_k, RD_DTYPE_Q5_K, avxk)
-AVX(a_q6_k, RD_DTYPE_Q6_K, avxk)
+AVXK(a_q2_k, RD_DTYPE_Q2_K)
+AVXK(a_q3_k, RD_DTYPE_Q3_K)
+AVXK(a_q4_k, RD_DTYPE_Q4_K)
+AVXK(a_q5_k, RD_DTYPE_Q5_K)
+AVXK(a_q6_k, RD_DTYPE_Q6_K)
 AVX(a_iq4_nl, RD_DTYPE_IQ4_NL, avx32)
-AVX(a_iq4_xs, RD_DTYPE_IQ4_XS, avxk)
+AVXK(a_iq4_xs, RD_DTYPE_IQ4_XS)
 
 rd_quant_dot_fn rd_quant_dot_for(rd_dtype t) {
     switch (t) {

@@ -9,11 +9,17 @@
  * Each value is x ≈ d·q with q = round(x / d) in [−127, 127], d = max |x| / 127 over the
  * block, so |x − d·q| ≤ d/2 (d = NaN when the block holds a value that is not finite, so
  * NaN and Inf reach the products as they do in f32). A weight row is then dotted against
- * n ≤ 4 such rows with integer sums per block, scaled in f32 once per (sub-)block.
+ * n ≤ RD_QUANT_DOT_MAX_ROWS such rows with integer sums per block, scaled in f32 once per
+ * (sub-)block. Each row's result depends only on that row (not on n or the other rows): the
+ * same row dotted alone gives the same bits.
  *
  * Three implementations, picked at compile time: 256-bit AVX2 (maddubs/madd), with
  * vpdpbusd/vpdpwssd where the compiler targets AVX512-VNNI+VL or AVX-VNNI, and portable C.
- * All compute the same integer sums; the f32 results differ only by summation order. */
+ * With AVX512-BW and VNNI, the K-quants' dots of more than 6 rows take 512-bit products
+ * that unpack each weight block once for all rows (batched decode). All compute the same
+ * integer sums. For the K-quants every path then scales each super-block's exact integer
+ * total in f32 the same way (the portable path's order), so all of them give the same bits;
+ * for the 32-element types the SIMD and portable f32 results differ by summation order. */
 #ifndef REDIT_CORE_QUANT_DOT_H
 #define REDIT_CORE_QUANT_DOT_H
 
@@ -47,9 +53,13 @@ size_t rd_q8_row_bytes(rd_q8_format f, int64_t cols);
 /* Quantises x (cols floats) into dst (rd_q8_row_bytes(f, cols) bytes, 4-byte aligned). */
 void rd_q8_quantize(rd_q8_format f, const float *x, void *dst, int64_t cols);
 
-/* out[i] = Σ_c w[c] · y_i[c] for i < n (n ≤ 4): w one weight row of cols values in its
- * storage type, y_i the quantised rows at (const char *)y + i·y_stride (bytes), in the
- * format rd_q8_format_of gives. */
+/* Rows one rd_quant_dot_fn call takes at most (batched decode: one weight block unpacked
+ * for all of them). */
+#define RD_QUANT_DOT_MAX_ROWS 8
+
+/* out[i] = Σ_c w[c] · y_i[c] for i < n (1 ≤ n ≤ RD_QUANT_DOT_MAX_ROWS): w one weight row of
+ * cols values in its storage type, y_i the quantised rows at (const char *)y + i·y_stride
+ * (bytes), in the format rd_q8_format_of gives. */
 typedef void (*rd_quant_dot_fn)(const void *w, const void *y, size_t y_stride, int n,
                                 int64_t cols, float *out);
 
