@@ -674,7 +674,8 @@ static int overhead_token(void *user, int token, const char *text, size_t len) {
 
 /* The engine as `redit generate -t 2 --edits FILE --temp 0 --ids …` runs it (the CLI's own
  * model and edit loading, one context, rd_generate): tokens/s from the first token to the
- * last. Prints "tok_s". */
+ * last of the second of two runs (the first warms up, as the server's first request does).
+ * Prints "tok_s". */
 static void run_engine_stream(const void *p, char *out, size_t cap) {
     const overhead_arg *a = p;
     rd_error err = {0};
@@ -691,8 +692,14 @@ static void run_engine_stream(const void *p, char *out, size_t cap) {
     overhead_prompt(prompt);
     double t[3] = {0};
     rd_gen_stats st;
-    if (!ctx || rd_generate(ctx, &view, prompt, OV_PROMPT, &go, overhead_token, t, NULL, &st,
-                            &err) || t[2] < 2)
+    int bad = !ctx;
+    for (int run = 0; run < 2 && !bad; run++) {
+        t[2] = 0;
+        if (run) rd_ctx_reset(ctx);
+        bad = rd_generate(ctx, &view, prompt, OV_PROMPT, &go, overhead_token, t, NULL, &st,
+                          &err) || t[2] < 2;
+    }
+    if (bad)
         snprintf(out, cap, "error %s", err.msg[0] ? err.msg : "the model or edits did not load");
     else
         snprintf(out, cap, "%.3f", (t[2] - 1) / (t[1] - t[0]));
@@ -702,9 +709,11 @@ static void run_engine_stream(const void *p, char *out, size_t cap) {
 }
 
 /* One streamed greedy completion through `curl -sN` (read through a pipe, each event
- * time-stamped as it arrives): tokens/s from the first token's event to the last, counting
- * one token per event with text; *events gets the count. -1 when curl fails. */
-static double curl_stream(int port, const overhead_arg *a, int *events) {
+ * time-stamped as it arrives): tokens/s from the first event with text to the last, over
+ * the usage chunk's completion_tokens less one (an event carries more than one token when
+ * the server holds back an unfinished UTF-8 character); *events gets the count of events
+ * with text, *status curl's wait status. -1 when curl fails. */
+static double curl_stream(int port, const overhead_arg *a, int *events, int *status) {
     char cmd[1024];
     int prompt[OV_PROMPT], n = snprintf(cmd, sizeof cmd, "curl -sN --max-time 600 "
                                         "-H 'Content-Type: application/json' http://127.0.0.1:%d"
@@ -713,22 +722,26 @@ static double curl_stream(int port, const overhead_arg *a, int *events) {
     overhead_prompt(prompt);
     for (int k = 0; k < OV_PROMPT; k++) n += snprintf(cmd + n, sizeof cmd - (size_t)n, "%s%d", k ? ", " : "", prompt[k]);
     snprintf(cmd + n, sizeof cmd - (size_t)n, "], \"max_tokens\": %d, \"temperature\": 0, "
-             "\"ignore_eos\": true, \"stream\": true}'", a->tokens);
+             "\"ignore_eos\": true, \"stream\": true, \"stream_options\": "
+             "{\"include_usage\": true}}'", a->tokens);
     FILE *f = popen(cmd, "r");
     if (!f) return -1;
     char line[4096];
     double first = 0, last = 0;
+    int tokens = 0;
     *events = 0;
     while (fgets(line, sizeof line, f)) {
         const double now = cli_now();
+        const char *u = strstr(line, "\"completion_tokens\":");
+        if (u) tokens = atoi(u + 20);
         if (strncmp(line, "data: {", 7) || !strstr(line, "\"text\":\"") ||
             strstr(line, "\"text\":\"\""))
             continue; /* blank lines, [DONE], the final chunk (no text) */
         if ((*events)++ == 0) first = now;
         last = now;
     }
-    const int rc = pclose(f);
-    return rc == 0 && *events > 1 ? (*events - 1) / (last - first) : -1;
+    *status = pclose(f);
+    return *status == 0 && *events > 1 && tokens > 1 ? (tokens - 1) / (last - first) : -1;
 }
 
 /* `redit serve` (2 threads, one RED edit set) on a free loopback port with its log in
@@ -741,6 +754,7 @@ static pid_t start_server(const char *model, const char *edits, int ctx, const c
     exe[n] = '\0';
     snprintf(arg_edits, sizeof arg_edits, "red=%s", edits);
     snprintf(arg_ctx, sizeof arg_ctx, "%d", ctx);
+    unlink(log_path); /* (a former run's "listening" line must not be read) */
     fflush(stdout);
     const pid_t pid = fork();
     if (pid == 0) {
@@ -803,7 +817,7 @@ static void bench_serve_overhead(const char *model, const char *dir, const char 
         printf("  serving overhead failed: %s\n", err.msg);
         return;
     }
-    int port = 0, events = 0;
+    int port = 0, events = 0, status = 0;
     const pid_t pid = start_server(model, edits, ctx, log_path, &port);
     if (pid < 0) {
         printf("  serving overhead failed: redit serve did not start (its log: %s)\n", log_path);
@@ -812,18 +826,22 @@ static void bench_serve_overhead(const char *model, const char *dir, const char 
     const overhead_arg a = {model, edits, tokens, ctx};
     double v[2][MAX_R], q[MAX_R];
     int n = 0;
-    curl_stream(port, &a, &events); /* warm-up: pages of the model file, the server's threads */
+    curl_stream(port, &a, &events, &status); /* warm-up: the model's pages, the threads */
     for (int r = 0; r < rounds; r++) {
-        v[0][r] = curl_stream(port, &a, &events);
-        if (v[0][r] <= 0 || in_child(run_engine_stream, &a, out, sizeof out) ||
-            !strncmp(out, "error", 5)) {
-            printf("  serving overhead failed: %s\n", v[0][r] <= 0 ? "the curl stream" : out);
+        v[0][r] = curl_stream(port, &a, &events, &status);
+        if (v[0][r] <= 0) {
+            printf("  serving overhead failed: the curl stream (wait status %d, %d events; the "
+                   "server's log: %s)\n", status, events, log_path);
+            break;
+        }
+        if (in_child(run_engine_stream, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
+            printf("  serving overhead failed: %s\n", out);
             break;
         }
         v[1][r] = atof(out);
         q[r] = v[0][r] / v[1][r];
-        printf("  round %d: redit serve + curl %.2f tok/s (%d events), engine %.2f tok/s\n",
-               r + 1, v[0][r], events, v[1][r]);
+        printf("  round %d: redit serve + curl %.2f tok/s (%d events with text), engine %.2f "
+               "tok/s\n", r + 1, v[0][r], events, v[1][r]);
         fflush(stdout);
         n++;
     }
@@ -1318,7 +1336,10 @@ int cmd_bench(int argc, char **argv) {
             char vpath[4200];
             snprintf(vpath, sizeof vpath, "%s/%s-vocab.gguf", dir, s->name);
             if (!ensure_vocab_model(vpath, s))
-                bench_serve_overhead(vpath, dir, s->name, 128, 512, rounds > 3 ? rounds : 3);
+                bench_serve_overhead(vpath, dir, s->name,
+                                     2 * s->decode_tokens < s->cfg.seq_len - 16
+                                         ? 2 * s->decode_tokens : s->cfg.seq_len - 16,
+                                     512, rounds > 3 ? rounds : 3);
             continue;
         }
         if (methods_only) {

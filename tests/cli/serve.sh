@@ -179,6 +179,15 @@ curl -sN -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/v1/completions"
 $CHECK sse_logprobs "$TMP/glp.sse" >"$TMP/glps.json" || fail "logprobs stream: $(head -c 600 "$TMP/glp.sse")"
 [ "$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1])) == json.load(open(sys.argv[2]))["choices"][0]["logprobs"])' "$TMP/glps.json" "$TMP/glp.json")" = True ] ||
     fail "the streamed logprobs differ from the whole answer's: $(head -c 600 "$TMP/glp.sse")"
+# echo + logprobs streamed: the prompt's entries come with the echo chunk, once scored
+req elp POST /v1/completions "{\"prompt\": [$IDS_JSON], \"max_tokens\": 3, \"echo\": true, \"logprobs\": 2, \"temperature\": 0}"
+expect_status elp 200
+curl -sN -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/v1/completions" \
+    -d "{\"prompt\": [$IDS_JSON], \"max_tokens\": 3, \"echo\": true, \"logprobs\": 2, \"temperature\": 0, \"stream\": true}" \
+    >"$TMP/elp.sse" || fail "echo logprobs stream: curl failed"
+$CHECK sse_logprobs "$TMP/elp.sse" >"$TMP/elps.json" || fail "echo logprobs stream: $(head -c 600 "$TMP/elp.sse")"
+[ "$("$PY" -c 'import json, sys; a = json.load(open(sys.argv[1])); print(a == json.load(open(sys.argv[2]))["choices"][0]["logprobs"] and len(a["tokens"]) == 16)' "$TMP/elps.json" "$TMP/elp.json")" = True ] ||
+    fail "the streamed echo logprobs differ from the whole answer's: $(head -c 600 "$TMP/elp.sse")"
 CHAT_IDS=$("$REDIT" tokenize -m "$M" --bos -p "[INST] Name item 3. [/INST]") # llama2-chat's turn
 CHAT_LP="\"messages\": [{\"role\": \"user\", \"content\": \"Name item 3.\"}], \"max_tokens\": 5, \"temperature\": 0, \"logprobs\": true, \"top_logprobs\": 3"
 req clp POST /v1/chat/completions "{$CHAT_LP}"
