@@ -679,7 +679,7 @@ static int overhead_token(void *user, int token, const char *text, size_t len) {
 static void run_engine_stream(const void *p, char *out, size_t cap) {
     const overhead_arg *a = p;
     rd_error err = {0};
-    const cli_model_args ma = {.path = a->model, .threads = 2};
+    const cli_model_args ma = {.path = a->model, .threads = 2, .compute = "auto"}; /* its default */
     cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
     ea.path = a->edits;
     rd_edits *e = NULL;
