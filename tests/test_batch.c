@@ -200,6 +200,7 @@ static int run_batch(const fixture *f, job *jobs, int n_jobs, int slots, int pre
             j->id = rd_batch_add(b, j->set >= 0 ? &j->view : NULL, j->prompt,
                                  (size_t)j->n_prompt, &j->opts, j, &err);
             assert_true(j->id >= 0);
+            if (i % 2 == 0) assert_int_equal(rd_batch_set_top(b, j->id, 0, &err), 0);
             j->added = 1;
         }
         for (int i = 0; i < n_jobs; i++) {
@@ -244,7 +245,9 @@ static void check_alone(const fixture *f, job *jobs, int n_jobs) {
         assert_int_equal(j->stats.n_generated, j->n);
         assert_int_equal(j->stats.n_prompt, j->n_prompt);
         assert_memory_equal(j->ids, want, (size_t)j->n * sizeof *want);
-        for (int k = 0; k < j->n; k++) assert_true(j->logprob[k] <= 0.0f && isfinite(j->logprob[k]));
+        for (int k = 0; k < j->n; k++) /* a logprob for those that asked, else NAN */
+            assert_true(i % 2 == 0 ? j->logprob[k] <= 0.0f && isfinite(j->logprob[k])
+                                   : isnan(j->logprob[k]));
         eos_seen += j->stats.stopped_by == 1;
         limit_seen += j->stats.stopped_by == 0;
     }
@@ -411,7 +414,9 @@ static void test_top_logprobs(void **state) {
     const int c = rd_batch_add(b, &view, prompt, NP, &o, &without, &err);
     assert_true(a >= 0 && c >= 0);
     assert_int_equal(rd_batch_set_top(b, a, K, &err), 0);
+    assert_int_equal(rd_batch_set_top(b, c, 0, &err), 0);
     assert_int_equal(rd_batch_set_top(b, a, RD_BATCH_MAX_TOP + 1, &err), -1);
+    assert_int_equal(rd_batch_set_top(b, a, -2, &err), -1);
     assert_int_equal(rd_batch_set_top(b, 99, 1, &err), -1);
     assert_int_equal(rd_batch_token_top(b, NULL, NULL), 0);
     while (rd_batch_step(b, top_token, NULL, &err) > 0) {

@@ -50,7 +50,9 @@ int rd_batch_add(rd_batch *b, const rd_edits_view *edits, const int *prompt, siz
 
 /* One generated token of sequence `id`: its text through the model's tokenizer (borrowed for
  * the call, not NUL-terminated, may be empty) and logprob, the log-softmax of the raw logits
- * (before penalties and temperature) at the chosen token. Return non-zero to end that
+ * (before penalties and temperature) at the chosen token — for a sequence that asked with
+ * rd_batch_set_top (k ≥ 0), else NAN (a log-softmax over the vocabulary costs several % of a
+ * small model's decode step, so it is not computed unasked). Return non-zero to end that
  * sequence (on_done follows with stopped_by 2). EOS ending a stop_at_eos sequence is not
  * passed here. */
 typedef int (*rd_batch_token_fn)(void *user_data, int id, int token, const char *text,
@@ -59,9 +61,10 @@ typedef int (*rd_batch_token_fn)(void *user_data, int id, int token, const char 
 /* The most alternatives rd_batch_set_top takes. */
 #define RD_BATCH_MAX_TOP 20
 
-/* Asks sequence `id` for the k (0..RD_BATCH_MAX_TOP) most likely tokens of every row it
- * samples from, read with rd_batch_token_top inside on_token. Default 0: nothing is computed
- * (no cost). 0, or -1 with *err for an unknown id or k out of range. */
+/* Asks sequence `id` for on_token's logprob (k ≥ 0) and the k (0..RD_BATCH_MAX_TOP) most
+ * likely tokens of every row it samples from, read with rd_batch_token_top inside on_token;
+ * k = -1 (the default): neither is computed (no cost). 0, or -1 with *err for an unknown id
+ * or k out of range. */
 int rd_batch_set_top(rd_batch *b, int id, int k, rd_error *err);
 
 /* Inside on_token only (for the token being passed): the rd_batch_set_top k most likely

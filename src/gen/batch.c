@@ -38,7 +38,8 @@ typedef struct seq {
     int *history;       /* (n_prompt + max_gen) prompt then generated ids */
     size_t n_history, n_prompt, max_gen;
     int pos;            /* positions in the slot's cache */
-    int top;            /* alternatives wanted per sampled row (rd_batch_set_top) */
+    int top;            /* alternatives wanted per sampled row (rd_batch_set_top); -1: no
+                         * logprobs at all */
     void *user;
     rd_gen_stats stats;
 } seq;
@@ -174,6 +175,7 @@ int rd_batch_add(rd_batch *b, const rd_edits_view *edits, const int *prompt, siz
         s->has_view = 1;
     }
     s->opts = *opts;
+    s->top = -1;
     s->user = user_data;
     s->stats.n_prompt = (int)n_prompt;
     s->id = b->next_id++;
@@ -243,9 +245,9 @@ static int seq_sample(rd_batch *b, int i, const float *row, rd_batch_token_fn on
         seq_end(b, i, 1, on_done);
         return 0;
     }
-    double max, logsum;
-    log_softmax_terms(row, b->vocab, &max, &logsum);
-    const float logprob = (float)((double)row[id] - max - logsum);
+    double max = 0, logsum = 0;
+    if (s->top >= 0) log_softmax_terms(row, b->vocab, &max, &logsum);
+    const float logprob = s->top >= 0 ? (float)((double)row[id] - max - logsum) : NAN;
     if (s->top > 0) b->n_top = row_top(row, b->vocab, s->top, max, logsum, b->top_id, b->top_lp);
     const int prev = s->history[s->n_history - 1];
     s->history[s->n_history++] = id;
@@ -358,8 +360,8 @@ void rd_batch_cancel(rd_batch *b, int id) {
 
 int rd_batch_set_top(rd_batch *b, int id, int k, rd_error *err) {
     if (!b) return rd_error_set(err, "batch: no batch given");
-    if (k < 0 || k > RD_BATCH_MAX_TOP)
-        return rd_error_set(err, "batch: %d alternatives per token is out of range [0, %d]", k,
+    if (k < -1 || k > RD_BATCH_MAX_TOP)
+        return rd_error_set(err, "batch: %d alternatives per token is out of range [-1, %d]", k,
                             RD_BATCH_MAX_TOP);
     for (int i = 0; id >= 0 && i < b->slots; i++)
         if (b->seqs[i].state != SEQ_FREE && b->seqs[i].id == id) {

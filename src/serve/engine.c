@@ -273,7 +273,7 @@ static void admit(rd_server *s, rd_ctx **score, job *j) {
     if (!rc && j->gen.max_tokens > 0)
         rc = (id = rd_batch_add(s->batch, j->es ? &view : NULL, j->prompt, j->n_prompt, &j->gen,
                                 j, &err)) < 0;
-    if (!rc && j->logprobs > 0) /* (cannot fail: a running id, k ≤ SERVE_MAX_TOP) */
+    if (!rc && id >= 0 && j->logprobs >= 0) /* (cannot fail: a running id, k ≤ SERVE_MAX_TOP) */
         (void)rd_batch_set_top(s->batch, id, j->logprobs, &err);
     pthread_mutex_lock(&s->mu);
     if (rc) {
