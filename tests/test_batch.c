@@ -200,6 +200,7 @@ static int run_batch(const fixture *f, job *jobs, int n_jobs, int slots, int pre
             j->id = rd_batch_add(b, j->set >= 0 ? &j->view : NULL, j->prompt,
                                  (size_t)j->n_prompt, &j->opts, j, &err);
             assert_true(j->id >= 0);
+            if (i % 2 == 0) assert_int_equal(rd_batch_set_top(b, j->id, 0, &err), 0);
             j->added = 1;
         }
         for (int i = 0; i < n_jobs; i++) {
@@ -244,7 +245,9 @@ static void check_alone(const fixture *f, job *jobs, int n_jobs) {
         assert_int_equal(j->stats.n_generated, j->n);
         assert_int_equal(j->stats.n_prompt, j->n_prompt);
         assert_memory_equal(j->ids, want, (size_t)j->n * sizeof *want);
-        for (int k = 0; k < j->n; k++) assert_true(j->logprob[k] <= 0.0f && isfinite(j->logprob[k]));
+        for (int k = 0; k < j->n; k++) /* a logprob for those that asked, else NAN */
+            assert_true(i % 2 == 0 ? j->logprob[k] <= 0.0f && isfinite(j->logprob[k])
+                                   : isnan(j->logprob[k]));
         eos_seen += j->stats.stopped_by == 1;
         limit_seen += j->stats.stopped_by == 0;
     }
@@ -371,6 +374,88 @@ static void test_rows_bit_exact(void **state) {
     rd_ctx_free(c);
 }
 
+/* rd_batch_set_top: each sampled token's top list, against the logits of teacher forcing
+ * (rd_forward over the prompt and the tokens before it): sorted, the greedy token first with
+ * exactly on_token's logprob, every entry within 1e-5 of the log-softmax; none when not
+ * asked for; and the errors. */
+typedef struct top_rec {
+    const rd_batch *b;
+    int n, ids[16], n_top[16], top_id[16][RD_BATCH_MAX_TOP];
+    float lp[16], top_lp[16][RD_BATCH_MAX_TOP];
+} top_rec;
+
+static int top_token(void *user, int id, int token, const char *text, size_t len, float lp) {
+    top_rec *r = user;
+    (void)id, (void)text, (void)len;
+    const int *ids;
+    const float *lps;
+    const int n = rd_batch_token_top(r->b, &ids, &lps);
+    r->ids[r->n] = token;
+    r->lp[r->n] = lp;
+    r->n_top[r->n] = n;
+    for (int k = 0; k < n; k++) r->top_id[r->n][k] = ids[k], r->top_lp[r->n][k] = lps[k];
+    r->n++;
+    return 0;
+}
+
+static void test_top_logprobs(void **state) {
+    fixture *f = *state;
+    rd_error err = {0};
+    const rd_batch_opts bo = {.slots = 2, .max_seq = f->max_seq};
+    rd_batch *b = rd_batch_new(f->model, &bo, &err);
+    assert_non_null(b);
+    const int prompt[] = {1, 17, 42, 99};
+    enum { NP = 4, NG = 6, K = 5 };
+    rd_gen_opts o = {.sampling = rd_sampling_defaults(), .max_tokens = NG};
+    o.sampling.temperature = 0;
+    rd_edits_view view = rd_edits_view_at(f->sets[0], 1.0f);
+    top_rec with = {.b = b}, without = {.b = b};
+    const int a = rd_batch_add(b, &view, prompt, NP, &o, &with, &err);
+    const int c = rd_batch_add(b, &view, prompt, NP, &o, &without, &err);
+    assert_true(a >= 0 && c >= 0);
+    assert_int_equal(rd_batch_set_top(b, a, K, &err), 0);
+    assert_int_equal(rd_batch_set_top(b, c, 0, &err), 0);
+    assert_int_equal(rd_batch_set_top(b, a, RD_BATCH_MAX_TOP + 1, &err), -1);
+    assert_int_equal(rd_batch_set_top(b, a, -2, &err), -1);
+    assert_int_equal(rd_batch_set_top(b, 99, 1, &err), -1);
+    assert_int_equal(rd_batch_token_top(b, NULL, NULL), 0);
+    while (rd_batch_step(b, top_token, NULL, &err) > 0) {
+    }
+    assert_int_equal(with.n, NG);
+    assert_int_equal(without.n, NG);
+    /* teacher forcing: every position's logits of prompt + generated tokens */
+    int ids[NP + NG];
+    memcpy(ids, prompt, sizeof prompt);
+    memcpy(ids + NP, with.ids, sizeof with.ids[0] * NG);
+    const int V = rd_model_config(f->model)->vocab_size;
+    float *logits = malloc(sizeof *logits * (size_t)V * (NP + NG));
+    rd_ctx *ctx = rd_ctx_new(f->model, 1, f->max_seq, &err);
+    assert_non_null(ctx);
+    assert_int_equal(rd_forward(ctx, &view, ids, 1, NP + NG, RD_LOGITS_ALL, logits, &err), 0);
+    for (int t = 0; t < NG; t++) {
+        assert_int_equal(without.n_top[t], 0);
+        assert_int_equal(without.ids[t], with.ids[t]);
+        assert_int_equal(with.n_top[t], K);
+        assert_int_equal(with.top_id[t][0], with.ids[t]);   /* the greedy token first */
+        assert_true(with.top_lp[t][0] == with.lp[t]);       /* the same number */
+        const float *row = logits + (size_t)(NP - 1 + t) * V;
+        double mx = row[0], sum = 0;
+        for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+        for (int v = 0; v < V; v++) sum += exp(row[v] - mx);
+        for (int k = 0; k < K; k++) {
+            const int id = with.top_id[t][k];
+            if (k) assert_true(row[id] <= row[with.top_id[t][k - 1]]);
+            assert_true(fabs(with.top_lp[t][k] - (row[id] - mx - log(sum))) < 1e-5);
+            int above = 0; /* exactly k entries of the row are larger */
+            for (int v = 0; v < V; v++) above += row[v] > row[id];
+            assert_true(above <= k);
+        }
+    }
+    rd_ctx_free(ctx);
+    free(logits);
+    rd_batch_free(b);
+}
+
 static void test_errors(void **state) {
     fixture *f = *state;
     rd_error err = {0};
@@ -421,6 +506,7 @@ int main(void) {
         cmocka_unit_test(test_many_rows),
         cmocka_unit_test(test_rows_bit_exact),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_top_logprobs),
     };
     const struct CMUnitTest quant[] = {
         cmocka_unit_test(test_mixed_batch_quant),

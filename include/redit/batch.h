@@ -50,11 +50,33 @@ int rd_batch_add(rd_batch *b, const rd_edits_view *edits, const int *prompt, siz
 
 /* One generated token of sequence `id`: its text through the model's tokenizer (borrowed for
  * the call, not NUL-terminated, may be empty) and logprob, the log-softmax of the raw logits
- * (before penalties and temperature) at the chosen token. Return non-zero to end that
+ * (before penalties and temperature) at the chosen token — for a sequence that asked with
+ * rd_batch_set_top (k ≥ 0), else NAN (a log-softmax over the vocabulary costs several % of a
+ * small model's decode step, so it is not computed unasked). Return non-zero to end that
  * sequence (on_done follows with stopped_by 2). EOS ending a stop_at_eos sequence is not
  * passed here. */
 typedef int (*rd_batch_token_fn)(void *user_data, int id, int token, const char *text,
                                  size_t len, float logprob);
+
+/* The most alternatives rd_batch_set_top takes. */
+#define RD_BATCH_MAX_TOP 20
+
+/* Asks sequence `id` for on_token's logprob (k ≥ 0) and the k (0..RD_BATCH_MAX_TOP) most
+ * likely tokens of every row it samples from, read with rd_batch_token_top inside on_token;
+ * k = -1 (the default): neither is computed (no cost). 0, or -1 with *err for an unknown id
+ * or k out of range. */
+int rd_batch_set_top(rd_batch *b, int id, int k, rd_error *err);
+
+/* Inside on_token only (for the token being passed): the rd_batch_set_top k most likely
+ * tokens of the raw logits row it was sampled from, most likely first (ties: lower id first),
+ * with their log-probabilities computed as on_token's logprob is (the same arithmetic, so the
+ * chosen token's entry equals it bit for bit). *ids and *logprobs are borrowed for the call.
+ * Returns the count (0 when the sequence asked for none, or outside on_token). */
+int rd_batch_token_top(const rd_batch *b, const int **ids, const float **logprobs);
+
+/* The k (≥ 1) most likely entries of a raw logits row (n) as rd_batch_token_top gives them:
+ * ids and log-probabilities (each of k), most likely first. Returns the count (min(k, n)). */
+int rd_logits_top(const float *row, int n, int k, int *ids, float *logprobs);
 
 /* Sequence `id` has ended (stats.stopped_by: 0 token limit, 1 EOS, 2 callback or
  * rd_batch_cancel, 3 context full); its slot is free again when this is called. */

@@ -9,7 +9,9 @@
  * its own. A benchmark, not a test: nothing here asserts a time. */
 #include <cblas.h>
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,8 +465,11 @@ static void usage(FILE *out) {
             "                         method (RED, LoRA, IA3); serve: only the serving rows\n"
             "                         (one sequence against 16 decoded together with 16\n"
             "                         different RED edit sets, and with one shared set; the\n"
-            "                         7B file's 1 against 8 when DIR holds it), in --rounds\n"
-            "                         alternating rounds (at least 3 for the small shapes)\n"
+            "                         7B file's 1 against 8 when DIR holds it; and one\n"
+            "                         client's completion streamed by redit serve to curl\n"
+            "                         against the engine as redit generate runs it), in\n"
+            "                         --rounds alternating rounds (at least 3 for the small\n"
+            "                         shapes)\n"
             "      --only SHAPE       small section: stories15M or stories110M only\n"
             "      --rounds N         7b section: alternating rounds (default 2)\n"
             "      --llama-bench PATH llama.cpp's llama-bench (default $LLAMA_BENCH, else PATH)\n"
@@ -641,6 +646,229 @@ static void bench_serve(const char *path, const char *what, int seqs, int tokens
     snprintf(label, sizeof label, "decode, %d sequences, one shared RED set", seqs);
     printf("  %-46s %9.1f tok/s aggregate: different sets take %.3f× its time (%.3f–%.3f)\n",
            label, median(w, n), mq, q[0], q[n - 1]);
+}
+
+/* ---- serving overhead: a streamed completion against the engine alone ---------------- */
+
+static int placeholder_vocab(int n, rd_vocab *out, rd_error *err);
+
+enum { OV_PROMPT = 8 };
+
+typedef struct overhead_arg {
+    const char *model, *edits;
+    int tokens, ctx;
+} overhead_arg;
+
+/* The prompt both sides decode: ids of the placeholder vocabulary's "▁tN" pieces. */
+static void overhead_prompt(int *ids) {
+    for (int k = 0; k < OV_PROMPT; k++) ids[k] = 300 + (int)((k * 104729u) % 20000u);
+}
+
+static int overhead_token(void *user, int token, const char *text, size_t len) {
+    double *t = user; /* first and last token's time, count */
+    (void)token, (void)text, (void)len;
+    t[1] = cli_now();
+    if (t[2]++ == 0) t[0] = t[1];
+    return 0;
+}
+
+/* The engine as `redit generate -t 2 --edits FILE --temp 0 --ids …` runs it (the CLI's own
+ * model and edit loading, one context, rd_generate): tokens/s from the first token to the
+ * last of the second of two runs (the first warms up, as the server's first request does).
+ * Prints "tok_s". */
+static void run_engine_stream(const void *p, char *out, size_t cap) {
+    const overhead_arg *a = p;
+    rd_error err = {0};
+    const cli_model_args ma = {.path = a->model, .threads = 2, .compute = "auto"}; /* its default */
+    cli_edits_args ea = CLI_EDITS_ARGS_DEFAULT;
+    ea.path = a->edits;
+    rd_edits *e = NULL;
+    rd_model *m = cli_open_model("bench", &ma, 0);
+    rd_ctx *ctx = m && !cli_open_edits(&ea, m, &e, NULL) ? rd_ctx_new(m, 1, a->ctx, &err) : NULL;
+    const rd_edits_view view = cli_edits_view(&ea, e);
+    rd_gen_opts go = {.sampling = rd_sampling_defaults(), .max_tokens = a->tokens};
+    go.sampling.temperature = 0;
+    int prompt[OV_PROMPT];
+    overhead_prompt(prompt);
+    double t[3] = {0};
+    rd_gen_stats st;
+    int bad = !ctx;
+    for (int run = 0; run < 2 && !bad; run++) {
+        t[2] = 0;
+        if (run) rd_ctx_reset(ctx);
+        bad = rd_generate(ctx, &view, prompt, OV_PROMPT, &go, overhead_token, t, NULL, &st,
+                          &err) || t[2] < 2;
+    }
+    if (bad)
+        snprintf(out, cap, "error %s", err.msg[0] ? err.msg : "the model or edits did not load");
+    else
+        snprintf(out, cap, "%.3f", (t[2] - 1) / (t[1] - t[0]));
+    rd_ctx_free(ctx);
+    rd_edits_free(e);
+    rd_model_free(m);
+}
+
+/* One streamed greedy completion through `curl -sN` (read through a pipe, each event
+ * time-stamped as it arrives): tokens/s from the first event with text to the last, over
+ * the usage chunk's completion_tokens less one (an event carries more than one token when
+ * the server holds back an unfinished UTF-8 character); *events gets the count of events
+ * with text, *status curl's wait status. -1 when curl fails. */
+static double curl_stream(int port, const overhead_arg *a, int *events, int *status) {
+    char cmd[1024];
+    int prompt[OV_PROMPT], n = snprintf(cmd, sizeof cmd, "curl -sN --max-time 600 "
+                                        "-H 'Content-Type: application/json' http://127.0.0.1:%d"
+                                        "/v1/completions -d '{\"model\": \"red\", \"prompt\": [",
+                                        port);
+    overhead_prompt(prompt);
+    for (int k = 0; k < OV_PROMPT; k++) n += snprintf(cmd + n, sizeof cmd - (size_t)n, "%s%d", k ? ", " : "", prompt[k]);
+    snprintf(cmd + n, sizeof cmd - (size_t)n, "], \"max_tokens\": %d, \"temperature\": 0, "
+             "\"ignore_eos\": true, \"stream\": true, \"stream_options\": "
+             "{\"include_usage\": true}}'", a->tokens);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    char line[4096];
+    double first = 0, last = 0;
+    int tokens = 0;
+    *events = 0;
+    while (fgets(line, sizeof line, f)) {
+        const double now = cli_now();
+        const char *u = strstr(line, "\"completion_tokens\":");
+        if (u) tokens = atoi(u + 20);
+        if (strncmp(line, "data: {", 7) || !strstr(line, "\"text\":\"") ||
+            strstr(line, "\"text\":\"\""))
+            continue; /* blank lines, [DONE], the final chunk (no text) */
+        if ((*events)++ == 0) first = now;
+        last = now;
+    }
+    *status = pclose(f);
+    return *status == 0 && *events > 1 && tokens > 1 ? (tokens - 1) / (last - first) : -1;
+}
+
+/* `redit serve` (2 threads, one RED edit set) on a free loopback port with its log in
+ * log_path; its pid, and its port in *port, or -1. */
+static pid_t start_server(const char *model, const char *edits, int ctx, const char *log_path,
+                          int *port) {
+    char exe[4096], arg_edits[4200], arg_ctx[32];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = '\0';
+    snprintf(arg_edits, sizeof arg_edits, "red=%s", edits);
+    snprintf(arg_ctx, sizeof arg_ctx, "%d", ctx);
+    unlink(log_path); /* (a former run's "listening" line must not be read) */
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        const int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) dup2(fd, 2);
+        execl(exe, exe, "serve", "-m", model, "--edits", arg_edits, "--port", "0", "-t", "2",
+              "--ctx", arg_ctx, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; pid > 0 && i < 1800; i++) { /* up to 3 minutes: a 7B file loads slowly */
+        FILE *f = fopen(log_path, "r");
+        char l[512];
+        while (f && fgets(l, sizeof l, f)) {
+            const char *at = strstr(l, "listening on http://");
+            if (at && sscanf(strchr(at + 20, ':'), ":%d", port) == 1) {
+                fclose(f);
+                return pid;
+            }
+        }
+        if (f) fclose(f);
+        if (waitpid(pid, NULL, WNOHANG) == pid) return -1;
+        usleep(100000);
+    }
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+    return -1;
+}
+
+/* The server's overhead for one client: a streamed greedy completion of `tokens` tokens
+ * with one RED edit set through `redit serve` and curl, against the same prompt and edits
+ * decoded by the engine as `redit generate` does (a child process), in alternating rounds:
+ * median tokens/s of each, the median of the same rounds' ratios (range). model must have a
+ * tokenizer (each token an event with text). */
+static void bench_serve_overhead(const char *model, const char *dir, const char *what,
+                                 int tokens, int ctx, int rounds) {
+    enum { MAX_R = 8 };
+    if (rounds > MAX_R) rounds = MAX_R;
+    printf("  serving overhead, %s: one client streaming %d greedy tokens (RED edit set) "
+           "through redit serve + curl vs the engine as redit generate runs it, 2 threads, %d "
+           "alternating rounds\n", what, tokens, rounds);
+    if (system("command -v curl >/dev/null 2>&1") != 0) {
+        printf("  SKIPPED: curl is not installed (apt-get install curl)\n");
+        return;
+    }
+    char edits[4096], log_path[4096], out[1024];
+    snprintf(edits, sizeof edits, "%s/serve-overhead-red.safetensors", dir);
+    snprintf(log_path, sizeof log_path, "%s/serve-overhead.log", dir);
+    rd_error err = {0};
+    rd_model *m = rd_model_load(model, NULL, &err);
+    const rd_edit_spec spec = {.sites = RD_SITE_BOTH, .layers = "all", .scale = 1, .bias = 1};
+    rd_edits *e = m ? rd_edits_new(rd_model_config(m), &spec, &err) : NULL;
+    for (size_t k = 0; e && k < rd_edits_param_count(e); k++)
+        rd_edits_params(e)[k] += 0.01f * (float)((k * 2654435761u) % 201 - 100) / 100.0f;
+    const int saved = e && rd_edits_save(e, m, NULL, edits, &err) == 0;
+    rd_edits_free(e);
+    rd_model_free(m);
+    if (!saved) {
+        printf("  serving overhead failed: %s\n", err.msg);
+        return;
+    }
+    int port = 0, events = 0, status = 0;
+    const pid_t pid = start_server(model, edits, ctx, log_path, &port);
+    if (pid < 0) {
+        printf("  serving overhead failed: redit serve did not start (its log: %s)\n", log_path);
+        return;
+    }
+    const overhead_arg a = {model, edits, tokens, ctx};
+    double v[2][MAX_R], q[MAX_R];
+    int n = 0;
+    curl_stream(port, &a, &events, &status); /* warm-up: the model's pages, the threads */
+    for (int r = 0; r < rounds; r++) {
+        v[0][r] = curl_stream(port, &a, &events, &status);
+        if (v[0][r] <= 0) {
+            printf("  serving overhead failed: the curl stream (wait status %d, %d events; the "
+                   "server's log: %s)\n", status, events, log_path);
+            break;
+        }
+        if (in_child(run_engine_stream, &a, out, sizeof out) || !strncmp(out, "error", 5)) {
+            printf("  serving overhead failed: %s\n", out);
+            break;
+        }
+        v[1][r] = atof(out);
+        q[r] = v[0][r] / v[1][r];
+        printf("  round %d: redit serve + curl %.2f tok/s (%d events with text), engine %.2f "
+               "tok/s\n", r + 1, v[0][r], events, v[1][r]);
+        fflush(stdout);
+        n++;
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    if (n == 0) return;
+    const double mq = median(q, n); /* (sorts q: the range is q[0]..q[n - 1]) */
+    printf("  %-46s %9.2f tok/s: %.3f× the engine's %.2f tok/s (%.3f–%.3f)\n",
+           "streamed completion through redit serve", median(v[0], n), mq, median(v[1], n),
+           q[0], q[n - 1]);
+}
+
+/* The stories shape as a GGUF with the placeholder vocabulary (the same weights as its .bin),
+ * so that every token the server streams has text. */
+static int ensure_vocab_model(const char *path, const shape *s) {
+    struct stat st;
+    if (stat(path, &st) == 0) return 0;
+    rd_error err = {0};
+    rd_model_file f;
+    int rc = -1;
+    if (!rd_model_file_random(&f, &s->cfg, 1, 1234, RD_DTYPE_F32, &err)) {
+        rc = placeholder_vocab(s->cfg.vocab_size, &f.vocab, &err) ||
+             rd_gguf_write(path, &f, RD_DTYPE_COUNT, &err);
+        rd_model_file_release(&f);
+    }
+    if (rc) printf("  (cannot write %s: %s)\n", path, err.msg);
+    return rc;
 }
 
 /* ---- the 7b section ----------------------------------------------------------------- */
@@ -1105,6 +1333,13 @@ int cmd_bench(int argc, char **argv) {
                s->cfg.vocab_size, (double)st.st_size / 1e6);
         if (serve_only) { /* --rounds, at least 3 */
             bench_serve(path, s->name, 16, s->decode_tokens, 0, rounds > 3 ? rounds : 3, 1);
+            char vpath[4200];
+            snprintf(vpath, sizeof vpath, "%s/%s-vocab.gguf", dir, s->name);
+            if (!ensure_vocab_model(vpath, s))
+                bench_serve_overhead(vpath, dir, s->name,
+                                     2 * s->decode_tokens < s->cfg.seq_len - 16
+                                         ? 2 * s->decode_tokens : s->cfg.seq_len - 16,
+                                     512, rounds > 3 ? rounds : 3);
             continue;
         }
         if (methods_only) {
@@ -1138,9 +1373,10 @@ int cmd_bench(int argc, char **argv) {
         char path[4096];
         struct stat st;
         snprintf(path, sizeof path, "%s/llama2-7b-q4km.gguf", dir);
-        if (stat(path, &st) == 0)
+        if (stat(path, &st) == 0) {
             bench_serve(path, "llama2-7b Q4_K_M, --compute auto", 8, 16, 1, rounds, 0);
-        else
+            bench_serve_overhead(path, dir, "llama2-7b Q4_K_M, --compute auto", 32, 256, rounds);
+        } else
             printf("\n(no %s: the 7B serving row needs the 7b section's file)\n", path);
         return 0;
     }

@@ -38,6 +38,8 @@ typedef struct seq {
     int *history;       /* (n_prompt + max_gen) prompt then generated ids */
     size_t n_history, n_prompt, max_gen;
     int pos;            /* positions in the slot's cache */
+    int top;            /* alternatives wanted per sampled row (rd_batch_set_top); -1: no
+                         * logprobs at all */
     void *user;
     rd_gen_stats stats;
 } seq;
@@ -54,6 +56,9 @@ struct rd_batch {
     rd_seq *rows;       /* (slots) decode rows */
     int *row_slot;      /* (slots) slot of each decode row */
     rd_buf text;        /* scratch for a token's text */
+    int n_top;          /* alternatives of the token being passed to on_token (else 0) */
+    int top_id[RD_BATCH_MAX_TOP];
+    float top_lp[RD_BATCH_MAX_TOP];
 };
 
 rd_batch *rd_batch_new(const rd_model *m, const rd_batch_opts *opts, rd_error *err) {
@@ -170,6 +175,7 @@ int rd_batch_add(rd_batch *b, const rd_edits_view *edits, const int *prompt, siz
         s->has_view = 1;
     }
     s->opts = *opts;
+    s->top = -1;
     s->user = user_data;
     s->stats.n_prompt = (int)n_prompt;
     s->id = b->next_id++;
@@ -190,14 +196,41 @@ static void seq_end(rd_batch *b, int i, int stopped_by, rd_batch_done_fn on_done
     if (on_done) on_done(user, id, &stats);
 }
 
-/* log-softmax of logits (n) at index id (sums in double). */
-static float log_softmax_at(const float *logits, int n, int id) {
-    float max = logits[0];
+/* The maximum of logits (n) and the log of the sum of exp(logit - max) (sums in double):
+ * a logit's log-softmax is then (float)((double)logit - max - logsum). */
+static void log_softmax_terms(const float *logits, int n, double *max, double *logsum) {
+    float mx = logits[0];
     for (int k = 1; k < n; k++)
-        if (logits[k] > max) max = logits[k];
+        if (logits[k] > mx) mx = logits[k];
     double sum = 0.0;
-    for (int k = 0; k < n; k++) sum += exp((double)logits[k] - (double)max);
-    return (float)((double)logits[id] - (double)max - log(sum));
+    for (int k = 0; k < n; k++) sum += exp((double)logits[k] - (double)mx);
+    *max = (double)mx;
+    *logsum = log(sum);
+}
+
+/* The k most likely entries of row (n logits) into ids / lps, most likely first (ties:
+ * lower id first), as log-probabilities with the terms of log_softmax_terms; their count. */
+static int row_top(const float *row, int n, int k, double max, double logsum, int *ids,
+                   float *lps) {
+    int m = 0;
+    for (int v = 0; v < n && k > 0; v++) {
+        if (m == k && row[v] <= row[ids[k - 1]]) continue;
+        int pos = m < k ? m++ : k - 1;
+        while (pos > 0 && row[v] > row[ids[pos - 1]]) {
+            ids[pos] = ids[pos - 1];
+            pos--;
+        }
+        ids[pos] = v;
+    }
+    for (int i = 0; i < m; i++) lps[i] = (float)((double)row[ids[i]] - max - logsum);
+    return m;
+}
+
+int rd_logits_top(const float *row, int n, int k, int *ids, float *logprobs) {
+    if (!row || n < 1 || k < 1) return 0;
+    double max, logsum;
+    log_softmax_terms(row, n, &max, &logsum);
+    return row_top(row, n, k < n ? k : n, max, logsum, ids, logprobs);
 }
 
 /* Samples the next token of the sequence in slot i from its raw logits row, passes it on and
@@ -212,7 +245,10 @@ static int seq_sample(rd_batch *b, int i, const float *row, rd_batch_token_fn on
         seq_end(b, i, 1, on_done);
         return 0;
     }
-    const float logprob = log_softmax_at(row, b->vocab, id);
+    double max = 0, logsum = 0;
+    if (s->top >= 0) log_softmax_terms(row, b->vocab, &max, &logsum);
+    const float logprob = s->top >= 0 ? (float)((double)row[id] - max - logsum) : NAN;
+    if (s->top > 0) b->n_top = row_top(row, b->vocab, s->top, max, logsum, b->top_id, b->top_lp);
     const int prev = s->history[s->n_history - 1];
     s->history[s->n_history++] = id;
     s->stats.n_generated++;
@@ -222,7 +258,9 @@ static int seq_sample(rd_batch *b, int i, const float *row, rd_batch_token_fn on
         seq_end(b, i, 2, on_done);
         return rd_error_set(err, "batch: out of memory for the text of token %d", id);
     }
-    if (on_token && on_token(s->user, s->id, id, text, len, logprob)) {
+    const int stop = on_token && on_token(s->user, s->id, id, text, len, logprob);
+    b->n_top = 0;
+    if (stop) {
         seq_end(b, i, 2, on_done);
     } else if (s->stats.n_generated >= s->opts.max_tokens) {
         seq_end(b, i, 0, on_done);
@@ -318,6 +356,26 @@ void rd_batch_cancel(rd_batch *b, int id) {
     if (!b || id < 0) return;
     for (int i = 0; i < b->slots; i++)
         if (b->seqs[i].state != SEQ_FREE && b->seqs[i].id == id) b->seqs[i].cancelled = 1;
+}
+
+int rd_batch_set_top(rd_batch *b, int id, int k, rd_error *err) {
+    if (!b) return rd_error_set(err, "batch: no batch given");
+    if (k < -1 || k > RD_BATCH_MAX_TOP)
+        return rd_error_set(err, "batch: %d alternatives per token is out of range [-1, %d]", k,
+                            RD_BATCH_MAX_TOP);
+    for (int i = 0; id >= 0 && i < b->slots; i++)
+        if (b->seqs[i].state != SEQ_FREE && b->seqs[i].id == id) {
+            b->seqs[i].top = k;
+            return 0;
+        }
+    return rd_error_set(err, "batch: no running sequence %d", id);
+}
+
+int rd_batch_token_top(const rd_batch *b, const int **ids, const float **logprobs) {
+    if (!b || b->n_top == 0) return 0;
+    if (ids) *ids = b->top_id;
+    if (logprobs) *logprobs = b->top_lp;
+    return b->n_top;
 }
 
 int rd_batch_running(const rd_batch *b) { return b ? b->running : 0; }

@@ -252,15 +252,16 @@ static int read_opts(rd_server *s, const cJSON *req, int chat, req_opts *q, http
         q->echo = b;
         if ((rc = get_int(req, "logprobs", 0, SERVE_MAX_TOP, &ll, r)) < 0) return -1;
         if (rc) q->logprobs = (int)ll;
-    } else {
+    } else { /* chat: logprobs true, top_logprobs N alternatives */
         b = 0;
         if (get_bool(req, "logprobs", &b, r) < 0) return -1;
-        if (b) {
-            fail(r, 400, "logprobs", "unsupported_value",
-                 "chat logprobs are not supported by redit serve (the legacy /v1/completions "
-                 "gives them)");
+        if ((rc = get_int(req, "top_logprobs", 0, SERVE_MAX_TOP, &ll, r)) < 0) return -1;
+        if (rc && !b) {
+            fail(r, 400, "top_logprobs", "invalid_value",
+                 "'top_logprobs' needs 'logprobs' set to true");
             return -1;
         }
+        if (b) q->logprobs = rc ? (int)ll : 0;
     }
     return 0;
 }
@@ -412,6 +413,7 @@ static int echo_tokens(rd_server *s, job *j) {
         if (j->logprobs >= 0) {
             lp_token *t = &j->lp[i];
             t->id = j->prompt[i];
+            t->prev = prev;
             t->text_off = text.len;
             size_t pl = n;
             const char *pt = buf;
@@ -497,9 +499,8 @@ void api_completion(rd_server *s, const char *body, size_t len, int chat, http_r
                                   &count, r)) {
         goto done;
     }
-    if (stream && (count != 1 || q.logprobs >= 0)) {
-        fail(r, 400, "stream", "unsupported_value",
-             "streaming takes one prompt and no logprobs");
+    if (stream && count != 1) {
+        fail(r, 400, "stream", "unsupported_value", "streaming takes one prompt");
         goto done;
     }
     for (int i = 0; i < count; i++) {
@@ -543,6 +544,7 @@ void api_completion(rd_server *s, const char *body, size_t len, int chat, http_r
         j->strength = q.strength;
         j->echo = q.echo;
         j->logprobs = q.logprobs;
+        j->last_id = j->prompt[j->n_prompt - 1];
         for (int k = 0; k < q.n_stop; k++)
             if ((j->stop[k] = strdup(q.stop[k]))) j->n_stop++;
         if (turn && !(j->turn_stop = strdup(turn))) break;
@@ -614,7 +616,25 @@ static cJSON *usage_json(http_reply *r) {
     return u;
 }
 
-static cJSON *logprobs_json(rd_server *s, const job *j) {
+/* The text of token id after prev as a completion shows it (a control piece: its piece,
+ * e.g. "<s>"), at most cap - 1 bytes into buf; its length. */
+static size_t token_text(const rd_tokenizer *tok, int prev, int id, char *buf, size_t cap) {
+    size_t n = tok ? rd_tokenizer_decode_piece(tok, prev, id, buf, cap - 1) : 0;
+    if (n > cap - 1) n = cap - 1;
+    if (!n && tok) {
+        size_t pl;
+        const char *p = rd_tokenizer_piece(tok, id, &pl);
+        n = p ? (pl < cap - 1 ? pl : cap - 1) : 0;
+        if (p) memcpy(buf, p, n);
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* The legacy completion's logprobs of entries [from, to) of j's list: tokens,
+ * token_logprobs (null for the first prompt token), top_logprobs ({text: logprob}),
+ * text_offset. */
+static cJSON *logprobs_json(rd_server *s, const job *j, size_t from, size_t to) {
     const rd_tokenizer *tok = rd_model_tokenizer(s->m);
     cJSON *o = cJSON_CreateObject();
     cJSON *tokens = cJSON_AddArrayToObject(o, "tokens");
@@ -622,7 +642,7 @@ static cJSON *logprobs_json(rd_server *s, const job *j) {
     cJSON *tops = cJSON_AddArrayToObject(o, "top_logprobs");
     cJSON *offs = cJSON_AddArrayToObject(o, "text_offset");
     char buf[256];
-    for (size_t i = 0; i < j->n_lp; i++) {
+    for (size_t i = from; i < to; i++) {
         const lp_token *t = &j->lp[i];
         add_text(tokens, NULL, t->text, t->text ? strlen(t->text) : 0);
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)t->text_off));
@@ -633,18 +653,8 @@ static cJSON *logprobs_json(rd_server *s, const job *j) {
         }
         cJSON_AddItemToArray(lps, cJSON_CreateNumber(t->lp));
         cJSON *top = cJSON_CreateObject();
-        const int prev = i && i <= j->n_echo ? j->lp[i - 1].id : -1;
         for (int k = 0; k < t->n_top; k++) {
-            size_t n = tok ? rd_tokenizer_decode_piece(tok, prev, t->top_id[k], buf, sizeof buf - 1) : 0;
-            if (n > sizeof buf - 1) n = sizeof buf - 1;
-            buf[n] = '\0';
-            if (!n && tok) {
-                size_t pl;
-                const char *p = rd_tokenizer_piece(tok, t->top_id[k], &pl);
-                n = p ? (pl < sizeof buf - 1 ? pl : sizeof buf - 1) : 0;
-                if (p) memcpy(buf, p, n);
-                buf[n] = '\0';
-            }
+            const size_t n = token_text(tok, t->prev, t->top_id[k], buf, sizeof buf);
             char *key = utf8_clean(buf, n);
             if (key && !cJSON_GetObjectItemCaseSensitive(top, key))
                 cJSON_AddNumberToObject(top, key, t->top_lp[k]);
@@ -653,6 +663,45 @@ static cJSON *logprobs_json(rd_server *s, const job *j) {
         cJSON_AddItemToArray(tops, top);
     }
     return o;
+}
+
+/* {token, logprob, bytes} of one chat logprobs entry into o. */
+static void chat_token(cJSON *o, const char *text, size_t n, float lp) {
+    add_text(o, "token", text, n);
+    cJSON_AddNumberToObject(o, "logprob", lp);
+    cJSON *bytes = cJSON_AddArrayToObject(o, "bytes");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)text[i]));
+}
+
+/* The chat completion's logprobs of generated entries [from, to): {"content": [{token,
+ * logprob, bytes, top_logprobs: [{token, logprob, bytes}, ...]}, ...], "refusal": null}. */
+static cJSON *chat_logprobs_json(rd_server *s, const job *j, size_t from, size_t to) {
+    const rd_tokenizer *tok = rd_model_tokenizer(s->m);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *content = cJSON_AddArrayToObject(o, "content");
+    char buf[256];
+    for (size_t i = from; i < to; i++) {
+        const lp_token *t = &j->lp[i];
+        cJSON *e = cJSON_CreateObject();
+        chat_token(e, t->text, t->text ? strlen(t->text) : 0, t->lp);
+        cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
+        for (int k = 0; k < t->n_top; k++) {
+            cJSON *a = cJSON_CreateObject();
+            const size_t n = token_text(tok, t->prev, t->top_id[k], buf, sizeof buf);
+            chat_token(a, buf, n, t->top_lp[k]);
+            cJSON_AddItemToArray(top, a);
+        }
+        cJSON_AddItemToArray(content, e);
+    }
+    cJSON_AddNullToObject(o, "refusal");
+    return o;
+}
+
+/* The logprobs of entries [from, to) in the request's format. */
+static cJSON *any_logprobs_json(rd_server *s, const http_reply *r, const job *j, size_t from,
+                                size_t to) {
+    return r->chat ? chat_logprobs_json(s, j, from, to) : logprobs_json(s, j, from, to);
 }
 
 static cJSON *response_head(http_reply *r, const char *object) {
@@ -696,7 +745,8 @@ void api_final_json(rd_server *s, http_reply *r) {
         } else {
             add_text(c, "text", text, j->text.len);
         }
-        if (j->logprobs >= 0) cJSON_AddItemToObject(c, "logprobs", logprobs_json(s, j));
+        if (j->logprobs >= 0)
+            cJSON_AddItemToObject(c, "logprobs", any_logprobs_json(s, r, j, 0, j->n_lp));
         else cJSON_AddNullToObject(c, "logprobs");
         cJSON_AddStringToObject(c, "finish_reason", finish_name(j->finish));
         cJSON_AddItemToArray(choices, c);
@@ -716,9 +766,12 @@ static void sse(rd_buf *out, cJSON *o) {
     cJSON_Delete(o);
 }
 
-/* One chunk: delta text (may be NULL: none), finish reason (NULL: null), role (chat). */
-static void chunk(http_reply *r, rd_buf *out, const char *text, size_t len, const char *finish,
-                  int role) {
+/* One chunk: delta text (may be NULL: none), finish reason (NULL: null), role (chat), and
+ * the logprobs of job 0's entries r->lp_sent.. up to `lp_to` (those not yet sent; a request
+ * without logprobs: null). */
+static void chunk(rd_server *s, http_reply *r, rd_buf *out, const char *text, size_t len,
+                  const char *finish, int role, size_t lp_to) {
+    const job *j = r->jobs[0];
     cJSON *o = response_head(r, r->chat ? "chat.completion.chunk" : "text_completion");
     cJSON *c = cJSON_CreateObject();
     cJSON_AddNumberToObject(c, "index", 0);
@@ -728,6 +781,11 @@ static void chunk(http_reply *r, rd_buf *out, const char *text, size_t len, cons
         if (text) add_text(d, "content", text, len);
     } else {
         add_text(c, "text", text, len);
+    }
+    if (j->logprobs >= 0 && !role) {
+        cJSON_AddItemToObject(c, "logprobs", any_logprobs_json(s, r, j, r->lp_sent, lp_to));
+        r->lp_sent = lp_to;
+    } else {
         cJSON_AddNullToObject(c, "logprobs");
     }
     if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
@@ -737,17 +795,30 @@ static void chunk(http_reply *r, rd_buf *out, const char *text, size_t len, cons
     sse(out, o);
 }
 
+/* Streams with logprobs: each text chunk carries the entries of the tokens generated since
+ * the previous chunk (a token whose text is held back — a possible stop text, an unfinished
+ * UTF-8 character — goes with the chunk before its text), the final chunk the rest; an echo
+ * chunk those of the prompt, once the engine has scored it. */
+static int echo_scored(const job *j) {
+    return !(j->echo && j->logprobs >= 0 && j->state == JOB_QUEUED);
+}
+
+int api_stream_ready(const http_reply *r, size_t sent, int first) {
+    const job *j = r->jobs[0];
+    return j->state == JOB_DONE || j->safe > sent || (first && echo_scored(j));
+}
+
 int api_stream_chunks(rd_server *s, http_reply *r, size_t *sent, int *first, rd_buf *out,
                       int *finished) {
     job *j = r->jobs[0];
-    (void)s;
-    if (*first) {
-        if (r->chat) chunk(r, out, "", 0, NULL, 1);
-        else if (j->echo) chunk(r, out, j->echo_text, strlen(j->echo_text), NULL, 0);
+    if (*first && echo_scored(j)) {
+        if (r->chat) chunk(s, r, out, "", 0, NULL, 1, 0);
+        else if (j->echo) chunk(s, r, out, j->echo_text, strlen(j->echo_text), NULL, 0, j->n_echo);
         *first = 0;
     }
+    if (*first) return 0;
     if (j->safe > *sent) {
-        chunk(r, out, j->text.data + *sent, j->safe - *sent, NULL, 0);
+        chunk(s, r, out, j->text.data + *sent, j->safe - *sent, NULL, 0, j->n_lp);
         *sent = j->safe;
     }
     if (j->state != JOB_DONE) return 0;
@@ -758,7 +829,7 @@ int api_stream_chunks(rd_server *s, http_reply *r, size_t *sent, int *first, rd_
         rd_buf_printf(out, "data: %s\n\n", e ? e : "{}");
         free(e);
     } else {
-        chunk(r, out, r->chat ? NULL : "", 0, finish_name(j->finish), 0);
+        chunk(s, r, out, r->chat ? NULL : "", 0, finish_name(j->finish), 0, j->n_lp);
     }
     if (r->include_usage) {
         cJSON *o = response_head(r, r->chat ? "chat.completion.chunk" : "text_completion");

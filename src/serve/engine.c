@@ -13,6 +13,8 @@
 #include <cjson/cJSON.h>
 
 #include "serve_internal.h"
+
+_Static_assert(SERVE_MAX_TOP <= RD_BATCH_MAX_TOP, "the batch gives at most RD_BATCH_MAX_TOP");
 #include "redit/forward.h"
 #include "redit/tokenizer.h"
 
@@ -134,29 +136,13 @@ static int lp_reserve(job *j) {
     return rd_array_reserve(&j->lp, &j->cap_lp, j->n_lp + 1, sizeof *j->lp);
 }
 
-/* The top k (≤ SERVE_MAX_TOP) of row (V logits) as log-probabilities, and the log-sum-exp. */
+/* The log-sum-exp of row (V logits). */
 static double row_lse(const float *row, int V) {
     float mx = row[0];
     for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
     double sum = 0;
     for (int v = 0; v < V; v++) sum += exp((double)row[v] - mx);
     return mx + log(sum);
-}
-
-static void row_top(const float *row, int V, double lse, int k, lp_token *t) {
-    t->n_top = 0;
-    for (int v = 0; v < V; v++) {
-        int pos = t->n_top;
-        if (pos == k && (k == 0 || row[v] <= row[t->top_id[k - 1]])) continue;
-        if (pos == k) pos--;
-        while (pos > 0 && row[v] > row[t->top_id[pos - 1]]) {
-            t->top_id[pos] = t->top_id[pos - 1];
-            pos--;
-        }
-        t->top_id[pos] = v;
-        if (t->n_top < k) t->n_top++;
-    }
-    for (int i = 0; i < t->n_top; i++) t->top_lp[i] = (float)(row[t->top_id[i]] - lse);
 }
 
 /* The echoed prompt's log-probabilities: one forward pass over the whole prompt (every
@@ -179,31 +165,41 @@ static int score_prompt(rd_server *s, rd_ctx **score, job *j, rd_error *err) {
         lp_token *t = &j->lp[i];
         t->lp = (float)(row[j->prompt[i]] - lse);
         t->has_lp = 1;
-        row_top(row, V, lse, j->logprobs, t);
+        t->n_top = j->logprobs > 0 ? rd_logits_top(row, V, j->logprobs, t->top_id, t->top_lp) : 0;
     }
     free(logits);
     return 0;
 }
 
-/* A generated token's logprobs entry (under mu). */
+/* A generated token's logprobs entry with the batch's top list for it (under mu; inside
+ * the batch's on_token). */
 static void record_token(job *j, rd_server *s, int token, const char *text, size_t len,
                          float logprob) {
+    const int prev = j->last_id;
+    const size_t off = j->echo_len + j->raw_len;
+    j->last_id = token;
+    j->raw_len += len;
     if (j->logprobs < 0 || lp_reserve(j)) return;
     lp_token *t = &j->lp[j->n_lp];
     memset(t, 0, sizeof *t);
     t->id = token;
+    t->prev = prev;
     t->text = malloc(len + 1);
     if (!t->text) return;
     memcpy(t->text, text, len);
     t->text[len] = '\0';
-    t->text_off = j->echo_len + j->text.len;
+    t->text_off = off;
     t->lp = logprob;
     t->has_lp = 1;
-    t->n_top = j->logprobs > 0 ? 1 : 0; /* only the chosen token is known */
-    t->top_id[0] = token;
-    t->top_lp[0] = logprob;
+    const int *ids;
+    const float *lps;
+    const int n = rd_batch_token_top(s->batch, &ids, &lps);
+    t->n_top = n < j->logprobs ? n : j->logprobs;
+    for (int k = 0; k < t->n_top; k++) {
+        t->top_id[k] = ids[k];
+        t->top_lp[k] = lps[k];
+    }
     j->n_lp++;
-    (void)s;
 }
 
 static int on_token(void *user, int id, int token, const char *text, size_t len, float logprob) {
@@ -277,6 +273,8 @@ static void admit(rd_server *s, rd_ctx **score, job *j) {
     if (!rc && j->gen.max_tokens > 0)
         rc = (id = rd_batch_add(s->batch, j->es ? &view : NULL, j->prompt, j->n_prompt, &j->gen,
                                 j, &err)) < 0;
+    if (!rc && id >= 0 && j->logprobs >= 0) /* (cannot fail: a running id, k ≤ SERVE_MAX_TOP) */
+        (void)rd_batch_set_top(s->batch, id, j->logprobs, &err);
     pthread_mutex_lock(&s->mu);
     if (rc) {
         snprintf(j->errmsg, sizeof j->errmsg, "%s", err.msg);
@@ -289,6 +287,7 @@ static void admit(rd_server *s, rd_ctx **score, job *j) {
         j->state = JOB_RUNNING;
         s->active[s->n_running++] = j;
     }
+    pthread_cond_broadcast(&j->cv); /* a stream echoing scored prompt tokens may start */
 }
 
 void *engine_main(void *arg) {

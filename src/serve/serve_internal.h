@@ -30,7 +30,7 @@ typedef struct edit_set {
 
 /* One token of a completion's logprobs (echoed prompt tokens, then generated ones). */
 typedef struct lp_token {
-    int id;
+    int id, prev;    /* the token, and the one before it (its text depends on it; -1: none) */
     size_t text_off; /* byte offset of its text in the choice's text */
     char *text;      /* its text (malloc'ed) */
     float lp;        /* its log-probability; has_lp 0: null (the first prompt token) */
@@ -54,7 +54,7 @@ typedef struct job {
     char *stop[SERVE_MAX_STOP];
     int n_stop;
     char *turn_stop; /* chat: the template's next-turn text (NULL or "": none) */
-    int logprobs;    /* top logprobs wanted per token; -1: no logprobs */
+    int logprobs;    /* top logprobs wanted per token (0..SERVE_MAX_TOP); -1: no logprobs */
     int echo;
     char *echo_text; /* echo: the prompt's text (the decoded prompt tokens) */
     /* engine-side */
@@ -71,6 +71,9 @@ typedef struct job {
     char errmsg[RD_ERROR_MAX];
     lp_token *lp;    /* echoed prompt tokens (n_echo) then generated tokens */
     size_t n_lp, cap_lp, n_echo, echo_len;
+    size_t raw_len;  /* bytes of generated token text so far (before stop texts and the chat
+                      * filter): the next token's text_off is echo_len + raw_len */
+    int last_id;     /* the last token of the prompt, then of the generation */
     pthread_cond_t cv;
 } job;
 
@@ -116,6 +119,7 @@ typedef struct http_reply {
     job **jobs;      /* streaming or waiting: the jobs to wait for (refs held) */
     int n_jobs;
     int stream, chat, include_usage;
+    size_t lp_sent;  /* streaming: logprobs entries of job 0 sent so far */
     char id[48];
     char model[136];
     long created;
@@ -133,6 +137,8 @@ void api_final_json(rd_server *s, http_reply *r);
  * chunks and "data: [DONE]" when it is done: *finished = 1). Under mu. */
 int api_stream_chunks(rd_server *s, http_reply *r, size_t *sent, int *first, rd_buf *out,
                       int *finished);
+/* Streaming: 1 when api_stream_chunks has something to send for job 0 (under mu). */
+int api_stream_ready(const http_reply *r, size_t sent, int first);
 char *api_models_json(rd_server *s);
 void api_edits_post(rd_server *s, const char *body, size_t len, http_reply *r);
 void api_edits_delete(rd_server *s, const char *name, http_reply *r);

@@ -116,9 +116,9 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (c->finished) return MHD_CONTENT_READER_END_OF_STREAM;
         job *j = c->r.jobs[0];
         pthread_mutex_lock(&s->mu);
-        while (j->state != JOB_DONE && j->safe <= c->sent && !c->first) {
+        while (!api_stream_ready(&c->r, c->sent, c->first)) {
             wait_a_little(s, j);
-            if (j->state != JOB_DONE && j->safe <= c->sent && peer_gone(c->mc)) {
+            if (!api_stream_ready(&c->r, c->sent, c->first) && peer_gone(c->mc)) {
                 cancel_jobs(s, c);
                 pthread_mutex_unlock(&s->mu);
                 return MHD_CONTENT_READER_END_WITH_ERROR;

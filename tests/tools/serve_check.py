@@ -18,6 +18,15 @@ standard library only: http.client, sockets, threads).
   serve_check.py generated GEN_OUT PROMPT `redit generate` output to the completion text the
                                           server gives (prompt and final newline dropped,
                                           ill-formed UTF-8 replaced as the server does)
+  serve_check.py gen_logprobs RESP K IDS LOGITS_CMD...  a greedy completion's (or chat's)
+                                          logprobs of its generated tokens with K alternatives
+                                          against teacher forcing: LOGITS_CMD (`redit logits
+                                          -m M ...`, given --ids and -o here) over the prompt
+                                          IDS and the greedy ids found one by one: each
+                                          logprob and the top list equal to 1e-5, the list
+                                          sorted, its first entry the greedy token
+  serve_check.py sse_logprobs FILE        a saved event stream's logprobs, the chunks'
+                                          lists joined (legacy or chat format), as JSON
 """
 import http.client
 import json
@@ -26,7 +35,9 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import threading
 
 
@@ -61,6 +72,80 @@ def parse_sse(raw):
             if c.get("finish_reason"):
                 finish = c["finish_reason"]
     return "".join(text), finish, usage, chunks
+
+
+def logits_rows(cmd, ids):
+    """Teacher forcing: `cmd --ids IDS -o F`'s float32 rows (one per position)."""
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "logits.f32")
+        r = subprocess.run(cmd + ["--ids", " ".join(map(str, ids)), "-o", out],
+                           capture_output=True, text=True)
+        if r.returncode:
+            fail(f"{' '.join(cmd)}: {r.stderr.strip()}")
+        raw = open(out, "rb").read()
+    V = len(raw) // 4 // len(ids)
+    return [struct.unpack_from(f"<{V}f", raw, i * V * 4) for i in range(len(ids))]
+
+
+def gen_logprobs(resp, k, prompt, cmd):
+    c = resp["choices"][0]
+    chat = "message" in c
+    lp = c["logprobs"]
+    if chat:
+        got = [(e["logprob"], [(a["logprob"], bytes(a["bytes"])) for a in e["top_logprobs"]],
+                bytes(e["bytes"])) for e in lp["content"]]
+    else:
+        got = [(l, [(v, t.encode()) for t, v in top.items()], t.encode())
+               for l, top, t in zip(lp["token_logprobs"], lp["top_logprobs"], lp["tokens"])]
+    n = resp["usage"]["completion_tokens"]
+    if len(got) != n or n < 2:
+        fail(f"{len(got)} logprobs entries for {n} generated tokens")
+    ids = list(prompt)
+    rows = []
+    for i in range(n):  # the greedy ids, one forward run per token
+        rows = logits_rows(cmd, ids)
+        ids.append(max(range(len(rows[-1])), key=lambda v: (rows[-1][v], -v)))
+    worst = 0.0
+    for i, (logprob, top, text) in enumerate(got):
+        row = rows[len(prompt) - 1 + i]
+        m = max(row)
+        lse = m + math.log(sum(math.exp(v - m) for v in row))
+        want = sorted((row[v] - lse for v in range(len(row))), reverse=True)[:k]
+        worst = max(worst, abs(logprob - (row[ids[len(prompt) + i]] - lse)))
+        if len(top) != k and (chat or len(top) < min(k, 2)):  # (legacy: see below)
+            fail(f"token {i}: {len(top)} alternatives, {k} asked for")
+        if not top or [v for v, _ in top] != sorted((v for v, _ in top), reverse=True):
+            fail(f"token {i}: the alternatives are not sorted: {top}")
+        if top[0][0] != logprob or top[0][1] != text:
+            fail(f"token {i}: the first alternative {top[0]} is not the greedy token "
+                 f"{text!r} {logprob}")
+        for v, _ in top:  # (legacy: texts that coincide keep one entry)
+            worst = max(worst, min(abs(v - w) for w in want))
+        if chat:
+            worst = max(worst, max(abs(v - w) for (v, _), w in zip(top, want)))
+    if worst > 1e-5:
+        fail(f"generated tokens' logprobs differ from teacher forcing by {worst:.3g} (> 1e-5)")
+    print(f"{n} generated tokens' logprobs within {worst:.2g}")
+
+
+def sse_logprobs(raw):
+    legacy = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    content = []
+    chat = False
+    for ev in raw.decode("utf-8").split("\n\n"):
+        if not ev.startswith("data: {"):
+            continue
+        for c in json.loads(ev[6:]).get("choices", []):
+            chat = chat or "delta" in c
+            lp = c.get("logprobs")
+            if lp is None:
+                continue
+            if "content" in lp:
+                content += lp["content"]
+            else:
+                for key in legacy:
+                    legacy[key] += lp[key]
+    return {"content": content, "refusal": None} if chat else legacy
 
 
 def post(port, key, path, body, timeout=60):
@@ -201,6 +286,11 @@ def main():
         if not out.startswith(prompt) or not out.endswith(b"\n"):
             fail(f"unexpected redit generate output {out[:200]!r}")
         sys.stdout.write(out[len(prompt):-1].decode("utf-8", errors="replace"))
+    elif cmd == "gen_logprobs":
+        gen_logprobs(json.load(open(sys.argv[2])), int(sys.argv[3]),
+                     [int(x) for x in sys.argv[4].split()], sys.argv[5:])
+    elif cmd == "sse_logprobs":
+        print(json.dumps(sse_logprobs(open(sys.argv[2], "rb").read())))
     else:
         fail(f"unknown command {cmd}")
 
