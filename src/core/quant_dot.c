@@ -564,18 +564,22 @@ static const uint8_t scale_shuffle[8][16] = {
 /* The sub-block scales of a K-quant super-block as maddubs' int16 lanes see them: sc[k]
  * for chunk k (elements 32k .. 32k+31), c the 16 offsets against the activation sums, and
  * dA, dB (headerk's values, here with vector code for the common types). */
+/* A Q4_K / Q5_K super-block's eight 6-bit scales (bytes 0..7) and eight 6-bit mins (bytes
+ * 8..15), unpacked from the 12 bytes after d and dmin: k4_unpack_scales in registers (a
+ * 16-byte load of its four 4-byte stores would stall on store forwarding). */
+static inline __m128i k4_scales_mins(const uint8_t *b) {
+    uint32_t u[3];
+    memcpy(u, b + 4, 12);
+    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    return _mm_setr_epi32((int)(u[0] & m6), (int)((u[2] & m4) | (((u[0] >> 6) & m2) << 4)),
+                          (int)(u[1] & m6),
+                          (int)(((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4)));
+}
+
 static inline void scales_avx(rd_dtype t, const uint8_t *b, __m256i sc[8], __m256i *c,
                               float *dA, float *dB) {
     if (t == RD_DTYPE_Q4_K || t == RD_DTYPE_Q5_K) {
-        uint32_t u[3];
-        memcpy(u, b + 4, 12);
-        const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-        /* k4_unpack_scales in registers (a 16-byte load of its four 4-byte stores would
-         * stall on store forwarding) */
-        const __m128i v = _mm_setr_epi32((int)(u[0] & m6),
-                                         (int)((u[2] & m4) | (((u[0] >> 6) & m2) << 4)),
-                                         (int)(u[1] & m6),
-                                         (int)(((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4)));
+        const __m128i v = k4_scales_mins(b);
         for (int k = 0; k < 8; k++)
             sc[k] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, _mm_set1_epi8((char)k)));
         *c = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(
@@ -674,13 +678,7 @@ QD_INLINE void avxk(rd_dtype t, const void *w, const void *y, size_t y_stride, i
 static inline void scales16(rd_dtype t, const uint8_t *b, __m256i *sc16, __m256i *c, float *dA,
                             float *dB) {
     if (t == RD_DTYPE_Q4_K || t == RD_DTYPE_Q5_K) {
-        uint32_t u[3];
-        memcpy(u, b + 4, 12);
-        const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-        const __m128i v = _mm_setr_epi32((int)(u[0] & m6),
-                                         (int)((u[2] & m4) | (((u[0] >> 6) & m2) << 4)),
-                                         (int)(u[1] & m6),
-                                         (int)(((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4)));
+        const __m128i v = k4_scales_mins(b);
         *sc16 = _mm256_cvtepu8_epi16(
             _mm_shuffle_epi8(v, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)));
         *c = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(

@@ -29,23 +29,16 @@ async function main() {
   }
   // logprobs as the client types them: the chat answer's content list, and a streamed
   // chat's chunks adding up to the same list
-  const lp = await client.chat.completions.create({
+  const lpRequest = {
     model: process.env.MODEL,
     messages: [{ role: "user", content: "Name item 3." }],
     temperature: 0,
     max_tokens: 6,
     logprobs: true,
     top_logprobs: 2,
-  });
-  const lpStream = await client.chat.completions.create({
-    model: process.env.MODEL,
-    messages: [{ role: "user", content: "Name item 3." }],
-    temperature: 0,
-    max_tokens: 6,
-    logprobs: true,
-    top_logprobs: 2,
-    stream: true,
-  });
+  };
+  const lp = await client.chat.completions.create(lpRequest);
+  const lpStream = await client.chat.completions.create({ ...lpRequest, stream: true });
   const streamedLp = [];
   for await (const chunk of lpStream) {
     const c = chunk.choices[0];
