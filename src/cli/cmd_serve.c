@@ -149,12 +149,12 @@ int cmd_serve(int argc, char **argv) {
         }
     }
     if ((rc = cli_parse_end("serve", argc, argv, ma.path, "-m MODEL", NULL, NULL))) goto out;
-    if (getenv("REDIT_SERVE_STEP_DELAY_MS")) /* tests only: see rd_server_opts */
-        so.step_delay_ms = atoi(getenv("REDIT_SERVE_STEP_DELAY_MS"));
-    if (!so.api_key && getenv("REDIT_API_KEY") && getenv("REDIT_API_KEY")[0])
-        so.api_key = getenv("REDIT_API_KEY");
+    const char *step_delay = getenv("REDIT_SERVE_STEP_DELAY_MS"); /* tests only: see rd_server_opts */
+    if (step_delay) so.step_delay_ms = atoi(step_delay);
+    const char *env_key = getenv("REDIT_API_KEY");
+    if (!so.api_key && env_key && env_key[0]) so.api_key = env_key;
     if (!so.model_id) {
-        default_alias(ma.path, alias, sizeof alias);
+        default_alias(ma.path ? ma.path : "", alias, sizeof alias); /* -m is checked above */
         so.model_id = alias;
     }
     /* SIGTERM and SIGINT go to the waiting main thread: blocked before any thread starts */

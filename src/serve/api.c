@@ -164,11 +164,11 @@ static int read_opts(rd_server *s, const cJSON *req, int chat, req_opts *q, http
     double d;
     long long ll;
     int rc, b;
-    if ((rc = get_int(req, "n", 1, 1, &ll, r)) < 0) {
+    if (get_int(req, "n", 1, 1, &ll, r) < 0) {
         fail(r, 400, "n", "unsupported_value", "'n' must be 1: redit serve returns one choice per prompt");
         return -1;
     }
-    if ((rc = get_int(req, "best_of", 1, 1, &ll, r)) < 0) {
+    if (get_int(req, "best_of", 1, 1, &ll, r) < 0) {
         fail(r, 400, "best_of", "unsupported_value", "'best_of' must be 1");
         return -1;
     }
@@ -420,7 +420,7 @@ static int echo_tokens(rd_server *s, job *j) {
             if (!n && tok) pt = rd_tokenizer_piece(tok, j->prompt[i], &pl); /* "<s>" */
             if (!pt) pl = 0;
             if (!(t->text = malloc(pl + 1))) return -1;
-            memcpy(t->text, pt, pl);
+            if (pl) memcpy(t->text, pt, pl);
             t->text[pl] = '\0';
             j->n_lp = j->n_echo = i + 1;
         }
@@ -462,7 +462,7 @@ void api_completion(rd_server *s, const char *body, size_t len, int chat, http_r
         fail(r, 400, "model", "invalid_type", "'model' must be a string");
         goto done;
     }
-    const char *name = cJSON_IsString(model) ? model->valuestring : s->model_id;
+    const char *name = model && cJSON_IsString(model) ? model->valuestring : s->model_id;
     pthread_mutex_lock(&s->mu);
     if (strcmp(name, s->model_id) && (es = sets_find(s, name))) es->refs++;
     pthread_mutex_unlock(&s->mu);

@@ -185,7 +185,7 @@ int rd_classify_dp(const rd_model *m, const rd_edits_view *view, const rd_datase
         const size_t bytes = sizeof(double) * nc;
         if (me > 0) {
             if (rd_dp_to_root(dp, 0, cand_lp, bytes, err)) rc = -1;
-        } else {
+        } else if (other) { /* always, on rank 0 of several (allocated above) */
             for (int r = 1; r < N && rc == 0; r++) {
                 if (rd_dp_to_root(dp, r, other, bytes, err)) {
                     rc = -1;

@@ -220,6 +220,9 @@ int rd_mc_score_dp(const rd_model *m, const rd_edits_view *view, const rd_mc_set
     memset(out, 0, sizeof *out);
     const size_t n = rd_mc_size(s), lo = share_lo(n, me, N), hi = share_lo(n, me + 1, N);
     rd_mc_scores mine = {0};
+    /* rank 0's whole-set arrays (n items; offset[n] choices), out's once complete */
+    int *pred = NULL, *pred_norm = NULL, *tokens = NULL;
+    double *loglik = NULL;
     int rc = 0;
     if (hi > lo) { /* the items [lo, hi) as a set of their own: rd_mc_score unchanged */
         rd_mc_set *part = rd_mc_slice(s, lo, hi, err);
@@ -227,7 +230,7 @@ int rd_mc_score_dp(const rd_model *m, const rd_edits_view *view, const rd_mc_set
         rd_mc_free(part);
     }
     /* every item's place in the whole set's arrays, as one process lays them out */
-    size_t *offset = malloc(sizeof *offset * (n + 1));
+    size_t *offset = calloc(n + 1, sizeof *offset);
     if (!offset && rc == 0) rc = rd_error_set(err, "out of memory for multiple-choice scoring");
     if (offset) {
         offset[0] = 0;
@@ -250,11 +253,11 @@ int rd_mc_score_dp(const rd_model *m, const rd_edits_view *view, const rd_mc_set
             }
         }
         if (status == 0) {
-            out->pred = malloc(sizeof *out->pred * (n + 1));
-            out->pred_norm = malloc(sizeof *out->pred_norm * (n + 1));
-            out->loglik = malloc(sizeof *out->loglik * (offset[n] + 1));
-            out->tokens = malloc(sizeof *out->tokens * (offset[n] + 1));
-            if (!out->pred || !out->pred_norm || !out->loglik || !out->tokens)
+            pred = calloc(n + 1, sizeof *pred);
+            pred_norm = calloc(n + 1, sizeof *pred_norm);
+            loglik = calloc(offset[n] + 1, sizeof *loglik);
+            tokens = calloc(offset[n] + 1, sizeof *tokens);
+            if (!pred || !pred_norm || !loglik || !tokens)
                 status = rd_error_set(err, "out of memory for multiple-choice scoring");
         }
     }
@@ -263,37 +266,50 @@ int rd_mc_score_dp(const rd_model *m, const rd_edits_view *view, const rd_mc_set
         if (me > 0 && rc == 0) rd_error_set(err, "the multiple-choice scoring failed on another rank");
         goto fail;
     }
+    /* not taken: a rank that lacks these reported a failure, so status is -1 everywhere (the
+     * analysers cannot follow that through the exchange) */
+    if (!offset || (me == 0 && (!pred || !pred_norm || !loglik || !tokens)) ||
+        (hi > lo && (!mine.pred || !mine.pred_norm || !mine.loglik || !mine.tokens)))
+        goto fail;
     /* 2: the shares' scores to rank 0, into their places */
     for (int r = me > 0 ? me : 1; r < (me > 0 ? me + 1 : N); r++) {
         const size_t a = share_lo(n, r, N), b = share_lo(n, r + 1, N);
         const size_t k = b - a, c = offset[b] - offset[a];
         const int from = me > 0 ? 0 : r;
-        if (k && (rd_dp_to_root(dp, from, me ? mine.pred : out->pred + a, sizeof(int) * k, err) ||
-                  rd_dp_to_root(dp, from, me ? mine.pred_norm : out->pred_norm + a,
+        if (k && (rd_dp_to_root(dp, from, me ? mine.pred : pred + a, sizeof(int) * k, err) ||
+                  rd_dp_to_root(dp, from, me ? mine.pred_norm : pred_norm + a,
                                 sizeof(int) * k, err) ||
-                  rd_dp_to_root(dp, from, me ? mine.loglik : out->loglik + offset[a],
+                  rd_dp_to_root(dp, from, me ? mine.loglik : loglik + offset[a],
                                 sizeof(double) * c, err) ||
-                  rd_dp_to_root(dp, from, me ? mine.tokens : out->tokens + offset[a],
+                  rd_dp_to_root(dp, from, me ? mine.tokens : tokens + offset[a],
                                 sizeof(int) * c, err)))
             goto fail;
     }
-    if (me > 0) { /* rank 0 holds the scores */
+    if (me != 0) { /* rank 0 holds the scores (the arrays below are rank 0's: NULL here) */
         rd_mc_scores_release(&mine);
+        free(pred);
+        free(pred_norm);
+        free(loglik);
+        free(tokens);
         free(offset);
         return 0;
     }
     if (hi > lo) {
-        memcpy(out->pred, mine.pred, sizeof(int) * (hi - lo));
-        memcpy(out->pred_norm, mine.pred_norm, sizeof(int) * (hi - lo));
-        memcpy(out->loglik, mine.loglik, sizeof(double) * offset[hi]);
-        memcpy(out->tokens, mine.tokens, sizeof(int) * offset[hi]);
+        memcpy(pred, mine.pred, sizeof(int) * (hi - lo));
+        memcpy(pred_norm, mine.pred_norm, sizeof(int) * (hi - lo));
+        memcpy(loglik, mine.loglik, sizeof(double) * offset[hi]);
+        memcpy(tokens, mine.tokens, sizeof(int) * offset[hi]);
     }
     rd_mc_scores_release(&mine);
     size_t correct = 0, correct_norm = 0;
     for (size_t i = 0; i < n; i++) {
-        correct += out->pred[i] == rd_mc_get(s, i)->gold;
-        correct_norm += out->pred_norm[i] == rd_mc_get(s, i)->gold;
+        correct += pred[i] == rd_mc_get(s, i)->gold;
+        correct_norm += pred_norm[i] == rd_mc_get(s, i)->gold;
     }
+    out->pred = pred;
+    out->pred_norm = pred_norm;
+    out->loglik = loglik;
+    out->tokens = tokens;
     out->offset = offset;
     out->n = n;
     out->truncated = (size_t)truncated;
@@ -305,6 +321,10 @@ int rd_mc_score_dp(const rd_model *m, const rd_edits_view *view, const rd_mc_set
 fail:
     rd_mc_scores_release(&mine);
     rd_mc_scores_release(out);
+    free(pred);
+    free(pred_norm);
+    free(loglik);
+    free(tokens);
     free(offset);
     return -1;
 }
