@@ -74,9 +74,12 @@ int rd_batch_set_top(rd_batch *b, int id, int k, rd_error *err);
  * Returns the count (0 when the sequence asked for none, or outside on_token). */
 int rd_batch_token_top(const rd_batch *b, const int **ids, const float **logprobs);
 
-/* The k (≥ 1) most likely entries of a raw logits row (n) as rd_batch_token_top gives them:
- * ids and log-probabilities (each of k), most likely first. Returns the count (min(k, n)). */
-int rd_logits_top(const float *row, int n, int k, int *ids, float *logprobs);
+/* The log-probability of token id (0 ≤ id < n) in a raw logits row (n), computed as on_token's
+ * logprob is, and with k ≥ 1 the row's k most likely entries as rd_batch_token_top gives them:
+ * ids and log-probabilities (each of k), most likely first, *n_top = min(k, n) (0 for k ≤ 0;
+ * n_top may be NULL). One log-sum-exp pass serves both. */
+float rd_logits_logprob(const float *row, int n, int id, int k, int *ids, float *logprobs,
+                        int *n_top);
 
 /* Sequence `id` has ended (stats.stopped_by: 0 token limit, 1 EOS, 2 callback or
  * rd_batch_cancel, 3 context full); its slot is free again when this is called. */

@@ -226,11 +226,13 @@ static int row_top(const float *row, int n, int k, double max, double logsum, in
     return m;
 }
 
-int rd_logits_top(const float *row, int n, int k, int *ids, float *logprobs) {
-    if (!row || n < 1 || k < 1) return 0;
+float rd_logits_logprob(const float *row, int n, int id, int k, int *ids, float *logprobs,
+                        int *n_top) {
     double max, logsum;
     log_softmax_terms(row, n, &max, &logsum);
-    return row_top(row, n, k < n ? k : n, max, logsum, ids, logprobs);
+    const int m = k > 0 ? row_top(row, n, k < n ? k : n, max, logsum, ids, logprobs) : 0;
+    if (n_top) *n_top = m;
+    return (float)((double)row[id] - max - logsum);
 }
 
 /* Samples the next token of the sequence in slot i from its raw logits row, passes it on and
@@ -245,10 +247,9 @@ static int seq_sample(rd_batch *b, int i, const float *row, rd_batch_token_fn on
         seq_end(b, i, 1, on_done);
         return 0;
     }
-    double max = 0, logsum = 0;
-    if (s->top >= 0) log_softmax_terms(row, b->vocab, &max, &logsum);
-    const float logprob = s->top >= 0 ? (float)((double)row[id] - max - logsum) : NAN;
-    if (s->top > 0) b->n_top = row_top(row, b->vocab, s->top, max, logsum, b->top_id, b->top_lp);
+    const float logprob = s->top >= 0 ? rd_logits_logprob(row, b->vocab, id, s->top, b->top_id,
+                                                          b->top_lp, &b->n_top)
+                                      : NAN;
     const int prev = s->history[s->n_history - 1];
     s->history[s->n_history++] = id;
     s->stats.n_generated++;

@@ -136,15 +136,6 @@ static int lp_reserve(job *j) {
     return rd_array_reserve(&j->lp, &j->cap_lp, j->n_lp + 1, sizeof *j->lp);
 }
 
-/* The log-sum-exp of row (V logits). */
-static double row_lse(const float *row, int V) {
-    float mx = row[0];
-    for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-    double sum = 0;
-    for (int v = 0; v < V; v++) sum += exp((double)row[v] - mx);
-    return mx + log(sum);
-}
-
 /* The echoed prompt's log-probabilities: one forward pass over the whole prompt (every
  * position's logits) on the engine's scoring context. Engine thread, without mu. */
 static int score_prompt(rd_server *s, rd_ctx **score, job *j, rd_error *err) {
@@ -161,11 +152,10 @@ static int score_prompt(rd_server *s, rd_ctx **score, job *j, rd_error *err) {
     }
     for (size_t i = 1; i < j->n_prompt && i < j->n_echo; i++) {
         const float *row = logits + (i - 1) * (size_t)V;
-        const double lse = row_lse(row, V);
         lp_token *t = &j->lp[i];
-        t->lp = (float)(row[j->prompt[i]] - lse);
+        t->lp = rd_logits_logprob(row, V, j->prompt[i], j->logprobs, t->top_id, t->top_lp,
+                                  &t->n_top);
         t->has_lp = 1;
-        t->n_top = j->logprobs > 0 ? rd_logits_top(row, V, j->logprobs, t->top_id, t->top_lp) : 0;
     }
     free(logits);
     return 0;

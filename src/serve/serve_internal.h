@@ -16,7 +16,7 @@
 #include "redit/serve.h"
 
 #define SERVE_MAX_STOP 4
-#define SERVE_MAX_TOP 20
+#define SERVE_MAX_TOP RD_BATCH_MAX_TOP /* the engine's limit of alternatives per token */
 
 /* A loaded edit set; refs counts the registry's reference (until removed) and each job's. */
 typedef struct edit_set {

@@ -102,6 +102,20 @@ static int encode_item(const rd_tokenizer *tok, const rd_mc_set *s, const rd_mc_
     return 0;
 }
 
+/* out's n and accuracies from its predictions (out->pred, out->pred_norm) of s's n items. */
+static void set_accuracy(rd_mc_scores *out, const rd_mc_set *s, size_t n) {
+    size_t correct = 0, correct_norm = 0;
+    for (size_t i = 0; i < n; i++) {
+        correct += out->pred[i] == rd_mc_get(s, i)->gold;
+        correct_norm += out->pred_norm[i] == rd_mc_get(s, i)->gold;
+    }
+    out->n = n;
+    out->acc = n ? (double)correct / (double)n : NAN;
+    out->acc_norm = n ? (double)correct_norm / (double)n : NAN;
+    out->acc_stderr = rd_mc_stderr(correct, n);
+    out->acc_norm_stderr = rd_mc_stderr(correct_norm, n);
+}
+
 int rd_mc_score(const rd_model *m, const rd_edits_view *view, const rd_mc_set *s, int max_len,
                 const atomic_int *stop, rd_mc_scores *out, rd_error *err) {
     memset(out, 0, sizeof *out);
@@ -125,7 +139,7 @@ int rd_mc_score(const rd_model *m, const rd_edits_view *view, const rd_mc_set *s
     if (!out->pred || !out->pred_norm || !out->loglik || !out->tokens || !out->offset || !rows ||
         !logits || !ctx)
         rc = ctx ? rd_error_set(err, "out of memory for multiple-choice scoring") : -1;
-    size_t correct = 0, correct_norm = 0, off = 0;
+    size_t off = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (stop && atomic_load(stop) >= RD_STOP_SKIP_EVAL) {
             rc = 1;
@@ -189,8 +203,6 @@ int rd_mc_score(const rd_model *m, const rd_edits_view *view, const rd_mc_set *s
             off += (size_t)nc;
             out->pred[i] = best;
             out->pred_norm[i] = best_norm;
-            correct += best == it->gold;
-            correct_norm += best_norm == it->gold;
         }
         item_tokens_free(&t, nc);
     }
@@ -202,11 +214,7 @@ int rd_mc_score(const rd_model *m, const rd_edits_view *view, const rd_mc_set *s
         return rc;
     }
     out->offset[n] = off;
-    out->n = n;
-    out->acc = n ? (double)correct / (double)n : NAN;
-    out->acc_norm = n ? (double)correct_norm / (double)n : NAN;
-    out->acc_stderr = rd_mc_stderr(correct, n);
-    out->acc_norm_stderr = rd_mc_stderr(correct_norm, n);
+    set_accuracy(out, s, n);
     return 0;
 }
 
@@ -301,22 +309,13 @@ int rd_mc_score_dp(const rd_model *m, const rd_edits_view *view, const rd_mc_set
         memcpy(tokens, mine.tokens, sizeof(int) * offset[hi]);
     }
     rd_mc_scores_release(&mine);
-    size_t correct = 0, correct_norm = 0;
-    for (size_t i = 0; i < n; i++) {
-        correct += pred[i] == rd_mc_get(s, i)->gold;
-        correct_norm += pred_norm[i] == rd_mc_get(s, i)->gold;
-    }
     out->pred = pred;
     out->pred_norm = pred_norm;
     out->loglik = loglik;
     out->tokens = tokens;
     out->offset = offset;
-    out->n = n;
     out->truncated = (size_t)truncated;
-    out->acc = n ? (double)correct / (double)n : NAN;
-    out->acc_norm = n ? (double)correct_norm / (double)n : NAN;
-    out->acc_stderr = rd_mc_stderr(correct, n);
-    out->acc_norm_stderr = rd_mc_stderr(correct_norm, n);
+    set_accuracy(out, s, n);
     return 0;
 fail:
     rd_mc_scores_release(&mine);
